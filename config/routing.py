@@ -1,0 +1,3 @@
+"""Websocket routes. Websockets only push; every decision is an ordinary POST."""
+
+websocket_urlpatterns: list = []

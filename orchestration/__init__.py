@@ -1,0 +1,1 @@
+"""Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""

@@ -1,0 +1,219 @@
+"""The saver port: the values a checkpoint is made of and the narrow interface every saver implements.
+
+The superstep loop only ever talks to a saver through `BaseCheckpointSaver`; how a saver
+stores things (memory, one SQLite file, Django models) never leaks into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Literal
+
+CheckpointSource = Literal["input", "loop", "update", "fork"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointConfig:
+    """Names a thread and, optionally, one checkpoint in it (`None` means the latest)."""
+
+    thread_id: str
+    checkpoint_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.thread_id, str) or not self.thread_id:
+            raise ValueError(
+                f"CheckpointConfig needs a non-empty string thread_id, got {self.thread_id!r}"
+            )
+
+    def with_checkpoint_id(self, checkpoint_id: str | None) -> CheckpointConfig:
+        return replace(self, checkpoint_id=checkpoint_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A snapshot of a thread's state between two supersteps.
+
+    `values` is a plain dict of the schema's field values. `versions` maps each field to the
+    id of the checkpoint that last changed it: a field whose version equals its parent's did not
+    change, so a saver never needs to store it again. `internal` is engine bookkeeping that is
+    not user state (queued `Send` tasks, join barriers, interrupt counters); savers store it
+    as one opaque serialized value.
+    """
+
+    id: str
+    ts: datetime
+    values: Mapping[str, Any]
+    versions: Mapping[str, str] = _EMPTY
+    next: tuple[str, ...] = ()
+    internal: Mapping[str, Any] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointMetadata:
+    """Why a checkpoint exists: `source` and `step`, what each node wrote, and free-form `extra`."""
+
+    source: CheckpointSource
+    step: int
+    writes: Mapping[str, Any] = _EMPTY
+    extra: Mapping[str, Any] = _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A write a task produced that is not yet part of a committed superstep."""
+
+    task_id: str
+    channel: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointTuple:
+    config: CheckpointConfig
+    checkpoint: Checkpoint
+    metadata: CheckpointMetadata
+    parent_config: CheckpointConfig | None = None
+    pending_writes: tuple[PendingWrite, ...] = field(default=())
+
+
+# Filter keys end up in SQL in some savers (as JSON paths); only plain identifiers are accepted,
+# which closes the hole LangGraph's SQLite saver had through filter keys (CVE-2025-67644).
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def validate_filter(filter: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """Check `list(filter=...)` keys once, for every saver. Returns the filter (or `{}`)."""
+    if filter is None:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise TypeError(f"filter must be a mapping of metadata keys to values, got {filter!r}")
+    for key in filter:
+        if not isinstance(key, str) or not _FILTER_KEY.match(key):
+            raise ValueError(
+                f"invalid filter key {key!r}: keys are metadata names made of letters, digits "
+                "and underscores ('source', 'step' or a key of metadata.extra)"
+            )
+    return filter
+
+
+def metadata_matches(metadata: CheckpointMetadata, filter: Mapping[str, Any]) -> bool:
+    """The reference meaning of `filter`: `source`, `step`, else a key of `metadata.extra`."""
+    for key, wanted in filter.items():
+        if key == "source":
+            actual: Any = metadata.source
+        elif key == "step":
+            actual = metadata.step
+        elif key in metadata.extra:
+            actual = metadata.extra[key]
+        else:
+            return False
+        if actual != wanted:
+            return False
+    return True
+
+
+class _IdClock:
+    """Checkpoint ids: 16 hex digits of nanoseconds (strictly increasing in this process) then
+    8 random hex digits, so ids sort by creation time and never collide across processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next_id(self) -> str:
+        with self._lock:
+            now = max(time.time_ns(), self._last + 1)
+            self._last = now
+        return f"{now:016x}{os.urandom(4).hex()}"
+
+
+_clock = _IdClock()
+
+
+def new_checkpoint_id() -> str:
+    return _clock.next_id()
+
+
+class BaseCheckpointSaver(ABC):
+    """The port. Savers implement the five sync methods; the async twins run them off the loop.
+
+    Contract (checked by `tests/checkpoint/test_conformance.py` for every saver):
+
+    - `get_tuple(config)`: the checkpoint `config.checkpoint_id` names, or the thread's latest
+      when it is `None`; `None` if there is none. Pending writes come back in write order.
+    - `list(config, limit, before=, filter=)`: the thread's checkpoints, **oldest first**.
+      `before` (a config naming a checkpoint) keeps those created before it; `limit` keeps the
+      `limit` newest of what is left (still returned oldest first); `filter` matches metadata
+      (`source`, `step`, or a key of `metadata.extra`).
+    - `put(config, checkpoint, metadata)`: store it; `config.checkpoint_id` is its parent
+      (`None` for a thread's first). Returns the config naming the stored checkpoint.
+    - `put_writes(config, writes, task_id)`: attach pending writes to `config.checkpoint_id`.
+      Writing the same task's writes twice replaces them (a retried task never duplicates).
+    - `delete_thread(thread_id)`: forget the thread, its checkpoints and writes.
+    """
+
+    @abstractmethod
+    def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None: ...
+
+    @abstractmethod
+    def list(
+        self,
+        config: CheckpointConfig,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[CheckpointTuple]: ...
+
+    @abstractmethod
+    def put(
+        self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> CheckpointConfig: ...
+
+    @abstractmethod
+    def put_writes(
+        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
+    ) -> None: ...
+
+    @abstractmethod
+    def delete_thread(self, thread_id: str) -> None: ...
+
+    # Async twins: one implementation, run in a worker thread so the event loop never blocks
+    # on I/O. A saver with a native async driver may override them.
+
+    async def aget_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: CheckpointConfig,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[CheckpointTuple]:
+        return await asyncio.to_thread(self.list, config, limit, before=before, filter=filter)
+
+    async def aput(
+        self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> CheckpointConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata)
+
+    async def aput_writes(
+        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)

@@ -1,0 +1,58 @@
+"""Every error the engine raises, in one tree.
+
+    OrchestrationError
+    ├── GraphValidationError    compile() found problems; `.problems` lists all of them
+    ├── InvalidUpdateError      a node returned something the schema or reducers refuse
+    ├── GraphRecursionError     more supersteps than `recursion_limit`; the thread is resumable
+    ├── CheckpointNotFound      a config names a checkpoint that does not exist
+    ├── ThreadBusyError         new input for a thread that is paused or crashed mid-run
+    ├── SerializationError      a value cannot be stored, or a stored value is not allowed back
+    └── NodeError               a node raised; wraps the exception, names node and step
+
+Each message says what happened, where (node, step, thread, field) and what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class OrchestrationError(Exception):
+    """Base class of every error Stepwise's engine raises."""
+
+
+class GraphValidationError(OrchestrationError):
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"the graph has {len(self.problems)} problem(s):\n{lines}")
+
+
+class InvalidUpdateError(OrchestrationError):
+    pass
+
+
+class GraphRecursionError(OrchestrationError):
+    pass
+
+
+class CheckpointNotFound(OrchestrationError, LookupError):
+    pass
+
+
+class ThreadBusyError(OrchestrationError):
+    pass
+
+
+class SerializationError(OrchestrationError, ValueError):
+    pass
+
+
+class NodeError(OrchestrationError):
+    def __init__(self, node: str, step: int, error: BaseException) -> None:
+        self.node = node
+        self.step = step
+        self.error = error
+        super().__init__(
+            f"node {node!r} failed in step {step}: {type(error).__name__}: {error}"
+        )

@@ -1,0 +1,204 @@
+"""Threads, the checkpoint tree, pending writes and runs, as Django rows.
+
+Storage follows the SQLite saver's design: a checkpoint row holds only small metadata and
+each field's *version*; field values live in `FieldVersion` rows written only when a field
+changes, and an append-only field stores just what was appended (`kind = append`).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Thread(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "New"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for review"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    thread_id = models.CharField(max_length=200, unique=True)
+    graph_name = models.CharField(max_length=100, blank=True, db_index=True)
+    title = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    head_checkpoint_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "-updated_at"], name="thread_status_updated"),
+            models.Index(fields=["-updated_at"], name="thread_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.thread_id
+
+
+class Checkpoint(models.Model):
+    """One node of a thread's checkpoint tree."""
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="checkpoints")
+    checkpoint_id = models.CharField(max_length=64)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    step = models.IntegerField()
+    source = models.CharField(max_length=10)
+    next = models.JSONField(default=list)
+    # field name -> version (the checkpoint id that last changed the field)
+    versions = models.JSONField(default=dict)
+    # serialized engine bookkeeping and metadata.writes / metadata.extra (serde bytes)
+    internal = models.BinaryField(default=bytes)
+    writes = models.BinaryField(default=bytes)
+    extra = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    # who caused an `update` / `fork` checkpoint, and why
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "checkpoint_id"], name="checkpoint_unique_id"),
+        ]
+        # checkpoint ids sort by creation time within a thread: one index serves the history,
+        # the latest checkpoint and `before=` pagination.
+        indexes = [models.Index(fields=["thread", "-checkpoint_id"], name="checkpoint_history")]
+
+    def __str__(self) -> str:
+        return f"{self.thread_id}:{self.checkpoint_id} (step {self.step}, {self.source})"
+
+
+class FieldVersion(models.Model):
+    """One version of one state field. `full` holds the value; `append` holds the items
+    appended to `base` (the previous version of the same field)."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full value"
+        APPEND = "append", "Appended items"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="field_versions")
+    field = models.CharField(max_length=200)
+    version = models.CharField(max_length=64)
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    base = models.CharField(max_length=64, blank=True)
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["thread", "field", "version"], name="field_version_unique"
+            ),
+        ]
+
+
+class PendingWrite(models.Model):
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="pending")
+    task_id = models.CharField(max_length=100)
+    idx = models.IntegerField()
+    channel = models.CharField(max_length=200)
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "task_id", "idx"], name="pending_write_unique"
+            ),
+        ]
+
+
+class Run(models.Model):
+    """One execution of a thread by a worker: start, resume, fork or retry."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for review"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        STALLED = "stalled", "Stalled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    class Kind(models.TextChoices):
+        START = "start", "Start"
+        RESUME = "resume", "Resume"
+        FORK = "fork", "Fork"
+        RETRY = "retry", "Retry"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # serde bytes of the input / Command the run starts with; checkpoint to fork from
+    input = models.BinaryField(default=bytes)
+    from_checkpoint_id = models.CharField(max_length=64, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    task_result_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one active run per thread, enforced by the database.
+            models.UniqueConstraint(
+                fields=["thread"],
+                condition=Q(status__in=["queued", "running"]),
+                name="run_one_active_per_thread",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="run_running_lease",
+            ),
+            models.Index(fields=["thread", "-created_at"], name="run_thread_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.thread_id} ({self.status})"
+
+
+class Event(models.Model):
+    """What happened, in order: pushed live to open pages and kept as the audit trail.
+
+    Workers in another process write events here; pages poll this table when no shared
+    channel layer (Redis) carries them, so live updates work in the SQLite profile too.
+    """
+
+    kind = models.CharField(max_length=50)
+    thread = models.ForeignKey(
+        Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["thread", "id"], name="event_thread")]
