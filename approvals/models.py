@@ -1,0 +1,151 @@
+"""Review requests raised by paused runs, and the immutable decisions people make on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from orchestration.models import Run, Thread
+
+
+class ReviewRequest(models.Model):
+    """One interrupt of one paused run that a person must answer."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CLAIMED = "claimed", "Claimed"
+        DECIDED = "decided", "Decided"
+        CANCELLED = "cancelled", "Cancelled"
+        SUPERSEDED = "superseded", "Superseded"
+
+    OPEN = (Status.PENDING, Status.CLAIMED)
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "Review"
+        # any other interrupt payload: shown as data, answered with free text
+        RESPOND = "respond", "Respond"
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="reviews")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    interrupt_id = models.CharField(max_length=200)
+    node = models.CharField(max_length=200, blank=True)
+    # the checkpoint the run paused at: "decide differently" forks from here
+    checkpoint_id = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REVIEW)
+    title = models.CharField(max_length=300, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    # a username or a group name, from the payload; empty means anyone with the role
+    assignee = models.CharField(max_length=150, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # "decide differently": this review re-answers `reanswer_of` on a new branch
+    reanswer_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reanswers"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # An interrupt is open at most once per thread: a re-delivered run_paused signal or
+            # a resume that re-asks the same interrupt reuses the open row.
+            models.UniqueConstraint(
+                fields=["thread", "interrupt_id"],
+                condition=Q(status__in=["pending", "claimed"]),
+                name="review_one_open_per_interrupt",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="review_status_created"),
+            models.Index(fields=["thread", "created_at"], name="review_thread_created"),
+        ]
+        permissions = [
+            ("decide_review", "Can claim and decide reviews"),
+            ("fork_thread", "Can fork a thread from a past checkpoint"),
+            ("view_ops", "Can see the ops console"),
+            ("operate_runs", "Can resume, retry and cancel runs"),
+            ("override_claim", "Can decide a review someone else claimed"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"review {self.pk} of {self.thread_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+    @property
+    def actions(self) -> list[str]:
+        if self.kind == self.Kind.RESPOND:
+            return ["respond"]
+        allowed = self.payload.get("actions") or ["approve", "reject"]
+        return [a for a in allowed if a in Decision.Action.values]
+
+    @property
+    def data(self) -> Any:
+        return self.payload.get("data")
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        schema = self.payload.get("schema")
+        return schema if isinstance(schema, dict) else None
+
+
+class ImmutableError(Exception):
+    pass
+
+
+class Decision(models.Model):
+    """What a person decided on a review. Written once, never changed (it is the audit trail)."""
+
+    class Action(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        EDIT = "edit", "Edit then approve"
+        RESPOND = "respond", "Respond"
+
+    review = models.OneToOneField(ReviewRequest, on_delete=models.CASCADE, related_name="decision")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    comment = models.TextField(blank=True)
+    values = models.JSONField(default=dict, blank=True)
+    text = models.TextField(blank=True)
+    # the run that carried the answer back into the thread
+    resumed_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["review"], name="decision_one_per_review"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} on review {self.review_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ImmutableError(f"decision {self.pk} is immutable; record a new review instead")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ImmutableError(f"decision {self.pk} is immutable and cannot be deleted")
+
+    def answer(self, reviewer: str) -> dict[str, Any]:
+        """The resume value the interrupted node receives (brief-common's answer format)."""
+        return {
+            "action": self.action,
+            "comment": self.comment,
+            "values": dict(self.values),
+            "text": self.text,
+            "reviewer": reviewer,
+        }
