@@ -1,1 +1,44 @@
 """Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""
+
+from orchestration.errors import (
+    CheckpointNotFound,
+    GraphRecursionError,
+    GraphValidationError,
+    InvalidUpdateError,
+    NodeError,
+    OrchestrationError,
+    SerializationError,
+    ThreadBusyError,
+)
+from orchestration.graph import CompiledGraph, StateGraph
+from orchestration.interrupts import interrupt
+from orchestration.types import (
+    END,
+    START,
+    Command,
+    Interrupt,
+    RetryPolicy,
+    Send,
+    StateSnapshot,
+)
+
+__all__ = [
+    "END",
+    "START",
+    "CheckpointNotFound",
+    "Command",
+    "CompiledGraph",
+    "GraphRecursionError",
+    "GraphValidationError",
+    "Interrupt",
+    "InvalidUpdateError",
+    "NodeError",
+    "OrchestrationError",
+    "RetryPolicy",
+    "Send",
+    "SerializationError",
+    "StateGraph",
+    "StateSnapshot",
+    "ThreadBusyError",
+    "interrupt",
+]

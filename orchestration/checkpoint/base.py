@@ -7,6 +7,7 @@ stores things (memory, one SQLite file, Django models) never leaks into the loop
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import re
 import threading
@@ -174,7 +175,7 @@ class BaseCheckpointSaver(ABC):
         *,
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
-    ) -> list[CheckpointTuple]: ...
+    ) -> builtins.list[CheckpointTuple]: ...
 
     @abstractmethod
     def put(
@@ -202,7 +203,7 @@ class BaseCheckpointSaver(ABC):
         *,
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
-    ) -> list[CheckpointTuple]:
+    ) -> builtins.list[CheckpointTuple]:
         return await asyncio.to_thread(self.list, config, limit, before=before, filter=filter)
 
     async def aput(

@@ -1,0 +1,57 @@
+"""Dynamic interrupts: `interrupt(value)` inside a node pauses the run until a person answers.
+
+The first call raises `GraphInterrupt` (caught by the loop, never seen by callers); once the
+run is resumed with `Command(resume=answer)` the node runs again from its start and the same
+call returns the answer. Calls are matched to answers by their order inside the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestration.types import Interrupt
+
+
+class GraphInterrupt(Exception):  # noqa: N818 - named like LangGraph's, it is a signal not an error
+    """Raised by `interrupt()` to stop the running task; the loop records `interrupt`."""
+
+    def __init__(self, interrupt: Interrupt, index: int) -> None:
+        self.interrupt = interrupt
+        self.index = index
+        super().__init__(f"node {interrupt.node!r} is waiting for an answer ({interrupt.id})")
+
+
+@dataclass(slots=True)
+class TaskScope:
+    """What `interrupt()` needs to know about the task calling it."""
+
+    task_id: str
+    node: str
+    resume: list[Any] = field(default_factory=list)
+    calls: int = 0
+
+
+current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)
+
+
+def interrupt_id(task_id: str, index: int) -> str:
+    """Stable for one task of one checkpoint: replaying the same checkpoint asks the same id;
+    a fork (a new checkpoint id) asks anew."""
+    return hashlib.blake2b(f"{task_id}:{index}".encode(), digest_size=12).hexdigest()
+
+
+def interrupt(value: Any) -> Any:
+    """Pause the run and show `value` to whoever resumes it; returns their answer."""
+    scope = current_task.get()
+    if scope is None:
+        raise RuntimeError(
+            "interrupt() can only be called inside a node while a graph runs it"
+        )
+    index = scope.calls
+    scope.calls += 1
+    if index < len(scope.resume):
+        return scope.resume[index]
+    raise GraphInterrupt(Interrupt(interrupt_id(scope.task_id, index), value, scope.node), index)

@@ -1,0 +1,247 @@
+"""State schemas: what fields a graph's state has, their reducers and defaults, and how plain
+field dicts (what checkpoints store) turn into the schema's instances and back."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NotRequired, Required
+
+from orchestration.errors import InvalidUpdateError
+from orchestration.reducers import last_value
+
+Reducer = Callable[[Any, Any], Any]
+SchemaKind = Literal["dataclass", "typeddict", "pydantic"]
+
+_MISSING: Any = dataclasses.MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    reducer: Reducer
+    # Produces a fresh default each call; `None` when the field has none (required).
+    default: Callable[[], Any] | None
+    annotation: Any
+
+
+def _is_pydantic_model(cls: Any) -> bool:
+    return isinstance(cls, type) and hasattr(cls, "model_fields") and hasattr(
+        cls, "model_construct"
+    )
+
+
+def _is_typeddict(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__total__")
+
+
+def _strip_qualifiers(annotation: Any) -> Any:
+    while typing.get_origin(annotation) in (Required, NotRequired):
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _reducer_of(annotation: Any) -> Reducer:
+    annotation = _strip_qualifiers(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in annotation.__metadata__:
+            if callable(meta) and not isinstance(meta, type):
+                return typing.cast(Reducer, meta)
+    return last_value
+
+
+def _base_type(annotation: Any) -> Any:
+    annotation = _strip_qualifiers(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return typing.get_origin(annotation) or annotation
+
+
+def _empty_factory(annotation: Any) -> Callable[[], Any] | None:
+    """A TypedDict field with a reducer starts from its type's empty value (list(), dict(), 0)."""
+    base = _base_type(annotation)
+    if isinstance(base, type):
+        try:
+            base()
+        except Exception:
+            return None
+        return typing.cast(Callable[[], Any], base)
+    return None
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
+class Schema:
+    """Introspects a dataclass, TypedDict or pydantic model once, at `StateGraph(schema)`."""
+
+    def __init__(self, cls: Any) -> None:
+        self.cls = cls
+        self.kind: SchemaKind
+        try:
+            hints = typing.get_type_hints(cls, include_extras=True)
+        except Exception as error:
+            raise TypeError(
+                f"cannot read the annotations of state schema {cls!r}: {error}"
+            ) from error
+        if dataclasses.is_dataclass(cls) and isinstance(cls, type):
+            self.kind = "dataclass"
+            specs = [self._dataclass_field(f, hints[f.name]) for f in dataclasses.fields(cls)]
+        elif _is_pydantic_model(cls):
+            self.kind = "pydantic"
+            specs = [
+                self._pydantic_field(name, info, hints.get(name))
+                for name, info in cls.model_fields.items()
+            ]
+        elif _is_typeddict(cls):
+            self.kind = "typeddict"
+            specs = [self._typeddict_field(name, hint) for name, hint in hints.items()]
+        else:
+            raise TypeError(
+                f"StateGraph needs a @dataclass, a TypedDict or a pydantic BaseModel as its state "
+                f"schema, got {cls!r}"
+            )
+        self.fields: dict[str, FieldSpec] = {s.name: s for s in specs}
+        bad = [name for name in self.fields if name.startswith("__")]
+        if bad:
+            raise TypeError(
+                f"state fields may not start with '__' (reserved for the engine): {bad}"
+            )
+        self.reducers: dict[str, Reducer] = {s.name: s.reducer for s in specs}
+
+    @staticmethod
+    def _typeddict_field(name: str, hint: Any) -> FieldSpec:
+        reducer = _reducer_of(hint)
+        default = None if reducer is last_value else _empty_factory(hint)
+        return FieldSpec(name, reducer, default, hint)
+
+    @staticmethod
+    def _dataclass_field(f: dataclasses.Field[Any], hint: Any) -> FieldSpec:
+        default: Callable[[], Any] | None = None
+        if f.default is not _MISSING:
+            default = _constant(f.default)
+        elif f.default_factory is not _MISSING:
+            default = typing.cast(Callable[[], Any], f.default_factory)
+        return FieldSpec(f.name, _reducer_of(hint), default, hint)
+
+    @staticmethod
+    def _pydantic_field(name: str, info: Any, hint: Any) -> FieldSpec:
+        reducer: Reducer = last_value
+        for meta in info.metadata:
+            if callable(meta) and not isinstance(meta, type):
+                reducer = meta
+                break
+        if hint is not None and reducer is last_value:
+            reducer = _reducer_of(hint)
+        default = (
+            None if info.is_required() else (lambda: info.get_default(call_default_factory=True))
+        )
+        return FieldSpec(name, reducer, default, hint if hint is not None else info.annotation)
+
+    # -- values <-> instances ---------------------------------------------------------------
+
+    def initial_values(self) -> dict[str, Any]:
+        return {name: s.default() for name, s in self.fields.items() if s.default is not None}
+
+    def instance(self, values: Mapping[str, Any]) -> Any:
+        """The schema instance nodes receive and `invoke` returns (a dict for a TypedDict)."""
+        if self.kind == "typeddict":
+            return dict(values)
+        missing = [n for n, s in self.fields.items() if s.default is None and n not in values]
+        if missing:
+            raise InvalidUpdateError(
+                f"state field(s) {missing} of {self.cls.__name__} have no default and no value "
+                "yet: give them in the graph's input"
+            )
+        if self.kind == "pydantic":
+            return self.cls.model_construct(**values)
+        return self.cls(**values)
+
+    def is_instance(self, value: Any) -> bool:
+        return self.kind != "typeddict" and isinstance(value, self.cls)
+
+    def input_updates(self, value: Any) -> dict[str, Any]:
+        """The fields an `invoke` input sets. A schema instance sets the fields that differ
+        from their defaults, so the schema's default instance is an empty input."""
+        if value is None:
+            return {}
+        if self.is_instance(value):
+            updates: dict[str, Any] = {}
+            for name, spec in self.fields.items():
+                current = getattr(value, name)
+                if spec.default is None or current != spec.default():
+                    updates[name] = current
+            return updates
+        return self.check_update("input", value)
+
+    def check_update(self, node: str, update: Any) -> dict[str, Any]:
+        if not isinstance(update, Mapping):
+            raise InvalidUpdateError(
+                f"node {node!r} returned {type(update).__name__} {update!r:.80}: a node returns a "
+                "dict of the fields it changes, None, or a Command"
+            )
+        for key in update:
+            if key not in self.fields:
+                raise InvalidUpdateError(
+                    f"node {node!r} wrote key {key!r}, which is not a field of "
+                    f"{self.cls.__name__} (fields: {sorted(self.fields)})"
+                )
+        return dict(update)
+
+    def current_or_empty(self, values: Mapping[str, Any], key: str) -> Any:
+        if key in values:
+            return values[key]
+        spec = self.fields[key]
+        return spec.default() if spec.default is not None else None
+
+    # -- serializer registration -------------------------------------------------------------
+
+    def user_types(self) -> list[type]:
+        """The schema class and the dataclass / pydantic / Enum types its annotations mention."""
+        found: list[type] = []
+        _collect_types(self.cls, found)
+        return found
+
+
+def _collect_types(annotation: Any, found: list[type]) -> None:
+    origin = typing.get_origin(annotation)
+    if origin is not None:
+        args = typing.get_args(annotation)
+        if origin is typing.Annotated:
+            args = args[:1]
+        for arg in args:
+            _collect_types(arg, found)
+        return
+    if not isinstance(annotation, type) or annotation in found:
+        return
+    if issubclass(annotation, enum.Enum):
+        found.append(annotation)
+    elif dataclasses.is_dataclass(annotation) or _is_pydantic_model(annotation) or _is_typeddict(
+        annotation
+    ):
+        if not _is_typeddict(annotation):
+            found.append(annotation)
+        try:
+            hints = typing.get_type_hints(annotation, include_extras=True)
+        except Exception:  # a hint we cannot resolve just means nothing more to register
+            return
+        for hint in hints.values():
+            _collect_types(hint, found)
+
+
+def register_with_serializer(types: Iterable[type]) -> None:
+    """Tell the checkpoint serializer these types may be stored and loaded back."""
+    try:
+        serde = importlib.import_module("orchestration.checkpoint.serde")
+    except ModuleNotFoundError as error:
+        if error.name != "orchestration.checkpoint.serde":
+            raise
+        return
+    types = list(types)
+    if types:
+        serde.register(*types)

@@ -1,0 +1,95 @@
+"""The small values graphs are built and driven with: START/END, Send, Command, Interrupt,
+RetryPolicy and the StateSnapshot returned by `get_state`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestration.checkpoint.base import CheckpointConfig, CheckpointMetadata
+
+START = "__start__"
+END = "__end__"
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Run `node` once with `arg` as its input instead of the state (map-reduce fan-out)."""
+
+    node: str
+    arg: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Command[N]:
+    """Returned by a node: `update` the state and `goto` other nodes.
+    Given as input: `resume` answers pending interrupts (a value, or `{interrupt_id: answer}`).
+
+    `Command[Literal["a", "b"]]` as a node's return annotation tells `compile` where it can go.
+    """
+
+    update: Any = None
+    goto: str | Send | Sequence[str | Send] = ()
+    resume: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """A pause asked for by `interrupt(value)` inside `node`; answer it with `Command(resume=)`."""
+
+    id: str
+    value: Any
+    node: str
+
+
+def _retry_everything(error: BaseException) -> bool:
+    return isinstance(error, Exception)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retry a failing node in place before the failure reaches the caller.
+
+    `backoff` is the pause in seconds before the second attempt; it doubles for each further
+    attempt. `retry_on` is an exception class, a tuple of them, or a predicate.
+    """
+
+    max_attempts: int = 3
+    backoff: float = 0.0
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[
+        [BaseException], bool
+    ] = _retry_everything
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(
+                f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}"
+            )
+        if self.backoff < 0:
+            raise ValueError(f"RetryPolicy.backoff must not be negative, got {self.backoff}")
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """`attempt` is the number of attempts made so far (1 after the first failure)."""
+        if attempt >= self.max_attempts:
+            return False
+        retry_on = self.retry_on
+        if isinstance(retry_on, type) or isinstance(retry_on, tuple):
+            return isinstance(error, retry_on)
+        return bool(retry_on(error))
+
+    def delay(self, attempt: int) -> float:
+        return self.backoff * (2 ** (attempt - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """A thread's state at one checkpoint, as `get_state` / `get_state_history` return it."""
+
+    values: Any
+    next: tuple[str, ...]
+    config: CheckpointConfig
+    metadata: CheckpointMetadata | None
+    created_at: datetime | None
+    parent_config: CheckpointConfig | None
+    interrupts: tuple[Interrupt, ...] = field(default=())

@@ -1,0 +1,94 @@
+"""Command as input, stream mode lists, breakpoints combined with edits, extra on forks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import pytest
+
+from orchestration import END, Command, InvalidUpdateError, StateGraph
+from orchestration.reducers import topic
+
+
+@dataclass
+class Log:
+    log: Annotated[list[str], topic] = field(default_factory=list)
+    value: int = 0
+
+
+def abc(saver: Any = None, **kwargs: Any) -> Any:
+    graph = StateGraph(Log)
+    for name in ("a", "b", "c"):
+        graph.add_node(name, lambda s, n=name: {"log": [n]})
+    graph.set_entry_point("a").add_edge("a", "b").add_edge("b", "c").add_edge("c", END)
+    return graph.compile(checkpointer=saver, **kwargs)
+
+
+def test_command_input_with_update_and_goto_starts_at_the_named_node(saver, config) -> None:
+    result = abc(saver).invoke(Command(update={"value": 2}, goto="b"), config)
+    assert result == Log(log=["b", "c"], value=2)
+
+
+def test_command_input_with_resume_and_update_is_refused(saver, config) -> None:
+    from orchestration import interrupt
+
+    graph = StateGraph(Log).add_node("q", lambda s: {"log": [interrupt("?")]})
+    compiled = graph.set_entry_point("q").set_finish_point("q").compile(checkpointer=saver)
+    compiled.invoke(None, config)
+    with pytest.raises(InvalidUpdateError, match="update_state"):
+        compiled.invoke(Command(resume="x", update={"value": 1}), config)
+
+
+def test_stream_with_a_list_of_modes_yields_mode_chunk_pairs() -> None:
+    chunks = list(abc().stream(None, stream_mode=["updates", "values"]))
+    modes = [mode for mode, _ in chunks]
+    assert modes == ["values", "updates", "values", "updates", "values", "updates", "values"]
+
+
+def test_unknown_stream_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="stream_mode"):
+        list(abc().stream(None, stream_mode="debug"))  # type: ignore[arg-type]
+
+
+def test_editing_state_at_a_breakpoint_then_continuing_runs_the_node(saver, config) -> None:
+    compiled = abc(saver, interrupt_before=["b"])
+    compiled.invoke(None, config)
+    compiled.update_state(config, {"value": 4})
+    assert compiled.invoke(None, config) == Log(log=["a", "b", "c"], value=4)
+
+
+def test_update_state_on_an_empty_thread_creates_its_first_checkpoint(saver, config) -> None:
+    compiled = abc(saver)
+    cfg = compiled.update_state(config, {"value": 1}, as_node="a")
+    snapshot = compiled.get_state(config)
+    assert snapshot.config == cfg and snapshot.next == ("b",) and snapshot.parent_config is None
+    assert compiled.invoke(None, config) == Log(log=["b", "c"], value=1)
+
+
+def test_update_state_with_an_unknown_node_is_refused(saver, config) -> None:
+    with pytest.raises(InvalidUpdateError, match="ghost"):
+        abc(saver).update_state(config, {"value": 1}, as_node="ghost")
+
+
+def test_fork_checkpoints_carry_the_calls_extra(saver, config) -> None:
+    compiled = abc(saver)
+    compiled.invoke(None, config)
+    first = saver.list(config)[0]
+    compiled.invoke(None, first.config, extra={"reason": "replay"})
+    fork = next(t for t in saver.list(config) if t.metadata.source == "fork")
+    assert fork.metadata.extra == {"reason": "replay"}
+
+
+def test_get_state_of_an_unknown_thread_has_default_values_and_nothing_next(saver, config) -> None:
+    snapshot = abc(saver).get_state(config)
+    assert snapshot.values == Log() and snapshot.next == () and snapshot.metadata is None
+
+
+async def test_async_recursion_limit_and_resume(saver, config) -> None:
+    from orchestration import GraphRecursionError
+
+    compiled = abc(saver)
+    with pytest.raises(GraphRecursionError):
+        await compiled.ainvoke(None, config, recursion_limit=1)
+    assert (await compiled.ainvoke(None, config)).log == ["a", "b", "c"]

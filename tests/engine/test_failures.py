@@ -1,0 +1,153 @@
+"""Failures: a node that raises, saved sibling writes, deterministic task ids, bad values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import pytest
+
+from orchestration import END, START, NodeError, SerializationError, StateGraph
+from orchestration.pregel import plan_tasks
+from orchestration.reducers import topic
+
+
+@dataclass
+class Log:
+    log: Annotated[list[str], topic] = field(default_factory=list)
+    blob: Any = None
+
+
+class Switch:
+    """A node that fails until switched on, counting its calls."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.on = False
+        self.calls = 0
+
+    def __call__(self, state: Log) -> dict:
+        self.calls += 1
+        if not self.on:
+            raise RuntimeError(f"{self.name} is down")
+        return {"log": [self.name]}
+
+
+def fan_graph(saver: Any, good: Any, bad: Any) -> Any:
+    graph = StateGraph(Log).add_node("good", good).add_node("bad", bad)
+    graph.add_node("after", lambda s: {"log": ["after"]})
+    graph.add_edge(START, "good").add_edge(START, "bad").add_edge(["good", "bad"], "after")
+    return graph.set_finish_point("after").compile(checkpointer=saver)
+
+
+def test_a_failing_node_raises_node_error_naming_node_and_step(saver, config) -> None:
+    good = Switch("good")
+    good.on = True
+    compiled = fan_graph(saver, good, Switch("bad"))
+    with pytest.raises(NodeError) as caught:
+        compiled.invoke(None, config)
+    assert (caught.value.node, caught.value.step) == ("bad", 1)
+    assert isinstance(caught.value.error, RuntimeError)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_failed_superstep_is_not_committed(saver, config) -> None:
+    good = Switch("good")
+    good.on = True
+    compiled = fan_graph(saver, good, Switch("bad"))
+    with pytest.raises(NodeError):
+        compiled.invoke(None, config)
+    latest = saver.get_tuple(config)
+    assert latest.metadata.source == "input"
+    assert latest.checkpoint.values["log"] == []
+
+
+def test_finished_siblings_writes_are_saved_as_pending_writes(saver, config) -> None:
+    good = Switch("good")
+    good.on = True
+    compiled = fan_graph(saver, good, Switch("bad"))
+    with pytest.raises(NodeError):
+        compiled.invoke(None, config)
+    latest = saver.get_tuple(config)
+    good_task = next(t for t in plan_tasks(latest.checkpoint) if t.node == "good")
+    writes = [(w.channel, w.value) for w in latest.pending_writes if w.task_id == good_task.id]
+    assert ("log", ["good"]) in writes
+
+
+def test_resume_after_a_failure_reruns_only_the_failed_task(saver, config) -> None:
+    good, bad = Switch("good"), Switch("bad")
+    good.on = True
+    compiled = fan_graph(saver, good, bad)
+    with pytest.raises(NodeError):
+        compiled.invoke(None, config)
+    bad.on = True
+    assert compiled.invoke(None, config).log == ["good", "bad", "after"]
+    assert (good.calls, bad.calls) == (1, 2)
+
+
+def test_task_ids_are_deterministic_per_checkpoint_and_task(saver, config) -> None:
+    compiled = fan_graph(saver, Switch("good"), Switch("bad"))
+    with pytest.raises(NodeError):
+        compiled.invoke(None, config)
+    checkpoint = saver.get_tuple(config).checkpoint
+    first = [t.id for t in plan_tasks(checkpoint)]
+    assert first == [t.id for t in plan_tasks(saver.get_tuple(config).checkpoint)]
+    assert len(set(first)) == 2
+
+
+async def test_async_failure_and_resume(saver, config) -> None:
+    good, bad = Switch("good"), Switch("bad")
+    good.on = True
+    compiled = fan_graph(saver, good, bad)
+    with pytest.raises(NodeError):
+        await compiled.ainvoke(None, config)
+    bad.on = True
+    assert (await compiled.ainvoke(None, config)).log == ["good", "bad", "after"]
+    assert good.calls == 1
+
+
+def test_a_failing_router_raises_node_error_for_its_source(saver, config) -> None:
+    def router(state: Log) -> str:
+        raise ValueError("cannot decide")
+
+    graph = StateGraph(Log).add_node("a", lambda s: {"log": ["a"]}).set_entry_point("a")
+    graph.add_conditional_edges("a", router)
+    with pytest.raises(NodeError) as caught:
+        graph.compile(checkpointer=saver).invoke(None, config)
+    assert caught.value.node == "a"
+
+
+class Opaque:
+    """Not a type the serializer allows."""
+
+
+def test_unserializable_value_names_field_and_node_and_writes_nothing(saver, config) -> None:
+    graph = StateGraph(Log).add_node("ok", lambda s: {"log": ["ok"]})
+    graph.add_node("leaky", lambda s: {"blob": Opaque()})
+    graph.set_entry_point("ok").add_edge("ok", "leaky").add_edge("leaky", END)
+    compiled = graph.compile(checkpointer=saver)
+    with pytest.raises(SerializationError) as caught:
+        compiled.invoke(None, config)
+    message = str(caught.value)
+    assert "'blob'" in message and "['leaky']" in message and "step 2" in message
+    latest = saver.get_tuple(config)
+    assert latest.metadata.step == 1 and latest.checkpoint.next == ("leaky",)
+
+
+def test_thread_is_resumable_after_a_serialization_error(saver, config) -> None:
+    values = [Opaque(), "fine"]
+    graph = StateGraph(Log).add_node("leaky", lambda s: {"blob": values.pop(0)})
+    compiled = graph.set_entry_point("leaky").set_finish_point("leaky").compile(checkpointer=saver)
+    with pytest.raises(SerializationError):
+        compiled.invoke(None, config)
+    assert compiled.invoke(None, config).blob == "fine"
+
+
+def test_unserializable_interrupt_value_names_the_node(saver, config) -> None:
+    from orchestration import interrupt
+
+    graph = StateGraph(Log).add_node("ask", lambda s: {"log": [interrupt(Opaque())]})
+    compiled = graph.set_entry_point("ask").set_finish_point("ask").compile(checkpointer=saver)
+    with pytest.raises(SerializationError, match="node 'ask'"):
+        compiled.invoke(None, config)
+    assert saver.get_tuple(config).metadata.source == "input"
