@@ -9,6 +9,7 @@ from orchestration.checkpoint.base import (
     PendingWrite,
 )
 from orchestration.checkpoint.memory import InMemoryCheckpointSaver
+from orchestration.checkpoint.sqlite import SqliteSaver
 
 __all__ = [
     "BaseCheckpointSaver",
@@ -18,4 +19,5 @@ __all__ = [
     "CheckpointTuple",
     "InMemoryCheckpointSaver",
     "PendingWrite",
+    "SqliteSaver",
 ]

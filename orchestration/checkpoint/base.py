@@ -1,4 +1,4 @@
-"""The saver port: the values a checkpoint is made of and the narrow interface every saver implements.
+"""The saver port: what a checkpoint is made of, and the narrow interface every saver implements.
 
 The superstep loop only ever talks to a saver through `BaseCheckpointSaver`; how a saver
 stores things (memory, one SQLite file, Django models) never leaks into the loop.

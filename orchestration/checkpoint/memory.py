@@ -1,63 +1,55 @@
-"""`InMemoryCheckpointSaver`: checkpoints in process memory (lost when the process exits)."""
+"""`InMemoryCheckpointSaver`: checkpoints in process memory (lost when the process exits).
+
+It stores exactly what the SQLite and Django savers store (serialized records and blobs,
+through the shared storage core), so values are copies that later mutation by a node can
+never change, and an unserializable value fails here just as it would in production.
+"""
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestration.checkpoint import storage
 from orchestration.checkpoint.base import (
     BaseCheckpointSaver,
     Checkpoint,
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
-    PendingWrite,
     metadata_matches,
     validate_filter,
 )
+from orchestration.checkpoint.storage import Blob, CheckpointRecord, Pair, WriteRecord
+from orchestration.errors import CheckpointNotFound
 
 
 @dataclass
-class _Entry:
-    checkpoint: Checkpoint
-    metadata: CheckpointMetadata
-    parent_id: str | None
-    writes: dict[str, list[PendingWrite]] = field(default_factory=dict)
+class _Thread:
+    records: dict[str, CheckpointRecord] = field(default_factory=dict)
+    blobs: dict[Pair, Blob] = field(default_factory=dict)
+    # checkpoint id -> task id -> writes; re-inserting a task moves it last (write order)
+    writes: dict[str, dict[str, list[WriteRecord]]] = field(default_factory=dict)
 
 
 class InMemoryCheckpointSaver(BaseCheckpointSaver):
-    # Interim implementation: deep copies. To be replaced by the shared serialized storage core.
-
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._threads: dict[str, dict[str, _Entry]] = {}
-
-    def _tuple(self, thread_id: str, entry: _Entry) -> CheckpointTuple:
-        writes = tuple(w for ws in entry.writes.values() for w in ws)
-        return CheckpointTuple(
-            config=CheckpointConfig(thread_id, entry.checkpoint.id),
-            checkpoint=copy.deepcopy(entry.checkpoint),
-            metadata=copy.deepcopy(entry.metadata),
-            parent_config=CheckpointConfig(thread_id, entry.parent_id) if entry.parent_id else None,
-            pending_writes=copy.deepcopy(writes),
-        )
+        self._threads: dict[str, _Thread] = {}
+        self._cache = storage.ValueCache()
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         with self._lock:
-            entries = self._threads.get(config.thread_id)
-            if not entries:
+            thread = self._threads.get(config.thread_id)
+            if thread is None or not thread.records:
                 return None
-            if config.checkpoint_id is None:
-                entry = entries[max(entries)]
-            else:
-                found = entries.get(config.checkpoint_id)
-                if found is None:
-                    return None
-                entry = found
-            return self._tuple(config.thread_id, entry)
+            wanted = config.checkpoint_id or max(thread.records)
+            record = thread.records.get(wanted)
+            if record is None:
+                return None
+            return self._decode(thread, [record])[0]
 
     def list(
         self,
@@ -69,22 +61,31 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         wanted = validate_filter(filter)
         with self._lock:
-            entries = self._threads.get(config.thread_id, {})
-            ids = sorted(entries)
+            thread = self._threads.get(config.thread_id)
+            if thread is None:
+                return []
+            ids = sorted(thread.records)
             if before is not None and before.checkpoint_id is not None:
                 ids = [i for i in ids if i < before.checkpoint_id]
-            ids = [i for i in ids if metadata_matches(entries[i].metadata, wanted)]
+            records = [thread.records[i] for i in ids]
+            if wanted:
+                records = [r for r in records if metadata_matches(_metadata(r), wanted)]
             if limit is not None:
-                ids = ids[-limit:] if limit > 0 else []
-            return [self._tuple(config.thread_id, entries[i]) for i in ids]
+                records = records[-limit:] if limit > 0 else []
+            return self._decode(thread, records)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
+        encoded = storage.encode_checkpoint(
+            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
+        )
         with self._lock:
-            self._threads.setdefault(config.thread_id, {})[checkpoint.id] = _Entry(
-                copy.deepcopy(checkpoint), copy.deepcopy(metadata), config.checkpoint_id
-            )
+            thread = self._threads.setdefault(config.thread_id, _Thread())
+            for blob in encoded.blobs:
+                thread.blobs.setdefault((blob.field, blob.version), blob)
+            thread.records[checkpoint.id] = encoded.record
+            storage.remember_put(self._cache, encoded)
         return CheckpointConfig(config.thread_id, checkpoint.id)
 
     def put_writes(
@@ -92,14 +93,43 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
     ) -> None:
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
+        records = storage.encode_writes(writes, task_id)
         with self._lock:
-            entry = self._threads.get(config.thread_id, {}).get(config.checkpoint_id)
-            if entry is None:
-                raise LookupError(f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r}")
-            entry.writes[task_id] = [
-                PendingWrite(task_id, channel, copy.deepcopy(value)) for channel, value in writes
-            ]
+            thread = self._threads.get(config.thread_id)
+            if thread is None or config.checkpoint_id not in thread.records:
+                raise CheckpointNotFound(
+                    f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
+                    "to attach pending writes to"
+                )
+            by_task = thread.writes.setdefault(config.checkpoint_id, {})
+            by_task.pop(task_id, None)
+            by_task[task_id] = records
 
     def delete_thread(self, thread_id: str) -> None:
         with self._lock:
             self._threads.pop(thread_id, None)
+            self._cache.forget_thread(thread_id)
+
+    def _decode(self, thread: _Thread, records: list[CheckpointRecord]) -> list[CheckpointTuple]:
+        def fetch(missing: list[Pair]) -> dict[Pair, Blob]:
+            return thread.blobs  # already in memory: the whole map serves every chain
+
+        values = storage.resolve_values(
+            records[0].thread_id if records else "", storage.record_pairs(records), self._cache,
+            fetch,
+        )
+        storage.remember_read(self._cache, records)
+        return [
+            storage.decode_tuple(
+                r,
+                values,
+                [w for ws in thread.writes.get(r.checkpoint_id, {}).values() for w in ws],
+            )
+            for r in records
+        ]
+
+
+def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
+    """Just enough metadata for `metadata_matches` (source, step, extra) without the values."""
+    _, extra, _ = storage.serde.loads(record.meta)
+    return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]

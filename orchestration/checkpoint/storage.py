@@ -1,0 +1,465 @@
+"""The storage core every saver shares: how a checkpoint becomes rows and blobs, and back.
+
+A checkpoint is one small record (ids, step, source, next, field versions, serialized
+`internal` and metadata) plus one blob per (field, version) for the fields this checkpoint
+changed. A list field that only grew since the parent's version (a `topic`) is stored as
+the appended items alone (`kind="append"`, `base` = the parent's version), so storage grows
+with what changed, not with the size of the state. Reading walks append chains back to a
+full blob.
+
+Appends are detected on serialized bytes: msgpack encodes a list as a header followed by its
+items' encodings, so "new extends old" is a byte-prefix check, and the cache of recently
+written values holds immutable bytes that nodes cannot mutate behind our back.
+
+Everything here is pure (no I/O); savers supply storage and a `fetch` callback for blobs.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestration.checkpoint import serde
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+)
+from orchestration.errors import SerializationError
+
+FULL = "full"
+APPEND = "append"
+
+# Writes smaller than this stay inline in the metadata; a reference would not save space.
+_MIN_REF_BYTES = 32
+_COUNT = struct.Struct(">I")
+
+Pair = tuple[str, str]  # (field, version)
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One stored version of one field. `data` is the whole packed value for `full`, or for
+    `append` a 4-byte item count followed by the packed items appended to `base`."""
+
+    field: str
+    version: str
+    kind: str
+    base: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """The small per-checkpoint row. `meta` is the serialized metadata (writes, extra, ts);
+    `extra_json` is the JSON-safe part of `metadata.extra`, kept for filtering in SQL."""
+
+    thread_id: str
+    checkpoint_id: str
+    parent_id: str | None
+    step: int
+    source: str
+    next: tuple[str, ...]
+    versions: dict[str, str]
+    internal: bytes
+    meta: bytes
+    extra_json: dict[str, Any]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPut:
+    """What a put writes (`record`, `blobs`) and the full packed values of the fields it
+    stored (`values`, for the cache once the transaction commits)."""
+
+    record: CheckpointRecord
+    blobs: list[Blob]
+    values: dict[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    task_id: str
+    idx: int
+    channel: str
+    data: bytes
+
+
+class ValueCache:
+    """Recently written or read field values (packed bytes) and checkpoint versions.
+
+    Entries are immutable facts (a version's value never changes once stored), so the cache
+    stays correct when other processes write to the same database; only deleting a thread
+    must evict (`forget_thread`).
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20, max_checkpoints: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._size = 0
+        self._max_bytes = max_bytes
+        self._versions: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._max_checkpoints = max_checkpoints
+
+    def value(self, thread_id: str, field: str, version: str) -> bytes | None:
+        key = (thread_id, field, version)
+        with self._lock:
+            data = self._values.get(key)
+            if data is not None:
+                self._values.move_to_end(key)
+            return data
+
+    def put_value(self, thread_id: str, field: str, version: str, data: bytes) -> None:
+        if len(data) > self._max_bytes // 4:
+            return
+        key = (thread_id, field, version)
+        with self._lock:
+            old = self._values.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._values[key] = data
+            self._size += len(data)
+            while self._size > self._max_bytes:
+                _, dropped = self._values.popitem(last=False)
+                self._size -= len(dropped)
+
+    def versions(self, thread_id: str, checkpoint_id: str | None) -> dict[str, str] | None:
+        if checkpoint_id is None:
+            return None
+        with self._lock:
+            return self._versions.get((thread_id, checkpoint_id))
+
+    def put_versions(self, thread_id: str, checkpoint_id: str, versions: dict[str, str]) -> None:
+        with self._lock:
+            self._versions[(thread_id, checkpoint_id)] = versions
+            self._versions.move_to_end((thread_id, checkpoint_id))
+            if len(self._versions) > self._max_checkpoints:
+                self._versions.popitem(last=False)
+
+    def forget_thread(self, thread_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._values if k[0] == thread_id]:
+                self._size -= len(self._values.pop(key))
+            for key in [k for k in self._versions if k[0] == thread_id]:
+                del self._versions[key]
+
+
+# --- msgpack arrays as bytes --------------------------------------------------------------
+
+
+def _split_array(data: bytes) -> tuple[int, int] | None:
+    """(item count, header length) if `data` is a packed list, else None."""
+    if not data:
+        return None
+    first = data[0]
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F, 1
+    if first == 0xDC:
+        return int.from_bytes(data[1:3]), 3
+    if first == 0xDD:
+        return int.from_bytes(data[1:5]), 5
+    return None
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2)
+    return b"\xdd" + count.to_bytes(4)
+
+
+def _appended(old: bytes, new: bytes) -> tuple[int, bytes] | None:
+    """If `new` is the list `old` with items appended: (number added, their packed bytes)."""
+    old_shape, new_shape = _split_array(old), _split_array(new)
+    if old_shape is None or new_shape is None:
+        return None
+    (old_count, old_header), (new_count, new_header) = old_shape, new_shape
+    old_body_len = len(old) - old_header
+    if new_count <= old_count or len(new) - new_header <= old_body_len:
+        return None
+    if new[new_header : new_header + old_body_len] != old[old_header:]:
+        return None
+    return new_count - old_count, new[new_header + old_body_len :]
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def field_versions(checkpoint: Checkpoint) -> dict[str, str]:
+    """The version of every field; a field the engine gave no version is versioned by this
+    checkpoint (it is stored with it)."""
+    given = checkpoint.versions
+    return {name: str(given.get(name, checkpoint.id)) for name in checkpoint.values}
+
+
+def encode_checkpoint(
+    thread_id: str,
+    parent_id: str | None,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    cache: ValueCache,
+) -> EncodedPut:
+    """Serialize everything a put needs, before anything is written (errors name the field).
+
+    Savers must insert blobs "or ignore": a blob for a version that already exists is the same
+    value (versions are immutable), which happens only when the parent's versions were not in
+    the cache and an unchanged field had to be serialized again.
+    """
+    versions = field_versions(checkpoint)
+    parent_versions = cache.versions(thread_id, parent_id) or {}
+    blobs: list[Blob] = []
+    packed_now: dict[str, tuple[bytes, int]] = {}  # field -> (full bytes, start of new items)
+    for name, value in checkpoint.values.items():
+        version = versions[name]
+        if version != checkpoint.id and version == parent_versions.get(name):
+            continue  # unchanged since the parent, which stored it
+        data = serde.dumps(value, where=f"state field {name!r}")
+        blob, new_from = _blob_for(thread_id, name, version, data, parent_versions.get(name), cache)
+        blobs.append(blob)
+        packed_now[name] = (data, new_from)
+    internal = serde.dumps(dict(checkpoint.internal), where="checkpoint.internal")
+    writes = _encode_metadata_writes(metadata.writes, packed_now)
+    extra = dict(metadata.extra)
+    meta = serde.dumps([writes, extra, checkpoint.ts], where="metadata.extra")
+    record = CheckpointRecord(
+        thread_id=thread_id,
+        checkpoint_id=checkpoint.id,
+        parent_id=parent_id,
+        step=int(metadata.step),
+        source=str(metadata.source),
+        next=tuple(checkpoint.next),
+        versions=versions,
+        internal=internal,
+        meta=meta,
+        extra_json=_json_safe(extra),
+        ts=checkpoint.ts,
+    )
+    return EncodedPut(record, blobs, {name: packed for name, (packed, _) in packed_now.items()})
+
+
+def _blob_for(
+    thread_id: str, name: str, version: str, data: bytes, base: str | None, cache: ValueCache
+) -> tuple[Blob, int]:
+    previous = cache.value(thread_id, name, base) if base and base != version else None
+    added = _appended(previous, data) if previous is not None else None
+    if added is None:
+        shape = _split_array(data)
+        return Blob(name, version, FULL, None, data), shape[1] if shape else 0
+    count, items = added
+    return Blob(name, version, APPEND, base, _COUNT.pack(count) + items), len(data) - len(items)
+
+
+def remember_put(cache: ValueCache, put: EncodedPut) -> None:
+    """After a successful commit: cache the new versions and the values written."""
+    thread_id = put.record.thread_id
+    for blob in put.blobs:
+        cache.put_value(thread_id, blob.field, blob.version, put.values[blob.field])
+    cache.put_versions(thread_id, put.record.checkpoint_id, put.record.versions)
+
+
+def _encode_metadata_writes(
+    writes: Mapping[str, Any], packed_now: Mapping[str, tuple[bytes, int]]
+) -> list[Any]:
+    """`metadata.writes` as [[node, 0, update]] or [[node, 1, [[key, kind, a, b, c]...]]].
+
+    A node's update usually repeats what this checkpoint just stored in a field (the items it
+    appended to a topic, a new value). Such an update is kept as a byte range of the field's
+    packed value instead of a second copy: kind 1 = `value[a:b]` is the packed update, kind 2 =
+    the update is a list of `c` items packed at `value[a:b]`. Kind 0 is an inline value.
+    """
+    out: list[Any] = []
+    for node, update in writes.items():
+        where = f"metadata.writes[{node!r}]"
+        if type(update) is not dict:
+            serde.dumps(update, where=where)  # validate now, with a path
+            out.append([node, 0, update])
+            continue
+        entries = []
+        for key, value in update.items():
+            stored = packed_now.get(key) if isinstance(key, str) else None
+            ref = _reference(value, stored, f"{where}[{key!r}]") if stored else None
+            entries.append([key, *ref] if ref else [key, 0, value, None, None])
+        serde.dumps([e[2] for e in entries if e[1] == 0], where=where)
+        out.append([node, 1, entries])
+    return out
+
+
+def _reference(value: Any, stored: tuple[bytes, int], where: str) -> list[Any] | None:
+    packed = serde.dumps(value, where=where)
+    if len(packed) < _MIN_REF_BYTES:
+        return None
+    full, new_from = stored
+    shape = _split_array(packed) if type(value) is list else None
+    if shape is not None:
+        body = packed[shape[1] :]
+        at = full.find(body, new_from)
+        if at >= 0:
+            return [2, at, at + len(body), shape[0]]
+    at = full.find(packed, new_from)
+    if at >= 0:
+        return [1, at, at + len(packed), None]
+    return None
+
+
+def _json_safe(extra: Mapping[str, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = {}
+    for key, value in extra.items():
+        if not isinstance(key, str):
+            continue
+        if value is None or type(value) in (str, int, bool, float):
+            if type(value) is float and value != value:  # NaN is not JSON
+                continue
+            safe[key] = value
+            continue
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        safe[key] = value
+    return safe
+
+
+def encode_writes(writes: Sequence[tuple[str, Any]], task_id: str) -> list[WriteRecord]:
+    return [
+        WriteRecord(
+            task_id,
+            idx,
+            channel,
+            serde.dumps(value, where=f"pending write to channel {channel!r} of task {task_id!r}"),
+        )
+        for idx, (channel, value) in enumerate(writes)
+    ]
+
+
+# --- reading ------------------------------------------------------------------------------
+
+Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
+
+
+def resolve_values(
+    thread_id: str, pairs: Iterable[Pair], cache: ValueCache, fetch: Fetch
+) -> dict[Pair, bytes]:
+    """The full packed bytes of each (field, version). `fetch(missing)` must return the blobs
+    of those pairs and of their append chains (it may return more)."""
+    found: dict[Pair, bytes] = {}
+    missing: list[Pair] = []
+    for pair in dict.fromkeys(pairs):
+        data = cache.value(thread_id, *pair)
+        if data is None:
+            missing.append(pair)
+        else:
+            found[pair] = data
+    if missing:
+        blobs = fetch(missing)
+        for pair in missing:
+            found[pair] = _assemble(thread_id, pair, blobs, cache)
+    return found
+
+
+def _assemble(thread_id: str, pair: Pair, blobs: Mapping[Pair, Blob], cache: ValueCache) -> bytes:
+    field, version = pair
+    chain: list[Blob] = []
+    while True:
+        base_bytes = cache.value(thread_id, field, version) if chain else None
+        if base_bytes is not None:
+            break
+        blob = blobs.get((field, version))
+        if blob is None:
+            raise SerializationError(
+                f"thread {thread_id!r} has no stored value for field {field!r} at version "
+                f"{version!r} (the database is incomplete; was it pruned by hand?)"
+            )
+        if blob.kind == FULL:
+            base_bytes = bytes(blob.data)
+            break
+        chain.append(blob)
+        version = blob.base or ""
+    if not chain:
+        return base_bytes
+    shape = _split_array(base_bytes)
+    if shape is None:
+        raise SerializationError(f"field {field!r}: an append version's base is not a list")
+    count, header = shape
+    parts = [base_bytes[header:]]
+    for blob in reversed(chain):
+        data = bytes(blob.data)
+        count += _COUNT.unpack_from(data)[0]
+        parts.append(data[_COUNT.size :])
+    full = _array_header(count) + b"".join(parts)
+    cache.put_value(thread_id, field, pair[1], full)
+    return full
+
+
+def chain_bases(blobs: Iterable[Blob]) -> list[Pair]:
+    """Pairs that append blobs point to (for savers that fetch chains level by level)."""
+    return [(b.field, b.base) for b in blobs if b.kind == APPEND and b.base]
+
+
+def decode_tuple(
+    record: CheckpointRecord, values: Mapping[Pair, bytes], writes: Sequence[WriteRecord]
+) -> CheckpointTuple:
+    """Rebuild the saver-level tuple; every call builds fresh objects (callers may mutate)."""
+    full = {name: values[(name, version)] for name, version in record.versions.items()}
+    writes_raw, extra, ts = serde.loads(record.meta)
+    checkpoint = Checkpoint(
+        id=record.checkpoint_id,
+        ts=ts,
+        values={name: serde.loads(data) for name, data in full.items()},
+        versions=dict(record.versions),
+        next=tuple(record.next),
+        internal=serde.loads(record.internal),
+    )
+    metadata = CheckpointMetadata(
+        source=record.source,  # type: ignore[arg-type]
+        step=record.step,
+        writes=_decode_metadata_writes(writes_raw, full),
+        extra=extra,
+    )
+    thread_id = record.thread_id
+    return CheckpointTuple(
+        config=CheckpointConfig(thread_id, record.checkpoint_id),
+        checkpoint=checkpoint,
+        metadata=metadata,
+        parent_config=CheckpointConfig(thread_id, record.parent_id) if record.parent_id else None,
+        pending_writes=tuple(
+            PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes
+        ),
+    )
+
+
+def _decode_metadata_writes(raw: list[Any], full: Mapping[str, bytes]) -> dict[str, Any]:
+    writes: dict[str, Any] = {}
+    for node, mode, payload in raw:
+        if mode == 0:
+            writes[node] = payload
+            continue
+        update: dict[Any, Any] = {}
+        for key, kind, a, b, count in payload:
+            if kind == 0:
+                update[key] = a
+            elif kind == 1:
+                update[key] = serde.loads(full[key][a:b])
+            else:
+                update[key] = serde.loads(_array_header(count) + full[key][a:b])
+        writes[node] = update
+    return writes
+
+
+def record_pairs(records: Iterable[CheckpointRecord]) -> list[Pair]:
+    return [pair for r in records for pair in r.versions.items()]
+
+
+def remember_read(cache: ValueCache, records: Iterable[CheckpointRecord]) -> None:
+    """Cache the versions of checkpoints just read: a put on top of one of them (a resume)
+    then knows which fields are unchanged and which list fields it may store as appends."""
+    for record in records:
+        cache.put_versions(record.thread_id, record.checkpoint_id, record.versions)

@@ -1,0 +1,389 @@
+"""The saver contract, checked for every saver (memory, SQLite, Django) through sync and
+async calls. A saver must pass all of it whatever it stores in."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import pydantic
+import pytest
+from checkpoint_helpers import SyncOps, Writer, cold_copy
+
+from orchestration.checkpoint import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    PendingWrite,
+    serde,
+)
+from orchestration.checkpoint.base import new_checkpoint_id
+from orchestration.errors import CheckpointNotFound, SerializationError
+
+
+class Priority(enum.Enum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    currency: str = "EUR"
+
+
+@dataclass
+class Expense:
+    id: int
+    cost: Money
+    tags: set[str] = field(default_factory=set)
+    priority: Priority = Priority.LOW
+
+
+class Reviewer(pydantic.BaseModel):
+    name: str
+    seen: tuple[int, ...] = ()
+    expense: Expense | None = None
+
+
+serde.register(Priority, Money, Expense, Reviewer)
+
+EVERY_TYPE: dict[str, Any] = {
+    "json": {"s": "é✓", "i": -3, "big": 2**80, "f": 1.5, "b": True, "n": None, "l": [1, [2]]},
+    "tuple": (1, (2, 3), [4]),
+    "set": {1, 2, 3},
+    "frozenset": frozenset({"a", "b"}),
+    "aware": datetime(2025, 3, 30, 2, 30, tzinfo=ZoneInfo("Europe/Paris")),
+    "utc": datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
+    "offset": datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    "naive": datetime(2025, 1, 1, 8, 15, 59, 123456),
+    "date": date(2024, 2, 29),
+    "time": time(23, 59, 1, 5),
+    "delta": timedelta(days=-2, seconds=5, microseconds=7),
+    "decimal": Decimal("1250.00"),
+    "uuid": UUID("12345678-1234-5678-1234-567812345678"),
+    "bytes": b"\x00\xffbinary",
+    "enum": Priority.HIGH,
+    "dataclass": Expense(12, Money(Decimal("1.10")), {"travel"}, Priority.HIGH),
+    "pydantic": Reviewer(name="ann", seen=(1, 2), expense=Expense(1, Money(Decimal("2")))),
+    "keys": {1: "int key", (1, 2): "tuple key"},
+}
+
+
+def cfg(thread_id: str, checkpoint_id: str | None = None) -> CheckpointConfig:
+    return CheckpointConfig(thread_id, checkpoint_id)
+
+
+def chain(writer: Writer, thread_id: str, n: int, **kw: Any) -> list:
+    tuples = []
+    parent = None
+    for i in range(n):
+        parent = writer.put(thread_id, {"n": i}, parent, step=i, **kw)
+        tuples.append(parent)
+    return tuples
+
+
+# --- put / get ----------------------------------------------------------------------------
+
+
+def test_get_without_checkpoint_id_returns_latest(ops: SyncOps, writer: Writer) -> None:
+    tuples = chain(writer, "t", 3)
+    latest = ops.get_tuple(cfg("t"))
+    assert latest is not None
+    assert latest.checkpoint.id == tuples[-1].checkpoint.id
+    assert latest.checkpoint.values == {"n": 2}
+
+
+def test_get_by_id_returns_that_checkpoint(ops: SyncOps, writer: Writer) -> None:
+    tuples = chain(writer, "t", 3)
+    first = ops.get_tuple(cfg("t", tuples[0].checkpoint.id))
+    assert first is not None
+    assert first.checkpoint.values == {"n": 0}
+    assert first.metadata.step == 0
+
+
+def test_get_unknown_thread_or_id_returns_none(ops: SyncOps, writer: Writer) -> None:
+    chain(writer, "t", 1)
+    assert ops.get_tuple(cfg("other")) is None
+    assert ops.get_tuple(cfg("t", new_checkpoint_id())) is None
+
+
+def test_put_returns_config_naming_the_stored_checkpoint(ops: SyncOps) -> None:
+    cid = new_checkpoint_id()
+    checkpoint = Checkpoint(id=cid, ts=datetime.now(UTC), values={"a": 1}, versions={"a": cid})
+    config = ops.put(cfg("t"), checkpoint, CheckpointMetadata("input", 0))
+    assert config == cfg("t", cid)
+
+
+def test_checkpoint_fields_round_trip(ops: SyncOps) -> None:
+    cid = new_checkpoint_id()
+    ts = datetime(2025, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    checkpoint = Checkpoint(
+        id=cid,
+        ts=ts,
+        values={"a": 1, "b": "x"},
+        versions={"a": cid, "b": cid},
+        next=("review", "notify"),
+        internal={"sends": [("node", {"arg": 1})], "barrier": {"join": {"a", "b"}}},
+    )
+    metadata = CheckpointMetadata(
+        "update", 4, writes={"review": {"a": 1}}, extra={"user_id": 7, "reason": "typo"}
+    )
+    ops.put(cfg("t"), checkpoint, metadata)
+    stored = ops.get_tuple(cfg("t"))
+    assert stored is not None
+    assert stored.checkpoint == checkpoint
+    assert stored.metadata == metadata
+    assert stored.parent_config is None
+
+
+def test_field_without_version_is_versioned_by_its_checkpoint(ops: SyncOps) -> None:
+    cid = new_checkpoint_id()
+    checkpoint = Checkpoint(id=cid, ts=datetime.now(UTC), values={"a": [1]})
+    ops.put(cfg("t"), checkpoint, CheckpointMetadata("input", 0))
+    stored = ops.get_tuple(cfg("t"))
+    assert stored is not None
+    assert stored.checkpoint.values == {"a": [1]}
+    assert stored.checkpoint.versions == {"a": cid}
+
+
+def test_parent_config_names_the_parent(ops: SyncOps, writer: Writer) -> None:
+    first, second = chain(writer, "t", 2)
+    assert first.parent_config is None
+    assert second.parent_config == cfg("t", first.checkpoint.id)
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def ids(tuples: list) -> list[str]:
+    return [t.checkpoint.id for t in tuples]
+
+
+def test_list_is_oldest_first(ops: SyncOps, writer: Writer) -> None:
+    tuples = chain(writer, "t", 4)
+    assert ids(ops.list(cfg("t"))) == ids(tuples)
+
+
+def test_list_before_keeps_older_checkpoints(ops: SyncOps, writer: Writer) -> None:
+    tuples = chain(writer, "t", 4)
+    listed = ops.list(cfg("t"), before=cfg("t", tuples[2].checkpoint.id))
+    assert ids(listed) == ids(tuples[:2])
+
+
+def test_list_limit_keeps_the_newest_oldest_first(ops: SyncOps, writer: Writer) -> None:
+    tuples = chain(writer, "t", 5)
+    assert ids(ops.list(cfg("t"), 2)) == ids(tuples[3:])
+    assert ids(ops.list(cfg("t"), 2, before=cfg("t", tuples[3].checkpoint.id))) == ids(
+        tuples[1:3]
+    )
+    assert ops.list(cfg("t"), 0) == []
+
+
+def test_list_filters_on_source_step_and_extra(ops: SyncOps, writer: Writer) -> None:
+    a = writer.put("t", {"n": 0}, source="input", step=0, extra={"user": "ann", "run_id": 1})
+    b = writer.put("t", {"n": 1}, a, source="loop", step=1, extra={"user": "bob", "run_id": 1})
+    c = writer.put("t", {"n": 2}, b, source="update", step=2, extra={"user": "ann", "ok": True})
+    assert ids(ops.list(cfg("t"), filter={"source": "loop"})) == ids([b])
+    assert ids(ops.list(cfg("t"), filter={"step": 2})) == ids([c])
+    assert ids(ops.list(cfg("t"), filter={"user": "ann"})) == ids([a, c])
+    assert ids(ops.list(cfg("t"), filter={"user": "ann", "run_id": 1})) == ids([a])
+    assert ids(ops.list(cfg("t"), filter={"ok": True})) == ids([c])
+    assert ids(ops.list(cfg("t"), filter={"missing": None})) == []
+    assert ids(ops.list(cfg("t"), 1, filter={"user": "ann"})) == ids([c])
+
+
+def test_list_filter_on_structured_extra_value(ops: SyncOps, writer: Writer) -> None:
+    a = writer.put("t", {"n": 0}, extra={"who": {"id": 1, "roles": ["x"]}})
+    writer.put("t", {"n": 1}, a, extra={"who": {"id": 2}})
+    assert ids(ops.list(cfg("t"), filter={"who": {"id": 1, "roles": ["x"]}})) == ids([a])
+
+
+@pytest.mark.parametrize("key", ["a') OR 1=1 --", "$.x", "a.b", "", "x y", "1abc"])
+def test_list_refuses_filter_keys_that_are_not_plain_names(ops: SyncOps, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid filter key"):
+        ops.list(cfg("t"), filter={key: 1})
+
+
+def test_list_only_shows_the_threads_own_checkpoints(ops: SyncOps, writer: Writer) -> None:
+    mine = chain(writer, "mine", 2)
+    chain(writer, "theirs", 3)
+    assert ids(ops.list(cfg("mine"))) == ids(mine)
+    assert ops.list(cfg("nobody")) == []
+
+
+# --- pending writes -----------------------------------------------------------------------
+
+
+def test_pending_writes_come_back_in_write_order(ops: SyncOps, writer: Writer) -> None:
+    (cp,) = chain(writer, "t", 1)
+    ops.put_writes(cp.config, [("a", 1), ("b", [2])], "task-2")
+    ops.put_writes(cp.config, [("a", (3,))], "task-1")
+    stored = ops.get_tuple(cp.config)
+    assert stored is not None
+    assert stored.pending_writes == (
+        PendingWrite("task-2", "a", 1),
+        PendingWrite("task-2", "b", [2]),
+        PendingWrite("task-1", "a", (3,)),
+    )
+
+
+def test_pending_writes_of_a_task_written_twice_are_replaced(ops: SyncOps, writer: Writer) -> None:
+    (cp,) = chain(writer, "t", 1)
+    ops.put_writes(cp.config, [("a", 1), ("b", 2)], "task")
+    ops.put_writes(cp.config, [("a", 10)], "task")
+    stored = ops.get_tuple(cp.config)
+    assert stored is not None
+    assert stored.pending_writes == (PendingWrite("task", "a", 10),)
+
+
+def test_pending_writes_belong_to_their_checkpoint(ops: SyncOps, writer: Writer) -> None:
+    first, second = chain(writer, "t", 2)
+    ops.put_writes(first.config, [("a", 1)], "task")
+    latest = ops.get_tuple(cfg("t"))
+    assert latest is not None and latest.pending_writes == ()
+    assert [t.pending_writes for t in ops.list(cfg("t"))] == [(PendingWrite("task", "a", 1),), ()]
+
+
+def test_pending_writes_for_unknown_checkpoint_are_refused(ops: SyncOps, writer: Writer) -> None:
+    chain(writer, "t", 1)
+    with pytest.raises(CheckpointNotFound):
+        ops.put_writes(cfg("t", new_checkpoint_id()), [("a", 1)], "task")
+
+
+# --- delete -------------------------------------------------------------------------------
+
+
+def test_delete_thread_forgets_its_checkpoints_and_writes(ops: SyncOps, writer: Writer) -> None:
+    (cp,) = chain(writer, "gone", 1)
+    ops.put_writes(cp.config, [("a", 1)], "task")
+    kept = chain(writer, "kept", 2)
+    ops.delete_thread("gone")
+    assert ops.get_tuple(cfg("gone")) is None
+    assert ops.list(cfg("gone")) == []
+    assert ids(ops.list(cfg("kept"))) == ids(kept)
+    ops.delete_thread("never-existed")
+
+
+def test_thread_can_be_reused_after_delete(ops: SyncOps, writer: Writer) -> None:
+    chain(writer, "t", 2)
+    ops.delete_thread("t")
+    (again,) = chain(writer, "t", 1)
+    assert ids(ops.list(cfg("t"))) == [again.checkpoint.id]
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def test_every_serializable_type_round_trips_exactly(ops: SyncOps, writer: Writer) -> None:
+    stored = writer.put(
+        "t",
+        EVERY_TYPE,
+        internal={"pending_sends": EVERY_TYPE},
+        writes={"node": EVERY_TYPE},
+        extra={"when": EVERY_TYPE["aware"], "amount": EVERY_TYPE["decimal"]},
+    )
+    ops.put_writes(stored.config, [(k, v) for k, v in EVERY_TYPE.items()], "task")
+    again = ops.get_tuple(stored.config)
+    assert again is not None
+    assert again.checkpoint.values == EVERY_TYPE
+    for name, value in EVERY_TYPE.items():
+        assert type(again.checkpoint.values[name]) is type(value), name
+    assert again.checkpoint.values["aware"].tzinfo == ZoneInfo("Europe/Paris")
+    assert again.checkpoint.internal == {"pending_sends": EVERY_TYPE}
+    assert again.metadata.writes == {"node": EVERY_TYPE}
+    assert again.metadata.extra == {"when": EVERY_TYPE["aware"], "amount": Decimal("1250.00")}
+    assert [(w.channel, w.value) for w in again.pending_writes] == list(EVERY_TYPE.items())
+
+
+def test_stored_values_do_not_change_when_the_caller_mutates(ops: SyncOps) -> None:
+    items = [{"a": 1}]
+    cid = new_checkpoint_id()
+    checkpoint = Checkpoint(id=cid, ts=datetime.now(UTC), values={"items": items})
+    ops.put(cfg("t"), checkpoint, CheckpointMetadata("input", 0))
+    items[0]["a"] = 2
+    items.append({"b": 3})
+    got = ops.get_tuple(cfg("t"))
+    assert got is not None
+    assert got.checkpoint.values == {"items": [{"a": 1}]}
+    got.checkpoint.values["items"].append("mutated by a reader")
+    again = ops.get_tuple(cfg("t"))
+    assert again is not None and again.checkpoint.values == {"items": [{"a": 1}]}
+
+
+def test_unserializable_value_raises_naming_the_field_and_writes_nothing(
+    ops: SyncOps, writer: Writer
+) -> None:
+    (first,) = chain(writer, "t", 1)
+    cid = new_checkpoint_id()
+    bad = Checkpoint(
+        id=cid, ts=datetime.now(UTC), values={"n": 1, "conn": [object()]}, versions={}
+    )
+    with pytest.raises(SerializationError, match=r"'conn'.*\[0\].*builtins.object"):
+        ops.put(first.config, bad, CheckpointMetadata("loop", 1))
+    assert ids(ops.list(cfg("t"))) == [first.checkpoint.id]
+    with pytest.raises(SerializationError, match="channel 'x'"):
+        ops.put_writes(first.config, [("ok", 1), ("x", {1: object()})], "task")
+    stored = ops.get_tuple(first.config)
+    assert stored is not None and stored.pending_writes == ()
+
+
+def test_unregistered_dataclass_is_refused_naming_the_type(ops: SyncOps) -> None:
+    @dataclass
+    class NotRegistered:
+        x: int
+
+    bad = Checkpoint(id=new_checkpoint_id(), ts=datetime.now(UTC), values={"v": NotRegistered(1)})
+    with pytest.raises(SerializationError, match="NotRegistered.*not registered"):
+        ops.put(cfg("t"), bad, CheckpointMetadata("input", 0))
+    assert ops.get_tuple(cfg("t")) is None
+
+
+def test_values_are_exact_on_every_branch_after_forks_and_appends(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest
+) -> None:
+    """A topic grows on the main branch and on a fork from its middle; every checkpoint of
+    both branches reads back its own exact values, also with nothing cached."""
+    item = "x" * 200
+    expected: dict[str, dict[str, Any]] = {}
+    parent = None
+    main = []
+    for i in range(6):
+        values = {"topic": [f"{j}:{item}" for j in range(i + 1)], "result": f"r{i // 2}"}
+        writes = {"n": {"topic": [values["topic"][-1]]}}
+        parent = writer.put("t", values, parent, step=i, writes=writes)
+        expected[parent.checkpoint.id] = values
+        main.append(parent)
+    fork = writer.put("t", main[2].checkpoint.values, main[2], source="fork", step=2)
+    expected[fork.checkpoint.id] = main[2].checkpoint.values
+    parent = fork
+    for i in range(3, 6):
+        values = {"topic": [*parent.checkpoint.values["topic"], f"fork{i}"], "result": "f"}
+        parent = writer.put("t", values, parent, step=i)
+        expected[parent.checkpoint.id] = values
+    replaced = writer.put("t", {"topic": ["reset"], "result": "f"}, parent, step=6)
+    expected[replaced.checkpoint.id] = {"topic": ["reset"], "result": "f"}
+    after = writer.put("t", {"topic": ["reset", "more"], "result": "f"}, replaced, step=7)
+    expected[after.checkpoint.id] = {"topic": ["reset", "more"], "result": "f"}
+
+    for reader in (ops.saver, cold_copy(ops.saver, request)):
+        listed = reader.list(cfg("t"))
+        assert {t.checkpoint.id: t.checkpoint.values for t in listed} == expected
+        for cid, values in expected.items():
+            got = reader.get_tuple(cfg("t", cid))
+            assert got is not None and got.checkpoint.values == values
+        last_main = reader.get_tuple(main[-1].config)
+        assert last_main is not None
+        assert last_main.metadata.writes == {"n": {"topic": [f"5:{item}"]}}
+
+
+def test_unchanged_field_keeps_its_version_and_value(ops: SyncOps, writer: Writer) -> None:
+    first = writer.put("t", {"big": list(range(100)), "n": 0})
+    second = writer.put("t", {"big": list(range(100)), "n": 1}, first)
+    assert second.checkpoint.versions["big"] == first.checkpoint.id
+    assert second.checkpoint.values["big"] == list(range(100))

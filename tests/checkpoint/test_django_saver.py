@@ -1,0 +1,59 @@
+"""What only the Django saver does: the write fence, audit columns and the thread's head."""
+
+from __future__ import annotations
+
+import pytest
+from checkpoint_helpers import SyncOps, Writer
+
+from orchestration import models
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.savers import DjangoCheckpointSaver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class LeaseLost(Exception):
+    pass
+
+
+def test_fence_that_raises_stops_put_and_put_writes_before_anything_is_written() -> None:
+    allowed = True
+
+    def fence() -> None:
+        if not allowed:
+            raise LeaseLost("another worker holds the lease")
+
+    saver = DjangoCheckpointSaver(fence=fence)
+    first = Writer(SyncOps(saver)).put("t", {"a": 1})
+    allowed = False
+    with pytest.raises(LeaseLost):
+        Writer(SyncOps(saver)).put("t", {"a": 2}, first)
+    with pytest.raises(LeaseLost):
+        saver.put_writes(first.config, [("a", 3)], "task")
+    assert models.Checkpoint.objects.count() == 1
+    assert models.FieldVersion.objects.count() == 1
+    assert models.PendingWrite.objects.count() == 0
+
+
+def test_put_records_who_and_why_from_metadata_extra(django_user_model: type) -> None:
+    user = django_user_model.objects.create_user("ann")
+    saver = DjangoCheckpointSaver()
+    stored = Writer(SyncOps(saver)).put(
+        "t", {"a": 1}, source="update", extra={"user_id": user.pk, "reason": "fix typo"}
+    )
+    row = models.Checkpoint.objects.get(checkpoint_id=stored.checkpoint.id)
+    assert row.created_by == user
+    assert row.reason == "fix typo"
+
+
+def test_put_creates_the_thread_and_moves_its_head() -> None:
+    saver = DjangoCheckpointSaver()
+    writer = Writer(SyncOps(saver))
+    first = writer.put("new-thread", {"a": 1})
+    second = writer.put("new-thread", {"a": 2}, first)
+    thread = models.Thread.objects.get(thread_id="new-thread")
+    assert thread.head_checkpoint_id == second.checkpoint.id
+    saver.delete_thread("new-thread")
+    thread.refresh_from_db()
+    assert thread.head_checkpoint_id == ""
+    assert saver.get_tuple(CheckpointConfig("new-thread")) is None

@@ -1,0 +1,119 @@
+"""The serializer: exact round trips, an allow-list for loading, errors that say where."""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgpack
+import pydantic
+import pytest
+
+from orchestration.checkpoint import serde
+from orchestration.errors import SerializationError
+
+
+class Mood(enum.StrEnum):
+    OK = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: int
+    y: int
+
+
+class Model(pydantic.BaseModel):
+    point: Point
+    when: datetime
+
+
+serde.register(Mood, Point, Model)
+
+
+def _tampered(code: int, payload: object) -> bytes:
+    return msgpack.packb(msgpack.ExtType(code, msgpack.packb(payload)))
+
+
+def test_registered_types_round_trip_with_their_own_class() -> None:
+    value = {"m": Model(point=Point(1, 2), when=datetime(2025, 1, 1, tzinfo=UTC)), "e": Mood.OK}
+    again = serde.loads(serde.dumps(value))
+    assert again == value
+    assert type(again["m"].point) is Point
+    assert type(again["e"]) is Mood
+
+
+def test_tuples_stay_tuples_and_lists_stay_lists() -> None:
+    again = serde.loads(serde.dumps({"t": (1, [2, (3,)]), "l": [(4,)]}))
+    assert again == {"t": (1, [2, (3,)]), "l": [(4,)]}
+    assert type(again["t"]) is tuple and type(again["t"][1]) is list
+
+
+def test_unregistered_dataclass_is_refused_when_dumping() -> None:
+    @dataclass
+    class Secret:
+        value: str
+
+    with pytest.raises(SerializationError, match=r"value\['k'\]\[1\] is .*Secret.*not registered"):
+        serde.dumps({"k": [1, Secret("x")]})
+
+
+def test_unserializable_value_error_names_the_path() -> None:
+    with pytest.raises(SerializationError, match=r"state field 'f'\[0\]\.y is builtins.object"):
+        serde.dumps([Point(1, object())], where="state field 'f'")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["os:system", "subprocess:Popen", "builtins:eval"])
+def test_loading_a_type_that_is_not_registered_constructs_nothing(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a tampered value started a process")
+
+    monkeypatch.setattr(subprocess, "Popen", explode)
+    payloads = {
+        10: [name, ["touch", "/tmp/pwned"]],  # Enum
+        11: [name, {"args": ["touch", "/tmp/pwned"]}],  # dataclass
+        12: [name, {"args": ["touch", "/tmp/pwned"]}, []],  # pydantic model
+    }
+    for code, payload in payloads.items():
+        with pytest.raises(SerializationError, match=f"{name}.*not registered.*refusing"):
+            serde.loads(_tampered(code, payload))
+
+
+def test_loading_an_unregistered_dataclass_by_its_real_name_is_refused() -> None:
+    @dataclass
+    class Unlisted:
+        a: int
+
+    name = f"{Unlisted.__module__}:{Unlisted.__qualname__}"
+    with pytest.raises(SerializationError, match="not registered"):
+        serde.loads(_tampered(11, [name, {"a": 1}]))
+
+
+def test_a_registered_name_of_the_wrong_kind_is_refused() -> None:
+    name = f"{Mood.__module__}:{Mood.__qualname__}"  # an Enum, stored as if a dataclass
+    with pytest.raises(SerializationError, match="not registered"):
+        serde.loads(_tampered(11, [name, {"x": 1}]))
+
+
+def test_unknown_extension_type_is_refused() -> None:
+    with pytest.raises(SerializationError, match="unknown extension type 42"):
+        serde.loads(msgpack.packb(msgpack.ExtType(42, b"")))
+
+
+def test_garbage_bytes_raise_serialization_error() -> None:
+    with pytest.raises(SerializationError, match="not valid checkpoint data"):
+        serde.loads(b"\xc1\x00")
+
+
+def test_only_dataclasses_models_and_enums_can_be_registered() -> None:
+    with pytest.raises(TypeError, match="only dataclasses, pydantic models and Enum"):
+        serde.register(dict)
+
+
+def test_serde_never_imports_pickle() -> None:
+    source = open(serde.__file__).read()
+    assert "pickle" not in source.replace("No pickle", "")

@@ -1,0 +1,59 @@
+"""The storage core: only changed fields are stored, appends store only the new items."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from orchestration.checkpoint import Checkpoint, CheckpointMetadata, storage
+from orchestration.checkpoint.base import new_checkpoint_id
+
+
+def _put(cache: storage.ValueCache, parent: Checkpoint | None, values: dict, changed: set[str],
+         writes: dict | None = None) -> tuple[Checkpoint, storage.EncodedPut]:
+    cid = new_checkpoint_id()
+    versions = {k: (cid if k in changed or parent is None else parent.versions[k]) for k in values}
+    cp = Checkpoint(cid, datetime.now(UTC), values, versions)
+    encoded = storage.encode_checkpoint(
+        "t", parent.id if parent else None, cp, CheckpointMetadata("loop", 0, writes=writes or {}),
+        cache,
+    )
+    storage.remember_put(cache, encoded)
+    return cp, encoded
+
+
+def test_unchanged_fields_store_no_blob() -> None:
+    cache = storage.ValueCache()
+    first, _ = _put(cache, None, {"a": 1, "b": "x" * 100}, {"a", "b"})
+    _, second = _put(cache, first, {"a": 2, "b": "x" * 100}, {"a"})
+    assert [b.field for b in second.blobs] == ["a"]
+
+
+def test_list_that_grew_is_stored_as_the_appended_items() -> None:
+    cache = storage.ValueCache()
+    first, _ = _put(cache, None, {"topic": ["a" * 50]}, {"topic"})
+    _, second = _put(cache, first, {"topic": ["a" * 50, "b" * 50]}, {"topic"})
+    (blob,) = second.blobs
+    assert blob.kind == storage.APPEND and blob.base == first.id
+    assert b"a" * 50 not in blob.data and b"b" * 50 in blob.data
+
+
+def test_list_that_changed_otherwise_is_stored_whole() -> None:
+    cache = storage.ValueCache()
+    first, _ = _put(cache, None, {"topic": ["a", "b"]}, {"topic"})
+    _, second = _put(cache, first, {"topic": ["b", "a", "c"]}, {"topic"})
+    assert second.blobs[0].kind == storage.FULL
+
+
+def test_without_the_parent_value_cached_a_full_blob_is_written() -> None:
+    first, _ = _put(storage.ValueCache(), None, {"topic": ["a"]}, {"topic"})
+    _, second = _put(storage.ValueCache(), first, {"topic": ["a", "b"]}, {"topic"})
+    assert second.blobs[0].kind == storage.FULL
+
+
+def test_node_update_repeating_the_appended_items_is_stored_once() -> None:
+    cache = storage.ValueCache()
+    item = "z" * 1000
+    first, _ = _put(cache, None, {"topic": []}, {"topic"})
+    _, second = _put(cache, first, {"topic": [item]}, {"topic"}, writes={"n": {"topic": [item]}})
+    assert item.encode() not in second.record.meta
+    assert len(second.record.meta) < 100
