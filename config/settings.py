@@ -4,6 +4,8 @@ environment: SQLite by default, PostgreSQL with DATABASE_URL, Redis channels wit
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -23,10 +25,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()] if raw else default
 
 
+# pytest sets PYTEST_VERSION; `manage.py test` is covered too. Tests get a throwaway key and
+# plain-HTTP defaults so the test client is not redirected to https.
+TESTING = "PYTEST_VERSION" in os.environ or sys.argv[1:2] == ["test"]
 DEBUG = env_bool("DEBUG", False)
 # A development key only when DEBUG is on; production must set SECRET_KEY.
 SECRET_KEY = os.environ.get("SECRET_KEY") or (
-    "django-insecure-dev-only-key" if DEBUG or "PYTEST_VERSION" in os.environ else ""
+    "django-insecure-dev-only-key" if DEBUG or TESTING else ""
 )
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +55,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "orchestration",
     "approvals",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -86,11 +92,22 @@ TEMPLATES = [
 
 # SQLite by default: WAL so readers never block the worker, IMMEDIATE transactions so two
 # writers queue on the busy timeout instead of failing with "database is locked".
+# The file is created 0600 (orchestration.apps restricts it on every new connection, which
+# also covers test databases; SQLite gives its -wal/-shm files the same mode).
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "stepwise.sqlite3"))
+# The test database is a file, never `:memory:`, so worker subprocesses started by tests can
+# open it. One file per pytest process: several suites may run side by side on one machine.
+SQLITE_TEST_PATH = os.environ.get("SQLITE_TEST_PATH") or str(
+    Path(tempfile.gettempdir()) / f"stepwise-test-{os.getpid()}.sqlite3"
+)
 DATABASE_URL = os.environ.get("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # DATABASE_TEST_NAME lets two suites share one PostgreSQL server without clobbering
+    # each other's test database.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DATABASE_TEST_NAME") or None}
 else:
+    SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -102,7 +119,7 @@ else:
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
                 ),
             },
-            "TEST": {"NAME": os.environ.get("SQLITE_TEST_PATH") or None},
+            "TEST": {"NAME": SQLITE_TEST_PATH},
         }
     }
 
@@ -125,7 +142,18 @@ TASKS = {
 
 # The graphs this installation runs: name -> "module:attribute" of a compiled graph or a
 # factory returning one. A run stores the name, so any worker can resume any thread.
-STEPWISE_GRAPHS: dict[str, str] = {}
+# STEPWISE_EXTRA_GRAPHS="name=module:attr,other=module:attr" adds more without editing code.
+STEPWISE_GRAPHS: dict[str, str] = {
+    "expense": "demo.workflows.expense:graph",
+    "publishing": "demo.workflows.publishing:graph",
+}
+for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
+    _name, _, _target = _entry.partition("=")
+    STEPWISE_GRAPHS[_name.strip()] = _target.strip()
+
+# A worker holds a lease on the run it executes and renews it every third of this many
+# seconds; a run whose lease expired is stalled and `manage.py resume_stalled` resumes it.
+STEPWISE_LEASE_SECONDS = float(os.environ.get("STEPWISE_LEASE_SECONDS", "30"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -146,12 +174,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+# WhiteNoise serves STATIC_ROOT and warns when it is missing; in development and tests the
+# files come from the finders, so an empty directory is enough.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or "PYTEST_VERSION" in os.environ
+            if DEBUG or TESTING
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },
@@ -159,9 +192,11 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Production defaults whenever DEBUG is off; tests run over plain HTTP.
+_SECURE = not DEBUG and not TESTING
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _SECURE)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _SECURE)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _SECURE)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG

@@ -1,7 +1,36 @@
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class OrchestrationConfig(AppConfig):
     name = "orchestration"
     verbose_name = "Orchestration"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from orchestration import checks  # noqa: F401  (registers the system check)
+
+        connection_created.connect(restrict_sqlite_file, dispatch_uid="stepwise-sqlite-0600")
+
+
+def restrict_sqlite_file(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Keep SQLite database files private (0600): they hold every thread's state.
+
+    SQLite creates the file with the process umask; tightening it when the first connection
+    opens covers the app database and test databases alike, and SQLite copies the mode to
+    its -wal and -shm files (tightened here too in case they already existed).
+    """
+    if connection.vendor != "sqlite":
+        return
+    name = str(connection.settings_dict.get("NAME") or "")
+    if not name or name == ":memory:" or name.startswith("file:") or not os.path.exists(name):
+        return
+    for path in (name, f"{name}-wal", f"{name}-shm"):
+        if os.path.exists(path) and stat.S_IMODE(os.stat(path).st_mode) != 0o600:
+            os.chmod(path, 0o600)

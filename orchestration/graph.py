@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
+from orchestration.drivers import adrive, drive, run_to_end
+from orchestration.effects import Core, RunSettings, StreamMode
+from orchestration.entry import not_found_message, update_core
 from orchestration.errors import CheckpointNotFound, GraphValidationError, InvalidUpdateError
-from orchestration.pregel import (
-    NO_SAVER_THREAD,
-    Core,
-    RunSettings,
-    StreamMode,
-    adrive,
-    drive,
-    interrupts_of,
-    not_found_message,
-    run_core,
-    run_to_end,
-    update_core,
-)
+from orchestration.loop import run_core
+from orchestration.plan import NO_SAVER_THREAD, interrupts_of
 from orchestration.state import Schema, register_with_serializer
 from orchestration.types import END, START, Command, RetryPolicy, Send, StateSnapshot
 
@@ -44,24 +36,34 @@ class NodeSpec:
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """A conditional edge: `router(state)` picks the next node(s) after `source`."""
+    """A conditional edge: `router(state)` picks the next node(s) after `source`.
+
+    An `async def` router is awaited under `ainvoke`/`astream`; under `invoke`/`stream` it runs
+    to completion on a private event loop, as async nodes do (see drivers.py)."""
 
     source: str
     router: Callable[[Any], Any]
     path_map: Mapping[Hashable, str] | None
+    is_async: bool = False
 
     def targets(self) -> tuple[str, ...] | Literal["*"]:
         return ANYWHERE if self.path_map is None else tuple(self.path_map.values())
 
     def route(self, state: Any) -> list[str | Send]:
+        """Call a sync router and map its answer."""
         result = self.router(state)
         if inspect.isawaitable(result):
             close = getattr(result, "close", None)
             if close is not None:
                 close()
             raise TypeError(
-                f"the router after {self.source!r} is async; routers must be plain functions"
+                f"the router after {self.source!r} returned an awaitable but is not declared "
+                "`async def`; declare it with `async def` so the engine awaits it"
             )
+        return self.choose(result)
+
+    def choose(self, result: Any) -> list[str | Send]:
+        """Map a router's answer (a name, END, Send, or a list of them) through `path_map`."""
         chosen = result if isinstance(result, list | tuple) else [result]
         if self.path_map is None:
             return list(chosen)
@@ -89,6 +91,8 @@ class GraphSpec:
     branches: Mapping[str, tuple[Branch, ...]]
     joins: tuple[tuple[tuple[str, ...], str], ...]
     joins_by_source: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # Sources with an `async def` router: the loop asks its driver to await those first.
+    async_router_sources: frozenset[str] = frozenset()
 
 
 def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
@@ -186,7 +190,7 @@ class StateGraph:
             mapping = path_map
         else:
             mapping = {name: name for name in path_map}
-        self._branches.append(Branch(source, router, mapping))
+        self._branches.append(Branch(source, router, mapping, _is_async_callable(router)))
         return self
 
     def set_conditional_entry_point(
@@ -216,7 +220,13 @@ class StateGraph:
             for source in sources:
                 joins_by_source[source] = (*joins_by_source.get(source, ()), index)
         spec = GraphSpec(
-            self.schema, dict(self._nodes), edges, branches, tuple(self._joins), joins_by_source
+            self.schema,
+            dict(self._nodes),
+            edges,
+            branches,
+            tuple(self._joins),
+            joins_by_source,
+            frozenset(b.source for b in self._branches if b.is_async),
         )
         return CompiledGraph(
             spec,
@@ -421,6 +431,15 @@ class CompiledGraph:
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
     ) -> Any:
+        """Run the graph on `config`'s thread and return the final (or paused) state.
+
+        `input` is the schema's fields to set (a dict or an instance; `None`, `{}` or the
+        default instance is "no input": it resumes an unfinished thread), or a `Command`:
+        `Command(update=..., goto=...)` starts at the named node(s); `Command(resume=answer,
+        update=...)` answers pending interrupts and applies `update` to the state the resumed
+        tasks see, committed with their superstep (no extra checkpoint). `extra` is merged into
+        `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
+        a private event loop; prefer `ainvoke` in async code."""
         core = self._core(input, config, frozenset(), extra, recursion_limit)
         return run_to_end(drive(core, self.saver))
 
@@ -432,6 +451,8 @@ class CompiledGraph:
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
     ) -> Any:
+        """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
+        run in worker threads, saver calls use the saver's async twins."""
         result: list[Any] = []
         core = self._core(input, config, frozenset(), extra, recursion_limit)
         async for _ in adrive(core, self.saver, result):
@@ -447,6 +468,10 @@ class CompiledGraph:
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
     ) -> Iterator[Any]:
+        """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
+        the full state (first the input's). A run that pauses ends with
+        `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
+        A list of modes yields `(mode, chunk)` pairs."""
         modes, single = _modes(stream_mode)
         core = self._core(input, config, modes, extra, recursion_limit)
         for mode, chunk in drive(core, self.saver):
@@ -510,11 +535,17 @@ class CompiledGraph:
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[StateSnapshot]:
-        """The thread's checkpoints, newest first."""
+        """The thread's checkpoints, newest first: the `limit` newest of those created before
+        `before` (a config or a checkpoint id) whose metadata matches `filter` (`source`,
+        `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
         saver = self._need_saver("get_state_history")
         tuples = saver.list(
-            CheckpointConfig(config.thread_id), limit, before=_before(config, before)
+            CheckpointConfig(config.thread_id),
+            limit,
+            before=_before(config, before),
+            filter=filter,
         )
         return [self._snapshot(t) for t in reversed(tuples)]
 
@@ -524,10 +555,14 @@ class CompiledGraph:
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
+        filter: Mapping[str, Any] | None = None,
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
         tuples: Sequence[CheckpointTuple] = await saver.alist(
-            CheckpointConfig(config.thread_id), limit, before=_before(config, before)
+            CheckpointConfig(config.thread_id),
+            limit,
+            before=_before(config, before),
+            filter=filter,
         )
         return [self._snapshot(t) for t in reversed(tuples)]
 
@@ -541,7 +576,8 @@ class CompiledGraph:
     ) -> CheckpointConfig:
         saver = self._need_saver("update_state")
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
-        return run_to_end(drive(core, saver))
+        written: CheckpointConfig = run_to_end(drive(core, saver))
+        return written
 
     async def aupdate_state(
         self,
@@ -556,7 +592,8 @@ class CompiledGraph:
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
         async for _ in adrive(core, saver, result):
             pass
-        return result[0]
+        written: CheckpointConfig = result[0]
+        return written
 
 
 def _before(

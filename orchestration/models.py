@@ -20,6 +20,7 @@ class Thread(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        STALLED = "stalled", "Stalled"
 
     thread_id = models.CharField(max_length=200, unique=True)
     graph_name = models.CharField(max_length=100, blank=True, db_index=True)
@@ -68,7 +69,9 @@ class Checkpoint(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["thread", "checkpoint_id"], name="checkpoint_unique_id"),
+            models.UniqueConstraint(
+                fields=["thread", "checkpoint_id"], name="checkpoint_unique_id"
+            ),
         ]
         # checkpoint ids sort by creation time within a thread: one index serves the history,
         # the latest checkpoint and `before=` pagination.
@@ -100,6 +103,9 @@ class FieldVersion(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.field}@{self.version} ({self.kind})"
+
 
 class PendingWrite(models.Model):
     checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="pending")
@@ -115,6 +121,9 @@ class PendingWrite(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"write {self.task_id}#{self.idx} -> {self.channel}"
+
 
 class Run(models.Model):
     """One execution of a thread by a worker: start, resume, fork or retry."""
@@ -128,7 +137,10 @@ class Run(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         STALLED = "stalled", "Stalled"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # A stalled run still owns its thread: it resumes from the thread's last checkpoint, so a
+    # second run started meanwhile would race it for the same branch.
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STALLED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     class Kind(models.TextChoices):
         START = "start", "Start"
@@ -137,11 +149,16 @@ class Run(models.Model):
         RETRY = "retry", "Retry"
 
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    # the run this one continues (resume after a review, retry of a failure, fork)
+    previous = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # serde bytes of the input / Command the run starts with; checkpoint to fork from
     input = models.BinaryField(default=bytes)
     from_checkpoint_id = models.CharField(max_length=64, blank=True)
+    as_node = models.CharField(max_length=200, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -163,7 +180,7 @@ class Run(models.Model):
             # At most one active run per thread, enforced by the database.
             models.UniqueConstraint(
                 fields=["thread"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=["queued", "running", "stalled"]),
                 name="run_one_active_per_thread",
             ),
         ]
@@ -178,7 +195,11 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk} of {self.thread_id} ({self.status})"
+        return f"run {self.pk} of thread {self.thread_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
 
 
 class Event(models.Model):
@@ -202,3 +223,6 @@ class Event(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["thread", "id"], name="event_thread")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

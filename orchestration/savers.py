@@ -262,11 +262,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             if not bases:
                 return found
             newest = max(base for _, base in bases)
-            more = _blobs(
-                rows.filter(field__in={f for f, _ in bases}, version__lte=newest).exclude(
-                    version__in={v for _, v in found}
-                )
-            )
+            # Excluding by (field, version) pair, not by version alone: two fields changed by
+            # one checkpoint share a version.
+            older = _blobs(rows.filter(field__in={f for f, _ in bases}, version__lte=newest))
+            more = {pair: blob for pair, blob in older.items() if pair not in found}
             if not more:
                 return found
             found.update(more)

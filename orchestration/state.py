@@ -7,7 +7,7 @@ import dataclasses
 import enum
 import importlib
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, Required
 
@@ -161,6 +161,47 @@ class Schema:
         if self.kind == "pydantic":
             return self.cls.model_construct(**values)
         return self.cls(**values)
+
+    def state_from(
+        self, values: dict[str, Any], writers: Mapping[str, Sequence[str]], step: int
+    ) -> tuple[dict[str, Any], Any]:
+        """Freshly written `values` -> (values to store, the instance nodes will see).
+
+        A pydantic schema validates them here, at the boundary, running its validators and
+        coercions (stored values are the coerced ones); a value it refuses raises
+        `InvalidUpdateError` naming the field, who wrote it and what was wrong. Dataclass and
+        TypedDict schemas are not validated (they have no validators to run)."""
+        if self.kind != "pydantic" or not writers:
+            return values, self.instance(values)
+        self.instance(values)  # the clear message for required fields nobody gave
+        try:
+            model = self.cls.model_validate(values)
+        except ValueError as error:  # pydantic's ValidationError is a ValueError
+            raise self._refused(error, writers, step) from error
+        return {name: getattr(model, name) for name in values}, model
+
+    def _refused(
+        self, error: ValueError, writers: Mapping[str, Sequence[str]], step: int
+    ) -> InvalidUpdateError:
+        problems: list[str] = []
+        culprits: dict[str, None] = {}
+        details = error.errors() if hasattr(error, "errors") else [{"loc": (), "msg": str(error)}]
+        for detail in details:
+            loc = tuple(detail.get("loc", ()))
+            name = str(loc[0]) if loc else ""
+            who = list(writers.get(name, ()))
+            culprits.update(dict.fromkeys(who))
+            where = ".".join(map(str, loc)) or self.cls.__name__
+            by = f" written by {who}" if who else ""
+            got = f" (got {detail['input']!r:.60})" if "input" in detail and loc else ""
+            problems.append(f"field {where!r}{by}: {detail.get('msg', '')}{got}")
+        refused = InvalidUpdateError(
+            f"{self.cls.__name__} refused the state in step {step}: {'; '.join(problems)}. "
+            "Return values of the field's type from the node (or the input)."
+        )
+        # Read by the loop: these nodes' writes are not kept, so a resume runs them again.
+        refused.writers = tuple(culprits)  # type: ignore[attr-defined]
+        return refused
 
     def is_instance(self, value: Any) -> bool:
         return self.kind != "typeddict" and isinstance(value, self.cls)

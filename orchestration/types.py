@@ -79,7 +79,7 @@ class RetryPolicy:
         return bool(retry_on(error))
 
     def delay(self, attempt: int) -> float:
-        return self.backoff * (2 ** (attempt - 1))
+        return self.backoff * 2.0 ** (attempt - 1)
 
 
 @dataclass(frozen=True, slots=True)

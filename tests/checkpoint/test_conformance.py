@@ -387,3 +387,20 @@ def test_unchanged_field_keeps_its_version_and_value(ops: SyncOps, writer: Write
     second = writer.put("t", {"big": list(range(100)), "n": 1}, first)
     assert second.checkpoint.versions["big"] == first.checkpoint.id
     assert second.checkpoint.values["big"] == list(range(100))
+
+
+def test_append_chain_reads_back_when_other_fields_share_its_base_version(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest
+) -> None:
+    """Fields changed by one checkpoint share a version: reading an append chain whose base is
+    that version must still find the base of the appended field, with nothing cached."""
+    first = writer.put("t", {"log": ["a" * 300], "name": "x", "count": 1})
+    second = writer.put("t", {"log": ["a" * 300, "b" * 300], "name": "x", "count": 1}, first)
+    third = writer.put(
+        "t", {"log": ["a" * 300, "b" * 300, "c" * 300], "name": "x", "count": 2}, second
+    )
+
+    cold = cold_copy(ops.saver, request)
+    got = cold.get_tuple(third.config)
+    assert got is not None
+    assert got.checkpoint.values == {"log": ["a" * 300, "b" * 300, "c" * 300], "name": "x", "count": 2}

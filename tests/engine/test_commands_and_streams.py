@@ -30,14 +30,77 @@ def test_command_input_with_update_and_goto_starts_at_the_named_node(saver, conf
     assert result == Log(log=["b", "c"], value=2)
 
 
-def test_command_input_with_resume_and_update_is_refused(saver, config) -> None:
+def ask_graph(saver: Any, **kwargs: Any) -> Any:
+    """`q` asks a question and logs the answer next to the current value."""
     from orchestration import interrupt
 
-    graph = StateGraph(Log).add_node("q", lambda s: {"log": [interrupt("?")]})
-    compiled = graph.set_entry_point("q").set_finish_point("q").compile(checkpointer=saver)
+    graph = StateGraph(Log).add_node("q", lambda s: {"log": [f"{interrupt('?')}@{s.value}"]})
+    return graph.set_entry_point("q").set_finish_point("q").compile(checkpointer=saver, **kwargs)
+
+
+def test_resume_with_update_applies_the_update_before_the_node_reruns(saver, config) -> None:
+    compiled = ask_graph(saver)
     compiled.invoke(None, config)
-    with pytest.raises(InvalidUpdateError, match="update_state"):
-        compiled.invoke(Command(resume="x", update={"value": 1}), config)
+    result = compiled.invoke(Command(resume="yes", update={"value": 7}), config)
+    assert result == Log(log=["yes@7"], value=7)
+
+
+def test_resume_with_update_commits_it_in_the_resumed_superstep(saver, config) -> None:
+    compiled = ask_graph(saver)
+    compiled.invoke(None, config)
+    compiled.invoke(Command(resume="yes", update={"value": 7}), config)
+    sources = [t.metadata.source for t in saver.list(config)]
+    latest = saver.get_tuple(config)
+    assert sources == ["input", "loop"]
+    assert latest.checkpoint.values["value"] == 7 and latest.checkpoint.next == ()
+
+
+def test_resume_with_update_that_interrupts_again_keeps_the_update(saver, config) -> None:
+    from orchestration import interrupt
+
+    def twice(state: Log) -> dict:
+        return {"log": [f"{interrupt('first')}+{interrupt('second')}@{state.value}"]}
+
+    graph = StateGraph(Log).add_node("q", twice).set_entry_point("q").set_finish_point("q")
+    compiled = graph.compile(checkpointer=saver)
+    compiled.invoke(None, config)
+    assert compiled.invoke(Command(resume="a", update={"value": 1}), config).value == 1
+    assert compiled.invoke(Command(resume="b", update={"value": 2}), config).log == ["a+b@2"]
+
+
+def test_resume_with_an_update_of_an_unknown_key_writes_nothing(saver, config) -> None:
+    compiled = ask_graph(saver)
+    compiled.invoke(None, config)
+    with pytest.raises(InvalidUpdateError, match="'nope'"):
+        compiled.invoke(Command(resume="x", update={"nope": 1}), config)
+    assert compiled.get_state(config).interrupts[0].value == "?"
+    assert compiled.invoke(Command(resume="later"), config).log == ["later@0"]
+
+
+def test_resume_with_goto_is_refused_saying_what_to_do(saver, config) -> None:
+    compiled = ask_graph(saver)
+    compiled.invoke(None, config)
+    with pytest.raises(InvalidUpdateError, match="goto"):
+        compiled.invoke(Command(resume="x", goto="q"), config)
+
+
+async def test_async_resume_with_update_applies_the_update(saver, config) -> None:
+    compiled = ask_graph(saver)
+    await compiled.ainvoke(None, config)
+    result = await compiled.ainvoke(Command(resume="ok", update={"value": 3}), config)
+    assert result.log == ["ok@3"]
+
+
+def test_stream_of_a_breakpoint_stop_ends_with_an_empty_interrupt_update(saver, config) -> None:
+    chunks = list(abc(saver, interrupt_before=["b"]).stream(None, config))
+    assert chunks == [{"a": {"log": ["a"]}}, {"__interrupt__": ()}]
+
+
+def test_stream_of_an_interrupt_after_stop_ends_with_an_empty_interrupt_update(
+    saver, config
+) -> None:
+    chunks = list(abc(saver, interrupt_after=["a"]).stream(None, config))
+    assert chunks == [{"a": {"log": ["a"]}}, {"__interrupt__": ()}]
 
 
 def test_stream_with_a_list_of_modes_yields_mode_chunk_pairs() -> None:

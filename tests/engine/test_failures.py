@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import pytest
 
 from orchestration import END, START, NodeError, SerializationError, StateGraph
-from orchestration.pregel import plan_tasks
+from orchestration.plan import plan_tasks
 from orchestration.reducers import topic
 
 
@@ -151,3 +151,31 @@ def test_unserializable_interrupt_value_names_the_node(saver, config) -> None:
     with pytest.raises(SerializationError, match="node 'ask'"):
         compiled.invoke(None, config)
     assert saver.get_tuple(config).metadata.source == "input"
+
+
+def leaky_and_failing(saver: Any, bad: Switch, blobs: list[Any]) -> Any:
+    """`leaky` finishes with a value popped from `blobs` while its sibling `bad` may fail."""
+    graph = StateGraph(Log).add_node("leaky", lambda s: {"blob": blobs.pop(0)})
+    graph.add_node("bad", bad).add_node("after", lambda s: {"log": ["after"]})
+    graph.add_edge(START, "leaky").add_edge(START, "bad").add_edge(["leaky", "bad"], "after")
+    return graph.set_finish_point("after").compile(checkpointer=saver)
+
+
+def test_node_error_wins_over_a_siblings_unsaveable_writes(saver, config) -> None:
+    compiled = leaky_and_failing(saver, Switch("bad"), [Opaque()])
+    with pytest.raises(NodeError) as caught:
+        compiled.invoke(None, config)
+    assert caught.value.node == "bad"
+    assert isinstance(caught.value.__context__, SerializationError)
+    assert any("'leaky'" in note for note in caught.value.__notes__)
+
+
+def test_unsaveable_sibling_writes_leave_the_thread_resumable(saver, config) -> None:
+    bad, blobs = Switch("bad"), [Opaque(), "fine"]
+    compiled = leaky_and_failing(saver, bad, blobs)
+    with pytest.raises(NodeError):
+        compiled.invoke(None, config)
+    latest = saver.get_tuple(config)
+    assert latest.metadata.source == "input" and latest.pending_writes == ()
+    bad.on = True
+    assert compiled.invoke(None, config) == Log(log=["bad", "after"], blob="fine")

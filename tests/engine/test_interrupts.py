@@ -141,12 +141,20 @@ def test_dict_answer_to_a_single_interrupt_is_the_answer_itself(saver, config) -
     assert result.log[1] == "ok?={'action': 'approve'}"
 
 
-def test_resume_without_a_pending_interrupt_is_refused(saver, config) -> None:
+def test_resume_of_a_finished_thread_is_refused_saying_to_start_a_new_run(saver, config) -> None:
     compiled = review_graph(saver)
     compiled.invoke(None, config)
     compiled.invoke(Command(resume="yes"), config)
-    with pytest.raises(InvalidUpdateError, match="no pending interrupt"):
+    with pytest.raises(InvalidUpdateError, match=r"has finished.*invoke\(input, config\)"):
         compiled.invoke(Command(resume="again"), config)
+
+
+def test_resume_at_a_breakpoint_is_refused_saying_to_continue_with_none(saver, config) -> None:
+    graph = StateGraph(Log).add_node("a", lambda s: None).set_entry_point("a")
+    compiled = graph.set_finish_point("a").compile(checkpointer=saver, interrupt_before=["a"])
+    compiled.invoke(None, config)
+    with pytest.raises(InvalidUpdateError, match=r"no pending interrupt.*invoke\(None, config\)"):
+        compiled.invoke(Command(resume="go"), config)
 
 
 def test_interrupts_and_answers_are_stored_as_pending_writes(saver, config) -> None:

@@ -179,6 +179,33 @@ def test_get_state_history_is_newest_first_with_limit_and_before(saver, config) 
     assert [h.metadata.step for h in before] == [1, 0]
 
 
+def test_get_state_history_accepts_a_checkpoint_id_as_before(saver, config) -> None:
+    compiled = graph_ab(saver)
+    compiled.invoke(None, config)
+    newest = compiled.get_state(config).config.checkpoint_id
+    history = compiled.get_state_history(config, before=newest, limit=1)
+    assert [h.metadata.step for h in history] == [1]
+
+
+def test_get_state_history_filters_on_metadata(saver, config) -> None:
+    compiled = graph_ab(saver)
+    compiled.invoke(None, config, extra={"user": "ann"})
+    compiled.update_state(config, {"value": 1}, as_node="b", extra={"user": "bob"})
+    by_bob = compiled.get_state_history(config, filter={"user": "bob"})
+    loops = compiled.get_state_history(config, filter={"source": "loop"})
+    assert [h.metadata.source for h in by_bob] == ["update"]
+    assert [h.metadata.step for h in loops] == [2, 1]
+
+
+async def test_async_history_matches_sync_history(saver, config) -> None:
+    compiled = graph_ab(saver)
+    compiled.invoke(None, config)
+    loops = {"source": "loop"}
+    sync = [h.config for h in compiled.get_state_history(config, limit=2, filter=loops)]
+    async_ = await compiled.aget_state_history(config, limit=2, filter=loops)
+    assert [h.config for h in async_] == sync
+
+
 def test_update_state_applies_values_through_reducers_as_the_node(saver, config) -> None:
     compiled = graph_ab(saver, interrupt_before=["b"])
     compiled.invoke(None, config)

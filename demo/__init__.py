@@ -1,0 +1,1 @@
+"""Demo workflows and seed data for trying Stepwise: expense approval and content publishing."""

@@ -1,0 +1,1 @@
+"""Deterministic demo graphs (no network), registered in settings.STEPWISE_GRAPHS."""

@@ -1,0 +1,146 @@
+"""Expense approval: policy check, small amounts auto-approved, large ones reviewed by a person
+(who may edit the amount), then payout. Paying a flagged vendor fails, so ops have a failed
+run to look at: fork it at the payout with `compliance_override=True`, or retry it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any
+
+from orchestration import END, StateGraph, interrupt
+from orchestration.reducers import topic
+
+AUTO_APPROVE_LIMIT = Decimal("100.00")
+FLAGGED_VENDORS = frozenset({"Shady Supplies Ltd"})
+
+
+class PayoutRefused(Exception):  # noqa: N818 - reads as the business outcome it is
+    pass
+
+
+@dataclass
+class Expense:
+    expense_id: int = 0
+    employee: str = ""
+    vendor: str = ""
+    amount: Decimal = Decimal("0")
+    currency: str = "EUR"
+    description: str = ""
+    policy_notes: Annotated[list[str], topic] = field(default_factory=list)
+    decision: str = ""
+    reviewer: str = ""
+    comment: str = ""
+    payout_ref: str = ""
+    compliance_override: bool = False
+
+
+def money(amount: Decimal, currency: str = "EUR") -> str:
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency, f"{currency} ")
+    return f"{symbol}{amount:,.2f}"
+
+
+def check_policy(state: Expense) -> dict[str, Any]:
+    notes: list[str] = []
+    amount = Decimal(state.amount)
+    if amount <= 0:
+        return {"policy_notes": ["amount must be positive"], "decision": "rejected",
+                "reviewer": "policy", "comment": "Rejected by policy: amount must be positive."}
+    if not state.description.strip():
+        notes.append("no description given")
+    if state.vendor in FLAGGED_VENDORS:
+        notes.append(f"vendor {state.vendor!r} is on the compliance watch list")
+    if amount > AUTO_APPROVE_LIMIT:
+        notes.append(f"over the auto-approval limit of {money(AUTO_APPROVE_LIMIT)}")
+    return {"policy_notes": notes or ["within policy"], "amount": amount}
+
+
+def after_policy(state: Expense) -> str:
+    if state.decision == "rejected":
+        return END
+    return "review" if Decimal(state.amount) > AUTO_APPROVE_LIMIT else "auto_approve"
+
+
+def auto_approve(state: Expense) -> dict[str, Any]:
+    return {"decision": "approved", "reviewer": "policy",
+            "comment": f"Auto-approved: at most {money(AUTO_APPROVE_LIMIT)}."}
+
+
+def review(state: Expense) -> dict[str, Any]:
+    answer = interrupt(review_request(state))
+    action = answer.get("action")
+    reviewer = str(answer.get("reviewer", ""))
+    comment = str(answer.get("comment", ""))
+    if action == "reject":
+        return {"decision": "rejected", "reviewer": reviewer, "comment": comment}
+    update: dict[str, Any] = {"decision": "approved", "reviewer": reviewer, "comment": comment}
+    if action == "edit":
+        values = answer.get("values") or {}
+        if "amount" in values:
+            update["amount"] = Decimal(str(values["amount"])).quantize(Decimal("0.01"))
+    return update
+
+
+def review_request(state: Expense) -> dict[str, Any]:
+    """The review payload (see brief): JSON only, amounts as numbers the form can edit."""
+    amount = money(Decimal(state.amount), state.currency)
+    return {
+        "kind": "review",
+        "title": f"Approve expense #{state.expense_id} ({amount})",
+        "description": (
+            f"{state.employee} claims {amount} paid to "
+            f"{state.vendor}. Check the receipt matches the description and the amount is "
+            "reasonable; you may correct the amount before approving."
+        ),
+        "data": {
+            "expense_id": state.expense_id,
+            "employee": state.employee,
+            "vendor": state.vendor,
+            "amount": float(state.amount),
+            "currency": state.currency,
+            "description": state.description,
+            "policy_notes": list(state.policy_notes),
+        },
+        "actions": ["approve", "reject", "edit"],
+        "schema": {
+            "type": "object",
+            "properties": {
+                "amount": {"type": "number", "title": f"Amount ({state.currency})",
+                           "exclusiveMinimum": 0},
+            },
+            "required": ["amount"],
+        },
+        "assignee": "reviewer",
+    }
+
+
+def after_review(state: Expense) -> str:
+    return "payout" if state.decision == "approved" else END
+
+
+def payout(state: Expense) -> dict[str, Any]:
+    if state.vendor in FLAGGED_VENDORS and not state.compliance_override:
+        raise PayoutRefused(
+            f"payout to {state.vendor!r} refused: the vendor is on the compliance watch list. "
+            "After compliance clears it, fork this thread before 'payout' with "
+            "compliance_override=true."
+        )
+    amount = Decimal(state.amount).quantize(Decimal("0.01"))
+    return {"payout_ref": f"PAY-{state.expense_id:06d}-{int(amount * 100)}"}
+
+
+def build() -> Any:
+    builder = StateGraph(Expense)
+    builder.add_node("check_policy", check_policy)
+    builder.add_node("auto_approve", auto_approve)
+    builder.add_node("review", review)
+    builder.add_node("payout", payout)
+    builder.set_entry_point("check_policy")
+    builder.add_conditional_edges("check_policy", after_policy, ["auto_approve", "review", END])
+    builder.add_edge("auto_approve", "payout")
+    builder.add_conditional_edges("review", after_review, ["payout", END])
+    builder.add_edge("payout", END)
+    return builder.compile()
+
+
+graph = build()

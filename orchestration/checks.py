@@ -1,0 +1,36 @@
+"""System check: every STEPWISE_GRAPHS entry imports and is a compiled graph, at boot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from orchestration.registry import GraphRegistryError, load_graph
+
+
+@checks.register("stepwise")
+def check_graphs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    graphs = getattr(settings, "STEPWISE_GRAPHS", None)
+    if not isinstance(graphs, dict):
+        return [
+            checks.Error(
+                "settings.STEPWISE_GRAPHS must be a dict of name -> 'module:attribute'.",
+                id="stepwise.E001",
+            )
+        ]
+    problems: list[checks.CheckMessage] = []
+    for name, target in graphs.items():
+        try:
+            load_graph(name, target)
+        except GraphRegistryError as exc:
+            problems.append(
+                checks.Error(
+                    str(exc),
+                    hint="Fix the entry in STEPWISE_GRAPHS or the module it names.",
+                    obj=f"STEPWISE_GRAPHS[{name!r}]",
+                    id="stepwise.E002",
+                )
+            )
+    return problems

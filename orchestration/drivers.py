@@ -1,0 +1,244 @@
+"""The two drivers that fulfil the loop's effects: `drive` with blocking I/O and a thread pool
+(`invoke`, `stream`) and `adrive` with asyncio (`ainvoke`, `astream`); and running one task,
+with its retries and interrupts, in either world.
+
+Async code under the blocking driver (an `async def` node or router under `invoke`) runs to
+completion on a private event loop (`asyncio.run`), on a pool thread when the calling thread
+already runs a loop. Under `ainvoke` it is awaited on the caller's loop and sync nodes run in
+worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
+from orchestration.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
+from orchestration.errors import InvalidUpdateError
+from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
+from orchestration.plan import Outcome, Task, normalize_result
+
+if TYPE_CHECKING:
+    from orchestration.graph import GraphSpec
+
+
+# -- running one task ---------------------------------------------------------------------------
+
+
+def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcome:
+    node = spec.nodes[task.node]
+    scope = TaskScope(task.id, task.node, resume)
+    token = current_task.set(scope)
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            scope.calls = 0
+            try:
+                result = run_sync(node.fn, arg) if node.is_async else node.fn(arg)
+            except GraphInterrupt as stop:
+                return Outcome(
+                    task, interrupt=stop.interrupt, interrupt_index=stop.index, resume=resume
+                )
+            except Exception as error:
+                if node.retry is not None and node.retry.should_retry(error, attempt):
+                    time.sleep(node.retry.delay(attempt))
+                    continue
+                return Outcome(task, error=error, resume=resume)
+            return _finish(spec, task, result)
+    finally:
+        current_task.reset(token)
+
+
+async def arun_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcome:
+    node = spec.nodes[task.node]
+    if not node.is_async:
+        return await asyncio.to_thread(run_task, spec, task, arg, resume)
+    scope = TaskScope(task.id, task.node, resume)
+    token = current_task.set(scope)
+    attempt = 0
+    try:
+        while True:
+            attempt += 1
+            scope.calls = 0
+            try:
+                result = await node.fn(arg)
+            except GraphInterrupt as stop:
+                return Outcome(
+                    task, interrupt=stop.interrupt, interrupt_index=stop.index, resume=resume
+                )
+            except Exception as error:
+                if node.retry is not None and node.retry.should_retry(error, attempt):
+                    await asyncio.sleep(node.retry.delay(attempt))
+                    continue
+                return Outcome(task, error=error, resume=resume)
+            return _finish(spec, task, result)
+    finally:
+        current_task.reset(token)
+
+
+def _finish(spec: GraphSpec, task: Task, result: Any) -> Outcome:
+    try:
+        update, goto = normalize_result(spec.schema, task.node, result)
+    except InvalidUpdateError as error:
+        return Outcome(task, error=error)
+    return Outcome(task, update=update, goto=goto)
+
+
+def run_sync(fn: Callable[[Any], Awaitable[Any]], arg: Any) -> Any:
+    """Run an async callable to completion from sync code."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(fn, arg))
+    # This thread already runs a loop (invoke called from async code): use a pool thread.
+    return _executor().submit(asyncio.run, _await(fn, arg)).result()
+
+
+async def _await(fn: Callable[[Any], Awaitable[Any]], arg: Any) -> Any:
+    return await fn(arg)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One process-wide pool: creating a pool per superstep costs more than the step itself."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    max_workers=max(32, (os.cpu_count() or 1) * 4), thread_name_prefix="stepwise"
+                )
+    return _pool
+
+
+def execute_sync(effect: Execute) -> list[Outcome]:
+    work = effect.work
+    spec = effect.spec
+    first_task, first_arg, first_resume = work[0]
+    # The first sync task runs inline on the caller's thread: most supersteps have one task.
+    if len(work) == 1 and not spec.nodes[first_task.node].is_async:
+        return [run_task(spec, first_task, first_arg, first_resume)]
+    pool = _executor()
+    inline = not spec.nodes[first_task.node].is_async
+    futures = [pool.submit(run_task, spec, t, a, r) for t, a, r in work[1 if inline else 0 :]]
+    results = [run_task(spec, first_task, first_arg, first_resume)] if inline else []
+    results.extend(f.result() for f in futures)
+    return results
+
+
+async def execute_async(effect: Execute) -> list[Outcome]:
+    return list(await asyncio.gather(*(arun_task(effect.spec, t, a, r) for t, a, r in effect.work)))
+
+
+def route_sync(effect: Route) -> list[Any]:
+    """Each async router's answer, or the exception it raised (the loop names the node)."""
+    answers: list[Any] = []
+    for branch, state in effect.calls:
+        try:
+            answers.append(run_sync(branch.router, state))
+        except Exception as error:
+            answers.append(error)
+    return answers
+
+
+async def route_async(effect: Route) -> list[Any]:
+    async def call(router: Callable[[Any], Any], state: Any) -> Any:
+        try:
+            result = router(state)
+            return await result if inspect.isawaitable(result) else result
+        except Exception as error:
+            return error
+
+    return list(await asyncio.gather(*(call(b.router, s) for b, s in effect.calls)))
+
+
+# -- drivers -----------------------------------------------------------------------------------
+
+
+def drive(core: Core, saver: BaseCheckpointSaver | None) -> Generator[tuple[str, Any], None, Any]:
+    """Fulfil the core's effects with blocking I/O; yields stream chunks, returns its result."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = core.throw(error) if error is not None else core.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        kind = type(effect)
+        try:
+            # Dispatch on the exact type with `is`: this runs once per effect, many per step.
+            if kind is Execute:
+                send = execute_sync(effect)  # type: ignore[arg-type]
+            elif kind is Emit:
+                yield effect.mode, effect.chunk  # type: ignore[union-attr]
+            elif kind is Route:
+                send = route_sync(effect)  # type: ignore[arg-type]
+            elif saver is None:
+                send = _no_saver(effect)
+            elif kind is Get:
+                send = saver.get_tuple(effect.config)  # type: ignore[union-attr]
+            elif kind is Put:
+                send = saver.put(effect.config, effect.checkpoint, effect.metadata)  # type: ignore[union-attr]
+            elif kind is PutWrites:
+                saver.put_writes(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
+        except Exception as caught:
+            error = caught
+
+
+async def adrive(
+    core: Core, saver: BaseCheckpointSaver | None, result: list[Any]
+) -> AsyncIterator[tuple[str, Any]]:
+    """The asyncio twin of `drive`; the core's return value is appended to `result`."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = core.throw(error) if error is not None else core.send(send)
+        except StopIteration as stop:
+            result.append(stop.value)
+            return
+        send, error = None, None
+        try:
+            if isinstance(effect, Execute):
+                send = await execute_async(effect)
+            elif isinstance(effect, Emit):
+                yield effect.mode, effect.chunk
+            elif isinstance(effect, Route):
+                send = await route_async(effect)
+            elif saver is None:
+                send = _no_saver(effect)
+            elif isinstance(effect, Get):
+                send = await saver.aget_tuple(effect.config)
+            elif isinstance(effect, Put):
+                send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
+            elif isinstance(effect, PutWrites):
+                await saver.aput_writes(effect.config, effect.writes, effect.task_id)
+        except Exception as caught:
+            error = caught
+
+
+def _no_saver(effect: Effect) -> Any:
+    """Without a saver a run still works; it just cannot be resumed or inspected."""
+    if isinstance(effect, Put):
+        return CheckpointConfig(effect.config.thread_id, effect.checkpoint.id)
+    return None
+
+
+def run_to_end(gen: Generator[tuple[str, Any], None, Any]) -> Any:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

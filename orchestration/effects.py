@@ -1,0 +1,144 @@
+"""The requests the loop makes of its driver (read or store a checkpoint, run tasks, await async
+routers, emit a stream chunk), plus the few core helpers that only make such requests.
+
+The loop is a generator: it yields one of these values and gets the answer back, so the same
+loop serves the blocking driver (`invoke`) and the asyncio one (`ainvoke`); see drivers.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from orchestration.checkpoint.base import Checkpoint, CheckpointConfig, CheckpointMetadata
+from orchestration.errors import NodeError, SerializationError
+from orchestration.plan import Routed, Task
+
+if TYPE_CHECKING:
+    from orchestration.graph import Branch, GraphSpec
+
+StreamMode = Literal["updates", "values"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What one `invoke`/`stream` call runs with."""
+
+    spec: GraphSpec
+    thread_id: str
+    interrupt_before: frozenset[str]
+    interrupt_after: frozenset[str]
+    modes: frozenset[str]
+    extra: Mapping[str, Any]
+    recursion_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    config: CheckpointConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    config: CheckpointConfig
+    checkpoint: Checkpoint
+    metadata: CheckpointMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class PutWrites:
+    config: CheckpointConfig
+    writes: list[tuple[str, Any]]
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    spec: GraphSpec
+    work: list[tuple[Task, Any, list[Any]]]  # task, its input, resume answers so far
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Await async routers; the answer is one result (or the exception raised) per call."""
+
+    calls: list[tuple[Branch, Any]]  # router, the state it routes on
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    mode: str
+    chunk: Any
+
+
+Effect = Get | Put | PutWrites | Execute | Route | Emit
+Core = Generator[Effect, Any, Any]
+
+
+def resolve_routes(spec: GraphSpec, nodes: Sequence[str], state: Any, step: int) -> Core:
+    """Ask the driver to run the async routers after `nodes`; {} (no request) when none is."""
+    if not spec.async_router_sources or spec.async_router_sources.isdisjoint(nodes):
+        return {}
+    keys: list[tuple[str, int]] = []
+    calls: list[tuple[Branch, Any]] = []
+    for node in dict.fromkeys(nodes):
+        for index, branch in enumerate(spec.branches.get(node, ())):
+            if branch.is_async:
+                keys.append((node, index))
+                calls.append((branch, state))
+    answers: list[Any] = yield Route(calls)
+    routed: dict[tuple[str, int], Any] = {}
+    for (node, index), answer in zip(keys, answers, strict=True):
+        if isinstance(answer, BaseException):
+            raise NodeError(node, step, answer) from answer
+        routed[(node, index)] = answer
+    return routed
+
+
+_QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
+
+
+def put_checkpoint(
+    parent: CheckpointConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    writers: Mapping[str, Sequence[str]],
+) -> Core:
+    """Store a checkpoint; a SerializationError gets the writing node(s) added to its message."""
+    try:
+        return (yield Put(parent, checkpoint, metadata))
+    except SerializationError as error:
+        field_name = getattr(error, "field", None)
+        if field_name is None:
+            quoted = {a or b for a, b in _QUOTED.findall(str(error))}
+            field_name = next((f for f in writers if f in quoted), None)
+        culprits = sorted(set(writers.get(field_name, ()))) if field_name else []
+        where = (
+            f"field {field_name!r} was written by {culprits} in step {metadata.step}"
+            if culprits
+            else f"step {metadata.step} wrote {sorted(writers)}"
+        )
+        raise SerializationError(
+            f"{error} ({where}). Nothing was saved for this step and the thread is unchanged: "
+            "make the node return storable values (or register the type with "
+            "orchestration.checkpoint.serde.register) and run the thread again."
+        ) from error
+
+
+__all__ = [
+    "Core",
+    "Effect",
+    "Emit",
+    "Execute",
+    "Get",
+    "Put",
+    "PutWrites",
+    "Route",
+    "Routed",
+    "RunSettings",
+    "StreamMode",
+    "put_checkpoint",
+    "resolve_routes",
+]

@@ -1,0 +1,313 @@
+"""Where a call starts on a thread (the spec's invoke table): a fresh run, a new run on a
+finished thread, a resume with answers to interrupts, or a fork from a past checkpoint; and
+`update_state`, which writes a checkpoint as if a node had run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    new_checkpoint_id,
+)
+from orchestration.effects import Core, Get, PutWrites, RunSettings, put_checkpoint, resolve_routes
+from orchestration.errors import CheckpointNotFound, InvalidUpdateError, ThreadBusyError
+from orchestration.interrupts import interrupt_id
+from orchestration.plan import (
+    BEFORE_TASK,
+    DONE,
+    INPUT_TASK,
+    INTERRUPT,
+    RESUME,
+    Head,
+    Task,
+    apply_input_writes,
+    apply_updates,
+    encode_waiting,
+    gotos_of,
+    head_of,
+    new_versions,
+    now,
+    pending_interrupts,
+    plan_next,
+    plan_tasks,
+)
+from orchestration.types import START, Command, Send
+
+if TYPE_CHECKING:
+    from orchestration.graph import GraphSpec
+
+
+def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
+    """Find where this call starts (the invoke table). Returns (head, skip_before)."""
+    spec = settings.spec
+    tup: CheckpointTuple | None = yield Get(config)
+    forked = False
+    if config.checkpoint_id is not None:
+        if tup is None:
+            raise CheckpointNotFound(not_found_message(settings.thread_id, config.checkpoint_id))
+        latest: CheckpointTuple | None = yield Get(config.with_checkpoint_id(None))
+        if latest is None or latest.checkpoint.id != tup.checkpoint.id:
+            carry = isinstance(input, Command) and input.resume is not None
+            tup, input = yield from _fork(settings, tup, input if carry else None, input)
+            forked = True
+    head = head_of(tup) if tup is not None else None
+
+    if isinstance(input, Command):
+        if input.resume is not None:
+            return (yield from _resume(settings, head, input)), True
+        updates = spec.schema.check_update("input", input.update or {})
+        goto = gotos_of(input)
+    else:
+        updates = spec.schema.input_updates(input)
+        goto = []
+
+    if head is None:
+        return (yield from _write_input(settings, None, updates, goto)), False
+    if head.checkpoint.next:
+        if not updates and not goto:
+            return head, BEFORE_TASK in head.writes
+        if not forked and config.checkpoint_id is None:
+            raise ThreadBusyError(_busy(settings.thread_id, head))
+        return (yield from _write_input(settings, head, updates, goto, keep_next=True)), False
+    if not updates and not goto:
+        return head, False  # finished, nothing new: the loop finds no task and returns its state
+    return (yield from _write_input(settings, head, updates, goto)), False
+
+
+def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> Core:
+    """`Command(resume=answer, update=...)`: record the answers and hold the update.
+
+    The update is applied, like LangGraph's, to the state the resumed tasks see and committed
+    with their superstep (as written by "input"); no extra checkpoint is written for it.
+    """
+    if head is None:
+        raise InvalidUpdateError(
+            f"thread {settings.thread_id!r} has no checkpoint, so there is nothing to "
+            "resume; start it with invoke(input, config)"
+        )
+    if command.goto:
+        raise InvalidUpdateError(
+            "Command(resume=...) as input cannot also carry goto=: the resumed tasks decide "
+            "where the graph goes. Resume first, or fork with update_state(config, values, "
+            "as_node=...)"
+        )
+    update = settings.spec.schema.check_update("input", command.update or {})
+    answers = _answers(settings, head, command.resume)
+    if update:
+        yield from _hold_input(settings, head, update)
+    for task, writes in answers:
+        yield PutWrites(head.config, writes, task.id)
+        head.writes[task.id] = writes
+    return head
+
+
+def _hold_input(settings: RunSettings, head: Head, update: Mapping[str, Any]) -> Core:
+    """Save a resume's update under the `__input__` task, validated now so a bad value is
+    refused before anything is written."""
+    writes = [*head.writes.get(INPUT_TASK, ()), *update.items()]
+    schema, step = settings.spec.schema, head.metadata.step + 1
+    values, writers = apply_input_writes(schema, head.checkpoint.values, writes, step)
+    schema.state_from(values, writers, step)
+    yield PutWrites(head.config, writes, INPUT_TASK)
+    head.writes[INPUT_TASK] = writes
+
+
+def _write_input(
+    settings: RunSettings,
+    head: Head | None,
+    updates: dict[str, Any],
+    goto: list[str | Send],
+    *,
+    keep_next: bool = False,
+) -> Core:
+    spec = settings.spec
+    base = spec.schema.initial_values() if head is None else head.checkpoint.values
+    values, writers = apply_updates(spec.schema, base, [("input", updates)], 0)
+    values, state = spec.schema.state_from(values, writers, 0)
+    new_id = new_checkpoint_id()
+    if keep_next and head is not None:
+        next_nodes, internal = head.checkpoint.next, dict(head.checkpoint.internal)
+        if goto:
+            extra_next, extra_internal = plan_next(spec, [("input", goto)], state, {}, 0)
+            next_nodes = (*next_nodes, *extra_next)
+            internal["sends"] = [*internal.get("sends", ()), *extra_internal.get("sends", ())]
+    elif goto:
+        next_nodes, internal = plan_next(spec, [("input", goto)], state, {}, 0)
+    else:
+        routed = yield from resolve_routes(spec, [START], state, 0)
+        next_nodes, internal = plan_next(spec, [(START, ())], state, {}, 0, routed)
+    if head is None:
+        versions = {key: new_id for key in values}
+        parent = CheckpointConfig(settings.thread_id)
+        step = 0
+    else:
+        versions = new_versions(head.checkpoint.versions, writers, new_id)
+        parent = head.config
+        step = head.metadata.step + 1
+    checkpoint = Checkpoint(new_id, now(), values, versions, next_nodes, internal)
+    metadata = CheckpointMetadata("input", step, {START: updates}, settings.extra)
+    written_by = {k: ["input"] for k in writers}
+    config = yield from put_checkpoint(parent, checkpoint, metadata, written_by)
+    return Head(config, checkpoint, metadata, {}, state)
+
+
+def _fork(
+    settings: RunSettings, tup: CheckpointTuple, resume_input: Command[Any] | None, input: Any
+) -> Core:
+    """Copy a past checkpoint as the thread's new head (`source="fork"`, parent = it).
+
+    When the caller answers interrupts of that checkpoint (`Command(resume=)`), its pending
+    writes are carried over to the copy (task and interrupt ids remapped) so the answer lands."""
+    source = tup.checkpoint
+    copy = replace(source, id=new_checkpoint_id(), ts=now())
+    metadata = CheckpointMetadata("fork", tup.metadata.step, {}, settings.extra)
+    config = yield from put_checkpoint(tup.config, copy, metadata, {})
+    writes: list[PendingWrite] = []
+    if resume_input is not None and tup.pending_writes:
+        old_head = head_of(tup)
+        renamed: dict[str, str] = {}
+        for old, new in zip(plan_tasks(source), plan_tasks(copy), strict=True):
+            task_writes = old_head.writes.get(old.id)
+            if not task_writes:
+                continue
+            carried = _carry(task_writes, new.id, renamed)
+            yield PutWrites(config, carried, new.id)
+            writes.extend(PendingWrite(new.id, channel, value) for channel, value in carried)
+        resume = resume_input.resume
+        if isinstance(resume, Mapping) and resume and all(k in renamed for k in resume):
+            input = replace(resume_input, resume={renamed[k]: v for k, v in resume.items()})
+    new_tup = CheckpointTuple(config, copy, metadata, tup.config, tuple(writes))
+    return new_tup, input
+
+
+def _carry(
+    writes: Sequence[tuple[str, Any]], new_task_id: str, renamed: dict[str, str]
+) -> list[tuple[str, Any]]:
+    """A task's pending writes for the fork copy: an interrupt is re-opened there (earlier
+    answers to it dropped) under the id it gets on the copy."""
+    record = next((v for c, v in writes if c == INTERRUPT), None)
+    if record is None or any(c == DONE for c, _ in writes):
+        return list(writes)
+    index = record.get("index", 0)
+    resume: list[Any] = next((v for c, v in writes if c == RESUME), [])[:index]
+    new_iid = interrupt_id(new_task_id, index)
+    renamed[record["id"]] = new_iid
+    carried: list[tuple[str, Any]] = [(RESUME, resume)] if resume else []
+    carried.append((INTERRUPT, {**record, "id": new_iid}))
+    return carried
+
+
+def _answers(
+    settings: RunSettings, head: Head, resume: Any
+) -> list[tuple[Task, list[tuple[str, Any]]]]:
+    """The `__resume__` pending writes that record `Command(resume=...)`, per waiting task."""
+    waiting = pending_interrupts(head)
+    if not waiting and not head.checkpoint.next:
+        raise InvalidUpdateError(
+            f"thread {settings.thread_id!r} has finished (checkpoint {head.checkpoint.id}); "
+            "there is no interrupt to answer. Start a new run on it with invoke(input, config)"
+        )
+    if not waiting:
+        raise InvalidUpdateError(
+            f"thread {settings.thread_id!r} has no pending interrupt to answer at checkpoint "
+            f"{head.checkpoint.id} (next: {list(head.checkpoint.next)}); continue it with "
+            "invoke(None, config)"
+        )
+    by_id = {o.interrupt.id: (t, o) for t, o in waiting if o.interrupt is not None}
+    if isinstance(resume, Mapping) and resume and all(k in by_id for k in resume):
+        answers = dict(resume)
+    elif len(by_id) == 1:
+        answers = {next(iter(by_id)): resume}
+    else:
+        raise InvalidUpdateError(
+            f"thread {settings.thread_id!r} has {len(by_id)} pending interrupts "
+            f"({', '.join(f'{i} in {o.task.node!r}' for i, (_, o) in by_id.items())}); answer "
+            "them by id: Command(resume={interrupt_id: answer, ...})"
+        )
+    out = []
+    for iid, answer in answers.items():
+        task, outcome = by_id[iid]
+        outcome.resume = [*outcome.resume, answer]
+        out.append((task, encode_waiting(outcome)))
+    return out
+
+
+def not_found_message(thread_id: str, checkpoint_id: str) -> str:
+    return (
+        f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}; list the thread's "
+        "checkpoints with get_state_history(CheckpointConfig(thread_id)) and pick one of their ids"
+    )
+
+
+def _busy(thread_id: str, head: Head) -> str:
+    nodes = list(head.checkpoint.next)
+    return (
+        f"thread {thread_id!r} has not finished: it waits at {nodes} (checkpoint "
+        f"{head.checkpoint.id}). Resume it with invoke(None, config) or "
+        "invoke(Command(resume=answer), config), or start a branch with new input from a "
+        "checkpoint with config.with_checkpoint_id(checkpoint_id)."
+    )
+
+
+# -- update_state -------------------------------------------------------------------------------
+
+
+def update_core(
+    spec: GraphSpec,
+    config: CheckpointConfig,
+    values: Any,
+    as_node: str | None,
+    extra: Mapping[str, Any],
+) -> Core:
+    """Apply `values` as if `as_node` wrote them and store the result as a new checkpoint."""
+    tup: CheckpointTuple | None = yield Get(config)
+    if tup is None and config.checkpoint_id is not None:
+        raise CheckpointNotFound(not_found_message(config.thread_id, config.checkpoint_id))
+    if as_node is None:
+        as_node = _last_writer(tup)
+    elif as_node != START and as_node not in spec.nodes:
+        raise InvalidUpdateError(
+            f"update_state(as_node={as_node!r}): no such node (nodes: {sorted(spec.nodes)})"
+        )
+    updates = spec.schema.check_update(as_node, values or {})
+    base = spec.schema.initial_values() if tup is None else tup.checkpoint.values
+    step = 0 if tup is None else tup.metadata.step + 1
+    new_values, writers = apply_updates(spec.schema, base, [(as_node, updates)], step)
+    new_values, state = spec.schema.state_from(new_values, writers, step)
+    joins = {} if tup is None else tup.checkpoint.internal.get("joins", {})
+    routed = yield from resolve_routes(spec, [as_node], state, step)
+    next_nodes, internal = plan_next(spec, [(as_node, ())], state, joins, step, routed)
+    if tup is not None and any(w.task_id == BEFORE_TASK for w in tup.pending_writes):
+        internal["skip_before"] = True  # edited at a breakpoint: continuing runs the node
+    new_id = new_checkpoint_id()
+    versions = (
+        {k: new_id for k in new_values}
+        if tup is None
+        else new_versions(tup.checkpoint.versions, writers, new_id)
+    )
+    checkpoint = Checkpoint(new_id, now(), new_values, versions, next_nodes, internal)
+    metadata = CheckpointMetadata("update", step, {as_node: updates}, extra)
+    parent = CheckpointConfig(config.thread_id) if tup is None else tup.config
+    written_by = {k: [as_node] for k in writers}
+    return (yield from put_checkpoint(parent, checkpoint, metadata, written_by))
+
+
+def _last_writer(tup: CheckpointTuple | None) -> str:
+    if tup is None:
+        return START
+    writers = list(tup.metadata.writes)
+    if len(writers) == 1:
+        return writers[0]
+    raise InvalidUpdateError(
+        f"update_state cannot tell which node the update is from: checkpoint "
+        f"{tup.checkpoint.id} (source {tup.metadata.source!r}) was written by "
+        f"{writers or 'no node'}; pass as_node=<node name>"
+    )

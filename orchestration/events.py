@@ -1,0 +1,72 @@
+"""Record what happened as an `Event` row and push it to open pages.
+
+The row is the audit trail and the fallback feed: pages without a shared channel layer poll
+`Event` rows with an id above the last they saw, so a worker in another process still
+updates them. With Redis configured the push arrives at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from orchestration.models import Event, Run, Thread
+
+logger = logging.getLogger(__name__)
+
+GROUPS = ("inbox", "ops")
+
+
+def thread_group(thread_id: str) -> str:
+    """Channel group of one thread's page (group names allow only [a-zA-Z0-9_.-])."""
+    safe = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in thread_id)
+    return f"thread-{safe}"[:99]
+
+
+def publish(
+    kind: str,
+    *,
+    thread: Thread | None = None,
+    run: Run | None = None,
+    actor: Any = None,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> Event:
+    if thread is None and run is not None:
+        thread = run.thread
+    event = Event.objects.create(
+        kind=kind,
+        thread=thread,
+        run=run,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        reason=reason,
+        data=data or {},
+    )
+    message = {
+        "type": "stepwise.event",
+        "event_id": event.pk,
+        "kind": kind,
+        "thread_id": thread.thread_id if thread is not None else None,
+        "run_id": run.pk if run is not None else None,
+    }
+    groups = [*GROUPS, *([thread_group(thread.thread_id)] if thread is not None else [])]
+    transaction.on_commit(lambda: _push(groups, message))
+    return event
+
+
+def _push(groups: list[str], message: dict[str, Any]) -> None:
+    # A push is a courtesy: the row is committed and pollers will see it, so a channel
+    # layer that is down must never fail the state change that produced the event.
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        send = async_to_sync(layer.group_send)
+        for group in groups:
+            send(group, message)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not push event %s to the channel layer", message, exc_info=True)

@@ -1,0 +1,245 @@
+"""The superstep loop of one `invoke`/`stream` call: run the ready tasks, save what finished,
+commit their writes as one checkpoint, and stop at the end, an interrupt or a breakpoint.
+
+It is a generator of effects (effects.py), so it never does I/O itself; where a call starts
+(new input, resume, fork) is decided by entry.py before the first superstep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any, NoReturn
+
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    new_checkpoint_id,
+)
+from orchestration.effects import (
+    Core,
+    Effect,
+    Emit,
+    Execute,
+    PutWrites,
+    RunSettings,
+    put_checkpoint,
+    resolve_routes,
+)
+from orchestration.entry import begin
+from orchestration.errors import (
+    GraphRecursionError,
+    InvalidUpdateError,
+    NodeError,
+    SerializationError,
+)
+from orchestration.plan import (
+    BEFORE_TASK,
+    INPUT_TASK,
+    INTERRUPT,
+    NO_ARG,
+    PAUSED,
+    Head,
+    Outcome,
+    Task,
+    apply_input_writes,
+    apply_updates,
+    encode_done,
+    encode_waiting,
+    new_versions,
+    now,
+    plan_next,
+    plan_tasks,
+    recover,
+    state_of,
+    writes_metadata,
+)
+
+
+def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
+    """Everything `invoke` does; returns the final (or paused) state as a schema instance."""
+    spec = settings.spec
+    head, skip_before = yield from begin(settings, input, config)
+    if "values" in settings.modes and head.metadata.source == "input":
+        yield Emit("values", state_of(spec.schema, head))
+    steps = 0
+    while True:
+        tasks = plan_tasks(head.checkpoint)
+        if not tasks:
+            return state_of(spec.schema, head)
+        if steps >= settings.recursion_limit:
+            raise GraphRecursionError(
+                f"thread {settings.thread_id!r} ran {steps} supersteps without finishing "
+                f"(recursion_limit={settings.recursion_limit}); it stopped at checkpoint "
+                f"{head.checkpoint.id} before {list(head.checkpoint.next)}. Resume it with "
+                "invoke(None, config, recursion_limit=<higher>) or fix the loop in the graph."
+            )
+        if settings.interrupt_before and not skip_before and _stops_before(settings, head, tasks):
+            yield PutWrites(head.config, [(PAUSED, _before(settings, tasks))], BEFORE_TASK)
+            yield from _emit_stop(settings, ())
+            return state_of(spec.schema, head)
+        skip_before = False
+        paused, head = yield from _superstep(settings, head, tasks)
+        if paused:
+            return head.state
+        steps += 1
+        if (
+            settings.interrupt_after
+            and head.checkpoint.next
+            and settings.interrupt_after.intersection(t.node for t in tasks)
+        ):
+            yield from _emit_stop(settings, ())
+            return state_of(spec.schema, head)
+
+
+def _before(settings: RunSettings, tasks: Sequence[Task]) -> list[str]:
+    return [t.node for t in tasks if t.node in settings.interrupt_before]
+
+
+def _stops_before(settings: RunSettings, head: Head, tasks: Sequence[Task]) -> bool:
+    # A superstep that already started (pending writes) never stops before its tasks again.
+    if head.writes or head.checkpoint.internal.get("skip_before"):
+        return False
+    return bool(_before(settings, tasks))
+
+
+def _emit_stop(settings: RunSettings, interrupts: tuple[Any, ...]) -> Core:
+    """Like LangGraph, a paused stream ends with `{"__interrupt__": (Interrupt, ...)}` (empty
+    for a breakpoint), so a consumer of `updates` sees why it stopped."""
+    if "updates" in settings.modes:
+        yield Emit("updates", {INTERRUPT: interrupts})
+
+
+def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
+    """Run one superstep from `head`. Returns (paused, head); a paused head's `state` is what
+    the tasks saw, a committed one is the new checkpoint."""
+    spec = settings.spec
+    step = head.metadata.step + 1
+    if INPUT_TASK in head.writes:
+        values, input_writers, state = _resumed_input(settings, head, step)
+    else:
+        values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
+    outcomes: list[Outcome | None] = [None] * len(tasks)
+    work: list[tuple[Task, Any, list[Any]]] = []
+    slots: list[int] = []
+    for i, task in enumerate(tasks):
+        resume: list[Any] = []
+        writes = head.writes.get(task.id)
+        if writes:
+            recovered = recover(task, writes)
+            if recovered.update is not None or recovered.interrupt is not None:
+                outcomes[i] = recovered  # finished earlier, or still waiting for an answer
+                continue
+            resume = recovered.resume
+        work.append((task, state if task.arg is NO_ARG else task.arg, resume))
+        slots.append(i)
+    if work:
+        results: list[Outcome] = yield Execute(spec, work)
+        for i, outcome in zip(slots, results, strict=True):
+            outcomes[i] = outcome
+    done = [o for o in outcomes if o is not None]
+    failed = [o for o in done if o.error is not None]
+    if failed:
+        yield from _fail(head, done, _failure(failed[0], step))
+    waiting = [o for o in done if o.interrupt is not None]
+    if waiting:
+        yield from _save_fresh(head, done)
+        yield from _emit_stop(settings, tuple(o.interrupt for o in waiting if o.interrupt))
+        head.state = state
+        return True, head
+    try:
+        new_head = yield from _commit(settings, head, done, step, values, input_writers)
+    except (NodeError, InvalidUpdateError) as error:
+        # The tasks all ran: keep their writes so a resume only re-plans; a node whose update
+        # the schema refused is not kept, so it runs again once fixed.
+        culprits = set(getattr(error, "writers", ()))
+        yield from _fail(head, [o for o in done if o.task.node not in culprits], error)
+    return False, new_head
+
+
+def _resumed_input(
+    settings: RunSettings, head: Head, step: int
+) -> tuple[Any, dict[str, list[str]], Any]:
+    """The values a resumed step starts from: the checkpoint's, plus the update of a
+    `Command(update=..., resume=...)` waiting under the `__input__` task."""
+    schema = settings.spec.schema
+    input_writes = head.writes[INPUT_TASK]
+    values, writers = apply_input_writes(schema, head.checkpoint.values, input_writes, step)
+    values, state = schema.state_from(values, writers, step)
+    return values, writers, state
+
+
+def _failure(outcome: Outcome, step: int) -> BaseException:
+    error = outcome.error
+    assert error is not None
+    if isinstance(error, InvalidUpdateError):
+        return error
+    failure = NodeError(outcome.task.node, step, error)
+    failure.__cause__ = error
+    return failure
+
+
+def _fail(
+    head: Head, outcomes: Sequence[Outcome], error: BaseException
+) -> Generator[Effect, Any, NoReturn]:
+    """Save what the finished siblings wrote, then raise `error`. A sibling whose writes cannot
+    be stored does not hide the failure: it is noted on `error` and simply runs again."""
+    for outcome in outcomes:
+        try:
+            yield from _save_fresh(head, [outcome])
+        except SerializationError as unsaved:
+            error.__context__ = error.__context__ or unsaved
+            error.add_note(
+                f"also: the writes of {outcome.task.node!r} were not saved ({unsaved}); it will "
+                "run again when the thread resumes"
+            )
+    raise error
+
+
+def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
+    for o in outcomes:
+        if not o.fresh or o.error is not None:
+            continue
+        writes = encode_done(o) if o.update is not None else encode_waiting(o)
+        try:
+            yield PutWrites(head.config, writes, o.task.id)
+        except SerializationError as error:
+            what = "its update" if o.update is not None else "the value it passed to interrupt()"
+            raise SerializationError(
+                f"{error} (in {what}, node {o.task.node!r}, step {head.metadata.step + 1}). "
+                "The thread is unchanged: make the node use storable values and run it again."
+            ) from error
+
+
+def _commit(
+    settings: RunSettings,
+    head: Head,
+    outcomes: list[Outcome],
+    step: int,
+    base: Any,
+    input_writers: dict[str, list[str]],
+) -> Core:
+    spec = settings.spec
+    updates = [(o.task.node, o.update or {}) for o in outcomes]
+    values, writers = apply_updates(spec.schema, base, updates, step)
+    values, state = spec.schema.state_from(values, writers, step)
+    for key, who in input_writers.items():
+        writers[key] = [*who, *writers.get(key, ())]
+    routed = None
+    if spec.async_router_sources:
+        nodes = [o.task.node for o in outcomes]
+        routed = yield from resolve_routes(spec, nodes, state, step)
+    finished = [(o.task.node, o.goto) for o in outcomes]
+    joins = head.checkpoint.internal.get("joins", {})
+    next_nodes, internal = plan_next(spec, finished, state, joins, step, routed)
+    new_id = new_checkpoint_id()
+    versions = new_versions(head.checkpoint.versions, writers, new_id)
+    checkpoint = Checkpoint(new_id, now(), values, versions, next_nodes, internal)
+    writes_meta = writes_metadata(outcomes)
+    metadata = CheckpointMetadata("loop", step, writes_meta, settings.extra)
+    config = yield from put_checkpoint(head.config, checkpoint, metadata, writers)
+    if "updates" in settings.modes:
+        yield Emit("updates", writes_meta)
+    if "values" in settings.modes:
+        yield Emit("values", state)
+    return Head(config, checkpoint, metadata, {}, state)

@@ -1,0 +1,336 @@
+"""Pure superstep planning: which tasks a checkpoint stands for, where the graph goes next, how
+writes apply through the reducers, and how a task's pending writes encode and decode. No I/O.
+
+Pending writes (on the checkpoint a superstep started from) use these channels per task id:
+state fields (the task's update), `__goto__` (where a returned Command went), `__done__`
+(the task finished), `__interrupt__` (it waits for an answer), `__resume__` (answers so far).
+Two pseudo task ids never run: `__interrupt_before__` records a breakpoint stop and
+`__input__` holds a `Command(update=..., resume=...)`'s update until the resumed step commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from orchestration.errors import InvalidUpdateError, NodeError
+from orchestration.reducers import last_value
+from orchestration.types import END, Command, Interrupt, Send
+
+if TYPE_CHECKING:
+    from orchestration.graph import GraphSpec
+    from orchestration.state import Schema
+
+DONE = "__done__"
+GOTO = "__goto__"
+INTERRUPT = "__interrupt__"
+RESUME = "__resume__"
+PAUSED = "__paused__"
+# Pseudo task id under which a stop caused by interrupt_before is recorded on the checkpoint.
+BEFORE_TASK = "__interrupt_before__"
+# Pseudo task id holding the update of a `Command(update=..., resume=...)` input.
+INPUT_TASK = "__input__"
+NO_SAVER_THREAD = "__unsaved__"
+
+NO_ARG: Any = object()
+
+# (node, index of its branch) -> what an async router returned, resolved before planning.
+Routed = Mapping[tuple[str, int], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    node: str
+    index: int
+    arg: Any = NO_ARG  # a Send's argument; NO_ARG means "the state"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What running (or having run) one task produced."""
+
+    task: Task
+    update: dict[str, Any] | None = None  # set when the task finished
+    goto: list[str | Send] = field(default_factory=list)
+    interrupt: Interrupt | None = None
+    interrupt_index: int = 0
+    resume: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    fresh: bool = True  # run in this call (False: recovered from pending writes)
+
+
+@dataclass(slots=True)
+class Head:
+    """The checkpoint the loop stands on, with its pending writes grouped by task id."""
+
+    config: CheckpointConfig
+    checkpoint: Checkpoint
+    metadata: CheckpointMetadata
+    writes: dict[str, list[tuple[str, Any]]]
+    state: Any = NO_ARG  # the schema instance of checkpoint.values, built once
+
+
+def task_id(checkpoint_id: str, index: int, node: str) -> str:
+    """Deterministic per (checkpoint, task): a resume matches pending writes to tasks by it."""
+    return hashlib.blake2b(f"{checkpoint_id}:{index}:{node}".encode(), digest_size=10).hexdigest()
+
+
+def plan_tasks(checkpoint: Checkpoint) -> list[Task]:
+    """The tasks a checkpoint's `next` stands for: plain nodes first, then queued Sends."""
+    sends = checkpoint.internal.get("sends", ())
+    plain = len(checkpoint.next) - len(sends)
+    cid = checkpoint.id
+    tasks = [Task(task_id(cid, i, node), node, i) for i, node in enumerate(checkpoint.next[:plain])]
+    for offset, (node, arg) in enumerate(sends):
+        index = plain + offset
+        tasks.append(Task(task_id(cid, index, node), node, index, arg))
+    return tasks
+
+
+def plan_next(
+    spec: GraphSpec,
+    finished: Sequence[tuple[str, Sequence[str | Send]]],
+    state: Any,
+    joins: Mapping[str, Sequence[str]],
+    step: int,
+    routed: Routed | None = None,
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Where the graph goes after `finished` (node, its Command gotos) ran, in task order.
+
+    `routed` holds the answers of async routers (awaited by the driver beforehand); sync routers
+    are called here. Returns the next checkpoint's `next` and `internal` (queued Sends, join
+    barriers)."""
+    plain: dict[str, None] = {}
+    sends: list[list[Any]] = []
+    seen = {key: list(sources) for key, sources in joins.items()}
+
+    def add(target: str | Send, source: str) -> None:
+        name = target.node if isinstance(target, Send) else target
+        if name == END and not isinstance(target, Send):
+            return
+        if name not in spec.nodes:
+            raise InvalidUpdateError(
+                f"{source!r} routed to {name!r} in step {step}, which is not a node of the graph "
+                f"(nodes: {sorted(spec.nodes)})"
+            )
+        if isinstance(target, Send):
+            sends.append([target.node, target.arg])
+        else:
+            plain[name] = None
+
+    for node, goto in finished:
+        for target in goto:
+            add(target, node)
+        for target in spec.edges.get(node, ()):
+            add(target, node)
+        for index, branch in enumerate(spec.branches.get(node, ())):
+            try:
+                if branch.is_async:
+                    targets = branch.choose((routed or {})[(node, index)])
+                else:
+                    targets = branch.route(state)
+            except InvalidUpdateError:
+                raise
+            except Exception as error:
+                raise NodeError(node, step, error) from error
+            for target in targets:
+                add(target, node)
+        for join in spec.joins_by_source.get(node, ()):
+            key = str(join)
+            if node not in seen.setdefault(key, []):
+                seen[key].append(node)
+    for join, (sources, target) in enumerate(spec.joins):
+        key = str(join)
+        if key in seen and all(s in seen[key] for s in sources):
+            add(target, "+".join(sources))
+            del seen[key]
+    internal: dict[str, Any] = {}
+    if sends:
+        internal["sends"] = sends
+    if seen:
+        internal["joins"] = seen
+    return (*plain, *(node for node, _ in sends)), internal
+
+
+def apply_updates(
+    schema: Schema,
+    values: Mapping[str, Any],
+    updates: Sequence[tuple[str, Mapping[str, Any]]],
+    step: int,
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Apply (writer, update) pairs in order through the reducers.
+
+    Returns the new values and, per changed field, the writers (for error messages)."""
+    new = dict(values)
+    writers: dict[str, list[str]] = {}
+    reducers = schema.reducers
+    for writer, update in updates:
+        for key, value in update.items():
+            reducer = reducers[key]
+            who = writers.setdefault(key, [])
+            if reducer is last_value:
+                if who:
+                    raise InvalidUpdateError(
+                        f"{who[0]!r} and {writer!r} both wrote {key!r} in step {step}; a field "
+                        "without a reducer takes one write per step: write it from one node, or "
+                        f"give it a reducer (Annotated[..., topic] or a custom one)"
+                    )
+                new[key] = value
+            else:
+                try:
+                    new[key] = reducer(schema.current_or_empty(new, key), value)
+                except Exception as error:
+                    raise InvalidUpdateError(
+                        f"the reducer of {key!r} refused the update from {writer!r} in step "
+                        f"{step}: {type(error).__name__}: {error}"
+                    ) from error
+            who.append(writer)
+    return new, writers
+
+
+def apply_input_writes(
+    schema: Schema, values: Mapping[str, Any], writes: Sequence[tuple[str, Any]], step: int
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Apply the `__input__` writes of resume commands, one at a time: two resumes may each set
+    the same plain field, and the later one simply wins."""
+    new, writers = dict(values), {}
+    for key, value in writes:
+        new, changed = apply_updates(schema, new, [("input", {key: value})], step)
+        writers.update(changed)
+    return new, writers
+
+
+def new_versions(
+    versions: Mapping[str, str], changed: Mapping[str, Any], checkpoint_id: str
+) -> dict[str, str]:
+    out = dict(versions)
+    for key in changed:
+        out[key] = checkpoint_id
+    return out
+
+
+def normalize_result(schema: Schema, node: str, result: Any) -> tuple[dict[str, Any], list[Any]]:
+    """A node's return value -> (update, gotos). Refuses anything but a mapping, None, Command."""
+    if result is None:
+        return {}, []
+    if isinstance(result, Command):
+        update = {} if result.update is None else schema.check_update(node, result.update)
+        return update, gotos_of(result)
+    return schema.check_update(node, result), []
+
+
+def gotos_of(command: Command[Any]) -> list[str | Send]:
+    goto = command.goto
+    return [goto] if isinstance(goto, str | Send) else list(goto)
+
+
+# -- pending writes: encode and decode -------------------------------------------------------
+
+
+def encode_done(outcome: Outcome) -> list[tuple[str, Any]]:
+    writes: list[tuple[str, Any]] = list((outcome.update or {}).items())
+    if outcome.goto:
+        writes.append((GOTO, [_encode_goto(g) for g in outcome.goto]))
+    writes.append((DONE, None))
+    return writes
+
+
+def _encode_goto(target: str | Send) -> Any:
+    return {"node": target.node, "arg": target.arg} if isinstance(target, Send) else target
+
+
+def _decode_goto(target: Any) -> str | Send:
+    return Send(target["node"], target["arg"]) if isinstance(target, Mapping) else target
+
+
+def encode_waiting(outcome: Outcome) -> list[tuple[str, Any]]:
+    writes: list[tuple[str, Any]] = []
+    if outcome.resume:
+        writes.append((RESUME, list(outcome.resume)))
+    if outcome.interrupt is not None:
+        it = outcome.interrupt
+        record = {"id": it.id, "value": it.value, "node": it.node, "index": outcome.interrupt_index}
+        writes.append((INTERRUPT, record))
+    return writes
+
+
+def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
+    """A task's state from its pending writes: done, waiting for an answer, or to re-run."""
+    outcome = Outcome(task, fresh=False)
+    update: dict[str, Any] = {}
+    done = False
+    for channel, value in writes:
+        if channel == DONE:
+            done = True
+        elif channel == GOTO:
+            outcome.goto = [_decode_goto(g) for g in value]
+        elif channel == RESUME:
+            outcome.resume = list(value)
+        elif channel == INTERRUPT:
+            outcome.interrupt = Interrupt(value["id"], value["value"], value["node"])
+            outcome.interrupt_index = value.get("index", 0)
+        elif channel != PAUSED:
+            update[channel] = value
+    if done:
+        outcome.update = update
+        outcome.interrupt = None
+    elif outcome.interrupt is not None and outcome.interrupt_index < len(outcome.resume):
+        outcome.interrupt = None  # answered: the record stays so a fork can ask it again
+    return outcome
+
+
+def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:
+    found = []
+    for task in plan_tasks(head.checkpoint):
+        writes = head.writes.get(task.id)
+        if writes:
+            outcome = recover(task, writes)
+            if outcome.interrupt is not None and outcome.update is None:
+                found.append((task, outcome))
+    return found
+
+
+def interrupts_of(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
+    head = head_of(tup)
+    return tuple(outcome.interrupt for _, outcome in pending_interrupts(head) if outcome.interrupt)
+
+
+def head_of(tup: CheckpointTuple) -> Head:
+    writes: dict[str, list[tuple[str, Any]]] = {}
+    for write in tup.pending_writes:
+        writes.setdefault(write.task_id, []).append((write.channel, write.value))
+    return Head(tup.config, tup.checkpoint, tup.metadata, writes)
+
+
+def state_of(schema: Schema, head: Head) -> Any:
+    if head.state is NO_ARG:
+        head.state = schema.instance(head.checkpoint.values)
+    return head.state
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def writes_metadata(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """metadata.writes: node -> update (a list of updates when a node ran several Send tasks)."""
+    out: dict[str, Any] = {}
+    for o in outcomes:
+        node = o.task.node
+        if node in out:
+            previous = out[node]
+            earlier = previous if isinstance(previous, list) else [previous]
+            out[node] = [*earlier, o.update]
+        else:
+            out[node] = o.update
+    return out

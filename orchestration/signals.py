@@ -1,0 +1,19 @@
+"""Signals the worker sends when a run changes state (receivers: the approvals app, ops tools).
+
+Each is sent inside the transaction that records the new run status, so a receiver's rows
+(e.g. one ReviewRequest per interrupt) commit with that status or not at all.
+
+- `run_paused(sender=Run, run, interrupts: list[Interrupt])`: the run stopped at interrupts.
+- `run_finished(sender=Run, run)`: the graph reached END.
+- `run_failed(sender=Run, run)`: a node raised; `run.error` / `run.traceback` say why.
+- `run_stalled(sender=Run, run)`: the run's worker stopped renewing its lease.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+run_paused = Signal()
+run_finished = Signal()
+run_failed = Signal()
+run_stalled = Signal()

@@ -1,0 +1,182 @@
+"""The worker side of a run: claim it, run its graph under a lease, record how it ended.
+
+`execute_run` is a `django.tasks` task, so any Tasks backend can carry it (the database
+backend's `manage.py db_worker` by default). Delivering the same run twice is harmless: the
+claim is a conditional update, and only one worker wins it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.events import publish
+from orchestration.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
+from orchestration.models import Run, Thread
+from orchestration.registry import get_graph
+from orchestration.runs import decode_input
+from orchestration.signals import run_failed, run_finished, run_paused
+
+logger = logging.getLogger(__name__)
+
+
+@task()
+def execute_run(run_id: int) -> dict[str, Any]:
+    """Run (or continue) run `run_id`; returns what happened, for the task result."""
+    lease = claim(run_id)
+    if lease is None:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        logger.info("run %s not claimed (status %s): another worker has or had it", run_id, status)
+        return {"run_id": run_id, "outcome": "skipped", "status": status}
+    run = Run.objects.select_related("thread").get(pk=run_id)
+    publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
+    try:
+        with Heartbeat(lease):
+            return RunExecution(run, lease).execute()
+    except Exception as exc:
+        if lease.lost.is_set() or isinstance(exc, LeaseLost):
+            return _lease_lost(run, lease, exc)
+        _record_failure(run, lease, exc)
+        return {"run_id": run_id, "outcome": "failed", "error": str(exc)}
+
+
+class RunExecution:
+    """One attempt at one run, on the lease `lease`."""
+
+    def __init__(self, run: Run, lease: Lease) -> None:
+        self.run = run
+        self.lease = lease
+        self.thread_config = CheckpointConfig(run.thread.thread_id)
+        self.extra = {
+            "run_id": run.pk,
+            "user_id": run.requested_by_id,
+            "reason": run.reason,
+        }
+
+    def execute(self) -> dict[str, Any]:
+        from orchestration.savers import DjangoCheckpointSaver
+
+        self.saver = DjangoCheckpointSaver(fence=self.lease.fence)
+        self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
+        input, config = self.plan()
+        for update in self.graph.stream(input, config, stream_mode="updates", extra=self.extra):
+            if self.lease.lost.is_set():
+                raise LeaseLost(self.run.pk, self.lease.token)
+            publish("run_progress", run=self.run, data={"nodes": sorted(_node_names(update))})
+        return self.record_outcome()
+
+    def plan(self) -> tuple[Any, CheckpointConfig]:
+        """What to invoke the graph with. A run picked up again after its worker died continues
+        from the last checkpoint it wrote: its finished supersteps are never re-executed."""
+        latest = self.saver.get_tuple(self.thread_config)
+        if (
+            self.run.attempts > 1
+            and latest is not None
+            and dict(latest.metadata.extra).get("run_id") == self.run.pk
+        ):
+            return None, self.thread_config
+        envelope = decode_input(self.run)
+        kind = envelope.get("type")
+        if kind == "value":
+            return envelope["value"], self.thread_config
+        if kind == "command":
+            from orchestration.types import Command
+
+            command = Command(
+                update=envelope.get("update"),
+                goto=tuple(envelope.get("goto") or ()),
+                resume=envelope.get("resume"),
+            )
+            return command, self.thread_config
+        if kind == "fork":
+            at = self.thread_config.with_checkpoint_id(self.run.from_checkpoint_id)
+            if not envelope.get("values"):
+                return None, at
+            self.graph.update_state(
+                at, envelope["values"], as_node=self.run.as_node or None, extra=self.extra
+            )
+            return None, self.thread_config
+        return None, self.thread_config
+
+    def record_outcome(self) -> dict[str, Any]:
+        snapshot = self.graph.get_state(self.thread_config)
+        head = snapshot.config.checkpoint_id or ""
+        if snapshot.next:
+            interrupts = list(snapshot.interrupts)
+            _finish(
+                self.run, self.lease, Run.Status.WAITING, Thread.Status.WAITING, head,
+                event_data={"next": list(snapshot.next), "interrupts": [i.id for i in interrupts]},
+                send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
+            )
+            return {"run_id": self.run.pk, "outcome": "waiting", "interrupts": len(interrupts)}
+        _finish(
+            self.run, self.lease, Run.Status.SUCCEEDED, Thread.Status.DONE, head,
+            send=lambda run: run_finished.send(sender=Run, run=run),
+        )
+        return {"run_id": self.run.pk, "outcome": "succeeded"}
+
+
+def _finish(
+    run: Run,
+    lease: Lease,
+    status: str,
+    thread_status: str,
+    head: str,
+    *,
+    send: Any,
+    event_data: dict[str, Any] | None = None,
+    error: str = "",
+    tb: str = "",
+) -> None:
+    """Record the end of this attempt, together with what signal receivers write, or nothing
+    at all if the lease is gone (someone else owns the run now)."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = Run.objects.filter(
+            pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
+        ).update(
+            status=status, finished_at=now, lease_token="", lease_expires_at=None,
+            error=error[:10_000], traceback=tb,
+        )
+        if not ended:
+            lease.lost.set()
+            raise LeaseLost(run.pk, lease.token)
+        thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
+        if head:
+            thread_fields["head_checkpoint_id"] = head
+        Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
+        run.refresh_from_db()
+        publish(f"run_{status}", run=run, reason=error, data=event_data or {})
+        send(run)
+
+
+def _record_failure(run: Run, lease: Lease, exc: BaseException) -> None:
+    logger.warning("run %s failed: %s", run.pk, exc)
+    tb = "".join(traceback.format_exception(exc))
+    try:
+        _finish(
+            run, lease, Run.Status.FAILED, Thread.Status.FAILED, "",
+            error=f"{type(exc).__name__}: {exc}", tb=tb,
+            send=lambda r: run_failed.send(sender=Run, run=r),
+        )
+    except LeaseLost as lost:
+        _lease_lost(run, lease, lost)
+
+
+def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
+    logger.warning("run %s: lease lost, this worker stops (%s)", run.pk, exc)
+    publish(
+        "run_lease_lost", run=run, reason=str(exc),
+        data={"worker": worker_id(), "token": lease.token[:8]},
+    )
+    return {"run_id": run.pk, "outcome": "lease_lost"}
+
+
+def _node_names(update: Any) -> list[str]:
+    return [str(name) for name in update] if isinstance(update, dict) else []

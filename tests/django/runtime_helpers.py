@@ -1,0 +1,91 @@
+"""Helpers for the worker tests (a module, not conftest, so tests can import them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+# Leases in the worker tests: short, so stalls show up fast; the heartbeat renews every 1/3.
+LEASE_SECONDS = 1.0
+
+
+def database_env() -> dict[str, str]:
+    """Environment that points a subprocess at this test's database."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return {"SQLITE_PATH": str(db["NAME"])}
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return {"DATABASE_URL": f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"}
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, what: str = "condition",
+             workers: list[Worker] | tuple[Worker, ...] = ()) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        dead = [w for w in workers if w.process.poll() is not None]
+        if dead:
+            logs = "\n".join(f"--- worker {w.pid}:\n{w.output()[-3000:]}" for w in dead)
+            raise AssertionError(f"a worker exited while waiting for {what}\n{logs}")
+        time.sleep(0.05)
+    logs = "\n".join(f"--- worker {w.pid}:\n{w.output()[-3000:]}" for w in workers)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
+def log_lines(path: Path) -> list[str]:
+    """Node names recorded in a side-effect log (without the pids)."""
+    if not path.exists():
+        return []
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_status(run: Any, status: str, *, workers: Any = (), timeout: float = 30) -> None:
+    """Wait until `run` reaches `status`; fail at once if it ends in another final status."""
+    from orchestration.models import Run
+
+    def reached() -> bool:
+        current, error = Run.objects.values_list("status", "error").get(pk=run.pk)
+        if current != status and current in (*Run.FINISHED, Run.Status.WAITING):
+            raise AssertionError(f"run {run.pk} ended {current}, not {status}: {error}")
+        return current == status
+
+    wait_for(reached, timeout=timeout, what=f"run {run.pk} to be {status}", workers=workers)
+

@@ -1,0 +1,51 @@
+"""The Django admin shows threads, runs, the checkpoint tree (read-only) and events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from orchestration.models import Checkpoint, Event, Run
+from orchestration.runs import run_inline, start_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def paused_run() -> Run:
+    with run_inline():
+        run = start_thread("expense", {"expense_id": 5, "employee": "Ann", "vendor": "Rail",
+                                       "amount": Decimal("300.00"), "description": "train"},
+                           user=None)
+    run.refresh_from_db()
+    return run
+
+
+def test_checkpoint_page_links_parent_and_refuses_changes(admin_client: Any,
+                                                         paused_run: Run) -> None:
+    child = Checkpoint.objects.filter(thread=paused_run.thread, parent__isnull=False).first()
+    url = reverse("admin:orchestration_checkpoint_change", args=[child.pk])
+    page = admin_client.get(url).content.decode()
+    parent_url = reverse("admin:orchestration_checkpoint_change", args=[child.parent_id])
+    assert parent_url in page
+    response = admin_client.post(url, {"step": 99})
+    assert response.status_code == 403
+    child.refresh_from_db()
+    assert child.step != 99
+
+
+@pytest.mark.parametrize("model", ["thread", "run", "checkpoint", "event"])
+def test_changelists_render(admin_client: Any, paused_run: Run, model: str) -> None:
+    response = admin_client.get(reverse(f"admin:orchestration_{model}_changelist"))
+    assert response.status_code == 200
+
+
+def test_run_page_links_its_thread(admin_client: Any, paused_run: Run) -> None:
+    page = admin_client.get(
+        reverse("admin:orchestration_run_change", args=[paused_run.pk])
+    ).content.decode()
+    assert reverse("admin:orchestration_thread_change", args=[paused_run.thread_id]) in page
+    assert Event.objects.filter(run=paused_run).exists()

@@ -1,0 +1,45 @@
+"""`manage.py seed_demo`: demo logins for every role and threads waiting for review."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from orchestration.models import Run, Thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_seed_creates_a_login_per_role_in_its_group() -> None:
+    output = seed()
+    users = get_user_model().objects.order_by("username")
+    assert {u.username: [g.name for g in u.groups.all()] for u in users} == {
+        "ada": ["admin"], "otto": ["ops"], "rita": ["reviewer"], "vic": ["viewer"],
+    }
+    assert all(u.check_password("stepwise-demo") for u in users)
+    assert "rita" in output and "stepwise-demo" in output
+
+
+def test_seed_leaves_reviews_waiting_and_one_failed_run() -> None:
+    seed()
+    statuses = sorted(Run.objects.values_list("status", flat=True))
+    assert statuses.count(Run.Status.WAITING) == 4
+    assert statuses.count(Run.Status.FAILED) == 1
+    assert statuses.count(Run.Status.SUCCEEDED) == 1
+
+
+def test_seeding_twice_changes_nothing() -> None:
+    seed()
+    threads, runs = Thread.objects.count(), Run.objects.count()
+    seed()
+    assert (Thread.objects.count(), Run.objects.count()) == (threads, runs)
+    assert get_user_model().objects.count() == 4

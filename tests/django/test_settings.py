@@ -1,0 +1,66 @@
+"""Settings from the environment: production values pass `check --deploy`; SQLite is private."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def production_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"PYTEST_VERSION", "DEBUG", "DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "stepwise.example.com",
+        "SQLITE_PATH": str(tmp_path / "prod.sqlite3"),
+    })
+    return env
+
+
+def test_production_settings_pass_check_deploy_without_warnings(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=production_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_secret_key(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_sqlite_database_file_is_private() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite profile only")
+    connection.ensure_connection()
+    mode = stat.S_IMODE(os.stat(connection.settings_dict["NAME"]).st_mode)
+    assert mode == 0o600
+
+
+@pytest.mark.django_db
+def test_sqlite_runs_in_wal_mode() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite profile only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"

@@ -1,0 +1,158 @@
+"""Real `manage.py db_worker` processes on the test database: crashes, races, lost leases.
+
+Leases are 1 s here (STEPWISE_LEASE_SECONDS), workers poll every 0.1 s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from decimal import Decimal
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Count
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+from runtime_helpers import LEASE_SECONDS, log_lines, wait_for, wait_for_status
+
+from orchestration import Command
+from orchestration.models import Checkpoint, Event, Run
+from orchestration.runs import resume_thread, start_thread
+from orchestration.tasks import execute_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def status_of(run: Run) -> str:
+    return Run.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def lease_expired(run: Run) -> bool:
+    run.refresh_from_db()
+    return run.lease_expires_at is not None and run.lease_expires_at < timezone.now()
+
+
+def start_steps(tmp_path: Path) -> tuple[Run, Path, Path]:
+    log, gate = tmp_path / "nodes.log", tmp_path / "gate"
+    run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
+    return run, log, gate
+
+
+@pytest.fixture
+def killed_run(start_worker: Any, tmp_path: Path) -> dict[str, Any]:
+    """A run whose worker was SIGKILLed inside `slow`, after `first` was checkpointed, and whose
+    lease has since expired."""
+    worker = start_worker()
+    run, log, gate = start_steps(tmp_path)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[worker])
+    worker.kill()
+    wait_for(lambda: lease_expired(run), timeout=5, what="lease expiry")
+    return {"run": run, "log": log, "gate": gate}
+
+
+def test_run_of_a_killed_worker_becomes_stalled(killed_run: dict[str, Any]) -> None:
+    run = killed_run["run"]
+    assert status_of(run) == Run.Status.RUNNING  # nobody noticed yet
+    call_command("resume_stalled", reason="worker killed", stdout=StringIO())
+    assert status_of(run) == Run.Status.STALLED  # re-queued, no worker has it yet
+    stalled = Event.objects.get(run=run, kind="run_stalled")
+    assert stalled.reason == "worker killed"
+
+
+def test_resume_stalled_dry_run_changes_nothing(killed_run: dict[str, Any]) -> None:
+    call_command("resume_stalled", "--dry-run", stdout=StringIO())
+    assert status_of(killed_run["run"]) == Run.Status.RUNNING
+
+
+def test_stalled_run_is_resumed_by_another_worker_without_redoing_finished_supersteps(
+    killed_run: dict[str, Any], start_worker: Any,
+) -> None:
+    run, log = killed_run["run"], killed_run["log"]
+    call_command("resume_stalled", stdout=StringIO())
+    killed_run["gate"].touch()
+    second = start_worker()
+    wait_for_status(run, Run.Status.SUCCEEDED, workers=[second])
+    assert Counter(log_lines(log)) == {"first": 1, "slow:start": 2, "slow:end": 1, "last": 1}
+    run.refresh_from_db()
+    assert run.attempts == 2
+    assert str(second.pid) in run.worker
+
+
+def test_live_worker_keeps_its_lease_through_a_node_longer_than_the_lease(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    worker = start_worker()
+    run, log, gate = start_steps(tmp_path)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[worker])
+    time.sleep(LEASE_SECONDS * 2.5)  # the heartbeat renews every third of a lease
+    call_command("resume_stalled", stdout=StringIO())
+    assert status_of(run) == Run.Status.RUNNING
+    gate.touch()
+    wait_for_status(run, Run.Status.SUCCEEDED, workers=[worker])
+    run.refresh_from_db()
+    assert run.attempts == 1
+
+
+def test_two_workers_racing_for_one_run_execute_it_once(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    run, log, gate = start_steps(tmp_path)
+    execute_run.enqueue(run.pk)  # the same run delivered twice
+    gate.touch()
+    workers = [start_worker(), start_worker()]
+    wait_for(
+        lambda: DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 2,
+        what="both deliveries to finish", workers=workers,
+    )
+    outcomes = sorted(r.return_value["outcome"] for r in DBTaskResult.objects.all())
+    assert outcomes == ["skipped", "succeeded"]
+    assert Counter(log_lines(log)) == {"first": 1, "slow:start": 1, "slow:end": 1, "last": 1}
+    assert status_of(run) == Run.Status.SUCCEEDED
+
+
+def test_worker_that_lost_its_lease_cannot_write_a_second_branch(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    first = start_worker()
+    run, log, gate = start_steps(tmp_path)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[first])
+    os.kill(first.pid, signal.SIGSTOP)  # frozen: no heartbeat, node still "running"
+    wait_for(lambda: lease_expired(run), timeout=5, what="lease expiry")
+    call_command("resume_stalled", stdout=StringIO())
+    gate.touch()
+    second = start_worker()
+    wait_for_status(run, Run.Status.SUCCEEDED, workers=[second])
+    checkpoints_before = Checkpoint.objects.filter(thread=run.thread).count()
+
+    os.kill(first.pid, signal.SIGCONT)  # wakes up, finishes `slow`, tries to checkpoint
+    wait_for(lambda: Event.objects.filter(run=run, kind="run_lease_lost").exists(),
+             what="the first worker to notice its lost lease", workers=[first])
+
+    assert Counter(log_lines(log))["slow:end"] == 2  # both ran the node body...
+    assert Checkpoint.objects.filter(thread=run.thread).count() == checkpoints_before
+    branching = (
+        Checkpoint.objects.filter(thread=run.thread).values("parent")
+        .annotate(children=Count("id")).filter(children__gt=1)
+    )
+    assert not branching.exists()  # ...but only one wrote: the tree has no second branch
+    assert status_of(run) == Run.Status.SUCCEEDED
+
+
+def test_resume_is_picked_up_by_a_polling_worker_quickly(start_worker: Any) -> None:
+    worker = start_worker()
+    expense = {"expense_id": 9, "employee": "Eve", "vendor": "Hotel",
+               "amount": Decimal("500.00"), "description": "hotel"}
+    waiting = start_thread("expense", expense, user=None)
+    wait_for_status(waiting, Run.Status.WAITING, workers=[worker])
+    resumed = resume_thread(waiting.thread, Command(resume={"action": "approve"}), user=None)
+    wait_for_status(resumed, Run.Status.SUCCEEDED, workers=[worker])
+    resumed.refresh_from_db()
+    latency = (resumed.started_at - resumed.created_at).total_seconds()
+    print(f"\nresume -> pickup latency: {latency * 1000:.0f} ms (db_worker --interval 0.1)")
+    assert latency < 2.0
