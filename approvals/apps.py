@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,9 @@ class ApprovalsConfig(AppConfig):
     name = "approvals"
     verbose_name = "Approvals"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from approvals.receivers import on_run_paused
+        from orchestration.signals import run_paused
+
+        run_paused.connect(on_run_paused, dispatch_uid="approvals-open-reviews")

@@ -1,3 +1,11 @@
 """Websocket routes. Websockets only push; every decision is an ordinary POST."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from approvals import consumers
+
+websocket_urlpatterns: list = [
+    path("ws/inbox/", consumers.InboxConsumer.as_asgi()),
+    path("ws/ops/", consumers.OpsConsumer.as_asgi()),
+    path("ws/threads/<str:thread_id>/", consumers.ThreadConsumer.as_asgi()),
+]

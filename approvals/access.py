@@ -1,0 +1,74 @@
+"""The one chokepoint per object type: look it up, check this user may touch it, return it.
+
+Every view and every bulk action goes through these functions, so a permission rule lives in
+exactly one place. `for_update=True` means the caller is about to change the object.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from approvals.models import ReviewRequest
+from orchestration.models import Run, Thread
+
+User = AbstractBaseUser | AnonymousUser
+
+VIEW = "approvals.view_reviewrequest"
+DECIDE = "approvals.decide_review"
+FORK = "approvals.fork_thread"
+VIEW_OPS = "approvals.view_ops"
+OPERATE = "approvals.operate_runs"
+OVERRIDE_CLAIM = "approvals.override_claim"
+
+
+def require(user: User, perm: str, what: str) -> None:
+    if not user.is_authenticated or not user.has_perm(perm):
+        raise PermissionDenied(f"You do not have permission to {what}. Ask an admin for the role.")
+
+
+def user_matches_assignee(user: User, assignee: str) -> bool:
+    """An empty assignee is anyone; otherwise the username or one of the user's groups."""
+    if not assignee:
+        return True
+    if user.get_username() == assignee:
+        return True
+    return user.groups.filter(name=assignee).exists()
+
+
+def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:
+    require(user, VIEW, "see reviews")
+    try:
+        review = ReviewRequest.objects.select_related("thread", "run", "claimed_by").get(pk=pk)
+    except ReviewRequest.DoesNotExist:
+        raise Http404(f"There is no review #{pk}.") from None
+    if for_update:
+        require(user, DECIDE, "decide reviews")
+        if not user.has_perm(OVERRIDE_CLAIM) and not user_matches_assignee(user, review.assignee):
+            raise PermissionDenied(
+                f"Review #{pk} is assigned to {review.assignee!r}; only they can act on it."
+            )
+    return review
+
+
+def access_thread(user: User, thread_id: str, *, for_update: bool) -> Thread:
+    require(user, VIEW, "see threads")
+    try:
+        thread = Thread.objects.get(thread_id=thread_id)
+    except Thread.DoesNotExist:
+        raise Http404(f"There is no thread {thread_id!r}.") from None
+    if for_update:
+        require(user, FORK, "fork threads")
+    return thread
+
+
+def access_run(user: User, pk: int, *, for_update: bool) -> Run:
+    require(user, VIEW_OPS, "see the ops console")
+    try:
+        run = Run.objects.select_related("thread").get(pk=pk)
+    except Run.DoesNotExist:
+        raise Http404(f"There is no run #{pk}.") from None
+    if for_update:
+        require(user, OPERATE, "resume, retry or cancel runs")
+    return run

@@ -1,0 +1,449 @@
+"""Everything that changes review state: `check_*` validates, `do_*` changes rows atomically.
+
+Races are settled by conditional updates (`filter(status=...).update(...)` and counting the
+rows changed), which hold on SQLite and PostgreSQL alike: the first claim or decision wins and
+the second is refused with a message saying who won, so a run is never resumed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from approvals.access import OVERRIDE_CLAIM
+from approvals.diff import to_jsonable
+from approvals.models import Decision, ReviewRequest
+from approvals.selectors import get_checkpoint, is_stalled
+from orchestration import runs
+from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
+from orchestration.errors import OrchestrationError
+from orchestration.events import publish
+from orchestration.models import Checkpoint, Run, Thread
+from orchestration.registry import get_graph
+from orchestration.types import Command, Interrupt
+
+
+class ReviewError(Exception):
+    """An action on a review cannot happen; the message says why and what to do instead."""
+
+
+# ---------------------------------------------------------------- review requests
+
+
+def review_payload(value: Any, node: str) -> tuple[str, dict[str, Any]]:
+    """(kind, payload) for an interrupt's value: a review payload as is, anything else as a
+    generic "respond" review that shows the value and asks for a text answer."""
+    if isinstance(value, Mapping) and value.get("kind") == "review":
+        return ReviewRequest.Kind.REVIEW, to_jsonable(value)
+    return ReviewRequest.Kind.RESPOND, {
+        "kind": "respond",
+        "title": f"{node or 'A node'} asks for an answer",
+        "description": "The run paused with the value below. Reply with text to continue.",
+        "data": to_jsonable(value),
+        "actions": ["respond"],
+    }
+
+
+def paused_checkpoint_id(thread: Thread) -> str:
+    if thread.head_checkpoint_id:
+        return thread.head_checkpoint_id
+    latest = (
+        Checkpoint.objects.filter(thread=thread)
+        .order_by("-checkpoint_id")
+        .values_list("checkpoint_id", flat=True)
+        .first()
+    )
+    return latest or ""
+
+
+def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewRequest]:
+    """One open review per interrupt of a paused run (idempotent: a re-sent signal or a
+    resume that re-asks an interrupt reuses the open row); open reviews of the thread that
+    are no longer asked are superseded."""
+    thread = Thread.objects.get(pk=run.thread_id)
+    checkpoint_id = paused_checkpoint_id(thread)
+    reviews: list[ReviewRequest] = []
+    with transaction.atomic():
+        for intr in interrupts:
+            kind, payload = review_payload(intr.value, intr.node)
+            fields = {
+                "run": run,
+                "node": intr.node,
+                "checkpoint_id": checkpoint_id,
+                "kind": kind,
+                "title": str(payload.get("title") or "")[:300],
+                "payload": payload,
+                "assignee": str(payload.get("assignee") or "")[:150],
+            }
+            review, created = ReviewRequest.objects.update_or_create(
+                thread=thread,
+                interrupt_id=intr.id,
+                status__in=ReviewRequest.OPEN,
+                defaults=fields,
+                create_defaults={**fields, "status": ReviewRequest.Status.PENDING},
+            )
+            reviews.append(review)
+            if created:
+                publish("review_requested", thread=thread, run=run, data={"review": review.pk})
+        asked = [i.id for i in interrupts]
+        ReviewRequest.objects.filter(thread=thread, status__in=ReviewRequest.OPEN).exclude(
+            interrupt_id__in=asked
+        ).update(status=ReviewRequest.Status.SUPERSEDED, closed_at=timezone.now())
+    return reviews
+
+
+def do_supersede_open_reviews(thread: Thread) -> int:
+    """A new branch makes the open reviews of the old head unanswerable."""
+    return ReviewRequest.objects.filter(thread=thread, status__in=ReviewRequest.OPEN).update(
+        status=ReviewRequest.Status.SUPERSEDED, closed_at=timezone.now()
+    )
+
+
+# ---------------------------------------------------------------- claims
+
+
+def do_claim(user: AbstractBaseUser, review: ReviewRequest) -> None:
+    changed = ReviewRequest.objects.filter(
+        pk=review.pk, status=ReviewRequest.Status.PENDING, claimed_by__isnull=True
+    ).update(status=ReviewRequest.Status.CLAIMED, claimed_by=user, claimed_at=timezone.now())
+    if changed != 1:
+        review.refresh_from_db()
+        if review.claimed_by_id == user.pk and review.status == ReviewRequest.Status.CLAIMED:
+            return  # a double click: already ours
+        raise ReviewError(_not_open_message(review, "claim"))
+    publish("review_claimed", thread=review.thread, actor=user, data={"review": review.pk})
+
+
+def do_unclaim(user: AbstractBaseUser, review: ReviewRequest) -> None:
+    mine = Q(claimed_by=user) if not user.has_perm(OVERRIDE_CLAIM) else Q()
+    changed = (
+        ReviewRequest.objects.filter(mine, pk=review.pk, status=ReviewRequest.Status.CLAIMED)
+        .update(status=ReviewRequest.Status.PENDING, claimed_by=None, claimed_at=None)
+    )
+    if changed != 1:
+        review.refresh_from_db()
+        raise ReviewError(_not_open_message(review, "release"))
+    publish("review_unclaimed", thread=review.thread, actor=user, data={"review": review.pk})
+
+
+def _not_open_message(review: ReviewRequest, verb: str) -> str:
+    if review.status == ReviewRequest.Status.DECIDED:
+        decision = Decision.objects.select_related("decided_by").filter(review=review).first()
+        who = decision.decided_by.get_username() if decision and decision.decided_by else "someone"
+        when = timezone.localtime(decision.decided_at).strftime("%H:%M:%S") if decision else ""
+        action = decision.get_action_display().lower() if decision else "decided"
+        return (
+            f"Review #{review.pk} was already decided by {who} at {when} ({action}). "
+            f"Your {verb} was not applied and the run was not resumed again."
+        )
+    if review.status == ReviewRequest.Status.CLAIMED and review.claimed_by is not None:
+        return (
+            f"Review #{review.pk} is claimed by {review.claimed_by.get_username()}. "
+            "Ask them to release it, or pick another review."
+        )
+    if review.status in (ReviewRequest.Status.SUPERSEDED, ReviewRequest.Status.CANCELLED):
+        return (
+            f"Review #{review.pk} is {review.get_status_display().lower()}: the thread moved on "
+            "(a fork or a cancelled run). Open the thread to see its current state."
+        )
+    return f"Review #{review.pk} cannot be {verb}ed in its current state ({review.status})."
+
+
+# ---------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    action: str
+    comment: str = ""
+    values: Mapping[str, Any] | None = None
+    text: str = ""
+
+
+def check_decision(review: ReviewRequest, d: DecisionInput) -> None:
+    if d.action not in review.actions:
+        allowed = ", ".join(review.actions)
+        raise ReviewError(
+            f"'{d.action}' is not allowed on review #{review.pk} (allowed: {allowed})."
+        )
+    if d.action == Decision.Action.REJECT and not d.comment.strip():
+        raise ReviewError("A rejection needs a comment saying why.")
+    if d.action == Decision.Action.RESPOND and not d.text.strip():
+        raise ReviewError("A response needs some text.")
+
+
+def do_decide(
+    user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput
+) -> Decision:
+    """Record the decision and resume the thread with it, all or nothing."""
+    check_decision(review, d)
+    claimable = Q() if user.has_perm(OVERRIDE_CLAIM) else Q(claimed_by__isnull=True) | Q(
+        claimed_by=user
+    )
+    try:
+        with transaction.atomic():
+            changed = ReviewRequest.objects.filter(
+                claimable, pk=review.pk, status__in=ReviewRequest.OPEN
+            ).update(status=ReviewRequest.Status.DECIDED, closed_at=timezone.now())
+            if changed != 1:
+                raise _Refused
+            decision = _record(user, review, d)
+            run = _resume(user, review, decision)
+            _link_run(decision, run)
+            publish(
+                "review_decided",
+                thread=review.thread,
+                run=run,
+                actor=user,
+                reason=d.comment or d.text,
+                data={"review": review.pk, "action": d.action},
+            )
+    except _Refused:
+        review.refresh_from_db()
+        raise ReviewError(_not_open_message(review, "decision")) from None
+    except IntegrityError:  # the unique decision-per-review constraint: someone was faster
+        review.refresh_from_db()
+        raise ReviewError(_not_open_message(review, "decision")) from None
+    return decision
+
+
+class _Refused(Exception):
+    pass
+
+
+def _record(user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput) -> Decision:
+    values = dict(d.values or {}) if d.action == Decision.Action.EDIT else {}
+    return Decision.objects.create(
+        review=review,
+        decided_by=user,
+        action=d.action,
+        comment=d.comment.strip(),
+        values=to_jsonable(values),
+        text=d.text.strip() if d.action == Decision.Action.RESPOND else "",
+    )
+
+
+def _resume(user: AbstractBaseUser, review: ReviewRequest, decision: Decision) -> Run:
+    answer = decision.answer(user.get_username())
+    command = Command(resume={review.interrupt_id: answer})
+    reason = f"{decision.get_action_display()} review #{review.pk}"
+    if decision.comment:
+        reason += f": {decision.comment}"
+    try:
+        return runs.resume_thread(review.thread, command, user=user, reason=reason)
+    except runs.RunError as exc:
+        raise ReviewError(f"The decision was not recorded: {exc}") from exc
+
+
+def _link_run(decision: Decision, run: Run) -> None:
+    # The decision row is immutable once saved; the run it caused is attached by a
+    # queryset update in the same transaction (the row never changes afterwards).
+    Decision.objects.filter(pk=decision.pk).update(resumed_run=run)
+    decision.resumed_run = run
+
+
+def do_redecide(
+    user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput
+) -> Decision:
+    """Answer a decided review differently on a new branch from the checkpoint it was asked at.
+
+    The original branch and its decision are never changed. A new review row (already decided,
+    `reanswer_of` the original) records the new answer, and a fork run re-runs the node from
+    that checkpoint. A fork asks its interrupts anew (new ids), so the answer is delivered when
+    the fork pauses there: `deliver_reanswers` resumes it (in the `run_paused` receiver).
+    """
+    if review.status != ReviewRequest.Status.DECIDED or not review.checkpoint_id:
+        raise ReviewError(
+            f"Review #{review.pk} is {review.status}; only a decided review can be decided "
+            "differently (decide an open one directly)."
+        )
+    check_decision(review, d)
+    reason = f"{Decision.Action(d.action).label} review #{review.pk} differently"
+    if d.comment.strip():
+        reason += f": {d.comment.strip()}"
+    try:
+        with transaction.atomic():
+            do_supersede_open_reviews(review.thread)
+            run = runs.fork_thread(
+                review.thread, review.checkpoint_id, None, user=user, reason=reason
+            )
+            again = ReviewRequest.objects.create(
+                thread=review.thread,
+                run=run,
+                interrupt_id=review.interrupt_id,
+                node=review.node,
+                checkpoint_id=review.checkpoint_id,
+                kind=review.kind,
+                title=review.title,
+                payload=review.payload,
+                status=ReviewRequest.Status.DECIDED,
+                assignee=review.assignee,
+                reanswer_of=review,
+                closed_at=timezone.now(),
+            )
+            decision = _record(user, again, d)
+            publish(
+                "review_redecided",
+                thread=review.thread,
+                run=run,
+                actor=user,
+                reason=reason,
+                data={"review": again.pk, "original": review.pk, "action": d.action},
+            )
+    except runs.RunError as exc:
+        raise ReviewError(f"The new decision was not recorded: {exc}") from exc
+    return decision
+
+
+def deliver_reanswers(run: Run, interrupts: Sequence[Interrupt]) -> bool:
+    """Answer a fork run's re-asked interrupts with the decisions recorded for it. True if it
+    resumed the thread (interrupts left unanswered are asked again by that resumed run)."""
+    waiting = list(
+        ReviewRequest.objects.filter(
+            run=run, reanswer_of__isnull=False, status=ReviewRequest.Status.DECIDED,
+            decision__resumed_run__isnull=True,
+        ).select_related("decision", "decision__decided_by", "thread")
+    )
+    if not waiting:
+        return False
+    remaining = list(interrupts)
+    answers: dict[str, Any] = {}
+    matched: list[tuple[ReviewRequest, Interrupt]] = []
+    for review in waiting:
+        intr = next((i for i in remaining if i.node == review.node), None)
+        if intr is None:
+            continue
+        remaining.remove(intr)
+        decision = review.decision
+        who = decision.decided_by.get_username() if decision.decided_by else ""
+        answers[intr.id] = decision.answer(who)
+        matched.append((review, intr))
+    if not matched:
+        return False
+    thread = matched[0][0].thread
+    checkpoint_id = paused_checkpoint_id(Thread.objects.get(pk=thread.pk))
+    for review, intr in matched:
+        ReviewRequest.objects.filter(pk=review.pk).update(
+            interrupt_id=intr.id, checkpoint_id=checkpoint_id
+        )
+    first = matched[0][0]
+    resumed = runs.resume_thread(
+        thread, Command(resume=answers), user=first.decision.decided_by,
+        reason=f"deliver the new decision on review #{first.reanswer_of_id}",
+    )
+    for review, _ in matched:
+        Decision.objects.filter(pk=review.decision.pk).update(resumed_run=resumed)
+    return True
+
+
+# ---------------------------------------------------------------- forks and runs
+
+
+def check_fork_values(
+    thread: Thread, tup: CheckpointTuple, values: Mapping[str, Any], as_node: str | None
+) -> None:
+    """Ask the engine whether it accepts `values` as an update of this checkpoint, on a
+    scratch copy in memory: the same reducers and schema the fork run will apply, so a bad
+    value is refused on the form instead of failing the run later."""
+    if not values:
+        return
+    try:
+        graph = get_graph(thread.graph_name)
+    except Exception as exc:  # noqa: BLE001  an unregistered graph cannot be forked at all
+        raise ReviewError(f"Thread {thread.thread_id} cannot be forked: {exc}") from exc
+    scratch = InMemoryCheckpointSaver()
+    at = scratch.put(CheckpointConfig(thread.thread_id), tup.checkpoint, tup.metadata)
+    try:
+        graph.with_checkpoint_saver(scratch).update_state(at, dict(values), as_node=as_node)
+    except (OrchestrationError, TypeError, ValueError) as exc:
+        raise ReviewError(f"The graph refuses these values: {exc}") from exc
+
+
+def do_fork(
+    user: AbstractBaseUser,
+    thread: Thread,
+    checkpoint_id: str,
+    values: Mapping[str, Any] | None,
+    reason: str,
+    as_node: str | None = None,
+) -> Run:
+    if not reason.strip():
+        raise ReviewError("A fork needs a reason (it is recorded in the thread's history).")
+    tup = get_checkpoint(thread, checkpoint_id)
+    if tup is None:
+        raise ReviewError(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id}.")
+    check_fork_values(thread, tup, values or {}, as_node)
+    try:
+        with transaction.atomic():
+            do_supersede_open_reviews(thread)
+            return runs.fork_thread(
+                thread, checkpoint_id, dict(values) if values else None,
+                user=user, reason=reason.strip(), as_node=as_node,
+            )
+    except runs.RunError as exc:
+        raise ReviewError(f"The fork was not started: {exc}") from exc
+
+
+RUN_ACTIONS = ("resume", "retry", "cancel")
+
+
+@dataclass(frozen=True, slots=True)
+class RunActionResult:
+    run: Run
+    ok: bool
+    message: str
+
+
+def check_run_action(run: Run, action: str) -> str | None:
+    """None if `action` applies to `run`, else why not."""
+    if action == "resume" and not is_stalled(run):
+        return f"run {run.pk} is {run.status}, not stalled: nothing to resume"
+    if action == "retry" and run.status != Run.Status.FAILED:
+        return f"run {run.pk} is {run.status}; only failed runs can be retried"
+    if action == "cancel" and run.status in Run.FINISHED:
+        return f"run {run.pk} already {run.status}"
+    if action not in RUN_ACTIONS:
+        return f"unknown action {action!r} (one of {', '.join(RUN_ACTIONS)})"
+    return None
+
+
+def do_run_action(user: AbstractBaseUser, run: Run, action: str, reason: str) -> Run:
+    if not reason.strip():
+        raise ReviewError("Every ops action needs a reason; it is recorded with your name.")
+    problem = check_run_action(run, action)
+    if problem:
+        raise ReviewError(problem[0].upper() + problem[1:] + ".")
+    reason = reason.strip()
+    try:
+        with transaction.atomic():
+            if action == "resume":
+                return runs.resume_stalled(run, user=user, reason=reason)
+            if action == "retry":
+                return runs.retry_run(run, user=user, reason=reason)
+            cancelled = runs.cancel_run(run, user=user, reason=reason)
+            ReviewRequest.objects.filter(
+                thread_id=run.thread_id, status__in=ReviewRequest.OPEN
+            ).update(status=ReviewRequest.Status.CANCELLED, closed_at=timezone.now())
+            return cancelled
+    except runs.RunError as exc:
+        raise ReviewError(f"Run {run.pk}: {exc}") from exc
+
+
+def do_bulk_run_action(
+    user: AbstractBaseUser, run_list: Iterable[Run], action: str, reason: str
+) -> list[RunActionResult]:
+    """Each run on its own: one refusal does not undo the others."""
+    results = []
+    for run in run_list:
+        try:
+            new = do_run_action(user, run, action, reason)
+            results.append(RunActionResult(new, True, f"run {run.pk}: {action} done"))
+        except ReviewError as exc:
+            results.append(RunActionResult(run, False, str(exc)))
+    return results

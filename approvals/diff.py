@@ -1,0 +1,106 @@
+"""Field-level state diffs (pure): what changed between two checkpoints' values."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ChangeKind = Literal["added", "removed", "changed", "appended", "unchanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    field: str
+    kind: ChangeKind
+    old: Any = None
+    new: Any = None
+    # for "appended": only the items added at the end of the list
+    appended: tuple[Any, ...] = ()
+
+    @property
+    def is_change(self) -> bool:
+        return self.kind != "unchanged"
+
+
+def diff_states(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> list[FieldChange]:
+    """Compare two states field by field, in a stable order (new's fields first, then removed).
+
+    A list that only grew at its end is reported as "appended" with just the new items, which
+    is how append-only (`topic`) fields change; anything else that differs is "changed".
+    """
+    old = old or {}
+    new = new or {}
+    changes: list[FieldChange] = []
+    for name, value in new.items():
+        if name not in old:
+            changes.append(FieldChange(name, "added", new=value))
+            continue
+        before = old[name]
+        if _equal(before, value):
+            changes.append(FieldChange(name, "unchanged", old=before, new=value))
+        elif _is_append(before, value):
+            extra = tuple(value[len(before) :])
+            changes.append(FieldChange(name, "appended", old=before, new=value, appended=extra))
+        else:
+            changes.append(FieldChange(name, "changed", old=before, new=value))
+    for name, value in old.items():
+        if name not in new:
+            changes.append(FieldChange(name, "removed", old=value))
+    return changes
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # noqa: BLE001  an exotic __eq__ must not break a page
+        return to_jsonable(a) == to_jsonable(b)
+
+
+def _is_append(before: Any, after: Any) -> bool:
+    return (
+        isinstance(before, list | tuple)
+        and isinstance(after, list | tuple)
+        and len(after) > len(before)
+        and _equal(list(after[: len(before)]), list(before))
+    )
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-compatible rendering of a state value (for display and for editing as JSON)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((to_jsonable(v) for v in value), key=repr)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):  # pydantic
+        return to_jsonable(value.model_dump(mode="json"))
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return repr(value)
+
+
+def pretty(value: Any) -> str:
+    """Indented JSON for a value, the way the pages show and edit state."""
+    return json.dumps(to_jsonable(value), indent=2, ensure_ascii=False, sort_keys=False)

@@ -1,0 +1,197 @@
+"""Forms: a review's editable fields generated from its JSON Schema, decisions, forks, ops."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from django import forms
+
+from approvals.diff import pretty, to_jsonable
+from approvals.models import Decision
+
+LONG_TEXT = 120
+
+
+def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Field:
+    """A typed form field for one JSON Schema property (string/number/integer/boolean/enum)."""
+    label = spec.get("title") or name.replace("_", " ").capitalize()
+    common: dict[str, Any] = {
+        "label": label, "required": required, "help_text": spec.get("description", "")
+    }
+    kind = spec.get("type")
+    if "enum" in spec:
+        choices = [(json.dumps(v), str(v)) for v in spec["enum"]]
+        if not required:
+            choices.insert(0, ("", "—"))
+        return forms.TypedChoiceField(
+            choices=choices, coerce=json.loads, empty_value=None, **common
+        )
+    if kind == "boolean":
+        return forms.BooleanField(**{**common, "required": False})
+    if kind == "integer":
+        return forms.IntegerField(
+            min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
+        )
+    if kind == "number":
+        return forms.FloatField(
+            min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
+        )
+    if kind == "string":
+        max_length = spec.get("maxLength")
+        widget = forms.Textarea(attrs={"rows": 4}) if (
+            spec.get("format") == "textarea" or (max_length or 0) > LONG_TEXT
+        ) else None
+        return forms.CharField(
+            max_length=max_length, min_length=spec.get("minLength"), widget=widget,
+            strip=True, **common,
+        )
+    # arrays, objects and untyped values: edit as JSON
+    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+
+
+class DecisionForm(forms.Form):
+    """The reviewer's decision. The edit fields come from the payload's schema; the action is
+    the button pressed. Schema validation runs server-side whatever the browser checked."""
+
+    action = forms.ChoiceField(choices=Decision.Action.choices)
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    text = forms.CharField(
+        required=False, label="Response", widget=forms.Textarea(attrs={"rows": 4})
+    )
+
+    def __init__(self, *args: Any, review: Any, **kwargs: Any) -> None:
+        self.review = review
+        self.schema: dict[str, Any] | None = review.schema
+        data = review.data if isinstance(review.data, Mapping) else {}
+        super().__init__(*args, **kwargs)
+        self.value_fields: list[str] = []
+        if self.schema and "edit" in review.actions:
+            required = set(self.schema.get("required", []))
+            for name, spec in (self.schema.get("properties") or {}).items():
+                key = f"value__{name}"
+                # Fields are only required when editing; approve/reject ignore them.
+                self.fields[key] = schema_field(name, spec, required=False)
+                self.fields[key].schema_required = name in required
+                if name in data:
+                    self.initial[key] = (
+                        json.dumps(data[name]) if "enum" in spec else data[name]
+                    )
+                self.value_fields.append(key)
+        if "respond" not in review.actions:
+            del self.fields["text"]
+        self.fields["action"].choices = [
+            c for c in Decision.Action.choices if c[0] in review.actions
+        ]
+
+    def value_bound_fields(self) -> list[forms.BoundField]:
+        return [self[k] for k in self.value_fields]
+
+    def edited_values(self) -> dict[str, Any]:
+        return {
+            key.removeprefix("value__"): self.cleaned_data.get(key)
+            for key in self.value_fields
+            if self.cleaned_data.get(key) is not None
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        action = cleaned.get("action")
+        if action == Decision.Action.REJECT and not (cleaned.get("comment") or "").strip():
+            self.add_error("comment", "Say why you reject it: the comment goes back to the run.")
+        if action == Decision.Action.RESPOND and not (cleaned.get("text") or "").strip():
+            self.add_error("text", "Write a response.")
+        if action == Decision.Action.EDIT and self.schema:
+            self._validate_against_schema()
+        return cleaned
+
+    def _validate_against_schema(self) -> None:
+        values = self.edited_values()
+        for key in self.value_fields:
+            if self.fields[key].schema_required and key.removeprefix("value__") not in values:
+                if key not in self.errors:
+                    self.add_error(key, "This field is required.")
+        validator = jsonschema.Draft202012Validator(self.schema)
+        for error in validator.iter_errors(to_jsonable(values)):
+            field = f"value__{error.path[0]}" if error.path else None
+            if field not in self.fields:
+                field = None
+            if field is None or field not in self.errors:
+                self.add_error(field, error.message)
+
+
+class ForkForm(forms.Form):
+    """The state at a checkpoint, one JSON text per field; only changed fields are applied."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why you fork here. Recorded in the thread's history.",
+    )
+
+    def __init__(self, *args: Any, values: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.original = {name: to_jsonable(v) for name, v in values.items()}
+        self.state_fields: list[str] = []
+        for name, value in values.items():
+            key = f"field__{name}"
+            self.fields[key] = forms.CharField(
+                label=name, required=False, strip=False,
+                widget=forms.Textarea(attrs={"rows": min(8, pretty(value).count("\n") + 2),
+                                             "class": "json", "spellcheck": "false"}),
+            )
+            self.initial[key] = pretty(value)
+            self.state_fields.append(key)
+
+    def state_bound_fields(self) -> list[forms.BoundField]:
+        return [self[k] for k in self.state_fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changed: dict[str, Any] = {}
+        for key in self.state_fields:
+            name = key.removeprefix("field__")
+            if self.add_prefix(key) not in self.data:
+                continue  # not sent: unchanged
+            raw = cleaned.get(key, "")
+            try:
+                value = json.loads(raw)
+            except (json.JSONDecodeError, TypeError) as exc:
+                self.add_error(key, f"Not valid JSON: {exc}. Fix it or reset the field.")
+                continue
+            if value != self.original[name]:
+                changed[name] = value
+        cleaned["changed"] = changed
+        return cleaned
+
+
+class RedecideForm(DecisionForm):
+    pass
+
+
+class OpsBulkForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("resume", "Resume"), ("retry", "Retry"), ("cancel", "Cancel")]
+    )
+    runs = forms.TypedMultipleChoiceField(coerce=int, choices=(), label="Runs")
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    confirm = forms.BooleanField(required=False)
+
+    def __init__(self, *args: Any, run_ids: list[int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Any id is accepted here; `access_run` decides, per run, whether it may be touched.
+        ids = run_ids if run_ids is not None else self.data.getlist("runs") if self.data else []
+        self.fields["runs"].choices = [(str(i), str(i)) for i in ids]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("confirm") and not (cleaned.get("reason") or "").strip():
+            self.add_error(
+                "reason", "Every ops action needs a reason; it is recorded with your name."
+            )
+        return cleaned
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))

@@ -1,0 +1,167 @@
+"""Seed a big installation and time the pages: a thread with 1,000 checkpoints (with a few
+branches) and 10,000 pending reviews.
+
+Run it on a scratch database, never on real data:
+
+    SQLITE_PATH=/tmp/measure.sqlite3 DEBUG=1 python manage.py migrate
+    SQLITE_PATH=/tmp/measure.sqlite3 DEBUG=1 python manage.py measure_pages
+
+Seeding happens once (the rows are recognised by their "measure-" prefix); each page is then
+requested `--repeat` times through Django's test client, and the median time and the number
+of SQL queries are printed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from approvals.models import ReviewRequest
+from orchestration import END, StateGraph
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.models import Checkpoint, Run, Thread
+from orchestration.reducers import topic
+
+BIG_THREAD = "measure-big-thread"
+REVIEW_THREADS = 1_000
+REVIEWS_PER_THREAD = 10
+
+
+@dataclass
+class Counter:
+    count: int = 0
+    log: Annotated[list[str], topic] = field(default_factory=list)
+    note: str = ""
+
+
+def tick(state: Counter) -> dict[str, Any]:
+    return {"count": state.count + 1, "log": [f"tick {state.count + 1}"]}
+
+
+def loop_graph(limit: int) -> Any:
+    g = StateGraph(Counter).add_node("tick", tick).set_entry_point("tick")
+    g.add_conditional_edges("tick", lambda s: END if s.count >= limit else "tick")
+    return g.compile()
+
+
+class Command(BaseCommand):
+    help = "Seed 1,000 checkpoints in one thread and 10,000 pending reviews, then time pages."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--checkpoints", type=int, default=1_000)
+        parser.add_argument("--reviews", type=int, default=REVIEW_THREADS * REVIEWS_PER_THREAD)
+        parser.add_argument("--repeat", type=int, default=5)
+
+    def handle(self, *args: Any, checkpoints: int, reviews: int, repeat: int, **opts: Any) -> None:
+        admin = self.admin_user()
+        self.seed_big_thread(checkpoints)
+        self.seed_reviews(reviews)
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(admin)
+        thread = Thread.objects.get(thread_id=BIG_THREAD)
+        some = Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id")
+        first, middle = some.first(), some[checkpoints // 2]
+        review = ReviewRequest.objects.filter(status="pending").order_by("pk").first()
+        last_page = (ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).count() // 50) + 1
+        middle_url = reverse("checkpoint", args=[BIG_THREAD, middle.checkpoint_id])
+        pages = [
+            ("inbox (first page)", reverse("inbox"), {}),
+            ("inbox (last page)", reverse("inbox"), {"page": last_page}),
+            ("inbox, graph filter", reverse("inbox"), {"graph": "measure"}),
+            ("review page", reverse("review", args=[review.pk]), {}),
+            ("threads list", reverse("threads"), {}),
+            ("threads search", reverse("threads"), {"q": "measure-r-99"}),
+            (f"thread page ({checkpoints} checkpoints)", reverse("thread", args=[BIG_THREAD]), {}),
+            ("thread live refresh", reverse("thread-live", args=[BIG_THREAD]), {}),
+            ("checkpoint partial", middle_url, {}),
+            ("checkpoint partial vs first", middle_url, {"against": first.checkpoint_id}),
+            ("ops console", reverse("ops"), {}),
+        ]
+        self.stdout.write(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'KB':>7}")
+        for label, url, params in pages:
+            self.measure(client, label, url, params, repeat)
+
+    def admin_user(self) -> User:
+        user, _ = User.objects.get_or_create(username="measure-admin", defaults={"is_staff": True})
+        user.groups.add(Group.objects.get(name="admin"))
+        return user
+
+    def seed_big_thread(self, n: int) -> None:
+        if Thread.objects.filter(thread_id=BIG_THREAD).exists():
+            return
+        from orchestration.savers import DjangoCheckpointSaver
+
+        started = time.perf_counter()
+        Thread.objects.create(thread_id=BIG_THREAD, graph_name="measure", title="Measure: big")
+        saver = DjangoCheckpointSaver()
+        branches = 3
+        # the input checkpoint, one per tick, one per branch: n in all
+        graph = loop_graph(n - branches - 1).with_checkpoint_saver(saver)
+        config = CheckpointConfig(BIG_THREAD)
+        graph.invoke(Counter(), config, recursion_limit=n + 10)
+        # a few branches: each fork writes a "fork" copy and an update
+        history = saver.list(config)
+        for i in range(branches):
+            at = history[(i + 1) * len(history) // (branches + 1)]
+            graph.update_state(config.with_checkpoint_id(at.checkpoint.id), {"note": f"b{i}"})
+        self.stdout.write(
+            f"seeded {Checkpoint.objects.filter(thread__thread_id=BIG_THREAD).count()} "
+            f"checkpoints in {time.perf_counter() - started:.1f} s"
+        )
+
+    @transaction.atomic
+    def seed_reviews(self, n: int) -> None:
+        if ReviewRequest.objects.filter(thread__thread_id__startswith="measure-r-").exists():
+            return
+        per = REVIEWS_PER_THREAD
+        threads = Thread.objects.bulk_create(
+            Thread(thread_id=f"measure-r-{i}", graph_name="measure", title=f"Measure {i}",
+                   status=Thread.Status.WAITING)
+            for i in range((n + per - 1) // per)
+        )
+        run_list = Run.objects.bulk_create(
+            Run(thread=t, kind=Run.Kind.START, status=Run.Status.WAITING) for t in threads
+        )
+        ReviewRequest.objects.bulk_create(
+            (
+                ReviewRequest(
+                    thread=run.thread, run=run, interrupt_id=f"i{k}", node="review",
+                    title=f"Approve item {k} of {run.thread.title}",
+                    payload={"kind": "review", "title": f"Approve item {k}", "data": {"k": k},
+                             "actions": ["approve", "reject"]},
+                    assignee="reviewer" if k % 2 else "",
+                )
+                for run in run_list for k in range(per)
+            ),
+            batch_size=1_000,
+        )
+        self.stdout.write(f"seeded {n} pending reviews in {len(threads)} threads")
+
+    def measure(self, client: Client, label: str, url: str, params: dict[str, Any],
+                repeat: int) -> None:
+        timings = []
+        queries = 0
+        size = 0
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as ctx:
+                started = time.perf_counter()
+                response = client.get(url, params, headers={"HX-Request": "true"}
+                                      if "partial" in label or "refresh" in label else {})
+                timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"{label}: HTTP {response.status_code} for {url}")
+            queries = len(ctx.captured_queries)
+            size = len(response.content)
+        self.stdout.write(
+            f"{label:44} {statistics.median(timings):10.1f} {max(timings):8.1f} "
+            f"{queries:8d} {size / 1024:7.0f}"
+        )

@@ -1,0 +1,16 @@
+"""Signal receivers: a paused run becomes review requests (or gets a re-answer delivered)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from approvals.actions import deliver_reanswers, do_open_reviews
+from orchestration.models import Run
+from orchestration.types import Interrupt
+
+
+def on_run_paused(sender: Any, run: Run, interrupts: list[Interrupt], **kwargs: Any) -> None:
+    # Sent inside the worker's transaction: these rows commit with the run's new status.
+    if deliver_reanswers(run, interrupts):
+        return
+    do_open_reviews(run, interrupts)

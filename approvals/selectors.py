@@ -1,0 +1,294 @@
+"""Reads for the pages: querysets with the joins that keep each page's query count constant."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from approvals.models import Decision, ReviewRequest
+from approvals.tree import TreeRow
+from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.models import Checkpoint, Event, Run, Thread
+
+# ---------------------------------------------------------------- inbox
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    graph: str = ""
+    status: str = "open"  # "open" = pending or claimed; or one ReviewRequest.Status value
+    assignee: str = ""  # "", "mine" or "unassigned"
+
+
+def review_list(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewRequest]:
+    qs = ReviewRequest.objects.select_related("thread", "claimed_by").order_by("created_at", "pk")
+    if f.status == "open":
+        qs = qs.filter(status__in=ReviewRequest.OPEN)
+    elif f.status in ReviewRequest.Status.values:
+        qs = qs.filter(status=f.status)
+    if f.graph:
+        qs = qs.filter(thread__graph_name=f.graph)
+    if f.assignee == "mine":
+        groups = list(user.groups.values_list("name", flat=True))
+        qs = qs.filter(
+            Q(claimed_by=user) | Q(assignee=user.get_username()) | Q(assignee__in=groups)
+        )
+    elif f.assignee == "unassigned":
+        qs = qs.filter(assignee="", claimed_by__isnull=True)
+    return qs
+
+
+def review_counts(graph: str = "") -> dict[str, int]:
+    """Reviews per status (one query)."""
+    qs = ReviewRequest.objects.all()
+    if graph:
+        qs = qs.filter(thread__graph_name=graph)
+    counts = qs.aggregate(
+        **{s: Count("pk", filter=Q(status=s)) for s in ReviewRequest.Status.values}
+    )
+    counts["open"] = counts["pending"] + counts["claimed"]
+    return counts
+
+
+def graph_names() -> list[str]:
+    return list(
+        Thread.objects.exclude(graph_name="")
+        .order_by("graph_name")
+        .values_list("graph_name", flat=True)
+        .distinct()
+    )
+
+
+# ---------------------------------------------------------------- threads
+
+
+def thread_list(search: str = "", status: str = "", graph: str = "") -> QuerySet[Thread]:
+    qs = Thread.objects.select_related("started_by").order_by("-updated_at", "-pk")
+    if search:
+        qs = qs.filter(Q(title__icontains=search) | Q(thread_id__icontains=search))
+    if status:
+        qs = qs.filter(status=status)
+    if graph:
+        qs = qs.filter(graph_name=graph)
+    return qs
+
+
+def thread_reviews(thread: Thread) -> QuerySet[ReviewRequest]:
+    return (
+        ReviewRequest.objects.filter(thread=thread)
+        .select_related("claimed_by", "decision__decided_by")
+        .order_by("created_at", "pk")
+    )
+
+
+# one per superstep: the checkpoint tree already shows them
+HISTORY_QUIET = ("run_progress",)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    at: dt.datetime
+    kind: str
+    actor: str
+    text: str
+    reason: str = ""
+    decision: Decision | None = None
+    review: ReviewRequest | None = None
+
+
+def thread_history(thread: Thread, limit: int = 200) -> list[HistoryItem]:
+    """Events and decisions of a thread, newest first (two queries)."""
+    items: list[HistoryItem] = []
+    events = (
+        Event.objects.filter(thread=thread)
+        .exclude(kind__in=HISTORY_QUIET)
+        .select_related("actor")
+        .order_by("-id")[:limit]
+    )
+    for e in events:
+        items.append(
+            HistoryItem(
+                at=e.created_at,
+                kind=e.kind,
+                actor=e.actor.get_username() if e.actor else "",
+                text=_event_text(e),
+                reason=e.reason,
+            )
+        )
+    decisions = (
+        Decision.objects.filter(review__thread=thread)
+        .select_related("review", "decided_by")
+        .order_by("-decided_at")[:limit]
+    )
+    for d in decisions:
+        items.append(
+            HistoryItem(
+                at=d.decided_at,
+                kind="decision",
+                actor=d.decided_by.get_username() if d.decided_by else "",
+                text=f"{d.get_action_display()} — {d.review.title or d.review.node}",
+                reason=d.comment or d.text,
+                decision=d,
+                review=d.review,
+            )
+        )
+    items.sort(key=lambda i: i.at, reverse=True)
+    return items[:limit]
+
+
+def _event_text(event: Event) -> str:
+    data = event.data if isinstance(event.data, Mapping) else {}
+    detail = data.get("message") or data.get("error") or ""
+    label = event.kind.replace("_", " ").replace(".", " ")
+    run = f" (run {event.run_id})" if event.run_id else ""
+    return f"{label}{run}{': ' + str(detail) if detail else ''}"
+
+
+def tree_rows(thread: Thread) -> list[TreeRow]:
+    """The tree's rows, in one query; the node that wrote a checkpoint comes from its writes."""
+    rows = (
+        Checkpoint.objects.filter(thread=thread)
+        .order_by("checkpoint_id")
+        .values_list(
+            "pk",
+            "checkpoint_id",
+            "parent_id",
+            "step",
+            "source",
+            "created_at",
+            "created_by__username",
+            "extra",
+            "writes",
+        )
+    )
+    ids: dict[int, str] = {}
+    raw = list(rows)
+    for pk, cid, *_ in raw:
+        ids[pk] = cid
+    out = []
+    for _pk, cid, parent_pk, step, source, created_at, username, extra, writes in raw:
+        extra = extra if isinstance(extra, Mapping) else {}
+        actor = username or str(extra.get("user") or extra.get("reviewer") or "")
+        out.append(
+            TreeRow(
+                id=cid,
+                parent_id=ids.get(parent_pk) if parent_pk else None,
+                step=step,
+                source=source,
+                node=_writer(writes),
+                time=created_at,
+                actor=actor,
+            )
+        )
+    return out
+
+
+def _writer(meta: bytes | memoryview | None) -> str:
+    """Names of the nodes whose writes made a checkpoint ('' when unknown).
+
+    Decoding only the small metadata blob keeps the tree at one query for 1,000 checkpoints
+    (the saver's `list` would load every state). The storage layer packs it as
+    `[writes, extra, ts]` with `writes = [[node, ...], ...]`; a mapping of node -> update is
+    accepted too.
+    """
+    if not meta:
+        return ""
+    try:
+        from orchestration.checkpoint import serde
+
+        decoded = serde.loads(bytes(meta))
+    except Exception:  # noqa: BLE001  a label must never break the tree
+        return ""
+    writes = decoded[0] if isinstance(decoded, list | tuple) and decoded else decoded
+    if isinstance(writes, Mapping):
+        return ", ".join(str(k) for k in writes)
+    if isinstance(writes, list | tuple):
+        return ", ".join(
+            str(w[0]) for w in writes if isinstance(w, list | tuple) and w and isinstance(w[0], str)
+        )
+    return ""
+
+
+def open_review_checkpoints(thread: Thread) -> set[str]:
+    return set(
+        ReviewRequest.objects.filter(thread=thread, status__in=ReviewRequest.OPEN).values_list(
+            "checkpoint_id", flat=True
+        )
+    )
+
+
+def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
+    return list(
+        Checkpoint.objects.filter(thread=thread)
+        .order_by("checkpoint_id")
+        .values_list("checkpoint_id", "step", "source")
+    )
+
+
+def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple | None:
+    """Read a checkpoint's values through the saver (the engine's view, not raw rows)."""
+    from orchestration.savers import DjangoCheckpointSaver
+
+    return DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id, checkpoint_id))
+
+
+def checkpoint_values(tup: CheckpointTuple | None) -> dict[str, Any]:
+    return dict(tup.checkpoint.values) if tup is not None else {}
+
+
+# ---------------------------------------------------------------- ops
+
+
+@dataclass(frozen=True, slots=True)
+class OpsFilter:
+    status: str = "attention"  # attention = running, waiting, stalled, failed; or a status
+
+
+def ops_runs(f: OpsFilter) -> QuerySet[Run]:
+    qs = Run.objects.select_related("thread", "requested_by").order_by("created_at", "pk")
+    if f.status == "attention":
+        return qs.filter(status__in=["running", "waiting", "stalled", "failed", "queued"])
+    if f.status == "stalled":
+        return qs.filter(stalled_q())
+    if f.status in Run.Status.values:
+        return qs.filter(status=f.status)
+    return qs
+
+
+def stalled_q() -> Q:
+    """Marked stalled, or still 'running' with a lease nobody renewed."""
+    return Q(status=Run.Status.STALLED) | Q(
+        status=Run.Status.RUNNING, lease_expires_at__lt=timezone.now()
+    )
+
+
+def run_counts() -> dict[str, int]:
+    counts = Run.objects.aggregate(
+        **{s: Count("pk", filter=Q(status=s)) for s in Run.Status.values},
+        lease_expired=Count("pk", filter=stalled_q() & Q(status=Run.Status.RUNNING)),
+    )
+    counts["stalled"] += counts.pop("lease_expired")
+    return counts
+
+
+def is_stalled(run: Run, now: dt.datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return run.status == Run.Status.STALLED or (
+        run.status == Run.Status.RUNNING
+        and run.lease_expires_at is not None
+        and run.lease_expires_at < now
+    )
+
+
+def stalled_for(run: Run, now: dt.datetime | None = None) -> dt.timedelta | None:
+    now = now or timezone.now()
+    if not is_stalled(run, now):
+        return None
+    since = run.heartbeat_at or run.lease_expires_at or run.started_at or run.created_at
+    return now - since if since else None

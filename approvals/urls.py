@@ -1,0 +1,33 @@
+"""Routes of the review app (mounted at the site root)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from approvals import views
+
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("reviews/<int:pk>/", views.review_detail, name="review"),
+    path("reviews/<int:pk>/decide/", views.decide, name="review-decide"),
+    path("reviews/<int:pk>/claim/", views.claim, name="review-claim"),
+    path("reviews/<int:pk>/unclaim/", views.unclaim, name="review-unclaim"),
+    path("reviews/<int:pk>/redecide/", views.redecide, name="review-redecide"),
+    path("threads/", views.thread_list, name="threads"),
+    path("threads/<str:thread_id>/", views.thread_detail, name="thread"),
+    path("threads/<str:thread_id>/live/", views.thread_live, name="thread-live"),
+    path(
+        "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/",
+        views.checkpoint_detail,
+        name="checkpoint",
+    ),
+    path(
+        "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/fork/",
+        views.fork,
+        name="checkpoint-fork",
+    ),
+    path("ops/", views.ops, name="ops"),
+    path("ops/bulk/", views.ops_bulk, name="ops-bulk"),
+    path("ops/runs/<int:pk>/", views.run_detail, name="run"),
+    path("ops/runs/<int:pk>/<str:action>/", views.run_action, name="run-action"),
+]

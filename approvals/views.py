@@ -1,0 +1,388 @@
+"""Pages. Each view parses the request, calls one access function and one action or selector,
+and renders: the full page on a normal request, the partial when htmx asks (`request.htmx`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from approvals import selectors
+from approvals.access import (
+    DECIDE,
+    FORK,
+    OPERATE,
+    VIEW,
+    VIEW_OPS,
+    access_review,
+    access_run,
+    access_thread,
+    require,
+)
+from approvals.actions import (
+    DecisionInput,
+    ReviewError,
+    check_run_action,
+    do_bulk_run_action,
+    do_claim,
+    do_decide,
+    do_fork,
+    do_redecide,
+    do_run_action,
+    do_unclaim,
+)
+from approvals.diff import diff_states, pretty
+from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
+from approvals.models import ReviewRequest
+from approvals.tree import layout_tree
+from orchestration.models import Run, Thread
+
+PAGE_SIZE = 50
+
+
+def _page(request: HttpRequest, qs: Any, size: int = PAGE_SIZE) -> Any:
+    return Paginator(qs, size).get_page(request.GET.get("page"))
+
+
+def _missing(request: HttpRequest, what: str) -> HttpResponse:
+    return render(request, "approvals/_missing.html", {"what": what}, status=404)
+
+
+def _back_to(request: HttpRequest, url: str) -> HttpResponse:
+    """After a POST: htmx follows a client redirect, a plain form a 303."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return HttpResponseRedirect(url, status=303)
+
+
+# ---------------------------------------------------------------- inbox
+
+
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    require(request.user, VIEW, "see the review inbox")
+    f = selectors.InboxFilter(
+        graph=request.GET.get("graph", ""),
+        status=request.GET.get("status", "open") or "open",
+        assignee=request.GET.get("assignee", ""),
+    )
+    page = _page(request, selectors.review_list(request.user, f))
+    context = {
+        "page": page,
+        "filter": f,
+        "counts": selectors.review_counts(f.graph),
+        "graphs": selectors.graph_names(),
+        "statuses": ReviewRequest.Status.choices,
+        "can_decide": request.user.has_perm(DECIDE),
+        "query": request.GET.urlencode(),
+    }
+    template = "approvals/_inbox_list.html" if request.htmx else "approvals/inbox.html"
+    return render(request, template, context)
+
+
+@require_POST
+def claim(request: HttpRequest, pk: int) -> HttpResponse:
+    review = access_review(request.user, pk, for_update=True)
+    try:
+        do_claim(request.user, review)
+        messages.success(request, f"You claimed review #{pk}.")
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return _back_to(request, request.POST.get("next") or reverse("review", args=[pk]))
+
+
+@require_POST
+def unclaim(request: HttpRequest, pk: int) -> HttpResponse:
+    review = access_review(request.user, pk, for_update=True)
+    try:
+        do_unclaim(request.user, review)
+        messages.success(request, f"You released review #{pk}.")
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return _back_to(request, request.POST.get("next") or reverse("review", args=[pk]))
+
+
+# ---------------------------------------------------------------- review page
+
+
+def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> dict[str, Any]:
+    thread = review.thread
+    changes: list[Any] = []
+    asked = selectors.get_checkpoint(thread, review.checkpoint_id) if review.checkpoint_id else None
+    if asked is not None:
+        parent = (
+            selectors.get_checkpoint(thread, asked.parent_config.checkpoint_id)
+            if asked.parent_config
+            else None
+        )
+        changes = [
+            c for c in diff_states(selectors.checkpoint_values(parent), asked.checkpoint.values)
+            if c.is_change
+        ]
+    decision = getattr(review, "decision", None) if review.status == "decided" else None
+    return {
+        "review": review,
+        "thread": thread,
+        "form": form,
+        "data_json": pretty(review.data),
+        "changes": changes,
+        "history": selectors.thread_history(thread, limit=50),
+        "decision": decision,
+        "can_decide": request.user.has_perm(DECIDE),
+        "reanswers": review.reanswers.select_related("decision__decided_by").all(),
+    }
+
+
+@require_GET
+def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    review = access_review(request.user, pk, for_update=False)
+    form = DecisionForm(review=review) if review.is_open else None
+    return render(request, "approvals/review.html", _review_context(request, review, form))
+
+
+@require_POST
+def decide(request: HttpRequest, pk: int) -> HttpResponse:
+    review = access_review(request.user, pk, for_update=True)
+    form = DecisionForm(request.POST, review=review)
+    if form.is_valid():
+        d = DecisionInput(
+            action=form.cleaned_data["action"],
+            comment=form.cleaned_data.get("comment") or "",
+            values=form.edited_values(),
+            text=form.cleaned_data.get("text") or "",
+        )
+        try:
+            do_decide(request.user, review, d)
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+            review.refresh_from_db()
+            context = _review_context(request, review, form if review.is_open else None)
+            return render(request, "approvals/review.html", context, status=409)
+        messages.success(request, f"Decision recorded ({d.action}); the run resumes.")
+        return _back_to(request, reverse("review", args=[pk]))
+    context = _review_context(request, review, form)
+    return render(request, "approvals/review.html", context, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+def redecide(request: HttpRequest, pk: int) -> HttpResponse:
+    review = access_review(request.user, pk, for_update=True)
+    if review.status != ReviewRequest.Status.DECIDED:
+        messages.error(request, f"Review #{pk} is {review.status}: decide it directly instead.")
+        return redirect("review", pk=pk)
+    form = DecisionForm(request.POST or None, review=review)
+    if request.method == "POST" and form.is_valid():
+        d = DecisionInput(
+            action=form.cleaned_data["action"],
+            comment=form.cleaned_data.get("comment") or "",
+            values=form.edited_values(),
+            text=form.cleaned_data.get("text") or "",
+        )
+        try:
+            decision = do_redecide(request.user, review, d)
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request, "New decision recorded on a new branch; the original branch is unchanged."
+            )
+            return _back_to(request, reverse("review", args=[decision.review_id]))
+    status = 400 if request.method == "POST" else 200
+    context = {"review": review, "form": form}
+    return render(request, "approvals/redecide.html", context, status=status)
+
+
+# ---------------------------------------------------------------- threads
+
+
+@require_GET
+def thread_list(request: HttpRequest) -> HttpResponse:
+    require(request.user, VIEW, "see threads")
+    q = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    graph = request.GET.get("graph", "")
+    page = _page(request, selectors.thread_list(q, status, graph))
+    context = {
+        "page": page,
+        "q": q,
+        "status": status,
+        "graph": graph,
+        "statuses": Thread.Status.choices,
+        "graphs": selectors.graph_names(),
+        "now": timezone.now(),
+    }
+    template = "approvals/_thread_rows.html" if request.htmx else "approvals/threads.html"
+    return render(request, template, context)
+
+
+def _tree_context(thread: Thread, selected: str = "") -> dict[str, Any]:
+    rows = selectors.tree_rows(thread)
+    head = thread.head_checkpoint_id or (rows[-1].id if rows else "")
+    layout = layout_tree(rows, head_id=head, pending_ids=selectors.open_review_checkpoints(thread))
+    # one reverse() for the whole tree: 1,000 {% url %} tags cost more than the rest of it
+    base = reverse("checkpoint", args=[thread.thread_id, "-"]).removesuffix("-/")
+    return {"thread": thread, "layout": layout, "selected": selected or head, "cp_base": base}
+
+
+@require_GET
+def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = access_thread(request.user, thread_id, for_update=False)
+    context = _tree_context(thread, request.GET.get("checkpoint", ""))
+    context.update(
+        reviews=selectors.thread_reviews(thread),
+        history=selectors.thread_history(thread, limit=100),
+        runs=thread.runs.select_related("requested_by").order_by("-created_at")[:20],
+        can_fork=request.user.has_perm(FORK),
+    )
+    if context["layout"].nodes:
+        against = request.GET.get("against", "")
+        context.update(_checkpoint_context(thread, context["selected"], against))
+    return render(request, "approvals/thread.html", context)
+
+
+@require_GET
+def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The regions a live update refreshes: tree, runs, reviews and history."""
+    thread = access_thread(request.user, thread_id, for_update=False)
+    context = _tree_context(thread, request.GET.get("checkpoint", ""))
+    context.update(
+        reviews=selectors.thread_reviews(thread),
+        history=selectors.thread_history(thread, limit=100),
+        runs=thread.runs.select_related("requested_by").order_by("-created_at")[:20],
+    )
+    return render(request, "approvals/_thread_live.html", context)
+
+
+def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dict[str, Any]:
+    tup = selectors.get_checkpoint(thread, checkpoint_id or None)
+    if tup is None:
+        return {"checkpoint": None}
+    other_id = against or (tup.parent_config.checkpoint_id if tup.parent_config else "")
+    other = selectors.get_checkpoint(thread, other_id) if other_id else None
+    return {
+        "checkpoint": tup,
+        "checkpoint_json": pretty(dict(tup.checkpoint.values)),
+        "against": other,
+        "against_is_parent": not against,
+        "changes": diff_states(selectors.checkpoint_values(other), tup.checkpoint.values),
+        "choices": selectors.checkpoint_choices(thread),
+    }
+
+
+@require_GET
+def checkpoint_detail(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
+    thread = access_thread(request.user, thread_id, for_update=False)
+    context = _checkpoint_context(thread, checkpoint_id, request.GET.get("against", ""))
+    if context["checkpoint"] is None:
+        return _missing(request, f"checkpoint {checkpoint_id}")
+    context.update(thread=thread, can_fork=request.user.has_perm(FORK))
+    if request.htmx:
+        return render(request, "approvals/_checkpoint.html", context)
+    url = reverse("thread", args=[thread_id]) + f"?checkpoint={checkpoint_id}"
+    if request.GET.get("against"):
+        url += f"&against={request.GET['against']}"
+    return redirect(url)
+
+
+@require_http_methods(["GET", "POST"])
+def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
+    thread = access_thread(request.user, thread_id, for_update=True)
+    tup = selectors.get_checkpoint(thread, checkpoint_id)
+    if tup is None:
+        return _missing(request, f"checkpoint {checkpoint_id}")
+    form = ForkForm(request.POST or None, values=tup.checkpoint.values)
+    if request.method == "POST" and form.is_valid():
+        try:
+            do_fork(request.user, thread, checkpoint_id, form.cleaned_data["changed"],
+                    form.cleaned_data["reason"], request.POST.get("as_node") or None)
+        except ReviewError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Fork started: a new branch runs from that checkpoint.")
+            return _back_to(request, reverse("thread", args=[thread_id]))
+    status = 400 if request.method == "POST" else 200
+    context = {"thread": thread, "checkpoint": tup, "form": form}
+    return render(request, "approvals/fork.html", context, status=status)
+
+
+# ---------------------------------------------------------------- ops
+
+
+@require_GET
+def ops(request: HttpRequest) -> HttpResponse:
+    require(request.user, VIEW_OPS, "see the ops console")
+    f = selectors.OpsFilter(status=request.GET.get("status", "attention") or "attention")
+    page = _page(request, selectors.ops_runs(f))
+    now = timezone.now()
+    rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
+    context = {
+        "page": page,
+        "rows": rows,
+        "filter": f,
+        "counts": selectors.run_counts(),
+        "statuses": [("attention", "Needs attention"), *Run.Status.choices],
+        "can_operate": request.user.has_perm(OPERATE),
+    }
+    template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
+    return render(request, template, context)
+
+
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = access_run(request.user, pk, for_update=False)
+    context = {
+        "run": run,
+        "stalled_for": selectors.stalled_for(run),
+        "can_operate": request.user.has_perm(OPERATE),
+        "form": ReasonForm(),
+        "allowed": [a for a in ("resume", "retry", "cancel") if check_run_action(run, a) is None],
+    }
+    return render(request, "approvals/run.html", context)
+
+
+@require_POST
+def run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    run = access_run(request.user, pk, for_update=True)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Every ops action needs a reason; it is recorded with your name.")
+        return _back_to(request, reverse("run", args=[pk]))
+    try:
+        new = do_run_action(request.user, run, action, form.cleaned_data["reason"])
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return _back_to(request, reverse("run", args=[pk]))
+    messages.success(request, f"Run {pk}: {action} done (now run {new.pk}, {new.status}).")
+    return _back_to(request, reverse("run", args=[new.pk]))
+
+
+@require_POST
+def ops_bulk(request: HttpRequest) -> HttpResponse:
+    """Two steps: preview (how many of the chosen runs the action applies to), then confirm
+    with a reason. Every run goes through `access_run`, like a single action."""
+    require(request.user, OPERATE, "resume, retry or cancel runs")
+    form = OpsBulkForm(request.POST)
+    if not form.is_valid():
+        return render(request, "approvals/ops_preview.html", {"form": form}, status=400)
+    action = form.cleaned_data["action"]
+    chosen = [access_run(request.user, pk, for_update=True) for pk in form.cleaned_data["runs"]]
+    if not form.cleaned_data["confirm"]:
+        preview = [(run, check_run_action(run, action)) for run in chosen]
+        applicable = sum(1 for _, problem in preview if problem is None)
+        context = {"form": form, "action": action, "preview": preview, "applicable": applicable}
+        return render(request, "approvals/ops_preview.html", context)
+    results = do_bulk_run_action(request.user, chosen, action, form.cleaned_data["reason"])
+    done = sum(1 for r in results if r.ok)
+    messages.success(request, f"{action.capitalize()}: {done} of {len(results)} run(s) done.")
+    for r in results:
+        if not r.ok:
+            messages.warning(request, r.message)
+    return _back_to(request, reverse("ops"))
+

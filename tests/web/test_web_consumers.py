@@ -1,0 +1,103 @@
+"""Live pages: websocket consumers push an htmx out-of-band fragment for each event."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from config.routing import websocket_urlpatterns
+from orchestration.events import publish
+from orchestration.models import Event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+app = URLRouter(websocket_urlpatterns)
+
+
+async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, int | None]:
+    communicator = WebsocketCommunicator(app, path)
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+@pytest.fixture
+def user_of(make_user):
+    return lambda role: make_user(role)
+
+
+async def test_anonymous_user_cannot_open_a_live_socket():
+    _, connected, code = await connect("/ws/inbox/", AnonymousUser())
+    assert (connected, code) == (False, 4403)
+
+
+async def test_reviewer_cannot_open_the_ops_socket(user_of):
+    user = await database_sync_to_async(user_of)("reviewer")
+    _, connected, _ = await connect("/ws/ops/", user)
+    assert not connected
+
+
+async def test_thread_socket_for_unknown_thread_is_refused(user_of):
+    user = await database_sync_to_async(user_of)("viewer")
+    _, connected, _ = await connect("/ws/threads/nope/", user)
+    assert not connected
+
+
+async def test_published_event_reaches_the_inbox_as_an_oob_swap(user_of, make_thread):
+    user = await database_sync_to_async(user_of)("viewer")
+    thread = await database_sync_to_async(make_thread)()
+    communicator, connected, _ = await connect("/ws/inbox/", user)
+    assert connected
+    event = await database_sync_to_async(publish)("review_requested", thread=thread)
+    html = await communicator.receive_from(timeout=3)
+    assert 'id="live-status"' in html and 'hx-swap-oob="true"' in html
+    assert f'data-event-id="{event.pk}"' in html
+    await communicator.disconnect()
+
+
+async def test_event_written_by_another_process_is_found_by_polling(user_of, make_thread):
+    """No channel message at all (as from a worker process without Redis): only the row."""
+    user = await database_sync_to_async(user_of)("ops")
+    thread = await database_sync_to_async(make_thread)()
+    communicator, connected, _ = await connect("/ws/ops/", user)
+    assert connected
+    event = await database_sync_to_async(Event.objects.create)(kind="run_failed", thread=thread)
+    html = await communicator.receive_from(timeout=3)
+    assert f'data-event-id="{event.pk}"' in html
+    assert "run failed" in html
+    await communicator.disconnect()
+
+
+async def test_thread_socket_ignores_other_threads_events(user_of, make_thread):
+    user = await database_sync_to_async(user_of)("viewer")
+    mine = await database_sync_to_async(make_thread)()
+    other = await database_sync_to_async(make_thread)()
+    communicator, connected, _ = await connect(f"/ws/threads/{mine.thread_id}/", user)
+    assert connected
+    await database_sync_to_async(Event.objects.create)(kind="run_progress", thread=other)
+    assert await communicator.receive_nothing(timeout=1.2)
+    event = await database_sync_to_async(Event.objects.create)(kind="run_progress", thread=mine)
+    html = await communicator.receive_from(timeout=3)
+    assert f'data-event-id="{event.pk}"' in html
+    await communicator.disconnect()
+
+
+async def test_heartbeat_events_do_not_refresh_the_inbox(user_of, make_thread):
+    user = await database_sync_to_async(user_of)("viewer")
+    thread = await database_sync_to_async(make_thread)()
+    communicator, connected, _ = await connect("/ws/inbox/", user)
+    assert connected
+    await database_sync_to_async(publish)("run_progress", thread=thread)
+    assert await communicator.receive_nothing(timeout=1.2)
+    await communicator.disconnect()
+
+
+async def test_messages_from_the_browser_are_ignored(user_of):
+    user = await database_sync_to_async(user_of)("reviewer")
+    communicator, connected, _ = await connect("/ws/inbox/", user)
+    assert connected
+    await communicator.send_to(text_data='{"action": "approve", "review": 1}')
+    assert await communicator.receive_nothing(timeout=0.8)
+    await communicator.disconnect()

@@ -1,0 +1,155 @@
+"""The inbox: filters, order, counts, claims, and a constant number of queries."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import Client
+from django.urls import reverse
+
+from approvals.models import ReviewRequest
+
+
+def listed(response) -> list[int]:
+    return [r.pk for r in response.context["page"].object_list]
+
+
+def test_inbox_lists_open_reviews_oldest_first(client_as, make_review):
+    first, second = make_review(), make_review()
+    make_review(status="decided")
+    response = client_as("viewer").get(reverse("inbox"))
+    assert listed(response) == [first.pk, second.pk]
+
+
+def test_inbox_filters_by_graph(client_as, make_review, make_thread):
+    make_review()
+    other = make_review(thread=make_thread(graph_name="expense"))
+    response = client_as("viewer").get(reverse("inbox"), {"graph": "expense"})
+    assert listed(response) == [other.pk]
+
+
+def test_inbox_filters_by_status(client_as, make_review):
+    make_review()
+    decided = make_review(status="decided")
+    assert listed(client_as("viewer").get(reverse("inbox"), {"status": "decided"})) == [decided.pk]
+
+
+def test_mine_means_claimed_by_me_or_assigned_to_me_or_my_group(make_user, make_review):
+    me = make_user("reviewer", username="carol")
+    claimed = make_review(status="claimed", claimed_by=me)
+    by_name = make_review(assignee="carol")
+    by_group = make_review(assignee="reviewer")
+    make_review(assignee="dave")
+    make_review()
+    client = Client()
+    client.force_login(me)
+    response = client.get(reverse("inbox"), {"assignee": "mine"})
+    assert listed(response) == [claimed.pk, by_name.pk, by_group.pk]
+
+
+def test_unassigned_means_no_assignee_and_not_claimed(make_user, make_review, client_as):
+    free = make_review()
+    make_review(assignee="dave")
+    make_review(status="claimed", claimed_by=make_user())
+    response = client_as("viewer").get(reverse("inbox"), {"assignee": "unassigned"})
+    assert listed(response) == [free.pk]
+
+
+def test_inbox_counts_reviews_per_status(client_as, make_review):
+    make_review(), make_review(), make_review(status="decided")
+    counts = client_as("viewer").get(reverse("inbox")).context["counts"]
+    assert (counts["pending"], counts["decided"], counts["open"]) == (2, 1, 2)
+
+
+def test_htmx_request_gets_only_the_list_partial(client_as, make_review):
+    make_review()
+    response = client_as("viewer").get(reverse("inbox"), headers={"HX-Request": "true"})
+    page = response.content.decode()
+    assert page.lstrip().startswith('<section id="inbox-list"')
+    assert "<html" not in page
+
+
+@pytest.mark.parametrize("n", [10, 200])
+def test_inbox_query_count_does_not_grow_with_reviews(
+    n, make_user, make_review, make_thread, django_assert_num_queries
+):
+    user = make_user("reviewer")
+    threads = [make_thread() for _ in range(5)]
+    for i in range(n):
+        make_review(thread=threads[i % 5], status="claimed" if i % 3 == 0 else "pending",
+                    claimed_by=user if i % 3 == 0 else None)
+    client = Client()
+    client.force_login(user)
+    # session, user, groups/permissions (2), list count, list page, status counts, graphs
+    with django_assert_num_queries(8):
+        response = client.get(reverse("inbox"))
+    assert response.status_code == 200
+    assert len(response.context["page"].object_list) == min(n, 50)
+
+
+def test_claim_marks_the_review_claimed_by_me(make_user, make_review):
+    review = make_review()
+    user = make_user("reviewer")
+    client = Client()
+    client.force_login(user)
+    client.post(reverse("review-claim", args=[review.pk]))
+    review.refresh_from_db()
+    assert (review.status, review.claimed_by) == ("claimed", user)
+
+
+def test_second_claim_by_someone_else_is_refused(make_user, make_review, client_as):
+    review = make_review()
+    first = make_user("reviewer", username="first")
+    c1 = Client()
+    c1.force_login(first)
+    c1.post(reverse("review-claim", args=[review.pk]))
+    response = client_as("reviewer").post(reverse("review-claim", args=[review.pk]), follow=True)
+    assert "claimed by first" in response.content.decode()
+    review.refresh_from_db()
+    assert review.claimed_by == first
+
+
+def test_unclaim_returns_the_review_to_pending(make_user, make_review):
+    user = make_user("reviewer")
+    review = make_review(status="claimed", claimed_by=user)
+    client = Client()
+    client.force_login(user)
+    client.post(reverse("review-unclaim", args=[review.pk]))
+    review.refresh_from_db()
+    assert (review.status, review.claimed_by) == ("pending", None)
+
+
+def test_review_claimed_by_another_reviewer_cannot_be_decided(make_user, make_review, client_as):
+    review = make_review(status="claimed", claimed_by=make_user("reviewer", username="erin"))
+    response = client_as("reviewer").post(reverse("review-decide", args=[review.pk]),
+                                          {"action": "approve"})
+    assert response.status_code == 409
+    assert "claimed by erin" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claims_have_exactly_one_winner(make_user, make_review):
+    review = make_review()
+    users = [make_user("reviewer") for _ in range(4)]
+    barrier = threading.Barrier(len(users))
+    results: list[str] = []
+
+    def claim(user: User) -> None:
+        client = Client()
+        client.force_login(user)
+        barrier.wait()
+        response = client.post(reverse("review-claim", args=[review.pk]), follow=True)
+        results.append("won" if "You claimed" in response.content.decode() else "lost")
+        connections.close_all()
+
+    threads = [threading.Thread(target=claim, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    review.refresh_from_db()
+    assert sorted(results) == ["lost", "lost", "lost", "won"]
+    assert review.status == ReviewRequest.Status.CLAIMED

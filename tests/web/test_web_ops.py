@@ -1,0 +1,109 @@
+"""The ops console: runs by status, single and bulk actions, each with a recorded reason."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from orchestration.models import Event, Run
+
+
+def test_console_lists_failed_runs_with_their_traceback(client_as, make_run):
+    make_run(status="failed", error="ValueError: boom", traceback="Traceback...\nValueError: boom")
+    page = client_as("ops").get(reverse("ops")).content.decode()
+    assert "ValueError: boom" in page
+    assert "Traceback..." in page
+
+
+def test_console_shows_how_long_a_run_has_been_stalled(client_as, make_run):
+    now = timezone.now()
+    make_run(status="running", lease_expires_at=now - timedelta(minutes=5),
+             heartbeat_at=now - timedelta(minutes=6, seconds=3))
+    page = client_as("ops").get(reverse("ops"), {"status": "stalled"}).content.decode()
+    assert "stuck for 6 min" in page
+
+
+def test_console_filters_runs_by_status(client_as, make_run):
+    failed = make_run(status="failed")
+    make_run(status="waiting")
+    response = client_as("ops").get(reverse("ops"), {"status": "failed"})
+    assert [run.pk for run, _ in response.context["rows"]] == [failed.pk]
+
+
+def test_bulk_preview_counts_the_runs_the_action_applies_to_and_changes_nothing(
+    client_as, make_run
+):
+    failed = [make_run(status="failed"), make_run(status="failed")]
+    waiting = make_run(status="waiting")
+    response = client_as("ops").post(
+        reverse("ops-bulk"), {"action": "retry", "runs": [r.pk for r in [*failed, waiting]]}
+    )
+    page = response.content.decode()
+    assert response.context["applicable"] == 2
+    assert "Retry 2 of 3 runs?" in page
+    assert f"run {waiting.pk} is waiting" in page
+    assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
+
+
+def test_bulk_retry_with_reason_retries_each_and_records_who_and_why(
+    make_user, make_run, client_as
+):
+    ops_user = make_user("ops", username="olga")
+    failed = [make_run(status="failed"), make_run(status="failed")]
+    client = client_as(user=ops_user)
+    client.post(reverse("ops-bulk"), {"action": "retry", "runs": [r.pk for r in failed],
+                                      "confirm": "on", "reason": "flaky payment API"})
+    retries = Run.objects.filter(kind=Run.Kind.RETRY)
+    assert sorted(r.previous_id for r in retries) == sorted(r.pk for r in failed)
+    assert {(r.requested_by.username, r.reason) for r in retries} == {("olga", "flaky payment API")}
+    events = Event.objects.filter(kind="run_queued", actor=ops_user, reason="flaky payment API")
+    assert events.count() == 2
+
+
+def test_bulk_action_without_a_reason_is_refused(client_as, make_run):
+    failed = make_run(status="failed")
+    response = client_as("ops").post(
+        reverse("ops-bulk"), {"action": "retry", "runs": [failed.pk], "confirm": "on"}
+    )
+    assert response.status_code == 400
+    assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
+
+
+def test_bulk_cancel_skips_runs_it_does_not_apply_to(client_as, make_run):
+    waiting, done = make_run(status="waiting"), make_run(status="succeeded")
+    response = client_as("ops").post(
+        reverse("ops-bulk"),
+        {"action": "cancel", "runs": [waiting.pk, done.pk], "confirm": "on", "reason": "dup"},
+        follow=True,
+    )
+    waiting.refresh_from_db()
+    done.refresh_from_db()
+    assert (waiting.status, done.status) == ("cancelled", "succeeded")
+    assert "1 of 2 run(s) done" in response.content.decode()
+
+
+def test_resume_of_a_stalled_run_requires_a_reason(client_as, make_run):
+    run = make_run(status="stalled")
+    client_as("ops").post(reverse("run-action", args=[run.pk, "resume"]), {"reason": ""})
+    assert not Event.objects.filter(kind="run_requeued").exists()
+
+
+def test_resume_of_a_stalled_run_is_recorded_with_the_reason(make_user, client_as, make_run,
+                                                             django_capture_on_commit_callbacks):
+    user = make_user("ops", username="sam")
+    run = make_run(status="stalled")
+    with django_capture_on_commit_callbacks():
+        client_as(user=user).post(reverse("run-action", args=[run.pk, "resume"]),
+                                  {"reason": "worker box rebooted"})
+    event = Event.objects.get(kind="run_requeued")
+    assert (event.actor, event.reason, event.run_id) == (user, "worker box rebooted", run.pk)
+
+
+def test_cancel_closes_the_threads_open_reviews(client_as, make_review):
+    review = make_review()
+    client_as("ops").post(reverse("run-action", args=[review.run.pk, "cancel"]),
+                          {"reason": "customer withdrew"})
+    review.refresh_from_db()
+    assert review.status == "cancelled"

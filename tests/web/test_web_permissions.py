@@ -1,0 +1,124 @@
+"""Every view: each role allowed or refused; anonymous users are sent to the login page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+ALL = ("viewer", "reviewer", "ops", "admin")
+DECIDERS = ("reviewer", "admin")
+OPERATORS = ("ops", "admin")
+OPS_VIEWERS = ("viewer", "ops", "admin")
+
+# (name, method, url kwargs from the objects, POST data, roles allowed)
+VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
+    ("inbox", "get", "", {}, ALL),
+    ("threads", "get", "", {}, ALL),
+    ("thread", "get", "thread", {}, ALL),
+    ("thread-live", "get", "thread", {}, ALL),
+    ("review", "get", "review", {}, ALL),
+    ("review-claim", "post", "review", {}, DECIDERS),
+    ("review-unclaim", "post", "review", {}, DECIDERS),
+    ("review-decide", "post", "review", {"action": "approve"}, DECIDERS),
+    ("review-redecide", "get", "decided", {}, DECIDERS),
+    ("ops", "get", "", {}, OPS_VIEWERS),
+    ("run", "get", "run", {}, OPS_VIEWERS),
+    ("run-action", "post", "run-cancel", {"reason": "stuck"}, OPERATORS),
+    ("ops-bulk", "post", "", {"action": "cancel", "runs": "RUN"}, OPERATORS),
+]
+CASES = [(name, method, kw, data, role, role in allowed)
+         for name, method, kw, data, allowed in VIEWS for role in (*ALL, None)]
+
+
+@pytest.fixture
+def objects(make_review, make_run):
+    review = make_review()
+    decided = make_review(status="decided", checkpoint_id="c1")
+    return {"review": review, "decided": decided, "run": make_run()}
+
+
+def url_for(name: str, kw: str, objects: dict[str, Any]) -> str:
+    if kw == "thread":
+        return reverse(name, args=[objects["review"].thread.thread_id])
+    if kw in ("review", "decided"):
+        return reverse(name, args=[objects[kw].pk])
+    if kw == "run":
+        return reverse(name, args=[objects["run"].pk])
+    if kw == "run-cancel":
+        return reverse(name, args=[objects["run"].pk, "cancel"])
+    return reverse(name)
+
+
+@pytest.mark.parametrize(("name", "method", "kw", "data", "role", "allowed"), CASES,
+                         ids=[f"{c[0]}-{c[4] or 'no-role'}" for c in CASES])
+def test_view_allows_exactly_its_roles(client_as, objects, name, method, kw, data, role, allowed):
+    client = client_as(role)
+    data = {k: (objects["run"].pk if v == "RUN" else v) for k, v in data.items()}
+    response = getattr(client, method)(url_for(name, kw, objects), data)
+    if allowed:
+        assert response.status_code != 403, response.content[:300]
+        assert response.status_code < 500
+    else:
+        assert response.status_code == 403
+
+
+@pytest.mark.parametrize(("name", "method", "kw"), [(v[0], v[1], v[2]) for v in VIEWS])
+def test_anonymous_user_is_redirected_to_login(objects, name, method, kw):
+    url = url_for(name, kw, objects)
+    response = getattr(Client(), method)(url)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_review_assigned_to_a_group_cannot_be_claimed_by_a_reviewer_outside_it(
+    make_review, make_user, client_as
+):
+    review = make_review(assignee="finance")
+    response = client_as("reviewer").post(reverse("review-claim", args=[review.pk]))
+    assert response.status_code == 403
+    review.refresh_from_db()
+    assert review.status == "pending"
+
+
+def test_review_assigned_to_a_group_can_be_claimed_by_its_member(make_review, make_user):
+    from django.contrib.auth.models import Group
+
+    review = make_review(assignee="finance")
+    user = make_user("reviewer")
+    user.groups.add(Group.objects.create(name="finance"))
+    client = Client()
+    client.force_login(user)
+    client.post(reverse("review-claim", args=[review.pk]))
+    review.refresh_from_db()
+    assert (review.status, review.claimed_by) == ("claimed", user)
+
+
+def test_bulk_action_refuses_when_any_run_is_not_accessible(client_as, make_run):
+    """Bulk goes through access_run per run: an unknown id stops the whole action."""
+    run = make_run()
+    response = client_as("ops").post(
+        reverse("ops-bulk"), {"action": "cancel", "runs": [run.pk, 999999]}
+    )
+    assert response.status_code == 404
+
+
+def test_forms_carry_a_csrf_token_and_htmx_sends_it(client_as, make_review):
+    review = make_review()
+    client = client_as("reviewer")
+    client.handler.enforce_csrf_checks = True
+    page = client.get(reverse("review", args=[review.pk])).content.decode()
+    assert "csrfmiddlewaretoken" in page
+    assert "hx-headers='{\"X-CSRFToken\"" in page
+
+
+def test_post_without_csrf_token_is_refused(make_user, make_review):
+    review = make_review()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("reviewer"))
+    response = client.post(reverse("review-claim", args=[review.pk]))
+    assert response.status_code == 403
+    review.refresh_from_db()
+    assert review.status == "pending"

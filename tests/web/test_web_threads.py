@@ -1,0 +1,181 @@
+"""Threads: list and search, the checkpoint tree, checkpoint states and diffs, forks and
+re-answered reviews (each a new branch; the original branch never changes)."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from approvals.actions import DecisionInput, do_decide, do_redecide
+from approvals.models import ReviewRequest
+from orchestration import runs
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.models import Checkpoint, Run
+from orchestration.savers import DjangoCheckpointSaver
+
+
+def head_values(thread):
+    return DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id)).checkpoint.values
+
+
+def history(thread):
+    return DjangoCheckpointSaver().list(CheckpointConfig(thread.thread_id))
+
+
+def test_thread_list_searches_title_and_thread_id(client_as, make_thread):
+    make_thread(title="Quarterly budget", thread_id="abc-1")
+    make_thread(title="Hiring plan", thread_id="xyz-2")
+    client = client_as("viewer")
+    by_title = client.get(reverse("threads"), {"q": "budget"}).context["page"].object_list
+    by_id = client.get(reverse("threads"), {"q": "xyz"}).context["page"].object_list
+    assert [t.thread_id for t in by_title] == ["abc-1"]
+    assert [t.thread_id for t in by_id] == ["xyz-2"]
+
+
+def test_thread_list_filters_by_status(client_as, make_thread):
+    make_thread(status="done")
+    failed = make_thread(status="failed")
+    page = client_as("viewer").get(reverse("threads"), {"status": "failed"}).context["page"]
+    assert [t.pk for t in page.object_list] == [failed.pk]
+
+
+def test_thread_page_draws_every_checkpoint_in_an_svg_tree(start_paused, client_as):
+    review = start_paused()
+    page = client_as("viewer").get(reverse("thread", args=[review.thread.thread_id]))
+    html = page.content.decode()
+    count = Checkpoint.objects.filter(thread=review.thread).count()
+    assert '<svg class="tree"' in html
+    assert html.count('data-checkpoint="') == count >= 2
+    assert "HEAD" in html and "waiting" in html
+    assert "step 1 · loop · draft" in html
+
+
+def test_clicking_a_checkpoint_returns_its_state_and_diff_against_its_parent(
+    start_paused, client_as
+):
+    review = start_paused()
+    first, second = history(review.thread)[:2]
+    response = client_as("viewer").get(
+        reverse("checkpoint", args=[review.thread.thread_id, second.checkpoint.id]),
+        headers={"HX-Request": "true"},
+    )
+    html = response.content.decode()
+    assert "<html" not in html
+    notes = next(c for c in response.context["changes"] if c.field == "notes")
+    assert (notes.kind, notes.appended) == ("appended", ("drafted",))
+    assert "Changes since its parent" in html
+
+
+def test_checkpoint_can_be_compared_with_any_other_checkpoint(start_paused, client_as):
+    review = start_paused()
+    first, *_, last = history(review.thread)
+    response = client_as("viewer").get(
+        reverse("checkpoint", args=[review.thread.thread_id, first.checkpoint.id]),
+        {"against": last.checkpoint.id}, headers={"HX-Request": "true"},
+    )
+    assert response.context["against"].checkpoint.id == last.checkpoint.id
+    assert "side-by-side" in response.content.decode()
+
+
+def test_fork_with_edited_state_starts_a_new_branch(start_paused, client_as,
+                                                    django_capture_on_commit_callbacks):
+    review = start_paused()
+    thread = review.thread
+    first = history(thread)[0]
+    before = {t.checkpoint.id for t in history(thread)}
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = client_as("ops").post(
+            reverse("checkpoint-fork", args=[thread.thread_id, first.checkpoint.id]),
+            {"field__title": '"Forked title"', "field__amount": "12.5",
+             "field__notes": "[]", "field__outcome": '""', "field__reviewer": '""',
+             "field__tags": "{}", "reason": "try another title"},
+        )
+    assert response.status_code == 303
+    fork_run = Run.objects.get(thread=thread, kind=Run.Kind.FORK)
+    assert fork_run.reason == "try another title"
+    assert fork_run.from_checkpoint_id == first.checkpoint.id
+    after = history(thread)
+    new = [t for t in after if t.checkpoint.id not in before]
+    assert new and all(t.checkpoint.id > first.checkpoint.id for t in new)
+    assert head_values(thread)["title"] == "Forked title"
+    # the old branch is still there, unchanged
+    assert before <= {t.checkpoint.id for t in after}
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.SUPERSEDED
+
+
+def test_fork_with_invalid_json_is_refused_with_a_field_error(start_paused, client_as):
+    review = start_paused()
+    first = history(review.thread)[0]
+    response = client_as("ops").post(
+        reverse("checkpoint-fork", args=[review.thread.thread_id, first.checkpoint.id]),
+        {"field__title": "{not json", "reason": "x"},
+    )
+    assert response.status_code == 400
+    assert "Not valid JSON" in response.content.decode()
+    assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
+
+
+def test_fork_without_a_reason_is_refused(start_paused, client_as):
+    review = start_paused()
+    first = history(review.thread)[0]
+    response = client_as("ops").post(
+        reverse("checkpoint-fork", args=[review.thread.thread_id, first.checkpoint.id]), {}
+    )
+    assert response.status_code == 400
+    assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
+
+
+def test_deciding_differently_answers_on_a_new_branch_and_keeps_the_original(
+    start_paused, make_user, django_capture_on_commit_callbacks
+):
+    review = start_paused()
+    thread = review.thread
+    reviewer = make_user("reviewer")
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        do_decide(reviewer, review, DecisionInput("approve"))
+    original = {t.checkpoint.id: dict(t.checkpoint.values) for t in history(thread)}
+    review.refresh_from_db()
+    assert head_values(thread)["outcome"] == "approve"
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        decision = do_redecide(reviewer, review, DecisionInput("reject", comment="on reflection"))
+    assert head_values(thread)["outcome"] == "reject"
+    assert decision.review.reanswer_of == review
+    decision.refresh_from_db()
+    assert decision.resumed_run.kind == Run.Kind.RESUME
+    after = {t.checkpoint.id: dict(t.checkpoint.values) for t in history(thread)}
+    assert {cid: after[cid] for cid in original} == original
+    review.refresh_from_db()
+    assert review.decision.action == "approve"
+
+
+def test_fork_with_a_value_the_graph_refuses_is_refused_on_the_form(start_paused, client_as):
+    review = start_paused()
+    first = history(review.thread)[0]
+    response = client_as("ops").post(
+        reverse("checkpoint-fork", args=[review.thread.thread_id, first.checkpoint.id]),
+        {"field__title": '"ok"', "field__amount": "12.5", "field__notes": "[]",
+         "field__outcome": '""', "field__reviewer": '""',
+         "field__tags": '["a merge field needs an object"]', "reason": "try"},
+    )
+    assert response.status_code == 400
+    assert "The graph refuses these values" in response.content.decode()
+    assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
+
+
+def test_redecide_page_records_the_new_answer_as_a_new_review(
+    start_paused, make_user, client_as, django_capture_on_commit_callbacks
+):
+    review = start_paused()
+    user = make_user("reviewer")
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        do_decide(user, review, DecisionInput("approve"))
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = client_as(user=user).post(
+            reverse("review-redecide", args=[review.pk]),
+            {"action": "reject", "comment": "second thoughts"},
+        )
+    again = ReviewRequest.objects.get(reanswer_of=review)
+    assert response.status_code == 303
+    assert response.url == reverse("review", args=[again.pk])
+    assert again.decision.comment == "second thoughts"
+    assert head_values(review.thread)["outcome"] == "reject"

@@ -1,0 +1,82 @@
+"""Small graphs the web tests run for real (registered in STEPWISE_GRAPHS by conftest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from orchestration import END, StateGraph, interrupt
+from orchestration.reducers import merge, topic
+
+REVIEW_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "title": "Title", "maxLength": 40, "minLength": 1},
+        "amount": {"type": "number", "title": "Amount", "minimum": 0},
+        "copies": {"type": "integer", "minimum": 1, "maximum": 10},
+        "priority": {"enum": ["low", "high"]},
+        "urgent": {"type": "boolean"},
+    },
+    "required": ["title", "amount"],
+}
+
+
+@dataclass
+class Doc:
+    title: str = ""
+    amount: float = 0.0
+    notes: Annotated[list[str], topic] = field(default_factory=list)
+    outcome: str = ""
+    reviewer: str = ""
+    tags: Annotated[dict[str, str], merge] = field(default_factory=dict)
+
+
+def draft(state: Doc) -> dict[str, Any]:
+    return {"notes": ["drafted"]}
+
+
+def review(state: Doc) -> dict[str, Any]:
+    answer = interrupt({
+        "kind": "review",
+        "title": f"Approve {state.title}",
+        "description": "Check the title and the amount.",
+        "data": {"title": state.title, "amount": state.amount, "copies": 1, "priority": "low",
+                 "urgent": False},
+        "actions": ["approve", "reject", "edit", "respond"],
+        "schema": REVIEW_SCHEMA,
+    })
+    update: dict[str, Any] = {"outcome": answer["action"], "reviewer": answer["reviewer"],
+                              "notes": [f"reviewed: {answer['action']}"]}
+    if answer["action"] == "edit":
+        update.update({k: v for k, v in answer["values"].items() if k in ("title", "amount")})
+    return update
+
+
+def publish(state: Doc) -> dict[str, Any]:
+    return {"notes": ["published"]}
+
+
+def _build() -> Any:
+    g = StateGraph(Doc)
+    g.add_node("draft", draft).add_node("review", review).add_node("publish", publish)
+    g.set_entry_point("draft").add_edge("draft", "review").add_edge("review", "publish")
+    g.add_edge("publish", END)
+    return g.compile()
+
+
+graph = _build()
+
+
+@dataclass
+class Question:
+    asked: str = ""
+    reply: str = ""
+
+
+def ask(state: Question) -> dict[str, Any]:
+    return {"reply": interrupt(f"What about {state.asked}?")}
+
+
+question_graph = StateGraph(Question).add_node("ask", ask).set_entry_point("ask").add_edge(
+    "ask", END
+).compile()
