@@ -403,4 +403,5 @@ def test_append_chain_reads_back_when_other_fields_share_its_base_version(
     cold = cold_copy(ops.saver, request)
     got = cold.get_tuple(third.config)
     assert got is not None
-    assert got.checkpoint.values == {"log": ["a" * 300, "b" * 300, "c" * 300], "name": "x", "count": 2}
+    log = ["a" * 300, "b" * 300, "c" * 300]
+    assert got.checkpoint.values == {"log": log, "name": "x", "count": 2}

@@ -26,16 +26,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PASSWORD = "e2e-password"  # noqa: S105
 
 pytestmark = pytest.mark.e2e
-# Playwright's sync API keeps an event loop running in this thread; Django would otherwise
-# refuse every ORM call the tests make between browser steps.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Playwright's sync API keeps an event loop running in this thread; Django would otherwise
+    # refuse every ORM call the tests make between browser steps. Scoped to these tests only.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # This hook sees the whole session's items: only touch the ones in this folder.
     for item in items:
+        if HERE not in Path(str(item.path)).resolve().parents:
+            continue
         item.add_marker(pytest.mark.e2e)
         if not Path(CHROMIUM).exists():
-            reason = f"{CHROMIUM} missing: apt-get install -y chromium"
+            if os.environ.get("CI"):
+                raise pytest.UsageError(f"{CHROMIUM} is missing in CI: bin/test installs it")
+            reason = f"{CHROMIUM} missing: apt-get install -y chromium (bin/test does it)"
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
@@ -132,7 +142,9 @@ def make_login_user(live_url: str) -> Callable[..., User]:
     return make
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop in the main thread while it is open,
+# and Django refuses ORM calls from sync tests that run after it; closing it here ends the loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
