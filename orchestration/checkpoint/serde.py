@@ -157,12 +157,18 @@ def _encode_tz(tz: tzinfo | None, moment: datetime | None) -> Any:
     return ["o", seconds, micros, name]
 
 
+_UTC_RAW = ["o", 0, 0, None]
+
+
 def _encode_datetime(value: datetime) -> msgpack.ExtType:
+    # Checkpoint timestamps are UTC: skip the general time zone encoding for them.
+    tz = value.tzinfo
     return _ext(
         _DATETIME,
         [
             value.year, value.month, value.day, value.hour, value.minute, value.second,
-            value.microsecond, value.fold, _encode_tz(value.tzinfo, value),
+            value.microsecond, value.fold,
+            _UTC_RAW if tz is UTC else None if tz is None else _encode_tz(tz, value),
         ],
     )
 

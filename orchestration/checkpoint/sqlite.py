@@ -4,8 +4,10 @@ processes.
 Durability: WAL journal with `synchronous=NORMAL`. A committed put is in the WAL file before
 `put` returns, so killing the process (even `kill -9`) loses nothing committed; a power cut
 may lose the last few commits but never corrupts the file (SQLite's documented guarantee for
-WAL + NORMAL). Each put is one `BEGIN IMMEDIATE` transaction holding the checkpoint row and
-its blobs, so a reader sees a checkpoint whole or not at all.
+WAL + NORMAL). Each put is one transaction, so a reader sees a checkpoint whole or not at all:
+usually a single autocommit INSERT of the checkpoint row, which also holds the small field
+versions the checkpoint created (one B-tree touched per superstep); a put with big values
+wraps the row and its `blobs` rows in `BEGIN IMMEDIATE ... COMMIT`.
 
 Concurrency: one connection per thread (and per process after a fork); writers serialize on
 SQLite's write lock and wait up to `busy_timeout` for it instead of failing with
@@ -19,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -43,12 +45,19 @@ from orchestration.checkpoint.storage import (
     Pair,
     WriteRecord,
 )
-from orchestration.errors import CheckpointNotFound
+from orchestration.errors import CheckpointNotFound, SerializationError
 
 __all__ = ["SqliteSaver"]
 
 _KIND_CODE = {FULL: 0, APPEND: 1}
 _KIND_NAME = {0: FULL, 1: APPEND}
+
+# A new field version of at most this many packed bytes lives in the row of the checkpoint
+# that created it (at most 4x this per row), so the common superstep is one INSERT touching
+# one B-tree. Rows stay well under the ~1000-byte limit above which a WITHOUT ROWID row spills
+# to an overflow page. Bigger versions go to `blobs`, a rowid table, which packs ~1 KB values
+# densely (the linear storage target).
+INLINE_MAX = 192
 
 # auto_vacuum only takes effect when set before the first table exists (a new file).
 _SCHEMA = """
@@ -58,11 +67,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     parent_id     TEXT,
     step          INTEGER NOT NULL,
     source        TEXT NOT NULL,
-    next          TEXT NOT NULL,     -- JSON list of node names
-    versions      TEXT NOT NULL,     -- JSON object: field -> version
+    head          BLOB NOT NULL,     -- serde bytes: [next, versions (null = this checkpoint)]
     internal      BLOB NOT NULL,     -- serde bytes
     meta          BLOB NOT NULL,     -- serde bytes: [writes, extra, ts]
-    extra         TEXT NOT NULL,     -- JSON-safe part of metadata.extra, for filtering
+    extra         TEXT,              -- JSON-safe part of metadata.extra, for filtering; NULL: {}
+    vals          BLOB,              -- serde bytes: [[field, kind, base, data]...] created here
     PRIMARY KEY (thread_id, checkpoint_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (
@@ -86,12 +95,22 @@ CREATE TABLE IF NOT EXISTS writes (
 CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes (thread_id, checkpoint_id, task_id, idx);
 """
 
-_COLUMNS = (
-    "thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, meta, extra"
-)
+# SQL texts are constants: sqlite3 caches prepared statements by text, so the hot path never
+# re-parses.
+_COLUMNS = "thread_id, checkpoint_id, parent_id, step, source, head, internal, meta, extra, vals"
 _SELECT = f"SELECT {_COLUMNS} FROM checkpoints"  # noqa: S608 - constant column list
 _LATEST = f"{_SELECT} WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT 1"
 _BY_ID = f"{_SELECT} WHERE thread_id = ? AND checkpoint_id = ?"
+_INSERT = "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_BLOB = "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)"
+_INLINE_BY_IDS = (
+    "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
+    "AND checkpoint_id IN (SELECT value FROM json_each(?))"
+)
+_INLINE_RANGE = (
+    "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
+    "AND checkpoint_id BETWEEN ? AND ?"
+)
 
 _FETCH_CHAINS = """
 WITH RECURSIVE want(field, version) AS (
@@ -219,7 +238,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 row = conn.execute(_BY_ID, (config.thread_id, config.checkpoint_id)).fetchone()
             if row is None:
                 return None
-            return self._decode(conn, [_record(row)])[0]
+            return self._decode(conn, [row])[0]
 
     def list(
         self,
@@ -235,39 +254,32 @@ class SqliteSaver(BaseCheckpointSaver):
         sql, params, leftover = _list_query(config.thread_id, before, wanted, limit)
         conn = self._conn()
         with self._read(conn):
-            records = [_record(row) for row in conn.execute(sql, params)]
+            rows = conn.execute(sql, params).fetchall()
             if leftover:
-                records = [r for r in records if metadata_matches(_metadata(r), leftover)]
+                rows = [r for r in rows if metadata_matches(_metadata(_record(r)), leftover)]
                 if limit is not None:
-                    records = records[:limit]
-            records.reverse()
-            return self._decode(conn, records)
+                    rows = rows[:limit]
+            rows.reverse()
+            return self._decode(conn, rows)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
         encoded = storage.encode_checkpoint(
-            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
+            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
+            inline_max=INLINE_MAX,
         )
-        record = encoded.record
+        row = _row(encoded)
         conn = self._conn()
-        with self._write(conn):
-            if encoded.blobs:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (record.thread_id, b.field, b.version, _KIND_CODE[b.kind], b.base, b.data)
-                        for b in encoded.blobs
-                    ],
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.thread_id, record.checkpoint_id, record.parent_id, record.step,
-                    record.source, json.dumps(record.next), json.dumps(record.versions),
-                    record.internal, record.meta, json.dumps(record.extra_json),
-                ),
-            )
+        if encoded.blobs:
+            with self._write(conn):
+                conn.executemany(_INSERT_BLOB, _blob_rows(encoded))
+                conn.execute(_INSERT, row)
+        else:
+            # The common superstep: one statement in autocommit mode is its own transaction
+            # (atomic, durable in the WAL on return), and waits on the write lock through the
+            # busy handler exactly like BEGIN IMMEDIATE.
+            conn.execute(_INSERT, row)
         storage.remember_put(self._cache, encoded)
         return CheckpointConfig(config.thread_id, checkpoint.id)
 
@@ -312,104 +324,232 @@ class SqliteSaver(BaseCheckpointSaver):
         """Keep the thread's `keep_last` newest checkpoints (and the values they need); delete
         the older ones and their pending writes. Returns how many checkpoints were deleted.
 
-        An appended field version whose base is deleted is first rewritten as a full value,
-        so every kept checkpoint still reads back exactly.
+        A kept version that lived in a deleted checkpoint's row, or that appends to a deleted
+        version, is first rewritten as a full value in `blobs`, so every kept checkpoint still
+        reads back exactly.
         """
         if keep_last < 1:
             raise ValueError("prune keeps at least one checkpoint; use delete_thread to drop all")
         conn = self._conn()
         with self._write(conn):
             rows = conn.execute(
-                "SELECT checkpoint_id, versions FROM checkpoints WHERE thread_id = ? "
-                "ORDER BY checkpoint_id DESC",
+                f"{_SELECT} WHERE thread_id = ? ORDER BY checkpoint_id DESC",  # noqa: S608
                 (thread_id,),
             ).fetchall()
-            dropped = [cid for cid, _ in rows[keep_last:]]
+            kept, dropped = rows[:keep_last], rows[keep_last:]
             if not dropped:
                 return 0
-            needed = {pair for _, v in rows[:keep_last] for pair in json.loads(v).items()}
-            self._compact_orphaned_appends(conn, thread_id, needed)
-            stored = conn.execute(
+            needed = set(storage.record_pairs(_record(r) for r in kept))
+            kept_ids = {r[1] for r in kept}
+            inline = _inline_of(rows)
+            stored = self._fetch(conn, thread_id, sorted(needed), inline)
+            rewrite = sorted(
+                pair for pair in needed
+                if (pair in inline and pair[1] not in kept_ids)  # its row is going away
+                or _appends_to_other_than(stored.get(pair), needed)
+            )
+            if rewrite:
+                full = storage.resolve_values(thread_id, rewrite, self._cache, lambda _: stored)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, 0, NULL, ?)",
+                    [(thread_id, *pair, full[pair]) for pair in rewrite],
+                )
+                _drop_inline(conn, kept, set(rewrite))
+            in_blobs = conn.execute(
                 "SELECT field, version FROM blobs WHERE thread_id = ?", (thread_id,)
             ).fetchall()
             conn.executemany(
                 "DELETE FROM blobs WHERE thread_id = ? AND field = ? AND version = ?",
-                [(thread_id, f, v) for f, v in stored if (f, v) not in needed],
+                [(thread_id, f, v) for f, v in in_blobs if (f, v) not in needed],
             )
             for table in ("writes", "checkpoints"):
                 conn.executemany(
                     f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?",  # noqa: S608
-                    [(thread_id, cid) for cid in dropped],
+                    [(thread_id, r[1]) for r in dropped],
                 )
         conn.execute("PRAGMA incremental_vacuum").fetchall()  # runs a step per freed page
         return len(dropped)
 
-    def _compact_orphaned_appends(
-        self, conn: sqlite3.Connection, thread_id: str, needed: set[Pair]
-    ) -> None:
-        appends = conn.execute(
-            "SELECT field, version, base FROM blobs WHERE thread_id = ? AND kind = 1", (thread_id,)
-        ).fetchall()
-        orphaned = [
-            (f, v) for f, v, base in appends if (f, v) in needed and (f, base) not in needed
-        ]
-        if not orphaned:
-            return
-        full = storage.resolve_values(
-            thread_id, orphaned, self._cache, lambda pairs: self._fetch(conn, thread_id, pairs)
-        )
-        conn.executemany(
-            "UPDATE blobs SET kind = 0, base = NULL, data = ? "
-            "WHERE thread_id = ? AND field = ? AND version = ?",
-            [(full[pair], thread_id, *pair) for pair in orphaned],
-        )
-
     # --- reading helpers ------------------------------------------------------------------
 
-    def _fetch(self, conn: sqlite3.Connection, thread_id: str, pairs: list[Pair]) -> dict:
-        rows = conn.execute(_FETCH_CHAINS, {"thread": thread_id, "pairs": json.dumps(pairs)})
-        return {
-            (f, v): Blob(f, v, _KIND_NAME[kind], base, data) for f, v, kind, base, data in rows
-        }
+    def _fetch(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        pairs: list[Pair],
+        found: dict[Pair, Blob],
+    ) -> dict[Pair, Blob]:
+        """The stored versions `pairs` and their append chains. `found` starts with what the
+        caller already holds (inline versions of the rows it read) and is filled in.
+
+        A version lives in its creator's row or in `blobs`. First wave: the rows named by
+        the wanted versions, then `blobs` (following append chains inside it). A chain that
+        continues through inline versions needs a second wave: every row of the thread in
+        the id range of the gaps, in one query. Waves repeat only while they make progress.
+        """
+        wave = self._gaps(thread_id, pairs, found)
+        tried: set[Pair] = set()
+        first = True
+        while wave:
+            tried.update(wave)
+            if first:
+                ids = json.dumps(sorted({version for _, version in wave}))
+                rows = conn.execute(_INLINE_BY_IDS, (thread_id, ids))
+            else:
+                versions = [version for _, version in wave]
+                rows = conn.execute(_INLINE_RANGE, (thread_id, min(versions), max(versions)))
+            for checkpoint_id, vals in rows:
+                for pair, blob in _inline_blobs(checkpoint_id, vals).items():
+                    found.setdefault(pair, blob)
+            rest = [pair for pair in wave if pair not in found]
+            if rest:
+                params = {"thread": thread_id, "pairs": json.dumps(rest)}
+                chains = conn.execute(_FETCH_CHAINS, params)
+                for f, v, kind, base, data in chains:
+                    found.setdefault((f, v), Blob(f, v, _KIND_NAME[kind], base, data))
+            first = False
+            wave = self._gaps(thread_id, pairs, found) - tried
+        return found
+
+    def _gaps(self, thread_id: str, pairs: list[Pair], found: Mapping[Pair, Blob]) -> set[Pair]:
+        """Versions the chains of `pairs` still need: neither fetched nor cached."""
+        gaps: set[Pair] = set()
+        for pair in pairs:
+            while True:
+                blob = found.get(pair)
+                if blob is None:
+                    gaps.add(pair)
+                    break
+                if blob.kind != APPEND or not blob.base:
+                    break
+                pair = (pair[0], blob.base)
+                if self._cache.value(thread_id, *pair) is not None:
+                    break
+        return gaps
 
     def _decode(
-        self, conn: sqlite3.Connection, records: list[CheckpointRecord]
+        self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
     ) -> list[CheckpointTuple]:
-        if not records:
+        if not rows:
             return []
+        records = [_record(row) for row in rows]
         thread_id = records[0].thread_id
+        inline = _inline_of(rows)
         values = storage.resolve_values(
             thread_id, storage.record_pairs(records), self._cache,
-            lambda pairs: self._fetch(conn, thread_id, pairs),
+            lambda pairs: self._fetch(conn, thread_id, pairs, inline),
         )
         writes: dict[str, list[WriteRecord]] = {}
-        rows = conn.execute(
+        pending = conn.execute(
             "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
             "WHERE thread_id = ? AND checkpoint_id IN (SELECT value FROM json_each(?)) "
             "ORDER BY seq",
             (thread_id, json.dumps([r.checkpoint_id for r in records])),
         )
-        for cid, task_id, idx, channel, data in rows:
+        for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         storage.remember_read(self._cache, records)
         return [storage.decode_tuple(r, values, writes.get(r.checkpoint_id, ())) for r in records]
 
 
+# --- rows -----------------------------------------------------------------------------------
+
+
+def _row(encoded: storage.EncodedPut) -> tuple[Any, ...]:
+    """The checkpoints row of a put. Versions equal to the checkpoint's own id (the fields it
+    changed) are stored as null: shorter rows, and the id is in the row anyway."""
+    record = encoded.record
+    cid = record.checkpoint_id
+    head = serde.dumps(
+        [list(record.next), {f: (None if v == cid else v) for f, v in record.versions.items()}]
+    )
+    vals = (
+        serde.dumps([[b.field, _KIND_CODE[b.kind], b.base, b.data] for b in encoded.inline])
+        if encoded.inline
+        else None
+    )
+    extra = json.dumps(record.extra_json) if record.extra_json else None
+    return (
+        record.thread_id, cid, record.parent_id, record.step, record.source, head,
+        record.internal, record.meta, extra, vals,
+    )
+
+
+def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
+    thread_id = encoded.record.thread_id
+    return [
+        (thread_id, b.field, b.version, _KIND_CODE[b.kind], b.base, b.data)
+        for b in encoded.blobs
+    ]
+
+
 def _record(row: tuple[Any, ...]) -> CheckpointRecord:
-    thread_id, cid, parent_id, step, source, next_, versions, internal, meta, extra = row
+    thread_id, cid, parent_id, step, source, head, internal, meta, _extra, _vals = row
+    try:
+        next_, compact = serde.loads(head)
+        versions = {str(f): (cid if v is None else str(v)) for f, v in compact.items()}
+        next_nodes = tuple(str(n) for n in next_)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise SerializationError(
+            f"checkpoint {cid!r} of thread {thread_id!r} has a malformed head column ({error})"
+        ) from None
     return CheckpointRecord(
         thread_id=thread_id,
         checkpoint_id=cid,
         parent_id=parent_id,
         step=step,
         source=source,
-        next=tuple(json.loads(next_)),
-        versions=json.loads(versions),
+        next=next_nodes,
+        versions=versions,
         internal=internal,
         meta=meta,
-        extra_json=json.loads(extra),
+        extra_json={},  # only written, for SQL filters; reads take extra from `meta`
         ts=datetime.min,  # the exact ts lives in `meta`
     )
+
+
+def _inline_blobs(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
+    """The field versions stored in a checkpoint's row (all created by that checkpoint)."""
+    if vals is None:
+        return {}
+    try:
+        return {
+            (field, checkpoint_id): Blob(field, checkpoint_id, _KIND_NAME[kind], base, data)
+            for field, kind, base, data in serde.loads(vals)
+            if type(field) is str and type(data) is bytes and (base is None or type(base) is str)
+        }
+    except (TypeError, ValueError, KeyError) as error:
+        raise SerializationError(
+            f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
+        ) from None
+
+
+def _inline_of(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, Blob]:
+    found: dict[Pair, Blob] = {}
+    for row in rows:
+        if row[9] is not None:
+            found.update(_inline_blobs(row[1], row[9]))
+    return found
+
+
+def _appends_to_other_than(blob: Blob | None, needed: set[Pair]) -> bool:
+    return blob is not None and blob.kind == APPEND and (blob.field, blob.base) not in needed
+
+
+def _inline_entries(row: tuple[Any, ...]) -> list[Any]:
+    return serde.loads(row[9]) if row[9] is not None else []
+
+
+def _drop_inline(conn: sqlite3.Connection, kept: list[tuple[Any, ...]], pairs: set[Pair]) -> None:
+    """Remove from the kept rows the inline versions now stored whole in `blobs`."""
+    for row in kept:
+        entries = _inline_entries(row)
+        keep = [e for e in entries if (e[0], row[1]) not in pairs]
+        if len(keep) != len(entries):
+            conn.execute(
+                "UPDATE checkpoints SET vals = ? WHERE thread_id = ? AND checkpoint_id = ?",
+                (serde.dumps(keep) if keep else None, row[0], row[1]),
+            )
 
 
 def _metadata(record: CheckpointRecord) -> CheckpointMetadata:

@@ -5,7 +5,7 @@ A checkpoint is one small record (ids, step, source, next, field versions, seria
 changed. A list field that only grew since the parent's version (a `topic`) is stored as
 the appended items alone (`kind="append"`, `base` = the parent's version), so storage grows
 with what changed, not with the size of the state. Reading walks append chains back to a
-full blob.
+full blob. A saver may keep small new versions in the checkpoint's own row (`inline_max`).
 
 Appends are detected on serialized bytes: msgpack encodes a list as a header followed by its
 items' encodings, so "new extends old" is a byte-prefix check, and the cache of recently
@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,11 @@ _MIN_REF_BYTES = 32
 _COUNT = struct.Struct(">I")
 
 Pair = tuple[str, str]  # (field, version)
+
+_NO_VERSIONS: dict[str, str] = {}
+_EMPTY_MAP = b"\x80"  # a packed empty dict: most checkpoints have no engine bookkeeping
+# Values whose packed form is certainly shorter than _MIN_REF_BYTES: not worth packing twice.
+_SMALL_SCALARS = (int, float, bool, type(None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +83,19 @@ class CheckpointRecord:
 
 @dataclass(frozen=True, slots=True)
 class EncodedPut:
-    """What a put writes (`record`, `blobs`) and the full packed values of the fields it
-    stored (`values`, for the cache once the transaction commits)."""
+    """What a put writes and the full packed values of the fields it stored (`values`, for
+    the cache once the transaction commits).
+
+    `inline` holds the new field versions small enough to live in the checkpoint's own row
+    (a version is the id of the checkpoint that created it, so that row is where a reader
+    looks first); `blobs` holds the others, for a separate table. A saver that keeps no
+    values in its checkpoint rows passes `inline_max=0` and gets every version in `blobs`.
+    """
 
     record: CheckpointRecord
     blobs: list[Blob]
     values: dict[str, bytes]
+    inline: list[Blob] = dataclass_field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,29 +220,51 @@ def encode_checkpoint(
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     cache: ValueCache,
+    *,
+    inline_max: int = 0,
 ) -> EncodedPut:
     """Serialize everything a put needs, before anything is written (errors name the field).
 
-    Savers must insert blobs "or ignore": a blob for a version that already exists is the same
-    value (versions are immutable), which happens only when the parent's versions were not in
-    the cache and an unchanged field had to be serialized again.
+    A new version of `inline_max` bytes or less, created by this checkpoint, goes to
+    `inline` (at most `4 * inline_max` bytes in all, so the row stays small); the rest to
+    `blobs`. Savers must insert blobs "or ignore": a blob for a version that already exists
+    is the same value (versions are immutable), which happens only when the parent's versions
+    were not in the cache and an unchanged field had to be serialized again.
     """
     versions = field_versions(checkpoint)
-    parent_versions = cache.versions(thread_id, parent_id) or {}
+    parent_versions = cache.versions(thread_id, parent_id) or _NO_VERSIONS
     blobs: list[Blob] = []
+    inline: list[Blob] = []
+    room = 4 * inline_max
     packed_now: dict[str, tuple[bytes, int]] = {}  # field -> (full bytes, start of new items)
     for name, value in checkpoint.values.items():
         version = versions[name]
-        if version != checkpoint.id and version == parent_versions.get(name):
+        base = parent_versions.get(name)
+        if version == base and version != checkpoint.id:
             continue  # unchanged since the parent, which stored it
         data = serde.dumps(value, where=f"state field {name!r}")
-        blob, new_from = _blob_for(thread_id, name, version, data, parent_versions.get(name), cache)
-        blobs.append(blob)
+        blob, new_from = _blob_for(thread_id, name, version, data, base, cache)
+        size = len(blob.data)
+        # Only a version this checkpoint created may live in its row: readers find a version
+        # by the id of the checkpoint that created it.
+        if version == checkpoint.id and size <= inline_max and size <= room:
+            inline.append(blob)
+            room -= size
+        else:
+            blobs.append(blob)
         packed_now[name] = (data, new_from)
-    internal = serde.dumps(dict(checkpoint.internal), where="checkpoint.internal")
+    internal = (
+        _EMPTY_MAP
+        if not checkpoint.internal
+        else serde.dumps(dict(checkpoint.internal), where="checkpoint.internal")
+    )
     writes = _encode_metadata_writes(metadata.writes, packed_now)
     extra = dict(metadata.extra)
-    meta = serde.dumps([writes, extra, checkpoint.ts], where="metadata.extra")
+    try:
+        meta = serde.dumps([writes, extra, checkpoint.ts], where="checkpoint metadata")
+    except SerializationError:
+        _explain_metadata(writes, extra)  # raises with the path of the bad value
+        raise
     record = CheckpointRecord(
         thread_id=thread_id,
         checkpoint_id=checkpoint.id,
@@ -243,17 +278,21 @@ def encode_checkpoint(
         extra_json=_json_safe(extra),
         ts=checkpoint.ts,
     )
-    return EncodedPut(record, blobs, {name: packed for name, (packed, _) in packed_now.items()})
+    return EncodedPut(
+        record, blobs, {name: packed for name, (packed, _) in packed_now.items()}, inline
+    )
 
 
 def _blob_for(
     thread_id: str, name: str, version: str, data: bytes, base: str | None, cache: ValueCache
 ) -> tuple[Blob, int]:
+    shape = _split_array(data)
+    if shape is None:  # not a list: nothing to append to
+        return Blob(name, version, FULL, None, data), 0
     previous = cache.value(thread_id, name, base) if base and base != version else None
     added = _appended(previous, data) if previous is not None else None
     if added is None:
-        shape = _split_array(data)
-        return Blob(name, version, FULL, None, data), shape[1] if shape else 0
+        return Blob(name, version, FULL, None, data), shape[1]
     count, items = added
     return Blob(name, version, APPEND, base, _COUNT.pack(count) + items), len(data) - len(items)
 
@@ -261,7 +300,7 @@ def _blob_for(
 def remember_put(cache: ValueCache, put: EncodedPut) -> None:
     """After a successful commit: cache the new versions and the values written."""
     thread_id = put.record.thread_id
-    for blob in put.blobs:
+    for blob in (*put.blobs, *put.inline):
         cache.put_value(thread_id, blob.field, blob.version, put.values[blob.field])
     cache.put_versions(thread_id, put.record.checkpoint_id, put.record.versions)
 
@@ -278,22 +317,36 @@ def _encode_metadata_writes(
     """
     out: list[Any] = []
     for node, update in writes.items():
-        where = f"metadata.writes[{node!r}]"
         if type(update) is not dict:
-            serde.dumps(update, where=where)  # validate now, with a path
             out.append([node, 0, update])
             continue
         entries = []
         for key, value in update.items():
             stored = packed_now.get(key) if isinstance(key, str) else None
-            ref = _reference(value, stored, f"{where}[{key!r}]") if stored else None
+            where = f"metadata.writes[{node!r}][{key!r}]"
+            ref = _reference(value, stored, where) if stored else None
             entries.append([key, *ref] if ref else [key, 0, value, None, None])
-        serde.dumps([e[2] for e in entries if e[1] == 0], where=where)
         out.append([node, 1, entries])
     return out
 
 
+def _explain_metadata(writes: list[Any], extra: dict[str, Any]) -> None:
+    """Packing the metadata failed: pack its parts one by one so the error names the value."""
+    for node, mode, payload in writes:
+        where = f"metadata.writes[{node!r}]"
+        if mode == 0:
+            serde.dumps(payload, where=where)
+        else:
+            for key, kind, value, _, _ in payload:
+                if kind == 0:
+                    serde.dumps(value, where=f"{where}[{key!r}]")
+    serde.dumps(extra, where="metadata.extra")
+
+
 def _reference(value: Any, stored: tuple[bytes, int], where: str) -> list[Any] | None:
+    kind = type(value)
+    if kind in _SMALL_SCALARS or (kind is str and len(value) < _MIN_REF_BYTES // 4 - 1):
+        return None  # packs to fewer than _MIN_REF_BYTES bytes (a char is at most 4 bytes)
     packed = serde.dumps(value, where=where)
     if len(packed) < _MIN_REF_BYTES:
         return None

@@ -169,33 +169,73 @@ def test_database_and_wal_files_are_private_to_the_owner(tmp_path: Path) -> None
         os.umask(old)
 
 
+def _row_counts(db: Path) -> tuple[int, ...]:
+    with sqlite3.connect(db) as raw:
+        return tuple(
+            raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in ("checkpoints", "blobs", "writes")
+        )
+
+
 def test_unserializable_field_writes_nothing_and_thread_stays_usable(tmp_path: Path) -> None:
     with SqliteSaver(tmp_path / "cp.db") as saver:
         writer = Writer(SyncOps(saver))
-        first = writer.put("t", {"ok": 1})
-        bad = Checkpoint(new_checkpoint_id(), datetime.now(UTC), {"ok": 2, "sock": {1, object()}})
+        first = writer.put("t", {"ok": 1, "big": "x" * 1000})
+        before = _row_counts(saver.path)
+        bad = Checkpoint(
+            new_checkpoint_id(), datetime.now(UTC),
+            {"ok": 2, "big": "y" * 1000, "sock": {1, object()}},
+        )
         with pytest.raises(SerializationError, match="state field 'sock'"):
             saver.put(first.config, bad, CheckpointMetadata("loop", 1))
-        with sqlite3.connect(saver.path) as raw:
-            assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (1,)
-            assert raw.execute("SELECT count(*) FROM blobs").fetchone() == (1,)
+        assert _row_counts(saver.path) == before
         second = writer.put("t", {"ok": 2}, first)
         assert second.parent_config == first.config
 
 
-def test_tampered_row_naming_another_type_raises_and_constructs_nothing(tmp_path: Path) -> None:
+def test_small_superstep_is_one_row_and_big_values_go_to_blobs(tmp_path: Path) -> None:
+    with SqliteSaver(tmp_path / "cp.db") as saver:
+        writer = Writer(SyncOps(saver))
+        first = writer.put("t", {"n": 0, "doc": "x" * 1000})
+        assert _row_counts(saver.path) == (1, 1, 0)  # "doc" is too big for the row
+        writer.put("t", {"n": 1, "doc": "x" * 1000}, first)
+        assert _row_counts(saver.path) == (2, 1, 0)  # only "n" changed: inline
+
+
+_EVIL = msgpack.packb(
+    msgpack.ExtType(11, msgpack.packb(["subprocess:Popen", {"args": ["touch", "pwned"]}]))
+)
+
+
+@pytest.mark.parametrize("where", ["row", "blobs"])
+def test_tampered_value_naming_another_type_raises_and_constructs_nothing(
+    tmp_path: Path, where: str
+) -> None:
     db = tmp_path / "cp.db"
+    value = (1, 2) if where == "row" else ("x" * 1000, 2)
     with SqliteSaver(db) as saver:
-        Writer(SyncOps(saver)).put("t", {"value": (1, 2)})
-    evil = msgpack.packb(
-        msgpack.ExtType(11, msgpack.packb(["subprocess:Popen", {"args": ["touch", "pwned"]}]))
-    )
+        Writer(SyncOps(saver)).put("t", {"value": value})
     with sqlite3.connect(db) as raw:
-        raw.execute("UPDATE blobs SET data = ? WHERE field = 'value'", (evil,))
+        if where == "row":
+            evil_row = serde.dumps([["value", 0, None, _EVIL]])
+            raw.execute("UPDATE checkpoints SET vals = ?", (evil_row,))
+        else:
+            raw.execute("UPDATE blobs SET data = ? WHERE field = 'value'", (_EVIL,))
     with SqliteSaver(db) as fresh:
         with pytest.raises(SerializationError, match="'subprocess:Popen'.*refusing"):
             fresh.get_tuple(CheckpointConfig("t"))
     assert not (ROOT / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_malformed_inline_values_raise_serialization_error(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    with SqliteSaver(db) as saver:
+        Writer(SyncOps(saver)).put("t", {"value": 1})
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE checkpoints SET vals = ?", (serde.dumps([["value", 7]]),))
+    with SqliteSaver(db) as fresh:
+        with pytest.raises(SerializationError, match="malformed inline values"):
+            fresh.get_tuple(CheckpointConfig("t"))
 
 
 @dataclass
@@ -238,8 +278,9 @@ def _bulk_history(db: Path, thread_id: str, n: int) -> None:
         Writer(SyncOps(saver)).put(thread_id, {"a": 1})
     with sqlite3.connect(db) as raw:
         row = raw.execute("SELECT * FROM checkpoints").fetchone()
+        marks = ", ".join("?" * len(row))
         raw.executemany(
-            "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO checkpoints VALUES ({marks})",  # noqa: S608
             [(thread_id, new_checkpoint_id(), *row[2:]) for _ in range(n)],
         )
 
@@ -271,7 +312,10 @@ def test_prune_keeps_the_newest_checkpoints_readable(tmp_path: Path) -> None:
         writer = Writer(SyncOps(saver))
         parent, expected = None, {}
         for step in range(10):
-            values = {"topic": [f"item {i}" * 10 for i in range(step + 1)], "n": step}
+            # "topic" grows by small appends (inline, then in blobs once it is big), "title"
+            # never changes after the first checkpoint, whose row prune deletes.
+            values = {"topic": [f"item {i}" * 10 for i in range(step + 1)], "n": step,
+                      "title": "fixed"}
             parent = writer.put("t", values, parent, step=step)
             expected[parent.checkpoint.id] = values
         assert saver.prune("t", keep_last=3) == 7
@@ -280,8 +324,27 @@ def test_prune_keeps_the_newest_checkpoints_readable(tmp_path: Path) -> None:
         history = cold.list(CheckpointConfig("t"))
         assert [t.checkpoint.id for t in history] == kept
         assert [t.checkpoint.values for t in history] == [expected[c] for c in kept]
+        needed = {pair for t in history for pair in t.checkpoint.versions.items()}
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT count(*) FROM blobs WHERE field = 'topic'").fetchone() == (3,)
+        assert raw.execute("SELECT count(*) FROM checkpoints").fetchone() == (3,)
+        stored = set(raw.execute("SELECT field, version FROM blobs").fetchall())
+    assert stored <= needed
+
+
+def test_cold_read_follows_append_chains_through_rows_and_blobs(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    items: list[str] = []
+    with SqliteSaver(db) as saver:
+        writer = Writer(SyncOps(saver))
+        parent = None
+        for step in range(40):
+            # small appends live in rows, every tenth (big) one in blobs
+            items = [*items, ("big " * 100 if step % 10 == 5 else "") + f"item {step}"]
+            parent = writer.put("t", {"items": items}, parent, step=step)
+    with SqliteSaver(db) as cold:
+        latest = cold.get_tuple(CheckpointConfig("t"))
+        assert latest is not None and latest.checkpoint.values["items"] == items
+        assert cold.list(CheckpointConfig("t"))[7].checkpoint.values["items"] == items[:8]
 
 
 def test_delete_thread_gives_the_space_back(tmp_path: Path) -> None:
