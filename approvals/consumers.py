@@ -30,6 +30,13 @@ QUIET_KINDS = ("run_progress",)
 CLOSE_FORBIDDEN = 4403
 
 
+def layer_crosses_processes() -> bool:
+    """False for the in-memory channel layer, which lives in one process: a worker elsewhere
+    then reaches open pages only through the `Event` table, so consumers poll it."""
+    backend = str(settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""))
+    return not backend.endswith("InMemoryChannelLayer")
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     """Base: authenticate, join groups, relay group messages and polled events."""
 
@@ -49,7 +56,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self.accept()
-        if not getattr(settings, "REDIS_URL", None):
+        if not layer_crosses_processes():
             self.poller = asyncio.create_task(self._poll())
 
     async def disconnect(self, code: int) -> None:

@@ -151,7 +151,7 @@ def _event_text(event: Event) -> str:
 
 
 def tree_rows(thread: Thread) -> list[TreeRow]:
-    """The tree's rows, in one query; the node that wrote a checkpoint comes from its writes."""
+    """The tree's rows, in one query (the saver's `list` would load every state)."""
     rows = (
         Checkpoint.objects.filter(thread=thread)
         .order_by("checkpoint_id")
@@ -164,7 +164,7 @@ def tree_rows(thread: Thread) -> list[TreeRow]:
             "created_at",
             "created_by__username",
             "extra",
-            "writes",
+            "written_by",
         )
     )
     ids: dict[int, str] = {}
@@ -172,7 +172,7 @@ def tree_rows(thread: Thread) -> list[TreeRow]:
     for pk, cid, *_ in raw:
         ids[pk] = cid
     out = []
-    for _pk, cid, parent_pk, step, source, created_at, username, extra, writes in raw:
+    for _pk, cid, parent_pk, step, source, created_at, username, extra, written_by in raw:
         extra = extra if isinstance(extra, Mapping) else {}
         actor = username or str(extra.get("user") or extra.get("reviewer") or "")
         out.append(
@@ -181,38 +181,12 @@ def tree_rows(thread: Thread) -> list[TreeRow]:
                 parent_id=ids.get(parent_pk) if parent_pk else None,
                 step=step,
                 source=source,
-                node=_writer(writes),
+                node=", ".join(written_by),
                 time=created_at,
                 actor=actor,
             )
         )
     return out
-
-
-def _writer(meta: bytes | memoryview | None) -> str:
-    """Names of the nodes whose writes made a checkpoint ('' when unknown).
-
-    Decoding only the small metadata blob keeps the tree at one query for 1,000 checkpoints
-    (the saver's `list` would load every state). The storage layer packs it as
-    `[writes, extra, ts]` with `writes = [[node, ...], ...]`; a mapping of node -> update is
-    accepted too.
-    """
-    if not meta:
-        return ""
-    try:
-        from orchestration.checkpoint import serde
-
-        decoded = serde.loads(bytes(meta))
-    except Exception:  # noqa: BLE001  a label must never break the tree
-        return ""
-    writes = decoded[0] if isinstance(decoded, list | tuple) and decoded else decoded
-    if isinstance(writes, Mapping):
-        return ", ".join(str(k) for k in writes)
-    if isinstance(writes, list | tuple):
-        return ", ".join(
-            str(w[0]) for w in writes if isinstance(w, list | tuple) and w and isinstance(w[0], str)
-        )
-    return ""
 
 
 def open_review_checkpoints(thread: Thread) -> set[str]:

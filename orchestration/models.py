@@ -60,6 +60,8 @@ class Checkpoint(models.Model):
     internal = models.BinaryField(default=bytes)
     writes = models.BinaryField(default=bytes)
     extra = models.JSONField(default=dict, blank=True)
+    # the nodes whose writes made this checkpoint, so the tree can label it without decoding
+    written_by = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     # who caused an `update` / `fork` checkpoint, and why
     created_by = models.ForeignKey(

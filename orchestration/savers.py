@@ -120,6 +120,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 internal=record.internal,
                 writes=record.meta,
                 extra=record.extra_json,
+                written_by=sorted(metadata.writes),
                 created_at=_aware(checkpoint.ts),
                 created_by_id=self._user_id(metadata.extra.get("user_id")),
                 reason=str(metadata.extra.get("reason") or ""),
@@ -130,7 +131,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 unique_fields=["thread", "checkpoint_id"],
                 update_fields=[
                     "parent", "step", "source", "next", "versions", "internal", "writes",
-                    "extra", "created_at", "created_by", "reason",
+                    "extra", "written_by", "created_at", "created_by", "reason",
                 ],
             )
             models.Thread.objects.using(self.using).filter(pk=thread_pk).update(

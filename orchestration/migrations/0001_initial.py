@@ -229,6 +229,7 @@ class Migration(migrations.Migration):
                 ("internal", models.BinaryField(default=bytes)),
                 ("writes", models.BinaryField(default=bytes)),
                 ("extra", models.JSONField(blank=True, default=dict)),
+                ("written_by", models.JSONField(blank=True, default=list)),
                 ("created_at", models.DateTimeField()),
                 ("reason", models.TextField(blank=True)),
                 (

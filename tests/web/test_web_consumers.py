@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
+
 import pytest
+import redis
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -26,6 +31,36 @@ async def connect(path: str, user) -> tuple[WebsocketCommunicator, bool, int | N
 @pytest.fixture
 def user_of(make_user):
     return lambda role: make_user(role)
+
+
+@pytest.fixture
+def in_memory_layer(settings):
+    """The default SQLite profile: a per-process channel layer, so consumers poll `Event`."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def redis_layer(settings):
+    """The scaled-out profile: Redis carries events between processes (own key prefix)."""
+    url = "redis://127.0.0.1:6379/15"
+    redis.Redis.from_url(url).ping()  # Redis runs on this machine type; bin/test starts it
+    prefix = f"stepwise-test-{uuid.uuid4().hex}"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": prefix},
+        }
+    }
+    return url, prefix
+
+
+SEND_FROM_ANOTHER_PROCESS = """
+import asyncio, sys
+from channels_redis.core import RedisChannelLayer
+layer = RedisChannelLayer(hosts=[sys.argv[1]], prefix=sys.argv[2])
+message = {"type": "stepwise.event", "event_id": int(sys.argv[3]), "kind": "run_failed"}
+asyncio.run(layer.group_send("ops", message))
+"""
 
 
 async def test_anonymous_user_cannot_open_a_live_socket():
@@ -57,7 +92,9 @@ async def test_published_event_reaches_the_inbox_as_an_oob_swap(user_of, make_th
     await communicator.disconnect()
 
 
-async def test_event_written_by_another_process_is_found_by_polling(user_of, make_thread):
+async def test_event_written_by_another_process_is_found_by_polling(
+    user_of, make_thread, in_memory_layer
+):
     """No channel message at all (as from a worker process without Redis): only the row."""
     user = await database_sync_to_async(user_of)("ops")
     thread = await database_sync_to_async(make_thread)()
@@ -70,7 +107,7 @@ async def test_event_written_by_another_process_is_found_by_polling(user_of, mak
     await communicator.disconnect()
 
 
-async def test_thread_socket_ignores_other_threads_events(user_of, make_thread):
+async def test_thread_socket_ignores_other_threads_events(user_of, make_thread, in_memory_layer):
     user = await database_sync_to_async(user_of)("viewer")
     mine = await database_sync_to_async(make_thread)()
     other = await database_sync_to_async(make_thread)()
@@ -100,4 +137,19 @@ async def test_messages_from_the_browser_are_ignored(user_of):
     assert connected
     await communicator.send_to(text_data='{"action": "approve", "review": 1}')
     assert await communicator.receive_nothing(timeout=0.8)
+    await communicator.disconnect()
+
+
+async def test_event_sent_by_another_process_arrives_through_redis(user_of, redis_layer):
+    url, prefix = redis_layer
+    user = await database_sync_to_async(user_of)("ops")
+    communicator, connected, _ = await connect("/ws/ops/", user)
+    assert connected
+    event_id = 10**9  # no such row: only the Redis message can have carried it
+    subprocess.run(
+        [sys.executable, "-c", SEND_FROM_ANOTHER_PROCESS, url, prefix, str(event_id)],
+        check=True, timeout=30,
+    )
+    html = await communicator.receive_from(timeout=5)
+    assert f'data-event-id="{event_id}"' in html and "run failed" in html
     await communicator.disconnect()
