@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -33,6 +33,8 @@ from orchestration.checkpoint.base import (
 )
 from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
+
+_T = TypeVar("_T")
 
 __all__ = ["DjangoCheckpointSaver"]
 
@@ -189,34 +191,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             )
         self._cache.forget_thread(thread_id)
 
-    # Django's ORM is synchronous: the async twins run it in asgiref's thread-sensitive
-    # executor, where Django expects its connections to live.
-
-    async def aget_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
-        return await sync_to_async(self.get_tuple)(config)
-
-    async def alist(
-        self,
-        config: CheckpointConfig,
-        limit: int | None = None,
-        *,
-        before: CheckpointConfig | None = None,
-        filter: Mapping[str, Any] | None = None,
-    ) -> list[CheckpointTuple]:
-        return await sync_to_async(self.list)(config, limit, before=before, filter=filter)
-
-    async def aput(
-        self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
-    ) -> CheckpointConfig:
-        return await sync_to_async(self.put)(config, checkpoint, metadata)
-
-    async def aput_writes(
-        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
-    ) -> None:
-        await sync_to_async(self.put_writes)(config, writes, task_id)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await sync_to_async(self.delete_thread)(thread_id)
+    async def _offload(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        # Django's ORM is synchronous: the async twins run it in asgiref's thread-sensitive
+        # executor, where Django expects its connections to live.
+        return await sync_to_async(fn)(*args, **kwargs)
 
     # --- helpers --------------------------------------------------------------------------
 

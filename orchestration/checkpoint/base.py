@@ -13,13 +13,14 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 CheckpointSource = Literal["input", "loop", "update", "fork"]
+_T = TypeVar("_T")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -190,11 +191,14 @@ class BaseCheckpointSaver(ABC):
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
 
-    # Async twins: one implementation, run in a worker thread so the event loop never blocks
-    # on I/O. A saver with a native async driver may override them.
+    # Async twins: one implementation, run off the event loop by `_offload`, so the loop never
+    # blocks on I/O. A saver whose storage cares which thread runs it overrides `_offload` alone.
+
+    async def _offload(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def aget_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
+        return await self._offload(self.get_tuple, config)
 
     async def alist(
         self,
@@ -204,17 +208,17 @@ class BaseCheckpointSaver(ABC):
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> builtins.list[CheckpointTuple]:
-        return await asyncio.to_thread(self.list, config, limit, before=before, filter=filter)
+        return await self._offload(self.list, config, limit, before=before, filter=filter)
 
     async def aput(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata)
+        return await self._offload(self.put, config, checkpoint, metadata)
 
     async def aput_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id)
+        await self._offload(self.put_writes, config, writes, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+        await self._offload(self.delete_thread, thread_id)
