@@ -252,10 +252,6 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def _decode(self, thread_id: str, records: list[CheckpointRecord]) -> list[CheckpointTuple]:
         if not records:
             return []
-        values = storage.resolve_values(
-            thread_id, storage.record_pairs(records), self._cache,
-            lambda pairs: self._fetch(thread_id, pairs),
-        )
         writes: dict[str, list[WriteRecord]] = {}
         pending = (
             models.PendingWrite.objects.using(self.using)
@@ -268,8 +264,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, bytes(data)))
-        storage.remember_read(self._cache, records)
-        return [storage.decode_tuple(r, values, writes.get(r.checkpoint_id, ())) for r in records]
+        return storage.read_tuples(
+            records, self._cache, lambda pairs: self._fetch(thread_id, pairs), writes
+        )
 
 
 def _blobs(rows: Iterable[models.FieldVersion] | Any) -> dict[Pair, Blob]:

@@ -111,22 +111,14 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
             self._cache.forget_thread(thread_id)
 
     def _decode(self, thread: _Thread, records: list[CheckpointRecord]) -> list[CheckpointTuple]:
-        def fetch(missing: list[Pair]) -> dict[Pair, Blob]:
-            return thread.blobs  # already in memory: the whole map serves every chain
-
-        values = storage.resolve_values(
-            records[0].thread_id if records else "", storage.record_pairs(records), self._cache,
-            fetch,
+        writes = {
+            cid: [w for ws in thread.writes.get(cid, {}).values() for w in ws]
+            for cid in (r.checkpoint_id for r in records)
+        }
+        # Every blob is in memory already: `known` serves every chain, nothing is fetched.
+        return storage.read_tuples(
+            records, self._cache, lambda _: thread.blobs, writes, thread.blobs
         )
-        storage.remember_read(self._cache, records)
-        return [
-            storage.decode_tuple(
-                r,
-                values,
-                [w for ws in thread.writes.get(r.checkpoint_id, {}).values() for w in ws],
-            )
-            for r in records
-        ]
 
 
 def _metadata(record: CheckpointRecord) -> CheckpointMetadata:

@@ -160,17 +160,39 @@ def _encode_tz(tz: tzinfo | None, moment: datetime | None) -> Any:
 _UTC_RAW = ["o", 0, 0, None]
 
 
-def _encode_datetime(value: datetime) -> msgpack.ExtType:
+def _datetime_fields(value: datetime) -> list[Any]:
     # Checkpoint timestamps are UTC: skip the general time zone encoding for them.
     tz = value.tzinfo
-    return _ext(
-        _DATETIME,
-        [
-            value.year, value.month, value.day, value.hour, value.minute, value.second,
-            value.microsecond, value.fold,
-            _UTC_RAW if tz is UTC else None if tz is None else _encode_tz(tz, value),
-        ],
-    )
+    return [
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond, value.fold,
+        _UTC_RAW if tz is UTC else None if tz is None else _encode_tz(tz, value),
+    ]
+
+
+def _encode_datetime(value: datetime) -> msgpack.ExtType:
+    return _ext(_DATETIME, _datetime_fields(value))
+
+
+def _ext_header(code: int, size: int) -> bytes:
+    fixed = _FIXEXT.get(size)
+    if fixed is not None:
+        return bytes((fixed, code))
+    if size < 1 << 8:
+        return bytes((0xC7, size, code))
+    if size < 1 << 16:
+        return b"\xc8" + size.to_bytes(2) + bytes((code,))
+    return b"\xc9" + size.to_bytes(4) + bytes((code,))
+
+
+_FIXEXT = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
+
+
+def _pack_datetime(value: datetime) -> bytes:
+    """Exactly what packing `value` through `_default` writes, without building an ExtType
+    (every checkpoint's ts goes through here)."""
+    payload = _pack(_datetime_fields(value))
+    return _ext_header(_DATETIME, len(payload)) + payload
 
 
 def _encode_time(value: time) -> msgpack.ExtType:
@@ -230,6 +252,8 @@ def _default(value: Any) -> msgpack.ExtType:
 def dumps(value: Any, *, where: str = "value") -> bytes:
     """Serialize `value`. `where` names it in errors (savers pass e.g. "state field 'items'")."""
     try:
+        if type(value) is datetime:
+            return _pack_datetime(value)
         return _pack(value)
     except (_Unserializable, TypeError, ValueError, OverflowError) as error:
         raise _explain(value, where, error) from None
@@ -344,7 +368,9 @@ def _decode_enum(payload: bytes) -> Any:
 
 def _decode_datetime(payload: bytes) -> datetime:
     y, mo, d, h, mi, s, us, fold, tz = _unpack(payload)
-    return datetime(y, mo, d, h, mi, s, us, tzinfo=_decode_tz(tz), fold=fold)
+    # Every checkpoint's ts is UTC: skip building an offset to find that out.
+    zone = UTC if tz == _UTC_RAW else _decode_tz(tz)
+    return datetime(y, mo, d, h, mi, s, us, tzinfo=zone, fold=fold)
 
 
 def _decode_time(payload: bytes) -> time:

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -110,6 +110,14 @@ _INLINE_BY_IDS = (
 _INLINE_RANGE = (
     "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
     "AND checkpoint_id BETWEEN ? AND ?"
+)
+
+# Up to this many versions are fetched with their whole append chains (one recursive query);
+# more (a listing, whose versions are mostly each other's bases) by exact key.
+_FEW = 8
+_BLOBS_BY_VERSIONS = (
+    "SELECT version, kind, base, data FROM blobs WHERE thread_id = ? AND field = ? "
+    "AND version IN (SELECT value FROM json_each(?))"
 )
 
 _FETCH_CHAINS = """
@@ -378,44 +386,67 @@ class SqliteSaver(BaseCheckpointSaver):
         thread_id: str,
         pairs: list[Pair],
         found: dict[Pair, Blob],
+        read: Collection[str] = (),
     ) -> dict[Pair, Blob]:
         """The stored versions `pairs` and their append chains. `found` starts with what the
-        caller already holds (inline versions of the rows it read) and is filled in.
+        caller already holds (inline versions of the rows it read, whose ids are `read`) and
+        is filled in.
 
-        A version lives in its creator's row or in `blobs`. First wave: the rows named by
-        the wanted versions, then `blobs` (following append chains inside it). A chain that
-        continues through inline versions needs a second wave: every row of the thread in
-        the id range of the gaps, in one query. Waves repeat only while they make progress.
+        A version lives in its creator's row or in `blobs`. First wave: the unread rows named
+        by the wanted versions, then `blobs`: many versions (a listing) by exact key, a few
+        (one checkpoint) following their append chains inside `blobs`. A chain that continues
+        through inline versions or beyond the listed versions needs another wave: every row
+        of the thread in the id range of the gaps, then the chains in `blobs`. Waves repeat
+        only while they make progress.
         """
         wave = self._gaps(thread_id, pairs, found)
         tried: set[Pair] = set()
         first = True
         while wave:
             tried.update(wave)
-            if first:
-                ids = json.dumps(sorted({version for _, version in wave}))
-                rows = conn.execute(_INLINE_BY_IDS, (thread_id, ids))
+            unread = sorted({version for _, version in wave if version not in read})
+            if unread and first:
+                rows = conn.execute(_INLINE_BY_IDS, (thread_id, json.dumps(unread)))
+            elif unread:
+                rows = conn.execute(_INLINE_RANGE, (thread_id, unread[0], unread[-1]))
             else:
-                versions = [version for _, version in wave]
-                rows = conn.execute(_INLINE_RANGE, (thread_id, min(versions), max(versions)))
+                rows = iter(())
             for checkpoint_id, vals in rows:
                 for pair, blob in _inline_blobs(checkpoint_id, vals).items():
                     found.setdefault(pair, blob)
             rest = [pair for pair in wave if pair not in found]
-            if rest:
+            if rest and first and len(rest) > _FEW:
+                self._fetch_exact(conn, thread_id, rest, found)
+            elif rest:
                 params = {"thread": thread_id, "pairs": json.dumps(rest)}
-                chains = conn.execute(_FETCH_CHAINS, params)
-                for f, v, kind, base, data in chains:
+                for f, v, kind, base, data in conn.execute(_FETCH_CHAINS, params):
                     found.setdefault((f, v), Blob(f, v, _KIND_NAME[kind], base, data))
             first = False
             wave = self._gaps(thread_id, pairs, found) - tried
         return found
 
+    def _fetch_exact(
+        self, conn: sqlite3.Connection, thread_id: str, pairs: list[Pair], found: dict[Pair, Blob]
+    ) -> None:
+        # One indexed lookup per version, a statement per field: a listing's versions are
+        # usually each other's append bases, so this finds whole chains without recursing.
+        by_field: dict[str, list[str]] = {}
+        for field, version in pairs:
+            by_field.setdefault(field, []).append(version)
+        for field, versions in by_field.items():
+            rows = conn.execute(_BLOBS_BY_VERSIONS, (thread_id, field, json.dumps(versions)))
+            for v, kind, base, data in rows:
+                found.setdefault((field, v), Blob(field, v, _KIND_NAME[kind], base, data))
+
     def _gaps(self, thread_id: str, pairs: list[Pair], found: Mapping[Pair, Blob]) -> set[Pair]:
-        """Versions the chains of `pairs` still need: neither fetched nor cached."""
+        """Versions the chains of `pairs` still need: neither fetched nor cached. Each
+        version is visited once, however many chains run through it."""
         gaps: set[Pair] = set()
+        seen: set[Pair] = set()
+        cache = self._cache
         for pair in pairs:
-            while True:
+            while pair not in seen:
+                seen.add(pair)
                 blob = found.get(pair)
                 if blob is None:
                     gaps.add(pair)
@@ -423,7 +454,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 if blob.kind != APPEND or not blob.base:
                     break
                 pair = (pair[0], blob.base)
-                if self._cache.value(thread_id, *pair) is not None:
+                if cache.value(thread_id, *pair) is not None:
                     break
         return gaps
 
@@ -435,10 +466,7 @@ class SqliteSaver(BaseCheckpointSaver):
         records = [_record(row) for row in rows]
         thread_id = records[0].thread_id
         inline = _inline_of(rows)
-        values = storage.resolve_values(
-            thread_id, storage.record_pairs(records), self._cache,
-            lambda pairs: self._fetch(conn, thread_id, pairs, inline),
-        )
+        read = {r.checkpoint_id for r in records}
         writes: dict[str, list[WriteRecord]] = {}
         pending = conn.execute(
             "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
@@ -448,8 +476,11 @@ class SqliteSaver(BaseCheckpointSaver):
         )
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
-        storage.remember_read(self._cache, records)
-        return [storage.decode_tuple(r, values, writes.get(r.checkpoint_id, ())) for r in records]
+        return storage.read_tuples(
+            records, self._cache,
+            lambda pairs: self._fetch(conn, thread_id, pairs, inline, read),
+            writes, inline,
+        )
 
 
 # --- rows -----------------------------------------------------------------------------------

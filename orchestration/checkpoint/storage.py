@@ -16,6 +16,7 @@ Everything here is pure (no I/O); savers supply storage and a `fetch` callback f
 
 from __future__ import annotations
 
+import enum
 import json
 import struct
 import threading
@@ -23,8 +24,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from orchestration.checkpoint import serde
 from orchestration.checkpoint.base import (
@@ -46,12 +49,18 @@ _COUNT = struct.Struct(">I")
 Pair = tuple[str, str]  # (field, version)
 
 _NO_VERSIONS: dict[str, str] = {}
+_NO_BLOBS: Mapping[Pair, Blob] = {}
 _EMPTY_MAP = b"\x80"  # a packed empty dict: most checkpoints have no engine bookkeeping
 # Values whose packed form is certainly shorter than _MIN_REF_BYTES: not worth packing twice.
 _SMALL_SCALARS = (int, float, bool, type(None))
 
 
-@dataclass(frozen=True, slots=True)
+# The records below are internal to savers and built on every hot path: plain slotted
+# dataclasses, since a frozen dataclass's __init__ costs about twice as much. Treat them as
+# immutable all the same.
+
+
+@dataclass(slots=True)
 class Blob:
     """One stored version of one field. `data` is the whole packed value for `full`, or for
     `append` a 4-byte item count followed by the packed items appended to `base`."""
@@ -63,7 +72,7 @@ class Blob:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckpointRecord:
     """The small per-checkpoint row. `meta` is the serialized metadata (writes, extra, ts);
     `extra_json` is the JSON-safe part of `metadata.extra`, kept for filtering in SQL."""
@@ -81,7 +90,7 @@ class CheckpointRecord:
     ts: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedPut:
     """What a put writes and the full packed values of the fields it stored (`values`, for
     the cache once the transaction commits).
@@ -98,7 +107,7 @@ class EncodedPut:
     inline: list[Blob] = dataclass_field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WriteRecord:
     task_id: str
     idx: int
@@ -261,7 +270,10 @@ def encode_checkpoint(
     writes = _encode_metadata_writes(metadata.writes, packed_now)
     extra = dict(metadata.extra)
     try:
-        meta = serde.dumps([writes, extra, checkpoint.ts], where="checkpoint metadata")
+        # [writes, extra, ts] packed as [writes, extra] plus the packed ts: the same bytes,
+        # without the packer calling back into Python for the datetime.
+        head = serde.dumps([writes, extra], where="checkpoint metadata")
+        meta = b"\x93" + head[1:] + serde.dumps(checkpoint.ts, where="checkpoint.ts")
     except SerializationError:
         _explain_metadata(writes, extra)  # raises with the path of the bad value
         raise
@@ -457,54 +469,263 @@ def chain_bases(blobs: Iterable[Blob]) -> list[Pair]:
     return [(b.field, b.base) for b in blobs if b.kind == APPEND and b.base]
 
 
-def decode_tuple(
-    record: CheckpointRecord, values: Mapping[Pair, bytes], writes: Sequence[WriteRecord]
-) -> CheckpointTuple:
-    """Rebuild the saver-level tuple; every call builds fresh objects (callers may mutate)."""
-    full = {name: values[(name, version)] for name, version in record.versions.items()}
-    writes_raw, extra, ts = serde.loads(record.meta)
-    checkpoint = Checkpoint(
-        id=record.checkpoint_id,
-        ts=ts,
-        values={name: serde.loads(data) for name, data in full.items()},
-        versions=dict(record.versions),
-        next=tuple(record.next),
-        internal=serde.loads(record.internal),
-    )
-    metadata = CheckpointMetadata(
-        source=record.source,  # type: ignore[arg-type]
-        step=record.step,
-        writes=_decode_metadata_writes(writes_raw, full),
-        extra=extra,
-    )
-    thread_id = record.thread_id
-    return CheckpointTuple(
-        config=CheckpointConfig(thread_id, record.checkpoint_id),
-        checkpoint=checkpoint,
-        metadata=metadata,
-        parent_config=CheckpointConfig(thread_id, record.parent_id) if record.parent_id else None,
-        pending_writes=tuple(
-            PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes
-        ),
-    )
+def read_tuples(
+    records: Sequence[CheckpointRecord],
+    cache: ValueCache,
+    fetch: Fetch,
+    writes: Mapping[str, Sequence[WriteRecord]],
+    known: Mapping[Pair, Blob] = _NO_BLOBS,
+) -> list[CheckpointTuple]:
+    """Rebuild the tuples of `records` (one thread's, oldest first) in one pass.
+
+    `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
+    them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
+    their append chains not in `known` (it may stop at versions whose value is cached, and
+    may return more); it returns `known` itself when it filled that in.
+
+    Each stored (field, version) is decoded once per call, and a version appending to another
+    is built from its base's decoded list plus the decoded new items, so listing a thread
+    costs its stored size, not its size times its length. Every returned value is still the
+    caller's own (see `_Reader.value`).
+    """
+    if not records:
+        return []
+    thread_id = records[0].thread_id
+    one = len(records) == 1
+    # One checkpoint (a resume reading its latest): its cached values are the cheapest source.
+    # Many: fetch every version's own blob, so each is decoded once along its chain instead
+    # of each cached full value being decoded on its own.
+    wanted = [
+        pair for pair in dict.fromkeys(record_pairs(records))
+        if not (one and cache.value(thread_id, *pair) is not None)
+    ]
+    blobs: Mapping[Pair, Blob] = known
+    if wanted:
+        fetched = fetch(wanted)
+        blobs = fetched if fetched is known or not known else {**known, **fetched}
+    reader = _Reader(thread_id, cache, blobs, cache_first=one)
+    tuples = [reader.tuple(r, writes.get(r.checkpoint_id, ())) for r in records]
+    # A put on top of the newest checkpoint read (a resume) compares with these full values
+    # to store a grown list as its new items only.
+    for field, version in records[-1].versions.items():
+        if cache.value(thread_id, field, version) is None:
+            cache.put_value(thread_id, field, version, reader.full((field, version)))
+    remember_read(cache, records)
+    return tuples
 
 
-def _decode_metadata_writes(raw: list[Any], full: Mapping[str, bytes]) -> dict[str, Any]:
-    writes: dict[str, Any] = {}
-    for node, mode, payload in raw:
-        if mode == 0:
-            writes[node] = payload
-            continue
-        update: dict[Any, Any] = {}
-        for key, kind, a, b, count in payload:
-            if kind == 0:
-                update[key] = a
-            elif kind == 1:
-                update[key] = serde.loads(full[key][a:b])
-            else:
-                update[key] = serde.loads(_array_header(count) + full[key][a:b])
-        writes[node] = update
-    return writes
+# Types whose values cannot be changed in place: one decoded object may be handed to several
+# checkpoints. (An Enum member is a singleton: decoding it again returns the same object.)
+_ATOMIC = frozenset(
+    {str, bytes, int, float, bool, type(None), Decimal, datetime, date, time, timedelta, UUID}
+)
+
+
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_immutable(item) for item in value)
+    return isinstance(value, enum.Enum)
+
+
+def _immutable_items(items: list[Any]) -> bool:
+    atomic = _ATOMIC
+    for item in items:
+        if type(item) not in atomic and not _immutable(item):
+            return False
+    return True
+
+
+class _Node:
+    """One stored (field, version) during a read.
+
+    `shared` says `value` may be handed out to several checkpoints: an immutable value, or a
+    list of immutable items (each checkpoint then gets its own list object). Otherwise
+    `value` is given to the first checkpoint only and the others decode the full bytes.
+    `tail` is the last stored piece of the full packed value (the whole value for a full
+    blob, the appended items for an append), starting at byte `tail_at` of it.
+    """
+
+    __slots__ = ("base", "count", "body_len", "tail", "tail_at", "full", "value", "shared",
+                 "handed")
+
+    def __init__(self, base: _Node | None, tail: bytes, tail_at: int, count: int | None,
+                 body_len: int, full: bytes | None, value: Any, shared: bool) -> None:
+        self.base = base
+        self.tail = tail
+        self.tail_at = tail_at
+        self.count = count  # the list's length, None if the value is not a list
+        self.body_len = body_len  # packed bytes after the list header
+        self.full = full
+        self.value = value
+        self.shared = shared
+        self.handed = False
+
+
+class _Reader:
+    def __init__(
+        self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob], *, cache_first: bool
+    ) -> None:
+        self.thread_id = thread_id
+        self.cache = cache
+        self.blobs = blobs
+        self.cache_first = cache_first
+        self.nodes: dict[Pair, _Node] = {}
+
+    def tuple(self, record: CheckpointRecord, writes: Sequence[WriteRecord]) -> CheckpointTuple:
+        """Every call builds fresh containers (callers may mutate what they get)."""
+        writes_raw, extra, ts = serde.loads(record.meta)
+        checkpoint = Checkpoint(
+            id=record.checkpoint_id,
+            ts=ts,
+            values={name: self.value((name, v)) for name, v in record.versions.items()},
+            versions=dict(record.versions),
+            next=record.next,
+            internal={} if record.internal == _EMPTY_MAP else serde.loads(record.internal),
+        )
+        metadata = CheckpointMetadata(
+            source=record.source,  # type: ignore[arg-type]
+            step=record.step,
+            writes=self._metadata_writes(writes_raw, record.versions),
+            extra=extra,
+        )
+        thread_id = record.thread_id
+        return CheckpointTuple(
+            config=CheckpointConfig(thread_id, record.checkpoint_id),
+            checkpoint=checkpoint,
+            metadata=metadata,
+            parent_config=(
+                CheckpointConfig(thread_id, record.parent_id) if record.parent_id else None
+            ),
+            pending_writes=tuple(
+                PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes
+            ),
+        )
+
+    def value(self, pair: Pair) -> Any:
+        """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
+        change: immutable values are shared, lists of immutable items are copied (shallow),
+        anything else is decoded again from its bytes."""
+        node = self._node(pair)
+        if node.shared:
+            if node.count is None or not node.handed:
+                node.handed = True
+                return node.value
+            return node.value.copy()
+        if not node.handed and node.value is not None:
+            node.handed = True
+            return node.value
+        return serde.loads(self.full(pair))
+
+    def full(self, pair: Pair) -> bytes:
+        """The whole packed value of `pair`, joined from its append chain once."""
+        node = self._node(pair)
+        if node.full is not None:
+            return node.full
+        parts: list[bytes] = []
+        below: _Node | None = node
+        while below is not None and below.full is None:
+            parts.append(below.tail)
+            below = below.base
+        if below is None or below.count is None:  # cannot happen: chains end in a full list
+            raise SerializationError(f"field {pair[0]!r}: an append version's base is not a list")
+        parts.append(below.full[len(below.full) - below.body_len :])
+        parts.reverse()
+        node.full = _array_header(node.count or 0) + b"".join(parts)
+        return node.full
+
+    def _node(self, pair: Pair) -> _Node:
+        node = self.nodes.get(pair)
+        if node is not None:
+            return node
+        field, version = pair
+        chain: list[Blob] = []
+        while True:
+            key = (field, version)
+            if chain:
+                node = self.nodes.get(key)
+                if node is not None:
+                    break
+            data = self.cache.value(self.thread_id, field, version) if self.cache_first else None
+            blob = self.blobs.get(key) if data is None else None
+            if blob is None and data is None:
+                data = self.cache.value(self.thread_id, field, version)
+                if data is None:
+                    raise SerializationError(
+                        f"thread {self.thread_id!r} has no stored value for field {field!r} "
+                        f"at version {version!r} (the database is incomplete; was it pruned "
+                        "by hand?)"
+                    )
+            if blob is not None and blob.kind == APPEND:
+                chain.append(blob)
+                version = blob.base or ""
+                continue
+            node = _full_node(data if blob is None else bytes(blob.data))
+            self.nodes[key] = node
+            break
+        for blob in reversed(chain):
+            node = _append_node(field, node, blob)
+            self.nodes[(field, blob.version)] = node
+        return node
+
+    def _slice(self, field: str, version: str, start: int, stop: int) -> bytes:
+        """Bytes `start:stop` of the full packed value: a node's update usually repeats what
+        the checkpoint appended, which is the tail, so the full value is rarely joined."""
+        node = self._node((field, version))
+        at = node.tail_at
+        if start >= at and stop <= at + len(node.tail):
+            return node.tail[start - at : stop - at]
+        return self.full((field, version))[start:stop]
+
+    def _metadata_writes(self, raw: list[Any], versions: Mapping[str, str]) -> dict[str, Any]:
+        """The inverse of `_encode_metadata_writes`."""
+        writes: dict[str, Any] = {}
+        for node, mode, payload in raw:
+            if mode == 0:
+                writes[node] = payload
+                continue
+            update: dict[Any, Any] = {}
+            for key, kind, a, b, count in payload:
+                if kind == 0:
+                    update[key] = a
+                elif kind == 1:
+                    update[key] = serde.loads(self._slice(key, versions[key], a, b))
+                else:
+                    packed = self._slice(key, versions[key], a, b)
+                    update[key] = serde.loads(_array_header(count) + packed)
+            writes[node] = update
+        return writes
+
+
+def _full_node(data: bytes) -> _Node:
+    value = serde.loads(data)
+    shape = _split_array(data) if type(value) is list else None
+    if shape is None:
+        return _Node(None, data, 0, None, 0, data, value, _immutable(value))
+    count, header = shape
+    return _Node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
+
+
+def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
+    if base.count is None:
+        raise SerializationError(f"field {field!r}: an append version's base is not a list")
+    data = bytes(blob.data)
+    if len(data) < _COUNT.size:
+        raise SerializationError(f"field {field!r}: malformed append version {blob.version!r}")
+    added = _COUNT.unpack_from(data)[0]
+    items = data[_COUNT.size :]
+    count = base.count + added
+    body_len = base.body_len + len(items)
+    tail_at = len(_array_header(count)) + body_len - len(items)
+    value: Any = None
+    shared = False
+    if base.shared:  # else each checkpoint decodes its full bytes, which checks these items
+        new = serde.loads(_array_header(added) + items)
+        if _immutable_items(new):
+            value, shared = base.value + new, True
+    return _Node(base, items, tail_at, count, body_len, None, value, shared)
 
 
 def record_pairs(records: Iterable[CheckpointRecord]) -> list[Pair]:

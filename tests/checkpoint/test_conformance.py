@@ -405,3 +405,85 @@ def test_append_chain_reads_back_when_other_fields_share_its_base_version(
     assert got is not None
     log = ["a" * 300, "b" * 300, "c" * 300]
     assert got.checkpoint.values == {"log": log, "name": "x", "count": 2}
+
+
+# --- reading many checkpoints -------------------------------------------------------------
+
+
+def _growing_topic(writer: Writer, items: list[Any], extra_field: Any = None) -> list:
+    """One checkpoint per item, each appending it to `topic`; `fixed` never changes."""
+    parent, out = None, []
+    for i in range(len(items)):
+        values = {"topic": items[: i + 1], "fixed": extra_field}
+        parent = writer.put("t", values, parent, step=i)
+        out.append(parent)
+    return out
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_history_snapshots_do_not_share_mutable_items(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest, cold: bool
+) -> None:
+    _growing_topic(writer, [{"n": i, "tags": ["x" * 40]} for i in range(5)], {"k": [1]})
+    reader = cold_copy(ops.saver, request) if cold else ops.saver
+    listed = reader.list(cfg("t"))
+    listed[1].checkpoint.values["topic"][0]["n"] = "changed"
+    listed[1].checkpoint.values["topic"][1]["tags"].append("more")
+    listed[1].checkpoint.values["fixed"]["k"].append(2)
+    for i, tup in enumerate(listed):
+        if i != 1:
+            assert tup.checkpoint.values["topic"] == [
+                {"n": j, "tags": ["x" * 40]} for j in range(i + 1)
+            ]
+            assert tup.checkpoint.values["fixed"] == {"k": [1]}
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_history_snapshots_get_their_own_lists_of_immutable_items(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest, cold: bool
+) -> None:
+    items = [f"{i}:" + "y" * 300 for i in range(5)]
+    _growing_topic(writer, items, ("same", 1))
+    reader = cold_copy(ops.saver, request) if cold else ops.saver
+    listed = reader.list(cfg("t"))
+    for tup in listed:
+        tup.checkpoint.values["topic"].append("added by a reader")
+    assert [t.checkpoint.values["topic"][:-1] for t in listed] == [
+        items[: i + 1] for i in range(5)
+    ]
+    again = reader.list(cfg("t"))
+    assert [t.checkpoint.values["topic"] for t in again] == [items[: i + 1] for i in range(5)]
+    assert all(t.checkpoint.values["fixed"] == ("same", 1) for t in again)
+
+
+def test_history_items_holding_lists_inside_tuples_are_not_shared(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest
+) -> None:
+    _growing_topic(writer, [("label", [i]) for i in range(4)])
+    listed = cold_copy(ops.saver, request).list(cfg("t"))
+    listed[2].checkpoint.values["topic"][0][1].append("changed")
+    assert listed[3].checkpoint.values["topic"][0] == ("label", [0])
+    assert listed[1].checkpoint.values["topic"][0] == ("label", [0])
+
+
+def test_listing_a_long_topic_decodes_each_stored_version_once(
+    ops: SyncOps, writer: Writer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading N checkpoints of a growing topic decodes about the stored bytes, not the
+    N full lists (N^2 items)."""
+    n, item = 60, "z" * 500
+    _growing_topic(writer, [f"{i}{item}" for i in range(n)])
+    cold = cold_copy(ops.saver, request)
+    decoded = 0
+    real_loads = serde.loads
+
+    def counting_loads(data: Any) -> Any:
+        nonlocal decoded
+        decoded += len(data)
+        return real_loads(data)
+
+    monkeypatch.setattr(serde, "loads", counting_loads)
+    listed = cold.list(cfg("t"))
+    assert [len(t.checkpoint.values["topic"]) for t in listed] == list(range(1, n + 1))
+    full_lists = sum(i * len(item) for i in range(1, n + 1))
+    assert decoded < 3 * n * len(item) < full_lists / 10

@@ -5,7 +5,8 @@ from __future__ import annotations
 import enum
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import msgpack
 import pydantic
@@ -117,3 +118,20 @@ def test_only_dataclasses_models_and_enums_can_be_registered() -> None:
 def test_serde_never_imports_pickle() -> None:
     source = open(serde.__file__).read()
     assert "pickle" not in source.replace("No pickle", "")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 27, 12, 0, 0, 0, tzinfo=UTC),
+        datetime(2026, 11, 27, 12, 0, 0, 999_999, tzinfo=UTC),
+        datetime(1, 1, 1),
+        datetime(2026, 1, 2, 3, 4, 5, 70_000),  # packs to a 16-byte payload (fixext 16)
+        datetime(2025, 3, 30, 2, 30, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=-3), "BRT")),
+    ],
+)
+def test_a_datetime_packs_alone_exactly_as_inside_a_container(moment: datetime) -> None:
+    alone = serde.dumps(moment)
+    assert serde.dumps([moment]) == b"\x91" + alone
+    assert serde.loads(alone) == moment and serde.loads(alone).tzinfo == moment.tzinfo

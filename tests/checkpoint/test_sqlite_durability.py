@@ -379,3 +379,18 @@ def test_serializer_allow_list_is_enforced_by_the_saver(tmp_path: Path) -> None:
         serde.register(Later)
         stored = Writer(SyncOps(saver)).put("t", {"v": Later(1)})
         assert stored.checkpoint.values == {"v": Later(1)}
+
+
+def test_cold_read_of_latest_follows_a_chain_of_appends_kept_in_rows(tmp_path: Path) -> None:
+    """Each small append lives in its checkpoint's row: reading the latest with nothing
+    cached must fetch the older rows its chain runs through."""
+    db = tmp_path / "cp.db"
+    items: list[str] = []
+    with SqliteSaver(db) as saver:
+        writer, parent = Writer(SyncOps(saver)), None
+        for step in range(5):
+            items = [*items, f"item {step}"]
+            parent = writer.put("t", {"items": items, "n": step}, parent, step=step)
+    with SqliteSaver(db) as cold:
+        latest = cold.get_tuple(CheckpointConfig("t"))
+        assert latest is not None and latest.checkpoint.values == {"items": items, "n": 4}
