@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcome:
     node = spec.nodes[task.node]
-    scope = TaskScope(task.id, task.node, resume)
+    scope = TaskScope(task, resume)
     token = current_task.set(scope)
     attempt = 0
     try:
@@ -61,7 +61,7 @@ async def arun_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) ->
     node = spec.nodes[task.node]
     if not node.is_async:
         return await asyncio.to_thread(run_task, spec, task, arg, resume)
-    scope = TaskScope(task.id, task.node, resume)
+    scope = TaskScope(task, resume)
     token = current_task.set(scope)
     attempt = 0
     try:
@@ -176,25 +176,50 @@ def drive(core: Core, saver: BaseCheckpointSaver | None) -> Generator[tuple[str,
         except StopIteration as stop:
             return stop.value
         send, error = None, None
-        kind = type(effect)
+        if type(effect) is Emit:
+            yield effect.mode, effect.chunk
+            continue
         try:
-            # Dispatch on the exact type with `is`: this runs once per effect, many per step.
-            if kind is Execute:
-                send = execute_sync(effect)  # type: ignore[arg-type]
-            elif kind is Emit:
-                yield effect.mode, effect.chunk  # type: ignore[union-attr]
-            elif kind is Route:
-                send = route_sync(effect)  # type: ignore[arg-type]
-            elif saver is None:
-                send = _no_saver(effect)
-            elif kind is Get:
-                send = saver.get_tuple(effect.config)  # type: ignore[union-attr]
-            elif kind is Put:
-                send = saver.put(effect.config, effect.checkpoint, effect.metadata)  # type: ignore[union-attr]
-            elif kind is PutWrites:
-                saver.put_writes(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
+            send = _fulfil(effect, saver)
         except Exception as caught:
             error = caught
+
+
+def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:
+    """`drive` for `invoke`, which streams nothing: a plain loop, not a generator to step."""
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = core.throw(error) if error is not None else core.send(send)
+        except StopIteration as stop:
+            return stop.value
+        send, error = None, None
+        try:
+            send = _fulfil(effect, saver)
+        except Exception as caught:
+            error = caught
+
+
+def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
+    """Answer one effect with blocking I/O (an `Emit` is dropped: nobody is listening)."""
+    # Dispatch on the exact type with `is`: this runs once per effect, many per step.
+    kind = type(effect)
+    if kind is Execute:
+        return execute_sync(effect)  # type: ignore[arg-type]
+    if kind is Route:
+        return route_sync(effect)  # type: ignore[arg-type]
+    if kind is Emit:
+        return None
+    if saver is None:
+        return _no_saver(effect)
+    if kind is Put:
+        return saver.put(effect.config, effect.checkpoint, effect.metadata)  # type: ignore[union-attr]
+    if kind is Get:
+        return saver.get_tuple(effect.config)  # type: ignore[union-attr]
+    if kind is PutWrites:
+        saver.put_writes(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
+    return None
 
 
 async def adrive(
@@ -234,11 +259,3 @@ def _no_saver(effect: Effect) -> Any:
     if isinstance(effect, Put):
         return CheckpointConfig(effect.config.thread_id, effect.checkpoint.id)
     return None
-
-
-def run_to_end(gen: Generator[tuple[str, Any], None, Any]) -> Any:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value

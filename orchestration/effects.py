@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 StreamMode = Literal["updates", "values"]
 
 
-@dataclass(frozen=True, slots=True)
+# The loop's requests are built several times per superstep and never outlive the request, so
+# they are plain slotted dataclasses: a frozen one's __init__ costs ~0.5 µs more per instance.
+
+
+@dataclass(slots=True)
 class RunSettings:
     """What one `invoke`/`stream` call runs with."""
 
@@ -35,39 +39,39 @@ class RunSettings:
     recursion_limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Get:
     config: CheckpointConfig
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Put:
     config: CheckpointConfig
     checkpoint: Checkpoint
     metadata: CheckpointMetadata
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PutWrites:
     config: CheckpointConfig
     writes: list[tuple[str, Any]]
     task_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execute:
     spec: GraphSpec
     work: list[tuple[Task, Any, list[Any]]]  # task, its input, resume answers so far
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
     """Await async routers; the answer is one result (or the exception raised) per call."""
 
     calls: list[tuple[Branch, Any]]  # router, the state it routes on
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Emit:
     mode: str
     chunk: Any
@@ -110,21 +114,31 @@ def put_checkpoint(
     try:
         return (yield Put(parent, checkpoint, metadata))
     except SerializationError as error:
-        field_name = getattr(error, "field", None)
-        if field_name is None:
-            quoted = {a or b for a, b in _QUOTED.findall(str(error))}
-            field_name = next((f for f in writers if f in quoted), None)
-        culprits = sorted(set(writers.get(field_name, ()))) if field_name else []
-        where = (
-            f"field {field_name!r} was written by {culprits} in step {metadata.step}"
-            if culprits
-            else f"step {metadata.step} wrote {sorted(writers)}"
-        )
-        raise SerializationError(
-            f"{error} ({where}). Nothing was saved for this step and the thread is unchanged: "
-            "make the node return storable values (or register the type with "
-            "orchestration.checkpoint.serde.register) and run the thread again."
-        ) from error
+        raise unsaved_checkpoint(error, metadata, writers) from error
+
+
+def unsaved_checkpoint(
+    error: SerializationError,
+    metadata: CheckpointMetadata,
+    writers: Mapping[str, Sequence[str]],
+) -> SerializationError:
+    """`error` (a checkpoint the saver could not store) restated with the node(s) that wrote
+    the offending field and what to do next."""
+    field_name = getattr(error, "field", None)
+    if field_name is None:
+        quoted = {a or b for a, b in _QUOTED.findall(str(error))}
+        field_name = next((f for f in writers if f in quoted), None)
+    culprits = sorted(set(writers.get(field_name, ()))) if field_name else []
+    where = (
+        f"field {field_name!r} was written by {culprits} in step {metadata.step}"
+        if culprits
+        else f"step {metadata.step} wrote {sorted(writers)}"
+    )
+    return SerializationError(
+        f"{error} ({where}). Nothing was saved for this step and the thread is unchanged: "
+        "make the node return storable values (or register the type with "
+        "orchestration.checkpoint.serde.register) and run the thread again."
+    )
 
 
 __all__ = [
@@ -141,4 +155,5 @@ __all__ = [
     "StreamMode",
     "put_checkpoint",
     "resolve_routes",
+    "unsaved_checkpoint",
 ]

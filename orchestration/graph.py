@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
-from orchestration.drivers import adrive, drive, run_to_end
+from orchestration.drivers import adrive, drive, run_blocking
 from orchestration.effects import Core, RunSettings, StreamMode
 from orchestration.entry import not_found_message, update_core
 from orchestration.errors import CheckpointNotFound, GraphValidationError, InvalidUpdateError
@@ -93,6 +93,9 @@ class GraphSpec:
     joins_by_source: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     # Sources with an `async def` router: the loop asks its driver to await those first.
     async_router_sources: frozenset[str] = frozenset()
+    # node (or START) -> where it always goes next (END dropped), for those with only plain
+    # edges (no router, no join): the loop plans their supersteps from this table alone.
+    static_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
@@ -227,6 +230,11 @@ class StateGraph:
             tuple(self._joins),
             joins_by_source,
             frozenset(b.source for b in self._branches if b.is_async),
+            {
+                name: tuple(t for t in edges.get(name, ()) if t != END)
+                for name in (START, *self._nodes)
+                if name not in branches and name not in joins_by_source
+            },
         )
         return CompiledGraph(
             spec,
@@ -441,7 +449,7 @@ class CompiledGraph:
         `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
         a private event loop; prefer `ainvoke` in async code."""
         core = self._core(input, config, frozenset(), extra, recursion_limit)
-        return run_to_end(drive(core, self.saver))
+        return run_blocking(core, self.saver)
 
     async def ainvoke(
         self,
@@ -576,7 +584,7 @@ class CompiledGraph:
     ) -> CheckpointConfig:
         saver = self._need_saver("update_state")
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
-        written: CheckpointConfig = run_to_end(drive(core, saver))
+        written: CheckpointConfig = run_blocking(core, saver)
         return written
 
     async def aupdate_state(

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestration.types import Interrupt
+
+if TYPE_CHECKING:
+    from orchestration.plan import Task
 
 
 class GraphInterrupt(Exception):  # noqa: N818 - named like LangGraph's, it is a signal not an error
@@ -24,14 +26,16 @@ class GraphInterrupt(Exception):  # noqa: N818 - named like LangGraph's, it is a
         super().__init__(f"node {interrupt.node!r} is waiting for an answer ({interrupt.id})")
 
 
-@dataclass(slots=True)
 class TaskScope:
-    """What `interrupt()` needs to know about the task calling it."""
+    """What `interrupt()` needs to know about the task calling it. The task's id is read only
+    when the node does call `interrupt()` (most never do, and the id is a hash)."""
 
-    task_id: str
-    node: str
-    resume: list[Any] = field(default_factory=list)
-    calls: int = 0
+    __slots__ = ("task", "resume", "calls")
+
+    def __init__(self, task: Task, resume: list[Any]) -> None:
+        self.task = task
+        self.resume = resume
+        self.calls = 0
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)
@@ -54,4 +58,5 @@ def interrupt(value: Any) -> Any:
     scope.calls += 1
     if index < len(scope.resume):
         return scope.resume[index]
-    raise GraphInterrupt(Interrupt(interrupt_id(scope.task_id, index), value, scope.node), index)
+    task = scope.task
+    raise GraphInterrupt(Interrupt(interrupt_id(task.id, index), value, task.node), index)

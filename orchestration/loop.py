@@ -8,6 +8,7 @@ It is a generator of effects (effects.py), so it never does I/O itself; where a 
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from orchestration.checkpoint.base import (
@@ -21,10 +22,11 @@ from orchestration.effects import (
     Effect,
     Emit,
     Execute,
+    Put,
     PutWrites,
     RunSettings,
-    put_checkpoint,
     resolve_routes,
+    unsaved_checkpoint,
 )
 from orchestration.entry import begin
 from orchestration.errors import (
@@ -47,11 +49,10 @@ from orchestration.plan import (
     encode_done,
     encode_waiting,
     new_versions,
-    now,
     plan_next,
-    plan_tasks,
     recover,
     state_of,
+    tasks_of,
     writes_metadata,
 )
 
@@ -64,7 +65,7 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
         yield Emit("values", state_of(spec.schema, head))
     steps = 0
     while True:
-        tasks = plan_tasks(head.checkpoint)
+        tasks = tasks_of(head)
         if not tasks:
             return state_of(spec.schema, head)
         if steps >= settings.recursion_limit:
@@ -115,6 +116,30 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
     the tasks saw, a committed one is the new checkpoint."""
     spec = settings.spec
     step = head.metadata.step + 1
+    if head.writes:
+        done, values, input_writers, state = yield from _run_resumed(settings, head, tasks, step)
+    else:
+        # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
+        values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
+        done = yield Execute(spec, [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks])
+    for outcome in done:
+        if outcome.error is not None or outcome.interrupt is not None:
+            return (yield from _stop(settings, head, done, state, step))
+    try:
+        new_head = yield from _commit(settings, head, done, step, values, input_writers)
+    except (NodeError, InvalidUpdateError) as error:
+        # The tasks all ran: keep their writes so a resume only re-plans; a node whose update
+        # the schema refused is not kept, so it runs again once fixed.
+        culprits = set(getattr(error, "writers", ()))
+        yield from _fail(head, [o for o in done if o.task.node not in culprits], error)
+    return False, new_head
+
+
+def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int) -> Core:
+    """Run a superstep that started before: tasks with pending writes are recovered from them
+    (finished, or still waiting for an answer) and the others run, with any answers so far.
+    Returns (outcomes in task order, base values, input writers, state)."""
+    spec = settings.spec
     if INPUT_TASK in head.writes:
         values, input_writers, state = _resumed_input(settings, head, step)
     else:
@@ -138,23 +163,20 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
         for i, outcome in zip(slots, results, strict=True):
             outcomes[i] = outcome
     done = [o for o in outcomes if o is not None]
+    return done, values, input_writers, state
+
+
+def _stop(settings: RunSettings, head: Head, done: list[Outcome], state: Any, step: int) -> Core:
+    """A task failed (raise, after saving what its siblings wrote) or waits for an answer
+    (save the writes, pause): returns (True, head) with the state the tasks saw."""
     failed = [o for o in done if o.error is not None]
     if failed:
         yield from _fail(head, done, _failure(failed[0], step))
     waiting = [o for o in done if o.interrupt is not None]
-    if waiting:
-        yield from _save_fresh(head, done)
-        yield from _emit_stop(settings, tuple(o.interrupt for o in waiting if o.interrupt))
-        head.state = state
-        return True, head
-    try:
-        new_head = yield from _commit(settings, head, done, step, values, input_writers)
-    except (NodeError, InvalidUpdateError) as error:
-        # The tasks all ran: keep their writes so a resume only re-plans; a node whose update
-        # the schema refused is not kept, so it runs again once fixed.
-        culprits = set(getattr(error, "writers", ()))
-        yield from _fail(head, [o for o in done if o.task.node not in culprits], error)
-    return False, new_head
+    yield from _save_fresh(head, done)
+    yield from _emit_stop(settings, tuple(o.interrupt for o in waiting if o.interrupt))
+    head.state = state
+    return True, head
 
 
 def _resumed_input(
@@ -220,9 +242,10 @@ def _commit(
     input_writers: dict[str, list[str]],
 ) -> Core:
     spec = settings.spec
+    schema = spec.schema
     updates = [(o.task.node, o.update or {}) for o in outcomes]
-    values, writers = apply_updates(spec.schema, base, updates, step)
-    values, state = spec.schema.state_from(values, writers, step)
+    values, writers = apply_updates(schema, base, updates, step)
+    values, state = schema.state_from(values, writers, step)
     for key, who in input_writers.items():
         writers[key] = [*who, *writers.get(key, ())]
     routed = None
@@ -230,16 +253,20 @@ def _commit(
         nodes = [o.task.node for o in outcomes]
         routed = yield from resolve_routes(spec, nodes, state, step)
     finished = [(o.task.node, o.goto) for o in outcomes]
-    joins = head.checkpoint.internal.get("joins", {})
-    next_nodes, internal = plan_next(spec, finished, state, joins, step, routed)
+    joins = head.checkpoint.internal.get("joins") if head.checkpoint.internal else None
+    next_nodes, internal = plan_next(spec, finished, state, joins or {}, step, routed)
     new_id = new_checkpoint_id()
     versions = new_versions(head.checkpoint.versions, writers, new_id)
-    checkpoint = Checkpoint(new_id, now(), values, versions, next_nodes, internal)
+    checkpoint = Checkpoint(new_id, datetime.now(UTC), values, versions, next_nodes, internal)
     writes_meta = writes_metadata(outcomes)
     metadata = CheckpointMetadata("loop", step, writes_meta, settings.extra)
-    config = yield from put_checkpoint(head.config, checkpoint, metadata, writers)
-    if "updates" in settings.modes:
-        yield Emit("updates", writes_meta)
-    if "values" in settings.modes:
-        yield Emit("values", state)
+    try:
+        config = yield Put(head.config, checkpoint, metadata)
+    except SerializationError as error:
+        raise unsaved_checkpoint(error, metadata, writers) from error
+    if settings.modes:
+        if "updates" in settings.modes:
+            yield Emit("updates", writes_meta)
+        if "values" in settings.modes:
+            yield Emit("values", state)
     return Head(config, checkpoint, metadata, {}, state)

@@ -47,12 +47,30 @@ NO_ARG: Any = object()
 Routed = Mapping[tuple[str, int], Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Task:
-    id: str
-    node: str
-    index: int
-    arg: Any = NO_ARG  # a Send's argument; NO_ARG means "the state"
+    """One node to run in a superstep: the `index`-th entry of its checkpoint's `next`.
+
+    Its `id` (a hash) is only needed to store or match pending writes, which most supersteps
+    never do, so it is computed on first use. Not a frozen dataclass: a few are built per
+    superstep and a frozen init costs more than the rest of this class's work."""
+
+    __slots__ = ("checkpoint_id", "node", "index", "arg", "_id")
+
+    def __init__(self, checkpoint_id: str, node: str, index: int, arg: Any = NO_ARG) -> None:
+        self.checkpoint_id = checkpoint_id
+        self.node = node
+        self.index = index
+        self.arg = arg  # a Send's argument; NO_ARG means "the state"
+        self._id: str | None = None
+
+    @property
+    def id(self) -> str:
+        if self._id is None:
+            self._id = task_id(self.checkpoint_id, self.index, self.node)
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"Task({self.node!r}, index={self.index}, checkpoint={self.checkpoint_id!r})"
 
 
 @dataclass(slots=True)
@@ -78,6 +96,8 @@ class Head:
     metadata: CheckpointMetadata
     writes: dict[str, list[tuple[str, Any]]]
     state: Any = NO_ARG  # the schema instance of checkpoint.values, built once
+    # plan_tasks(checkpoint), built once: a resume matches answers to tasks, then runs them.
+    tasks: list[Task] | None = None
 
 
 def task_id(checkpoint_id: str, index: int, node: str) -> str:
@@ -87,14 +107,21 @@ def task_id(checkpoint_id: str, index: int, node: str) -> str:
 
 def plan_tasks(checkpoint: Checkpoint) -> list[Task]:
     """The tasks a checkpoint's `next` stands for: plain nodes first, then queued Sends."""
-    sends = checkpoint.internal.get("sends", ())
-    plain = len(checkpoint.next) - len(sends)
     cid = checkpoint.id
-    tasks = [Task(task_id(cid, i, node), node, i) for i, node in enumerate(checkpoint.next[:plain])]
+    sends = checkpoint.internal.get("sends") if checkpoint.internal else None
+    if not sends:
+        return [Task(cid, node, i) for i, node in enumerate(checkpoint.next)]
+    plain = len(checkpoint.next) - len(sends)
+    tasks = [Task(cid, node, i) for i, node in enumerate(checkpoint.next[:plain])]
     for offset, (node, arg) in enumerate(sends):
-        index = plain + offset
-        tasks.append(Task(task_id(cid, index, node), node, index, arg))
+        tasks.append(Task(cid, node, plain + offset, arg))
     return tasks
+
+
+def tasks_of(head: Head) -> list[Task]:
+    if head.tasks is None:
+        head.tasks = plan_tasks(head.checkpoint)
+    return head.tasks
 
 
 def plan_next(
@@ -110,6 +137,10 @@ def plan_next(
     `routed` holds the answers of async routers (awaited by the driver beforehand); sync routers
     are called here. Returns the next checkpoint's `next` and `internal` (queued Sends, join
     barriers)."""
+    if not joins:
+        static = _static_next(spec, finished)
+        if static is not None:
+            return static, {}
     plain: dict[str, None] = {}
     sends: list[list[Any]] = []
     seen = {key: list(sources) for key, sources in joins.items()}
@@ -162,6 +193,28 @@ def plan_next(
     return (*plain, *(node for node, _ in sends)), internal
 
 
+def _static_next(
+    spec: GraphSpec, finished: Sequence[tuple[str, Sequence[str | Send]]]
+) -> tuple[str, ...] | None:
+    """`next` when every finished node only has plain edges (validated by compile) and no
+    Command goto: the common superstep needs no routing, only the compiled table. `None`
+    when some node needs the full planning."""
+    routes = spec.static_routes
+    if len(finished) == 1:
+        node, goto = finished[0]
+        if goto:
+            return None
+        return routes.get(node)
+    plain: dict[str, None] = {}
+    for node, goto in finished:
+        targets = routes.get(node)
+        if targets is None or goto:
+            return None
+        for target in targets:
+            plain[target] = None
+    return tuple(plain)
+
+
 def apply_updates(
     schema: Schema,
     values: Mapping[str, Any],
@@ -171,6 +224,12 @@ def apply_updates(
     """Apply (writer, update) pairs in order through the reducers.
 
     Returns the new values and, per changed field, the writers (for error messages)."""
+    if len(updates) == 1 and updates[0][1].keys() <= schema.plain_fields:
+        # One writer of fields without reducers (most supersteps): nothing can conflict.
+        writer, update = updates[0]
+        new = dict(values)
+        new.update(update)
+        return new, {key: [writer] for key in update}
     new = dict(values)
     writers: dict[str, list[str]] = {}
     reducers = schema.reducers
@@ -291,7 +350,7 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
 
 def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:
     found = []
-    for task in plan_tasks(head.checkpoint):
+    for task in tasks_of(head):
         writes = head.writes.get(task.id)
         if writes:
             outcome = recover(task, writes)
@@ -324,6 +383,8 @@ def now() -> datetime:
 
 def writes_metadata(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """metadata.writes: node -> update (a list of updates when a node ran several Send tasks)."""
+    if len(outcomes) == 1:
+        return {outcomes[0].task.node: outcomes[0].update}
     out: dict[str, Any] = {}
     for o in outcomes:
         node = o.task.node

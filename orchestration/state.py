@@ -113,6 +113,8 @@ class Schema:
                 f"state fields may not start with '__' (reserved for the engine): {bad}"
             )
         self.reducers: dict[str, Reducer] = {s.name: s.reducer for s in specs}
+        # Fields a write simply replaces: an update touching only these needs no reducer call.
+        self.plain_fields = frozenset(s.name for s in specs if s.reducer is last_value)
 
     @staticmethod
     def _typeddict_field(name: str, hint: Any) -> FieldSpec:
@@ -172,7 +174,7 @@ class Schema:
         `InvalidUpdateError` naming the field, who wrote it and what was wrong. Dataclass and
         TypedDict schemas are not validated (they have no validators to run)."""
         if self.kind != "pydantic" or not writers:
-            return values, self.instance(values)
+            return values, dict(values) if self.kind == "typeddict" else self.instance(values)
         self.instance(values)  # the clear message for required fields nobody gave
         try:
             model = self.cls.model_validate(values)
@@ -221,6 +223,10 @@ class Schema:
         return self.check_update("input", value)
 
     def check_update(self, node: str, update: Any) -> dict[str, Any]:
+        # A plain dict of known fields is the usual update: one C-level subset test (the ABC
+        # isinstance check and a Python loop cost more than the rest of this call).
+        if type(update) is dict and update.keys() <= self.fields.keys():
+            return dict(update)
         if not isinstance(update, Mapping):
             raise InvalidUpdateError(
                 f"node {node!r} returned {type(update).__name__} {update!r:.80}: a node returns a "
