@@ -127,17 +127,26 @@ def metadata_matches(metadata: CheckpointMetadata, filter: Mapping[str, Any]) ->
 
 class _IdClock:
     """Checkpoint ids: 16 hex digits of nanoseconds (strictly increasing in this process) then
-    8 random hex digits, so ids sort by creation time and never collide across processes."""
+    8 hex digits drawn once per process, so ids sort by creation time and two processes never
+    collide. The suffix is drawn again in a forked child, which would otherwise share it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
+        self._suffix = os.urandom(4).hex()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._lock = threading.Lock()
+        self._suffix = os.urandom(4).hex()
 
     def next_id(self) -> str:
         with self._lock:
-            now = max(time.time_ns(), self._last + 1)
+            now = time.time_ns()
+            if now <= self._last:
+                now = self._last + 1
             self._last = now
-        return f"{now:016x}{os.urandom(4).hex()}"
+        return f"{now:016x}{self._suffix}"
 
 
 _clock = _IdClock()
