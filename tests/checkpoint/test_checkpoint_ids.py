@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -43,14 +42,22 @@ def test_another_process_draws_another_suffix() -> None:
     assert out[0][16:] != new_checkpoint_id()[16:]  # ...and another one here
 
 
+FORK_AND_COMPARE = """
+import os
+from orchestration.checkpoint.base import new_checkpoint_id
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write_end, new_checkpoint_id().encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+print(os.read(read_end, 64).decode(), new_checkpoint_id())
+"""
+
+
 def test_a_forked_child_does_not_reuse_its_parents_suffix() -> None:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report one id and leave at once
-        os.write(write_end, new_checkpoint_id().encode())
-        os._exit(0)
-    os.waitpid(pid, 0)
-    child = os.read(read_end, 64).decode()
-    os.close(read_end)
-    os.close(write_end)
-    assert child[16:] != new_checkpoint_id()[16:]
+    # Forked from a fresh single-threaded interpreter: forking pytest itself could deadlock.
+    child, parent = subprocess.run(
+        [sys.executable, "-c", FORK_AND_COMPARE], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert child[16:] != parent[16:]
