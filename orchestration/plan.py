@@ -360,6 +360,8 @@ def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:
 
 
 def interrupts_of(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
+    if not tup.pending_writes:  # interrupts live in pending writes; most checkpoints have none
+        return ()
     head = head_of(tup)
     return tuple(outcome.interrupt for _, outcome in pending_interrupts(head) if outcome.interrupt)
 
