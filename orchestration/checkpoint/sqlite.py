@@ -9,6 +9,18 @@ usually a single autocommit INSERT of the checkpoint row, which also holds the s
 versions the checkpoint created (one B-tree touched per superstep); a put with big values
 wraps the row and its `blobs` rows in `BEGIN IMMEDIATE ... COMMIT`.
 
+Row format (a `checkpoints` row; nothing released yet, so no older format is read):
+`body` = serde bytes of `[next, versions, internal, writes, extra, ts]`, packed in one call:
+`versions` maps each field to the id of the checkpoint that last changed it, null meaning
+this checkpoint; `internal` is the engine's bookkeeping mapping, null when empty; `writes` is
+`metadata.writes` as `storage._encode_metadata_writes` stores it; `ts` is an integer of
+microseconds since the Unix epoch when it is UTC (every engine timestamp), else a datetime.
+`vals` = serde bytes of `[[field, kind, base, data]...]`, the field versions this checkpoint
+created that are small enough for its row (null if none): kind 0 `data` is the packed value,
+kind 1 `data` is an append to version `base` (4-byte item count then the packed items), kind 2
+`data` is the value itself, for small scalars (str, int, float, bool, None) packed with the row.
+Bigger versions are rows of `blobs` (kinds 0 and 1 only).
+
 Concurrency: one connection per thread (and per process after a fork); writers serialize on
 SQLite's write lock and wait up to `busy_timeout` for it instead of failing with
 "database is locked".
@@ -23,7 +35,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +52,7 @@ from orchestration.checkpoint.base import (
 from orchestration.checkpoint.storage import (
     APPEND,
     FULL,
+    VALUE,
     Blob,
     CheckpointRecord,
     Pair,
@@ -49,8 +62,11 @@ from orchestration.errors import CheckpointNotFound, SerializationError
 
 __all__ = ["SqliteSaver"]
 
-_KIND_CODE = {FULL: 0, APPEND: 1}
+_KIND_CODE = {FULL: 0, APPEND: 1, VALUE: 2}
 _KIND_NAME = {0: FULL, 1: APPEND}
+_VALUE_CODE = 2
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 # A new field version of at most this many packed bytes lives in the row of the checkpoint
 # that created it (at most 4x this per row), so the common superstep is one INSERT touching
@@ -67,11 +83,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     parent_id     TEXT,
     step          INTEGER NOT NULL,
     source        TEXT NOT NULL,
-    head          BLOB NOT NULL,     -- serde bytes: [next, versions (null = this checkpoint)]
-    internal      BLOB NOT NULL,     -- serde bytes
-    meta          BLOB NOT NULL,     -- serde bytes: [writes, extra, ts]
+    body          BLOB NOT NULL,     -- serde bytes, see "Row format" above
     extra         TEXT,              -- JSON-safe part of metadata.extra, for filtering; NULL: {}
-    vals          BLOB,              -- serde bytes: [[field, kind, base, data]...] created here
+    vals          BLOB,              -- serde bytes: the field versions created here, see above
     PRIMARY KEY (thread_id, checkpoint_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (
@@ -97,11 +111,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes (thread_id, checkpoint_id
 
 # SQL texts are constants: sqlite3 caches prepared statements by text, so the hot path never
 # re-parses.
-_COLUMNS = "thread_id, checkpoint_id, parent_id, step, source, head, internal, meta, extra, vals"
+_COLUMNS = "thread_id, checkpoint_id, parent_id, step, source, body, extra, vals"
 _SELECT = f"SELECT {_COLUMNS} FROM checkpoints"  # noqa: S608 - constant column list
 _LATEST = f"{_SELECT} WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT 1"
 _BY_ID = f"{_SELECT} WHERE thread_id = ? AND checkpoint_id = ?"
-_INSERT = "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT = "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_BLOB = "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)"
 _INLINE_BY_IDS = (
     "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
@@ -275,9 +289,13 @@ class SqliteSaver(BaseCheckpointSaver):
     ) -> CheckpointConfig:
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
-            inline_max=INLINE_MAX,
+            inline_max=INLINE_MAX, pack=False,
         )
-        row = _row(encoded)
+        try:
+            row = _row(encoded)
+        except SerializationError:
+            storage.explain_unpackable(encoded, checkpoint)  # raises, naming the bad value
+            raise
         conn = self._conn()
         if encoded.blobs:
             with self._write(conn):
@@ -487,22 +505,40 @@ class SqliteSaver(BaseCheckpointSaver):
 
 
 def _row(encoded: storage.EncodedPut) -> tuple[Any, ...]:
-    """The checkpoints row of a put. Versions equal to the checkpoint's own id (the fields it
-    changed) are stored as null: shorter rows, and the id is in the row anyway."""
+    """The checkpoints row of a put, packed in two calls (body, vals). Versions equal to the
+    checkpoint's own id (the fields it changed) are stored as null: shorter rows, and the id
+    is in the row anyway."""
     record = encoded.record
     cid = record.checkpoint_id
-    head = serde.dumps(
-        [list(record.next), {f: (None if v == cid else v) for f, v in record.versions.items()}]
+    internal, writes, extra = encoded.parts  # type: ignore[misc]
+    ts = record.ts
+    body = serde.dumps(
+        [
+            list(record.next),
+            {f: (None if v == cid else v) for f, v in record.versions.items()},
+            internal,
+            writes,
+            extra,
+            (ts - _EPOCH) // _MICROSECOND if ts.tzinfo is UTC and not ts.fold else ts,
+        ],
+        where="checkpoint row",
     )
     vals = (
-        serde.dumps([[b.field, _KIND_CODE[b.kind], b.base, b.data] for b in encoded.inline])
+        serde.dumps(
+            [
+                [b.field, _VALUE_CODE, None, b.value] if b.kind == VALUE
+                else [b.field, _KIND_CODE[b.kind], b.base, b.data]
+                for b in encoded.inline
+            ],
+            where="checkpoint row values",
+        )
         if encoded.inline
         else None
     )
-    extra = json.dumps(record.extra_json) if record.extra_json else None
+    extra_json = json.dumps(record.extra_json) if record.extra_json else None
     return (
-        record.thread_id, cid, record.parent_id, record.step, record.source, head,
-        record.internal, record.meta, extra, vals,
+        record.thread_id, cid, record.parent_id, record.step, record.source, body,
+        extra_json, vals,
     )
 
 
@@ -515,27 +551,26 @@ def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
 
 
 def _record(row: tuple[Any, ...]) -> CheckpointRecord:
-    thread_id, cid, parent_id, step, source, head, internal, meta, _extra, _vals = row
+    """The row's record, its body decoded once (the parts are fresh objects for this read)."""
+    thread_id, cid, parent_id, step, source, body, _extra, _vals = row
     try:
-        next_, compact = serde.loads(head)
+        next_, compact, internal, writes, extra, ts = serde.loads(body)
         versions = {str(f): (cid if v is None else str(v)) for f, v in compact.items()}
         next_nodes = tuple(str(n) for n in next_)
-    except (TypeError, ValueError, AttributeError) as error:
+        if type(ts) is int:
+            ts = _EPOCH + ts * _MICROSECOND
+        if type(ts) is not datetime or type(extra) is not dict or type(writes) is not list:
+            raise TypeError("unexpected types in the metadata")
+        if internal is not None and type(internal) is not dict:
+            raise TypeError("checkpoint.internal is not a mapping")
+    except (TypeError, ValueError, AttributeError, OverflowError) as error:
         raise SerializationError(
-            f"checkpoint {cid!r} of thread {thread_id!r} has a malformed head column ({error})"
+            f"checkpoint {cid!r} of thread {thread_id!r} has a malformed body column ({error})"
         ) from None
     return CheckpointRecord(
-        thread_id=thread_id,
-        checkpoint_id=cid,
-        parent_id=parent_id,
-        step=step,
-        source=source,
-        next=next_nodes,
-        versions=versions,
-        internal=internal,
-        meta=meta,
-        extra_json={},  # only written, for SQL filters; reads take extra from `meta`
-        ts=datetime.min,  # the exact ts lives in `meta`
+        thread_id, cid, parent_id, step, source, next_nodes, versions, b"", b"",
+        {},  # only written, for SQL filters; reads take extra from the body
+        ts, (internal, writes, extra, ts),
     )
 
 
@@ -544,11 +579,19 @@ def _inline_blobs(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
     if vals is None:
         return {}
     try:
-        return {
-            (field, checkpoint_id): Blob(field, checkpoint_id, _KIND_NAME[kind], base, data)
-            for field, kind, base, data in serde.loads(vals)
-            if type(field) is str and type(data) is bytes and (base is None or type(base) is str)
-        }
+        found: dict[Pair, Blob] = {}
+        for field, kind, base, data in serde.loads(vals):
+            if type(field) is not str:
+                continue
+            if kind == _VALUE_CODE:
+                if type(data) not in _SCALARS:
+                    raise TypeError(f"field {field!r} is kept in the row but is not a scalar")
+                found[(field, checkpoint_id)] = Blob(field, checkpoint_id, VALUE, None, b"", data)
+            elif type(data) is bytes and (base is None or type(base) is str):
+                found[(field, checkpoint_id)] = Blob(
+                    field, checkpoint_id, _KIND_NAME[kind], base, data
+                )
+        return found
     except (TypeError, ValueError, KeyError) as error:
         raise SerializationError(
             f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
@@ -558,8 +601,8 @@ def _inline_blobs(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
 def _inline_of(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, Blob]:
     found: dict[Pair, Blob] = {}
     for row in rows:
-        if row[9] is not None:
-            found.update(_inline_blobs(row[1], row[9]))
+        if row[7] is not None:
+            found.update(_inline_blobs(row[1], row[7]))
     return found
 
 
@@ -568,7 +611,7 @@ def _appends_to_other_than(blob: Blob | None, needed: set[Pair]) -> bool:
 
 
 def _inline_entries(row: tuple[Any, ...]) -> list[Any]:
-    return serde.loads(row[9]) if row[9] is not None else []
+    return serde.loads(row[7]) if row[7] is not None else []
 
 
 def _drop_inline(conn: sqlite3.Connection, kept: list[tuple[Any, ...]], pairs: set[Pair]) -> None:
@@ -584,7 +627,7 @@ def _drop_inline(conn: sqlite3.Connection, kept: list[tuple[Any, ...]], pairs: s
 
 
 def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
-    _, extra, _ = serde.loads(record.meta)
+    extra = record.parts[2] if record.parts is not None else {}
     return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]
 
 

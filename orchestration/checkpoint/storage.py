@@ -41,6 +41,9 @@ from orchestration.errors import SerializationError
 
 FULL = "full"
 APPEND = "append"
+# A small immutable value kept decoded in the checkpoint's own row (`Blob.value`), packed
+# with the rest of the row in one call: no bytes of its own, so nothing refers into it.
+VALUE = "value"
 
 # Writes smaller than this stay inline in the metadata; a reference would not save space.
 _MIN_REF_BYTES = 32
@@ -63,13 +66,15 @@ _SMALL_SCALARS = (int, float, bool, type(None))
 @dataclass(slots=True)
 class Blob:
     """One stored version of one field. `data` is the whole packed value for `full`, or for
-    `append` a 4-byte item count followed by the packed items appended to `base`."""
+    `append` a 4-byte item count followed by the packed items appended to `base`; for
+    `value` it is empty and `value` holds the (immutable) value itself."""
 
     field: str
     version: str
     kind: str
     base: str | None
     data: bytes
+    value: Any = None
 
 
 @dataclass(slots=True)
@@ -88,6 +93,9 @@ class CheckpointRecord:
     meta: bytes
     extra_json: dict[str, Any]
     ts: datetime
+    # A saver that decoded its row in one call hands the parts over here, fresh for this
+    # read: (internal, metadata writes as stored, extra, ts). `internal`/`meta` are then unused.
+    parts: tuple[Any, Any, Any, datetime] | None = None
 
 
 @dataclass(slots=True)
@@ -105,6 +113,9 @@ class EncodedPut:
     blobs: list[Blob]
     values: dict[str, bytes]
     inline: list[Blob] = dataclass_field(default_factory=list)
+    # With `pack=False`: (internal or None, metadata writes, extra) for the saver to pack
+    # with the rest of its row (see `explain_unpackable`).
+    parts: tuple[Any, list[Any], dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +177,44 @@ class ValueCache:
             if len(self._versions) > self._max_checkpoints:
                 self._versions.popitem(last=False)
 
+    def remember(
+        self,
+        thread_id: str,
+        checkpoint_id: str,
+        versions: dict[str, str],
+        values: Sequence[tuple[str, str, bytes]],
+    ) -> None:
+        """What a put stored, under one lock acquisition: its versions and `values`
+        ((field, version, packed bytes) of the versions worth caching)."""
+        limit = self._max_bytes // 4
+        with self._lock:
+            stored = self._values
+            for field, version, data in values:
+                if len(data) > limit:
+                    continue
+                old = stored.pop((thread_id, field, version), None)
+                if old is not None:
+                    self._size -= len(old)
+                stored[(thread_id, field, version)] = data
+                self._size += len(data)
+            while self._size > self._max_bytes:
+                _, dropped = stored.popitem(last=False)
+                self._size -= len(dropped)
+            self._versions[(thread_id, checkpoint_id)] = versions
+            self._versions.move_to_end((thread_id, checkpoint_id))
+            if len(self._versions) > self._max_checkpoints:
+                self._versions.popitem(last=False)
+
+    def put_many_versions(self, items: Iterable[tuple[str, str, dict[str, str]]]) -> None:
+        """(thread id, checkpoint id, versions) of many checkpoints read at once."""
+        with self._lock:
+            known = self._versions
+            for thread_id, checkpoint_id, versions in items:
+                known[(thread_id, checkpoint_id)] = versions
+                known.move_to_end((thread_id, checkpoint_id))
+            while len(known) > self._max_checkpoints:
+                known.popitem(last=False)
+
     def forget_thread(self, thread_id: str) -> None:
         with self._lock:
             for key in [k for k in self._values if k[0] == thread_id]:
@@ -216,13 +265,6 @@ def _appended(old: bytes, new: bytes) -> tuple[int, bytes] | None:
 # --- writing ------------------------------------------------------------------------------
 
 
-def field_versions(checkpoint: Checkpoint) -> dict[str, str]:
-    """The version of every field; a field the engine gave no version is versioned by this
-    checkpoint (it is stored with it)."""
-    given = checkpoint.versions
-    return {name: str(given.get(name, checkpoint.id)) for name in checkpoint.values}
-
-
 def encode_checkpoint(
     thread_id: str,
     parent_id: str | None,
@@ -231,6 +273,7 @@ def encode_checkpoint(
     cache: ValueCache,
     *,
     inline_max: int = 0,
+    pack: bool = True,
 ) -> EncodedPut:
     """Serialize everything a put needs, before anything is written (errors name the field).
 
@@ -239,59 +282,111 @@ def encode_checkpoint(
     `blobs`. Savers must insert blobs "or ignore": a blob for a version that already exists
     is the same value (versions are immutable), which happens only when the parent's versions
     were not in the cache and an unchanged field had to be serialized again.
+
+    With `pack=False` the saver packs the row itself, in one call: small scalars go to
+    `inline` as `VALUE` blobs (not serialized here), `record.internal`/`record.meta` stay
+    empty and `parts` holds what they would contain. If that packing fails, the saver calls
+    `explain_unpackable`, which raises the error naming the bad value.
     """
-    versions = field_versions(checkpoint)
+    cid = checkpoint.id
+    given = checkpoint.versions
+    values = checkpoint.values
+    # The version of every field; a field the engine gave no version is versioned by this
+    # checkpoint (it is stored with it).
+    versions = {name: str(given.get(name, cid)) for name in values}
     parent_versions = cache.versions(thread_id, parent_id) or _NO_VERSIONS
     blobs: list[Blob] = []
     inline: list[Blob] = []
     room = 4 * inline_max
+    embed = inline_max and not pack
     packed_now: dict[str, tuple[bytes, int]] = {}  # field -> (full bytes, start of new items)
-    for name, value in checkpoint.values.items():
+    for name, value in values.items():
         version = versions[name]
+        if version == cid:
+            if embed:
+                size = _embedded_size(value)
+                if size and size <= room:
+                    inline.append(Blob(name, version, VALUE, None, b"", value))
+                    room -= size
+                    continue
+        else:
+            base = parent_versions.get(name)
+            if version == base:
+                continue  # unchanged since the parent, which stored it
         base = parent_versions.get(name)
-        if version == base and version != checkpoint.id:
-            continue  # unchanged since the parent, which stored it
         data = serde.dumps(value, where=f"state field {name!r}")
         blob, new_from = _blob_for(thread_id, name, version, data, base, cache)
         size = len(blob.data)
         # Only a version this checkpoint created may live in its row: readers find a version
         # by the id of the checkpoint that created it.
-        if version == checkpoint.id and size <= inline_max and size <= room:
+        if version == cid and size <= inline_max and size <= room:
             inline.append(blob)
             room -= size
         else:
             blobs.append(blob)
         packed_now[name] = (data, new_from)
-    internal = (
-        _EMPTY_MAP
-        if not checkpoint.internal
-        else serde.dumps(dict(checkpoint.internal), where="checkpoint.internal")
-    )
     writes = _encode_metadata_writes(metadata.writes, packed_now)
     extra = dict(metadata.extra)
-    try:
-        # [writes, extra, ts] packed as [writes, extra] plus the packed ts: the same bytes,
-        # without the packer calling back into Python for the datetime.
-        head = serde.dumps([writes, extra], where="checkpoint metadata")
-        meta = b"\x93" + head[1:] + serde.dumps(checkpoint.ts, where="checkpoint.ts")
-    except SerializationError:
-        _explain_metadata(writes, extra)  # raises with the path of the bad value
-        raise
+    internal_bytes = b""
+    meta = b""
+    parts = None
+    if not pack:
+        parts = (dict(checkpoint.internal) if checkpoint.internal else None, writes, extra)
+    else:
+        internal_bytes = (
+            _EMPTY_MAP
+            if not checkpoint.internal
+            else serde.dumps(dict(checkpoint.internal), where="checkpoint.internal")
+        )
+        try:
+            # [writes, extra, ts] packed as [writes, extra] plus the packed ts: the same
+            # bytes, without the packer calling back into Python for the datetime.
+            head = serde.dumps([writes, extra], where="checkpoint metadata")
+            meta = b"\x93" + head[1:] + serde.dumps(checkpoint.ts, where="checkpoint.ts")
+        except SerializationError:
+            _explain_metadata(writes, extra)  # raises with the path of the bad value
+            raise
     record = CheckpointRecord(
-        thread_id=thread_id,
-        checkpoint_id=checkpoint.id,
-        parent_id=parent_id,
-        step=int(metadata.step),
-        source=str(metadata.source),
-        next=tuple(checkpoint.next),
-        versions=versions,
-        internal=internal,
-        meta=meta,
-        extra_json=_json_safe(extra),
-        ts=checkpoint.ts,
+        thread_id, cid, parent_id, int(metadata.step), str(metadata.source),
+        tuple(checkpoint.next), versions, internal_bytes, meta,
+        _json_safe(extra) if extra else {}, checkpoint.ts,
     )
-    return EncodedPut(
-        record, blobs, {name: packed for name, (packed, _) in packed_now.items()}, inline
+    # Worth caching: lists (a put on top compares with them to store appends only) and
+    # values kept outside the row (a read of this checkpoint then needs no extra query).
+    cached = {
+        name: packed for name, (packed, new_from) in packed_now.items()
+        if new_from or len(packed) > inline_max
+    }
+    return EncodedPut(record, blobs, cached, inline, parts)
+
+
+def _embedded_size(value: Any) -> int:
+    """An upper bound of the packed size of an immutable scalar, or 0 if `value` is not one
+    (it is then serialized on its own)."""
+    kind = type(value)
+    if kind is str:
+        return 4 * len(value) + 5 if len(value) <= 40 else 0
+    if kind is int:
+        return 9 if -(2**63) <= value < 2**64 else 0
+    if kind is bool or kind is float or value is None:
+        return 9
+    return 0
+
+
+def explain_unpackable(encoded: EncodedPut, checkpoint: Checkpoint) -> None:
+    """A saver's one-call packing of an `encode_checkpoint(pack=False)` result failed: pack
+    its parts one by one, raising the SerializationError that names the bad value."""
+    for blob in encoded.inline:
+        if blob.kind == VALUE:
+            serde.dumps(blob.value, where=f"state field {blob.field!r}")
+    internal, writes, extra = encoded.parts or (None, [], {})
+    if internal is not None:
+        serde.dumps(internal, where="checkpoint.internal")
+    serde.dumps(checkpoint.ts, where="checkpoint.ts")
+    _explain_metadata(writes, extra)
+    raise SerializationError(
+        f"cannot serialize checkpoint {checkpoint.id!r}: packing its row failed although "
+        "each part packs on its own"
     )
 
 
@@ -310,11 +405,14 @@ def _blob_for(
 
 
 def remember_put(cache: ValueCache, put: EncodedPut) -> None:
-    """After a successful commit: cache the new versions and the values written."""
-    thread_id = put.record.thread_id
-    for blob in (*put.blobs, *put.inline):
-        cache.put_value(thread_id, blob.field, blob.version, put.values[blob.field])
-    cache.put_versions(thread_id, put.record.checkpoint_id, put.record.versions)
+    """After a successful commit: cache the new versions and the values worth caching."""
+    record = put.record
+    values = put.values
+    cache.remember(
+        record.thread_id, record.checkpoint_id, record.versions,
+        [(b.field, b.version, values[b.field]) for b in (*put.blobs, *put.inline)
+         if b.field in values],
+    )
 
 
 def _encode_metadata_writes(
@@ -329,8 +427,8 @@ def _encode_metadata_writes(
     """
     out: list[Any] = []
     for node, update in writes.items():
-        if type(update) is not dict:
-            out.append([node, 0, update])
+        if type(update) is not dict or not packed_now or packed_now.keys().isdisjoint(update):
+            out.append([node, 0, update])  # nothing to refer to: the update as it is
             continue
         entries = []
         for key, value in update.items():
@@ -446,6 +544,9 @@ def _assemble(thread_id: str, pair: Pair, blobs: Mapping[Pair, Blob], cache: Val
         if blob.kind == FULL:
             base_bytes = bytes(blob.data)
             break
+        if blob.kind == VALUE:
+            base_bytes = serde.dumps(blob.value, where=f"state field {field!r}")
+            break
         chain.append(blob)
         version = blob.base or ""
     if not chain:
@@ -505,11 +606,11 @@ def read_tuples(
         blobs = fetched if fetched is known or not known else {**known, **fetched}
     reader = _Reader(thread_id, cache, blobs, cache_first=one)
     tuples = [reader.tuple(r, writes.get(r.checkpoint_id, ())) for r in records]
-    # A put on top of the newest checkpoint read (a resume) compares with these full values
-    # to store a grown list as its new items only.
-    for field, version in records[-1].versions.items():
-        if cache.value(thread_id, field, version) is None:
-            cache.put_value(thread_id, field, version, reader.full((field, version)))
+    # A put on top of the newest checkpoint read (a resume) compares with these full lists
+    # to store a grown one as its new items only.
+    for pair in records[-1].versions.items():
+        if reader.nodes[pair].count is not None and cache.value(thread_id, *pair) is None:
+            cache.put_value(thread_id, *pair, reader.full(pair))
     remember_read(cache, records)
     return tuples
 
@@ -576,14 +677,19 @@ class _Reader:
 
     def tuple(self, record: CheckpointRecord, writes: Sequence[WriteRecord]) -> CheckpointTuple:
         """Every call builds fresh containers (callers may mutate what they get)."""
-        writes_raw, extra, ts = serde.loads(record.meta)
+        if record.parts is not None:
+            internal, writes_raw, extra, ts = record.parts
+            internal = {} if internal is None else internal
+        else:
+            writes_raw, extra, ts = serde.loads(record.meta)
+            internal = {} if record.internal == _EMPTY_MAP else serde.loads(record.internal)
         checkpoint = Checkpoint(
             id=record.checkpoint_id,
             ts=ts,
             values={name: self.value((name, v)) for name, v in record.versions.items()},
             versions=dict(record.versions),
             next=record.next,
-            internal={} if record.internal == _EMPTY_MAP else serde.loads(record.internal),
+            internal=internal,
         )
         metadata = CheckpointMetadata(
             source=record.source,  # type: ignore[arg-type]
@@ -600,8 +706,8 @@ class _Reader:
                 CheckpointConfig(thread_id, record.parent_id) if record.parent_id else None
             ),
             pending_writes=tuple(
-                PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes
-            ),
+                [PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes]
+            ) if writes else (),
         )
 
     def value(self, pair: Pair) -> Any:
@@ -623,6 +729,9 @@ class _Reader:
         """The whole packed value of `pair`, joined from its append chain once."""
         node = self._node(pair)
         if node.full is not None:
+            return node.full
+        if node.base is None:  # a value kept decoded in its row
+            node.full = serde.dumps(node.value, where=f"state field {pair[0]!r}")
             return node.full
         parts: list[bytes] = []
         below: _Node | None = node
@@ -662,6 +771,10 @@ class _Reader:
                 chain.append(blob)
                 version = blob.base or ""
                 continue
+            if blob is not None and blob.kind == VALUE:
+                node = _Node(None, b"", 0, None, 0, None, blob.value, True)
+                self.nodes[key] = node
+                break
             node = _full_node(data if blob is None else bytes(blob.data))
             self.nodes[key] = node
             break
@@ -679,6 +792,19 @@ class _Reader:
             return node.tail[start - at : stop - at]
         return self.full((field, version))[start:stop]
 
+    def _items(self, field: str, version: str, start: int, stop: int, count: int) -> list[Any]:
+        """The `count` packed items at bytes `start:stop` of the field's value: usually the
+        items this version appended, already decoded (and immutable) in its node."""
+        node = self._node((field, version))
+        base = node.base
+        if (
+            node.shared and base is not None and base.count is not None
+            and start == node.tail_at and stop == start + len(node.tail)
+            and count == node.count - base.count  # type: ignore[operator]
+        ):
+            return node.value[len(node.value) - count :]
+        return serde.loads(_array_header(count) + self._slice(field, version, start, stop))
+
     def _metadata_writes(self, raw: list[Any], versions: Mapping[str, str]) -> dict[str, Any]:
         """The inverse of `_encode_metadata_writes`."""
         writes: dict[str, Any] = {}
@@ -693,8 +819,7 @@ class _Reader:
                 elif kind == 1:
                     update[key] = serde.loads(self._slice(key, versions[key], a, b))
                 else:
-                    packed = self._slice(key, versions[key], a, b)
-                    update[key] = serde.loads(_array_header(count) + packed)
+                    update[key] = self._items(key, versions[key], a, b, count)
             writes[node] = update
         return writes
 
@@ -735,5 +860,4 @@ def record_pairs(records: Iterable[CheckpointRecord]) -> list[Pair]:
 def remember_read(cache: ValueCache, records: Iterable[CheckpointRecord]) -> None:
     """Cache the versions of checkpoints just read: a put on top of one of them (a resume)
     then knows which fields are unchanged and which list fields it may store as appends."""
-    for record in records:
-        cache.put_versions(record.thread_id, record.checkpoint_id, record.versions)
+    cache.put_many_versions((r.thread_id, r.checkpoint_id, r.versions) for r in records)

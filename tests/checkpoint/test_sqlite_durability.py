@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import msgpack
 import pytest
@@ -394,3 +395,43 @@ def test_cold_read_of_latest_follows_a_chain_of_appends_kept_in_rows(tmp_path: P
     with SqliteSaver(db) as cold:
         latest = cold.get_tuple(CheckpointConfig("t"))
         assert latest is not None and latest.checkpoint.values == {"items": items, "n": 4}
+
+
+def test_small_unencodable_string_is_named_and_writes_nothing(tmp_path: Path) -> None:
+    # Small scalars are packed with the row in one call; a failure must still name the field.
+    with SqliteSaver(tmp_path / "cp.db") as saver:
+        first = Writer(SyncOps(saver)).put("t", {"ok": 1})
+        before = _row_counts(saver.path)
+        bad = Checkpoint(new_checkpoint_id(), datetime.now(UTC), {"ok": 2, "name": "a\udc80"})
+        with pytest.raises(SerializationError, match="state field 'name'"):
+            saver.put(first.config, bad, CheckpointMetadata("loop", 1))
+        assert _row_counts(saver.path) == before
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [datetime(2026, 3, 1, 12, 0, 0, 1), datetime(1969, 7, 20, 20, 17, tzinfo=UTC),
+     datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("Europe/Paris"), fold=1)],
+    ids=["naive", "utc-before-epoch", "zoned-fold"],
+)
+def test_checkpoint_timestamp_reads_back_exactly(tmp_path: Path, ts: datetime) -> None:
+    with SqliteSaver(tmp_path / "cp.db") as saver:
+        cid = new_checkpoint_id()
+        checkpoint = Checkpoint(cid, ts, {"a": 1})
+        saver.put(CheckpointConfig("t"), checkpoint, CheckpointMetadata("input", 0))
+    with SqliteSaver(tmp_path / "cp.db") as fresh:
+        stored = fresh.get_tuple(CheckpointConfig("t"))
+    assert stored is not None
+    assert (stored.checkpoint.ts, stored.checkpoint.ts.tzinfo) == (ts, ts.tzinfo)
+    assert stored.checkpoint.ts.fold == ts.fold
+
+
+def test_row_value_that_is_not_a_scalar_raises_serialization_error(tmp_path: Path) -> None:
+    db = tmp_path / "cp.db"
+    with SqliteSaver(db) as saver:
+        Writer(SyncOps(saver)).put("t", {"value": 1})
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE checkpoints SET vals = ?", (serde.dumps([["value", 2, None, [1]]]),))
+    with SqliteSaver(db) as fresh:
+        with pytest.raises(SerializationError, match="malformed inline values"):
+            fresh.get_tuple(CheckpointConfig("t"))
