@@ -107,7 +107,24 @@ CREATE TABLE IF NOT EXISTS writes (
     data          BLOB NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes (thread_id, checkpoint_id, task_id, idx);
+-- A task's writes are always inserted from idx 0: inserting idx 0 first refuses writes for an
+-- unknown checkpoint, then drops the task's earlier writes (a retried task replaces them).
+-- put_writes is then one INSERT per write, without a SELECT or DELETE of its own.
+CREATE TRIGGER IF NOT EXISTS writes_replace BEFORE INSERT ON writes WHEN NEW.idx = 0
+BEGIN
+    SELECT RAISE(ABORT, 'stepwise: no such checkpoint') WHERE NOT EXISTS (
+        SELECT 1 FROM checkpoints
+        WHERE thread_id = NEW.thread_id AND checkpoint_id = NEW.checkpoint_id
+    );
+    DELETE FROM writes WHERE thread_id = NEW.thread_id AND checkpoint_id = NEW.checkpoint_id
+        AND task_id = NEW.task_id;
+END;
 """
+_NO_CHECKPOINT = "stepwise: no such checkpoint"
+_INSERT_WRITE = (
+    "INSERT INTO writes (thread_id, checkpoint_id, task_id, idx, channel, data) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 # SQL texts are constants: sqlite3 caches prepared statements by text, so the hot path never
 # re-parses.
@@ -132,6 +149,11 @@ _FEW = 8
 _BLOBS_BY_VERSIONS = (
     "SELECT version, kind, base, data FROM blobs WHERE thread_id = ? AND field = ? "
     "AND version IN (SELECT value FROM json_each(?))"
+)
+
+_BLOBS_IN_RANGE = (
+    "SELECT version, kind, base, data FROM blobs WHERE thread_id = ? AND field = ? "
+    "AND version BETWEEN ? AND ?"
 )
 
 _FETCH_CHAINS = """
@@ -307,7 +329,7 @@ class SqliteSaver(BaseCheckpointSaver):
             # busy handler exactly like BEGIN IMMEDIATE.
             conn.execute(_INSERT, row)
         storage.remember_put(self._cache, encoded)
-        return CheckpointConfig(config.thread_id, checkpoint.id)
+        return storage.trusted_config(config.thread_id, checkpoint.id)
 
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
@@ -315,26 +337,43 @@ class SqliteSaver(BaseCheckpointSaver):
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
-        key = (config.thread_id, config.checkpoint_id)
+        thread_id, checkpoint_id = config.thread_id, config.checkpoint_id
         conn = self._conn()
-        with self._write(conn):
-            exists = conn.execute(
-                "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_id = ?", key
-            ).fetchone()
-            if exists is None:
-                raise CheckpointNotFound(
-                    f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
-                    "to attach pending writes to"
+        try:
+            if len(records) == 1:
+                # The usual case (one interrupt, one answer): a single autocommit INSERT is
+                # its own transaction, and the `writes_replace` trigger does the rest.
+                (w,) = records
+                row = (thread_id, checkpoint_id, task_id, 0, w.channel, w.data)
+                conn.execute(_INSERT_WRITE, row)
+                return
+            with self._write(conn):
+                if not records:  # nothing to insert, so no trigger: check and clear here
+                    self._clear_writes(conn, thread_id, checkpoint_id, task_id)
+                conn.executemany(
+                    _INSERT_WRITE,
+                    [(thread_id, checkpoint_id, task_id, w.idx, w.channel, w.data)
+                     for w in records],
                 )
-            conn.execute(
-                "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id = ? AND task_id = ?",
-                (*key, task_id),
-            )
-            conn.executemany(
-                "INSERT INTO writes (thread_id, checkpoint_id, task_id, idx, channel, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(*key, w.task_id, w.idx, w.channel, w.data) for w in records],
-            )
+        except sqlite3.IntegrityError as error:
+            if _NO_CHECKPOINT not in str(error):
+                raise
+            raise _no_checkpoint_for_writes(thread_id, checkpoint_id) from None
+
+    def _clear_writes(
+        self, conn: sqlite3.Connection, thread_id: str, checkpoint_id: str, task_id: str
+    ) -> None:
+        """What the `writes_replace` trigger does, for a task that wrote nothing."""
+        exists = conn.execute(
+            "SELECT 1 FROM checkpoints WHERE thread_id = ? AND checkpoint_id = ?",
+            (thread_id, checkpoint_id),
+        ).fetchone()
+        if exists is None:
+            raise _no_checkpoint_for_writes(thread_id, checkpoint_id)
+        conn.execute(
+            "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id = ? AND task_id = ?",
+            (thread_id, checkpoint_id, task_id),
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         conn = self._conn()
@@ -494,11 +533,60 @@ class SqliteSaver(BaseCheckpointSaver):
         )
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
-        return storage.read_tuples(
-            records, self._cache,
-            lambda pairs: self._fetch(conn, thread_id, pairs, inline, read),
-            writes, inline,
+        fetch = (
+            (lambda pairs: self._fetch_listing(conn, thread_id, pairs, inline, read))
+            if len(records) > _FEW
+            else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
+        return storage.read_tuples(records, self._cache, fetch, writes, inline)
+
+    def _fetch_listing(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        pairs: list[Pair],
+        found: dict[Pair, Blob],
+        read: Collection[str],
+    ) -> dict[Pair, Blob]:
+        """`_fetch` for many checkpoints: one range scan of `blobs` per field, from the oldest
+        to the newest version the listing names. On a thread's history those ranges hold
+        exactly the versions listed (each one's append base is the one before it), so
+        no chain needs following version by version; only the bases below the ranges (the
+        oldest listed version's chain) are left to `_fetch`."""
+        ranges: dict[str, tuple[str, str]] = {}
+        for field, version in pairs:
+            if (field, version) in found:
+                continue
+            span = ranges.get(field)
+            if span is None:
+                ranges[field] = (version, version)
+            elif version < span[0]:
+                ranges[field] = (version, span[1])
+            elif version > span[1]:
+                ranges[field] = (span[0], version)
+        kind_name = _KIND_NAME
+        for field, (low, high) in ranges.items():
+            rows = conn.execute(_BLOBS_IN_RANGE, (thread_id, field, low, high))
+            for version, kind, base, data in rows:
+                blob = Blob(field, version, kind_name[kind], base, data)
+                found.setdefault((field, version), blob)
+        missing = {pair for pair in pairs if pair not in found}
+        missing.update(
+            (blob.field, blob.base) for blob in found.values()
+            if blob.kind == APPEND and blob.base and (blob.field, blob.base) not in found
+        )
+        cache = self._cache
+        missing = {pair for pair in missing if cache.value(thread_id, *pair) is None}
+        if missing:
+            self._fetch(conn, thread_id, sorted(missing), found, read)
+        return found
+
+
+def _no_checkpoint_for_writes(thread_id: str, checkpoint_id: str) -> CheckpointNotFound:
+    return CheckpointNotFound(
+        f"no checkpoint {checkpoint_id!r} in thread {thread_id!r} to attach pending writes to; "
+        "put the checkpoint first"
+    )
 
 
 # --- rows -----------------------------------------------------------------------------------
@@ -556,7 +644,7 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
     try:
         next_, compact, internal, writes, extra, ts = serde.loads(body)
         versions = {str(f): (cid if v is None else str(v)) for f, v in compact.items()}
-        next_nodes = tuple(str(n) for n in next_)
+        next_nodes = tuple(map(str, next_))
         if type(ts) is int:
             ts = _EPOCH + ts * _MICROSECOND
         if type(ts) is not datetime or type(extra) is not dict or type(writes) is not list:

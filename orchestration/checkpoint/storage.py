@@ -665,6 +665,74 @@ class _Node:
         self.handed = False
 
 
+# Trusted construction of the port's frozen, slotted dataclasses from what a read decoded:
+# the slots are set directly, skipping the frozen `__init__` (one `object.__setattr__` per
+# field) and `CheckpointConfig`'s validation, which is for callers' input, not for ids read
+# back from storage. The objects are the same as the constructors build, equal and immutable.
+_new = object.__new__
+_set_thread_id = CheckpointConfig.__dict__["thread_id"].__set__
+_set_config_id = CheckpointConfig.__dict__["checkpoint_id"].__set__
+_CHECKPOINT_SLOTS = tuple(
+    Checkpoint.__dict__[name].__set__
+    for name in ("id", "ts", "values", "versions", "next", "internal")
+)
+_METADATA_SLOTS = tuple(
+    CheckpointMetadata.__dict__[name].__set__ for name in ("source", "step", "writes", "extra")
+)
+_TUPLE_SLOTS = tuple(
+    CheckpointTuple.__dict__[name].__set__
+    for name in ("config", "checkpoint", "metadata", "parent_config", "pending_writes")
+)
+
+
+def trusted_config(thread_id: str, checkpoint_id: str) -> CheckpointConfig:
+    config = _new(CheckpointConfig)
+    _set_thread_id(config, thread_id)
+    _set_config_id(config, checkpoint_id)
+    return config
+
+
+def _trusted_checkpoint(
+    id: str, ts: datetime, values: dict[str, Any], versions: dict[str, str],
+    next: tuple[str, ...], internal: Mapping[str, Any],
+) -> Checkpoint:
+    checkpoint = _new(Checkpoint)
+    set_id, set_ts, set_values, set_versions, set_next, set_internal = _CHECKPOINT_SLOTS
+    set_id(checkpoint, id)
+    set_ts(checkpoint, ts)
+    set_values(checkpoint, values)
+    set_versions(checkpoint, versions)
+    set_next(checkpoint, next)
+    set_internal(checkpoint, internal)
+    return checkpoint
+
+
+def _trusted_metadata(
+    source: str, step: int, writes: Mapping[str, Any], extra: Mapping[str, Any]
+) -> CheckpointMetadata:
+    metadata = _new(CheckpointMetadata)
+    set_source, set_step, set_writes, set_extra = _METADATA_SLOTS
+    set_source(metadata, source)
+    set_step(metadata, step)
+    set_writes(metadata, writes)
+    set_extra(metadata, extra)
+    return metadata
+
+
+def _trusted_tuple(
+    config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
+    parent_config: CheckpointConfig | None, pending_writes: tuple[PendingWrite, ...],
+) -> CheckpointTuple:
+    tup = _new(CheckpointTuple)
+    set_config, set_checkpoint, set_metadata, set_parent, set_pending = _TUPLE_SLOTS
+    set_config(tup, config)
+    set_checkpoint(tup, checkpoint)
+    set_metadata(tup, metadata)
+    set_parent(tup, parent_config)
+    set_pending(tup, pending_writes)
+    return tup
+
+
 class _Reader:
     def __init__(
         self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob], *, cache_first: bool
@@ -674,6 +742,14 @@ class _Reader:
         self.blobs = blobs
         self.cache_first = cache_first
         self.nodes: dict[Pair, _Node] = {}
+        # Configs are immutable: a checkpoint's config is its child's parent_config.
+        self.configs: dict[str, CheckpointConfig] = {}
+
+    def config(self, checkpoint_id: str) -> CheckpointConfig:
+        config = self.configs.get(checkpoint_id)
+        if config is None:
+            config = self.configs[checkpoint_id] = trusted_config(self.thread_id, checkpoint_id)
+        return config
 
     def tuple(self, record: CheckpointRecord, writes: Sequence[WriteRecord]) -> CheckpointTuple:
         """Every call builds fresh containers (callers may mutate what they get)."""
@@ -683,29 +759,23 @@ class _Reader:
         else:
             writes_raw, extra, ts = serde.loads(record.meta)
             internal = {} if record.internal == _EMPTY_MAP else serde.loads(record.internal)
-        checkpoint = Checkpoint(
-            id=record.checkpoint_id,
-            ts=ts,
-            values={name: self.value((name, v)) for name, v in record.versions.items()},
-            versions=dict(record.versions),
-            next=record.next,
-            internal=internal,
+        versions = record.versions
+        value = self.value
+        checkpoint = _trusted_checkpoint(
+            record.checkpoint_id, ts, {name: value((name, v)) for name, v in versions.items()},
+            versions.copy(), record.next, internal,
         )
-        metadata = CheckpointMetadata(
-            source=record.source,  # type: ignore[arg-type]
-            step=record.step,
-            writes=self._metadata_writes(writes_raw, record.versions),
-            extra=extra,
+        metadata = _trusted_metadata(
+            record.source, record.step,
+            self._metadata_writes(writes_raw, versions) if writes_raw else {}, extra,
         )
-        thread_id = record.thread_id
-        return CheckpointTuple(
-            config=CheckpointConfig(thread_id, record.checkpoint_id),
-            checkpoint=checkpoint,
-            metadata=metadata,
-            parent_config=(
-                CheckpointConfig(thread_id, record.parent_id) if record.parent_id else None
-            ),
-            pending_writes=tuple(
+        parent_id = record.parent_id
+        return _trusted_tuple(
+            self.config(record.checkpoint_id),
+            checkpoint,
+            metadata,
+            self.config(parent_id) if parent_id else None,
+            tuple(
                 [PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes]
             ) if writes else (),
         )
@@ -714,7 +784,7 @@ class _Reader:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
         change: immutable values are shared, lists of immutable items are copied (shallow),
         anything else is decoded again from its bytes."""
-        node = self._node(pair)
+        node = self.nodes.get(pair) or self._node(pair)
         if node.shared:
             if node.count is None or not node.handed:
                 node.handed = True
