@@ -7,6 +7,7 @@ import inspect
 import typing
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
@@ -18,6 +19,16 @@ from orchestration.loop import run_core
 from orchestration.plan import NO_SAVER_THREAD, interrupts_of
 from orchestration.state import Schema, register_with_serializer
 from orchestration.types import END, START, Command, RetryPolicy, Send, StateSnapshot
+
+# `_snapshot` fills a StateSnapshot's slots directly, in this order: every field, or it fails
+# here (import time) rather than leaving a field unset.
+_SNAPSHOT_FIELDS = (
+    "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts"
+)
+if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
+    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _snapshot")
+_new_object = object.__new__
+_SNAPSHOT_SLOTS = tuple(StateSnapshot.__dict__[name].__set__ for name in _SNAPSHOT_FIELDS)
 
 # A node whose return annotation is a bare `Command` (or a router without a path map) may go
 # to any node: validation then assumes it reaches everything, END included.
@@ -510,15 +521,26 @@ class CompiledGraph:
         return self.saver
 
     def _snapshot(self, tup: CheckpointTuple) -> StateSnapshot:
-        return StateSnapshot(
-            values=self.spec.schema.instance(tup.checkpoint.values),
-            next=tuple(tup.checkpoint.next),
-            config=tup.config,
-            metadata=tup.metadata,
-            created_at=tup.checkpoint.ts,
-            parent_config=tup.parent_config,
-            interrupts=interrupts_of(tup),
+        # A history builds hundreds of these: the frozen dataclass's slots are set directly
+        # (its __init__ sets each through object.__setattr__), an equal, immutable object.
+        checkpoint = tup.checkpoint
+        schema = self.spec.schema
+        snapshot = _new_object(StateSnapshot)
+        set_values, set_next, set_config, set_metadata, set_created, set_parent, set_interrupts = (
+            _SNAPSHOT_SLOTS
         )
+        set_values(
+            snapshot,
+            dict(checkpoint.values) if schema.kind == "typeddict"
+            else schema.instance(checkpoint.values),
+        )
+        set_next(snapshot, tuple(checkpoint.next))
+        set_config(snapshot, tup.config)
+        set_metadata(snapshot, tup.metadata)
+        set_created(snapshot, checkpoint.ts)
+        set_parent(snapshot, tup.parent_config)
+        set_interrupts(snapshot, interrupts_of(tup) if tup.pending_writes else ())
+        return snapshot
 
     def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
         if config.checkpoint_id is not None:

@@ -151,6 +151,15 @@ _BLOBS_BY_VERSIONS = (
     "AND version IN (SELECT value FROM json_each(?))"
 )
 
+_WRITES_BY_IDS = (
+    "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
+    "WHERE thread_id = ? AND checkpoint_id IN (SELECT value FROM json_each(?)) ORDER BY seq"
+)
+_WRITES_IN_RANGE = (
+    "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
+    "WHERE thread_id = ? AND checkpoint_id BETWEEN ? AND ? ORDER BY seq"
+)
+
 _BLOBS_IN_RANGE = (
     "SELECT version, kind, base, data FROM blobs WHERE thread_id = ? AND field = ? "
     "AND version BETWEEN ? AND ?"
@@ -525,12 +534,17 @@ class SqliteSaver(BaseCheckpointSaver):
         inline = _inline_of(rows)
         read = {r.checkpoint_id for r in records}
         writes: dict[str, list[WriteRecord]] = {}
-        pending = conn.execute(
-            "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
-            "WHERE thread_id = ? AND checkpoint_id IN (SELECT value FROM json_each(?)) "
-            "ORDER BY seq",
-            (thread_id, json.dumps([r.checkpoint_id for r in records])),
-        )
+        if len(records) > _FEW:
+            # A listing: one range scan (records are oldest first) instead of a lookup per
+            # id; writes of unlisted checkpoints in the range are never looked up.
+            params: tuple[Any, ...] = (
+                thread_id, records[0].checkpoint_id, records[-1].checkpoint_id
+            )
+            pending = conn.execute(_WRITES_IN_RANGE, params)
+        else:
+            pending = conn.execute(
+                _WRITES_BY_IDS, (thread_id, json.dumps([r.checkpoint_id for r in records]))
+            )
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         fetch = (
@@ -554,9 +568,10 @@ class SqliteSaver(BaseCheckpointSaver):
         no chain needs following version by version; only the bases below the ranges (the
         oldest listed version's chain) are left to `_fetch`."""
         ranges: dict[str, tuple[str, str]] = {}
-        for field, version in pairs:
-            if (field, version) in found:
+        for pair in pairs:
+            if pair in found:
                 continue
+            field, version = pair
             span = ranges.get(field)
             if span is None:
                 ranges[field] = (version, version)
@@ -662,12 +677,16 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
     )
 
 
-def _inline_blobs(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
-    """The field versions stored in a checkpoint's row (all created by that checkpoint)."""
+def _inline_blobs(
+    checkpoint_id: str, vals: bytes | None, found: dict[Pair, Blob] | None = None
+) -> dict[Pair, Blob]:
+    """The field versions stored in a checkpoint's row (all created by that checkpoint),
+    added to `found` when given."""
+    if found is None:
+        found = {}
     if vals is None:
-        return {}
+        return found
     try:
-        found: dict[Pair, Blob] = {}
         for field, kind, base, data in serde.loads(vals):
             if type(field) is not str:
                 continue
@@ -690,7 +709,7 @@ def _inline_of(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, Blob]:
     found: dict[Pair, Blob] = {}
     for row in rows:
         if row[7] is not None:
-            found.update(_inline_blobs(row[1], row[7]))
+            _inline_blobs(row[1], row[7], found)
     return found
 
 

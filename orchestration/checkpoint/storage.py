@@ -609,7 +609,8 @@ def read_tuples(
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
     # to store a grown one as its new items only.
     for pair in records[-1].versions.items():
-        if reader.nodes[pair].count is not None and cache.value(thread_id, *pair) is None:
+        node = reader.nodes.get(pair)  # none for a scalar kept in its row
+        if node is not None and node.count is not None and cache.value(thread_id, *pair) is None:
             cache.put_value(thread_id, *pair, reader.full(pair))
     remember_read(cache, records)
     return tuples
@@ -784,7 +785,21 @@ class _Reader:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
         change: immutable values are shared, lists of immutable items are copied (shallow),
         anything else is decoded again from its bytes."""
-        node = self.nodes.get(pair) or self._node(pair)
+        nodes = self.nodes
+        node = nodes.get(pair)
+        if node is None:
+            blob = self.blobs.get(pair)
+            if blob is not None:
+                kind = blob.kind
+                if kind == VALUE:
+                    return blob.value  # an immutable scalar kept in its row: no node needed
+                if kind == APPEND and not self.cache_first:
+                    # A listing: the base is usually the version the previous checkpoint read.
+                    base = nodes.get((pair[0], blob.base))  # type: ignore[arg-type]
+                    if base is not None:
+                        node = nodes[pair] = _append_node(pair[0], base, blob)
+            if node is None:
+                node = self._node(pair)
         if node.shared:
             if node.count is None or not node.handed:
                 node.handed = True
@@ -865,7 +880,7 @@ class _Reader:
     def _items(self, field: str, version: str, start: int, stop: int, count: int) -> list[Any]:
         """The `count` packed items at bytes `start:stop` of the field's value: usually the
         items this version appended, already decoded (and immutable) in its node."""
-        node = self._node((field, version))
+        node = self.nodes.get((field, version)) or self._node((field, version))
         base = node.base
         if (
             node.shared and base is not None and base.count is not None
@@ -907,13 +922,15 @@ def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
     if base.count is None:
         raise SerializationError(f"field {field!r}: an append version's base is not a list")
     data = bytes(blob.data)
-    if len(data) < _COUNT.size:
+    if len(data) < 4:
         raise SerializationError(f"field {field!r}: malformed append version {blob.version!r}")
-    added = _COUNT.unpack_from(data)[0]
-    items = data[_COUNT.size :]
+    added = int.from_bytes(data[:4])
+    items = data[4:]
     count = base.count + added
-    body_len = base.body_len + len(items)
-    tail_at = len(_array_header(count)) + body_len - len(items)
+    size = len(items)
+    body_len = base.body_len + size
+    # The full value's array header is 1, 3 or 5 bytes (see `_array_header`).
+    tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
     value: Any = None
     shared = False
     if base.shared:  # else each checkpoint decodes its full bytes, which checks these items

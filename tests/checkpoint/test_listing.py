@@ -126,3 +126,19 @@ def test_writes_for_an_unknown_checkpoint_are_refused_and_not_stored(
         ops.put_writes(unknown, [("a", i) for i in range(count)], "task")
     assert all(t.pending_writes == () for t in ops.list(cfg("t")))
     assert ops.get_tuple(first.config) == first
+
+
+def test_a_filtered_listing_gives_each_checkpoint_only_its_own_pending_writes(
+    ops: SyncOps, writer: Writer
+) -> None:
+    """The listed checkpoints (oldest first) are interleaved with unlisted ones that have
+    writes too (SQLite reads a listing's writes by id range)."""
+    parent = None
+    for i in range(24):
+        parent = writer.put("t", {"n": i}, parent, step=i, extra={"even": i % 2 == 0})
+        ops.put_writes(parent.config, [("n", i)], f"task {i}")
+    listed = ops.list(cfg("t"), filter={"even": True})
+    assert [t.metadata.step for t in listed] == list(range(0, 24, 2))
+    assert [[(w.task_id, w.value) for w in t.pending_writes] for t in listed] == [
+        [(f"task {i}", i)] for i in range(0, 24, 2)
+    ]
