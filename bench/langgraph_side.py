@@ -13,7 +13,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from bench import nodes
+from bench.graphs import GraphApi, GraphBuilders
 from bench.nodes import State
 
 
@@ -38,8 +38,11 @@ class AskState(TypedDict):
     answer: str
 
 
-class LangGraphAdapter:
+class LangGraphAdapter(GraphBuilders):
     label = "LangGraph"
+    api = GraphApi(
+        StateGraph, START, END, Send, interrupt, LinearState, FanState, AppendState, AskState
+    )
 
     def __init__(self, durability: str = "async") -> None:
         # LangGraph's default durability is "async": a checkpoint is written in a background
@@ -66,42 +69,6 @@ class LangGraphAdapter:
     def close_saver(self, saver: Any) -> None:
         if isinstance(saver, SqliteSaver):
             saver.conn.close()
-
-    def linear(self, saver: Any) -> Any:
-        graph = StateGraph(LinearState)
-        names = nodes.linear_node_names()
-        for name in names:
-            graph.add_node(name, nodes.linear_step)
-        graph.add_edge(START, names[0])
-        for a, b in zip(names, names[1:], strict=False):
-            graph.add_edge(a, b)
-        graph.add_edge(names[-1], END)
-        return graph.compile(checkpointer=saver)
-
-    def fanout(self, saver: Any) -> Any:
-        graph = StateGraph(FanState)
-        graph.add_node("dispatch", nodes.dispatch)
-        graph.add_node("worker", nodes.worker)
-        graph.add_node("join", nodes.join)
-        graph.add_edge(START, "dispatch")
-        graph.add_conditional_edges("dispatch", nodes.make_fan_out(Send), ["worker"])
-        graph.add_edge("worker", "join")
-        graph.add_conditional_edges("join", nodes.make_after_join(END), ["dispatch", END])
-        return graph.compile(checkpointer=saver)
-
-    def appender(self, saver: Any, payloads: list[str]) -> Any:
-        graph = StateGraph(AppendState)
-        graph.add_node("append", nodes.make_append(payloads))
-        graph.add_edge(START, "append")
-        graph.add_conditional_edges("append", nodes.make_after_append(END), ["append", END])
-        return graph.compile(checkpointer=saver)
-
-    def asker(self, saver: Any) -> Any:
-        graph = StateGraph(AskState)
-        graph.add_node("ask", nodes.make_ask(interrupt))
-        graph.add_edge(START, "ask")
-        graph.add_edge("ask", END)
-        return graph.compile(checkpointer=saver)
 
     def _config(self, thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": 10_000}

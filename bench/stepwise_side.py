@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from bench import nodes
 from bench.adapters import EngineUnavailable
+from bench.graphs import GraphApi, GraphBuilders
 from bench.nodes import State
 
 try:
@@ -54,12 +54,15 @@ def _git_revision() -> str:
     return out.stdout.strip()
 
 
-class StepwiseAdapter:
+class StepwiseAdapter(GraphBuilders):
     label = "Stepwise"
 
     def __init__(self) -> None:
         if _IMPORT_ERROR is not None:
             raise EngineUnavailable(f"cannot import the Stepwise engine: {_IMPORT_ERROR}")
+        self.api = GraphApi(
+            StateGraph, START, END, Send, interrupt, LinearState, FanState, AppendState, AskState
+        )
 
     def versions(self) -> dict[str, str]:
         return {"stepwise": f"git {_git_revision()}"}
@@ -74,42 +77,6 @@ class StepwiseAdapter:
         close = getattr(saver, "close", None)
         if callable(close):
             close()
-
-    def linear(self, saver: Any) -> Any:
-        graph = StateGraph(LinearState)
-        names = nodes.linear_node_names()
-        for name in names:
-            graph.add_node(name, nodes.linear_step)
-        graph.add_edge(START, names[0])
-        for a, b in zip(names, names[1:], strict=False):
-            graph.add_edge(a, b)
-        graph.add_edge(names[-1], END)
-        return graph.compile(checkpointer=saver)
-
-    def fanout(self, saver: Any) -> Any:
-        graph = StateGraph(FanState)
-        graph.add_node("dispatch", nodes.dispatch)
-        graph.add_node("worker", nodes.worker)
-        graph.add_node("join", nodes.join)
-        graph.add_edge(START, "dispatch")
-        graph.add_conditional_edges("dispatch", nodes.make_fan_out(Send), ["worker"])
-        graph.add_edge("worker", "join")
-        graph.add_conditional_edges("join", nodes.make_after_join(END), ["dispatch", END])
-        return graph.compile(checkpointer=saver)
-
-    def appender(self, saver: Any, payloads: list[str]) -> Any:
-        graph = StateGraph(AppendState)
-        graph.add_node("append", nodes.make_append(payloads))
-        graph.add_edge(START, "append")
-        graph.add_conditional_edges("append", nodes.make_after_append(END), ["append", END])
-        return graph.compile(checkpointer=saver)
-
-    def asker(self, saver: Any) -> Any:
-        graph = StateGraph(AskState)
-        graph.add_node("ask", nodes.make_ask(interrupt))
-        graph.add_edge(START, "ask")
-        graph.add_edge("ask", END)
-        return graph.compile(checkpointer=saver)
 
     def invoke(self, graph: Any, input: State, thread_id: str) -> State:
         return graph.invoke(input, CheckpointConfig(thread_id))
