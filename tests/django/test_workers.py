@@ -65,6 +65,18 @@ def test_run_of_a_killed_worker_becomes_stalled(killed_run: dict[str, Any]) -> N
     assert stalled.reason == "worker killed"
 
 
+def test_mark_only_marks_the_run_stalled_and_leaves_it_for_ops(
+    killed_run: dict[str, Any],
+) -> None:
+    run = killed_run["run"]
+    out = StringIO()
+    call_command("resume_stalled", "--mark-only", stdout=out)
+    assert status_of(run) == Run.Status.STALLED
+    assert "stalled run" in out.getvalue()
+    assert Event.objects.filter(run=run, kind="run_stalled").count() == 1
+    assert not Event.objects.filter(run=run, kind="run_requeued").exists()
+
+
 def test_resume_stalled_dry_run_changes_nothing(killed_run: dict[str, Any]) -> None:
     call_command("resume_stalled", "--dry-run", stdout=StringIO())
     assert status_of(killed_run["run"]) == Run.Status.RUNNING

@@ -1,12 +1,19 @@
-"""Find runs whose worker stopped renewing its lease, mark them stalled and queue them again."""
+"""Find runs whose worker stopped renewing its lease, mark them stalled and queue them again.
+
+`--mark-only` leaves the decision to resume to ops (the ops console shows stalled runs and
+pushes the change live); `--watch SECONDS` keeps sweeping, so a stall surfaces on its own.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
 
 from orchestration.leases import expired_runs
+from orchestration.models import Run
 from orchestration.runs import RunError, mark_as_stalled, resume_stalled
 
 
@@ -25,15 +32,34 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="list the runs, change nothing"
         )
         parser.add_argument(
+            "--mark-only", action="store_true",
+            help="mark them stalled (ops see them and decide) without queueing them again",
+        )
+        parser.add_argument(
+            "--watch", type=float, default=0.0, metavar="SECONDS",
+            help="sweep again every SECONDS until interrupted (default: sweep once)",
+        )
+        parser.add_argument(
             "--reason", default="lease expired: worker stopped renewing it",
             help="recorded on each run's events",
         )
 
-    def handle(self, *args: Any, older_than: float, dry_run: bool, reason: str,
-               **options: Any) -> None:
+    def handle(self, *args: Any, older_than: float, dry_run: bool, mark_only: bool,
+               watch: float, reason: str, **options: Any) -> None:
+        while True:
+            self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only,
+                       reason=reason, quiet=bool(watch))
+            if not watch:
+                return
+            close_old_connections()  # a long-lived loop must not keep a broken connection
+            time.sleep(watch)
+
+    def sweep(self, *, older_than: float, dry_run: bool, mark_only: bool, reason: str,
+              quiet: bool) -> None:
         runs = expired_runs(older_than=older_than)
         if not runs:
-            self.stdout.write("no stalled runs")
+            if not quiet:
+                self.stdout.write("no stalled runs")
             return
         for run in runs:
             line = (
@@ -47,9 +73,15 @@ class Command(BaseCommand):
             if not mark_as_stalled(run, reason=reason, older_than=older_than):
                 self.stdout.write(f"skipped {line} (renewed or finished meanwhile)")
                 continue
-            try:
-                resume_stalled(run, reason=reason)
-            except RunError as exc:
-                self.stderr.write(f"could not resume run {run.pk}: {exc}")
+            if mark_only:
+                self.stdout.write(self.style.WARNING(f"stalled {line}"))
                 continue
-            self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
+            self.resume(run, line, reason)
+
+    def resume(self, run: Run, line: str, reason: str) -> None:
+        try:
+            resume_stalled(run, reason=reason)
+        except RunError as exc:
+            self.stderr.write(f"could not resume run {run.pk}: {exc}")
+            return
+        self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
