@@ -26,7 +26,7 @@ from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
 from orchestration.plan import Outcome, Task, normalize_result
 
 if TYPE_CHECKING:
-    from orchestration.graph import GraphSpec
+    from orchestration.graph import GraphSpec, NodeSpec
 
 
 # -- running one task ---------------------------------------------------------------------------
@@ -43,15 +43,12 @@ def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcom
             scope.calls = 0
             try:
                 result = run_sync(node.fn, arg) if node.is_async else node.fn(arg)
-            except GraphInterrupt as stop:
-                return Outcome(
-                    task, interrupt=stop.interrupt, interrupt_index=stop.index, resume=resume
-                )
             except Exception as error:
-                if node.retry is not None and node.retry.should_retry(error, attempt):
-                    time.sleep(node.retry.delay(attempt))
-                    continue
-                return Outcome(task, error=error, resume=resume)
+                settled = _settle_failure(node, task, error, attempt, resume)
+                if isinstance(settled, Outcome):
+                    return settled
+                time.sleep(settled)
+                continue
             return _finish(spec, task, result)
     finally:
         current_task.reset(token)
@@ -70,18 +67,27 @@ async def arun_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) ->
             scope.calls = 0
             try:
                 result = await node.fn(arg)
-            except GraphInterrupt as stop:
-                return Outcome(
-                    task, interrupt=stop.interrupt, interrupt_index=stop.index, resume=resume
-                )
             except Exception as error:
-                if node.retry is not None and node.retry.should_retry(error, attempt):
-                    await asyncio.sleep(node.retry.delay(attempt))
-                    continue
-                return Outcome(task, error=error, resume=resume)
+                settled = _settle_failure(node, task, error, attempt, resume)
+                if isinstance(settled, Outcome):
+                    return settled
+                await asyncio.sleep(settled)
+                continue
             return _finish(spec, task, result)
     finally:
         current_task.reset(token)
+
+
+def _settle_failure(
+    node: NodeSpec, task: Task, error: Exception, attempt: int, resume: list[Any]
+) -> Outcome | float:
+    """What an attempt that raised leads to, for both drivers: the task's outcome (it waits at
+    an interrupt, or it failed for good), or the seconds to wait before the next attempt."""
+    if isinstance(error, GraphInterrupt):
+        return Outcome(task, interrupt=error.interrupt, interrupt_index=error.index, resume=resume)
+    if node.retry is not None and node.retry.should_retry(error, attempt):
+        return node.retry.delay(attempt)
+    return Outcome(task, error=error, resume=resume)
 
 
 def _finish(spec: GraphSpec, task: Task, result: Any) -> Outcome:
