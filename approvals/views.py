@@ -3,6 +3,7 @@ and renders: the full page on a normal request, the partial when htmx asks (`req
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -89,21 +90,21 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def claim(request: HttpRequest, pk: int) -> HttpResponse:
-    review = access_review(request.user, pk, for_update=True)
-    try:
-        do_claim(request.user, review)
-        messages.success(request, f"You claimed review #{pk}.")
-    except ReviewError as exc:
-        messages.error(request, str(exc))
-    return _back_to(request, request.POST.get("next") or reverse("review", args=[pk]))
+    return _claim_action(request, pk, do_claim, f"You claimed review #{pk}.")
 
 
 @require_POST
 def unclaim(request: HttpRequest, pk: int) -> HttpResponse:
+    return _claim_action(request, pk, do_unclaim, f"You released review #{pk}.")
+
+
+def _claim_action(
+    request: HttpRequest, pk: int, action: Callable[[Any, ReviewRequest], Any], done: str
+) -> HttpResponse:
     review = access_review(request.user, pk, for_update=True)
     try:
-        do_unclaim(request.user, review)
-        messages.success(request, f"You released review #{pk}.")
+        action(request.user, review)
+        messages.success(request, done)
     except ReviewError as exc:
         messages.error(request, str(exc))
     return _back_to(request, request.POST.get("next") or reverse("review", args=[pk]))
