@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from approvals.models import ReviewRequest
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 
 User = AbstractBaseUser | AnonymousUser
 

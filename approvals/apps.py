@@ -10,6 +10,6 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from approvals.receivers import on_run_paused
-        from orchestration.signals import run_paused
+        from orchestration.runtime.signals import run_paused
 
         run_paused.connect(on_run_paused, dispatch_uid="approvals-open-reviews")

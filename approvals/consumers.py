@@ -21,8 +21,8 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from approvals.access import VIEW, VIEW_OPS, access_thread
-from orchestration.events import thread_group
-from orchestration.models import Event
+from orchestration.runtime.events import thread_group
+from orchestration.runtime.models import Event
 
 POLL_SECONDS = 0.5
 # Heartbeats of a running run; a page refresh for each would be noise.

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 
 
 class ReviewRequest(models.Model):

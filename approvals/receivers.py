@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from approvals.actions import deliver_reanswers, do_open_reviews
-from orchestration.models import Run
+from orchestration.runtime.models import Run
 from orchestration.types import Interrupt
 
 

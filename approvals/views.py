@@ -43,7 +43,7 @@ from approvals.diff import diff_states, pretty
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
 from approvals.models import ReviewRequest
 from approvals.tree import layout_tree
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 
 PAGE_SIZE = 50
 

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "channels",
     "django_tasks_db",
-    "orchestration",
+    "orchestration.runtime",
     "approvals",
     "demo",
 ]
@@ -92,7 +92,7 @@ TEMPLATES = [
 
 # SQLite by default: WAL so readers never block the worker, IMMEDIATE transactions so two
 # writers queue on the busy timeout instead of failing with "database is locked".
-# The file is created 0600 (orchestration.apps restricts it on every new connection, which
+# The file is created 0600 (orchestration.runtime.apps restricts it on every new connection, which
 # also covers test databases; SQLite gives its -wal/-shm files the same mode).
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "stepwise.sqlite3"))
 # The test database is a file, never `:memory:`, so worker subprocesses started by tests can

@@ -1,5 +1,6 @@
 """Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""
 
+from orchestration.compiled import CompiledGraph
 from orchestration.errors import (
     CheckpointNotFound,
     GraphRecursionError,
@@ -10,7 +11,7 @@ from orchestration.errors import (
     SerializationError,
     ThreadBusyError,
 )
-from orchestration.graph import CompiledGraph, StateGraph
+from orchestration.graph import StateGraph
 from orchestration.interrupts import interrupt
 from orchestration.types import (
     END,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from orchestration.types import Interrupt
 
 if TYPE_CHECKING:
-    from orchestration.plan import Task
+    from orchestration.pregel.plan import Task
 
 
 class GraphInterrupt(Exception):  # noqa: N818 - named like LangGraph's, it is a signal not an error

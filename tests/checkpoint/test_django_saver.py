@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from checkpoint_helpers import SyncOps, Writer
 
-from orchestration import models
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import models
 from orchestration.savers import DjangoCheckpointSaver
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,9 +9,9 @@ from e2e_helpers import screenshot, wait_for
 
 from approvals.models import ReviewRequest
 from demo.workflows.expense import Expense
-from orchestration import leases, runs
+from orchestration.runtime import leases, runs
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 from orchestration.savers import DjangoCheckpointSaver
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import pytest
 
 from orchestration import END, START, NodeError, SerializationError, StateGraph
-from orchestration.plan import plan_tasks
+from orchestration.pregel.plan import plan_tasks
 from orchestration.reducers import topic
 
 

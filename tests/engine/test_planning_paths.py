@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypedDict
 
 from orchestration import END, START, Command, StateGraph, interrupt
 from orchestration.interrupts import interrupt_id
-from orchestration.plan import task_id
+from orchestration.pregel.plan import task_id
 from orchestration.reducers import topic
 
 

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from approvals.models import ReviewRequest
-from orchestration import runs
-from orchestration.models import Run, Thread
+from orchestration.runtime import runs
+from orchestration.runtime.models import Run, Thread
 
 HERE = Path(__file__).resolve().parent
 ROLES = ("viewer", "reviewer", "ops", "admin")

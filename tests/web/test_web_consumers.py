@@ -14,8 +14,8 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from config.routing import websocket_urlpatterns
-from orchestration.events import publish
-from orchestration.models import Event
+from orchestration.runtime.events import publish
+from orchestration.runtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 app = URLRouter(websocket_urlpatterns)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from orchestration.models import Event, Run
+from orchestration.runtime.models import Event, Run
 
 
 def test_console_lists_failed_runs_with_their_traceback(client_as, make_run):

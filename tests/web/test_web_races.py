@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals.models import Decision
-from orchestration.models import Run
+from orchestration.runtime.models import Run
 
 
 def post_together(users, url, data_for):

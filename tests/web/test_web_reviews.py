@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from approvals.actions import DecisionInput, ReviewError, do_decide
 from approvals.models import Decision, ImmutableError, ReviewRequest
-from orchestration import runs
-from orchestration.models import Run, Thread
+from orchestration.runtime import runs
+from orchestration.runtime.models import Run, Thread
 
 
 def decide(client, review, django_capture_on_commit_callbacks, **data):

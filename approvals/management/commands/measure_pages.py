@@ -28,8 +28,8 @@ from django.urls import reverse
 from approvals.models import ReviewRequest
 from orchestration import END, StateGraph
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.models import Checkpoint, Run, Thread
 from orchestration.reducers import topic
+from orchestration.runtime.models import Checkpoint, Run, Thread
 
 BIG_THREAD = "measure-big-thread"
 REVIEW_THREADS = 1_000
@@ -98,7 +98,7 @@ class Command(BaseCommand):
     def seed_big_thread(self, n: int) -> None:
         if Thread.objects.filter(thread_id=BIG_THREAD).exists():
             return
-        from orchestration.savers import DjangoCheckpointSaver
+        from orchestration.runtime.savers import DjangoCheckpointSaver
 
         started = time.perf_counter()
         Thread.objects.create(thread_id=BIG_THREAD, graph_name="measure", title="Measure: big")

@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from orchestration.models import Thread
-from orchestration.runs import run_inline, start_thread
+from orchestration.runtime.models import Thread
+from orchestration.runtime.runs import run_inline, start_thread
 
 PASSWORD = "stepwise-demo"  # noqa: S105 - published demo credentials, printed below
 USERS = [

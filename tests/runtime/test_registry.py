@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from orchestration.checks import check_graphs
-from orchestration.registry import UnknownGraph, get_graph
+from orchestration.runtime.checks import check_graphs
+from orchestration.runtime.registry import UnknownGraph, get_graph
 
 
 def test_registered_graph_is_returned_compiled() -> None:

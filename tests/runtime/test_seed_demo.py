@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -27,7 +27,7 @@ from orchestration.reducers import last_value
 from orchestration.types import END, Command, Interrupt, Send
 
 if TYPE_CHECKING:
-    from orchestration.graph import GraphSpec
+    from orchestration.spec import GraphSpec
     from orchestration.state import Schema
 
 DONE = "__done__"

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from orchestration.models import Checkpoint, Event, PendingWrite, Run, Thread
+from orchestration.runtime.models import Checkpoint, Event, PendingWrite, Run, Thread
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
-from orchestration.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
 from orchestration.errors import InvalidUpdateError
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
-from orchestration.plan import Outcome, Task, normalize_result
+from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
+from orchestration.pregel.plan import Outcome, Task, normalize_result
 
 if TYPE_CHECKING:
-    from orchestration.graph import GraphSpec, NodeSpec
+    from orchestration.spec import GraphSpec, NodeSpec
 
 
 # -- running one task ---------------------------------------------------------------------------

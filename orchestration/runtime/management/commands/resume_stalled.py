@@ -12,9 +12,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from orchestration.leases import expired_runs
-from orchestration.models import Run
-from orchestration.runs import RunError, mark_as_stalled, resume_stalled
+from orchestration.runtime.leases import expired_runs
+from orchestration.runtime.models import Run
+from orchestration.runtime.runs import RunError, mark_as_stalled, resume_stalled
 
 
 class Command(BaseCommand):

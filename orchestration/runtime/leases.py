@@ -22,7 +22,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orchestration.models import Run, Thread
+from orchestration.runtime.models import Run, Thread
 
 logger = logging.getLogger(__name__)
 

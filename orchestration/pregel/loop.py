@@ -17,7 +17,13 @@ from orchestration.checkpoint.base import (
     CheckpointMetadata,
     new_checkpoint_id,
 )
-from orchestration.effects import (
+from orchestration.errors import (
+    GraphRecursionError,
+    InvalidUpdateError,
+    NodeError,
+    SerializationError,
+)
+from orchestration.pregel.effects import (
     Core,
     Effect,
     Emit,
@@ -28,14 +34,8 @@ from orchestration.effects import (
     resolve_routes,
     unsaved_checkpoint,
 )
-from orchestration.entry import begin
-from orchestration.errors import (
-    GraphRecursionError,
-    InvalidUpdateError,
-    NodeError,
-    SerializationError,
-)
-from orchestration.plan import (
+from orchestration.pregel.entry import begin
+from orchestration.pregel.plan import (
     BEFORE_TASK,
     INPUT_TASK,
     INTERRUPT,

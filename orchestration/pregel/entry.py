@@ -17,10 +17,17 @@ from orchestration.checkpoint.base import (
     PendingWrite,
     new_checkpoint_id,
 )
-from orchestration.effects import Core, Get, PutWrites, RunSettings, put_checkpoint, resolve_routes
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError, ThreadBusyError
 from orchestration.interrupts import interrupt_id
-from orchestration.plan import (
+from orchestration.pregel.effects import (
+    Core,
+    Get,
+    PutWrites,
+    RunSettings,
+    put_checkpoint,
+    resolve_routes,
+)
+from orchestration.pregel.plan import (
     BEFORE_TASK,
     DONE,
     INPUT_TASK,
@@ -42,7 +49,7 @@ from orchestration.plan import (
 from orchestration.types import START, Command, Send
 
 if TYPE_CHECKING:
-    from orchestration.graph import GraphSpec
+    from orchestration.spec import GraphSpec
 
 
 def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:

@@ -2,7 +2,7 @@
 thread move.
 
 Each action changes rows inside `transaction.atomic`, records an `Event` (who, why), and
-enqueues `orchestration.tasks.execute_run` with `transaction.on_commit`, so a worker never
+enqueues `orchestration.runtime.tasks.execute_run` with `transaction.on_commit`, so a worker never
 sees a run whose row is not committed. Which Tasks backend carries the job is configuration.
 """
 
@@ -18,12 +18,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orchestration import registry
 from orchestration.checkpoint import serde
-from orchestration.events import publish
-from orchestration.leases import mark_stalled
-from orchestration.models import Checkpoint, Run, Thread
-from orchestration.signals import run_stalled
+from orchestration.runtime import registry
+from orchestration.runtime.events import publish
+from orchestration.runtime.leases import mark_stalled
+from orchestration.runtime.models import Checkpoint, Run, Thread
+from orchestration.runtime.signals import run_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -235,13 +235,13 @@ def _enqueue(run: Run) -> None:
 
 
 def _execute_now(run_id: int) -> None:
-    from orchestration.tasks import execute_run
+    from orchestration.runtime.tasks import execute_run
 
     execute_run.call(run_id)
 
 
 def _send_to_worker(run_id: int) -> None:
-    from orchestration.tasks import execute_run
+    from orchestration.runtime.tasks import execute_run
 
     result = execute_run.enqueue(run_id)
     Run.objects.filter(pk=run_id).update(task_result_id=str(result.id)[:64])

@@ -9,12 +9,13 @@ from django.db.backends.signals import connection_created
 
 
 class OrchestrationConfig(AppConfig):
-    name = "orchestration"
+    name = "orchestration.runtime"
+    label = "orchestration"  # tables, migrations and permissions keep their names
     verbose_name = "Orchestration"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orchestration import checks  # noqa: F401  (registers the system check)
+        from orchestration.runtime import checks  # noqa: F401  (registers the system check)
 
         connection_created.connect(restrict_sqlite_file, dispatch_uid="stepwise-sqlite-0600")
 

@@ -1,5 +1,5 @@
 """Graphs for the worker tests. Imported as `runtime_graphs` by the pytest process and by the
-worker subprocesses (tests/django is on their PYTHONPATH); registered through
+worker subprocesses (tests/runtime is on their PYTHONPATH); registered through
 STEPWISE_EXTRA_GRAPHS / settings.STEPWISE_GRAPHS as "steps".
 
 Every node appends a line to the file named by `state.log`, so a test can count how often

@@ -22,9 +22,9 @@ from django_tasks_db.models import DBTaskResult
 from runtime_helpers import LEASE_SECONDS, log_lines, wait_for, wait_for_status
 
 from orchestration import Command
-from orchestration.models import Checkpoint, Event, Run
-from orchestration.runs import resume_thread, start_thread
-from orchestration.tasks import execute_run
+from orchestration.runtime.models import Checkpoint, Event, Run
+from orchestration.runtime.runs import resume_thread, start_thread
+from orchestration.runtime.tasks import execute_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from orchestration.registry import GraphRegistryError, load_graph
+from orchestration.runtime.registry import GraphRegistryError, load_graph
 
 
 @checks.register("stepwise")

@@ -79,7 +79,7 @@ def log_lines(path: Path) -> list[str]:
 
 def wait_for_status(run: Any, status: str, *, workers: Any = (), timeout: float = 30) -> None:
     """Wait until `run` reaches `status`; fail at once if it ends in another final status."""
-    from orchestration.models import Run
+    from orchestration.runtime.models import Run
 
     def reached() -> bool:
         current, error = Run.objects.values_list("status", "error").get(pk=run.pk)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from orchestration.checkpoint.base import Checkpoint, CheckpointConfig, CheckpointMetadata
 from orchestration.errors import NodeError, SerializationError
-from orchestration.plan import Routed, Task
+from orchestration.pregel.plan import Routed, Task
 
 if TYPE_CHECKING:
-    from orchestration.graph import Branch, GraphSpec
+    from orchestration.spec import Branch, GraphSpec
 
 StreamMode = Literal["updates", "values"]
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from orchestration.models import Checkpoint, Event, Run
-from orchestration.runs import run_inline, start_thread
+from orchestration.runtime.models import Checkpoint, Event, Run
+from orchestration.runtime.runs import run_inline, start_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

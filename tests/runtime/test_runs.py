@@ -11,9 +11,9 @@ from django.db import IntegrityError, transaction
 
 from orchestration import Command
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.models import Checkpoint, Event, Run, Thread
-from orchestration.registry import get_graph
-from orchestration.runs import (
+from orchestration.runtime.models import Checkpoint, Event, Run, Thread
+from orchestration.runtime.registry import get_graph
+from orchestration.runtime.runs import (
     RunNotCancellable,
     RunNotRetryable,
     RunNotStalled,
@@ -29,9 +29,9 @@ from orchestration.runs import (
     run_inline,
     start_thread,
 )
+from orchestration.runtime.signals import run_failed, run_finished, run_paused
+from orchestration.runtime.tasks import execute_run
 from orchestration.savers import DjangoCheckpointSaver
-from orchestration.signals import run_failed, run_finished, run_paused
-from orchestration.tasks import execute_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,12 +16,12 @@ from django.tasks import task
 from django.utils import timezone
 
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.events import publish
-from orchestration.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
-from orchestration.models import Run, Thread
-from orchestration.registry import get_graph
-from orchestration.runs import decode_input
-from orchestration.signals import run_failed, run_finished, run_paused
+from orchestration.runtime.events import publish
+from orchestration.runtime.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
+from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.registry import get_graph
+from orchestration.runtime.runs import decode_input
+from orchestration.runtime.signals import run_failed, run_finished, run_paused
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RunExecution:
         }
 
     def execute(self) -> dict[str, Any]:
-        from orchestration.savers import DjangoCheckpointSaver
+        from orchestration.runtime.savers import DjangoCheckpointSaver
 
         self.saver = DjangoCheckpointSaver(fence=self.lease.fence)
         self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)

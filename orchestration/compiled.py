@@ -1,0 +1,308 @@
+"""`CompiledGraph`: a validated graph bound to an optional saver; runs, streams, reads and
+edits threads. Sync and async entry points share the superstep machine in `pregel/`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import fields as dataclass_fields
+from typing import Any
+
+from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
+from orchestration.errors import CheckpointNotFound, InvalidUpdateError
+from orchestration.pregel.drivers import adrive, drive, run_blocking
+from orchestration.pregel.effects import Core, RunSettings, StreamMode
+from orchestration.pregel.entry import not_found_message, update_core
+from orchestration.pregel.loop import run_core
+from orchestration.pregel.plan import NO_SAVER_THREAD, interrupts_of
+from orchestration.spec import GraphSpec
+from orchestration.types import StateSnapshot
+
+# `_snapshot` fills a StateSnapshot's slots directly, in this order: every field, or it fails
+# here (import time) rather than leaving a field unset.
+_SNAPSHOT_FIELDS = (
+    "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts"
+)
+if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
+    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _snapshot")
+_new_object = object.__new__
+_SNAPSHOT_SLOTS = tuple(StateSnapshot.__dict__[name].__set__ for name in _SNAPSHOT_FIELDS)
+
+
+def _as_config(
+    config: CheckpointConfig | None, saver: BaseCheckpointSaver | None
+) -> CheckpointConfig:
+    if config is not None:
+        if not isinstance(config, CheckpointConfig):
+            raise TypeError(
+                f"config must be a CheckpointConfig(thread_id), got {type(config).__name__}"
+            )
+        return config
+    if saver is not None:
+        raise ValueError(
+            "this graph has a checkpoint saver, so every call needs a thread: pass "
+            "config=CheckpointConfig('<thread id>')"
+        )
+    return CheckpointConfig(NO_SAVER_THREAD)
+
+
+class CompiledGraph:
+    """A validated graph, optionally bound to a checkpoint saver. Immutable: binding another
+    saver returns a new compiled graph."""
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        saver: BaseCheckpointSaver | None = None,
+        *,
+        interrupt_before: frozenset[str] = frozenset(),
+        interrupt_after: frozenset[str] = frozenset(),
+    ) -> None:
+        self.spec = spec
+        self.saver = saver
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver | None:
+        return self.saver
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(self.spec.nodes)
+
+    def with_checkpoint_saver(self, saver: BaseCheckpointSaver | None) -> CompiledGraph:
+        return CompiledGraph(
+            self.spec,
+            saver,
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+        )
+
+    def _settings(
+        self,
+        config: CheckpointConfig,
+        modes: frozenset[str],
+        extra: Mapping[str, Any] | None,
+        recursion_limit: int,
+    ) -> RunSettings:
+        return RunSettings(
+            self.spec,
+            config.thread_id,
+            self.interrupt_before,
+            self.interrupt_after,
+            modes,
+            dict(extra) if extra else {},
+            recursion_limit,
+        )
+
+    def _core(
+        self,
+        input: Any,
+        config: CheckpointConfig | None,
+        modes: frozenset[str],
+        extra: Mapping[str, Any] | None,
+        recursion_limit: int,
+    ) -> Core:
+        cfg = _as_config(config, self.saver)
+        return run_core(self._settings(cfg, modes, extra, recursion_limit), input, cfg)
+
+    # -- running
+
+    def invoke(
+        self,
+        input: Any,
+        config: CheckpointConfig | None = None,
+        *,
+        recursion_limit: int = 10_000,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run the graph on `config`'s thread and return the final (or paused) state.
+
+        `input` is the schema's fields to set (a dict or an instance; `None`, `{}` or the
+        default instance is "no input": it resumes an unfinished thread), or a `Command`:
+        `Command(update=..., goto=...)` starts at the named node(s); `Command(resume=answer,
+        update=...)` answers pending interrupts and applies `update` to the state the resumed
+        tasks see, committed with their superstep (no extra checkpoint). `extra` is merged into
+        `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
+        a private event loop; prefer `ainvoke` in async code."""
+        core = self._core(input, config, frozenset(), extra, recursion_limit)
+        return run_blocking(core, self.saver)
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: CheckpointConfig | None = None,
+        *,
+        recursion_limit: int = 10_000,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
+        run in worker threads, saver calls use the saver's async twins."""
+        result: list[Any] = []
+        core = self._core(input, config, frozenset(), extra, recursion_limit)
+        async for _ in adrive(core, self.saver, result):
+            pass
+        return result[0]
+
+    def stream(
+        self,
+        input: Any,
+        config: CheckpointConfig | None = None,
+        *,
+        stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        recursion_limit: int = 10_000,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Iterator[Any]:
+        """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
+        the full state (first the input's). A run that pauses ends with
+        `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
+        A list of modes yields `(mode, chunk)` pairs."""
+        modes, single = _modes(stream_mode)
+        core = self._core(input, config, modes, extra, recursion_limit)
+        for mode, chunk in drive(core, self.saver):
+            yield chunk if single else (mode, chunk)
+
+    async def astream(
+        self,
+        input: Any,
+        config: CheckpointConfig | None = None,
+        *,
+        stream_mode: StreamMode | Sequence[StreamMode] = "updates",
+        recursion_limit: int = 10_000,
+        extra: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Any]:
+        modes, single = _modes(stream_mode)
+        core = self._core(input, config, modes, extra, recursion_limit)
+        async for mode, chunk in adrive(core, self.saver, []):
+            yield chunk if single else (mode, chunk)
+
+    # -- time travel
+
+    def _need_saver(self, what: str) -> BaseCheckpointSaver:
+        if self.saver is None:
+            raise ValueError(
+                f"{what} needs a checkpoint saver: compile(checkpointer=...) or "
+                "with_checkpoint_saver(saver)"
+            )
+        return self.saver
+
+    def _snapshot(self, tup: CheckpointTuple) -> StateSnapshot:
+        # A history builds hundreds of these: the frozen dataclass's slots are set directly
+        # (its __init__ sets each through object.__setattr__), an equal, immutable object.
+        checkpoint = tup.checkpoint
+        schema = self.spec.schema
+        snapshot = _new_object(StateSnapshot)
+        set_values, set_next, set_config, set_metadata, set_created, set_parent, set_interrupts = (
+            _SNAPSHOT_SLOTS
+        )
+        set_values(
+            snapshot,
+            dict(checkpoint.values) if schema.kind == "typeddict"
+            else schema.instance(checkpoint.values),
+        )
+        set_next(snapshot, tuple(checkpoint.next))
+        set_config(snapshot, tup.config)
+        set_metadata(snapshot, tup.metadata)
+        set_created(snapshot, checkpoint.ts)
+        set_parent(snapshot, tup.parent_config)
+        set_interrupts(snapshot, interrupts_of(tup) if tup.pending_writes else ())
+        return snapshot
+
+    def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
+        if config.checkpoint_id is not None:
+            raise CheckpointNotFound(not_found_message(config.thread_id, config.checkpoint_id))
+        try:
+            values = self.spec.schema.instance(self.spec.schema.initial_values())
+        except InvalidUpdateError:
+            values = None
+        return StateSnapshot(values, (), config, None, None, None, ())
+
+    def get_state(self, config: CheckpointConfig) -> StateSnapshot:
+        tup = self._need_saver("get_state").get_tuple(config)
+        return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
+
+    async def aget_state(self, config: CheckpointConfig) -> StateSnapshot:
+        tup = await self._need_saver("aget_state").aget_tuple(config)
+        return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
+
+    def get_state_history(
+        self,
+        config: CheckpointConfig,
+        *,
+        limit: int | None = None,
+        before: CheckpointConfig | str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[StateSnapshot]:
+        """The thread's checkpoints, newest first: the `limit` newest of those created before
+        `before` (a config or a checkpoint id) whose metadata matches `filter` (`source`,
+        `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
+        saver = self._need_saver("get_state_history")
+        tuples = saver.list(
+            CheckpointConfig(config.thread_id),
+            limit,
+            before=_before(config, before),
+            filter=filter,
+        )
+        return [self._snapshot(t) for t in reversed(tuples)]
+
+    async def aget_state_history(
+        self,
+        config: CheckpointConfig,
+        *,
+        limit: int | None = None,
+        before: CheckpointConfig | str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[StateSnapshot]:
+        saver = self._need_saver("aget_state_history")
+        tuples: Sequence[CheckpointTuple] = await saver.alist(
+            CheckpointConfig(config.thread_id),
+            limit,
+            before=_before(config, before),
+            filter=filter,
+        )
+        return [self._snapshot(t) for t in reversed(tuples)]
+
+    def update_state(
+        self,
+        config: CheckpointConfig,
+        values: Mapping[str, Any] | None,
+        *,
+        as_node: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> CheckpointConfig:
+        saver = self._need_saver("update_state")
+        core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
+        written: CheckpointConfig = run_blocking(core, saver)
+        return written
+
+    async def aupdate_state(
+        self,
+        config: CheckpointConfig,
+        values: Mapping[str, Any] | None,
+        *,
+        as_node: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> CheckpointConfig:
+        saver = self._need_saver("aupdate_state")
+        result: list[Any] = []
+        core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
+        async for _ in adrive(core, saver, result):
+            pass
+        written: CheckpointConfig = result[0]
+        return written
+
+
+def _before(
+    config: CheckpointConfig, before: CheckpointConfig | str | None
+) -> CheckpointConfig | None:
+    if isinstance(before, str):
+        return config.with_checkpoint_id(before)
+    return before
+
+
+def _modes(stream_mode: StreamMode | Sequence[StreamMode]) -> tuple[frozenset[str], bool]:
+    modes = (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode)
+    for mode in modes:
+        if mode not in ("updates", "values"):
+            raise ValueError(f"stream_mode must be 'updates' or 'values', got {mode!r}")
+    return frozenset(modes), isinstance(stream_mode, str)

@@ -1,0 +1,94 @@
+"""The compiled graph's types: what `StateGraph.compile()` produces and the superstep machine
+(`orchestration.pregel`) reads. Imports nothing above it, so every layer can depend on it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from orchestration.errors import InvalidUpdateError
+from orchestration.types import RetryPolicy, Send
+
+if TYPE_CHECKING:
+    from orchestration.state import Schema
+
+# A node whose return annotation is a bare `Command` (or a router without a path map) may go
+# to any node: validation then assumes it reaches everything, END included.
+ANYWHERE: Literal["*"] = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    name: str
+    fn: Callable[[Any], Any]
+    is_async: bool
+    retry: RetryPolicy | None
+    # Where a returned Command may go, read from `-> Command[Literal[...]]`; () if it returns none.
+    goto_targets: tuple[str, ...] | Literal["*"] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A conditional edge: `router(state)` picks the next node(s) after `source`.
+
+    An `async def` router is awaited under `ainvoke`/`astream`; under `invoke`/`stream` it runs
+    to completion on a private event loop, as async nodes do (see drivers.py)."""
+
+    source: str
+    router: Callable[[Any], Any]
+    path_map: Mapping[Hashable, str] | None
+    is_async: bool = False
+
+    def targets(self) -> tuple[str, ...] | Literal["*"]:
+        return ANYWHERE if self.path_map is None else tuple(self.path_map.values())
+
+    def route(self, state: Any) -> list[str | Send]:
+        """Call a sync router and map its answer."""
+        result = self.router(state)
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise TypeError(
+                f"the router after {self.source!r} returned an awaitable but is not declared "
+                "`async def`; declare it with `async def` so the engine awaits it"
+            )
+        return self.choose(result)
+
+    def choose(self, result: Any) -> list[str | Send]:
+        """Map a router's answer (a name, END, Send, or a list of them) through `path_map`."""
+        chosen = result if isinstance(result, list | tuple) else [result]
+        if self.path_map is None:
+            return list(chosen)
+        out: list[str | Send] = []
+        for item in chosen:
+            if isinstance(item, Send):
+                out.append(item)
+            elif item in self.path_map:
+                out.append(self.path_map[item])
+            else:
+                raise InvalidUpdateError(
+                    f"the router after {self.source!r} returned {item!r}, which is not a key of "
+                    f"its path_map {sorted(map(str, self.path_map))}"
+                )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """The validated, immutable shape of a graph, shared by every compiled copy."""
+
+    schema: Schema
+    nodes: Mapping[str, NodeSpec]
+    edges: Mapping[str, tuple[str, ...]]
+    branches: Mapping[str, tuple[Branch, ...]]
+    joins: tuple[tuple[tuple[str, ...], str], ...]
+    joins_by_source: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # Sources with an `async def` router: the loop asks its driver to await those first.
+    async_router_sources: frozenset[str] = frozenset()
+    # node (or START) -> where it always goes next (END dropped), for those with only plain
+    # edges (no router, no join): the loop plans their supersteps from this table alone.
+    static_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
