@@ -20,9 +20,9 @@ from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
 from approvals.models import Decision, ReviewRequest
 from approvals.selectors import get_checkpoint, is_stalled
-from orchestration.runtime import runs
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
 from orchestration.errors import OrchestrationError
+from orchestration.runtime import runs
 from orchestration.runtime.events import publish
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.registry import get_graph
