@@ -24,7 +24,7 @@ from orchestration.checkpoint.base import (
 )
 from orchestration.errors import InvalidUpdateError, NodeError
 from orchestration.reducers import last_value
-from orchestration.types import END, Command, Interrupt, Send
+from orchestration.types import END, Command, Interrupt, Overwrite, Send
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec
@@ -221,7 +221,8 @@ def apply_updates(
     updates: Sequence[tuple[str, Mapping[str, Any]]],
     step: int,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Apply (writer, update) pairs in order through the reducers.
+    """Apply (writer, update) pairs in order through the reducers; an `Overwrite` sets its
+    field and wins over the step's plain updates of it (see `Overwrite`).
 
     Returns the new values and, per changed field, the writers (for error messages)."""
     if len(updates) == 1 and updates[0][1].keys() <= schema.plain_fields:
@@ -229,21 +230,38 @@ def apply_updates(
         writer, update = updates[0]
         new = dict(values)
         new.update(update)
+        if Overwrite in map(type, update.values()):
+            for key, value in update.items():
+                if type(value) is Overwrite:
+                    new[key] = value.value
         return new, {key: [writer] for key in update}
     new = dict(values)
     writers: dict[str, list[str]] = {}
+    overwritten: dict[str, str] = {}  # field -> the writer of its Overwrite this step
     reducers = schema.reducers
     for writer, update in updates:
         for key, value in update.items():
             reducer = reducers[key]
             who = writers.setdefault(key, [])
-            if reducer is last_value:
-                if who:
-                    raise InvalidUpdateError(
-                        f"{who[0]!r} and {writer!r} both wrote {key!r} in step {step}; a field "
-                        "without a reducer takes one write per step: write it from one node, or "
-                        f"give it a reducer (Annotated[..., topic] or a custom one)"
-                    )
+            is_overwrite = type(value) is Overwrite
+            if is_overwrite and key in overwritten:
+                raise InvalidUpdateError(
+                    f"{overwritten[key]!r} and {writer!r} both wrote Overwrite(...) to {key!r} "
+                    f"in step {step}; a field takes one Overwrite per step: overwrite it from "
+                    "one node, or send plain updates through its reducer"
+                )
+            if reducer is last_value and who:
+                raise InvalidUpdateError(
+                    f"{who[0]!r} and {writer!r} both wrote {key!r} in step {step}; a field "
+                    "without a reducer takes one write per step: write it from one node, or "
+                    f"give it a reducer (Annotated[..., topic] or a custom one)"
+                )
+            if is_overwrite:
+                overwritten[key] = writer
+                new[key] = value.value
+            elif key in overwritten:
+                pass  # the Overwrite of this step wins (LangGraph's rule)
+            elif reducer is last_value:
                 new[key] = value
             else:
                 try:

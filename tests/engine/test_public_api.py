@@ -17,7 +17,7 @@ def test_orchestration_exports_the_contract_names() -> None:
         "StateGraph", "START", "END", "Command", "Send", "interrupt", "Interrupt", "RetryPolicy",
         "StateSnapshot", "CompiledGraph", "OrchestrationError", "GraphValidationError",
         "InvalidUpdateError", "GraphRecursionError", "CheckpointNotFound", "ThreadBusyError",
-        "SerializationError", "NodeError",
+        "SerializationError", "NodeError", "Overwrite",
     }
     assert expected <= set(orchestration.__all__)
     for name in expected:
