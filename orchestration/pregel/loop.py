@@ -226,10 +226,15 @@ def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
         try:
             yield PutWrites(head.config, writes, o.task.id)
         except SerializationError as error:
-            what = "its update" if o.update is not None else "the value it passed to interrupt()"
+            update = o.update
+            what = "its update" if update is not None else "the value it passed to interrupt()"
+            step = head.metadata.step + 1
             raise SerializationError(
-                f"{error} (in {what}, node {o.task.node!r}, step {head.metadata.step + 1}). "
-                "The thread is unchanged: make the node use storable values and run it again."
+                f"{error} (in {what}, node {o.task.node!r}, step {step}). "
+                "The thread is unchanged: make the node use storable values and run it again.",
+                field=error.field if update is not None and error.field in update else None,
+                nodes=[o.task.node],
+                step=step,
             ) from error
 
 
