@@ -238,6 +238,20 @@ def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
             ) from error
 
 
+def _keep_finished(head: Head, outcomes: Sequence[Outcome]) -> Core:
+    """The saver failed to store the step's checkpoint although every task finished: keep
+    their writes on `head` if it still takes them, so that resuming (or delivering the same
+    answer again) recovers those tasks instead of running their nodes a second time. The
+    saver's own failure is what the caller sees; a failure here changes nothing."""
+    for outcome in outcomes:
+        if not outcome.fresh:
+            continue
+        try:
+            yield PutWrites(head.config, encode_done(outcome), outcome.task.id)
+        except Exception:
+            return
+
+
 def _commit(
     settings: RunSettings,
     head: Head,
@@ -269,6 +283,9 @@ def _commit(
         config = yield Put(head.config, checkpoint, metadata)
     except SerializationError as error:
         raise unsaved_checkpoint(error, metadata, writers) from error
+    except Exception:
+        yield from _keep_finished(head, outcomes)
+        raise
     if settings.modes:
         if "updates" in settings.modes:
             yield Emit("updates", writes_meta)

@@ -3,9 +3,11 @@ writes apply through the reducers, and how a task's pending writes encode and de
 
 Pending writes (on the checkpoint a superstep started from) use these channels per task id:
 state fields (the task's update), `__goto__` (where a returned Command went), `__done__`
-(the task finished), `__interrupt__` (it waits for an answer), `__resume__` (answers so far).
+(the task finished), `__interrupt__` (it waits for an answer), `__resume__` (answers so far;
+kept when the task finishes, so an answer delivered twice is recognised).
 Two pseudo task ids never run: `__interrupt_before__` records a breakpoint stop and
-`__input__` holds a `Command(update=..., resume=...)`'s update until the resumed step commits.
+`__input__` holds a `Command(update=..., resume=...)`'s update until the resumed step commits,
+each update followed by `__held_for__` (the interrupt ids its command answered).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from orchestration.checkpoint.base import (
     CheckpointTuple,
 )
 from orchestration.errors import InvalidUpdateError, NodeError
+from orchestration.interrupts import interrupt_id
 from orchestration.reducers import last_value
 from orchestration.types import END, Command, Interrupt, Overwrite, Send
 
@@ -39,6 +42,8 @@ PAUSED = "__paused__"
 BEFORE_TASK = "__interrupt_before__"
 # Pseudo task id holding the update of a `Command(update=..., resume=...)` input.
 INPUT_TASK = "__input__"
+# Ends each update held under INPUT_TASK: the ids of the interrupts its command answered.
+HELD_FOR = "__held_for__"
 NO_SAVER_THREAD = "__unsaved__"
 
 NO_ARG: Any = object()
@@ -282,6 +287,8 @@ def apply_input_writes(
     the same plain field, and the later one simply wins."""
     new, writers = dict(values), {}
     for key, value in writes:
+        if key == HELD_FOR:
+            continue
         new, changed = apply_updates(schema, new, [("input", {key: value})], step)
         writers.update(changed)
     return new, writers
@@ -318,6 +325,8 @@ def encode_done(outcome: Outcome) -> list[tuple[str, Any]]:
     writes: list[tuple[str, Any]] = list((outcome.update or {}).items())
     if outcome.goto:
         writes.append((GOTO, [_encode_goto(g) for g in outcome.goto]))
+    if outcome.resume:
+        writes.append((RESUME, list(outcome.resume)))
     writes.append((DONE, None))
     return writes
 
@@ -375,6 +384,34 @@ def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:
             if outcome.interrupt is not None and outcome.update is None:
                 found.append((task, outcome))
     return found
+
+
+def given_answers(head: Head) -> dict[str, tuple[Task, Any]]:
+    """interrupt id -> (task, answer) for every answer recorded on `head`, whether its task
+    still runs or has finished. An interrupt's id follows from its task and its position in
+    the node (`interrupt_id`), so the answers list alone says which interrupts it answered."""
+    given: dict[str, tuple[Task, Any]] = {}
+    for task in tasks_of(head):
+        for channel, value in head.writes.get(task.id, ()):
+            if channel == RESUME:
+                for index, answer in enumerate(value):
+                    given[interrupt_id(task.id, index)] = (task, answer)
+    return given
+
+
+def held_updates(writes: Sequence[tuple[str, Any]]) -> list[tuple[list[tuple[str, Any]], Any]]:
+    """The `__input__` writes as (update items, interrupt ids its command answered) pairs."""
+    held: list[tuple[list[tuple[str, Any]], Any]] = []
+    items: list[tuple[str, Any]] = []
+    for channel, value in writes:
+        if channel == HELD_FOR:
+            held.append((items, value))
+            items = []
+        else:
+            items.append((channel, value))
+    if items:  # written before updates were marked: which command it came with is unknown
+        held.append((items, None))
+    return held
 
 
 def interrupts_of(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
