@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import (
     Checkpoint,
@@ -115,7 +115,12 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
             "as_node=...)"
         )
     update = settings.spec.schema.check_update("input", command.update or {})
-    answers, ids = _answers(settings, head, command.resume)
+    try:
+        answers, ids = _answers(settings, head, command.resume)
+    except _UnknownInterrupts as unknown:
+        if unknown.everyone and (yield from _answered_earlier(settings, head, command.resume)):
+            return head  # the steps these answers resumed have committed: nothing to record
+        raise unknown.error from None
     hold = bool(update) and _must_hold(settings, head, update, ids)
     if hold:
         _check_input(settings, head, update)
@@ -252,16 +257,18 @@ def _answers(
     by_id = {o.interrupt.id: (t, o) for t, o in waiting if o.interrupt is not None}
     given = given_answers(head) if head.writes else {}
     if not by_id and not given:
-        _nothing_to_answer(settings, head)
+        if _answers_by_id(resume, by_id, given):
+            raise _UnknownInterrupts(True, _nothing_to_answer(settings, head))
+        raise _nothing_to_answer(settings, head)
     if _answers_by_id(resume, by_id, given):
         unknown = [k for k in resume if k not in by_id and k not in given]
         if unknown:
-            raise InvalidUpdateError(
+            raise _UnknownInterrupts(len(unknown) == len(resume), InvalidUpdateError(
                 f"thread {settings.thread_id!r} has no interrupt {unknown} at checkpoint "
                 f"{head.checkpoint.id}; it waits for "
                 f"{[f'{i} in {o.task.node!r}' for i, (_, o) in by_id.items()] or 'nothing'}. "
                 "Read the interrupts to answer with get_state(config).interrupts"
-            )
+            ))
         answers = dict(resume)
     elif len(by_id) == 1:
         answers = {next(iter(by_id)): resume}
@@ -309,13 +316,49 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def _nothing_to_answer(settings: RunSettings, head: Head) -> NoReturn:
+class _UnknownInterrupts(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """`Command(resume={id: ...})` names interrupts the head does not hold; `error` is raised
+    unless they were all answered, identically, before the head (`everyone`: no id is known
+    at the head)."""
+
+    def __init__(self, everyone: bool, error: InvalidUpdateError) -> None:
+        self.everyone = everyone
+        self.error = error
+
+
+def _answered_earlier(settings: RunSettings, head: Head, resume: Any) -> Core:
+    """Whether every answer of `resume` was given, identically, to the checkpoint where the
+    run last paused: the command was delivered, the steps after it ran and committed, and it
+    arrives again (a worker that died before reporting it is retried). Walks back over the
+    steps the run made since; a different answer is refused."""
+    current = head
+    while current.metadata.source == "loop" and current.parent is not None:
+        tup: CheckpointTuple | None = yield Get(current.parent)
+        if tup is None:
+            return False
+        current = head_of(tup)
+        given = given_answers(current) if current.writes else {}
+        if not given:
+            continue
+        if not all(k in given for k in resume):
+            return False
+        for iid, answer in resume.items():
+            task, earlier = given[iid]
+            if not _same(earlier, answer):
+                raise InvalidUpdateError(
+                    _changed_answer(settings, current, task, iid, earlier, answer)
+                )
+        return True
+    return False
+
+
+def _nothing_to_answer(settings: RunSettings, head: Head) -> InvalidUpdateError:
     if not head.checkpoint.next:
-        raise InvalidUpdateError(
+        return InvalidUpdateError(
             f"thread {settings.thread_id!r} has finished (checkpoint {head.checkpoint.id}); "
             "there is no interrupt to answer. Start a new run on it with invoke(input, config)"
         )
-    raise InvalidUpdateError(
+    return InvalidUpdateError(
         f"thread {settings.thread_id!r} has no pending interrupt to answer at checkpoint "
         f"{head.checkpoint.id} (next: {list(head.checkpoint.next)}); continue it with "
         "invoke(None, config)"

@@ -103,6 +103,7 @@ class Head:
     state: Any = NO_ARG  # the schema instance of checkpoint.values, built once
     # plan_tasks(checkpoint), built once: a resume matches answers to tasks, then runs them.
     tasks: list[Task] | None = None
+    parent: CheckpointConfig | None = None  # known when read from the saver
 
 
 def task_id(checkpoint_id: str, index: int, node: str) -> str:
@@ -425,7 +426,7 @@ def head_of(tup: CheckpointTuple) -> Head:
     writes: dict[str, list[tuple[str, Any]]] = {}
     for write in tup.pending_writes:
         writes.setdefault(write.task_id, []).append((write.channel, write.value))
-    return Head(tup.config, tup.checkpoint, tup.metadata, writes)
+    return Head(tup.config, tup.checkpoint, tup.metadata, writes, parent=tup.parent_config)
 
 
 def state_of(schema: Schema, head: Head) -> Any:
