@@ -118,7 +118,9 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
     try:
         answers, ids = _answers(settings, head, command.resume)
     except _UnknownInterrupts as unknown:
-        if unknown.everyone and (yield from _answered_earlier(settings, head, command.resume)):
+        if unknown.everyone and (
+            yield from _answered_earlier(settings, head, command.resume, update)
+        ):
             return head  # the steps these answers resumed have committed: nothing to record
         raise unknown.error from None
     hold = bool(update) and _must_hold(settings, head, update, ids)
@@ -326,11 +328,14 @@ class _UnknownInterrupts(Exception):  # noqa: N818 - a signal inside this module
         self.error = error
 
 
-def _answered_earlier(settings: RunSettings, head: Head, resume: Any) -> Core:
+def _answered_earlier(
+    settings: RunSettings, head: Head, resume: Any, update: Mapping[str, Any]
+) -> Core:
     """Whether every answer of `resume` was given, identically, to the checkpoint where the
     run last paused: the command was delivered, the steps after it ran and committed, and it
     arrives again (a worker that died before reporting it is retried). Walks back over the
-    steps the run made since; a different answer is refused."""
+    steps the run made since; a different answer, or an update that did not come with those
+    answers, is refused."""
     current = head
     while current.metadata.source == "loop" and current.parent is not None:
         tup: CheckpointTuple | None = yield Get(current.parent)
@@ -348,6 +353,12 @@ def _answered_earlier(settings: RunSettings, head: Head, resume: Any) -> Core:
                 raise InvalidUpdateError(
                     _changed_answer(settings, current, task, iid, earlier, answer)
                 )
+        if update and _must_hold(settings, current, update, list(resume)):
+            raise InvalidUpdateError(
+                f"thread {settings.thread_id!r}: the answers to {list(resume)} were given at "
+                f"checkpoint {current.checkpoint.id} without the update {dict(update)!r:.120}"
+                ", and the run has moved on since. Apply it with update_state(config, values)"
+            )
         return True
     return False
 

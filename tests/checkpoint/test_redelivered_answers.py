@@ -186,6 +186,8 @@ def test_an_answer_delivered_again_after_the_run_finished_runs_nothing(saver) ->
     iid = next(iter(command.resume))
     with pytest.raises(InvalidUpdateError, match="already answered with 'yes'"):
         compiled.invoke(Command(resume={iid: "no"}), config)
+    with pytest.raises(InvalidUpdateError, match="without the update"):
+        compiled.invoke(Command(resume={iid: "yes"}, update={"log": ["late"]}), config)
     with pytest.raises(InvalidUpdateError, match="has finished"):
         compiled.invoke(Command(resume="yes"), config)  # no id: it cannot tell whose answer
 
@@ -254,6 +256,10 @@ def test_a_resume_commands_update_is_applied_once_when_delivered_again(saver, di
         compiled.invoke(command, config)
     assert compiled.invoke(command, config).log == ["draft", "note", "review=yes", "publish"]
     assert ran == ONCE
+    finished = compiled.invoke(command, config)  # the run has moved on: the update was applied
+    assert (finished.log.count("note"), ran) == (1, ONCE)
+    with pytest.raises(InvalidUpdateError, match="came with another update"):
+        compiled.invoke(Command(resume={iid: "yes"}, update={"log": ["other"]}), config)
 
 
 def test_answers_by_id_apply_the_new_ones_and_accept_repeated_ones(saver) -> None:
