@@ -26,7 +26,7 @@ from orchestration.runtime import runs
 from orchestration.runtime.events import publish
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.registry import get_graph
-from orchestration.types import Command, Interrupt
+from orchestration.types import Command, Interrupt, Overwrite
 
 
 class ReviewError(Exception):
@@ -359,8 +359,12 @@ def check_fork_values(
         raise ReviewError(f"Thread {thread.thread_id} cannot be forked: {exc}") from exc
     scratch = InMemoryCheckpointSaver()
     at = scratch.put(CheckpointConfig(thread.thread_id), tup.checkpoint, tup.metadata)
+    # An Overwrite skips the reducer, and with it the reducer's refusal of a value of the
+    # wrong kind (a list for a merge dict): apply the plain values through the reducers too.
+    plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in values.items()}
     try:
-        graph.with_checkpoint_saver(scratch).update_state(at, dict(values), as_node=as_node)
+        for update in (plain, dict(values)):
+            graph.with_checkpoint_saver(scratch).update_state(at, update, as_node=as_node)
     except (OrchestrationError, TypeError, ValueError) as exc:
         raise ReviewError(f"The graph refuses these values: {exc}") from exc
 
@@ -373,17 +377,21 @@ def do_fork(
     reason: str,
     as_node: str | None = None,
 ) -> Run:
+    """Branch `thread` at `checkpoint_id` with the fields a person edited. Each edited field
+    is an `Overwrite`: the branch holds exactly the value that was shown and edited, not the
+    edit passed through the field's reducer (a topic list would repeat its items)."""
     if not reason.strip():
         raise ReviewError("A fork needs a reason (it is recorded in the thread's history).")
     tup = get_checkpoint(thread, checkpoint_id)
     if tup is None:
         raise ReviewError(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id}.")
-    check_fork_values(thread, tup, values or {}, as_node)
+    edits = {name: Overwrite(value) for name, value in (values or {}).items()}
+    check_fork_values(thread, tup, edits, as_node)
     try:
         with transaction.atomic():
             do_supersede_open_reviews(thread)
             return runs.fork_thread(
-                thread, checkpoint_id, dict(values) if values else None,
+                thread, checkpoint_id, edits or None,
                 user=user, reason=reason.strip(), as_node=as_node,
             )
     except runs.RunError as exc:

@@ -122,7 +122,9 @@ class CompiledGraph:
         default instance is "no input": it resumes an unfinished thread), or a `Command`:
         `Command(update=..., goto=...)` starts at the named node(s); `Command(resume=answer,
         update=...)` answers pending interrupts and applies `update` to the state the resumed
-        tasks see, committed with their superstep (no extra checkpoint). `extra` is merged into
+        tasks see, committed with their superstep (no extra checkpoint); delivering the same
+        answers again (a retried worker) is harmless, a different answer to an interrupt
+        already answered raises `InvalidUpdateError`. `extra` is merged into
         `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
         a private event loop; prefer `ainvoke` in async code."""
         core = self._core(input, config, frozenset(), extra, recursion_limit)
@@ -270,6 +272,9 @@ class CompiledGraph:
         as_node: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> CheckpointConfig:
+        """Write a checkpoint applying `values` as if `as_node` had returned them: through the
+        fields' reducers, except values wrapped in `Overwrite(...)`, which replace the field.
+        A config naming a past checkpoint starts a branch there. Returns the new config."""
         saver = self._need_saver("update_state")
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
         written: CheckpointConfig = run_blocking(core, saver)

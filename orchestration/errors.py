@@ -45,7 +45,25 @@ class ThreadBusyError(OrchestrationError):
 
 
 class SerializationError(OrchestrationError, ValueError):
-    pass
+    """A value cannot be stored, or a stored value is not allowed back.
+
+    Where it is known: `field` is the state field whose value it is (None for metadata, an
+    interrupt's value or a malformed row), `nodes` the node(s) that wrote it in `step`, and
+    `node` the first of them. The message says the same in words."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        nodes: Sequence[str] = (),
+        step: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.nodes = tuple(nodes)
+        self.node = self.nodes[0] if self.nodes else None
+        self.step = step
 
 
 class NodeError(OrchestrationError):

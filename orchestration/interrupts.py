@@ -8,6 +8,7 @@ call returns the answer. Calls are matched to answers by their order inside the 
 from __future__ import annotations
 
 import hashlib
+import re
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,10 @@ class TaskScope:
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)
+
+
+# What `interrupt_id` returns: 24 lowercase hex digits.
+INTERRUPT_ID = re.compile(r"[0-9a-f]{24}")
 
 
 def interrupt_id(task_id: str, index: int) -> str:

@@ -1,17 +1,19 @@
-"""The small values graphs are built and driven with: START/END, Send, Command, Interrupt,
-RetryPolicy and the StateSnapshot returned by `get_state`."""
+"""The small values graphs are built and driven with: START/END, Send, Command, Overwrite,
+Interrupt, RetryPolicy and the StateSnapshot returned by `get_state`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, final
 
+from orchestration.checkpoint import serde
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointMetadata
 
 START = "__start__"
 END = "__end__"
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -32,6 +34,25 @@ class Command[N]:
     update: Any = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Overwrite:
+    """An update that sets its field to `value`, bypassing the field's reducer.
+
+    Give it wherever a field's update is given: in a node's return value, in
+    `Command(update=...)`, in `invoke` input or in `update_state(config, values)`. A `topic`
+    list can be trimmed or replaced with it: `{"log": Overwrite(["only this"])}`.
+
+    Within one superstep, as in LangGraph: two `Overwrite`s of one field raise
+    `InvalidUpdateError` naming the field and both nodes; an `Overwrite` wins over the plain
+    updates other tasks make to the same field in that superstep, whatever their order
+    (they are dropped, not applied on top). A field without a reducer still takes one write
+    per superstep, `Overwrite` or not. Checkpoints store the plain `value`.
+    """
+
+    value: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +114,8 @@ class StateSnapshot:
     created_at: datetime | None
     parent_config: CheckpointConfig | None
     interrupts: tuple[Interrupt, ...] = field(default=())
+
+
+# A task's update is kept as pending writes when its superstep pauses or fails, and a resumed
+# `Command(update=...)` is held the same way: an Overwrite in them must come back as one.
+serde.register(Overwrite)

@@ -249,14 +249,15 @@ def _default(value: Any) -> msgpack.ExtType:
     return encoder(value)
 
 
-def dumps(value: Any, *, where: str = "value") -> bytes:
-    """Serialize `value`. `where` names it in errors (savers pass e.g. "state field 'items'")."""
+def dumps(value: Any, *, where: str = "value", field: str | None = None) -> bytes:
+    """Serialize `value`. `where` names it in errors (savers pass e.g. "state field 'items'");
+    `field`, the state field it is the value of, becomes the error's `field` attribute."""
     try:
         if type(value) is datetime:
             return _pack_datetime(value)
         return _pack(value)
     except (_Unserializable, TypeError, ValueError, OverflowError) as error:
-        raise _explain(value, where, error) from None
+        raise _explain(value, where, error, field) from None
 
 
 # --- explaining a failure -----------------------------------------------------------------
@@ -309,14 +310,17 @@ def _describe_type(kind: type) -> str:
     return f"{qualified}, which cannot be stored in a checkpoint"
 
 
-def _explain(value: Any, where: str, error: Exception) -> SerializationError:
+def _explain(
+    value: Any, where: str, error: Exception, field: str | None
+) -> SerializationError:
     found = _find_bad(value, where, set())
     if found is None:
-        return SerializationError(f"cannot serialize {where}: {error}")
+        return SerializationError(f"cannot serialize {where}: {error}", field=field)
     path, what = found
     return SerializationError(
         f"cannot serialize {where}: {path} is {what}. Store JSON-like data, dates, Decimal, "
-        "UUID, bytes, sets, tuples, or registered dataclasses / pydantic models / Enums."
+        "UUID, bytes, sets, tuples, or registered dataclasses / pydantic models / Enums.",
+        field=field,
     )
 
 

@@ -314,7 +314,7 @@ def encode_checkpoint(
             if version == base:
                 continue  # unchanged since the parent, which stored it
         base = parent_versions.get(name)
-        data = serde.dumps(value, where=f"state field {name!r}")
+        data = serde.dumps(value, where=f"state field {name!r}", field=name)
         blob, new_from = _blob_for(thread_id, name, version, data, base, cache)
         size = len(blob.data)
         # Only a version this checkpoint created may live in its row: readers find a version
@@ -378,7 +378,7 @@ def explain_unpackable(encoded: EncodedPut, checkpoint: Checkpoint) -> None:
     its parts one by one, raising the SerializationError that names the bad value."""
     for blob in encoded.inline:
         if blob.kind == VALUE:
-            serde.dumps(blob.value, where=f"state field {blob.field!r}")
+            serde.dumps(blob.value, where=f"state field {blob.field!r}", field=blob.field)
     internal, writes, extra = encoded.parts or (None, [], {})
     if internal is not None:
         serde.dumps(internal, where="checkpoint.internal")
@@ -497,7 +497,12 @@ def encode_writes(writes: Sequence[tuple[str, Any]], task_id: str) -> list[Write
             task_id,
             idx,
             channel,
-            serde.dumps(value, where=f"pending write to channel {channel!r} of task {task_id!r}"),
+            serde.dumps(
+                value,
+                where=f"pending write to channel {channel!r} of task {task_id!r}",
+                # The engine's own channels (`__resume__`, ...) are not state fields.
+                field=None if channel.startswith("__") else channel,
+            ),
         )
         for idx, (channel, value) in enumerate(writes)
     ]

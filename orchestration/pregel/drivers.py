@@ -49,7 +49,7 @@ def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcom
                     return settled
                 time.sleep(settled)
                 continue
-            return _finish(spec, task, result)
+            return _finish(spec, task, result, resume)
     finally:
         current_task.reset(token)
 
@@ -73,7 +73,7 @@ async def arun_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) ->
                     return settled
                 await asyncio.sleep(settled)
                 continue
-            return _finish(spec, task, result)
+            return _finish(spec, task, result, resume)
     finally:
         current_task.reset(token)
 
@@ -90,12 +90,13 @@ def _settle_failure(
     return Outcome(task, error=error, resume=resume)
 
 
-def _finish(spec: GraphSpec, task: Task, result: Any) -> Outcome:
+def _finish(spec: GraphSpec, task: Task, result: Any, resume: list[Any]) -> Outcome:
     try:
         update, goto = normalize_result(spec.schema, task.node, result)
     except InvalidUpdateError as error:
-        return Outcome(task, error=error)
-    return Outcome(task, update=update, goto=goto)
+        return Outcome(task, error=error, resume=resume)
+    # The answers it ran with are kept with its writes: a re-delivered answer is then known.
+    return Outcome(task, update=update, goto=goto, resume=resume)
 
 
 def run_sync(fn: Callable[[Any], Awaitable[Any]], arg: Any) -> Any:

@@ -7,7 +7,6 @@ loop serves the blocking driver (`invoke`) and the asyncio one (`ainvoke`); see 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -101,9 +100,6 @@ def resolve_routes(spec: GraphSpec, nodes: Sequence[str], state: Any, step: int)
     return routed
 
 
-_QUOTED = re.compile(r"'([^']+)'|\"([^\"]+)\"")
-
-
 def put_checkpoint(
     parent: CheckpointConfig,
     checkpoint: Checkpoint,
@@ -124,10 +120,7 @@ def unsaved_checkpoint(
 ) -> SerializationError:
     """`error` (a checkpoint the saver could not store) restated with the node(s) that wrote
     the offending field and what to do next."""
-    field_name = getattr(error, "field", None)
-    if field_name is None:
-        quoted = {a or b for a, b in _QUOTED.findall(str(error))}
-        field_name = next((f for f in writers if f in quoted), None)
+    field_name = error.field
     culprits = sorted(set(writers.get(field_name, ()))) if field_name else []
     where = (
         f"field {field_name!r} was written by {culprits} in step {metadata.step}"
@@ -137,7 +130,10 @@ def unsaved_checkpoint(
     return SerializationError(
         f"{error} ({where}). Nothing was saved for this step and the thread is unchanged: "
         "make the node return storable values (or register the type with "
-        "orchestration.checkpoint.serde.register) and run the thread again."
+        "orchestration.checkpoint.serde.register) and run the thread again.",
+        field=field_name,
+        nodes=culprits,
+        step=metadata.step,
     )
 
 

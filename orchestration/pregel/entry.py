@@ -18,7 +18,7 @@ from orchestration.checkpoint.base import (
     new_checkpoint_id,
 )
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError, ThreadBusyError
-from orchestration.interrupts import interrupt_id
+from orchestration.interrupts import INTERRUPT_ID, interrupt_id
 from orchestration.pregel.effects import (
     Core,
     Get,
@@ -30,6 +30,7 @@ from orchestration.pregel.effects import (
 from orchestration.pregel.plan import (
     BEFORE_TASK,
     DONE,
+    HELD_FOR,
     INPUT_TASK,
     INTERRUPT,
     RESUME,
@@ -38,8 +39,10 @@ from orchestration.pregel.plan import (
     apply_input_writes,
     apply_updates,
     encode_waiting,
+    given_answers,
     gotos_of,
     head_of,
+    held_updates,
     new_versions,
     now,
     pending_interrupts,
@@ -94,6 +97,11 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
 
     The update is applied, like LangGraph's, to the state the resumed tasks see and committed
     with their superstep (as written by "input"); no extra checkpoint is written for it.
+
+    Delivering the same command again is harmless (a worker that died after storing the
+    answers retries it): answers the checkpoint already holds are not recorded twice, an
+    update already held is not held twice, and the run continues as `invoke(None)` would.
+    A different answer to an interrupt that was already answered is refused.
     """
     if head is None:
         raise InvalidUpdateError(
@@ -107,24 +115,53 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
             "as_node=...)"
         )
     update = settings.spec.schema.check_update("input", command.update or {})
-    answers = _answers(settings, head, command.resume)
-    if update:
-        yield from _hold_input(settings, head, update)
+    try:
+        answers, ids = _answers(settings, head, command.resume)
+    except _UnknownInterrupts as unknown:
+        if unknown.everyone and (
+            yield from _answered_earlier(settings, head, command.resume, update)
+        ):
+            return head  # the steps these answers resumed have committed: nothing to record
+        raise unknown.error from None
+    hold = bool(update) and _must_hold(settings, head, update, ids)
+    if hold:
+        _check_input(settings, head, update)
+    # Answers first, the update last: a command found with all its answers stored but no held
+    # update (the writer died in between) still gets its update held when delivered again.
     for task, writes in answers:
         yield PutWrites(head.config, writes, task.id)
         head.writes[task.id] = writes
+    if hold:
+        writes = [*head.writes.get(INPUT_TASK, ()), *update.items(), (HELD_FOR, ids)]
+        yield PutWrites(head.config, writes, INPUT_TASK)
+        head.writes[INPUT_TASK] = writes
     return head
 
 
-def _hold_input(settings: RunSettings, head: Head, update: Mapping[str, Any]) -> Core:
-    """Save a resume's update under the `__input__` task, validated now so a bad value is
-    refused before anything is written."""
+def _check_input(settings: RunSettings, head: Head, update: Mapping[str, Any]) -> None:
+    """Refuse a resume's update that the schema refuses, before anything is written."""
     writes = [*head.writes.get(INPUT_TASK, ()), *update.items()]
     schema, step = settings.spec.schema, head.metadata.step + 1
     values, writers = apply_input_writes(schema, head.checkpoint.values, writes, step)
     schema.state_from(values, writers, step)
-    yield PutWrites(head.config, writes, INPUT_TASK)
-    head.writes[INPUT_TASK] = writes
+
+
+def _must_hold(
+    settings: RunSettings, head: Head, update: Mapping[str, Any], ids: list[str]
+) -> bool:
+    """False when this command's update is already held (the command is delivered again)."""
+    for items, held_for in held_updates(head.writes.get(INPUT_TASK, ())):
+        if held_for is None or sorted(held_for) != sorted(ids):
+            continue
+        if _same(items, list(update.items())):
+            return False
+        raise InvalidUpdateError(
+            f"thread {settings.thread_id!r}: the answers to {ids} came with another update "
+            f"({dict(items)!r:.120}), held at checkpoint {head.checkpoint.id}; the same "
+            "answers cannot bring a different update. Continue the run with "
+            "invoke(None, config), or update the state once it pauses again."
+        )
+    return True
 
 
 def _write_input(
@@ -214,25 +251,34 @@ def _carry(
 
 def _answers(
     settings: RunSettings, head: Head, resume: Any
-) -> list[tuple[Task, list[tuple[str, Any]]]]:
-    """The `__resume__` pending writes that record `Command(resume=...)`, per waiting task."""
+) -> tuple[list[tuple[Task, list[tuple[str, Any]]]], list[str]]:
+    """The `__resume__` pending writes that record `Command(resume=...)`, per waiting task
+    with a new answer, and the ids of all the interrupts the command answers (new or given
+    before). Raises, before anything is written, for an answer that changes a given one."""
     waiting = pending_interrupts(head)
-    if not waiting and not head.checkpoint.next:
-        raise InvalidUpdateError(
-            f"thread {settings.thread_id!r} has finished (checkpoint {head.checkpoint.id}); "
-            "there is no interrupt to answer. Start a new run on it with invoke(input, config)"
-        )
-    if not waiting:
-        raise InvalidUpdateError(
-            f"thread {settings.thread_id!r} has no pending interrupt to answer at checkpoint "
-            f"{head.checkpoint.id} (next: {list(head.checkpoint.next)}); continue it with "
-            "invoke(None, config)"
-        )
     by_id = {o.interrupt.id: (t, o) for t, o in waiting if o.interrupt is not None}
-    if isinstance(resume, Mapping) and resume and all(k in by_id for k in resume):
+    given = given_answers(head) if head.writes else {}
+    if not by_id and not given:
+        if _answers_by_id(resume, by_id, given):
+            raise _UnknownInterrupts(True, _nothing_to_answer(settings, head))
+        raise _nothing_to_answer(settings, head)
+    if _answers_by_id(resume, by_id, given):
+        unknown = [k for k in resume if k not in by_id and k not in given]
+        if unknown:
+            raise _UnknownInterrupts(len(unknown) == len(resume), InvalidUpdateError(
+                f"thread {settings.thread_id!r} has no interrupt {unknown} at checkpoint "
+                f"{head.checkpoint.id}; it waits for "
+                f"{[f'{i} in {o.task.node!r}' for i, (_, o) in by_id.items()] or 'nothing'}. "
+                "Read the interrupts to answer with get_state(config).interrupts"
+            ))
         answers = dict(resume)
     elif len(by_id) == 1:
         answers = {next(iter(by_id)): resume}
+    elif not by_id:
+        # Nothing waits: a plain value can only be an answer given before, delivered again.
+        same = [iid for iid, (_, answer) in given.items() if _same(answer, resume)]
+        iid = same[0] if same else next(iter(given))
+        answers = {iid: resume}
     else:
         raise InvalidUpdateError(
             f"thread {settings.thread_id!r} has {len(by_id)} pending interrupts "
@@ -241,10 +287,106 @@ def _answers(
         )
     out = []
     for iid, answer in answers.items():
+        if iid in given:
+            task, before = given[iid]
+            if not _same(before, answer):
+                raise InvalidUpdateError(_changed_answer(settings, head, task, iid, before, answer))
+            continue
         task, outcome = by_id[iid]
         outcome.resume = [*outcome.resume, answer]
         out.append((task, encode_waiting(outcome)))
-    return out
+    return out, list(answers)
+
+
+def _answers_by_id(
+    resume: Any, by_id: Mapping[str, Any], given: Mapping[str, Any]
+) -> bool:
+    """Whether `resume` is a `{interrupt_id: answer}` mapping rather than one answer: its keys
+    are all interrupt ids of this checkpoint, or all shaped like one (then unknown ones are
+    refused, instead of passing the mapping as the answer to some other interrupt)."""
+    if not isinstance(resume, Mapping) or not resume:
+        return False
+    return all(k in by_id or k in given for k in resume) or all(
+        isinstance(k, str) and INTERRUPT_ID.fullmatch(k) for k in resume
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # a value whose == refuses to answer (an array, say) is not the same
+        return False
+
+
+class _UnknownInterrupts(Exception):  # noqa: N818 - a signal inside this module, not an error
+    """`Command(resume={id: ...})` names interrupts the head does not hold; `error` is raised
+    unless they were all answered, identically, before the head (`everyone`: no id is known
+    at the head)."""
+
+    def __init__(self, everyone: bool, error: InvalidUpdateError) -> None:
+        self.everyone = everyone
+        self.error = error
+
+
+def _answered_earlier(
+    settings: RunSettings, head: Head, resume: Any, update: Mapping[str, Any]
+) -> Core:
+    """Whether every answer of `resume` was given, identically, to the checkpoint where the
+    run last paused: the command was delivered, the steps after it ran and committed, and it
+    arrives again (a worker that died before reporting it is retried). Walks back over the
+    steps the run made since; a different answer, or an update that did not come with those
+    answers, is refused."""
+    current = head
+    while current.metadata.source == "loop" and current.parent is not None:
+        tup: CheckpointTuple | None = yield Get(current.parent)
+        if tup is None:
+            return False
+        current = head_of(tup)
+        given = given_answers(current) if current.writes else {}
+        if not given:
+            continue
+        if not all(k in given for k in resume):
+            return False
+        for iid, answer in resume.items():
+            task, earlier = given[iid]
+            if not _same(earlier, answer):
+                raise InvalidUpdateError(
+                    _changed_answer(settings, current, task, iid, earlier, answer)
+                )
+        if update and _must_hold(settings, current, update, list(resume)):
+            raise InvalidUpdateError(
+                f"thread {settings.thread_id!r}: the answers to {list(resume)} were given at "
+                f"checkpoint {current.checkpoint.id} without the update {dict(update)!r:.120}"
+                ", and the run has moved on since. Apply it with update_state(config, values)"
+            )
+        return True
+    return False
+
+
+def _nothing_to_answer(settings: RunSettings, head: Head) -> InvalidUpdateError:
+    if not head.checkpoint.next:
+        return InvalidUpdateError(
+            f"thread {settings.thread_id!r} has finished (checkpoint {head.checkpoint.id}); "
+            "there is no interrupt to answer. Start a new run on it with invoke(input, config)"
+        )
+    return InvalidUpdateError(
+        f"thread {settings.thread_id!r} has no pending interrupt to answer at checkpoint "
+        f"{head.checkpoint.id} (next: {list(head.checkpoint.next)}); continue it with "
+        "invoke(None, config)"
+    )
+
+
+def _changed_answer(
+    settings: RunSettings, head: Head, task: Task, iid: str, before: Any, answer: Any
+) -> str:
+    return (
+        f"interrupt {iid} of node {task.node!r} on thread {settings.thread_id!r} was already "
+        f"answered with {before!r:.120} at checkpoint {head.checkpoint.id}; it cannot be "
+        f"answered again with {answer!r:.120}. Continue the run with invoke(None, config) "
+        "(the given answer stands), or, to answer differently, branch from that checkpoint "
+        f"once the run has moved on: invoke(Command(resume=...), "
+        f"config.with_checkpoint_id({head.checkpoint.id!r}))"
+    )
 
 
 def not_found_message(thread_id: str, checkpoint_id: str) -> str:

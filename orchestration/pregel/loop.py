@@ -226,11 +226,30 @@ def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
         try:
             yield PutWrites(head.config, writes, o.task.id)
         except SerializationError as error:
-            what = "its update" if o.update is not None else "the value it passed to interrupt()"
+            update = o.update
+            what = "its update" if update is not None else "the value it passed to interrupt()"
+            step = head.metadata.step + 1
             raise SerializationError(
-                f"{error} (in {what}, node {o.task.node!r}, step {head.metadata.step + 1}). "
-                "The thread is unchanged: make the node use storable values and run it again."
+                f"{error} (in {what}, node {o.task.node!r}, step {step}). "
+                "The thread is unchanged: make the node use storable values and run it again.",
+                field=error.field if update is not None and error.field in update else None,
+                nodes=[o.task.node],
+                step=step,
             ) from error
+
+
+def _keep_finished(head: Head, outcomes: Sequence[Outcome]) -> Core:
+    """The saver failed to store the step's checkpoint although every task finished: keep
+    their writes on `head` if it still takes them, so that resuming (or delivering the same
+    answer again) recovers those tasks instead of running their nodes a second time. The
+    saver's own failure is what the caller sees; a failure here changes nothing."""
+    for outcome in outcomes:
+        if not outcome.fresh:
+            continue
+        try:
+            yield PutWrites(head.config, encode_done(outcome), outcome.task.id)
+        except Exception:
+            return
 
 
 def _commit(
@@ -264,6 +283,9 @@ def _commit(
         config = yield Put(head.config, checkpoint, metadata)
     except SerializationError as error:
         raise unsaved_checkpoint(error, metadata, writers) from error
+    except Exception:
+        yield from _keep_finished(head, outcomes)
+        raise
     if settings.modes:
         if "updates" in settings.modes:
             yield Emit("updates", writes_meta)

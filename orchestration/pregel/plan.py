@@ -3,9 +3,11 @@ writes apply through the reducers, and how a task's pending writes encode and de
 
 Pending writes (on the checkpoint a superstep started from) use these channels per task id:
 state fields (the task's update), `__goto__` (where a returned Command went), `__done__`
-(the task finished), `__interrupt__` (it waits for an answer), `__resume__` (answers so far).
+(the task finished), `__interrupt__` (it waits for an answer), `__resume__` (answers so far;
+kept when the task finishes, so an answer delivered twice is recognised).
 Two pseudo task ids never run: `__interrupt_before__` records a breakpoint stop and
-`__input__` holds a `Command(update=..., resume=...)`'s update until the resumed step commits.
+`__input__` holds a `Command(update=..., resume=...)`'s update until the resumed step commits,
+each update followed by `__held_for__` (the interrupt ids its command answered).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from orchestration.checkpoint.base import (
     CheckpointTuple,
 )
 from orchestration.errors import InvalidUpdateError, NodeError
+from orchestration.interrupts import interrupt_id
 from orchestration.reducers import last_value
-from orchestration.types import END, Command, Interrupt, Send
+from orchestration.types import END, Command, Interrupt, Overwrite, Send
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec
@@ -39,6 +42,8 @@ PAUSED = "__paused__"
 BEFORE_TASK = "__interrupt_before__"
 # Pseudo task id holding the update of a `Command(update=..., resume=...)` input.
 INPUT_TASK = "__input__"
+# Ends each update held under INPUT_TASK: the ids of the interrupts its command answered.
+HELD_FOR = "__held_for__"
 NO_SAVER_THREAD = "__unsaved__"
 
 NO_ARG: Any = object()
@@ -98,6 +103,7 @@ class Head:
     state: Any = NO_ARG  # the schema instance of checkpoint.values, built once
     # plan_tasks(checkpoint), built once: a resume matches answers to tasks, then runs them.
     tasks: list[Task] | None = None
+    parent: CheckpointConfig | None = None  # known when read from the saver
 
 
 def task_id(checkpoint_id: str, index: int, node: str) -> str:
@@ -221,7 +227,8 @@ def apply_updates(
     updates: Sequence[tuple[str, Mapping[str, Any]]],
     step: int,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Apply (writer, update) pairs in order through the reducers.
+    """Apply (writer, update) pairs in order through the reducers; an `Overwrite` sets its
+    field and wins over the step's plain updates of it (see `Overwrite`).
 
     Returns the new values and, per changed field, the writers (for error messages)."""
     if len(updates) == 1 and updates[0][1].keys() <= schema.plain_fields:
@@ -229,21 +236,38 @@ def apply_updates(
         writer, update = updates[0]
         new = dict(values)
         new.update(update)
+        if Overwrite in map(type, update.values()):
+            for key, value in update.items():
+                if type(value) is Overwrite:
+                    new[key] = value.value
         return new, {key: [writer] for key in update}
     new = dict(values)
     writers: dict[str, list[str]] = {}
+    overwritten: dict[str, str] = {}  # field -> the writer of its Overwrite this step
     reducers = schema.reducers
     for writer, update in updates:
         for key, value in update.items():
             reducer = reducers[key]
             who = writers.setdefault(key, [])
-            if reducer is last_value:
-                if who:
-                    raise InvalidUpdateError(
-                        f"{who[0]!r} and {writer!r} both wrote {key!r} in step {step}; a field "
-                        "without a reducer takes one write per step: write it from one node, or "
-                        f"give it a reducer (Annotated[..., topic] or a custom one)"
-                    )
+            is_overwrite = type(value) is Overwrite
+            if is_overwrite and key in overwritten:
+                raise InvalidUpdateError(
+                    f"{overwritten[key]!r} and {writer!r} both wrote Overwrite(...) to {key!r} "
+                    f"in step {step}; a field takes one Overwrite per step: overwrite it from "
+                    "one node, or send plain updates through its reducer"
+                )
+            if reducer is last_value and who:
+                raise InvalidUpdateError(
+                    f"{who[0]!r} and {writer!r} both wrote {key!r} in step {step}; a field "
+                    "without a reducer takes one write per step: write it from one node, or "
+                    f"give it a reducer (Annotated[..., topic] or a custom one)"
+                )
+            if is_overwrite:
+                overwritten[key] = writer
+                new[key] = value.value
+            elif key in overwritten:
+                pass  # the Overwrite of this step wins (LangGraph's rule)
+            elif reducer is last_value:
                 new[key] = value
             else:
                 try:
@@ -264,6 +288,8 @@ def apply_input_writes(
     the same plain field, and the later one simply wins."""
     new, writers = dict(values), {}
     for key, value in writes:
+        if key == HELD_FOR:
+            continue
         new, changed = apply_updates(schema, new, [("input", {key: value})], step)
         writers.update(changed)
     return new, writers
@@ -300,6 +326,8 @@ def encode_done(outcome: Outcome) -> list[tuple[str, Any]]:
     writes: list[tuple[str, Any]] = list((outcome.update or {}).items())
     if outcome.goto:
         writes.append((GOTO, [_encode_goto(g) for g in outcome.goto]))
+    if outcome.resume:
+        writes.append((RESUME, list(outcome.resume)))
     writes.append((DONE, None))
     return writes
 
@@ -359,6 +387,34 @@ def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:
     return found
 
 
+def given_answers(head: Head) -> dict[str, tuple[Task, Any]]:
+    """interrupt id -> (task, answer) for every answer recorded on `head`, whether its task
+    still runs or has finished. An interrupt's id follows from its task and its position in
+    the node (`interrupt_id`), so the answers list alone says which interrupts it answered."""
+    given: dict[str, tuple[Task, Any]] = {}
+    for task in tasks_of(head):
+        for channel, value in head.writes.get(task.id, ()):
+            if channel == RESUME:
+                for index, answer in enumerate(value):
+                    given[interrupt_id(task.id, index)] = (task, answer)
+    return given
+
+
+def held_updates(writes: Sequence[tuple[str, Any]]) -> list[tuple[list[tuple[str, Any]], Any]]:
+    """The `__input__` writes as (update items, interrupt ids its command answered) pairs."""
+    held: list[tuple[list[tuple[str, Any]], Any]] = []
+    items: list[tuple[str, Any]] = []
+    for channel, value in writes:
+        if channel == HELD_FOR:
+            held.append((items, value))
+            items = []
+        else:
+            items.append((channel, value))
+    if items:  # written before updates were marked: which command it came with is unknown
+        held.append((items, None))
+    return held
+
+
 def interrupts_of(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
     if not tup.pending_writes:  # interrupts live in pending writes; most checkpoints have none
         return ()
@@ -370,7 +426,7 @@ def head_of(tup: CheckpointTuple) -> Head:
     writes: dict[str, list[tuple[str, Any]]] = {}
     for write in tup.pending_writes:
         writes.setdefault(write.task_id, []).append((write.channel, write.value))
-    return Head(tup.config, tup.checkpoint, tup.metadata, writes)
+    return Head(tup.config, tup.checkpoint, tup.metadata, writes, parent=tup.parent_config)
 
 
 def state_of(schema: Schema, head: Head) -> Any:

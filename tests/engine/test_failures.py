@@ -153,6 +153,53 @@ def test_unserializable_interrupt_value_names_the_node(saver, config) -> None:
     assert saver.get_tuple(config).metadata.source == "input"
 
 
+def test_serialization_error_carries_field_node_and_step(saver, config) -> None:
+    graph = StateGraph(Log).add_node("ok", lambda s: {"log": ["ok"]})
+    graph.add_node("leaky", lambda s: {"blob": Opaque()})
+    graph.set_entry_point("ok").add_edge("ok", "leaky").add_edge("leaky", END)
+    with pytest.raises(SerializationError) as caught:
+        graph.compile(checkpointer=saver).invoke(None, config)
+    error = caught.value
+    assert (error.field, error.node, error.nodes, error.step) == ("blob", "leaky", ("leaky",), 2)
+
+
+def test_the_culprit_is_the_unstorable_field_not_another_field_named_in_the_message(
+    saver, config
+) -> None:
+    """`blob`'s bad value sits under a key named like another field written in that step: the
+    error still names `blob` and its writer (the message names both fields)."""
+    graph = StateGraph(Log).add_node("fine", lambda s: {"log": ["fine"]})
+    graph.add_node("leaky", lambda s: {"blob": {"log": Opaque()}})
+    graph.add_edge(START, "fine").add_edge(START, "leaky")
+    compiled = graph.add_edge("fine", END).add_edge("leaky", END).compile(checkpointer=saver)
+    with pytest.raises(SerializationError) as caught:
+        compiled.invoke(None, config)
+    assert (caught.value.field, caught.value.nodes) == ("blob", ("leaky",))
+    assert "field 'blob' was written by ['leaky']" in str(caught.value)
+
+
+def test_an_unstorable_pending_write_names_its_field_and_node(saver, config) -> None:
+    from orchestration import interrupt
+
+    graph = StateGraph(Log).add_node("leaky", lambda s: {"blob": Opaque()})
+    graph.add_node("ask", lambda s: {"log": [interrupt("?")]})
+    graph.add_edge(START, "leaky").add_edge(START, "ask")
+    compiled = graph.add_edge("leaky", END).add_edge("ask", END).compile(checkpointer=saver)
+    with pytest.raises(SerializationError, match="in its update, node 'leaky'") as caught:
+        compiled.invoke(None, config)
+    assert (caught.value.field, caught.value.node, caught.value.step) == ("blob", "leaky", 1)
+
+
+def test_an_unstorable_interrupt_value_has_a_node_but_no_field(saver, config) -> None:
+    from orchestration import interrupt
+
+    graph = StateGraph(Log).add_node("ask", lambda s: {"log": [interrupt(Opaque())]})
+    compiled = graph.set_entry_point("ask").set_finish_point("ask").compile(checkpointer=saver)
+    with pytest.raises(SerializationError) as caught:
+        compiled.invoke(None, config)
+    assert (caught.value.field, caught.value.node) == (None, "ask")
+
+
 def leaky_and_failing(saver: Any, bad: Switch, blobs: list[Any]) -> Any:
     """`leaky` finishes with a value popped from `blobs` while its sibling `bad` may fail."""
     graph = StateGraph(Log).add_node("leaky", lambda s: {"blob": blobs.pop(0)})

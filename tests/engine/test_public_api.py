@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import orchestration
 import orchestration.reducers
@@ -17,11 +20,29 @@ def test_orchestration_exports_the_contract_names() -> None:
         "StateGraph", "START", "END", "Command", "Send", "interrupt", "Interrupt", "RetryPolicy",
         "StateSnapshot", "CompiledGraph", "OrchestrationError", "GraphValidationError",
         "InvalidUpdateError", "GraphRecursionError", "CheckpointNotFound", "ThreadBusyError",
-        "SerializationError", "NodeError",
+        "SerializationError", "NodeError", "Overwrite",
     }
     assert expected <= set(orchestration.__all__)
     for name in expected:
         assert getattr(orchestration, name) is not None
+
+
+def test_overwrite_is_a_frozen_value_wrapping_its_value() -> None:
+    from orchestration import Overwrite
+
+    wrapped = Overwrite(["kept"])
+    assert wrapped.value == ["kept"] and wrapped == Overwrite(["kept"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        wrapped.value = []  # type: ignore[misc]
+
+
+def test_serialization_error_has_field_node_and_step_attributes() -> None:
+    error = orchestration.SerializationError("x", field="f", nodes=["n"], step=3)
+    assert (str(error), error.field, error.node, error.nodes, error.step) == (
+        "x", "f", "n", ("n",), 3
+    )
+    bare = orchestration.SerializationError("y")
+    assert (bare.field, bare.node, bare.nodes, bare.step) == (None, None, (), None)
 
 
 def test_reducers_module_exports_topic_last_value_merge() -> None:

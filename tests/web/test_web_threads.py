@@ -103,6 +103,32 @@ def test_fork_with_edited_state_starts_a_new_branch(start_paused, client_as,
     assert review.status == ReviewRequest.Status.SUPERSEDED
 
 
+def test_fork_with_an_edited_topic_list_holds_exactly_the_edited_list(
+    start_paused, client_as, django_capture_on_commit_callbacks
+):
+    """The form shows the whole list; the person's edit replaces it (an Overwrite), it is not
+    appended through the field's reducer (which gave ["drafted", "drafted", "added by ops"])."""
+    review = start_paused()
+    thread = review.thread
+    drafted = next(t for t in history(thread) if t.checkpoint.values["notes"] == ["drafted"])
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = client_as("ops").post(
+            reverse("checkpoint-fork", args=[thread.thread_id, drafted.checkpoint.id]),
+            {"field__title": '"Spring report"', "field__amount": "12.5",
+             "field__notes": '["drafted", "added by ops"]', "field__outcome": '""',
+             "field__reviewer": '""', "field__tags": '{"team": "ops"}',
+             "reason": "note what ops added"},
+        )
+    assert response.status_code == 303
+    head = DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id))
+    assert head.checkpoint.next == ("review",)  # the branch paused at the review again
+    assert dict(head.checkpoint.values) == {
+        "title": "Spring report", "amount": 12.5, "notes": ["drafted", "added by ops"],
+        "outcome": "", "reviewer": "", "tags": {"team": "ops"},
+    }
+    assert drafted.checkpoint.values["notes"] == ["drafted"]  # the original is unchanged
+
+
 def test_fork_with_invalid_json_is_refused_with_a_field_error(start_paused, client_as):
     review = start_paused()
     first = history(review.thread)[0]
