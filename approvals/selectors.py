@@ -15,6 +15,7 @@ from approvals.models import Decision, ReviewRequest
 from approvals.tree import TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
+from orchestration.runtime.savers import DjangoCheckpointSaver
 
 # ---------------------------------------------------------------- inbox
 
@@ -207,8 +208,6 @@ def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
 
 def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple | None:
     """Read a checkpoint's values through the saver (the engine's view, not raw rows)."""
-    from orchestration.runtime.savers import DjangoCheckpointSaver
-
     return DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id, checkpoint_id))
 
 
