@@ -159,6 +159,8 @@ class AuditTrailProtected(StepwiseRuntimeError, ProtectedError):
             "is append-only and would go with it. Cancel the thread instead; it stays "
             "readable with its history."
         )
-        StepwiseRuntimeError.__init__(self, message, thread_id=thread_id)
-        # ProtectedError's own attribute, set here because its __init__ is bypassed above
+        # Both bases' __init__ only store attributes (ProtectedError's would also put the
+        # objects into `args`, and so into the message): set them here.
+        Exception.__init__(self, message)
+        self.thread_id, self.run_id, self.graph_name = thread_id, None, None
         self.protected_objects = protected_objects

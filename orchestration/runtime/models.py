@@ -7,9 +7,13 @@ changes, and an append-only field stores just what was appended (`kind = append`
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
+
+from orchestration.runtime.errors import AuditTrailProtected
 
 
 class Thread(models.Model):
@@ -41,6 +45,14 @@ class Thread(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.thread_id
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused while the thread has audit rows (events, decisions): they are append-only
+        and PROTECT the thread (`orchestration.runtime.audit`). Cancel the thread instead."""
+        try:
+            return super().delete(*args, **kwargs)
+        except ProtectedError as exc:
+            raise AuditTrailProtected(self.thread_id, exc.protected_objects) from exc
 
 
 class Checkpoint(models.Model):
@@ -209,15 +221,17 @@ class Event(models.Model):
 
     Workers in another process write events here; pages poll this table when no shared
     channel layer (Redis) carries them, so live updates work in the SQLite profile too.
+    Append-only in the database (`orchestration.runtime.audit`): rows are never changed or
+    deleted, and the thread, run and user they name cannot be deleted from under them.
     """
 
     kind = models.CharField(max_length=50)
     thread = models.ForeignKey(
-        Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Thread, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
     )
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
