@@ -139,22 +139,40 @@ class PendingWrite(models.Model):
         return f"write {self.task_id}#{self.idx} -> {self.channel}"
 
 
+class RunManager(models.Manager["Run"]):
+    def close_paused(self, thread_id: int, *, by_kind: str) -> int:
+        """A new run of the thread moves it past its pause: the waiting runs become
+        answered (a resume carries the answer on) or superseded (a fork branches away), so
+        "waiting for review" is only ever said of a run that still waits."""
+        status = Run.Status.SUPERSEDED if by_kind == Run.Kind.FORK else Run.Status.ANSWERED
+        return self.filter(thread_id=thread_id, status=Run.Status.WAITING).update(status=status)
+
+
 class Run(models.Model):
-    """One execution of a thread by a worker: start, resume, fork or retry."""
+    """One execution of a thread by a worker: start, resume, fork or retry.
+
+    A run that pauses at interrupts is `waiting` until the thread moves on with a new run:
+    then it is `answered` (a resume carried its review's answer) or `superseded` (a fork).
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         WAITING = "waiting", "Waiting for review"
+        ANSWERED = "answered", "Answered"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        SUPERSEDED = "superseded", "Superseded by a fork"
         STALLED = "stalled", "Stalled"
 
     # A stalled run still owns its thread: it resumes from the thread's last checkpoint, so a
     # second run started meanwhile would race it for the same branch.
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STALLED)
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    # nothing more happens to these (the thread may go on in later runs)
+    FINISHED = (
+        Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ANSWERED, Status.SUPERSEDED
+    )
 
     class Kind(models.TextChoices):
         START = "start", "Start"
@@ -188,6 +206,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunManager()
 
     class Meta:
         constraints = [
