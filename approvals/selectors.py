@@ -257,8 +257,8 @@ def stalled_q() -> Q:
 
 
 def run_counts() -> dict[str, int]:
-    """Runs per status tab, "attention" included, and the open reviews (two queries). Stalled counts the expired
-    leases too; `open_reviews` is what the waiting runs wait for."""
+    """Runs per status tab, "attention" included, and the open reviews (two queries).
+    Stalled counts the expired leases too; `open_reviews` is what the waiting runs wait for."""
     counts = Run.objects.aggregate(
         **{s: Count("pk", filter=Q(status=s)) for s in Run.Status.values},
         lease_expired=Count("pk", filter=stalled_q() & Q(status=Run.Status.RUNNING)),
