@@ -140,19 +140,21 @@ class PendingWrite(models.Model):
 
 
 class RunManager(models.Manager["Run"]):
-    def close_paused(self, thread_id: int, *, by_kind: str) -> int:
-        """A new run of the thread moves it past its pause: the waiting runs become
-        answered (a resume carries the answer on) or superseded (a fork branches away), so
-        "waiting for review" is only ever said of a run that still waits."""
-        status = Run.Status.SUPERSEDED if by_kind == Run.Kind.FORK else Run.Status.ANSWERED
-        return self.filter(thread_id=thread_id, status=Run.Status.WAITING).update(status=status)
+    def close_paused(self, thread_id: int) -> int:
+        """A new run of the thread moves it past its pause: its waiting runs become answered,
+        so "waiting for review" is only ever said of a run that still waits."""
+        return self.filter(thread_id=thread_id, status=Run.Status.WAITING).update(
+            status=Run.Status.ANSWERED
+        )
 
 
 class Run(models.Model):
     """One execution of a thread by a worker: start, resume, fork or retry.
 
-    A run that pauses at interrupts is `waiting` until the thread moves on with a new run:
-    then it is `answered` (a resume carried its review's answer) or `superseded` (a fork).
+    A run that pauses at interrupts is `waiting` until the thread moves on with a new run;
+    then it is `answered`: a resume carried its reviews' answers on, or a fork ("decide
+    differently", an edit of past state) branched past them. (The HTTP API's run statuses
+    are these values: one `answered`, no separate status for a fork.)
     """
 
     class Status(models.TextChoices):
@@ -163,16 +165,13 @@ class Run(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
-        SUPERSEDED = "superseded", "Superseded by a fork"
         STALLED = "stalled", "Stalled"
 
     # A stalled run still owns its thread: it resumes from the thread's last checkpoint, so a
     # second run started meanwhile would race it for the same branch.
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STALLED)
     # nothing more happens to these (the thread may go on in later runs)
-    FINISHED = (
-        Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ANSWERED, Status.SUPERSEDED
-    )
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ANSWERED)
 
     class Kind(models.TextChoices):
         START = "start", "Start"

@@ -252,7 +252,7 @@ def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: byt
         thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
         previous=previous, **fields,
     )
-    Run.objects.close_paused(thread.pk, by_kind=kind)
+    Run.objects.close_paused(thread.pk)
     Thread.objects.filter(pk=thread.pk).update(
         status=Thread.Status.RUNNING, updated_at=timezone.now()
     )

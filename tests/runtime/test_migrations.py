@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("orchestration", "0002_audit_append_only")]
-AFTER = [("orchestration", "0003_run_answered_superseded")]
+AFTER = [("orchestration", "0003_run_answered")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -31,4 +31,4 @@ def test_paused_runs_whose_thread_moved_on_stop_saying_waiting() -> None:
     executor.migrate(AFTER)
     Run = executor.loader.project_state(AFTER).apps.get_model("orchestration", "Run")
     statuses = {name: Run.objects.get(pk=run.pk).status for name, run in paused.items()}
-    assert statuses == {"answered": "answered", "forked": "superseded", "waiting": "waiting"}
+    assert statuses == {"answered": "answered", "forked": "answered", "waiting": "waiting"}

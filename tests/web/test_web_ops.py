@@ -156,7 +156,7 @@ def test_needs_attention_holds_only_runs_ops_can_act_on(
     assert response.context["counts"]["attention"] == 3
 
 
-def test_resuming_a_paused_thread_marks_its_run_answered_and_forking_marks_it_superseded(
+def test_resuming_or_forking_a_paused_thread_marks_its_paused_run_answered(
     start_paused, make_user, django_capture_on_commit_callbacks
 ):
     resumed, forked = start_paused(), start_paused()
@@ -165,4 +165,4 @@ def test_resuming_a_paused_thread_marks_its_run_answered_and_forking_marks_it_su
                            user=None, reason="answer")
         runs.fork_thread(forked.thread, forked.checkpoint_id, None, user=None, reason="branch")
     statuses = [Run.objects.get(pk=r.run_id).status for r in (resumed, forked)]
-    assert statuses == [Run.Status.ANSWERED, Run.Status.SUPERSEDED]
+    assert statuses == [Run.Status.ANSWERED, Run.Status.ANSWERED]

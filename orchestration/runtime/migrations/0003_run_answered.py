@@ -5,18 +5,16 @@ from django.db import migrations, models
 
 def close_paused_runs(apps, schema_editor):
     """Paused runs whose thread already moved on said "waiting" forever: give them the
-    status a new run now gives them (answered by a resume, superseded by a fork)."""
+    status a new run now gives them."""
     Run = apps.get_model("orchestration", "Run")
     for run in Run.objects.filter(status="waiting").order_by("pk").iterator():
-        later = Run.objects.filter(thread_id=run.thread_id, pk__gt=run.pk).order_by("pk").first()
-        if later is not None:
-            status = "superseded" if later.kind == "fork" else "answered"
-            Run.objects.filter(pk=run.pk).update(status=status)
+        if Run.objects.filter(thread_id=run.thread_id, pk__gt=run.pk).exists():
+            Run.objects.filter(pk=run.pk).update(status="answered")
 
 
 def reopen_paused_runs(apps, schema_editor):
     Run = apps.get_model("orchestration", "Run")
-    Run.objects.filter(status__in=["answered", "superseded"]).update(status="waiting")
+    Run.objects.filter(status="answered").update(status="waiting")
 
 
 class Migration(migrations.Migration):
@@ -37,7 +35,6 @@ class Migration(migrations.Migration):
                     ("succeeded", "Succeeded"),
                     ("failed", "Failed"),
                     ("cancelled", "Cancelled"),
-                    ("superseded", "Superseded by a fork"),
                     ("stalled", "Stalled"),
                 ],
                 default="queued",
