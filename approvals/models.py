@@ -102,7 +102,9 @@ class ImmutableError(Exception):
 
 
 class Decision(models.Model):
-    """What a person decided on a review. Written once, never changed (it is the audit trail)."""
+    """What a person decided on a review. Written once, never changed (it is the audit trail):
+    append-only in the database too (`orchestration.runtime.audit`), where only `resumed_run`
+    may be filled in once, and the review, user and run it names cannot be deleted."""
 
     class Action(models.TextChoices):
         APPROVE = "approve", "Approve"
@@ -110,9 +112,9 @@ class Decision(models.Model):
         EDIT = "edit", "Edit then approve"
         RESPOND = "respond", "Respond"
 
-    review = models.OneToOneField(ReviewRequest, on_delete=models.CASCADE, related_name="decision")
+    review = models.OneToOneField(ReviewRequest, on_delete=models.PROTECT, related_name="decision")
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(auto_now_add=True)
     action = models.CharField(max_length=10, choices=Action.choices)
@@ -121,7 +123,7 @@ class Decision(models.Model):
     text = models.TextField(blank=True)
     # the run that carried the answer back into the thread
     resumed_run = models.ForeignKey(
-        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Run, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
     class Meta:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
+from orchestration.runtime.savers import DjangoCheckpointSaver
 
 # ---------------------------------------------------------------- inbox
 
@@ -207,8 +208,6 @@ def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
 
 def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple | None:
     """Read a checkpoint's values through the saver (the engine's view, not raw rows)."""
-    from orchestration.runtime.savers import DjangoCheckpointSaver
-
     return DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id, checkpoint_id))
 
 
@@ -221,18 +220,33 @@ def checkpoint_values(tup: CheckpointTuple | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class OpsFilter:
-    status: str = "attention"  # attention = running, waiting, stalled, failed; or a status
+    status: str = "attention"  # "attention" (see `attention_q`) or one Run.Status value
 
 
 def ops_runs(f: OpsFilter) -> QuerySet[Run]:
     qs = Run.objects.select_related("thread", "requested_by").order_by("created_at", "pk")
     if f.status == "attention":
-        return qs.filter(status__in=["running", "waiting", "stalled", "failed", "queued"])
+        return qs.filter(attention_q())
     if f.status == "stalled":
         return qs.filter(stalled_q())
     if f.status in Run.Status.values:
         return qs.filter(status=f.status)
     return qs
+
+
+def attention_q() -> Q:
+    """The runs ops can act on, and nothing else: stalled ones (resume), failed ones that are
+    still their thread's latest run (retry; an older failure was retried or forked past),
+    and queued runs no task will pick up (`unpicked_queued_q`). Waiting runs belong to the
+    reviewers' inbox, healthy running ones to their worker."""
+    later = Run.objects.filter(thread=OuterRef("thread"), pk__gt=OuterRef("pk"))
+    return stalled_q() | Q(~Exists(later), status=Run.Status.FAILED) | unpicked_queued_q()
+
+
+def unpicked_queued_q() -> Q:
+    """Queued runs that no task will ever pick up (their task was never enqueued, or is
+    gone). Only the runtime can tell which those are; until it records that, none is."""
+    return Q(pk__in=[])
 
 
 def stalled_q() -> Q:
@@ -243,11 +257,15 @@ def stalled_q() -> Q:
 
 
 def run_counts() -> dict[str, int]:
+    """Runs per status tab, "attention" included, and the open reviews (two queries).
+    Stalled counts the expired leases too; `open_reviews` is what the waiting runs wait for."""
     counts = Run.objects.aggregate(
         **{s: Count("pk", filter=Q(status=s)) for s in Run.Status.values},
         lease_expired=Count("pk", filter=stalled_q() & Q(status=Run.Status.RUNNING)),
+        attention=Count("pk", filter=attention_q()),
     )
     counts["stalled"] += counts.pop("lease_expired")
+    counts["open_reviews"] = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).count()
     return counts
 
 

@@ -1,4 +1,7 @@
-"""Django admin for threads, runs, the checkpoint tree (read-only) and events."""
+"""Django admin for threads, runs, the checkpoint tree (read-only) and events.
+
+A thread with audit rows (events, decisions) cannot be deleted: the delete page lists them
+(`orchestration.runtime.audit`)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,16 @@ class ThreadAdmin(admin.ModelAdmin):
     search_fields = ("thread_id", "title")
     readonly_fields = ("thread_id", "graph_name", "head_checkpoint_id", "created_at", "updated_at")
     inlines = [RunInline]
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(
+            objs, request
+        )
+        if protected:
+            # The append-only audit trail is why it cannot go (the template says so); a
+            # "no permission to delete runs" message would hide that reason.
+            perms_needed = set()
+        return to_delete, model_count, perms_needed, protected
 
 
 @admin.register(Run)

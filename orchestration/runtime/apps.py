@@ -5,7 +5,10 @@ import stat
 from typing import Any
 
 from django.apps import AppConfig
+from django.core import checks
 from django.db.backends.signals import connection_created
+
+from orchestration.runtime.checks import check_graphs
 
 
 class OrchestrationConfig(AppConfig):
@@ -15,8 +18,7 @@ class OrchestrationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orchestration.runtime import checks  # noqa: F401  (registers the system check)
-
+        checks.register(check_graphs, "stepwise")
         connection_created.connect(restrict_sqlite_file, dispatch_uid="stepwise-sqlite-0600")
 
 

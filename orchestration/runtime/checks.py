@@ -1,4 +1,6 @@
-"""System check: every STEPWISE_GRAPHS entry imports and is a compiled graph, at boot."""
+"""System check: every STEPWISE_GRAPHS entry imports and is a compiled graph, at boot.
+
+Registered by `OrchestrationConfig.ready`."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from orchestration.runtime.registry import GraphRegistryError, load_graph
+from orchestration.runtime.errors import GraphRegistryError
+from orchestration.runtime.registry import load_graph
 
 
-@checks.register("stepwise")
 def check_graphs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     graphs = getattr(settings, "STEPWISE_GRAPHS", None)
     if not isinstance(graphs, dict):

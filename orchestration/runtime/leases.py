@@ -22,21 +22,15 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from orchestration.runtime.errors import LeaseLost
 from orchestration.runtime.models import Run, Thread
 
+__all__ = [
+    "Heartbeat", "Lease", "LeaseLost", "claim", "expired_runs", "lease_seconds",
+    "revoke_expired_lease", "worker_id",
+]
+
 logger = logging.getLogger(__name__)
-
-
-class LeaseLost(Exception):  # noqa: N818 - it names the situation, like TimeoutError's kin
-    """This worker no longer holds the run: it was resumed elsewhere, cancelled or finished."""
-
-    def __init__(self, run_id: int, token: str) -> None:
-        self.run_id = run_id
-        self.token = token
-        super().__init__(
-            f"run {run_id}: this worker's lease {token[:8]} is gone (the run was resumed by "
-            "another worker, cancelled or finished); nothing was written. No action needed."
-        )
 
 
 def lease_seconds() -> float:
@@ -95,8 +89,10 @@ def claim(run_id: int, *, seconds: float | None = None) -> Lease | None:
     return lease
 
 
-def mark_stalled(run_id: int, *, older_than: float = 0.0) -> bool:
-    """Move a running run whose lease expired more than `older_than` seconds ago to stalled."""
+def revoke_expired_lease(run_id: int, *, older_than: float = 0.0) -> bool:
+    """The row change alone: a running run whose lease expired more than `older_than` seconds
+    ago becomes stalled and its token is cleared, so the old worker's fence fails. Records no
+    event and sends no signal: `runs.declare_stalled` does that around it."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
     return bool(
         Run.objects.filter(

@@ -7,9 +7,13 @@ changes, and an append-only field stores just what was appended (`kind = append`
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import ProtectedError, Q
+
+from orchestration.runtime.errors import AuditTrailProtected
 
 
 class Thread(models.Model):
@@ -41,6 +45,14 @@ class Thread(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.thread_id
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused while the thread has audit rows (events, decisions): they are append-only
+        and PROTECT the thread (`orchestration.runtime.audit`). Cancel the thread instead."""
+        try:
+            return super().delete(*args, **kwargs)
+        except ProtectedError as exc:
+            raise AuditTrailProtected(self.thread_id, exc.protected_objects) from exc
 
 
 class Checkpoint(models.Model):
@@ -127,13 +139,29 @@ class PendingWrite(models.Model):
         return f"write {self.task_id}#{self.idx} -> {self.channel}"
 
 
+class RunManager(models.Manager["Run"]):
+    def close_paused(self, thread_id: int) -> int:
+        """A new run of the thread moves it past its pause: its waiting runs become answered,
+        so "waiting for review" is only ever said of a run that still waits."""
+        return self.filter(thread_id=thread_id, status=Run.Status.WAITING).update(
+            status=Run.Status.ANSWERED
+        )
+
+
 class Run(models.Model):
-    """One execution of a thread by a worker: start, resume, fork or retry."""
+    """One execution of a thread by a worker: start, resume, fork or retry.
+
+    A run that pauses at interrupts is `waiting` until the thread moves on with a new run;
+    then it is `answered`: a resume carried its reviews' answers on, or a fork ("decide
+    differently", an edit of past state) branched past them. (The HTTP API's run statuses
+    are these values: one `answered`, no separate status for a fork.)
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         WAITING = "waiting", "Waiting for review"
+        ANSWERED = "answered", "Answered"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
@@ -142,7 +170,8 @@ class Run(models.Model):
     # A stalled run still owns its thread: it resumes from the thread's last checkpoint, so a
     # second run started meanwhile would race it for the same branch.
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STALLED)
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+    # nothing more happens to these (the thread may go on in later runs)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ANSWERED)
 
     class Kind(models.TextChoices):
         START = "start", "Start"
@@ -177,6 +206,8 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = RunManager()
+
     class Meta:
         constraints = [
             # At most one active run per thread, enforced by the database.
@@ -209,15 +240,17 @@ class Event(models.Model):
 
     Workers in another process write events here; pages poll this table when no shared
     channel layer (Redis) carries them, so live updates work in the SQLite profile too.
+    Append-only in the database (`orchestration.runtime.audit`): rows are never changed or
+    deleted, and the thread, run and user they name cannot be deleted from under them.
     """
 
     kind = models.CharField(max_length=50)
     thread = models.ForeignKey(
-        Thread, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Thread, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
     )
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reason = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)

@@ -12,17 +12,13 @@ from typing import Any
 
 from django.conf import settings
 
+# re-exported: these were defined here before the runtime had one error tree
+from orchestration.runtime.errors import GraphImportError, GraphRegistryError, UnknownGraph
 
-class GraphRegistryError(Exception):
-    """A graph name or its STEPWISE_GRAPHS entry cannot be turned into a compiled graph."""
-
-
-class UnknownGraph(GraphRegistryError, LookupError):
-    pass
-
-
-class GraphImportError(GraphRegistryError, ImportError):
-    pass
+__all__ = [
+    "GraphImportError", "GraphRegistryError", "UnknownGraph", "get_graph", "graph_names",
+    "load_graph",
+]
 
 
 _cache: dict[tuple[str, str], Any] = {}
@@ -38,11 +34,7 @@ def get_graph(graph_name: str) -> Any:
     graphs: dict[str, str] = settings.STEPWISE_GRAPHS
     target = graphs.get(graph_name)
     if target is None:
-        known = ", ".join(sorted(graphs)) or "none"
-        raise UnknownGraph(
-            f"no graph named {graph_name!r} in settings.STEPWISE_GRAPHS (known: {known}); "
-            "add it as name -> 'module:attribute'"
-        )
+        raise UnknownGraph(graph_name, known=graphs)
     key = (graph_name, target)
     with _lock:
         if key not in _cache:
@@ -55,27 +47,31 @@ def load_graph(graph_name: str, target: str) -> Any:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise GraphImportError(
-            f"STEPWISE_GRAPHS[{graph_name!r}] = {target!r} is not of the form 'module:attribute'"
+            f"STEPWISE_GRAPHS[{graph_name!r}] = {target!r} is not of the form 'module:attribute'",
+            graph_name=graph_name, target=target,
         )
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise GraphImportError(
             f"STEPWISE_GRAPHS[{graph_name!r}]: importing {module_name!r} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}",
+            graph_name=graph_name, target=target,
         ) from exc
     try:
         obj = getattr(module, attr)
     except AttributeError as exc:
         raise GraphImportError(
-            f"STEPWISE_GRAPHS[{graph_name!r}]: module {module_name!r} has no attribute {attr!r}"
+            f"STEPWISE_GRAPHS[{graph_name!r}]: module {module_name!r} has no attribute {attr!r}",
+            graph_name=graph_name, target=target,
         ) from exc
     if not _is_compiled(obj) and callable(obj):
         obj = obj()
     if not _is_compiled(obj):
         raise GraphImportError(
             f"STEPWISE_GRAPHS[{graph_name!r}] = {target!r} is a {type(obj).__name__}, not a "
-            "compiled graph: point it at StateGraph(...).compile() or a factory returning one"
+            "compiled graph: point it at StateGraph(...).compile() or a factory returning one",
+            graph_name=graph_name, target=target,
         )
     return obj
 
@@ -84,8 +80,3 @@ def _is_compiled(obj: Any) -> bool:
     # A compiled graph is what can be bound to a saver and invoked; a StateGraph builder is
     # callable-free of both, and a factory function has neither.
     return hasattr(obj, "with_checkpoint_saver") and hasattr(obj, "invoke")
-
-
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()

@@ -20,48 +20,32 @@ from django.utils import timezone
 
 from orchestration.checkpoint import serde
 from orchestration.runtime import registry
+from orchestration.runtime.errors import (
+    InvalidRunInput,
+    RunError,
+    RunNotCancellable,
+    RunNotRetryable,
+    RunNotStalled,
+    ThreadExists,
+    ThreadHasActiveRun,
+    ThreadNotResumable,
+    UnknownCheckpoint,
+    UnknownGraph,
+)
 from orchestration.runtime.events import publish
-from orchestration.runtime.leases import mark_stalled
+from orchestration.runtime.leases import revoke_expired_lease
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.signals import run_stalled
 
+# The errors were defined here before the runtime had one error tree: still importable here.
+__all__ = [
+    "InvalidRunInput", "RunError", "RunNotCancellable", "RunNotRetryable", "RunNotStalled",
+    "ThreadExists", "ThreadHasActiveRun", "ThreadNotResumable", "UnknownCheckpoint",
+    "UnknownGraph", "cancel_run", "declare_stalled", "decode_input", "fork_thread",
+    "resume_stalled", "resume_thread", "retry_run", "run_inline", "start_thread",
+]
+
 logger = logging.getLogger(__name__)
-
-
-class RunError(Exception):
-    """A run action was refused; the message says why and what to do instead."""
-
-
-class UnknownGraph(RunError, registry.UnknownGraph):
-    pass
-
-
-class InvalidRunInput(RunError, ValueError):
-    pass
-
-
-class ThreadHasActiveRun(RunError):
-    pass
-
-
-class ThreadNotResumable(RunError):
-    pass
-
-
-class UnknownCheckpoint(RunError, LookupError):
-    pass
-
-
-class RunNotRetryable(RunError):
-    pass
-
-
-class RunNotCancellable(RunError):
-    pass
-
-
-class RunNotStalled(RunError):
-    pass
 
 
 # ---------------------------------------------------------------------------------------
@@ -92,7 +76,8 @@ def resume_thread(thread: Thread, command: Any | None, *, user: Any, reason: str
     if thread.status in (Thread.Status.DONE, Thread.Status.CANCELLED):
         raise ThreadNotResumable(
             f"thread {thread.thread_id} is {thread.get_status_display().lower()}: there is "
-            "nothing left to resume. Fork it from a checkpoint to run it again."
+            "nothing left to resume. Fork it from a checkpoint to run it again.",
+            thread_id=thread.thread_id, graph_name=thread.graph_name,
         )
     payload = _dump(_command_envelope(command))
     with _one_active_run(thread.thread_id), transaction.atomic():
@@ -117,7 +102,8 @@ def fork_thread(
     if not Checkpoint.objects.filter(thread=thread, checkpoint_id=checkpoint_id).exists():
         raise UnknownCheckpoint(
             f"thread {thread.thread_id} has no checkpoint {checkpoint_id!r}; pick one from "
-            "the thread's history"
+            "the thread's history",
+            thread_id=thread.thread_id, checkpoint_id=checkpoint_id,
         )
     payload = _dump({"type": "fork", "values": dict(values or {})})
     with _one_active_run(thread.thread_id), transaction.atomic():
@@ -135,13 +121,15 @@ def retry_run(run: Run, *, user: Any, reason: str) -> Run:
         hint = " (resume stalled runs instead)" if run.status == Run.Status.STALLED else ""
         raise RunNotRetryable(
             f"run {run.pk} is {run.get_status_display().lower()}, only failed runs can be "
-            f"retried{hint}"
+            f"retried{hint}",
+            run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
         )
     latest = _latest_run(run.thread)
     if latest is not None and latest.pk != run.pk:
         raise RunNotRetryable(
             f"run {run.pk} is not the latest run of thread {run.thread.thread_id} "
-            f"(run {latest.pk} is); retry that one or fork the thread"
+            f"(run {latest.pk} is); retry that one or fork the thread",
+            run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
         )
     with _one_active_run(run.thread.thread_id), transaction.atomic():
         new = _create_run(
@@ -163,7 +151,8 @@ def cancel_run(run: Run, *, user: Any, reason: str) -> Run:
         if not changed:
             run.refresh_from_db(fields=["status"])
             raise RunNotCancellable(
-                f"run {run.pk} is already {run.get_status_display().lower()}; nothing to cancel"
+                f"run {run.pk} is already {run.get_status_display().lower()}; nothing to cancel",
+                run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
             )
         Thread.objects.filter(pk=run.thread_id).update(
             status=Thread.Status.CANCELLED, updated_at=now
@@ -178,22 +167,25 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
     expired is first marked stalled; the next worker continues from its last checkpoint."""
     with transaction.atomic():
         if run.status == Run.Status.RUNNING:
-            mark_as_stalled(run, user=user, reason=reason)
+            declare_stalled(run, user=user, reason=reason)
         run.refresh_from_db()
         if run.status != Run.Status.STALLED:
             raise RunNotStalled(
                 f"run {run.pk} is {run.get_status_display().lower()}, not stalled"
-                + (" (its lease has not expired yet)" if run.status == Run.Status.RUNNING else "")
+                + (" (its lease has not expired yet)" if run.status == Run.Status.RUNNING else ""),
+                run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
             )
         publish("run_requeued", run=run, actor=_user_or_none(user), reason=reason)
         _enqueue(run)
     return run
 
 
-def mark_as_stalled(run: Run, *, user: Any = None, reason: str, older_than: float = 0.0) -> bool:
-    """Running -> stalled if its lease expired; sends `run_stalled`. False if it did not."""
+def declare_stalled(run: Run, *, user: Any = None, reason: str, older_than: float = 0.0) -> bool:
+    """Running -> stalled if its lease expired (`leases.revoke_expired_lease`), and say so: the
+    thread becomes stalled, a `run_stalled` event is recorded and the signal sent. False if
+    the lease had not expired (or the run ended) meanwhile."""
     with transaction.atomic():
-        if not mark_stalled(run.pk, older_than=older_than):
+        if not revoke_expired_lease(run.pk, older_than=older_than):
             return False
         Thread.objects.filter(pk=run.thread_id).update(
             status=Thread.Status.STALLED, updated_at=timezone.now()
@@ -260,6 +252,7 @@ def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: byt
         thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
         previous=previous, **fields,
     )
+    Run.objects.close_paused(thread.pk)
     Thread.objects.filter(pk=thread.pk).update(
         status=Thread.Status.RUNNING, updated_at=timezone.now()
     )
@@ -281,10 +274,14 @@ def _one_active_run(thread_label: str) -> Iterator[None]:
         if "run_one_active_per_thread" in text or "orchestration_run" in text:
             raise ThreadHasActiveRun(
                 f"thread {thread_label} already has a queued, running or stalled run; wait "
-                "for it, cancel it, or resume it if it is stalled"
+                "for it, cancel it, or resume it if it is stalled",
+                thread_id=thread_label,
             ) from exc
         if "thread_id" in text:
-            raise RunError(f"a thread named {thread_label!r} already exists") from exc
+            raise ThreadExists(
+                f"a thread named {thread_label!r} already exists; pick another id or open it",
+                thread_id=thread_label,
+            ) from exc
         raise
 
 
@@ -293,10 +290,7 @@ def _latest_run(thread: Thread) -> Run | None:
 
 
 def _check_graph(graph_name: str) -> None:
-    try:
-        registry.get_graph(graph_name)
-    except registry.UnknownGraph as exc:
-        raise UnknownGraph(str(exc)) from exc
+    registry.get_graph(graph_name)  # UnknownGraph is a RunError too
 
 
 def _command_envelope(command: Any | None) -> dict[str, Any]:

@@ -7,7 +7,11 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from orchestration.runtime.models import Event, Run
+from approvals.actions import DecisionInput, do_decide
+from approvals.models import ReviewRequest
+from orchestration import Command
+from orchestration.runtime import runs
+from orchestration.runtime.models import Event, Run, Thread
 
 
 def test_console_lists_failed_runs_with_their_traceback(client_as, make_run):
@@ -107,3 +111,58 @@ def test_cancel_closes_the_threads_open_reviews(client_as, make_review):
                           {"reason": "customer withdrew"})
     review.refresh_from_db()
     assert review.status == "cancelled"
+
+
+# ---------------------------------------------------------------- statuses that tell the truth
+
+
+def _decide(user, review, django_capture_on_commit_callbacks):
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        do_decide(user, review, DecisionInput(action="approve"))
+
+
+def test_a_paused_run_whose_review_was_answered_says_answered_and_counts_match_open_reviews(
+    start_paused, make_user, client_as, django_capture_on_commit_callbacks
+):
+    paused = [start_paused() for _ in range(4)]
+    _decide(make_user("reviewer"), paused[0], django_capture_on_commit_callbacks)
+    response = client_as("ops").get(reverse("ops"))
+    counts = response.context["counts"]
+    open_reviews = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).count()
+    assert (counts["waiting"], counts["open_reviews"], open_reviews) == (3, 3, 3)
+    assert counts["answered"] == 1
+    assert Run.objects.get(pk=paused[0].run_id).status == Run.Status.ANSWERED
+    assert "3 runs waiting for review, with 3 open reviews" in response.content.decode()
+
+
+def test_needs_attention_holds_only_runs_ops_can_act_on(
+    start_paused, make_user, make_run, client_as, django_capture_on_commit_callbacks
+):
+    finished = start_paused()
+    _decide(make_user("reviewer"), finished, django_capture_on_commit_callbacks)
+    finished.thread.refresh_from_db()
+    assert finished.thread.status == Thread.Status.DONE
+    start_paused()  # waiting: the inbox's business
+    now = timezone.now()
+    failed = make_run(status="failed")
+    retried = make_run(status="failed")
+    make_run(thread=retried.thread, kind=Run.Kind.RETRY, status="succeeded", previous=retried)
+    stalled = make_run(status="stalled")
+    expired = make_run(status="running", lease_expires_at=now - timedelta(minutes=1))
+    make_run(status="running", lease_expires_at=now + timedelta(minutes=1))  # healthy
+    response = client_as("ops").get(reverse("ops"))
+    listed = {run.pk for run, _ in response.context["rows"]}
+    assert listed == {failed.pk, stalled.pk, expired.pk}
+    assert response.context["counts"]["attention"] == 3
+
+
+def test_resuming_or_forking_a_paused_thread_marks_its_paused_run_answered(
+    start_paused, make_user, django_capture_on_commit_callbacks
+):
+    resumed, forked = start_paused(), start_paused()
+    with django_capture_on_commit_callbacks():
+        runs.resume_thread(resumed.thread, Command(resume={resumed.interrupt_id: "ok"}),
+                           user=None, reason="answer")
+        runs.fork_thread(forked.thread, forked.checkpoint_id, None, user=None, reason="branch")
+    statuses = [Run.objects.get(pk=r.run_id).status for r in (resumed, forked)]
+    assert statuses == [Run.Status.ANSWERED, Run.Status.ANSWERED]

@@ -12,9 +12,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
+from orchestration.runtime.errors import RunError
 from orchestration.runtime.leases import expired_runs
 from orchestration.runtime.models import Run
-from orchestration.runtime.runs import RunError, mark_as_stalled, resume_stalled
+from orchestration.runtime.runs import declare_stalled, resume_stalled
 
 
 class Command(BaseCommand):
@@ -70,7 +71,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"would resume {line}")
                 continue
             # Conditional update: a worker that renewed in the meantime keeps its run.
-            if not mark_as_stalled(run, reason=reason, older_than=older_than):
+            if not declare_stalled(run, reason=reason, older_than=older_than):
                 self.stdout.write(f"skipped {line} (renewed or finished meanwhile)")
                 continue
             if mark_only:

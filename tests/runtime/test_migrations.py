@@ -1,0 +1,34 @@
+"""Data migrations, run forwards on rows written before them."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("orchestration", "0002_audit_append_only")]
+AFTER = [("orchestration", "0003_run_answered")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_paused_runs_whose_thread_moved_on_stop_saying_waiting() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    apps = executor.loader.project_state(BEFORE).apps
+    Thread, Run = apps.get_model("orchestration", "Thread"), apps.get_model("orchestration", "Run")
+    answered, forked, waiting = (
+        Thread.objects.create(thread_id=name, graph_name="expense")
+        for name in ("answered", "forked", "waiting")
+    )
+    paused = {
+        t.thread_id: Run.objects.create(thread=t, kind="start", status="waiting")
+        for t in (answered, forked, waiting)
+    }
+    Run.objects.create(thread=answered, kind="resume", status="succeeded")
+    Run.objects.create(thread=forked, kind="fork", status="waiting")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER)
+    Run = executor.loader.project_state(AFTER).apps.get_model("orchestration", "Run")
+    statuses = {name: Run.objects.get(pk=run.pk).status for name, run in paused.items()}
+    assert statuses == {"answered": "answered", "forked": "answered", "waiting": "waiting"}
