@@ -44,6 +44,7 @@ from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
 from approvals.models import ReviewRequest
 from approvals.tree import layout_tree
 from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.runs import RunAction
 
 PAGE_SIZE = 50
 
@@ -330,6 +331,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "counts": selectors.run_counts(),
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
+        "run_actions": RunAction.choices,
     }
     template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
     return render(request, template, context)
@@ -343,7 +345,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stalled_for": selectors.stalled_for(run),
         "can_operate": request.user.has_perm(OPERATE),
         "form": ReasonForm(),
-        "allowed": [a for a in ("resume", "retry", "cancel") if check_run_action(run, a) is None],
+        "allowed": [a for a in RunAction.values if check_run_action(run, a) is None],
     }
     return render(request, "approvals/run.html", context)
 
