@@ -268,13 +268,17 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
     return run
 
 
-def requeue_orphan(run: Run, *, user: Any = None, reason: str) -> Run:
+def requeue_orphan(
+    run: Run, *, user: Any = None, reason: str, grace: float | None = None
+) -> Run:
     """Enqueue a task again for a queued run that no task will pick up (its task was never
     stored: a process died between the run's commit and a backend's on-commit send, or the
     task row was lost). Delivering a run twice is harmless: only one worker claims it."""
     with transaction.atomic():
         locked = Run.objects.select_for_update().filter(pk=run.pk).first()
-        if locked is None or locked.status != Run.Status.QUEUED or not is_orphaned(locked):
+        if locked is None or locked.status != Run.Status.QUEUED or not is_orphaned(
+            locked, grace=grace
+        ):
             status = locked.get_status_display().lower() if locked else "gone"
             raise RunNotStalled(
                 f"run {run.pk} is {status} and not waiting for a lost task: nothing to requeue"

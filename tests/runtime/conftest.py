@@ -14,7 +14,12 @@ from runtime_helpers import LEASE_SECONDS, Worker, database_env
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-TEST_GRAPHS = {"steps": "runtime_graphs:graph"}
+TEST_GRAPHS = {
+    "steps": "runtime_graphs:graph",
+    "reviewed": "runtime_graphs:reviewed_graph",
+    "reviewed_gated": "runtime_graphs:gated_reviewed_graph",
+    "parallel": "runtime_graphs:parallel_graph",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -23,24 +28,31 @@ def _test_graphs(settings: Any) -> None:
     settings.STEPWISE_LEASE_SECONDS = LEASE_SECONDS
 
 
+def subprocess_env() -> dict[str, str]:
+    """Environment for a Django subprocess on this test's database, with the test graphs."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
+    env.update(database_env())
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "STEPWISE_EXTRA_GRAPHS": ",".join(f"{k}={v}" for k, v in TEST_GRAPHS.items()),
+        "STEPWISE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "PYTHONPATH": os.pathsep.join(
+            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [str(HERE), str(ROOT)]
+        ),
+        "LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
 @pytest.fixture
-def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start `manage.py db_worker` subprocesses on the test database; all stopped at teardown."""
     workers: list[Worker] = []
 
-    def start() -> Worker:
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
-        env.update(database_env())
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "STEPWISE_EXTRA_GRAPHS": ",".join(f"{k}={v}" for k, v in TEST_GRAPHS.items()),
-            "STEPWISE_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PYTHONPATH": os.pathsep.join(
-                [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-                + [str(HERE), str(ROOT)]
-            ),
-            "LOG_LEVEL": "WARNING",
-        })
+    def start(**extra_env: str) -> Worker:
+        env = subprocess_env()
+        env.update(extra_env)
         log = tmp_path / f"worker-{len(workers)}.log"
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.1",

@@ -7,8 +7,8 @@ from django.urls import reverse
 
 from approvals.actions import DecisionInput, do_decide, do_redecide
 from approvals.models import ReviewRequest
-from orchestration.runtime import runs
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import runs
 from orchestration.runtime.models import Checkpoint, Run
 from orchestration.savers import DjangoCheckpointSaver
 
