@@ -283,3 +283,19 @@ def test_only_answers_to_pending_interrupts_are_sent() -> None:
     given = RunInput.resume_with({"a": 1, "b": 2})
     assert given.command({"b", "c"}).resume == {"b": 2}
     assert given.command(set()) is None  # the engine holds both: continue with invoke(None)
+
+
+def test_the_worker_module_does_not_import_the_run_actions() -> None:
+    """runs -> tasks only: `tasks` reads its input from `inputs`, never from `runs`."""
+    import ast
+
+    source = (ROOT / "orchestration" / "runtime" / "tasks.py").read_text()
+    imported = {
+        node.module for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module
+    } | {
+        alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert "orchestration.runtime.runs" not in imported
+    assert "orchestration.runtime.inputs" in imported
