@@ -408,11 +408,6 @@ def _check_graph(graph_name: str) -> None:
         raise UnknownGraph(str(exc)) from exc
 
 
-def decode_input(run: Run) -> RunInput:
-    """The input a run was queued with."""
-    return RunInput.decode(run.input)
-
-
 def _encode(run_input: RunInput) -> bytes:
     try:
         return run_input.encode()
