@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,39 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_helpers import LEASE_SECONDS, Worker, database_env
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-TEST_GRAPHS = {
-    "steps": "runtime_graphs:graph",
-    "reviewed": "runtime_graphs:reviewed_graph",
-    "reviewed_gated": "runtime_graphs:gated_reviewed_graph",
-    "parallel": "runtime_graphs:parallel_graph",
-}
+from runtime_helpers import LEASE_SECONDS, ROOT, TEST_GRAPHS, Worker, subprocess_env
 
 
 @pytest.fixture(autouse=True)
 def _test_graphs(settings: Any) -> None:
     settings.STEPWISE_GRAPHS = {**settings.STEPWISE_GRAPHS, **TEST_GRAPHS}
     settings.STEPWISE_LEASE_SECONDS = LEASE_SECONDS
-
-
-def subprocess_env() -> dict[str, str]:
-    """Environment for a Django subprocess on this test's database, with the test graphs."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
-    env.update(database_env())
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "STEPWISE_EXTRA_GRAPHS": ",".join(f"{k}={v}" for k, v in TEST_GRAPHS.items()),
-        "STEPWISE_LEASE_SECONDS": str(LEASE_SECONDS),
-        "PYTHONPATH": os.pathsep.join(
-            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            + [str(HERE), str(ROOT)]
-        ),
-        "LOG_LEVEL": "WARNING",
-    })
-    return env
 
 
 @pytest.fixture

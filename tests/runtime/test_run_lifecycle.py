@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, subprocess_env
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
-from runtime_helpers import log_lines, wait_for, wait_for_status
+from runtime_helpers import ROOT, log_lines, subprocess_env, wait_for, wait_for_status
 
 from approvals.models import Decision, ReviewRequest
 from orchestration.checkpoint import CheckpointConfig
