@@ -52,6 +52,14 @@ def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:
     return review
 
 
+def access_redecide(user: User, pk: int) -> ReviewRequest:
+    """Deciding a decided review differently forks its thread (and re-runs what followed the
+    review), so it needs the fork permission as well as the right to decide the review."""
+    review = access_review(user, pk, for_update=True)
+    require(user, FORK, "decide a review differently (it forks the thread)")
+    return review
+
+
 def access_thread(user: User, thread_id: str, *, for_update: bool) -> Thread:
     require(user, VIEW, "see threads")
     try:

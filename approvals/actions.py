@@ -24,9 +24,11 @@ from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemory
 from orchestration.errors import OrchestrationError
 from orchestration.runtime import runs
 from orchestration.runtime.events import publish
+from orchestration.runtime.leases import is_orphaned
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.registry import get_graph
-from orchestration.types import Command, Interrupt, Overwrite
+from orchestration.runtime.runs import RunAction
+from orchestration.types import Interrupt, Overwrite
 
 
 class ReviewError(Exception):
@@ -230,13 +232,16 @@ def _record(user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput) -> 
 
 
 def _resume(user: AbstractBaseUser, review: ReviewRequest, decision: Decision) -> Run:
+    """Hand the answer to the run that will carry it: a new resume run, or the thread's
+    queued or running one (parallel reviews of one thread never block each other)."""
     answer = decision.answer(user.get_username())
-    command = Command(resume={review.interrupt_id: answer})
     reason = f"{decision.get_action_display()} review #{review.pk}"
     if decision.comment:
         reason += f": {decision.comment}"
     try:
-        return runs.resume_thread(review.thread, command, user=user, reason=reason)
+        return runs.answer_thread(
+            review.thread, {review.interrupt_id: answer}, user=user, reason=reason
+        )
     except runs.RunError as exc:
         raise ReviewError(f"The decision was not recorded: {exc}") from exc
 
@@ -333,8 +338,8 @@ def deliver_reanswers(run: Run, interrupts: Sequence[Interrupt]) -> bool:
             interrupt_id=intr.id, checkpoint_id=checkpoint_id
         )
     first = matched[0][0]
-    resumed = runs.resume_thread(
-        thread, Command(resume=answers), user=first.decision.decided_by,
+    resumed = runs.answer_thread(
+        thread, answers, user=first.decision.decided_by,
         reason=f"deliver the new decision on review #{first.reanswer_of_id}",
     )
     for review, _ in matched:
@@ -398,9 +403,6 @@ def do_fork(
         raise ReviewError(f"The fork was not started: {exc}") from exc
 
 
-RUN_ACTIONS = ("resume", "retry", "cancel")
-
-
 @dataclass(frozen=True, slots=True)
 class RunActionResult:
     run: Run
@@ -409,15 +411,17 @@ class RunActionResult:
 
 
 def check_run_action(run: Run, action: str) -> str | None:
-    """None if `action` applies to `run`, else why not."""
-    if action == "resume" and not is_stalled(run):
+    """None if `action` applies to `run`, else why not. A queued run that no task will ever
+    pick up (its task was lost) can be resumed or retried: both queue it again."""
+    lost = run.status == Run.Status.QUEUED and is_orphaned(run)
+    if action == RunAction.RESUME and not (is_stalled(run) or lost):
         return f"run {run.pk} is {run.status}, not stalled: nothing to resume"
-    if action == "retry" and run.status != Run.Status.FAILED:
+    if action == RunAction.RETRY and not (run.status == Run.Status.FAILED or lost):
         return f"run {run.pk} is {run.status}; only failed runs can be retried"
-    if action == "cancel" and run.status in Run.FINISHED:
+    if action == RunAction.CANCEL and run.status in Run.FINISHED:
         return f"run {run.pk} already {run.status}"
-    if action not in RUN_ACTIONS:
-        return f"unknown action {action!r} (one of {', '.join(RUN_ACTIONS)})"
+    if action not in RunAction.values:
+        return f"unknown action {action!r} (one of {', '.join(RunAction.values)})"
     return None
 
 
@@ -430,9 +434,9 @@ def do_run_action(user: AbstractBaseUser, run: Run, action: str, reason: str) ->
     reason = reason.strip()
     try:
         with transaction.atomic():
-            if action == "resume":
+            if action == RunAction.RESUME:
                 return runs.resume_stalled(run, user=user, reason=reason)
-            if action == "retry":
+            if action == RunAction.RETRY:
                 return runs.retry_run(run, user=user, reason=reason)
             cancelled = runs.cancel_run(run, user=user, reason=reason)
             ReviewRequest.objects.filter(

@@ -11,6 +11,7 @@ from django import forms
 
 from approvals.diff import pretty, to_jsonable
 from approvals.models import Decision
+from orchestration.runtime.runs import RunAction
 
 LONG_TEXT = 120
 
@@ -171,9 +172,7 @@ class RedecideForm(DecisionForm):
 
 
 class OpsBulkForm(forms.Form):
-    action = forms.ChoiceField(
-        choices=[("resume", "Resume"), ("retry", "Retry"), ("cancel", "Cancel")]
-    )
+    action = forms.ChoiceField(choices=RunAction.choices)
     runs = forms.TypedMultipleChoiceField(coerce=int, choices=(), label="Runs")
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     confirm = forms.BooleanField(required=False)

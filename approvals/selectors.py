@@ -14,6 +14,7 @@ from django.utils import timezone
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.runtime.leases import orphaned_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
 from orchestration.runtime.savers import DjangoCheckpointSaver
 
@@ -245,8 +246,8 @@ def attention_q() -> Q:
 
 def unpicked_queued_q() -> Q:
     """Queued runs that no task will ever pick up (their task was never enqueued, or is
-    gone). Only the runtime can tell which those are; until it records that, none is."""
-    return Q(pk__in=[])
+    gone), as the runtime's sweeper sees them (`leases.orphaned_runs`)."""
+    return Q(pk__in=[run.pk for run in orphaned_runs()])
 
 
 def stalled_q() -> Q:

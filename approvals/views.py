@@ -22,6 +22,7 @@ from approvals.access import (
     OPERATE,
     VIEW,
     VIEW_OPS,
+    access_redecide,
     access_review,
     access_run,
     access_thread,
@@ -42,8 +43,10 @@ from approvals.actions import (
 from approvals.diff import diff_states, pretty
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
 from approvals.models import ReviewRequest
+from approvals.replay import replay_preview
 from approvals.tree import layout_tree
 from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.runs import RunAction
 
 PAGE_SIZE = 50
 
@@ -137,6 +140,7 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "history": selectors.thread_history(thread, limit=50),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
+        "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
         "reanswers": review.reanswers.select_related("decision__decided_by").all(),
     }
 
@@ -174,7 +178,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def redecide(request: HttpRequest, pk: int) -> HttpResponse:
-    review = access_review(request.user, pk, for_update=True)
+    review = access_redecide(request.user, pk)
     if review.status != ReviewRequest.Status.DECIDED:
         messages.error(request, f"Review #{pk} is {review.status}: decide it directly instead.")
         return redirect("review", pk=pk)
@@ -196,7 +200,8 @@ def redecide(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return _back_to(request, reverse("review", args=[decision.review_id]))
     status = 400 if request.method == "POST" else 200
-    context = {"review": review, "form": form}
+    context = {"review": review, "form": form,
+               "rerun": replay_preview(review.thread, review.checkpoint_id)}
     return render(request, "approvals/redecide.html", context, status=status)
 
 
@@ -309,7 +314,8 @@ def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpRespon
             messages.success(request, "Fork started: a new branch runs from that checkpoint.")
             return _back_to(request, reverse("thread", args=[thread_id]))
     status = 400 if request.method == "POST" else 200
-    context = {"thread": thread, "checkpoint": tup, "form": form}
+    context = {"thread": thread, "checkpoint": tup, "form": form,
+               "rerun": replay_preview(thread, checkpoint_id)}
     return render(request, "approvals/fork.html", context, status=status)
 
 
@@ -330,6 +336,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "counts": selectors.run_counts(),
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
+        "run_actions": RunAction.choices,
     }
     template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
     return render(request, template, context)
@@ -343,7 +350,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "stalled_for": selectors.stalled_for(run),
         "can_operate": request.user.has_perm(OPERATE),
         "form": ReasonForm(),
-        "allowed": [a for a in ("resume", "retry", "cancel") if check_run_action(run, a) is None],
+        "allowed": [a for a in RunAction.values if check_run_action(run, a) is None],
     }
     return render(request, "approvals/run.html", context)
 

@@ -12,7 +12,7 @@ from orchestration.errors import (
     ThreadBusyError,
 )
 from orchestration.graph import StateGraph
-from orchestration.interrupts import interrupt
+from orchestration.interrupts import interrupt, task_key
 from orchestration.types import (
     END,
     START,
@@ -44,4 +44,5 @@ __all__ = [
     "StateSnapshot",
     "ThreadBusyError",
     "interrupt",
+    "task_key",
 ]

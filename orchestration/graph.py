@@ -66,8 +66,14 @@ class StateGraph:
         self._problems: list[str] = []
 
     def add_node(
-        self, name: str, fn: Callable[[Any], Any], *, retry: RetryPolicy | None = None
+        self,
+        name: str,
+        fn: Callable[[Any], Any],
+        *,
+        retry: RetryPolicy | None = None,
+        side_effects: bool = False,
     ) -> StateGraph:
+        """`side_effects=True` declares that the node acts outside the graph (see NodeSpec)."""
         if not isinstance(name, str) or not name:
             self._problems.append(f"node name {name!r} is empty or not a string")
             return self
@@ -82,7 +88,9 @@ class StateGraph:
         if not callable(fn):
             self._problems.append(f"node {name!r}: {fn!r} is not callable")
             return self
-        self._nodes[name] = NodeSpec(name, fn, _is_async_callable(fn), retry, _command_targets(fn))
+        self._nodes[name] = NodeSpec(
+            name, fn, _is_async_callable(fn), retry, _command_targets(fn), side_effects
+        )
         return self
 
     def add_edge(self, source: str | Sequence[str], target: str) -> StateGraph:

@@ -31,12 +31,14 @@ class TaskScope:
     """What `interrupt()` needs to know about the task calling it. The task's id is read only
     when the node does call `interrupt()` (most never do, and the id is a hash)."""
 
-    __slots__ = ("task", "resume", "calls")
+    __slots__ = ("task", "resume", "calls", "thread_id", "step")
 
-    def __init__(self, task: Task, resume: list[Any]) -> None:
+    def __init__(self, task: Task, resume: list[Any], thread_id: str = "", step: int = 0) -> None:
         self.task = task
         self.resume = resume
         self.calls = 0
+        self.thread_id = thread_id
+        self.step = step
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)
@@ -50,6 +52,28 @@ def interrupt_id(task_id: str, index: int) -> str:
     """Stable for one task of one checkpoint: replaying the same checkpoint asks the same id;
     a fork (a new checkpoint id) asks anew."""
     return hashlib.blake2b(f"{task_id}:{index}".encode(), digest_size=12).hexdigest()
+
+
+def task_key() -> str:
+    """A stable idempotency key for the task calling it, to pass to an outside system (a
+    payment API, a mailer) so that doing the same thing twice is recognised there.
+
+    The key is a hash of (thread id, superstep number, node, the task's position in that
+    superstep): it names the task's place in the thread's history, not the checkpoint it ran
+    from. So every execution of "the same task" gets the same key: a retry after a crash,
+    a resume that re-runs it, and a branch (fork or re-decision) that replays it from an
+    earlier checkpoint, because a fork copies that checkpoint's superstep number. A
+    different task gets a different key: another node, another `Send` of the same node,
+    a later iteration of a loop, a new run on a finished thread (later supersteps). An edit
+    of past state (`update_state`, a fork with values) writes one checkpoint more, so the
+    tasks after it run one superstep later and get new keys: an edited branch is new work.
+    """
+    scope = current_task.get()
+    if scope is None:
+        raise RuntimeError("task_key() can only be called inside a node while a graph runs it")
+    task = scope.task
+    text = f"{scope.thread_id}\x1f{scope.step}\x1f{task.node}\x1f{task.index}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def interrupt(value: Any) -> Any:

@@ -27,6 +27,10 @@ class NodeSpec:
     retry: RetryPolicy | None
     # Where a returned Command may go, read from `-> Command[Literal[...]]`; () if it returns none.
     goto_targets: tuple[str, ...] | Literal["*"] = ()
+    # The node acts on the world outside the graph (pays, mails, calls an API): running it
+    # again on a branch repeats that. Tools warn before a fork re-runs it; the node should
+    # pass `task_key()` to the outside system so a replay is recognised there.
+    side_effects: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,9 @@
 """Expense approval: policy check, small amounts auto-approved, large ones reviewed by a person
 (who may edit the amount), then payout. Paying a flagged vendor fails, so ops have a failed
-run to look at: fork it at the payout with `compliance_override=True`, or retry it."""
+run to look at: fork it at the payout with `compliance_override=True`, or retry it.
+
+`payout` has side effects: it pays through the demo ledger with its `task_key()`, so a branch
+that replays it (a re-decision, a fork) does not pay twice."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 
-from orchestration import END, StateGraph, interrupt
+from demo import ledger
+from orchestration import END, StateGraph, interrupt, task_key
 from orchestration.reducers import topic
 
 AUTO_APPROVE_LIMIT = Decimal("100.00")
@@ -126,7 +130,10 @@ def payout(state: Expense) -> dict[str, Any]:
             "compliance_override=true."
         )
     amount = Decimal(state.amount).quantize(Decimal("0.01"))
-    return {"payout_ref": f"PAY-{state.expense_id:06d}-{int(amount * 100)}"}
+    # The task key is the same when a branch replays this payout ("decide differently", a
+    # fork), so the ledger recognises it and pays nothing a second time.
+    entry, _ = ledger.pay(task_key(), state.expense_id, amount, state.currency)
+    return {"payout_ref": entry.reference}
 
 
 def build() -> Any:
@@ -134,7 +141,7 @@ def build() -> Any:
     builder.add_node("check_policy", check_policy)
     builder.add_node("auto_approve", auto_approve)
     builder.add_node("review", review)
-    builder.add_node("payout", payout)
+    builder.add_node("payout", payout, side_effects=True)
     builder.set_entry_point("check_policy")
     builder.add_conditional_edges("check_policy", after_policy, ["auto_approve", "review", END])
     builder.add_edge("auto_approve", "payout")

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 # -- running one task ---------------------------------------------------------------------------
 
 
-def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcome:
+def run_task(
+    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+) -> Outcome:
     node = spec.nodes[task.node]
-    scope = TaskScope(task, resume)
+    scope = TaskScope(task, resume, thread_id, step)
     token = current_task.set(scope)
     attempt = 0
     try:
@@ -54,11 +56,13 @@ def run_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcom
         current_task.reset(token)
 
 
-async def arun_task(spec: GraphSpec, task: Task, arg: Any, resume: list[Any]) -> Outcome:
+async def arun_task(
+    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+) -> Outcome:
     node = spec.nodes[task.node]
     if not node.is_async:
-        return await asyncio.to_thread(run_task, spec, task, arg, resume)
-    scope = TaskScope(task, resume)
+        return await asyncio.to_thread(run_task, spec, task, arg, resume, thread_id, step)
+    scope = TaskScope(task, resume, thread_id, step)
     token = current_task.set(scope)
     attempt = 0
     try:
@@ -134,18 +138,24 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     spec = effect.spec
     first_task, first_arg, first_resume = work[0]
     # The first sync task runs inline on the caller's thread: most supersteps have one task.
+    where = (effect.thread_id, effect.step)
     if len(work) == 1 and not spec.nodes[first_task.node].is_async:
-        return [run_task(spec, first_task, first_arg, first_resume)]
+        return [run_task(spec, first_task, first_arg, first_resume, *where)]
     pool = _executor()
     inline = not spec.nodes[first_task.node].is_async
-    futures = [pool.submit(run_task, spec, t, a, r) for t, a, r in work[1 if inline else 0 :]]
-    results = [run_task(spec, first_task, first_arg, first_resume)] if inline else []
+    futures = [
+        pool.submit(run_task, spec, t, a, r, *where) for t, a, r in work[1 if inline else 0 :]
+    ]
+    results = [run_task(spec, first_task, first_arg, first_resume, *where)] if inline else []
     results.extend(f.result() for f in futures)
     return results
 
 
 async def execute_async(effect: Execute) -> list[Outcome]:
-    return list(await asyncio.gather(*(arun_task(effect.spec, t, a, r) for t, a, r in effect.work)))
+    where = (effect.thread_id, effect.step)
+    return list(
+        await asyncio.gather(*(arun_task(effect.spec, t, a, r, *where) for t, a, r in effect.work))
+    )
 
 
 def route_sync(effect: Route) -> list[Any]:

@@ -61,6 +61,9 @@ class PutWrites:
 class Execute:
     spec: GraphSpec
     work: list[tuple[Task, Any, list[Any]]]  # task, its input, resume answers so far
+    # where the tasks run, for `task_key()`: the thread and the superstep number
+    thread_id: str = ""
+    step: int = 0
 
 
 @dataclass(slots=True)

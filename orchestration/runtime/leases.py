@@ -18,9 +18,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
+from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
+from django_tasks_db import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from orchestration.runtime.errors import LeaseLost
 from orchestration.runtime.models import Run, Thread
@@ -144,3 +147,62 @@ class Heartbeat:
                     close_old_connections()
         finally:
             connection.close()
+
+
+# -- queued runs that no task will pick up ------------------------------------------------------
+
+# `tasks.execute_run`'s path, as the database backend stores it (tasks imports this module).
+EXECUTE_RUN_PATH = "orchestration.runtime.tasks.execute_run"
+
+
+def orphan_grace_seconds() -> float:
+    return float(getattr(settings, "STEPWISE_ORPHAN_GRACE_SECONDS", 30.0))
+
+
+def orphaned_runs(*, grace: float | None = None) -> list[Run]:
+    """Queued runs, older than `grace` seconds, that no task will ever pick up: no task of
+    theirs waits in the queue, and none was taken by a worker in the last `grace` seconds
+    (a worker claims its run as its first step, so a taken task whose run is still queued
+    after that long belongs to a worker that died)."""
+    grace = orphan_grace_seconds() if grace is None else grace
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    queued = list(
+        Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=cutoff)
+        .select_related("thread")
+        .order_by("created_at", "pk")
+    )
+    if not queued:
+        return []
+    live = _runs_with_live_tasks(cutoff)
+    return [run for run in queued if _without_task(run, live)]
+
+
+def is_orphaned(run: Run, *, grace: float | None = None) -> bool:
+    grace = orphan_grace_seconds() if grace is None else grace
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    if run.status != Run.Status.QUEUED or run.created_at >= cutoff:
+        return False
+    return _without_task(run, _runs_with_live_tasks(cutoff))
+
+
+def _without_task(run: Run, live: set[int] | None) -> bool:
+    if live is None:  # another Tasks backend: only a task id that was never recorded tells
+        return not run.task_result_id
+    return run.pk not in live
+
+
+def _runs_with_live_tasks(cutoff: datetime) -> set[int] | None:
+    """Run ids of `execute_run` tasks still waiting or recently taken; None when the Tasks
+    backend does not keep its tasks in this database."""
+    if not isinstance(task_backends["default"], DatabaseBackend):
+        return None
+    rows = DBTaskResult.objects.filter(task_path=EXECUTE_RUN_PATH).filter(
+        Q(status=TaskResultStatus.READY)
+        | Q(status=TaskResultStatus.RUNNING, started_at__gte=cutoff)
+    )
+    ids: set[int] = set()
+    for args_kwargs in rows.values_list("args_kwargs", flat=True):
+        args = args_kwargs.get("args") if isinstance(args_kwargs, dict) else None
+        if args and isinstance(args[0], int):
+            ids.add(args[0])
+    return ids

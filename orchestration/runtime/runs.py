@@ -2,8 +2,11 @@
 thread move.
 
 Each action changes rows inside `transaction.atomic`, records an `Event` (who, why), and
-enqueues `orchestration.runtime.tasks.execute_run` with `transaction.on_commit`, so a worker never
-sees a run whose row is not committed. Which Tasks backend carries the job is configuration.
+enqueues `orchestration.runtime.tasks.execute_run` in the same transaction when the Tasks
+backend keeps its tasks in our database (django-tasks-db): the run and the task that will
+execute it commit together or not at all, so no crash can leave a queued run that no worker
+will pick up. Other backends are sent the task on commit; `requeue_orphan` (run by the
+`resume_stalled` sweeper) repairs a queued run whose task was lost anyway.
 """
 
 from __future__ import annotations
@@ -11,14 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django_tasks_db import DatabaseBackend
 
-from orchestration.checkpoint import serde
 from orchestration.runtime import registry
 from orchestration.runtime.errors import (
     InvalidRunInput,
@@ -33,19 +36,30 @@ from orchestration.runtime.errors import (
     UnknownGraph,
 )
 from orchestration.runtime.events import publish
-from orchestration.runtime.leases import revoke_expired_lease
+from orchestration.runtime.inputs import InputError, RunInput
+from orchestration.runtime.leases import is_orphaned, revoke_expired_lease
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.signals import run_stalled
+from orchestration.runtime.tasks import execute_run
 
 # The errors were defined here before the runtime had one error tree: still importable here.
 __all__ = [
     "InvalidRunInput", "RunError", "RunNotCancellable", "RunNotRetryable", "RunNotStalled",
     "ThreadExists", "ThreadHasActiveRun", "ThreadNotResumable", "UnknownCheckpoint",
-    "UnknownGraph", "cancel_run", "declare_stalled", "decode_input", "fork_thread",
-    "resume_stalled", "resume_thread", "retry_run", "run_inline", "start_thread",
+    "UnknownGraph", "RunAction", "answer_thread", "cancel_run", "declare_stalled", "fork_thread",
+    "requeue_orphan", "resume_stalled", "resume_thread", "retry_run", "run_inline",
+    "start_thread",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class RunAction(models.TextChoices):
+    """What ops can do to a run, from the console or in bulk: the one list of them."""
+
+    RESUME = "resume", "Resume (stalled or lost)"
+    RETRY = "retry", "Retry (failed)"
+    CANCEL = "cancel", "Cancel"
 
 
 # ---------------------------------------------------------------------------------------
@@ -57,7 +71,7 @@ def start_thread(
 ) -> Run:
     """Create a thread of `graph_name` and queue its first run with `input`."""
     _check_graph(graph_name)
-    payload = _dump({"type": "value", "value": input})
+    payload = _encode(RunInput.start(input))
     with _one_active_run(thread_id or "new thread"), transaction.atomic():
         thread = Thread.objects.create(
             thread_id=thread_id or uuid.uuid4().hex,
@@ -72,19 +86,76 @@ def start_thread(
 
 def resume_thread(thread: Thread, command: Any | None, *, user: Any, reason: str = "") -> Run:
     """Queue a run continuing `thread` from its latest checkpoint: `command` answers its
-    interrupts (`Command(resume=...)`); `None` re-runs whatever is pending."""
-    if thread.status in (Thread.Status.DONE, Thread.Status.CANCELLED):
-        raise ThreadNotResumable(
-            f"thread {thread.thread_id} is {thread.get_status_display().lower()}: there is "
-            "nothing left to resume. Fork it from a checkpoint to run it again.",
-            thread_id=thread.thread_id, graph_name=thread.graph_name,
-        )
-    payload = _dump(_command_envelope(command))
+    interrupts (`Command(resume=...)`); `None` re-runs whatever is pending. Reviewers'
+    answers go through `answer_thread`, which never refuses for a busy thread."""
+    _check_resumable(thread)
+    try:
+        payload = _encode(RunInput.from_command(command))
+    except InputError as exc:
+        raise InvalidRunInput(str(exc)) from exc
     with _one_active_run(thread.thread_id), transaction.atomic():
         run = _create_run(
             thread, Run.Kind.RESUME, user=user, reason=reason, input=payload,
             previous=_latest_run(thread),
         )
+    return run
+
+
+def answer_thread(
+    thread: Thread, answers: Mapping[str, Any], *, user: Any, reason: str = ""
+) -> Run:
+    """Deliver answers to interrupts of `thread` (interrupt id -> answer); returns the run that
+    carries them into the engine.
+
+    Any open interrupt can be answered at any time. With no active run, a resume run is
+    queued. A queued, running or stalled run takes the answers into its input: a queued or
+    stalled one delivers them when it (re)starts, a running one before it records its pause
+    (see `tasks.RunExecution`), so none is lost and the thread resumes once per answer at
+    most. The active run's row is locked first, so two answers never overwrite each other
+    and a worker finishing the run sees every answer committed before it paused.
+    """
+    _check_resumable(thread)
+    if not answers:
+        raise InvalidRunInput("answer_thread needs at least one answer (interrupt id -> answer)")
+    with _one_active_run(thread.thread_id), transaction.atomic():
+        for attempt in range(2):
+            active = _lock_active_run(thread)
+            if active is not None:
+                return _add_answers(active, answers, user=user, reason=reason)
+            try:
+                # A savepoint: an answer committed meanwhile may have queued the run first
+                # (the one-active-run constraint says so); then this answer joins that run.
+                with transaction.atomic():
+                    return _create_run(
+                        thread, Run.Kind.RESUME, user=user, reason=reason,
+                        input=_encode(RunInput.resume_with(answers)),
+                        previous=_latest_run(thread),
+                    )
+            except IntegrityError:
+                if attempt:
+                    raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lock_active_run(thread: Thread) -> Run | None:
+    # select_for_update locks the row on PostgreSQL; SQLite's IMMEDIATE transactions already
+    # serialize writers, so the read-merge-write in `_add_answers` cannot interleave there.
+    return (
+        Run.objects.select_for_update()
+        .filter(thread=thread, status__in=Run.ACTIVE)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def _add_answers(run: Run, answers: Mapping[str, Any], *, user: Any, reason: str) -> Run:
+    merged = RunInput.decode(run.input).with_answers(answers)
+    run.input = _encode(merged)
+    Run.objects.filter(pk=run.pk).update(input=run.input)
+    publish(
+        "run_answers_added", run=run, thread=run.thread, actor=_user_or_none(user),
+        reason=reason, data={"interrupts": sorted(answers)},
+    )
     return run
 
 
@@ -105,7 +176,7 @@ def fork_thread(
             "the thread's history",
             thread_id=thread.thread_id, checkpoint_id=checkpoint_id,
         )
-    payload = _dump({"type": "fork", "values": dict(values or {})})
+    payload = _encode(RunInput.fork(values))
     with _one_active_run(thread.thread_id), transaction.atomic():
         run = _create_run(
             thread, Run.Kind.FORK, user=user, reason=reason, input=payload,
@@ -116,7 +187,10 @@ def fork_thread(
 
 
 def retry_run(run: Run, *, user: Any, reason: str) -> Run:
-    """Queue a new run of a failed run's thread: it re-runs only the task that failed."""
+    """Queue a new run of a failed run's thread: it re-runs only the task that failed, and
+    carries the failed run's answers (those the engine never stored are delivered)."""
+    if run.status == Run.Status.QUEUED and is_orphaned(run):
+        return requeue_orphan(run, user=user, reason=reason)
     if run.status != Run.Status.FAILED:
         hint = " (resume stalled runs instead)" if run.status == Run.Status.STALLED else ""
         raise RunNotRetryable(
@@ -131,9 +205,10 @@ def retry_run(run: Run, *, user: Any, reason: str) -> Run:
             f"(run {latest.pk} is); retry that one or fork the thread",
             run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
         )
+    carried = RunInput.resume_with(RunInput.decode(run.input).answers)
     with _one_active_run(run.thread.thread_id), transaction.atomic():
         new = _create_run(
-            run.thread, Run.Kind.RETRY, user=user, reason=reason, input=_dump({"type": "none"}),
+            run.thread, Run.Kind.RETRY, user=user, reason=reason, input=_encode(carried),
             previous=run,
         )
     return new
@@ -164,7 +239,10 @@ def cancel_run(run: Run, *, user: Any, reason: str) -> Run:
 
 def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
     """Re-queue a run whose worker stopped renewing its lease. A running run whose lease has
-    expired is first marked stalled; the next worker continues from its last checkpoint."""
+    expired is first marked stalled; the next worker continues from its last checkpoint.
+    A queued run that no task will ever pick up (see `requeue_orphan`) is queued again."""
+    if run.status == Run.Status.QUEUED and is_orphaned(run):
+        return requeue_orphan(run, user=user, reason=reason)
     with transaction.atomic():
         if run.status == Run.Status.RUNNING:
             declare_stalled(run, user=user, reason=reason)
@@ -177,6 +255,29 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
             )
         publish("run_requeued", run=run, actor=_user_or_none(user), reason=reason)
         _enqueue(run)
+    return run
+
+
+def requeue_orphan(
+    run: Run, *, user: Any = None, reason: str, grace: float | None = None
+) -> Run:
+    """Enqueue a task again for a queued run that no task will pick up (its task was never
+    stored: a process died between the run's commit and a backend's on-commit send, or the
+    task row was lost). Delivering a run twice is harmless: only one worker claims it."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().filter(pk=run.pk).first()
+        if locked is None or locked.status != Run.Status.QUEUED or not is_orphaned(
+            locked, grace=grace
+        ):
+            status = locked.get_status_display().lower() if locked else "gone"
+            raise RunNotStalled(
+                f"run {run.pk} is {status} and not waiting for a lost task: nothing to requeue",
+                run_id=run.pk, status=status,
+            )
+        publish("run_requeued", run=locked, actor=_user_or_none(user), reason=reason,
+                data={"orphaned": True})
+        _enqueue(locked)
+    run.refresh_from_db()
     return run
 
 
@@ -219,24 +320,25 @@ def run_inline() -> Iterator[None]:
 
 
 def _enqueue(run: Run) -> None:
+    """Hand `run` to a worker. Called inside the transaction that queued it."""
     run_id = run.pk
     if getattr(_inline, "on", False):
-        transaction.on_commit(lambda: _execute_now(run_id))
+        transaction.on_commit(lambda: execute_run.call(run_id))
+    elif _tasks_share_our_transaction():
+        # The task row commits with the run (or neither does): no window in which a crash
+        # leaves a queued run without a task. The worker cannot see either before commit.
+        _send_to_worker(run_id)
     else:
         transaction.on_commit(lambda: _send_to_worker(run_id))
 
 
-def _execute_now(run_id: int) -> None:
-    from orchestration.runtime.tasks import execute_run
-
-    execute_run.call(run_id)
-
-
 def _send_to_worker(run_id: int) -> None:
-    from orchestration.runtime.tasks import execute_run
-
     result = execute_run.enqueue(run_id)
     Run.objects.filter(pk=run_id).update(task_result_id=str(result.id)[:64])
+
+
+def _tasks_share_our_transaction() -> bool:
+    return isinstance(execute_run.get_backend(), DatabaseBackend)
 
 
 # ---------------------------------------------------------------------------------------
@@ -285,6 +387,15 @@ def _one_active_run(thread_label: str) -> Iterator[None]:
         raise
 
 
+def _check_resumable(thread: Thread) -> None:
+    if thread.status in (Thread.Status.DONE, Thread.Status.CANCELLED):
+        raise ThreadNotResumable(
+            f"thread {thread.thread_id} is {thread.get_status_display().lower()}: there is "
+            "nothing left to resume. Fork it from a checkpoint to run it again.",
+            thread_id=thread.thread_id, graph_name=thread.graph_name,
+        )
+
+
 def _latest_run(thread: Thread) -> Run | None:
     return Run.objects.filter(thread=thread).order_by("-created_at", "-pk").first()
 
@@ -293,33 +404,11 @@ def _check_graph(graph_name: str) -> None:
     registry.get_graph(graph_name)  # UnknownGraph is a RunError too
 
 
-def _command_envelope(command: Any | None) -> dict[str, Any]:
-    if command is None:
-        return {"type": "none"}
-    from orchestration.types import Command
-
-    if not isinstance(command, Command):
-        raise InvalidRunInput(
-            f"resume_thread takes a Command or None, got {type(command).__name__}; wrap an "
-            "answer as Command(resume=answer)"
-        )
-    goto = command.goto if isinstance(command.goto, (list, tuple)) else [command.goto]
-    if any(not isinstance(g, str) for g in goto):
-        raise InvalidRunInput("a queued Command may only goto node names, not Send objects")
-    return {"type": "command", "resume": command.resume, "update": command.update,
-            "goto": list(goto)}
-
-
-def decode_input(run: Run) -> dict[str, Any]:
-    """The envelope a run was queued with: {"type": "value"|"command"|"fork"|"none", ...}."""
-    return serde.loads(bytes(run.input)) if run.input else {"type": "none"}
-
-
-def _dump(envelope: dict[str, Any]) -> bytes:
+def _encode(run_input: RunInput) -> bytes:
     try:
-        return serde.dumps(envelope)
-    except Exception as exc:
-        raise InvalidRunInput(f"the run's input cannot be stored: {exc}") from exc
+        return run_input.encode()
+    except InputError as exc:
+        raise InvalidRunInput(str(exc)) from exc
 
 
 def _user_or_none(user: Any) -> Any:

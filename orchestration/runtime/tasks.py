@@ -17,11 +17,13 @@ from django.utils import timezone
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.runtime.events import publish
+from orchestration.runtime.inputs import InputKind, RunInput
 from orchestration.runtime.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.registry import get_graph
-from orchestration.runtime.runs import decode_input
+from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
+from orchestration.types import Command
 
 logger = logging.getLogger(__name__)
 
@@ -60,66 +62,93 @@ class RunExecution:
         }
 
     def execute(self) -> dict[str, Any]:
-        from orchestration.runtime.savers import DjangoCheckpointSaver
-
         self.saver = DjangoCheckpointSaver(fence=self.lease.fence)
         self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
         input, config = self.plan()
+        while True:
+            self.stream(input, config)
+            more = self.record_outcome()
+            if isinstance(more, dict):
+                return more
+            # Answers arrived while this run worked: deliver them and go on (same lease).
+            input, config = more, self.thread_config
+
+    def stream(self, input: Any, config: CheckpointConfig) -> None:
         for update in self.graph.stream(input, config, stream_mode="updates", extra=self.extra):
             if self.lease.lost.is_set():
                 raise LeaseLost(self.run.pk, self.lease.token)
             publish("run_progress", run=self.run, data={"nodes": sorted(_node_names(update))})
-        return self.record_outcome()
 
     def plan(self) -> tuple[Any, CheckpointConfig]:
         """What to invoke the graph with. A run picked up again after its worker died continues
-        from the last checkpoint it wrote: its finished supersteps are never re-executed."""
+        from the last checkpoint it wrote: its finished supersteps are never re-executed, and
+        an answer the engine already stored is never sent again."""
+        run_input = RunInput.decode(self.run.input)
         latest = self.saver.get_tuple(self.thread_config)
-        if (
+        continuing = (
             self.run.attempts > 1
             and latest is not None
             and dict(latest.metadata.extra).get("run_id") == self.run.pk
-        ):
-            return None, self.thread_config
-        envelope = decode_input(self.run)
-        kind = envelope.get("type")
-        if kind == "value":
-            return envelope["value"], self.thread_config
-        if kind == "command":
-            from orchestration.types import Command
-
-            command = Command(
-                update=envelope.get("update"),
-                goto=tuple(envelope.get("goto") or ()),
-                resume=envelope.get("resume"),
-            )
-            return command, self.thread_config
-        if kind == "fork":
+        )
+        if run_input.kind is InputKind.VALUE and not continuing:
+            return run_input.value, self.thread_config
+        if run_input.kind is InputKind.FORK and not continuing:
             at = self.thread_config.with_checkpoint_id(self.run.from_checkpoint_id)
-            if not envelope.get("values"):
+            if not run_input.values:
                 return None, at
             self.graph.update_state(
-                at, envelope["values"], as_node=self.run.as_node or None, extra=self.extra
+                at, dict(run_input.values), as_node=self.run.as_node or None, extra=self.extra
             )
             return None, self.thread_config
-        return None, self.thread_config
+        command = run_input.command(self.pending_interrupts(), first_pass=not continuing)
+        return command, self.thread_config
 
-    def record_outcome(self) -> dict[str, Any]:
+    def pending_interrupts(self) -> set[str]:
+        """Interrupt ids still waiting for an answer at the thread's head (an answer the
+        engine stored on the paused checkpoint removes its interrupt from this set)."""
+        return {i.id for i in self.graph.get_state(self.thread_config).interrupts}
+
+    def record_outcome(self) -> dict[str, Any] | Command[Any]:
+        """Record how this pass ended; or, if answers to the interrupts it paused at arrived
+        meanwhile, record nothing and return the Command that delivers them."""
         snapshot = self.graph.get_state(self.thread_config)
         head = snapshot.config.checkpoint_id or ""
         if snapshot.next:
             interrupts = list(snapshot.interrupts)
-            _finish(
-                self.run, self.lease, Run.Status.WAITING, Thread.Status.WAITING, head,
-                event_data={"next": list(snapshot.next), "interrupts": [i.id for i in interrupts]},
-                send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
-            )
+            try:
+                _finish(
+                    self.run, self.lease, Run.Status.WAITING, Thread.Status.WAITING, head,
+                    event_data={
+                        "next": list(snapshot.next), "interrupts": [i.id for i in interrupts],
+                    },
+                    send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
+                    before=lambda run: _answers_arrived(run, {i.id for i in interrupts}),
+                )
+            except _AnswersArrived as arrived:
+                return arrived.command
             return {"run_id": self.run.pk, "outcome": "waiting", "interrupts": len(interrupts)}
         _finish(
             self.run, self.lease, Run.Status.SUCCEEDED, Thread.Status.DONE, head,
             send=lambda run: run_finished.send(sender=Run, run=run),
         )
         return {"run_id": self.run.pk, "outcome": "succeeded"}
+
+
+class _AnswersArrived(Exception):  # noqa: N818 - a signal to keep running, not an error
+    def __init__(self, command: Command[Any]) -> None:
+        self.command = command
+        super().__init__("answers arrived while the run was working")
+
+
+def _answers_arrived(run: Run, pending: set[str]) -> None:
+    """Inside the transaction that would record the pause, after this run's row is locked by
+    that update: `runs.answer_thread` locks the same row before it adds answers, so every
+    answer committed before the pause is seen here, and any later one finds the run waiting
+    and queues a new run. Raises (rolling the pause back) when there is something to deliver."""
+    current = Run.objects.values_list("input", flat=True).get(pk=run.pk)
+    answers = RunInput.decode(current).undelivered(pending)
+    if answers:
+        raise _AnswersArrived(Command(resume=answers))
 
 
 def _finish(
@@ -130,6 +159,7 @@ def _finish(
     head: str,
     *,
     send: Any,
+    before: Any = None,
     event_data: dict[str, Any] | None = None,
     error: str = "",
     tb: str = "",
@@ -147,6 +177,8 @@ def _finish(
         if not ended:
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
+        if before is not None:
+            before(run)
         thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
         if head:
             thread_fields["head_checkpoint_id"] = head

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -10,11 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_helpers import LEASE_SECONDS, Worker, database_env
-
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-TEST_GRAPHS = {"steps": "runtime_graphs:graph"}
+from runtime_helpers import LEASE_SECONDS, ROOT, TEST_GRAPHS, Worker, subprocess_env
 
 
 @pytest.fixture(autouse=True)
@@ -24,23 +19,13 @@ def _test_graphs(settings: Any) -> None:
 
 
 @pytest.fixture
-def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
+def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start `manage.py db_worker` subprocesses on the test database; all stopped at teardown."""
     workers: list[Worker] = []
 
-    def start() -> Worker:
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
-        env.update(database_env())
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "STEPWISE_EXTRA_GRAPHS": ",".join(f"{k}={v}" for k, v in TEST_GRAPHS.items()),
-            "STEPWISE_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PYTHONPATH": os.pathsep.join(
-                [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-                + [str(HERE), str(ROOT)]
-            ),
-            "LOG_LEVEL": "WARNING",
-        })
+    def start(**extra_env: str) -> Worker:
+        env = subprocess_env()
+        env.update(extra_env)
         log = tmp_path / f"worker-{len(workers)}.log"
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.1",

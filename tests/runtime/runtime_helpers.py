@@ -14,6 +14,14 @@ from django.db import connection
 
 # Leases in the worker tests: short, so stalls show up fast; the heartbeat renews every 1/3.
 LEASE_SECONDS = 1.0
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TEST_GRAPHS = {
+    "steps": "runtime_graphs:graph",
+    "reviewed": "runtime_graphs:reviewed_graph",
+    "reviewed_gated": "runtime_graphs:gated_reviewed_graph",
+    "parallel": "runtime_graphs:parallel_graph",
+}
 
 
 def database_env() -> dict[str, str]:
@@ -89,3 +97,19 @@ def wait_for_status(run: Any, status: str, *, workers: Any = (), timeout: float 
 
     wait_for(reached, timeout=timeout, what=f"run {run.pk} to be {status}", workers=workers)
 
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a Django subprocess on this test's database, with the test graphs."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
+    env.update(database_env())
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "STEPWISE_EXTRA_GRAPHS": ",".join(f"{k}={v}" for k, v in TEST_GRAPHS.items()),
+        "STEPWISE_LEASE_SECONDS": str(LEASE_SECONDS),
+        "PYTHONPATH": os.pathsep.join(
+            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [str(HERE), str(ROOT)]
+        ),
+        "LOG_LEVEL": "WARNING",
+    })
+    return env

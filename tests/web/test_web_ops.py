@@ -166,3 +166,26 @@ def test_resuming_or_forking_a_paused_thread_marks_its_paused_run_answered(
         runs.fork_thread(forked.thread, forked.checkpoint_id, None, user=None, reason="branch")
     statuses = [Run.objects.get(pk=r.run_id).status for r in (resumed, forked)]
     assert statuses == [Run.Status.ANSWERED, Run.Status.ANSWERED]
+
+def test_ops_can_resume_a_queued_run_that_lost_its_task(client_as, make_run, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.STEPWISE_ORPHAN_GRACE_SECONDS = 0
+    lost = make_run(status="queued", kind="resume")  # queued, and no task row for it
+    fresh = make_run(status="queued", kind="resume")
+    Run.objects.filter(pk=fresh.pk).update(created_at=timezone.now() + timedelta(hours=1))
+    client = client_as("ops")
+    attention = {run.pk for run, _ in client.get(reverse("ops")).context["rows"]}
+    assert lost.pk in attention and fresh.pk not in attention
+    assert client.get(reverse("run", args=[lost.pk])).context["allowed"] == [
+        "resume", "retry", "cancel"]
+    assert client.get(reverse("run", args=[fresh.pk])).context["allowed"] == ["cancel"]
+
+    response = client.post(reverse("run-action", args=[lost.pk, "resume"]),
+                           {"reason": "its task was lost"})
+    assert response.status_code == 303
+    task = DBTaskResult.objects.get()
+    assert task.args_kwargs["args"] == [lost.pk]
+    assert Event.objects.get(run=lost, kind="run_requeued").reason == "its task was lost"
+    # it has a waiting task now: nothing more to resume
+    assert client.get(reverse("run", args=[lost.pk])).context["allowed"] == ["cancel"]

@@ -12,6 +12,8 @@ ALL = ("viewer", "reviewer", "ops", "admin")
 DECIDERS = ("reviewer", "admin")
 OPERATORS = ("ops", "admin")
 OPS_VIEWERS = ("viewer", "ops", "admin")
+# deciding a review differently forks the thread: it needs both permissions
+REDECIDERS = ("admin",)
 
 # (name, method, url kwargs from the objects, POST data, roles allowed)
 VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
@@ -23,7 +25,7 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("review-claim", "post", "review", {}, DECIDERS),
     ("review-unclaim", "post", "review", {}, DECIDERS),
     ("review-decide", "post", "review", {"action": "approve"}, DECIDERS),
-    ("review-redecide", "get", "decided", {}, DECIDERS),
+    ("review-redecide", "get", "decided", {}, REDECIDERS),
     ("ops", "get", "", {}, OPS_VIEWERS),
     ("run", "get", "run", {}, OPS_VIEWERS),
     ("run-action", "post", "run-cancel", {"reason": "stuck"}, OPERATORS),

@@ -192,7 +192,7 @@ def test_redecide_page_records_the_new_answer_as_a_new_review(
     start_paused, make_user, client_as, django_capture_on_commit_callbacks
 ):
     review = start_paused()
-    user = make_user("reviewer")
+    user = make_user("admin")  # decides reviews and forks threads
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         do_decide(user, review, DecisionInput("approve"))
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):

@@ -1,7 +1,9 @@
-"""Find runs whose worker stopped renewing its lease, mark them stalled and queue them again.
+"""Find runs whose worker stopped renewing its lease, mark them stalled and queue them again;
+and queued runs that no task will ever pick up, and enqueue them again.
 
-`--mark-only` leaves the decision to resume to ops (the ops console shows stalled runs and
-pushes the change live); `--watch SECONDS` keeps sweeping, so a stall surfaces on its own.
+`--mark-only` leaves the decision to resume stalled runs to ops (the ops console shows them
+and pushes the change live); `--watch SECONDS` keeps sweeping, so a stall surfaces on its own.
+Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from orchestration.runtime.errors import RunError
-from orchestration.runtime.leases import expired_runs
+from orchestration.runtime.leases import expired_runs, orphan_grace_seconds, orphaned_runs
 from orchestration.runtime.models import Run
-from orchestration.runtime.runs import declare_stalled, resume_stalled
+from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
 
 
 class Command(BaseCommand):
@@ -41,15 +43,22 @@ class Command(BaseCommand):
             help="sweep again every SECONDS until interrupted (default: sweep once)",
         )
         parser.add_argument(
+            "--orphan-grace", type=float, default=None, metavar="SECONDS",
+            help="re-queue queued runs without a waiting task once they are this old "
+            "(default STEPWISE_ORPHAN_GRACE_SECONDS, 30)",
+        )
+        parser.add_argument(
             "--reason", default="lease expired: worker stopped renewing it",
             help="recorded on each run's events",
         )
 
     def handle(self, *args: Any, older_than: float, dry_run: bool, mark_only: bool,
-               watch: float, reason: str, **options: Any) -> None:
+               watch: float, reason: str, orphan_grace: float | None, **options: Any) -> None:
+        grace = orphan_grace_seconds() if orphan_grace is None else orphan_grace
         while True:
             self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only,
                        reason=reason, quiet=bool(watch))
+            self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
             if not watch:
                 return
             close_old_connections()  # a long-lived loop must not keep a broken connection
@@ -86,3 +95,22 @@ class Command(BaseCommand):
             self.stderr.write(f"could not resume run {run.pk}: {exc}")
             return
         self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
+
+    def sweep_orphans(self, *, grace: float, dry_run: bool, quiet: bool) -> None:
+        runs = orphaned_runs(grace=grace)
+        if not runs and not quiet:
+            self.stdout.write("no lost queued runs")
+        for run in runs:
+            line = (
+                f"run {run.pk} of thread {run.thread.thread_id} ({run.thread.graph_name}): "
+                f"queued at {run.created_at:%H:%M:%S}, no task will pick it up"
+            )
+            if dry_run:
+                self.stdout.write(f"would re-queue {line}")
+                continue
+            try:
+                requeue_orphan(run, reason="queued run had no task: enqueued again", grace=grace)
+            except RunError as exc:  # claimed or re-queued meanwhile
+                self.stdout.write(f"skipped {line} ({exc})")
+                continue
+            self.stdout.write(self.style.SUCCESS(f"re-queued {line}"))

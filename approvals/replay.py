@@ -1,0 +1,100 @@
+"""What a branch from a past checkpoint will run again, for the fork and "decide differently"
+forms: the nodes that already ran after that checkpoint, and those of them (or of the nodes
+it may reach) declared with side effects (`add_node(..., side_effects=True)`)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from orchestration.runtime.models import Checkpoint, Thread
+from orchestration.runtime.registry import GraphRegistryError, get_graph
+from orchestration.spec import ANYWHERE, GraphSpec
+from orchestration.types import END
+
+
+@dataclass(frozen=True, slots=True)
+class RerunNode:
+    name: str
+    side_effects: bool
+    ran_before: bool  # it ran after this checkpoint on a branch that exists already
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPreview:
+    nodes: tuple[RerunNode, ...]
+
+    @property
+    def side_effects(self) -> tuple[RerunNode, ...]:
+        return tuple(n for n in self.nodes if n.side_effects)
+
+    @property
+    def repeated_side_effects(self) -> tuple[RerunNode, ...]:
+        return tuple(n for n in self.nodes if n.side_effects and n.ran_before)
+
+
+def replay_preview(thread: Thread, checkpoint_id: str) -> ReplayPreview:
+    """Nodes a branch from `checkpoint_id` may run: first those that ran after it before
+    (in the order they first ran), then the rest it can reach in the graph."""
+    try:
+        spec: GraphSpec | None = get_graph(thread.graph_name).spec
+    except GraphRegistryError:
+        spec = None
+    rows = list(
+        Checkpoint.objects.filter(thread=thread)
+        .order_by("checkpoint_id")
+        .values_list("pk", "checkpoint_id", "parent_id", "source", "written_by", "next")
+    )
+    start = next((r for r in rows if r[1] == checkpoint_id), None)
+    if start is None:
+        return ReplayPreview(())
+    ran = _ran_after(start[0], rows)
+    reachable = _reachable(spec, start[5]) if spec is not None else []
+    names = list(dict.fromkeys([*ran, *reachable]))
+    return ReplayPreview(tuple(
+        RerunNode(name, _has_side_effects(spec, name), name in ran) for name in names
+    ))
+
+
+def _ran_after(start_pk: int, rows: list[tuple]) -> list[str]:
+    """Nodes that wrote a checkpoint descending from `start_pk`, on any branch."""
+    children: dict[int, list[tuple]] = {}
+    for row in rows:
+        children.setdefault(row[2], []).append(row)
+    found: list[str] = []
+    queue = deque(children.get(start_pk, ()))
+    while queue:
+        row = queue.popleft()
+        if row[3] == "loop":
+            found.extend(str(n) for n in row[4] or ())
+        queue.extend(children.get(row[0], ()))
+    return list(dict.fromkeys(found))
+
+
+def _reachable(spec: GraphSpec, first: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    queue = deque(n for n in first if n in spec.nodes)
+    while queue:
+        node = queue.popleft()
+        if node in seen:
+            continue
+        seen.append(node)
+        queue.extend(t for t in _targets(spec, node) if t not in seen)
+    return seen
+
+
+def _targets(spec: GraphSpec, node: str) -> list[str]:
+    out = list(spec.edges.get(node, ()))
+    for branch in spec.branches.get(node, ()):
+        targets = branch.targets()
+        out.extend(spec.nodes if targets == ANYWHERE else targets)
+    goto = spec.nodes[node].goto_targets
+    out.extend(spec.nodes if goto == ANYWHERE else goto)
+    out.extend(target for sources, target in spec.joins if node in sources)
+    return [t for t in out if t != END and t in spec.nodes]
+
+
+def _has_side_effects(spec: GraphSpec | None, name: str) -> bool:
+    node = spec.nodes.get(name) if spec is not None else None
+    return bool(node is not None and node.side_effects)

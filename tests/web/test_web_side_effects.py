@@ -1,0 +1,99 @@
+"""Branches and side effects: "decide differently" needs the fork permission, the fork and
+re-decision forms say which nodes run again and which of them act outside Stepwise, and the
+demo payout replayed on a branch does not pay twice (its ledger is keyed by `task_key()`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from approvals.actions import DecisionInput, do_decide
+from approvals.models import ReviewRequest
+from demo.models import Payout
+from demo.workflows.expense import Expense
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import runs
+from orchestration.runtime.models import Run
+from orchestration.savers import DjangoCheckpointSaver
+
+
+@pytest.fixture
+def paid_expense(make_user: Any, django_capture_on_commit_callbacks: Any) -> ReviewRequest:
+    """An expense reviewed, approved and paid out (run in-process)."""
+    expense = Expense(expense_id=7, employee="Eve", vendor="Hotel", amount=Decimal("250.00"),
+                      description="two nights")
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        runs.start_thread("expense", expense, user=None, title="hotel")
+    review = ReviewRequest.objects.get(status=ReviewRequest.Status.PENDING)
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        do_decide(make_user("admin"), review, DecisionInput("approve"))
+    review.refresh_from_db()
+    return review
+
+
+def head(review: ReviewRequest) -> Any:
+    tup = DjangoCheckpointSaver().get_tuple(CheckpointConfig(review.thread.thread_id))
+    return tup.checkpoint.values
+
+
+def test_paying_an_expense_records_one_payout(paid_expense: ReviewRequest) -> None:
+    payout = Payout.objects.get()
+    assert head(paid_expense)["payout_ref"] == payout.reference == "PAY-000007-25000"
+
+
+def test_a_reviewer_without_the_fork_permission_cannot_decide_differently(
+    paid_expense: ReviewRequest, client_as: Any,
+) -> None:
+    client = client_as("reviewer")
+    url = reverse("review-redecide", args=[paid_expense.pk])
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"action": "approve"}).status_code == 403
+    assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
+    page = client.get(reverse("review", args=[paid_expense.pk])).content.decode()
+    assert url not in page  # no "Decide differently" button they could not use
+
+
+def test_decide_differently_form_flags_the_payout_that_runs_again(
+    paid_expense: ReviewRequest, client_as: Any,
+) -> None:
+    response = client_as("admin").get(reverse("review-redecide", args=[paid_expense.pk]))
+    assert response.status_code == 200
+    preview = response.context["rerun"]
+    assert [n.name for n in preview.nodes] == ["review", "payout"]
+    assert [n.name for n in preview.repeated_side_effects] == ["payout"]
+    assert 'data-side-effects="payout"' in response.content.decode()
+
+
+def test_fork_form_flags_side_effects_it_may_reach(
+    paid_expense: ReviewRequest, client_as: Any,
+) -> None:
+    first = DjangoCheckpointSaver().list(CheckpointConfig(paid_expense.thread.thread_id))[0]
+    response = client_as("ops").get(
+        reverse("checkpoint-fork", args=[paid_expense.thread.thread_id, first.checkpoint.id])
+    )
+    preview = response.context["rerun"]
+    by_name = {n.name: n for n in preview.nodes}
+    assert by_name["payout"].side_effects and by_name["payout"].ran_before
+    assert by_name["auto_approve"].ran_before is False  # reachable, never ran here
+    assert not by_name["check_policy"].side_effects
+
+
+def test_deciding_differently_replays_the_payout_without_paying_twice(
+    paid_expense: ReviewRequest, client_as: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    original = head(paid_expense)["payout_ref"]
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = client_as("admin").post(
+            reverse("review-redecide", args=[paid_expense.pk]),
+            {"action": "approve", "comment": "approved again on a branch"},
+        )
+    assert response.status_code == 303
+    again = ReviewRequest.objects.get(reanswer_of=paid_expense)
+    assert again.decision.resumed_run.status == Run.Status.SUCCEEDED
+    values = head(paid_expense)
+    assert values["comment"] == "approved again on a branch"  # the branch ran to the end...
+    assert values["payout_ref"] == original
+    assert Payout.objects.count() == 1  # ...and the ledger recognised the replayed payout
