@@ -9,8 +9,8 @@ from e2e_helpers import screenshot, wait_for
 
 from approvals.models import ReviewRequest
 from demo.workflows.expense import Expense
-from orchestration.runtime import leases, runs
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import leases, runs
 from orchestration.runtime.models import Run, Thread
 from orchestration.savers import DjangoCheckpointSaver
 
