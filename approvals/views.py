@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -41,9 +41,9 @@ from approvals.actions import (
     do_run_action,
     do_unclaim,
 )
-from approvals.diff import diff_states, pretty
+from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
-from approvals.models import ReviewRequest
+from approvals.models import Decision, ReviewRequest
 from approvals.selectors import UnreadableCheckpoint
 from approvals.tree import layout_tree
 from orchestration.runtime.models import Run, Thread
@@ -131,18 +131,23 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
     thread = review.thread
     changes: list[Any] = []
     unreadable: UnreadableCheckpoint | None = None
+    urls = {"asked_url": "", "parent_url": ""}
     try:
-        changes = _changes_before(thread, review.checkpoint_id)
+        changes, asked_id, parent_id = _changes_before(thread, review.checkpoint_id)
     except UnreadableCheckpoint as exc:
         unreadable = exc
+    else:
+        for key, cid in (("asked_url", asked_id), ("parent_url", parent_id)):
+            if cid:
+                urls[key] = reverse("checkpoint-state", args=[thread.thread_id, cid])
     decision = getattr(review, "decision", None) if review.status == "decided" else None
     return {
         "review": review,
         "thread": thread,
         "form": form,
-        "data_json": pretty(review.data),
         "changes": changes,
         "unreadable": unreadable,
+        **urls,
         "history": selectors.thread_history(thread, limit=50),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
@@ -150,18 +155,17 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
     }
 
 
-def _changes_before(thread: Thread, checkpoint_id: str) -> list[Any]:
-    """What changed in the checkpoint a review was asked at, against its parent."""
+def _changes_before(thread: Thread, checkpoint_id: str) -> tuple[list[Any], str, str]:
+    """What changed in the checkpoint a review was asked at, against its parent; with the
+    two checkpoints' ids."""
     asked = selectors.get_checkpoint(thread, checkpoint_id) if checkpoint_id else None
     if asked is None:
-        return []
-    parent = (
-        selectors.get_checkpoint(thread, asked.parent_config.checkpoint_id)
-        if asked.parent_config
-        else None
-    )
+        return [], "", ""
+    parent_id = asked.parent_config.checkpoint_id if asked.parent_config else None
+    parent = selectors.get_checkpoint(thread, parent_id) if parent_id else None
     old = selectors.checkpoint_values(parent)
-    return [c for c in diff_states(old, asked.checkpoint.values) if c.is_change]
+    changes = [c for c in diff_states(old, asked.checkpoint.values) if c.is_change]
+    return changes, asked.checkpoint.id, parent_id or ""
 
 
 def _decision_input(form: DecisionForm) -> DecisionInput:
@@ -197,6 +201,18 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         return _back_to(request, reverse("review", args=[pk]))
     context = _review_context(request, review, form)
     return render(request, "approvals/review.html", context, status=400)
+
+
+@require_GET
+def review_data(request: HttpRequest, pk: int) -> HttpResponse:
+    """The review's whole data (`?part=decision`: its decision's edited values) as JSON."""
+    review = access_review(request.user, pk, for_update=False)
+    if request.GET.get("part") == "decision":
+        decision = Decision.objects.filter(review=review).first()
+        if decision is None:
+            raise Http404(f"Review #{pk} has no decision yet.")
+        return JsonResponse(to_jsonable(decision.values), safe=False)
+    return JsonResponse(to_jsonable(review.data), safe=False)
 
 
 @require_http_methods(["GET", "POST"])
@@ -299,7 +315,8 @@ def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dic
         return {"checkpoint": None, "unreadable": exc}
     return {
         "checkpoint": tup,
-        "checkpoint_json": pretty(dict(tup.checkpoint.values)),
+        "checkpoint_values": dict(tup.checkpoint.values),
+        "against_values": dict(other.checkpoint.values) if other is not None else {},
         "against": other,
         "against_is_parent": not against,
         "changes": diff_states(selectors.checkpoint_values(other), tup.checkpoint.values),
@@ -347,6 +364,25 @@ def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpRespon
     status = 400 if request.method == "POST" else 200
     context = {"thread": thread, "checkpoint": tup, "form": form}
     return render(request, "approvals/fork.html", context, status=status)
+
+
+@require_GET
+def checkpoint_state(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
+    """A checkpoint's whole state (or one `?field=`) as JSON: where a page's cut value leads."""
+    thread = access_thread(request.user, thread_id, for_update=False)
+    try:
+        tup = selectors.get_checkpoint(thread, checkpoint_id)
+    except UnreadableCheckpoint as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    if tup is None:
+        raise Http404(f"Thread {thread_id} has no checkpoint {checkpoint_id}.")
+    values = to_jsonable(dict(tup.checkpoint.values))
+    field = request.GET.get("field")
+    if field is not None:
+        if field not in values:
+            raise Http404(f"Checkpoint {checkpoint_id} has no field {field!r}.")
+        values = values[field]
+    return JsonResponse(values, safe=False)
 
 
 # ---------------------------------------------------------------- ops
