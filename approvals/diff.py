@@ -132,17 +132,18 @@ class Clipped:
 
     text: str
     total: int
+    unshowable: bool = False
 
     @property
     def clipped(self) -> bool:
-        return len(self.text) < self.total
+        return self.unshowable or len(self.text) < self.total
 
 
 def clip(value: Any, budget: int = VALUE_BUDGET) -> Clipped:
     try:
         text = pretty(value)
     except (RecursionError, ValueError) as exc:  # nested past the interpreter's limit
-        return Clipped(f"(this value cannot be shown: {type(exc).__name__})", 1 << 30)
+        return Clipped(f"(nested too deeply to show here: {type(exc).__name__})", 0, True)
     if len(text) <= budget:
         return Clipped(text, len(text))
     return Clipped(text[:budget] + "\n…", len(text))
