@@ -24,6 +24,7 @@ MAX_TEXT_CHARS = 4_000
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+_NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
 
 
 class JSONValueError(ValueError):
@@ -32,6 +33,9 @@ class JSONValueError(ValueError):
 
 def parse_json(raw: str) -> Any:
     """`raw` parsed as JSON, or JSONValueError saying what is wrong with it."""
+    if "\x00" in raw or _NUL_ESCAPE.search(raw):
+        # PostgreSQL's jsonb refuses it: the write would fail after the form said yes
+        raise JSONValueError("NUL characters (\\u0000) cannot be stored; remove them.")
     _check_depth(raw)
     try:
         value = json.loads(raw, parse_int=_parse_int, parse_constant=_refuse_constant,
@@ -50,7 +54,11 @@ def check_json_value(value: Any, depth: int = 0) -> None:
     from another form field): too deep, non-finite numbers, integers too long."""
     if depth > MAX_DEPTH:
         raise JSONValueError(f"Nested more than {MAX_DEPTH} levels deep; flatten the value.")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise JSONValueError("NUL characters (\\u0000) cannot be stored; remove them.")
         return
     if isinstance(value, float):
         if not math.isfinite(value):
