@@ -76,7 +76,6 @@ def _next_or(request: HttpRequest, default: str) -> str:
     return wanted if wanted and allowed else default
 
 
-
 # ---------------------------------------------------------------- inbox
 
 
