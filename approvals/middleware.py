@@ -33,3 +33,18 @@ def _is_utf8(charset: str) -> bool:
         return codecs.lookup(charset).name == "utf-8"
     except LookupError:
         return False
+
+
+def no_nul_in_query(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[..., object]:
+    """Refuse a query string with a NUL character: pages filter on their parameters, and
+    PostgreSQL refuses NUL in any text it is given (a DataError, so a 500)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.GET.lists()):
+            return HttpResponse(
+                "The address holds a NUL character (%00); remove it.",
+                status=400, content_type="text/plain; charset=utf-8",
+            )
+        return get_response(request)
+
+    return middleware

@@ -84,3 +84,24 @@ def test_no_form_answers_any_body_with_a_500(targets, form: str, body: dict[str,
     else:
         response = client.post(urls[form], body, headers=headers)
     assert response.status_code < 500, (form, body, response.content[:500])
+
+
+PARAMS = ["status", "graph", "assignee", "page", "q", "checkpoint", "against", "field", "part"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+])
+@given(page=st.sampled_from(["inbox", "threads", "thread", "ops", "checkpoint-state",
+                             "review-data", "checkpoint"]),
+       query=st.dictionaries(st.sampled_from(PARAMS), values, max_size=4), htmx=st.booleans())
+def test_no_page_answers_any_query_with_a_500(targets, page: str, query: dict[str, str],
+                                              htmx: bool):
+    client, urls = targets
+    review = ReviewRequest.objects.exclude(checkpoint_id="c1").order_by("pk").first()
+    args = {"thread": [review.thread.thread_id], "review-data": [review.pk],
+            "checkpoint-state": [review.thread.thread_id, review.checkpoint_id],
+            "checkpoint": [review.thread.thread_id, review.checkpoint_id]}.get(page, [])
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = client.get(reverse(page, args=args), query, headers=headers)
+    assert response.status_code < 500, (page, query, response.content[:500])

@@ -216,3 +216,13 @@ async def test_unknown_websocket_path_is_closed_with_4404():
     connected, code = await communicator.connect()
     assert (connected, code) == (False, CLOSE_NOT_FOUND)
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize(("page", "param"), [
+    ("threads", "q"), ("threads", "status"), ("inbox", "graph"), ("inbox", "assignee"),
+    ("ops", "status"),
+])
+def test_nul_in_a_query_parameter_is_refused_with_400(client_as, page, param):
+    response = client_as("admin").get(reverse(page), {param: "a\x00b"})
+    assert response.status_code == 400
+    assert b"NUL" in response.content
