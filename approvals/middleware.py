@@ -35,12 +35,15 @@ def _is_utf8(charset: str) -> bool:
         return False
 
 
-def no_nul_in_query(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[..., object]:
-    """Refuse a query string with a NUL character: pages filter on their parameters, and
+def no_nul_in_address(
+    get_response: Callable[[HttpRequest], HttpResponse],
+) -> Callable[..., object]:
+    """Refuse a path or query string with a NUL character: pages look rows up by them, and
     PostgreSQL refuses NUL in any text it is given (a DataError, so a 500)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.GET.lists()):
+        query = (k + "".join(vs) for k, vs in request.GET.lists())
+        if "\x00" in request.path or any("\x00" in text for text in query):
             return HttpResponse(
                 "The address holds a NUL character (%00); remove it.",
                 status=400, content_type="text/plain; charset=utf-8",

@@ -226,3 +226,8 @@ def test_nul_in_a_query_parameter_is_refused_with_400(client_as, page, param):
     response = client_as("admin").get(reverse(page), {param: "a\x00b"})
     assert response.status_code == 400
     assert b"NUL" in response.content
+
+
+def test_nul_in_the_path_is_refused_with_400(client_as):
+    response = client_as("admin").get("/threads/a%00b/")
+    assert response.status_code == 400
