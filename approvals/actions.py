@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
+from approvals.jsonvalues import JSONValueError, check_json_value
 from approvals.models import Decision, ReviewRequest
 from approvals.selectors import get_checkpoint, is_stalled
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
@@ -154,7 +155,10 @@ def _not_open_message(review: ReviewRequest, verb: str) -> str:
             f"Review #{review.pk} is {review.get_status_display().lower()}: the thread moved on "
             "(a fork or a cancelled run). Open the thread to see its current state."
         )
-    return f"Review #{review.pk} cannot be {verb}ed in its current state ({review.status})."
+    return (
+        f"Review #{review.pk} is {review.get_status_display().lower()}: your {verb} was not "
+        "applied. Reload the review to see where it stands."
+    )
 
 
 # ---------------------------------------------------------------- decisions
@@ -178,6 +182,10 @@ def check_decision(review: ReviewRequest, d: DecisionInput) -> None:
         raise ReviewError("A rejection needs a comment saying why.")
     if d.action == Decision.Action.RESPOND and not d.text.strip():
         raise ReviewError("A response needs some text.")
+    try:
+        check_json_value(dict(d.values or {}))
+    except JSONValueError as exc:
+        raise ReviewError(f"The edited values were not accepted: {exc}") from None
 
 
 def do_decide(

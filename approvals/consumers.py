@@ -28,6 +28,7 @@ POLL_SECONDS = 0.5
 # Heartbeats of a running run; a page refresh for each would be noise.
 QUIET_KINDS = ("run_progress",)
 CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def layer_crosses_processes() -> bool:
@@ -151,3 +152,11 @@ class ThreadConsumer(LiveConsumer):
 
     def events(self) -> QuerySet[Event]:
         return super().events().filter(thread__thread_id=self.thread_id)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other websocket path: closed with 4404 (the router alone raises, which the server
+    logs as an error and answers with a 500)."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -101,6 +101,49 @@ def to_jsonable(value: Any) -> Any:
     return repr(value)
 
 
+# Levels indented one per line; deeper ones are written on one line. Fully indented JSON
+# grows with the square of its depth: 14 KB nested 1,000 deep printed as megabytes.
+INDENT_LEVELS = 6
+# Characters of one value a page shows; the rest is a link away (see `clip`).
+VALUE_BUDGET = 8_000
+
+
 def pretty(value: Any) -> str:
-    """Indented JSON for a value, the way the pages show and edit state."""
-    return json.dumps(to_jsonable(value), indent=2, ensure_ascii=False, sort_keys=False)
+    """Indented JSON for a value, the way the pages show and edit state: indented to
+    INDENT_LEVELS levels, compact below, so its size stays linear in the value's."""
+    return _pretty(to_jsonable(value), 0)
+
+
+def _pretty(value: Any, level: int) -> str:
+    if level >= INDENT_LEVELS or not isinstance(value, dict | list) or not value:
+        return json.dumps(value, ensure_ascii=False)
+    pad = "  " * (level + 1)
+    if isinstance(value, dict):
+        items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, level + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    items = [f"{pad}{_pretty(v, level + 1)}" for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Clipped:
+    """A value's JSON text cut to a page's budget; `total` is the length of the whole."""
+
+    text: str
+    total: int
+    unshowable: bool = False
+
+    @property
+    def clipped(self) -> bool:
+        return self.unshowable or len(self.text) < self.total
+
+
+def clip(value: Any, budget: int = VALUE_BUDGET) -> Clipped:
+    try:
+        text = pretty(value)
+    except (RecursionError, ValueError) as exc:  # nested past the interpreter's limit
+        return Clipped(f"(nested too deeply to show here: {type(exc).__name__})", 0, True)
+    if len(text) <= budget:
+        return Clipped(text, len(text))
+    return Clipped(text[:budget] + "\n…", len(text))

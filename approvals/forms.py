@@ -8,12 +8,57 @@ from typing import Any
 
 import jsonschema
 from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput, JSONString
 
 from approvals.diff import pretty, to_jsonable
+from approvals.jsonvalues import (
+    MAX_TEXT_CHARS,
+    JSONValueError,
+    check_json_value,
+    check_state_value,
+    parse_json,
+)
 from approvals.models import Decision
 from orchestration.runtime.runs import RunAction
 
 LONG_TEXT = 120
+
+
+class SafeJSONField(forms.JSONField):
+    """Django's JSONField with `parse_json`'s limits: too deep, NaN or a 5,000-digit integer
+    is a field error, not a 500 (Django's own catches only `JSONDecodeError`)."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled:
+            return value
+        if value in self.empty_values:
+            return None
+        if isinstance(value, list | dict | int | float | JSONString):
+            return value
+        try:
+            converted = parse_json(value)
+        except JSONValueError as exc:
+            raise ValidationError(str(exc), code="invalid") from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return parse_json(data)
+        except JSONValueError:
+            return InvalidJSONInput(data)
+
+
+def text_field(**kwargs: Any) -> forms.CharField:
+    """Free text a person writes (comment, reason, response), within `MAX_TEXT_CHARS`."""
+    rows = kwargs.pop("rows", 3)
+    return forms.CharField(
+        max_length=MAX_TEXT_CHARS, widget=forms.Textarea(attrs={"rows": rows}), **kwargs
+    )
 
 
 def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Field:
@@ -50,7 +95,7 @@ def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Fi
             strip=True, **common,
         )
     # arrays, objects and untyped values: edit as JSON
-    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+    return SafeJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
 
 
 class DecisionForm(forms.Form):
@@ -58,10 +103,8 @@ class DecisionForm(forms.Form):
     the button pressed. Schema validation runs server-side whatever the browser checked."""
 
     action = forms.ChoiceField(choices=Decision.Action.choices)
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    text = forms.CharField(
-        required=False, label="Response", widget=forms.Textarea(attrs={"rows": 4})
-    )
+    comment = text_field(required=False)
+    text = text_field(required=False, label="Response", rows=4)
 
     def __init__(self, *args: Any, review: Any, **kwargs: Any) -> None:
         self.review = review
@@ -110,6 +153,12 @@ class DecisionForm(forms.Form):
 
     def _validate_against_schema(self) -> None:
         values = self.edited_values()
+        for name, value in values.items():
+            try:
+                check_json_value(value)
+            except JSONValueError as exc:
+                self.add_error(f"value__{name}", str(exc))
+                return
         for key in self.value_fields:
             if self.fields[key].schema_required and key.removeprefix("value__") not in values:
                 if key not in self.errors:
@@ -124,25 +173,35 @@ class DecisionForm(forms.Form):
 
 
 class ForkForm(forms.Form):
-    """The state at a checkpoint, one JSON text per field; only changed fields are applied."""
+    """The state at a checkpoint, one JSON text per field; only changed fields are applied.
 
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why you fork here. Recorded in the thread's history.",
+    A changed field is parsed within `parse_json`'s limits and checked against the field's
+    type in the graph's state schema (`types`: field name -> annotation), so a wrong value is
+    refused on the form instead of failing the fork run later."""
+
+    reason = text_field(
+        rows=2, help_text="Why you fork here. Recorded in the thread's history."
     )
 
-    def __init__(self, *args: Any, values: Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, values: Mapping[str, Any], types: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.types = dict(types or {})
         self.original = {name: to_jsonable(v) for name, v in values.items()}
+        self.shown: dict[str, str] = {}
         self.state_fields: list[str] = []
         for name, value in values.items():
             key = f"field__{name}"
+            text = pretty(value)
             self.fields[key] = forms.CharField(
                 label=name, required=False, strip=False,
-                widget=forms.Textarea(attrs={"rows": min(8, pretty(value).count("\n") + 2),
+                widget=forms.Textarea(attrs={"rows": min(8, text.count("\n") + 2),
                                              "class": "json", "spellcheck": "false"}),
             )
-            self.initial[key] = pretty(value)
+            self.initial[key] = text
+            self.shown[key] = text
             self.state_fields.append(key)
 
     def state_bound_fields(self) -> list[forms.BoundField]:
@@ -155,26 +214,27 @@ class ForkForm(forms.Form):
             name = key.removeprefix("field__")
             if self.add_prefix(key) not in self.data:
                 continue  # not sent: unchanged
-            raw = cleaned.get(key, "")
+            raw = (cleaned.get(key) or "").replace("\r\n", "\n")
+            if raw.strip() == self.shown[key].strip():
+                continue  # sent back as shown (browsers send textarea lines with CRLF)
             try:
-                value = json.loads(raw)
-            except (json.JSONDecodeError, TypeError) as exc:
-                self.add_error(key, f"Not valid JSON: {exc}. Fix it or reset the field.")
+                value = parse_json(raw)
+                if value == self.original[name]:
+                    continue
+                if name in self.types:
+                    check_state_value(self.types[name], name, value)
+            except JSONValueError as exc:
+                self.add_error(key, f"{exc} Fix it or reset the field.")
                 continue
-            if value != self.original[name]:
-                changed[name] = value
+            changed[name] = value
         cleaned["changed"] = changed
         return cleaned
-
-
-class RedecideForm(DecisionForm):
-    pass
 
 
 class OpsBulkForm(forms.Form):
     action = forms.ChoiceField(choices=RunAction.choices)
     runs = forms.TypedMultipleChoiceField(coerce=int, choices=(), label="Runs")
-    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = text_field(required=False, rows=2)
     confirm = forms.BooleanField(required=False)
 
     def __init__(self, *args: Any, run_ids: list[int] | None = None, **kwargs: Any) -> None:
@@ -193,4 +253,4 @@ class OpsBulkForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    reason = text_field(rows=2)

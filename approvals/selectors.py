@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -16,6 +17,7 @@ from approvals.tree import TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.leases import orphaned_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
+from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
 
 # ---------------------------------------------------------------- inbox
@@ -207,9 +209,52 @@ def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
     )
 
 
+class UnreadableCheckpoint(Exception):
+    """A stored checkpoint cannot be decoded (a damaged row or blob). Pages show this message
+    where the checkpoint would be; the rest of the thread stays readable."""
+
+    def __init__(self, thread: Thread, checkpoint_id: str, parent_id: str, error: Exception):
+        self.thread_id = thread.thread_id
+        self.checkpoint_id = checkpoint_id
+        self.parent_id = parent_id
+        self.error = f"{type(error).__name__}: {error}"
+        instead = (
+            f"fork from its parent {parent_id} to continue the thread" if parent_id
+            else "start the thread again"
+        )
+        super().__init__(
+            f"Checkpoint {checkpoint_id} of thread {thread.thread_id} cannot be read: its stored "
+            f"data is damaged ({self.error}). Pick another checkpoint in the tree, or {instead}; "
+            "ask an admin to restore the row from a backup."
+        )
+
+
 def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple | None:
-    """Read a checkpoint's values through the saver (the engine's view, not raw rows)."""
-    return DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id, checkpoint_id))
+    """Read a checkpoint's values through the saver (the engine's view, not raw rows).
+    Raises UnreadableCheckpoint, naming it, when its stored data cannot be decoded."""
+    try:
+        return DjangoCheckpointSaver().get_tuple(
+            CheckpointConfig(thread.thread_id, checkpoint_id)
+        )
+    except DatabaseError:
+        raise
+    except Exception as exc:  # noqa: BLE001  any decoding failure means a damaged row
+        rows = Checkpoint.objects.filter(thread=thread).order_by("-checkpoint_id")
+        if checkpoint_id:
+            rows = rows.filter(checkpoint_id=checkpoint_id)
+        cid, parent = rows.values_list("checkpoint_id", "parent__checkpoint_id").first() or (
+            checkpoint_id or "?", None
+        )
+        raise UnreadableCheckpoint(thread, cid, parent or "", exc) from exc
+
+
+def state_types(thread: Thread) -> dict[str, Any]:
+    """Field name -> declared type of the thread's graph state ({} if the graph is unknown)."""
+    try:
+        graph = get_graph(thread.graph_name)
+    except Exception:  # noqa: BLE001  an unregistered graph: the fork itself will say so
+        return {}
+    return {name: spec.annotation for name, spec in graph.spec.schema.fields.items()}
 
 
 def checkpoint_values(tup: CheckpointTuple | None) -> dict[str, Any]:

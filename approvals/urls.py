@@ -13,6 +13,7 @@ urlpatterns = [
     path("reviews/<int:pk>/claim/", views.claim, name="review-claim"),
     path("reviews/<int:pk>/unclaim/", views.unclaim, name="review-unclaim"),
     path("reviews/<int:pk>/redecide/", views.redecide, name="review-redecide"),
+    path("reviews/<int:pk>/data.json", views.review_data, name="review-data"),
     path("threads/", views.thread_list, name="threads"),
     path("threads/<str:thread_id>/", views.thread_detail, name="thread"),
     path("threads/<str:thread_id>/live/", views.thread_live, name="thread-live"),
@@ -20,6 +21,11 @@ urlpatterns = [
         "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/",
         views.checkpoint_detail,
         name="checkpoint",
+    ),
+    path(
+        "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/state.json",
+        views.checkpoint_state,
+        name="checkpoint-state",
     ),
     path(
         "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/fork/",

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -40,10 +42,11 @@ from approvals.actions import (
     do_run_action,
     do_unclaim,
 )
-from approvals.diff import diff_states, pretty
+from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
-from approvals.models import ReviewRequest
+from approvals.models import Decision, ReviewRequest
 from approvals.replay import replay_preview
+from approvals.selectors import UnreadableCheckpoint
 from approvals.tree import layout_tree
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.runs import RunAction
@@ -64,6 +67,16 @@ def _back_to(request: HttpRequest, url: str) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return HttpResponseRedirect(url, status=303)
+
+
+def _next_or(request: HttpRequest, default: str) -> str:
+    """The form's `next` if it is a path on this site, else `default`: a link someone else
+    crafted must not send a reviewer to their site after a claim."""
+    wanted = request.POST.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return wanted if wanted and allowed else default
 
 
 # ---------------------------------------------------------------- inbox
@@ -110,7 +123,7 @@ def _claim_action(
         messages.success(request, done)
     except ReviewError as exc:
         messages.error(request, str(exc))
-    return _back_to(request, request.POST.get("next") or reverse("review", args=[pk]))
+    return _back_to(request, _next_or(request, reverse("review", args=[pk])))
 
 
 # ---------------------------------------------------------------- review page
@@ -119,30 +132,52 @@ def _claim_action(
 def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> dict[str, Any]:
     thread = review.thread
     changes: list[Any] = []
-    asked = selectors.get_checkpoint(thread, review.checkpoint_id) if review.checkpoint_id else None
-    if asked is not None:
-        parent = (
-            selectors.get_checkpoint(thread, asked.parent_config.checkpoint_id)
-            if asked.parent_config
-            else None
-        )
-        changes = [
-            c for c in diff_states(selectors.checkpoint_values(parent), asked.checkpoint.values)
-            if c.is_change
-        ]
+    unreadable: UnreadableCheckpoint | None = None
+    urls = {"asked_url": "", "parent_url": ""}
+    try:
+        changes, asked_id, parent_id = _changes_before(thread, review.checkpoint_id)
+    except UnreadableCheckpoint as exc:
+        unreadable = exc
+    else:
+        for key, cid in (("asked_url", asked_id), ("parent_url", parent_id)):
+            if cid:
+                urls[key] = reverse("checkpoint-state", args=[thread.thread_id, cid])
     decision = getattr(review, "decision", None) if review.status == "decided" else None
     return {
         "review": review,
         "thread": thread,
         "form": form,
-        "data_json": pretty(review.data),
         "changes": changes,
+        "unreadable": unreadable,
+        **urls,
         "history": selectors.thread_history(thread, limit=50),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
         "reanswers": review.reanswers.select_related("decision__decided_by").all(),
     }
+
+
+def _changes_before(thread: Thread, checkpoint_id: str) -> tuple[list[Any], str, str]:
+    """What changed in the checkpoint a review was asked at, against its parent; with the
+    two checkpoints' ids."""
+    asked = selectors.get_checkpoint(thread, checkpoint_id) if checkpoint_id else None
+    if asked is None:
+        return [], "", ""
+    parent_id = asked.parent_config.checkpoint_id if asked.parent_config else None
+    parent = selectors.get_checkpoint(thread, parent_id) if parent_id else None
+    old = selectors.checkpoint_values(parent)
+    changes = [c for c in diff_states(old, asked.checkpoint.values) if c.is_change]
+    return changes, asked.checkpoint.id, parent_id or ""
+
+
+def _decision_input(form: DecisionForm) -> DecisionInput:
+    return DecisionInput(
+        action=form.cleaned_data["action"],
+        comment=form.cleaned_data.get("comment") or "",
+        values=form.edited_values(),
+        text=form.cleaned_data.get("text") or "",
+    )
 
 
 @require_GET
@@ -157,12 +192,7 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     review = access_review(request.user, pk, for_update=True)
     form = DecisionForm(request.POST, review=review)
     if form.is_valid():
-        d = DecisionInput(
-            action=form.cleaned_data["action"],
-            comment=form.cleaned_data.get("comment") or "",
-            values=form.edited_values(),
-            text=form.cleaned_data.get("text") or "",
-        )
+        d = _decision_input(form)
         try:
             do_decide(request.user, review, d)
         except ReviewError as exc:
@@ -176,6 +206,18 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/review.html", context, status=400)
 
 
+@require_GET
+def review_data(request: HttpRequest, pk: int) -> HttpResponse:
+    """The review's whole data (`?part=decision`: its decision's edited values) as JSON."""
+    review = access_review(request.user, pk, for_update=False)
+    if request.GET.get("part") == "decision":
+        decision = Decision.objects.filter(review=review).first()
+        if decision is None:
+            raise Http404(f"Review #{pk} has no decision yet.")
+        return JsonResponse(to_jsonable(decision.values), safe=False)
+    return JsonResponse(to_jsonable(review.data), safe=False)
+
+
 @require_http_methods(["GET", "POST"])
 def redecide(request: HttpRequest, pk: int) -> HttpResponse:
     review = access_redecide(request.user, pk)
@@ -184,12 +226,7 @@ def redecide(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("review", pk=pk)
     form = DecisionForm(request.POST or None, review=review)
     if request.method == "POST" and form.is_valid():
-        d = DecisionInput(
-            action=form.cleaned_data["action"],
-            comment=form.cleaned_data.get("comment") or "",
-            values=form.edited_values(),
-            text=form.cleaned_data.get("text") or "",
-        )
+        d = _decision_input(form)
         try:
             decision = do_redecide(request.user, review, d)
         except ReviewError as exc:
@@ -267,14 +304,23 @@ def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 
 def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dict[str, Any]:
-    tup = selectors.get_checkpoint(thread, checkpoint_id or None)
+    """The selected checkpoint's panel. A damaged checkpoint (or the one it is compared with)
+    fills the panel with what went wrong and what to do; the page around it still renders."""
+    try:
+        tup = selectors.get_checkpoint(thread, checkpoint_id or None)
+    except UnreadableCheckpoint as exc:
+        return {"checkpoint": None, "unreadable": exc}
     if tup is None:
         return {"checkpoint": None}
     other_id = against or (tup.parent_config.checkpoint_id if tup.parent_config else "")
-    other = selectors.get_checkpoint(thread, other_id) if other_id else None
+    try:
+        other = selectors.get_checkpoint(thread, other_id) if other_id else None
+    except UnreadableCheckpoint as exc:
+        return {"checkpoint": None, "unreadable": exc}
     return {
         "checkpoint": tup,
-        "checkpoint_json": pretty(dict(tup.checkpoint.values)),
+        "checkpoint_values": dict(tup.checkpoint.values),
+        "against_values": dict(other.checkpoint.values) if other is not None else {},
         "against": other,
         "against_is_parent": not against,
         "changes": diff_states(selectors.checkpoint_values(other), tup.checkpoint.values),
@@ -286,24 +332,30 @@ def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dic
 def checkpoint_detail(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
     thread = access_thread(request.user, thread_id, for_update=False)
     context = _checkpoint_context(thread, checkpoint_id, request.GET.get("against", ""))
-    if context["checkpoint"] is None:
+    if context["checkpoint"] is None and "unreadable" not in context:
         return _missing(request, f"checkpoint {checkpoint_id}")
     context.update(thread=thread, can_fork=request.user.has_perm(FORK))
     if request.htmx:
         return render(request, "approvals/_checkpoint.html", context)
-    url = reverse("thread", args=[thread_id]) + f"?checkpoint={checkpoint_id}"
-    if request.GET.get("against"):
-        url += f"&against={request.GET['against']}"
-    return redirect(url)
+    query = {"checkpoint": checkpoint_id, "against": request.GET.get("against", "")}
+    return redirect(reverse("thread", args=[thread_id]) + "?" + urlencode(
+        {k: v for k, v in query.items() if v}
+    ))
 
 
 @require_http_methods(["GET", "POST"])
 def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
     thread = access_thread(request.user, thread_id, for_update=True)
-    tup = selectors.get_checkpoint(thread, checkpoint_id)
+    try:
+        tup = selectors.get_checkpoint(thread, checkpoint_id)
+    except UnreadableCheckpoint as exc:
+        context = {"thread": thread, "unreadable": exc}
+        return render(request, "approvals/unreadable.html", context, status=409)
     if tup is None:
         return _missing(request, f"checkpoint {checkpoint_id}")
-    form = ForkForm(request.POST or None, values=tup.checkpoint.values)
+    form = ForkForm(
+        request.POST or None, values=tup.checkpoint.values, types=selectors.state_types(thread)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             do_fork(request.user, thread, checkpoint_id, form.cleaned_data["changed"],
@@ -317,6 +369,25 @@ def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpRespon
     context = {"thread": thread, "checkpoint": tup, "form": form,
                "rerun": replay_preview(thread, checkpoint_id)}
     return render(request, "approvals/fork.html", context, status=status)
+
+
+@require_GET
+def checkpoint_state(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
+    """A checkpoint's whole state (or one `?field=`) as JSON: where a page's cut value leads."""
+    thread = access_thread(request.user, thread_id, for_update=False)
+    try:
+        tup = selectors.get_checkpoint(thread, checkpoint_id)
+    except UnreadableCheckpoint as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    if tup is None:
+        raise Http404(f"Thread {thread_id} has no checkpoint {checkpoint_id}.")
+    values = to_jsonable(dict(tup.checkpoint.values))
+    field = request.GET.get("field")
+    if field is not None:
+        if field not in values:
+            raise Http404(f"Checkpoint {checkpoint_id} has no field {field!r}.")
+        values = values[field]
+    return JsonResponse(values, safe=False)
 
 
 # ---------------------------------------------------------------- ops

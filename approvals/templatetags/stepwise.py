@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django import template
 
-from approvals.diff import pretty
+from approvals.diff import clip
 
 register = template.Library()
 
@@ -18,9 +19,14 @@ def get_item(mapping: Mapping[str, Any], key: str) -> Any:
     return mapping.get(key) if isinstance(mapping, Mapping) else None
 
 
-@register.filter
-def as_json(value: Any) -> str:
-    return pretty(value)
+@register.inclusion_tag("approvals/_json.html")
+def json_value(value: Any, full_url: str = "", field: str = "") -> dict[str, Any]:
+    """A value as JSON within the page's budget; past it, cut, with a link to the whole value
+    (`full_url`, narrowed to `field` when given)."""
+    shown = clip(value)
+    if full_url and field:
+        full_url = f"{full_url}?{urlencode({'field': field})}"
+    return {"shown": shown, "full_url": full_url}
 
 
 @register.filter

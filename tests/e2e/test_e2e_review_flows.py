@@ -50,8 +50,11 @@ def test_reviewer_edits_and_approves_and_the_thread_page_updates_live(login, liv
     reviewer.wait_for_selector("text=Decision recorded")
 
     # no reload: the websocket push makes the page refresh its live region
+    # a function, not an expression: Playwright evals an expression in the page, which the
+    # Content-Security-Policy (no 'unsafe-eval') refuses
     watcher.wait_for_function(
-        "document.querySelector('#thread-status').textContent.trim() === 'Done'", timeout=30_000
+        "() => document.querySelector('#thread-status').textContent.trim() === 'Done'",
+        timeout=30_000,
     )
     assert "Economy fare only" in watcher.inner_text("#thread-live")
     assert head_values(review.thread)["amount"] == Decimal("990.00")

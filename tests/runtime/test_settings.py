@@ -64,3 +64,20 @@ def test_sqlite_runs_in_wal_mode() -> None:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
+
+
+SHOW_PROXY_HEADER = "from django.conf import settings; print(settings.SECURE_PROXY_SSL_HEADER)"
+
+
+@pytest.mark.parametrize(("configured", "expected"), [
+    (None, "None"), ("0", "None"), ("1", "('HTTP_X_FORWARDED_PROTO', 'https')"),
+])
+def test_forwarded_proto_is_trusted_only_when_configured(tmp_path: Path, configured, expected):
+    env = production_env(tmp_path)
+    if configured is not None:
+        env["TRUST_X_FORWARDED_PROTO"] = configured
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {SHOW_PROXY_HEADER}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.strip() == expected, result.stderr

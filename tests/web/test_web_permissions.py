@@ -1,4 +1,7 @@
-"""Every view: each role allowed or refused; anonymous users are sent to the login page."""
+"""Every view: each role allowed or refused; anonymous users are sent to the login page.
+
+The matrix must have a row for every route of the site (walked from the URL resolver), so a
+new route without one fails `test_every_route_has_a_row_in_the_matrix`."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 ALL = ("viewer", "reviewer", "ops", "admin")
 DECIDERS = ("reviewer", "admin")
@@ -14,6 +17,7 @@ OPERATORS = ("ops", "admin")
 OPS_VIEWERS = ("viewer", "ops", "admin")
 # deciding a review differently forks the thread: it needs both permissions
 REDECIDERS = ("admin",)
+FORKERS = ("ops", "admin")
 
 # (name, method, url kwargs from the objects, POST data, roles allowed)
 VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
@@ -21,6 +25,11 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("threads", "get", "", {}, ALL),
     ("thread", "get", "thread", {}, ALL),
     ("thread-live", "get", "thread", {}, ALL),
+    ("checkpoint", "get", "checkpoint", {}, ALL),
+    ("checkpoint-state", "get", "checkpoint", {}, ALL),
+    ("checkpoint-fork", "get", "checkpoint", {}, FORKERS),
+    ("checkpoint-fork", "post", "checkpoint", {"reason": "try"}, FORKERS),
+    ("review-data", "get", "review", {}, ALL),
     ("review", "get", "review", {}, ALL),
     ("review-claim", "post", "review", {}, DECIDERS),
     ("review-unclaim", "post", "review", {}, DECIDERS),
@@ -35,9 +44,38 @@ CASES = [(name, method, kw, data, role, role in allowed)
          for name, method, kw, data, allowed in VIEWS for role in (*ALL, None)]
 
 
+# Routes Django itself provides (login, logout, password views, the admin): they carry their
+# own checks, and the login page must be reachable without logging in.
+FRAMEWORK_PREFIXES = ("django.",)
+
+
+def site_routes() -> dict[str, str]:
+    """Name -> view module of every named route of the site, the admin's excepted."""
+    found: dict[str, str] = {}
+
+    def walk(patterns: list[Any]) -> None:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                if p.namespace != "admin":
+                    walk(p.url_patterns)
+            elif isinstance(p, URLPattern) and p.name:
+                found[p.name] = p.callback.__module__
+    walk(get_resolver().url_patterns)
+    return found
+
+
+def test_every_route_has_a_row_in_the_matrix():
+    ours = {name for name, module in site_routes().items()
+            if not module.startswith(FRAMEWORK_PREFIXES)}
+    assert ours, "no route found: the resolver walk is broken"
+    covered = {row[0] for row in VIEWS}
+    assert ours - covered == set(), "routes without a row in VIEWS (add who may use them)"
+    assert covered - ours == set(), "rows in VIEWS for routes that no longer exist"
+
+
 @pytest.fixture
-def objects(make_review, make_run):
-    review = make_review()
+def objects(start_paused, make_review, make_run):
+    review = start_paused()
     decided = make_review(status="decided", checkpoint_id="c1")
     return {"review": review, "decided": decided, "run": make_run()}
 
@@ -45,6 +83,9 @@ def objects(make_review, make_run):
 def url_for(name: str, kw: str, objects: dict[str, Any]) -> str:
     if kw == "thread":
         return reverse(name, args=[objects["review"].thread.thread_id])
+    if kw == "checkpoint":
+        review = objects["review"]
+        return reverse(name, args=[review.thread.thread_id, review.checkpoint_id])
     if kw in ("review", "decided"):
         return reverse(name, args=[objects[kw].pk])
     if kw == "run":

@@ -184,7 +184,7 @@ def test_fork_with_a_value_the_graph_refuses_is_refused_on_the_form(start_paused
          "field__tags": '["a merge field needs an object"]', "reason": "try"},
     )
     assert response.status_code == 400
-    assert "The graph refuses these values" in response.content.decode()
+    assert "Not a valid dict[str, str] for field &#x27;tags&#x27;" in response.content.decode()
     assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
 
 
