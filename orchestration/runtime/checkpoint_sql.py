@@ -75,7 +75,7 @@ _PG_FENCE = f"""fence AS (
     UPDATE {RUN} SET heartbeat_at = %(now)s
     WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'
     RETURNING 1 AS ok
-)"""  # noqa: S608 - table names come from the models
+)"""
 _PG_NO_FENCE = "fence AS (SELECT 1 AS ok)"
 
 
@@ -113,7 +113,7 @@ row AS (
         created_at = EXCLUDED.created_at, created_by_id = EXCLUDED.created_by_id,
         reason = EXCLUDED.reason
 )
-SELECT count(*) FROM fence"""  # noqa: S608
+SELECT count(*) FROM fence"""
 
 
 def _pg_writes_sql(fenced: bool) -> str:
@@ -136,7 +136,7 @@ added AS (
     WHERE (SELECT count(*) FROM dropped) >= 0
     ORDER BY w.idx
 )
-SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM target)"""  # noqa: S608
+SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM target)"""
 
 
 _SQL_CACHE: dict[tuple[str, str, bool], str] = {}
@@ -302,27 +302,27 @@ def put_pending_writes(
 # --- SQLite statements ----------------------------------------------------------------------
 
 _SQLITE_FENCE = (
-    f"UPDATE {RUN} SET heartbeat_at = :now "  # noqa: S608
+    f"UPDATE {RUN} SET heartbeat_at = :now "
     "WHERE id = :run_id AND lease_token = :token AND status = 'running'"
 )
 _SQLITE_THREAD = (
-    f"INSERT INTO {THREAD} "  # noqa: S608
+    f"INSERT INTO {THREAD} "
     "(thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at) "
     "VALUES (:thread_id, '', '', 'new', :checkpoint_id, :created, :created) "
     "ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = excluded.head_checkpoint_id "
     "RETURNING id"
 )
 _SQLITE_BLOB = (
-    f"INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data) "  # noqa: S608
+    f"INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id, field, version) DO NOTHING"
 )
 _SQLITE_TARGET = (
-    f"SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "  # noqa: S608
+    f"SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
     "WHERE t.thread_id = :thread_id AND c.checkpoint_id = :checkpoint_id"
 )
-_SQLITE_DROP_WRITES = f"DELETE FROM {PENDING} WHERE checkpoint_id = ? AND task_id = ?"  # noqa: S608
+_SQLITE_DROP_WRITES = f"DELETE FROM {PENDING} WHERE checkpoint_id = ? AND task_id = ?"
 _SQLITE_ADD_WRITE = (
-    f"INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data) "  # noqa: S608
+    f"INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data) "
     "VALUES (?, ?, ?, ?, ?)"
 )
 
@@ -343,40 +343,73 @@ ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     next = excluded.next, versions = excluded.versions, internal = excluded.internal,
     writes = excluded.writes, extra = excluded.extra, written_by = excluded.written_by,
     created_at = excluded.created_at, created_by_id = excluded.created_by_id,
-    reason = excluded.reason"""  # noqa: S608
+    reason = excluded.reason"""
     return sql
 
 
 # --- reads ----------------------------------------------------------------------------------
 
-_HAS_WRITES = f"EXISTS (SELECT 1 FROM {PENDING} w WHERE w.checkpoint_id = c.id)"  # noqa: S608
+_HAS_WRITES = f"EXISTS (SELECT 1 FROM {PENDING} w WHERE w.checkpoint_id = c.id)"
 _ROW_COLUMNS = (
     "c.id, c.checkpoint_id, p.checkpoint_id, c.step, c.source, c.next, c.versions, "
     f"c.internal, c.writes, c.extra, {_HAS_WRITES}"
 )
 _ROW_FROM = (
-    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "  # noqa: S608
+    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id WHERE t.thread_id = %s"
 )
-_LATEST = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} ORDER BY c.checkpoint_id DESC LIMIT 1"  # noqa: S608
-_BY_ID = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} AND c.checkpoint_id = %s"  # noqa: S608
+_LATEST = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} ORDER BY c.checkpoint_id DESC LIMIT 1"
+_BY_ID = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} AND c.checkpoint_id = %s"
 
 
 def load_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+# On PostgreSQL the row comes with its pending writes (a resume reads them), aggregated in
+# write order: one round trip instead of two.
+_PG_WRITES_OF_ROW = (
+    "LEFT JOIN LATERAL (SELECT array_agg(w.task_id ORDER BY w.id) AS task_ids, "
+    "array_agg(w.idx ORDER BY w.id) AS idxs, array_agg(w.channel ORDER BY w.id) AS channels, "
+    f"array_agg(w.data ORDER BY w.id) AS datas FROM {PENDING} w WHERE w.checkpoint_id = c.id) "
+    "w ON true"
+)
+_PG_ROW = (
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
+    "WHERE t.thread_id = %(thread_id)s"
+)
+_PG_LATEST = f"{_PG_ROW} ORDER BY c.checkpoint_id DESC LIMIT 1"
+_PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
+
+
 def checkpoint_row(
     connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None
-) -> tuple[Any, ...] | None:
+) -> tuple[tuple[Any, ...], list[WriteRecord] | None] | None:
     """(pk, id, parent id, step, source, next, versions, internal, meta, extra, has writes)
-    of the named checkpoint or the thread's latest."""
+    of the named checkpoint or the thread's latest, and its pending writes if this read
+    fetched them (None: ask `pending_writes` when it has some)."""
+    if connection.vendor == "postgresql":
+        sql = _PG_LATEST if checkpoint_id is None else _PG_BY_ID
+        row = _pg_one(connection, sql, {"thread_id": thread_id, "checkpoint_id": checkpoint_id})
+        if row is None:
+            return None
+        task_ids, idxs, channels, datas = row[11:]
+        writes = [
+            WriteRecord(task_id, idx, channel, bytes(data))
+            for task_id, idx, channel, data in zip(
+                task_ids or (), idxs or (), channels or (), datas or (), strict=True
+            )
+        ]
+        return row[:11], writes
     with connection.cursor() as cursor:
         if checkpoint_id is None:
             cursor.execute(_LATEST, [thread_id])
         else:
             cursor.execute(_BY_ID, [thread_id, checkpoint_id])
-        return cursor.fetchone()
+        found = cursor.fetchone()
+    return None if found is None else (found, None)
 
 
 def pending_writes(
@@ -386,7 +419,7 @@ def pending_writes(
     [low, high], in write order."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT c.checkpoint_id, w.task_id, w.idx, w.channel, w.data FROM {PENDING} w "  # noqa: S608
+            f"SELECT c.checkpoint_id, w.task_id, w.idx, w.channel, w.data FROM {PENDING} w "
             f"JOIN {CHECKPOINT} c ON c.id = w.checkpoint_id "
             f"JOIN {THREAD} t ON t.id = c.thread_id "
             "WHERE t.thread_id = %s AND c.checkpoint_id BETWEEN %s AND %s ORDER BY w.id",
@@ -406,7 +439,7 @@ def field_versions(
     `low` is None): a superset the caller filters."""
     marks = ", ".join(["%s"] * len(fields))
     sql = (
-        f"SELECT f.field, f.version, f.kind, f.base, f.data FROM {FIELD_VERSION} f "  # noqa: S608
+        f"SELECT f.field, f.version, f.kind, f.base, f.data FROM {FIELD_VERSION} f "
         f"JOIN {THREAD} t ON t.id = f.thread_id WHERE t.thread_id = %s "
         f"AND f.field IN ({marks}) AND f.version <= %s"
     )

@@ -69,9 +69,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         connection = connections[self.using]
-        row = checkpoint_sql.checkpoint_row(connection, config.thread_id, config.checkpoint_id)
-        if row is None:
+        found = checkpoint_sql.checkpoint_row(connection, config.thread_id, config.checkpoint_id)
+        if found is None:
             return None
+        row, writes = found
         _, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
         record = CheckpointRecord(
             thread_id=config.thread_id, checkpoint_id=cid, parent_id=parent, step=step,
@@ -79,6 +80,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             versions=checkpoint_sql.load_json(versions), internal=bytes(internal),
             meta=bytes(meta), extra_json=checkpoint_sql.load_json(extra), ts=datetime.min,
         )
+        if writes is not None:
+            return storage.read_tuples(
+                [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
+                {cid: writes} if writes else {},
+            )[0]
         return self._decode(config.thread_id, [record], has_writes=bool(has_writes))[0]
 
     def list(

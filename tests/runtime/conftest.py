@@ -24,11 +24,12 @@ def _test_graphs(settings: Any) -> None:
 
 
 @pytest.fixture
-def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[[], Worker]]:
-    """Start `manage.py db_worker` subprocesses on the test database; all stopped at teardown."""
+def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start `manage.py db_worker` (or `command`) subprocesses on the test database, polling
+    every `interval` seconds; all stopped at teardown."""
     workers: list[Worker] = []
 
-    def start() -> Worker:
+    def start(command: str = "db_worker", interval: float = 0.1) -> Worker:
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
         env.update(database_env())
         env.update({
@@ -43,7 +44,7 @@ def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[[]
         })
         log = tmp_path / f"worker-{len(workers)}.log"
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.1",
+            [sys.executable, str(ROOT / "manage.py"), command, "--interval", str(interval),
              "--no-startup-delay", "--no-reload", "-v", "1"],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
