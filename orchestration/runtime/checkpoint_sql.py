@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -100,8 +101,8 @@ row AS (
         (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
          extra, written_by, created_at, created_by_id, reason)
     SELECT thread.id, %(checkpoint_id)s,
-        (SELECT p.id FROM {CHECKPOINT} p
-         WHERE p.thread_id = thread.id AND p.checkpoint_id = %(parent_id)s),
+        COALESCE(%(parent_pk)s::bigint, (SELECT p.id FROM {CHECKPOINT} p
+         WHERE p.thread_id = thread.id AND p.checkpoint_id = %(parent_id)s)),
         %(step)s, %(source)s, %(next)s::jsonb, %(versions)s::jsonb, %(internal)s, %(meta)s,
         %(extra)s::jsonb, %(written_by)s::jsonb, %(created)s,
         (SELECT u.id FROM {_user_table()} u WHERE u.id = %(user_id)s), %(reason)s
@@ -112,8 +113,9 @@ row AS (
         writes = EXCLUDED.writes, extra = EXCLUDED.extra, written_by = EXCLUDED.written_by,
         created_at = EXCLUDED.created_at, created_by_id = EXCLUDED.created_by_id,
         reason = EXCLUDED.reason
+    RETURNING c.id
 )
-SELECT count(*) FROM fence"""
+SELECT (SELECT count(*) FROM fence), (SELECT id FROM row)"""
 
 
 def _pg_writes_sql(fenced: bool) -> str:
@@ -156,14 +158,17 @@ def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -
 
     Django's cursors bind parameters client-side (for connection poolers), so the server
     parses and plans the long CTE statement on every call; prepared, it is planned once per
-    connection. psycopg names and tracks the prepared statements itself.
+    connection. psycopg names and tracks the prepared statements itself. Behind a
+    transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21),
+    set `STEPWISE_PREPARED_STATEMENTS = False`.
     """
     import psycopg
 
+    prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=True if prepare else None)
         return cursor.fetchone()
 
 
@@ -179,15 +184,18 @@ def put_checkpoint(
     user_id: int | None,
     reason: str,
     fence: FenceArgs | None,
-) -> None:
-    """Store `encoded` and move the thread's head to it, or raise `FenceFailed` having
-    written nothing."""
+    parent_pk: int | None,
+) -> int:
+    """Store `encoded` and move the thread's head to it; returns the new row's pk. Raises
+    `FenceFailed` having written nothing. `parent_pk`, when the caller knows it (it wrote or
+    read the parent), spares the lookup of the parent row by id."""
     record = encoded.record
     params: dict[str, Any] = {
         **_fence_params(fence),
         "thread_id": record.thread_id,
         "checkpoint_id": record.checkpoint_id,
         "parent_id": record.parent_id,
+        "parent_pk": parent_pk,
         "step": record.step,
         "source": record.source,
         "next": _json(list(record.next)),
@@ -200,30 +208,30 @@ def put_checkpoint(
         "reason": reason,
     }
     if connection.vendor == "postgresql":
-        _pg_put(connection, params, encoded.blobs, created_at, fence is not None)
-    else:
-        _sqlite_put(connection, params, encoded.blobs, created_at, fence is not None)
+        return _pg_put(connection, params, encoded.blobs, created_at, fence is not None)
+    return _sqlite_put(connection, params, encoded.blobs, created_at, fence is not None)
 
 
 def _pg_put(
     connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
     created_at: datetime, fenced: bool,
-) -> None:
+) -> int:
     params["created"] = created_at
     params["b_field"] = [b.field for b in blobs]
     params["b_version"] = [b.version for b in blobs]
     params["b_kind"] = [b.kind for b in blobs]
     params["b_base"] = [b.base or "" for b in blobs]
     params["b_data"] = [b.data for b in blobs]
-    (matched,) = _pg_one(connection, _sql("put", "postgresql", fenced), params)
+    matched, pk = _pg_one(connection, _sql("put", "postgresql", fenced), params)
     if not matched:
         raise FenceFailed
+    return int(pk)
 
 
 def _sqlite_put(
     connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
     created_at: datetime, fenced: bool,
-) -> None:
+) -> int:
     ops = connection.ops
     params["created"] = ops.adapt_datetimefield_value(created_at)
     with transaction.atomic(using=connection.alias):
@@ -241,8 +249,11 @@ def _sqlite_put(
                     [(thread_pk, b.field, b.version, b.kind, b.base or "", b.data) for b in blobs],
                 )
             cursor.execute(_sqlite_checkpoint_sql(), params)
+            (pk,) = cursor.fetchone()
+            cursor.fetchall()
         finally:
             cursor.close()
+    return int(pk)
 
 
 def _sqlite_fence(cursor: Any, params: dict[str, Any], ops: Any) -> None:
@@ -334,8 +345,8 @@ def _sqlite_checkpoint_sql() -> str:
     (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
      extra, written_by, created_at, created_by_id, reason)
 VALUES (:thread_pk, :checkpoint_id,
-    (SELECT p.id FROM {CHECKPOINT} p
-     WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id),
+    COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
+     WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
     :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
     (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason)
 ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
@@ -343,7 +354,8 @@ ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     next = excluded.next, versions = excluded.versions, internal = excluded.internal,
     writes = excluded.writes, extra = excluded.extra, written_by = excluded.written_by,
     created_at = excluded.created_at, created_by_id = excluded.created_by_id,
-    reason = excluded.reason"""
+    reason = excluded.reason
+RETURNING id"""
     return sql
 
 

@@ -64,6 +64,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self.lease = lease
         self.using = using
         self._cache = storage.ValueCache()
+        # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
+        # next put names its parent row directly instead of looking it up.
+        self._pks: dict[tuple[str, str], int] = {}
 
     # --- the port -------------------------------------------------------------------------
 
@@ -73,13 +76,14 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if found is None:
             return None
         row, writes = found
-        _, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
+        pk, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
         record = CheckpointRecord(
             thread_id=config.thread_id, checkpoint_id=cid, parent_id=parent, step=step,
             source=source, next=tuple(checkpoint_sql.load_json(next_)),
             versions=checkpoint_sql.load_json(versions), internal=bytes(internal),
             meta=bytes(meta), extra_json=checkpoint_sql.load_json(extra), ts=datetime.min,
         )
+        self._remember_pk(config.thread_id, cid, pk)
         if writes is not None:
             return storage.read_tuples(
                 [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
@@ -130,15 +134,19 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         extra = metadata.extra
         user_id = extra.get("user_id")
+        thread_id = config.thread_id
+        parent_pk = self._pks.get((thread_id, config.checkpoint_id or ""))
         with self._fenced() as fence:
-            checkpoint_sql.put_checkpoint(
+            pk = checkpoint_sql.put_checkpoint(
                 connections[self.using], encoded,
                 written_by=sorted(metadata.writes),
                 created_at=_aware(checkpoint.ts),
                 user_id=user_id if type(user_id) is int else None,
                 reason=str(extra.get("reason") or ""),
                 fence=fence,
+                parent_pk=parent_pk,
             )
+        self._remember_pk(thread_id, checkpoint.id, pk)
         storage.remember_put(self._cache, encoded)
         return CheckpointConfig(config.thread_id, checkpoint.id)
 
@@ -158,6 +166,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
                 "to attach pending writes to"
             )
+
+    def _remember_pk(self, thread_id: str, checkpoint_id: str, pk: int) -> None:
+        if len(self._pks) >= 4096:  # a worker moves on; the newest rows are the parents
+            self._pks.clear()
+        self._pks[(thread_id, checkpoint_id)] = pk
 
     @contextmanager
     def _fenced(self) -> Iterator[checkpoint_sql.FenceArgs | None]:
@@ -196,6 +209,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 head_checkpoint_id=""
             )
         self._cache.forget_thread(thread_id)
+        self._pks = {key: pk for key, pk in self._pks.items() if key[0] != thread_id}
 
     async def _offload(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         # Django's ORM is synchronous: the async twins run it in asgiref's thread-sensitive
