@@ -1,5 +1,8 @@
 """`python -m bench [--quick] [--only NAME ...] [--write-docs]`: run every workload on Stepwise
-and LangGraph (interleaved), print the markdown table and save it to bench/results/latest.md."""
+and LangGraph (interleaved), print the markdown table and save it to bench/results/latest.md.
+
+The `django-*` workloads run Stepwise's Django saver on PostgreSQL (found or started like
+bin/test does) and on SQLite, against LangGraph's PostgresSaver and SqliteSaver."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import time
 from pathlib import Path
 
 from bench.adapters import Adapter, EngineUnavailable
+from bench.databases import prepare
+from bench.db_workloads import DB_WORKLOADS, PG
 from bench.harness import RunnerFactory, run_interleaved
 from bench.langgraph_side import LangGraphAdapter
 from bench.report import (
@@ -22,7 +27,9 @@ from bench.report import (
     write_json,
     write_latest,
 )
-from bench.workloads import RAW, WORKLOADS, Context, Workload, calibrate_checkpoint_bytes
+from bench.workloads import WORKLOADS, Context, Workload, calibrate_checkpoint_bytes
+
+ALL_WORKLOADS: tuple[Workload, ...] = (*WORKLOADS, *DB_WORKLOADS)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +39,7 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    names = [w.name for w in WORKLOADS]
+    names = [w.name for w in ALL_WORKLOADS]
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few repetitions (smoke test)")
     parser.add_argument(
@@ -83,7 +90,7 @@ def factories(workload: Workload, ctx: Context) -> dict[str, RunnerFactory]:
         for label, adapter in ctx.adapters.items()
     }
     if workload.baseline is not None:
-        made[RAW] = lambda: workload.baseline(ctx)  # type: ignore[misc]
+        made[workload.baseline_label] = lambda: workload.baseline(ctx)  # type: ignore[misc]
     return made
 
 
@@ -103,6 +110,24 @@ def run_workload(workload: Workload, ctx: Context, reps_override: int | None) ->
     return WorkloadResult(workload, sides)
 
 
+def set_up_servers(ctx: Context, selected: list[Workload], notes: list[str]) -> list[Workload]:
+    """Prepare PostgreSQL and Django for the Django-saver workloads; drop (and say so) those
+    whose server is missing."""
+    needs = {w.needs for w in selected if w.needs}
+    if not needs:
+        return selected
+    servers = prepare(ctx.workdir, want_postgres=PG in needs)
+    for note in servers.notes:
+        log(note)
+    notes.extend(servers.notes)
+    ctx.servers = servers
+    available = {"sqlite": servers.django, PG: servers.django and servers.postgres}
+    skipped = [w.name for w in selected if w.needs and not available[w.needs]]
+    if skipped:
+        notes.append(f"skipped (server unavailable): {', '.join(skipped)}")
+    return [w for w in selected if w.name not in skipped]
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     command = "python -m bench" + ("" if not argv else " " + shlex.join(argv))
@@ -113,9 +138,10 @@ def main(argv: list[str]) -> int:
         f"LangGraph durability={args.lg_durability!r}; both SQLite savers run with "
         "journal_mode=WAL, synchronous=NORMAL (LangGraph's setup() only sets WAL)."
     )
-    selected = [w for w in WORKLOADS if not args.only or w.name in args.only]
+    selected = [w for w in ALL_WORKLOADS if not args.only or w.name in args.only]
     with tempfile.TemporaryDirectory(prefix="stepwise-bench-") as tmp:
         ctx = Context(workdir=Path(tmp), quick=args.quick, adapters=adapters)
+        selected = set_up_servers(ctx, selected, notes)
         if any(w.baseline for w in selected):
             calibrate_checkpoint_bytes(ctx)
         results = [run_workload(w, ctx, args.reps) for w in selected]

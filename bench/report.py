@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from bench.harness import SideResult
-from bench.workloads import LANGGRAPH, RAW, STEPWISE, Check, Workload
+from bench.workloads import LANGGRAPH, STEPWISE, Check, Workload
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -85,7 +85,8 @@ def paired_table(results: list[WorkloadResult]) -> str:
     ]
     for result in results:
         pairs = [(LANGGRAPH, STEPWISE)] + [
-            (c.numerator, c.denominator) for c in result.workload.checks if c.denominator == RAW
+            (c.numerator, c.denominator) for c in result.workload.checks
+            if c.denominator == result.workload.baseline_label
         ]
         for top, bottom in pairs:
             values = paired_ratios(result, top, bottom)
@@ -120,12 +121,13 @@ def summary_table(results: list[WorkloadResult], checkpoint_bytes: int) -> str:
             f"{fmt(result.median(LANGGRAPH))} | {fmt(vs_lg)}x | {target} | {met} |"
         )
         for check in w.checks:
-            if check.denominator != RAW:
+            raw = w.baseline_label
+            if check.denominator != raw:
                 continue
-            raw_ratio = ratio(result, STEPWISE, RAW)
+            raw_ratio = ratio(result, STEPWISE, raw)
             lines.append(
-                f"| ↳ vs one raw sqlite3 INSERT+COMMIT of {checkpoint_bytes} B | {w.unit} | "
-                f"{fmt(result.median(STEPWISE))} | raw: {fmt(result.median(RAW))} | "
+                f"| ↳ vs one {raw} INSERT+COMMIT of {checkpoint_bytes} B | {w.unit} | "
+                f"{fmt(result.median(STEPWISE))} | raw: {fmt(result.median(raw))} | "
                 f"Stepwise / raw = {fmt(raw_ratio)}x | ≤ {check.limit:g}x raw | "
                 f"{verdict(check_met(result, check))} |"
             )

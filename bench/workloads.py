@@ -31,6 +31,8 @@ class Context:
     # baseline inserts rows of this size. Set by `calibrate_checkpoint_bytes`.
     checkpoint_bytes: int = 256
     checkpoint_bytes_source: str = "default (Stepwise unavailable)"
+    # The database servers and Django setup for the Django-saver workloads (bench.databases).
+    servers: Any = None
     _files: itertools.count = field(default_factory=itertools.count)
 
     def db_path(self, label: str) -> Path:
@@ -231,6 +233,10 @@ class Workload:
     quick_reps: int
     warmups: int = 2
     baseline: Callable[[Context], Runner] | None = None
+    baseline_label: str = RAW
+    # "postgresql" or "sqlite": a Django-saver workload, run only when that server and Django
+    # could be set up (bench.databases).
+    needs: str | None = None
 
 
 def beats_langgraph(factor: float) -> Check:

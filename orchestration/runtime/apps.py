@@ -20,6 +20,16 @@ class OrchestrationConfig(AppConfig):
     def ready(self) -> None:
         checks.register(check_graphs, "stepwise")
         connection_created.connect(restrict_sqlite_file, dispatch_uid="stepwise-sqlite-0600")
+        _wake_workers_on_enqueue()
+
+
+def _wake_workers_on_enqueue() -> None:
+    from django.db.models.signals import post_save
+    from django_tasks_db.models import DBTaskResult
+
+    from orchestration.runtime.wakeup import notify_task_saved
+
+    post_save.connect(notify_task_saved, sender=DBTaskResult, dispatch_uid="stepwise-wakeup")
 
 
 def restrict_sqlite_file(sender: Any, connection: Any, **kwargs: Any) -> None:

@@ -1,23 +1,21 @@
 """`DjangoCheckpointSaver`: the checkpoint tree in the Django models (SQLite or PostgreSQL).
 
 Same storage core as the SQLite saver: a `Checkpoint` row per checkpoint and a `FieldVersion`
-row per changed field (appends stored as the appended items only). Every write runs in one
-`transaction.atomic` block and calls `fence()` first, so a worker that lost its lease can be
-stopped before it commits anything.
+row per changed field (appends stored as the appended items only). Writes and the hot reads
+are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also renews the run's
+lease (the fence) and moves the thread's head, so a worker that lost its lease commits
+nothing, in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import reduce
-from operator import or_
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Q
+from django.db import connections, transaction
 from django.db.models.fields.json import KeyTransform
 
 from orchestration.checkpoint import serde, storage
@@ -32,7 +30,8 @@ from orchestration.checkpoint.base import (
 )
 from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
-from orchestration.runtime import models
+from orchestration.runtime import checkpoint_sql, models
+from orchestration.runtime.leases import Lease, LeaseLost
 
 _T = TypeVar("_T")
 
@@ -46,21 +45,52 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 class DjangoCheckpointSaver(BaseCheckpointSaver):
-    def __init__(self, *, fence: Callable[[], None] | None = None, using: str = "default") -> None:
+    """Checkpoints in the Django database `using`.
+
+    `lease` (a worker's run lease) fences every write: the write's own statement (PostgreSQL)
+    or transaction (SQLite) proves the lease with a conditional update of the run row (its
+    `heartbeat_at`) and writes nothing if that matched no row (LeaseLost is raised).
+    `fence`, a callable, is the general form: called first inside the write's transaction,
+    it raises to stop the write.
+    """
+
+    def __init__(
+        self,
+        *,
+        fence: Callable[[], None] | None = None,
+        lease: Lease | None = None,
+        using: str = "default",
+    ) -> None:
         self.fence = fence
+        self.lease = lease
         self.using = using
         self._cache = storage.ValueCache()
+        # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
+        # next put names its parent row directly instead of looking it up.
+        self._pks: dict[tuple[str, str], int] = {}
 
     # --- the port -------------------------------------------------------------------------
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
-        rows = self._checkpoints(config.thread_id)
-        if config.checkpoint_id is not None:
-            rows = rows.filter(checkpoint_id=config.checkpoint_id)
-        row = rows.order_by("-checkpoint_id").values_list(*_FIELDS).first()
-        if row is None:
+        connection = connections[self.using]
+        found = checkpoint_sql.checkpoint_row(connection, config.thread_id, config.checkpoint_id)
+        if found is None:
             return None
-        return self._decode(config.thread_id, [_record(config.thread_id, row)])[0]
+        row, writes = found
+        pk, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
+        record = CheckpointRecord(
+            thread_id=config.thread_id, checkpoint_id=cid, parent_id=parent, step=step,
+            source=source, next=tuple(checkpoint_sql.load_json(next_)),
+            versions=checkpoint_sql.load_json(versions), internal=bytes(internal),
+            meta=bytes(meta), extra_json=checkpoint_sql.load_json(extra), ts=datetime.min,
+        )
+        self._remember_pk(config.thread_id, cid, pk)
+        if writes is not None:
+            return storage.read_tuples(
+                [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
+                {cid: writes} if writes else {},
+            )[0]
+        return self._decode(config.thread_id, [record], has_writes=bool(has_writes))[0]
 
     def list(
         self,
@@ -103,42 +133,21 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
-        record = encoded.record
-        with transaction.atomic(using=self.using):
-            if self.fence is not None:
-                self.fence()
-            thread_pk, parent_pk = self._thread_and_parent(config)
-            models.FieldVersion.objects.using(self.using).bulk_create(
-                [_field_version(thread_pk, b) for b in encoded.blobs], ignore_conflicts=True
-            )
-            row = models.Checkpoint(
-                thread_id=thread_pk,
-                checkpoint_id=record.checkpoint_id,
-                parent_id=parent_pk,
-                step=record.step,
-                source=record.source,
-                next=list(record.next),
-                versions=record.versions,
-                internal=record.internal,
-                writes=record.meta,
-                extra=record.extra_json,
+        extra = metadata.extra
+        user_id = extra.get("user_id")
+        thread_id = config.thread_id
+        parent_pk = self._pks.get((thread_id, config.checkpoint_id or ""))
+        with self._fenced() as fence:
+            pk = checkpoint_sql.put_checkpoint(
+                connections[self.using], encoded,
                 written_by=sorted(metadata.writes),
                 created_at=_aware(checkpoint.ts),
-                created_by_id=self._user_id(metadata.extra.get("user_id")),
-                reason=str(metadata.extra.get("reason") or ""),
+                user_id=user_id if type(user_id) is int else None,
+                reason=str(extra.get("reason") or ""),
+                fence=fence,
+                parent_pk=parent_pk,
             )
-            models.Checkpoint.objects.using(self.using).bulk_create(
-                [row],
-                update_conflicts=True,
-                unique_fields=["thread", "checkpoint_id"],
-                update_fields=[
-                    "parent", "step", "source", "next", "versions", "internal", "writes",
-                    "extra", "written_by", "created_at", "created_by", "reason",
-                ],
-            )
-            models.Thread.objects.using(self.using).filter(pk=thread_pk).update(
-                head_checkpoint_id=record.checkpoint_id
-            )
+        self._remember_pk(thread_id, checkpoint.id, pk)
         storage.remember_put(self._cache, encoded)
         return CheckpointConfig(config.thread_id, checkpoint.id)
 
@@ -148,31 +157,42 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
+        with self._fenced() as fence:
+            found = checkpoint_sql.put_pending_writes(
+                connections[self.using], config.thread_id, config.checkpoint_id, task_id,
+                records, fence,
+            )
+        if not found:
+            raise CheckpointNotFound(
+                f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
+                "to attach pending writes to"
+            )
+
+    def _remember_pk(self, thread_id: str, checkpoint_id: str, pk: int) -> None:
+        if len(self._pks) >= 4096:  # a worker moves on; the newest rows are the parents
+            self._pks.clear()
+        self._pks[(thread_id, checkpoint_id)] = pk
+
+    @contextmanager
+    def _fenced(self) -> Iterator[checkpoint_sql.FenceArgs | None]:
+        """The fence for one write: the lease folded into the write's own statement(s), or a
+        `fence` callable run first in the same transaction."""
+        lease = self.lease
+        if lease is not None:
+            if lease.lost.is_set():
+                raise LeaseLost(lease.run_id, lease.token)
+            try:
+                yield checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+            except checkpoint_sql.FenceFailed:
+                lease.lost.set()
+                raise LeaseLost(lease.run_id, lease.token) from None
+            return
+        if self.fence is None:
+            yield None
+            return
         with transaction.atomic(using=self.using):
-            if self.fence is not None:
-                self.fence()
-            checkpoint_pk = (
-                self._checkpoints(config.thread_id)
-                .filter(checkpoint_id=config.checkpoint_id)
-                .values_list("pk", flat=True)
-                .first()
-            )
-            if checkpoint_pk is None:
-                raise CheckpointNotFound(
-                    f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
-                    "to attach pending writes to"
-                )
-            pending = models.PendingWrite.objects.using(self.using)
-            pending.filter(checkpoint_id=checkpoint_pk, task_id=task_id).delete()
-            pending.bulk_create(
-                [
-                    models.PendingWrite(
-                        checkpoint_id=checkpoint_pk, task_id=w.task_id, idx=w.idx,
-                        channel=w.channel, data=w.data,
-                    )
-                    for w in records
-                ]
-            )
+            self.fence()
+            yield None
 
     def delete_thread(self, thread_id: str) -> None:
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
@@ -190,6 +210,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 head_checkpoint_id=""
             )
         self._cache.forget_thread(thread_id)
+        self._pks = {key: pk for key, pk in self._pks.items() if key[0] != thread_id}
 
     async def _offload(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         # Django's ORM is synchronous: the async twins run it in asgiref's thread-sensitive
@@ -201,37 +222,17 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def _checkpoints(self, thread_id: str) -> Any:
         return models.Checkpoint.objects.using(self.using).filter(thread__thread_id=thread_id)
 
-    def _thread_and_parent(self, config: CheckpointConfig) -> tuple[int, int | None]:
-        if config.checkpoint_id is not None:
-            found = (
-                self._checkpoints(config.thread_id)
-                .filter(checkpoint_id=config.checkpoint_id)
-                .values_list("thread_id", "pk")
-                .first()
-            )
-            if found is not None:
-                return found[0], found[1]
-        thread, _ = models.Thread.objects.using(self.using).get_or_create(
-            thread_id=config.thread_id
-        )
-        return thread.pk, None
-
-    def _user_id(self, user_id: Any) -> int | None:
-        if type(user_id) is not int:
-            return None
-        user_model = get_user_model()
-        exists = user_model._default_manager.using(self.using).filter(pk=user_id).exists()
-        return user_id if exists else None
-
     def _fetch(self, thread_id: str, pairs: list[Pair]) -> dict[Pair, Blob]:
-        """The wanted blobs, then (for append chains) older versions of the same fields,
-        a level at a time; usually two queries."""
-        rows = models.FieldVersion.objects.using(self.using).filter(thread__thread_id=thread_id)
-        by_field: dict[str, list[str]] = {}
-        for name, version in pairs:
-            by_field.setdefault(name, []).append(version)
-        query = reduce(or_, (Q(field=f, version__in=vs) for f, vs in by_field.items()))
-        found = _blobs(rows.filter(query))
+        """The wanted blobs, then (for append chains) older versions of the same fields;
+        usually one query, a second when a chain starts before the oldest version wanted."""
+        connection = connections[self.using]
+        fields = sorted({name for name, _ in pairs})
+        versions = [version for _, version in pairs]
+        low, high = min(versions), max(versions)
+        found = {
+            (b.field, b.version): b
+            for b in checkpoint_sql.field_versions(connection, thread_id, fields, low, high)
+        }
         while True:
             bases = [
                 (b.field, b.base) for b in found.values()
@@ -241,46 +242,32 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             if not bases:
                 return found
             newest = max(base for _, base in bases)
-            # Excluding by (field, version) pair, not by version alone: two fields changed by
-            # one checkpoint share a version.
-            older = _blobs(rows.filter(field__in={f for f, _ in bases}, version__lte=newest))
-            more = {pair: blob for pair, blob in older.items() if pair not in found}
+            older = checkpoint_sql.field_versions(
+                connection, thread_id, sorted({f for f, _ in bases}), None, newest
+            )
+            more = {(b.field, b.version): b for b in older if (b.field, b.version) not in found}
             if not more:
                 return found
             found.update(more)
 
-    def _decode(self, thread_id: str, records: list[CheckpointRecord]) -> list[CheckpointTuple]:
+    def _decode(
+        self, thread_id: str, records: list[CheckpointRecord], *, has_writes: bool = True
+    ) -> list[CheckpointTuple]:
         if not records:
             return []
         writes: dict[str, list[WriteRecord]] = {}
-        pending = (
-            models.PendingWrite.objects.using(self.using)
-            .filter(
-                checkpoint__thread__thread_id=thread_id,
-                checkpoint__checkpoint_id__in=[r.checkpoint_id for r in records],
+        if has_writes:
+            ids = {r.checkpoint_id for r in records}
+            low, high = min(ids), max(ids)
+            pending = checkpoint_sql.pending_writes(
+                connections[self.using], thread_id, low, high
             )
-            .order_by("id")
-            .values_list("checkpoint__checkpoint_id", "task_id", "idx", "channel", "data")
-        )
-        for cid, task_id, idx, channel, data in pending:
-            writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, bytes(data)))
+            for cid, task_id, idx, channel, data in pending:
+                if cid in ids:
+                    writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         return storage.read_tuples(
             records, self._cache, lambda pairs: self._fetch(thread_id, pairs), writes
         )
-
-
-def _blobs(rows: Iterable[models.FieldVersion] | Any) -> dict[Pair, Blob]:
-    return {
-        (f, v): Blob(f, v, kind, base or None, bytes(data))
-        for f, v, kind, base, data in rows.values_list("field", "version", "kind", "base", "data")
-    }
-
-
-def _field_version(thread_pk: int, blob: Blob) -> models.FieldVersion:
-    return models.FieldVersion(
-        thread_id=thread_pk, field=blob.field, version=blob.version, kind=blob.kind,
-        base=blob.base or "", data=blob.data,
-    )
 
 
 def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:

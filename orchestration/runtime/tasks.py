@@ -62,7 +62,7 @@ class RunExecution:
         }
 
     def execute(self) -> dict[str, Any]:
-        self.saver = DjangoCheckpointSaver(fence=self.lease.fence)
+        self.saver = DjangoCheckpointSaver(lease=self.lease)
         self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
         input, config = self.plan()
         while True:

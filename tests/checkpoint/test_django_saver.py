@@ -57,3 +57,32 @@ def test_put_creates_the_thread_and_moves_its_head() -> None:
     thread.refresh_from_db()
     assert thread.head_checkpoint_id == ""
     assert saver.get_tuple(CheckpointConfig("new-thread")) is None
+
+
+def test_lease_fence_folded_into_the_write_stops_it_once_the_run_is_taken_away() -> None:
+    from orchestration.runtime.leases import Lease
+    from orchestration.runtime.leases import LeaseLost as RunLeaseLost
+
+    thread = models.Thread.objects.create(thread_id="leased")
+    run = models.Run.objects.create(
+        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
+        lease_token="token", attempts=1,
+    )
+    lease = Lease(run_id=run.pk, token="token", seconds=30.0)
+    saver = DjangoCheckpointSaver(lease=lease)
+    first = Writer(SyncOps(saver)).put("leased", {"a": 1})
+    saver.put_writes(first.config, [("a", 2)], "task")
+    assert models.Run.objects.get(pk=run.pk).heartbeat_at is not None  # the write renewed it
+    # resume_stalled moved the run on: another worker may own the thread from here.
+    models.Run.objects.filter(pk=run.pk).update(status=models.Run.Status.STALLED, lease_token="")
+
+    with pytest.raises(RunLeaseLost):
+        Writer(SyncOps(saver)).put("leased", {"a": 3}, first)
+    assert lease.lost.is_set()
+    with pytest.raises(RunLeaseLost):
+        saver.put_writes(first.config, [("a", 4)], "task")
+    assert models.Checkpoint.objects.count() == 1
+    assert models.FieldVersion.objects.count() == 1
+    assert list(models.PendingWrite.objects.values_list("task_id", flat=True)) == ["task"]
+    thread.refresh_from_db()
+    assert thread.head_checkpoint_id == first.checkpoint.id

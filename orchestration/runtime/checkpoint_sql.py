@@ -1,0 +1,467 @@
+"""The Django saver's hot paths in SQL: a put, a task's pending writes, and the reads behind
+`get_tuple`, `list` and blob fetching, for PostgreSQL and SQLite.
+
+Why SQL and not the ORM: a superstep is one checkpoint write, and the ORM spent ~30x the cost
+of the write itself building six statements. Here:
+
+- **PostgreSQL**: a put is ONE statement, hence one round trip and (in autocommit) its own
+  transaction: data-modifying CTEs renew the lease (the fence), upsert the thread with its new
+  head, insert the field versions (`unnest` of arrays, so the text never changes with the
+  number of rows) and the checkpoint row, each depending on the fence's row. A worker that
+  lost its lease matches no run row, so nothing else is written and the caller raises.
+  Inside a caller's `transaction.atomic` the statement simply joins that transaction.
+- **SQLite**: the same steps as a few statements on the raw `sqlite3` cursor inside one
+  `transaction.atomic` (BEGIN IMMEDIATE): SQLite is in-process, so statements cost
+  microseconds, and it has no data-modifying CTEs.
+
+The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrite`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
+from orchestration.runtime import models
+
+RUN = models.Run._meta.db_table
+THREAD = models.Thread._meta.db_table
+CHECKPOINT = models.Checkpoint._meta.db_table
+FIELD_VERSION = models.FieldVersion._meta.db_table
+PENDING = models.PendingWrite._meta.db_table
+
+
+@dataclass(frozen=True, slots=True)
+class FenceArgs:
+    """The lease a write must still hold: run `run_id`, token `token`, status running."""
+
+    run_id: int
+    token: str
+
+
+class FenceFailed(Exception):
+    """The run row did not match the lease: nothing was written."""
+
+
+def _user_table() -> str:
+    return get_user_model()._meta.db_table
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _fence_params(fence: FenceArgs | None) -> dict[str, Any]:
+    if fence is None:
+        return {}
+    return {"run_id": fence.run_id, "token": fence.token, "now": timezone.now()}
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+# The fence sets `heartbeat_at` only: no index covers it, so on PostgreSQL the update is HOT
+# (no index entries; `lease_expires_at` is indexed) and it stays cheap on SQLite. Extending
+# the lease is the heartbeat thread's job (every third of the lease).
+_PG_FENCE = f"""fence AS (
+    UPDATE {RUN} SET heartbeat_at = %(now)s
+    WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'
+    RETURNING 1 AS ok
+)"""
+_PG_NO_FENCE = "fence AS (SELECT 1 AS ok)"
+
+
+def _pg_put_sql(fenced: bool) -> str:
+    return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},
+thread AS (
+    INSERT INTO {THREAD} AS t
+        (thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at)
+    SELECT %(thread_id)s, '', '', 'new', %(checkpoint_id)s, %(created)s, %(created)s FROM fence
+    ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = EXCLUDED.head_checkpoint_id
+    RETURNING t.id
+),
+blobs AS (
+    INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data)
+    SELECT thread.id, b.field, b.version, b.kind, b.base, b.data FROM thread,
+        unnest(%(b_field)s::text[], %(b_version)s::text[], %(b_kind)s::text[],
+               %(b_base)s::text[], %(b_data)s::bytea[]) AS b(field, version, kind, base, data)
+    ON CONFLICT (thread_id, field, version) DO NOTHING
+),
+row AS (
+    INSERT INTO {CHECKPOINT} AS c
+        (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
+         extra, written_by, created_at, created_by_id, reason)
+    SELECT thread.id, %(checkpoint_id)s,
+        COALESCE(%(parent_pk)s::bigint, (SELECT p.id FROM {CHECKPOINT} p
+         WHERE p.thread_id = thread.id AND p.checkpoint_id = %(parent_id)s)),
+        %(step)s, %(source)s, %(next)s::jsonb, %(versions)s::jsonb, %(internal)s, %(meta)s,
+        %(extra)s::jsonb, %(written_by)s::jsonb, %(created)s,
+        (SELECT u.id FROM {_user_table()} u WHERE u.id = %(user_id)s), %(reason)s
+    FROM thread
+    ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
+        parent_id = EXCLUDED.parent_id, step = EXCLUDED.step, source = EXCLUDED.source,
+        next = EXCLUDED.next, versions = EXCLUDED.versions, internal = EXCLUDED.internal,
+        writes = EXCLUDED.writes, extra = EXCLUDED.extra, written_by = EXCLUDED.written_by,
+        created_at = EXCLUDED.created_at, created_by_id = EXCLUDED.created_by_id,
+        reason = EXCLUDED.reason
+    RETURNING c.id
+)
+SELECT (SELECT count(*) FROM fence), (SELECT id FROM row)"""
+
+
+def _pg_writes_sql(fenced: bool) -> str:
+    # The DELETE is referenced by the INSERT, so it runs first: the task's earlier writes are
+    # gone (and their unique keys free) before its new ones go in, at the end of write order.
+    return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},
+target AS (
+    SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id, fence
+    WHERE t.thread_id = %(thread_id)s AND c.checkpoint_id = %(checkpoint_id)s
+),
+dropped AS (
+    DELETE FROM {PENDING} w USING target
+    WHERE w.checkpoint_id = target.id AND w.task_id = %(task_id)s RETURNING 1
+),
+added AS (
+    INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data)
+    SELECT target.id, %(task_id)s, w.idx, w.channel, w.data FROM target,
+        unnest(%(w_idx)s::int[], %(w_channel)s::text[], %(w_data)s::bytea[])
+            AS w(idx, channel, data)
+    WHERE (SELECT count(*) FROM dropped) >= 0
+    ORDER BY w.idx
+)
+SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM target)"""
+
+
+_SQL_CACHE: dict[tuple[str, str, bool], str] = {}
+
+
+def _sql(kind: str, vendor: str, fenced: bool) -> str:
+    key = (kind, vendor, fenced)
+    sql = _SQL_CACHE.get(key)
+    if sql is None:
+        build = {"put": _pg_put_sql, "writes": _pg_writes_sql}[kind]
+        sql = _SQL_CACHE[key] = build(fenced)
+    return sql
+
+
+def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
+    """Run `sql` as a server-side prepared statement and return its one row.
+
+    Django's cursors bind parameters client-side (for connection poolers), so the server
+    parses and plans the long CTE statement on every call; prepared, it is planned once per
+    connection. psycopg names and tracks the prepared statements itself. Behind a
+    transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21),
+    set `STEPWISE_PREPARED_STATEMENTS = False`.
+    """
+    import psycopg
+
+    prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True if prepare else None)
+        return cursor.fetchone()
+
+
+# --- the writes -----------------------------------------------------------------------------
+
+
+def put_checkpoint(
+    connection: BaseDatabaseWrapper,
+    encoded: EncodedPut,
+    *,
+    written_by: list[str],
+    created_at: datetime,
+    user_id: int | None,
+    reason: str,
+    fence: FenceArgs | None,
+    parent_pk: int | None,
+) -> int:
+    """Store `encoded` and move the thread's head to it; returns the new row's pk. Raises
+    `FenceFailed` having written nothing. `parent_pk`, when the caller knows it (it wrote or
+    read the parent), spares the lookup of the parent row by id."""
+    record = encoded.record
+    params: dict[str, Any] = {
+        **_fence_params(fence),
+        "thread_id": record.thread_id,
+        "checkpoint_id": record.checkpoint_id,
+        "parent_id": record.parent_id,
+        "parent_pk": parent_pk,
+        "step": record.step,
+        "source": record.source,
+        "next": _json(list(record.next)),
+        "versions": _json(record.versions),
+        "internal": record.internal,
+        "meta": record.meta,
+        "extra": _json(record.extra_json),
+        "written_by": _json(written_by),
+        "user_id": user_id,
+        "reason": reason,
+    }
+    if connection.vendor == "postgresql":
+        return _pg_put(connection, params, encoded.blobs, created_at, fence is not None)
+    return _sqlite_put(connection, params, encoded.blobs, created_at, fence is not None)
+
+
+def _pg_put(
+    connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
+    created_at: datetime, fenced: bool,
+) -> int:
+    params["created"] = created_at
+    params["b_field"] = [b.field for b in blobs]
+    params["b_version"] = [b.version for b in blobs]
+    params["b_kind"] = [b.kind for b in blobs]
+    params["b_base"] = [b.base or "" for b in blobs]
+    params["b_data"] = [b.data for b in blobs]
+    matched, pk = _pg_one(connection, _sql("put", "postgresql", fenced), params)
+    if not matched:
+        raise FenceFailed
+    return int(pk)
+
+
+def _sqlite_put(
+    connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
+    created_at: datetime, fenced: bool,
+) -> int:
+    ops = connection.ops
+    params["created"] = ops.adapt_datetimefield_value(created_at)
+    with transaction.atomic(using=connection.alias):
+        cursor = connection.connection.cursor()  # the sqlite3 cursor: no per-call rewriting
+        try:
+            if fenced:
+                _sqlite_fence(cursor, params, ops)
+            cursor.execute(_SQLITE_THREAD, params)
+            (thread_pk,) = cursor.fetchone()
+            cursor.fetchall()  # finish the statement (RETURNING)
+            params["thread_pk"] = thread_pk
+            if blobs:
+                cursor.executemany(
+                    _SQLITE_BLOB,
+                    [(thread_pk, b.field, b.version, b.kind, b.base or "", b.data) for b in blobs],
+                )
+            cursor.execute(_sqlite_checkpoint_sql(), params)
+            (pk,) = cursor.fetchone()
+            cursor.fetchall()
+        finally:
+            cursor.close()
+    return int(pk)
+
+
+def _sqlite_fence(cursor: Any, params: dict[str, Any], ops: Any) -> None:
+    cursor.execute(
+        _SQLITE_FENCE,
+        {
+            "run_id": params["run_id"], "token": params["token"],
+            "now": ops.adapt_datetimefield_value(params["now"]),
+        },
+    )
+    if cursor.rowcount != 1:
+        raise FenceFailed
+
+
+def put_pending_writes(
+    connection: BaseDatabaseWrapper,
+    thread_id: str,
+    checkpoint_id: str,
+    task_id: str,
+    records: Sequence[WriteRecord],
+    fence: FenceArgs | None,
+) -> bool:
+    """Replace task `task_id`'s pending writes on the checkpoint. False if the checkpoint
+    does not exist (nothing written); `FenceFailed` if the lease is gone."""
+    params: dict[str, Any] = {
+        **_fence_params(fence), "thread_id": thread_id, "checkpoint_id": checkpoint_id,
+        "task_id": task_id,
+    }
+    if connection.vendor == "postgresql":
+        params["w_idx"] = [w.idx for w in records]
+        params["w_channel"] = [w.channel for w in records]
+        params["w_data"] = [w.data for w in records]
+        fenced, found = _pg_one(connection, _sql("writes", "postgresql", fence is not None), params)
+        if not fenced:
+            raise FenceFailed
+        return bool(found)
+    with transaction.atomic(using=connection.alias):
+        cursor = connection.connection.cursor()
+        try:
+            if fence is not None:
+                _sqlite_fence(cursor, params, connection.ops)
+            cursor.execute(_SQLITE_TARGET, params)
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            (checkpoint_pk,) = row
+            cursor.execute(_SQLITE_DROP_WRITES, (checkpoint_pk, task_id))
+            cursor.executemany(
+                _SQLITE_ADD_WRITE,
+                [(checkpoint_pk, task_id, w.idx, w.channel, w.data) for w in records],
+            )
+        finally:
+            cursor.close()
+    return True
+
+
+# --- SQLite statements ----------------------------------------------------------------------
+
+_SQLITE_FENCE = (
+    f"UPDATE {RUN} SET heartbeat_at = :now "
+    "WHERE id = :run_id AND lease_token = :token AND status = 'running'"
+)
+_SQLITE_THREAD = (
+    f"INSERT INTO {THREAD} "
+    "(thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at) "
+    "VALUES (:thread_id, '', '', 'new', :checkpoint_id, :created, :created) "
+    "ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = excluded.head_checkpoint_id "
+    "RETURNING id"
+)
+_SQLITE_BLOB = (
+    f"INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thread_id, field, version) DO NOTHING"
+)
+_SQLITE_TARGET = (
+    f"SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    "WHERE t.thread_id = :thread_id AND c.checkpoint_id = :checkpoint_id"
+)
+_SQLITE_DROP_WRITES = f"DELETE FROM {PENDING} WHERE checkpoint_id = ? AND task_id = ?"
+_SQLITE_ADD_WRITE = (
+    f"INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _sqlite_checkpoint_sql() -> str:
+    sql = _SQL_CACHE.get(("put", "sqlite", False))
+    if sql is None:
+        sql = _SQL_CACHE[("put", "sqlite", False)] = f"""INSERT INTO {CHECKPOINT}
+    (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
+     extra, written_by, created_at, created_by_id, reason)
+VALUES (:thread_pk, :checkpoint_id,
+    COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
+     WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
+    :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
+    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason)
+ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
+    parent_id = excluded.parent_id, step = excluded.step, source = excluded.source,
+    next = excluded.next, versions = excluded.versions, internal = excluded.internal,
+    writes = excluded.writes, extra = excluded.extra, written_by = excluded.written_by,
+    created_at = excluded.created_at, created_by_id = excluded.created_by_id,
+    reason = excluded.reason
+RETURNING id"""
+    return sql
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+_HAS_WRITES = f"EXISTS (SELECT 1 FROM {PENDING} w WHERE w.checkpoint_id = c.id)"
+_ROW_COLUMNS = (
+    "c.id, c.checkpoint_id, p.checkpoint_id, c.step, c.source, c.next, c.versions, "
+    f"c.internal, c.writes, c.extra, {_HAS_WRITES}"
+)
+_ROW_FROM = (
+    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id WHERE t.thread_id = %s"
+)
+_LATEST = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} ORDER BY c.checkpoint_id DESC LIMIT 1"
+_BY_ID = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} AND c.checkpoint_id = %s"
+
+
+def load_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+# On PostgreSQL the row comes with its pending writes (a resume reads them), aggregated in
+# write order: one round trip instead of two.
+_PG_WRITES_OF_ROW = (
+    "LEFT JOIN LATERAL (SELECT array_agg(w.task_id ORDER BY w.id) AS task_ids, "
+    "array_agg(w.idx ORDER BY w.id) AS idxs, array_agg(w.channel ORDER BY w.id) AS channels, "
+    f"array_agg(w.data ORDER BY w.id) AS datas FROM {PENDING} w WHERE w.checkpoint_id = c.id) "
+    "w ON true"
+)
+_PG_ROW = (
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
+    "WHERE t.thread_id = %(thread_id)s"
+)
+_PG_LATEST = f"{_PG_ROW} ORDER BY c.checkpoint_id DESC LIMIT 1"
+_PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
+
+
+def checkpoint_row(
+    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None
+) -> tuple[tuple[Any, ...], list[WriteRecord] | None] | None:
+    """(pk, id, parent id, step, source, next, versions, internal, meta, extra, has writes)
+    of the named checkpoint or the thread's latest, and its pending writes if this read
+    fetched them (None: ask `pending_writes` when it has some)."""
+    if connection.vendor == "postgresql":
+        sql = _PG_LATEST if checkpoint_id is None else _PG_BY_ID
+        row = _pg_one(connection, sql, {"thread_id": thread_id, "checkpoint_id": checkpoint_id})
+        if row is None:
+            return None
+        task_ids, idxs, channels, datas = row[11:]
+        writes = [
+            WriteRecord(task_id, idx, channel, bytes(data))
+            for task_id, idx, channel, data in zip(
+                task_ids or (), idxs or (), channels or (), datas or (), strict=True
+            )
+        ]
+        return row[:11], writes
+    with connection.cursor() as cursor:
+        if checkpoint_id is None:
+            cursor.execute(_LATEST, [thread_id])
+        else:
+            cursor.execute(_BY_ID, [thread_id, checkpoint_id])
+        found = cursor.fetchone()
+    return None if found is None else (found, None)
+
+
+def pending_writes(
+    connection: BaseDatabaseWrapper, thread_id: str, low: str, high: str
+) -> list[tuple[str, str, int, str, bytes]]:
+    """(checkpoint id, task id, idx, channel, data) of the thread's checkpoints with ids in
+    [low, high], in write order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.checkpoint_id, w.task_id, w.idx, w.channel, w.data FROM {PENDING} w "
+            f"JOIN {CHECKPOINT} c ON c.id = w.checkpoint_id "
+            f"JOIN {THREAD} t ON t.id = c.thread_id "
+            "WHERE t.thread_id = %s AND c.checkpoint_id BETWEEN %s AND %s ORDER BY w.id",
+            [thread_id, low, high],
+        )
+        return [(cid, task, idx, ch, bytes(data)) for cid, task, idx, ch, data in cursor]
+
+
+def field_versions(
+    connection: BaseDatabaseWrapper,
+    thread_id: str,
+    fields: Sequence[str],
+    low: str | None,
+    high: str,
+) -> list[Blob]:
+    """The stored versions of `fields` with versions in [low, high] (no lower bound if
+    `low` is None): a superset the caller filters."""
+    marks = ", ".join(["%s"] * len(fields))
+    sql = (
+        f"SELECT f.field, f.version, f.kind, f.base, f.data FROM {FIELD_VERSION} f "
+        f"JOIN {THREAD} t ON t.id = f.thread_id WHERE t.thread_id = %s "
+        f"AND f.field IN ({marks}) AND f.version <= %s"
+    )
+    params: list[Any] = [thread_id, *fields, high]
+    if low is not None:
+        sql += " AND f.version >= %s"
+        params.append(low)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            Blob(field, version, kind, base or None, bytes(data))
+            for field, version, kind, base, data in cursor
+        ]

@@ -1,0 +1,126 @@
+"""`manage.py stepwise_worker`: django-tasks-db's `db_worker`, woken by new tasks.
+
+Same options and behaviour as `db_worker` (it is a subclass); the only change is the idle
+wait: instead of sleeping `--interval` seconds between polls, it waits for a PostgreSQL
+notification sent when a task is enqueued (see `orchestration.runtime.wakeup`), with
+`--interval` as the timeout. A run is then picked up within milliseconds of the decision's
+commit. On SQLite it polls exactly like `db_worker`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import close_old_connections
+from django.db.utils import OperationalError
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django_tasks_db.management.commands import db_worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+from orchestration.runtime.wakeup import Waiter
+
+
+class WakingWorker(db_worker.Worker):
+    """`db_worker.Worker` whose idle wait is `Waiter.wait`.
+
+    `run` is django-tasks-db 0.13's `Worker.run` with `time.sleep(self.interval)` replaced:
+    the library has no hook for the wait, so the loop is restated here (claiming and running
+    a task are still the library's `get_locked`, `claim` and `run_task`).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.waiter: Waiter | None = None
+
+    def run(self) -> None:
+        if self.startup_delay and self.interval:
+            time.sleep(random.random())  # as db_worker: no thundering herd at startup
+        self.waiter = Waiter(DBTaskResult.objects.db)
+        db_worker.logger.info(
+            "Starting worker worker_id=%s queues=%s (%s)", self.worker_id,
+            ",".join(self.queue_names),
+            "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
+        )
+        try:
+            self._loop()
+        finally:
+            self.waiter.close()
+
+    def _loop(self) -> None:
+        assert self.waiter is not None
+        while self.running:
+            close_old_connections()
+            task_result, retrieved = self._claim_next()
+            if task_result is not None:
+                self.run_task(task_result)
+            if self.batch and retrieved and task_result is None:
+                db_worker.logger.info("No more tasks to run for worker_id=%s", self.worker_id)
+                return
+            if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
+                db_worker.logger.info("Ran maximum tasks (%d)", self._run_tasks)
+                return
+            close_old_connections()
+            if self.running and not task_result:
+                self.waiter.wait(self.interval)
+
+    def _claim_next(self) -> tuple[DBTaskResult | None, bool]:
+        tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
+        if not self.process_all_queues:
+            tasks = tasks.filter(queue_name__in=self.queue_names)
+        if self.excluded_queue_names:
+            tasks = tasks.exclude(queue_name__in=self.excluded_queue_names)
+        with exclusive_transaction(tasks.db):
+            try:
+                task_result = tasks.get_locked()
+                if task_result is not None:
+                    task_result.claim(self.worker_id)  # so no other worker runs it
+                return task_result, True
+            except OperationalError as exc:
+                if is_locked_database_exception(exc):  # SQLite busy: try again next round
+                    return None, False
+                raise
+
+
+class Command(db_worker.Command):
+    help = "Run a database task worker that wakes up when a task is enqueued (PostgreSQL)."
+
+    def handle(  # db_worker's handle, building a WakingWorker
+        self,
+        *,
+        verbosity: int,
+        queue_name: str,
+        interval: float,
+        batch: bool,
+        backend_name: str,
+        startup_delay: bool,
+        reload: bool,
+        max_tasks: int | None,
+        worker_id: str,
+        exclude_queues: str,
+        **options: Any,
+    ) -> None:
+        self.configure_logging(verbosity)
+        if reload and batch:
+            db_worker.logger.warning("--reload and --batch cannot be combined; not reloading")
+            reload = False
+        queue_names = queue_name.split(",")
+        excluded = exclude_queues.split(",") if exclude_queues else []
+        if excluded and "*" not in queue_names:
+            raise CommandError("--exclude-queues can only be used with --queue-name=*")
+        worker = WakingWorker(
+            queue_names=queue_names, interval=interval, batch=batch, backend_name=backend_name,
+            startup_delay=startup_delay, max_tasks=max_tasks, worker_id=worker_id,
+            excluded_queue_names=excluded,
+        )
+        if reload:
+            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
+                worker.configure_signals()  # only the reloaded child handles signals
+            run_with_reloader(worker.run)
+        else:
+            worker.configure_signals()
+            worker.run()
