@@ -17,6 +17,8 @@
     │   ├── RunNotRetryable              only the latest failed run can be retried; `.status`
     │   ├── RunNotCancellable            the run already ended; `.status`
     │   └── RunNotStalled                only a stalled run can be resumed; `.status`
+    ├── InputError                       a run's stored input cannot be encoded or read
+    │                                    back (also a ValueError)
     ├── LeaseLost                        this worker no longer holds the run; `.token`
     └── AuditTrailProtected              deleting would remove append-only audit rows
                                          (also Django's ProtectedError); `.protected_objects`
@@ -129,6 +131,11 @@ class RunNotStalled(_RunInWrongStatus):
 
 
 # ---------------------------------------------------------------- workers
+
+
+class InputError(StepwiseRuntimeError, ValueError):
+    """A run input (`inputs.RunInput`) that cannot be stored or read back; the message says
+    which part and why. Run actions turn it into `InvalidRunInput` before anything is written."""
 
 
 class LeaseLost(StepwiseRuntimeError):  # noqa: N818 - it names the situation, like TimeoutError

@@ -15,11 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from orchestration.checkpoint import serde
+from orchestration.runtime.errors import InputError
 from orchestration.types import Command, Send
-
-
-class InputError(ValueError):
-    """A run input that cannot be stored or read back; the message says which and why."""
 
 
 class InputKind(StrEnum):
