@@ -13,7 +13,7 @@ Row format (a `checkpoints` row; nothing released yet, so no older format is rea
 `body` = serde bytes of `[next, versions, internal, writes, extra, ts]`, packed in one call:
 `versions` maps each field to the id of the checkpoint that last changed it, null meaning
 this checkpoint; `internal` is the engine's bookkeeping mapping, null when empty; `writes` is
-`metadata.writes` as `storage._encode_metadata_writes` stores it; `ts` is an integer of
+`metadata.writes` as `storage.encode_metadata_writes` stores it; `ts` is an integer of
 microseconds since the Unix epoch when it is UTC (every engine timestamp), else a datetime.
 `vals` = serde bytes of `[[field, kind, base, data]...]`, the field versions this checkpoint
 created that are small enough for its row (null if none): kind 0 `data` is the packed value,
@@ -46,8 +46,14 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
-    metadata_matches,
     validate_filter,
+)
+from orchestration.checkpoint.filters import (
+    SCALARS,
+    SplitFilter,
+    matches_leftover,
+    split_filter,
+    sqlite_condition,
 )
 from orchestration.checkpoint.storage import (
     APPEND,
@@ -304,14 +310,15 @@ class SqliteSaver(BaseCheckpointSaver):
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
-        sql, params, leftover = _list_query(config.thread_id, before, wanted, limit)
+        split = split_filter(wanted)
+        sql, params = _list_query(config.thread_id, before, split, limit)
         conn = self._conn()
         with self._read(conn):
             rows = conn.execute(sql, params).fetchall()
-            if leftover:
-                rows = [r for r in rows if metadata_matches(_metadata(_record(r)), leftover)]
-                if limit is not None:
-                    rows = rows[:limit]
+            if split.leftover:
+                by_id = {r[1]: r for r in rows}
+                kept = matches_leftover(map(_record, rows), split.leftover, limit)
+                rows = [by_id[r.checkpoint_id] for r in kept]
             rows.reverse()
             return self._decode(conn, rows)
 
@@ -691,7 +698,7 @@ def _inline_blobs(
             if type(field) is not str:
                 continue
             if kind == _VALUE_CODE:
-                if type(data) not in _SCALARS:
+                if type(data) not in SCALARS:
                     raise TypeError(f"field {field!r} is kept in the row but is not a scalar")
                 found[(field, checkpoint_id)] = Blob(field, checkpoint_id, VALUE, None, b"", data)
             elif type(data) is bytes and (base is None or type(base) is str):
@@ -733,53 +740,25 @@ def _drop_inline(conn: sqlite3.Connection, kept: list[tuple[Any, ...]], pairs: s
             )
 
 
-def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
-    extra = record.parts[2] if record.parts is not None else {}
-    return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
 def _list_query(
-    thread_id: str,
-    before: CheckpointConfig | None,
-    wanted: Mapping[str, Any],
-    limit: int | None,
-) -> tuple[str, list[Any], dict[str, Any]]:
-    """One indexed query. Filter keys were validated as identifiers and the JSON path is still
-    bound as a parameter; values are always parameters. Structured filter values (dicts,
-    lists) are compared in Python (`leftover`), since JSON text equality depends on key order."""
+    thread_id: str, before: CheckpointConfig | None, split: SplitFilter, limit: int | None
+) -> tuple[str, list[Any]]:
+    """One indexed query: the filter's columns and extra conditions in SQL (values and JSON
+    paths are parameters), newest first; `limit` too unless Python checks a leftover."""
     where = ["thread_id = ?"]
     params: list[Any] = [thread_id]
-    leftover: dict[str, Any] = {}
     if before is not None and before.checkpoint_id is not None:
         where.append("checkpoint_id < ?")
         params.append(before.checkpoint_id)
-    for key, value in wanted.items():
-        if key in ("source", "step"):
-            where.append(f"{key} = ?")
-            params.append(value)
-        elif type(value) not in _SCALARS:
-            leftover[key] = value
-        else:
-            path = f'$."{key}"'
-            if value is None:
-                where.append("json_type(extra, ?) = 'null'")
-                params.append(path)
-            elif type(value) is bool:
-                where.append("json_type(extra, ?) = ?")
-                params += [path, "true" if value else "false"]
-            elif type(value) is str:
-                where.append("json_type(extra, ?) = 'text' AND json_extract(extra, ?) = ?")
-                params += [path, path, value]
-            else:
-                where.append(
-                    "json_type(extra, ?) IN ('integer', 'real') AND json_extract(extra, ?) = ?"
-                )
-                params += [path, path, value]
+    for key, value in split.columns.items():
+        where.append(f"{key} = ?")  # "source" or "step", see split_filter
+        params.append(value)
+    for condition in split.extra:
+        sql, values = sqlite_condition("extra", condition)
+        where.append(sql)
+        params += values
     sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY checkpoint_id DESC"
-    if limit is not None and not leftover:
+    if limit is not None and not split.leftover:
         sql += " LIMIT ?"
         params.append(limit)
-    return sql, params, leftover
+    return sql, params
