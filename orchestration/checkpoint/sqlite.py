@@ -62,6 +62,7 @@ from orchestration.checkpoint.storage import (
     Blob,
     CheckpointRecord,
     Pair,
+    ReadRow,
     WriteRecord,
 )
 from orchestration.errors import CheckpointNotFound, SerializationError
@@ -536,30 +537,31 @@ class SqliteSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         if not rows:
             return []
-        records = [_record(row) for row in rows]
-        thread_id = records[0].thread_id
-        inline = _inline_of(rows)
-        read = {r.checkpoint_id for r in records}
+        thread_id = rows[0][0]
+        # One pass: each row's body and inline values decoded once, no record objects.
+        inline: dict[Pair, Blob] = {}
+        decoded: list[ReadRow] = []
+        for row in rows:
+            decoded.append(_read_row(row))
+            if row[7] is not None:
+                _inline_blobs(row[1], row[7], inline)
+        read = {row[1] for row in rows}
         writes: dict[str, list[WriteRecord]] = {}
-        if len(records) > _FEW:
-            # A listing: one range scan (records are oldest first) instead of a lookup per
+        if len(rows) > _FEW:
+            # A listing: one range scan (rows are oldest first) instead of a lookup per
             # id; writes of unlisted checkpoints in the range are never looked up.
-            params: tuple[Any, ...] = (
-                thread_id, records[0].checkpoint_id, records[-1].checkpoint_id
-            )
+            params: tuple[Any, ...] = (thread_id, rows[0][1], rows[-1][1])
             pending = conn.execute(_WRITES_IN_RANGE, params)
         else:
-            pending = conn.execute(
-                _WRITES_BY_IDS, (thread_id, json.dumps([r.checkpoint_id for r in records]))
-            )
+            pending = conn.execute(_WRITES_BY_IDS, (thread_id, json.dumps(sorted(read))))
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         fetch = (
             (lambda pairs: self._fetch_listing(conn, thread_id, pairs, inline, read))
-            if len(records) > _FEW
+            if len(rows) > _FEW
             else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
-        return storage.read_tuples(records, self._cache, fetch, writes, inline)
+        return storage.read_rows(thread_id, decoded, self._cache, fetch, writes, inline)
 
     def _fetch_listing(
         self,
@@ -586,17 +588,22 @@ class SqliteSaver(BaseCheckpointSaver):
                 ranges[field] = (version, span[1])
             elif version > span[1]:
                 ranges[field] = (span[0], version)
+        # What appends append to: of the versions in hand (the rows' own), then of those
+        # fetched below. A base that is neither in hand nor fetched is left to `_fetch`.
+        bases = [
+            (blob.field, blob.base) for blob in found.values()
+            if blob.kind == APPEND and blob.base
+        ]
         kind_name = _KIND_NAME
         for field, (low, high) in ranges.items():
             rows = conn.execute(_BLOBS_IN_RANGE, (thread_id, field, low, high))
             for version, kind, base, data in rows:
                 blob = Blob(field, version, kind_name[kind], base, data)
                 found.setdefault((field, version), blob)
+                if kind == 1 and base:
+                    bases.append((field, base))
         missing = {pair for pair in pairs if pair not in found}
-        missing.update(
-            (blob.field, blob.base) for blob in found.values()
-            if blob.kind == APPEND and blob.base and (blob.field, blob.base) not in found
-        )
+        missing.update(pair for pair in bases if pair not in found)
         cache = self._cache
         missing = {pair for pair in missing if cache.value(thread_id, *pair) is None}
         if missing:
@@ -660,8 +667,8 @@ def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
     ]
 
 
-def _record(row: tuple[Any, ...]) -> CheckpointRecord:
-    """The row's record, its body decoded once (the parts are fresh objects for this read)."""
+def _read_row(row: tuple[Any, ...]) -> ReadRow:
+    """The row decoded for reading, its body unpacked once (the parts are fresh objects)."""
     thread_id, cid, parent_id, step, source, body, _extra, _vals = row
     try:
         next_, compact, internal, writes, extra, ts = serde.loads(body)
@@ -677,8 +684,16 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
         raise SerializationError(
             f"checkpoint {cid!r} of thread {thread_id!r} has a malformed body column ({error})"
         ) from None
+    return cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts
+
+
+def _record(row: tuple[Any, ...]) -> CheckpointRecord:
+    """The row's record (for filters and pruning; reads use `_read_row`)."""
+    cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts = (
+        _read_row(row)
+    )
     return CheckpointRecord(
-        thread_id, cid, parent_id, step, source, next_nodes, versions, b"", b"",
+        row[0], cid, parent_id, step, source, next_nodes, versions, b"", b"",
         {},  # only written, for SQL filters; reads take extra from the body
         ts, (internal, writes, extra, ts),
     )

@@ -32,6 +32,8 @@ from orchestration.checkpoint.storage.encode import (
 )
 from orchestration.checkpoint.storage.read import (
     Fetch,
+    decoded_row,
+    read_rows,
     read_tuples,
     remember_read,
     resolve_values,
@@ -44,6 +46,7 @@ from orchestration.checkpoint.storage.records import (
     CheckpointRecord,
     EncodedPut,
     Pair,
+    ReadRow,
     WriteRecord,
     record_pairs,
 )
@@ -58,12 +61,15 @@ __all__ = [
     "EncodedPut",
     "Fetch",
     "Pair",
+    "ReadRow",
     "ValueCache",
     "WriteRecord",
     "encode_checkpoint",
     "encode_metadata_writes",
     "encode_writes",
     "explain_unpackable",
+    "decoded_row",
+    "read_rows",
     "read_tuples",
     "record_pairs",
     "remember_put",

@@ -12,7 +12,13 @@ from typing import Any
 from uuid import UUID
 
 from orchestration.checkpoint import serde
-from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple, PendingWrite
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+)
 from orchestration.checkpoint.storage.cache import ValueCache
 from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, array_header, split_array
 from orchestration.checkpoint.storage.records import (
@@ -22,18 +28,19 @@ from orchestration.checkpoint.storage.records import (
     Blob,
     CheckpointRecord,
     Pair,
+    ReadRow,
     WriteRecord,
-    record_pairs,
 )
 from orchestration.checkpoint.storage.trusted import (
-    trusted_checkpoint,
+    CHECKPOINT_SLOTS,
+    METADATA_SLOTS,
+    TUPLE_SLOTS,
     trusted_config,
-    trusted_metadata,
-    trusted_tuple,
 )
 from orchestration.errors import SerializationError
 
 _NO_BLOBS: Mapping[Pair, Blob] = {}
+_new = object.__new__
 
 Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
 
@@ -102,7 +109,37 @@ def read_tuples(
     writes: Mapping[str, Sequence[WriteRecord]],
     known: Mapping[Pair, Blob] = _NO_BLOBS,
 ) -> list[CheckpointTuple]:
-    """Rebuild the tuples of `records` (one thread's, oldest first) in one pass.
+    """Rebuild the tuples of `records` (one thread's, oldest first): `read_rows` on the
+    records' decoded rows."""
+    if not records:
+        return []
+    return read_rows(
+        records[0].thread_id, [decoded_row(r) for r in records], cache, fetch, writes, known
+    )
+
+
+def decoded_row(record: CheckpointRecord) -> ReadRow:
+    if record.parts is not None:
+        internal, writes_raw, extra, ts = record.parts
+    else:
+        writes_raw, extra, ts = serde.loads(record.meta)
+        internal = None if record.internal == EMPTY_MAP else serde.loads(record.internal)
+    return (
+        record.checkpoint_id, record.parent_id, record.step, record.source, record.next,
+        record.versions, internal, writes_raw, extra, ts,
+    )
+
+
+def read_rows(
+    thread_id: str,
+    rows: Sequence[ReadRow],
+    cache: ValueCache,
+    fetch: Fetch,
+    writes: Mapping[str, Sequence[WriteRecord]],
+    known: Mapping[Pair, Blob] = _NO_BLOBS,
+) -> list[CheckpointTuple]:
+    """Rebuild the tuples of `rows` (one thread's checkpoints, decoded, oldest first) in one
+    pass.
 
     `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
     them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
@@ -114,30 +151,33 @@ def read_tuples(
     costs its stored size, not its size times its length. Every returned value is still the
     caller's own (see `_Reader.value`).
     """
-    if not records:
+    if not rows:
         return []
-    thread_id = records[0].thread_id
-    one = len(records) == 1
+    one = len(rows) == 1
     # One checkpoint (a resume reading its latest): its cached values are the cheapest source.
     # Many: fetch every version's own blob, so each is decoded once along its chain instead
     # of each cached full value being decoded on its own.
+    pairs = dict.fromkeys([pair for row in rows for pair in row[5].items()])
     wanted = [
-        pair for pair in dict.fromkeys(record_pairs(records))
-        if not (one and cache.value(thread_id, *pair) is not None)
+        pair for pair in pairs if not (one and cache.value(thread_id, *pair) is not None)
     ]
     blobs: Mapping[Pair, Blob] = known
     if wanted:
         fetched = fetch(wanted)
         blobs = fetched if fetched is known or not known else {**known, **fetched}
     reader = _Reader(thread_id, cache, blobs, cache_first=one)
-    tuples = [reader.tuple(r, writes.get(r.checkpoint_id, ())) for r in records]
+    if not one:
+        reader.prime(pairs)
+    build = reader.build
+    no_writes: tuple[WriteRecord, ...] = ()
+    tuples = [build(row, writes.get(row[0], no_writes)) for row in rows]
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
     # to store a grown one as its new items only.
-    for pair in records[-1].versions.items():
+    for pair in rows[-1][5].items():
         node = reader.nodes.get(pair)  # none for a scalar kept in its row
         if node is not None and node.count is not None and cache.value(thread_id, *pair) is None:
             cache.put_value(thread_id, *pair, reader.full(pair))
-    remember_read(cache, records)
+    cache.put_many_versions((thread_id, row[0], row[5]) for row in rows)
     return tuples
 
 
@@ -171,6 +211,8 @@ class _Node:
     `shared` says `value` may be handed out to several checkpoints: an immutable value, or a
     list of immutable items (each checkpoint then gets its own list object). Otherwise
     `value` is given to the first checkpoint only and the others decode the full bytes.
+    A list's `value` may be longer than `count`: the versions of one append chain share the
+    decoded list of the newest one, each being its first `count` items.
     `tail` is the last stored piece of the full packed value (the whole value for a full
     blob, the appended items for an append), starting at byte `tail_at` of it.
     """
@@ -191,11 +233,6 @@ class _Node:
         self.handed = False
 
 
-# Trusted construction of the port's frozen, slotted dataclasses from what a read decoded:
-# the slots are set directly, skipping the frozen `__init__` (one `object.__setattr__` per
-# field) and `CheckpointConfig`'s validation, which is for callers' input, not for ids read
-# back from storage. The objects are the same as the constructors build, equal and immutable.
-
 class _Reader:
     def __init__(
         self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob], *, cache_first: bool
@@ -214,34 +251,41 @@ class _Reader:
             config = self.configs[checkpoint_id] = trusted_config(self.thread_id, checkpoint_id)
         return config
 
-    def tuple(self, record: CheckpointRecord, writes: Sequence[WriteRecord]) -> CheckpointTuple:
-        """Every call builds fresh containers (callers may mutate what they get)."""
-        if record.parts is not None:
-            internal, writes_raw, extra, ts = record.parts
-            internal = {} if internal is None else internal
-        else:
-            writes_raw, extra, ts = serde.loads(record.meta)
-            internal = {} if record.internal == EMPTY_MAP else serde.loads(record.internal)
-        versions = record.versions
+    def build(self, row: ReadRow, writes: Sequence[WriteRecord]) -> CheckpointTuple:
+        """Every call builds fresh containers (callers may mutate what they get). A listing
+        builds hundreds: the trusted constructors are inlined (see `trusted`)."""
+        cid, parent_id, step, source, next_, versions, internal, writes_raw, extra, ts = row
         value = self.value
-        checkpoint = trusted_checkpoint(
-            record.checkpoint_id, ts, {name: value((name, v)) for name, v in versions.items()},
-            versions.copy(), record.next, internal,
+        checkpoint = _new(Checkpoint)
+        set_id, set_ts, set_values, set_versions, set_next, set_internal = CHECKPOINT_SLOTS
+        set_id(checkpoint, cid)
+        set_ts(checkpoint, ts)
+        set_values(checkpoint, {name: value((name, v)) for name, v in versions.items()})
+        set_versions(checkpoint, versions.copy())
+        set_next(checkpoint, next_)
+        set_internal(checkpoint, {} if internal is None else internal)
+        metadata = _new(CheckpointMetadata)
+        set_source, set_step, set_writes, set_extra = METADATA_SLOTS
+        set_source(metadata, source)
+        set_step(metadata, step)
+        set_writes(metadata, self._metadata_writes(writes_raw, versions) if writes_raw else {})
+        set_extra(metadata, extra)
+        configs = self.configs
+        config = configs.get(cid)
+        if config is None:
+            config = configs[cid] = trusted_config(self.thread_id, cid)
+        tup = _new(CheckpointTuple)
+        set_config, set_checkpoint, set_metadata, set_parent, set_pending = TUPLE_SLOTS
+        set_config(tup, config)
+        set_checkpoint(tup, checkpoint)
+        set_metadata(tup, metadata)
+        set_parent(tup, self.config(parent_id) if parent_id else None)
+        set_pending(
+            tup,
+            tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes])
+            if writes else (),
         )
-        metadata = trusted_metadata(
-            record.source, record.step,
-            self._metadata_writes(writes_raw, versions) if writes_raw else {}, extra,
-        )
-        parent_id = record.parent_id
-        return trusted_tuple(
-            self.config(record.checkpoint_id),
-            checkpoint,
-            metadata,
-            self.config(parent_id) if parent_id else None,
-            tuple(
-                [PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes]
-            ) if writes else (),
-        )
+        return tup
 
     def value(self, pair: Pair) -> Any:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
@@ -263,14 +307,82 @@ class _Reader:
             if node is None:
                 node = self._node(pair)
         if node.shared:
-            if node.count is None or not node.handed:
-                node.handed = True
+            count = node.count
+            if count is None:
                 return node.value
-            return node.value.copy()
+            items = node.value
+            if not node.handed and len(items) == count:
+                node.handed = True
+                return items
+            return items[:count]
         if not node.handed and node.value is not None:
             node.handed = True
             return node.value
         return serde.loads(self.full(pair))
+
+    def prime(self, pairs: Iterable[Pair]) -> None:
+        """A listing: decode each append chain once, from its newest listed version, in a
+        single call; the chain's older versions are prefixes of that list (see `_Node`).
+        Without this, each version would decode its own new items and copy its base's list."""
+        blobs = self.blobs
+        nodes = self.nodes
+        for pair in sorted(pairs, key=_version, reverse=True):
+            if pair in nodes:
+                continue
+            blob = blobs.get(pair)
+            if blob is not None and blob.kind == APPEND:
+                self._prime_chain(pair[0], blob)
+
+    def _prime_chain(self, field: str, top: Blob) -> None:
+        """Nodes for the append chain ending at `top`, its items decoded in one call."""
+        blobs = self.blobs
+        nodes = self.nodes
+        chain = [top]
+        while True:
+            key = (field, chain[-1].base or "")
+            base = nodes.get(key)
+            if base is not None:
+                break
+            blob = blobs.get(key)
+            if blob is None or blob.kind != APPEND:
+                base = self._node(key)  # a full value, a value kept in its row, or cached
+                break
+            chain.append(blob)
+        count = base.count
+        if count is None:
+            raise SerializationError(f"field {field!r}: an append version's base is not a list")
+        body_len = base.body_len
+        tails = [self.full(key)[-body_len:] if body_len else b""]
+        built: list[_Node] = []
+        for blob in reversed(chain):
+            data = blob.data
+            if len(data) < 4:
+                raise SerializationError(
+                    f"field {field!r}: malformed append version {blob.version!r}"
+                )
+            items = data[4:]
+            count += int.from_bytes(data[:4])
+            size = len(items)
+            body_len += size
+            # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
+            tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
+            base = nodes[(field, blob.version)] = _Node(
+                base, items, tail_at, count, body_len, None, None, False
+            )
+            tails.append(items)
+            built.append(base)
+        full = base.full = array_header(count) + b"".join(tails)
+        value = serde.loads(full)
+        if type(value) is not list or len(value) != count:
+            raise SerializationError(
+                f"field {field!r}: append version {top.version!r} does not decode to its list"
+            )
+        if not _immutable_items(value):
+            base.value = value  # given to one checkpoint; the others decode their bytes
+            return
+        for node in built:
+            node.value = value
+            node.shared = True
 
     def full(self, pair: Pair) -> bytes:
         """The whole packed value of `pair`, joined from its append chain once."""
@@ -349,7 +461,8 @@ class _Reader:
             and start == node.tail_at and stop == start + len(node.tail)
             and count == node.count - base.count  # type: ignore[operator]
         ):
-            return node.value[len(node.value) - count :]
+            end = node.count
+            return node.value[end - count : end]
         return serde.loads(array_header(count) + self._slice(field, version, start, stop))
 
     def _metadata_writes(self, raw: list[Any], versions: Mapping[str, str]) -> dict[str, Any]:
@@ -380,7 +493,13 @@ def _full_node(data: bytes) -> _Node:
     return _Node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
 
 
+def _version(pair: Pair) -> str:
+    return pair[1]
+
+
 def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
+    """The node of an append `blob` on `base`; its items are decoded now if the base's list
+    is shared, else from the full bytes when a checkpoint needs them."""
     if base.count is None:
         raise SerializationError(f"field {field!r}: an append version's base is not a list")
     data = bytes(blob.data)
@@ -395,10 +514,11 @@ def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
     tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
     value: Any = None
     shared = False
-    if base.shared:  # else each checkpoint decodes its full bytes, which checks these items
+    if base.shared:  # else the full bytes are decoded, which checks these items
         new = serde.loads(array_header(added) + items)
         if _immutable_items(new):
-            value, shared = base.value + new, True
+            old = base.value
+            value, shared = (old if len(old) == base.count else old[: base.count]) + new, True
     return _Node(base, items, tail_at, count, body_len, None, value, shared)
 
 

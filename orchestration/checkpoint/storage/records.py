@@ -18,6 +18,14 @@ VALUE = "value"
 
 Pair = tuple[str, str]  # (field, version)
 
+# A checkpoint's row as a read decodes it, a plain tuple (a listing builds hundreds):
+# (checkpoint_id, parent_id, step, source, next, versions, internal or None,
+#  metadata writes as stored, extra, ts). `versions` and the containers are fresh.
+ReadRow = tuple[
+    str, str | None, int, str, tuple[str, ...], dict[str, str], dict[str, Any] | None,
+    list[Any], dict[str, Any], datetime,
+]
+
 
 # The records below are internal to savers and built on every hot path: plain slotted
 # dataclasses, since a frozen dataclass's __init__ costs about twice as much. Treat them as

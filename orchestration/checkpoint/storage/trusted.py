@@ -45,11 +45,13 @@ check_fields(Checkpoint, _CHECKPOINT_FIELDS, f"{_HERE}.trusted_checkpoint")
 check_fields(CheckpointMetadata, _METADATA_FIELDS, f"{_HERE}.trusted_metadata")
 check_fields(CheckpointTuple, _TUPLE_FIELDS, f"{_HERE}.trusted_tuple")
 
+# The slot setters, in the order of the field tuples above (also used inline by
+# `read._Reader.build`, the listing's hot loop).
 _new = object.__new__
 _set_thread_id, _set_config_id = (CheckpointConfig.__dict__[n].__set__ for n in _CONFIG_FIELDS)
-_CHECKPOINT_SLOTS = tuple(Checkpoint.__dict__[name].__set__ for name in _CHECKPOINT_FIELDS)
-_METADATA_SLOTS = tuple(CheckpointMetadata.__dict__[name].__set__ for name in _METADATA_FIELDS)
-_TUPLE_SLOTS = tuple(CheckpointTuple.__dict__[name].__set__ for name in _TUPLE_FIELDS)
+CHECKPOINT_SLOTS = tuple(Checkpoint.__dict__[name].__set__ for name in _CHECKPOINT_FIELDS)
+METADATA_SLOTS = tuple(CheckpointMetadata.__dict__[name].__set__ for name in _METADATA_FIELDS)
+TUPLE_SLOTS = tuple(CheckpointTuple.__dict__[name].__set__ for name in _TUPLE_FIELDS)
 
 
 def trusted_config(thread_id: str, checkpoint_id: str) -> CheckpointConfig:
@@ -64,7 +66,7 @@ def trusted_checkpoint(
     next: tuple[str, ...], internal: Mapping[str, Any],
 ) -> Checkpoint:
     checkpoint = _new(Checkpoint)
-    set_id, set_ts, set_values, set_versions, set_next, set_internal = _CHECKPOINT_SLOTS
+    set_id, set_ts, set_values, set_versions, set_next, set_internal = CHECKPOINT_SLOTS
     set_id(checkpoint, id)
     set_ts(checkpoint, ts)
     set_values(checkpoint, values)
@@ -78,7 +80,7 @@ def trusted_metadata(
     source: str, step: int, writes: Mapping[str, Any], extra: Mapping[str, Any]
 ) -> CheckpointMetadata:
     metadata = _new(CheckpointMetadata)
-    set_source, set_step, set_writes, set_extra = _METADATA_SLOTS
+    set_source, set_step, set_writes, set_extra = METADATA_SLOTS
     set_source(metadata, source)
     set_step(metadata, step)
     set_writes(metadata, writes)
@@ -91,7 +93,7 @@ def trusted_tuple(
     parent_config: CheckpointConfig | None, pending_writes: tuple[PendingWrite, ...],
 ) -> CheckpointTuple:
     tup = _new(CheckpointTuple)
-    set_config, set_checkpoint, set_metadata, set_parent, set_pending = _TUPLE_SLOTS
+    set_config, set_checkpoint, set_metadata, set_parent, set_pending = TUPLE_SLOTS
     set_config(tup, config)
     set_checkpoint(tup, checkpoint)
     set_metadata(tup, metadata)
