@@ -41,6 +41,7 @@ from orchestration.errors import SerializationError
 
 _NO_BLOBS: Mapping[Pair, Blob] = {}
 _new = object.__new__
+_unpack_count = COUNT.unpack_from
 
 Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
 
@@ -220,8 +221,9 @@ class _Node:
     __slots__ = ("base", "count", "body_len", "tail", "tail_at", "full", "value", "shared",
                  "handed")
 
-    def __init__(self, base: _Node | None, tail: bytes, tail_at: int, count: int | None,
-                 body_len: int, full: bytes | None, value: Any, shared: bool) -> None:
+    def __init__(self, base: _Node | None, tail: bytes | memoryview, tail_at: int,
+                 count: int | None, body_len: int, full: bytes | None, value: Any,
+                 shared: bool) -> None:
         self.base = base
         self.tail = tail
         self.tail_at = tail_at
@@ -360,8 +362,8 @@ class _Reader:
                 raise SerializationError(
                     f"field {field!r}: malformed append version {blob.version!r}"
                 )
-            items = data[4:]
-            count += int.from_bytes(data[:4])
+            items = memoryview(data)[4:]  # no copy: joined into the full value just below
+            count += _unpack_count(data)[0]
             size = len(items)
             body_len += size
             # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
@@ -442,7 +444,7 @@ class _Reader:
             self.nodes[(field, blob.version)] = node
         return node
 
-    def _slice(self, field: str, version: str, start: int, stop: int) -> bytes:
+    def _slice(self, field: str, version: str, start: int, stop: int) -> bytes | memoryview:
         """Bytes `start:stop` of the full packed value: a node's update usually repeats what
         the checkpoint appended, which is the tail, so the full value is rarely joined."""
         node = self._node((field, version))
