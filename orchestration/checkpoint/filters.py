@@ -4,7 +4,7 @@ compare in SQL, and the Python check for the rest.
 The meaning of a filter is `base.metadata_matches`. A condition goes to SQL only where SQL
 compares exactly as that function does, whatever the database:
 
-- `source` (a string) and `step` (a number) compare with the row's own columns;
+- `source` (a string) and `step` (a whole number) compare with the row's own columns;
 - a key of `metadata.extra` with a JSON scalar value (a string, a finite float, an int that
   fits in 64 bits, a bool, None) compares with the JSON-safe copy of `extra` a saver keeps
   for filtering, typed: `True` matches a JSON `true` only, never `1` or `"true"`; numbers
@@ -64,7 +64,12 @@ def split_filter(wanted: Mapping[str, Any]) -> SplitFilter:
         if key == "source":
             (columns if type(value) is str else leftover)[key] = value
         elif key == "step":
-            (columns if _kind(value) == "number" else leftover)[key] = value
+            # An integer column: a whole float compares as its int, any other goes to Python
+            # (Django would truncate 2.5 to 2).
+            if _kind(value) == "number" and float(value).is_integer():
+                columns[key] = int(value)
+            else:
+                leftover[key] = value
         else:
             kind = _kind(value)
             if kind is None:

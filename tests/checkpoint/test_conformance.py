@@ -229,6 +229,8 @@ def test_list_filter_values_that_cannot_be_pushed_to_sql(ops: SyncOps, writer: W
     assert ids(ops.list(cfg("t"), 1, filter={"tags": ["x"], "big": 2**70})) == ids([c])
     assert ids(ops.list(cfg("t"), filter={"cap": float("nan")})) == []
     assert ids(ops.list(cfg("t"), filter={"step": "1"})) == []
+    assert ids(ops.list(cfg("t"), filter={"step": 1.5})) == []
+    assert ids(ops.list(cfg("t"), filter={"step": 1.0})) == ids([b])
 
 
 def test_list_filter_tells_bools_strings_and_numbers_apart(ops: SyncOps, writer: Writer) -> None:
