@@ -23,10 +23,17 @@ from typing import Any, Literal
 
 from orchestration.checkpoint import serde
 from orchestration.checkpoint.base import CheckpointMetadata, metadata_matches
-from orchestration.checkpoint.storage.records import CheckpointRecord
+from orchestration.checkpoint.storage.records import SCALARS, CheckpointRecord
 
-# The JSON scalar types, as a saver keeps them in the JSON-safe copy of `metadata.extra`.
-SCALARS = (str, int, float, bool, type(None))
+__all__ = [
+    "SCALARS",
+    "ExtraCondition",
+    "SplitFilter",
+    "matches_leftover",
+    "record_metadata",
+    "split_filter",
+    "sqlite_condition",
+]
 
 JsonKind = Literal["null", "true", "false", "text", "number"]
 _INT64 = (-(2**63), 2**63)

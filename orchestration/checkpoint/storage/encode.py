@@ -15,6 +15,7 @@ from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, appended,
 from orchestration.checkpoint.storage.records import (
     APPEND,
     FULL,
+    SCALARS,
     VALUE,
     Blob,
     CheckpointRecord,
@@ -243,7 +244,7 @@ def _json_safe(extra: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         if not isinstance(key, str):
             continue
-        if value is None or type(value) in (str, int, bool, float):
+        if type(value) in SCALARS:
             if type(value) is float and not math.isfinite(value):  # NaN, inf are not JSON
                 continue
             safe[key] = value

@@ -18,6 +18,10 @@ VALUE = "value"
 
 Pair = tuple[str, str]  # (field, version)
 
+# The JSON scalar types: what a saver keeps decoded in a row (`VALUE`), in the JSON-safe copy
+# of `metadata.extra`, and what a filter may compare in SQL (`filters`).
+SCALARS = (str, int, float, bool, type(None))
+
 # A checkpoint's row as a read decodes it, a plain tuple (a listing builds hundreds):
 # (checkpoint_id, parent_id, step, source, next, versions, internal or None,
 #  metadata writes as stored, extra, ts). `versions` and the containers are fresh.
