@@ -8,6 +8,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,7 @@ from orchestration.errors import SerializationError
 _NO_BLOBS: Mapping[Pair, Blob] = {}
 _new = object.__new__
 _unpack_count = COUNT.unpack_from
+_version = itemgetter(1)  # of a (field, version) pair
 
 Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
 
@@ -493,10 +495,6 @@ def _full_node(data: bytes) -> _Node:
         return _Node(None, data, 0, None, 0, data, value, _immutable(value))
     count, header = shape
     return _Node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
-
-
-def _version(pair: Pair) -> str:
-    return pair[1]
 
 
 def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
