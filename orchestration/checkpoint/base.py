@@ -110,7 +110,9 @@ def validate_filter(filter: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def metadata_matches(metadata: CheckpointMetadata, filter: Mapping[str, Any]) -> bool:
-    """The reference meaning of `filter`: `source`, `step`, else a key of `metadata.extra`."""
+    """The reference meaning of `filter`: `source`, `step`, else a key of `metadata.extra`,
+    each equal to the filter's value (`_same_value`). Savers push what SQL can compare the
+    same way into SQL (`filters.split_filter`) and check the rest with this function."""
     for key, wanted in filter.items():
         if key == "source":
             actual: Any = metadata.source
@@ -120,9 +122,17 @@ def metadata_matches(metadata: CheckpointMetadata, filter: Mapping[str, Any]) ->
             actual = metadata.extra[key]
         else:
             return False
-        if actual != wanted:
+        if not _same_value(actual, wanted):
             return False
     return True
+
+
+def _same_value(actual: Any, wanted: Any) -> bool:
+    """Equality as JSON has it, which is what savers compare in SQL: a bool matches only a
+    bool (Python's `True == 1` does not hold in JSON); numbers match by value (`1 == 1.0`)."""
+    if type(actual) is bool or type(wanted) is bool:
+        return type(actual) is type(wanted) and actual == wanted
+    return bool(actual == wanted)
 
 
 class _IdClock:

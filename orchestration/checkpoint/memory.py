@@ -22,6 +22,7 @@ from orchestration.checkpoint.base import (
     metadata_matches,
     validate_filter,
 )
+from orchestration.checkpoint.filters import record_metadata
 from orchestration.checkpoint.storage import Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
 
@@ -69,7 +70,7 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
                 ids = [i for i in ids if i < before.checkpoint_id]
             records = [thread.records[i] for i in ids]
             if wanted:
-                records = [r for r in records if metadata_matches(_metadata(r), wanted)]
+                records = [r for r in records if metadata_matches(record_metadata(r), wanted)]
             if limit is not None:
                 records = records[-limit:] if limit > 0 else []
             return self._decode(thread, records)
@@ -120,8 +121,3 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
             records, self._cache, lambda _: thread.blobs, writes, thread.blobs
         )
 
-
-def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
-    """Just enough metadata for `metadata_matches` (source, step, extra) without the values."""
-    _, extra, _ = storage.serde.loads(record.meta)
-    return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]

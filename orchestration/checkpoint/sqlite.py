@@ -13,7 +13,7 @@ Row format (a `checkpoints` row; nothing released yet, so no older format is rea
 `body` = serde bytes of `[next, versions, internal, writes, extra, ts]`, packed in one call:
 `versions` maps each field to the id of the checkpoint that last changed it, null meaning
 this checkpoint; `internal` is the engine's bookkeeping mapping, null when empty; `writes` is
-`metadata.writes` as `storage._encode_metadata_writes` stores it; `ts` is an integer of
+`metadata.writes` as `storage.encode_metadata_writes` stores it; `ts` is an integer of
 microseconds since the Unix epoch when it is UTC (every engine timestamp), else a datetime.
 `vals` = serde bytes of `[[field, kind, base, data]...]`, the field versions this checkpoint
 created that are small enough for its row (null if none): kind 0 `data` is the packed value,
@@ -46,8 +46,14 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
-    metadata_matches,
     validate_filter,
+)
+from orchestration.checkpoint.filters import (
+    SCALARS,
+    SplitFilter,
+    matches_leftover,
+    split_filter,
+    sqlite_condition,
 )
 from orchestration.checkpoint.storage import (
     APPEND,
@@ -56,6 +62,7 @@ from orchestration.checkpoint.storage import (
     Blob,
     CheckpointRecord,
     Pair,
+    ReadRow,
     WriteRecord,
 )
 from orchestration.errors import CheckpointNotFound, SerializationError
@@ -304,14 +311,15 @@ class SqliteSaver(BaseCheckpointSaver):
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
-        sql, params, leftover = _list_query(config.thread_id, before, wanted, limit)
+        split = split_filter(wanted)
+        sql, params = _list_query(config.thread_id, before, split, limit)
         conn = self._conn()
         with self._read(conn):
             rows = conn.execute(sql, params).fetchall()
-            if leftover:
-                rows = [r for r in rows if metadata_matches(_metadata(_record(r)), leftover)]
-                if limit is not None:
-                    rows = rows[:limit]
+            if split.leftover:
+                by_id = {r[1]: r for r in rows}
+                kept = matches_leftover(map(_record, rows), split.leftover, limit)
+                rows = [by_id[r.checkpoint_id] for r in kept]
             rows.reverse()
             return self._decode(conn, rows)
 
@@ -529,30 +537,31 @@ class SqliteSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         if not rows:
             return []
-        records = [_record(row) for row in rows]
-        thread_id = records[0].thread_id
-        inline = _inline_of(rows)
-        read = {r.checkpoint_id for r in records}
+        thread_id = rows[0][0]
+        # One pass: each row's body and inline values decoded once, no record objects.
+        inline: dict[Pair, Blob] = {}
+        decoded: list[ReadRow] = []
+        for row in rows:
+            decoded.append(_read_row(row))
+            if row[7] is not None:
+                _inline_blobs(row[1], row[7], inline)
+        read = {row[1] for row in rows}
         writes: dict[str, list[WriteRecord]] = {}
-        if len(records) > _FEW:
-            # A listing: one range scan (records are oldest first) instead of a lookup per
+        if len(rows) > _FEW:
+            # A listing: one range scan (rows are oldest first) instead of a lookup per
             # id; writes of unlisted checkpoints in the range are never looked up.
-            params: tuple[Any, ...] = (
-                thread_id, records[0].checkpoint_id, records[-1].checkpoint_id
-            )
+            params: tuple[Any, ...] = (thread_id, rows[0][1], rows[-1][1])
             pending = conn.execute(_WRITES_IN_RANGE, params)
         else:
-            pending = conn.execute(
-                _WRITES_BY_IDS, (thread_id, json.dumps([r.checkpoint_id for r in records]))
-            )
+            pending = conn.execute(_WRITES_BY_IDS, (thread_id, json.dumps(sorted(read))))
         for cid, task_id, idx, channel, data in pending:
             writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         fetch = (
             (lambda pairs: self._fetch_listing(conn, thread_id, pairs, inline, read))
-            if len(records) > _FEW
+            if len(rows) > _FEW
             else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
-        return storage.read_tuples(records, self._cache, fetch, writes, inline)
+        return storage.read_rows(thread_id, decoded, self._cache, fetch, writes, inline)
 
     def _fetch_listing(
         self,
@@ -579,17 +588,22 @@ class SqliteSaver(BaseCheckpointSaver):
                 ranges[field] = (version, span[1])
             elif version > span[1]:
                 ranges[field] = (span[0], version)
+        # What appends append to: of the versions in hand (the rows' own), then of those
+        # fetched below. A base that is neither in hand nor fetched is left to `_fetch`.
+        bases = [
+            (blob.field, blob.base) for blob in found.values()
+            if blob.kind == APPEND and blob.base
+        ]
         kind_name = _KIND_NAME
         for field, (low, high) in ranges.items():
             rows = conn.execute(_BLOBS_IN_RANGE, (thread_id, field, low, high))
             for version, kind, base, data in rows:
                 blob = Blob(field, version, kind_name[kind], base, data)
                 found.setdefault((field, version), blob)
+                if kind == 1 and base:
+                    bases.append((field, base))
         missing = {pair for pair in pairs if pair not in found}
-        missing.update(
-            (blob.field, blob.base) for blob in found.values()
-            if blob.kind == APPEND and blob.base and (blob.field, blob.base) not in found
-        )
+        missing.update(pair for pair in bases if pair not in found)
         cache = self._cache
         missing = {pair for pair in missing if cache.value(thread_id, *pair) is None}
         if missing:
@@ -653,8 +667,8 @@ def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
     ]
 
 
-def _record(row: tuple[Any, ...]) -> CheckpointRecord:
-    """The row's record, its body decoded once (the parts are fresh objects for this read)."""
+def _read_row(row: tuple[Any, ...]) -> ReadRow:
+    """The row decoded for reading, its body unpacked once (the parts are fresh objects)."""
     thread_id, cid, parent_id, step, source, body, _extra, _vals = row
     try:
         next_, compact, internal, writes, extra, ts = serde.loads(body)
@@ -670,8 +684,16 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
         raise SerializationError(
             f"checkpoint {cid!r} of thread {thread_id!r} has a malformed body column ({error})"
         ) from None
+    return cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts
+
+
+def _record(row: tuple[Any, ...]) -> CheckpointRecord:
+    """The row's record (for filters and pruning; reads use `_read_row`)."""
+    cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts = (
+        _read_row(row)
+    )
     return CheckpointRecord(
-        thread_id, cid, parent_id, step, source, next_nodes, versions, b"", b"",
+        row[0], cid, parent_id, step, source, next_nodes, versions, b"", b"",
         {},  # only written, for SQL filters; reads take extra from the body
         ts, (internal, writes, extra, ts),
     )
@@ -691,7 +713,7 @@ def _inline_blobs(
             if type(field) is not str:
                 continue
             if kind == _VALUE_CODE:
-                if type(data) not in _SCALARS:
+                if type(data) not in SCALARS:
                     raise TypeError(f"field {field!r} is kept in the row but is not a scalar")
                 found[(field, checkpoint_id)] = Blob(field, checkpoint_id, VALUE, None, b"", data)
             elif type(data) is bytes and (base is None or type(base) is str):
@@ -733,53 +755,25 @@ def _drop_inline(conn: sqlite3.Connection, kept: list[tuple[Any, ...]], pairs: s
             )
 
 
-def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
-    extra = record.parts[2] if record.parts is not None else {}
-    return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
 def _list_query(
-    thread_id: str,
-    before: CheckpointConfig | None,
-    wanted: Mapping[str, Any],
-    limit: int | None,
-) -> tuple[str, list[Any], dict[str, Any]]:
-    """One indexed query. Filter keys were validated as identifiers and the JSON path is still
-    bound as a parameter; values are always parameters. Structured filter values (dicts,
-    lists) are compared in Python (`leftover`), since JSON text equality depends on key order."""
+    thread_id: str, before: CheckpointConfig | None, split: SplitFilter, limit: int | None
+) -> tuple[str, list[Any]]:
+    """One indexed query: the filter's columns and extra conditions in SQL (values and JSON
+    paths are parameters), newest first; `limit` too unless Python checks a leftover."""
     where = ["thread_id = ?"]
     params: list[Any] = [thread_id]
-    leftover: dict[str, Any] = {}
     if before is not None and before.checkpoint_id is not None:
         where.append("checkpoint_id < ?")
         params.append(before.checkpoint_id)
-    for key, value in wanted.items():
-        if key in ("source", "step"):
-            where.append(f"{key} = ?")
-            params.append(value)
-        elif type(value) not in _SCALARS:
-            leftover[key] = value
-        else:
-            path = f'$."{key}"'
-            if value is None:
-                where.append("json_type(extra, ?) = 'null'")
-                params.append(path)
-            elif type(value) is bool:
-                where.append("json_type(extra, ?) = ?")
-                params += [path, "true" if value else "false"]
-            elif type(value) is str:
-                where.append("json_type(extra, ?) = 'text' AND json_extract(extra, ?) = ?")
-                params += [path, path, value]
-            else:
-                where.append(
-                    "json_type(extra, ?) IN ('integer', 'real') AND json_extract(extra, ?) = ?"
-                )
-                params += [path, path, value]
+    for key, value in split.columns.items():
+        where.append(f"{key} = ?")  # "source" or "step", see split_filter
+        params.append(value)
+    for condition in split.extra:
+        sql, values = sqlite_condition("extra", condition)
+        where.append(sql)
+        params += values
     sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY checkpoint_id DESC"
-    if limit is not None and not leftover:
+    if limit is not None and not split.leftover:
         sql += " LIMIT ?"
         params.append(limit)
-    return sql, params, leftover
+    return sql, params

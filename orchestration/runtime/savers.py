@@ -16,17 +16,24 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 
-from orchestration.checkpoint import serde, storage
+from orchestration.checkpoint import storage
 from orchestration.checkpoint.base import (
     BaseCheckpointSaver,
     Checkpoint,
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
-    metadata_matches,
     validate_filter,
+)
+from orchestration.checkpoint.filters import (
+    ExtraCondition,
+    matches_leftover,
+    split_filter,
+    sqlite_condition,
 )
 from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
@@ -41,7 +48,6 @@ _FIELDS = (
     "checkpoint_id", "parent__checkpoint_id", "step", "source", "next", "versions", "internal",
     "writes", "extra",
 )
-_SCALARS = (str, int, float, bool, type(None))
 
 
 class DjangoCheckpointSaver(BaseCheckpointSaver):
@@ -106,24 +112,16 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         rows = self._checkpoints(config.thread_id)
         if before is not None and before.checkpoint_id is not None:
             rows = rows.filter(checkpoint_id__lt=before.checkpoint_id)
-        leftover: dict[str, Any] = {}
-        for key, value in wanted.items():
-            if key in ("source", "step"):
-                rows = rows.filter(**{key: value})
-            elif type(value) in _SCALARS and type(value) is not float:
-                # KeyTransform, not `extra__<key>`: a key named like a lookup ("contains")
-                # must stay a key.
-                alias = f"_extra_{key}"
-                rows = rows.alias(**{alias: KeyTransform(key, "extra")}).filter(**{alias: value})
-            else:
-                leftover[key] = value
+        split = split_filter(wanted)
+        rows = rows.filter(**split.columns)
+        for condition in split.extra:
+            rows = self._filter_extra(rows, condition)
         rows = rows.order_by("-checkpoint_id")
-        if limit is not None and not leftover:
+        if limit is not None and not split.leftover:
             rows = rows[:limit]
         records = [_record(config.thread_id, row) for row in rows.values_list(*_FIELDS)]
-        if leftover:
-            records = [r for r in records if metadata_matches(_metadata(r), leftover)]
-            records = records[:limit] if limit is not None else records
+        if split.leftover:
+            records = matches_leftover(records, split.leftover, limit)
         records.reverse()
         return self._decode(config.thread_id, records)
 
@@ -222,6 +220,21 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def _checkpoints(self, thread_id: str) -> Any:
         return models.Checkpoint.objects.using(self.using).filter(thread__thread_id=thread_id)
 
+    def _filter_extra(self, rows: Any, condition: ExtraCondition) -> Any:
+        """`condition` on the JSON-safe `extra` column, as `filters` defines it. On SQLite,
+        Django's key lookup reads JSON `true` and the string "true" alike, so the SQL is
+        the SQLite saver's; on PostgreSQL, jsonb equality is already typed."""
+        if connections[self.using].vendor == "sqlite":
+            column = f'"{models.Checkpoint._meta.db_table}"."extra"'
+            sql, params = sqlite_condition(column, condition, mark="%s")
+            # Constant SQL text; the JSON path and the value are parameters.
+            return rows.filter(RawSQL(sql, params, BooleanField()))  # noqa: S611
+        # KeyTransform, not `extra__<key>`: a key named like a lookup ("contains") stays a key.
+        alias = f"_extra_{condition.key}"
+        return rows.alias(**{alias: KeyTransform(condition.key, "extra")}).filter(
+            **{alias: condition.value}
+        )
+
     def _fetch(self, thread_id: str, pairs: list[Pair]) -> dict[Pair, Blob]:
         """The wanted blobs, then (for append chains) older versions of the same fields;
         usually one query, a second when a chain starts before the oldest version wanted."""
@@ -285,11 +298,6 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         extra_json=extra,
         ts=datetime.min,  # the exact ts lives in `meta`
     )
-
-
-def _metadata(record: CheckpointRecord) -> CheckpointMetadata:
-    _, extra, _ = serde.loads(record.meta)
-    return CheckpointMetadata(record.source, record.step, extra=extra)  # type: ignore[arg-type]
 
 
 def _aware(ts: datetime) -> datetime:

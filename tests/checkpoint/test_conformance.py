@@ -204,6 +204,48 @@ def test_list_filter_on_structured_extra_value(ops: SyncOps, writer: Writer) -> 
     assert ids(ops.list(cfg("t"), filter={"who": {"id": 1, "roles": ["x"]}})) == ids([a])
 
 
+def test_list_filters_on_a_float_extra_value(ops: SyncOps, writer: Writer) -> None:
+    a = writer.put("t", {"n": 0}, extra={"score": 0.5})
+    b = writer.put("t", {"n": 1}, a, extra={"score": 1.25})
+    c = writer.put("t", {"n": 2}, b, extra={"score": 2})
+    writer.put("t", {"n": 3}, c, extra={"score": "1.25"})
+    assert ids(ops.list(cfg("t"), filter={"score": 1.25})) == ids([b])
+    assert ids(ops.list(cfg("t"), filter={"score": 0.5})) == ids([a])
+    # Numbers match by value, as in Python: 2.0 finds the int 2, 2 finds it too.
+    assert ids(ops.list(cfg("t"), filter={"score": 2.0})) == ids([c])
+    assert ids(ops.list(cfg("t"), 1, filter={"score": 1.25})) == ids([b])
+    assert ids(ops.list(cfg("t"), filter={"score": 0.75})) == []
+
+
+def test_list_filter_values_that_cannot_be_pushed_to_sql(ops: SyncOps, writer: Writer) -> None:
+    # An infinite float has no JSON form, an int past 64 bits no SQLite one, and a list is
+    # compared structurally: the savers check these in Python, with `limit` after that.
+    a = writer.put("t", {"n": 0}, extra={"cap": float("inf"), "big": 2**70, "tags": ["x"]})
+    b = writer.put("t", {"n": 1}, a, extra={"cap": 1.0, "big": 1, "tags": ["x", "y"]})
+    c = writer.put("t", {"n": 2}, b, extra={"cap": float("inf"), "big": 2**70, "tags": ["x"]})
+    assert ids(ops.list(cfg("t"), filter={"cap": float("inf")})) == ids([a, c])
+    assert ids(ops.list(cfg("t"), filter={"big": 2**70})) == ids([a, c])
+    assert ids(ops.list(cfg("t"), filter={"tags": ["x"]})) == ids([a, c])
+    assert ids(ops.list(cfg("t"), 1, filter={"tags": ["x"], "big": 2**70})) == ids([c])
+    assert ids(ops.list(cfg("t"), filter={"cap": float("nan")})) == []
+    assert ids(ops.list(cfg("t"), filter={"step": "1"})) == []
+    assert ids(ops.list(cfg("t"), filter={"step": 1.5})) == []
+    assert ids(ops.list(cfg("t"), filter={"step": 1.0})) == ids([b])
+
+
+def test_list_filter_tells_bools_strings_and_numbers_apart(ops: SyncOps, writer: Writer) -> None:
+    a = writer.put("t", {"n": 0}, extra={"flag": True})
+    b = writer.put("t", {"n": 1}, a, extra={"flag": "true"})
+    c = writer.put("t", {"n": 2}, b, extra={"flag": 1})
+    d = writer.put("t", {"n": 3}, c, extra={"flag": None})
+    e = writer.put("t", {"n": 4}, d, extra={"flag": "null"})
+    assert ids(ops.list(cfg("t"), filter={"flag": True})) == ids([a])
+    assert ids(ops.list(cfg("t"), filter={"flag": "true"})) == ids([b])
+    assert ids(ops.list(cfg("t"), filter={"flag": 1})) == ids([c])
+    assert ids(ops.list(cfg("t"), filter={"flag": None})) == ids([d])
+    assert ids(ops.list(cfg("t"), filter={"flag": "null"})) == ids([e])
+
+
 @pytest.mark.parametrize("key", ["a') OR 1=1 --", "$.x", "a.b", "", "x y", "1abc"])
 def test_list_refuses_filter_keys_that_are_not_plain_names(ops: SyncOps, key: str) -> None:
     with pytest.raises(ValueError, match="invalid filter key"):

@@ -29,6 +29,7 @@ from orchestration.checkpoint import (
     serde,
 )
 from orchestration.checkpoint.base import new_checkpoint_id
+from orchestration.checkpoint.filters import split_filter
 from orchestration.checkpoint.sqlite import _list_query
 from orchestration.errors import SerializationError
 from orchestration.reducers import topic
@@ -290,7 +291,7 @@ def test_list_uses_the_primary_key_index(tmp_path: Path) -> None:
     db = tmp_path / "big.db"
     _bulk_history(db, "t", 10_000)
     before = CheckpointConfig("t", new_checkpoint_id())
-    sql, params, _ = _list_query("t", before, {"source": "loop", "user": "ann"}, 10)
+    sql, params = _list_query("t", before, split_filter({"source": "loop", "user": "ann"}), 10)
     with sqlite3.connect(db) as raw:
         plan = " ".join(str(r[-1]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "USING PRIMARY KEY (thread_id=? AND checkpoint_id<?)" in plan

@@ -1,0 +1,528 @@
+"""Reading: records and blobs back into `CheckpointTuple`s. Each stored version is decoded
+once per read, and a list version is built from its base's decoded list plus its new items,
+so listing a thread costs its stored size, not its size times its length."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+from uuid import UUID
+
+from orchestration.checkpoint import serde
+from orchestration.checkpoint.base import (
+    Checkpoint,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+)
+from orchestration.checkpoint.storage.cache import ValueCache
+from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, array_header, split_array
+from orchestration.checkpoint.storage.records import (
+    APPEND,
+    FULL,
+    VALUE,
+    Blob,
+    CheckpointRecord,
+    Pair,
+    ReadRow,
+    WriteRecord,
+)
+from orchestration.checkpoint.storage.trusted import (
+    CHECKPOINT_SLOTS,
+    METADATA_SLOTS,
+    TUPLE_SLOTS,
+    trusted_config,
+)
+from orchestration.errors import SerializationError
+
+_NO_BLOBS: Mapping[Pair, Blob] = {}
+_new = object.__new__
+_unpack_count = COUNT.unpack_from
+_version = itemgetter(1)  # of a (field, version) pair
+
+Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
+
+
+def resolve_values(
+    thread_id: str, pairs: Iterable[Pair], cache: ValueCache, fetch: Fetch
+) -> dict[Pair, bytes]:
+    """The full packed bytes of each (field, version). `fetch(missing)` must return the blobs
+    of those pairs and of their append chains (it may return more)."""
+    found: dict[Pair, bytes] = {}
+    missing: list[Pair] = []
+    for pair in dict.fromkeys(pairs):
+        data = cache.value(thread_id, *pair)
+        if data is None:
+            missing.append(pair)
+        else:
+            found[pair] = data
+    if missing:
+        blobs = fetch(missing)
+        for pair in missing:
+            found[pair] = _assemble(thread_id, pair, blobs, cache)
+    return found
+
+
+def _assemble(thread_id: str, pair: Pair, blobs: Mapping[Pair, Blob], cache: ValueCache) -> bytes:
+    field, version = pair
+    chain: list[Blob] = []
+    while True:
+        base_bytes = cache.value(thread_id, field, version) if chain else None
+        if base_bytes is not None:
+            break
+        blob = blobs.get((field, version))
+        if blob is None:
+            raise SerializationError(
+                f"thread {thread_id!r} has no stored value for field {field!r} at version "
+                f"{version!r} (the database is incomplete; was it pruned by hand?)"
+            )
+        if blob.kind == FULL:
+            base_bytes = bytes(blob.data)
+            break
+        if blob.kind == VALUE:
+            base_bytes = serde.dumps(blob.value, where=f"state field {field!r}")
+            break
+        chain.append(blob)
+        version = blob.base or ""
+    if not chain:
+        return base_bytes
+    shape = split_array(base_bytes)
+    if shape is None:
+        raise SerializationError(f"field {field!r}: an append version's base is not a list")
+    count, header = shape
+    parts = [base_bytes[header:]]
+    for blob in reversed(chain):
+        data = bytes(blob.data)
+        count += COUNT.unpack_from(data)[0]
+        parts.append(data[COUNT.size :])
+    full = array_header(count) + b"".join(parts)
+    cache.put_value(thread_id, field, pair[1], full)
+    return full
+
+
+def read_tuples(
+    records: Sequence[CheckpointRecord],
+    cache: ValueCache,
+    fetch: Fetch,
+    writes: Mapping[str, Sequence[WriteRecord]],
+    known: Mapping[Pair, Blob] = _NO_BLOBS,
+) -> list[CheckpointTuple]:
+    """Rebuild the tuples of `records` (one thread's, oldest first): `read_rows` on the
+    records' decoded rows."""
+    if not records:
+        return []
+    return read_rows(
+        records[0].thread_id, [decoded_row(r) for r in records], cache, fetch, writes, known
+    )
+
+
+def decoded_row(record: CheckpointRecord) -> ReadRow:
+    if record.parts is not None:
+        internal, writes_raw, extra, ts = record.parts
+    else:
+        writes_raw, extra, ts = serde.loads(record.meta)
+        internal = None if record.internal == EMPTY_MAP else serde.loads(record.internal)
+    return (
+        record.checkpoint_id, record.parent_id, record.step, record.source, record.next,
+        record.versions, internal, writes_raw, extra, ts,
+    )
+
+
+def read_rows(
+    thread_id: str,
+    rows: Sequence[ReadRow],
+    cache: ValueCache,
+    fetch: Fetch,
+    writes: Mapping[str, Sequence[WriteRecord]],
+    known: Mapping[Pair, Blob] = _NO_BLOBS,
+) -> list[CheckpointTuple]:
+    """Rebuild the tuples of `rows` (one thread's checkpoints, decoded, oldest first) in one
+    pass.
+
+    `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
+    them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
+    their append chains not in `known` (it may stop at versions whose value is cached, and
+    may return more); it returns `known` itself when it filled that in.
+
+    Each stored (field, version) is decoded once per call, and a version appending to another
+    is built from its base's decoded list plus the decoded new items, so listing a thread
+    costs its stored size, not its size times its length. Every returned value is still the
+    caller's own (see `_Reader.value`).
+    """
+    if not rows:
+        return []
+    one = len(rows) == 1
+    # One checkpoint (a resume reading its latest): its cached values are the cheapest source.
+    # Many: fetch every version's own blob, so each is decoded once along its chain instead
+    # of each cached full value being decoded on its own.
+    pairs = dict.fromkeys([pair for row in rows for pair in row[5].items()])
+    wanted = [
+        pair for pair in pairs if not (one and cache.value(thread_id, *pair) is not None)
+    ]
+    blobs: Mapping[Pair, Blob] = known
+    if wanted:
+        fetched = fetch(wanted)
+        blobs = fetched if fetched is known or not known else {**known, **fetched}
+    reader = _Reader(thread_id, cache, blobs, cache_first=one)
+    if not one:
+        reader.prime(pairs)
+    build = reader.build
+    no_writes: tuple[WriteRecord, ...] = ()
+    tuples = [build(row, writes.get(row[0], no_writes)) for row in rows]
+    # A put on top of the newest checkpoint read (a resume) compares with these full lists
+    # to store a grown one as its new items only.
+    for pair in rows[-1][5].items():
+        node = reader.nodes.get(pair)  # none for a scalar kept in its row
+        if node is not None and node.count is not None and cache.value(thread_id, *pair) is None:
+            cache.put_value(thread_id, *pair, reader.full(pair))
+    cache.put_many_versions((thread_id, row[0], row[5]) for row in rows)
+    return tuples
+
+
+# Types whose values cannot be changed in place: one decoded object may be handed to several
+# checkpoints. (An Enum member is a singleton: decoding it again returns the same object.)
+_ATOMIC = frozenset(
+    {str, bytes, int, float, bool, type(None), Decimal, datetime, date, time, timedelta, UUID}
+)
+
+
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    if kind in _ATOMIC:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_immutable(item) for item in value)
+    return isinstance(value, enum.Enum)
+
+
+def _immutable_items(items: list[Any]) -> bool:
+    atomic = _ATOMIC
+    for item in items:
+        if type(item) not in atomic and not _immutable(item):
+            return False
+    return True
+
+
+class _Node:
+    """One stored (field, version) during a read.
+
+    `shared` says `value` may be handed out to several checkpoints: an immutable value, or a
+    list of immutable items (each checkpoint then gets its own list object). Otherwise
+    `value` is given to the first checkpoint only and the others decode the full bytes.
+    A list's `value` may be longer than `count`: the versions of one append chain share the
+    decoded list of the newest one, each being its first `count` items.
+    `tail` is the last stored piece of the full packed value (the whole value for a full
+    blob, the appended items for an append), starting at byte `tail_at` of it.
+    """
+
+    __slots__ = ("base", "count", "body_len", "tail", "tail_at", "full", "value", "shared",
+                 "handed")
+
+    def __init__(self, base: _Node | None, tail: bytes | memoryview, tail_at: int,
+                 count: int | None, body_len: int, full: bytes | None, value: Any,
+                 shared: bool) -> None:
+        self.base = base
+        self.tail = tail
+        self.tail_at = tail_at
+        self.count = count  # the list's length, None if the value is not a list
+        self.body_len = body_len  # packed bytes after the list header
+        self.full = full
+        self.value = value
+        self.shared = shared
+        self.handed = False
+
+
+class _Reader:
+    def __init__(
+        self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob], *, cache_first: bool
+    ) -> None:
+        self.thread_id = thread_id
+        self.cache = cache
+        self.blobs = blobs
+        self.cache_first = cache_first
+        self.nodes: dict[Pair, _Node] = {}
+        # Configs are immutable: a checkpoint's config is its child's parent_config.
+        self.configs: dict[str, CheckpointConfig] = {}
+
+    def config(self, checkpoint_id: str) -> CheckpointConfig:
+        config = self.configs.get(checkpoint_id)
+        if config is None:
+            config = self.configs[checkpoint_id] = trusted_config(self.thread_id, checkpoint_id)
+        return config
+
+    def build(self, row: ReadRow, writes: Sequence[WriteRecord]) -> CheckpointTuple:
+        """Every call builds fresh containers (callers may mutate what they get). A listing
+        builds hundreds: the trusted constructors are inlined (see `trusted`)."""
+        cid, parent_id, step, source, next_, versions, internal, writes_raw, extra, ts = row
+        value = self.value
+        checkpoint = _new(Checkpoint)
+        set_id, set_ts, set_values, set_versions, set_next, set_internal = CHECKPOINT_SLOTS
+        set_id(checkpoint, cid)
+        set_ts(checkpoint, ts)
+        set_values(checkpoint, {name: value((name, v)) for name, v in versions.items()})
+        set_versions(checkpoint, versions.copy())
+        set_next(checkpoint, next_)
+        set_internal(checkpoint, {} if internal is None else internal)
+        metadata = _new(CheckpointMetadata)
+        set_source, set_step, set_writes, set_extra = METADATA_SLOTS
+        set_source(metadata, source)
+        set_step(metadata, step)
+        set_writes(metadata, self._metadata_writes(writes_raw, versions) if writes_raw else {})
+        set_extra(metadata, extra)
+        configs = self.configs
+        config = configs.get(cid)
+        if config is None:
+            config = configs[cid] = trusted_config(self.thread_id, cid)
+        tup = _new(CheckpointTuple)
+        set_config, set_checkpoint, set_metadata, set_parent, set_pending = TUPLE_SLOTS
+        set_config(tup, config)
+        set_checkpoint(tup, checkpoint)
+        set_metadata(tup, metadata)
+        set_parent(tup, self.config(parent_id) if parent_id else None)
+        set_pending(
+            tup,
+            tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes])
+            if writes else (),
+        )
+        return tup
+
+    def value(self, pair: Pair) -> Any:
+        """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
+        change: immutable values are shared, lists of immutable items are copied (shallow),
+        anything else is decoded again from its bytes."""
+        nodes = self.nodes
+        node = nodes.get(pair)
+        if node is None:
+            blob = self.blobs.get(pair)
+            if blob is not None:
+                kind = blob.kind
+                if kind == VALUE:
+                    return blob.value  # an immutable scalar kept in its row: no node needed
+                if kind == APPEND and not self.cache_first:
+                    # A listing: the base is usually the version the previous checkpoint read.
+                    base = nodes.get((pair[0], blob.base))  # type: ignore[arg-type]
+                    if base is not None:
+                        node = nodes[pair] = _append_node(pair[0], base, blob)
+            if node is None:
+                node = self._node(pair)
+        if node.shared:
+            count = node.count
+            if count is None:
+                return node.value
+            items = node.value
+            if not node.handed and len(items) == count:
+                node.handed = True
+                return items
+            return items[:count]
+        if not node.handed and node.value is not None:
+            node.handed = True
+            return node.value
+        return serde.loads(self.full(pair))
+
+    def prime(self, pairs: Iterable[Pair]) -> None:
+        """A listing: decode each append chain once, from its newest listed version, in a
+        single call; the chain's older versions are prefixes of that list (see `_Node`).
+        Without this, each version would decode its own new items and copy its base's list."""
+        blobs = self.blobs
+        nodes = self.nodes
+        for pair in sorted(pairs, key=_version, reverse=True):
+            if pair in nodes:
+                continue
+            blob = blobs.get(pair)
+            if blob is not None and blob.kind == APPEND:
+                self._prime_chain(pair[0], blob)
+
+    def _prime_chain(self, field: str, top: Blob) -> None:
+        """Nodes for the append chain ending at `top`, its items decoded in one call."""
+        blobs = self.blobs
+        nodes = self.nodes
+        chain = [top]
+        while True:
+            key = (field, chain[-1].base or "")
+            base = nodes.get(key)
+            if base is not None:
+                break
+            blob = blobs.get(key)
+            if blob is None or blob.kind != APPEND:
+                base = self._node(key)  # a full value, a value kept in its row, or cached
+                break
+            chain.append(blob)
+        count = base.count
+        if count is None:
+            raise SerializationError(f"field {field!r}: an append version's base is not a list")
+        body_len = base.body_len
+        tails = [self.full(key)[-body_len:] if body_len else b""]
+        built: list[_Node] = []
+        for blob in reversed(chain):
+            data = blob.data
+            if len(data) < 4:
+                raise SerializationError(
+                    f"field {field!r}: malformed append version {blob.version!r}"
+                )
+            items = memoryview(data)[4:]  # no copy: joined into the full value just below
+            count += _unpack_count(data)[0]
+            size = len(items)
+            body_len += size
+            # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
+            tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
+            base = nodes[(field, blob.version)] = _Node(
+                base, items, tail_at, count, body_len, None, None, False
+            )
+            tails.append(items)
+            built.append(base)
+        full = base.full = array_header(count) + b"".join(tails)
+        value = serde.loads(full)
+        if type(value) is not list or len(value) != count:
+            raise SerializationError(
+                f"field {field!r}: append version {top.version!r} does not decode to its list"
+            )
+        if not _immutable_items(value):
+            base.value = value  # given to one checkpoint; the others decode their bytes
+            return
+        for node in built:
+            node.value = value
+            node.shared = True
+
+    def full(self, pair: Pair) -> bytes:
+        """The whole packed value of `pair`, joined from its append chain once."""
+        node = self._node(pair)
+        if node.full is not None:
+            return node.full
+        if node.base is None:  # a value kept decoded in its row
+            node.full = serde.dumps(node.value, where=f"state field {pair[0]!r}")
+            return node.full
+        parts: list[bytes] = []
+        below: _Node | None = node
+        while below is not None and below.full is None:
+            parts.append(below.tail)
+            below = below.base
+        if below is None or below.count is None:  # cannot happen: chains end in a full list
+            raise SerializationError(f"field {pair[0]!r}: an append version's base is not a list")
+        parts.append(below.full[len(below.full) - below.body_len :])
+        parts.reverse()
+        node.full = array_header(node.count or 0) + b"".join(parts)
+        return node.full
+
+    def _node(self, pair: Pair) -> _Node:
+        node = self.nodes.get(pair)
+        if node is not None:
+            return node
+        field, version = pair
+        chain: list[Blob] = []
+        while True:
+            key = (field, version)
+            if chain:
+                node = self.nodes.get(key)
+                if node is not None:
+                    break
+            data = self.cache.value(self.thread_id, field, version) if self.cache_first else None
+            blob = self.blobs.get(key) if data is None else None
+            if blob is None and data is None:
+                data = self.cache.value(self.thread_id, field, version)
+                if data is None:
+                    raise SerializationError(
+                        f"thread {self.thread_id!r} has no stored value for field {field!r} "
+                        f"at version {version!r} (the database is incomplete; was it pruned "
+                        "by hand?)"
+                    )
+            if blob is not None and blob.kind == APPEND:
+                chain.append(blob)
+                version = blob.base or ""
+                continue
+            if blob is not None and blob.kind == VALUE:
+                node = _Node(None, b"", 0, None, 0, None, blob.value, True)
+                self.nodes[key] = node
+                break
+            node = _full_node(data if blob is None else bytes(blob.data))
+            self.nodes[key] = node
+            break
+        for blob in reversed(chain):
+            node = _append_node(field, node, blob)
+            self.nodes[(field, blob.version)] = node
+        return node
+
+    def _slice(self, field: str, version: str, start: int, stop: int) -> bytes | memoryview:
+        """Bytes `start:stop` of the full packed value: a node's update usually repeats what
+        the checkpoint appended, which is the tail, so the full value is rarely joined."""
+        node = self._node((field, version))
+        at = node.tail_at
+        if start >= at and stop <= at + len(node.tail):
+            return node.tail[start - at : stop - at]
+        return self.full((field, version))[start:stop]
+
+    def _items(self, field: str, version: str, start: int, stop: int, count: int) -> list[Any]:
+        """The `count` packed items at bytes `start:stop` of the field's value: usually the
+        items this version appended, already decoded (and immutable) in its node."""
+        node = self.nodes.get((field, version)) or self._node((field, version))
+        base = node.base
+        if (
+            node.shared and base is not None and base.count is not None
+            and start == node.tail_at and stop == start + len(node.tail)
+            and count == node.count - base.count  # type: ignore[operator]
+        ):
+            end = node.count
+            return node.value[end - count : end]
+        return serde.loads(array_header(count) + self._slice(field, version, start, stop))
+
+    def _metadata_writes(self, raw: list[Any], versions: Mapping[str, str]) -> dict[str, Any]:
+        """The inverse of `encode_metadata_writes`."""
+        writes: dict[str, Any] = {}
+        for node, mode, payload in raw:
+            if mode == 0:
+                writes[node] = payload
+                continue
+            update: dict[Any, Any] = {}
+            for key, kind, a, b, count in payload:
+                if kind == 0:
+                    update[key] = a
+                elif kind == 1:
+                    update[key] = serde.loads(self._slice(key, versions[key], a, b))
+                else:
+                    update[key] = self._items(key, versions[key], a, b, count)
+            writes[node] = update
+        return writes
+
+
+def _full_node(data: bytes) -> _Node:
+    value = serde.loads(data)
+    shape = split_array(data) if type(value) is list else None
+    if shape is None:
+        return _Node(None, data, 0, None, 0, data, value, _immutable(value))
+    count, header = shape
+    return _Node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
+
+
+def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
+    """The node of an append `blob` on `base`; its items are decoded now if the base's list
+    is shared, else from the full bytes when a checkpoint needs them."""
+    if base.count is None:
+        raise SerializationError(f"field {field!r}: an append version's base is not a list")
+    data = bytes(blob.data)
+    if len(data) < 4:
+        raise SerializationError(f"field {field!r}: malformed append version {blob.version!r}")
+    added = int.from_bytes(data[:4])
+    items = data[4:]
+    count = base.count + added
+    size = len(items)
+    body_len = base.body_len + size
+    # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
+    tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
+    value: Any = None
+    shared = False
+    if base.shared:  # else the full bytes are decoded, which checks these items
+        new = serde.loads(array_header(added) + items)
+        if _immutable_items(new):
+            old = base.value
+            value, shared = (old if len(old) == base.count else old[: base.count]) + new, True
+    return _Node(base, items, tail_at, count, body_len, None, value, shared)
+
+
+def remember_read(cache: ValueCache, records: Iterable[CheckpointRecord]) -> None:
+    """Cache the versions of checkpoints just read: a put on top of one of them (a resume)
+    then knows which fields are unchanged and which list fields it may store as appends."""
+    cache.put_many_versions((r.thread_id, r.checkpoint_id, r.versions) for r in records)
