@@ -71,6 +71,7 @@ class ReviewRequest(models.Model):
             ("view_ops", "Can see the ops console"),
             ("operate_runs", "Can resume, retry and cancel runs"),
             ("override_claim", "Can decide a review someone else claimed"),
+            ("start_thread", "Can start threads"),
         ]
 
     def __str__(self) -> str:

@@ -55,11 +55,15 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "orchestration.runtime",
     "approvals",
+    "approvals.api",
+    "ninja",  # only for its templates and static files: the API docs page, served locally
     "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # before the session and CSRF: /api/ requests are sized and answered as problem+json
+    "approvals.api.middleware.ApiBoundaryMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +158,16 @@ for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
 # A worker holds a lease on the run it executes and renews it every third of this many
 # seconds; a run whose lease expired is stalled and `manage.py resume_stalled` resumes it.
 STEPWISE_LEASE_SECONDS = float(os.environ.get("STEPWISE_LEASE_SECONDS", "30"))
+
+# The HTTP API: request bodies over this many bytes get 413; JSON nested deeper gets 400.
+STEPWISE_API_MAX_BODY_BYTES = int(os.environ.get("STEPWISE_API_MAX_BODY_BYTES", 256 * 1024))
+STEPWISE_API_MAX_DEPTH = 32
+# Webhook deliveries: attempt n waits BASE * FACTOR**(n-1) seconds after attempt n-1 failed
+# (30 s, 2 min, 8 min, 32 min, ~2 h, ~8.5 h: 6 retries over ~11 h); a 2xx ends it.
+STEPWISE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("STEPWISE_WEBHOOK_MAX_ATTEMPTS", "7"))
+STEPWISE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STEPWISE_WEBHOOK_BACKOFF_SECONDS", "30"))
+STEPWISE_WEBHOOK_BACKOFF_FACTOR = 4.0
+STEPWISE_WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,29 @@
+"""The API's routes (mounted at /api/v1/) and the token page."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import URLPattern, URLResolver, path
+
+from approvals.api import pages
+from approvals.api.api import api
+
+_patterns, _app, _namespace = api.urls
+
+
+def _exempt(items: list[URLPattern | URLResolver]) -> None:
+    # Bearer tokens, not sessions: the login redirect must not apply to the API.
+    for item in items:
+        if isinstance(item, URLPattern):
+            login_not_required(item.callback)
+        else:
+            _exempt(item.url_patterns)
+
+
+_exempt(_patterns)
+
+urlpatterns = [
+    path("api/v1/", (_patterns, _app, _namespace)),
+    path("account/api-tokens/", pages.tokens, name="api-tokens"),
+    path("account/api-tokens/<int:pk>/revoke/", pages.revoke, name="api-token-revoke"),
+]
