@@ -256,7 +256,8 @@ def list_graphs(request: HttpRequest) -> dict[str, Any]:
     return {"items": items, "next": None}
 
 
-@api.post("/threads", response={201: shapes.ThreadCreated, **WRITE_ERRORS}, tags=["threads"])
+@api.post("/threads", response={201: shapes.ThreadCreated, **WRITE_ERRORS}, tags=["threads"],
+          by_alias=True)
 def create_thread(request: HttpRequest, payload: ThreadIn) -> HttpResponse:
     """Start a thread of `graph` with `input`; its first run is queued for a worker."""
     user = _user(request)
@@ -350,7 +351,7 @@ def _checkpoint_row(thread: Thread, checkpoint_id: str) -> Checkpoint:
 
 
 @api.post("/threads/{thread_id}/checkpoints/{checkpoint_id}/fork",
-          response={201: shapes.RunResult, **WRITE_ERRORS}, tags=["threads"])
+          response={201: shapes.RunResult, **WRITE_ERRORS}, tags=["threads"], by_alias=True)
 def fork_checkpoint(
     request: HttpRequest, thread_id: str, checkpoint_id: str, payload: ForkIn
 ) -> HttpResponse:
@@ -403,7 +404,7 @@ def get_review(request: HttpRequest, review_id: int) -> dict[str, Any]:
 
 
 @api.post("/reviews/{review_id}/decision", response={200: shapes.DecisionResult, **WRITE_ERRORS},
-          tags=["reviews"])
+          tags=["reviews"], by_alias=True)
 def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> HttpResponse:
     """Decide an open review; the thread resumes with the answer."""
     user = _user(request)
@@ -462,21 +463,21 @@ def _run_action(request: HttpRequest, run_id: int, action: str, payload: ReasonI
 
 
 @api.post("/runs/{run_id}/resume", response={200: shapes.RunResult, **WRITE_ERRORS},
-          tags=["runs"])
+          tags=["runs"], by_alias=True)
 def resume_run(request: HttpRequest, run_id: int, payload: ReasonIn) -> HttpResponse:
     """Re-queue a stalled run."""
     return _run_action(request, run_id, "resume", payload)
 
 
 @api.post("/runs/{run_id}/retry", response={200: shapes.RunResult, **WRITE_ERRORS},
-          tags=["runs"])
+          tags=["runs"], by_alias=True)
 def retry_run(request: HttpRequest, run_id: int, payload: ReasonIn) -> HttpResponse:
     """Queue a new run of a failed run's thread."""
     return _run_action(request, run_id, "retry", payload)
 
 
 @api.post("/runs/{run_id}/cancel", response={200: shapes.RunResult, **WRITE_ERRORS},
-          tags=["runs"])
+          tags=["runs"], by_alias=True)
 def cancel_run(request: HttpRequest, run_id: int, payload: ReasonIn) -> HttpResponse:
     """Stop a queued, running, stalled or waiting run."""
     return _run_action(request, run_id, "cancel", payload)
