@@ -1,10 +1,11 @@
-"""The API's routes (mounted at /api/v1/) and the token page."""
+"""The API's routes (mounted at /api/v1/), the token page and the "New run" pages."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import URLPattern, URLResolver, path
 
+from approvals import new_run
 from approvals.api import pages
 from approvals.api.api import api
 
@@ -26,4 +27,7 @@ urlpatterns = [
     path("api/v1/", (_patterns, _app, _namespace)),
     path("account/api-tokens/", pages.tokens, name="api-tokens"),
     path("account/api-tokens/<int:pk>/revoke/", pages.revoke, name="api-token-revoke"),
+    # the browser's way to start a thread (issue 12 part 3); same checks as POST /threads
+    path("runs/new/", new_run.choose_graph, name="new-run-graphs"),
+    path("runs/new/<str:graph>/", new_run.new_run, name="new-run"),
 ]
