@@ -77,7 +77,7 @@ def new_run(request: HttpRequest, graph: str) -> HttpResponse:
     access_graphs(request.user, for_update=True)
     if graph not in registry.graph_names():
         raise Http404(f"There is no graph {graph!r}.")
-    form = NewRunForm(request.POST or None, graph=graph)
+    form = NewRunForm(request.POST if request.method == "POST" else None, graph=graph)
     if request.method == "POST" and form.is_valid():
         try:
             run = runs.start_thread(graph, form.cleaned_data["input"], user=request.user,

@@ -117,3 +117,17 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.status_code or self.error[:40]}"
+
+
+class EmailPreference(models.Model):
+    """A person's opt-out of review e-mails (no row: they get them)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_preference"
+    )
+    review_requests = models.BooleanField(
+        default=True, help_text="E-mail me when a review is assigned to me or my group."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user}: {'on' if self.review_requests else 'off'}"

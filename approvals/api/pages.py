@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from approvals.api.models import ApiToken
+from approvals.api.models import ApiToken, EmailPreference
 from approvals.api.tokens import issue_token, revoke_token
 
 
@@ -21,7 +21,7 @@ class TokenForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     created = None
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         _token, created = issue_token(request.user, form.cleaned_data["name"])
         form = TokenForm()
@@ -38,3 +38,20 @@ def revoke(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, "That token is not one of yours, or it is already revoked.")
     return redirect("api-tokens")
+
+
+class NotificationForm(forms.ModelForm):
+    class Meta:
+        model = EmailPreference
+        fields = ["review_requests"]
+
+
+@require_http_methods(["GET", "POST"])
+def notifications(request: HttpRequest) -> HttpResponse:
+    pref, _ = EmailPreference.objects.get_or_create(user=request.user)
+    form = NotificationForm(request.POST if request.method == "POST" else None, instance=pref)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved.")
+        return redirect("notifications")
+    return render(request, "api/notifications.html", {"form": form})

@@ -10,6 +10,7 @@ from django.db.models.signals import post_save
 from approvals.api import shapes
 from approvals.api.webhooks import emit
 from approvals.models import Decision, ReviewRequest
+from approvals.notify import queue_review_email
 from orchestration.runtime.models import Run
 from orchestration.runtime.signals import run_failed, run_finished, run_stalled
 
@@ -18,6 +19,7 @@ def on_review_saved(sender: Any, instance: ReviewRequest, created: bool, **kwarg
     # a "decide differently" copy is created already decided: not a request for anyone
     if created and instance.status == ReviewRequest.Status.PENDING:
         emit("review.requested", {"review": shapes.review_dict(instance)})
+        queue_review_email(instance)
 
 
 def on_decision_saved(sender: Any, instance: Decision, created: bool, **kwargs: Any) -> None:

@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", (_patterns, _app, _namespace)),
     path("account/api-tokens/", pages.tokens, name="api-tokens"),
     path("account/api-tokens/<int:pk>/revoke/", pages.revoke, name="api-token-revoke"),
+    path("account/notifications/", pages.notifications, name="notifications"),
     # the browser's way to start a thread (issue 12 part 3); same checks as POST /threads
     path("runs/new/", new_run.choose_graph, name="new-run-graphs"),
     path("runs/new/<str:graph>/", new_run.new_run, name="new-run"),

@@ -65,13 +65,13 @@ def emit(event_type: str, data: dict[str, Any],
 
 def _queue(delivery_id: int, run_after: dt.datetime | None) -> None:
     job = deliver_webhook.using(run_after=run_after) if run_after else deliver_webhook
-    if _tasks_share_our_database():
+    if tasks_share_our_database():
         job.enqueue(delivery_id)  # the task row commits with the event
     else:
         transaction.on_commit(lambda: job.enqueue(delivery_id))
 
 
-def _tasks_share_our_database() -> bool:
+def tasks_share_our_database() -> bool:
     try:
         from django_tasks_db import DatabaseBackend
     except ImportError:  # pragma: no cover - the database backend is a dependency

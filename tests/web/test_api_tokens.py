@@ -71,3 +71,10 @@ def test_token_of_an_inactive_user_is_refused(make_user):
 def test_token_page_needs_a_login(client):
     response = client.get(reverse("api-tokens"))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_token_without_a_name_can_be_created_on_the_page(client_as, make_user):
+    user = make_user("viewer")
+    response = client_as(user=user).post(reverse("api-tokens"), {})
+    assert response.status_code == 201
+    assert ApiToken.objects.filter(user=user).count() == 1
