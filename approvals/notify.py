@@ -1,5 +1,6 @@
 """Reaching reviewers: an e-mail to the assignee of a new review (the user, or the members
-of the group), sent from the task worker; and idle claims returned to the pool.
+of the group), sent from the task worker; overdue reviews escalated once (e-mail to the ops
+group, `review.overdue` webhook); idle claims returned to the pool.
 
 E-mails go through Django's e-mail framework (console backend in development, SMTP from
 the environment in production); a person can opt out on their notifications page.
@@ -19,6 +20,7 @@ from django.tasks import task
 from django.urls import reverse
 from django.utils import timezone
 
+from approvals.api.webhooks import tasks_share_our_database
 from approvals.models import ReviewRequest
 from orchestration.runtime.events import publish
 
@@ -39,13 +41,14 @@ def queue_review_email(review: ReviewRequest) -> None:
     commits with it; any other backend gets it after the commit)."""
     if not review.assignee:
         return
-    from approvals.api.webhooks import tasks_share_our_database
+    _queue(email_review_requested, review.pk)
 
-    review_id = review.pk
+
+def _queue(job: Any, review_id: int) -> None:
     if tasks_share_our_database():
-        email_review_requested.enqueue(review_id)
+        job.enqueue(review_id)
     else:
-        transaction.on_commit(lambda: email_review_requested.enqueue(review_id))
+        transaction.on_commit(lambda: job.enqueue(review_id))
 
 
 @task()
@@ -68,6 +71,53 @@ def email_review_requested(review_id: int) -> dict[str, Any]:
     # one message per person: nobody learns the other recipients' addresses
     sent = sum(send_mail(f"[Stepwise] Review waiting: {title}"[:200], body, None,
                          [user.email], fail_silently=False) for user in to)
+    return {"review": review_id, "sent": sent}
+
+
+def escalate_overdue() -> list[int]:
+    """Escalate each open review past its due time, once: a history entry, the
+    `review.overdue` webhook and an e-mail to the members of STEPWISE_ESCALATE_TO_GROUP."""
+    from approvals.api.shapes import review_dict
+    from approvals.api.webhooks import emit
+
+    now = timezone.now()
+    escalated = []
+    overdue = ReviewRequest.objects.filter(
+        status__in=ReviewRequest.OPEN, due_at__lt=now, escalated_at__isnull=True
+    ).select_related("thread")
+    for review in overdue:
+        with transaction.atomic():
+            if not ReviewRequest.objects.filter(
+                pk=review.pk, status__in=ReviewRequest.OPEN, escalated_at__isnull=True
+            ).update(escalated_at=now):
+                continue  # decided, or escalated by another sweeper, meanwhile
+            review.escalated_at = now
+            late = timezone.localtime(review.due_at).strftime("%Y-%m-%d %H:%M")
+            publish("review_overdue", thread=review.thread,
+                    data={"review": review.pk, "message": f"review #{review.pk} was due {late}"})
+            emit("review.overdue", {"review": review_dict(review)})
+            _queue(email_review_overdue, review.pk)
+            escalated.append(review.pk)
+    return escalated
+
+
+@task()
+def email_review_overdue(review_id: int) -> dict[str, Any]:
+    review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
+    if review is None or not review.is_open:
+        return {"review": review_id, "sent": 0}
+    ops = get_user_model().objects.filter(
+        groups__name=settings.STEPWISE_ESCALATE_TO_GROUP, is_active=True
+    ).exclude(email="").distinct().order_by("pk")
+    link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("review", args=[review.pk])
+    title = review.title or f"review #{review.pk}"
+    body = (
+        f"Review #{review.pk} is overdue: {title}\n"
+        f"Assigned to: {review.assignee or 'anyone with the reviewer role'}; status "
+        f"{review.status}; due {review.due_at:%Y-%m-%d %H:%M %Z}.\n\nOpen it: {link}\n"
+    )
+    sent = sum(send_mail(f"[Stepwise] Overdue review: {title}"[:200], body, None,
+                         [user.email], fail_silently=False) for user in ops)
     return {"review": review_id, "sent": sent}
 
 

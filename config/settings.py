@@ -172,6 +172,10 @@ STEPWISE_WEBHOOK_TIMEOUT_SECONDS = 10.0
 # Reaching reviewers: e-mail to a new review's assignee (console in development, SMTP when
 # EMAIL_HOST is set), links built on STEPWISE_BASE_URL; claims idle this long return to the pool.
 STEPWISE_BASE_URL = os.environ.get("STEPWISE_BASE_URL", "http://127.0.0.1:8000")
+# graph name -> seconds a new review has before it is overdue (a payload's "due_in" wins)
+STEPWISE_REVIEW_DUE_SECONDS: dict[str, float] = {}
+# who hears about overdue reviews (by e-mail), once per review
+STEPWISE_ESCALATE_TO_GROUP = os.environ.get("STEPWISE_ESCALATE_TO_GROUP", "ops")
 STEPWISE_CLAIM_IDLE_SECONDS = float(os.environ.get("STEPWISE_CLAIM_IDLE_SECONDS", "1800"))
 _EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 MAILERS = {

@@ -26,7 +26,7 @@ from django.utils import timezone
 from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 EVENT_TYPES = ("review.requested", "review.decided", "run.succeeded", "run.failed",
-               "run.stalled")
+               "run.stalled", "review.overdue")
 TEST_EVENT = "webhook.test"
 EXCERPT = 500
 

@@ -83,6 +83,46 @@ def test_recent_claims_are_kept(make_user, make_review, settings):
     settings.STEPWISE_CLAIM_IDLE_SECONDS = 3600
     review = make_review()
     do_claim(make_user("reviewer"), review)
-    call_command("expire_claims", stdout=io.StringIO())
+    call_command("sweep_reviews", stdout=io.StringIO())
     review.refresh_from_db()
     assert review.status == "claimed"
+
+
+def test_payload_due_in_sets_the_due_time(start_paused, make_user):
+    review = start_paused("web_question")
+    assert review.due_at is None  # no "due_in", no graph default
+    from approvals.actions import review_due_at
+
+    due = review_due_at({"due_in": 60}, "web_review")
+    assert 59 <= (due - timezone.now()).total_seconds() <= 60
+
+
+def test_graph_default_due_time_applies_to_new_reviews(start_paused, settings):
+    settings.STEPWISE_REVIEW_DUE_SECONDS = {"web_review": 3600}
+    review = start_paused()
+    assert 3590 <= (review.due_at - review.created_at).total_seconds() <= 3600
+
+
+def test_overdue_reviews_stand_out_and_sort_first_in_the_inbox(client_as, make_review):
+    older = make_review()
+    overdue = make_review(due_at=timezone.now() - dt.timedelta(minutes=5))
+    page = client_as("reviewer").get(reverse("inbox")).content.decode()
+    assert page.index(f"#{overdue.pk}<") < page.index(f"#{older.pk}<")
+    assert "Overdue" in page
+
+
+def test_overdue_review_is_escalated_once(make_user, make_review):
+    from approvals.api.models import WebhookDelivery, WebhookEndpoint
+    from approvals.notify import email_review_overdue, escalate_overdue
+
+    hook = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/", secret="s",
+                                          event_types=["review.overdue"])
+    ops = make_user("ops", email="ops@example.com")
+    review = make_review(due_at=timezone.now() - dt.timedelta(minutes=1))
+    make_review(due_at=timezone.now() + dt.timedelta(hours=1))  # not yet due
+    assert escalate_overdue() == [review.pk]
+    assert escalate_overdue() == []
+    assert WebhookDelivery.objects.filter(endpoint=hook, event_type="review.overdue").count() == 1
+    email_review_overdue.call(review.pk)
+    assert [m.to for m in mail.outbox] == [[ops.email]]
+    assert any(i.kind == "review_overdue" for i in thread_history(review.thread))

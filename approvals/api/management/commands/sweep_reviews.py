@@ -1,4 +1,5 @@
-"""`manage.py expire_claims [--watch SECONDS]`: return idle claims to the pool."""
+"""`manage.py sweep_reviews [--watch SECONDS]`: escalate overdue reviews (once each) and
+return idle claims to the pool."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from approvals.notify import release_idle_claims
+from approvals.notify import escalate_overdue, release_idle_claims
 
 
 class Command(BaseCommand):
-    help = ("Return reviews claimed longer than STEPWISE_CLAIM_IDLE_SECONDS ago to the pool "
-            "(recorded in each thread's history).")
+    help = ("Escalate reviews past their due time (e-mail to ops, review.overdue webhook) and "
+            "return reviews claimed longer than STEPWISE_CLAIM_IDLE_SECONDS to the pool.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--watch", type=float, default=0,
@@ -20,6 +21,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, watch: float, **options: Any) -> None:
         while True:
+            escalated = escalate_overdue()
+            if escalated:
+                self.stdout.write(f"escalated overdue reviews {escalated}")
             released = release_idle_claims()
             if released:
                 self.stdout.write(f"released claims on reviews {released}")
