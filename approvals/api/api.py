@@ -392,7 +392,8 @@ def list_reviews(request: HttpRequest, q: Query[ReviewQuery]) -> dict[str, Any]:
     require(user, VIEW, "see reviews")
     qs = selectors.review_list(user, selectors.InboxFilter(graph=q.graph or "",
                                                             status=q.status))
-    qs = qs.select_related("decision__decided_by")
+    # oldest first, strictly: the keyset cursor needs it (the inbox puts overdue ones first)
+    qs = qs.select_related("decision__decided_by").order_by("created_at", "pk")
     rows, nxt = cursors.page(qs, q.cursor, q.limit, "created_at", descending=False)
     return {"items": [shapes.review_dict(r) for r in rows], "next": nxt}
 
