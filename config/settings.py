@@ -169,26 +169,28 @@ STEPWISE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STEPWISE_WEBHOOK_BACKOF
 STEPWISE_WEBHOOK_BACKOFF_FACTOR = 4.0
 STEPWISE_WEBHOOK_TIMEOUT_SECONDS = 10.0
 
-# Reaching reviewers: e-mail to a new review's assignee (console in development, SMTP when
-# EMAIL_HOST is set), links built on STEPWISE_BASE_URL; claims idle this long return to the pool.
+# Reaching reviewers: e-mail to a new review's assignee (console in development, SMTP in
+# production or when EMAIL_HOST is set), with links built on STEPWISE_BASE_URL.
 STEPWISE_BASE_URL = os.environ.get("STEPWISE_BASE_URL", "http://127.0.0.1:8000")
 # graph name -> seconds a new review has before it is overdue (a payload's "due_in" wins)
 STEPWISE_REVIEW_DUE_SECONDS: dict[str, float] = {}
 # who hears about overdue reviews (by e-mail), once per review
 STEPWISE_ESCALATE_TO_GROUP = os.environ.get("STEPWISE_ESCALATE_TO_GROUP", "ops")
+# a claim older than this returns to the pool (manage.py sweep_reviews)
 STEPWISE_CLAIM_IDLE_SECONDS = float(os.environ.get("STEPWISE_CLAIM_IDLE_SECONDS", "1800"))
-_EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
 MAILERS = {
-    "default": {
+    # development and tests print e-mails unless EMAIL_HOST is set; production sends by SMTP
+    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if (DEBUG or TESTING) and not os.environ.get("EMAIL_HOST") else {
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {
-            "host": _EMAIL_HOST,
+            "host": os.environ.get("EMAIL_HOST", "localhost"),
             "port": int(os.environ.get("EMAIL_PORT", "587")),
             "username": os.environ.get("EMAIL_HOST_USER", ""),
             "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
             "use_tls": env_bool("EMAIL_USE_TLS", True),
         },
-    } if _EMAIL_HOST else {"BACKEND": "django.core.mail.backends.console.EmailBackend"},
+    },
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "stepwise@localhost")
 

@@ -108,3 +108,15 @@ def test_run_action_without_reason_is_422(admin, make_run):
     assert response.status_code == 422
     run.refresh_from_db()
     assert run.status == "waiting"
+
+
+def test_review_list_stays_oldest_first_when_one_is_overdue(admin, make_review):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    first = make_review()
+    overdue = make_review(due_at=timezone.now() - dt.timedelta(minutes=1))
+    page = admin.get("/reviews?limit=1").json()
+    rest = admin.get(f"/reviews?limit=1&cursor={page['next']}").json()
+    assert [r["id"] for r in page["items"] + rest["items"]] == [first.pk, overdue.pk]
