@@ -21,6 +21,7 @@ FORK = "approvals.fork_thread"
 VIEW_OPS = "approvals.view_ops"
 OPERATE = "approvals.operate_runs"
 OVERRIDE_CLAIM = "approvals.override_claim"
+START = "approvals.start_thread"
 
 
 def require(user: User, perm: str, what: str) -> None:
@@ -80,3 +81,10 @@ def access_run(user: User, pk: int, *, for_update: bool) -> Run:
     if for_update:
         require(user, OPERATE, "resume, retry or cancel runs")
     return run
+
+
+def access_graphs(user: User, *, for_update: bool) -> None:
+    """Listing graphs needs the viewer role; starting a thread of one, the start permission."""
+    require(user, VIEW, "see graphs")
+    if for_update:
+        require(user, START, "start threads")

@@ -7,6 +7,7 @@ the second is refused with a message saying who won, so a run is never resumed t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,19 @@ def review_payload(value: Any, node: str) -> tuple[str, dict[str, Any]]:
     }
 
 
+def review_due_at(payload: Mapping[str, Any], graph_name: str) -> Any:
+    """When a new review is due: `"due_in"` seconds in its payload, else the graph's default
+    (settings.STEPWISE_REVIEW_DUE_SECONDS), else never."""
+    from django.conf import settings
+
+    due_in = payload.get("due_in")
+    if due_in is None:
+        due_in = getattr(settings, "STEPWISE_REVIEW_DUE_SECONDS", {}).get(graph_name)
+    if isinstance(due_in, bool) or not isinstance(due_in, (int, float)) or due_in <= 0:
+        return None
+    return timezone.now() + dt.timedelta(seconds=float(due_in))
+
+
 def paused_checkpoint_id(thread: Thread) -> str:
     if thread.head_checkpoint_id:
         return thread.head_checkpoint_id
@@ -89,7 +103,8 @@ def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewReq
                 interrupt_id=intr.id,
                 status__in=ReviewRequest.OPEN,
                 defaults=fields,
-                create_defaults={**fields, "status": ReviewRequest.Status.PENDING},
+                create_defaults={**fields, "status": ReviewRequest.Status.PENDING,
+                                 "due_at": review_due_at(payload, thread.graph_name)},
             )
             reviews.append(review)
             if created:

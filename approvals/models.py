@@ -50,6 +50,10 @@ class ReviewRequest(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # when it should be answered ("due_in" seconds in the payload, or the graph's default),
+    # and when it was escalated for being overdue (once)
+    due_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -71,6 +75,7 @@ class ReviewRequest(models.Model):
             ("view_ops", "Can see the ops console"),
             ("operate_runs", "Can resume, retry and cancel runs"),
             ("override_claim", "Can decide a review someone else claimed"),
+            ("start_thread", "Can start threads"),
         ]
 
     def __str__(self) -> str:
@@ -79,6 +84,12 @@ class ReviewRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN
+
+    @property
+    def is_overdue(self) -> bool:
+        from django.utils import timezone
+
+        return self.is_open and self.due_at is not None and self.due_at < timezone.now()
 
     @property
     def actions(self) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from approvals.models import Decision, ReviewRequest
@@ -31,7 +31,14 @@ class InboxFilter:
 
 
 def review_list(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewRequest]:
-    qs = ReviewRequest.objects.select_related("thread", "claimed_by").order_by("created_at", "pk")
+    """Oldest first, overdue open reviews before all others."""
+    overdue = Case(
+        When(status__in=ReviewRequest.OPEN, due_at__lt=timezone.now(), then=Value(0)),
+        default=Value(1),
+    )
+    qs = ReviewRequest.objects.select_related("thread", "claimed_by").order_by(
+        overdue, "created_at", "pk"
+    )
     if f.status == "open":
         qs = qs.filter(status__in=ReviewRequest.OPEN)
     elif f.status in ReviewRequest.Status.values:

@@ -57,12 +57,16 @@ INSTALLED_APPS = [
     "axes",
     "orchestration.runtime",
     "approvals",
+    "approvals.api",
+    "ninja",  # only for its templates and static files: the API docs page, served locally
     "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # before the session and CSRF: /api/ requests are sized and answered as problem+json
+    "approvals.api.middleware.ApiBoundaryMiddleware",
     "approvals.middleware.utf8_forms_only",
     "approvals.middleware.no_nul_in_address",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -175,6 +179,41 @@ for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
 # A worker holds a lease on the run it executes and renews it every third of this many
 # seconds; a run whose lease expired is stalled and `manage.py resume_stalled` resumes it.
 STEPWISE_LEASE_SECONDS = float(os.environ.get("STEPWISE_LEASE_SECONDS", "30"))
+
+# The HTTP API: request bodies over this many bytes get 413; JSON nested deeper gets 400.
+STEPWISE_API_MAX_BODY_BYTES = int(os.environ.get("STEPWISE_API_MAX_BODY_BYTES", 256 * 1024))
+STEPWISE_API_MAX_DEPTH = 32
+# Webhook deliveries: attempt n waits BASE * FACTOR**(n-1) seconds after attempt n-1 failed
+# (30 s, 2 min, 8 min, 32 min, ~2 h, ~8.5 h: 6 retries over ~11 h); a 2xx ends it.
+STEPWISE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("STEPWISE_WEBHOOK_MAX_ATTEMPTS", "7"))
+STEPWISE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STEPWISE_WEBHOOK_BACKOFF_SECONDS", "30"))
+STEPWISE_WEBHOOK_BACKOFF_FACTOR = 4.0
+STEPWISE_WEBHOOK_TIMEOUT_SECONDS = 10.0
+
+# Reaching reviewers: e-mail to a new review's assignee (console in development, SMTP in
+# production or when EMAIL_HOST is set), with links built on STEPWISE_BASE_URL.
+STEPWISE_BASE_URL = os.environ.get("STEPWISE_BASE_URL", "http://127.0.0.1:8000")
+# graph name -> seconds a new review has before it is overdue (a payload's "due_in" wins)
+STEPWISE_REVIEW_DUE_SECONDS: dict[str, float] = {}
+# who hears about overdue reviews (by e-mail), once per review
+STEPWISE_ESCALATE_TO_GROUP = os.environ.get("STEPWISE_ESCALATE_TO_GROUP", "ops")
+# a claim older than this returns to the pool (manage.py sweep_reviews)
+STEPWISE_CLAIM_IDLE_SECONDS = float(os.environ.get("STEPWISE_CLAIM_IDLE_SECONDS", "1800"))
+MAILERS = {
+    # development and tests print e-mails unless EMAIL_HOST is set; production sends by SMTP
+    "default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if (DEBUG or TESTING) and not os.environ.get("EMAIL_HOST") else {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ.get("EMAIL_HOST", "localhost"),
+            "port": int(os.environ.get("EMAIL_PORT", "587")),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": env_bool("EMAIL_USE_TLS", True),
+        },
+    },
+}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "stepwise@localhost")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

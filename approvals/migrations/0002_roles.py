@@ -15,7 +15,9 @@ def create_roles(apps, schema_editor):
     app_config.models_module = True  # a migration's app config stub has no module
     create_permissions(app_config, apps=apps, verbosity=0)
     app_config.models_module = None
-    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    # the roles as of this migration: later permissions are added by the migration creating them
+    roles = {role: [c for c in codenames if c != "start_thread"] for role, codenames in ROLES.items()}
+    ensure_roles(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), roles)
 
 
 def remove_roles(apps, schema_editor):

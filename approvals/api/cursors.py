@@ -1,0 +1,47 @@
+"""Keyset cursors: an opaque token holding the last row's sort key, so a page never skips
+or repeats rows when new ones arrive."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from approvals.api.problems import ApiProblem
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def encode(at: dt.datetime, pk: int) -> str:
+    raw = json.dumps([at.isoformat(), pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, pk = json.loads(raw)
+        return dt.datetime.fromisoformat(at), int(pk)
+    except (ValueError, TypeError) as exc:
+        raise ApiProblem(400, f"cursor {cursor[:40]!r} is not one this API gave out: {exc}. "
+                              "Start again without ?cursor=.") from None
+
+
+def page(
+    qs: QuerySet[Any], cursor: str | None, limit: int, field: str, *, descending: bool
+) -> tuple[list[Any], str | None]:
+    """One page of `qs` (already ordered by `field`, then pk, both ascending or both
+    descending) after `cursor`, and the cursor of the next page."""
+    if cursor:
+        at, pk = decode(cursor)
+        op = "lt" if descending else "gt"
+        qs = qs.filter(Q(**{f"{field}__{op}": at}) | Q(**{field: at, f"pk__{op}": pk}))
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode(getattr(rows[-1], field), rows[-1].pk) if more and rows else None
+    return rows, next_cursor

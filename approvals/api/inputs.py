@@ -1,0 +1,100 @@
+"""Validation of what callers send, before anything is written: a graph's input against the
+JSON Schema of its state, a decision's values against the review's schema (the same
+`jsonschema` validator the review form uses)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+import pydantic
+
+from approvals.api.problems import ApiProblem
+from approvals.diff import to_jsonable
+from approvals.models import ReviewRequest
+from orchestration.runtime.registry import get_graph
+
+
+@functools.cache
+def _adapter(cls: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(cls)
+
+
+def input_schema(graph_name: str) -> dict[str, Any]:
+    """The JSON Schema of a graph's input: its state's fields, none of them extra."""
+    cls = get_graph(graph_name).spec.schema.cls
+    try:
+        schema = _adapter(cls).json_schema(mode="validation")
+    except (pydantic.PydanticUserError, pydantic.errors.PydanticInvalidForJsonSchema):
+        # a state holding types JSON Schema cannot describe: name the fields at least
+        fields = get_graph(graph_name).spec.schema.fields
+        schema = {"type": "object", "properties": {name: {} for name in fields}}
+    return {**schema, "additionalProperties": False}
+
+
+def _errors_by_field(prefix: str, errors: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for error in errors:
+        path = ".".join(str(p) for p in error.absolute_path)
+        out.setdefault(f"{prefix}.{path}" if path else prefix, []).append(error.message)
+    return out
+
+
+def check_input(graph_name: str, value: Any) -> dict[str, Any]:
+    """The input converted to the state's types (a Decimal from "12.50"), or 422 naming each
+    field that is wrong."""
+    if not isinstance(value, Mapping):
+        raise ApiProblem(422, "input must be a JSON object", {"input": ["must be an object"]})
+    schema = input_schema(graph_name)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = _errors_by_field("input", sorted(validator.iter_errors(value), key=str))
+    if errors:
+        raise ApiProblem(422, f"input does not match graph {graph_name!r}'s schema", errors)
+    cls = get_graph(graph_name).spec.schema.cls
+    try:
+        converted = _adapter(cls).validate_python(dict(value))
+    except pydantic.ValidationError as exc:
+        by_field: dict[str, list[str]] = {}
+        for e in exc.errors(include_url=False):
+            path = ".".join(str(p) for p in e["loc"])
+            by_field.setdefault(f"input.{path}" if path else "input", []).append(e["msg"])
+        raise ApiProblem(422, f"input does not fit graph {graph_name!r}'s state", by_field) \
+            from None
+    except Exception:  # noqa: BLE001  a state whose types pydantic cannot build: keep JSON
+        return dict(value)
+    if isinstance(converted, Mapping):
+        return {k: converted[k] for k in value}
+    return {k: getattr(converted, k) for k in value}
+
+
+def check_decision_values(review: ReviewRequest, action: str, values: Any) -> dict[str, Any]:
+    """The values an `edit` decision records: the review's data for the schema's fields,
+    overwritten by `values`, validated against the schema (as the review form does)."""
+    if values is None:
+        return {}
+    if action != "edit":
+        raise ApiProblem(
+            422, "values are only taken with the action 'edit'",
+            {"values": ["only with action 'edit'"]},
+        )
+    if not isinstance(values, Mapping):
+        raise ApiProblem(422, "values must be an object", {"values": ["must be an object"]})
+    schema = review.schema
+    if not schema:
+        return to_jsonable(dict(values))
+    props = schema.get("properties") or {}
+    unknown = sorted(set(values) - set(props))
+    if unknown:
+        raise ApiProblem(
+            422, f"review #{review.pk} has no field(s) {unknown}",
+            {f"values.{k}": ["not a field of this review"] for k in unknown},
+        )
+    data = review.data if isinstance(review.data, Mapping) else {}
+    merged = to_jsonable({**{k: data[k] for k in props if k in data}, **values})
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = _errors_by_field("values", sorted(validator.iter_errors(merged), key=str))
+    if errors:
+        raise ApiProblem(422, f"values do not match review #{review.pk}'s schema", errors)
+    return merged

@@ -1,0 +1,32 @@
+"""`manage.py sweep_reviews [--watch SECONDS]`: escalate overdue reviews (once each) and
+return idle claims to the pool."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from approvals.notify import escalate_overdue, release_idle_claims
+
+
+class Command(BaseCommand):
+    help = ("Escalate reviews past their due time (e-mail to ops, review.overdue webhook) and "
+            "return reviews claimed longer than STEPWISE_CLAIM_IDLE_SECONDS to the pool.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--watch", type=float, default=0,
+                            help="Repeat every this many seconds instead of once.")
+
+    def handle(self, *args: Any, watch: float, **options: Any) -> None:
+        while True:
+            escalated = escalate_overdue()
+            if escalated:
+                self.stdout.write(f"escalated overdue reviews {escalated}")
+            released = release_idle_claims()
+            if released:
+                self.stdout.write(f"released claims on reviews {released}")
+            if not watch:
+                return
+            time.sleep(watch)

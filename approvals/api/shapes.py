@@ -1,0 +1,203 @@
+"""What the API returns: the spec's shapes as pydantic models (for the OpenAPI document)
+and the functions turning rows into them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from approvals.diff import to_jsonable
+from approvals.models import Decision, ReviewRequest
+from orchestration.runtime.models import Checkpoint, Run, Thread
+
+ThreadStatus = Literal["new", "running", "waiting", "done", "failed", "cancelled", "stalled"]
+RunStatus = Literal[
+    "queued", "running", "waiting", "succeeded", "failed", "cancelled", "stalled", "answered"
+]
+ReviewStatus = Literal["pending", "claimed", "decided", "cancelled", "superseded"]
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, list[str]] | None = Field(default=None, description="On 422 only")
+
+
+class ThreadOut(BaseModel):
+    thread_id: str
+    graph: str
+    title: str
+    status: ThreadStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ThreadDetailOut(ThreadOut):
+    values: dict[str, Any]
+    next: list[str]
+    head: str | None
+    open_reviews: list[int]
+
+
+class RunOut(BaseModel):
+    id: int
+    thread_id: str
+    kind: str
+    status: RunStatus
+    created_at: dt.datetime
+    error: str
+
+
+class CheckpointOut(BaseModel):
+    id: str
+    parent_id: str | None
+    step: int
+    source: str
+    next: list[str]
+    created_at: dt.datetime
+    actor: str
+
+
+class CheckpointDetailOut(CheckpointOut):
+    values: dict[str, Any]
+
+
+class DecisionOut(BaseModel):
+    action: str
+    comment: str
+    values: dict[str, Any]
+    text: str
+    by: str
+    at: dt.datetime
+
+
+class ReviewOut(BaseModel):
+    # "schema" would shadow BaseModel.schema: the field is schema_, spelled "schema" on the wire
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: int
+    thread_id: str
+    status: ReviewStatus
+    title: str
+    description: str
+    data: Any
+    actions: list[str]
+    schema_: dict[str, Any] | None = Field(alias="schema")
+    assignee: str
+    created_at: dt.datetime
+    decision: DecisionOut | None
+
+
+class GraphOut(BaseModel):
+    name: str
+    title: str
+    input_schema: dict[str, Any]
+
+
+class GraphList(BaseModel):
+    items: list[GraphOut]
+    next: str | None = None
+
+
+class ThreadList(BaseModel):
+    items: list[ThreadOut]
+    next: str | None
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewOut]
+    next: str | None
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointOut]
+    next: str | None = None
+
+
+class ThreadCreated(BaseModel):
+    thread_id: str
+    run: RunOut
+
+
+class RunResult(BaseModel):
+    run: RunOut
+
+
+class DecisionResult(BaseModel):
+    review: ReviewOut
+    run: RunOut
+
+
+# ---------------------------------------------------------------- rows -> dicts
+
+
+def thread_dict(thread: Thread) -> dict[str, Any]:
+    return {
+        "thread_id": thread.thread_id,
+        "graph": thread.graph_name,
+        "title": thread.title,
+        "status": thread.status,
+        "created_at": thread.created_at,
+        "updated_at": thread.updated_at,
+    }
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "thread_id": run.thread.thread_id,
+        "kind": run.kind,
+        "status": run.status,
+        "created_at": run.created_at,
+        "error": run.error,
+    }
+
+
+def review_dict(review: ReviewRequest) -> dict[str, Any]:
+    payload = review.payload if isinstance(review.payload, dict) else {}
+    decision = getattr(review, "decision", None) if review.status == "decided" else None
+    return {
+        "id": review.pk,
+        "thread_id": review.thread.thread_id,
+        "status": review.status,
+        "title": review.title,
+        "description": str(payload.get("description") or ""),
+        "data": to_jsonable(review.data),
+        "actions": review.actions,
+        "schema": review.schema,
+        "assignee": review.assignee,
+        "created_at": review.created_at,
+        "decision": decision_dict(decision) if decision is not None else None,
+    }
+
+
+def decision_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "action": decision.action,
+        "comment": decision.comment,
+        "values": dict(decision.values or {}),
+        "text": decision.text,
+        "by": decision.decided_by.get_username() if decision.decided_by else "",
+        "at": decision.decided_at,
+    }
+
+
+def checkpoint_dict(row: Checkpoint, parent_id: str | None) -> dict[str, Any]:
+    extra = row.extra if isinstance(row.extra, dict) else {}
+    actor = (
+        row.created_by.get_username() if row.created_by else
+        str(extra.get("user") or extra.get("reviewer") or "")
+    )
+    return {
+        "id": row.checkpoint_id,
+        "parent_id": parent_id,
+        "step": row.step,
+        "source": row.source,
+        "next": [str(n) for n in (row.next or [])],
+        "created_at": row.created_at,
+        "actor": actor,
+    }

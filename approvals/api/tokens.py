@@ -1,0 +1,55 @@
+"""Bearer tokens: issued once, stored as a SHA-256 digest, looked up by digest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+from django.utils import timezone
+
+from approvals.api.models import ApiToken
+
+PREFIX = "sw_"
+# last_used_at is bookkeeping: written at most this often per token, not on every request
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+def digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(user: Any, name: str = "") -> tuple[ApiToken, str]:
+    """A new token for `user`: (the row, the raw token). The raw token is never stored."""
+    raw = PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name.strip()[:100], prefix=raw[:10], digest=digest(raw)
+    )
+    return token, raw
+
+
+def user_for_token(raw: str) -> Any | None:
+    """The active user owning the live token `raw`, or None."""
+    if not raw.startswith(PREFIX) or len(raw) > 200:
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=digest(raw), revoked_at__isnull=True)
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or token.last_used_at < now - TOUCH_EVERY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def revoke_token(user: Any, pk: int) -> bool:
+    """Revoke one of `user`'s own tokens; False if it is not theirs or already revoked."""
+    return bool(
+        ApiToken.objects.filter(pk=pk, user=user, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+    )

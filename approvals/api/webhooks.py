@@ -1,0 +1,159 @@
+"""Webhooks: an event becomes one delivery row per subscribed endpoint, written and queued in
+the transaction that records the event; the task worker POSTs it, signed, and retries with
+exponential backoff until a 2xx answer or the attempts run out. Each attempt is logged.
+
+Signature: `Stepwise-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
+with the endpoint's secret. At least once: a receiver dedupes by `Stepwise-Event-Id`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.tasks import task
+from django.utils import timezone
+
+from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+EVENT_TYPES = ("review.requested", "review.decided", "run.succeeded", "run.failed",
+               "run.stalled", "review.overdue")
+TEST_EVENT = "webhook.test"
+EXCERPT = 500
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def emit(event_type: str, data: dict[str, Any],
+         endpoints: list[WebhookEndpoint] | None = None) -> list[WebhookDelivery]:
+    """Record `event_type` for every active endpoint subscribed to it and queue its delivery.
+    Call inside the transaction that makes the event true: both commit or neither does."""
+    if endpoints is None:
+        # event_types is a small JSON list; filtering here works on SQLite and PostgreSQL alike
+        endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True)
+                     if event_type in (e.event_types or [])]
+    if not endpoints:
+        return []
+    event_id = uuid.uuid4()
+    body = json.dumps(
+        {"id": str(event_id), "type": event_type, "created_at": timezone.now(), "data": data},
+        cls=DjangoJSONEncoder,
+    )
+    deliveries = []
+    with transaction.atomic():
+        for endpoint in endpoints:
+            delivery = WebhookDelivery.objects.create(
+                endpoint=endpoint, event_id=event_id, event_type=event_type, body=body,
+                next_attempt_at=timezone.now(),
+            )
+            _queue(delivery.pk, None)
+            deliveries.append(delivery)
+    return deliveries
+
+
+def _queue(delivery_id: int, run_after: dt.datetime | None) -> None:
+    job = deliver_webhook.using(run_after=run_after) if run_after else deliver_webhook
+    if tasks_share_our_database():
+        job.enqueue(delivery_id)  # the task row commits with the event
+    else:
+        transaction.on_commit(lambda: job.enqueue(delivery_id))
+
+
+def tasks_share_our_database() -> bool:
+    try:
+        from django_tasks_db import DatabaseBackend
+    except ImportError:  # pragma: no cover - the database backend is a dependency
+        return False
+    return isinstance(deliver_webhook.get_backend(), DatabaseBackend)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based)."""
+    return float(settings.STEPWISE_WEBHOOK_BACKOFF_SECONDS
+                 * settings.STEPWISE_WEBHOOK_BACKOFF_FACTOR ** (attempt - 1))
+
+
+@task()
+def deliver_webhook(delivery_id: int) -> dict[str, Any]:
+    """One attempt at one delivery; queues the next attempt itself when this one fails."""
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint")
+        .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).first()
+    )
+    if delivery is None:
+        return {"delivery": delivery_id, "outcome": "skipped"}
+    number = delivery.attempts + 1
+    # two workers holding the same job: the conditional update lets one of them send
+    if not WebhookDelivery.objects.filter(
+        pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
+    ).update(attempts=number):
+        return {"delivery": delivery_id, "outcome": "skipped"}
+    status_code, excerpt, error, took = _post(delivery)
+    ok = status_code is not None and 200 <= status_code < 300
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery, number=number, status_code=status_code, error=error,
+            response_excerpt=excerpt, duration_ms=took,
+        )
+        if ok:
+            fields = {"status": WebhookDelivery.Status.DELIVERED, "next_attempt_at": None}
+        elif number >= settings.STEPWISE_WEBHOOK_MAX_ATTEMPTS:
+            fields = {"status": WebhookDelivery.Status.FAILED, "next_attempt_at": None}
+        else:
+            at = timezone.now() + dt.timedelta(seconds=backoff(number))
+            fields = {"next_attempt_at": at}
+            _queue(delivery.pk, at)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    outcome = "delivered" if ok else str(fields.get("status", "retrying"))
+    return {"delivery": delivery_id, "attempt": number, "outcome": outcome}
+
+
+def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
+    """(status code, response excerpt, error, milliseconds) of one POST."""
+    body = delivery.body.encode()
+    timestamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Stepwise-Webhooks/1",
+        "Stepwise-Event-Id": str(delivery.event_id),
+        "Stepwise-Event-Type": delivery.event_type,
+        "Stepwise-Signature": sign(delivery.endpoint.secret, timestamp, body),
+    }
+    started = time.monotonic()
+    try:
+        # redirects are not followed: a receiver that moved must be reconfigured by an admin
+        with httpx.Client(timeout=settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS,
+                          follow_redirects=False) as client, \
+                client.stream("POST", delivery.endpoint.url, content=body,
+                              headers=headers) as response:
+            head = b""
+            for chunk in response.iter_bytes():
+                head += chunk
+                if len(head) >= EXCERPT:
+                    break
+            excerpt = head[:EXCERPT].decode("utf-8", errors="replace")
+            return response.status_code, excerpt, "", _ms(started)
+    except httpx.HTTPError as exc:
+        return None, "", f"{type(exc).__name__}: {exc}"[:1000], _ms(started)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def send_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """The admin's "send test event": one delivery to this endpoint, subscribed or not."""
+    return emit(TEST_EVENT, {"endpoint": endpoint.pk, "message": "Stepwise test event"},
+                endpoints=[endpoint])[0]

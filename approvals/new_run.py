@@ -1,0 +1,90 @@
+"""The "New run" pages: pick a graph, fill a form generated from its input schema (the same
+schema-to-field code as the review forms), and the new thread opens with live progress.
+Input is checked exactly as the API checks it (`approvals.api.inputs.check_input`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from approvals.access import access_graphs
+from approvals.api.inputs import check_input, input_schema
+from approvals.api.problems import ApiProblem
+from approvals.forms import schema_field
+from orchestration.runtime import registry, runs
+
+
+def _field_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """pydantic writes a Decimal as anyOf number|string: a text box keeps its exact digits."""
+    spec = dict(spec)
+    kinds = [s.get("type") for s in spec.get("anyOf", []) if isinstance(s, Mapping)]
+    if "type" not in spec and "string" in kinds:
+        spec["type"] = "string"
+    return spec
+
+
+class NewRunForm(forms.Form):
+    title = forms.CharField(max_length=300, required=False,
+                            help_text="Shown in the thread list; optional.")
+
+    def __init__(self, *args: Any, graph: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.graph = graph
+        schema = input_schema(graph)
+        required = set(schema.get("required", []))
+        self.input_fields: list[str] = []
+        for name, raw in (schema.get("properties") or {}).items():
+            spec = _field_spec(raw)
+            key = f"input__{name}"
+            self.fields[key] = schema_field(name, spec, required=name in required)
+            if "default" in spec:
+                self.initial[key] = spec["default"]
+            self.input_fields.append(key)
+
+    def input_bound_fields(self) -> list[forms.BoundField]:
+        return [self[k] for k in self.input_fields]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        values = {
+            key.removeprefix("input__"): cleaned[key]
+            for key in self.input_fields
+            if cleaned.get(key) not in (None, "")
+        }
+        try:
+            cleaned["input"] = check_input(self.graph, values)
+        except ApiProblem as exc:
+            for field, messages in exc.errors.items():
+                key = "input__" + field.removeprefix("input.").split(".")[0]
+                for message in messages:
+                    self.add_error(key if key in self.fields else None, message)
+        return cleaned
+
+
+@require_GET
+def choose_graph(request: HttpRequest) -> HttpResponse:
+    access_graphs(request.user, for_update=True)
+    return render(request, "approvals/new_run_graphs.html", {"graphs": registry.graph_names()})
+
+
+@require_http_methods(["GET", "POST"])
+def new_run(request: HttpRequest, graph: str) -> HttpResponse:
+    access_graphs(request.user, for_update=True)
+    if graph not in registry.graph_names():
+        raise Http404(f"There is no graph {graph!r}.")
+    form = NewRunForm(request.POST if request.method == "POST" else None, graph=graph)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = runs.start_thread(graph, form.cleaned_data["input"], user=request.user,
+                                    title=form.cleaned_data["title"])
+        except runs.RunError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("thread", run.thread.thread_id)
+    return render(request, "approvals/new_run.html", {"form": form, "graph": graph},
+                  status=422 if form.errors else 200)

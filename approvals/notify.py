@@ -1,0 +1,149 @@
+"""Reaching reviewers: an e-mail to the assignee of a new review (the user, or the members
+of the group), sent from the task worker; overdue reviews escalated once (e-mail to the ops
+group, `review.overdue` webhook); idle claims returned to the pool.
+
+E-mails go through Django's e-mail framework (console backend in development, SMTP from
+the environment in production); a person can opt out on their notifications page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.tasks import task
+from django.urls import reverse
+from django.utils import timezone
+
+from approvals.api.webhooks import tasks_share_our_database
+from approvals.models import ReviewRequest
+from orchestration.runtime.events import publish
+
+
+def recipients(review: ReviewRequest) -> list[Any]:
+    """Active users with an e-mail address the review is assigned to, minus those who opted
+    out. An unassigned review e-mails nobody: it waits in everyone's inbox."""
+    if not review.assignee:
+        return []
+    users = get_user_model().objects.filter(
+        Q(username=review.assignee) | Q(groups__name=review.assignee), is_active=True
+    ).exclude(email="").exclude(email_preference__review_requests=False).distinct()
+    return list(users.order_by("pk"))
+
+
+def queue_review_email(review: ReviewRequest) -> None:
+    """Queue the e-mail in the transaction that opens the review (a DB-backed task row
+    commits with it; any other backend gets it after the commit)."""
+    if not review.assignee:
+        return
+    _queue(email_review_requested, review.pk)
+
+
+def _queue(job: Any, review_id: int) -> None:
+    if tasks_share_our_database():
+        job.enqueue(review_id)
+    else:
+        transaction.on_commit(lambda: job.enqueue(review_id))
+
+
+@task()
+def email_review_requested(review_id: int) -> dict[str, Any]:
+    review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
+    if review is None or not review.is_open:
+        return {"review": review_id, "sent": 0}
+    to = recipients(review)
+    if not to:
+        return {"review": review_id, "sent": 0}
+    link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("review", args=[review.pk])
+    title = review.title or f"review #{review.pk}"
+    body = (
+        f"A review is waiting for {review.assignee}: {title}\n"
+        f"Thread: {review.thread.title or review.thread.thread_id}\n\n"
+        f"Open it: {link}\n\n"
+        "You get this because the review is assigned to you or your group. Turn these "
+        f"e-mails off at {settings.STEPWISE_BASE_URL.rstrip('/')}{reverse('notifications')}\n"
+    )
+    # one message per person: nobody learns the other recipients' addresses
+    sent = sum(send_mail(f"[Stepwise] Review waiting: {title}"[:200], body, None,
+                         [user.email], fail_silently=False) for user in to)
+    return {"review": review_id, "sent": sent}
+
+
+def escalate_overdue() -> list[int]:
+    """Escalate each open review past its due time, once: a history entry, the
+    `review.overdue` webhook and an e-mail to the members of STEPWISE_ESCALATE_TO_GROUP."""
+    from approvals.api.shapes import review_dict
+    from approvals.api.webhooks import emit
+
+    now = timezone.now()
+    escalated = []
+    overdue = ReviewRequest.objects.filter(
+        status__in=ReviewRequest.OPEN, due_at__lt=now, escalated_at__isnull=True
+    ).select_related("thread")
+    for review in overdue:
+        with transaction.atomic():
+            if not ReviewRequest.objects.filter(
+                pk=review.pk, status__in=ReviewRequest.OPEN, escalated_at__isnull=True
+            ).update(escalated_at=now):
+                continue  # decided, or escalated by another sweeper, meanwhile
+            review.escalated_at = now
+            late = timezone.localtime(review.due_at).strftime("%Y-%m-%d %H:%M")
+            publish("review_overdue", thread=review.thread,
+                    data={"review": review.pk, "message": f"review #{review.pk} was due {late}"})
+            emit("review.overdue", {"review": review_dict(review)})
+            _queue(email_review_overdue, review.pk)
+            escalated.append(review.pk)
+    return escalated
+
+
+@task()
+def email_review_overdue(review_id: int) -> dict[str, Any]:
+    review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
+    if review is None or not review.is_open:
+        return {"review": review_id, "sent": 0}
+    ops = get_user_model().objects.filter(
+        groups__name=settings.STEPWISE_ESCALATE_TO_GROUP, is_active=True
+    ).exclude(email="").distinct().order_by("pk")
+    link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("review", args=[review.pk])
+    title = review.title or f"review #{review.pk}"
+    body = (
+        f"Review #{review.pk} is overdue: {title}\n"
+        f"Assigned to: {review.assignee or 'anyone with the reviewer role'}; status "
+        f"{review.status}; due {review.due_at:%Y-%m-%d %H:%M %Z}.\n\nOpen it: {link}\n"
+    )
+    sent = sum(send_mail(f"[Stepwise] Overdue review: {title}"[:200], body, None,
+                         [user.email], fail_silently=False) for user in ops)
+    return {"review": review_id, "sent": sent}
+
+
+def release_idle_claims(idle: dt.timedelta | None = None) -> list[int]:
+    """Return claims idle longer than `idle` (STEPWISE_CLAIM_IDLE_SECONDS) to the pool, each
+    recorded in its thread's history. A claim renewed or decided meanwhile is left alone."""
+    idle = idle if idle is not None else dt.timedelta(seconds=settings.STEPWISE_CLAIM_IDLE_SECONDS)
+    cutoff = timezone.now() - idle
+    released = []
+    stale = ReviewRequest.objects.filter(
+        status=ReviewRequest.Status.CLAIMED, claimed_at__lt=cutoff
+    ).select_related("thread", "claimed_by")
+    for review in stale:
+        with transaction.atomic():
+            changed = ReviewRequest.objects.filter(
+                pk=review.pk, status=ReviewRequest.Status.CLAIMED,
+                claimed_by=review.claimed_by_id, claimed_at=review.claimed_at,
+            ).update(status=ReviewRequest.Status.PENDING, claimed_by=None, claimed_at=None)
+            if not changed:
+                continue
+            who = review.claimed_by.get_username() if review.claimed_by else "someone"
+            publish(
+                "review_claim_expired", thread=review.thread,
+                reason=f"{who} held the claim for more than {idle}",
+                data={"review": review.pk, "claimed_by": who,
+                      "message": f"claim on review #{review.pk} by {who} expired"},
+            )
+            released.append(review.pk)
+    return released

@@ -1,0 +1,122 @@
+"""Reviews and run actions through the API: decisions resume the thread once, refusals say
+why and write nothing."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import ApiClient
+
+from approvals.models import Decision, ReviewRequest
+from orchestration.runtime.models import Run
+
+
+@pytest.fixture
+def admin(make_user) -> ApiClient:
+    return ApiClient(make_user("admin", username="ada"))
+
+
+def test_open_reviews_are_listed_oldest_first_and_paged(admin, make_review):
+    reviews = [make_review() for _ in range(3)]
+    make_review(status="decided")
+    first = admin.get("/reviews?limit=2").json()
+    second = admin.get(f"/reviews?limit=2&cursor={first['next']}").json()
+    assert [r["id"] for r in first["items"] + second["items"]] == [r.pk for r in reviews]
+    assert second["next"] is None
+    assert len(admin.get("/reviews?status=all").json()["items"]) == 4
+
+
+def test_review_shape(admin, start_paused):
+    review = start_paused()
+    body = admin.get(f"/reviews/{review.pk}").json()
+    assert body["status"] == "pending"
+    assert body["description"] == "Check the title and the amount."
+    assert body["actions"] == ["approve", "reject", "edit", "respond"]
+    assert body["schema"]["required"] == ["title", "amount"]
+    assert body["decision"] is None
+
+
+def test_decision_resumes_the_thread(admin, start_paused):
+    review = start_paused()
+    response = admin.post(f"/reviews/{review.pk}/decision",
+                          {"action": "edit", "values": {"amount": 20}, "comment": "ok"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["review"]["status"] == "decided"
+    assert body["review"]["decision"]["by"] == "ada"
+    assert body["review"]["decision"]["values"]["amount"] == 20
+    assert body["run"]["kind"] == "resume" and body["run"]["status"] == "queued"
+
+
+def test_second_decision_is_409_naming_who_decided(admin, make_user, start_paused):
+    review = start_paused()
+    admin.post(f"/reviews/{review.pk}/decision", {"action": "approve"})
+    response = ApiClient(make_user("admin")).post(f"/reviews/{review.pk}/decision",
+                                                  {"action": "approve"})
+    assert response.status_code == 409
+    assert "ada" in response.json()["detail"]
+    assert Run.objects.filter(kind="resume").count() == 1
+
+
+def test_action_not_offered_is_422(admin, make_review):
+    review = make_review()  # offers approve and reject only
+    response = admin.post(f"/reviews/{review.pk}/decision", {"action": "edit"})
+    assert response.status_code == 422
+    assert "action" in response.json()["errors"]
+
+
+def test_values_failing_the_schema_are_422_and_nothing_is_written(admin, start_paused):
+    review = start_paused()
+    response = admin.post(f"/reviews/{review.pk}/decision",
+                          {"action": "edit", "values": {"amount": -5, "copies": 99}})
+    assert response.status_code == 422
+    assert set(response.json()["errors"]) == {"values.amount", "values.copies"}
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.PENDING
+    assert not Decision.objects.exists()
+
+
+def test_rejection_without_comment_is_422(admin, start_paused):
+    review = start_paused()
+    response = admin.post(f"/reviews/{review.pk}/decision", {"action": "reject"})
+    assert response.status_code == 422 and "comment" in response.json()["errors"]
+
+
+def test_unknown_review_is_404(admin):
+    assert admin.get("/reviews/999999").status_code == 404
+
+
+def test_cancel_a_waiting_run(admin, start_paused):
+    review = start_paused()
+    response = admin.post(f"/runs/{review.run_id}/cancel", {"reason": "not needed"})
+    assert response.status_code == 200
+    assert response.json()["run"]["status"] == "cancelled"
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.CANCELLED
+
+
+@pytest.mark.parametrize("action", ["resume", "retry"])
+def test_run_action_in_the_wrong_state_is_409(admin, start_paused, action):
+    review = start_paused()
+    response = admin.post(f"/runs/{review.run_id}/{action}", {"reason": "try"})
+    assert response.status_code == 409
+    assert Run.objects.count() == 1
+
+
+def test_run_action_without_reason_is_422(admin, make_run):
+    run = make_run()
+    response = admin.post(f"/runs/{run.pk}/cancel", {"reason": ""})
+    assert response.status_code == 422
+    run.refresh_from_db()
+    assert run.status == "waiting"
+
+
+def test_review_list_stays_oldest_first_when_one_is_overdue(admin, make_review):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    first = make_review()
+    overdue = make_review(due_at=timezone.now() - dt.timedelta(minutes=1))
+    page = admin.get("/reviews?limit=1").json()
+    rest = admin.get(f"/reviews?limit=1&cursor={page['next']}").json()
+    assert [r["id"] for r in page["items"] + rest["items"]] == [first.pk, overdue.pk]

@@ -1,0 +1,200 @@
+"""Graphs, threads, checkpoints and forks through the API."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import ApiClient
+
+from approvals.api.models import IdempotencyRecord
+from approvals.models import ReviewRequest
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import runs
+from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.savers import DjangoCheckpointSaver
+
+
+def history(thread):
+    return DjangoCheckpointSaver().list(CheckpointConfig(thread.thread_id))
+
+
+@pytest.fixture
+def ops(make_user) -> ApiClient:
+    return ApiClient(make_user("ops"))
+
+
+def test_graphs_list_each_graph_with_the_json_schema_of_its_input(ops):
+    items = {g["name"]: g for g in ops.get("/graphs").json()["items"]}
+    schema = items["web_review"]["input_schema"]
+    assert schema["properties"]["amount"]["type"] == "number"
+    assert schema["additionalProperties"] is False
+
+
+def test_start_thread_queues_its_first_run(ops):
+    response = ops.post("/threads", {"graph": "web_review", "title": "Q3 report",
+                                     "input": {"title": "Q3", "amount": 7}, "thread_id": "q3"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["thread_id"] == "q3"
+    assert body["run"]["status"] == "queued" and body["run"]["kind"] == "start"
+    assert Thread.objects.get(thread_id="q3").title == "Q3 report"
+
+
+def test_start_thread_with_input_outside_the_schema_is_422_naming_each_field(ops):
+    response = ops.post("/threads", {"graph": "web_review",
+                                     "input": {"amount": "lots", "colour": "red"}})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert "input.amount" in errors and "input" in errors  # the unknown field
+    assert not Thread.objects.exists()
+
+
+def test_start_thread_of_an_unknown_graph_is_422(ops):
+    response = ops.post("/threads", {"graph": "nope", "input": {}})
+    assert response.status_code == 422
+    assert "graph" in response.json()["errors"]
+
+
+def test_start_thread_with_an_existing_thread_id_is_409(ops, make_thread):
+    make_thread(thread_id="taken")
+    response = ops.post("/threads", {"graph": "web_review", "input": {}, "thread_id": "taken"})
+    assert response.status_code == 409
+    assert Run.objects.count() == 0
+
+
+def test_same_idempotency_key_returns_the_first_response_and_creates_nothing(ops):
+    body = {"graph": "web_review", "input": {"title": "once"}}
+    first = ops.post("/threads", body, **{"Idempotency-Key": "order-17"})
+    again = ops.post("/threads", body, **{"Idempotency-Key": "order-17"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Thread.objects.count() == 1 and Run.objects.count() == 1
+
+
+def test_idempotency_key_is_per_user(ops, make_user):
+    body = {"graph": "web_review", "input": {}}
+    ops.post("/threads", body, **{"Idempotency-Key": "k"})
+    ApiClient(make_user("admin")).post("/threads", body, **{"Idempotency-Key": "k"})
+    assert Thread.objects.count() == 2
+
+
+def test_idempotency_key_reused_for_another_request_is_409(ops):
+    ops.post("/threads", {"graph": "web_review", "input": {}}, **{"Idempotency-Key": "k"})
+    response = ops.post("/threads", {"graph": "web_review", "input": {"title": "other"}},
+                        **{"Idempotency-Key": "k"})
+    assert response.status_code == 409
+    assert Thread.objects.count() == 1
+
+
+def test_a_refused_request_stores_no_idempotency_record(ops):
+    ops.post("/threads", {"graph": "nope", "input": {}}, **{"Idempotency-Key": "k"})
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_thread_detail_has_head_state_next_nodes_and_open_reviews(ops, start_paused):
+    review = start_paused()
+    body = ops.get(f"/threads/{review.thread.thread_id}").json()
+    assert body["status"] == "waiting"
+    assert body["values"]["title"] == "Spring report"
+    assert body["next"] == ["review"]
+    assert body["head"] == review.checkpoint_id
+    assert body["open_reviews"] == [review.pk]
+
+
+def test_checkpoints_list_the_whole_tree_oldest_first(ops, start_paused):
+    review = start_paused()
+    items = ops.get(f"/threads/{review.thread.thread_id}/checkpoints").json()["items"]
+    assert [c["step"] for c in items] == sorted(c["step"] for c in items)
+    assert items[0]["parent_id"] is None
+    assert items[-1]["id"] == review.checkpoint_id
+    assert items[-1]["parent_id"] == items[-2]["id"]
+    one = ops.get(f"/threads/{review.thread.thread_id}/checkpoints/{items[0]['id']}").json()
+    assert one["id"] == items[0]["id"] and "values" in one
+
+
+def test_unknown_thread_and_checkpoint_are_404(ops, start_paused):
+    review = start_paused()
+    assert ops.get("/threads/nope").status_code == 404
+    assert ops.get(f"/threads/{review.thread.thread_id}/checkpoints/nope").status_code == 404
+
+
+def test_fork_with_values_queues_a_fork_run_and_supersedes_open_reviews(ops, start_paused):
+    review = start_paused()
+    response = ops.post(
+        f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork",
+        {"values": {"title": "Renamed"}, "reason": "wrong title"},
+    )
+    assert response.status_code == 201, response.content
+    run = Run.objects.get(pk=response.json()["run"]["id"])
+    assert run.kind == "fork" and run.from_checkpoint_id == review.checkpoint_id
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.SUPERSEDED
+
+
+def test_fork_without_a_reason_is_422_and_starts_nothing(ops, start_paused):
+    review = start_paused()
+    response = ops.post(
+        f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork",
+        {"values": {"title": "x"}, "reason": "  "},
+    )
+    assert response.status_code == 422 and "reason" in response.json()["errors"]
+    assert not Run.objects.filter(kind="fork").exists()
+
+
+def test_fork_values_the_graph_refuses_are_422(ops, start_paused):
+    review = start_paused()
+    response = ops.post(
+        f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork",
+        {"values": {"no_such_field": 1}, "reason": "try"},
+    )
+    assert response.status_code == 422 and "values.no_such_field" in response.json()["errors"]
+    assert not Run.objects.filter(kind="fork").exists()
+
+
+def test_fork_values_of_the_wrong_type_are_422_on_their_field(ops, start_paused):
+    review = start_paused()
+    response = ops.post(
+        f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork",
+        {"values": {"amount": "lots", "notes": "not a list"}, "reason": "try"},
+    )
+    assert response.status_code == 422
+    assert {"values.amount", "values.notes"} <= set(response.json()["errors"])
+    assert not Run.objects.filter(kind="fork").exists()
+
+
+def test_fork_values_replace_a_topic_list_exactly(
+    ops, start_paused, django_capture_on_commit_callbacks
+):
+    """An API fork's values are Overwrites: an edited list is held as sent, not appended."""
+    review = start_paused()
+    thread = review.thread
+    drafted = next(t for t in history(thread) if t.checkpoint.values["notes"] == ["drafted"])
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = ops.post(
+            f"/threads/{thread.thread_id}/checkpoints/{drafted.checkpoint.id}/fork",
+            {"values": {"notes": ["drafted", "added by ops"]}, "reason": "note what ops added"},
+        )
+    assert response.status_code == 201, response.content
+    head = DjangoCheckpointSaver().get_tuple(CheckpointConfig(thread.thread_id))
+    assert head.checkpoint.values["notes"] == ["drafted", "added by ops"]
+
+
+def test_thread_list_pages_with_a_cursor_without_repeats(ops, make_thread):
+    for _ in range(5):
+        make_thread()
+    seen, cursor = [], None
+    while True:
+        page = ops.get("/threads?limit=2" + (f"&cursor={cursor}" if cursor else "")).json()
+        seen += [t["thread_id"] for t in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 == len(set(seen))
+
+
+def test_thread_list_filters_by_status(ops, make_thread):
+    make_thread(status="done")
+    make_thread(status="waiting")
+    items = ops.get("/threads?status=done").json()["items"]
+    assert [t["status"] for t in items] == ["done"]
+    assert ops.get("/threads?status=bogus").status_code == 422

@@ -1,0 +1,129 @@
+"""Webhooks: deliveries are recorded with the event, sent signed by a real worker to a real
+receiver process, retried with backoff, and every attempt is logged."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+from api_live import Receiver, start_worker
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+from django_tasks_db.models import DBTaskResult
+
+from approvals.actions import DecisionInput, ReviewError, do_decide
+from approvals.api.models import WebhookDelivery, WebhookEndpoint
+from approvals.api.webhooks import EVENT_TYPES, backoff
+from approvals.models import ReviewRequest
+from orchestration.runtime import runs
+
+SECRET = "s3cret-for-tests"
+
+
+def endpoint(url: str = "http://127.0.0.1:9/hook", events: tuple[str, ...] = EVENT_TYPES
+             ) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(url=url, secret=SECRET, event_types=list(events))
+
+
+def verify(secret: str, header: str, body: str) -> bool:
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.{body}".encode(), hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
+
+
+def test_default_backoff_makes_at_least_six_attempts_over_at_least_an_hour(settings):
+    attempts = settings.STEPWISE_WEBHOOK_MAX_ATTEMPTS
+    assert attempts >= 6
+    assert sum(backoff(n) for n in range(1, attempts)) >= 3600
+
+
+def test_a_review_request_records_its_delivery_and_queues_it_in_the_same_transaction(
+    start_paused
+):
+    hook = endpoint()
+    review = start_paused()
+    delivery = WebhookDelivery.objects.get(endpoint=hook, event_type="review.requested")
+    body = json.loads(delivery.body)
+    assert body["type"] == "review.requested"
+    assert body["id"] == str(delivery.event_id)
+    assert body["data"]["review"]["id"] == review.pk
+    assert DBTaskResult.objects.filter(
+        task_path="approvals.api.webhooks.deliver_webhook", args_kwargs__args=[delivery.pk]
+    ).exists()
+
+
+def test_an_endpoint_gets_only_the_event_types_it_subscribed_to(start_paused, make_user):
+    only_decisions = endpoint(events=("review.decided",))
+    review = start_paused()
+    assert not WebhookDelivery.objects.filter(endpoint=only_decisions).exists()
+    do_decide(make_user("admin"), review, DecisionInput(action="approve"))
+    assert list(WebhookDelivery.objects.filter(endpoint=only_decisions)
+                .values_list("event_type", flat=True)) == ["review.decided"]
+    data = json.loads(WebhookDelivery.objects.get(endpoint=only_decisions).body)["data"]
+    assert data["review"]["decision"]["action"] == "approve"
+
+
+def test_a_refused_decision_sends_no_event(start_paused, make_user):
+    hook = endpoint(events=("review.decided",))
+    review = start_paused()
+    do_decide(make_user("admin"), review, DecisionInput(action="approve"))
+    with pytest.raises(ReviewError):
+        do_decide(make_user("admin"), review, DecisionInput(action="reject", comment="no"))
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 1
+
+
+def test_admin_send_test_event_queues_one_delivery(make_user):
+    hook = endpoint(events=())
+    admin_user: User = make_user(None, is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:stepwise_api_webhookendpoint_changelist"),
+        {"action": "send_test_event", "_selected_action": [hook.pk]},
+    )
+    assert response.status_code == 302
+    delivery = WebhookDelivery.objects.get(endpoint=hook)
+    assert delivery.event_type == "webhook.test"
+    page = client.get(reverse("admin:stepwise_api_webhookdelivery_change", args=[delivery.pk]))
+    assert page.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_receiver_failing_twice_gets_the_same_signed_event_three_times(tmp_path, make_user):
+    receiver = Receiver(tmp_path, statuses=[500, 500])
+    hook = endpoint(receiver.url, events=("review.requested",))
+    worker = start_worker(tmp_path, STEPWISE_WEBHOOK_BACKOFF_SECONDS="0.3")
+    try:
+        run = runs.start_thread("web_review", {"title": "Hooked", "amount": 5.0},
+                                user=make_user("ops"))
+        got = receiver.wait_for(3)
+        review = ReviewRequest.objects.get(thread=run.thread)
+        deadline = time.monotonic() + 10
+        while WebhookDelivery.objects.get(endpoint=hook).status != "delivered":
+            assert time.monotonic() < deadline, worker.output()
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        receiver.process.stop()
+    assert [r["answered"] for r in got] == [500, 500, 200]
+    ids = {r["headers"]["Stepwise-Event-Id"] for r in got}
+    assert len(ids) == 1
+    for r in got:
+        assert verify(SECRET, r["headers"]["Stepwise-Signature"], r["body"])
+        body: dict[str, Any] = json.loads(r["body"])
+        assert body["id"] in ids and body["type"] == "review.requested"
+        assert body["data"]["review"]["id"] == review.pk
+    delivery = WebhookDelivery.objects.get(endpoint=hook)
+    assert delivery.attempts == 3
+    log = list(delivery.attempt_log.order_by("number"))
+    assert [a.status_code for a in log] == [500, 500, 200]
+    assert log[0].response_excerpt == "answered 500"
+
+
+def test_a_forged_signature_does_not_verify():
+    assert not verify(SECRET, "t=1,v1=" + "0" * 64, '{"id": "x"}')

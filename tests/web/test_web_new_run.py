@@ -1,0 +1,56 @@
+"""The "New run" pages: a form generated from the graph's input schema, for the roles that
+may start threads; the new thread opens on its page."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from orchestration.runtime.models import Run, Thread
+
+STARTERS = ("ops", "admin")
+
+
+@pytest.mark.parametrize("role", ["viewer", "reviewer", "ops", "admin", None])
+@pytest.mark.parametrize("name", ["new-run-graphs", "new-run"])
+def test_new_run_pages_allow_exactly_the_starters(client_as, role, name):
+    args = ["web_review"] if name == "new-run" else []
+    response = client_as(role).get(reverse(name, args=args))
+    assert response.status_code == (200 if role in STARTERS else 403)
+
+
+def test_new_run_page_needs_a_login():
+    response = Client().get(reverse("new-run", args=["web_review"]))
+    assert response.status_code == 302
+
+
+def test_form_has_a_typed_field_per_input_field(client_as):
+    page = client_as("ops").get(reverse("new-run", args=["web_review"])).content.decode()
+    assert 'name="input__title"' in page
+    assert 'name="input__amount"' in page and 'type="number"' in page
+
+
+def test_starting_a_run_opens_the_new_thread(client_as):
+    response = client_as("ops").post(reverse("new-run", args=["web_review"]),
+                                     {"title": "From the browser", "input__title": "Memo",
+                                      "input__amount": "12.5", "input__notes": "[]",
+                                      "input__tags": "{}"})
+    thread = Thread.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("thread", args=[thread.thread_id])
+    assert thread.title == "From the browser"
+    assert Run.objects.get(thread=thread).status == "queued"
+
+
+def test_input_the_schema_refuses_shows_errors_and_starts_nothing(client_as):
+    response = client_as("ops").post(reverse("new-run", args=["web_review"]),
+                                     {"input__amount": "lots", "input__notes": '"no"'})
+    assert response.status_code == 422
+    assert not Thread.objects.exists()
+
+
+def test_nav_shows_new_run_only_to_starters(client_as):
+    assert reverse("new-run-graphs") in client_as("ops").get(reverse("inbox")).content.decode()
+    assert reverse("new-run-graphs") not in client_as("reviewer").get(
+        reverse("inbox")).content.decode()
