@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -25,10 +27,24 @@ from orchestration.runtime.events import thread_group
 from orchestration.runtime.models import Event
 
 POLL_SECONDS = 0.5
+SINCE_MARGIN_SECONDS = 2
 # Heartbeats of a running run; a page refresh for each would be noise.
 QUIET_KINDS = ("run_progress",)
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+
+
+def rendered_at(scope: dict[str, Any]) -> datetime | None:
+    """When the page that opens this socket was rendered (`?since=<unix seconds>`), less a
+    margin for clocks and rounding: pushing one event twice only refreshes a fragment."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    try:
+        seconds = int(query.get("since", [""])[0])
+    except ValueError:
+        return None
+    if not 0 < seconds < 2**33:
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC) - timedelta(seconds=SINCE_MARGIN_SECONDS)
 
 
 def layer_crosses_processes() -> bool:
@@ -57,6 +73,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self.accept()
+        # Events between the page's render and this connect would be lost otherwise (a run
+        # that finishes while the page loads): the page says when it was rendered.
+        since = rendered_at(self.scope)
+        if since is not None:
+            missed = await database_sync_to_async(self._newest_since)(since)
+            if missed is not None:
+                self.last_event_id = min(self.last_event_id, missed[0] - 1)
+                await self.push(*missed)
         if not layer_crosses_processes():
             self.poller = asyncio.create_task(self._poll())
 
@@ -107,6 +131,13 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def _latest_event_id(self) -> int:
         return Event.objects.aggregate(m=Max("id"))["m"] or 0
+
+    def _newest_since(self, since: datetime) -> tuple[int, str] | None:
+        newest = (
+            self.events().filter(created_at__gte=since).order_by("-id")
+            .values_list("id", "kind").first()
+        )
+        return (newest[0], newest[1]) if newest else None
 
     def _new_events(self, after: int) -> tuple[int, str] | None:
         newest = (

@@ -98,10 +98,12 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
+# Module scope: a worker left running would take the tasks of later (non-e2e) tests that share
+# the test database, with graphs they did not register.
+@pytest.fixture(scope="module")
 def processes(django_db_setup: Any, django_db_blocker: Any,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One server and one worker for the whole e2e session (they only need the database)."""
+    """One server and one worker per e2e module (they only need the database)."""
     logs = tmp_path_factory.mktemp("e2e-logs")
     port = free_port()
     with django_db_blocker.unblock():

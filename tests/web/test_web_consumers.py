@@ -153,3 +153,29 @@ async def test_event_sent_by_another_process_arrives_through_redis(user_of, redi
     html = await communicator.receive_from(timeout=5)
     assert f'data-event-id="{event_id}"' in html and "run failed" in html
     await communicator.disconnect()
+
+
+async def test_event_between_render_and_connect_is_pushed_on_connect(
+    user_of, make_thread, in_memory_layer
+):
+    """A run that finishes while its page loads: the page says when it was rendered, and the
+    socket pushes what happened since, instead of waiting for an event that never comes."""
+    import time
+
+    user = await database_sync_to_async(user_of)("viewer")
+    thread = await database_sync_to_async(make_thread)()
+    rendered = int(time.time())
+    event = await database_sync_to_async(publish)("run_succeeded", thread=thread)
+    path = f"/ws/threads/{thread.thread_id}/"
+    communicator, connected, _ = await connect(f"{path}?since={rendered}", user)
+    assert connected
+    html = await communicator.receive_from(timeout=3)
+    assert f'data-event-id="{event.pk}"' in html
+    await communicator.disconnect()
+    # without `since` (or with a page rendered later), nothing old is pushed
+    late = int(time.time()) + 60
+    for query in ("", f"?since={late}", "?since=junk"):
+        communicator, connected, _ = await connect(f"{path}{query}", user)
+        assert connected
+        assert await communicator.receive_nothing(timeout=0.7)
+        await communicator.disconnect()

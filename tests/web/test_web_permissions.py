@@ -18,9 +18,12 @@ OPS_VIEWERS = ("viewer", "ops", "admin")
 # deciding a review differently forks the thread: it needs both permissions
 REDECIDERS = ("admin",)
 FORKERS = ("ops", "admin")
+STARTERS = ("ops", "admin")
+# a logged-in user's own settings: open to every account, with a role or without one
+EVERYONE = (*ALL, None)
 
 # (name, method, url kwargs from the objects, POST data, roles allowed)
-VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
+VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str | None, ...]]] = [
     ("inbox", "get", "", {}, ALL),
     ("threads", "get", "", {}, ALL),
     ("thread", "get", "thread", {}, ALL),
@@ -39,14 +42,24 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str, ...]]] = [
     ("run", "get", "run", {}, OPS_VIEWERS),
     ("run-action", "post", "run-cancel", {"reason": "stuck"}, OPERATORS),
     ("ops-bulk", "post", "", {"action": "cancel", "runs": "RUN"}, OPERATORS),
+    ("new-run-graphs", "get", "", {}, STARTERS),
+    ("new-run", "get", "graph", {}, STARTERS),
+    ("new-run", "post", "graph", {"title": "x"}, STARTERS),
+    # every user manages their own tokens and e-mail settings (someone else's token: 404-ish)
+    ("api-tokens", "get", "", {}, EVERYONE),
+    ("api-tokens", "post", "", {"name": "ci"}, EVERYONE),
+    ("api-token-revoke", "post", "token", {}, EVERYONE),
+    ("notifications", "get", "", {}, EVERYONE),
 ]
 CASES = [(name, method, kw, data, role, role in allowed)
          for name, method, kw, data, allowed in VIEWS for role in (*ALL, None)]
 
 
 # Routes Django itself provides (login, logout, password views, the admin): they carry their
-# own checks, and the login page must be reachable without logging in.
+# own checks, and the login page must be reachable without logging in. The HTTP API has its
+# own matrix, derived from its own route list (test_api_permissions.py).
 FRAMEWORK_PREFIXES = ("django.",)
+SEPARATE_MATRICES = ("admin", "api")
 
 
 def site_routes() -> dict[str, str]:
@@ -56,7 +69,7 @@ def site_routes() -> dict[str, str]:
     def walk(patterns: list[Any]) -> None:
         for p in patterns:
             if isinstance(p, URLResolver):
-                if p.namespace != "admin":
+                if p.namespace not in SEPARATE_MATRICES:
                     walk(p.url_patterns)
             elif isinstance(p, URLPattern) and p.name:
                 found[p.name] = p.callback.__module__
@@ -90,6 +103,10 @@ def url_for(name: str, kw: str, objects: dict[str, Any]) -> str:
         return reverse(name, args=[objects[kw].pk])
     if kw == "run":
         return reverse(name, args=[objects["run"].pk])
+    if kw == "graph":
+        return reverse(name, args=["web_review"])
+    if kw == "token":
+        return reverse(name, args=[999_999])
     if kw == "run-cancel":
         return reverse(name, args=[objects["run"].pk, "cancel"])
     return reverse(name)
