@@ -276,10 +276,11 @@ class OpsFilter:
     status: str = "attention"  # "attention" (see `attention_q`) or one Run.Status value
 
 
-def ops_runs(f: OpsFilter) -> QuerySet[Run]:
+def ops_runs(f: OpsFilter, attention: Q | None = None) -> QuerySet[Run]:
+    """`attention`: an `attention_q()` the caller already built (it reads the task queue)."""
     qs = Run.objects.select_related("thread", "requested_by").order_by("created_at", "pk")
     if f.status == "attention":
-        return qs.filter(attention_q())
+        return qs.filter(attention if attention is not None else attention_q())
     if f.status == "stalled":
         return qs.filter(stalled_q())
     if f.status in Run.Status.values:
@@ -309,13 +310,14 @@ def stalled_q() -> Q:
     )
 
 
-def run_counts() -> dict[str, int]:
-    """Runs per status tab, "attention" included, and the open reviews (two queries).
+def run_counts(attention: Q | None = None) -> dict[str, int]:
+    """Runs per status tab, "attention" included, and the open reviews (two queries, plus
+    the task-queue read of `attention_q()` unless the caller passes the one it built).
     Stalled counts the expired leases too; `open_reviews` is what the waiting runs wait for."""
     counts = Run.objects.aggregate(
         **{s: Count("pk", filter=Q(status=s)) for s in Run.Status.values},
         lease_expired=Count("pk", filter=stalled_q() & Q(status=Run.Status.RUNNING)),
-        attention=Count("pk", filter=attention_q()),
+        attention=Count("pk", filter=attention if attention is not None else attention_q()),
     )
     counts["stalled"] += counts.pop("lease_expired")
     counts["open_reviews"] = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).count()

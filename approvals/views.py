@@ -397,14 +397,15 @@ def checkpoint_state(request: HttpRequest, thread_id: str, checkpoint_id: str) -
 def ops(request: HttpRequest) -> HttpResponse:
     require(request.user, VIEW_OPS, "see the ops console")
     f = selectors.OpsFilter(status=request.GET.get("status", "attention") or "attention")
-    page = _page(request, selectors.ops_runs(f))
+    attention = selectors.attention_q()  # one read of the task queue for the rows and counts
+    page = _page(request, selectors.ops_runs(f, attention))
     now = timezone.now()
     rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
     context = {
         "page": page,
         "rows": rows,
         "filter": f,
-        "counts": selectors.run_counts(),
+        "counts": selectors.run_counts(attention),
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
         "run_actions": RunAction.choices,

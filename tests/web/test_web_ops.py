@@ -189,3 +189,19 @@ def test_ops_can_resume_a_queued_run_that_lost_its_task(client_as, make_run, set
     assert Event.objects.get(run=lost, kind="run_requeued").reason == "its task was lost"
     # it has a waiting task now: nothing more to resume
     assert client.get(reverse("run", args=[lost.pk])).context["allowed"] == ["cancel"]
+
+
+def test_ops_console_reads_the_task_queue_once(client_as, make_run):
+    """Rows and tab counts share one `attention_q()`: the orphan check (queued runs, then the
+    task table) runs once per page, not once per use."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_run(status="queued", kind="resume")
+    client = client_as("ops")
+    with CaptureQueriesContext(connection) as seen:
+        assert client.get(reverse("ops")).status_code == 200
+    queued_reads = [q["sql"] for q in seen.captured_queries
+                    if "orchestration_run" in q["sql"] and "queued" in q["sql"]
+                    and "created_at\" <" in q["sql"]]
+    assert len(queued_reads) == 1, queued_reads
