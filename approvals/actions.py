@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
-from approvals.jsonvalues import JSONValueError, check_json_value
+from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
 from approvals.models import Decision, ReviewRequest
-from approvals.selectors import get_checkpoint, is_stalled
+from approvals.selectors import get_checkpoint, is_stalled, state_types
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
 from orchestration.errors import OrchestrationError
 from orchestration.runtime import runs
@@ -373,26 +373,42 @@ def deliver_reanswers(run: Run, interrupts: Sequence[Interrupt]) -> bool:
 # ---------------------------------------------------------------- forks and runs
 
 
+def state_value_errors(thread: Thread, values: Mapping[str, Any]) -> dict[str, str]:
+    """Field -> why its value does not fit the graph's state schema (unknown field, or not
+    of the declared type), for every edit of past state: the fork form, the API, `do_fork`."""
+    types = state_types(thread)
+    errors: dict[str, str] = {}
+    for name, value in values.items():
+        if types and name not in types:
+            errors[name] = f"{name!r} is not a field of this graph's state: {sorted(types)}"
+        elif name in types:
+            try:
+                check_state_value(types[name], name, value)
+            except JSONValueError as exc:
+                errors[name] = str(exc)
+    return errors
+
+
 def check_fork_values(
     thread: Thread, tup: CheckpointTuple, values: Mapping[str, Any], as_node: str | None
 ) -> None:
-    """Ask the engine whether it accepts `values` as an update of this checkpoint, on a
-    scratch copy in memory: the same reducers and schema the fork run will apply, so a bad
-    value is refused on the form instead of failing the run later."""
+    """Refuse `values` (Overwrites) that the state schema or the graph would refuse, before
+    the fork is queued: the types first, then the engine's own `update_state` on a scratch
+    copy in memory, so a bad value is refused here instead of failing the run later."""
     if not values:
         return
+    plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in values.items()}
+    problems = state_value_errors(thread, plain)
+    if problems:
+        raise ReviewError("The graph refuses these values: " + " ".join(problems.values()))
     try:
         graph = get_graph(thread.graph_name)
     except Exception as exc:  # noqa: BLE001  an unregistered graph cannot be forked at all
         raise ReviewError(f"Thread {thread.thread_id} cannot be forked: {exc}") from exc
     scratch = InMemoryCheckpointSaver()
     at = scratch.put(CheckpointConfig(thread.thread_id), tup.checkpoint, tup.metadata)
-    # An Overwrite skips the reducer, and with it the reducer's refusal of a value of the
-    # wrong kind (a list for a merge dict): apply the plain values through the reducers too.
-    plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in values.items()}
     try:
-        for update in (plain, dict(values)):
-            graph.with_checkpoint_saver(scratch).update_state(at, update, as_node=as_node)
+        graph.with_checkpoint_saver(scratch).update_state(at, dict(values), as_node=as_node)
     except (OrchestrationError, TypeError, ValueError) as exc:
         raise ReviewError(f"The graph refuses these values: {exc}") from exc
 

@@ -36,6 +36,7 @@ from approvals.actions import (
     do_decide,
     do_fork,
     do_run_action,
+    state_value_errors,
 )
 from approvals.api import cursors, shapes
 from approvals.api.idempotency import run_once
@@ -43,7 +44,6 @@ from approvals.api.inputs import check_decision_values, check_input, input_schem
 from approvals.api.problems import ApiProblem, from_problem, problem
 from approvals.api.tokens import user_for_token
 from approvals.diff import to_jsonable
-from approvals.jsonvalues import JSONValueError, check_state_value
 from approvals.models import Decision, ReviewRequest
 from orchestration.runtime import registry, runs
 from orchestration.runtime.models import Checkpoint, Run, Thread
@@ -352,22 +352,11 @@ def _checkpoint_row(thread: Thread, checkpoint_id: str) -> Checkpoint:
 
 
 def _check_fork_types(thread: Thread, values: dict[str, Any]) -> None:
-    """Each value as its state field's declared type, as the fork form checks it; all
-    problems at once, on their fields."""
-    types = selectors.state_types(thread)
-    errors: dict[str, list[str]] = {}
-    for name, value in values.items():
-        if types and name not in types:
-            errors[name] = [f"{name!r} is not a field of this graph's state: {sorted(types)}"]
-            continue
-        if name in types:
-            try:
-                check_state_value(types[name], name, value)
-            except JSONValueError as exc:
-                errors[name] = [str(exc)]
+    """All problems at once, on their fields, as the fork form reports them."""
+    errors = state_value_errors(thread, values)
     if errors:
         raise ApiProblem(422, "Some values do not fit the graph's state.", {
-            f"values.{name}": messages for name, messages in errors.items()})
+            f"values.{name}": [message] for name, message in errors.items()})
 
 
 @api.post("/threads/{thread_id}/checkpoints/{checkpoint_id}/fork",

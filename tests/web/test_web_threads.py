@@ -205,3 +205,17 @@ def test_redecide_page_records_the_new_answer_as_a_new_review(
     assert response.url == reverse("review", args=[again.pk])
     assert again.decision.comment == "second thoughts"
     assert head_values(review.thread)["outcome"] == "reject"
+
+
+def test_do_fork_refuses_a_value_of_the_wrong_type_whoever_calls_it(start_paused, make_user):
+    """The type check lives in the action, not only in the form and the API: a list for a
+    `dict[str, str]` field is refused (an Overwrite skips the merge reducer that used to)."""
+    import pytest
+
+    from approvals.actions import ReviewError, do_fork
+
+    review = start_paused()
+    first = history(review.thread)[0]
+    with pytest.raises(ReviewError, match="tags"):
+        do_fork(make_user("ops"), review.thread, first.checkpoint.id, {"tags": ["x"]}, "try")
+    assert not Run.objects.filter(kind="fork").exists()
