@@ -42,6 +42,11 @@ class SafeJSONField(forms.JSONField):
             raise ValidationError(str(exc), code="invalid") from None
         return JSONString(converted) if isinstance(converted, str) else converted
 
+    def prepare_value(self, value: Any) -> Any:
+        # No value shows as an empty box, which reads back as no value (`to_python`); Django
+        # would print "null", which a person then has to delete or submit as data.
+        return "" if value is None else super().prepare_value(value)
+
     def bound_data(self, data: Any, initial: Any) -> Any:
         if self.disabled:
             return initial

@@ -54,3 +54,19 @@ def test_nav_shows_new_run_only_to_starters(client_as):
     assert reverse("new-run-graphs") in client_as("ops").get(reverse("inbox")).content.decode()
     assert reverse("new-run-graphs") not in client_as("reviewer").get(
         reverse("inbox")).content.decode()
+
+
+def test_a_list_field_without_a_default_starts_empty_and_can_be_left_empty(client_as):
+    """Seen in the demo: a `default_factory=list` field was prefilled with "null"."""
+    import re
+
+    client = client_as("ops")
+    page = client.get(reverse("new-run", args=["web_review"])).content.decode()
+    notes = re.search(r'<textarea[^>]*name="input__notes"[^>]*>(.*?)</textarea>', page, re.S)
+    assert notes is not None and notes.group(1).strip() == ""
+    # submitted exactly as shown (the empty boxes included): the run starts
+    response = client.post(reverse("new-run", args=["web_review"]),
+                           {"title": "", "input__title": "Memo", "input__amount": "3",
+                            "input__notes": "", "input__tags": ""})
+    assert response.status_code == 302
+    assert Run.objects.get().status == "queued"
