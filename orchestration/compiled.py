@@ -5,17 +5,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
+from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.context import RunContext
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel.drivers import adrive, drive, run_blocking
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
 from orchestration.pregel.plan import NO_SAVER_THREAD, interrupts_of
+from orchestration.pregel.subgraphs import ainvoke_inside, inside_task, invoke_inside
 from orchestration.spec import GraphSpec
+from orchestration.streaming import Sink, check_modes
 from orchestration.types import StateSnapshot
+
+if TYPE_CHECKING:
+    from orchestration.store.base import BaseStore
 
 # `_snapshot` fills a StateSnapshot's slots directly, in this order: every field, or it fails
 # here (import time) rather than leaving a field unset.
@@ -56,11 +63,13 @@ class CompiledGraph:
         *,
         interrupt_before: frozenset[str] = frozenset(),
         interrupt_after: frozenset[str] = frozenset(),
+        store: BaseStore | None = None,
     ) -> None:
         self.spec = spec
         self.saver = saver
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
+        self.store = store
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver | None:
@@ -76,6 +85,18 @@ class CompiledGraph:
             saver,
             interrupt_before=self.interrupt_before,
             interrupt_after=self.interrupt_after,
+            store=self.store,
+        )
+
+    def with_store(self, store: BaseStore | None) -> CompiledGraph:
+        """A new compiled graph whose nodes reach `store` (`store` parameter, `get_store()`);
+        the original is unchanged."""
+        return CompiledGraph(
+            self.spec,
+            self.saver,
+            interrupt_before=self.interrupt_before,
+            interrupt_after=self.interrupt_after,
+            store=store,
         )
 
     def _settings(
@@ -84,6 +105,7 @@ class CompiledGraph:
         modes: frozenset[str],
         extra: Mapping[str, Any] | None,
         recursion_limit: int,
+        sink: Sink | None = None,
     ) -> RunSettings:
         return RunSettings(
             self.spec,
@@ -93,6 +115,7 @@ class CompiledGraph:
             modes,
             dict(extra) if extra else {},
             recursion_limit,
+            RunContext(self.saver, config.thread_id, config.checkpoint_ns, self.store, sink),
         )
 
     def _core(
@@ -102,9 +125,10 @@ class CompiledGraph:
         modes: frozenset[str],
         extra: Mapping[str, Any] | None,
         recursion_limit: int,
+        sink: Sink | None = None,
     ) -> Core:
         cfg = _as_config(config, self.saver)
-        return run_core(self._settings(cfg, modes, extra, recursion_limit), input, cfg)
+        return run_core(self._settings(cfg, modes, extra, recursion_limit, sink), input, cfg)
 
     # -- running
 
@@ -126,7 +150,12 @@ class CompiledGraph:
         answers again (a retried worker) is harmless, a different answer to an interrupt
         already answered raises `InvalidUpdateError`. `extra` is merged into
         `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
-        a private event loop; prefer `ainvoke` in async code."""
+        a private event loop; prefer `ainvoke` in async code.
+
+        Called by a node while a graph runs it, with no config, the graph runs as a subgraph
+        of that node (`pregel/subgraphs.py`): an interrupt inside pauses the calling run."""
+        if config is None and self.saver is None and inside_task() is not None:
+            return invoke_inside(self, input)
         core = self._core(input, config, frozenset(), extra, recursion_limit)
         return run_blocking(core, self.saver)
 
@@ -140,6 +169,8 @@ class CompiledGraph:
     ) -> Any:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
+        if config is None and self.saver is None and inside_task() is not None:
+            return await ainvoke_inside(self, input)
         result: list[Any] = []
         core = self._core(input, config, frozenset(), extra, recursion_limit)
         async for _ in adrive(core, self.saver, result):
@@ -154,15 +185,20 @@ class CompiledGraph:
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
+        subgraphs: bool = False,
     ) -> Iterator[Any]:
         """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
         the full state (first the input's). A run that pauses ends with
         `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
-        A list of modes yields `(mode, chunk)` pairs."""
-        modes, single = _modes(stream_mode)
-        core = self._core(input, config, modes, extra, recursion_limit)
-        for mode, chunk in drive(core, self.saver):
-            yield chunk if single else (mode, chunk)
+        `custom` yields what nodes write with `get_stream_writer()`, as they write it.
+        A list of modes yields `(mode, chunk)` pairs; `subgraphs=True` yields
+        `(namespace, chunk)` (or `(namespace, mode, chunk)`), `namespace` being the subgraph
+        path as a tuple, `()` for this graph, and adds the subgraphs' updates and values."""
+        modes, single = check_modes(stream_mode)
+        sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        core = self._core(input, config, modes, extra, recursion_limit, sink)
+        for ns, mode, chunk in drive(core, self.saver, sink):
+            yield _shape(ns, mode, chunk, single, subgraphs)
 
     async def astream(
         self,
@@ -172,11 +208,13 @@ class CompiledGraph:
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
+        subgraphs: bool = False,
     ) -> AsyncIterator[Any]:
-        modes, single = _modes(stream_mode)
-        core = self._core(input, config, modes, extra, recursion_limit)
-        async for mode, chunk in adrive(core, self.saver, []):
-            yield chunk if single else (mode, chunk)
+        modes, single = check_modes(stream_mode)
+        sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        core = self._core(input, config, modes, extra, recursion_limit, sink)
+        async for ns, mode, chunk in adrive(core, self.saver, [], sink):
+            yield _shape(ns, mode, chunk, single, subgraphs)
 
     # -- time travel
 
@@ -240,7 +278,7 @@ class CompiledGraph:
         `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
         saver = self._need_saver("get_state_history")
         tuples = saver.list(
-            CheckpointConfig(config.thread_id),
+            CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
             before=_before(config, before),
             filter=filter,
@@ -257,7 +295,7 @@ class CompiledGraph:
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
         tuples: Sequence[CheckpointTuple] = await saver.alist(
-            CheckpointConfig(config.thread_id),
+            CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
             before=_before(config, before),
             filter=filter,
@@ -305,9 +343,9 @@ def _before(
     return before
 
 
-def _modes(stream_mode: StreamMode | Sequence[StreamMode]) -> tuple[frozenset[str], bool]:
-    modes = (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode)
-    for mode in modes:
-        if mode not in ("updates", "values"):
-            raise ValueError(f"stream_mode must be 'updates' or 'values', got {mode!r}")
-    return frozenset(modes), isinstance(stream_mode, str)
+def _shape(ns: str, mode: str, chunk: Any, single: bool, subgraphs: bool) -> Any:
+    """A stream item as LangGraph shapes it: `chunk`, `(mode, chunk)` for a list of modes,
+    and with `subgraphs=True` the namespace tuple in front."""
+    if subgraphs:
+        return (ns_tuple(ns), chunk) if single else (ns_tuple(ns), mode, chunk)
+    return chunk if single else (mode, chunk)

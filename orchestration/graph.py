@@ -10,10 +10,14 @@ from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
+from orchestration.context import with_store_param
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
 from orchestration.state import Schema, register_with_serializer
 from orchestration.types import END, START, Command, RetryPolicy
+
+if typing.TYPE_CHECKING:
+    from orchestration.store.base import BaseStore
 
 
 def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
@@ -85,13 +89,32 @@ class StateGraph:
         if name in self._nodes:
             self._problems.append(f"node {name!r} is added twice")
             return self
+        fn = self._subgraph_or_fn(name, fn)
+        if fn is None:
+            return self
         if not callable(fn):
             self._problems.append(f"node {name!r}: {fn!r} is not callable")
             return self
+        fn = with_store_param(fn)
         self._nodes[name] = NodeSpec(
             name, fn, _is_async_callable(fn), retry, _command_targets(fn), side_effects
         )
         return self
+
+    def _subgraph_or_fn(self, name: str, fn: Any) -> Any:
+        """A compiled graph given as a node runs as a subgraph (`pregel/subgraphs.py`)."""
+        from orchestration.pregel.subgraphs import SubgraphNode
+
+        if not isinstance(fn, CompiledGraph):
+            return fn
+        if fn.saver is not None:
+            self._problems.append(
+                f"node {name!r}: the graph given as a subgraph has a checkpoint saver bound; a "
+                "subgraph checkpoints in its parent's thread and saver, so add it compiled "
+                "without one (graph.compile(), not compile(checkpointer=...))"
+            )
+            return None
+        return SubgraphNode(fn, name, frozenset(self.schema.fields))
 
     def add_edge(self, source: str | Sequence[str], target: str) -> StateGraph:
         if isinstance(source, str):
@@ -133,6 +156,7 @@ class StateGraph:
         checkpointer: BaseCheckpointSaver | None = None,
         interrupt_before: Sequence[str] = (),
         interrupt_after: Sequence[str] = (),
+        store: BaseStore | None = None,
     ) -> CompiledGraph:
         problems = [*self._problems, *self._validate(interrupt_before, interrupt_after)]
         if problems:
@@ -167,6 +191,7 @@ class StateGraph:
             checkpointer,
             interrupt_before=frozenset(interrupt_before),
             interrupt_after=frozenset(interrupt_after),
+            store=store,
         )
 
     # -- validation --------------------------------------------------------------------------

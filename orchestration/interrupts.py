@@ -31,12 +31,13 @@ class TaskScope:
     """What `interrupt()` needs to know about the task calling it. The task's id is read only
     when the node does call `interrupt()` (most never do, and the id is a hash)."""
 
-    __slots__ = ("task", "resume", "calls", "thread_id", "step")
+    __slots__ = ("task", "resume", "calls", "subcalls", "thread_id", "step")
 
     def __init__(self, task: Task, resume: list[Any], thread_id: str = "", step: int = 0) -> None:
         self.task = task
         self.resume = resume
         self.calls = 0
+        self.subcalls = 0  # subgraphs run by this task so far (each gets its own chain)
         self.thread_id = thread_id
         self.step = step
 

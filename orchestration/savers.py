@@ -1,4 +1,5 @@
-"""`orchestration.savers.DjangoCheckpointSaver`, the public name of the Django saver.
+"""`orchestration.savers.DjangoCheckpointSaver` and `DjangoStore`, the public names of the
+Django saver and store.
 
 The saver lives in the runtime package (`orchestration.runtime.savers`) because it needs Django
 settings; this module resolves the name on first use, so importing it needs no Django."""
@@ -9,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from orchestration.runtime.savers import DjangoCheckpointSaver
+    from orchestration.runtime.store import DjangoStore
 
-__all__ = ["DjangoCheckpointSaver"]
+__all__ = ["DjangoCheckpointSaver", "DjangoStore"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +20,8 @@ def __getattr__(name: str) -> Any:
         from orchestration.runtime.savers import DjangoCheckpointSaver
 
         return DjangoCheckpointSaver
+    if name == "DjangoStore":
+        from orchestration.runtime.store import DjangoStore
+
+        return DjangoStore
     raise AttributeError(f"module 'orchestration.savers' has no attribute {name!r}")

@@ -27,15 +27,30 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True)
 class CheckpointConfig:
-    """Names a thread and, optionally, one checkpoint in it (`None` means the latest)."""
+    """Names a thread and, optionally, one checkpoint in it (`None` means the latest).
+
+    `checkpoint_ns` names a subgraph's checkpoints inside the thread: `""` is the root graph,
+    `"outer"` the subgraph run as node `outer`, `"outer|inner"` one nested in it. Savers keep
+    each namespace's checkpoints apart; `delete_thread` forgets all of them."""
 
     thread_id: str
     checkpoint_id: str | None = None
+    checkpoint_ns: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.thread_id, str) or not self.thread_id:
             raise ValueError(
                 f"CheckpointConfig needs a non-empty string thread_id, got {self.thread_id!r}"
+            )
+        if "\x1f" in self.thread_id:
+            raise ValueError(
+                f"CheckpointConfig: thread_id {self.thread_id!r} contains the control character "
+                "\\x1f, which separates a thread from its subgraph namespaces; use another id"
+            )
+        if not isinstance(self.checkpoint_ns, str):
+            raise ValueError(
+                "CheckpointConfig.checkpoint_ns must be a string (a subgraph path such as "
+                f"'outer|inner', '' for the root graph), got {self.checkpoint_ns!r}"
             )
 
     def with_checkpoint_id(self, checkpoint_id: str | None) -> CheckpointConfig:

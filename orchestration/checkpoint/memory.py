@@ -23,6 +23,7 @@ from orchestration.checkpoint.base import (
     validate_filter,
 )
 from orchestration.checkpoint.filters import record_metadata
+from orchestration.checkpoint.namespaces import config_in, rehome
 from orchestration.checkpoint.storage import Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
 
@@ -38,19 +39,20 @@ class _Thread:
 class InMemoryCheckpointSaver(BaseCheckpointSaver):
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._threads: dict[str, _Thread] = {}
+        # (thread id, checkpoint namespace) -> its checkpoints; "" is the root graph's
+        self._threads: dict[tuple[str, str], _Thread] = {}
         self._cache = storage.ValueCache()
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         with self._lock:
-            thread = self._threads.get(config.thread_id)
+            thread = self._threads.get((config.thread_id, config.checkpoint_ns))
             if thread is None or not thread.records:
                 return None
             wanted = config.checkpoint_id or max(thread.records)
             record = thread.records.get(wanted)
             if record is None:
                 return None
-            return self._decode(thread, [record])[0]
+            return rehome(self._decode(thread, [record]), config)[0]
 
     def list(
         self,
@@ -62,7 +64,7 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         wanted = validate_filter(filter)
         with self._lock:
-            thread = self._threads.get(config.thread_id)
+            thread = self._threads.get((config.thread_id, config.checkpoint_ns))
             if thread is None:
                 return []
             ids = sorted(thread.records)
@@ -73,7 +75,7 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
                 records = [r for r in records if metadata_matches(record_metadata(r), wanted)]
             if limit is not None:
                 records = records[-limit:] if limit > 0 else []
-            return self._decode(thread, records)
+            return rehome(self._decode(thread, records), config)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
@@ -82,12 +84,12 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
         with self._lock:
-            thread = self._threads.setdefault(config.thread_id, _Thread())
+            thread = self._threads.setdefault((config.thread_id, config.checkpoint_ns), _Thread())
             for blob in encoded.blobs:
                 thread.blobs.setdefault((blob.field, blob.version), blob)
             thread.records[checkpoint.id] = encoded.record
             storage.remember_put(self._cache, encoded)
-        return CheckpointConfig(config.thread_id, checkpoint.id)
+        return config_in(config, checkpoint.id)
 
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
@@ -96,7 +98,7 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
         with self._lock:
-            thread = self._threads.get(config.thread_id)
+            thread = self._threads.get((config.thread_id, config.checkpoint_ns))
             if thread is None or config.checkpoint_id not in thread.records:
                 raise CheckpointNotFound(
                     f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
@@ -108,7 +110,8 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
 
     def delete_thread(self, thread_id: str) -> None:
         with self._lock:
-            self._threads.pop(thread_id, None)
+            for key in [key for key in self._threads if key[0] == thread_id]:
+                del self._threads[key]
             self._cache.forget_thread(thread_id)
 
     def _decode(self, thread: _Thread, records: list[CheckpointRecord]) -> list[CheckpointTuple]:

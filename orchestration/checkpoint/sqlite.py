@@ -55,6 +55,7 @@ from orchestration.checkpoint.filters import (
     split_filter,
     sqlite_condition,
 )
+from orchestration.checkpoint.namespaces import config_in, key_range, rehome, storage_key
 from orchestration.checkpoint.storage import (
     APPEND,
     FULL,
@@ -291,14 +292,15 @@ class SqliteSaver(BaseCheckpointSaver):
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         conn = self._conn()
+        key = storage_key(config)  # a subgraph's namespace is stored under its own key
         with self._read(conn):
             if config.checkpoint_id is None:
-                row = conn.execute(_LATEST, (config.thread_id,)).fetchone()
+                row = conn.execute(_LATEST, (key,)).fetchone()
             else:
-                row = conn.execute(_BY_ID, (config.thread_id, config.checkpoint_id)).fetchone()
+                row = conn.execute(_BY_ID, (key, config.checkpoint_id)).fetchone()
             if row is None:
                 return None
-            return self._decode(conn, [row])[0]
+            return rehome(self._decode(conn, [row]), config)[0]
 
     def list(
         self,
@@ -312,7 +314,7 @@ class SqliteSaver(BaseCheckpointSaver):
         if limit is not None and limit <= 0:
             return []
         split = split_filter(wanted)
-        sql, params = _list_query(config.thread_id, before, split, limit)
+        sql, params = _list_query(storage_key(config), before, split, limit)
         conn = self._conn()
         with self._read(conn):
             rows = conn.execute(sql, params).fetchall()
@@ -321,13 +323,13 @@ class SqliteSaver(BaseCheckpointSaver):
                 kept = matches_leftover(map(_record, rows), split.leftover, limit)
                 rows = [by_id[r.checkpoint_id] for r in kept]
             rows.reverse()
-            return self._decode(conn, rows)
+            return rehome(self._decode(conn, rows), config)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
         encoded = storage.encode_checkpoint(
-            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
+            storage_key(config), config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=INLINE_MAX, pack=False,
         )
         try:
@@ -346,6 +348,8 @@ class SqliteSaver(BaseCheckpointSaver):
             # busy handler exactly like BEGIN IMMEDIATE.
             conn.execute(_INSERT, row)
         storage.remember_put(self._cache, encoded)
+        if config.checkpoint_ns:
+            return config_in(config, checkpoint.id)
         return storage.trusted_config(config.thread_id, checkpoint.id)
 
     def put_writes(
@@ -354,7 +358,7 @@ class SqliteSaver(BaseCheckpointSaver):
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
-        thread_id, checkpoint_id = config.thread_id, config.checkpoint_id
+        thread_id, checkpoint_id = storage_key(config), config.checkpoint_id
         conn = self._conn()
         try:
             if len(records) == 1:
@@ -395,8 +399,13 @@ class SqliteSaver(BaseCheckpointSaver):
     def delete_thread(self, thread_id: str) -> None:
         conn = self._conn()
         with self._write(conn):
+            low, high = key_range(thread_id)  # and its subgraphs' namespaces
             for table in ("writes", "blobs", "checkpoints"):
-                conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))  # noqa: S608
+                conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = ? "  # noqa: S608
+                    "OR (thread_id > ? AND thread_id < ?)",
+                    (thread_id, low, high),
+                )
         self._cache.forget_thread(thread_id)
         conn.execute("PRAGMA incremental_vacuum").fetchall()  # runs a step per freed page
 

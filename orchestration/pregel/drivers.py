@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
+from orchestration.context import RunContext, current_run
 from orchestration.errors import InvalidUpdateError
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
 from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
@@ -27,22 +28,30 @@ from orchestration.pregel.plan import Outcome, Task, normalize_result
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec, NodeSpec
+    from orchestration.streaming import Sink
 
 
 # -- running one task ---------------------------------------------------------------------------
 
 
 def run_task(
-    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+    spec: GraphSpec,
+    task: Task,
+    arg: Any,
+    resume: list[Any],
+    thread_id: str = "",
+    step: int = 0,
+    context: RunContext | None = None,
 ) -> Outcome:
     node = spec.nodes[task.node]
     scope = TaskScope(task, resume, thread_id, step)
     token = current_task.set(scope)
+    run_token = current_run.set(context)
     attempt = 0
     try:
         while True:
             attempt += 1
-            scope.calls = 0
+            scope.calls = scope.subcalls = 0
             try:
                 result = run_sync(node.fn, arg) if node.is_async else node.fn(arg)
             except Exception as error:
@@ -53,22 +62,32 @@ def run_task(
                 continue
             return _finish(spec, task, result, resume)
     finally:
+        current_run.reset(run_token)
         current_task.reset(token)
 
 
 async def arun_task(
-    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+    spec: GraphSpec,
+    task: Task,
+    arg: Any,
+    resume: list[Any],
+    thread_id: str = "",
+    step: int = 0,
+    context: RunContext | None = None,
 ) -> Outcome:
     node = spec.nodes[task.node]
     if not node.is_async:
-        return await asyncio.to_thread(run_task, spec, task, arg, resume, thread_id, step)
+        return await asyncio.to_thread(
+            run_task, spec, task, arg, resume, thread_id, step, context
+        )
     scope = TaskScope(task, resume, thread_id, step)
     token = current_task.set(scope)
+    run_token = current_run.set(context)
     attempt = 0
     try:
         while True:
             attempt += 1
-            scope.calls = 0
+            scope.calls = scope.subcalls = 0
             try:
                 result = await node.fn(arg)
             except Exception as error:
@@ -79,6 +98,7 @@ async def arun_task(
                 continue
             return _finish(spec, task, result, resume)
     finally:
+        current_run.reset(run_token)
         current_task.reset(token)
 
 
@@ -138,7 +158,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     spec = effect.spec
     first_task, first_arg, first_resume = work[0]
     # The first sync task runs inline on the caller's thread: most supersteps have one task.
-    where = (effect.thread_id, effect.step)
+    where = (effect.thread_id, effect.step, effect.context)
     if len(work) == 1 and not spec.nodes[first_task.node].is_async:
         return [run_task(spec, first_task, first_arg, first_resume, *where)]
     pool = _executor()
@@ -152,7 +172,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
 
 
 async def execute_async(effect: Execute) -> list[Outcome]:
-    where = (effect.thread_id, effect.step)
+    where = (effect.thread_id, effect.step, effect.context)
     return list(
         await asyncio.gather(*(arun_task(effect.spec, t, a, r, *where) for t, a, r in effect.work))
     )
@@ -183,8 +203,12 @@ async def route_async(effect: Route) -> list[Any]:
 # -- drivers -----------------------------------------------------------------------------------
 
 
-def drive(core: Core, saver: BaseCheckpointSaver | None) -> Generator[tuple[str, Any], None, Any]:
-    """Fulfil the core's effects with blocking I/O; yields stream chunks, returns its result."""
+def drive(
+    core: Core, saver: BaseCheckpointSaver | None, sink: Sink | None = None
+) -> Generator[tuple[str, str, Any], None, Any]:
+    """Fulfil the core's effects with blocking I/O; yields stream chunks as (namespace, mode,
+    chunk), returns its result. With a `sink`, a superstep runs on a pool thread while this
+    generator yields the chunks its nodes (and their subgraphs) emit, as they arrive."""
     send: Any = None
     error: BaseException | None = None
     while True:
@@ -194,12 +218,36 @@ def drive(core: Core, saver: BaseCheckpointSaver | None) -> Generator[tuple[str,
             return stop.value
         send, error = None, None
         if type(effect) is Emit:
-            yield effect.mode, effect.chunk
+            yield "", effect.mode, effect.chunk
             continue
         try:
-            send = _fulfil(effect, saver)
+            if sink is not None and type(effect) is Execute:
+                send = yield from _execute_streaming(effect, sink)  # type: ignore[arg-type]
+            else:
+                send = _fulfil(effect, saver)
         except Exception as caught:
             error = caught
+
+
+_DONE: Any = object()
+
+
+def _execute_streaming(
+    effect: Execute, sink: Sink
+) -> Generator[tuple[str, str, Any], None, list[Outcome]]:
+    future = _executor().submit(_execute_then_mark, effect, sink)
+    while True:
+        item = sink.get()  # the superstep always ends with the mark, even when it raised
+        if item[1] is _DONE:
+            return future.result()
+        yield item
+
+
+def _execute_then_mark(effect: Execute, sink: Sink) -> list[Outcome]:
+    try:
+        return execute_sync(effect)
+    finally:
+        sink.emit_done(_DONE)
 
 
 def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:
@@ -240,9 +288,10 @@ def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
 
 
 async def adrive(
-    core: Core, saver: BaseCheckpointSaver | None, result: list[Any]
-) -> AsyncIterator[tuple[str, Any]]:
+    core: Core, saver: BaseCheckpointSaver | None, result: list[Any], sink: Sink | None = None
+) -> AsyncIterator[tuple[str, str, Any]]:
     """The asyncio twin of `drive`; the core's return value is appended to `result`."""
+    wake = sink.bind_loop() if sink is not None else None
     send: Any = None
     error: BaseException | None = None
     while True:
@@ -254,9 +303,24 @@ async def adrive(
         send, error = None, None
         try:
             if isinstance(effect, Execute):
-                send = await execute_async(effect)
+                if sink is None or wake is None:
+                    send = await execute_async(effect)
+                else:
+                    running = asyncio.ensure_future(execute_async(effect))
+                    while True:
+                        for item in sink.drain():
+                            yield item
+                        if running.done():
+                            break
+                        waiter = asyncio.ensure_future(wake.wait())
+                        await asyncio.wait((running, waiter), return_when=asyncio.FIRST_COMPLETED)
+                        waiter.cancel()
+                        wake.clear()
+                    for item in sink.drain():
+                        yield item
+                    send = running.result()
             elif isinstance(effect, Emit):
-                yield effect.mode, effect.chunk
+                yield "", effect.mode, effect.chunk
             elif isinstance(effect, Route):
                 send = await route_async(effect)
             elif saver is None:

@@ -16,9 +16,10 @@ from orchestration.errors import NodeError, SerializationError
 from orchestration.pregel.plan import Routed, Task
 
 if TYPE_CHECKING:
+    from orchestration.context import RunContext
     from orchestration.spec import Branch, GraphSpec
 
-StreamMode = Literal["updates", "values"]
+StreamMode = Literal["updates", "values", "custom"]
 
 
 # The loop's requests are built several times per superstep and never outlive the request, so
@@ -36,6 +37,14 @@ class RunSettings:
     modes: frozenset[str]
     extra: Mapping[str, Any]
     recursion_limit: int
+    # the saver, namespace, store and stream sink the nodes see (`orchestration.context`)
+    context: RunContext | None = None
+    # start a new chain in the namespace whatever its latest checkpoint (a subgraph's run)
+    fresh: bool = False
+
+    @property
+    def checkpoint_ns(self) -> str:
+        return self.context.checkpoint_ns if self.context is not None else ""
 
 
 @dataclass(slots=True)
@@ -64,6 +73,7 @@ class Execute:
     # where the tasks run, for `task_key()`: the thread and the superstep number
     thread_id: str = ""
     step: int = 0
+    context: RunContext | None = None
 
 
 @dataclass(slots=True)

@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
     """Find where this call starts (the invoke table). Returns (head, skip_before)."""
     spec = settings.spec
-    tup: CheckpointTuple | None = yield Get(config)
+    tup: CheckpointTuple | None = None if settings.fresh else (yield Get(config))
     forked = False
     if config.checkpoint_id is not None:
         if tup is None:
@@ -190,7 +190,7 @@ def _write_input(
         next_nodes, internal = plan_next(spec, [(START, ())], state, {}, 0, routed)
     if head is None:
         versions = {key: new_id for key in values}
-        parent = CheckpointConfig(settings.thread_id)
+        parent = CheckpointConfig(settings.thread_id, checkpoint_ns=settings.checkpoint_ns)
         step = 0
     else:
         versions = new_versions(head.checkpoint.versions, writers, new_id)
@@ -444,7 +444,10 @@ def update_core(
     )
     checkpoint = Checkpoint(new_id, now(), new_values, versions, next_nodes, internal)
     metadata = CheckpointMetadata("update", step, {as_node: updates}, extra)
-    parent = CheckpointConfig(config.thread_id) if tup is None else tup.config
+    parent = (
+        CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns)
+        if tup is None else tup.config
+    )
     written_by = {k: [as_node] for k in writers}
     return (yield from put_checkpoint(parent, checkpoint, metadata, written_by))
 

@@ -122,7 +122,7 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
         work = [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks]
-        done = yield Execute(spec, work, settings.thread_id, step)
+        done = yield Execute(spec, work, settings.thread_id, step, settings.context)
     for outcome in done:
         if outcome.error is not None or outcome.interrupt is not None:
             return (yield from _stop(settings, head, done, state, step))
@@ -160,7 +160,9 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
         work.append((task, state if task.arg is NO_ARG else task.arg, resume))
         slots.append(i)
     if work:
-        results: list[Outcome] = yield Execute(spec, work, settings.thread_id, step)
+        results: list[Outcome] = yield Execute(
+            spec, work, settings.thread_id, step, settings.context
+        )
         for i, outcome in zip(slots, results, strict=True):
             outcomes[i] = outcome
     done = [o for o in outcomes if o is not None]

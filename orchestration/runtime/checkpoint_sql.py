@@ -85,8 +85,10 @@ def _pg_put_sql(fenced: bool) -> str:
 thread AS (
     INSERT INTO {THREAD} AS t
         (thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at)
-    SELECT %(thread_id)s, '', '', 'new', %(checkpoint_id)s, %(created)s, %(created)s FROM fence
-    ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = EXCLUDED.head_checkpoint_id
+    SELECT %(thread_id)s, '', '', 'new', %(head)s, %(created)s, %(created)s FROM fence
+    ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id =
+        CASE WHEN %(checkpoint_ns)s = '' THEN EXCLUDED.head_checkpoint_id
+        ELSE t.head_checkpoint_id END
     RETURNING t.id
 ),
 blobs AS (
@@ -98,9 +100,9 @@ blobs AS (
 ),
 row AS (
     INSERT INTO {CHECKPOINT} AS c
-        (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
-         extra, written_by, created_at, created_by_id, reason)
-    SELECT thread.id, %(checkpoint_id)s,
+        (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
+         internal, writes, extra, written_by, created_at, created_by_id, reason)
+    SELECT thread.id, %(checkpoint_id)s, %(checkpoint_ns)s,
         COALESCE(%(parent_pk)s::bigint, (SELECT p.id FROM {CHECKPOINT} p
          WHERE p.thread_id = thread.id AND p.checkpoint_id = %(parent_id)s)),
         %(step)s, %(source)s, %(next)s::jsonb, %(versions)s::jsonb, %(internal)s, %(meta)s,
@@ -185,15 +187,19 @@ def put_checkpoint(
     reason: str,
     fence: FenceArgs | None,
     parent_pk: int | None,
+    checkpoint_ns: str = "",
 ) -> int:
     """Store `encoded` and move the thread's head to it; returns the new row's pk. Raises
     `FenceFailed` having written nothing. `parent_pk`, when the caller knows it (it wrote or
-    read the parent), spares the lookup of the parent row by id."""
+    read the parent), spares the lookup of the parent row by id. A subgraph's checkpoint
+    (`checkpoint_ns` not empty) never moves the thread's head, which is the root graph's."""
     record = encoded.record
     params: dict[str, Any] = {
         **_fence_params(fence),
         "thread_id": record.thread_id,
         "checkpoint_id": record.checkpoint_id,
+        "checkpoint_ns": checkpoint_ns,
+        "head": "" if checkpoint_ns else record.checkpoint_id,
         "parent_id": record.parent_id,
         "parent_pk": parent_pk,
         "step": record.step,
@@ -319,8 +325,10 @@ _SQLITE_FENCE = (
 _SQLITE_THREAD = (
     f"INSERT INTO {THREAD} "
     "(thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at) "
-    "VALUES (:thread_id, '', '', 'new', :checkpoint_id, :created, :created) "
-    "ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = excluded.head_checkpoint_id "
+    "VALUES (:thread_id, '', '', 'new', :head, :created, :created) "
+    "ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id = "
+    "CASE WHEN :checkpoint_ns = '' THEN excluded.head_checkpoint_id "
+    f"ELSE {THREAD}.head_checkpoint_id END "
     "RETURNING id"
 )
 _SQLITE_BLOB = (
@@ -342,9 +350,9 @@ def _sqlite_checkpoint_sql() -> str:
     sql = _SQL_CACHE.get(("put", "sqlite", False))
     if sql is None:
         sql = _SQL_CACHE[("put", "sqlite", False)] = f"""INSERT INTO {CHECKPOINT}
-    (thread_id, checkpoint_id, parent_id, step, source, next, versions, internal, writes,
-     extra, written_by, created_at, created_by_id, reason)
-VALUES (:thread_pk, :checkpoint_id,
+    (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
+     internal, writes, extra, written_by, created_at, created_by_id, reason)
+VALUES (:thread_pk, :checkpoint_id, :checkpoint_ns,
     COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
      WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
     :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
@@ -368,7 +376,8 @@ _ROW_COLUMNS = (
 )
 _ROW_FROM = (
     f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
-    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id WHERE t.thread_id = %s"
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id WHERE t.thread_id = %s "
+    "AND c.checkpoint_ns = %s"
 )
 _LATEST = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} ORDER BY c.checkpoint_id DESC LIMIT 1"
 _BY_ID = f"SELECT {_ROW_COLUMNS} {_ROW_FROM} AND c.checkpoint_id = %s"
@@ -390,21 +399,28 @@ _PG_ROW = (
     f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
     f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
-    "WHERE t.thread_id = %(thread_id)s"
+    "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s"
 )
 _PG_LATEST = f"{_PG_ROW} ORDER BY c.checkpoint_id DESC LIMIT 1"
 _PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
 
 
 def checkpoint_row(
-    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None
+    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None,
+    checkpoint_ns: str = "",
 ) -> tuple[tuple[Any, ...], list[WriteRecord] | None] | None:
     """(pk, id, parent id, step, source, next, versions, internal, meta, extra, has writes)
     of the named checkpoint or the thread's latest, and its pending writes if this read
     fetched them (None: ask `pending_writes` when it has some)."""
     if connection.vendor == "postgresql":
         sql = _PG_LATEST if checkpoint_id is None else _PG_BY_ID
-        row = _pg_one(connection, sql, {"thread_id": thread_id, "checkpoint_id": checkpoint_id})
+        row = _pg_one(
+            connection, sql,
+            {
+                "thread_id": thread_id, "checkpoint_id": checkpoint_id,
+                "checkpoint_ns": checkpoint_ns,
+            },
+        )
         if row is None:
             return None
         task_ids, idxs, channels, datas = row[11:]
@@ -417,9 +433,9 @@ def checkpoint_row(
         return row[:11], writes
     with connection.cursor() as cursor:
         if checkpoint_id is None:
-            cursor.execute(_LATEST, [thread_id])
+            cursor.execute(_LATEST, [thread_id, checkpoint_ns])
         else:
-            cursor.execute(_BY_ID, [thread_id, checkpoint_id])
+            cursor.execute(_BY_ID, [thread_id, checkpoint_ns, checkpoint_id])
         found = cursor.fetchone()
     return None if found is None else (found, None)
 

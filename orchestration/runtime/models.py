@@ -60,6 +60,8 @@ class Checkpoint(models.Model):
 
     thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="checkpoints")
     checkpoint_id = models.CharField(max_length=64)
+    # "" for the thread's own graph; a subgraph's node path ("outer|inner") for its checkpoints
+    checkpoint_ns = models.CharField(max_length=200, blank=True, default="", db_default="")
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
@@ -261,3 +263,24 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+class StoreItem(models.Model):
+    """One value of the store (`orchestration.savers.DjangoStore`): memory across threads."""
+
+    # the namespace's labels joined by "." (labels may not contain one), e.g. "customers.c-42"
+    namespace = models.CharField(max_length=500)
+    key = models.CharField(max_length=200)
+    value = models.BinaryField()  # serde bytes (no pickle), as checkpoints
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "key"], name="store_item_unique_key")
+        ]
+        # `namespace` range scans serve prefix searches (text_pattern_ops would only serve LIKE)
+        indexes = [models.Index(fields=["namespace", "id"], name="store_item_namespace")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} / {self.key}"

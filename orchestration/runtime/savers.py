@@ -35,6 +35,7 @@ from orchestration.checkpoint.filters import (
     split_filter,
     sqlite_condition,
 )
+from orchestration.checkpoint.namespaces import config_in, rehome
 from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pair, WriteRecord
 from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
@@ -79,7 +80,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         connection = connections[self.using]
-        found = checkpoint_sql.checkpoint_row(connection, config.thread_id, config.checkpoint_id)
+        found = checkpoint_sql.checkpoint_row(
+            connection, config.thread_id, config.checkpoint_id, config.checkpoint_ns
+        )
         if found is None:
             return None
         row, writes = found
@@ -92,11 +95,13 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         self._remember_pk(config.thread_id, cid, pk)
         if writes is not None:
-            return storage.read_tuples(
+            tuples = storage.read_tuples(
                 [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
                 {cid: writes} if writes else {},
-            )[0]
-        return self._decode(config.thread_id, [record], has_writes=bool(has_writes))[0]
+            )
+        else:
+            tuples = self._decode(config.thread_id, [record], has_writes=bool(has_writes))
+        return rehome(tuples, config)[0]
 
     def list(
         self,
@@ -109,7 +114,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
-        rows = self._checkpoints(config.thread_id)
+        rows = self._checkpoints(config.thread_id).filter(checkpoint_ns=config.checkpoint_ns)
         if before is not None and before.checkpoint_id is not None:
             rows = rows.filter(checkpoint_id__lt=before.checkpoint_id)
         split = split_filter(wanted)
@@ -123,7 +128,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if split.leftover:
             records = matches_leftover(records, split.leftover, limit)
         records.reverse()
-        return self._decode(config.thread_id, records)
+        return rehome(self._decode(config.thread_id, records), config)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
@@ -144,10 +149,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 reason=str(extra.get("reason") or ""),
                 fence=fence,
                 parent_pk=parent_pk,
+                checkpoint_ns=config.checkpoint_ns,
             )
         self._remember_pk(thread_id, checkpoint.id, pk)
         storage.remember_put(self._cache, encoded)
-        return CheckpointConfig(config.thread_id, checkpoint.id)
+        return config_in(config, checkpoint.id)
 
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str

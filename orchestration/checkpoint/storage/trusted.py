@@ -35,7 +35,7 @@ def check_fields(cls: type, filled: tuple[str, ...], builder: str) -> None:
         )
 
 
-_CONFIG_FIELDS = ("thread_id", "checkpoint_id")
+_CONFIG_FIELDS = ("thread_id", "checkpoint_id", "checkpoint_ns")
 _CHECKPOINT_FIELDS = ("id", "ts", "values", "versions", "next", "internal")
 _METADATA_FIELDS = ("source", "step", "writes", "extra")
 _TUPLE_FIELDS = ("config", "checkpoint", "metadata", "parent_config", "pending_writes")
@@ -48,7 +48,9 @@ check_fields(CheckpointTuple, _TUPLE_FIELDS, f"{_HERE}.trusted_tuple")
 # The slot setters, in the order of the field tuples above (also used inline by
 # `read._Reader.build`, the listing's hot loop).
 _new = object.__new__
-_set_thread_id, _set_config_id = (CheckpointConfig.__dict__[n].__set__ for n in _CONFIG_FIELDS)
+_set_thread_id, _set_config_id, _set_config_ns = (
+    CheckpointConfig.__dict__[n].__set__ for n in _CONFIG_FIELDS
+)
 CHECKPOINT_SLOTS = tuple(Checkpoint.__dict__[name].__set__ for name in _CHECKPOINT_FIELDS)
 METADATA_SLOTS = tuple(CheckpointMetadata.__dict__[name].__set__ for name in _METADATA_FIELDS)
 TUPLE_SLOTS = tuple(CheckpointTuple.__dict__[name].__set__ for name in _TUPLE_FIELDS)
@@ -58,6 +60,7 @@ def trusted_config(thread_id: str, checkpoint_id: str) -> CheckpointConfig:
     config = _new(CheckpointConfig)
     _set_thread_id(config, thread_id)
     _set_config_id(config, checkpoint_id)
+    _set_config_ns(config, "")  # savers re-home a subgraph's tuples (`namespaces.rehome`)
     return config
 
 

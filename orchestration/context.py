@@ -1,0 +1,97 @@
+"""What a running node can reach besides its state: the run it belongs to (its saver, thread
+and checkpoint namespace, for subgraphs), the stream writer and the store.
+
+A context variable rather than arguments: node functions keep LangGraph's signatures, and a
+subgraph run inside a node (or a `child.invoke()` a node makes itself) finds its parent run
+without being told. The drivers set it around each task (`pregel/drivers.run_task`); tasks run
+on pool threads, so it is set in the thread that runs the node, never inherited by accident.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestration.checkpoint.base import BaseCheckpointSaver
+    from orchestration.store.base import BaseStore
+    from orchestration.streaming import Sink
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """One `invoke`/`stream` call as its nodes see it."""
+
+    saver: BaseCheckpointSaver | None
+    thread_id: str
+    checkpoint_ns: str = ""
+    store: BaseStore | None = None
+    # where stream chunks go while the run streams (None: nobody listens)
+    sink: Sink | None = None
+
+
+current_run: ContextVar[RunContext | None] = ContextVar("stepwise_run", default=None)
+
+
+def _drop(chunk: Any) -> None:
+    return None
+
+
+def get_stream_writer() -> Callable[[Any], None]:
+    """Inside a node: a callable that emits each chunk it is given to `stream_mode="custom"`
+    at once, while the node still runs. Outside a streaming run it does nothing."""
+    run = current_run.get()
+    if run is None or run.sink is None or not run.sink.wants_custom:
+        return _drop
+    sink, ns = run.sink, run.checkpoint_ns
+
+    def write(chunk: Any) -> None:
+        sink.emit(ns, "custom", chunk)
+
+    return write
+
+
+def get_store() -> BaseStore:
+    """Inside a node: the store attached with `compile(store=...)` or `.with_store(store)`."""
+    run = current_run.get()
+    if run is None:
+        raise RuntimeError("get_store() can only be called inside a node while a graph runs it")
+    if run.store is None:
+        raise RuntimeError(
+            "this graph has no store: attach one with compile(store=InMemoryStore()) or "
+            "graph.with_store(store) (orchestration.store)"
+        )
+    return run.store
+
+
+def with_store_param(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` itself, or, when it declares a keyword parameter `store`, a node function that
+    passes it the run's store (None when the graph has none), as LangGraph does."""
+    try:
+        param = inspect.signature(fn).parameters.get("store")
+    except (TypeError, ValueError):
+        return fn
+    if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+        return fn
+
+    def store_now() -> BaseStore | None:
+        run = current_run.get()
+        return run.store if run is not None else None
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def anode(state: Any) -> Any:
+            return await fn(state, store=store_now())
+
+        return anode
+
+    @functools.wraps(fn)
+    def node(state: Any) -> Any:
+        return fn(state, store=store_now())
+
+    return node

@@ -1,0 +1,221 @@
+"""Subgraphs: a compiled graph run inside a node of another graph, as `add_node(name, child)`
+or by a node that calls `child.invoke(...)` / `await child.ainvoke(...)` itself.
+
+The child checkpoints in its parent's thread and saver, under `checkpoint_ns` = the node's
+path (`"outer"`, nested `"outer|inner"`). Each run of the parent's task starts a fresh chain
+in that namespace, marked in `metadata.extra` with the task that runs it, so a task that
+runs again (resumed, or retried after a sibling failed) finds its own chain and continues it:
+supersteps the child finished are never run again.
+
+An interrupt inside the child is never swallowed: it becomes an interrupt of the parent's
+task (same value, `node` = the path, e.g. `"outer|review"`), so the whole run pauses. The
+parent's answers for that task are, in order, the answers to the child's interrupts; the
+child's own chain records how many it has received (its `__resume__` writes), so an answer is
+delivered exactly once even if the process died between storing it and delivering it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.checkpoint.namespaces import SEPARATOR, child_ns
+from orchestration.context import RunContext, current_run
+from orchestration.errors import OrchestrationError
+from orchestration.interrupts import GraphInterrupt, TaskScope, current_task, interrupt_id
+from orchestration.pregel.effects import Core, Get, RunSettings
+from orchestration.pregel.loop import run_core
+from orchestration.pregel.plan import RESUME, head_of, pending_interrupts
+from orchestration.types import Command, Interrupt
+
+if TYPE_CHECKING:
+    from orchestration.checkpoint.base import BaseCheckpointSaver
+    from orchestration.compiled import CompiledGraph
+
+# metadata.extra key naming the parent task (and which of its subgraph calls) a chain serves
+PARENT_KEY = "stepwise_parent_task"
+
+
+def values_of(state: Any) -> dict[str, Any]:
+    """A state as it reaches a node (dict, dataclass or pydantic instance) as field values."""
+    if isinstance(state, Mapping):
+        return dict(state)
+    fields = getattr(type(state), "__dataclass_fields__", None) or getattr(
+        type(state), "model_fields", None
+    )
+    if fields is None:
+        raise TypeError(f"cannot read the fields of state {state!r:.80}")
+    return {name: getattr(state, name) for name in fields}
+
+
+class SubgraphNode:
+    """The callable `add_node(name, compiled_graph)` stores: it gives the child the parent's
+    values of the fields the child declares and returns the child's final values of the
+    fields both declare (applied through the parent's reducers)."""
+
+    def __init__(self, graph: CompiledGraph, name: str, parent_fields: frozenset[str]) -> None:
+        self.graph = graph
+        self.name = name
+        self.__name__ = name
+        child_fields = graph.spec.schema.fields
+        self._inputs = frozenset(child_fields)
+        self._outputs = frozenset(f for f in child_fields if f in parent_fields)
+
+    def __call__(self, state: Any) -> dict[str, Any]:
+        given = {k: v for k, v in values_of(state).items() if k in self._inputs}
+        final = invoke_inside(self.graph, given, self.name, raw=True)
+        return {k: v for k, v in final.items() if k in self._outputs}
+
+
+def inside_task() -> tuple[TaskScope, RunContext] | None:
+    """The task (and its run) calling now, if a graph is running a node on this thread."""
+    scope = current_task.get()
+    run = current_run.get()
+    if scope is None or run is None:
+        return None
+    return scope, run
+
+
+def invoke_inside(
+    graph: CompiledGraph, input: Any, node: str | None = None, *, raw: bool = False
+) -> Any:
+    """Run `graph` as a subgraph of the task calling this; returns its final state (an
+    instance of its schema, or the plain values with `raw`). Raises the parent's interrupt
+    when the child pauses."""
+    from orchestration.pregel.drivers import drive
+
+    found = inside_task()
+    if found is None:
+        raise RuntimeError("invoke_inside needs a running task")
+    scope, run = found
+    saver, core, ns = _prepare(graph, input, node or scope.task.node, scope, run)
+    gen = drive(core, saver)
+    while True:
+        try:
+            _, mode, chunk = next(gen)
+        except StopIteration as stop:
+            return _result(graph, stop.value, raw)
+        if run.sink is not None:
+            run.sink.emit(ns, mode, chunk)
+
+
+async def ainvoke_inside(
+    graph: CompiledGraph, input: Any, node: str | None = None, *, raw: bool = False
+) -> Any:
+    from orchestration.pregel.drivers import adrive
+
+    found = inside_task()
+    if found is None:
+        raise RuntimeError("ainvoke_inside needs a running task")
+    scope, run = found
+    saver, core, ns = _prepare(graph, input, node or scope.task.node, scope, run)
+    result: list[Any] = []
+    async for _, mode, chunk in adrive(core, saver, result):
+        if run.sink is not None:
+            run.sink.emit(ns, mode, chunk)
+    return _result(graph, result[0], raw)
+
+
+def _result(graph: CompiledGraph, values: dict[str, Any], raw: bool) -> Any:
+    if raw:
+        return values
+    schema = graph.spec.schema
+    return dict(values) if schema.kind == "typeddict" else schema.instance(values)
+
+
+def _prepare(
+    graph: CompiledGraph, input: Any, node: str, scope: TaskScope, run: RunContext
+) -> tuple[BaseCheckpointSaver, Core, str]:
+    if graph.saver is not None:
+        raise OrchestrationError(
+            f"node {scope.task.node!r} runs a graph that has its own checkpoint saver as a "
+            "subgraph; a subgraph checkpoints in its parent's thread and saver. Use the graph "
+            "compiled without a checkpointer."
+        )
+    saver = run.saver
+    if saver is None:
+        # The parent keeps nothing, but the child still needs its steps to pause and resume
+        # within this call; a private memory saver does that and goes away with the call.
+        from orchestration.checkpoint.memory import InMemoryCheckpointSaver
+
+        saver = InMemoryCheckpointSaver()
+    ns = child_ns(run.checkpoint_ns, node)
+    marker = f"{scope.task.id}:{scope.subcalls}"
+    scope.subcalls += 1
+    sink = run.sink
+    modes = frozenset()
+    if sink is not None and sink.subgraphs:
+        modes = sink.modes & {"updates", "values"}
+    context = RunContext(saver, run.thread_id, ns, run.store, sink)
+    settings = RunSettings(
+        graph.spec, run.thread_id, graph.interrupt_before, graph.interrupt_after, modes,
+        {PARENT_KEY: marker}, 10_000, context,
+    )
+    return saver, _child_core(settings, input, node, marker, scope), ns
+
+
+def _child_core(
+    settings: RunSettings, input: Any, node: str, marker: str, scope: TaskScope
+) -> Core:
+    """Start or continue this task's chain in the child namespace, deliver the answers the
+    parent's task holds for it, and return the child's final values; raise the parent's
+    interrupt when the child waits for an answer the parent does not have yet."""
+    config = CheckpointConfig(settings.thread_id, checkpoint_ns=settings.checkpoint_ns)
+    base = scope.calls  # the parent's answers from this position on are the child's
+    answers = scope.resume[base:]
+    head: CheckpointTuple | None = yield Get(config)
+    if head is None or head.metadata.extra.get(PARENT_KEY) != marker:
+        fresh = RunSettings(**{**_fields(settings), "fresh": True})
+        yield from run_core(fresh, input, config)
+        consumed = 0
+    else:
+        consumed = yield from _answers_received(head, marker)
+    stalled = None
+    while True:
+        head = yield Get(config)
+        assert head is not None
+        if not head.checkpoint.next:
+            scope.calls = base + consumed
+            return dict(head.checkpoint.values)
+        waiting = pending_interrupts(head_of(head)) if head.pending_writes else []
+        if not waiting:
+            if stalled == head.checkpoint.id:
+                raise OrchestrationError(
+                    f"subgraph {settings.checkpoint_ns!r} stopped at checkpoint "
+                    f"{head.checkpoint.id} before {list(head.checkpoint.next)} without an "
+                    "interrupt (a breakpoint: interrupt_before/after inside a subgraph is not "
+                    "supported; use interrupt() in the child's node)"
+                )
+            stalled = head.checkpoint.id
+            yield from run_core(settings, None, config)  # it crashed mid-run: continue
+            continue
+        _, outcome = waiting[0]
+        asked = outcome.interrupt
+        assert asked is not None
+        if consumed < len(answers):
+            resume = Command(resume={asked.id: answers[consumed]})
+            consumed += 1
+            yield from run_core(settings, resume, config)
+            continue
+        index = base + consumed
+        scope.calls = index + 1
+        path = f"{node}{SEPARATOR}{asked.node}"
+        raise GraphInterrupt(
+            Interrupt(interrupt_id(scope.task.id, index), asked.value, path), index
+        )
+
+
+def _answers_received(head: CheckpointTuple, marker: str) -> Generator[Any, Any, int]:
+    """How many answers this task's chain has received: the `__resume__` writes along it."""
+    count = 0
+    current: CheckpointTuple | None = head
+    while current is not None and current.metadata.extra.get(PARENT_KEY) == marker:
+        count += sum(len(w.value) for w in current.pending_writes if w.channel == RESUME)
+        parent = current.parent_config
+        current = (yield Get(parent)) if parent is not None else None
+    return count
+
+
+def _fields(settings: RunSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in RunSettings.__dataclass_fields__}

@@ -1,0 +1,79 @@
+"""Chunks that reach a stream while a superstep runs: what nodes write with
+`get_stream_writer()` (mode `custom`) and, with `stream(..., subgraphs=True)`, what subgraphs
+run inside a node stream (their `updates`/`values`).
+
+Nodes run on pool threads (sync) or on the event loop (async), while the driver that yields
+to the caller waits for the superstep. So chunks go through a thread-safe queue that the
+driver drains as they arrive (`drain`, `wait`), and never wait for the superstep to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import Collection
+from typing import Any
+
+STREAM_MODES = ("values", "updates", "custom")
+
+# (checkpoint namespace of the writer, mode, chunk)
+Item = tuple[str, str, Any]
+
+
+class Sink:
+    """Where one `stream`/`astream` call's in-step chunks go."""
+
+    __slots__ = ("modes", "subgraphs", "wants_custom", "_queue", "_loop", "_event")
+
+    def __init__(self, modes: Collection[str], subgraphs: bool) -> None:
+        self.modes = frozenset(modes)
+        self.subgraphs = subgraphs
+        self.wants_custom = "custom" in self.modes
+        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def emit(self, ns: str, mode: str, chunk: Any) -> None:
+        """Called from any thread. A subgraph's `updates`/`values` reach the caller only with
+        `subgraphs=True`; `custom` chunks always do (a model's tokens, wherever it runs)."""
+        if mode not in self.modes or (ns and mode != "custom" and not self.subgraphs):
+            return
+        self._queue.put((ns, mode, chunk))
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+
+    def emit_done(self, mark: Any) -> None:
+        """The driver's own end-of-superstep mark (`drivers._execute_streaming`)."""
+        self._queue.put(("", mark, None))
+
+    def drain(self) -> list[Item]:
+        items: list[Item] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def get(self) -> Item:
+        return self._queue.get()
+
+    def bind_loop(self) -> asyncio.Event:
+        """For `astream`: wake the running loop when a chunk arrives from another thread."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        return self._event
+
+
+def check_modes(stream_mode: Any) -> tuple[frozenset[str], bool]:
+    """(modes, single): `single` when one mode was given as a string (chunks are yielded
+    bare, not as `(mode, chunk)`)."""
+    modes = (stream_mode,) if isinstance(stream_mode, str) else tuple(stream_mode)
+    if not modes:
+        raise ValueError(f"stream_mode must name at least one of {list(STREAM_MODES)}")
+    for mode in modes:
+        if mode not in STREAM_MODES:
+            raise ValueError(
+                f"stream_mode must be one of {list(STREAM_MODES)} or a list of them, got {mode!r}"
+            )
+    return frozenset(modes), isinstance(stream_mode, str)
