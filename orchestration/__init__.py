@@ -1,6 +1,7 @@
 """Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""
 
 from orchestration.compiled import CompiledGraph
+from orchestration.context import get_store, get_stream_writer
 from orchestration.errors import (
     CheckpointNotFound,
     GraphRecursionError,
@@ -43,6 +44,8 @@ __all__ = [
     "StateGraph",
     "StateSnapshot",
     "ThreadBusyError",
+    "get_store",
+    "get_stream_writer",
     "interrupt",
     "task_key",
 ]

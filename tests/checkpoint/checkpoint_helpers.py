@@ -104,6 +104,7 @@ class Writer:
         internal: Mapping[str, Any] | None = None,
         writes: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
+        ns: str = "",
     ) -> CheckpointTuple:
         cid = new_checkpoint_id()
         old_values = parent.checkpoint.values if parent else {}
@@ -129,7 +130,9 @@ class Writer:
             extra=dict(extra or {}),
         )
         parent_id = parent.checkpoint.id if parent else None
-        config = self.ops.put(CheckpointConfig(thread_id, parent_id), checkpoint, metadata)
+        config = self.ops.put(
+            CheckpointConfig(thread_id, parent_id, checkpoint_ns=ns), checkpoint, metadata
+        )
         stored = self.ops.get_tuple(config)
         assert stored is not None
         return stored
@@ -150,3 +153,67 @@ def cold_copy(saver: BaseCheckpointSaver, request: pytest.FixtureRequest) -> Bas
         request.addfinalizer(other.close)
         return other
     return type(saver)()
+
+
+STORES = ["memory", "sqlite", "django"]
+
+
+def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    if kind == "memory":
+        from orchestration.store import InMemoryStore
+
+        return InMemoryStore()
+    if kind == "sqlite":
+        from orchestration.store import SqliteStore
+
+        store = SqliteStore(tmp_path / "store.db")
+        request.addfinalizer(store.close)
+        return store
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from orchestration.savers import DjangoStore
+
+    request.addfinalizer(lambda: asyncio.run(sync_to_async(connections.close_all)()))
+    return DjangoStore()
+
+
+class StoreOps:
+    """The store's API called through its sync methods."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def put(self, *args: Any, **kw: Any) -> None:
+        self.store.put(*args, **kw)
+
+    def get(self, *args: Any) -> Any:
+        return self.store.get(*args)
+
+    def delete(self, *args: Any) -> None:
+        self.store.delete(*args)
+
+    def search(self, *args: Any, **kw: Any) -> list:
+        return self.store.search(*args, **kw)
+
+    def list_namespaces(self, *args: Any, **kw: Any) -> list:
+        return self.store.list_namespaces(*args, **kw)
+
+
+class AsyncStoreOps(StoreOps):
+    """The same through the `a`-prefixed twins."""
+
+    def put(self, *args: Any, **kw: Any) -> None:
+        asyncio.run(self.store.aput(*args, **kw))
+
+    def get(self, *args: Any) -> Any:
+        return asyncio.run(self.store.aget(*args))
+
+    def delete(self, *args: Any) -> None:
+        asyncio.run(self.store.adelete(*args))
+
+    def search(self, *args: Any, **kw: Any) -> list:
+        return asyncio.run(self.store.asearch(*args, **kw))
+
+    def list_namespaces(self, *args: Any, **kw: Any) -> list:
+        return asyncio.run(self.store.alist_namespaces(*args, **kw))

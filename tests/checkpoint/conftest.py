@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from checkpoint_helpers import SAVERS, AsyncOps, SyncOps, Writer, make_saver
+from checkpoint_helpers import (
+    SAVERS,
+    STORES,
+    AsyncOps,
+    AsyncStoreOps,
+    StoreOps,
+    SyncOps,
+    Writer,
+    make_saver,
+    make_store,
+)
 
 from orchestration.checkpoint import BaseCheckpointSaver
 
@@ -14,7 +24,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests running on the Django saver get a real (transactional) test database."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("saver") == "django":
+        if callspec is not None and "django" in (
+            callspec.params.get("saver"), callspec.params.get("store_kind")
+        ):
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
@@ -31,3 +43,14 @@ def ops(request: pytest.FixtureRequest, saver: BaseCheckpointSaver) -> SyncOps:
 @pytest.fixture
 def writer(ops: SyncOps) -> Writer:
     return Writer(ops)
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["sync", "async"])
+def store_ops(request: pytest.FixtureRequest, store_kind: str, tmp_path: Any) -> StoreOps:
+    store = make_store(store_kind, request, tmp_path)
+    return StoreOps(store) if request.param == "sync" else AsyncStoreOps(store)

@@ -529,3 +529,135 @@ def test_listing_a_long_topic_decodes_each_stored_version_once(
     assert [len(t.checkpoint.values["topic"]) for t in listed] == list(range(1, n + 1))
     full_lists = sum(i * len(item) for i in range(1, n + 1))
     assert decoded < 3 * n * len(item) < full_lists / 10
+
+
+# --- checkpoint namespaces (subgraphs) ----------------------------------------------------
+
+
+def ns_cfg(thread_id: str, ns: str, checkpoint_id: str | None = None) -> CheckpointConfig:
+    return CheckpointConfig(thread_id, checkpoint_id, checkpoint_ns=ns)
+
+
+def test_namespaces_of_a_thread_are_kept_apart(ops: SyncOps, writer: Writer) -> None:
+    root = chain(writer, "t", 2)
+    child, parent = None, None
+    children = []
+    for i in range(3):  # written after the root's: the root's latest must not move
+        parent = writer.put("t", {"c": i}, parent, step=i, ns="outer")
+        children.append(parent)
+    nested = writer.put("t", {"d": 1}, None, step=0, ns="outer|inner")
+    latest_root = ops.get_tuple(cfg("t"))
+    assert latest_root is not None and latest_root.checkpoint.id == root[-1].checkpoint.id
+    assert latest_root.config.checkpoint_ns == ""
+    child = ops.get_tuple(ns_cfg("t", "outer"))
+    assert child is not None and child.checkpoint.id == children[-1].checkpoint.id
+    assert child.checkpoint.values == {"c": 2}
+    assert child.config == ns_cfg("t", "outer", children[-1].checkpoint.id)
+    assert child.parent_config == ns_cfg("t", "outer", children[-2].checkpoint.id)
+    assert ids(ops.list(cfg("t"))) == ids(root)
+    listed = ops.list(ns_cfg("t", "outer"))
+    assert ids(listed) == ids(children)
+    assert {t.config.checkpoint_ns for t in listed} == {"outer"}
+    assert ids(ops.list(ns_cfg("t", "outer|inner"))) == [nested.checkpoint.id]
+    assert ops.list(ns_cfg("t", "other")) == []
+    assert ops.list(ns_cfg("t", "outer"), 1, filter={"step": 1}) == [listed[1]]
+
+
+def test_a_checkpoint_is_found_only_in_its_own_namespace(ops: SyncOps, writer: Writer) -> None:
+    (root,) = chain(writer, "t", 1)
+    child = writer.put("t", {"c": 1}, None, step=0, ns="outer")
+    assert ops.get_tuple(ns_cfg("t", "outer", root.checkpoint.id)) is None
+    assert ops.get_tuple(cfg("t", child.checkpoint.id)) is None
+    assert ops.get_tuple(ns_cfg("t", "outer", child.checkpoint.id)) == child
+
+
+def test_pending_writes_in_a_namespace(ops: SyncOps, writer: Writer) -> None:
+    chain(writer, "t", 1)
+    child = writer.put("t", {"c": 1}, None, step=0, ns="outer")
+    ops.put_writes(child.config, [("__interrupt__", {"id": "x"}), ("c", 2)], "task")
+    stored = ops.get_tuple(ns_cfg("t", "outer"))
+    assert stored is not None
+    assert stored.pending_writes == (
+        PendingWrite("task", "__interrupt__", {"id": "x"}),
+        PendingWrite("task", "c", 2),
+    )
+    root = ops.get_tuple(cfg("t"))
+    assert root is not None and root.pending_writes == ()
+
+
+def test_delete_thread_forgets_its_namespaces(ops: SyncOps, writer: Writer) -> None:
+    chain(writer, "gone", 1)
+    child = writer.put("gone", {"c": 1}, None, step=0, ns="outer")
+    ops.put_writes(child.config, [("c", 2)], "task")
+    writer.put("gone", {"d": 1}, None, step=0, ns="outer|inner")
+    kept = writer.put("gone-too-not", {"c": 1}, None, step=0, ns="outer")  # a longer thread id
+    ops.delete_thread("gone")
+    for ns in ("", "outer", "outer|inner"):
+        assert ops.get_tuple(ns_cfg("gone", ns)) is None
+        assert ops.list(ns_cfg("gone", ns)) == []
+    assert ids(ops.list(ns_cfg("gone-too-not", "outer"))) == [kept.checkpoint.id]
+
+
+def test_thread_ids_with_the_namespace_separator_are_refused() -> None:
+    with pytest.raises(ValueError, match="x1f"):
+        CheckpointConfig("a\x1fb")
+
+
+# --- the store (orchestration.store), on memory, SQLite and Django, sync and async ---------
+
+
+def test_store_put_get_replace_delete(store_ops: Any) -> None:
+    ns = ("customers", "c-1")
+    assert store_ops.get(ns, "prefs") is None
+    store_ops.put(ns, "prefs", {"tone": "formal", "since": date(2024, 1, 2)})
+    item = store_ops.get(ns, "prefs")
+    assert item.namespace == ns and item.key == "prefs"
+    assert item.value == {"tone": "formal", "since": date(2024, 1, 2)}
+    assert item.created_at == item.updated_at
+    store_ops.put(ns, "prefs", {"tone": "casual"})
+    again = store_ops.get(ns, "prefs")
+    assert again.value == {"tone": "casual"}
+    assert again.created_at == item.created_at and again.updated_at >= item.updated_at
+    assert store_ops.get(("customers", "c-2"), "prefs") is None
+    store_ops.delete(ns, "prefs")
+    assert store_ops.get(ns, "prefs") is None
+    store_ops.delete(ns, "never-there")
+
+
+def test_store_search_by_prefix_filter_and_pages(store_ops: Any) -> None:
+    store_ops.put(("c", "1"), "a", {"kind": "fact", "n": 1})
+    store_ops.put(("c", "1"), "b", {"kind": "pref", "n": 2})
+    store_ops.put(("c", "1", "deep"), "c", {"kind": "fact", "n": 3})
+    store_ops.put(("c", "10"), "d", {"kind": "fact", "n": 4})  # not under ("c", "1")
+    store_ops.put(("other",), "e", {"kind": "fact", "n": 5})
+    keys = [i.key for i in store_ops.search(("c", "1"))]
+    assert keys == ["a", "b", "c"]
+    assert [i.key for i in store_ops.search(("c",), filter={"kind": "fact"})] == ["a", "c", "d"]
+    assert [i.key for i in store_ops.search(("c",), limit=2, offset=1)] == ["b", "c"]
+    assert [i.key for i in store_ops.search((), filter={"n": 5})] == ["e"]
+    assert store_ops.search(("c",), filter={"n": True}) == []  # a bool is not the number 1
+    assert store_ops.search(("c",), filter={"missing": None}) == []
+
+
+def test_store_list_namespaces(store_ops: Any) -> None:
+    store_ops.put(("c", "1"), "a", {"x": 1})
+    store_ops.put(("c", "2", "notes"), "a", {"x": 1})
+    store_ops.put(("d",), "a", {"x": 1})
+    assert store_ops.list_namespaces() == [("c", "1"), ("c", "2", "notes"), ("d",)]
+    assert store_ops.list_namespaces(("c",)) == [("c", "1"), ("c", "2", "notes")]
+    assert store_ops.list_namespaces(("c",), max_depth=2) == [("c", "1"), ("c", "2")]
+    assert store_ops.list_namespaces(suffix=("notes",)) == [("c", "2", "notes")]
+
+
+def test_store_refuses_bad_input_clearly(store_ops: Any) -> None:
+    with pytest.raises(ValueError, match="tuple of strings"):
+        store_ops.put("customers", "k", {"x": 1})
+    with pytest.raises(ValueError, match="without '.'"):
+        store_ops.put(("a.b",), "k", {"x": 1})
+    with pytest.raises(ValueError, match="must be a dict"):
+        store_ops.put(("a",), "k", ["not", "a", "dict"])
+    with pytest.raises(SerializationError):
+        store_ops.put(("a",), "k", {"x": object()})
+    with pytest.raises(ValueError, match="embedding index"):
+        store_ops.search(("a",), query="what does the customer like?")
+    assert store_ops.search(("a",)) == []  # nothing was stored by the refused calls
