@@ -71,7 +71,7 @@ def paused_checkpoint_id(thread: Thread) -> str:
     if thread.head_checkpoint_id:
         return thread.head_checkpoint_id
     latest = (
-        Checkpoint.objects.filter(thread=thread)
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
         .order_by("-checkpoint_id")
         .values_list("checkpoint_id", flat=True)
         .first()

@@ -42,7 +42,7 @@ def replay_preview(thread: Thread, checkpoint_id: str) -> ReplayPreview:
     except GraphRegistryError:
         spec = None
     rows = list(
-        Checkpoint.objects.filter(thread=thread)
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
         .order_by("checkpoint_id")
         .values_list("pk", "checkpoint_id", "parent_id", "source", "written_by", "next")
     )

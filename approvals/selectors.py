@@ -164,7 +164,7 @@ def _event_text(event: Event) -> str:
 def tree_rows(thread: Thread) -> list[TreeRow]:
     """The tree's rows, in one query (the saver's `list` would load every state)."""
     rows = (
-        Checkpoint.objects.filter(thread=thread)
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
         .order_by("checkpoint_id")
         .values_list(
             "pk",
@@ -210,7 +210,7 @@ def open_review_checkpoints(thread: Thread) -> set[str]:
 
 def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
     return list(
-        Checkpoint.objects.filter(thread=thread)
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
         .order_by("checkpoint_id")
         .values_list("checkpoint_id", "step", "source")
     )
@@ -246,7 +246,9 @@ def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple
     except DatabaseError:
         raise
     except Exception as exc:  # noqa: BLE001  any decoding failure means a damaged row
-        rows = Checkpoint.objects.filter(thread=thread).order_by("-checkpoint_id")
+        rows = Checkpoint.objects.filter(thread=thread, checkpoint_ns="").order_by(
+            "-checkpoint_id"
+        )
         if checkpoint_id:
             rows = rows.filter(checkpoint_id=checkpoint_id)
         cid, parent = rows.values_list("checkpoint_id", "parent__checkpoint_id").first() or (

@@ -323,7 +323,7 @@ def list_checkpoints(request: HttpRequest, thread_id: str) -> dict[str, Any]:
     """The whole checkpoint tree, every branch, oldest first."""
     thread = access_thread(_user(request), thread_id, for_update=False)
     rows = list(
-        Checkpoint.objects.filter(thread=thread).select_related("created_by")
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="").select_related("created_by")
         .order_by("checkpoint_id")
     )
     ids = {r.pk: r.checkpoint_id for r in rows}
@@ -344,7 +344,7 @@ def get_checkpoint(request: HttpRequest, thread_id: str, checkpoint_id: str) -> 
 def _checkpoint_row(thread: Thread, checkpoint_id: str) -> Checkpoint:
     row = (
         Checkpoint.objects.select_related("parent", "created_by")
-        .filter(thread=thread, checkpoint_id=checkpoint_id).first()
+        .filter(thread=thread, checkpoint_id=checkpoint_id, checkpoint_ns="").first()
     )
     if row is None:
         raise Http404(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id!r}.")

@@ -33,8 +33,11 @@ if TYPE_CHECKING:
     from orchestration.checkpoint.base import BaseCheckpointSaver
     from orchestration.compiled import CompiledGraph
 
-# metadata.extra key naming the parent task (and which of its subgraph calls) a chain serves
+# metadata.extra keys of a child checkpoint: the parent task (and which of its subgraph calls)
+# its chain serves, and the parent checkpoint that task ran from (tools fold the child's
+# checkpoints under it)
 PARENT_KEY = "stepwise_parent_task"
+PARENT_CHECKPOINT = "stepwise_parent_checkpoint"
 
 
 def values_of(state: Any) -> dict[str, Any]:
@@ -150,7 +153,7 @@ def _prepare(
     context = RunContext(saver, run.thread_id, ns, run.store, sink)
     settings = RunSettings(
         graph.spec, run.thread_id, graph.interrupt_before, graph.interrupt_after, modes,
-        {PARENT_KEY: marker}, 10_000, context,
+        {PARENT_KEY: marker, PARENT_CHECKPOINT: scope.task.checkpoint_id}, 10_000, context,
     )
     return saver, _child_core(settings, input, node, marker, scope), ns
 
@@ -219,3 +222,66 @@ def _answers_received(head: CheckpointTuple, marker: str) -> Generator[Any, Any,
 
 def _fields(settings: RunSettings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in RunSettings.__dataclass_fields__}
+
+
+def branch_from_child(
+    saver: BaseCheckpointSaver, child: CheckpointConfig, extra: Mapping[str, Any] | None = None
+) -> CheckpointConfig:
+    """Start a branch of the parent run from a subgraph's checkpoint `child` (a config naming
+    its namespace and id). Writes a fork copy of the parent checkpoint the subgraph's task ran
+    from, and a fork copy of `child` that the task on that copy will continue from; returns
+    the parent copy's config. Continue the thread (`invoke(None, config)`) to run the branch:
+    the child resumes at `child` (asking again any interrupt it waited at), its earlier
+    supersteps are not run again. Nothing existing is changed."""
+    from dataclasses import replace
+
+    from orchestration.checkpoint.base import CheckpointMetadata, new_checkpoint_id
+    from orchestration.errors import CheckpointNotFound, InvalidUpdateError
+    from orchestration.pregel.plan import now, plan_tasks
+
+    ns = child.checkpoint_ns
+    if not ns or child.checkpoint_id is None:
+        raise InvalidUpdateError(
+            "branch_from_child needs a subgraph checkpoint: a config with checkpoint_ns and "
+            "checkpoint_id; to branch the root graph, use invoke(..., config.with_checkpoint_id())"
+        )
+    if SEPARATOR in ns:
+        raise InvalidUpdateError(
+            f"branching from a nested subgraph ({ns!r}) is not supported yet; branch from a "
+            f"checkpoint of {ns.split(SEPARATOR)[0]!r} instead"
+        )
+    tup = saver.get_tuple(child)
+    if tup is None:
+        raise CheckpointNotFound(
+            f"thread {child.thread_id!r} has no checkpoint {child.checkpoint_id!r} in subgraph "
+            f"{ns!r}"
+        )
+    marker = str(tup.metadata.extra.get(PARENT_KEY, ""))
+    parent_id = tup.metadata.extra.get(PARENT_CHECKPOINT)
+    task_id, _, call = marker.partition(":")
+    parent = (
+        saver.get_tuple(CheckpointConfig(child.thread_id, str(parent_id))) if parent_id else None
+    )
+    if parent is None or not call:
+        raise CheckpointNotFound(
+            f"checkpoint {child.checkpoint_id!r} of subgraph {ns!r} does not name the parent "
+            "checkpoint it ran from; it cannot be branched from"
+        )
+    old_tasks = plan_tasks(parent.checkpoint)
+    position = next((i for i, t in enumerate(old_tasks) if t.id == task_id), None)
+    if position is None:
+        raise CheckpointNotFound(
+            f"the parent checkpoint {parent_id!r} has no task that ran subgraph {ns!r}"
+        )
+    copy = replace(parent.checkpoint, id=new_checkpoint_id(), ts=now())
+    meta = CheckpointMetadata("fork", parent.metadata.step, {}, dict(extra or {}))
+    parent_config = saver.put(parent.config, copy, meta)
+    new_task = plan_tasks(copy)[position]
+    child_copy = replace(tup.checkpoint, id=new_checkpoint_id(), ts=now())
+    child_extra = {
+        **tup.metadata.extra, **dict(extra or {}),
+        PARENT_KEY: f"{new_task.id}:{call}", PARENT_CHECKPOINT: copy.id,
+    }
+    child_meta = CheckpointMetadata("fork", tup.metadata.step, {}, child_extra)
+    saver.put(tup.config, child_copy, child_meta)
+    return parent_config

@@ -170,7 +170,9 @@ def fork_thread(
 ) -> Run:
     """Queue a run that branches `thread` at `checkpoint_id`, applying `values` first (as if
     written by `as_node`). Earlier checkpoints are never changed."""
-    if not Checkpoint.objects.filter(thread=thread, checkpoint_id=checkpoint_id).exists():
+    if not Checkpoint.objects.filter(
+        thread=thread, checkpoint_id=checkpoint_id, checkpoint_ns=""
+    ).exists():
         raise UnknownCheckpoint(
             f"thread {thread.thread_id} has no checkpoint {checkpoint_id!r}; pick one from "
             "the thread's history",

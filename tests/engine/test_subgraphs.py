@@ -303,3 +303,28 @@ def test_subgraph_without_a_saver_runs_through() -> None:
     runs: Counter[str] = Counter()
     graph = parent_with(child_graph(runs, ask=False), runs, None)
     assert graph.invoke({"x": 2})["x"] == 30
+
+
+def test_branch_from_a_subgraph_checkpoint_reruns_only_from_there(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    from orchestration.pregel.subgraphs import branch_from_child
+
+    runs: Counter[str] = Counter()
+    graph = parent_with(child_graph(runs), runs, saver)
+    graph.invoke({"x": 1}, config)
+    graph.invoke(Command(resume=5), config)
+    assert graph.get_state(config).values["x"] == 25
+    # the child's checkpoint before review: x == 2, waiting to run review
+    before_review = saver.list(in_ns(config, "outer"))[1]
+    assert before_review.checkpoint.next == ("review",)
+    original = [t.checkpoint.id for t in saver.list(config)]
+    head = branch_from_child(saver, before_review.config, {"reason": "ask again"})
+    assert graph.get_state(config).config == head
+    graph.invoke(None, config)
+    (asked,) = graph.get_state(config).interrupts
+    assert asked.node == "outer|review" and asked.value == {"check": 2}
+    assert graph.invoke(Command(resume=9), config)["x"] == 29
+    # prepare (before the branch point) never ran again; the original branch is unchanged
+    assert runs["prepare"] == 1
+    assert [t.checkpoint.id for t in saver.list(config)][: len(original)] == original

@@ -32,3 +32,31 @@ def test_paused_runs_whose_thread_moved_on_stop_saying_waiting() -> None:
     Run = executor.loader.project_state(AFTER).apps.get_model("orchestration", "Run")
     statuses = {name: Run.objects.get(pk=run.pk).status for name, run in paused.items()}
     assert statuses == {"answered": "answered", "forked": "answered", "waiting": "waiting"}
+    _migrate_to_latest()
+
+
+def _migrate_to_latest() -> None:
+    """Leave the schema as the other tests expect it (later migrations applied again)."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkpoints_written_before_namespaces_belong_to_the_root_graph() -> None:
+    before = [("orchestration", "0003_run_answered")]
+    after = [("orchestration", "0004_checkpoint_ns_store")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Thread = apps.get_model("orchestration", "Thread")
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    thread = Thread.objects.create(thread_id="old", graph_name="expense")
+    Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input", created_at="2026-01-01T00:00Z"
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    Checkpoint = executor.loader.project_state(after).apps.get_model("orchestration", "Checkpoint")
+    assert list(Checkpoint.objects.values_list("checkpoint_id", "checkpoint_ns")) == [("0001", "")]
+    _migrate_to_latest()
