@@ -24,12 +24,14 @@ from approvals.models import Decision, ReviewRequest
 from approvals.selectors import get_checkpoint, is_stalled, state_types
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
 from orchestration.errors import OrchestrationError
+from orchestration.pregel.subgraphs import branch_from_child
 from orchestration.runtime import runs
 from orchestration.runtime.events import publish
 from orchestration.runtime.leases import is_orphaned
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.runs import RunAction
+from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.types import Interrupt, Overwrite
 
 
@@ -439,6 +441,33 @@ def do_fork(
                 user=user, reason=reason.strip(), as_node=as_node,
             )
     except runs.RunError as exc:
+        raise ReviewError(f"The fork was not started: {exc}") from exc
+
+
+def do_fork_subgraph(
+    user: AbstractBaseUser, thread: Thread, namespace: str, checkpoint_id: str, reason: str
+) -> Run:
+    """Branch `thread` from checkpoint `checkpoint_id` of subgraph `namespace`: the subgraph
+    continues from there (asking again any review it waited at) in a new branch."""
+
+    if not reason.strip():
+        raise ReviewError("A fork needs a reason (it is recorded in the thread's history).")
+    if not namespace or not checkpoint_id:
+        raise ReviewError("Pick a subgraph checkpoint to fork from.")
+    extra = {"user_id": user.pk, "user": user.get_username(), "reason": reason.strip()}
+    try:
+        with transaction.atomic():
+            do_supersede_open_reviews(thread)
+            head = branch_from_child(
+                DjangoCheckpointSaver(),
+                CheckpointConfig(thread.thread_id, checkpoint_id, checkpoint_ns=namespace),
+                extra,
+            )
+            assert head.checkpoint_id is not None
+            return runs.fork_thread(thread, head.checkpoint_id, None, user=user, reason=reason)
+    except runs.RunError as exc:
+        raise ReviewError(f"The fork was not started: {exc}") from exc
+    except OrchestrationError as exc:
         raise ReviewError(f"The fork was not started: {exc}") from exc
 
 

@@ -28,8 +28,9 @@ from orchestration.runtime.models import Event
 
 POLL_SECONDS = 0.5
 SINCE_MARGIN_SECONDS = 2
-# Heartbeats of a running run; a page refresh for each would be noise.
-QUIET_KINDS = ("run_progress",)
+# Heartbeats of a running run and what its nodes stream; a page refresh for each would be
+# noise on the inbox and ops pages (the thread page listens to both).
+QUIET_KINDS = ("run_progress", "run_output")
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 

@@ -16,7 +16,7 @@ from approvals.models import Decision, ReviewRequest
 from approvals.tree import TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.leases import orphaned_runs
-from orchestration.runtime.models import Checkpoint, Event, Run, Thread
+from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
 
@@ -99,7 +99,7 @@ def thread_reviews(thread: Thread) -> QuerySet[ReviewRequest]:
 
 
 # one per superstep: the checkpoint tree already shows them
-HISTORY_QUIET = ("run_progress",)
+HISTORY_QUIET = ("run_progress", "run_output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,95 @@ def tree_rows(thread: Thread) -> list[TreeRow]:
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedPart:
+    """Consecutive chunks a run's nodes streamed: text runs joined, anything else shown as
+    data, each under the subgraph path that wrote it ("" for the thread's graph)."""
+
+    namespace: str
+    text: str
+    data: Any = None
+
+
+def run_output(thread: Thread) -> tuple[int | None, list[StreamedPart]]:
+    """The latest run that streamed output, and its output as parts, in order."""
+    latest = (
+        RunOutput.objects.filter(run__thread=thread).order_by("-run_id")
+        .values_list("run_id", flat=True).first()
+    )
+    if latest is None:
+        return None, []
+    parts: list[StreamedPart] = []
+    rows = RunOutput.objects.filter(run_id=latest).order_by("seq").values_list("namespace", "data")
+    for namespace, data in rows:
+        if isinstance(data, str):
+            last = parts[-1] if parts else None
+            if last is not None and last.data is None and last.namespace == namespace:
+                parts[-1] = StreamedPart(namespace, last.text + data)
+            else:
+                parts.append(StreamedPart(namespace, data))
+        else:
+            parts.append(StreamedPart(namespace, "", data))
+    return latest, parts
+
+
+@dataclass(frozen=True, slots=True)
+class SubgraphGroup:
+    """A subgraph's checkpoints, folded under the root checkpoint its node ran from."""
+
+    namespace: str
+    parent_checkpoint: str
+    rows: tuple[TreeRow, ...]
+
+
+def subgraph_groups(thread: Thread) -> dict[str, list[SubgraphGroup]]:
+    """Root checkpoint id -> the subgraph runs that started from it (each a chain of its own
+    checkpoints, oldest first)."""
+    rows = (
+        Checkpoint.objects.filter(thread=thread).exclude(checkpoint_ns="")
+        .order_by("checkpoint_id")
+        .values_list(
+            "checkpoint_id", "checkpoint_ns", "parent__checkpoint_id", "step", "source",
+            "created_at", "extra", "written_by",
+        )
+    )
+    groups: dict[tuple[str, str, str], list[TreeRow]] = {}
+    for cid, ns, parent, step, source, created_at, extra, written_by in rows:
+        extra = extra if isinstance(extra, Mapping) else {}
+        under = str(extra.get("stepwise_parent_checkpoint") or "")
+        chain = str(extra.get("stepwise_parent_task") or "")
+        groups.setdefault((under, ns, chain), []).append(
+            TreeRow(cid, parent, step, source, ", ".join(written_by), created_at, "")
+        )
+    out: dict[str, list[SubgraphGroup]] = {}
+    for (under, ns, _), members in groups.items():
+        out.setdefault(under, []).append(SubgraphGroup(ns, under, tuple(members)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """A subgraph run to show folded: its checkpoints, each with the runs nested in it."""
+
+    namespace: str
+    rows: tuple[tuple[TreeRow, tuple[Fold, ...]], ...]
+
+
+def subgraph_folds(thread: Thread, roots: list[TreeRow]) -> list[tuple[TreeRow, list[Fold]]]:
+    """The root checkpoints that ran subgraphs, each with its subgraph runs folded under it."""
+    groups = subgraph_groups(thread)
+    if not groups:
+        return []
+
+    def fold(group: SubgraphGroup) -> Fold:
+        return Fold(
+            group.namespace,
+            tuple((row, tuple(fold(g) for g in groups.get(row.id, ()))) for row in group.rows),
+        )
+
+    return [(row, [fold(g) for g in groups[row.id]]) for row in roots if row.id in groups]
 
 
 def open_review_checkpoints(thread: Thread) -> set[str]:

@@ -32,6 +32,9 @@ urlpatterns = [
         views.fork,
         name="checkpoint-fork",
     ),
+    path(
+        "threads/<str:thread_id>/subgraph-fork/", views.subgraph_fork, name="subgraph-fork"
+    ),
     path("ops/", views.ops, name="ops"),
     path("ops/bulk/", views.ops_bulk, name="ops-bulk"),
     path("ops/runs/<int:pk>/", views.run_detail, name="run"),

@@ -38,6 +38,7 @@ from approvals.actions import (
     do_claim,
     do_decide,
     do_fork,
+    do_fork_subgraph,
     do_redecide,
     do_run_action,
     do_unclaim,
@@ -271,7 +272,12 @@ def _tree_context(thread: Thread, selected: str = "") -> dict[str, Any]:
     layout = layout_tree(rows, head_id=head, pending_ids=selectors.open_review_checkpoints(thread))
     # one reverse() for the whole tree: 1,000 {% url %} tags cost more than the rest of it
     base = reverse("checkpoint", args=[thread.thread_id, "-"]).removesuffix("-/")
-    return {"thread": thread, "layout": layout, "selected": selected or head, "cp_base": base}
+    output_run, output = selectors.run_output(thread)
+    return {
+        "thread": thread, "layout": layout, "selected": selected or head, "cp_base": base,
+        "folds": selectors.subgraph_folds(thread, rows),
+        "output_run": output_run, "output": output,
+    }
 
 
 @require_GET
@@ -299,6 +305,7 @@ def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
         reviews=selectors.thread_reviews(thread),
         history=selectors.thread_history(thread, limit=100),
         runs=thread.runs.select_related("requested_by").order_by("-created_at")[:20],
+        can_fork=request.user.has_perm(FORK),
     )
     return render(request, "approvals/_thread_live.html", context)
 
@@ -369,6 +376,22 @@ def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpRespon
     context = {"thread": thread, "checkpoint": tup, "form": form,
                "rerun": replay_preview(thread, checkpoint_id)}
     return render(request, "approvals/fork.html", context, status=status)
+
+
+@require_POST
+def subgraph_fork(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """Branch the thread from a subgraph's checkpoint (shown folded in the tree)."""
+    thread = access_thread(request.user, thread_id, for_update=True)
+    try:
+        do_fork_subgraph(
+            request.user, thread, request.POST.get("namespace", ""),
+            request.POST.get("checkpoint_id", ""), request.POST.get("reason", ""),
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Fork started: a new branch runs from that subgraph checkpoint.")
+    return _back_to(request, reverse("thread", args=[thread_id]))
 
 
 @require_GET

@@ -3,7 +3,7 @@ edits threads. Sync and async entry points share the superstep machine in `prege
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +186,7 @@ class CompiledGraph:
         recursion_limit: int = 10_000,
         extra: Mapping[str, Any] | None = None,
         subgraphs: bool = False,
+        on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
     ) -> Iterator[Any]:
         """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
         the full state (first the input's). A run that pauses ends with
@@ -193,11 +194,18 @@ class CompiledGraph:
         `custom` yields what nodes write with `get_stream_writer()`, as they write it.
         A list of modes yields `(mode, chunk)` pairs; `subgraphs=True` yields
         `(namespace, chunk)` (or `(namespace, mode, chunk)`), `namespace` being the subgraph
-        path as a tuple, `()` for this graph, and adds the subgraphs' updates and values."""
+        path as a tuple, `()` for this graph, and adds the subgraphs' updates and values.
+
+        `on_custom(namespace, chunk)`, instead of the `custom` mode, receives what nodes write
+        in the node's own thread, as they write it (nodes then run where `invoke` runs them)."""
         modes, single = check_modes(stream_mode)
-        sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        if on_custom is not None:
+            sink: Sink | None = Sink((), False, on_custom)
+        else:
+            sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
         core = self._core(input, config, modes, extra, recursion_limit, sink)
-        for ns, mode, chunk in drive(core, self.saver, sink):
+        driving = None if sink is None or sink.callback is not None else sink
+        for ns, mode, chunk in drive(core, self.saver, driving):
             yield _shape(ns, mode, chunk, single, subgraphs)
 
     async def astream(

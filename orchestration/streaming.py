@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
+
+from orchestration.checkpoint.namespaces import ns_tuple
 
 STREAM_MODES = ("values", "updates", "custom")
 
@@ -23,12 +25,21 @@ Item = tuple[str, str, Any]
 class Sink:
     """Where one `stream`/`astream` call's in-step chunks go."""
 
-    __slots__ = ("modes", "subgraphs", "wants_custom", "_queue", "_loop", "_event")
+    __slots__ = ("modes", "subgraphs", "wants_custom", "callback", "_queue", "_loop", "_event")
 
-    def __init__(self, modes: Collection[str], subgraphs: bool) -> None:
+    def __init__(
+        self,
+        modes: Collection[str],
+        subgraphs: bool,
+        callback: Callable[[tuple[str, ...], Any], None] | None = None,
+    ) -> None:
         self.modes = frozenset(modes)
         self.subgraphs = subgraphs
-        self.wants_custom = "custom" in self.modes
+        self.wants_custom = "custom" in self.modes or callback is not None
+        # Called with (namespace, chunk) in the writing node's own thread, instead of queueing:
+        # for a caller that records chunks where the node runs (the Django worker, whose
+        # database connection belongs to the thread that runs the node).
+        self.callback = callback
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
@@ -36,6 +47,10 @@ class Sink:
     def emit(self, ns: str, mode: str, chunk: Any) -> None:
         """Called from any thread. A subgraph's `updates`/`values` reach the caller only with
         `subgraphs=True`; `custom` chunks always do (a model's tokens, wherever it runs)."""
+        if self.callback is not None:
+            if mode == "custom":
+                self.callback(ns_tuple(ns), chunk)
+            return
         if mode not in self.modes or (ns and mode != "custom" and not self.subgraphs):
             return
         self._queue.put((ns, mode, chunk))

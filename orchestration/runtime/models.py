@@ -284,3 +284,21 @@ class StoreItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace} / {self.key}"
+
+
+class RunOutput(models.Model):
+    """What a run's nodes streamed while they ran (`get_stream_writer()`, mode `custom`):
+    kept with the run, so a page opened later shows the text a model streamed."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outputs")
+    seq = models.IntegerField()
+    # the subgraph path of the node that wrote it ("" for the thread's own graph)
+    namespace = models.CharField(max_length=200, blank=True, default="")
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="run_output_seq")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} output {self.seq}"

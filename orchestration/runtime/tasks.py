@@ -20,6 +20,7 @@ from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputKind, RunInput
 from orchestration.runtime.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
 from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
@@ -74,10 +75,22 @@ class RunExecution:
             input, config = more, self.thread_config
 
     def stream(self, input: Any, config: CheckpointConfig) -> None:
-        for update in self.graph.stream(input, config, stream_mode="updates", extra=self.extra):
-            if self.lease.lost.is_set():
-                raise LeaseLost(self.run.pk, self.lease.token)
-            publish("run_progress", run=self.run, data={"nodes": sorted(_node_names(update))})
+        outputs = OutputRecorder(self.run)
+        try:
+            # What nodes stream is recorded in the node's own thread as it is written (a
+            # node's database connection is its thread's; a test's transaction is this one).
+            for update in self.graph.stream(
+                input, config, stream_mode="updates", extra=self.extra, on_custom=outputs.add
+            ):
+                if self.lease.lost.is_set():
+                    raise LeaseLost(self.run.pk, self.lease.token)
+                nodes = sorted(_node_names(update))
+                publish("run_progress", run=self.run, data={"nodes": nodes})
+        finally:
+            try:
+                outputs.announce()
+            except Exception:  # noqa: BLE001 - the rows are stored; only the nudge is lost
+                logger.warning("run %s: could not announce its output", self.run.pk)
 
     def plan(self) -> tuple[Any, CheckpointConfig]:
         """What to invoke the graph with. A run picked up again after its worker died continues

@@ -17,7 +17,11 @@ from orchestration.runtime.models import Run, Thread
 
 HERE = Path(__file__).resolve().parent
 ROLES = ("viewer", "reviewer", "ops", "admin")
-TEST_GRAPHS = {"web_review": "web_graphs:graph", "web_question": "web_graphs:question_graph"}
+TEST_GRAPHS = {
+    "web_review": "web_graphs:graph",
+    "web_question": "web_graphs:question_graph",
+    "web_subgraph": "web_graphs:subgraph_graph",
+}
 _seq = itertools.count(1)
 
 
@@ -107,11 +111,13 @@ def start_paused(
 
     def start(graph: str = "web_review", input: Any = None, user: User | None = None
               ) -> ReviewRequest:
-        from web_graphs import Doc, Question
+        from web_graphs import Doc, Question, Ticket
 
         if input is None:
-            input = Doc(title="Spring report", amount=12.5) if graph == "web_review" else (
-                Question(asked="the budget"))
+            input = {
+                "web_review": Doc(title="Spring report", amount=12.5),
+                "web_subgraph": Ticket(subject="login problem"),
+            }.get(graph) or Question(asked="the budget")
         with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
             run = runs.start_thread(graph, input, user=user or make_user("ops"),
                                     title=f"{graph} thread")

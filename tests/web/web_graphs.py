@@ -80,3 +80,44 @@ def ask(state: Question) -> dict[str, Any]:
 question_graph = StateGraph(Question).add_node("ask", ask).set_entry_point("ask").add_edge(
     "ask", END
 ).compile()
+
+
+# --- a graph with a subgraph that streams its text and asks for a review inside ------------
+
+
+@dataclass
+class Ticket:
+    subject: str = ""
+    draft: str = ""
+    outcome: str = ""
+
+
+def write_draft(state: Ticket) -> dict[str, Any]:
+    from orchestration import get_stream_writer
+
+    write = get_stream_writer()
+    words = ["Dear", "customer,", "your", f"{state.subject}", "is", "fixed."]
+    for word in words:
+        write(word + " ")
+    write({"tool": "lookup", "args": {"subject": state.subject}})
+    return {"draft": " ".join(words)}
+
+
+def vet(state: Ticket) -> dict[str, Any]:
+    answer = interrupt({"kind": "review", "title": f"Send the reply about {state.subject}?",
+                        "data": {"draft": state.draft}, "actions": ["approve", "reject"]})
+    return {"outcome": answer["action"]}
+
+
+def _build_ticket() -> Any:
+    child = (
+        StateGraph(Ticket).add_node("write", write_draft).add_node("review", vet)
+        .set_entry_point("write").add_edge("write", "review").add_edge("review", END).compile()
+    )
+    return (
+        StateGraph(Ticket).add_node("reply", child).set_entry_point("reply")
+        .add_edge("reply", END).compile()
+    )
+
+
+subgraph_graph = _build_ticket()
