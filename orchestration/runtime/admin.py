@@ -5,14 +5,23 @@ A thread with audit rows (events, decisions) cannot be deleted: the delete page 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from orchestration.runtime.models import Checkpoint, Event, PendingWrite, Run, Thread
+from orchestration.runtime.models import (
+    Checkpoint,
+    Event,
+    PendingWrite,
+    Run,
+    StoreItem,
+    Thread,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -130,3 +139,59 @@ class EventAdmin(ReadOnlyAdmin):
     list_filter = ("kind",)
     search_fields = ("thread__thread_id", "reason")
     list_select_related = ("thread", "actor")
+
+
+class NamespaceFilter(admin.SimpleListFilter):
+    """Browse the store by its top-level namespaces (e.g. "customers")."""
+
+    title = "namespace"
+    parameter_name = "ns"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tops = StoreItem.objects.values_list("namespace", flat=True).distinct()
+        names = sorted({ns.split(".", 1)[0] for ns in tops})
+        return [(name, name) for name in names[:200]]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        if not value:
+            return queryset
+        return queryset.filter(Q(namespace=value) | Q(namespace__startswith=f"{value}."))
+
+
+@admin.register(StoreItem)
+class StoreItemAdmin(ReadOnlyAdmin):
+    """The store (memory across threads), read-only: nodes write it. Search with a namespace
+    prefix ("customers.c-42") or a key; an admin may delete an item (a wrong memory)."""
+
+    list_display = ("namespace_labels", "key", "value_preview", "updated_at")
+    list_filter = (NamespaceFilter,)
+    search_fields = ("^namespace", "key")
+    ordering = ("namespace", "key")
+    exclude = ("value",)
+    readonly_fields = ("namespace_labels", "key", "value_json", "created_at", "updated_at")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    @admin.display(description="namespace", ordering="namespace")
+    def namespace_labels(self, obj: StoreItem) -> str:
+        return " / ".join(obj.namespace.split("."))
+
+    def _value(self, obj: StoreItem) -> str:
+        from orchestration.checkpoint import serde
+        from orchestration.runtime.outputs import jsonable
+
+        try:
+            return json.dumps(jsonable(serde.loads(bytes(obj.value))), indent=2, sort_keys=True)
+        except Exception as error:  # noqa: BLE001 - a damaged row is shown, not fatal
+            return f"(cannot read this value: {type(error).__name__}: {error})"
+
+    @admin.display(description="value")
+    def value_preview(self, obj: StoreItem) -> str:
+        text = " ".join(self._value(obj).split())
+        return text if len(text) <= 120 else text[:119] + "…"
+
+    @admin.display(description="value")
+    def value_json(self, obj: StoreItem) -> str:
+        return format_html("<pre>{}</pre>", self._value(obj))

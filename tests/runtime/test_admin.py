@@ -49,3 +49,20 @@ def test_run_page_links_its_thread(admin_client: Any, paused_run: Run) -> None:
     ).content.decode()
     assert reverse("admin:orchestration_thread_change", args=[paused_run.thread_id]) in page
     assert Event.objects.filter(run=paused_run).exists()
+
+
+def test_admins_browse_and_search_the_store_by_namespace(admin_client: Any) -> None:
+    from orchestration.savers import DjangoStore
+
+    store = DjangoStore()
+    store.put(("customers", "c-42"), "tea", {"fact": "likes green tea"})
+    store.put(("customers", "c-7"), "dog", {"fact": "has a dog"})
+    store.put(("other",), "x", {"fact": "unrelated"})
+    url = reverse("admin:orchestration_storeitem_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "customers / c-42" in page and "likes green tea" in page and "unrelated" in page
+    found = admin_client.get(url, {"q": "customers.c-42"}).content.decode()
+    assert "likes green tea" in found and "has a dog" not in found
+    top = admin_client.get(url, {"ns": "customers"}).content.decode()
+    assert "has a dog" in top and "unrelated" not in top
+    assert admin_client.get(reverse("admin:orchestration_storeitem_add")).status_code == 403

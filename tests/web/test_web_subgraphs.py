@@ -41,17 +41,18 @@ def test_the_tree_folds_the_subgraph_checkpoints_under_the_parent(start_paused, 
     assert all(c.checkpoint_id not in svg for c in child)
     # a reviewer may look but not fork
     assert "Fork from here" not in page
-    assert "Fork from here" in client_as("ops").get(
-        reverse("thread", args=[thread.thread_id])
-    ).content.decode()
+    assert (
+        "Fork from here"
+        in client_as("ops").get(reverse("thread", args=[thread.thread_id])).content.decode()
+    )
 
 
-def test_streamed_text_is_kept_with_the_run_and_shown_on_the_thread_page(
-    start_paused, client_as
-):
+def test_streamed_text_is_kept_with_the_run_and_shown_on_the_thread_page(start_paused, client_as):
     review = start_paused("web_subgraph")
     run = Run.objects.get(thread=review.thread)
-    chunks = list(RunOutput.objects.filter(run=run).order_by("seq").values_list("namespace", "data"))
+    chunks = list(
+        RunOutput.objects.filter(run=run).order_by("seq").values_list("namespace", "data")
+    )
     assert chunks[0] == ("reply", "Dear ")
     assert chunks[-1] == ("reply", {"tool": "lookup", "args": {"subject": "login problem"}})
     live = client_as("reviewer").get(reverse("thread-live", args=[review.thread.thread_id]))
@@ -78,8 +79,11 @@ def test_fork_from_a_subgraph_checkpoint_asks_the_review_again(
     decide(client_as("reviewer"), review, django_capture_on_commit_callbacks, action="reject")
     thread = review.thread
     before_review = Checkpoint.objects.get(thread=thread, checkpoint_ns="reply", step=1)
-    data = {"namespace": "reply", "checkpoint_id": before_review.checkpoint_id,
-            "reason": "the customer wrote again"}
+    data = {
+        "namespace": "reply",
+        "checkpoint_id": before_review.checkpoint_id,
+        "reason": "the customer wrote again",
+    }
     url = reverse("subgraph-fork", args=[thread.thread_id])
     assert client_as("reviewer").post(url, data).status_code == 403
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
