@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,13 +34,46 @@ class CheckpointConfig:
     checkpoint_id: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.thread_id, str) or not self.thread_id:
+        thread_id = self.thread_id
+        if type(thread_id) is not str:
+            # LangGraph accepts any str, a UUID or an int: stored as its string.
+            if isinstance(thread_id, uuid.UUID) or (
+                isinstance(thread_id, int) and not isinstance(thread_id, bool)
+            ):
+                object.__setattr__(self, "thread_id", str(thread_id))
+                return
             raise ValueError(
-                f"CheckpointConfig needs a non-empty string thread_id, got {self.thread_id!r}"
+                "CheckpointConfig needs a thread_id that is a non-empty string, a UUID or an "
+                f"int, got {type(thread_id).__name__} {thread_id!r:.80}"
             )
+        if not thread_id:
+            raise ValueError("CheckpointConfig needs a non-empty thread_id, got ''")
 
     def with_checkpoint_id(self, checkpoint_id: str | None) -> CheckpointConfig:
         return replace(self, checkpoint_id=checkpoint_id)
+
+    # Read as LangGraph's config dict: `cfg["configurable"]["checkpoint_id"]` works.
+
+    @property
+    def configurable(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"thread_id": self.thread_id, "checkpoint_ns": ""}
+        if self.checkpoint_id is not None:
+            out["checkpoint_id"] = self.checkpoint_id
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "configurable":
+            return self.configurable
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.configurable if key == "configurable" else default
+
+    def keys(self) -> tuple[str, ...]:
+        return ("configurable",)
+
+    def __contains__(self, key: object) -> bool:
+        return key == "configurable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +103,38 @@ class CheckpointMetadata:
     step: int
     writes: Mapping[str, Any] = _EMPTY
     extra: Mapping[str, Any] = _EMPTY
+
+    # Read as LangGraph's metadata dict: `metadata["source"]`, `metadata.get("writes")`; a
+    # key of `extra` reads as a top-level key, as LangGraph merges it there.
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _METADATA_KEYS:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in _METADATA_KEYS or key in self.extra
+
+    def keys(self) -> list[str]:
+        return [*_METADATA_KEYS, *(k for k in self.extra if k not in _METADATA_KEYS)]
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self.keys()]
+
+
+_METADATA_KEYS = ("source", "step", "writes")
 
 
 @dataclass(frozen=True, slots=True)

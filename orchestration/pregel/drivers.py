@@ -11,6 +11,7 @@ worker threads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
@@ -26,6 +27,7 @@ from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, 
 from orchestration.pregel.plan import Outcome, Task, normalize_result
 
 if TYPE_CHECKING:
+    from orchestration.config import RunContext
     from orchestration.spec import GraphSpec, NodeSpec
 
 
@@ -33,18 +35,25 @@ if TYPE_CHECKING:
 
 
 def run_task(
-    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+    spec: GraphSpec,
+    task: Task,
+    arg: Any,
+    resume: list[Any],
+    thread_id: str = "",
+    step: int = 0,
+    context: RunContext | None = None,
 ) -> Outcome:
     node = spec.nodes[task.node]
-    scope = TaskScope(task, resume, thread_id, step)
+    scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
+    fn = _bound(node, context)
     attempt = 0
     try:
         while True:
             attempt += 1
             scope.calls = 0
             try:
-                result = run_sync(node.fn, arg) if node.is_async else node.fn(arg)
+                result = run_sync(fn, arg) if node.is_async else fn(arg)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -57,20 +66,29 @@ def run_task(
 
 
 async def arun_task(
-    spec: GraphSpec, task: Task, arg: Any, resume: list[Any], thread_id: str = "", step: int = 0
+    spec: GraphSpec,
+    task: Task,
+    arg: Any,
+    resume: list[Any],
+    thread_id: str = "",
+    step: int = 0,
+    context: RunContext | None = None,
 ) -> Outcome:
     node = spec.nodes[task.node]
     if not node.is_async:
-        return await asyncio.to_thread(run_task, spec, task, arg, resume, thread_id, step)
-    scope = TaskScope(task, resume, thread_id, step)
+        return await asyncio.to_thread(
+            run_task, spec, task, arg, resume, thread_id, step, context
+        )
+    scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
+    fn = _bound(node, context)
     attempt = 0
     try:
         while True:
             attempt += 1
             scope.calls = 0
             try:
-                result = await node.fn(arg)
+                result = await fn(arg)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -80,6 +98,15 @@ async def arun_task(
             return _finish(spec, task, result, resume)
     finally:
         current_task.reset(token)
+
+
+def _bound(node: NodeSpec, context: RunContext | None) -> Callable[[Any], Any]:
+    """The node's function as a one-argument callable: a node declaring a `config` parameter
+    gets the run's config (LangGraph passes it by keyword)."""
+    if not node.wants_config:
+        return node.fn
+    config = context.config if context is not None else {"configurable": {}}
+    return functools.partial(node.fn, config=config)
 
 
 def _settle_failure(
@@ -138,7 +165,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     spec = effect.spec
     first_task, first_arg, first_resume = work[0]
     # The first sync task runs inline on the caller's thread: most supersteps have one task.
-    where = (effect.thread_id, effect.step)
+    where = (effect.thread_id, effect.step, effect.context)
     if len(work) == 1 and not spec.nodes[first_task.node].is_async:
         return [run_task(spec, first_task, first_arg, first_resume, *where)]
     pool = _executor()
@@ -152,7 +179,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
 
 
 async def execute_async(effect: Execute) -> list[Outcome]:
-    where = (effect.thread_id, effect.step)
+    where = (effect.thread_id, effect.step, effect.context)
     return list(
         await asyncio.gather(*(arun_task(effect.spec, t, a, r, *where) for t, a, r in effect.work))
     )

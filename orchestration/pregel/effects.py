@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestration.checkpoint.base import Checkpoint, CheckpointConfig, CheckpointMetadata
-from orchestration.errors import NodeError, SerializationError
-from orchestration.pregel.plan import Routed, Task
+from orchestration.errors import SerializationError
+from orchestration.pregel.plan import Routed, Task, router_failed
 
 if TYPE_CHECKING:
+    from orchestration.config import RunContext
     from orchestration.spec import Branch, GraphSpec
 
-StreamMode = Literal["updates", "values"]
+StreamMode = Literal["updates", "values", "checkpoints", "tasks", "debug"]
 
 
 # The loop's requests are built several times per superstep and never outlive the request, so
@@ -36,6 +37,7 @@ class RunSettings:
     modes: frozenset[str]
     extra: Mapping[str, Any]
     recursion_limit: int
+    context: RunContext | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class Execute:
     # where the tasks run, for `task_key()`: the thread and the superstep number
     thread_id: str = ""
     step: int = 0
+    context: RunContext | None = None
 
 
 @dataclass(slots=True)
@@ -98,7 +101,7 @@ def resolve_routes(spec: GraphSpec, nodes: Sequence[str], state: Any, step: int)
     routed: dict[tuple[str, int], Any] = {}
     for (node, index), answer in zip(keys, answers, strict=True):
         if isinstance(answer, BaseException):
-            raise NodeError(node, step, answer) from answer
+            raise router_failed(answer, node, step) from None
         routed[(node, index)] = answer
     return routed
 

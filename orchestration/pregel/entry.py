@@ -200,7 +200,7 @@ def _write_input(
     metadata = CheckpointMetadata("input", step, {START: updates}, settings.extra)
     written_by = {k: ["input"] for k in writers}
     config = yield from put_checkpoint(parent, checkpoint, metadata, written_by)
-    return Head(config, checkpoint, metadata, {}, state)
+    return Head(config, checkpoint, metadata, {}, state, parent=None if head is None else parent)
 
 
 def _fork(

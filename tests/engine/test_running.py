@@ -17,7 +17,6 @@ from orchestration import (
     Command,
     GraphRecursionError,
     InvalidUpdateError,
-    NodeError,
     RetryPolicy,
     Send,
     StateGraph,
@@ -289,7 +288,7 @@ def test_retry_policy_does_not_retry_errors_outside_retry_on() -> None:
 
     policy = RetryPolicy(max_attempts=5, retry_on=ConnectionError)
     graph = StateGraph(Log).add_node("broken", broken, retry=policy)
-    with pytest.raises(NodeError):
+    with pytest.raises(KeyError):
         graph.set_entry_point("broken").set_finish_point("broken").compile().invoke(None)
     assert len(attempts) == 1
 
