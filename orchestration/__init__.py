@@ -1,6 +1,7 @@
 """Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""
 
 from orchestration.compiled import CompiledGraph
+from orchestration.config import RunnableConfig, get_config
 from orchestration.errors import (
     CheckpointNotFound,
     GraphRecursionError,
@@ -38,11 +39,13 @@ __all__ = [
     "OrchestrationError",
     "Overwrite",
     "RetryPolicy",
+    "RunnableConfig",
     "Send",
     "SerializationError",
     "StateGraph",
     "StateSnapshot",
     "ThreadBusyError",
+    "get_config",
     "interrupt",
     "task_key",
 ]

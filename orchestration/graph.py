@@ -186,6 +186,7 @@ class StateGraph:
                 for name in (START, *self._nodes)
                 if name not in branches and name not in joins_by_source
             },
+            frozenset(name for name, node in self._nodes.items() if node.defer),
         )
         return CompiledGraph(
             spec,

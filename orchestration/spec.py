@@ -99,4 +99,6 @@ class GraphSpec:
     # node (or START) -> where it always goes next (END dropped), for those with only plain
     # edges (no router, no join): the loop plans their supersteps from this table alone.
     static_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Nodes added with `defer=True` (see plan.hold_deferred); empty in most graphs.
+    deferred: frozenset[str] = frozenset()
 

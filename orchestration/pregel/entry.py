@@ -42,6 +42,7 @@ from orchestration.pregel.plan import (
     given_answers,
     gotos_of,
     head_of,
+    hold_deferred,
     held_updates,
     new_versions,
     now,
@@ -434,6 +435,9 @@ def update_core(
     joins = {} if tup is None else tup.checkpoint.internal.get("joins", {})
     routed = yield from resolve_routes(spec, [as_node], state, step)
     next_nodes, internal = plan_next(spec, [(as_node, ())], state, joins, step, routed)
+    if spec.deferred:
+        previous = None if tup is None else tup.checkpoint.internal
+        next_nodes = hold_deferred(spec, next_nodes, internal, previous)
     if tup is not None and any(w.task_id == BEFORE_TASK for w in tup.pending_writes):
         internal["skip_before"] = True  # edited at a breakpoint: continuing runs the node
     new_id = new_checkpoint_id()

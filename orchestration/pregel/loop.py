@@ -55,6 +55,7 @@ from orchestration.pregel.plan import (
     apply_updates,
     encode_done,
     encode_waiting,
+    hold_deferred,
     new_versions,
     plan_next,
     recover,
@@ -333,6 +334,8 @@ def _commit(
     finished = [(o.task.node, o.goto) for o in outcomes]
     joins = head.checkpoint.internal.get("joins") if head.checkpoint.internal else None
     next_nodes, internal = plan_next(spec, finished, state, joins or {}, step, routed)
+    if spec.deferred:
+        next_nodes = hold_deferred(spec, next_nodes, internal, head.checkpoint.internal)
     new_id = new_checkpoint_id()
     versions = new_versions(head.checkpoint.versions, writers, new_id)
     checkpoint = Checkpoint(new_id, datetime.now(UTC), values, versions, next_nodes, internal)

@@ -204,6 +204,28 @@ def plan_next(
     return (*plain, *(node for node, _ in sends)), internal
 
 
+def hold_deferred(
+    spec: GraphSpec,
+    next_nodes: tuple[str, ...],
+    internal: dict[str, Any],
+    previous: Mapping[str, Any] | None,
+) -> tuple[str, ...]:
+    """LangGraph's `defer=True`: a deferred node runs only when nothing else is pending. While
+    other tasks remain it waits in `internal["deferred"]` (once, however often it is reached).
+    Returns the `next` to store; `internal` is updated in place."""
+    sends = internal.get("sends") or ()
+    plain = next_nodes[: len(next_nodes) - len(sends)]
+    waiting = dict.fromkeys((previous or {}).get("deferred", ()))
+    waiting.update(dict.fromkeys(n for n in plain if n in spec.deferred))
+    others = tuple(n for n in plain if n not in spec.deferred)
+    internal.pop("deferred", None)
+    if others or sends:
+        if waiting:
+            internal["deferred"] = list(waiting)
+        return (*others, *(node for node, _ in sends))
+    return tuple(waiting)
+
+
 def router_failed(error: Exception, node: str, step: int) -> Exception:
     """A router's own exception, raised as itself (as LangGraph does) with a note naming
     where; marked so the loop keeps the writes of the tasks that finished."""
