@@ -105,9 +105,11 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
     A different answer to an interrupt that was already answered is refused.
     """
     if head is None:
-        raise InvalidUpdateError(
-            f"thread {settings.thread_id!r} has no checkpoint, so there is nothing to "
-            "resume; start it with invoke(input, config)"
+        raise CheckpointNotFound(
+            f"Command(resume=...) answers a paused run, but thread {settings.thread_id!r} "
+            "has never run, so nothing waits for an answer. Start it with "
+            "invoke(input, config); once it pauses at interrupt(), resume it with "
+            "invoke(Command(resume=answer), config) on the same thread."
         )
     if command.goto:
         raise InvalidUpdateError(

@@ -287,11 +287,24 @@ def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
             yield PutWrites(head.config, writes, o.task.id)
         except SerializationError as error:
             update = o.update
-            what = "its update" if update is not None else "the value it passed to interrupt()"
             step = head.metadata.step + 1
+            if update is None and o.interrupt is not None:
+                # The storage layer speaks of channels and tasks; the user wrote interrupt(x).
+                message = (
+                    f"node {o.task.node!r} called interrupt() in step {step} with "
+                    f"{o.interrupt.value!r:.80}, a {type(o.interrupt.value).__name__}, which "
+                    "cannot be stored, so the pause could not be saved. Pass interrupt() "
+                    "JSON-like data (dicts, lists, strings, numbers), dates, Decimal, UUID, or "
+                    "a registered dataclass / pydantic model. The thread is unchanged."
+                )
+            else:
+                message = (
+                    f"{error} (in its update, node {o.task.node!r}, step {step}). "
+                    "The thread is unchanged: make the node use storable values and run it "
+                    "again."
+                )
             raise SerializationError(
-                f"{error} (in {what}, node {o.task.node!r}, step {step}). "
-                "The thread is unchanged: make the node use storable values and run it again.",
+                message,
                 field=error.field if update is not None and error.field in update else None,
                 nodes=[o.task.node],
                 step=step,

@@ -117,13 +117,13 @@ def test_two_tasks_writing_a_last_value_field_in_one_step_is_refused() -> None:
 
 def test_unknown_key_in_a_node_update_names_node_and_key() -> None:
     graph = StateGraph(Log).add_node("a", lambda s: {"nope": 1}).set_entry_point("a")
-    with pytest.raises(InvalidUpdateError, match="node 'a' wrote key 'nope'"):
+    with pytest.raises(InvalidUpdateError, match="node 'a' returned key 'nope'"):
         graph.set_finish_point("a").compile().invoke(None)
 
 
 def test_a_node_returning_a_non_mapping_is_refused() -> None:
     graph = StateGraph(Log).add_node("a", lambda s: 42).set_entry_point("a").set_finish_point("a")
-    with pytest.raises(InvalidUpdateError, match="node 'a' returned int"):
+    with pytest.raises(InvalidUpdateError, match=r"node 'a' returned 42 \(type int\)"):
         graph.compile().invoke(None)
 
 
