@@ -14,8 +14,8 @@ from orchestration.pregel.drivers import adrive, drive, run_blocking
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
-from orchestration.pregel.streams import RUN_MODES
 from orchestration.pregel.plan import NO_SAVER_THREAD, interrupts_of
+from orchestration.pregel.streams import RUN_MODES
 from orchestration.spec import GraphSpec
 from orchestration.types import StateSnapshot
 

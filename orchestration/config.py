@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from orchestration.checkpoint.base import CheckpointConfig
+from orchestration.checkpoint.base import CheckpointConfig, as_checkpoint_config
 from orchestration.interrupts import current_task
 
 # Keys of `configurable` that name where a call runs; every other key is the caller's (e.g.
@@ -40,30 +40,6 @@ class RunContext:
 
     config: dict[str, Any]
     durable: bool
-
-
-def as_checkpoint_config(config: Any, what: str = "config") -> CheckpointConfig:
-    """A `CheckpointConfig`, or a LangGraph config dict naming the same thread/checkpoint."""
-    if isinstance(config, CheckpointConfig):
-        return config
-    if isinstance(config, Mapping):
-        configurable = config.get("configurable")
-        if not isinstance(configurable, Mapping) or configurable.get("thread_id") is None:
-            raise ValueError(
-                f"{what} {dict(config)!r:.200} names no thread: pass "
-                '{"configurable": {"thread_id": "<thread id>"}} or CheckpointConfig("<thread id>")'
-            )
-        ns = configurable.get("checkpoint_ns") or ""
-        if ns:
-            raise ValueError(
-                f"{what} names checkpoint_ns {ns!r}: reading a subgraph's checkpoints by "
-                "namespace is not supported here; pass the root graph's config (checkpoint_ns '')"
-            )
-        return CheckpointConfig(configurable["thread_id"], configurable.get("checkpoint_id"))
-    raise TypeError(
-        f"{what} must be a CheckpointConfig(thread_id) or a dict "
-        f'{{"configurable": {{"thread_id": ...}}}}, got {type(config).__name__} {config!r:.80}'
-    )
 
 
 def split_config(config: Any) -> tuple[CheckpointConfig | None, dict[str, Any]]:

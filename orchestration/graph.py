@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
-from orchestration.errors import GraphValidationError
 from orchestration.config import wants_config
+from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
 from orchestration.state import Schema, register_with_serializer
 from orchestration.types import END, START, Command, RetryPolicy

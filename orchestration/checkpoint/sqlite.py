@@ -39,7 +39,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from orchestration.checkpoint import serde, storage
 from orchestration.checkpoint.base import (
@@ -48,6 +48,7 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    as_checkpoint_config,
     validate_filter,
 )
 from orchestration.checkpoint.filters import (
@@ -195,9 +196,6 @@ def _touch_private(path: Path) -> None:
         os.close(fd)
 
 
-_R = TypeVar("_R")
-
-
 def _database_file(conn: sqlite3.Connection) -> str:
     """The file behind a connection (":memory:" for an in-memory database)."""
     for _, name, file in conn.execute("PRAGMA database_list").fetchall():
@@ -206,12 +204,12 @@ def _database_file(conn: sqlite3.Connection) -> str:
     return ":memory:"
 
 
-def _serialized(method: Callable[..., _R]) -> Callable[..., _R]:
+def _serialized[R](method: Callable[..., R]) -> Callable[..., R]:
     """A saver built on one connection given by the caller shares it between threads: its
     calls take turns (a transaction belongs to the connection, not to a thread)."""
 
     @functools.wraps(method)
-    def wrapper(self: SqliteSaver, *args: Any, **kwargs: Any) -> _R:
+    def wrapper(self: SqliteSaver, *args: Any, **kwargs: Any) -> R:
         lock = self._shared_lock
         if lock is None:
             return method(self, *args, **kwargs)
@@ -373,6 +371,8 @@ class SqliteSaver(BaseCheckpointSaver):
 
     @_serialized
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         conn = self._conn()
         with self._read(conn):
             if config.checkpoint_id is None:
@@ -392,6 +392,8 @@ class SqliteSaver(BaseCheckpointSaver):
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
@@ -411,6 +413,8 @@ class SqliteSaver(BaseCheckpointSaver):
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=INLINE_MAX, pack=False,
@@ -437,6 +441,8 @@ class SqliteSaver(BaseCheckpointSaver):
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)

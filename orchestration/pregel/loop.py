@@ -34,14 +34,6 @@ from orchestration.pregel.effects import (
     unsaved_checkpoint,
 )
 from orchestration.pregel.entry import begin
-from orchestration.pregel.streams import (
-    RUN_MODES,
-    checkpoint_chunks,
-    interrupt_value_chunk,
-    result_chunks,
-    task_chunks,
-    update_chunks,
-)
 from orchestration.pregel.plan import (
     BEFORE_TASK,
     INPUT_TASK,
@@ -62,6 +54,14 @@ from orchestration.pregel.plan import (
     state_of,
     tasks_of,
     writes_metadata,
+)
+from orchestration.pregel.streams import (
+    RUN_MODES,
+    checkpoint_chunks,
+    interrupt_value_chunk,
+    result_chunks,
+    task_chunks,
+    update_chunks,
 )
 
 

@@ -64,7 +64,7 @@ async def test_async_router_can_fan_out_with_send() -> None:
     assert sorted((await graph.compile().ainvoke(None)).log) == ["job0", "job1", "job2"]
 
 
-async def test_a_failing_async_router_raises_its_own_exception_noted_with_its_source(saver, config) -> None:
+async def test_a_failing_async_router_raises_its_own_exception_noted(saver, config) -> None:
     async def broken(state: Log) -> str:
         raise ValueError("cannot decide")
 
