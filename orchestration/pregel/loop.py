@@ -71,11 +71,11 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
     spec = settings.spec
     head, skip_before = yield from begin(settings, input, config)
     modes = settings.modes
-    if modes:
+    if modes and (head.metadata.source == "input" or tasks_of(head)):
         # LangGraph streams the state a call starts from (the input's, or the resumed one).
-        if "values" in modes and (head.metadata.source == "input" or tasks_of(head)):
+        if "values" in modes:
             yield Emit("values", state_of(spec.schema, head))
-        if head.metadata.source == "input" and not RUN_MODES.isdisjoint(modes):
+        if not RUN_MODES.isdisjoint(modes):
             yield from checkpoint_chunks(modes, head)
     steps = 0
     while True:
@@ -365,7 +365,8 @@ def _commit(
     if settings.modes:
         if "updates" in settings.modes:
             yield from update_chunks(outcomes)
-        if "values" in settings.modes:
+        if "values" in settings.modes and writers:
+            # As LangGraph: a step that changed no field streams no new values.
             yield Emit("values", state)
         if not RUN_MODES.isdisjoint(settings.modes):
             yield from checkpoint_chunks(settings.modes, new_head)
