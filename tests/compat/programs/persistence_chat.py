@@ -43,7 +43,8 @@ def main(checkpointer):
 
     snapshot = graph.get_state(config)
     seen.append(("snapshot", snapshot))
-    same_thread = snapshot.config["configurable"]["thread_id"] == config["configurable"]["thread_id"]
+    thread_id = config["configurable"]["thread_id"]
+    same_thread = snapshot.config["configurable"]["thread_id"] == thread_id
     seen.append(("snapshot config reads as a dict", same_thread))
     seen.append(("metadata reads as a dict", snapshot.metadata["source"]))
     seen.append(("history", list(graph.get_state_history(config))))
