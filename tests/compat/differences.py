@@ -57,6 +57,16 @@ EXPECTED = {
     # LangGraph drops input keys that are not state fields; Stepwise refuses them (a typo in
     # a field name would otherwise lose the value without a word).
     ("unknown_input_key", "invoke"): ({"topic": "cats"}, {"raised": "InvalidUpdateError"}),
+    # `values` chunks of a pydantic (or dataclass) state: LangGraph streams a dict of the
+    # fields written so far (a field left at its default is missing); Stepwise streams the
+    # model itself, as nodes and invoke see it, defaults included.
+    ("state_schemas", "pydantic stream"): (
+        [{"title": "typo", "notes": []}, {"title": "typo", "priority": 3, "notes": ["triaged"]}],
+        [
+            {"title": "typo", "priority": 3, "notes": []},
+            {"title": "typo", "priority": 3, "notes": ["triaged"]},
+        ],
+    ),
 }
 
 _ROLES = {"user": "human", "assistant": "ai", "system": "system", "tool": "tool"}
