@@ -1,6 +1,7 @@
 """Stepwise's engine: resumable graph workflows in Pregel supersteps. Imports no Django."""
 
 from orchestration.compiled import CompiledGraph
+from orchestration.config import RunnableConfig, get_config
 from orchestration.context import get_store, get_stream_writer
 from orchestration.errors import (
     CheckpointNotFound,
@@ -39,11 +40,13 @@ __all__ = [
     "OrchestrationError",
     "Overwrite",
     "RetryPolicy",
+    "RunnableConfig",
     "Send",
     "SerializationError",
     "StateGraph",
     "StateSnapshot",
     "ThreadBusyError",
+    "get_config",
     "get_store",
     "get_stream_writer",
     "interrupt",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
 from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.config import as_checkpoint_config, run_config, split_config
 from orchestration.context import RunContext
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel.drivers import adrive, drive, run_blocking
@@ -32,24 +33,22 @@ _SNAPSHOT_FIELDS = (
 if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
     raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _snapshot")
 _new_object = object.__new__
+DEFAULT_RECURSION_LIMIT = 10_000
 _SNAPSHOT_SLOTS = tuple(StateSnapshot.__dict__[name].__set__ for name in _SNAPSHOT_FIELDS)
 
 
-def _as_config(
-    config: CheckpointConfig | None, saver: BaseCheckpointSaver | None
-) -> CheckpointConfig:
-    if config is not None:
-        if not isinstance(config, CheckpointConfig):
-            raise TypeError(
-                f"config must be a CheckpointConfig(thread_id), got {type(config).__name__}"
-            )
-        return config
+def _as_config(config: Any, saver: BaseCheckpointSaver | None) -> tuple[CheckpointConfig, dict]:
+    """The thread a call runs on, and the rest of a LangGraph config dict (if one was given)."""
+    cfg, given = split_config(config)
+    if cfg is not None:
+        return cfg, given
     if saver is not None:
         raise ValueError(
             "this graph has a checkpoint saver, so every call needs a thread: pass "
-            "config=CheckpointConfig('<thread id>')"
+            'config={"configurable": {"thread_id": "<thread id>"}} or '
+            "CheckpointConfig('<thread id>')"
         )
-    return CheckpointConfig(NO_SAVER_THREAD)
+    return CheckpointConfig(NO_SAVER_THREAD), given
 
 
 class CompiledGraph:
@@ -99,46 +98,70 @@ class CompiledGraph:
             store=store,
         )
 
-    def _settings(
-        self,
-        config: CheckpointConfig,
-        modes: frozenset[str],
-        extra: Mapping[str, Any] | None,
-        recursion_limit: int,
-        sink: Sink | None = None,
-    ) -> RunSettings:
-        return RunSettings(
-            self.spec,
-            config.thread_id,
-            self.interrupt_before,
-            self.interrupt_after,
-            modes,
-            dict(extra) if extra else {},
-            recursion_limit,
-            RunContext(self.saver, config.thread_id, config.checkpoint_ns, self.store, sink),
-        )
-
     def _core(
         self,
         input: Any,
-        config: CheckpointConfig | None,
+        config: Any,
         modes: frozenset[str],
         extra: Mapping[str, Any] | None,
-        recursion_limit: int,
+        recursion_limit: int | None,
         sink: Sink | None = None,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
     ) -> Core:
-        cfg = _as_config(config, self.saver)
-        return run_core(self._settings(cfg, modes, extra, recursion_limit, sink), input, cfg)
+        cfg, given = _as_config(config, self.saver)
+        if recursion_limit is None:
+            recursion_limit = given.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        durable = self.saver is not None
+        thread = cfg.thread_id if durable or cfg.thread_id != NO_SAVER_THREAD else None
+        settings = RunSettings(
+            self.spec,
+            cfg.thread_id,
+            self.interrupt_before if interrupt_before is None else self._nodes_named(
+                "interrupt_before", interrupt_before
+            ),
+            self.interrupt_after if interrupt_after is None else self._nodes_named(
+                "interrupt_after", interrupt_after
+            ),
+            modes,
+            dict(extra) if extra else {},
+            recursion_limit,
+            RunContext(
+                self.saver,
+                cfg.thread_id,
+                cfg.checkpoint_ns,
+                self.store,
+                sink,
+                run_config(thread, given, recursion_limit),
+                durable,
+            ),
+        )
+        return run_core(settings, input, cfg)
+
+    def _nodes_named(self, what: str, names: Sequence[str] | str) -> frozenset[str]:
+        """A per-call `interrupt_before`/`interrupt_after` (LangGraph's): "*" means every node."""
+        if names == "*":
+            return frozenset(self.spec.nodes)
+        chosen = frozenset([names] if isinstance(names, str) else names)
+        unknown = sorted(chosen - set(self.spec.nodes))
+        if unknown:
+            raise ValueError(
+                f"{what}={sorted(chosen)!r} names {unknown}, which are not nodes of this "
+                f"graph (nodes: {sorted(self.spec.nodes)})"
+            )
+        return chosen
 
     # -- running
 
     def invoke(
         self,
         input: Any,
-        config: CheckpointConfig | None = None,
+        config: CheckpointConfig | Mapping[str, Any] | None = None,
         *,
-        recursion_limit: int = 10_000,
+        recursion_limit: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
     ) -> Any:
         """Run the graph on `config`'s thread and return the final (or paused) state.
 
@@ -152,27 +175,36 @@ class CompiledGraph:
         `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
         a private event loop; prefer `ainvoke` in async code.
 
-        Called by a node while a graph runs it, with no config, the graph runs as a subgraph
-        of that node (`pregel/subgraphs.py`): an interrupt inside pauses the calling run."""
-        if config is None and self.saver is None and inside_task() is not None:
+        Called by a node while a graph runs it, the graph (compiled without a saver) runs as a
+        subgraph of that node (`pregel/subgraphs.py`): an interrupt inside pauses the calling
+        run, as in LangGraph, where a child invoked with the node's config is a subgraph too."""
+        if self.saver is None and inside_task() is not None:
             return invoke_inside(self, input)
-        core = self._core(input, config, frozenset(), extra, recursion_limit)
+        core = self._core(
+            input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
+            interrupt_after,
+        )
         return run_blocking(core, self.saver)
 
     async def ainvoke(
         self,
         input: Any,
-        config: CheckpointConfig | None = None,
+        config: CheckpointConfig | Mapping[str, Any] | None = None,
         *,
-        recursion_limit: int = 10_000,
+        recursion_limit: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
     ) -> Any:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
-        if config is None and self.saver is None and inside_task() is not None:
+        if self.saver is None and inside_task() is not None:
             return await ainvoke_inside(self, input)
         result: list[Any] = []
-        core = self._core(input, config, frozenset(), extra, recursion_limit)
+        core = self._core(
+            input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
+            interrupt_after,
+        )
         async for _ in adrive(core, self.saver, result):
             pass
         return result[0]
@@ -180,21 +212,25 @@ class CompiledGraph:
     def stream(
         self,
         input: Any,
-        config: CheckpointConfig | None = None,
+        config: CheckpointConfig | Mapping[str, Any] | None = None,
         *,
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
-        recursion_limit: int = 10_000,
+        recursion_limit: int | None = None,
         extra: Mapping[str, Any] | None = None,
         subgraphs: bool = False,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
         on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
     ) -> Iterator[Any]:
         """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
         the full state (first the input's). A run that pauses ends with
         `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
-        `custom` yields what nodes write with `get_stream_writer()`, as they write it.
-        A list of modes yields `(mode, chunk)` pairs; `subgraphs=True` yields
-        `(namespace, chunk)` (or `(namespace, mode, chunk)`), `namespace` being the subgraph
-        path as a tuple, `()` for this graph, and adds the subgraphs' updates and values.
+        `custom` yields what nodes write with `get_stream_writer()`, as they write it;
+        `checkpoints`, `tasks` and `debug` describe the run as LangGraph's do
+        (`pregel/streams.py`). A list of modes yields `(mode, chunk)` pairs;
+        `subgraphs=True` yields `(namespace, chunk)` (or `(namespace, mode, chunk)`),
+        `namespace` being the subgraph path as a tuple, `()` for this graph, and adds the
+        subgraphs' updates and values.
 
         `on_custom(namespace, chunk)`, instead of the `custom` mode, receives what nodes write
         in the node's own thread, as they write it (nodes then run where `invoke` runs them)."""
@@ -203,7 +239,9 @@ class CompiledGraph:
             sink: Sink | None = Sink((), False, on_custom)
         else:
             sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
-        core = self._core(input, config, modes, extra, recursion_limit, sink)
+        core = self._core(
+            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after
+        )
         driving = None if sink is None or sink.callback is not None else sink
         for ns, mode, chunk in drive(core, self.saver, driving):
             yield _shape(ns, mode, chunk, single, subgraphs)
@@ -211,16 +249,20 @@ class CompiledGraph:
     async def astream(
         self,
         input: Any,
-        config: CheckpointConfig | None = None,
+        config: CheckpointConfig | Mapping[str, Any] | None = None,
         *,
         stream_mode: StreamMode | Sequence[StreamMode] = "updates",
-        recursion_limit: int = 10_000,
+        recursion_limit: int | None = None,
         extra: Mapping[str, Any] | None = None,
         subgraphs: bool = False,
+        interrupt_before: Sequence[str] | None = None,
+        interrupt_after: Sequence[str] | None = None,
     ) -> AsyncIterator[Any]:
         modes, single = check_modes(stream_mode)
         sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
-        core = self._core(input, config, modes, extra, recursion_limit, sink)
+        core = self._core(
+            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after
+        )
         async for ns, mode, chunk in adrive(core, self.saver, [], sink):
             yield _shape(ns, mode, chunk, single, subgraphs)
 
@@ -265,17 +307,19 @@ class CompiledGraph:
             values = None
         return StateSnapshot(values, (), config, None, None, None, ())
 
-    def get_state(self, config: CheckpointConfig) -> StateSnapshot:
+    def get_state(self, config: CheckpointConfig | Mapping[str, Any]) -> StateSnapshot:
+        config = as_checkpoint_config(config)
         tup = self._need_saver("get_state").get_tuple(config)
         return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
 
-    async def aget_state(self, config: CheckpointConfig) -> StateSnapshot:
+    async def aget_state(self, config: CheckpointConfig | Mapping[str, Any]) -> StateSnapshot:
+        config = as_checkpoint_config(config)
         tup = await self._need_saver("aget_state").aget_tuple(config)
         return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
 
     def get_state_history(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | Mapping[str, Any],
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
@@ -285,6 +329,7 @@ class CompiledGraph:
         `before` (a config or a checkpoint id) whose metadata matches `filter` (`source`,
         `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
         saver = self._need_saver("get_state_history")
+        config = as_checkpoint_config(config)
         tuples = saver.list(
             CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
@@ -295,13 +340,14 @@ class CompiledGraph:
 
     async def aget_state_history(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | Mapping[str, Any],
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
+        config = as_checkpoint_config(config)
         tuples: Sequence[CheckpointTuple] = await saver.alist(
             CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
@@ -312,7 +358,7 @@ class CompiledGraph:
 
     def update_state(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | Mapping[str, Any],
         values: Mapping[str, Any] | None,
         *,
         as_node: str | None = None,
@@ -322,19 +368,21 @@ class CompiledGraph:
         fields' reducers, except values wrapped in `Overwrite(...)`, which replace the field.
         A config naming a past checkpoint starts a branch there. Returns the new config."""
         saver = self._need_saver("update_state")
+        config = as_checkpoint_config(config)
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
         written: CheckpointConfig = run_blocking(core, saver)
         return written
 
     async def aupdate_state(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | Mapping[str, Any],
         values: Mapping[str, Any] | None,
         *,
         as_node: str | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> CheckpointConfig:
         saver = self._need_saver("aupdate_state")
+        config = as_checkpoint_config(config)
         result: list[Any] = []
         core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
         async for _ in adrive(core, saver, result):
@@ -343,12 +391,10 @@ class CompiledGraph:
         return written
 
 
-def _before(
-    config: CheckpointConfig, before: CheckpointConfig | str | None
-) -> CheckpointConfig | None:
+def _before(config: CheckpointConfig, before: Any) -> CheckpointConfig | None:
     if isinstance(before, str):
         return config.with_checkpoint_id(before)
-    return before
+    return None if before is None else as_checkpoint_config(before, "before")
 
 
 def _shape(ns: str, mode: str, chunk: Any, single: bool, subgraphs: bool) -> Any:

@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +32,12 @@ class RunContext:
     store: BaseStore | None = None
     # where stream chunks go while the run streams (None: nobody listens)
     sink: Sink | None = None
+    # the run's config as LangGraph shapes it: what a node's `config` parameter and
+    # `get_config()` receive (`config.run_config`)
+    config: dict[str, Any] = field(default_factory=dict)
+    # whether the run that started it all keeps checkpoints: without a saver an `interrupt()`
+    # could never be answered. A subgraph inherits it (its private memory saver doesn't count).
+    durable: bool = True
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("stepwise_run", default=None)

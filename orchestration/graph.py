@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
+from orchestration.config import wants_config
 from orchestration.context import with_store_param
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
@@ -71,13 +72,25 @@ class StateGraph:
 
     def add_node(
         self,
-        name: str,
-        fn: Callable[[Any], Any],
+        name: str | Callable[..., Any],
+        fn: Callable[..., Any] | None = None,
         *,
         retry: RetryPolicy | None = None,
+        defer: bool = False,
         side_effects: bool = False,
     ) -> StateGraph:
-        """`side_effects=True` declares that the node acts outside the graph (see NodeSpec)."""
+        """`add_node(fn)` names the node after `fn.__name__` (as LangGraph does);
+        `defer=True` runs the node only once nothing else is pending in the run;
+        `side_effects=True` declares that the node acts outside the graph (see NodeSpec)."""
+        if fn is None and not isinstance(name, str):
+            fn = name
+            name = getattr(fn, "name", None) or getattr(fn, "__name__", None)
+            if not isinstance(name, str) or name == "<lambda>":
+                self._problems.append(
+                    f"add_node({fn!r}) cannot name this node: it has no __name__; "
+                    "give the name first: add_node('name', fn)"
+                )
+                return self
         if not isinstance(name, str) or not name:
             self._problems.append(f"node name {name!r} is empty or not a string")
             return self
@@ -89,6 +102,11 @@ class StateGraph:
         if name in self._nodes:
             self._problems.append(f"node {name!r} is added twice")
             return self
+        if fn is None:
+            self._problems.append(
+                f"node {name!r} has no function: add_node({name!r}, fn) or add_node(fn)"
+            )
+            return self
         fn = self._subgraph_or_fn(name, fn)
         if fn is None:
             return self
@@ -97,7 +115,14 @@ class StateGraph:
             return self
         fn = with_store_param(fn)
         self._nodes[name] = NodeSpec(
-            name, fn, _is_async_callable(fn), retry, _command_targets(fn), side_effects
+            name,
+            fn,
+            _is_async_callable(fn),
+            retry,
+            _command_targets(fn),
+            side_effects,
+            defer,
+            wants_config(fn),
         )
         return self
 
@@ -185,6 +210,7 @@ class StateGraph:
                 for name in (START, *self._nodes)
                 if name not in branches and name not in joins_by_source
             },
+            frozenset(name for name, node in self._nodes.items() if node.defer),
         )
         return CompiledGraph(
             spec,
@@ -245,59 +271,9 @@ class StateGraph:
             problems.append(
                 "the graph has no entry point: call set_entry_point(name) or add_edge(START, name)"
             )
-        problems.extend(self._flow_problems())
         return problems
 
-    def _successors(self) -> dict[str, set[str]]:
-        """node (or START) -> where it can lead; ANYWHERE stands for every node and END."""
-        succ: dict[str, set[str]] = {name: set() for name in (START, *self._nodes)}
-        for source, target in self._edges:
-            succ.setdefault(source, set()).add(target)
-        for sources, target in self._joins:
-            for source in sources:
-                succ.setdefault(source, set()).add(target)
-        for branch in self._branches:
-            targets = branch.targets()
-            succ.setdefault(branch.source, set()).update(
-                {ANYWHERE} if targets == ANYWHERE else set(targets)
-            )
-        for node in self._nodes.values():
-            goto = node.goto_targets
-            succ[node.name].update({ANYWHERE} if goto == ANYWHERE else set(goto))
-        return succ
-
-    def _flow_problems(self) -> list[str]:
-        succ = self._successors()
-        everything = set(self._nodes) | {END}
-        reachable: set[str] = set()
-        frontier = [START]
-        while frontier:
-            current = frontier.pop()
-            for target in succ.get(current, ()):
-                for name in everything if target == ANYWHERE else {target}:
-                    if name not in reachable:
-                        reachable.add(name)
-                        frontier.append(name)
-        problems = [
-            f"node {name!r} is unreachable: no edge from START leads to it"
-            for name in self._nodes
-            if name not in reachable
-        ]
-        finishes: set[str] = {END}
-        changed = True
-        while changed:
-            changed = False
-            for name in self._nodes:
-                if name not in finishes and (succ[name] & (finishes | {ANYWHERE})):
-                    finishes.add(name)
-                    changed = True
-        for name in self._nodes:
-            if not succ[name]:
-                problems.append(
-                    f"node {name!r} is a dead end: it has no outgoing edge; add "
-                    f"add_edge({name!r}, END) or set_finish_point({name!r})"
-                )
-            elif name not in finishes:
-                problems.append(f"node {name!r} has no path to END: every route from it loops")
-        return problems
-
+    # LangGraph's rules, which Stepwise follows (API.md, third round): a node with no
+    # outgoing edge ends its path there, a node no static edge reaches is allowed (a
+    # Command(goto=...) may reach it) and a loop without a way out is stopped at run time by
+    # recursion_limit. So compile only checks names and the entry, above.

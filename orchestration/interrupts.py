@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from orchestration.types import Interrupt
 
 if TYPE_CHECKING:
+    from orchestration.context import RunContext
     from orchestration.pregel.plan import Task
 
 
@@ -31,15 +32,23 @@ class TaskScope:
     """What `interrupt()` needs to know about the task calling it. The task's id is read only
     when the node does call `interrupt()` (most never do, and the id is a hash)."""
 
-    __slots__ = ("task", "resume", "calls", "subcalls", "thread_id", "step")
+    __slots__ = ("task", "resume", "calls", "subcalls", "thread_id", "step", "context")
 
-    def __init__(self, task: Task, resume: list[Any], thread_id: str = "", step: int = 0) -> None:
+    def __init__(
+        self,
+        task: Task,
+        resume: list[Any],
+        thread_id: str = "",
+        step: int = 0,
+        context: RunContext | None = None,
+    ) -> None:
         self.task = task
         self.resume = resume
         self.calls = 0
         self.subcalls = 0  # subgraphs run by this task so far (each gets its own chain)
         self.thread_id = thread_id
         self.step = step
+        self.context = context  # the run's config, saver, store and sink (context.py)
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)
@@ -89,4 +98,12 @@ def interrupt(value: Any) -> Any:
     if index < len(scope.resume):
         return scope.resume[index]
     task = scope.task
+    if scope.context is not None and not scope.context.durable:
+        # Without a saver the pause could never be answered: the review would be lost.
+        raise RuntimeError(
+            f"node {task.node!r} called interrupt({value!r:.80}), but this graph has no "
+            "checkpoint saver, so nobody could ever answer it. Compile the graph with one, "
+            "e.g. compile(checkpointer=InMemorySaver()), and pass a thread: "
+            'invoke(input, {"configurable": {"thread_id": "1"}})'
+        )
     raise GraphInterrupt(Interrupt(interrupt_id(task.id, index), value, task.node), index)

@@ -36,4 +36,14 @@ def merge(current: Any, update: Any) -> dict[Any, Any]:
     return {**current, **update}
 
 
-__all__ = ["last_value", "merge", "topic"]
+# LangGraph's chat-history reducer (`langgraph.graph.message`), defined in messages.py.
+from orchestration.messages import REMOVE_ALL_MESSAGES, RemoveMessage, add_messages  # noqa: E402
+
+__all__ = [
+    "REMOVE_ALL_MESSAGES",
+    "RemoveMessage",
+    "add_messages",
+    "last_value",
+    "merge",
+    "topic",
+]

@@ -31,6 +31,10 @@ class NodeSpec:
     # again on a branch repeats that. Tools warn before a fork re-runs it; the node should
     # pass `task_key()` to the outside system so a replay is recognised there.
     side_effects: bool = False
+    # LangGraph's `defer=True`: the node runs only when nothing else is pending in the run.
+    defer: bool = False
+    # The function declares a `config` parameter: it is called as fn(state, config).
+    wants_config: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +99,6 @@ class GraphSpec:
     # node (or START) -> where it always goes next (END dropped), for those with only plain
     # edges (no router, no join): the loop plans their supersteps from this table alone.
     static_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Nodes added with `defer=True` (see plan.hold_deferred); empty in most graphs.
+    deferred: frozenset[str] = frozenset()
 

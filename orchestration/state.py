@@ -228,17 +228,43 @@ class Schema:
         if type(update) is dict and update.keys() <= self.fields.keys():
             return dict(update)
         if not isinstance(update, Mapping):
+            if self.is_instance(update):
+                return self._instance_update(update)
+            who = "the input was" if node == "input" else f"node {node!r} returned"
             raise InvalidUpdateError(
-                f"node {node!r} returned {type(update).__name__} {update!r:.80}: a node returns a "
-                "dict of the fields it changes, None, or a Command"
+                f"{who} {update!r:.80} (type {type(update).__name__}); expected a dict of the "
+                f"{self.cls.__name__} fields it changes (e.g. {{{next(iter(self.fields), 'x')!r}:"
+                " ...}), None, or a Command"
             )
         for key in update:
             if key not in self.fields:
+                if node == "input":
+                    raise InvalidUpdateError(
+                        f"the input has key {key!r}, which is not a field of "
+                        f"{self.cls.__name__} (fields: {sorted(self.fields)}); pass only the "
+                        "state's fields"
+                    )
                 raise InvalidUpdateError(
-                    f"node {node!r} wrote key {key!r}, which is not a field of "
-                    f"{self.cls.__name__} (fields: {sorted(self.fields)})"
+                    f"node {node!r} returned key {key!r}, which is not a field of "
+                    f"{self.cls.__name__} (fields: {sorted(self.fields)}); return only the "
+                    "state's fields, or add the field to the schema"
                 )
         return dict(update)
+
+    def _instance_update(self, value: Any) -> dict[str, Any]:
+        """A node returning the state itself (LangGraph accepts it): every field it holds,
+        except a None whose default is None (a pydantic model: the fields that were set)."""
+        names: Iterable[str] = self.fields
+        if self.kind == "pydantic":
+            names = [n for n in self.fields if n in value.model_fields_set]
+        update: dict[str, Any] = {}
+        for name in names:
+            current = getattr(value, name)
+            spec = self.fields[name]
+            if current is None and (spec.default is None or spec.default() is None):
+                continue
+            update[name] = current
+        return update
 
     def current_or_empty(self, values: Mapping[str, Any], key: str) -> Any:
         if key in values:

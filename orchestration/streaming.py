@@ -16,7 +16,8 @@ from typing import Any
 
 from orchestration.checkpoint.namespaces import ns_tuple
 
-STREAM_MODES = ("values", "updates", "custom")
+# `checkpoints`, `tasks` and `debug` chunks are built by the loop (`pregel/streams.py`).
+STREAM_MODES = ("values", "updates", "custom", "checkpoints", "tasks", "debug")
 
 # (checkpoint namespace of the writer, mode, chunk)
 Item = tuple[str, str, Any]

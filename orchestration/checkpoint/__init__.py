@@ -11,6 +11,10 @@ from orchestration.checkpoint.base import (
 from orchestration.checkpoint.memory import InMemoryCheckpointSaver
 from orchestration.checkpoint.sqlite import SqliteSaver
 
+# LangGraph's names for the in-memory saver (`langgraph.checkpoint.memory`).
+InMemorySaver = InMemoryCheckpointSaver
+MemorySaver = InMemoryCheckpointSaver
+
 __all__ = [
     "BaseCheckpointSaver",
     "Checkpoint",
@@ -18,6 +22,8 @@ __all__ = [
     "CheckpointMetadata",
     "CheckpointTuple",
     "InMemoryCheckpointSaver",
+    "InMemorySaver",
+    "MemorySaver",
     "PendingWrite",
     "SqliteSaver",
 ]

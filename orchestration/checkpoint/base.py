@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,10 +39,20 @@ class CheckpointConfig:
     checkpoint_ns: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.thread_id, str) or not self.thread_id:
-            raise ValueError(
-                f"CheckpointConfig needs a non-empty string thread_id, got {self.thread_id!r}"
-            )
+        thread_id = self.thread_id
+        if type(thread_id) is not str:
+            # LangGraph accepts any str, a UUID or an int: stored as its string.
+            if isinstance(thread_id, uuid.UUID) or (
+                isinstance(thread_id, int) and not isinstance(thread_id, bool)
+            ):
+                object.__setattr__(self, "thread_id", str(thread_id))
+            else:
+                raise ValueError(
+                    "CheckpointConfig needs a thread_id that is a non-empty string, a UUID or "
+                    f"an int, got {type(thread_id).__name__} {thread_id!r:.80}"
+                )
+        if not thread_id:
+            raise ValueError("CheckpointConfig needs a non-empty thread_id, got ''")
         if "\x1f" in self.thread_id:
             raise ValueError(
                 f"CheckpointConfig: thread_id {self.thread_id!r} contains the control character "
@@ -55,6 +66,52 @@ class CheckpointConfig:
 
     def with_checkpoint_id(self, checkpoint_id: str | None) -> CheckpointConfig:
         return replace(self, checkpoint_id=checkpoint_id)
+
+    # Read as LangGraph's config dict: `cfg["configurable"]["checkpoint_id"]` works.
+
+    @property
+    def configurable(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"thread_id": self.thread_id, "checkpoint_ns": self.checkpoint_ns}
+        if self.checkpoint_id is not None:
+            out["checkpoint_id"] = self.checkpoint_id
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "configurable":
+            return self.configurable
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.configurable if key == "configurable" else default
+
+    def keys(self) -> tuple[str, ...]:
+        return ("configurable",)
+
+    def __contains__(self, key: object) -> bool:
+        return key == "configurable"
+
+
+def as_checkpoint_config(config: Any, what: str = "config") -> CheckpointConfig:
+    """A `CheckpointConfig`, or a LangGraph config dict naming the same thread/checkpoint;
+    taken wherever a config is (the engine, the savers)."""
+    if isinstance(config, CheckpointConfig):
+        return config
+    if isinstance(config, Mapping):
+        configurable = config.get("configurable")
+        if not isinstance(configurable, Mapping) or configurable.get("thread_id") is None:
+            raise ValueError(
+                f"{what} {dict(config)!r:.200} names no thread: pass "
+                '{"configurable": {"thread_id": "<thread id>"}} or CheckpointConfig("<thread id>")'
+            )
+        return CheckpointConfig(
+            configurable["thread_id"],
+            configurable.get("checkpoint_id"),
+            configurable.get("checkpoint_ns") or "",
+        )
+    raise TypeError(
+        f"{what} must be a CheckpointConfig(thread_id) or a dict "
+        f'{{"configurable": {{"thread_id": ...}}}}, got {type(config).__name__} {config!r:.80}'
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +141,38 @@ class CheckpointMetadata:
     step: int
     writes: Mapping[str, Any] = _EMPTY
     extra: Mapping[str, Any] = _EMPTY
+
+    # Read as LangGraph's metadata dict: `metadata["source"]`, `metadata.get("writes")`; a
+    # key of `extra` reads as a top-level key, as LangGraph merges it there.
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _METADATA_KEYS:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in _METADATA_KEYS or key in self.extra
+
+    def keys(self) -> list[str]:
+        return [*_METADATA_KEYS, *(k for k in self.extra if k not in _METADATA_KEYS)]
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self.keys()]
+
+
+_METADATA_KEYS = ("source", "step", "writes")
 
 
 @dataclass(frozen=True, slots=True)

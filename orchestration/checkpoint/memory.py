@@ -19,6 +19,7 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    as_checkpoint_config,
     metadata_matches,
     validate_filter,
 )
@@ -44,6 +45,8 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
         self._cache = storage.ValueCache()
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         with self._lock:
             thread = self._threads.get((config.thread_id, config.checkpoint_ns))
             if thread is None or not thread.records:
@@ -62,6 +65,8 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
         with self._lock:
             thread = self._threads.get((config.thread_id, config.checkpoint_ns))
@@ -80,6 +85,8 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
@@ -94,6 +101,8 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)

@@ -28,12 +28,14 @@ SQLite's write lock and wait up to `busy_timeout` for it instead of failing with
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,7 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    as_checkpoint_config,
     validate_filter,
 )
 from orchestration.checkpoint.filters import (
@@ -194,14 +197,53 @@ def _touch_private(path: Path) -> None:
         os.close(fd)
 
 
+def _database_file(conn: sqlite3.Connection) -> str:
+    """The file behind a connection (":memory:" for an in-memory database)."""
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return file or ":memory:"
+    return ":memory:"
+
+
+def _serialized[R](method: Callable[..., R]) -> Callable[..., R]:
+    """A saver built on one connection given by the caller shares it between threads: its
+    calls take turns (a transaction belongs to the connection, not to a thread)."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteSaver, *args: Any, **kwargs: Any) -> R:
+        lock = self._shared_lock
+        if lock is None:
+            return method(self, *args, **kwargs)
+        with lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class SqliteSaver(BaseCheckpointSaver):
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path)
-        if str(path) == ":memory:":
-            raise ValueError(
-                "SqliteSaver needs a file path (threads and processes share the file); "
-                "use InMemoryCheckpointSaver for checkpoints in memory"
-            )
+    """Checkpoints in one SQLite file: `SqliteSaver(path)` (the file is created with mode
+    0600, one connection per thread), or, as in LangGraph, `SqliteSaver(sqlite3.connect(...))`
+    (that connection is used as given, shared by every thread; its file mode is the caller's;
+    it is switched to autocommit so the saver's own transactions work) and
+    `with SqliteSaver.from_conn_string(path) as saver:`."""
+
+    def __init__(
+        self, path: str | os.PathLike[str] | sqlite3.Connection, *, busy_timeout: float = 30.0
+    ) -> None:
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock: threading.RLock | None = None
+        if isinstance(path, sqlite3.Connection):
+            self._shared = path
+            self._shared_lock = threading.RLock()
+            self.path = Path(_database_file(path))
+        else:
+            self.path = Path(path)
+            if str(path) == ":memory:":
+                raise ValueError(
+                    "SqliteSaver needs a file path (threads and processes share the file); "
+                    "use InMemorySaver for checkpoints in memory, or "
+                    "SqliteSaver(sqlite3.connect(':memory:', check_same_thread=False))"
+                )
         self._busy_ms = int(busy_timeout * 1000)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -210,13 +252,45 @@ class SqliteSaver(BaseCheckpointSaver):
         self._cache = storage.ValueCache()
         self._setup()
 
+    @classmethod
+    @contextmanager
+    def from_conn_string(cls, conn_string: str) -> Iterator[SqliteSaver]:
+        """LangGraph's `with SqliteSaver.from_conn_string("checkpoints.db") as saver:`; the
+        saver is closed when the block ends. `":memory:"` keeps everything in memory."""
+        if conn_string == ":memory:":
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+            saver = cls(conn)
+        else:
+            conn, saver = None, cls(conn_string)
+        try:
+            yield saver
+        finally:
+            saver.close()
+            if conn is not None:
+                conn.close()
+
+    def setup(self) -> None:
+        """Create the tables (done on construction already); safe to call any number of
+        times, as LangGraph code does."""
+        with self._shared_lock or contextlib.nullcontext():
+            self._setup()
+
     # --- connections ----------------------------------------------------------------------
 
     def _setup(self) -> None:
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        if new:
-            _touch_private(self.path)
-        conn = self._conn()
+        if self._shared is not None:
+            conn = self._shared
+            if getattr(conn, "autocommit", None) is False:
+                conn.autocommit = True
+            elif conn.in_transaction:
+                conn.commit()
+            conn.isolation_level = None
+            new = conn.execute("PRAGMA page_count").fetchone()[0] == 0
+        else:
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            if new:
+                _touch_private(self.path)
+            conn = self._conn()
         for attempt in range(50):
             try:
                 if new:
@@ -225,7 +299,8 @@ class SqliteSaver(BaseCheckpointSaver):
                     # Both pragmas must run before the first table exists.
                     conn.execute("PRAGMA page_size=4096")
                     conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-                conn.execute("PRAGMA journal_mode=WAL")
+                if str(self.path) != ":memory:":
+                    conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)  # each CREATE ... IF NOT EXISTS is atomic
                 return
             except sqlite3.OperationalError as error:
@@ -236,6 +311,10 @@ class SqliteSaver(BaseCheckpointSaver):
                 time.sleep(0.05)
 
     def _conn(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            if self._closed:
+                raise RuntimeError("this SqliteSaver is closed")
+            return self._shared
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
@@ -273,6 +352,7 @@ class SqliteSaver(BaseCheckpointSaver):
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the connections this saver opened (one given by the caller stays open)."""
         self._closed = True
         with self._all_lock:
             conns, self._all = self._all, []
@@ -290,7 +370,10 @@ class SqliteSaver(BaseCheckpointSaver):
 
     # --- the port -------------------------------------------------------------------------
 
+    @_serialized
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         conn = self._conn()
         key = storage_key(config)  # a subgraph's namespace is stored under its own key
         with self._read(conn):
@@ -302,6 +385,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 return None
             return rehome(self._decode(conn, [row]), config)[0]
 
+    @_serialized
     def list(
         self,
         config: CheckpointConfig,
@@ -310,6 +394,8 @@ class SqliteSaver(BaseCheckpointSaver):
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
@@ -325,9 +411,12 @@ class SqliteSaver(BaseCheckpointSaver):
             rows.reverse()
             return rehome(self._decode(conn, rows), config)
 
+    @_serialized
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         encoded = storage.encode_checkpoint(
             storage_key(config), config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=INLINE_MAX, pack=False,
@@ -352,9 +441,12 @@ class SqliteSaver(BaseCheckpointSaver):
             return config_in(config, checkpoint.id)
         return storage.trusted_config(config.thread_id, checkpoint.id)
 
+    @_serialized
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
@@ -396,6 +488,7 @@ class SqliteSaver(BaseCheckpointSaver):
             (thread_id, checkpoint_id, task_id),
         )
 
+    @_serialized
     def delete_thread(self, thread_id: str) -> None:
         conn = self._conn()
         with self._write(conn):
@@ -411,6 +504,7 @@ class SqliteSaver(BaseCheckpointSaver):
 
     # --- retention ------------------------------------------------------------------------
 
+    @_serialized
     def prune(self, thread_id: str, *, keep_last: int) -> int:
         """Keep the thread's `keep_last` newest checkpoints (and the values they need); delete
         the older ones and their pending writes. Returns how many checkpoints were deleted.

@@ -11,6 +11,7 @@ worker threads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
@@ -44,16 +45,17 @@ def run_task(
     context: RunContext | None = None,
 ) -> Outcome:
     node = spec.nodes[task.node]
-    scope = TaskScope(task, resume, thread_id, step)
+    scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
     run_token = current_run.set(context)
+    fn = _bound(node, context)
     attempt = 0
     try:
         while True:
             attempt += 1
             scope.calls = scope.subcalls = 0
             try:
-                result = run_sync(node.fn, arg) if node.is_async else node.fn(arg)
+                result = run_sync(fn, arg) if node.is_async else fn(arg)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -80,16 +82,17 @@ async def arun_task(
         return await asyncio.to_thread(
             run_task, spec, task, arg, resume, thread_id, step, context
         )
-    scope = TaskScope(task, resume, thread_id, step)
+    scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
     run_token = current_run.set(context)
+    fn = _bound(node, context)
     attempt = 0
     try:
         while True:
             attempt += 1
             scope.calls = scope.subcalls = 0
             try:
-                result = await node.fn(arg)
+                result = await fn(arg)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -100,6 +103,15 @@ async def arun_task(
     finally:
         current_run.reset(run_token)
         current_task.reset(token)
+
+
+def _bound(node: NodeSpec, context: RunContext | None) -> Callable[[Any], Any]:
+    """The node's function as a one-argument callable: a node declaring a `config` parameter
+    gets the run's config (LangGraph passes it by keyword)."""
+    if not node.wants_config:
+        return node.fn
+    config = context.config if context is not None else {"configurable": {}}
+    return functools.partial(node.fn, config=config)
 
 
 def _settle_failure(

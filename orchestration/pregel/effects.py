@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestration.checkpoint.base import Checkpoint, CheckpointConfig, CheckpointMetadata
-from orchestration.errors import NodeError, SerializationError
-from orchestration.pregel.plan import Routed, Task
+from orchestration.errors import SerializationError
+from orchestration.pregel.plan import Routed, Task, router_failed
 
 if TYPE_CHECKING:
     from orchestration.context import RunContext
     from orchestration.spec import Branch, GraphSpec
 
-StreamMode = Literal["updates", "values", "custom"]
+StreamMode = Literal["updates", "values", "custom", "checkpoints", "tasks", "debug"]
 
 
 # The loop's requests are built several times per superstep and never outlive the request, so
@@ -108,7 +108,7 @@ def resolve_routes(spec: GraphSpec, nodes: Sequence[str], state: Any, step: int)
     routed: dict[tuple[str, int], Any] = {}
     for (node, index), answer in zip(keys, answers, strict=True):
         if isinstance(answer, BaseException):
-            raise NodeError(node, step, answer) from answer
+            raise router_failed(answer, node, step) from None
         routed[(node, index)] = answer
     return routed
 

@@ -43,6 +43,7 @@ from orchestration.pregel.plan import (
     gotos_of,
     head_of,
     held_updates,
+    hold_deferred,
     new_versions,
     now,
     pending_interrupts,
@@ -104,9 +105,11 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
     A different answer to an interrupt that was already answered is refused.
     """
     if head is None:
-        raise InvalidUpdateError(
-            f"thread {settings.thread_id!r} has no checkpoint, so there is nothing to "
-            "resume; start it with invoke(input, config)"
+        raise CheckpointNotFound(
+            f"Command(resume=...) answers a paused run, but thread {settings.thread_id!r} "
+            "has never run, so nothing waits for an answer. Start it with "
+            "invoke(input, config); once it pauses at interrupt(), resume it with "
+            "invoke(Command(resume=answer), config) on the same thread."
         )
     if command.goto:
         raise InvalidUpdateError(
@@ -200,7 +203,7 @@ def _write_input(
     metadata = CheckpointMetadata("input", step, {START: updates}, settings.extra)
     written_by = {k: ["input"] for k in writers}
     config = yield from put_checkpoint(parent, checkpoint, metadata, written_by)
-    return Head(config, checkpoint, metadata, {}, state)
+    return Head(config, checkpoint, metadata, {}, state, parent=None if head is None else parent)
 
 
 def _fork(
@@ -434,6 +437,9 @@ def update_core(
     joins = {} if tup is None else tup.checkpoint.internal.get("joins", {})
     routed = yield from resolve_routes(spec, [as_node], state, step)
     next_nodes, internal = plan_next(spec, [(as_node, ())], state, joins, step, routed)
+    if spec.deferred:
+        previous = None if tup is None else tup.checkpoint.internal
+        next_nodes = hold_deferred(spec, next_nodes, internal, previous)
     if tup is not None and any(w.task_id == BEFORE_TASK for w in tup.pending_writes):
         internal["skip_before"] = True  # edited at a breakpoint: continuing runs the node
     new_id = new_checkpoint_id()

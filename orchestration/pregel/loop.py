@@ -20,7 +20,6 @@ from orchestration.checkpoint.base import (
 from orchestration.errors import (
     GraphRecursionError,
     InvalidUpdateError,
-    NodeError,
     SerializationError,
 )
 from orchestration.pregel.effects import (
@@ -48,6 +47,7 @@ from orchestration.pregel.plan import (
     apply_updates,
     encode_done,
     encode_waiting,
+    hold_deferred,
     new_versions,
     plan_next,
     recover,
@@ -55,42 +55,77 @@ from orchestration.pregel.plan import (
     tasks_of,
     writes_metadata,
 )
+from orchestration.pregel.streams import (
+    RUN_MODES,
+    checkpoint_chunks,
+    interrupt_value_chunk,
+    result_chunks,
+    task_chunks,
+    update_chunks,
+)
 
 
 def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
-    """Everything `invoke` does; returns the final (or paused) state as a schema instance."""
+    """Everything `invoke` does; returns the final (or paused) state as a schema instance
+    (a paused dict state also carries `"__interrupt__"`, as LangGraph's)."""
     spec = settings.spec
     head, skip_before = yield from begin(settings, input, config)
-    if "values" in settings.modes and head.metadata.source == "input":
-        yield Emit("values", state_of(spec.schema, head))
+    modes = settings.modes
+    if modes and (head.metadata.source == "input" or tasks_of(head)):
+        # LangGraph streams the state a call starts from (the input's, or the resumed one).
+        if "values" in modes:
+            yield Emit("values", state_of(spec.schema, head))
+        if not RUN_MODES.isdisjoint(modes):
+            yield from checkpoint_chunks(modes, head)
     steps = 0
     while True:
         tasks = tasks_of(head)
         if not tasks:
             return state_of(spec.schema, head)
         if steps >= settings.recursion_limit:
-            raise GraphRecursionError(
-                f"thread {settings.thread_id!r} ran {steps} supersteps without finishing "
-                f"(recursion_limit={settings.recursion_limit}); it stopped at checkpoint "
-                f"{head.checkpoint.id} before {list(head.checkpoint.next)}. Resume it with "
-                "invoke(None, config, recursion_limit=<higher>) or fix the loop in the graph."
-            )
+            raise GraphRecursionError(_recursion_message(settings, head, steps))
         if settings.interrupt_before and not skip_before and _stops_before(settings, head, tasks):
             yield PutWrites(head.config, [(PAUSED, _before(settings, tasks))], BEFORE_TASK)
-            yield from _emit_stop(settings, ())
+            yield from _emit_stop(settings, head, ())
             return state_of(spec.schema, head)
         skip_before = False
         paused, head = yield from _superstep(settings, head, tasks)
         if paused:
-            return head.state
+            return _paused_result(settings, head)
         steps += 1
         if (
             settings.interrupt_after
             and head.checkpoint.next
             and settings.interrupt_after.intersection(t.node for t in tasks)
         ):
-            yield from _emit_stop(settings, ())
+            yield from _emit_stop(settings, head, ())
             return state_of(spec.schema, head)
+
+
+def _recursion_message(settings: RunSettings, head: Head, steps: int) -> str:
+    what = (
+        f"the graph ran {steps} supersteps without finishing "
+        f"(recursion_limit={settings.recursion_limit}), before {list(head.checkpoint.next)}"
+    )
+    if settings.context is not None and not settings.context.durable:
+        # Without a saver nothing was kept: advising a resume would mislead.
+        return (
+            f"{what}. Nothing was saved (the graph has no checkpoint saver): run it again "
+            "with a higher limit, invoke(input, {\"recursion_limit\": <higher>}), or fix the "
+            "loop in the graph (a route that never reaches END)."
+        )
+    return (
+        f"thread {settings.thread_id!r}: {what}; it stopped at checkpoint "
+        f"{head.checkpoint.id}. Resume it with invoke(None, config, recursion_limit=<higher>) "
+        "or fix the loop in the graph (a route that never reaches END)."
+    )
+
+
+def _paused_result(settings: RunSettings, head: Head) -> Any:
+    state = head.state
+    if head.interrupts and settings.spec.schema.kind == "typeddict":
+        return {**state, INTERRUPT: list(head.interrupts)}
+    return state
 
 
 def _before(settings: RunSettings, tasks: Sequence[Task]) -> list[str]:
@@ -104,11 +139,14 @@ def _stops_before(settings: RunSettings, head: Head, tasks: Sequence[Task]) -> b
     return bool(_before(settings, tasks))
 
 
-def _emit_stop(settings: RunSettings, interrupts: tuple[Any, ...]) -> Core:
+def _emit_stop(settings: RunSettings, head: Head, interrupts: tuple[Any, ...]) -> Core:
     """Like LangGraph, a paused stream ends with `{"__interrupt__": (Interrupt, ...)}` (empty
-    for a breakpoint), so a consumer of `updates` sees why it stopped."""
+    for a breakpoint), so a consumer of `updates` sees why it stopped; `values` ends with
+    the state and the interrupts (dict states, when something asked)."""
     if "updates" in settings.modes:
         yield Emit("updates", {INTERRUPT: interrupts})
+    if interrupts and "values" in settings.modes and settings.spec.schema.kind == "typeddict":
+        yield interrupt_value_chunk(head.checkpoint.values, interrupts)
 
 
 def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
@@ -122,13 +160,21 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
         work = [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks]
+        if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
+            yield from task_chunks(settings.modes, work, step)
         done = yield Execute(spec, work, settings.thread_id, step, settings.context)
+    if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
+        yield from result_chunks(settings.modes, done, step)
     for outcome in done:
         if outcome.error is not None or outcome.interrupt is not None:
             return (yield from _stop(settings, head, done, state, step))
     try:
         new_head = yield from _commit(settings, head, done, step, values, input_writers)
-    except (NodeError, InvalidUpdateError) as error:
+    except Exception as error:
+        if not isinstance(error, InvalidUpdateError) and not getattr(
+            error, "stepwise_router", False
+        ):
+            raise
         # The tasks all ran: keep their writes so a resume only re-plans; a node whose update
         # the schema refused is not kept, so it runs again once fixed.
         culprits = set(getattr(error, "writers", ()))
@@ -160,6 +206,8 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
         work.append((task, state if task.arg is NO_ARG else task.arg, resume))
         slots.append(i)
     if work:
+        if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
+            yield from task_chunks(settings.modes, work, step)
         results: list[Outcome] = yield Execute(
             spec, work, settings.thread_id, step, settings.context
         )
@@ -174,10 +222,11 @@ def _stop(settings: RunSettings, head: Head, done: list[Outcome], state: Any, st
     (save the writes, pause): returns (True, head) with the state the tasks saw."""
     failed = [o for o in done if o.error is not None]
     if failed:
-        yield from _fail(head, done, _failure(failed[0], step))
+        yield from _fail(head, done, _failure(settings, head, failed[0], step))
     waiting = [o for o in done if o.interrupt is not None]
     yield from _save_fresh(head, done)
-    yield from _emit_stop(settings, tuple(o.interrupt for o in waiting if o.interrupt))
+    head.interrupts = tuple(o.interrupt for o in waiting if o.interrupt)
+    yield from _emit_stop(settings, head, head.interrupts)
     head.state = state
     return True, head
 
@@ -194,14 +243,22 @@ def _resumed_input(
     return values, writers, state
 
 
-def _failure(outcome: Outcome, step: int) -> BaseException:
+def _failure(settings: RunSettings, head: Head, outcome: Outcome, step: int) -> BaseException:
+    """The node's own exception (LangGraph raises it as itself, so `except KeyError:` in the
+    caller works), with a note saying where it happened and how to continue."""
     error = outcome.error
     assert error is not None
     if isinstance(error, InvalidUpdateError):
         return error
-    failure = NodeError(outcome.task.node, step, error)
-    failure.__cause__ = error
-    return failure
+    where = f"during node {outcome.task.node!r} in step {step}"
+    if settings.context is None or settings.context.durable:
+        where += (
+            f" of thread {settings.thread_id!r}, from checkpoint {head.checkpoint.id}; the "
+            "thread keeps the work of the tasks that finished: fix the cause and resume with "
+            "invoke(None, config)"
+        )
+    error.add_note(where)
+    return error
 
 
 def _fail(
@@ -230,11 +287,24 @@ def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:
             yield PutWrites(head.config, writes, o.task.id)
         except SerializationError as error:
             update = o.update
-            what = "its update" if update is not None else "the value it passed to interrupt()"
             step = head.metadata.step + 1
+            if update is None and o.interrupt is not None:
+                # The storage layer speaks of channels and tasks; the user wrote interrupt(x).
+                message = (
+                    f"node {o.task.node!r} called interrupt() in step {step} with "
+                    f"{o.interrupt.value!r:.80}, a {type(o.interrupt.value).__name__}, which "
+                    "cannot be stored, so the pause could not be saved. Pass interrupt() "
+                    "JSON-like data (dicts, lists, strings, numbers), dates, Decimal, UUID, or "
+                    "a registered dataclass / pydantic model. The thread is unchanged."
+                )
+            else:
+                message = (
+                    f"{error} (in its update, node {o.task.node!r}, step {step}). "
+                    "The thread is unchanged: make the node use storable values and run it "
+                    "again."
+                )
             raise SerializationError(
-                f"{error} (in {what}, node {o.task.node!r}, step {step}). "
-                "The thread is unchanged: make the node use storable values and run it again.",
+                message,
                 field=error.field if update is not None and error.field in update else None,
                 nodes=[o.task.node],
                 step=step,
@@ -277,6 +347,8 @@ def _commit(
     finished = [(o.task.node, o.goto) for o in outcomes]
     joins = head.checkpoint.internal.get("joins") if head.checkpoint.internal else None
     next_nodes, internal = plan_next(spec, finished, state, joins or {}, step, routed)
+    if spec.deferred:
+        next_nodes = hold_deferred(spec, next_nodes, internal, head.checkpoint.internal)
     new_id = new_checkpoint_id()
     versions = new_versions(head.checkpoint.versions, writers, new_id)
     checkpoint = Checkpoint(new_id, datetime.now(UTC), values, versions, next_nodes, internal)
@@ -289,9 +361,13 @@ def _commit(
     except Exception:
         yield from _keep_finished(head, outcomes)
         raise
+    new_head = Head(config, checkpoint, metadata, {}, state, parent=head.config)
     if settings.modes:
         if "updates" in settings.modes:
-            yield Emit("updates", writes_meta)
-        if "values" in settings.modes:
+            yield from update_chunks(outcomes)
+        if "values" in settings.modes and writers:
+            # As LangGraph: a step that changed no field streams no new values.
             yield Emit("values", state)
-    return Head(config, checkpoint, metadata, {}, state)
+        if not RUN_MODES.isdisjoint(settings.modes):
+            yield from checkpoint_chunks(settings.modes, new_head)
+    return new_head

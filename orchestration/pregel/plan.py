@@ -24,7 +24,7 @@ from orchestration.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
-from orchestration.errors import InvalidUpdateError, NodeError
+from orchestration.errors import InvalidUpdateError
 from orchestration.interrupts import interrupt_id
 from orchestration.reducers import last_value
 from orchestration.types import END, Command, Interrupt, Overwrite, Send
@@ -47,6 +47,10 @@ HELD_FOR = "__held_for__"
 NO_SAVER_THREAD = "__unsaved__"
 
 NO_ARG: Any = object()
+
+# The update of a node that returned `None`: this very dict, recognised by identity, so the
+# `updates` stream reports `{node: None}` as LangGraph does. Never mutated.
+NO_UPDATE: dict[str, Any] = {}
 
 # (node, index of its branch) -> what an async router returned, resolved before planning.
 Routed = Mapping[tuple[str, int], Any]
@@ -104,6 +108,7 @@ class Head:
     # plan_tasks(checkpoint), built once: a resume matches answers to tasks, then runs them.
     tasks: list[Task] | None = None
     parent: CheckpointConfig | None = None  # known when read from the saver
+    interrupts: tuple[Interrupt, ...] = ()  # set when the run paused here at interrupt()
 
 
 def task_id(checkpoint_id: str, index: int, node: str) -> str:
@@ -179,7 +184,7 @@ def plan_next(
             except InvalidUpdateError:
                 raise
             except Exception as error:
-                raise NodeError(node, step, error) from error
+                raise router_failed(error, node, step) from None
             for target in targets:
                 add(target, node)
         for join in spec.joins_by_source.get(node, ()):
@@ -197,6 +202,36 @@ def plan_next(
     if seen:
         internal["joins"] = seen
     return (*plain, *(node for node, _ in sends)), internal
+
+
+def hold_deferred(
+    spec: GraphSpec,
+    next_nodes: tuple[str, ...],
+    internal: dict[str, Any],
+    previous: Mapping[str, Any] | None,
+) -> tuple[str, ...]:
+    """LangGraph's `defer=True`: a deferred node runs only when nothing else is pending. While
+    other tasks remain it waits in `internal["deferred"]` (once, however often it is reached).
+    Returns the `next` to store; `internal` is updated in place."""
+    sends = internal.get("sends") or ()
+    plain = next_nodes[: len(next_nodes) - len(sends)]
+    waiting = dict.fromkeys((previous or {}).get("deferred", ()))
+    waiting.update(dict.fromkeys(n for n in plain if n in spec.deferred))
+    others = tuple(n for n in plain if n not in spec.deferred)
+    internal.pop("deferred", None)
+    if others or sends:
+        if waiting:
+            internal["deferred"] = list(waiting)
+        return (*others, *(node for node, _ in sends))
+    return tuple(waiting)
+
+
+def router_failed(error: Exception, node: str, step: int) -> Exception:
+    """A router's own exception, raised as itself (as LangGraph does) with a note naming
+    where; marked so the loop keeps the writes of the tasks that finished."""
+    error.add_note(f"raised by the router after node {node!r} in step {step}")
+    error.stepwise_router = True  # type: ignore[attr-defined]
+    return error
 
 
 def _static_next(
@@ -307,7 +342,7 @@ def new_versions(
 def normalize_result(schema: Schema, node: str, result: Any) -> tuple[dict[str, Any], list[Any]]:
     """A node's return value -> (update, gotos). Refuses anything but a mapping, None, Command."""
     if result is None:
-        return {}, []
+        return NO_UPDATE, []
     if isinstance(result, Command):
         update = {} if result.update is None else schema.check_update(node, result.update)
         return update, gotos_of(result)

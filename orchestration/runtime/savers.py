@@ -27,6 +27,7 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    as_checkpoint_config,
     validate_filter,
 )
 from orchestration.checkpoint.filters import (
@@ -79,6 +80,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     # --- the port -------------------------------------------------------------------------
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         connection = connections[self.using]
         found = checkpoint_sql.checkpoint_row(
             connection, config.thread_id, config.checkpoint_id, config.checkpoint_ns
@@ -111,6 +114,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
@@ -133,6 +138,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
     ) -> CheckpointConfig:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
@@ -158,6 +165,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)

@@ -111,7 +111,7 @@ def test_stream_with_a_list_of_modes_yields_mode_chunk_pairs() -> None:
 
 def test_unknown_stream_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="stream_mode"):
-        list(abc().stream(None, stream_mode="debug"))  # type: ignore[arg-type]
+        list(abc().stream(None, stream_mode="chatter"))  # type: ignore[arg-type]
 
 
 def test_editing_state_at_a_breakpoint_then_continuing_runs_the_node(saver, config) -> None:

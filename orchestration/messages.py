@@ -1,0 +1,103 @@
+"""`add_messages`, LangGraph's reducer for a chat history, without LangChain.
+
+Messages are dicts (`{"role": "user", "content": "hi", "id": "..."}`) or objects that look
+like LangChain messages (`.id`, `.type`, `.content`); both are kept as given. Exported by
+`orchestration.reducers`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.checkpoint import serde
+
+# `RemoveMessage(REMOVE_ALL_MESSAGES)` clears the history before the messages that follow it.
+REMOVE_ALL_MESSAGES = "__remove_all__"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMessage:
+    """An update item that removes the message with this `id` from the history."""
+
+    id: str
+    type: str = "remove"
+    content: str = ""
+
+
+def _is_remove(message: Any) -> bool:
+    """Ours, or LangChain's RemoveMessage (an object whose `type` is "remove")."""
+    return isinstance(message, RemoveMessage) or (
+        not isinstance(message, Mapping) and getattr(message, "type", None) == "remove"
+    )
+
+
+def _id_of(message: Any) -> Any:
+    if isinstance(message, Mapping):
+        return message.get("id")
+    return getattr(message, "id", None)
+
+
+def _with_id(message: Any) -> Any:
+    """The message, given an id if it has none (a copy for a dict; set on an object)."""
+    if _id_of(message) is not None:
+        return message
+    new_id = str(uuid.uuid4())
+    if isinstance(message, Mapping):
+        return {**message, "id": new_id}
+    try:
+        message.id = new_id
+    except AttributeError as error:
+        raise TypeError(
+            f"add_messages cannot give an id to {type(message).__name__} {message!r:.80}: "
+            "give it an `id`, or use a dict message {'role': ..., 'content': ..., 'id': ...}"
+        ) from error
+    return message
+
+
+def _as_messages(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, Mapping) or not isinstance(value, Sequence):
+        return [value]
+    return [{"role": "user", "content": v} if isinstance(v, str) else v for v in value]
+
+
+def add_messages(left: Any, right: Any) -> list[Any]:
+    """Merge `right` into `left`: a message whose id is already there replaces it,
+    `RemoveMessage(id)` removes it, `RemoveMessage(REMOVE_ALL_MESSAGES)` clears what came
+    before, anything else is appended. Messages without an id get one."""
+    merged = [_with_id(m) for m in _as_messages(left)]
+    incoming = [m if _is_remove(m) else _with_id(m) for m in _as_messages(right)]
+    for index in range(len(incoming) - 1, -1, -1):
+        item = incoming[index]
+        if _is_remove(item) and _id_of(item) == REMOVE_ALL_MESSAGES:
+            return [m for m in incoming[index + 1 :] if not _is_remove(m)]
+    position = {_id_of(m): i for i, m in enumerate(merged)}
+    removed: set[Any] = set()
+    for message in incoming:
+        key = _id_of(message)
+        if _is_remove(message):
+            if key not in position:
+                raise ValueError(
+                    f"RemoveMessage({key!r}) names no message of the history; "
+                    f"known ids: {[_id_of(m) for m in merged][:20]}"
+                )
+            removed.add(key)
+        elif key in position:
+            merged[position[key]] = message
+            removed.discard(key)
+        else:
+            position[key] = len(merged)
+            merged.append(message)
+    return [m for m in merged if _id_of(m) not in removed]
+
+
+# A RemoveMessage travels in updates, which are stored as pending writes.
+serde.register(RemoveMessage)
+
+__all__ = ["REMOVE_ALL_MESSAGES", "RemoveMessage", "add_messages"]
