@@ -91,13 +91,13 @@ def with_store_param(fn: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
-        async def anode(state: Any) -> Any:
-            return await fn(state, store=store_now())
+        async def anode(state: Any, **kwargs: Any) -> Any:  # kwargs: `config`, when declared
+            return await fn(state, store=store_now(), **kwargs)
 
         return anode
 
     @functools.wraps(fn)
-    def node(state: Any) -> Any:
-        return fn(state, store=store_now())
+    def node(state: Any, **kwargs: Any) -> Any:
+        return fn(state, store=store_now(), **kwargs)
 
     return node
