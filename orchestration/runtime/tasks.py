@@ -23,8 +23,8 @@ from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
-from orchestration.runtime.store import DjangoStore
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
+from orchestration.runtime.store import DjangoStore
 from orchestration.types import Command
 
 logger = logging.getLogger(__name__)
