@@ -171,6 +171,7 @@ TASKS = {
 STEPWISE_GRAPHS: dict[str, str] = {
     "expense": "demo.workflows.expense:graph",
     "publishing": "demo.workflows.publishing:graph",
+    "support": "demo.workflows.support:graph",
 }
 for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
     _name, _, _target = _entry.partition("=")

@@ -24,6 +24,7 @@ from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
+from orchestration.runtime.store import DjangoStore
 from orchestration.types import Command
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class RunExecution:
     def execute(self) -> dict[str, Any]:
         self.saver = DjangoCheckpointSaver(lease=self.lease)
         self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
+        if self.graph.store is None:
+            # memory across threads: the Django store, unless the graph brought its own
+            self.graph = self.graph.with_store(DjangoStore())
         input, config = self.plan()
         while True:
             self.stream(input, config)

@@ -32,9 +32,25 @@ def test_seed_creates_a_login_per_role_in_its_group() -> None:
 def test_seed_leaves_reviews_waiting_and_one_failed_run() -> None:
     seed()
     statuses = sorted(Run.objects.values_list("status", flat=True))
-    assert statuses.count(Run.Status.WAITING) == 4
+    assert statuses.count(Run.Status.WAITING) == 5
     assert statuses.count(Run.Status.FAILED) == 1
-    assert statuses.count(Run.Status.SUCCEEDED) == 1
+    assert statuses.count(Run.Status.SUCCEEDED) == 2
+
+
+def test_seed_starts_the_support_agent_with_a_tool_call_to_review() -> None:
+    from approvals.models import ReviewRequest
+    from orchestration.runtime.models import RunOutput
+    from orchestration.savers import DjangoStore
+
+    seed()
+    review = ReviewRequest.objects.get(thread__thread_id="demo-support-1")
+    assert review.node == "tools|review" and review.title == "Allow issue_refund for c-42?"
+    streamed = RunOutput.objects.filter(run__thread__thread_id="demo-support-1")
+    assert "".join(d for d in streamed.values_list("data", flat=True) if isinstance(d, str))
+    # the second thread of the same customer remembered the first one (the Django store)
+    assert DjangoStore().get(("customers", "c-42"), "contact") is not None
+    later = RunOutput.objects.filter(run__thread__thread_id="demo-support-2").first()
+    assert later is not None and later.data == "Welcome "
 
 
 def test_seeding_twice_changes_nothing() -> None:

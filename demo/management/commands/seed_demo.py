@@ -43,6 +43,14 @@ ARTICLES = [
 ]
 
 
+TICKETS = [
+    # thread number, customer, message: the first pauses at a refund for review, the second
+    # (same customer, a later thread) is greeted with what the first one remembered
+    (1, "c-42", "My order A-1001 arrived damaged, I want a refund. Please email me."),
+    (2, "c-42", "Where is my order A-1002?"),
+]
+
+
 class Command(BaseCommand):
     help = "Create demo users (password 'stepwise-demo') and demo threads waiting for review."
 
@@ -89,6 +97,10 @@ class Command(BaseCommand):
             for number, (title, author, body) in enumerate(ARTICLES, start=1):
                 self.start(f"demo-article-{number}", "publishing", user, title,
                            {"title": title, "author": author, "body": body})
+            for number, customer, message in TICKETS:
+                self.start(f"demo-support-{number}", "support", user,
+                           f"Support: {customer} — {message[:40]}",
+                           {"customer": customer, "message": message})
 
     def start(self, thread_id: str, graph: str, user: Any, title: str, input: Any) -> None:
         if Thread.objects.filter(thread_id=thread_id).exists():
