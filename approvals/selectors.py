@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Value, 
 from django.utils import timezone
 
 from approvals.models import Decision, ReviewRequest
-from approvals.tree import TreeRow
+from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.leases import orphaned_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
@@ -161,43 +161,38 @@ def _event_text(event: Event) -> str:
     return f"{label}{run}{': ' + str(detail) if detail else ''}"
 
 
-def tree_rows(thread: Thread) -> list[TreeRow]:
-    """The tree's rows, in one query (the saver's `list` would load every state)."""
-    rows = (
-        Checkpoint.objects.filter(thread=thread)
-        .order_by("checkpoint_id")
-        .values_list(
-            "pk",
-            "checkpoint_id",
-            "parent_id",
-            "step",
-            "source",
-            "created_at",
-            "created_by__username",
-            "extra",
-            "written_by",
-        )
+def tree_links(thread: Thread) -> list[Link]:
+    """Every checkpoint's id, parent and step, in one query of three small columns: all the
+    layout needs (labels are loaded for the visible rows only, `tree_details`)."""
+    raw = list(
+        Checkpoint.objects.filter(thread=thread).values_list("pk", "checkpoint_id", "parent_id",
+                                                             "step")
     )
-    ids: dict[int, str] = {}
-    raw = list(rows)
-    for pk, cid, *_ in raw:
-        ids[pk] = cid
-    out = []
-    for _pk, cid, parent_pk, step, source, created_at, username, extra, written_by in raw:
+    ids = {pk: cid for pk, cid, _, _ in raw}
+    return [Link(cid, ids.get(parent) if parent else None, step) for _, cid, parent, step in raw]
+
+
+def tree_details(thread: Thread, checkpoint_ids: Collection[str]) -> dict[str, TreeRow]:
+    """Labels of the given checkpoints (one query, however long the thread)."""
+    rows = (
+        Checkpoint.objects.filter(thread=thread, checkpoint_id__in=list(checkpoint_ids))
+        .values_list("checkpoint_id", "parent__checkpoint_id", "step", "source", "created_at",
+                     "created_by__username", "extra", "written_by")
+    )
+    out = {}
+    for cid, parent, step, source, created_at, username, extra, written_by in rows:
         extra = extra if isinstance(extra, Mapping) else {}
         actor = username or str(extra.get("user") or extra.get("reviewer") or "")
-        out.append(
-            TreeRow(
-                id=cid,
-                parent_id=ids.get(parent_pk) if parent_pk else None,
-                step=step,
-                source=source,
-                node=", ".join(written_by),
-                time=created_at,
-                actor=actor,
-            )
-        )
+        out[cid] = TreeRow(id=cid, parent_id=parent, step=step, source=source,
+                           node=", ".join(written_by or ()), time=created_at, actor=actor)
     return out
+
+
+def tree_rows(thread: Thread) -> list[TreeRow]:
+    """Every checkpoint's label row (tests and small threads; pages use `tree_details`)."""
+    links = tree_links(thread)
+    details = tree_details(thread, [link.id for link in links])
+    return sorted(details.values(), key=lambda r: r.id)
 
 
 def open_review_checkpoints(thread: Thread) -> set[str]:
@@ -208,12 +203,31 @@ def open_review_checkpoints(thread: Thread) -> set[str]:
     )
 
 
-def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
-    return list(
-        Checkpoint.objects.filter(thread=thread)
-        .order_by("checkpoint_id")
-        .values_list("checkpoint_id", "step", "source")
-    )
+COMPARE_CHOICES = 25
+
+
+def compare_choices(thread: Thread, query: str = "") -> list[tuple[str, int, str]]:
+    """At most COMPARE_CHOICES checkpoints to compare with, newest first: those whose step is
+    `query` (a number) or whose id starts with it, or whose source is it; without a query the
+    ones worth comparing with (inputs, forks and updates) and the newest."""
+    qs = Checkpoint.objects.filter(thread=thread).order_by("-checkpoint_id")
+    query = query.strip()
+    if query:
+        match = Q(checkpoint_id__startswith=query) | Q(source=query)
+        if query.isdigit():
+            match |= Q(step=int(query))
+        qs = qs.filter(match)
+    else:
+        notable = list(
+            qs.filter(source__in=("input", "fork", "update"))
+            .values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES // 2]
+        )
+        seen = {cid for cid, _, _ in notable}
+        newest = [c for c in qs.values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES]
+                  if c[0] not in seen]
+        both = notable + newest[:COMPARE_CHOICES - len(notable)]
+        return sorted(both, key=lambda c: c[0], reverse=True)
+    return list(qs.values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES])
 
 
 class UnreadableCheckpoint(Exception):
