@@ -92,7 +92,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
         status=request.GET.get("status", "open") or "open",
         assignee=request.GET.get("assignee", ""),
     )
-    page = _page(request, selectors.review_list(request.user, f))
+    try:
+        page = selectors.review_page(request.user, f, request.GET.get("after", ""), PAGE_SIZE)
+    except selectors.BadCursor as exc:
+        messages.error(request, f"{exc}: showing the first page. Use the inbox's own links.")
+        page = selectors.review_page(request.user, f, "", PAGE_SIZE)
     context = {
         "page": page,
         "filter": f,
