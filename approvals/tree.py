@@ -191,8 +191,11 @@ def stretch_folds(
 
 def unfold_span(fold: Fold, chunk: int = UNFOLD_CHUNK) -> tuple[int, int]:
     """The rows one unfold reveals: the whole fold, or its newest `chunk` rows (those next
-    to the visible row below it); the rest stays folded, one click further."""
-    return (max(fold.start, fold.end - chunk + 1), fold.end)
+    to the visible row below it); the rest stays folded, one click further (unless it would
+    be too short to be worth a fold)."""
+    if fold.count - chunk < MIN_FOLD:
+        return (fold.start, fold.end)
+    return (fold.end - chunk + 1, fold.end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,19 +167,26 @@ def view_of(thread: Thread, tree: Tree, rows: Sequence[DisplayRow], state: TreeS
 
 
 def unfold(thread: Thread, state: TreeState, key: str) -> TreeView | None:
-    """The rows that replace the fold `key` once it is opened (its newest UNFOLD_CHUNK rows,
-    and what stays folded above them); None if `key` is no fold of this tree."""
-    before = compute(thread, state)
-    fold = next((f for f in before.folds
-                 if before.placement.span_key(f.start, f.end) == key), None)
-    if fold is None:
+    """The rows that replace the folded row `key` ("first..last" ids, as the page drew it):
+    its newest UNFOLD_CHUNK rows, and what stays folded above them. None if `key` names no
+    rows of this thread. Drawn from the span the page shows, not from today's folds: the
+    page's folds may be older than the tree (live updates move the newest rows along)."""
+    tree = compute(thread, state)
+    p = tree.placement
+    span = p.span(key)
+    if span is None:
         return None
-    start, end = unfold_span(fold)
-    opened = (*state.opened, before.placement.span_key(start, end))
+    start, end = span
+    reveal_start, _ = unfold_span(Fold(start, end))
+    # rows outside the span folded too: the drawing of the span's rows depends only on the
+    # edges that touch or cross them, and the rest of the tree stays a few rows
+    folds = [Fold(a, b) for a, b in ((0, start - 1), (start, reveal_start - 1),
+                                     (end + 1, len(p) - 1)) if a <= b]
+    rows = [r for r in display_rows(p, folds) if start <= r.start and r.end <= end]
+    opened = (*tree.opened, p.span_key(reveal_start, end))
+    drawn = Tree(p, tree.folds, tree.display, tree.head, tree.pending, opened)
     after_state = TreeState(state.selected, opened, state.last, state.head, state.lanes)
-    after = compute(thread, after_state)
-    rows = [r for r in after.display if fold.start <= r.start and r.end <= fold.end]
-    return view_of(thread, after, rows, after_state, state.selected or after.head)
+    return view_of(thread, drawn, rows, after_state, state.selected or tree.head)
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,3 +254,21 @@ def test_a_bad_inbox_cursor_shows_the_first_page_and_says_why(client_as, make_re
     assert response.status_code == 200
     assert [r.pk for r in response.context["page"].object_list] == [review.pk]
     assert "is not an inbox position" in response.content.decode()
+
+
+def test_a_fold_drawn_before_live_updates_still_unfolds(client_as):
+    """Live updates move the newest rows along, so the server's folds drift from the ones
+    the page drew; unfolding goes by the span the page shows (found by the e2e test)."""
+    thread, graph, config = run_thread("drift", 200)
+    client = client_as("viewer")
+    page = page_of(client, thread).content.decode()
+    key = re.search(r'\?unfold=([0-9a-f]+\.\.[0-9a-f]+)"', page).group(1)
+    for n in range(3):
+        graph.update_state(config, {"note": f"later {n}"})
+    response = client.get(reverse("thread-tree", args=[thread.thread_id]),
+                          {**tree_state(page), "unfold": key}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    first, last = key.split("..")
+    revealed = ROW.findall(response.content.decode())
+    assert revealed[-1] == last and len(revealed) == UNFOLD_CHUNK
+    assert all(first <= cid <= last for cid in revealed)
