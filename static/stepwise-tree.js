@@ -18,6 +18,19 @@
     if (link) link.setAttribute("aria-current", "true");
   }
 
+  // the newest rows (and the head) are at the bottom of a long tree: show the selected one
+  function reveal() {
+    var row = document.querySelector("#tree-rows li.selected");
+    var box = row ? row.closest(".tree-scroll") : null;
+    if (box) box.scrollTop = row.offsetTop - box.clientHeight / 2;
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", reveal);
+  } else {
+    reveal();
+  }
+
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("#tree-rows a.cp") : null;
     if (link) select(link.getAttribute("data-checkpoint"));
