@@ -68,6 +68,10 @@ class ReviewRequest(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"], name="review_status_created"),
             models.Index(fields=["thread", "created_at"], name="review_thread_created"),
+            # the inbox's pages walk these (selectors.review_page): per status in page order,
+            # and the overdue ones
+            models.Index(fields=["status", "created_at", "id"], name="review_inbox_order"),
+            models.Index(fields=["status", "due_at"], name="review_status_due"),
         ]
         permissions = [
             ("decide_review", "Can claim and decide reviews"),

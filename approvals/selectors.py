@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
@@ -13,7 +14,7 @@ from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Value, 
 from django.utils import timezone
 
 from approvals.models import Decision, ReviewRequest
-from approvals.tree import TreeRow
+from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.leases import orphaned_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
@@ -53,6 +54,108 @@ def review_list(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewReques
     elif f.assignee == "unassigned":
         qs = qs.filter(assignee="", claimed_by__isnull=True)
     return qs
+
+
+def review_filtered(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewRequest]:
+    """The inbox's rows for filter `f`, unordered."""
+    qs = ReviewRequest.objects.select_related("thread", "claimed_by")
+    if f.status == "open":
+        qs = qs.filter(status__in=ReviewRequest.OPEN)
+    elif f.status in ReviewRequest.Status.values:
+        qs = qs.filter(status=f.status)
+    if f.graph:
+        qs = qs.filter(thread__graph_name=f.graph)
+    if f.assignee == "mine":
+        groups = list(user.groups.values_list("name", flat=True))
+        qs = qs.filter(
+            Q(claimed_by=user) | Q(assignee=user.get_username()) | Q(assignee__in=groups)
+        )
+    elif f.assignee == "unassigned":
+        qs = qs.filter(assignee="", claimed_by__isnull=True)
+    return qs
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of the inbox, keyset-paginated: `next_query` continues after its last row
+    (an OFFSET would read and drop every earlier row; a COUNT would read them all)."""
+
+    object_list: list[ReviewRequest]
+    has_next: bool
+    next_query: dict[str, str]
+    is_first: bool
+
+    @property
+    def next_href(self) -> str:
+        return "?" + urlencode(self.next_query)
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def inbox_cursor(section: str, review: ReviewRequest) -> str:
+    return f"{section}.{review.created_at.timestamp():.6f}.{review.pk}"
+
+
+def _parse_cursor(after: str) -> tuple[str, dt.datetime, int]:
+    try:
+        section, seconds, micros, pk = after.split(".")
+        if section not in ("o", "n"):
+            raise ValueError(section)
+        at = dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC).replace(microsecond=int(micros))
+        return section, at, int(pk)
+    except (ValueError, OverflowError) as exc:
+        raise BadCursor(f"{after!r} is not an inbox position") from exc
+
+
+def _after(at: dt.datetime, pk: int) -> Q:
+    return Q(created_at__gt=at) | Q(created_at=at, pk__gt=pk)
+
+
+def review_page(user: AbstractBaseUser, f: InboxFilter, after: str = "",
+                size: int = 50) -> InboxPage:
+    """Overdue open reviews first, then the others, each oldest first (as `review_list`),
+    `size` rows after the cursor `after`. Raises BadCursor for a cursor it did not make.
+
+    Every query is an index range scan that stops after `size + 1` rows, so a page costs the
+    same at row 10 and at row 10,000: the overdue ones by `review_status_due`, then one query
+    per status by `review_inbox_order` (status, created_at, id), merged here. One `IN` over
+    two statuses would make the database sort every open review for each page."""
+    section, at, pk = _parse_cursor(after) if after else ("o", None, 0)
+    base = review_filtered(user, f).order_by("created_at", "pk")
+    overdue = Q(status__in=ReviewRequest.OPEN, due_at__lt=timezone.now())
+    rows: list[tuple[str, ReviewRequest]] = []
+    if section == "o":
+        qs = base.filter(overdue)
+        if at is not None:
+            qs = qs.filter(_after(at, pk))
+        rows = [("o", r) for r in qs[: size + 1]]
+    if len(rows) <= size:
+        wanted = size + 1 - len(rows)
+        later: list[ReviewRequest] = []
+        for status in _statuses(f.status):
+            qs = base.filter(status=status).exclude(overdue)
+            if section == "n" and at is not None:
+                qs = qs.filter(_after(at, pk))
+            later += qs[:wanted]
+        later.sort(key=lambda r: (r.created_at, r.pk))
+        rows += [("n", r) for r in later[:wanted]]
+    has_next = len(rows) > size
+    rows = rows[:size]
+    query = {k: v for k, v in (("status", f.status), ("graph", f.graph),
+                                ("assignee", f.assignee)) if v}
+    if has_next:
+        query["after"] = inbox_cursor(*rows[-1])
+    return InboxPage([r for _, r in rows], has_next, query if has_next else {}, not after)
+
+
+def _statuses(status: str) -> tuple[str, ...]:
+    if status == "open":
+        return tuple(ReviewRequest.OPEN)
+    if status in ReviewRequest.Status.values:
+        return (status,)
+    return tuple(ReviewRequest.Status.values)
 
 
 def review_counts(graph: str = "") -> dict[str, int]:
@@ -161,43 +264,38 @@ def _event_text(event: Event) -> str:
     return f"{label}{run}{': ' + str(detail) if detail else ''}"
 
 
-def tree_rows(thread: Thread) -> list[TreeRow]:
-    """The tree's rows, in one query (the saver's `list` would load every state)."""
-    rows = (
-        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
-        .order_by("checkpoint_id")
-        .values_list(
-            "pk",
-            "checkpoint_id",
-            "parent_id",
-            "step",
-            "source",
-            "created_at",
-            "created_by__username",
-            "extra",
-            "written_by",
-        )
+def tree_links(thread: Thread) -> list[Link]:
+    """Every checkpoint's id, parent and step, in one query of three small columns: all the
+    layout needs (labels are loaded for the visible rows only, `tree_details`)."""
+    raw = list(
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")  # subgraphs fold apart
+        .values_list("pk", "checkpoint_id", "parent_id", "step")
     )
-    ids: dict[int, str] = {}
-    raw = list(rows)
-    for pk, cid, *_ in raw:
-        ids[pk] = cid
-    out = []
-    for _pk, cid, parent_pk, step, source, created_at, username, extra, written_by in raw:
+    ids = {pk: cid for pk, cid, _, _ in raw}
+    return [Link(cid, ids.get(parent) if parent else None, step) for _, cid, parent, step in raw]
+
+
+def tree_details(thread: Thread, checkpoint_ids: Collection[str]) -> dict[str, TreeRow]:
+    """Labels of the given checkpoints (one query, however long the thread)."""
+    rows = (
+        Checkpoint.objects.filter(thread=thread, checkpoint_id__in=list(checkpoint_ids))
+        .values_list("checkpoint_id", "parent__checkpoint_id", "step", "source", "created_at",
+                     "created_by__username", "extra", "written_by")
+    )
+    out = {}
+    for cid, parent, step, source, created_at, username, extra, written_by in rows:
         extra = extra if isinstance(extra, Mapping) else {}
         actor = username or str(extra.get("user") or extra.get("reviewer") or "")
-        out.append(
-            TreeRow(
-                id=cid,
-                parent_id=ids.get(parent_pk) if parent_pk else None,
-                step=step,
-                source=source,
-                node=", ".join(written_by),
-                time=created_at,
-                actor=actor,
-            )
-        )
+        out[cid] = TreeRow(id=cid, parent_id=parent, step=step, source=source,
+                           node=", ".join(written_by or ()), time=created_at, actor=actor)
     return out
+
+
+def tree_rows(thread: Thread) -> list[TreeRow]:
+    """Every checkpoint's label row (tests and small threads; pages use `tree_details`)."""
+    links = tree_links(thread)
+    details = tree_details(thread, [link.id for link in links])
+    return sorted(details.values(), key=lambda r: r.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +372,9 @@ class Fold:
     rows: tuple[tuple[TreeRow, tuple[Fold, ...]], ...]
 
 
-def subgraph_folds(thread: Thread, roots: list[TreeRow]) -> list[tuple[TreeRow, list[Fold]]]:
-    """The root checkpoints that ran subgraphs, each with its subgraph runs folded under it."""
+def subgraph_folds(thread: Thread) -> list[tuple[TreeRow, list[Fold]]]:
+    """The root checkpoints that ran subgraphs, each with its subgraph runs folded under it
+    (two queries: the subgraphs' rows, then the labels of the root rows they hang from)."""
     groups = subgraph_groups(thread)
     if not groups:
         return []
@@ -286,7 +385,8 @@ def subgraph_folds(thread: Thread, roots: list[TreeRow]) -> list[tuple[TreeRow, 
             tuple((row, tuple(fold(g) for g in groups.get(row.id, ()))) for row in group.rows),
         )
 
-    return [(row, [fold(g) for g in groups[row.id]]) for row in roots if row.id in groups]
+    roots = tree_details(thread, list(groups))
+    return [(roots[cid], [fold(g) for g in groups[cid]]) for cid in sorted(roots)]
 
 
 def open_review_checkpoints(thread: Thread) -> set[str]:
@@ -297,12 +397,31 @@ def open_review_checkpoints(thread: Thread) -> set[str]:
     )
 
 
-def checkpoint_choices(thread: Thread) -> list[tuple[str, int, str]]:
-    return list(
-        Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
-        .order_by("checkpoint_id")
-        .values_list("checkpoint_id", "step", "source")
-    )
+COMPARE_CHOICES = 25
+
+
+def compare_choices(thread: Thread, query: str = "") -> list[tuple[str, int, str]]:
+    """At most COMPARE_CHOICES checkpoints to compare with, newest first: those whose step is
+    `query` (a number) or whose id starts with it, or whose source is it; without a query the
+    ones worth comparing with (inputs, forks and updates) and the newest."""
+    qs = Checkpoint.objects.filter(thread=thread, checkpoint_ns="").order_by("-checkpoint_id")
+    query = query.strip()
+    if query:
+        match = Q(checkpoint_id__startswith=query) | Q(source=query)
+        if query.isdigit():
+            match |= Q(step=int(query))
+        qs = qs.filter(match)
+    else:
+        notable = list(
+            qs.filter(source__in=("input", "fork", "update"))
+            .values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES // 2]
+        )
+        seen = {cid for cid, _, _ in notable}
+        newest = [c for c in qs.values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES]
+                  if c[0] not in seen]
+        both = notable + newest[:COMPARE_CHOICES - len(notable)]
+        return sorted(both, key=lambda c: c[0], reverse=True)
+    return list(qs.values_list("checkpoint_id", "step", "source")[:COMPARE_CHOICES])
 
 
 class UnreadableCheckpoint(Exception):

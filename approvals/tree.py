@@ -1,24 +1,54 @@
-"""Lay out a thread's checkpoint tree for an SVG drawing (pure: rows in, coordinates out).
+"""Lay out a thread's checkpoint tree as a list of rows, folding long stretches (pure: links in,
+rows with lane drawings out).
 
 One row per checkpoint in creation order (ids sort by time). A checkpoint's first child keeps
 its parent's lane; every later child (a fork, an edit, a re-answered review) opens a new lane,
 so branches show as columns, like `git log --graph`.
+
+A thread can hold 10,000 checkpoints, so the page never draws them all. A `Fold` is a run of
+consecutive rows drawn as one row; edges into, out of or through it are drawn to that row, so
+the lanes stay continuous whatever is folded. The mechanism knows nothing about *why* rows are
+folded: `stretch_folds` folds old, uneventful stretches; a subgraph's checkpoints can be
+folded under their parent node the same way (a `Fold` with another `kind`), as long as they
+are consecutive rows.
+
+Every row is drawn on its own (its lane segments in row coordinates), so a live update can
+append a row, and unfolding can replace one row by the rows it stood for, without redrawing
+the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 ROW_HEIGHT = 30
 LANE_WIDTH = 22
 MARGIN = 16
-LABEL_GAP = 18
+CENTER = ROW_HEIGHT // 2
+
+# stretch folding: rows kept visible at the end (where a live thread grows), the shortest
+# stretch worth folding, how many rows one unfold reveals, and how many branch marks stay pinned
+RECENT = 30
+MIN_FOLD = 4
+UNFOLD_CHUNK = 50
+MAX_MARKS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The part of a checkpoint the layout needs (cheap to load for every checkpoint)."""
+
+    id: str
+    parent_id: str | None
+    step: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class TreeRow:
+    """What a visible row's label shows (loaded for the visible rows only)."""
+
     id: str
     parent_id: str | None
     step: int
@@ -27,105 +57,230 @@ class TreeRow:
     time: datetime | None
     actor: str
 
-
-@dataclass(frozen=True, slots=True)
-class PlacedNode:
-    row: TreeRow
-    index: int
-    lane: int
-    x: int
-    y: int
-    is_head: bool
-    is_pending: bool
-
     @property
     def label(self) -> str:
-        parts = [f"step {self.row.step}", self.row.source]
-        if self.row.node:
-            parts.append(self.row.node)
-        if self.row.time is not None:
-            parts.append(self.row.time.strftime("%Y-%m-%d %H:%M:%S"))
-        if self.row.actor:
-            parts.append(f"by {self.row.actor}")
+        parts = [f"step {self.step}", self.source]
+        if self.node:
+            parts.append(self.node)
+        if self.time is not None:
+            parts.append(self.time.strftime("%Y-%m-%d %H:%M:%S"))
+        if self.actor:
+            parts.append(f"by {self.actor}")
         return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
-class PlacedEdge:
-    parent_id: str
-    child_id: str
-    x1: int
-    y1: int
-    x2: int
-    y2: int
+class Placement:
+    """Every checkpoint's position: index (row order) and lane. Arrays by index."""
 
-    @property
-    def path(self) -> str:
-        """Straight down within a lane; a branch steps sideways just below its parent."""
-        if self.x1 == self.x2:
-            return f"M{self.x1},{self.y1} L{self.x2},{self.y2}"
-        bend = self.y1 + ROW_HEIGHT // 2
-        curve = f"C{self.x1},{bend} {self.x2},{self.y1} {self.x2},{bend}"
-        return f"M{self.x1},{self.y1} {curve} L{self.x2},{self.y2}"
+    ids: tuple[str, ...]
+    steps: tuple[int, ...]
+    lane: tuple[int, ...]
+    parent: tuple[int, ...]  # index of the parent, -1 for a root (or a parent not stored)
+    children: tuple[int, ...]  # number of children
+    lanes: int
+    index: dict[str, int] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def span_key(self, start: int, end: int) -> str:
+        """A name for rows start..end that a page can send back: their first and last ids
+        (indexes would do today, as ids only grow, but ids also say which rows were meant)."""
+        return f"{self.ids[start]}..{self.ids[end]}"
+
+    def span(self, key: str) -> tuple[int, int] | None:
+        first, sep, last = key.partition("..")
+        if not sep or first not in self.index or last not in self.index:
+            return None
+        start, end = self.index[first], self.index[last]
+        return (start, end) if start <= end else None
+
+
+def place(links: Iterable[Link]) -> Placement:
+    ordered = sorted(links, key=lambda r: r.id)
+    index = {r.id: i for i, r in enumerate(ordered)}
+    lane: list[int] = []
+    parent: list[int] = []
+    children = [0] * len(ordered)
+    next_lane = 0
+    for row in ordered:
+        p = index.get(row.parent_id, -1) if row.parent_id else -1
+        if p >= 0 and children[p] == 0:
+            lane.append(lane[p])
+        else:
+            lane.append(next_lane)
+            next_lane += 1
+        if p >= 0:
+            children[p] += 1
+        parent.append(p)
+    return Placement(
+        ids=tuple(r.id for r in ordered),
+        steps=tuple(r.step for r in ordered),
+        lane=tuple(lane),
+        parent=tuple(parent),
+        children=tuple(children),
+        lanes=max(next_lane, 1),
+        index=index,
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class TreeLayout:
-    nodes: tuple[PlacedNode, ...]
-    edges: tuple[PlacedEdge, ...]
-    lanes: int
-    width: int
-    height: int
-    label_x: int
+class Fold:
+    """Rows start..end (indexes, inclusive) shown as one row. `kind` says why (a CSS class
+    and the label's wording): "stretch" for an old uneventful stretch."""
 
-    def node(self, checkpoint_id: str) -> PlacedNode | None:
-        return next((n for n in self.nodes if n.row.id == checkpoint_id), None)
+    start: int
+    end: int
+    kind: str = "stretch"
+
+    @property
+    def count(self) -> int:
+        return self.end - self.start + 1
 
 
-def layout_tree(
-    rows: Iterable[TreeRow],
+def pinned_rows(
+    p: Placement,
     *,
-    head_id: str | None = None,
-    pending_ids: Collection[str] = (),
-    char_width: float = 7.4,
-) -> TreeLayout:
-    ordered = sorted(rows, key=lambda r: r.id)
-    known = {r.id for r in ordered}
-    lane_of: dict[str, int] = {}
-    has_child: set[str] = set()
-    next_lane = 0
-    nodes: list[PlacedNode] = []
-    pos: dict[str, tuple[int, int]] = {}
-    for index, row in enumerate(ordered):
-        parent = row.parent_id if row.parent_id in known else None
-        if parent is not None and parent not in has_child:
-            lane = lane_of[parent]
-        else:
-            lane = next_lane
-            next_lane += 1
-        if parent is not None:
-            has_child.add(parent)
-        lane_of[row.id] = lane
-        x = MARGIN + lane * LANE_WIDTH
-        y = MARGIN + index * ROW_HEIGHT
-        pos[row.id] = (x, y)
-        nodes.append(
-            PlacedNode(row, index, lane, x, y, row.id == head_id, row.id in pending_ids)
-        )
-    edges = tuple(
-        PlacedEdge(n.row.parent_id, n.row.id, *pos[n.row.parent_id], n.x, n.y)
-        for n in nodes
-        if n.row.parent_id in pos
-    )
-    lanes = max(next_lane, 1)
-    label_x = MARGIN + (lanes - 1) * LANE_WIDTH + LABEL_GAP
-    # the widest label plus its HEAD / waiting marks, in the tree's monospace font
-    longest = max((len(n.label) + 20 for n in nodes), default=0)
-    return TreeLayout(
-        nodes=tuple(nodes),
-        edges=edges,
-        lanes=lanes,
-        width=label_x + int(longest * char_width) + MARGIN,
-        height=MARGIN * 2 + max(len(nodes) - 1, 0) * ROW_HEIGHT,
-        label_x=label_x,
-    )
+    keep: Collection[str] = (),
+    recent: int = RECENT,
+    max_marks: int = MAX_MARKS,
+) -> set[int]:
+    """Rows a stretch fold never hides: the ones in `keep` (head, selected, waiting for a
+    review), the newest `recent`, and where branches start and leave (the newest
+    `max_marks` of those, so a thread with thousands of forks still draws a bounded page)."""
+    n = len(p)
+    pinned = {p.index[i] for i in keep if i in p.index}
+    pinned.update(range(max(0, n - recent), n))
+    marks = [
+        i for i in range(n)
+        if p.children[i] > 1 or p.parent[i] < 0 or p.lane[i] != p.lane[p.parent[i]]
+    ]
+    pinned.update(marks[-max_marks:])
+    if n:
+        pinned.add(0)
+    return pinned
+
+
+def stretch_folds(
+    p: Placement,
+    pinned: Collection[int],
+    opened: Iterable[tuple[int, int]] = (),
+    *,
+    min_size: int = MIN_FOLD,
+) -> list[Fold]:
+    """Fold every run of at least `min_size` consecutive rows that are neither pinned nor in
+    an opened span."""
+    visible = [False] * len(p)
+    for i in pinned:
+        visible[i] = True
+    for start, end in opened:
+        for i in range(max(start, 0), min(end, len(p) - 1) + 1):
+            visible[i] = True
+    folds: list[Fold] = []
+    start = -1
+    for i, shown in enumerate([*visible, True]):
+        if not shown and start < 0:
+            start = i
+        elif shown and start >= 0:
+            if i - start >= min_size:
+                folds.append(Fold(start, i - 1))
+            start = -1
+    return folds
+
+
+def unfold_span(fold: Fold, chunk: int = UNFOLD_CHUNK) -> tuple[int, int]:
+    """The rows one unfold reveals: the whole fold, or its newest `chunk` rows (those next
+    to the visible row below it); the rest stays folded, one click further (unless it would
+    be too short to be worth a fold)."""
+    if fold.count - chunk < MIN_FOLD:
+        return (fold.start, fold.end)
+    return (fold.end - chunk + 1, fold.end)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One stroke of a lane inside one row (row coordinates: y from 0 to ROW_HEIGHT)."""
+
+    kind: str  # "through", "down", "up" or "branch" (from lane `from_lane` into `lane`)
+    lane: int
+    from_lane: int
+    is_branch: bool
+
+    @property
+    def path(self) -> str:
+        x = MARGIN + self.lane * LANE_WIDTH
+        if self.kind == "through":
+            return f"M{x},0 L{x},{ROW_HEIGHT}"
+        if self.kind == "down":
+            return f"M{x},{CENTER} L{x},{ROW_HEIGHT}"
+        if self.kind == "up":
+            return f"M{x},0 L{x},{CENTER}"
+        x1 = MARGIN + self.from_lane * LANE_WIDTH
+        return f"M{x1},{CENTER} C{x1},{ROW_HEIGHT} {x},{CENTER} {x},{ROW_HEIGHT}"
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayRow:
+    """One drawn row: a checkpoint (`fold` None, start == end) or a fold of rows."""
+
+    position: int  # 0-based, top to bottom
+    start: int
+    end: int
+    fold: Fold | None
+    lanes: tuple[int, ...]  # the lanes of the checkpoints it stands for (a dot in each)
+    segments: tuple[Segment, ...]
+
+    @property
+    def is_fold(self) -> bool:
+        return self.fold is not None
+
+    @property
+    def xs(self) -> list[int]:
+        """Where its dots go: one per lane it stands for."""
+        return [MARGIN + lane * LANE_WIDTH for lane in self.lanes]
+
+
+def display_rows(p: Placement, folds: Sequence[Fold] = ()) -> list[DisplayRow]:
+    """The rows to draw, top to bottom, with each row's lane segments. `folds` must not
+    overlap."""
+    n = len(p)
+    pos = [0] * n
+    fold_at: dict[int, Fold] = {}
+    bounds: list[tuple[int, int, Fold | None]] = []
+    by_start = {f.start: f for f in folds}
+    i = 0
+    while i < n:
+        f = by_start.get(i)
+        end = f.end if f is not None else i
+        bounds.append((i, end, f))
+        for j in range(i, end + 1):
+            pos[j] = len(bounds) - 1
+        if f is not None:
+            fold_at[len(bounds) - 1] = f
+        i = end + 1
+    segments: list[set[Segment]] = [set() for _ in bounds]
+    for child in range(n):
+        parent = p.parent[child]
+        if parent < 0:
+            continue
+        dp, dc = pos[parent], pos[child]
+        if dp == dc:
+            continue  # inside one fold
+        lp, lc = p.lane[parent], p.lane[child]
+        branch = lp != lc
+        segments[dp].add(Segment("branch" if branch else "down", lc, lp, branch))
+        for d in range(dp + 1, dc):
+            segments[d].add(Segment("through", lc, lc, branch))
+        segments[dc].add(Segment("up", lc, lc, branch))
+    out = []
+    for d, (start, end, f) in enumerate(bounds):
+        lanes = tuple(sorted({p.lane[j] for j in range(start, end + 1)}))
+        # straight strokes first, so a branch's curve is drawn over them
+        segs = tuple(sorted(segments[d], key=lambda s: (s.kind == "branch", s.lane, s.kind)))
+        out.append(DisplayRow(d, start, end, f, lanes, segs))
+    return out
+
+
+def lanes_width(lanes: int) -> int:
+    return MARGIN * 2 + max(lanes - 1, 0) * LANE_WIDTH

@@ -17,6 +17,7 @@ urlpatterns = [
     path("threads/", views.thread_list, name="threads"),
     path("threads/<str:thread_id>/", views.thread_detail, name="thread"),
     path("threads/<str:thread_id>/live/", views.thread_live, name="thread-live"),
+    path("threads/<str:thread_id>/tree/", views.thread_tree, name="thread-tree"),
     path(
         "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/",
         views.checkpoint_detail,
@@ -26,6 +27,11 @@ urlpatterns = [
         "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/state.json",
         views.checkpoint_state,
         name="checkpoint-state",
+    ),
+    path(
+        "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/compare/",
+        views.compare_choices,
+        name="checkpoint-compare",
     ),
     path(
         "threads/<str:thread_id>/checkpoints/<str:checkpoint_id>/fork/",

@@ -3,6 +3,7 @@ and renders: the full page on a normal request, the partial when htmx asks (`req
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -11,13 +12,15 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import selectors
+from approvals import selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -48,7 +51,6 @@ from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
 from approvals.models import Decision, ReviewRequest
 from approvals.replay import replay_preview
 from approvals.selectors import UnreadableCheckpoint
-from approvals.tree import layout_tree
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.runs import RunAction
 
@@ -91,7 +93,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
         status=request.GET.get("status", "open") or "open",
         assignee=request.GET.get("assignee", ""),
     )
-    page = _page(request, selectors.review_list(request.user, f))
+    try:
+        page = selectors.review_page(request.user, f, request.GET.get("after", ""), PAGE_SIZE)
+    except selectors.BadCursor as exc:
+        messages.error(request, f"{exc}: showing the first page. Use the inbox's own links.")
+        page = selectors.review_page(request.user, f, "", PAGE_SIZE)
     context = {
         "page": page,
         "filter": f,
@@ -266,31 +272,59 @@ def thread_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-def _tree_context(thread: Thread, selected: str = "") -> dict[str, Any]:
-    rows = selectors.tree_rows(thread)
-    head = thread.head_checkpoint_id or (rows[-1].id if rows else "")
-    layout = layout_tree(rows, head_id=head, pending_ids=selectors.open_review_checkpoints(thread))
-    # one reverse() for the whole tree: 1,000 {% url %} tags cost more than the rest of it
-    base = reverse("checkpoint", args=[thread.thread_id, "-"]).removesuffix("-/")
-    output_run, output = selectors.run_output(thread)
-    return {
-        "thread": thread, "layout": layout, "selected": selected or head, "cp_base": base,
-        "folds": selectors.subgraph_folds(thread, rows),
-        "output_run": output_run, "output": output,
+def _side_parts(request: HttpRequest, thread: Thread) -> dict[str, str]:
+    """The thread page's regions beside the tree, rendered, by element id. A live update
+    re-sends only those whose text changed (the page holds a digest of each, `_digests`)."""
+    context = {
+        "thread": thread,
+        "reviews": selectors.thread_reviews(thread),
+        "history": selectors.thread_history(thread, limit=100),
+        "runs": list(thread.runs.select_related("requested_by").order_by("-created_at")[:20]),
+        "folds": selectors.subgraph_folds(thread),
+        "can_fork": request.user.has_perm(FORK),
     }
+    context["output_run"], context["output"] = selectors.run_output(thread)
+    return {
+        part: render_to_string(f"approvals/_thread_{part}.html", context, request)
+        for part in SIDE_PARTS
+    }
+
+
+SIDE_PARTS = ("status", "subgraphs", "output", "reviews", "runs", "history")
+
+
+def _digests(parts: dict[str, str]) -> str:
+    return ".".join(
+        hashlib.blake2b(parts[p].encode(), digest_size=6).hexdigest() for p in SIDE_PARTS
+    )
+
+
+def _tree_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
+    state = treeview.TreeState.from_query(request.GET)
+    tree = treeview.build(thread, state)
+    parts = _side_parts(request, thread)
+    return {
+        "thread": thread,
+        "tree": tree,
+        "selected": tree.state.selected,
+        "side": {k: mark_safe(v) for k, v in parts.items()},  # noqa: S308  rendered templates
+        "digests": _digests(parts),
+        **_tree_urls(thread),
+    }
+
+
+def _tree_urls(thread: Thread) -> dict[str, str]:
+    # one reverse() for the whole tree: a {% url %} tag per row costs more than the rest of it
+    base = reverse("checkpoint", args=[thread.thread_id, "-"]).removesuffix("-/")
+    return {"cp_base": base, "tree_url": reverse("thread-tree", args=[thread.thread_id])}
 
 
 @require_GET
 def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = access_thread(request.user, thread_id, for_update=False)
-    context = _tree_context(thread, request.GET.get("checkpoint", ""))
-    context.update(
-        reviews=selectors.thread_reviews(thread),
-        history=selectors.thread_history(thread, limit=100),
-        runs=thread.runs.select_related("requested_by").order_by("-created_at")[:20],
-        can_fork=request.user.has_perm(FORK),
-    )
-    if context["layout"].nodes:
+    context = _tree_context(request, thread)
+    context["can_fork"] = request.user.has_perm(FORK)
+    if context["tree"].total:
         against = request.GET.get("against", "")
         context.update(_checkpoint_context(thread, context["selected"], against))
     return render(request, "approvals/thread.html", context)
@@ -298,16 +332,65 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 @require_GET
 def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
-    """The regions a live update refreshes: tree, runs, reviews and history."""
+    """What a live update sends this viewer (out-of-band swaps only): new tree rows appended
+    (or the tree redrawn when it changed otherwise) and the regions whose text changed.
+    The page sends its state (`#tree-state`): selection, opened folds, what it drew."""
     thread = access_thread(request.user, thread_id, for_update=False)
-    context = _tree_context(thread, request.GET.get("checkpoint", ""))
-    context.update(
-        reviews=selectors.thread_reviews(thread),
-        history=selectors.thread_history(thread, limit=100),
-        runs=thread.runs.select_related("requested_by").order_by("-created_at")[:20],
-        can_fork=request.user.has_perm(FORK),
+    state = treeview.TreeState.from_query(request.GET)
+    parts = _side_parts(request, thread)
+    digests = _digests(parts)
+    had = (request.GET.get("side") or "").split(".")
+    padded = [*had, *[""] * len(SIDE_PARTS)]
+    changed = [p for p, old, new in zip(SIDE_PARTS, padded, digests.split("."), strict=False)
+               if old != new]
+    # a review opened or closed moves the tree's "waiting" marks: redraw it then
+    update = treeview.build(thread, state) if "reviews" in changed else (
+        treeview.live_append(thread, state)
     )
+    context = {
+        "thread": thread,
+        "side": [mark_safe(parts[p]) for p in changed],  # noqa: S308  rendered templates
+        "digests": digests,
+        **_tree_urls(thread),
+    }
+    if isinstance(update, treeview.Append):
+        context.update(tree=update.view, append=True, previous=update.view.rows[0],
+                       new_rows=update.view.rows[1:])
+    else:
+        context.update(tree=update, append=False)
+    context["selected"] = context["tree"].state.selected
     return render(request, "approvals/_thread_live.html", context)
+
+
+@require_GET
+def thread_tree(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """`?unfold=<first>..<last>`: the rows that replace that fold (htmx), or the thread page
+    with it opened (a plain link). The page's state comes along (`#tree-state`)."""
+    thread = access_thread(request.user, thread_id, for_update=False)
+    state = treeview.TreeState.from_query(request.GET)
+    key = request.GET.get("unfold", "")
+    view = treeview.unfold(thread, state, key)
+    if view is None:
+        return render(request, "approvals/_missing.html",
+                      {"what": f"fold {key!r} (the tree changed: reload the page)"}, status=404)
+    if not request.htmx:
+        query = [("open", k) for k in view.state.opened]
+        if state.selected:
+            query.append(("checkpoint", state.selected))
+        return redirect(reverse("thread", args=[thread_id]) + "?" + urlencode(query))
+    context = {"thread": thread, "tree": view, "rows": view.rows, "selected": view.state.selected,
+               "opened": view.state.opened[-1], **_tree_urls(thread)}
+    return render(request, "approvals/_tree_unfold.html", context)
+
+
+@require_GET
+def compare_choices(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
+    """Options for "compare with" (at most 25, `?q=` a step number or an id's start)."""
+    thread = access_thread(request.user, thread_id, for_update=False)
+    choices = selectors.compare_choices(thread, request.GET.get("q", ""))
+    context = {"choices": [c for c in choices if c[0] != checkpoint_id],
+               "against": request.GET.get("against", ""), "query": request.GET.get("q", "")}
+    return render(request, "approvals/_compare_options.html", context)
 
 
 def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dict[str, Any]:
@@ -331,7 +414,6 @@ def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dic
         "against": other,
         "against_is_parent": not against,
         "changes": diff_states(selectors.checkpoint_values(other), tup.checkpoint.values),
-        "choices": selectors.checkpoint_choices(thread),
     }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from approvals.diff import clip
 
@@ -54,3 +56,48 @@ def changed_only(changes: list[Any]) -> list[Any]:
 @register.filter
 def unchanged_only(changes: list[Any]) -> list[Any]:
     return [c for c in changes if not c.is_change]
+
+
+@register.simple_tag(takes_context=True)
+def tree_row(context: Any, r: Any, oob: bool = False) -> str:
+    """One row of the checkpoint tree (approvals/treeview.py `ShownRow`). Built here rather
+    than by an {% include %} per row: a thread page draws ~50 rows and a template include
+    each cost more than the rest of the page."""
+    tree = context["tree"]
+    paths = "".join(
+        f'<path d="{s.path}"{" class=\"branch\"" if s.is_branch else ""}/>'
+        for s in r.row.segments
+    )
+    svg_open = f'<svg class="lanes" width="{tree.width}" height="30" aria-hidden="true">'
+    rid = escape(r.id)
+    if r.is_fold:
+        dots = "".join(f'<circle cx="{x}" cy="15" r="3"/>' for x in r.row.xs)
+        url = escape(f'{context["tree_url"]}?{urlencode({"unfold": r.fold_key})}')
+        show = f"the newest {r.reveals}" if r.reveals < r.count else "them"
+        return mark_safe(  # noqa: S308  every value above is escaped or a number
+            f'<li id="cp-{rid}" class="fold">{svg_open}{paths}{dots}</svg>'
+            f'<a class="unfold" href="{url}" hx-get="{url}" hx-include="#tree-state" '
+            f'hx-target="#cp-{rid}" hx-swap="outerHTML">{r.count} checkpoints folded, steps '
+            f"{r.first_step}–{r.last_step} · show {show}</a></li>"
+        )
+    classes = [f"src-{r.detail.source}" if r.detail else "src-unknown"]
+    marks = ""
+    if r.is_head:
+        classes.append("head")
+        marks += " · HEAD"
+    if r.is_pending:
+        classes.append("pending")
+        marks += " · waiting"
+    if r.is_selected:
+        classes.append("selected")
+    radius = 7 if r.is_head or r.is_pending else 5
+    url = f'{context["cp_base"]}{rid}/'
+    label = escape(r.detail.label) if r.detail else rid
+    return mark_safe(  # noqa: S308  every value above is escaped or a number
+        f'<li id="cp-{rid}" class="{escape(" ".join(classes))}"'
+        f'{" hx-swap-oob=\"true\"" if oob else ""}>{svg_open}{paths}'
+        f'<circle cx="{r.row.xs[0]}" cy="15" r="{radius}"/></svg>'
+        f'<a class="cp" href="{url}" hx-get="{url}" hx-target="#checkpoint-detail" '
+        f'data-checkpoint="{rid}"{" aria-current=\"true\"" if r.is_selected else ""}>'
+        f"{label}{marks}</a></li>"
+    )

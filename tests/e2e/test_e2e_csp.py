@@ -45,7 +45,7 @@ def test_pages_run_under_the_csp_without_violations(login, live_url):
 
     # htmx at work under the policy: a checkpoint picked in the tree swaps the panel in
     visit(page, thread_url, problems)
-    first = page.locator("svg.tree a.cp").first
+    first = page.locator("#tree-rows a.cp").first
     checkpoint = first.get_attribute("data-checkpoint")
     first.click()
     page.wait_for_selector(f"#checkpoint-detail >> text={checkpoint[:8]}")

@@ -65,7 +65,7 @@ def test_fork_with_edited_state_appears_as_a_branch_in_the_tree(login, live_url)
     thread = review.thread
     page = login("otto", "ops")
     page.goto(f"{live_url}/threads/{thread.thread_id}/")
-    first = page.locator("svg.tree a[data-checkpoint]").first
+    first = page.locator("#tree-rows a[data-checkpoint]").first
     first.click()
     page.wait_for_selector("#checkpoint-detail >> text=step 0")
     page.click("#checkpoint-detail >> text=Fork from here")
@@ -77,8 +77,8 @@ def test_fork_with_edited_state_appears_as_a_branch_in_the_tree(login, live_url)
     wait_for(lambda: Thread.objects.get(pk=thread.pk).status == Thread.Status.DONE,
              "the fork to auto-approve and finish")
     page.reload()
-    page.wait_for_selector("svg.tree path.branch")
-    assert page.locator("svg.tree a.src-update, svg.tree a.src-fork").count() >= 1
+    page.wait_for_selector("#tree-rows path.branch")
+    assert page.locator("#tree-rows li.src-update, #tree-rows li.src-fork").count() >= 1
     screenshot(page, "tree")
     review.refresh_from_db()
     assert review.status == ReviewRequest.Status.SUPERSEDED

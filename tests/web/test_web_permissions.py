@@ -28,6 +28,8 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str | None, ...]]] = [
     ("threads", "get", "", {}, ALL),
     ("thread", "get", "thread", {}, ALL),
     ("thread-live", "get", "thread", {}, ALL),
+    ("thread-tree", "get", "thread", {"unfold": "a..b"}, ALL),
+    ("checkpoint-compare", "get", "checkpoint", {"q": "1"}, ALL),
     ("checkpoint", "get", "checkpoint", {}, ALL),
     ("checkpoint-state", "get", "checkpoint", {}, ALL),
     ("checkpoint-fork", "get", "checkpoint", {}, FORKERS),

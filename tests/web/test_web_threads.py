@@ -38,12 +38,14 @@ def test_thread_list_filters_by_status(client_as, make_thread):
     assert [t.pk for t in page.object_list] == [failed.pk]
 
 
-def test_thread_page_draws_every_checkpoint_in_an_svg_tree(start_paused, client_as):
+def test_thread_page_draws_every_checkpoint_of_a_short_thread_in_the_tree(start_paused,
+                                                                          client_as):
     review = start_paused()
     page = client_as("viewer").get(reverse("thread", args=[review.thread.thread_id]))
     html = page.content.decode()
     count = Checkpoint.objects.filter(thread=review.thread).count()
-    assert '<svg class="tree"' in html
+    assert '<ol class="tree" id="tree-rows"' in html
+    assert 'class="fold"' not in html  # nothing to fold in a short thread
     assert html.count('data-checkpoint="') == count >= 2
     assert "HEAD" in html and "waiting" in html
     assert "step 1 · loop · draft" in html

@@ -1,78 +1,158 @@
-"""The checkpoint tree layout: rows in, lanes and coordinates out (a pure function)."""
+"""The checkpoint tree layout: links in, lanes, folds and per-row drawings out (pure)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from approvals.tree import LANE_WIDTH, ROW_HEIGHT, TreeRow, layout_tree
+from approvals.tree import (
+    LANE_WIDTH,
+    RECENT,
+    UNFOLD_CHUNK,
+    Fold,
+    Link,
+    TreeRow,
+    display_rows,
+    pinned_rows,
+    place,
+    stretch_folds,
+    unfold_span,
+)
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def row(id, parent=None, step=0, source="loop", node="", actor=""):
-    return TreeRow(id=id, parent_id=parent, step=step, source=source, node=node, time=T,
-                   actor=actor)
+def cid(i: int) -> str:
+    return f"{i:06d}"
 
 
-def lanes(layout):
-    return {n.row.id: n.lane for n in layout.nodes}
+def chain(n: int, start: int = 0, parent: str | None = None) -> list[Link]:
+    links = []
+    for i in range(start, start + n):
+        links.append(Link(cid(i), parent, i))
+        parent = cid(i)
+    return links
+
+
+def lanes(p):
+    return dict(zip(p.ids, p.lane, strict=True))
 
 
 def test_a_straight_history_stays_in_one_lane():
-    layout = layout_tree([row("a"), row("b", "a", 1), row("c", "b", 2)])
-    assert lanes(layout) == {"a": 0, "b": 0, "c": 0}
-    assert layout.lanes == 1
+    p = place(chain(3))
+    assert lanes(p) == {cid(0): 0, cid(1): 0, cid(2): 0}
+    assert p.lanes == 1
 
 
-def test_rows_are_placed_in_id_order_one_row_apart():
-    layout = layout_tree([row("c", "b"), row("a"), row("b", "a")])
-    assert [n.row.id for n in layout.nodes] == ["a", "b", "c"]
-    first = layout.nodes[0].y
-    assert [n.y for n in layout.nodes] == [first, first + ROW_HEIGHT, first + 2 * ROW_HEIGHT]
+def test_rows_are_placed_in_id_order():
+    p = place([Link("c", "b"), Link("a", None), Link("b", "a")])
+    assert p.ids == ("a", "b", "c")
+    assert p.parent == (-1, 0, 1)
 
 
 def test_second_child_of_a_checkpoint_opens_a_new_lane():
-    layout = layout_tree([row("a"), row("b", "a"), row("c", "b"), row("d", "a", source="fork")])
-    assert lanes(layout) == {"a": 0, "b": 0, "c": 0, "d": 1}
-    assert layout.lanes == 2
-
-
-def test_branch_edge_goes_from_parent_to_child_lane():
-    layout = layout_tree([row("a"), row("b", "a"), row("c", "a")])
-    edge = next(e for e in layout.edges if e.child_id == "c")
-    assert edge.x2 - edge.x1 == LANE_WIDTH
-    assert "C" in edge.path  # a curve into the branch lane
+    p = place([Link("a", None), Link("b", "a"), Link("c", "b"), Link("d", "a")])
+    assert lanes(p) == {"a": 0, "b": 0, "c": 0, "d": 1}
+    assert p.lanes == 2
 
 
 def test_each_fork_of_one_branch_gets_its_own_lane():
-    layout = layout_tree([row("a"), row("b", "a"), row("c", "a"), row("d", "a"), row("e", "c")])
-    assert lanes(layout) == {"a": 0, "b": 0, "c": 1, "d": 2, "e": 1}
-
-
-def test_head_and_pending_checkpoints_are_marked():
-    layout = layout_tree([row("a"), row("b", "a")], head_id="b", pending_ids={"a"})
-    assert [(n.row.id, n.is_head, n.is_pending) for n in layout.nodes] == [
-        ("a", False, True), ("b", True, False)
-    ]
-
-
-def test_label_names_step_source_node_time_and_actor():
-    layout = layout_tree([row("a", step=3, source="update", node="review", actor="alice")])
-    assert layout.nodes[0].label == "step 3 · update · review · 2026-01-01 00:00:00 · by alice"
+    p = place([Link("a", None), Link("b", "a"), Link("c", "a"), Link("d", "a"), Link("e", "c")])
+    assert lanes(p) == {"a": 0, "b": 0, "c": 1, "d": 2, "e": 1}
 
 
 def test_a_row_whose_parent_is_missing_starts_its_own_lane():
-    layout = layout_tree([row("a"), row("b", "zzz-gone")])
-    assert lanes(layout) == {"a": 0, "b": 1}
-    assert layout.edges == ()
+    p = place([Link("a", None), Link("b", "zzz-gone")])
+    assert lanes(p) == {"a": 0, "b": 1}
+    rows = display_rows(p)
+    assert all(not r.segments for r in rows)
 
 
-def test_labels_start_right_of_the_last_lane():
-    layout = layout_tree([row("a"), row("b", "a"), row("c", "a")])
-    assert layout.label_x > max(n.x for n in layout.nodes)
-    assert layout.width > layout.label_x
+def test_a_branch_curves_out_below_its_parent_and_runs_down_its_lane():
+    p = place([Link("a", None), Link("b", "a"), Link("c", "b"), Link("d", "a")])
+    rows = display_rows(p)
+    kinds = [sorted((s.kind, s.lane) for s in r.segments) for r in rows]
+    assert kinds[0] == [("branch", 1), ("down", 0)]
+    assert kinds[1] == [("down", 0), ("through", 1), ("up", 0)]
+    assert kinds[2] == [("through", 1), ("up", 0)]
+    assert kinds[3] == [("up", 1)]
+    branch = next(s for s in rows[0].segments if s.kind == "branch")
+    assert "C" in branch.path and branch.is_branch
+    assert rows[3].xs[0] - rows[0].xs[0] == LANE_WIDTH
 
 
-def test_empty_tree_has_no_nodes():
-    layout = layout_tree([])
-    assert (layout.nodes, layout.edges) == ((), ())
+def test_label_names_step_source_node_time_and_actor():
+    row = TreeRow("a", None, 3, "update", "review", T, "alice")
+    assert row.label == "step 3 · update · review · 2026-01-01 00:00:00 · by alice"
+
+
+def test_a_long_straight_thread_folds_all_but_its_start_and_its_newest_rows():
+    p = place(chain(1_000))
+    folds = stretch_folds(p, pinned_rows(p))
+    assert folds == [Fold(1, 1_000 - RECENT - 1)]
+    rows = display_rows(p, folds)
+    assert len(rows) == 1 + 1 + RECENT
+    fold_row = rows[1]
+    # the lane runs on through the folded row: in from above, out below
+    assert sorted(s.kind for s in fold_row.segments) == ["down", "up"]
+
+
+def test_head_selected_pending_and_branch_points_stay_visible():
+    links = chain(500)
+    links.append(Link("fork-a", cid(100), 100))  # sorts after the digits: a newer row
+    p = place(links)
+    keep = {cid(250), cid(300)}
+    folds = stretch_folds(p, pinned_rows(p, keep=keep))
+    hidden = {i for f in folds for i in range(f.start, f.end + 1)}
+    for must in (cid(0), cid(100), cid(250), cid(300), "fork-a", cid(499)):
+        assert p.index[must] not in hidden, must
+    # the fork's edge leaves the branch point and runs down its lane through the folds
+    rows = display_rows(p, folds)
+    fork_row = next(r for r in rows if p.ids[r.start] == "fork-a")
+    assert [s.kind for s in fork_row.segments] == ["up"]
+    assert all(any(s.kind == "through" and s.lane == 1 for s in r.segments)
+               for r in rows if r.is_fold and r.start > p.index[cid(100)])
+
+
+def test_the_page_draws_a_bounded_number_of_rows_however_long_the_thread():
+    for n in (1_000, 10_000):
+        links = chain(n)
+        links += [Link(f"fork-{k}", cid(k * n // 4), k) for k in (1, 2, 3)]
+        p = place(links)
+        rows = display_rows(p, stretch_folds(p, pinned_rows(p)))
+        assert len(rows) < 60, n
+
+
+def test_thousands_of_branch_points_still_draw_a_bounded_page():
+    links = chain(3_000)
+    links += [Link(f"fork-{k:05d}", cid(k), k) for k in range(0, 3_000, 2)]
+    p = place(links)
+    rows = display_rows(p, stretch_folds(p, pinned_rows(p)))
+    assert len(rows) < 200
+
+
+def test_opening_a_span_shows_its_rows_and_unfolding_reveals_the_newest_chunk():
+    p = place(chain(1_000))
+    (fold,) = stretch_folds(p, pinned_rows(p))
+    start, end = unfold_span(fold)
+    assert (start, end) == (fold.end - UNFOLD_CHUNK + 1, fold.end)
+    folds = stretch_folds(p, pinned_rows(p), [(start, end)])
+    assert folds == [Fold(fold.start, start - 1)]
+    rows = display_rows(p, folds)
+    assert len(rows) == 1 + 1 + UNFOLD_CHUNK + RECENT
+    assert p.span(p.span_key(start, end)) == (start, end)
+    assert p.span("nope..nope") is None
+
+
+def test_a_short_stretch_is_not_folded():
+    p = place(chain(RECENT + 3))
+    assert stretch_folds(p, pinned_rows(p)) == []
+
+
+def test_any_run_of_rows_folds_into_one_row_with_a_dot_per_lane():
+    """The mechanism is not only for straight stretches (a subgraph's rows fold the same)."""
+    p = place([Link("a", None), Link("b", "a"), Link("c", "a"), Link("d", "b"), Link("e", "c")])
+    rows = display_rows(p, [Fold(1, 3, kind="subgraph")])
+    assert [(r.start, r.end) for r in rows] == [(0, 0), (1, 3), (4, 4)]
+    assert rows[1].lanes == (0, 1)
+    assert rows[1].fold.kind == "subgraph"
+    assert sorted((s.kind, s.lane) for s in rows[2].segments) == [("up", 1)]

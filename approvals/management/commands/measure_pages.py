@@ -1,5 +1,5 @@
-"""Seed a big installation and time the pages: a thread with 1,000 checkpoints (with a few
-branches) and 10,000 pending reviews.
+"""Seed a big installation and time the pages: threads with 1,000 and 10,000 checkpoints
+(with a few branches) and 10,000 pending reviews.
 
 Run it on a scratch database, never on real data:
 
@@ -8,11 +8,14 @@ Run it on a scratch database, never on real data:
 
 Seeding happens once (the rows are recognised by their "measure-" prefix); each page is then
 requested `--repeat` times through Django's test client, and the median time and the number
-of SQL queries are printed.
+of SQL queries are printed. "live update" is what one viewer receives for one superstep:
+the page's state (its `#tree-state` form) is sent back as the browser does, after one new
+checkpoint. PostgreSQL: the same with `DATABASE_URL=postgres://...` instead of SQLITE_PATH.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,12 +29,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from approvals.models import ReviewRequest
+from approvals.selectors import inbox_cursor
 from orchestration import END, StateGraph
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.reducers import topic
 from orchestration.runtime.models import Checkpoint, Run, Thread
 
 BIG_THREAD = "measure-big-thread"
+HUGE_THREAD = "measure-huge-thread"
+HUGE = 10_000
 REVIEW_THREADS = 1_000
 REVIEWS_PER_THREAD = 10
 
@@ -63,7 +69,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, checkpoints: int, reviews: int, repeat: int, **opts: Any) -> None:
         admin = self.admin_user()
-        self.seed_big_thread(checkpoints)
+        self.seed_thread(BIG_THREAD, checkpoints)
+        self.seed_thread(HUGE_THREAD, HUGE)
         self.seed_reviews(reviews)
         client = Client(HTTP_HOST="localhost")
         client.force_login(admin)
@@ -71,42 +78,86 @@ class Command(BaseCommand):
         some = Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id")
         first, middle = some.first(), some[checkpoints // 2]
         review = ReviewRequest.objects.filter(status="pending").order_by("pk").first()
-        last_page = (ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).count() // 50) + 1
         middle_url = reverse("checkpoint", args=[BIG_THREAD, middle.checkpoint_id])
-        pages = [
-            ("inbox (first page)", reverse("inbox"), {}),
-            ("inbox (last page)", reverse("inbox"), {"page": last_page}),
-            ("inbox, graph filter", reverse("inbox"), {"graph": "measure"}),
+        inbox = reverse("inbox")
+        # where "Next" leads after 150 pages: a cursor, not an OFFSET of 7,450 rows
+        deep_row = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).order_by(
+            "created_at", "pk")[149 * 50 - 1]
+        deep = {"after": inbox_cursor("n", deep_row)}
+        self.stdout.write(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'KB':>7}")
+        for label, url, params in [
+            ("inbox (first page)", inbox, {}),
+            ("inbox (page 150, keyset cursor)", inbox, deep),
+            ("inbox, graph filter", inbox, {"graph": "measure"}),
+            ("inbox, mine", inbox, {"assignee": "mine"}),
             ("review page", reverse("review", args=[review.pk]), {}),
             ("threads list", reverse("threads"), {}),
             ("threads search", reverse("threads"), {"q": "measure-r-99"}),
-            (f"thread page ({checkpoints} checkpoints)", reverse("thread", args=[BIG_THREAD]), {}),
-            ("thread live refresh", reverse("thread-live", args=[BIG_THREAD]), {}),
+        ]:
+            self.measure(client, label, url, params, repeat)
+        for name, n in ((BIG_THREAD, checkpoints), (HUGE_THREAD, HUGE)):
+            self.measure_thread(client, name, n, repeat)
+        for label, url, params in [
             ("checkpoint partial", middle_url, {}),
             ("checkpoint partial vs first", middle_url, {"against": first.checkpoint_id}),
+            ("compare-with choices (step search)",
+             reverse("checkpoint-compare", args=[BIG_THREAD, middle.checkpoint_id]), {"q": "12"}),
             ("ops console", reverse("ops"), {}),
-        ]
-        self.stdout.write(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'KB':>7}")
-        for label, url, params in pages:
-            self.measure(client, label, url, params, repeat)
+        ]:
+            self.measure(client, label, url, params, repeat, htmx="partial" in label
+                         or "choices" in label)
+
+    def measure_thread(self, client: Client, name: str, n: int, repeat: int) -> None:
+        url = reverse("thread", args=[name])
+        page = self.measure(client, f"thread page ({n} checkpoints)", url, {}, repeat)
+        state = tree_state(page)
+        fold = re.search(r'\?unfold=([0-9a-f.]+)"', page)
+        if fold:
+            self.measure(client, f"  unfold a stretch ({n})", reverse("thread-tree", args=[name]),
+                         {**state, "unfold": fold.group(1)}, repeat, htmx=True)
+        # one superstep per request, as a viewer's page sees them
+        saver_graph, config = self.thread_graph(name)
+        timings, sizes, queries = [], [], 0
+        for _ in range(repeat):
+            saver_graph.update_state(config, {"note": f"step {time.perf_counter()}"})
+            with CaptureQueriesContext(connection) as ctx:
+                started = time.perf_counter()
+                response = client.get(reverse("thread-live", args=[name]), state,
+                                      headers={"HX-Request": "true"})
+                timings.append((time.perf_counter() - started) * 1000)
+            body = response.content.decode()
+            if response.status_code != 200 or 'beforeend:#tree-rows' not in body:
+                raise SystemExit(f"live update of {name} did not append: {body[:300]}")
+            queries = len(ctx.captured_queries)
+            sizes.append(len(response.content))
+            state = tree_state(body)
+        self.stdout.write(
+            f"{f'  live update, one superstep ({n})':44} {statistics.median(timings):10.1f} "
+            f"{max(timings):8.1f} {queries:8d} {max(sizes) / 1024:7.1f}"
+        )
+
+    def thread_graph(self, name: str) -> tuple[Any, CheckpointConfig]:
+        from orchestration.runtime.savers import DjangoCheckpointSaver
+
+        return loop_graph(1).with_checkpoint_saver(DjangoCheckpointSaver()), CheckpointConfig(name)
 
     def admin_user(self) -> User:
         user, _ = User.objects.get_or_create(username="measure-admin", defaults={"is_staff": True})
         user.groups.add(Group.objects.get(name="admin"))
         return user
 
-    def seed_big_thread(self, n: int) -> None:
-        if Thread.objects.filter(thread_id=BIG_THREAD).exists():
+    def seed_thread(self, name: str, n: int) -> None:
+        if Thread.objects.filter(thread_id=name).exists():
             return
         from orchestration.runtime.savers import DjangoCheckpointSaver
 
         started = time.perf_counter()
-        Thread.objects.create(thread_id=BIG_THREAD, graph_name="measure", title="Measure: big")
+        Thread.objects.create(thread_id=name, graph_name="measure", title=f"Measure: {n}")
         saver = DjangoCheckpointSaver()
         branches = 3
         # the input checkpoint, one per tick, one per branch: n in all
         graph = loop_graph(n - branches - 1).with_checkpoint_saver(saver)
-        config = CheckpointConfig(BIG_THREAD)
+        config = CheckpointConfig(name)
         graph.invoke(Counter(), config, recursion_limit=n + 10)
         # a few branches: each fork writes a "fork" copy and an update
         history = saver.list(config)
@@ -114,7 +165,7 @@ class Command(BaseCommand):
             at = history[(i + 1) * len(history) // (branches + 1)]
             graph.update_state(config.with_checkpoint_id(at.checkpoint.id), {"note": f"b{i}"})
         self.stdout.write(
-            f"seeded {Checkpoint.objects.filter(thread__thread_id=BIG_THREAD).count()} "
+            f"seeded {Checkpoint.objects.filter(thread__thread_id=name).count()} "
             f"checkpoints in {time.perf_counter() - started:.1f} s"
         )
 
@@ -147,15 +198,14 @@ class Command(BaseCommand):
         self.stdout.write(f"seeded {n} pending reviews in {len(threads)} threads")
 
     def measure(self, client: Client, label: str, url: str, params: dict[str, Any],
-                repeat: int) -> None:
+                repeat: int, htmx: bool = False) -> str:
         timings = []
         queries = 0
         size = 0
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as ctx:
                 started = time.perf_counter()
-                response = client.get(url, params, headers={"HX-Request": "true"}
-                                      if "partial" in label or "refresh" in label else {})
+                response = client.get(url, params, headers={"HX-Request": "true"} if htmx else {})
                 timings.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 raise SystemExit(f"{label}: HTTP {response.status_code} for {url}")
@@ -163,5 +213,20 @@ class Command(BaseCommand):
             size = len(response.content)
         self.stdout.write(
             f"{label:44} {statistics.median(timings):10.1f} {max(timings):8.1f} "
-            f"{queries:8d} {size / 1024:7.0f}"
+            f"{queries:8d} {size / 1024:7.1f}"
         )
+        return response.content.decode()
+
+
+def tree_state(html: str) -> dict[str, Any]:
+    """The `#tree-state` form of a page or live update, as the browser would send it."""
+    form = re.search(r'<form id="tree-state".*?</form>', html, re.S)
+    if form is None:
+        raise SystemExit("no #tree-state in the response")
+    state: dict[str, Any] = {}
+    for name, value in re.findall(r'name="(\w+)" value="([^"]*)"', form.group(0)):
+        if name == "open":
+            state.setdefault("open", []).append(value)
+        else:
+            state[name] = value
+    return state

@@ -1,0 +1,91 @@
+"""A long thread in a real browser: the tree is folded, a folded stretch unfolds, and the
+selected checkpoint stays selected while live updates append new checkpoints."""
+
+from __future__ import annotations
+
+import threading
+
+from e2e_helpers import screenshot, wait_for
+
+from approvals.management.commands.measure_pages import Counter, loop_graph
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime.events import publish
+from orchestration.runtime.models import Checkpoint, Thread
+from orchestration.runtime.savers import DjangoCheckpointSaver
+
+CHECKPOINTS = 1_000
+
+
+def long_thread(thread_id: str) -> tuple[Thread, object, CheckpointConfig]:
+    thread = Thread.objects.create(thread_id=thread_id, graph_name="measure",
+                                   title=f"A long thread ({CHECKPOINTS} checkpoints)")
+    graph = loop_graph(CHECKPOINTS - 1).with_checkpoint_saver(DjangoCheckpointSaver())
+    config = CheckpointConfig(thread_id)
+    graph.invoke(Counter(), config, recursion_limit=CHECKPOINTS + 10)
+    return thread, graph, config
+
+
+def announce(thread: Thread, message: str) -> None:
+    """What a worker does after a superstep. From another thread: Playwright's event loop runs
+    in this one, and the channel layer's sync wrapper refuses to run beside it."""
+    worker = threading.Thread(target=publish, args=("run_progress",),
+                              kwargs={"thread": thread, "data": {"message": message}})
+    worker.start()
+    worker.join()
+
+
+def step_of(page, checkpoint: str) -> str:
+    return page.inner_text(f"#cp-{checkpoint} a.cp").split(" · ")[0]  # "step 995"
+
+
+def wait_for_panel(page, checkpoint: str) -> None:
+    page.wait_for_selector(f'#checkpoint-detail p.meta:has-text("{step_of(page, checkpoint)} ·")')
+
+
+def rows(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "#tree-rows a.cp", "links => links.map(a => a.getAttribute('data-checkpoint'))")
+
+
+def test_selection_survives_live_updates_and_a_folded_stretch_unfolds(login, live_url):
+    thread, graph, config = long_thread("e2e-long")
+    page = login("vera", "viewer")
+    page.goto(f"{live_url}/threads/{thread.thread_id}/")
+    page.wait_for_selector("#live-status")
+    shown = rows(page)
+    assert len(shown) < 60  # of 1,000
+    assert page.locator("#tree-rows li.fold").count() >= 1
+    screenshot(page, "tree-long")
+
+    # pick a checkpoint that is not the head: its state shows, its row is selected
+    picked = shown[-5]
+    page.click(f"#cp-{picked} a.cp")
+    wait_for_panel(page, picked)
+    assert "selected" in page.get_attribute(f"#cp-{picked}", "class")
+
+    # two supersteps land while the page is open: each appends its row, live
+    for n in range(2):
+        before = Checkpoint.objects.filter(thread=thread).count()
+        graph.update_state(config, {"note": f"live {n}"})
+        new = (Checkpoint.objects.filter(thread=thread).order_by("-checkpoint_id")
+               .values_list("checkpoint_id", flat=True).first())
+        assert Checkpoint.objects.filter(thread=thread).count() == before + 1
+        announce(thread, f"superstep {n}")
+        page.wait_for_selector(f"#cp-{new}", timeout=30_000)
+    assert "selected" in page.get_attribute(f"#cp-{picked}", "class")
+    assert page.locator("#tree-rows li.selected").count() == 1
+    assert page.input_value("#tree-state input[name=checkpoint]") == picked
+    assert f"step {CHECKPOINTS + 1}" in page.inner_text("#tree-rows")
+
+    # a folded stretch opens in place, without reloading the page
+    fold = page.locator("#tree-rows li.fold a.unfold").last
+    before = len(rows(page))
+    fold.click()
+    wait_for(lambda: len(rows(page)) > before, "the unfolded rows to appear")
+    assert len(rows(page)) == before + 50
+    assert "selected" in page.get_attribute(f"#cp-{picked}", "class")
+    # a checkpoint from inside the stretch opens, with its fork button for those allowed
+    inner = rows(page)[2]
+    page.click(f"#cp-{inner} a.cp")
+    wait_for_panel(page, inner)
+    screenshot(page, "tree-long-unfolded")

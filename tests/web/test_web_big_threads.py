@@ -1,0 +1,274 @@
+"""Big threads and big inboxes: the thread page folds old stretches (a bounded number of rows
+however long the thread), unfolds on demand, a live update for a superstep sends only the new
+row, the selection survives live updates; the inbox pages by cursor. Query counts must not
+grow with rows."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from approvals.management.commands.measure_pages import Counter, loop_graph, tree_state
+from approvals.models import ReviewRequest
+from approvals.tree import RECENT, UNFOLD_CHUNK
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime.models import Checkpoint, Thread
+from orchestration.runtime.savers import DjangoCheckpointSaver
+
+ROW = re.compile(r'hx-target="#checkpoint-detail" data-checkpoint="([0-9a-f]+)"')
+
+
+def run_thread(thread_id: str, n: int) -> tuple[Thread, object, CheckpointConfig]:
+    """A real thread of `n` checkpoints written by the Django saver, one per superstep."""
+    thread = Thread.objects.create(thread_id=thread_id, graph_name="measure", title=thread_id)
+    graph = loop_graph(n - 1).with_checkpoint_saver(DjangoCheckpointSaver())
+    config = CheckpointConfig(thread_id)
+    graph.invoke(Counter(), config, recursion_limit=n + 10)
+    assert Checkpoint.objects.filter(thread=thread).count() == n
+    thread.refresh_from_db()
+    return thread, graph, config
+
+
+def bulk_thread(thread_id: str, n: int, forks: tuple[int, ...] = ()) -> Thread:
+    """A long straight thread written as rows (10,000 supersteps would take the test a
+    minute), with a fork child at each index in `forks`. Only the tree reads these rows."""
+    thread = Thread.objects.create(thread_id=thread_id, graph_name="measure", title=thread_id)
+    now = timezone.now()
+    base = 50_000_000 + Thread.objects.count() * 100_000
+    rows = [Checkpoint(pk=base + i, thread=thread, checkpoint_id=f"{i:016x}a", step=i,
+                       source="loop", created_at=now, parent_id=base + i - 1 if i else None)
+            for i in range(n)]
+    rows += [Checkpoint(pk=base + n + k, thread=thread, checkpoint_id=f"{n + k:016x}f",
+                        step=i + 1, source="fork", created_at=now, parent_id=base + i)
+             for k, i in enumerate(forks)]
+    Checkpoint.objects.bulk_create(rows, batch_size=2_000)
+    return thread
+
+
+def page_of(client, thread, **params):
+    return client.get(reverse("thread", args=[thread.thread_id]), params)
+
+
+def test_a_10000_checkpoint_thread_lists_a_bounded_number_of_rows(client_as):
+    thread = bulk_thread("huge", 10_000, forks=(2_500, 5_000, 7_500))
+    response = page_of(client_as("viewer"), thread)
+    html = response.content.decode()
+    assert response.status_code == 200
+    shown = ROW.findall(html)
+    assert len(shown) == len(set(shown)), [c for c in shown if shown.count(c) > 1]
+    assert RECENT < len(shown) < 60
+    assert html.count('class="fold"') >= 4
+    assert "(10003, 4 branches" in html
+    assert len(response.content) < 100_000
+    # the three forks and the newest rows are among the shown ones
+    assert sorted({cid for cid in shown if cid.endswith("f")}) == [f"{10_000 + k:016x}f" for k in range(3)], shown
+    assert f"{9_999:016x}a" in shown
+
+
+def test_the_thread_page_query_count_does_not_grow_with_checkpoints(client_as):
+    client = client_as("viewer")
+    small, big = bulk_thread("small", 60), bulk_thread("big", 3_000, forks=(100, 2_000))
+    counts = []
+    for thread in (small, big):
+        page_of(client, thread)  # warm caches (permissions, content types)
+        with CaptureQueriesContext(connection) as ctx:
+            assert page_of(client, thread).status_code == 200
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+
+
+def test_a_live_update_for_one_superstep_renders_only_the_new_node(client_as):
+    thread, graph, config = run_thread("live-one", 80)
+    client = client_as("viewer")
+    state = tree_state(page_of(client, thread).content.decode())
+    before = set(Checkpoint.objects.filter(thread=thread).values_list("checkpoint_id",
+                                                                      flat=True))
+    graph.update_state(config, {"note": "one more superstep"})
+    (new,) = set(Checkpoint.objects.filter(thread=thread).values_list("checkpoint_id",
+                                                                      flat=True)) - before
+    response = client.get(reverse("thread-live", args=[thread.thread_id]), state,
+                          headers={"HX-Request": "true"})
+    html = response.content.decode()
+    appended = re.search(r'<ol hx-swap-oob="beforeend:#tree-rows">(.*?)</ol>', html, re.S)
+    assert appended is not None, html[:500]
+    assert ROW.findall(appended.group(1)) == [new]
+    # besides it, only the row it continues (now with a child, no longer HEAD) is redrawn
+    assert ROW.findall(html) == [state["last"], new]
+    assert 'id="tree-panel"' not in html and 'id="thread-history"' not in html
+    assert len(response.content) <= 5_000
+    assert tree_state(html)["last"] == new
+
+
+def test_a_live_update_after_a_fork_redraws_the_tree_and_keeps_the_selection(client_as):
+    thread, graph, config = run_thread("live-fork", 80)
+    client = client_as("viewer")
+    old = Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id")[10].checkpoint_id
+    page = page_of(client, thread, checkpoint=old).content.decode()
+    assert re.findall(r'<li id="cp-([0-9a-f]+)" class="[^"]*\bselected\b', page) == [old]
+    state = tree_state(page)
+    assert state["checkpoint"] == old
+    graph.update_state(config.with_checkpoint_id(old), {"note": "a branch"})  # a new lane
+    html = client.get(reverse("thread-live", args=[thread.thread_id]), state,
+                      headers={"HX-Request": "true"}).content.decode()
+    assert 'id="tree-panel"' in html  # the layout changed: drawn again
+    selected = re.findall(r'<li id="cp-([0-9a-f]+)" class="[^"]*\bselected\b', html)
+    assert selected == [old]
+    assert tree_state(html)["checkpoint"] == old
+
+
+def test_the_selected_checkpoint_stays_selected_across_an_appending_update(client_as):
+    thread, graph, config = run_thread("live-sel", 60)
+    client = client_as("viewer")
+    head = thread.head_checkpoint_id
+    state = tree_state(page_of(client, thread, checkpoint=head).content.decode())
+    graph.update_state(config, {"note": "next"})
+    html = client.get(reverse("thread-live", args=[thread.thread_id]), state,
+                      headers={"HX-Request": "true"}).content.decode()
+    # the previous head is redrawn (it lost its HEAD mark) and is still the selected row
+    redrawn = re.search(rf'<li id="cp-{head}" class="([^"]*)" hx-swap-oob="true"', html)
+    assert redrawn is not None and "selected" in redrawn.group(1).split()
+    assert "head" not in redrawn.group(1).split()
+
+
+def test_unfolding_returns_the_stretch(client_as):
+    thread = bulk_thread("unfold", 500)
+    client = client_as("viewer")
+    page = page_of(client, thread).content.decode()
+    key = re.search(r'\?unfold=([0-9a-f]+\.\.[0-9a-f]+)"', page).group(1)
+    first, last = key.split("..")
+    response = client.get(reverse("thread-tree", args=[thread.thread_id]),
+                          {**tree_state(page), "unfold": key}, headers={"HX-Request": "true"})
+    html = response.content.decode()
+    revealed = ROW.findall(html)
+    ids = sorted(Checkpoint.objects.filter(thread=thread, checkpoint_id__gte=first,
+                                           checkpoint_id__lte=last)
+                 .values_list("checkpoint_id", flat=True))
+    assert revealed == ids[-UNFOLD_CHUNK:]  # the newest part of the stretch, in order
+    assert html.count('class="fold"') == 1  # the rest stays folded, one click further
+    assert f'name="open" value="{revealed[0]}..{revealed[-1]}"' in html
+    # a plain link (no htmx) opens the same rows on the thread page
+    plain = client.get(reverse("thread-tree", args=[thread.thread_id]), {"unfold": key})
+    assert plain.status_code == 302
+    reopened = ROW.findall(client.get(plain.url).content.decode())
+    assert set(revealed) <= set(reopened)
+
+
+def test_unfolding_a_fold_that_no_longer_exists_says_so(client_as):
+    thread = bulk_thread("gone", 100)
+    response = client_as("viewer").get(reverse("thread-tree", args=[thread.thread_id]),
+                                       {"unfold": "nope..nope"}, headers={"HX-Request": "true"})
+    assert response.status_code == 404
+    assert "reload the page" in response.content.decode()
+
+
+def test_a_checkpoint_inside_a_folded_stretch_can_be_opened_and_forked(client_as):
+    thread, _graph, _config = run_thread("fold-fork", 120)
+    client = client_as("ops")
+    page = page_of(client, thread).content.decode()
+    hidden = (Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id")[20]
+              .checkpoint_id)
+    assert hidden not in ROW.findall(page)
+    detail = client.get(reverse("checkpoint", args=[thread.thread_id, hidden]),
+                        headers={"HX-Request": "true"}).content.decode()
+    assert "Fork from here" in detail
+    fork_page = client.get(reverse("checkpoint-fork", args=[thread.thread_id, hidden]))
+    assert fork_page.status_code == 200
+    # linked to directly, the page selects it and shows it although its stretch is folded
+    assert hidden in ROW.findall(page_of(client, thread, checkpoint=hidden).content.decode())
+
+
+def test_compare_with_is_loaded_on_demand_and_bounded(client_as):
+    thread, _graph, _config = run_thread("compare", 300)
+    client = client_as("viewer")
+    page = page_of(client, thread).content.decode()
+    assert page.count("<option") <= 3  # no list of every checkpoint on the page
+    head = thread.head_checkpoint_id
+    url = reverse("checkpoint-compare", args=[thread.thread_id, head])
+    default = client.get(url, headers={"HX-Request": "true"}).content.decode()
+    assert 2 <= default.count("<option") <= 26
+    by_step = client.get(url, {"q": "12"}, headers={"HX-Request": "true"}).content.decode()
+    assert "step 12 ·" in by_step and "step 13 ·" not in by_step
+    none = client.get(url, {"q": "zzz"}, headers={"HX-Request": "true"}).content.decode()
+    assert "no checkpoint matches" in none
+
+
+# ---------------------------------------------------------------- inbox
+
+
+def walk_inbox(client, **params) -> tuple[list[int], int]:
+    seen: list[int] = []
+    pages = 0
+    query = dict(params)
+    while True:
+        response = client.get(reverse("inbox"), query)
+        page = response.context["page"]
+        seen += [r.pk for r in page.object_list]
+        pages += 1
+        if not page.has_next:
+            return seen, pages
+        query = page.next_query
+
+
+def test_inbox_pages_by_cursor_visit_every_open_review_once_overdue_first(client_as,
+                                                                          make_review):
+    reviews = [make_review() for _ in range(120)]
+    late = [reviews[70], reviews[5]]
+    for r in late:
+        ReviewRequest.objects.filter(pk=r.pk).update(due_at=timezone.now() - timedelta(hours=1))
+    make_review(status="decided")
+    seen, pages = walk_inbox(client_as("viewer"))
+    expected = [reviews[5].pk, reviews[70].pk] + [r.pk for r in reviews if r not in late]
+    assert seen == expected
+    assert pages == 3
+
+
+def test_inbox_query_count_does_not_grow_with_reviews(client_as, make_review):
+    client = client_as("viewer")
+    counts = []
+    for n in (5, 140):
+        while ReviewRequest.objects.count() < n:
+            make_review()
+        client.get(reverse("inbox"))
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(reverse("inbox"))
+        counts.append(len(ctx.captured_queries))
+        next_query = response.context["page"].next_query
+        if next_query:
+            with CaptureQueriesContext(connection) as ctx:
+                client.get(reverse("inbox"), next_query)
+            counts.append(len(ctx.captured_queries))
+    # first pages alike; a later page skips the overdue section's query once past it
+    assert counts[0] == counts[1] and counts[2] <= counts[1], counts
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "x.1.2.3", "n.99999999999999999999.0.1"])
+def test_a_bad_inbox_cursor_shows_the_first_page_and_says_why(client_as, make_review, cursor):
+    review = make_review()
+    response = client_as("viewer").get(reverse("inbox"), {"after": cursor})
+    assert response.status_code == 200
+    assert [r.pk for r in response.context["page"].object_list] == [review.pk]
+    assert "is not an inbox position" in response.content.decode()
+
+
+def test_a_fold_drawn_before_live_updates_still_unfolds(client_as):
+    """Live updates move the newest rows along, so the server's folds drift from the ones
+    the page drew; unfolding goes by the span the page shows (found by the e2e test)."""
+    thread, graph, config = run_thread("drift", 200)
+    client = client_as("viewer")
+    page = page_of(client, thread).content.decode()
+    key = re.search(r'\?unfold=([0-9a-f]+\.\.[0-9a-f]+)"', page).group(1)
+    for n in range(3):
+        graph.update_state(config, {"note": f"later {n}"})
+    response = client.get(reverse("thread-tree", args=[thread.thread_id]),
+                          {**tree_state(page), "unfold": key}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    first, last = key.split("..")
+    revealed = ROW.findall(response.content.decode())
+    assert revealed[-1] == last and len(revealed) == UNFOLD_CHUNK
+    assert all(first <= cid <= last for cid in revealed)
