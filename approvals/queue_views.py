@@ -40,7 +40,7 @@ def decide_next(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         do_decide(request.user, review, d)
     except ReviewError as exc:
-        if not _same_decision_recorded(request.user, review, d.action):
+        if not same_decision_recorded(request.user, review, d.action):
             from django.contrib import messages
 
             messages.error(request, str(exc))
@@ -51,7 +51,7 @@ def decide_next(request: HttpRequest, pk: int) -> HttpResponse:
     return after_decision(request, review, d.action, repeated)
 
 
-def _same_decision_recorded(user: Any, review: ReviewRequest, action: str) -> bool:
+def same_decision_recorded(user: Any, review: ReviewRequest, action: str) -> bool:
     return Decision.objects.filter(review=review, decided_by=user, action=action).exists()
 
 

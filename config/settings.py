@@ -171,6 +171,7 @@ TASKS = {
 STEPWISE_GRAPHS: dict[str, str] = {
     "expense": "demo.workflows.expense:graph",
     "publishing": "demo.workflows.publishing:graph",
+    "email_agent": "demo.workflows.email_agent:graph",
 }
 for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
     _name, _, _target = _entry.partition("=")

@@ -96,7 +96,6 @@
       hint.hidden = false;
     }
     field.focus();
-    if (field.select && field.tagName === "INPUT") field.select();
     return true;
   }
 

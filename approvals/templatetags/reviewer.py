@@ -53,3 +53,11 @@ def review_queue(context: dict[str, Any], review: ReviewRequest) -> dict[str, An
 def queue_query(f: Any) -> str:
     """The inbox filter as the query string review links carry (the queue's list)."""
     return queue.filter_query(f) if f is not None else ""
+
+
+@register.simple_tag
+def agent_answer_form(review: ReviewRequest, bound: Any = None) -> Any:
+    """The Agent Inbox answer form: the bound one a failed answer came back with, else new."""
+    from approvals.agent_inbox_views import AgentAnswerForm
+
+    return bound if isinstance(bound, AgentAnswerForm) else AgentAnswerForm(review=review)

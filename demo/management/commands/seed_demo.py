@@ -89,6 +89,11 @@ class Command(BaseCommand):
             for number, (title, author, body) in enumerate(ARTICLES, start=1):
                 self.start(f"demo-article-{number}", "publishing", user, title,
                            {"title": title, "author": author, "body": body})
+            # an agent written for LangChain's Agent Inbox, answered on Stepwise's review page
+            self.start("demo-email-agent-1", "email_agent", user, "Reply to Mia about the kickoff",
+                       {"sender": "Mia Wong", "sender_email": "mia@example.com",
+                        "subject": "Project kickoff",
+                        "message": "Could we meet next week to plan the kickoff?"})
 
     def start(self, thread_id: str, graph: str, user: Any, title: str, input: Any) -> None:
         if Thread.objects.filter(thread_id=thread_id).exists():
