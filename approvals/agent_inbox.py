@@ -93,9 +93,8 @@ def review_payload(value: Any, node: str) -> dict[str, Any] | None:
     requests = parse(value)
     if requests is None:
         return None
-    actions = [t for t in TYPES if all(t in r.allowed for r in requests)] or [
-        t for t in TYPES if any(t in r.allowed for r in requests)
-    ]
+    # every type some request allows (each answer is checked against its own request)
+    actions = [t for t in TYPES if any(t in r.allowed for r in requests)]
     names = ", ".join(dict.fromkeys(r.action for r in requests))
     return {
         "kind": "review",
