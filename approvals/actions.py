@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from approvals import agent_inbox
 from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
 from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
@@ -44,7 +45,11 @@ class ReviewError(Exception):
 
 def review_payload(value: Any, node: str) -> tuple[str, dict[str, Any]]:
     """(kind, payload) for an interrupt's value: a review payload as is, anything else as a
-    generic "respond" review that shows the value and asks for a text answer."""
+    generic "respond" review that shows the value and asks for a text answer. An Agent Inbox
+    request (or list of them) is a review answered with Agent Inbox's responses."""
+    agent = agent_inbox.review_payload(value, node)
+    if agent is not None:
+        return ReviewRequest.Kind.REVIEW, agent
     if isinstance(value, Mapping) and value.get("kind") == "review":
         return ReviewRequest.Kind.REVIEW, to_jsonable(value)
     return ReviewRequest.Kind.RESPOND, {
@@ -187,6 +192,8 @@ class DecisionInput:
     comment: str = ""
     values: Mapping[str, Any] | None = None
     text: str = ""
+    # the exact resume value, when the review's format dictates it (Agent Inbox responses)
+    answer: Any = None
 
 
 def check_decision(review: ReviewRequest, d: DecisionInput) -> None:
@@ -209,6 +216,11 @@ def do_decide(
     user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput
 ) -> Decision:
     """Record the decision and resume the thread with it, all or nothing."""
+    if d.answer is None and agent_inbox.is_agent_review(review.payload):
+        try:
+            d = replace(d, answer=agent_inbox.answer_for_action(review.payload, d.action))
+        except agent_inbox.AnswerError as exc:
+            raise ReviewError(f"Review #{review.pk}: {exc}") from None
     check_decision(review, d)
     claimable = Q() if user.has_perm(OVERRIDE_CLAIM) else Q(claimed_by__isnull=True) | Q(
         claimed_by=user
@@ -246,6 +258,8 @@ class _Refused(Exception):
 
 def _record(user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput) -> Decision:
     values = dict(d.values or {}) if d.action == Decision.Action.EDIT else {}
+    if d.answer is not None:
+        values = {agent_inbox.RESPONSE_KEY: d.answer}
     return Decision.objects.create(
         review=review,
         decided_by=user,

@@ -126,6 +126,8 @@ class Decision(models.Model):
         REJECT = "reject", "Reject"
         EDIT = "edit", "Edit then approve"
         RESPOND = "respond", "Respond"
+        # Agent Inbox's "ignore": the agent is told to drop the action it asked for
+        IGNORE = "ignore", "Ignore"
 
     review = models.OneToOneField(ReviewRequest, on_delete=models.PROTECT, related_name="decision")
     decided_by = models.ForeignKey(
@@ -158,7 +160,12 @@ class Decision(models.Model):
         raise ImmutableError(f"decision {self.pk} is immutable and cannot be deleted")
 
     def answer(self, reviewer: str) -> dict[str, Any]:
-        """The resume value the interrupted node receives (brief-common's answer format)."""
+        """The resume value the interrupted node receives (brief-common's answer format), or
+        for an Agent Inbox review the list of `HumanResponse`s recorded (`approvals.agent_inbox`)."""
+        from approvals.agent_inbox import RESPONSE_KEY
+
+        if isinstance(self.values, dict) and RESPONSE_KEY in self.values:
+            return self.values[RESPONSE_KEY]
         return {
             "action": self.action,
             "comment": self.comment,

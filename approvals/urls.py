@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.urls import path
 
-from approvals import views
+from approvals import agent_inbox_views, bulk_views, queue_views, views
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("reviews/<int:pk>/", views.review_detail, name="review"),
     path("reviews/<int:pk>/decide/", views.decide, name="review-decide"),
+    path("reviews/<int:pk>/decide-next/", queue_views.decide_next, name="review-decide-next"),
+    path("reviews/<int:pk>/agent-answer/", agent_inbox_views.agent_answer,
+         name="review-agent-answer"),
+    path("reviews/bulk/", bulk_views.bulk_decide, name="reviews-bulk"),
     path("reviews/<int:pk>/claim/", views.claim, name="review-claim"),
     path("reviews/<int:pk>/unclaim/", views.unclaim, name="review-unclaim"),
     path("reviews/<int:pk>/redecide/", views.redecide, name="review-redecide"),

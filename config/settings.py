@@ -172,6 +172,7 @@ STEPWISE_GRAPHS: dict[str, str] = {
     "expense": "demo.workflows.expense:graph",
     "publishing": "demo.workflows.publishing:graph",
     "support": "demo.workflows.support:graph",
+    "email_agent": "demo.workflows.email_agent:graph",
 }
 for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
     _name, _, _target = _entry.partition("=")

@@ -106,6 +106,22 @@ def review_request(state: Expense) -> dict[str, Any]:
             "policy_notes": list(state.policy_notes),
         },
         "actions": ["approve", "reject", "edit"],
+        # how the review page shows `data` (titles, formats); `schema` is what may be edited
+        "data_schema": {
+            "type": "object",
+            "properties": {
+                "amount": {"type": "number", "title": "Amount", "format": "money",
+                           "x-currency-field": "currency"},
+                "employee": {"type": "string", "title": "Employee"},
+                "vendor": {"type": "string", "title": "Paid to"},
+                "description": {"type": "string", "title": "What for"},
+                "policy_notes": {"type": "array", "title": "Policy check",
+                                 "items": {"type": "string"},
+                                 "description": "Findings of the automatic *policy* check."},
+                "expense_id": {"type": "integer", "title": "Expense number"},
+                "currency": {"type": "string", "title": "Currency"},
+            },
+        },
         "schema": {
             "type": "object",
             "properties": {

@@ -32,7 +32,8 @@ def test_seed_creates_a_login_per_role_in_its_group() -> None:
 def test_seed_leaves_reviews_waiting_and_one_failed_run() -> None:
     seed()
     statuses = sorted(Run.objects.values_list("status", flat=True))
-    assert statuses.count(Run.Status.WAITING) == 5
+    # 2 expenses, 2 articles, 1 support agent tool call, 1 Agent Inbox email
+    assert statuses.count(Run.Status.WAITING) == 6
     assert statuses.count(Run.Status.FAILED) == 1
     assert statuses.count(Run.Status.SUCCEEDED) == 2
 
@@ -51,6 +52,15 @@ def test_seed_starts_the_support_agent_with_a_tool_call_to_review() -> None:
     assert DjangoStore().get(("customers", "c-42"), "contact") is not None
     later = RunOutput.objects.filter(run__thread__thread_id="demo-support-2").first()
     assert later is not None and later.data == "Welcome "
+
+
+def test_seed_includes_a_review_in_agent_inbox_shape() -> None:
+    from approvals.models import ReviewRequest
+
+    seed()
+    review = ReviewRequest.objects.get(thread__thread_id="demo-email-agent-1")
+    assert review.payload["format"] == "agent_inbox"
+    assert review.payload["requests"][0]["action_request"]["action"] == "send_email"
 
 
 def test_seeding_twice_changes_nothing() -> None:

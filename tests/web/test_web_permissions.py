@@ -40,6 +40,9 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str | None, ...]]] = [
     ("review-unclaim", "post", "review", {}, DECIDERS),
     ("review-decide", "post", "review", {"action": "approve"}, DECIDERS),
     ("review-redecide", "get", "decided", {}, REDECIDERS),
+    ("review-decide-next", "post", "review", {"action": "approve"}, DECIDERS),
+    ("review-agent-answer", "post", "review", {"r0-type": "accept"}, DECIDERS),
+    ("reviews-bulk", "post", "", {"action": "approve", "reviews": "REVIEW"}, DECIDERS),
     ("ops", "get", "", {}, OPS_VIEWERS),
     ("run", "get", "run", {}, OPS_VIEWERS),
     ("run-action", "post", "run-cancel", {"reason": "stuck"}, OPERATORS),
@@ -118,7 +121,8 @@ def url_for(name: str, kw: str, objects: dict[str, Any]) -> str:
                          ids=[f"{c[0]}-{c[4] or 'no-role'}" for c in CASES])
 def test_view_allows_exactly_its_roles(client_as, objects, name, method, kw, data, role, allowed):
     client = client_as(role)
-    data = {k: (objects["run"].pk if v == "RUN" else v) for k, v in data.items()}
+    ids = {"RUN": objects["run"].pk, "REVIEW": objects["review"].pk}
+    data = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in data.items()}
     response = getattr(client, method)(url_for(name, kw, objects), data)
     if allowed:
         assert response.status_code != 403, response.content[:300]

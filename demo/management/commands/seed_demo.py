@@ -101,6 +101,11 @@ class Command(BaseCommand):
                 self.start(f"demo-support-{number}", "support", user,
                            f"Support: {customer} — {message[:40]}",
                            {"customer": customer, "message": message})
+            # an agent written for LangChain's Agent Inbox, answered on Stepwise's review page
+            self.start("demo-email-agent-1", "email_agent", user, "Reply to Mia about the kickoff",
+                       {"sender": "Mia Wong", "sender_email": "mia@example.com",
+                        "subject": "Project kickoff",
+                        "message": "Could we meet next week to plan the kickoff?"})
 
     def start(self, thread_id: str, graph: str, user: Any, title: str, input: Any) -> None:
         if Thread.objects.filter(thread_id=thread_id).exists():

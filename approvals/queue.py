@@ -1,0 +1,101 @@
+"""A reviewer's queue: the filtered inbox list a review was opened from, and where to go next.
+
+The inbox's filter travels with the reviewer in the review page's query string (`?status=open
+&graph=expense`), so `j`/`k` and "decide, then the next one" walk the same list the reviewer
+chose, in the inbox's order. Reads only; deciding stays in `actions.do_decide`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
+from django.http import QueryDict
+from django.urls import reverse
+
+from approvals import selectors
+from approvals.access import OVERRIDE_CLAIM
+from approvals.models import ReviewRequest
+
+# How far along the list the neighbours are looked for: a queue, not an export.
+WINDOW = 500
+FILTER_KEYS = ("status", "graph", "assignee")
+
+
+def queue_filter(query: QueryDict) -> selectors.InboxFilter:
+    return selectors.InboxFilter(
+        graph=query.get("graph", ""),
+        status=query.get("status", "open") or "open",
+        assignee=query.get("assignee", ""),
+    )
+
+
+def filter_query(f: selectors.InboxFilter) -> str:
+    """The query string that names `f` (empty for the default inbox)."""
+    pairs = {"status": f.status if f.status != "open" else "", "graph": f.graph,
+             "assignee": f.assignee}
+    return urlencode({k: v for k, v in pairs.items() if v})
+
+
+def review_url(pk: int, f: selectors.InboxFilter) -> str:
+    query = filter_query(f)
+    return reverse("review", args=[pk]) + (f"?{query}" if query else "")
+
+
+def inbox_url(f: selectors.InboxFilter) -> str:
+    query = filter_query(f)
+    return reverse("inbox") + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    previous: int | None  # the list's previous review (any status the filter shows)
+    next: int | None  # the list's next review
+    next_open: int | None  # the next open review this user may decide (wrapping round)
+    position: int | None  # 1-based place of the current review in the list
+    total: int
+
+
+def neighbours(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> Neighbours:
+    """Where `j`, `k` and "decide, then next" lead from review `pk` in the list `f` (one
+    query for the list, one for the user's groups)."""
+    listed = selectors.review_list(user, f)
+    everything = selectors.review_list(user, selectors.InboxFilter(
+        graph=f.graph, status="any", assignee=f.assignee
+    ))
+    # the current review stays in the list after it is decided, so its place is known
+    rows = list(
+        everything.filter(Q(pk__in=listed.values("pk")) | Q(pk=pk))
+        .values_list("pk", "status", "assignee", "claimed_by_id")[:WINDOW]
+    )
+    pks = [r[0] for r in rows]
+    if pk not in pks:
+        return Neighbours(None, pks[0] if pks else None, _first_open(user, rows, pk), None,
+                          len(pks))
+    i = pks.index(pk)
+    after, before = rows[i + 1:], rows[:i]
+    return Neighbours(
+        previous=pks[i - 1] if i > 0 else None,
+        next=pks[i + 1] if i + 1 < len(pks) else None,
+        next_open=_first_open(user, after + before, pk),
+        position=i + 1,
+        total=len(pks),
+    )
+
+
+def _first_open(user: AbstractBaseUser, rows: list[tuple[int, str, str, int | None]],
+                current: int) -> int | None:
+    override = user.has_perm(OVERRIDE_CLAIM)
+    groups = set(user.groups.values_list("name", flat=True))
+    for pk, status, assignee, claimed_by in rows:
+        if pk == current or status not in ReviewRequest.OPEN:
+            continue
+        if claimed_by is not None and claimed_by != user.pk and not override:
+            continue
+        if assignee and assignee != user.get_username() and assignee not in groups \
+                and not override:
+            continue
+        return pk
+    return None

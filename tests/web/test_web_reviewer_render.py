@@ -1,0 +1,96 @@
+"""A review's payload read from its JSON Schema, Markdown made safe, and the line saying what
+a decision sets in motion."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from approvals.markdown import render_markdown
+from approvals.schema_render import PAGE_BUDGET, render_value
+
+
+def test_money_is_shown_with_the_currency_of_its_sibling_field():
+    schema = {"properties": {"amount": {"type": "number", "title": "Amount", "format": "money",
+                                        "x-currency-field": "currency"}}}
+    html = render_value({"amount": 1250, "currency": "EUR"}, schema)
+    assert "<dt>Amount</dt>" in html
+    assert "€1,250.00" in html
+
+
+def test_dates_urls_and_enum_labels_are_shown_for_what_they_are():
+    schema = {"properties": {
+        "due": {"type": "string", "format": "date", "title": "Due"},
+        "receipt": {"type": "string", "format": "uri"},
+        "level": {"oneOf": [{"const": "p1", "title": "Urgent"}, {"const": "p2", "title": "Low"}]},
+        "kind": {"enum": ["a", "b"], "x-enum-labels": ["Alpha", "Beta"]},
+    }}
+    html = render_value({"due": "2026-03-01", "receipt": "https://example.com/r/1",
+                         "level": "p1", "kind": "b"}, schema)
+    assert '<time datetime="2026-03-01">1 Mar 2026</time>' in html
+    assert '<a href="https://example.com/r/1" rel="noopener noreferrer nofollow">' in html
+    assert "Urgent" in html and ">p1<" not in html
+    assert "Beta" in html
+
+
+def test_a_javascript_url_is_never_a_link():
+    html = render_value({"receipt": "javascript:alert(1)"},
+                        {"properties": {"receipt": {"type": "string", "format": "uri"}}})
+    assert "<a " not in html
+    assert "javascript:alert(1)" in html  # shown as text
+
+
+def test_arrays_of_objects_are_tables_and_nested_objects_sections():
+    html = render_value({"lines": [{"item": "Taxi", "cost": 12}, {"item": "Hotel", "cost": 90}],
+                         "address": {"city": "Berlin"}}, {})
+    assert '<th scope="col">Item</th>' in html and "<td>Hotel</td>" in html
+    assert 'class="pl-section"' in html and "Berlin" in html
+
+
+def test_html_in_values_is_escaped():
+    html = render_value({"note": "<script>alert(1)</script>"}, {})
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_markdown_is_rendered_and_sanitized():
+    html = render_markdown("**bold** [x](javascript:alert(1)) <img src=x onerror=alert(1)>\n\n"
+                           "# Title")
+    assert "<strong>bold</strong>" in html
+    assert "href=\"javascript" not in html and "<a " not in html
+    assert "<img" not in html  # raw HTML is text, never a tag
+    assert "<h4>Title</h4>" in html  # never outranks the page's headings
+
+
+def test_a_huge_payload_is_cut_to_the_page_budget_with_a_note():
+    html = render_value({f"k{i}": "x" * 5_000 for i in range(40)}, {})
+    assert len(html) < PAGE_BUDGET + 20_000
+    assert "Cut to fit the page" in html
+
+
+def test_review_page_shows_the_payload_by_schema_and_the_raw_json_a_click_away(
+        start_paused, client_as):
+    review = start_paused()
+    page = client_as("reviewer").get(reverse("review", args=[review.pk])).content.decode()
+    assert "<dt>Title</dt>" in page  # the schema's title, not the key
+    assert "<summary>Raw JSON</summary>" in page
+    assert "A decision resumes <code>review</code>; next:" in page
+    assert "<code>publish</code>" in page
+    assert "side effects" not in page.split('id="next-steps"')[1].split("</p>")[0]
+
+
+def test_a_node_with_side_effects_after_the_review_is_flagged(make_user, client_as,
+                                                               django_capture_on_commit_callbacks):
+    from decimal import Decimal
+
+    from approvals.models import ReviewRequest
+    from demo.workflows.expense import Expense
+    from orchestration.runtime import runs
+
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        run = runs.start_thread("expense", Expense(expense_id=9, employee="Bo", vendor="Air",
+                                                   amount=Decimal("500")), user=make_user("ops"))
+    review = ReviewRequest.objects.get(thread=run.thread)
+    page = client_as("reviewer").get(reverse("review", args=[review.pk])).content.decode()
+    steps = page.split('id="next-steps"')[1].split("</p>")[0]
+    assert "<code>payout</code>" in steps and "side effects" in steps
+    assert "the end of the thread" in steps
+    assert "€500.00" in page
