@@ -314,11 +314,13 @@ def main() -> None:
     try:
         wait_http(args.port)
         sampler = CpuSampler(proc.pid, env.get("DATABASE_URL"), db_name)
-        users = args.reviewers + 1 + args.watchers
+        starters = max(2, args.reviewers // 5)
+        users = args.reviewers + starters + args.watchers
         lenv = {**env, "LOAD_CREDENTIALS": str(state / "creds.json"),
                 "LOAD_STATE_DIR": str(state), "LOAD_TARGET": str(args.cycles),
                 "LOAD_API_SHARE": str(args.api_share), "LOAD_THINK": str(args.think),
-                "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers)}
+                "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers),
+                "LOAD_STARTERS": str(starters)}
         locust = subprocess.Popen(
             [str(BIN / "locust"), "-f", str(ROOT / "bench/load/locustfile.py"), "--headless",
              "-u", str(users), "-r", str(users), "--host", f"http://127.0.0.1:{args.port}",
@@ -332,13 +334,14 @@ def main() -> None:
             time.sleep(0.05)
         t0, wall0 = time.monotonic(), datetime.now(UTC)
         cpu0 = sampler.snapshot()
-        spy = None
-        if args.py_spy:
-            server_pids = [p for p, k in cpu0.items() if k[0] == "server"]
-            spy = subprocess.Popen(
-                [str(BIN / "py-spy"), "record", "-d", str(int(args.py_spy)), "-r", "50", "-f",
-                 "raw", "-o", str(state / "profile.txt"), "-p", str(max(server_pids))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spies = []
+        if args.py_spy:  # one server process and one worker, sampled 50 times a second
+            for kind in ("server", "worker"):
+                pids = [p for p, k in cpu0.items() if k[0] == kind]
+                spies.append(subprocess.Popen(
+                    [str(BIN / "py-spy"), "record", "-d", str(int(args.py_spy)), "-r", "50",
+                     "-f", "raw", "-o", str(state / f"profile-{kind}.txt"), "-p",
+                     str(max(pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + args.max_seconds
         while not (state / "done").exists():
             if locust.poll() is not None:
@@ -356,7 +359,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             locust.terminate()
             locust.wait(timeout=10)
-        if spy is not None:
+        for spy in spies:
             spy.wait(timeout=args.py_spy + 30)
         # let the runs decided in the window finish before reading their latencies
         deadline = time.monotonic() + 90
@@ -394,8 +397,8 @@ def main() -> None:
         "shutdown_s": round(shutdown_s, 2),
         "loadavg_1m": os.getloadavg()[0],
     }
-    if args.py_spy and (state / "profile.txt").exists():
-        result["py_spy_profile"] = str(state / "profile.txt")
+    if args.py_spy:
+        result["py_spy_profiles"] = sorted(str(p) for p in state.glob("profile-*.txt"))
     print(json.dumps(result, indent=1))
     if args.out:
         with args.out.open("a") as fh:

@@ -143,9 +143,10 @@ class Reviewer(FastHttpUser):
 
 
 class Starter(FastHttpUser):
-    """Starts one thread per decision made, through the API."""
+    """Starts one thread per decision made, through the API (LOAD_STARTERS of them, so starting
+    keeps up with deciding)."""
 
-    fixed_count = 1
+    fixed_count = int(os.environ.get("LOAD_STARTERS", "2"))
     wait_time = constant(0.05)
 
     @task
