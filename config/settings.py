@@ -126,8 +126,30 @@ SQLITE_TEST_PATH = os.environ.get("SQLITE_TEST_PATH") or str(
     Path(tempfile.gettempdir()) / f"stepwise-test-{os.getpid()}.sqlite3"
 )
 DATABASE_URL = os.environ.get("DATABASE_URL")
+# Connections to PostgreSQL are bounded per process by Django's native psycopg pool: under an
+# ASGI server every request runs in a thread of its own, and a persistent connection per thread
+# (CONN_MAX_AGE) opened one PostgreSQL session per request until the server refused more
+# ("FATAL: too many clients"). With the pool a request borrows one of at most
+# STEPWISE_DB_POOL_MAX connections and waits up to STEPWISE_DB_POOL_TIMEOUT seconds for one;
+# the total is (processes x pool max) + 1 LISTEN connection per worker, whatever the load.
+# STEPWISE_DB_POOL_MAX=0 turns the pool off (a connection per request; for use behind PgBouncer
+# in transaction mode). Tests run without it unless they ask (test subprocesses may).
+DB_POOL_MAX = int(os.environ.get("STEPWISE_DB_POOL_MAX", "0" if TESTING else "8"))
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=0 if DB_POOL_MAX and DATABASE_URL.startswith("postgres")
+            else 60
+        )
+    }
+    if DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(int(os.environ.get("STEPWISE_DB_POOL_MIN", "1")), DB_POOL_MAX),
+            "max_size": DB_POOL_MAX,
+            "timeout": float(os.environ.get("STEPWISE_DB_POOL_TIMEOUT", "30")),
+            # a pooled connection idle this long is closed (down to min_size)
+            "max_idle": 300,
+        }
     # DATABASE_TEST_NAME lets two suites share one PostgreSQL server without clobbering
     # each other's test database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DATABASE_TEST_NAME") or None}
@@ -158,6 +180,19 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Sessions: every request reads its session. With Redis they are read from it and written
+# through to the database (cached_db: a Redis restart logs nobody out), which saves a query on
+# every page; without it (or in tests, which keep their database isolation) from the database.
+if REDIS_URL and not TESTING:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "stepwise",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 TASKS = {
     "default": {

@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from orchestration.runtime.models import Event, Run, Thread
+from orchestration.runtime.pusher import pusher_for
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def _push(groups: list[str], message: dict[str, Any]) -> None:
     # layer that is down must never fail the state change that produced the event.
     layer = get_channel_layer()
     if layer is None:
+        return
+    pusher = pusher_for(layer)
+    if pusher is not None:  # Redis: sent by the process's push loop, the caller goes on
+        pusher.push(groups, message)
         return
     try:
         send = async_to_sync(layer.group_send)

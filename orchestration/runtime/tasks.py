@@ -23,6 +23,7 @@ from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
+from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
 from orchestration.runtime.store import DjangoStore
 from orchestration.types import Command
@@ -43,6 +44,8 @@ def execute_run(run_id: int) -> dict[str, Any]:
     try:
         with Heartbeat(lease):
             return RunExecution(run, lease).execute()
+    except HandBack:
+        return _hand_back(run, lease)
     except Exception as exc:
         if lease.lost.is_set() or isinstance(exc, LeaseLost):
             return _lease_lost(run, lease, exc)
@@ -90,6 +93,8 @@ class RunExecution:
                     raise LeaseLost(self.run.pk, self.lease.token)
                 nodes = sorted(_node_names(update))
                 publish("run_progress", run=self.run, data={"nodes": nodes})
+                if STOPPING.is_set():  # the superstep is checkpointed: a safe place to stop
+                    raise HandBack(self.run.pk)
         finally:
             try:
                 outputs.announce()
@@ -225,6 +230,28 @@ def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
         data={"worker": worker_id(), "token": lease.token[:8]},
     )
     return {"run_id": run.pk, "outcome": "lease_lost"}
+
+
+def _hand_back(run: Run, lease: Lease) -> dict[str, Any]:
+    """Give the run back under this worker's lease (stalled, then queued again at once, as the
+    sweeper would after the lease expired), so a stopping worker costs the run no lease wait."""
+    from orchestration.runtime.runs import enqueue_handed_back
+
+    with transaction.atomic():
+        released = Run.objects.filter(
+            pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
+        ).update(status=Run.Status.STALLED, lease_token="", lease_expires_at=None)
+        if not released:  # the lease was lost meanwhile: whoever has the run now keeps it
+            return {"run_id": run.pk, "outcome": "lease_lost"}
+        Thread.objects.filter(pk=run.thread_id).update(
+            status=Thread.Status.STALLED, updated_at=timezone.now()
+        )
+        run.refresh_from_db()
+        publish("run_handed_back", run=run, reason="worker shutting down",
+                data={"worker": worker_id()})
+        enqueue_handed_back(run)
+    logger.info("run %s handed back at a superstep boundary (worker shutting down)", run.pk)
+    return {"run_id": run.pk, "outcome": "handed_back"}
 
 
 def _node_names(update: Any) -> list[str]:

@@ -22,6 +22,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.wakeup import Waiter
 
 
@@ -36,6 +37,12 @@ class WakingWorker(db_worker.Worker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waiter: Waiter | None = None
+
+    def shutdown(self, signum: int, frame: Any) -> None:
+        # The run in hand is given back at its next superstep boundary (tasks.RunExecution),
+        # not run to its end: stopping takes one superstep, however long the run is.
+        STOPPING.set()
+        super().shutdown(signum, frame)
 
     def run(self) -> None:
         if self.startup_delay and self.interval:
