@@ -23,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from orchestration.runtime.wakeup import Waiter
+from orchestration.runtime.workers import WorkerBeat
 
 
 class WakingWorker(db_worker.Worker):
@@ -47,7 +48,9 @@ class WakingWorker(db_worker.Worker):
             "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
         )
         try:
-            self._loop()
+            # the process says it lives (every third of a lease) for /readyz and /metrics
+            with WorkerBeat(self.worker_id):
+                self._loop()
         finally:
             self.waiter.close()
 
