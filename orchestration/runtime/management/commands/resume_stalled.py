@@ -106,7 +106,7 @@ class Command(BaseCommand):
         if watch < 0:
             watch = lease_seconds() / 6
         self.auto = auto
-        last_prune = 0.0
+        last_prune: float | None = None  # prune on the first sweep, then every N seconds
         while True:
             try:
                 self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only or auto,
@@ -114,7 +114,8 @@ class Command(BaseCommand):
                 if auto and not dry_run:
                     self.heal(quiet=bool(watch))
                 self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
-                if prune and time.monotonic() - last_prune >= prune_every_seconds():
+                if prune and (last_prune is None
+                              or time.monotonic() - last_prune >= prune_every_seconds()):
                     last_prune = time.monotonic()
                     self.prune(dry_run=dry_run)
             except DatabaseError:
