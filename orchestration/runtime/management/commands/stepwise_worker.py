@@ -22,6 +22,7 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from orchestration.runtime.leases import worker_id
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
 
@@ -48,8 +49,9 @@ class WakingWorker(db_worker.Worker):
             "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
         )
         try:
-            # the process says it lives (every third of a lease) for /readyz and /metrics
-            with WorkerBeat(self.worker_id):
+            # the process says it lives (every third of a lease) for /readyz and /metrics,
+            # under the name its runs record (`Run.worker`: host:pid)
+            with WorkerBeat(worker_id()):
                 self._loop()
         finally:
             self.waiter.close()
