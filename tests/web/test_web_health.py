@@ -162,3 +162,13 @@ def test_json_log_lines_carry_the_ids(capsys: Any) -> None:
     assert lines[0]["message"] == "hello there"
     assert (lines[0]["run_id"], lines[0]["thread_id"], lines[0]["review_id"]) == (7, "t-1", None)
     assert lines[1]["run_id"] is None
+
+
+def test_request_log_lines_name_the_review(client_as: Any, caplog: Any) -> None:
+    from orchestration.runtime.logcontext import ContextFilter
+
+    caplog.handler.addFilter(ContextFilter())
+    response = client_as("reviewer").get("/reviews/987654/")
+    assert response.status_code == 404
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records and records[-1].review_id == 987654
