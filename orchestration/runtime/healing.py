@@ -62,12 +62,12 @@ def needs_ops_q() -> Q:
 def heal_stalled(now: datetime | None = None) -> list[Healed]:
     results = []
     for run in Run.objects.filter(status=Run.Status.STALLED).select_related("thread"):
-        policy = stall_policy(run.thread.graph_name)
-        if not policy.enabled:
-            results.append(Healed(run.pk, run.thread.thread_id, "manual", 0,
-                                  f"graph {run.thread.graph_name!r} opted out: ops decide"))
-            continue
         try:
+            policy = stall_policy(run.thread.graph_name)
+            if not policy.enabled:
+                results.append(Healed(run.pk, run.thread.thread_id, "manual", 0,
+                                      f"graph {run.thread.graph_name!r} opted out: ops decide"))
+                continue
             results.append(_heal_one(run, policy, now or timezone.now()))
         except Exception as exc:  # noqa: BLE001 - one bad run must not stop the sweep
             logger.exception("run %s: automatic resume failed", run.pk)

@@ -220,3 +220,13 @@ def test_a_killed_worker_process_stops_being_fresh(start_worker: Any, settings: 
     worker.kill()
     wait_for(lambda: fresh_workers() == 0, timeout=5, what="the dead worker to go stale")
     assert WorkerProcess.objects.get().stopped_at is None  # killed: no clean stop
+
+
+def test_a_broken_policy_fails_the_system_check(settings: Any) -> None:
+    from orchestration.runtime.checks import check_stall_policies
+
+    settings.STEPWISE_STALL_POLICY = {"default": {"max_attempts": 2}, "steps": {"tries": 1}}
+    problems = check_stall_policies()
+    assert [p.id for p in problems] == ["stepwise.E004"]
+    assert "STEPWISE_STALL_POLICY['steps']" in problems[0].obj
+

@@ -23,7 +23,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 
-from orchestration.runtime.errors import RunError
+from orchestration.runtime.errors import GraphRegistryError, RunError
 from orchestration.runtime.healing import heal_stalled
 from orchestration.runtime.leases import (
     expired_runs,
@@ -37,6 +37,13 @@ from orchestration.runtime.retention import prune_after_days, prune_every_second
 from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
 
 logger = logging.getLogger(__name__)
+
+
+def _heals(graph_name: str) -> bool:
+    try:
+        return stall_policy(graph_name).enabled
+    except GraphRegistryError:  # a broken policy (manage.py check says which): tell ops
+        return False
 
 
 def _interval(raw: str) -> float:
@@ -163,7 +170,7 @@ class Command(BaseCommand):
                 continue
             # Conditional update: a worker that renewed in the meantime keeps its run.
             # in --auto mode ops hear of a stall only when the policy gives up (or is off)
-            notify = not (self.auto and stall_policy(run.thread.graph_name).enabled)
+            notify = not (self.auto and _heals(run.thread.graph_name))
             if not declare_stalled(run, reason=reason, older_than=older_than, notify=notify):
                 self.stdout.write(f"skipped {line} (renewed or finished meanwhile)")
                 continue
