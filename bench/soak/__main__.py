@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 
 from bench.soak.cluster import PgBinariesMissing
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                         "are filled in), e.g. 'bin/serve --port {port}'")
     parser.add_argument("--settle", type=float, default=180.0,
                         help="seconds to wait, after the chaos, for every run to finish")
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the processes' logs when the soak passes (kept on failure)")
     args = parser.parse_args(argv)
     config = SoakConfig(cycles=args.cycles, reviewers=args.reviewers, servers=args.servers,
                         workers=args.workers, kill_every=tuple(args.kill_every),
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         print("SOAK FAILED:\n  " + "\n  ".join(failures))
         return 1
     print(f"SOAK PASSED: {config.cycles} review cycles, every count as expected")
+    if not args.keep_logs:
+        shutil.rmtree(counts["logs"], ignore_errors=True)
     return 0
 
 

@@ -31,7 +31,6 @@ class SoakConfig:
     backlog: int = 20
     server_cmd: str = processes.DEFAULT_SERVER_CMD
     settle_seconds: float = 180.0
-    keep_logs: bool = False
 
 
 def log(message: str) -> None:

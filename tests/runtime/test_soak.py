@@ -5,6 +5,8 @@ count must come out as expected. About a minute and a half on a 2-core machine."
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from bench.soak.cluster import PgBinariesMissing, find_pg_bin
@@ -27,3 +29,4 @@ def test_short_chaos_soak_loses_nothing_and_does_nothing_twice() -> None:
     assert counts["chaos"]["postgres_restarted"] == 1
     assert counts["chaos"].get("servers_restarted", 0) >= 1
     assert {k: counts[k] for k in expected(config)} == expected(config)
+    shutil.rmtree(counts["logs"], ignore_errors=True)  # kept when the soak fails
