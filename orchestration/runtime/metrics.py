@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "DECISIONS", "RUN_SECONDS", "RUNS_AUTO_RESUMED", "RUNS_NEEDS_OPS", "RUNS_STALLED",
-    "SUPERSTEP_SECONDS", "WORKER_HEARTBEATS", "DatabaseCollector", "render",
+    "SUPERSTEP_SECONDS", "WORKER_HEARTBEATS", "DatabaseCollector", "Stopwatch",
+    "multiprocess_dir", "render",
 ]
 
 # Reviews take people seconds to days; supersteps and attempts take machines milliseconds to
@@ -139,6 +140,8 @@ def _own_collectors() -> list[Any]:
 
 
 class Stopwatch:
+    """Seconds between laps (monotonic clock): one superstep, one attempt."""
+
     def __init__(self) -> None:
         self.started = time.monotonic()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.db.models import F
 from django.utils import timezone
 
 from orchestration.runtime import metrics
@@ -78,8 +79,6 @@ class WorkerBeat:
                            exc_info=True)
 
     def beat(self) -> bool:
-        from django.db.models import F
-
         seen = WorkerProcess.objects.filter(worker_id=self.worker_id).update(
             last_seen_at=timezone.now(), beats=F("beats") + 1, stopped_at=None
         )
