@@ -13,3 +13,7 @@ class ApprovalsConfig(AppConfig):
         from orchestration.runtime.signals import run_paused
 
         run_paused.connect(on_run_paused, dispatch_uid="approvals-open-reviews")
+
+        from approvals import observability
+
+        observability.connect()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.runtime.healing import NEEDS_OPS
 from orchestration.runtime.leases import orphaned_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
@@ -488,7 +489,11 @@ class OpsFilter:
 
 def ops_runs(f: OpsFilter, attention: Q | None = None) -> QuerySet[Run]:
     """`attention`: an `attention_q()` the caller already built (it reads the task queue)."""
-    qs = Run.objects.select_related("thread", "requested_by").order_by("created_at", "pk")
+    # runs the sweeper gave up on come first: nothing else will move them
+    gave_up = Event.objects.filter(run=OuterRef("pk"), kind=NEEDS_OPS)
+    qs = (Run.objects.select_related("thread", "requested_by")
+          .annotate(needs_ops=Exists(gave_up))
+          .order_by("-needs_ops", "created_at", "pk"))
     if f.status == "attention":
         return qs.filter(attention if attention is not None else attention_q())
     if f.status == "stalled":

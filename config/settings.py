@@ -81,6 +81,7 @@ MIDDLEWARE = [
     # last, as django-axes asks: it turns a locked-out login into its lockout response
     "axes.middleware.AxesMiddleware",
 ]
+MIDDLEWARE.insert(0, "approvals.request_log.LogContextMiddleware")  # see "Operations" below
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username
 # from one address, that pair is locked out for AXES_COOLOFF_TIME hours, even with the right
@@ -317,9 +318,57 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
+# LOGGING: see "Operations" below.
+
+
+# ---------------------------------------------------------------------------------------
+# Operations (issue 14): self-healing stalled runs, retention, probes, metrics, logs.
+
+# The sweeper (`resume_stalled --auto`) resumes a stalled run by itself: attempt n waits
+# backoff_seconds * factor**(n-1) after the stall; after max_attempts the run fails as "needs
+# ops" (e-mail to STEPWISE_ESCALATE_TO_GROUP, run.stalled webhook, first on the ops console).
+# Per graph: STEPWISE_STALL_POLICY["graph name"] = {...}, or None to opt the graph out.
+STEPWISE_STALL_POLICY: dict[str, dict[str, float] | None] = {
+    "default": {
+        "max_attempts": int(os.environ.get("STEPWISE_STALL_MAX_ATTEMPTS", "5")),
+        "backoff_seconds": float(os.environ.get("STEPWISE_STALL_BACKOFF_SECONDS", "5")),
+        "factor": 2.0,
+    },
+}
+# A worker process beats every third of a lease; one unseen for this long is gone (0: 3 beats).
+STEPWISE_WORKER_STALE_SECONDS = float(os.environ.get("STEPWISE_WORKER_STALE_SECONDS", "0"))
+# Retention: `prune_threads` (and `resume_stalled --prune`, every STEPWISE_PRUNE_EVERY_SECONDS)
+# forgets the checkpoints of threads finished more than this many days ago. Unset: never.
+STEPWISE_PRUNE_AFTER_DAYS = os.environ.get("STEPWISE_PRUNE_AFTER_DAYS") or None
+STEPWISE_PRUNE_EVERY_SECONDS = float(os.environ.get("STEPWISE_PRUNE_EVERY_SECONDS", "3600"))
+# /metrics: a bearer token, or the scraper's address in this list (IPs or networks).
+STEPWISE_METRICS_TOKEN = os.environ.get("STEPWISE_METRICS_TOKEN", "")
+STEPWISE_METRICS_ALLOW = env_list("STEPWISE_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+# Probes from a load balancer come over plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+
+# Logs: JSON lines (python-json-logger) with thread_id, run_id and review_id where known; plain
+# text with the ids appended when LOG_FORMAT=text (bin/demo) or in development.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("text" if DEBUG or TESTING else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"ids": {"()": "orchestration.runtime.logcontext.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger",
+                              "process": "pid"},
+        },
+        "text": {
+            "()": "orchestration.runtime.logcontext.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["ids"],
+                    "formatter": "json" if LOG_FORMAT == "json" else "text"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

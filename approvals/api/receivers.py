@@ -35,7 +35,10 @@ def on_decision_saved(sender: Any, instance: Decision, created: bool, **kwargs: 
 def _run_event(event_type: str) -> Any:
     def receiver(sender: Any, run: Run, **kwargs: Any) -> None:
         run = Run.objects.select_related("thread").get(pk=run.pk)
-        emit(event_type, {"run": shapes.run_dict(run), "thread": shapes.thread_dict(run.thread)})
+        data = {"run": shapes.run_dict(run), "thread": shapes.thread_dict(run.thread)}
+        if "needs_ops" in kwargs:  # run.stalled: true once the automatic resumes gave up
+            data["needs_ops"] = bool(kwargs["needs_ops"])
+        emit(event_type, data)
 
     return receiver
 

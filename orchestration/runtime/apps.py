@@ -8,7 +8,7 @@ from django.apps import AppConfig
 from django.core import checks
 from django.db.backends.signals import connection_created
 
-from orchestration.runtime.checks import check_graphs
+from orchestration.runtime.checks import check_graphs, check_stall_policies
 
 
 class OrchestrationConfig(AppConfig):
@@ -19,6 +19,7 @@ class OrchestrationConfig(AppConfig):
 
     def ready(self) -> None:
         checks.register(check_graphs, "stepwise")
+        checks.register(check_stall_policies, "stepwise")
         connection_created.connect(restrict_sqlite_file, dispatch_uid="stepwise-sqlite-0600")
         _wake_workers_on_enqueue()
 

@@ -302,3 +302,19 @@ class RunOutput(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} output {self.seq}"
+class WorkerProcess(models.Model):
+    """One task-worker process, as it reports itself: `last_seen_at` is renewed every few
+    seconds while it lives (busy or idle), so `/readyz`, `/metrics` and ops can tell a live
+    worker pool from a dead one without waiting for a run's lease to expire."""
+
+    worker_id = models.CharField(max_length=200, unique=True)
+    hostname = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    # set on a clean shutdown; a killed worker leaves it empty and simply stops being seen
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    beats = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id}"

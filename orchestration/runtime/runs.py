@@ -22,7 +22,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
-from orchestration.runtime import registry
+from orchestration.runtime import metrics, registry
 from orchestration.runtime.errors import (
     InvalidRunInput,
     RunError,
@@ -290,10 +290,13 @@ def requeue_orphan(
     return run
 
 
-def declare_stalled(run: Run, *, user: Any = None, reason: str, older_than: float = 0.0) -> bool:
+def declare_stalled(run: Run, *, user: Any = None, reason: str, older_than: float = 0.0,
+                    notify: bool = True) -> bool:
     """Running -> stalled if its lease expired (`leases.revoke_expired_lease`), and say so: the
     thread becomes stalled, a `run_stalled` event is recorded and the signal sent. False if
-    the lease had not expired (or the run ended) meanwhile."""
+    the lease had not expired (or the run ended) meanwhile. `notify=False` records the event
+    but sends no signal: the sweeper's stall policy (`healing`) will resume the run itself
+    and sends the signal only if it gives up, so ops hear of stalls that need them."""
     with transaction.atomic():
         if not revoke_expired_lease(run.pk, older_than=older_than):
             return False
@@ -305,7 +308,9 @@ def declare_stalled(run: Run, *, user: Any = None, reason: str, older_than: floa
             "run_stalled", run=run, actor=_user_or_none(user), reason=reason,
             data={"worker": run.worker, "attempts": run.attempts},
         )
-        run_stalled.send(sender=Run, run=run)
+        if notify:
+            run_stalled.send(sender=Run, run=run, needs_ops=False)
+        transaction.on_commit(metrics.RUNS_STALLED.inc)
     return True
 
 

@@ -10,7 +10,17 @@ BEFORE = [("orchestration", "0002_audit_append_only")]
 AFTER = [("orchestration", "0003_run_answered")]
 
 
+@pytest.fixture
+def back_to_latest() -> object:
+    """Leave the test database fully migrated: later tests (and their worker processes) need
+    the tables of migrations after AFTER."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_latest")
 def test_paused_runs_whose_thread_moved_on_stop_saying_waiting() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)

@@ -56,6 +56,9 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str | None, ...]]] = [
     ("api-token-revoke", "post", "token", {}, EVERYONE),
     ("notifications", "get", "", {}, EVERYONE),
 ]
+# Probes and the Prometheus scrape: reachable without a session on purpose (load balancers,
+# Prometheus); /metrics has its own token/address check. Tested in test_web_health.py.
+PROBES = ("healthz", "readyz", "metrics")
 CASES = [(name, method, kw, data, role, role in allowed)
          for name, method, kw, data, allowed in VIEWS for role in (*ALL, None)]
 
@@ -86,9 +89,17 @@ def test_every_route_has_a_row_in_the_matrix():
     ours = {name for name, module in site_routes().items()
             if not module.startswith(FRAMEWORK_PREFIXES)}
     assert ours, "no route found: the resolver walk is broken"
-    covered = {row[0] for row in VIEWS}
+    covered = {row[0] for row in VIEWS} | set(PROBES)
     assert ours - covered == set(), "routes without a row in VIEWS (add who may use them)"
     assert covered - ours == set(), "rows in VIEWS for routes that no longer exist"
+
+
+@pytest.mark.django_db
+def test_only_the_probes_answer_without_a_session():
+    anonymous = Client()
+    assert anonymous.get(reverse("healthz")).status_code == 200
+    assert anonymous.get(reverse("readyz")).status_code in (200, 503)  # never a login redirect
+    assert anonymous.get(reverse("metrics"), REMOTE_ADDR="192.0.2.1").status_code == 403
 
 
 @pytest.fixture

@@ -2,25 +2,66 @@
 and queued runs that no task will ever pick up, and enqueue them again.
 
 `--mark-only` leaves the decision to resume stalled runs to ops (the ops console shows them
-and pushes the change live); `--watch SECONDS` keeps sweeping, so a stall surfaces on its own.
+and pushes the change live); `--auto` resumes them within each graph's stall policy
+(`orchestration.runtime.healing`: backoff, max attempts, then "needs ops"); `--watch SECONDS`
+keeps sweeping, so a stall surfaces on its own. A worker that dies is noticed within one
+lease if the sweep interval is at most a third of STEPWISE_LEASE_SECONDS (its last renewal
+was at most a third of a lease before it died): `--watch auto` picks that interval.
+`--prune` also runs the retention of `prune_threads` (STEPWISE_PRUNE_AFTER_DAYS) every
+STEPWISE_PRUNE_EVERY_SECONDS.
 Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge).
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import time
+from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, close_old_connections
 
-from orchestration.runtime.errors import RunError
-from orchestration.runtime.leases import expired_runs, orphan_grace_seconds, orphaned_runs
+from orchestration.runtime.errors import GraphRegistryError, RunError
+from orchestration.runtime.healing import heal_stalled
+from orchestration.runtime.leases import (
+    expired_runs,
+    lease_seconds,
+    orphan_grace_seconds,
+    orphaned_runs,
+)
 from orchestration.runtime.models import Run
+from orchestration.runtime.registry import stall_policy
+from orchestration.runtime.retention import prune_after_days, prune_every_seconds, prune_threads
 from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
+
+logger = logging.getLogger(__name__)
+
+
+def _heals(graph_name: str) -> bool:
+    try:
+        return stall_policy(graph_name).enabled
+    except GraphRegistryError:  # a broken policy (manage.py check says which): tell ops
+        return False
+
+
+def _interval(raw: str) -> float:
+    """SECONDS, or 'auto' (returned as -1: resolved once settings are loaded)."""
+    if raw == "auto":
+        return -1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of seconds or 'auto'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the interval cannot be negative")
+    return value
 
 
 class Command(BaseCommand):
+    auto = False
     help = (
         "Mark running runs whose lease expired as stalled and queue them again; each continues "
         "from its last checkpoint on the next free worker."
@@ -39,8 +80,19 @@ class Command(BaseCommand):
             help="mark them stalled (ops see them and decide) without queueing them again",
         )
         parser.add_argument(
-            "--watch", type=float, default=0.0, metavar="SECONDS",
-            help="sweep again every SECONDS until interrupted (default: sweep once)",
+            "--auto", action="store_true",
+            help="resume stalled runs per their graph's STEPWISE_STALL_POLICY (backoff, max "
+            "attempts, then failed as needs-ops); graphs that opt out are left to ops",
+        )
+        parser.add_argument(
+            "--watch", type=_interval, default=0.0, metavar="SECONDS",
+            help="sweep again every SECONDS until interrupted (default: sweep once); 'auto' "
+            "is a sixth of STEPWISE_LEASE_SECONDS (a dead worker is noticed within a lease)",
+        )
+        parser.add_argument(
+            "--prune", action="store_true",
+            help="also prune finished threads (prune_threads) when STEPWISE_PRUNE_AFTER_DAYS "
+            "is set, every STEPWISE_PRUNE_EVERY_SECONDS",
         )
         parser.add_argument(
             "--orphan-grace", type=float, default=None, metavar="SECONDS",
@@ -53,16 +105,53 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, older_than: float, dry_run: bool, mark_only: bool,
-               watch: float, reason: str, orphan_grace: float | None, **options: Any) -> None:
+               watch: float, reason: str, orphan_grace: float | None, auto: bool = False,
+               prune: bool = False, **options: Any) -> None:
+        if auto and mark_only:
+            raise CommandError("--auto and --mark-only contradict each other: pick one")
         grace = orphan_grace_seconds() if orphan_grace is None else orphan_grace
+        if watch < 0:
+            watch = lease_seconds() / 6
+        self.auto = auto
+        last_prune: float | None = None  # prune on the first sweep, then every N seconds
         while True:
-            self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only,
-                       reason=reason, quiet=bool(watch))
-            self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
+            try:
+                self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only or auto,
+                           reason=reason, quiet=bool(watch))
+                if auto and not dry_run:
+                    self.heal(quiet=bool(watch))
+                self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
+                if prune and (last_prune is None
+                              or time.monotonic() - last_prune >= prune_every_seconds()):
+                    last_prune = time.monotonic()
+                    self.prune(dry_run=dry_run)
+            except DatabaseError:
+                if not watch:
+                    raise
+                # the database restarting: a watching sweeper waits for it, it does not die
+                logger.warning("sweep failed; trying again in %ss", watch, exc_info=True)
             if not watch:
                 return
             close_old_connections()  # a long-lived loop must not keep a broken connection
             time.sleep(watch)
+
+    def heal(self, *, quiet: bool) -> None:
+        for healed in heal_stalled():
+            line = f"run {healed.run_id} of thread {healed.thread_id}: {healed.detail}"
+            if healed.outcome == "resumed":
+                self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
+            elif healed.outcome in ("needs_ops", "error"):
+                self.stdout.write(self.style.ERROR(f"{healed.outcome.replace('_', ' ')} {line}"))
+            elif not quiet:
+                self.stdout.write(line)
+
+    def prune(self, *, dry_run: bool) -> None:
+        days = prune_after_days()
+        if days is None:
+            return
+        report = prune_threads(older_than=timedelta(days=days), dry_run=dry_run)
+        if report.threads:
+            self.stdout.write(report.summary())
 
     def sweep(self, *, older_than: float, dry_run: bool, mark_only: bool, reason: str,
               quiet: bool) -> None:
@@ -80,7 +169,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"would resume {line}")
                 continue
             # Conditional update: a worker that renewed in the meantime keeps its run.
-            if not declare_stalled(run, reason=reason, older_than=older_than):
+            # in --auto mode ops hear of a stall only when the policy gives up (or is off)
+            notify = not (self.auto and _heals(run.thread.graph_name))
+            if not declare_stalled(run, reason=reason, older_than=older_than, notify=notify):
                 self.stdout.write(f"skipped {line} (renewed or finished meanwhile)")
                 continue
             if mark_only:

@@ -22,8 +22,10 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from orchestration.runtime.leases import worker_id
 from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.wakeup import Waiter
+from orchestration.runtime.workers import WorkerBeat
 
 
 class WakingWorker(db_worker.Worker):
@@ -54,7 +56,10 @@ class WakingWorker(db_worker.Worker):
             "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
         )
         try:
-            self._loop()
+            # the process says it lives (every third of a lease) for /readyz and /metrics,
+            # under the name its runs record (`Run.worker`: host:pid)
+            with WorkerBeat(worker_id()):
+                self._loop()
         finally:
             self.waiter.close()
 

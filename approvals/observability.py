@@ -1,0 +1,63 @@
+"""What ops hear and see: decisions counted for `/metrics`, and an e-mail to the ops group
+when the sweeper gives up on a stalled run (`orchestration.runtime.healing`; the
+`run.stalled` webhook is sent by `approvals.api.receivers` on the same signal)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.tasks import task
+from django.urls import reverse
+
+from approvals.api.webhooks import tasks_share_our_database
+from approvals.models import Decision
+from orchestration.runtime import metrics
+from orchestration.runtime.models import Run
+from orchestration.runtime.signals import run_stalled
+
+
+def on_decision_saved(sender: Any, instance: Decision, created: bool, **kwargs: Any) -> None:
+    if created:
+        action = instance.action
+        # counted once the decision is committed: a rolled-back one never happened
+        transaction.on_commit(lambda: metrics.DECISIONS.labels(action).inc())
+
+
+def on_run_stalled(sender: Any, run: Run, needs_ops: bool = False, **kwargs: Any) -> None:
+    if not needs_ops:
+        return
+    if tasks_share_our_database():
+        email_run_needs_ops.enqueue(run.pk)  # the task row commits with the failure
+    else:
+        run_id = run.pk
+        transaction.on_commit(lambda: email_run_needs_ops.enqueue(run_id))
+
+
+@task()
+def email_run_needs_ops(run_id: int) -> dict[str, Any]:
+    run = Run.objects.select_related("thread").filter(pk=run_id).first()
+    if run is None:
+        return {"run": run_id, "sent": 0}
+    ops = get_user_model().objects.filter(
+        groups__name=settings.STEPWISE_ESCALATE_TO_GROUP, is_active=True
+    ).exclude(email="").distinct().order_by("pk")
+    link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("run", args=[run.pk])
+    title = run.thread.title or run.thread.thread_id
+    body = (
+        f"Run {run.pk} of thread {title} ({run.thread.graph_name}) stalled again after its "
+        f"automatic resumes and now needs a person.\n\n{run.error}\n\n"
+        f"Last worker: {run.worker or 'unknown'}.\nOpen it: {link}\n"
+    )
+    sent = sum(send_mail(f"[Stepwise] Run {run.pk} needs ops: {title}"[:200], body, None,
+                         [user.email], fail_silently=False) for user in ops)
+    return {"run": run_id, "sent": sent}
+
+
+def connect() -> None:
+    post_save.connect(on_decision_saved, sender=Decision, dispatch_uid="metrics-decision")
+    run_stalled.connect(on_run_stalled, dispatch_uid="email-run-needs-ops")

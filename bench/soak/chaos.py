@@ -1,0 +1,47 @@
+"""The chaos: SIGKILL a random task worker every few seconds and start a new one; restart the
+server processes one at a time now and then; restart PostgreSQL once."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from bench.soak.processes import Proc
+
+
+def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[], None],
+           stop: threading.Event, progress: Callable[[], float], kill_every: tuple[float, float],
+           server_every: float, pg_at: float, log: Callable[[str], None]) -> Counter[str]:
+    """Runs until `stop`; `progress()` is the share of review cycles done (0..1): PostgreSQL
+    is restarted once it passes `pg_at`."""
+    done: Counter[str] = Counter()
+    next_kill = time.monotonic() + random.uniform(*kill_every)
+    next_server = time.monotonic() + server_every
+    pg_restarted = False
+    while not stop.wait(0.1):
+        now = time.monotonic()
+        for proc in [*workers, *servers]:  # anything that died on its own comes back
+            if not proc.alive():
+                proc.start()
+                done["restarted_after_exit"] += 1
+        if now >= next_kill:
+            victim = random.choice(workers)
+            victim.kill()
+            victim.start()
+            done["workers_killed"] += 1
+            next_kill = now + random.uniform(*kill_every)
+        if now >= next_server:
+            server = random.choice(servers)
+            server.stop()
+            server.start()
+            done["servers_restarted"] += 1
+            next_server = now + server_every
+        if not pg_restarted and progress() >= pg_at:
+            log("restarting PostgreSQL (immediate stop: like a crash)")
+            restart_pg()
+            pg_restarted = True
+            done["postgres_restarted"] += 1
+    return done

@@ -1,0 +1,35 @@
+"""`manage.py export_thread THREAD_ID [-o FILE]`: the thread, its runs, history, reviews,
+decisions and every checkpoint's state as JSON (stdout by default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from orchestration.runtime.models import Thread
+from orchestration.runtime.retention import dumps, export_thread
+
+
+class Command(BaseCommand):
+    help = "Export one thread as JSON (for instance before prune_threads removes its state)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("thread_id")
+        parser.add_argument("-o", "--output", type=Path, default=None,
+                            help="write to this file instead of stdout")
+
+    def handle(self, *args: Any, thread_id: str, output: Path | None, **options: Any) -> None:
+        thread = Thread.objects.filter(thread_id=thread_id).first()
+        if thread is None:
+            raise CommandError(
+                f"no thread {thread_id!r}; thread ids are listed on the Threads page and in "
+                "the admin"
+            )
+        text = dumps(export_thread(thread))
+        if output is None:
+            self.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            self.stderr.write(f"exported thread {thread_id} to {output}")

@@ -1,0 +1,100 @@
+"""Worker processes say they are alive: one `WorkerProcess` row each, renewed by a daemon
+thread every `beat_seconds()` whether the worker is busy or idle.
+
+A run's lease says "this run is being worked on"; the worker heartbeat says "there is a
+worker at all". `/readyz` needs the second (a pool with no live worker accepts decisions
+that nobody will carry on), and so does the `stepwise_worker_*` metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F
+from django.utils import timezone
+
+from orchestration.runtime import metrics
+from orchestration.runtime.models import WorkerProcess
+
+__all__ = ["WorkerBeat", "beat_seconds", "fresh_workers", "stale_after_seconds"]
+
+logger = logging.getLogger(__name__)
+
+
+def beat_seconds() -> float:
+    """How often a worker says it is alive: a third of a lease, like a run's heartbeat, so a
+    dead worker is visible as soon as a lease of its would expire."""
+    lease = float(getattr(settings, "STEPWISE_LEASE_SECONDS", 30.0))
+    return max(lease / 3, 0.2)
+
+
+def stale_after_seconds() -> float:
+    """A worker not seen for this long is counted as gone (three missed beats)."""
+    return float(getattr(settings, "STEPWISE_WORKER_STALE_SECONDS", 0) or beat_seconds() * 3)
+
+
+def fresh_workers(max_age: float | None = None) -> int:
+    age = stale_after_seconds() if max_age is None else max_age
+    cutoff = timezone.now() - timedelta(seconds=age)
+    return WorkerProcess.objects.filter(last_seen_at__gte=cutoff, stopped_at__isnull=True).count()
+
+
+class WorkerBeat:
+    """`with WorkerBeat(worker_id): worker.run()`: registers the process, beats in a daemon
+    thread with its own database connection, and records a clean stop on exit."""
+
+    def __init__(self, worker_id: str, interval: float | None = None) -> None:
+        self.worker_id = worker_id[:200]
+        self.interval = beat_seconds() if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stepwise-worker-beat",
+                                        daemon=True)
+
+    def __enter__(self) -> WorkerBeat:
+        now = timezone.now()
+        WorkerProcess.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={"hostname": socket.gethostname()[:200], "pid": os.getpid(),
+                      "started_at": now, "last_seen_at": now, "stopped_at": None, "beats": 0},
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 1)
+        try:
+            WorkerProcess.objects.filter(worker_id=self.worker_id).update(
+                stopped_at=timezone.now()
+            )
+        except Exception:  # noqa: BLE001 - shutting down; the beat simply goes stale
+            logger.warning("could not record the stop of worker %s", self.worker_id,
+                           exc_info=True)
+
+    def beat(self) -> bool:
+        seen = WorkerProcess.objects.filter(worker_id=self.worker_id).update(
+            last_seen_at=timezone.now(), beats=F("beats") + 1, stopped_at=None
+        )
+        metrics.WORKER_HEARTBEATS.inc()
+        return bool(seen)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.beat()
+                except Exception:  # noqa: BLE001
+                    # the database restarting: the next beat reconnects
+                    logger.warning("worker %s: heartbeat failed", self.worker_id,
+                                   exc_info=True)
+                    close_old_connections()
+                    connection.close()
+        finally:
+            connection.close()
