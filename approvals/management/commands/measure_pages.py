@@ -7,11 +7,12 @@ Run it on a scratch database, never on real data:
     SQLITE_PATH=/tmp/measure.sqlite3 DEBUG=1 python manage.py measure_pages
 
 Seeding happens once (the rows are recognised by their "measure-" prefix); each page is then
-requested `--repeat` times through Django's test client, and the median time and the number
-of SQL queries, the response size and the CPU time of this process (the Django side;
-less sensitive than the wall time to what else runs on the machine) are printed. "live update" is what one viewer receives for one superstep:
-the page's state (its `#tree-state` form) is sent back as the browser does, after one new
-checkpoint. PostgreSQL: the same with `DATABASE_URL=postgres://...` instead of SQLITE_PATH.
+requested `--repeat` times through Django's test client, and the median time, the number
+of SQL queries, the response size and the CPU time of this process (the Django side; less
+sensitive than the wall time to what else runs on the machine) are printed. "live update" is
+what one viewer receives for one superstep: the page's state (its `#tree-state` form) is sent
+back as the browser does, after one new checkpoint. PostgreSQL: the same with
+`DATABASE_URL=postgres://...` instead of SQLITE_PATH.
 """
 
 from __future__ import annotations
