@@ -185,7 +185,7 @@ def test_a_checkpoint_inside_a_folded_stretch_can_be_opened_and_forked(client_as
 
 
 def test_compare_with_is_loaded_on_demand_and_bounded(client_as):
-    thread, _graph, _config = run_thread("compare", 300)
+    thread, _graph, _config = run_thread("compare", 150)
     client = client_as("viewer")
     page = page_of(client, thread).content.decode()
     assert page.count("<option") <= 3  # no list of every checkpoint on the page
@@ -260,7 +260,7 @@ def test_a_bad_inbox_cursor_shows_the_first_page_and_says_why(client_as, make_re
 def test_a_fold_drawn_before_live_updates_still_unfolds(client_as):
     """Live updates move the newest rows along, so the server's folds drift from the ones
     the page drew; unfolding goes by the span the page shows (found by the e2e test)."""
-    thread, graph, config = run_thread("drift", 200)
+    thread, graph, config = run_thread("drift", 120)
     client = client_as("viewer")
     page = page_of(client, thread).content.decode()
     key = re.search(r'\?unfold=([0-9a-f]+\.\.[0-9a-f]+)"', page).group(1)
