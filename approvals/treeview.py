@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from approvals import selectors
 from approvals.tree import (
+    MIN_FOLD,
+    UNFOLD_CHUNK,
     DisplayRow,
     Fold,
     Placement,
@@ -123,10 +125,17 @@ def compute(thread: Thread, state: TreeState) -> Tree:
     pending = selectors.open_review_checkpoints(thread)
     keep = {head, state.selected, *pending} - {""}
     pinned = pinned_rows(placement, keep=keep)
-    spans = [(key, placement.span(key)) for key in state.opened]
+    # a span is what one unfold revealed: longer ones (a hand-made URL) are cut to that size
+    spans = [(key, _clip(placement.span(key))) for key in state.opened]
     opened = tuple(key for key, span in spans if span is not None)
     folds = stretch_folds(placement, pinned, [span for _, span in spans if span is not None])
     return Tree(placement, folds, display_rows(placement, folds), head, pending, opened)
+
+
+def _clip(span: tuple[int, int] | None) -> tuple[int, int] | None:
+    if span is None:
+        return None
+    return (max(span[0], span[1] - UNFOLD_CHUNK - MIN_FOLD + 1), span[1])
 
 
 def shown(thread: Thread, tree: Tree, rows: Sequence[DisplayRow], selected: str) -> list[ShownRow]:

@@ -31,6 +31,24 @@
     reveal();
   }
 
+  // a live update appends rows: a reader at the bottom follows them; a redrawn tree scrolls
+  // back to the selected row
+  var following = false;
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var box = document.querySelector("#tree-panel .tree-scroll");
+    following = !!box && box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target) return;
+    if (target.id === "tree-panel") {
+      reveal();
+    } else if (target.id === "tree-rows" && following) {
+      var box = target.closest(".tree-scroll");
+      if (box) box.scrollTop = box.scrollHeight;
+    }
+  });
+
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("#tree-rows a.cp") : null;
     if (link) select(link.getAttribute("data-checkpoint"));

@@ -7,10 +7,12 @@ Run it on a scratch database, never on real data:
     SQLITE_PATH=/tmp/measure.sqlite3 DEBUG=1 python manage.py measure_pages
 
 Seeding happens once (the rows are recognised by their "measure-" prefix); each page is then
-requested `--repeat` times through Django's test client, and the median time and the number
-of SQL queries are printed. "live update" is what one viewer receives for one superstep:
-the page's state (its `#tree-state` form) is sent back as the browser does, after one new
-checkpoint. PostgreSQL: the same with `DATABASE_URL=postgres://...` instead of SQLITE_PATH.
+requested `--repeat` times through Django's test client, and the median time, the number
+of SQL queries, the response size and the CPU time of this process (the Django side; less
+sensitive than the wall time to what else runs on the machine) are printed. "live update" is
+what one viewer receives for one superstep: the page's state (its `#tree-state` form) is sent
+back as the browser does, after one new checkpoint. PostgreSQL: the same with
+`DATABASE_URL=postgres://...` instead of SQLITE_PATH.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class Command(BaseCommand):
         deep_row = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN).order_by(
             "created_at", "pk")[149 * 50 - 1]
         deep = {"after": inbox_cursor("n", deep_row)}
-        self.stdout.write(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'KB':>7}")
+        self.stdout.write(f"{'page':44} {'median ms':>10} {'max ms':>8} {'queries':>8} {'KB':>7} "
+                          f"{'cpu ms':>7}")
         for label, url, params in [
             ("inbox (first page)", inbox, {}),
             ("inbox (page 150, keyset cursor)", inbox, deep),
@@ -111,20 +114,22 @@ class Command(BaseCommand):
         url = reverse("thread", args=[name])
         page = self.measure(client, f"thread page ({n} checkpoints)", url, {}, repeat)
         state = tree_state(page)
+        self.measure_state_read(name, n, repeat)
         fold = re.search(r'\?unfold=([0-9a-f.]+)"', page)
         if fold:
             self.measure(client, f"  unfold a stretch ({n})", reverse("thread-tree", args=[name]),
                          {**state, "unfold": fold.group(1)}, repeat, htmx=True)
         # one superstep per request, as a viewer's page sees them
         saver_graph, config = self.thread_graph(name)
-        timings, sizes, queries = [], [], 0
+        timings, sizes, cpu, queries = [], [], [], 0
         for _ in range(repeat):
             saver_graph.update_state(config, {"note": f"step {time.perf_counter()}"})
             with CaptureQueriesContext(connection) as ctx:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 response = client.get(reverse("thread-live", args=[name]), state,
                                       headers={"HX-Request": "true"})
                 timings.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - cpu_started) * 1000)
             body = response.content.decode()
             if response.status_code != 200 or 'beforeend:#tree-rows' not in body:
                 raise SystemExit(f"live update of {name} did not append: {body[:300]}")
@@ -133,8 +138,24 @@ class Command(BaseCommand):
             state = tree_state(body)
         self.stdout.write(
             f"{f'  live update, one superstep ({n})':44} {statistics.median(timings):10.1f} "
-            f"{max(timings):8.1f} {queries:8d} {max(sizes) / 1024:7.1f}"
+            f"{max(timings):8.1f} {queries:8d} {max(sizes) / 1024:7.1f} "
+            f"{statistics.median(cpu):7.1f}"
         )
+
+    def measure_state_read(self, name: str, n: int, repeat: int) -> None:
+        """The part of the page that is the saver's: reading the selected checkpoint (the
+        head) and its parent, whose `log` holds one item per superstep."""
+        from approvals.selectors import get_checkpoint
+
+        thread = Thread.objects.get(thread_id=name)
+        timings = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            tup = get_checkpoint(thread, thread.head_checkpoint_id)
+            get_checkpoint(thread, tup.parent_config.checkpoint_id)
+            timings.append((time.perf_counter() - started) * 1000)
+        label = f"  of which saver reads head + parent ({n})"
+        self.stdout.write(f"{label:44} {statistics.median(timings):10.1f} {max(timings):8.1f}")
 
     def thread_graph(self, name: str) -> tuple[Any, CheckpointConfig]:
         from orchestration.runtime.savers import DjangoCheckpointSaver
@@ -199,21 +220,22 @@ class Command(BaseCommand):
 
     def measure(self, client: Client, label: str, url: str, params: dict[str, Any],
                 repeat: int, htmx: bool = False) -> str:
-        timings = []
+        timings, cpu = [], []
         queries = 0
         size = 0
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as ctx:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 response = client.get(url, params, headers={"HX-Request": "true"} if htmx else {})
                 timings.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - cpu_started) * 1000)
             if response.status_code != 200:
                 raise SystemExit(f"{label}: HTTP {response.status_code} for {url}")
             queries = len(ctx.captured_queries)
             size = len(response.content)
         self.stdout.write(
             f"{label:44} {statistics.median(timings):10.1f} {max(timings):8.1f} "
-            f"{queries:8d} {size / 1024:7.1f}"
+            f"{queries:8d} {size / 1024:7.1f} {statistics.median(cpu):7.1f}"
         )
         return response.content.decode()
 
