@@ -237,10 +237,13 @@ def _execute_streaming(
 ) -> Generator[tuple[str, str, Any], None, list[Outcome]]:
     future = _executor().submit(_execute_then_mark, effect, sink)
     while True:
-        item = sink.get()  # the superstep always ends with the mark, even when it raised
-        if item[1] is _DONE:
-            return future.result()
-        yield item
+        # Wait for one chunk, then take all that arrived meanwhile: a node writing tokens in
+        # a loop costs one thread switch per batch, not one per token. The superstep always
+        # ends with the mark, even when it raised.
+        for item in (sink.get(), *sink.drain()):
+            if item[1] is _DONE:
+                return future.result()
+            yield item
 
 
 def _execute_then_mark(effect: Execute, sink: Sink) -> list[Outcome]:
