@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -327,7 +328,8 @@ def run_output(thread: Thread) -> tuple[int | None, list[StreamedPart]]:
             else:
                 parts.append(StreamedPart(namespace, data))
         else:
-            parts.append(StreamedPart(namespace, "", data))
+            shown = json.dumps(data, ensure_ascii=False, sort_keys=True)
+            parts.append(StreamedPart(namespace, "", shown))
     return latest, parts
 
 

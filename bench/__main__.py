@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from bench.adapters import Adapter, EngineUnavailable
+from bench.agent_workloads import AGENT_WORKLOADS
 from bench.databases import prepare
 from bench.db_workloads import DB_WORKLOADS, PG
 from bench.harness import RunnerFactory, run_interleaved
@@ -29,7 +30,7 @@ from bench.report import (
 )
 from bench.workloads import WORKLOADS, Context, Workload, calibrate_checkpoint_bytes
 
-ALL_WORKLOADS: tuple[Workload, ...] = (*WORKLOADS, *DB_WORKLOADS)
+ALL_WORKLOADS: tuple[Workload, ...] = (*WORKLOADS, *AGENT_WORKLOADS, *DB_WORKLOADS)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
@@ -17,7 +18,12 @@ from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
 from orchestration.pregel.plan import NO_SAVER_THREAD, interrupts_of
-from orchestration.pregel.subgraphs import ainvoke_inside, inside_task, invoke_inside
+from orchestration.pregel.subgraphs import (
+    ainvoke_inside,
+    inside_task,
+    invoke_inside,
+    pending_tasks,
+)
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
 from orchestration.types import StateSnapshot
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
 # `_snapshot` fills a StateSnapshot's slots directly, in this order: every field, or it fails
 # here (import time) rather than leaving a field unset.
 _SNAPSHOT_FIELDS = (
-    "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts"
+    "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts", "tasks"
 )
 if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
     raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _snapshot")
@@ -282,9 +288,10 @@ class CompiledGraph:
         checkpoint = tup.checkpoint
         schema = self.spec.schema
         snapshot = _new_object(StateSnapshot)
-        set_values, set_next, set_config, set_metadata, set_created, set_parent, set_interrupts = (
-            _SNAPSHOT_SLOTS
-        )
+        (
+            set_values, set_next, set_config, set_metadata, set_created, set_parent,
+            set_interrupts, set_tasks,
+        ) = _SNAPSHOT_SLOTS
         set_values(
             snapshot,
             dict(checkpoint.values) if schema.kind == "typeddict"
@@ -296,6 +303,7 @@ class CompiledGraph:
         set_created(snapshot, checkpoint.ts)
         set_parent(snapshot, tup.parent_config)
         set_interrupts(snapshot, interrupts_of(tup) if tup.pending_writes else ())
+        set_tasks(snapshot, ())
         return snapshot
 
     def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
@@ -307,13 +315,29 @@ class CompiledGraph:
             values = None
         return StateSnapshot(values, (), config, None, None, None, ())
 
-    def get_state(self, config: CheckpointConfig | Mapping[str, Any]) -> StateSnapshot:
+    def get_state(
+        self, config: CheckpointConfig | Mapping[str, Any], *, subgraphs: bool = False
+    ) -> StateSnapshot:
+        """The latest (or the given) checkpoint's state. With `subgraphs=True`, `tasks` lists
+        the pending tasks, each running subgraph's own state in `task.state`."""
         config = as_checkpoint_config(config)
-        tup = self._need_saver("get_state").get_tuple(config)
-        return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
+        saver = self._need_saver("get_state")
+        tup = saver.get_tuple(config)
+        if tup is None:
+            return self._empty_snapshot(config)
+        snapshot = self._snapshot(tup)
+        if subgraphs:
+            snapshot = replace(snapshot, tasks=pending_tasks(self, saver, tup))
+        return snapshot
 
-    async def aget_state(self, config: CheckpointConfig | Mapping[str, Any]) -> StateSnapshot:
+    async def aget_state(
+        self, config: CheckpointConfig | Mapping[str, Any], *, subgraphs: bool = False
+    ) -> StateSnapshot:
         config = as_checkpoint_config(config)
+        if subgraphs:
+            return await self._need_saver("aget_state")._offload(
+                self.get_state, config, subgraphs=True
+            )
         tup = await self._need_saver("aget_state").aget_tuple(config)
         return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
 

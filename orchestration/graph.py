@@ -139,6 +139,13 @@ class StateGraph:
                 "without one (graph.compile(), not compile(checkpointer=...))"
             )
             return None
+        if fn.interrupt_before or fn.interrupt_after:
+            self._problems.append(
+                f"node {name!r}: the graph given as a subgraph has breakpoints "
+                "(interrupt_before/interrupt_after); a subgraph pauses with interrupt() inside "
+                "its nodes, or put the breakpoint on the parent's node"
+            )
+            return None
         return SubgraphNode(fn, name, frozenset(self.schema.fields))
 
     def add_edge(self, source: str | Sequence[str], target: str) -> StateGraph:

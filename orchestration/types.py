@@ -104,6 +104,18 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PregelTask:
+    """A task a snapshot's checkpoint waits to run (`StateSnapshot.tasks`). `state` is the
+    subgraph's own snapshot when the task runs one and `get_state(..., subgraphs=True)` was
+    asked (as LangGraph's)."""
+
+    id: str
+    name: str
+    interrupts: tuple[Interrupt, ...] = ()
+    state: StateSnapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StateSnapshot:
     """A thread's state at one checkpoint, as `get_state` / `get_state_history` return it."""
 
@@ -114,6 +126,8 @@ class StateSnapshot:
     created_at: datetime | None
     parent_config: CheckpointConfig | None
     interrupts: tuple[Interrupt, ...] = field(default=())
+    # filled by get_state(config, subgraphs=True): the pending tasks, with subgraph states
+    tasks: tuple[PregelTask, ...] = field(default=())
 
 
 # A task's update is kept as pending writes when its superstep pauses or fails, and a resumed

@@ -11,6 +11,7 @@ worker threads.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import os
@@ -247,12 +248,17 @@ _DONE: Any = object()
 def _execute_streaming(
     effect: Execute, sink: Sink
 ) -> Generator[tuple[str, str, Any], None, list[Outcome]]:
-    future = _executor().submit(_execute_then_mark, effect, sink)
+    # the caller's context variables reach its nodes as they would if run inline
+    context = contextvars.copy_context()
+    future = _executor().submit(context.run, _execute_then_mark, effect, sink)
     while True:
-        item = sink.get()  # the superstep always ends with the mark, even when it raised
-        if item[1] is _DONE:
-            return future.result()
-        yield item
+        # Wait for one chunk, then take all that arrived meanwhile: a node writing tokens in
+        # a loop costs one thread switch per batch, not one per token. The superstep always
+        # ends with the mark, even when it raised.
+        for item in (sink.get(), *sink.drain()):
+            if item[1] is _DONE:
+                return future.result()
+            yield item
 
 
 def _execute_then_mark(effect: Execute, sink: Sink) -> list[Outcome]:

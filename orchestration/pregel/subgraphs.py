@@ -136,6 +136,11 @@ def _prepare(
             "subgraph; a subgraph checkpoints in its parent's thread and saver. Use the graph "
             "compiled without a checkpointer."
         )
+    if graph.interrupt_before or graph.interrupt_after:
+        raise OrchestrationError(
+            f"node {scope.task.node!r} runs a graph with breakpoints (interrupt_before/after) "
+            "as a subgraph; pause it with interrupt() inside its nodes instead"
+        )
     saver = run.saver
     if saver is None:
         # The parent keeps nothing, but the child still needs its steps to pause and resume
@@ -288,3 +293,33 @@ def branch_from_child(
     child_meta = CheckpointMetadata("fork", tup.metadata.step, {}, child_extra)
     saver.put(tup.config, child_copy, child_meta)
     return parent_config
+
+
+def pending_tasks(
+    graph: CompiledGraph, saver: BaseCheckpointSaver, tup: CheckpointTuple
+) -> tuple[Any, ...]:
+    """`StateSnapshot.tasks` for `get_state(config, subgraphs=True)`: the checkpoint's pending
+    tasks with their interrupts, and for a task that runs a subgraph (added with
+    `add_node(name, compiled)`) the subgraph's state from this task's own chain."""
+    from orchestration.pregel.plan import plan_tasks
+    from orchestration.types import PregelTask
+
+    waiting = {t.id: o for t, o in pending_interrupts(head_of(tup))} if tup.pending_writes else {}
+    config = tup.config
+    tasks = []
+    for task in plan_tasks(tup.checkpoint):
+        outcome = waiting.get(task.id)
+        asked = (outcome.interrupt,) if outcome is not None and outcome.interrupt else ()
+        state = None
+        node = graph.spec.nodes.get(task.node)
+        if node is not None and isinstance(node.fn, SubgraphNode):
+            child_config = CheckpointConfig(
+                config.thread_id, checkpoint_ns=child_ns(config.checkpoint_ns, task.node)
+            )
+            head = saver.get_tuple(child_config)
+            marker = str(head.metadata.extra.get(PARENT_KEY, "")) if head is not None else ""
+            if head is not None and marker.startswith(f"{task.id}:"):
+                child = node.fn.graph.with_checkpoint_saver(saver)
+                state = child.get_state(head.config, subgraphs=True)
+        tasks.append(PregelTask(task.id, task.node, asked, state))
+    return tuple(tasks)

@@ -328,3 +328,46 @@ def test_branch_from_a_subgraph_checkpoint_reruns_only_from_there(
     # prepare (before the branch point) never ran again; the original branch is unchanged
     assert runs["prepare"] == 1
     assert [t.checkpoint.id for t in saver.list(config)][: len(original)] == original
+
+
+def test_a_child_with_breakpoints_is_refused(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    runs: Counter[str] = Counter()
+    child = (
+        StateGraph(ChildState).add_node("a", lambda s: {"x": 1}).set_entry_point("a")
+        .set_finish_point("a").compile(interrupt_before=["a"])
+    )
+    with pytest.raises(GraphValidationError, match="breakpoints"):
+        StateGraph(State).add_node("outer", child).set_entry_point("outer").compile()
+
+    def calls(s: State) -> dict[str, Any]:
+        return {"x": child.invoke({"x": 0})["x"]}
+
+    graph = parent_with(calls, runs, saver)
+    with pytest.raises(Exception, match="breakpoints"):
+        graph.invoke({"x": 1}, config)
+
+
+def test_get_state_with_subgraphs_shows_the_paused_childs_state(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    runs: Counter[str] = Counter()
+    inner = child_graph(runs)
+    middle = (
+        StateGraph(ChildState).add_node("inner", inner).set_entry_point("inner")
+        .set_finish_point("inner").compile()
+    )
+    graph = parent_with(middle, runs, saver)
+    graph.invoke({"x": 1}, config)
+    assert graph.get_state(config).tasks == ()  # only asked for
+    (task,) = graph.get_state(config, subgraphs=True).tasks
+    assert task.name == "outer" and task.interrupts[0].node == "outer|inner|review"
+    assert task.state is not None and task.state.config.checkpoint_ns == "outer"
+    (inner_task,) = task.state.tasks
+    assert inner_task.state is not None
+    assert inner_task.state.values == {"x": 2}
+    assert inner_task.state.next == ("review",)
+    assert inner_task.state.config.checkpoint_ns == "outer|inner"
+    graph.invoke(Command(resume=1), config)
+    assert graph.get_state(config, subgraphs=True).tasks == ()

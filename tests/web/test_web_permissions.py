@@ -34,6 +34,9 @@ VIEWS: list[tuple[str, str, str, dict[str, Any], tuple[str | None, ...]]] = [
     ("checkpoint-state", "get", "checkpoint", {}, ALL),
     ("checkpoint-fork", "get", "checkpoint", {}, FORKERS),
     ("checkpoint-fork", "post", "checkpoint", {"reason": "try"}, FORKERS),
+    # a subgraph checkpoint that does not exist: forkers get the error message, not a 403
+    ("subgraph-fork", "post", "thread", {"namespace": "x", "checkpoint_id": "c", "reason": "r"},
+     FORKERS),
     ("review-data", "get", "review", {}, ALL),
     ("review", "get", "review", {}, ALL),
     ("review-claim", "post", "review", {}, DECIDERS),
