@@ -14,6 +14,7 @@ from orchestration.errors import (
 )
 from orchestration.graph import StateGraph
 from orchestration.interrupts import interrupt, task_key
+from orchestration.messages import MessagesState
 from orchestration.types import (
     END,
     START,
@@ -35,6 +36,7 @@ __all__ = [
     "GraphValidationError",
     "Interrupt",
     "InvalidUpdateError",
+    "MessagesState",
     "NodeError",
     "OrchestrationError",
     "Overwrite",
