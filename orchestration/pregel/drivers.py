@@ -46,7 +46,7 @@ def run_task(
     node = spec.nodes[task.node]
     scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
-    fn = _bound(node, context)
+    fn = _bound(node, context) if node.wants_config else node.fn
     attempt = 0
     try:
         while True:
