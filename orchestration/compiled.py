@@ -3,7 +3,7 @@ edits threads. Sync and async entry points share the superstep machine in `prege
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Generator, Iterator, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
@@ -283,13 +283,24 @@ class CompiledGraph:
         )
         return [self._snapshot(t) for t in reversed(tuples)]
 
-    async def aget_state_history(
+    def aget_state_history(
         self,
         config: CheckpointConfig | Mapping[str, Any],
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
         filter: Mapping[str, Any] | None = None,
+    ) -> AsyncHistory:
+        """`await` it for the list (newest first), or `async for` over it as LangGraph code
+        does."""
+        return AsyncHistory(self._ahistory(config, limit, before, filter))
+
+    async def _ahistory(
+        self,
+        config: CheckpointConfig | Mapping[str, Any],
+        limit: int | None,
+        before: CheckpointConfig | str | None,
+        filter: Mapping[str, Any] | None,
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
         config = as_checkpoint_config(config)
@@ -334,6 +345,35 @@ class CompiledGraph:
             pass
         written: CheckpointConfig = result[0]
         return written
+
+
+class AsyncHistory:
+    """What `aget_state_history` returns: awaitable (Stepwise's list) and async-iterable
+    (LangGraph's async generator), so code written for either runs."""
+
+    __slots__ = ("_pending", "_items")
+
+    def __init__(self, pending: Coroutine[Any, Any, list[StateSnapshot]]) -> None:
+        self._pending: Coroutine[Any, Any, list[StateSnapshot]] | None = pending
+        self._items: list[StateSnapshot] | None = None
+
+    async def _load(self) -> list[StateSnapshot]:
+        if self._items is None:
+            pending, self._pending = self._pending, None
+            assert pending is not None
+            self._items = await pending
+        return self._items
+
+    def __await__(self) -> Generator[Any, None, list[StateSnapshot]]:
+        return self._load().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[StateSnapshot]:
+        for snapshot in await self._load():
+            yield snapshot
+
+    def __del__(self) -> None:
+        if self._pending is not None:  # never awaited nor iterated: no "never awaited" warning
+            self._pending.close()
 
 
 def _before(config: CheckpointConfig, before: Any) -> CheckpointConfig | None:
