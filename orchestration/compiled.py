@@ -182,10 +182,14 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
     ) -> Iterator[Any]:
-        """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
-        the full state (first the input's). A run that pauses ends with
-        `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
-        A list of modes yields `(mode, chunk)` pairs."""
+        """`invoke`, streaming as LangGraph does: `updates` gives one `{node: update}` per task
+        (`{node: None}` for a node that returned None), `values` the full state (first the
+        state the call starts from, then after each step that changed a field), `tasks` each
+        task's start and result, `checkpoints` each checkpoint as saved, `debug` both. A run
+        that pauses ends with `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty
+        for a breakpoint) and, for a dict state, the state with `"__interrupt__"` in `values`.
+        A list of modes yields `(mode, chunk)` pairs. `config` may be a LangGraph config dict;
+        `interrupt_before`/`interrupt_after` override the compiled breakpoints for this call."""
         modes, single = _modes(stream_mode)
         core = self._core(
             input, config, modes, extra, recursion_limit, interrupt_before, interrupt_after
