@@ -15,6 +15,7 @@ from orchestration.errors import (
 )
 from orchestration.graph import StateGraph
 from orchestration.interrupts import interrupt, task_key
+from orchestration.messages import MessagesState
 from orchestration.types import (
     END,
     START,
@@ -36,6 +37,7 @@ __all__ = [
     "GraphValidationError",
     "Interrupt",
     "InvalidUpdateError",
+    "MessagesState",
     "NodeError",
     "OrchestrationError",
     "Overwrite",

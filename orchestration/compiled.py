@@ -3,7 +3,15 @@ edits threads. Sync and async entry points share the superstep machine in `prege
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -228,15 +236,18 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
     ) -> Iterator[Any]:
-        """`invoke`, yielding after each superstep: `updates` gives `{node: update}`, `values`
-        the full state (first the input's). A run that pauses ends with
-        `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint).
-        `custom` yields what nodes write with `get_stream_writer()`, as they write it;
-        `checkpoints`, `tasks` and `debug` describe the run as LangGraph's do
-        (`pregel/streams.py`). A list of modes yields `(mode, chunk)` pairs;
-        `subgraphs=True` yields `(namespace, chunk)` (or `(namespace, mode, chunk)`),
-        `namespace` being the subgraph path as a tuple, `()` for this graph, and adds the
-        subgraphs' updates and values.
+        """`invoke`, streaming as LangGraph does: `updates` gives one `{node: update}` per task
+        (`{node: None}` for a node that returned None), `values` the full state (first the
+        state the call starts from, then after each step that changed a field), `tasks` each
+        task's start and result, `checkpoints` each checkpoint as saved, `debug` both, `custom`
+        what nodes write with `get_stream_writer()`, as they write it. A run that pauses ends
+        with `{"__interrupt__": (Interrupt, ...)}` in `updates` mode (empty for a breakpoint)
+        and, for a dict state, the state with `"__interrupt__"` in `values`. A list of modes
+        yields `(mode, chunk)` pairs; `subgraphs=True` yields `(namespace, chunk)` (or
+        `(namespace, mode, chunk)`), `namespace` being the subgraph path as a tuple, `()` for
+        this graph, and adds the subgraphs' updates and values. `config` may be a LangGraph
+        config dict; `interrupt_before`/`interrupt_after` override the compiled breakpoints
+        for this call.
 
         `on_custom(namespace, chunk)`, instead of the `custom` mode, receives what nodes write
         in the node's own thread, as they write it (nodes then run where `invoke` runs them)."""
@@ -362,13 +373,24 @@ class CompiledGraph:
         )
         return [self._snapshot(t) for t in reversed(tuples)]
 
-    async def aget_state_history(
+    def aget_state_history(
         self,
         config: CheckpointConfig | Mapping[str, Any],
         *,
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
         filter: Mapping[str, Any] | None = None,
+    ) -> AsyncHistory:
+        """`await` it for the list (newest first), or `async for` over it as LangGraph code
+        does."""
+        return AsyncHistory(self._ahistory(config, limit, before, filter))
+
+    async def _ahistory(
+        self,
+        config: CheckpointConfig | Mapping[str, Any],
+        limit: int | None,
+        before: CheckpointConfig | str | None,
+        filter: Mapping[str, Any] | None,
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
         config = as_checkpoint_config(config)
@@ -413,6 +435,35 @@ class CompiledGraph:
             pass
         written: CheckpointConfig = result[0]
         return written
+
+
+class AsyncHistory:
+    """What `aget_state_history` returns: awaitable (Stepwise's list) and async-iterable
+    (LangGraph's async generator), so code written for either runs."""
+
+    __slots__ = ("_pending", "_items")
+
+    def __init__(self, pending: Coroutine[Any, Any, list[StateSnapshot]]) -> None:
+        self._pending: Coroutine[Any, Any, list[StateSnapshot]] | None = pending
+        self._items: list[StateSnapshot] | None = None
+
+    async def _load(self) -> list[StateSnapshot]:
+        if self._items is None:
+            pending, self._pending = self._pending, None
+            assert pending is not None
+            self._items = await pending
+        return self._items
+
+    def __await__(self) -> Generator[Any, None, list[StateSnapshot]]:
+        return self._load().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[StateSnapshot]:
+        for snapshot in await self._load():
+            yield snapshot
+
+    def __del__(self) -> None:
+        if self._pending is not None:  # never awaited nor iterated: no "never awaited" warning
+            self._pending.close()
 
 
 def _before(config: CheckpointConfig, before: Any) -> CheckpointConfig | None:

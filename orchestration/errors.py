@@ -7,7 +7,9 @@
     ├── CheckpointNotFound      a config names a checkpoint that does not exist
     ├── ThreadBusyError         new input for a thread that is paused or crashed mid-run
     ├── SerializationError      a value cannot be stored, or a stored value is not allowed back
-    └── NodeError               a node raised; wraps the exception, names node and step
+    └── NodeError               no longer raised (kept importable): since the third round a
+                                node's own exception is raised as itself, with a note naming
+                                node, step, thread and checkpoint (as LangGraph does)
 
 Each message says what happened, where (node, step, thread, field) and what to do next.
 """
@@ -67,6 +69,9 @@ class SerializationError(OrchestrationError, ValueError):
 
 
 class NodeError(OrchestrationError):
+    """Kept so `from orchestration import NodeError` still imports; the engine raises a
+    node's own exception instead (API.md, third round)."""
+
     def __init__(self, node: str, step: int, error: BaseException) -> None:
         self.node = node
         self.step = step

@@ -148,6 +148,24 @@ class StateGraph:
             return None
         return SubgraphNode(fn, name, frozenset(self.schema.fields))
 
+    def add_sequence(
+        self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]
+    ) -> StateGraph:
+        """LangGraph's `add_sequence`: add the nodes (functions, or (name, fn) pairs) and an
+        edge from each to the next."""
+        names: list[str] = []
+        for node in nodes:
+            if isinstance(node, tuple):
+                name, fn = node
+                self.add_node(name, fn)
+            else:
+                name = getattr(node, "__name__", "")
+                self.add_node(node)
+            names.append(name)
+        for source, target in zip(names, names[1:], strict=False):
+            self.add_edge(source, target)
+        return self
+
     def add_edge(self, source: str | Sequence[str], target: str) -> StateGraph:
         if isinstance(source, str):
             self._edges.append((source, target))

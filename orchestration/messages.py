@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from orchestration.checkpoint import serde
 
@@ -97,7 +97,14 @@ def add_messages(left: Any, right: Any) -> list[Any]:
     return [m for m in merged if _id_of(m) not in removed]
 
 
+class MessagesState(TypedDict):
+    """LangGraph's prebuilt state for chat graphs: one `messages` list merged by
+    `add_messages`. Subclass it to add fields."""
+
+    messages: Annotated[list[Any], add_messages]
+
+
 # A RemoveMessage travels in updates, which are stored as pending writes.
 serde.register(RemoveMessage)
 
-__all__ = ["REMOVE_ALL_MESSAGES", "RemoveMessage", "add_messages"]
+__all__ = ["REMOVE_ALL_MESSAGES", "MessagesState", "RemoveMessage", "add_messages"]

@@ -37,10 +37,16 @@ def merge(current: Any, update: Any) -> dict[Any, Any]:
 
 
 # LangGraph's chat-history reducer (`langgraph.graph.message`), defined in messages.py.
-from orchestration.messages import REMOVE_ALL_MESSAGES, RemoveMessage, add_messages  # noqa: E402
+from orchestration.messages import (  # noqa: E402
+    REMOVE_ALL_MESSAGES,
+    MessagesState,
+    RemoveMessage,
+    add_messages,
+)
 
 __all__ = [
     "REMOVE_ALL_MESSAGES",
+    "MessagesState",
     "RemoveMessage",
     "add_messages",
     "last_value",

@@ -1,15 +1,20 @@
 """Content publishing: spelling, legal and SEO checks run in parallel and join at a review;
 the reviewer approves, rejects with a comment, or asks for changes, which loops through a
-revise node and the checks again before the next review."""
+revise node and the checks again before the next review.
+
+Written the way LangGraph's documentation teaches (a `TypedDict` state with `Annotated`
+reducers, `add_node(fn)`, `START`/`END` edges, `interrupt()`): with its import line changed
+to `from langgraph.graph import ...` / `from langgraph.types import interrupt`, this module
+runs on LangGraph unchanged (tests/runtime/test_registry.py checks it). See docs/langgraph.md.
+"""
 
 from __future__ import annotations
 
+import operator
 import re
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired, TypedDict
 
-from orchestration import END, StateGraph, interrupt
-from orchestration.reducers import merge, topic
+from orchestration import END, START, StateGraph, interrupt
 
 MISSPELLINGS = {"teh": "the", "recieve": "receive", "seperate": "separate",
                 "definately": "definitely", "occured": "occurred"}
@@ -17,17 +22,17 @@ RISKY_PHRASES = {"guaranteed": "expected", "risk-free": "low-risk", "cures": "ma
 MIN_WORDS = 25
 
 
-@dataclass
-class Article:
-    title: str = ""
-    body: str = ""
-    author: str = ""
-    revision: int = 0
-    checks: Annotated[dict[str, list[str]], merge] = field(default_factory=dict)
-    comments: Annotated[list[str], topic] = field(default_factory=list)
-    decision: str = ""
-    reviewer: str = ""
-    published_url: str = ""
+class Article(TypedDict):
+    title: str
+    body: str
+    author: NotRequired[str]
+    revision: NotRequired[int]
+    # each check writes its own key; `|` merges the three parallel results
+    checks: Annotated[dict[str, list[str]], operator.or_]
+    comments: Annotated[list[str], operator.add]
+    decision: NotRequired[str]
+    reviewer: NotRequired[str]
+    published_url: NotRequired[str]
 
 
 def _words(text: str) -> list[str]:
@@ -35,44 +40,46 @@ def _words(text: str) -> list[str]:
 
 
 def prepare(state: Article) -> dict[str, Any]:
-    return {"body": re.sub(r"[ \t]+", " ", state.body).strip(), "decision": ""}
+    return {"body": re.sub(r"[ \t]+", " ", state["body"]).strip(), "decision": ""}
 
 
 def spelling(state: Article) -> dict[str, Any]:
-    found = sorted({w.lower() for w in _words(state.body) if w.lower() in MISSPELLINGS})
+    found = sorted({w.lower() for w in _words(state["body"]) if w.lower() in MISSPELLINGS})
     return {"checks": {"spelling": [f"'{w}' should be '{MISSPELLINGS[w]}'" for w in found]}}
 
 
 def legal(state: Article) -> dict[str, Any]:
-    lowered = state.body.lower()
+    lowered = state["body"].lower()
     found = [p for p in RISKY_PHRASES if p in lowered]
     return {"checks": {"legal": [f"claim '{p}' needs legal sign-off" for p in found]}}
 
 
 def seo(state: Article) -> dict[str, Any]:
     issues = []
-    if not 10 <= len(state.title) <= 70:
-        issues.append(f"title is {len(state.title)} characters; aim for 10-70")
-    if len(_words(state.body)) < MIN_WORDS:
-        issues.append(f"body has {len(_words(state.body))} words; aim for at least {MIN_WORDS}")
+    title, body = state["title"], state["body"]
+    if not 10 <= len(title) <= 70:
+        issues.append(f"title is {len(title)} characters; aim for 10-70")
+    if len(_words(body)) < MIN_WORDS:
+        issues.append(f"body has {len(_words(body))} words; aim for at least {MIN_WORDS}")
     return {"checks": {"seo": issues}}
 
 
 def review(state: Article) -> dict[str, Any]:
+    revision = state.get("revision", 0)
     answer = interrupt({
         "kind": "review",
-        "title": f"Publish “{state.title}” (revision {state.revision})",
+        "title": f"Publish “{state['title']}” (revision {revision})",
         "description": (
             "Read the article and the automatic checks. Approve to publish, reject to drop it, "
             "or respond with the changes you want; the author's revision comes back to you."
         ),
         "data": {
-            "title": state.title,
-            "author": state.author,
-            "revision": state.revision,
-            "body": state.body,
-            "checks": {name: list(issues) for name, issues in sorted(state.checks.items())},
-            "comments": list(state.comments),
+            "title": state["title"],
+            "author": state.get("author", ""),
+            "revision": revision,
+            "body": state["body"],
+            "checks": {name: list(issues) for name, issues in sorted(state["checks"].items())},
+            "comments": list(state["comments"]),
         },
         "actions": ["approve", "reject", "respond"],
         "assignee": "reviewer",
@@ -93,12 +100,12 @@ def review(state: Article) -> dict[str, Any]:
 
 
 def after_review(state: Article) -> str:
-    return {"approved": "publish", "changes_requested": "revise"}.get(state.decision, END)
+    return {"approved": "publish", "changes_requested": "revise"}.get(state.get("decision"), END)
 
 
 def revise(state: Article) -> dict[str, Any]:
     """The 'author' applies every automatic finding; deterministic, so replays agree."""
-    body = state.body
+    body = state["body"]
     for wrong, right in MISSPELLINGS.items():
         body = re.sub(rf"\b{wrong}\b", right, body, flags=re.IGNORECASE)
     for risky, safer in RISKY_PHRASES.items():
@@ -106,30 +113,25 @@ def revise(state: Article) -> dict[str, Any]:
     if len(_words(body)) < MIN_WORDS:
         body += (" This revision adds background, a worked example and a short summary so "
                  "readers can follow the argument from start to finish.")
-    return {"body": body, "revision": state.revision + 1}
+    return {"body": body, "revision": state.get("revision", 0) + 1}
 
 
 def publish(state: Article) -> dict[str, Any]:
-    slug = re.sub(r"[^a-z0-9]+", "-", state.title.lower()).strip("-") or "untitled"
+    slug = re.sub(r"[^a-z0-9]+", "-", state["title"].lower()).strip("-") or "untitled"
     return {"published_url": f"https://blog.example.com/{slug}"}
 
 
 def build() -> Any:
     builder = StateGraph(Article)
-    builder.add_node("prepare", prepare)
-    builder.add_node("spelling", spelling)
-    builder.add_node("legal", legal)
-    builder.add_node("seo", seo)
-    builder.add_node("review", review)
-    builder.add_node("revise", revise)
-    builder.add_node("publish", publish)
-    builder.set_entry_point("prepare")
+    for node in (prepare, spelling, legal, seo, review, revise, publish):
+        builder.add_node(node)
+    builder.add_edge(START, "prepare")
     for check in ("spelling", "legal", "seo"):
         builder.add_edge("prepare", check)
     builder.add_edge(["spelling", "legal", "seo"], "review")
     builder.add_conditional_edges("review", after_review, ["publish", "revise", END])
     builder.add_edge("revise", "prepare")
-    builder.add_edge("publish", END)
+    # `publish` has no outgoing edge: the run ends there.
     return builder.compile()
 
 

@@ -49,7 +49,7 @@ def run_task(
     scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
     run_token = current_run.set(context)
-    fn = _bound(node, context)
+    fn = _bound(node, context) if node.wants_config else node.fn
     attempt = 0
     try:
         while True:

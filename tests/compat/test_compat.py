@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from differences import EXPECTED, IMPORTS, expected
-from harness import PROGRAMS, load, observe, rewrite_imports
+from harness import PROGRAMS, canonical, load, observe, rewrite_imports
 
 langgraph = pytest.importorskip(
     "langgraph", reason="the compatibility suite needs LangGraph: pip install -e '.[bench]'"
@@ -69,3 +69,61 @@ def test_rewriting_refuses_an_unmapped_langgraph_import() -> None:
 def test_loaded_programs_use_the_engine_asked_for() -> None:
     assert load("time_travel", "stepwise").StateGraph.__module__.startswith("orchestration")
     assert load("time_travel", "langgraph").StateGraph.__module__.startswith("langgraph")
+
+
+def _publishing_on(engine: str) -> Any:
+    """The demo's publishing workflow (written LangGraph-style) for `engine`: on LangGraph its
+    one import line becomes the two a LangGraph user writes."""
+    import types
+    from pathlib import Path
+
+    import demo.workflows.publishing as publishing
+
+    source = Path(publishing.__file__).read_text()
+    if engine == "langgraph":
+        line = "from orchestration import END, START, StateGraph, interrupt\n"
+        assert line in source
+        source = source.replace(
+            line,
+            "from langgraph.graph import END, START, StateGraph\n"
+            "from langgraph.types import interrupt\n",
+        )
+    module = types.ModuleType(f"publishing_{engine}")
+    import sys
+
+    sys.modules[module.__name__] = module
+    exec(compile(source, publishing.__file__, "exec"), module.__dict__)  # noqa: S102
+    return module.graph
+
+
+def _publishing_run(engine: str) -> list[Any]:
+    if engine == "langgraph":
+        from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.types import Command
+    else:
+        from orchestration import Command
+        from orchestration.checkpoint import InMemorySaver
+    graph = _publishing_on(engine)
+    if engine == "langgraph":
+        app = graph.builder.compile(checkpointer=InMemorySaver())
+    else:
+        app = graph.with_checkpoint_saver(InMemorySaver())
+    config = {"configurable": {"thread_id": "article"}}
+    article = {"title": "Ten tips for teh stand-up", "author": "Maya",
+               "body": "Everyone should recieve teh agenda."}
+    seen = [app.invoke(article, config)]
+    seen.append(app.invoke(
+        Command(resume={"action": "respond", "text": "fix it", "reviewer": "rita"}), config
+    ))
+    seen.append(app.invoke(Command(resume={"action": "approve", "reviewer": "rita"}), config))
+    return [canonical(v) for v in seen]
+
+
+def test_the_demo_publishing_workflow_is_langgraph_code() -> None:
+    """The review app's LangGraph-style demo graph (demo/workflows/publishing.py) asks the same
+    reviews and ends the same on LangGraph as on Stepwise; the app runs it like any other
+    graph (tests/runtime)."""
+    on_langgraph = _publishing_run("langgraph")
+    assert _publishing_run("stepwise") == on_langgraph
+    assert [len(v.get("__interrupt__", ())) for v in on_langgraph] == [1, 1, 0]
+    assert on_langgraph[-1]["published_url"] == "https://blog.example.com/ten-tips-for-teh-stand-up"

@@ -1,25 +1,18 @@
 """Short-term memory (how-to "Add memory": delete messages): trimming a thread's history with
 RemoveMessage in a node and with update_state."""
 
-from typing import Annotated
-
-from langgraph.graph import START, StateGraph
-from langgraph.graph.message import RemoveMessage, add_messages
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.message import RemoveMessage
 from scripted import ScriptedModel
-from typing_extensions import TypedDict
 
 model = ScriptedModel()
 
 
-class State(TypedDict):
-    messages: Annotated[list, add_messages]
-
-
-def call_model(state: State):
+def call_model(state: MessagesState):
     return {"messages": [model.invoke(state["messages"])]}
 
 
-def delete_messages(state: State):
+def delete_messages(state: MessagesState):
     messages = state["messages"]
     if len(messages) > 4:
         return {"messages": [RemoveMessage(id=m.id if not isinstance(m, dict) else m["id"])
@@ -27,11 +20,9 @@ def delete_messages(state: State):
 
 
 def main(checkpointer):
-    builder = StateGraph(State)
-    builder.add_node(call_model)
-    builder.add_node(delete_messages)
+    builder = StateGraph(MessagesState)
+    builder.add_sequence([call_model, delete_messages])
     builder.add_edge(START, "call_model")
-    builder.add_edge("call_model", "delete_messages")
     app = builder.compile(checkpointer=checkpointer)
     seen = []
     config = {"configurable": {"thread_id": "memory"}}
