@@ -6,7 +6,11 @@ Each is sent inside the transaction that records the new run status, so a receiv
 - `run_paused(sender=Run, run, interrupts: list[Interrupt])`: the run stopped at interrupts.
 - `run_finished(sender=Run, run)`: the graph reached END.
 - `run_failed(sender=Run, run)`: a node raised; `run.error` / `run.traceback` say why.
-- `run_stalled(sender=Run, run)`: the run's worker stopped renewing its lease.
+- `run_stalled(sender=Run, run, needs_ops: bool)`: the run's worker stopped renewing its
+  lease and a person should know: `needs_ops=False` when it is marked stalled for ops to
+  decide (`--mark-only`, a graph that opted out of automatic resumes), `True` when the
+  sweeper's stall policy gave up and failed it (`runtime/healing.py`). A stall the policy
+  resumes on its own sends nothing.
 """
 
 from __future__ import annotations
