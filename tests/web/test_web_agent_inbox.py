@@ -51,7 +51,8 @@ def test_a_human_interrupt_becomes_a_review_offering_the_allowed_actions(start_p
 def test_accept_sends_the_action_request_back_as_it_was(start_paused, client_as,
                                                         django_capture_on_commit_callbacks):
     review = email_review(start_paused)
-    answer(client_as("reviewer"), review, django_capture_on_commit_callbacks, **{"r0-type": "accept"})
+    answer(client_as("reviewer"), review, django_capture_on_commit_callbacks,
+           **{"r0-type": "accept"})
     decision = Decision.objects.get(review=review)
     sent = decision.answer("x")
     assert sent == [{"type": "accept", "args": {"action": "send_email",
