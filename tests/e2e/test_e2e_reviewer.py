@@ -30,10 +30,11 @@ def shown_review(page: Any) -> int:
 def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_url):
     reviews = [start_and_wait_for_review(n) for n in (501, 502, 503, 504)]
     page = login("kira", "reviewer")
-    page.keyboard.press("j")
-    page.keyboard.press("Enter")
-    page.wait_for_selector(f"#review-page[data-review='{reviews[0].pk}']")
     loads = count_full_loads(page)
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")  # opens the review in place too
+    page.wait_for_selector(f"#review-page[data-review='{reviews[0].pk}']")
+    assert page.url == f"{live_url}/reviews/{reviews[0].pk}/"
 
     page.keyboard.press("a")  # one keystroke: approved, and the next review is shown
     page.wait_for_selector(f"#review-page[data-review='{reviews[1].pk}']")
