@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  var SETTLE_MS = 300;     // after a new review is shown, decision keys wait this long
+  var SETTLE_MS = 300;     // after a decision brought the next review, decision keys wait this long
   var busy = false;        // a decision request is in flight
   var settledAt = 0;
   var lastChecked = null;  // the inbox checkbox clicked last (shift-click ranges)
@@ -225,7 +225,6 @@
   });
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.target !== document.body) return;
-    settledAt = performance.now();
     // focus the new review's heading so the keyboard (and a screen reader) starts there
     var heading = document.querySelector("#review-page h1");
     if (heading) {
