@@ -216,7 +216,8 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     // a refused or invalid decision comes back as 400/409 with the page saying why: show it
     var status = event.detail.xhr.status;
-    var elt = event.detail.elt || event.target;
+    // the element that asked (detail.elt and event.target are the swap target, <body>)
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
     if ((status === 400 || status === 409) && elt && elt.matches &&
         elt.matches("form[data-queue-form]")) {
       event.detail.shouldSwap = true;

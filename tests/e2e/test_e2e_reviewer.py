@@ -50,6 +50,13 @@ def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_u
     assert ReviewRequest.objects.get(pk=reviews[2].pk).status == "pending"
     assert Decision.objects.filter(review__in=reviews[:2]).count() == 2
 
+    # a rejection without a reason comes back in place with the error on the field
+    page.keyboard.press("r")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".has-error >> text=Say why you reject it")
+    assert shown_review(page) == reviews[2].pk
+    page.wait_for_timeout(400)  # past the guard that follows every decision request
+
     # r puts the cursor in the reason; typing there fires no shortcut; Ctrl+Enter rejects
     page.keyboard.press("r")
     assert page.evaluate("() => document.activeElement.name") == "comment"
