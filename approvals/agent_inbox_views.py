@@ -77,7 +77,7 @@ class AgentAnswerForm(forms.Form):
         cleaned = super().clean()
         choices = []
         for g in self.groups:
-            i, request = g["index"], g["request"]
+            i = g["index"]
             kind = cleaned.get(f"r{i}-type") or ""
             args = None
             if kind == "edit":

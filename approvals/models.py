@@ -161,7 +161,7 @@ class Decision(models.Model):
 
     def answer(self, reviewer: str) -> dict[str, Any]:
         """The resume value the interrupted node receives (brief-common's answer format), or
-        for an Agent Inbox review the list of `HumanResponse`s recorded (`approvals.agent_inbox`)."""
+        for an Agent Inbox review the `HumanResponse` list recorded (`approvals.agent_inbox`)."""
         from approvals.agent_inbox import RESPONSE_KEY
 
         if isinstance(self.values, dict) and RESPONSE_KEY in self.values:

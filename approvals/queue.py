@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
-from django.http import QueryDict
+from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 
 from approvals import selectors
@@ -58,18 +58,47 @@ class Neighbours:
     total: int
 
 
+def request_neighbours(request: HttpRequest, f: selectors.InboxFilter, pk: int) -> Neighbours:
+    """`neighbours` with the list read once per request: the decide view and the next
+    review's page both ask, about two reviews of the same list."""
+    cache = request.__dict__.setdefault("_stepwise_queue_rows", {})
+    rows = cache.get(f)
+    if rows is None or pk not in [r[0] for r in rows]:
+        rows = cache[f] = list_rows(request.user, f, pk)
+    return neighbours_in(request.user, rows, pk)
+
+
+def _status_q(status: str) -> Q:
+    if status == "open":
+        return Q(status__in=ReviewRequest.OPEN)
+    if status in ReviewRequest.Status.values:
+        return Q(status=status)
+    return Q()
+
+
+Row = tuple[int, str, str, int | None]
+
+
 def neighbours(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> Neighbours:
     """Where `j`, `k` and "decide, then next" lead from review `pk` in the list `f` (one
     query for the list, one for the user's groups)."""
-    listed = selectors.review_list(user, f)
+    return neighbours_in(user, list_rows(user, f, pk), pk)
+
+
+def list_rows(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> list[Row]:
     everything = selectors.review_list(user, selectors.InboxFilter(
         graph=f.graph, status="any", assignee=f.assignee
     ))
-    # the current review stays in the list after it is decided, so its place is known
+    # the inbox's list, plus the current review: after it is decided its place is still known
+    wanted = _status_q(f.status)
     rows = list(
-        everything.filter(Q(pk__in=listed.values("pk")) | Q(pk=pk))
+        (everything.filter(wanted | Q(pk=pk)) if wanted else everything)
         .values_list("pk", "status", "assignee", "claimed_by_id")[:WINDOW]
     )
+    return rows
+
+
+def neighbours_in(user: AbstractBaseUser, rows: list[Row], pk: int) -> Neighbours:
     pks = [r[0] for r in rows]
     if pk not in pks:
         return Neighbours(None, pks[0] if pks else None, _first_open(user, rows, pk), None,
@@ -85,8 +114,7 @@ def neighbours(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> Nei
     )
 
 
-def _first_open(user: AbstractBaseUser, rows: list[tuple[int, str, str, int | None]],
-                current: int) -> int | None:
+def _first_open(user: AbstractBaseUser, rows: list[Row], current: int) -> int | None:
     override = user.has_perm(OVERRIDE_CLAIM)
     groups = set(user.groups.values_list("name", flat=True))
     for pk, status, assignee, claimed_by in rows:

@@ -67,7 +67,7 @@ def after_decision(
         "action": label, "pk": review.pk, "title": review.title or review.node,
         "url": queue.review_url(review.pk, f), "repeated": repeated,
     }
-    nxt = queue.neighbours(request.user, f, review.pk).next_open
+    nxt = queue.request_neighbours(request, f, review.pk).next_open
     if nxt is None:
         from django.contrib import messages
 

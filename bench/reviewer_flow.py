@@ -118,7 +118,7 @@ def drive(url: str, reviews: int) -> dict[str, Any]:
             page.keyboard.press(key)
 
         press("j")
-        press("Enter")  # opens the first review: the one full page load of the queue
+        press("Enter")  # opens the first review (in place: an htmx swap, URL pushed)
         page.wait_for_selector("#review-page")
         opening = {"keystrokes": keys, "full_loads": len(loads)}
         page.evaluate(PROBE)

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
 
-  var SETTLE_MS = 300;     // after a new review is shown, decision keys wait this long
+  var SETTLE_MS = 300;     // after a decision brought the next review, decision keys wait this long
   var busy = false;        // a decision request is in flight
   var settledAt = 0;
   var lastChecked = null;  // the inbox checkbox clicked last (shift-click ranges)
@@ -216,7 +216,8 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     // a refused or invalid decision comes back as 400/409 with the page saying why: show it
     var status = event.detail.xhr.status;
-    var elt = event.detail.elt || event.target;
+    // the element that asked (detail.elt and event.target are the swap target, <body>)
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
     if ((status === 400 || status === 409) && elt && elt.matches &&
         elt.matches("form[data-queue-form]")) {
       event.detail.shouldSwap = true;
@@ -225,7 +226,6 @@
   });
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.target !== document.body) return;
-    settledAt = performance.now();
     // focus the new review's heading so the keyboard (and a screen reader) starts there
     var heading = document.querySelector("#review-page h1");
     if (heading) {

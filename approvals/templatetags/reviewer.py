@@ -37,7 +37,7 @@ def review_queue(context: dict[str, Any], review: ReviewRequest) -> dict[str, An
     """The list the review was opened from: neighbours and the URLs the page links to."""
     request = context["request"]
     f = queue.queue_filter(request.GET)
-    around = queue.neighbours(request.user, f, review.pk)
+    around = queue.request_neighbours(request, f, review.pk)
     query = queue.filter_query(f)
     return {
         "around": around,

@@ -47,7 +47,8 @@ def test_reviewer_edits_and_approves_and_the_thread_page_updates_live(login, liv
     reviewer.fill("textarea[name=comment]", "Economy fare only")
     screenshot(reviewer, "review")
     reviewer.click("button[value=edit]")
-    reviewer.wait_for_selector("text=Decision recorded")
+    # the queue moves on to the next open review, saying what was decided (issue 16)
+    reviewer.wait_for_selector(f"#queue-notice >> text=review #{review.pk}")
 
     # no reload: the websocket push makes the page refresh its live region
     # a function, not an expression: Playwright evals an expression in the page, which the

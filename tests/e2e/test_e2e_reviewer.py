@@ -30,10 +30,11 @@ def shown_review(page: Any) -> int:
 def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_url):
     reviews = [start_and_wait_for_review(n) for n in (501, 502, 503, 504)]
     page = login("kira", "reviewer")
-    page.keyboard.press("j")
-    page.keyboard.press("Enter")
-    page.wait_for_selector(f"#review-page[data-review='{reviews[0].pk}']")
     loads = count_full_loads(page)
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")  # opens the review in place too
+    page.wait_for_selector(f"#review-page[data-review='{reviews[0].pk}']")
+    assert page.url == f"{live_url}/reviews/{reviews[0].pk}/"
 
     page.keyboard.press("a")  # one keystroke: approved, and the next review is shown
     page.wait_for_selector(f"#review-page[data-review='{reviews[1].pk}']")
@@ -48,6 +49,13 @@ def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_u
     page.wait_for_timeout(800)
     assert ReviewRequest.objects.get(pk=reviews[2].pk).status == "pending"
     assert Decision.objects.filter(review__in=reviews[:2]).count() == 2
+
+    # a rejection without a reason comes back in place with the error on the field
+    page.keyboard.press("r")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(".has-error >> text=Say why you reject it")
+    assert shown_review(page) == reviews[2].pk
+    page.wait_for_timeout(400)  # past the guard that follows every decision request
 
     # r puts the cursor in the reason; typing there fires no shortcut; Ctrl+Enter rejects
     page.keyboard.press("r")

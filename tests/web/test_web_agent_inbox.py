@@ -51,7 +51,8 @@ def test_a_human_interrupt_becomes_a_review_offering_the_allowed_actions(start_p
 def test_accept_sends_the_action_request_back_as_it_was(start_paused, client_as,
                                                         django_capture_on_commit_callbacks):
     review = email_review(start_paused)
-    answer(client_as("reviewer"), review, django_capture_on_commit_callbacks, **{"r0-type": "accept"})
+    answer(client_as("reviewer"), review, django_capture_on_commit_callbacks,
+           **{"r0-type": "accept"})
     decision = Decision.objects.get(review=review)
     sent = decision.answer("x")
     assert sent == [{"type": "accept", "args": {"action": "send_email",
@@ -131,3 +132,19 @@ def test_other_payloads_are_not_taken_for_agent_inbox_requests():
     none_allowed = {"action_request": {"action": "x", "args": {}},
                     "config": dict.fromkeys(agent_inbox.CONFIG_KEYS.values(), False)}
     assert agent_inbox.parse(none_allowed) is None
+
+
+def test_the_http_api_answers_an_agent_review_with_accept_or_ignore(
+        start_paused, make_user, django_capture_on_commit_callbacks):
+    from api_helpers import ApiClient
+
+    review = email_review(start_paused)
+    api = ApiClient(make_user("reviewer"))
+    refused = api.post(f"/reviews/{review.pk}/decision", {"action": "respond", "text": "hm"})
+    assert refused.status_code == 409
+    assert "needs the review's page" in refused.json()["detail"]
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        ok = api.post(f"/reviews/{review.pk}/decision", {"action": "ignore"})
+    assert ok.status_code == 200
+    assert Decision.objects.get(review=review).answer("x") == [{"type": "ignore", "args": None}]
+    assert values(review.thread)["outcome"] == "ignored"
