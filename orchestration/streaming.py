@@ -58,9 +58,9 @@ class Sink:
         if loop is not None and event is not None:
             loop.call_soon_threadsafe(event.set)
 
-    def emit_done(self, mark: Any) -> None:
-        """The driver's own end-of-superstep mark (`drivers._execute_streaming`)."""
-        self._queue.put(("", mark, None))
+    def emit_done(self, mark: Any, outcome: Any) -> None:
+        """The driver's end mark with the run's outcome (`drivers._drive_in_background`)."""
+        self._queue.put(("", mark, outcome))
 
     def drain(self) -> list[Item]:
         items: list[Item] = []
