@@ -1,6 +1,6 @@
 """Chunks that reach a stream while a superstep runs: what nodes write with
 `get_stream_writer()` (mode `custom`) and, with `stream(..., subgraphs=True)`, what subgraphs
-run inside a node stream (their `updates`/`values`).
+run inside a node stream (their `updates`, `values` and `custom` chunks).
 
 Nodes run on pool threads (sync) or on the event loop (async), while the driver that yields
 to the caller waits for the superstep. So chunks go through a thread-safe queue that the
@@ -46,22 +46,23 @@ class Sink:
         self._event: asyncio.Event | None = None
 
     def emit(self, ns: str, mode: str, chunk: Any) -> None:
-        """Called from any thread. A subgraph's `updates`/`values` reach the caller only with
-        `subgraphs=True`; `custom` chunks always do (a model's tokens, wherever it runs)."""
+        """Called from any thread. What a subgraph emits (its `updates`, `values` and its
+        nodes' `custom` chunks) reaches the caller only with `subgraphs=True`, as in
+        LangGraph; a `callback` sink (the Django worker's) gets every custom chunk."""
         if self.callback is not None:
             if mode == "custom":
                 self.callback(ns_tuple(ns), chunk)
             return
-        if mode not in self.modes or (ns and mode != "custom" and not self.subgraphs):
+        if mode not in self.modes or (ns and not self.subgraphs):
             return
         self._queue.put((ns, mode, chunk))
         loop, event = self._loop, self._event
         if loop is not None and event is not None:
             loop.call_soon_threadsafe(event.set)
 
-    def emit_done(self, mark: Any) -> None:
-        """The driver's own end-of-superstep mark (`drivers._execute_streaming`)."""
-        self._queue.put(("", mark, None))
+    def emit_done(self, mark: Any, outcome: Any) -> None:
+        """The driver's end mark with the run's outcome (`drivers._drive_in_background`)."""
+        self._queue.put(("", mark, outcome))
 
     def drain(self) -> list[Item]:
         items: list[Item] = []

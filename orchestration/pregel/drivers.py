@@ -220,8 +220,9 @@ def drive(
     core: Core, saver: BaseCheckpointSaver | None, sink: Sink | None = None
 ) -> Generator[tuple[str, str, Any], None, Any]:
     """Fulfil the core's effects with blocking I/O; yields stream chunks as (namespace, mode,
-    chunk), returns its result. With a `sink`, a superstep runs on a pool thread while this
-    generator yields the chunks its nodes (and their subgraphs) emit, as they arrive."""
+    chunk), returns its result. With a `sink`, see `_drive_in_background`."""
+    if sink is not None:
+        return (yield from _drive_in_background(core, saver, sink))
     send: Any = None
     error: BaseException | None = None
     while True:
@@ -234,10 +235,7 @@ def drive(
             yield "", effect.mode, effect.chunk
             continue
         try:
-            if sink is not None and type(effect) is Execute:
-                send = yield from _execute_streaming(effect, sink)  # type: ignore[arg-type]
-            else:
-                send = _fulfil(effect, saver)
+            send = _fulfil(effect, saver)
         except Exception as caught:
             error = caught
 
@@ -245,27 +243,65 @@ def drive(
 _DONE: Any = object()
 
 
-def _execute_streaming(
-    effect: Execute, sink: Sink
-) -> Generator[tuple[str, str, Any], None, list[Outcome]]:
+class _Stopped(Exception):  # noqa: N818 - a signal: the stream's consumer went away
+    pass
+
+
+def _drive_in_background(
+    core: Core, saver: BaseCheckpointSaver | None, sink: Sink
+) -> Generator[tuple[str, str, Any], None, Any]:
+    """The run goes on in one pool thread, putting every chunk (its own and what nodes write
+    while they run) on the sink's queue, in order; this generator yields them as they arrive.
+    One thread for the whole call, not a hand-off per superstep: a wake-up costs far more
+    than a superstep on a loaded machine. If the consumer stops iterating, the run stops
+    before its next effect (the superstep in progress finishes)."""
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            result = _run_for_sink(core, saver, sink, stop)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
+            sink.emit_done(_DONE, ("error", error))
+        else:
+            sink.emit_done(_DONE, ("ok", result))
+
     # the caller's context variables reach its nodes as they would if run inline
-    context = contextvars.copy_context()
-    future = _executor().submit(context.run, _execute_then_mark, effect, sink)
-    while True:
-        # Wait for one chunk, then take all that arrived meanwhile: a node writing tokens in
-        # a loop costs one thread switch per batch, not one per token. The superstep always
-        # ends with the mark, even when it raised.
-        for item in (sink.get(), *sink.drain()):
-            if item[1] is _DONE:
-                return future.result()
-            yield item
-
-
-def _execute_then_mark(effect: Execute, sink: Sink) -> list[Outcome]:
+    future = _executor().submit(contextvars.copy_context().run, produce)
     try:
-        return execute_sync(effect)
+        while True:
+            for item in (sink.get(), *sink.drain()):
+                if item[1] is _DONE:
+                    kind, value = item[2]
+                    if kind == "error":
+                        raise value
+                    return value
+                yield item
     finally:
-        sink.emit_done(_DONE)
+        stop.set()
+        future.result()
+
+
+def _run_for_sink(
+    core: Core, saver: BaseCheckpointSaver | None, sink: Sink, stop: threading.Event
+) -> Any:
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        if stop.is_set():
+            core.close()
+            raise _Stopped
+        try:
+            effect = core.throw(error) if error is not None else core.send(send)
+        except StopIteration as done:
+            return done.value
+        send, error = None, None
+        if type(effect) is Emit:
+            sink.emit("", effect.mode, effect.chunk)
+            continue
+        try:
+            send = _fulfil(effect, saver)
+        except Exception as caught:
+            error = caught
 
 
 def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:

@@ -143,8 +143,9 @@ def test_subgraph_chunks_and_namespaces(
         .add_edge("outer", END)
         .compile(checkpointer=saver)
     )
+    # as in LangGraph: without subgraphs=True a subgraph's chunks are not streamed
     plain = list(graph.stream({}, config, stream_mode=["custom", "updates"]))
-    assert plain == [("custom", "from the child"), ("updates", {"outer": {"text": "child"}})]
+    assert plain == [("updates", {"outer": {"text": "child"}})]
     other = CheckpointConfig(config.thread_id + "-b")
     nested = list(graph.stream({}, other, stream_mode=["custom", "updates"], subgraphs=True))
     assert nested == [
@@ -208,3 +209,37 @@ def test_a_failing_node_while_streaming_raises_after_its_chunks() -> None:
         for chunk in graph.stream({}, stream_mode="custom"):
             got.append(chunk)
     assert got == ["before the failure"]
+
+
+def test_a_consumer_that_stops_iterating_stops_the_run() -> None:
+    ran: list[str] = []
+
+    def first(s: State) -> dict[str, Any]:
+        ran.append("first")
+        get_stream_writer()("hello")
+        return {"text": "1"}
+
+    def second(s: State) -> dict[str, Any]:
+        ran.append("second")
+        threading.Event().wait(0.5)  # still running when the consumer leaves
+        return {"text": "2"}
+
+    def third(s: State) -> dict[str, Any]:
+        ran.append("third")
+        return {"text": "3"}
+
+    graph = (
+        StateGraph(State)
+        .add_node("first", first)
+        .add_node("second", second)
+        .add_node("third", third)
+        .set_entry_point("first")
+        .add_edge("first", "second")
+        .add_edge("second", "third")
+        .set_finish_point("third")
+        .compile()
+    )
+    stream = graph.stream({}, stream_mode="custom")
+    assert next(stream) == "hello"
+    stream.close()
+    assert "third" not in ran
