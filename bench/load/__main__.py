@@ -305,7 +305,8 @@ def main() -> None:
     backlog = args.backlog or 2 * args.reviewers
 
     manage(env, "migrate", "--noinput", "-v", "0")
-    if args.target == "profile":
+    manifest = ROOT / "var" / "staticfiles" / "staticfiles.json"
+    if args.target == "profile" and not manifest.exists():
         manage(env, "collectstatic", "--noinput", "-v", "0")
     django_side(env, "seed", str(args.reviewers), str(backlog), str(state / "creds.json"))
 
