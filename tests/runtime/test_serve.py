@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from runtime_helpers import ROOT, log_lines, subprocess_env, wait_for
 from websockets.sync.client import connect as ws_connect
 
+from approvals.roles import ensure_roles
 from orchestration.runtime.models import Event, Run
 from orchestration.runtime.runs import start_thread
 
@@ -100,6 +101,7 @@ def log_in(base: str, username: str) -> httpx.Client:
 def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
+    ensure_roles(Group, Permission)  # an earlier transactional test may have flushed them
     user = get_user_model().objects.create_user("sam", password=PASSWORD)
     user.groups.add(Group.objects.get(name="reviewer"))
     client = log_in(served["base"], "sam")
