@@ -39,6 +39,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def production_overrides(port: int) -> dict[str, str]:
     """Production settings (DEBUG off, a real key) over plain HTTP on localhost."""
     return {
@@ -58,6 +66,8 @@ def served(tmp_path: Path) -> Any:
     env = subprocess_env()
     env.pop("PYTEST_VERSION", None)  # the served processes run with production settings
     env.update(production_overrides(port))
+    if redis_up():  # the live pages' pushes cross processes through Redis, as in production
+        env["REDIS_URL"] = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
     log = tmp_path / "serve.log"
     process = subprocess.Popen(
         [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=log.open("wb"),
@@ -78,9 +88,43 @@ def served(tmp_path: Path) -> Any:
         wait_for(up, timeout=400, what="bin/serve to answer")
         yield {"process": process, "base": base, "log": log, "port": port}
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_tree(process)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (honcho starts each child in a session of its own, so
+    killing honcho's process group would leave them running)."""
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    tree = descendants(process.pid)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def log_in(base: str, username: str) -> httpx.Client:
@@ -115,11 +159,14 @@ def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
     assert static.status_code == 200 and "max-age=315360000" in static.headers["cache-control"]
 
     log, gate = tmp_path / "nodes.log", tmp_path / "gate"
-    run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
     cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
-    ws_url = served["base"].replace("http", "ws", 1) + f"/ws/threads/{run.thread.thread_id}/"
+    ws_url = served["base"].replace("http", "ws", 1) + "/ws/inbox/"
     with ws_connect(ws_url, additional_headers={"Cookie": cookie, "Origin": served["base"]},
                     open_timeout=20) as ws:
+        # A live page sits idle for a while: longer than the channel layer's 5 s blocking
+        # read (redis-py 8's default socket timeout closed such sockets after 5 s).
+        time.sleep(7)
+        run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
         # the served worker picks the run up; its events reach this socket
         pushed = ws.recv(timeout=30)
     assert pushed, "the socket closed without a push"
