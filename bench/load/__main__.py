@@ -275,6 +275,8 @@ def main() -> None:
                         help="runs waiting for review at the start (default 3 x reviewers)")
     parser.add_argument("--api-share", type=float, default=0.25,
                         help="share of reviewers deciding through the HTTP API")
+    parser.add_argument("--own-only", action="store_true",
+                        help="reviewers only take their own share of the inbox (no races)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits between requests")
     parser.add_argument("--port", type=int, default=8351)
@@ -335,7 +337,7 @@ def main() -> None:
                 "LOAD_STATE_DIR": str(state), "LOAD_TARGET": str(args.cycles),
                 "LOAD_API_SHARE": str(args.api_share), "LOAD_THINK": str(args.think),
                 "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers),
-                "LOAD_STARTERS": str(starters)}
+                "LOAD_STARTERS": str(starters), "LOAD_OWN_ONLY": "1" if args.own_only else "0"}
         locust = subprocess.Popen(
             [str(BIN / "locust"), "-f", str(ROOT / "bench/load/locustfile.py"), "--headless",
              "-u", str(users), "-r", str(users), "--host", f"http://127.0.0.1:{args.port}",
@@ -400,7 +402,8 @@ def main() -> None:
         "label": args.label, "when": wall0.isoformat(timespec="seconds"),
         "db": args.db, "target": args.target, "server": args.server,
         "servers": args.servers, "workers": args.workers, "reviewers": args.reviewers,
-        "think_s": args.think, "cycles": cycles, "window_s": round(seconds, 2),
+        "think_s": args.think, "own_only": args.own_only,
+        "cycles": cycles, "window_s": round(seconds, 2),
         "decisions_per_s": round(cycles / seconds, 2),
         "cpu_ms_per_cycle": cpu,
         "decision_to_finished_ms": {"p50": percentile(lat, 50), "p95": percentile(lat, 95),
