@@ -176,7 +176,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 gives every connection a 5 s socket timeout by default, the same 5 s
+            # that channels_redis blocks in BZPOPMIN waiting for a message: an idle live
+            # page's receive then failed with "Timeout reading from redis" and its websocket
+            # closed. Reads may take longer than the blocking pop, not forever.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:

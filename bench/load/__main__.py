@@ -142,6 +142,16 @@ class CpuSampler:
         with self.lock:
             return dict(self.last)
 
+    def pg_bytes(self) -> dict[str, int]:
+        """Size of this database, and the cluster's WAL position (shared with any other
+        database on the server: an upper bound for this one's WAL)."""
+        if self.pg is None:
+            return {}
+        size, wal = self.pg.execute(
+            "SELECT pg_database_size(%s), pg_current_wal_lsn() - '0/0'::pg_lsn",
+            [self.db_name]).fetchone()
+        return {"db": int(size), "wal": int(wal)}
+
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=2)
@@ -167,7 +177,8 @@ def fresh_postgres(url: str) -> tuple[str, str]:
 
     base, _, name = url.rpartition("/")
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return url, name
 
@@ -261,9 +272,11 @@ def main() -> None:
     parser.add_argument("--watchers", type=int, default=2)
     parser.add_argument("--cycles", type=int, default=300, help="decisions in the window")
     parser.add_argument("--backlog", type=int, default=0,
-                        help="runs waiting for review at the start (default 2 x reviewers)")
+                        help="runs waiting for review at the start (default 3 x reviewers)")
     parser.add_argument("--api-share", type=float, default=0.25,
                         help="share of reviewers deciding through the HTTP API")
+    parser.add_argument("--own-only", action="store_true",
+                        help="reviewers only take their own share of the inbox (no races)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits between requests")
     parser.add_argument("--port", type=int, default=8351)
@@ -280,6 +293,8 @@ def main() -> None:
     parser.add_argument("--label", default="")
     args = parser.parse_args()
 
+    # a SIGTERM (a timeout, Ctrl-C) still stops the served processes (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     state = Path(tempfile.mkdtemp(prefix="stepwise-load-"))
     env = {k: v for k, v in os.environ.items()
            if k not in {"PYTEST_VERSION", "DATABASE_URL", "SQLITE_PATH", "REDIS_URL"}}
@@ -302,10 +317,12 @@ def main() -> None:
             env["STEPWISE_DB_POOL_MAX"] = "0"  # as before this issue: a connection per thread
     else:
         env["SQLITE_PATH"] = str(state / "load.sqlite3")
-    backlog = args.backlog or 2 * args.reviewers
+    # enough waiting reviews that each reviewer has a row of the inbox to itself
+    backlog = args.backlog or 3 * args.reviewers
 
     manage(env, "migrate", "--noinput", "-v", "0")
-    if args.target == "profile":
+    manifest = ROOT / "var" / "staticfiles" / "staticfiles.json"
+    if args.target == "profile" and not manifest.exists():
         manage(env, "collectstatic", "--noinput", "-v", "0")
     django_side(env, "seed", str(args.reviewers), str(backlog), str(state / "creds.json"))
 
@@ -320,7 +337,7 @@ def main() -> None:
                 "LOAD_STATE_DIR": str(state), "LOAD_TARGET": str(args.cycles),
                 "LOAD_API_SHARE": str(args.api_share), "LOAD_THINK": str(args.think),
                 "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers),
-                "LOAD_STARTERS": str(starters)}
+                "LOAD_STARTERS": str(starters), "LOAD_OWN_ONLY": "1" if args.own_only else "0"}
         locust = subprocess.Popen(
             [str(BIN / "locust"), "-f", str(ROOT / "bench/load/locustfile.py"), "--headless",
              "-u", str(users), "-r", str(users), "--host", f"http://127.0.0.1:{args.port}",
@@ -334,6 +351,7 @@ def main() -> None:
             time.sleep(0.05)
         t0, wall0 = time.monotonic(), datetime.now(UTC)
         cpu0 = sampler.snapshot()
+        bytes0 = sampler.pg_bytes()
         spies = []
         if args.py_spy:  # one server process and one worker, sampled 50 times a second
             for kind in ("server", "worker"):
@@ -354,6 +372,7 @@ def main() -> None:
             time.sleep(0.05)
         t1, wall1 = time.monotonic(), datetime.now(UTC)
         cpu1 = sampler.snapshot()
+        bytes1 = sampler.pg_bytes()
         try:
             locust.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -383,7 +402,8 @@ def main() -> None:
         "label": args.label, "when": wall0.isoformat(timespec="seconds"),
         "db": args.db, "target": args.target, "server": args.server,
         "servers": args.servers, "workers": args.workers, "reviewers": args.reviewers,
-        "think_s": args.think, "cycles": cycles, "window_s": round(seconds, 2),
+        "think_s": args.think, "own_only": args.own_only,
+        "cycles": cycles, "window_s": round(seconds, 2),
         "decisions_per_s": round(cycles / seconds, 2),
         "cpu_ms_per_cycle": cpu,
         "decision_to_finished_ms": {"p50": percentile(lat, 50), "p95": percentile(lat, 95),
@@ -395,6 +415,9 @@ def main() -> None:
         "accounting": {k: db[k] for k in ("finished", "run_statuses", "runs_resumed_twice",
                                           "runs_not_ended", "failed_runs")},
         "shutdown_s": round(shutdown_s, 2),
+        # bytes the database grew by, and WAL written by the whole cluster, per cycle
+        "pg_bytes_per_cycle": {k: round((bytes1[k] - bytes0[k]) / max(cycles, 1))
+                               for k in bytes0},
         "loadavg_1m": os.getloadavg()[0],
     }
     if args.py_spy:

@@ -260,13 +260,6 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
     return run
 
 
-def enqueue_handed_back(run: Run) -> None:
-    """Queue a task for a run its worker just handed back (inside the caller's transaction,
-    which moved it to stalled): the next free worker continues it from its last checkpoint."""
-    publish("run_requeued", run=run, reason="handed back by a stopping worker")
-    _enqueue(run)
-
-
 def requeue_orphan(
     run: Run, *, user: Any = None, reason: str, grace: float | None = None
 ) -> Run:

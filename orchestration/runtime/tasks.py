@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
+from django_tasks_db import DatabaseBackend
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.runtime import metrics
@@ -253,8 +254,6 @@ def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
 def _hand_back(run: Run, lease: Lease) -> dict[str, Any]:
     """Give the run back under this worker's lease (stalled, then queued again at once, as the
     sweeper would after the lease expired), so a stopping worker costs the run no lease wait."""
-    from orchestration.runtime.runs import enqueue_handed_back
-
     with transaction.atomic():
         released = Run.objects.filter(
             pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
@@ -267,9 +266,25 @@ def _hand_back(run: Run, lease: Lease) -> dict[str, Any]:
         run.refresh_from_db()
         publish("run_handed_back", run=run, reason="worker shutting down",
                 data={"worker": worker_id()})
-        enqueue_handed_back(run)
+        publish("run_requeued", run=run, reason="handed back by a stopping worker")
+        _requeue(run.pk)
     logger.info("run %s handed back at a superstep boundary (worker shutting down)", run.pk)
     return {"run_id": run.pk, "outcome": "handed_back"}
+
+
+def _requeue(run_id: int) -> None:
+    """A new task for a handed-back run. With the database backend the task row commits with
+    the run's change (no window in which a crash leaves a stalled run without a task);
+    another backend gets it once that change has committed."""
+
+    def send() -> None:
+        result = execute_run.enqueue(run_id)
+        Run.objects.filter(pk=run_id).update(task_result_id=str(result.id)[:64])
+
+    if isinstance(execute_run.get_backend(), DatabaseBackend):
+        send()
+    else:
+        transaction.on_commit(send)
 
 
 def _node_names(update: Any) -> list[str]:

@@ -1,0 +1,237 @@
+"""The serving profile (`bin/serve`: uvicorn, task workers and sweepers under honcho) as real
+processes on the test database: it serves a logged-in page and a websocket, and on SIGTERM
+it stops cleanly, its worker handing the run it is executing back at a superstep boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from runtime_helpers import ROOT, log_lines, subprocess_env, wait_for
+from websockets.sync.client import connect as ws_connect
+
+from approvals.roles import ensure_roles
+from orchestration.runtime.models import Event, Run
+from orchestration.runtime.runs import start_thread
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "serve-test-password-7"  # noqa: S105
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def production_overrides(port: int) -> dict[str, str]:
+    """Production settings (DEBUG off, a real key) over plain HTTP on localhost."""
+    return {
+        "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
+        "HTTP_PORT": str(port), "WEB_CONCURRENCY": "2", "STEPWISE_WORKERS": "1",
+        "STEPWISE_SKIP_MIGRATE": "1", "LOG_LEVEL": "INFO",
+        # a lease longer than the test: only the hand-back can free the run quickly
+        "STEPWISE_LEASE_SECONDS": "60",
+    }
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    port = free_port()
+    env = subprocess_env()
+    env.pop("PYTEST_VERSION", None)  # the served processes run with production settings
+    env.update(production_overrides(port))
+    if redis_up():  # the live pages' pushes cross processes through Redis, as in production
+        env["REDIS_URL"] = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
+    log = tmp_path / "serve.log"
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"bin/serve exited early:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}/accounts/login/", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        # the first start on a fresh clone collects (hashes, compresses) the static files
+        wait_for(up, timeout=400, what="bin/serve to answer")
+        yield {"process": process, "base": base, "log": log, "port": port}
+    finally:
+        stop_tree(process)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (honcho starts each child in a session of its own, so
+    killing honcho's process group would leave them running)."""
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    tree = descendants(process.pid)
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def log_in(base: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=20, follow_redirects=True)
+    page = client.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:500]
+    response = client.post(
+        "/accounts/login/",
+        data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token[1]},
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    assert response.status_code == 200
+    assert response.url.path == "/", "the login did not land on the inbox"
+    return client
+
+
+def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    ensure_roles(Group, Permission)  # an earlier transactional test may have flushed them
+    user = get_user_model().objects.create_user("sam", password=PASSWORD)
+    user.groups.add(Group.objects.get(name="reviewer"))
+    client = log_in(served["base"], "sam")
+
+    inbox = client.get("/")
+    assert inbox.status_code == 200 and "sam" in inbox.text
+    # static files come from WhiteNoise with the manifest's hashed names, cached for ever
+    css = re.search(r'href="(/static/[^"]+\.css)"', inbox.text)
+    assert css is not None
+    static = client.get(css[1])
+    assert static.status_code == 200 and "max-age=315360000" in static.headers["cache-control"]
+
+    log, gate = tmp_path / "nodes.log", tmp_path / "gate"
+    cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    ws_url = served["base"].replace("http", "ws", 1) + "/ws/inbox/"
+    with ws_connect(ws_url, additional_headers={"Cookie": cookie, "Origin": served["base"]},
+                    open_timeout=20) as ws:
+        # A live page sits idle for a while: longer than the channel layer's 5 s blocking
+        # read (redis-py 8's default socket timeout closed such sockets after 5 s).
+        time.sleep(7)
+        run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
+        # the served worker picks the run up; its events reach this socket
+        pushed = ws.recv(timeout=30)
+    assert pushed, "the socket closed without a push"
+
+    wait_for(lambda: "slow:start" in log_lines(log), timeout=60, what="the slow node to start")
+    os.kill(served["process"].pid, signal.SIGTERM)  # bin/serve is honcho (exec)
+    time.sleep(0.5)
+    gate.touch()  # the superstep in progress ends; the worker must not start the next one
+    served["process"].wait(timeout=30)
+    output = served["log"].read_text()
+
+    assert "handed back" in output, output[-3000:]
+    for kind in ("web", "worker", "sweeper", "claims"):
+        assert re.search(rf"{kind}\.1 stopped", output), f"{kind} did not stop:\n{output[-3000:]}"
+    assert "SIGKILL" not in output and "rc=-9" not in output, "a process had to be killed"
+    run.refresh_from_db()
+    # given back, not left running until its 60 s lease expires; queued for the next worker
+    assert run.status == Run.Status.STALLED and run.lease_token == ""
+    kinds = list(Event.objects.filter(run=run).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["run_handed_back", "run_requeued"], kinds
+    assert log_lines(log) == ["first", "slow:start", "slow:end"]  # `last` never started
+
+    # the next worker continues from the checkpoint after `slow`: nothing runs twice
+    worker = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "stepwise_worker", "--interval", "0.1",
+         "--no-startup-delay", "--no-reload"],
+        cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: Run.objects.get(pk=run.pk).status == Run.Status.SUCCEEDED,
+                 timeout=60, what="the handed-back run to finish")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert log_lines(log) == ["first", "slow:start", "slow:end", "last"]
+
+
+def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"PYTEST_VERSION", "DEBUG", "SQLITE_PATH", "SECRET_KEY"}}
+    env.update({
+        "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "stepwise.example.com",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/stepwise_never_opened",
+        "REDIS_URL": "redis://127.0.0.1:6379/5", "STEPWISE_DB_POOL_MAX": "6",
+    })
+    show = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "d = s.DATABASES['default']; print(json.dumps({'pool': d['OPTIONS'].get('pool'), "
+        "'age': d['CONN_MAX_AGE'], 'debug': s.DEBUG, 'sessions': s.SESSION_ENGINE}))"
+    )
+    result = subprocess.run([sys.executable, "-c", show], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120,
+                            env={**env, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    # a pool of at most 6 per process, and no persistent connection per request thread
+    assert shown["pool"]["max_size"] == 6 and shown["age"] == 0
+    assert shown["debug"] is False
+    assert shown["sessions"] == "django.contrib.sessions.backends.cached_db"
+
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no issues" in checked.stdout
