@@ -44,6 +44,9 @@ from bench.workloads import (
 
 RAW_PG = "raw psycopg"
 PG, SQLITE = "postgresql", "sqlite"
+# The Django saver's durability: "async" (write-behind, what workers use) unless
+# BENCH_DJANGO_DURABILITY=sync asks for a commit before every put returns.
+DURABILITY = os.environ.get("BENCH_DJANGO_DURABILITY", "async")
 DJANGO_TABLES = ("orchestration_checkpoint", "orchestration_fieldversion",
                  "orchestration_pendingwrite")
 LANGGRAPH_PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -80,7 +83,10 @@ class DjangoKit:
         from orchestration.runtime.savers import DjangoCheckpointSaver
 
         lease = Lease(run_id=self.run.pk, token=self.token, seconds=3600.0)
-        if "lease" in inspect.signature(DjangoCheckpointSaver).parameters:
+        parameters = inspect.signature(DjangoCheckpointSaver).parameters
+        if "durability" in parameters:  # as a worker runs it (tasks.execute_run)
+            return DjangoCheckpointSaver(lease=lease, using=self.alias, durability=DURABILITY)
+        if "lease" in parameters:
             return DjangoCheckpointSaver(lease=lease, using=self.alias)
         return DjangoCheckpointSaver(fence=self._fence(lease), using=self.alias)
 

@@ -187,35 +187,70 @@ def drive(core: Core, saver: BaseCheckpointSaver | None) -> Generator[tuple[str,
     """Fulfil the core's effects with blocking I/O; yields stream chunks, returns its result."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        if type(effect) is Emit:
-            yield effect.mode, effect.chunk
-            continue
-        try:
-            send = _fulfil(effect, saver)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                _flush(saver)
+                return stop.value
+            send, error = None, None
+            if type(effect) is Emit:
+                yield effect.mode, effect.chunk
+                continue
+            try:
+                send = _fulfil(effect, saver)
+            except Exception as caught:
+                error = caught
+    except BaseException as failed:
+        _flush_after(saver, failed)
+        raise
 
 
 def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:
     """`drive` for `invoke`, which streams nothing: a plain loop, not a generator to step."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        try:
-            send = _fulfil(effect, saver)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                _flush(saver)
+                return stop.value
+            send, error = None, None
+            try:
+                send = _fulfil(effect, saver)
+            except Exception as caught:
+                error = caught
+    except BaseException as failed:
+        _flush_after(saver, failed)
+        raise
+
+
+# A saver may write behind (its put returns before the commit): the run's writes are made
+# durable, and a failed one raised, before the run returns, and before a node with side
+# effects acts on the world (it must never act for a superstep whose write was refused).
+
+
+def _flush(saver: BaseCheckpointSaver | None) -> None:
+    if saver is not None:
+        saver.flush()
+
+
+def _flush_after(saver: BaseCheckpointSaver | None, failed: BaseException) -> None:
+    """Flush as the run fails: the error the run failed with stays the one raised."""
+    if saver is None:
+        return
+    try:
+        saver.flush()
+    except Exception as also:
+        failed.add_note(f"and the last checkpoint write failed too: {also!r}")
+
+
+def _has_side_effects(effect: Execute) -> bool:
+    nodes = effect.spec.nodes
+    return any(nodes[task.node].side_effects for task, _, _ in effect.work)
 
 
 def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
@@ -223,6 +258,8 @@ def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
     # Dispatch on the exact type with `is`: this runs once per effect, many per step.
     kind = type(effect)
     if kind is Execute:
+        if saver is not None and _has_side_effects(effect):  # type: ignore[arg-type]
+            saver.flush()
         return execute_sync(effect)  # type: ignore[arg-type]
     if kind is Route:
         return route_sync(effect)  # type: ignore[arg-type]
@@ -245,30 +282,42 @@ async def adrive(
     """The asyncio twin of `drive`; the core's return value is appended to `result`."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            result.append(stop.value)
-            return
-        send, error = None, None
-        try:
-            if isinstance(effect, Execute):
-                send = await execute_async(effect)
-            elif isinstance(effect, Emit):
-                yield effect.mode, effect.chunk
-            elif isinstance(effect, Route):
-                send = await route_async(effect)
-            elif saver is None:
-                send = _no_saver(effect)
-            elif isinstance(effect, Get):
-                send = await saver.aget_tuple(effect.config)
-            elif isinstance(effect, Put):
-                send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
-            elif isinstance(effect, PutWrites):
-                await saver.aput_writes(effect.config, effect.writes, effect.task_id)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                if saver is not None:
+                    await saver.aflush()
+                result.append(stop.value)
+                return
+            send, error = None, None
+            try:
+                if isinstance(effect, Execute):
+                    if saver is not None and _has_side_effects(effect):
+                        await saver.aflush()
+                    send = await execute_async(effect)
+                elif isinstance(effect, Emit):
+                    yield effect.mode, effect.chunk
+                elif isinstance(effect, Route):
+                    send = await route_async(effect)
+                elif saver is None:
+                    send = _no_saver(effect)
+                elif isinstance(effect, Get):
+                    send = await saver.aget_tuple(effect.config)
+                elif isinstance(effect, Put):
+                    send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
+                elif isinstance(effect, PutWrites):
+                    await saver.aput_writes(effect.config, effect.writes, effect.task_id)
+            except Exception as caught:
+                error = caught
+    except Exception as failed:
+        if saver is not None:
+            try:
+                await saver.aflush()
+            except Exception as also:
+                failed.add_note(f"and the last checkpoint write failed too: {also!r}")
+        raise
 
 
 def _no_saver(effect: Effect) -> Any:

@@ -11,6 +11,7 @@ import logging
 import traceback
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.tasks import task
 from django.utils import timezone
@@ -62,7 +63,9 @@ class RunExecution:
         }
 
     def execute(self) -> dict[str, Any]:
-        self.saver = DjangoCheckpointSaver(lease=self.lease)
+        # Write-behind: superstep N commits while N+1 runs; the engine flushes before a node
+        # with side effects and at the end of each pass (see savers.DjangoCheckpointSaver).
+        self.saver = DjangoCheckpointSaver(lease=self.lease, durability=_durability())
         self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
         input, config = self.plan()
         while True:
@@ -132,6 +135,10 @@ class RunExecution:
             send=lambda run: run_finished.send(sender=Run, run=run),
         )
         return {"run_id": self.run.pk, "outcome": "succeeded"}
+
+
+def _durability() -> str:
+    return str(getattr(settings, "STEPWISE_CHECKPOINT_DURABILITY", "async"))
 
 
 class _AnswersArrived(Exception):  # noqa: N818 - a signal to keep running, not an error

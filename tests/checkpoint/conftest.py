@@ -14,7 +14,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests running on the Django saver get a real (transactional) test database."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("saver") == "django":
+        if callspec is not None and str(callspec.params.get("saver")).startswith("django"):
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
