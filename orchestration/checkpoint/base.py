@@ -214,6 +214,7 @@ class BaseCheckpointSaver(ABC):
         """Return once every put this saver accepted is durable, raising a failed write's
         error. The engine calls it at the end of a run and before a node declared with side
         effects runs. A saver that writes before `put` returns has nothing to do."""
+        return  # noqa: B027 - optional hook, deliberately not abstract
 
     async def aflush(self) -> None:
         if type(self).flush is not BaseCheckpointSaver.flush:
