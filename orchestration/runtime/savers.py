@@ -39,7 +39,12 @@ from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pai
 from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
-from orchestration.runtime.write_behind import WriteBehind, current_writer, writer_for
+from orchestration.runtime.write_behind import (
+    WriteBehind,
+    close_writer,
+    current_writer,
+    writer_for,
+)
 
 _T = TypeVar("_T")
 
@@ -182,6 +187,15 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             lease.lost.set()
             raise LeaseLost(lease.run_id, lease.token)
         self._remember_pk(thread_id, checkpoint_id, pk)
+
+    def close(self) -> None:
+        """Flush, then close this thread's write-behind connection (the end of a worker's
+        run execution). The saver stays usable: a later async put opens a new one."""
+        try:
+            self.flush()
+        finally:
+            if self.durability == "async":
+                close_writer(self.using)
 
     def _writer(self) -> WriteBehind | None:
         """The write-behind thread for this put, or None when it must be synchronous."""

@@ -66,15 +66,26 @@ class RunExecution:
         # Write-behind: superstep N commits while N+1 runs; the engine flushes before a node
         # with side effects and at the end of each pass (see savers.DjangoCheckpointSaver).
         self.saver = DjangoCheckpointSaver(lease=self.lease, durability=_durability())
-        self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
-        input, config = self.plan()
-        while True:
-            self.stream(input, config)
-            more = self.record_outcome()
-            if isinstance(more, dict):
-                return more
-            # Answers arrived while this run worked: deliver them and go on (same lease).
-            input, config = more, self.thread_config
+        try:
+            self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
+            input, config = self.plan()
+            while True:
+                self.stream(input, config)
+                more = self.record_outcome()
+                if isinstance(more, dict):
+                    return more
+                # Answers arrived while this run worked: deliver them and go on (same lease).
+                input, config = more, self.thread_config
+        finally:
+            self._close_saver()
+
+    def _close_saver(self) -> None:
+        """Its write-behind connection goes with the run, like the heartbeat's. Every write
+        was flushed when the engine returned; a failure here was already raised there."""
+        try:
+            self.saver.close()
+        except Exception:
+            logger.debug("closing run %s's checkpoint writer", self.run.pk, exc_info=True)
 
     def stream(self, input: Any, config: CheckpointConfig) -> None:
         for update in self.graph.stream(input, config, stream_mode="updates", extra=self.extra):

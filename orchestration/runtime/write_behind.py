@@ -12,9 +12,10 @@ exactly like a crash during it), and a failed write (a lost lease) stops the run
 put, before any later superstep is written. Each write is its own statement/transaction, with
 the lease fence inside it, exactly as a synchronous put.
 
-Writers are kept per (calling thread, database alias): a worker thread reuses its writer and
-its connection run after run. `close_writers()` closes them (tests, before their database
-is dropped).
+Writers are kept per (calling thread, database alias), so savers on one thread share one
+connection and one order of writes. The worker closes its writer when a run execution ends
+(`DjangoCheckpointSaver.close`), as its heartbeat thread's connection goes with the run;
+`close_writers()` closes every one (tests, before their database is dropped).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["WriteBehind", "close_writers", "current_writer", "writer_for"]
+__all__ = ["WriteBehind", "close_writer", "close_writers", "current_writer", "writer_for"]
 
 Job = Callable[[Any], Any]
 
@@ -123,6 +124,17 @@ def current_writer(alias: str) -> WriteBehind | None:
     """This thread's writer for `alias` if it has one (none is created)."""
     writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
     return None if writers is None else writers.get(alias)
+
+
+def close_writer(alias: str) -> None:
+    """Close this thread's writer for `alias` and forget it (a later write opens another)."""
+    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    writer = None if writers is None else writers.pop(alias, None)
+    if writer is not None:
+        writer.close()
+        with _all_lock:
+            if writer in _all:
+                _all.remove(writer)
 
 
 def close_writers() -> None:
