@@ -44,6 +44,9 @@ from bench.workloads import (
 
 RAW_PG = "raw psycopg"
 PG, SQLITE = "postgresql", "sqlite"
+# The Django saver's durability, as a worker runs it (tasks._durability): write-behind
+# ("async") on PostgreSQL, "sync" on SQLite; BENCH_DJANGO_DURABILITY=sync|async forces one.
+DURABILITY = os.environ.get("BENCH_DJANGO_DURABILITY", "")
 DJANGO_TABLES = ("orchestration_checkpoint", "orchestration_fieldversion",
                  "orchestration_pendingwrite")
 LANGGRAPH_PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -80,7 +83,11 @@ class DjangoKit:
         from orchestration.runtime.savers import DjangoCheckpointSaver
 
         lease = Lease(run_id=self.run.pk, token=self.token, seconds=3600.0)
-        if "lease" in inspect.signature(DjangoCheckpointSaver).parameters:
+        parameters = inspect.signature(DjangoCheckpointSaver).parameters
+        if "durability" in parameters:  # as a worker runs it (tasks.execute_run)
+            durability = DURABILITY or ("async" if self.alias == PG_ALIAS else "sync")
+            return DjangoCheckpointSaver(lease=lease, using=self.alias, durability=durability)
+        if "lease" in parameters:
             return DjangoCheckpointSaver(lease=lease, using=self.alias)
         return DjangoCheckpointSaver(fence=self._fence(lease), using=self.alias)
 

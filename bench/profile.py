@@ -13,9 +13,9 @@ import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from bench.__main__ import load_adapters, log
+from bench.__main__ import ALL_WORKLOADS, load_adapters, log, set_up_servers
 from bench.harness import gc_paused
-from bench.workloads import STEPWISE, WORKLOADS, Context
+from bench.workloads import STEPWISE, Context
 
 
 def file_shares(stats: pstats.Stats, top: int) -> list[tuple[str, float]]:
@@ -110,7 +110,7 @@ def run_py_spy(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    names = [w.name for w in WORKLOADS]
+    names = [w.name for w in ALL_WORKLOADS]
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("name", choices=names)
     parser.add_argument("--side", default=STEPWISE)
@@ -122,13 +122,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.py_spy:
         return run_py_spy(args)
-    workload = next(w for w in WORKLOADS if w.name == args.name)
+    workload = next(w for w in ALL_WORKLOADS if w.name == args.name)
     adapters, _ = load_adapters("async")
     if args.side not in adapters:
         print(f"{args.side} is not available: {sorted(adapters)}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="stepwise-profile-") as tmp:
         ctx = Context(workdir=Path(tmp), quick=True, adapters=adapters)
+        if workload.needs and not set_up_servers(ctx, [workload], []):
+            print(f"{args.name}: its database is not available", file=sys.stderr)
+            return 1
         runner = workload.make(adapters[args.side], ctx, log)
         runner.run()  # warm-up outside the profile
         if args.no_profile:  # py-spy samples this process from outside

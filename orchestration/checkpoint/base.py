@@ -314,6 +314,16 @@ class BaseCheckpointSaver(ABC):
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
 
+    def flush(self) -> None:
+        """Return once every put this saver accepted is durable, raising a failed write's
+        error. The engine calls it at the end of a run and before a node declared with side
+        effects runs. A saver that writes before `put` returns has nothing to do."""
+        return  # noqa: B027 - optional hook, deliberately not abstract
+
+    async def aflush(self) -> None:
+        if type(self).flush is not BaseCheckpointSaver.flush:
+            await self._offload(self.flush)
+
     # Async twins: one implementation, run off the event loop by `_offload`, so the loop never
     # blocks on I/O. A saver whose storage cares which thread runs it overrides `_offload` alone.
 

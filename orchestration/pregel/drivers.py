@@ -225,19 +225,24 @@ def drive(
         return (yield from _drive_in_background(core, saver, sink))
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        if type(effect) is Emit:
-            yield "", effect.mode, effect.chunk
-            continue
-        try:
-            send = _fulfil(effect, saver)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                _flush(saver)
+                return stop.value
+            send, error = None, None
+            if type(effect) is Emit:
+                yield "", effect.mode, effect.chunk
+                continue
+            try:
+                send = _fulfil(effect, saver)
+            except Exception as caught:
+                error = caught
+    except BaseException as failed:
+        _flush_after(saver, failed)
+        raise
 
 
 _DONE: Any = object()
@@ -286,38 +291,73 @@ def _run_for_sink(
 ) -> Any:
     send: Any = None
     error: BaseException | None = None
-    while True:
-        if stop.is_set():
-            core.close()
-            raise _Stopped
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as done:
-            return done.value
-        send, error = None, None
-        if type(effect) is Emit:
-            sink.emit("", effect.mode, effect.chunk)
-            continue
-        try:
-            send = _fulfil(effect, saver)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            if stop.is_set():
+                core.close()
+                raise _Stopped
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as done:
+                _flush(saver)
+                return done.value
+            send, error = None, None
+            if type(effect) is Emit:
+                sink.emit("", effect.mode, effect.chunk)
+                continue
+            try:
+                send = _fulfil(effect, saver)
+            except Exception as caught:
+                error = caught
+    except BaseException as failed:
+        _flush_after(saver, failed)
+        raise
 
 
 def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:
     """`drive` for `invoke`, which streams nothing: a plain loop, not a generator to step."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        try:
-            send = _fulfil(effect, saver)
-        except Exception as caught:
-            error = caught
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                _flush(saver)
+                return stop.value
+            send, error = None, None
+            try:
+                send = _fulfil(effect, saver)
+            except Exception as caught:
+                error = caught
+    except BaseException as failed:
+        _flush_after(saver, failed)
+        raise
+
+
+# A saver may write behind (its put returns before the commit): the run's writes are made
+# durable, and a failed one raised, before the run returns, and before a node with side
+# effects acts on the world (it must never act for a superstep whose write was refused).
+
+
+def _flush(saver: BaseCheckpointSaver | None) -> None:
+    if saver is not None:
+        saver.flush()
+
+
+def _flush_after(saver: BaseCheckpointSaver | None, failed: BaseException) -> None:
+    """Flush as the run fails: the error the run failed with stays the one raised."""
+    if saver is None:
+        return
+    try:
+        saver.flush()
+    except Exception as also:
+        failed.add_note(f"and the last checkpoint write failed too: {also!r}")
+
+
+def _has_side_effects(effect: Execute) -> bool:
+    nodes = effect.spec.nodes
+    return any(nodes[task.node].side_effects for task, _, _ in effect.work)
 
 
 def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
@@ -325,6 +365,8 @@ def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
     # Dispatch on the exact type with `is`: this runs once per effect, many per step.
     kind = type(effect)
     if kind is Execute:
+        if saver is not None and _has_side_effects(effect):  # type: ignore[arg-type]
+            saver.flush()
         return execute_sync(effect)  # type: ignore[arg-type]
     if kind is Route:
         return route_sync(effect)  # type: ignore[arg-type]
@@ -348,45 +390,59 @@ async def adrive(
     wake = sink.bind_loop() if sink is not None else None
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            effect = core.throw(error) if error is not None else core.send(send)
-        except StopIteration as stop:
-            result.append(stop.value)
-            return
-        send, error = None, None
-        try:
-            if isinstance(effect, Execute):
-                if sink is None or wake is None:
-                    send = await execute_async(effect)
-                else:
-                    running = asyncio.ensure_future(execute_async(effect))
-                    while True:
+    try:
+        while True:
+            try:
+                effect = core.throw(error) if error is not None else core.send(send)
+            except StopIteration as stop:
+                if saver is not None:
+                    await saver.aflush()
+                result.append(stop.value)
+                return
+            send, error = None, None
+            try:
+                if isinstance(effect, Execute):
+                    if saver is not None and _has_side_effects(effect):
+                        await saver.aflush()
+                    if sink is None or wake is None:
+                        send = await execute_async(effect)
+                    else:
+                        running = asyncio.ensure_future(execute_async(effect))
+                        while True:
+                            for item in sink.drain():
+                                yield item
+                            if running.done():
+                                break
+                            waiter = asyncio.ensure_future(wake.wait())
+                            await asyncio.wait(
+                                (running, waiter), return_when=asyncio.FIRST_COMPLETED
+                            )
+                            waiter.cancel()
+                            wake.clear()
                         for item in sink.drain():
                             yield item
-                        if running.done():
-                            break
-                        waiter = asyncio.ensure_future(wake.wait())
-                        await asyncio.wait((running, waiter), return_when=asyncio.FIRST_COMPLETED)
-                        waiter.cancel()
-                        wake.clear()
-                    for item in sink.drain():
-                        yield item
-                    send = running.result()
-            elif isinstance(effect, Emit):
-                yield "", effect.mode, effect.chunk
-            elif isinstance(effect, Route):
-                send = await route_async(effect)
-            elif saver is None:
-                send = _no_saver(effect)
-            elif isinstance(effect, Get):
-                send = await saver.aget_tuple(effect.config)
-            elif isinstance(effect, Put):
-                send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
-            elif isinstance(effect, PutWrites):
-                await saver.aput_writes(effect.config, effect.writes, effect.task_id)
-        except Exception as caught:
-            error = caught
+                        send = running.result()
+                elif isinstance(effect, Emit):
+                    yield "", effect.mode, effect.chunk
+                elif isinstance(effect, Route):
+                    send = await route_async(effect)
+                elif saver is None:
+                    send = _no_saver(effect)
+                elif isinstance(effect, Get):
+                    send = await saver.aget_tuple(effect.config)
+                elif isinstance(effect, Put):
+                    send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
+                elif isinstance(effect, PutWrites):
+                    await saver.aput_writes(effect.config, effect.writes, effect.task_id)
+            except Exception as caught:
+                error = caught
+    except Exception as failed:
+        if saver is not None:
+            try:
+                await saver.aflush()
+            except Exception as also:
+                failed.add_note(f"and the last checkpoint write failed too: {also!r}")
+        raise
 
 
 def _no_saver(effect: Effect) -> Any:

@@ -20,7 +20,7 @@ The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrit
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,7 +156,16 @@ def _sql(kind: str, vendor: str, fenced: bool) -> str:
 
 
 def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
-    """Run `sql` as a server-side prepared statement and return its one row.
+    """Run `sql` on Django's connection as a server-side prepared statement; its one row."""
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors:
+        return _pg_row(connection.connection, sql, params)
+
+
+def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
+    """Run `sql` on the psycopg connection `raw` as a server-side prepared statement and
+    return its one row.
 
     Django's cursors bind parameters client-side (for connection poolers), so the server
     parses and plans the long CTE statement on every call; prepared, it is planned once per
@@ -167,14 +176,29 @@ def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -
     import psycopg
 
     prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True if prepare else None)
         return cursor.fetchone()
 
 
+def private_connection(connection: BaseDatabaseWrapper) -> Any:
+    """A new raw DB-API connection to `connection`'s database, configured as Django would
+    (adapters, SQLite functions and pragmas), in autocommit: for the write-behind thread."""
+    params = connection.get_connection_params()
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        raw = psycopg.connect(**params)
+        raw.autocommit = True
+        return raw
+    raw = connection.get_new_connection(params)
+    raw.isolation_level = None  # autocommit; a put opens its own BEGIN IMMEDIATE
+    return raw
+
+
 # --- the writes -----------------------------------------------------------------------------
+
+PutJob = Callable[[Any], "int | None"]
 
 
 def put_checkpoint(
@@ -189,11 +213,54 @@ def put_checkpoint(
     parent_pk: int | None,
     checkpoint_ns: str = "",
 ) -> int:
-    """Store `encoded` and move the thread's head to it; returns the new row's pk. Raises
-    `FenceFailed` having written nothing. `parent_pk`, when the caller knows it (it wrote or
-    read the parent), spares the lookup of the parent row by id. A subgraph's checkpoint
-    (`checkpoint_ns` not empty) never moves the thread's head, which is the root graph's."""
+    """Store `encoded` and move the thread's head to it on Django's connection; returns the
+    new row's pk. Raises `FenceFailed` having written nothing. `parent_pk`, when the caller
+    knows it (it wrote or read the parent), spares the lookup of the parent row by id. A
+    subgraph's checkpoint (`checkpoint_ns` not empty) never moves the thread's head, which is
+    the root graph's."""
+    job = put_job(
+        connection, encoded, written_by=written_by, created_at=created_at, user_id=user_id,
+        reason=reason, fence=fence, parent_pk=parent_pk, checkpoint_ns=checkpoint_ns,
+    )
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            pk = job(connection.connection)
+    elif connection.in_atomic_block or not connection.get_autocommit():
+        with transaction.atomic(using=connection.alias):
+            pk = job(connection.connection)
+    else:
+        # Autocommit, outside any atomic block: the transaction straight on the sqlite3
+        # connection. `atomic` would toggle Django's autocommit twice around it, which cost
+        # as much as the four statements.
+        connection.validate_thread_sharing()
+        with connection.wrap_database_errors:
+            pk = in_transaction(job)(connection.connection)
+    if pk is None:
+        raise FenceFailed
+    return pk
+
+
+def put_job(
+    connection: BaseDatabaseWrapper,
+    encoded: EncodedPut,
+    *,
+    written_by: list[str],
+    created_at: datetime,
+    user_id: int | None,
+    reason: str,
+    fence: FenceArgs | None,
+    parent_pk: int | None,
+    checkpoint_ns: str = "",
+) -> PutJob:
+    """The put as a job for a raw connection to `connection`'s database (Django's own, inside
+    its transaction handling, or the write-behind thread's private one): it returns the new
+    row's pk, or None when the fence failed and nothing was written. Everything that needs
+    Django (parameter adaptation) is done here, on the caller's thread."""
     record = encoded.record
+    blobs = encoded.blobs
+    fenced = fence is not None
     params: dict[str, Any] = {
         **_fence_params(fence),
         "thread_id": record.thread_id,
@@ -214,51 +281,73 @@ def put_checkpoint(
         "reason": reason,
     }
     if connection.vendor == "postgresql":
-        return _pg_put(connection, params, encoded.blobs, created_at, fence is not None)
-    return _sqlite_put(connection, params, encoded.blobs, created_at, fence is not None)
+        params["created"] = created_at
+        params["b_field"] = [b.field for b in blobs]
+        params["b_version"] = [b.version for b in blobs]
+        params["b_kind"] = [b.kind for b in blobs]
+        params["b_base"] = [b.base or "" for b in blobs]
+        params["b_data"] = [b.data for b in blobs]
+        sql = _sql("put", "postgresql", fenced)
+
+        def pg_job(raw: Any) -> int | None:
+            matched, pk = _pg_row(raw, sql, params)
+            return int(pk) if matched else None
+
+        return pg_job
+
+    ops = connection.ops
+    params["created"] = ops.adapt_datetimefield_value(created_at)
+    if fenced:
+        params["now"] = ops.adapt_datetimefield_value(params["now"])
+    rows = [(b.field, b.version, b.kind, b.base or "", b.data) for b in blobs]
+
+    def sqlite_job(raw: Any) -> int | None:
+        cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
+        try:
+            return _sqlite_put(cursor, params, rows, fenced)
+        finally:
+            cursor.close()
+
+    return sqlite_job
 
 
-def _pg_put(
-    connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
-    created_at: datetime, fenced: bool,
-) -> int:
-    params["created"] = created_at
-    params["b_field"] = [b.field for b in blobs]
-    params["b_version"] = [b.version for b in blobs]
-    params["b_kind"] = [b.kind for b in blobs]
-    params["b_base"] = [b.base or "" for b in blobs]
-    params["b_data"] = [b.data for b in blobs]
-    matched, pk = _pg_one(connection, _sql("put", "postgresql", fenced), params)
-    if not matched:
-        raise FenceFailed
-    return int(pk)
+def in_transaction(job: PutJob) -> PutJob:
+    """`job` inside BEGIN IMMEDIATE ... COMMIT on a raw sqlite3 connection in autocommit (the
+    write-behind thread's; Django's gets `transaction.atomic`). PostgreSQL needs nothing:
+    a put is one statement, its own transaction."""
+
+    def run(raw: Any) -> int | None:
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            pk = job(raw)
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+        return pk
+
+    return run
 
 
 def _sqlite_put(
-    connection: BaseDatabaseWrapper, params: dict[str, Any], blobs: list[Blob],
-    created_at: datetime, fenced: bool,
-) -> int:
-    ops = connection.ops
-    params["created"] = ops.adapt_datetimefield_value(created_at)
-    with transaction.atomic(using=connection.alias):
-        cursor = connection.connection.cursor()  # the sqlite3 cursor: no per-call rewriting
-        try:
-            if fenced:
-                _sqlite_fence(cursor, params, ops)
-            cursor.execute(_SQLITE_THREAD, params)
-            (thread_pk,) = cursor.fetchone()
-            cursor.fetchall()  # finish the statement (RETURNING)
-            params["thread_pk"] = thread_pk
-            if blobs:
-                cursor.executemany(
-                    _SQLITE_BLOB,
-                    [(thread_pk, b.field, b.version, b.kind, b.base or "", b.data) for b in blobs],
-                )
-            cursor.execute(_sqlite_checkpoint_sql(), params)
-            (pk,) = cursor.fetchone()
-            cursor.fetchall()
-        finally:
-            cursor.close()
+    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool
+) -> int | None:
+    if fenced:
+        cursor.execute(
+            _SQLITE_FENCE,
+            {"run_id": params["run_id"], "token": params["token"], "now": params["now"]},
+        )
+        if cursor.rowcount != 1:
+            return None
+    cursor.execute(_SQLITE_THREAD, params)
+    (thread_pk,) = cursor.fetchone()
+    cursor.fetchall()  # finish the statement (RETURNING)
+    params["thread_pk"] = thread_pk
+    if rows:
+        cursor.executemany(_SQLITE_BLOB, [(thread_pk, *row) for row in rows])
+    cursor.execute(_sqlite_checkpoint_sql(), params)
+    (pk,) = cursor.fetchone()
+    cursor.fetchall()
     return int(pk)
 
 

@@ -41,6 +41,12 @@ from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pai
 from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
+from orchestration.runtime.write_behind import (
+    WriteBehind,
+    close_writer,
+    current_writer,
+    writer_for,
+)
 
 _T = TypeVar("_T")
 
@@ -60,6 +66,14 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     `heartbeat_at`) and writes nothing if that matched no row (LeaseLost is raised).
     `fence`, a callable, is the general form: called first inside the write's transaction,
     it raises to stop the write.
+
+    `durability`: "sync" (default) commits each put before `put` returns. "async" hands the
+    put to a write-behind thread (`write_behind`) and returns at once, so superstep N's
+    commit overlaps superstep N+1's work; at most one put is in flight, each still its own
+    fenced transaction. Everything is flushed (and a failure raised) before the next put,
+    any read or `put_writes`, and when the engine calls `flush` (at the end of a run and
+    before a node declared with side effects runs). A put inside a caller's
+    `transaction.atomic`, or with a `fence` callable, is always synchronous.
     """
 
     def __init__(
@@ -68,10 +82,16 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         fence: Callable[[], None] | None = None,
         lease: Lease | None = None,
         using: str = "default",
+        durability: str = "sync",
     ) -> None:
+        if durability not in ("sync", "async"):
+            raise ValueError(f"durability must be 'sync' or 'async', not {durability!r}")
         self.fence = fence
         self.lease = lease
         self.using = using
+        self.durability = durability
+        # The put in flight on the write-behind thread: (its writer, thread id, checkpoint id).
+        self._inflight: tuple[WriteBehind, str, str] | None = None
         self._cache = storage.ValueCache()
         # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
         # next put names its parent row directly instead of looking it up.
@@ -82,6 +102,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        self.flush()
         connection = connections[self.using]
         found = checkpoint_sql.checkpoint_row(
             connection, config.thread_id, config.checkpoint_id, config.checkpoint_ns
@@ -117,6 +138,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
+        self.flush()
         if limit is not None and limit <= 0:
             return []
         rows = self._checkpoints(config.thread_id).filter(checkpoint_ns=config.checkpoint_ns)
@@ -143,24 +165,95 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
-        extra = metadata.extra
-        user_id = extra.get("user_id")
-        thread_id = config.thread_id
-        parent_pk = self._pks.get((thread_id, config.checkpoint_id or ""))
+        writer = self._writer()
+        if writer is not None:
+            self._write_behind(writer, config, checkpoint, metadata, encoded)
+            return config_in(config, checkpoint.id)
+        self.flush()
         with self._fenced() as fence:
             pk = checkpoint_sql.put_checkpoint(
-                connections[self.using], encoded,
-                written_by=sorted(metadata.writes),
-                created_at=_aware(checkpoint.ts),
-                user_id=user_id if type(user_id) is int else None,
-                reason=str(extra.get("reason") or ""),
-                fence=fence,
-                parent_pk=parent_pk,
-                checkpoint_ns=config.checkpoint_ns,
+                connections[self.using], encoded, fence=fence,
+                **self._put_args(config, checkpoint, metadata),
             )
-        self._remember_pk(thread_id, checkpoint.id, pk)
+        self._remember_pk(config.thread_id, checkpoint.id, pk)
         storage.remember_put(self._cache, encoded)
         return config_in(config, checkpoint.id)
+
+    def flush(self) -> None:
+        """Wait for the put in flight (durability="async"); raise its failure: `LeaseLost`
+        if the fence refused it (nothing of it was written), or the database's error."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            # Another saver on this thread may have a write in flight to the same database:
+            # what this saver reads or writes next comes after it.
+            other = current_writer(self.using)
+            if other is not None and other.owner is not None and other.owner is not self:
+                other.owner.flush()
+            return
+        writer, thread_id, checkpoint_id = inflight
+        with connections[self.using].wrap_database_errors:
+            pk = writer.wait()
+        if pk is None:
+            lease = self.lease
+            assert lease is not None  # only a fenced put comes back without a row
+            lease.lost.set()
+            raise LeaseLost(lease.run_id, lease.token)
+        self._remember_pk(thread_id, checkpoint_id, pk)
+
+    def close(self) -> None:
+        """Flush, then close this thread's write-behind connection (the end of a worker's
+        run execution). The saver stays usable: a later async put opens a new one."""
+        try:
+            self.flush()
+        finally:
+            if self.durability == "async":
+                close_writer(self.using)
+
+    def _writer(self) -> WriteBehind | None:
+        """The write-behind thread for this put, or None when it must be synchronous."""
+        if self.durability != "async" or self.fence is not None:
+            return None
+        connection = connections[self.using]
+        if connection.in_atomic_block:
+            return None  # the caller's transaction must contain the put
+        return writer_for(
+            self.using, lambda: checkpoint_sql.private_connection(connection)
+        )
+
+    def _write_behind(
+        self, writer: WriteBehind, config: CheckpointConfig, checkpoint: Checkpoint,
+        metadata: CheckpointMetadata, encoded: storage.EncodedPut,
+    ) -> None:
+        self.flush()  # never two in flight; a lost lease stops here, before this is sent
+        if writer.owner is not None:
+            writer.owner.flush()  # another saver's write on this thread
+        lease = self.lease
+        if lease is not None and lease.lost.is_set():
+            raise LeaseLost(lease.run_id, lease.token)
+        fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+        connection = connections[self.using]
+        job = checkpoint_sql.put_job(
+            connection, encoded, fence=fence, **self._put_args(config, checkpoint, metadata)
+        )
+        if connection.vendor != "postgresql":
+            job = checkpoint_sql.in_transaction(job)
+        writer.submit(job, self)
+        self._inflight = (writer, config.thread_id, checkpoint.id)
+        storage.remember_put(self._cache, encoded)
+
+    def _put_args(
+        self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
+    ) -> dict[str, Any]:
+        extra = metadata.extra
+        user_id = extra.get("user_id")
+        return {
+            "written_by": sorted(metadata.writes),
+            "created_at": _aware(checkpoint.ts),
+            "user_id": user_id if type(user_id) is int else None,
+            "reason": str(extra.get("reason") or ""),
+            "parent_pk": self._pks.get((config.thread_id, config.checkpoint_id or "")),
+            "checkpoint_ns": config.checkpoint_ns,
+        }
 
     def put_writes(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
@@ -170,6 +263,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         records = storage.encode_writes(writes, task_id)
+        self.flush()
         with self._fenced() as fence:
             found = checkpoint_sql.put_pending_writes(
                 connections[self.using], config.thread_id, config.checkpoint_id, task_id,
@@ -210,6 +304,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
         itself (title, runs, events: the audit trail) stays, with no head checkpoint."""
+        self.flush()
         with transaction.atomic(using=self.using):
             db = self.using
             models.PendingWrite.objects.using(db).filter(

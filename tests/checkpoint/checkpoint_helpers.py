@@ -20,7 +20,7 @@ from orchestration.checkpoint import (
 )
 from orchestration.checkpoint.base import new_checkpoint_id
 
-SAVERS = ["memory", "sqlite", "django"]
+SAVERS = ["memory", "sqlite", "django", "django-write-behind"]
 
 
 def make_saver(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> BaseCheckpointSaver:
@@ -36,11 +36,16 @@ def make_saver(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Base
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    from orchestration.runtime.write_behind import close_writers
     from orchestration.savers import DjangoCheckpointSaver
 
+    # The write-behind thread's private connection goes too, for the same reason.
+    request.addfinalizer(close_writers)
     # The async twins use asgiref's executor thread; close its connection so the test
     # database can be dropped at the end (PostgreSQL refuses while a session is open).
     request.addfinalizer(lambda: asyncio.run(sync_to_async(connections.close_all)()))
+    if kind == "django-write-behind":
+        return DjangoCheckpointSaver(durability="async")
     return DjangoCheckpointSaver()
 
 

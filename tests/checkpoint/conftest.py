@@ -24,8 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests running on the Django saver get a real (transactional) test database."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "django" in (
-            callspec.params.get("saver"), callspec.params.get("store_kind")
+        if callspec is not None and any(
+            str(callspec.params.get(key)).startswith("django") for key in ("saver", "store_kind")
         ):
             item.add_marker(pytest.mark.django_db(transaction=True))
 

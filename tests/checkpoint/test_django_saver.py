@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from checkpoint_helpers import SyncOps, Writer
 
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.checkpoint.base import new_checkpoint_id
 from orchestration.runtime import models
 from orchestration.savers import DjangoCheckpointSaver
 
@@ -86,3 +89,38 @@ def test_lease_fence_folded_into_the_write_stops_it_once_the_run_is_taken_away()
     assert list(models.PendingWrite.objects.values_list("task_id", flat=True)) == ["task"]
     thread.refresh_from_db()
     assert thread.head_checkpoint_id == first.checkpoint.id
+
+
+def test_fence_failure_of_the_write_in_flight_stops_the_next_put_before_it_is_sent(
+    request: pytest.FixtureRequest,
+) -> None:
+    from orchestration.runtime.leases import Lease
+    from orchestration.runtime.leases import LeaseLost as RunLeaseLost
+    from orchestration.runtime.write_behind import close_writers
+
+    thread = models.Thread.objects.create(thread_id="fenced")
+    run = models.Run.objects.create(
+        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
+        lease_token="token", attempts=1,
+    )
+    lease = Lease(run_id=run.pk, token="token", seconds=30.0)
+    request.addfinalizer(close_writers)
+    saver = DjangoCheckpointSaver(lease=lease, durability="async")
+    writer = Writer(SyncOps(saver))
+    first = writer.put("fenced", {"a": 1})
+    saver.flush()
+    # resume_stalled takes the run away while the next write is about to be handed over
+    models.Run.objects.filter(pk=run.pk).update(status=models.Run.Status.STALLED, lease_token="")
+    second = dataclasses.replace(first.checkpoint, id=new_checkpoint_id())
+    config = saver.put(first.config, second, first.metadata)  # handed over, not yet run
+    assert config.checkpoint_id == second.id
+    with pytest.raises(RunLeaseLost):  # the next call collects the refusal, sends nothing
+        writer.put("fenced", {"a": 3}, first)
+    assert lease.lost.is_set()
+    assert list(models.Checkpoint.objects.values_list("checkpoint_id", flat=True)) == [
+        first.checkpoint.id
+    ]
+    assert models.Thread.objects.get(thread_id="fenced").head_checkpoint_id == first.checkpoint.id
+    with pytest.raises(RunLeaseLost):  # the saver stays stopped
+        saver.put_writes(first.config, [("a", 4)], "task")
+    assert models.PendingWrite.objects.count() == 0

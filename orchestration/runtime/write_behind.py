@@ -1,0 +1,146 @@
+"""Write-behind for the Django saver: one checkpoint write in flight on a private connection
+while the caller computes the next superstep (`DjangoCheckpointSaver(durability="async")`).
+
+Why a thread with its own connection and not psycopg's pipeline mode on Django's connection:
+a node may use the ORM between two puts, and Django's connection must stay an ordinary
+connection for it; a private connection is used by nothing else, on PostgreSQL and SQLite
+alike, and the thread spends its wait on the server with the GIL released.
+
+At most ONE write is in flight: `submit` first waits for the previous write and raises its
+failure, so a crash loses at most the superstep whose write was in flight (re-run on resume
+exactly like a crash during it), and a failed write (a lost lease) stops the run at its next
+put, before any later superstep is written. Each write is its own statement/transaction, with
+the lease fence inside it, exactly as a synchronous put.
+
+Writers are kept per (calling thread, database alias), so savers on one thread share one
+connection and one order of writes. The worker closes its writer when a run execution ends
+(`DjangoCheckpointSaver.close`), as its heartbeat thread's connection goes with the run;
+`close_writers()` closes every one (tests, before their database is dropped).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+__all__ = ["WriteBehind", "close_writer", "close_writers", "current_writer", "writer_for"]
+
+Job = Callable[[Any], Any]
+
+
+class WriteBehind:
+    """A daemon thread running one job at a time on a connection it opens with `connect`."""
+
+    def __init__(self, connect: Callable[[], Any], name: str) -> None:
+        self._connect = connect
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[Job, Future[Any]] | None] = queue.SimpleQueue()
+        self._pending: Future[Any] | None = None
+        self._thread: threading.Thread | None = None
+        # Who handed over the write in flight (a saver): another saver on this thread
+        # asks it to collect its write before sending or reading anything.
+        self.owner: Any = None
+
+    @property
+    def busy(self) -> bool:
+        """A write was handed over and its outcome not yet collected."""
+        return self._pending is not None
+
+    def submit(self, job: Job, owner: Any) -> Future[Any]:
+        """Hand `job(connection)` to the thread for `owner`. Never two in flight: the
+        caller collects the previous job (`wait`) first."""
+        if self._pending is not None:
+            raise RuntimeError("collect the write in flight (wait()) before submitting another")
+        future: Future[Any] = Future()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._pending = future
+        self.owner = owner
+        self._jobs.put((job, future))
+        return future
+
+    def wait(self) -> Any:
+        """The in-flight job's result (None if there is none); raises what the job raised."""
+        future, self._pending, self.owner = self._pending, None, None
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        """Stop the thread and close its connection (after the job in flight, if any)."""
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def _run(self) -> None:
+        connection: Any = None
+        try:
+            while (item := self._jobs.get()) is not None:
+                job, future = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if connection is None:
+                        connection = self._connect()
+                    future.set_result(job(connection))
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    # The connection may be broken or mid-transaction: start afresh.
+                    connection = _close(connection)
+        finally:
+            _close(connection)
+
+
+def _close(connection: Any) -> None:
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # noqa: S110 - closing a connection that already failed
+            pass
+
+
+_local = threading.local()
+_all: list[WriteBehind] = []
+_all_lock = threading.Lock()
+
+
+def writer_for(alias: str, connect: Callable[[], Any]) -> WriteBehind:
+    """This thread's writer for database `alias` (created on first use)."""
+    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    if writers is None:
+        writers = _local.writers = {}
+    writer = writers.get(alias)
+    if writer is None:
+        writer = writers[alias] = WriteBehind(connect, f"stepwise-writer-{alias}")
+        with _all_lock:
+            _all.append(writer)
+    return writer
+
+
+def current_writer(alias: str) -> WriteBehind | None:
+    """This thread's writer for `alias` if it has one (none is created)."""
+    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    return None if writers is None else writers.get(alias)
+
+
+def close_writer(alias: str) -> None:
+    """Close this thread's writer for `alias` and forget it (a later write opens another)."""
+    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    writer = None if writers is None else writers.pop(alias, None)
+    if writer is not None:
+        writer.close()
+        with _all_lock:
+            if writer in _all:
+                _all.remove(writer)
+
+
+def close_writers() -> None:
+    """Close every writer's connection (their threads stop); a later write opens a new one.
+    Writes in flight are finished first; their outcome is dropped, so flush savers before."""
+    with _all_lock:
+        writers = list(_all)
+    for writer in writers:
+        writer.close()

@@ -1,0 +1,64 @@
+"""Graphs for the write-behind tests (tests/runtime is on the child process's PYTHONPATH).
+
+`crash_graph`: four nodes in a chain, each recording that it ran in the file `state.log`;
+`third` SIGKILLs its own process the first time it runs, while the checkpoint after
+`second` may still be in flight on the write-behind thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from orchestration import END, StateGraph
+from orchestration.reducers import topic
+
+
+@dataclass
+class Chain:
+    log: str = ""
+    done: Annotated[list[str], topic] = field(default_factory=list)
+
+
+def _record(state: Chain, name: str) -> None:
+    with open(state.log, "a", encoding="utf-8") as fh:
+        fh.write(f"{name}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _node(name: str, *, crash: bool = False) -> Any:
+    def run(state: Chain) -> dict[str, Any]:
+        _record(state, name)
+        if crash and not os.path.exists(state.log + ".crashed"):
+            open(state.log + ".crashed", "w").close()  # noqa: SIM115 - a marker, closed at once
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"done": [name]}
+
+    return run
+
+
+def crash_graph() -> Any:
+    builder = StateGraph(Chain)
+    names = ("first", "second", "third", "fourth")
+    for name in names:
+        builder.add_node(name, _node(name, crash=name == "third"))
+    builder.set_entry_point("first")
+    for a, b in zip(names, names[1:], strict=False):
+        builder.add_edge(a, b)
+    builder.add_edge(names[-1], END)
+    return builder.compile()
+
+
+if __name__ == "__main__":  # the child: run the graph on the test database until it dies
+    import django
+
+    django.setup()
+    from orchestration.checkpoint import CheckpointConfig
+    from orchestration.runtime.savers import DjangoCheckpointSaver
+
+    graph = crash_graph().with_checkpoint_saver(DjangoCheckpointSaver(durability="async"))
+    graph.invoke({"log": sys.argv[2]}, CheckpointConfig(sys.argv[1]))
