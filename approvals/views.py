@@ -324,10 +324,26 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = access_thread(request.user, thread_id, for_update=False)
     context = _tree_context(request, thread)
     context["can_fork"] = request.user.has_perm(FORK)
-    if context["tree"].total:
-        against = request.GET.get("against", "")
+    total = context["tree"].total
+    against = request.GET.get("against", "")
+    if total >= LAZY_PANEL_FROM and not request.GET.get("checkpoint"):
+        # A long thread's states are long too: reading the selected checkpoint and its parent
+        # is most of the page's time. The tree is drawn now; the panel follows in one request
+        # (a page asked for one checkpoint by URL, e.g. without JavaScript, gets it inline).
+        selected = context["selected"]
+        query = urlencode({"against": against}) if against else ""
+        context["panel_url"] = f'{context["cp_base"]}{selected}/' + (f"?{query}" if query else "")
+        context["panel_inline_url"] = "?" + urlencode(
+            {"checkpoint": selected, **({"against": against} if against else {})}
+        )
+    elif total:
         context.update(_checkpoint_context(thread, context["selected"], against))
     return render(request, "approvals/thread.html", context)
+
+
+# From this many checkpoints on, the thread page loads the selected checkpoint's panel after
+# the tree (`thread_detail`).
+LAZY_PANEL_FROM = 500
 
 
 @require_GET

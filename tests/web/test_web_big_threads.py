@@ -72,9 +72,16 @@ def test_a_10000_checkpoint_thread_lists_a_bounded_number_of_rows(client_as):
     assert f"{9_999:016x}a" in shown
 
 
-def test_the_thread_page_query_count_does_not_grow_with_checkpoints(client_as):
+@pytest.mark.parametrize("sizes", [(60, 400), (600, 3_000)])
+def test_the_thread_page_query_count_does_not_grow_with_checkpoints(client_as, sizes):
+    """Below and above LAZY_PANEL_FROM (where the checkpoint panel is loaded after the page)."""
+    from approvals.views import LAZY_PANEL_FROM
+
+    small_n, big_n = sizes
+    assert (small_n < LAZY_PANEL_FROM) == (big_n < LAZY_PANEL_FROM)
     client = client_as("viewer")
-    small, big = bulk_thread("small", 60), bulk_thread("big", 3_000, forks=(100, 2_000))
+    small = bulk_thread("small", small_n)
+    big = bulk_thread("big", big_n, forks=(10, big_n - 100))
     counts = []
     for thread in (small, big):
         page_of(client, thread)  # warm caches (permissions, content types)
@@ -281,3 +288,25 @@ def test_a_hand_made_span_opening_the_whole_thread_still_draws_a_bounded_page(cl
                .values_list("checkpoint_id", flat=True))
     html = page_of(client_as("viewer"), thread, open=f"{ids[0]}..{ids[-1]}").content.decode()
     assert len(ROW.findall(html)) <= RECENT + UNFOLD_CHUNK + 10
+
+
+def test_a_long_thread_draws_its_tree_first_and_loads_the_selected_checkpoint_after(client_as):
+    """From LAZY_PANEL_FROM checkpoints on, the page does not read the (long) state: the panel
+    is fetched by the page once the tree is shown; a URL naming a checkpoint still gets it
+    inline (no JavaScript needed)."""
+    from approvals.views import LAZY_PANEL_FROM
+
+    thread, _graph, _config = run_thread("lazy", LAZY_PANEL_FROM + 5)
+    client = client_as("ops")
+    page = page_of(client, thread).content.decode()
+    head = thread.head_checkpoint_id
+    assert f'hx-get="/threads/{thread.thread_id}/checkpoints/{head}/"' in page
+    assert 'hx-trigger="load"' in page
+    assert 'name="against"' not in page  # the panel's compare box: not read, not drawn
+    panel = client.get(
+        reverse("checkpoint", args=[thread.thread_id, head]), headers={"HX-Request": "true"}
+    ).content.decode()
+    assert head in panel and 'name="against"' in panel
+    inline = client.get(reverse("thread", args=[thread.thread_id]), {"checkpoint": head})
+    assert 'hx-trigger="load"' not in inline.content.decode()
+    assert 'name="against"' in inline.content.decode()
