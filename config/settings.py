@@ -127,6 +127,9 @@ SQLITE_TEST_PATH = os.environ.get("SQLITE_TEST_PATH") or str(
     Path(tempfile.gettempdir()) / f"stepwise-test-{os.getpid()}.sqlite3"
 )
 DATABASE_URL = os.environ.get("DATABASE_URL")
+# Seconds a SQLite writer waits for the write lock before "database is locked" (an HTTP 500).
+# bin/serve raises it to 60: with a hundred reviewers on a busy machine writers queue longer.
+SQLITE_BUSY_TIMEOUT = float(os.environ.get("SQLITE_BUSY_TIMEOUT", "20"))
 # Connections to PostgreSQL are bounded per process by Django's native psycopg pool: under an
 # ASGI server every request runs in a thread of its own, and a persistent connection per thread
 # (CONN_MAX_AGE) opened one PostgreSQL session per request until the server refused more
@@ -162,9 +165,10 @@ else:
             "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                "timeout": SQLITE_BUSY_TIMEOUT,
                 "init_command": (
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                    f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)};"
                 ),
             },
             "TEST": {"NAME": SQLITE_TEST_PATH},

@@ -317,6 +317,8 @@ def main() -> None:
             env["STEPWISE_DB_POOL_MAX"] = "0"  # as before this issue: a connection per thread
     else:
         env["SQLITE_PATH"] = str(state / "load.sqlite3")
+        if args.target == "profile":
+            env["SQLITE_BUSY_TIMEOUT"] = "60"  # as bin/serve sets it for SQLite
     # enough waiting reviews that each reviewer has a row of the inbox to itself
     backlog = args.backlog or 3 * args.reviewers
 
