@@ -23,3 +23,16 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> An
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_decided(page: Any, review_pk: int) -> None:
+    """After a decision the queue flow moves on: to the next review with a notice, or to the
+    inbox with a message when it was the last of the list. Both name the review decided;
+    wait for that text (not for the review's own page, which names it too) and for the page
+    to settle, so the next `goto` does not race the move."""
+    page.wait_for_function(
+        "pk => [...document.querySelectorAll('.msg')]"
+        ".some(e => e.textContent.includes('review #' + pk))",
+        arg=review_pk,
+    )
+    page.wait_for_load_state()

@@ -3,7 +3,7 @@ add_node(fn), interrupt()), is reviewed, sent back for changes and approved like
 
 from __future__ import annotations
 
-from e2e_helpers import screenshot, wait_for
+from e2e_helpers import screenshot, wait_decided, wait_for
 
 from approvals.models import ReviewRequest
 from orchestration.runtime import runs
@@ -30,13 +30,13 @@ def test_publishing_review_respond_then_approve(login, live_url):
     screenshot(page, "publishing-review")
     page.fill("textarea[name=text]", "Please fix the typos")
     page.click("button[value=respond]")
-    page.wait_for_selector("text=Decision recorded")
+    wait_decided(page, review.pk)
 
     second = pending_review(run.thread, other_than=review.pk)
     page.goto(f"{live_url}/reviews/{second.pk}/")
     assert "revision 1" in page.inner_text("body")
     page.click("button[value=approve]")
-    page.wait_for_selector("text=Decision recorded")
+    wait_decided(page, second.pk)
     wait_for(lambda: Thread.objects.get(pk=run.thread.pk).status == Thread.Status.DONE,
              "the thread to finish")
     page.goto(f"{live_url}/threads/{run.thread.thread_id}/")

@@ -4,7 +4,7 @@ that the model answers."""
 
 from __future__ import annotations
 
-from e2e_helpers import screenshot, wait_for
+from e2e_helpers import screenshot, wait_decided, wait_for
 
 from approvals.models import ReviewRequest
 from orchestration.runtime import runs
@@ -43,7 +43,7 @@ def test_support_agent_tool_calls_are_reviewed_in_the_browser(login, live_url):
     page.fill("textarea[name=comment]", "Partial refund: the box was opened")
     screenshot(page, "support-review")
     page.click("button[value=edit]")
-    page.wait_for_selector("text=Decision recorded")
+    wait_decided(page, refund.pk)
 
     email = pending_review(thread, "Allow send_email for c-42?")
     page.goto(f"{live_url}/threads/{thread.thread_id}/")
@@ -51,7 +51,7 @@ def test_support_agent_tool_calls_are_reviewed_in_the_browser(login, live_url):
     page.goto(f"{live_url}/reviews/{email.pk}/")
     page.fill("textarea[name=comment]", "the customer asked us to call instead")
     page.click("button[value=reject]")
-    page.wait_for_selector("text=Decision recorded")
+    wait_decided(page, email.pk)
 
     wait_for(lambda: Thread.objects.get(pk=thread.pk).status == Thread.Status.DONE,
              "the agent to answer the rejection and finish")
