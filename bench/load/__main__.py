@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -328,6 +329,10 @@ def main() -> None:
         manage(env, "collectstatic", "--noinput", "-v", "0")
     django_side(env, "seed", str(args.reviewers), str(backlog), str(state / "creds.json"))
 
+    # a server left on the port would answer instead of ours and spoil the run unnoticed
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", args.port)) == 0:
+            raise SystemExit(f"port {args.port} is already in use: stop that server or --port")
     proc = start_profile(args, env, state / "profile.log")
     sampler = None
     try:
