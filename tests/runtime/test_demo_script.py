@@ -72,7 +72,7 @@ def test_demo_keeps_its_worker_alive_and_links_to_its_own_port() -> None:
     out = subprocess.run(
         ["bash", "-c", 'eval "$(sed -n \'/^link_host=/,/^export STEPWISE_BASE_URL/p\' '
          f'{ROOT}/bin/demo)"; echo "$STEPWISE_BASE_URL"'],
-        env={"PATH": os.environ["PATH"], "PORT": "8123", "HOST": "0.0.0.0"},
+        env={"PATH": os.environ["PATH"], "PORT": "8123", "HOST": "0.0.0.0"},  # noqa: S104  a bind address
         capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "http://127.0.0.1:8123"
