@@ -18,7 +18,7 @@ from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.healing import NEEDS_OPS
-from orchestration.runtime.leases import orphaned_runs
+from orchestration.runtime.leases import unpicked_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
@@ -528,8 +528,9 @@ def attention_q() -> Q:
 
 def unpicked_queued_q() -> Q:
     """Queued runs that no task will ever pick up (their task was never enqueued, or is
-    gone), as the runtime's sweeper sees them (`leases.orphaned_runs`)."""
-    return Q(pk__in=[run.pk for run in orphaned_runs()])
+    gone), as the runtime's sweeper sees them (`leases.orphaned_runs`), and, while no worker
+    process beats, every queued run past the grace (`leases.unpicked_runs`)."""
+    return Q(pk__in=[run.pk for run in unpicked_runs()])
 
 
 def stalled_q() -> Q:
