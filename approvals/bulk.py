@@ -17,6 +17,7 @@ from django.http import Http404
 from approvals import selectors
 from approvals.access import OVERRIDE_CLAIM, access_review
 from approvals.actions import DecisionInput, ReviewError, do_decide
+from approvals.consequences import consequence
 from approvals.models import Decision, ReviewRequest
 
 BULK_ACTIONS = (Decision.Action.APPROVE, Decision.Action.REJECT)
@@ -29,6 +30,8 @@ class BulkItem:
     pk: int
     review: ReviewRequest | None
     problem: str  # "" when the decision applies
+    # nodes that may run next and act outside the graph: flagged as on the review's own page
+    side_effects: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -49,7 +52,9 @@ def preview(user: AbstractBaseUser, pks: Iterable[int], action: str) -> list[Bul
         except (PermissionDenied, Http404) as exc:
             items.append(BulkItem(pk, None, str(exc) or f"You may not decide review #{pk}."))
             continue
-        items.append(BulkItem(pk, review, check_bulk(user, review, action)))
+        problem = check_bulk(user, review, action)
+        steps = consequence(review) if not problem else None
+        items.append(BulkItem(pk, review, problem, steps.side_effects if steps else ()))
     return items
 
 

@@ -4,8 +4,10 @@ API's routes), so a JSON log can be filtered by id (`orchestration.runtime.logco
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.deprecation import MiddlewareMixin
 
@@ -32,3 +34,16 @@ class LogContextMiddleware(MiddlewareMixin):
                 ids["run_id"] = pk
         set_ids(**ids)  # replaces whatever an earlier request left in this context
         return None
+
+
+class ExpectedDenialFilter(logging.Filter):
+    """Drops the traceback from django.request's "Forbidden" record when the 403 came from a
+    PermissionDenied (our access checks): the line stays, as a warning with the path, but a
+    refused reviewer is routine and a traceback per refusal buried the real errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if getattr(record, "status_code", None) == 403 and isinstance(exc, PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -18,7 +18,7 @@ from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.runtime.healing import NEEDS_OPS
-from orchestration.runtime.leases import orphaned_runs
+from orchestration.runtime.leases import unpicked_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
@@ -369,10 +369,14 @@ def subgraph_groups(thread: Thread) -> dict[str, list[SubgraphGroup]]:
 
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """A subgraph run to show folded: its checkpoints, each with the runs nested in it."""
+    """A subgraph run to show folded: its checkpoints, each with the runs nested in it, and
+    the node that ran it with the step it ran in (one after the checkpoint it hangs from:
+    a step's tasks start from the previous step's checkpoint)."""
 
     namespace: str
     rows: tuple[tuple[TreeRow, tuple[Fold, ...]], ...]
+    node: str = ""
+    step: int = 0
 
 
 def subgraph_folds(thread: Thread) -> list[tuple[TreeRow, list[Fold]]]:
@@ -382,14 +386,19 @@ def subgraph_folds(thread: Thread) -> list[tuple[TreeRow, list[Fold]]]:
     if not groups:
         return []
 
-    def fold(group: SubgraphGroup) -> Fold:
+    def fold(group: SubgraphGroup, under_step: int) -> Fold:
         return Fold(
             group.namespace,
-            tuple((row, tuple(fold(g) for g in groups.get(row.id, ()))) for row in group.rows),
+            tuple((row, tuple(fold(g, row.step) for g in groups.get(row.id, ())))
+                  for row in group.rows),
+            # "outer|inner": the subgraph run by node `inner` inside the subgraph `outer`
+            node=group.namespace.rsplit("|", 1)[-1],
+            step=under_step + 1,
         )
 
     roots = tree_details(thread, list(groups))
-    return [(roots[cid], [fold(g) for g in groups[cid]]) for cid in sorted(roots)]
+    return [(roots[cid], [fold(g, roots[cid].step) for g in groups[cid]])
+            for cid in sorted(roots)]
 
 
 def open_review_checkpoints(thread: Thread) -> set[str]:
@@ -447,17 +456,20 @@ class UnreadableCheckpoint(Exception):
         )
 
 
-def get_checkpoint(thread: Thread, checkpoint_id: str | None) -> CheckpointTuple | None:
-    """Read a checkpoint's values through the saver (the engine's view, not raw rows).
+def get_checkpoint(
+    thread: Thread, checkpoint_id: str | None, namespace: str = ""
+) -> CheckpointTuple | None:
+    """Read a checkpoint's values through the saver (the engine's view, not raw rows);
+    `namespace` names a subgraph's checkpoints ("" the thread's own graph).
     Raises UnreadableCheckpoint, naming it, when its stored data cannot be decoded."""
     try:
         return DjangoCheckpointSaver().get_tuple(
-            CheckpointConfig(thread.thread_id, checkpoint_id)
+            CheckpointConfig(thread.thread_id, checkpoint_id, namespace)
         )
     except DatabaseError:
         raise
     except Exception as exc:  # noqa: BLE001  any decoding failure means a damaged row
-        rows = Checkpoint.objects.filter(thread=thread, checkpoint_ns="").order_by(
+        rows = Checkpoint.objects.filter(thread=thread, checkpoint_ns=namespace).order_by(
             "-checkpoint_id"
         )
         if checkpoint_id:
@@ -516,8 +528,9 @@ def attention_q() -> Q:
 
 def unpicked_queued_q() -> Q:
     """Queued runs that no task will ever pick up (their task was never enqueued, or is
-    gone), as the runtime's sweeper sees them (`leases.orphaned_runs`)."""
-    return Q(pk__in=[run.pk for run in orphaned_runs()])
+    gone), as the runtime's sweeper sees them (`leases.orphaned_runs`), and, while no worker
+    process beats, every queued run past the grace (`leases.unpicked_runs`)."""
+    return Q(pk__in=[run.pk for run in unpicked_runs()])
 
 
 def stalled_q() -> Q:

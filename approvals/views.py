@@ -494,14 +494,17 @@ def subgraph_fork(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 @require_GET
 def checkpoint_state(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
-    """A checkpoint's whole state (or one `?field=`) as JSON: where a page's cut value leads."""
+    """A checkpoint's whole state (or one `?field=`) as JSON: where a page's cut value leads.
+    `?ns=` reads a subgraph's checkpoint (the thread page's folds link here)."""
     thread = access_thread(request.user, thread_id, for_update=False)
+    namespace = request.GET.get("ns", "")
     try:
-        tup = selectors.get_checkpoint(thread, checkpoint_id)
+        tup = selectors.get_checkpoint(thread, checkpoint_id, namespace)
     except UnreadableCheckpoint as exc:
         return JsonResponse({"error": str(exc)}, status=409)
     if tup is None:
-        raise Http404(f"Thread {thread_id} has no checkpoint {checkpoint_id}.")
+        where = f" in subgraph {namespace}" if namespace else ""
+        raise Http404(f"Thread {thread_id} has no checkpoint {checkpoint_id}{where}.")
     values = to_jsonable(dict(tup.checkpoint.values))
     field = request.GET.get("field")
     if field is not None:

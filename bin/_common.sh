@@ -6,6 +6,29 @@ VENV="${STEPWISE_VENV:-$STEPWISE_ROOT/.venv}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Runs a command and starts it again whenever it exits (after KEEP_ALIVE_PAUSE seconds, 2 by
+# default): bin/demo's only worker, once killed, would otherwise leave every run queued.
+# Meant to run in the background (`keep_alive worker cmd ... &`); a TERM to it stops the
+# command too (waiting for it to finish its current step) and ends the loop, so the caller's
+# `kill $pid` on exit still stops everything.
+keep_alive() {
+    local name="$1" child="" rc
+    shift
+    trap 'if [ -n "$child" ]; then kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; fi; exit 0' TERM INT HUP
+    while :; do
+        "$@" &
+        child=$!
+        if wait "$child"; then rc=0; else rc=$?; fi
+        child=""
+        log "$name exited (status $rc); starting it again in ${KEEP_ALIVE_PAUSE:-2} s"
+        # in the background so that a TERM during the pause is handled at once
+        sleep "${KEEP_ALIVE_PAUSE:-2}" &
+        child=$!
+        wait "$child" || true
+        child=""
+    done
+}
+
 # Prints a command that runs Python >= 3.12, or fails with a message saying what to install.
 # pyenv shims exist for versions that are installed but not selected, and fail when run, so every
 # candidate is tried by running it, never by looking it up.

@@ -379,4 +379,16 @@ LOGGING = {
                     "formatter": "json" if LOG_FORMAT == "json" else "text"},
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Every record goes out once, through the root's handler: Django's defaults give "django"
+    # its own console handler (DEBUG) and "django.server" another, and both also propagate,
+    # so each request line was printed twice (once plain, once formatted). ADMINS is unset,
+    # so the default mail_admins handler dropped here never sent anything.
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        # an expected 403 (PermissionDenied from approvals.access) is one warning line, not a
+        # traceback: the denial is the product working, not an error
+        "django.request": {"handlers": [], "propagate": True, "filters": ["denials"]},
+    },
 }
+LOGGING["filters"]["denials"] = {"()": "approvals.request_log.ExpectedDenialFilter"}

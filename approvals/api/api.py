@@ -150,7 +150,9 @@ def _on_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
 @api.exception_handler(HttpError)
 def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     detail = exc.message
-    if exc.__cause__ is not None:
+    # django-ninja already names the cause in the message when DEBUG is on ("Cannot parse
+    # request body (not valid JSON ...)"): say it once
+    if exc.__cause__ is not None and str(exc.__cause__) not in detail:
         detail = f"{detail}: {exc.__cause__}"
     return problem(exc.status_code, detail)
 

@@ -85,12 +85,24 @@ def review(state: Expense) -> dict[str, Any]:
     return update
 
 
+def expense_title(state: Expense, amount: str) -> str:
+    """"Approve expense #12 (€1,250.00)"; an expense started without a number (the API, the
+    "New run" form) is named by who claims it and what for, never "#0"."""
+    if state.expense_id:
+        return f"Approve expense #{state.expense_id} ({amount})"
+    what = " ".join(state.description.split())
+    if len(what) > 60:
+        what = what[:59].rstrip() + "…"
+    by = f" by {state.employee}" if state.employee else ""
+    return f"Approve expense{by}{f': {what}' if what else ''} ({amount})"
+
+
 def review_request(state: Expense) -> dict[str, Any]:
     """The review payload (see brief): JSON only, amounts as numbers the form can edit."""
     amount = money(Decimal(state.amount), state.currency)
     return {
         "kind": "review",
-        "title": f"Approve expense #{state.expense_id} ({amount})",
+        "title": expense_title(state, amount),
         "description": (
             f"{state.employee} claims {amount} paid to "
             f"{state.vendor}. Check the receipt matches the description and the amount is "

@@ -27,6 +27,8 @@ TOOLS: dict[str, dict[str, Any]] = {
             "order_id": {"type": "string", "title": "Order"},
             "amount": {"type": "number", "title": "Amount (EUR)", "minimum": 0},
         },
+        # how the review page shows the arguments (as the expense review shows its amount)
+        "display": {"amount": {"title": "Amount", "format": "money", "x-currency": "EUR"}},
     },
     "send_email": {
         "side_effects": True,
@@ -169,6 +171,10 @@ def review_call(state: ToolCall) -> dict[str, Any]:
             "edit its arguments, or reject it: your reason goes back to the agent."
         ),
         "data": dict(call["args"]),
+        "data_schema": {"type": "object", "properties": {
+            name: {**field_spec, **spec.get("display", {}).get(name, {})}
+            for name, field_spec in spec["schema"].items()
+        }},
         "actions": ["approve", "edit", "reject"],
         "schema": {"type": "object", "properties": spec["schema"],
                    "required": list(spec["schema"])},

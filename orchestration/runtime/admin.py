@@ -168,8 +168,10 @@ class StoreItemAdmin(ReadOnlyAdmin):
     list_filter = (NamespaceFilter,)
     search_fields = ("^namespace", "key")
     ordering = ("namespace", "key")
-    exclude = ("value",)
-    readonly_fields = ("namespace_labels", "key", "value_json", "created_at", "updated_at")
+    # only these: a read-only change page otherwise adds every model field too (the raw
+    # "namespace" under the readable one)
+    fields = ("namespace_labels", "key", "value_json", "created_at", "updated_at")
+    readonly_fields = fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser)

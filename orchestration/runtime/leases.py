@@ -27,6 +27,7 @@ from django_tasks_db.models import DBTaskResult
 
 from orchestration.runtime.errors import LeaseLost
 from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.workers import fresh_workers
 
 __all__ = [
     "Heartbeat", "Lease", "LeaseLost", "claim", "expired_runs", "lease_seconds",
@@ -173,6 +174,24 @@ def orphaned_runs(*, grace: float | None = None) -> list[Run]:
     )
     if not queued:
         return []
+    live = _runs_with_live_tasks(cutoff)
+    return [run for run in queued if _without_task(run, live)]
+
+
+def unpicked_runs(*, grace: float | None = None) -> list[Run]:
+    """`orphaned_runs`, and while no worker process beats (`workers.fresh_workers`) every
+    queued run older than `grace`: its task waits in the queue, but nobody is there to take
+    it (the only worker was killed). For the ops console: the sweeper must not re-queue
+    these, their task is fine."""
+    grace = orphan_grace_seconds() if grace is None else grace
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    queued = list(
+        Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=cutoff)
+        .select_related("thread")
+        .order_by("created_at", "pk")
+    )
+    if not queued or not fresh_workers():
+        return queued
     live = _runs_with_live_tasks(cutoff)
     return [run for run in queued if _without_task(run, live)]
 

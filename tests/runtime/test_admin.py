@@ -51,6 +51,22 @@ def test_run_page_links_its_thread(admin_client: Any, paused_run: Run) -> None:
     assert Event.objects.filter(run=paused_run).exists()
 
 
+def test_a_store_item_page_shows_each_field_once(admin_client: Any) -> None:
+    # QA: the item page showed Namespace twice (the raw field and the readable one)
+    from orchestration.runtime.models import StoreItem
+    from orchestration.savers import DjangoStore
+
+    DjangoStore().put(("customers", "c-42"), "tea", {"fact": "likes green tea"})
+    item = StoreItem.objects.get(key="tea")
+    page = admin_client.get(
+        reverse("admin:orchestration_storeitem_change", args=[item.pk])).content.decode()
+    import re
+
+    rows = re.findall(r'class="form-row field-([\w]+)', page)
+    assert rows.count("namespace_labels") == 1 and "namespace" not in rows, rows
+    assert "customers / c-42" in page and "likes green tea" in page
+
+
 def test_admins_browse_and_search_the_store_by_namespace(admin_client: Any) -> None:
     from orchestration.savers import DjangoStore
 

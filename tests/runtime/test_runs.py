@@ -97,6 +97,18 @@ def test_large_expense_run_waits_and_sends_run_paused_with_the_review_payload(
     assert set(interrupt.value["actions"]) == {"approve", "reject", "edit"}
 
 
+def test_an_expense_without_a_number_is_titled_by_who_claims_what() -> None:
+    # QA: expenses started through the API or "New run" were all "Approve expense #0"
+    from demo.workflows.expense import Expense, review_request
+
+    unnumbered = Expense(employee="Ann", vendor="Hotel", amount=Decimal("249"),
+                         description="Team  offsite\nhotel")
+    assert review_request(unnumbered)["title"] == (
+        "Approve expense by Ann: Team offsite hotel (€249.00)")
+    assert review_request(Expense(amount=Decimal("5")))["title"] == "Approve expense (€5.00)"
+    assert "#0" not in review_request(Expense(employee="Ann"))["title"]
+
+
 def test_resume_with_edit_pays_out_the_edited_amount() -> None:
     first = start_inline(LARGE)
     run = approve(first.thread, action="edit", values={"amount": 900})

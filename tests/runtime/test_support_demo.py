@@ -39,6 +39,10 @@ def test_the_model_streams_its_text_and_pauses_on_the_refund() -> None:
     (asked,) = g.get_state(config).interrupts
     assert asked.node == "tools|review"
     assert asked.value["data"] == {"order_id": "A-1001", "amount": 249.0}
+    # QA: the review page showed "249.0"; shown as money like the expense review's amount
+    from approvals.schema_render import render_value
+
+    assert "€249.00" in render_value(asked.value["data"], asked.value["data_schema"])
     # the read-only lookup ran in the tools subgraph without a review
     assert saver.list(CheckpointConfig("t", checkpoint_ns="tools"))
 

@@ -26,8 +26,11 @@ def problem(response, status: int) -> dict:
     return body
 
 
-def test_malformed_json_is_400(admin):
-    problem(admin.post("/threads", raw="{not json"), 400)
+@pytest.mark.parametrize("debug", [False, True])
+def test_malformed_json_is_400(admin, settings, debug):
+    settings.DEBUG = debug  # with DEBUG on (bin/demo) the detail said it twice
+    detail = problem(admin.post("/threads", raw="{not json"), 400)["detail"]
+    assert detail.count("not valid JSON") == 1, detail
 
 
 def test_body_over_the_limit_is_413(admin, settings):

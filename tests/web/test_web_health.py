@@ -172,3 +172,39 @@ def test_request_log_lines_name_the_review(client_as: Any, caplog: Any) -> None:
     assert response.status_code == 404
     records = [r for r in caplog.records if r.name == "django.request"]
     assert records and records[-1].review_id == 987654
+
+
+def _handlers_reached(name: str, caplog: Any) -> list[Any]:
+    """The handlers (other than pytest's own) a record logged on `name` goes through."""
+    import logging
+
+    logger: logging.Logger | None = logging.getLogger(name)
+    handlers: list[Any] = []
+    while logger is not None:
+        handlers += [h for h in logger.handlers if h is not caplog.handler
+                     and type(h).__module__.split(".")[0] != "_pytest"]
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return handlers
+
+
+def test_each_log_record_is_written_once(caplog: Any) -> None:
+    # QA: with DEBUG on, every request line came out twice (Django's own "django" console
+    # handler, then the root's); one handler, the root's, for each logger a request uses
+    for name in ("django.request", "django.server", "django.channels.server", "approvals"):
+        assert len(_handlers_reached(name, caplog)) == 1, name
+
+
+def test_an_expected_403_is_one_warning_line_without_a_traceback(
+        client_as: Any, caplog: Any) -> None:
+    import logging
+
+    response = client_as("reviewer").get("/ops/")
+    assert response.status_code == 403
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING and "/ops/" in records[0].getMessage()
+    (console,) = _handlers_reached("django.request", caplog)
+    line = console.format(records[0])
+    assert "Traceback" not in line and len(line.splitlines()) == 1

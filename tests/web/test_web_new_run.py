@@ -25,6 +25,12 @@ def test_new_run_page_needs_a_login():
     assert response.status_code == 302
 
 
+def test_new_run_heading_reads_well_for_any_graph_name(client_as):
+    # QA: "Start a expense thread"
+    page = client_as("ops").get(reverse("new-run", args=["web_review"])).content.decode()
+    assert "<h1>New web_review thread</h1>" in page
+
+
 def test_form_has_a_typed_field_per_input_field(client_as):
     page = client_as("ops").get(reverse("new-run", args=["web_review"])).content.decode()
     assert 'name="input__title"' in page

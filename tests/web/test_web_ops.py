@@ -205,3 +205,24 @@ def test_ops_console_reads_the_task_queue_once(client_as, make_run):
                     if "orchestration_run" in q["sql"] and "queued" in q["sql"]
                     and "created_at\" <" in q["sql"]]
     assert len(queued_reads) == 1, queued_reads
+
+
+def test_queued_runs_need_attention_while_no_worker_beats(client_as, make_run, settings):
+    # QA: bin/demo's only worker was killed; its runs' tasks still waited in the queue (not
+    # orphans), so the ops console listed nothing while nothing moved
+    from orchestration.runtime.models import WorkerProcess
+
+    settings.STEPWISE_ORPHAN_GRACE_SECONDS = 30
+    waiting = make_run(status="queued", kind="resume")
+    runs._send_to_worker(waiting.pk)  # its task waits in the queue
+    Run.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    new = make_run(status="queued", kind="resume")
+    runs._send_to_worker(new.pk)
+    client = client_as("ops")
+    listed = {run.pk for run, _ in client.get(reverse("ops")).context["rows"]}
+    assert listed == {waiting.pk}
+
+    now = timezone.now()
+    WorkerProcess.objects.create(worker_id="w1", hostname="h", pid=1, started_at=now,
+                                 last_seen_at=now)
+    assert not client.get(reverse("ops")).context["rows"]

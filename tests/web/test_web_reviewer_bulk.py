@@ -26,6 +26,25 @@ def test_preview_says_what_will_happen_to_each_review_and_decides_nothing(
     assert not Decision.objects.exists()
 
 
+def test_preview_flags_side_effects_as_a_single_review_does(
+        make_user, client_as, django_capture_on_commit_callbacks):
+    # QA: the single review page flags the payout ("acts outside: side effects"); the bulk
+    # preview did not
+    from decimal import Decimal
+
+    from demo.workflows.expense import Expense
+
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        run = runs.start_thread("expense", Expense(expense_id=9, employee="Bo", vendor="Air",
+                                                   amount=Decimal("500")), user=make_user("ops"))
+    review = ReviewRequest.objects.get(thread=run.thread)
+    page = bulk(client_as("reviewer"), django_capture_on_commit_callbacks,
+                action="approve", reviews=[review.pk]).content.decode()
+    row = page.split(f"#{review.pk}</span>", 1)[1].split("</tr>", 1)[0]
+    assert "<code>payout</code>" in row and "acts outside: side effects" in row
+    assert not Decision.objects.exists()
+
+
 def test_confirm_decides_each_review_on_its_own_and_reports_each(
         start_paused, make_review, client_as, django_capture_on_commit_callbacks):
     a, b = start_paused(), start_paused()

@@ -34,6 +34,9 @@ def test_approving_shows_the_next_open_review_in_place_with_a_notice(start_pause
     assert f'data-review="{second.pk}"' in page
     assert f'href="{reverse("review", args=[first.pk])}">review #{first.pk}' in page
     assert "Approve:" in page
+    # QA: the notice ended "Next in your list:" with nothing after it
+    notice = page.split('id="queue-notice">', 1)[1].split("</p>", 1)[0]
+    assert f"Next in your list, below: review #{second.pk} “{second.title}”." in notice
     first.refresh_from_db()
     assert first.status == ReviewRequest.Status.DECIDED
 

@@ -101,3 +101,34 @@ def test_fork_from_a_subgraph_checkpoint_needs_a_reason(start_paused, client_as)
     url = reverse("subgraph-fork", args=[thread.thread_id])
     client_as("ops").post(url, {"namespace": "reply", "checkpoint_id": cp.checkpoint_id})
     assert Run.objects.filter(thread=thread).count() == 1
+
+
+def test_a_fold_is_labelled_by_the_node_and_step_that_ran_the_subgraph(start_paused, client_as):
+    # QA: folds read "under step 2 (agent)", the checkpoint the step started from, although
+    # node "tools" ran them in step 3
+    review = start_paused("web_subgraph")
+    thread = review.thread
+    child = Checkpoint.objects.filter(thread=thread, checkpoint_ns="reply").first()
+    under = child.extra["stepwise_parent_checkpoint"]
+    root_step = Checkpoint.objects.get(thread=thread, checkpoint_ns="", checkpoint_id=under).step
+    page = client_as("reviewer").get(reverse("thread", args=[thread.thread_id])).content.decode()
+    assert (f"<code>reply</code> (step {root_step + 1}) ran subgraph <code>reply</code>: "
+            "2 checkpoints") in page
+    assert "under step" not in page
+
+
+def test_a_subgraph_checkpoint_state_can_be_viewed_by_whoever_sees_the_thread(
+        start_paused, client_as):
+    review = start_paused("web_subgraph")
+    thread = review.thread
+    cp = Checkpoint.objects.filter(thread=thread, checkpoint_ns="reply").order_by(
+        "checkpoint_id").last()
+    url = reverse("checkpoint-state", args=[thread.thread_id, cp.checkpoint_id]) + "?ns=reply"
+    page = client_as("reviewer").get(reverse("thread", args=[thread.thread_id])).content.decode()
+    assert url.replace("&", "&amp;") in page
+    response = client_as("reviewer").get(url)
+    assert response.status_code == 200
+    assert response.json()["subject"] == "login problem"
+    # the same id read as the thread's own checkpoint: not there
+    assert client_as("reviewer").get(url.split("?")[0]).status_code == 404
+    assert client_as(None).get(url).status_code in (403, 404)
