@@ -14,9 +14,11 @@ from bench.soak.processes import Proc
 
 def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[], None],
            stop: threading.Event, progress: Callable[[], float], kill_every: tuple[float, float],
-           server_every: float, pg_at: float, log: Callable[[str], None]) -> Counter[str]:
+           server_every: float, pg_at: float, log: Callable[[str], None],
+           server_at: float = 0.25) -> Counter[str]:
     """Runs until `stop`; `progress()` is the share of review cycles done (0..1): PostgreSQL
-    is restarted once it passes `pg_at`."""
+    is restarted once it passes `pg_at`, and a server at least once by `server_at` (a run
+    faster than `server_every` would otherwise restart none)."""
     done: Counter[str] = Counter()
     next_kill = time.monotonic() + random.uniform(*kill_every)
     next_server = time.monotonic() + server_every
@@ -33,7 +35,7 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             victim.start()
             done["workers_killed"] += 1
             next_kill = now + random.uniform(*kill_every)
-        if now >= next_server:
+        if now >= next_server or (not done["servers_restarted"] and progress() >= server_at):
             server = random.choice(servers)
             server.stop()
             server.start()

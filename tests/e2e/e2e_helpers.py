@@ -15,7 +15,12 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+# A module's one worker runs every run its tests queued, in order: on a loaded 2-core CI
+# machine the resumes that earlier tests of the module left behind come first.
+WAIT_SECONDS = 90
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
