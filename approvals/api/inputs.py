@@ -50,10 +50,12 @@ def _errors_by_field(prefix: str, errors: Any) -> dict[str, list[str]]:
         path = ".".join(str(p) for p in error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, Mapping):
             # named on the missing field itself, so a form shows it there
+            # (one error per missing field, each carrying the whole `required` list)
             for name in error.validator_value:
-                if name not in error.instance:
-                    key = f"{prefix}.{path}.{name}" if path else f"{prefix}.{name}"
-                    out.setdefault(key, []).append(f"{name!r} is required; give a value.")
+                key = f"{prefix}.{path}.{name}" if path else f"{prefix}.{name}"
+                message = f"{name!r} is required; give a value."
+                if name not in error.instance and message not in out.get(key, []):
+                    out.setdefault(key, []).append(message)
             continue
         if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
             allowed = sorted(error.schema.get("properties") or {})
@@ -89,7 +91,7 @@ def check_input(graph_name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ApiProblem(422, "input must be a JSON object", {"input": ["must be an object"]})
     value = _validated("input", input_schema(graph_name), value,
-                       f"input does not match graph {graph_name!r}'s input schema")
+                       f"input does not match the input schema of graph {graph_name!r}")
     cls = _input_cls(graph_name)
     try:
         converted = _adapter(cls).validate_python(dict(value))
