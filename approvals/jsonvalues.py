@@ -146,3 +146,60 @@ def _describe(error: Mapping[str, Any]) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()))
     got = f" (got {error['input']!r:.60})" if "input" in error else ""
     return f"{where + ': ' if where else ''}{error.get('msg', '')}{got}"
+
+
+# ---------------------------------------------------------------- numbers sent as strings
+
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def numbers_from_strings(
+    schema: Mapping[str, Any] | None, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """`values` with a numeric string ("199.99") in a number or integer property of the JSON
+    `schema` turned into that number, as people and clients send amounts (the README does).
+    Used by every API input (a graph's start input, a review edit), so both accept the same
+    things. Returns (converted values, field -> messages for strings that are not numbers)."""
+    props = (schema or {}).get("properties") or {}
+    out = dict(values)
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        kind = _numeric_kind(props.get(name))
+        if kind is None or not isinstance(value, str):
+            continue
+        text = value.strip()
+        if not _NUMBER_TEXT.fullmatch(text):
+            example = "200" if kind == "integer" else "199.99"
+            errors[name] = [f"{value!r:.40} is not a number; send a {kind} such as {example} "
+                            "(or the same as a string)."]
+            continue
+        whole = not any(c in text for c in ".eE")
+        if kind == "integer" and not whole:
+            number = float(text) if len(text) <= 64 else math.inf
+            if not (math.isfinite(number) and number.is_integer()):
+                errors[name] = [f"{value!r:.40} is not a whole number; send an integer."]
+                continue
+            text = str(int(number))
+            whole = True
+        try:
+            out[name] = _parse_int(text) if whole else _parse_float(text)
+        except JSONValueError as exc:
+            errors[name] = [str(exc)]
+    return out, errors
+
+
+def _numeric_kind(spec: Any) -> str | None:
+    """"number"/"integer" when the property takes only numbers; None when a string is valid
+    as it is (pydantic writes a Decimal as number-or-string: it converts the string itself)."""
+    if not isinstance(spec, Mapping):
+        return None
+    kinds = spec.get("type")
+    found = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    for option in [*spec.get("anyOf", ()), *spec.get("oneOf", ())]:
+        if isinstance(option, Mapping):
+            found.append(option.get("type"))
+    if "string" in found:
+        return None
+    if "number" in found:
+        return "number"
+    return "integer" if "integer" in found else None

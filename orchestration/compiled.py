@@ -89,6 +89,12 @@ class CompiledGraph:
         return self.saver
 
     @property
+    def input_schema(self) -> type[Any]:
+        """The class whose fields a caller may give at the start (`StateGraph(...,
+        input_schema=...)`); the state schema when none was declared, as in LangGraph."""
+        return (self.spec.input or self.spec.schema).cls
+
+    @property
     def nodes(self) -> tuple[str, ...]:
         return tuple(self.spec.nodes)
 

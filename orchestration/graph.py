@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from orchestration.config import wants_config
 from orchestration.context import with_store_param
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
-from orchestration.state import Schema, register_with_serializer
+from orchestration.state import Schema, input_schema_of, register_with_serializer
 from orchestration.types import END, START, Command, RetryPolicy
 
 if typing.TYPE_CHECKING:
@@ -60,9 +61,27 @@ def _is_async_callable(fn: Any) -> bool:
 class StateGraph:
     """Builder: add nodes and edges, then `compile()`. Every method returns the graph."""
 
-    def __init__(self, schema: type[Any]) -> None:
+    def __init__(
+        self,
+        schema: type[Any],
+        *,
+        input_schema: type[Any] | None = None,
+        input: type[Any] | None = None,  # noqa: A002 - LangGraph's older name for input_schema
+    ) -> None:
+        """`input_schema` (LangGraph's keyword; `input=` is its older, deprecated alias) names
+        the fields a caller may give at the start: `invoke` refuses any other key, so state
+        the graph's nodes own (a decision, an override) cannot be set from outside."""
+        if input is not None:
+            warnings.warn(
+                "StateGraph(input=...) is deprecated (as in LangGraph); use input_schema=...",
+                DeprecationWarning, stacklevel=2,
+            )
+            input_schema = input_schema or input
         self.schema = Schema(schema)
+        self.input_schema = input_schema_of(self.schema, input_schema)
         register_with_serializer(self.schema.user_types())
+        if self.input_schema is not None:
+            register_with_serializer(self.input_schema.user_types())
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: list[tuple[str, str]] = []
         self._joins: list[tuple[tuple[str, ...], str]] = []
@@ -236,6 +255,7 @@ class StateGraph:
                 if name not in branches and name not in joins_by_source
             },
             frozenset(name for name, node in self._nodes.items() if node.defer),
+            self.input_schema,
         )
         return CompiledGraph(
             spec,

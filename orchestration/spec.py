@@ -101,4 +101,11 @@ class GraphSpec:
     static_routes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Nodes added with `defer=True` (see plan.hold_deferred); empty in most graphs.
     deferred: frozenset[str] = frozenset()
+    # `StateGraph(State, input_schema=Input)`: the fields a caller may give at the start;
+    # `None`: every state field (see `state.start_updates`).
+    input: Schema | None = None
+
+    @property
+    def input_fields(self) -> frozenset[str]:
+        return frozenset((self.input or self.schema).fields)
 

@@ -266,6 +266,10 @@ class Schema:
             update[name] = current
         return update
 
+    def instance_values(self, value: Any) -> dict[str, Any]:
+        """Every field an instance of this schema holds (as `_instance_update`)."""
+        return self._instance_update(value)
+
     def current_or_empty(self, values: Mapping[str, Any], key: str) -> Any:
         if key in values:
             return values[key]
@@ -318,3 +322,40 @@ def register_with_serializer(types: Iterable[type]) -> None:
     types = list(types)
     if types:
         serde.register(*types)
+
+
+def input_schema_of(state: Schema, cls: Any) -> Schema | None:
+    """`StateGraph(State, input_schema=Input)`: the fields a caller may give at the start.
+    `None` when no input schema is declared (or it is the state itself): every field."""
+    if cls is None or cls is state.cls:
+        return None
+    given = Schema(cls)
+    unknown = sorted(set(given.fields) - set(state.fields))
+    if unknown:
+        raise TypeError(
+            f"input_schema {cls.__name__} declares {unknown}, which are not fields of the state "
+            f"{state.cls.__name__} (fields: {sorted(state.fields)}); add them to the state, or "
+            "drop them from the input schema"
+        )
+    return given
+
+
+def start_updates(state: Schema, given: Schema | None, value: Any) -> dict[str, Any]:
+    """The fields a plain `invoke(input)` sets. With an input schema, only its fields may be
+    given: LangGraph drops other keys silently, Stepwise refuses them, so a caller can never
+    set an internal field (a decision, an override) and a typo is not lost unnoticed."""
+    if given is None:
+        return state.input_updates(value)
+    if value is not None and given.is_instance(value) and not state.is_instance(value):
+        updates = given.instance_values(value)
+    else:
+        updates = state.input_updates(value)
+    refused = sorted(set(updates) - set(given.fields))
+    if refused:
+        raise InvalidUpdateError(
+            f"the input has key(s) {refused}, which the graph's input_schema "
+            f"{given.cls.__name__} does not declare; a caller may give only "
+            f"{sorted(given.fields)}. Send only those fields: the others are set by the graph's "
+            "nodes (an operator may still change them with update_state() or a fork)."
+        )
+    return updates

@@ -1,6 +1,7 @@
 """Validation of what callers send, before anything is written: a graph's input against the
-JSON Schema of its state, a decision's values against the review's schema (the same
-`jsonschema` validator the review form uses)."""
+JSON Schema of its input (the graph's `input_schema`, or its state when it declares none), a
+decision's values against the review's schema (the same `jsonschema` validator the review form
+uses). Both accept numbers sent as numeric strings (`jsonvalues.numbers_from_strings`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pydantic
 
 from approvals.api.problems import ApiProblem
 from approvals.diff import to_jsonable
+from approvals.jsonvalues import numbers_from_strings
 from approvals.models import ReviewRequest
 from orchestration.runtime.registry import get_graph
 
@@ -22,15 +24,23 @@ def _adapter(cls: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(cls)
 
 
+def _input_cls(graph_name: str) -> Any:
+    """What a caller may give at the start: the graph's `input_schema` (only those fields,
+    required where it has no default), else its whole state."""
+    return get_graph(graph_name).input_schema
+
+
 def input_schema(graph_name: str) -> dict[str, Any]:
-    """The JSON Schema of a graph's input: its state's fields, none of them extra."""
-    cls = get_graph(graph_name).spec.schema.cls
+    """The JSON Schema of a graph's input: its input schema's fields, none of them extra."""
+    cls = _input_cls(graph_name)
     try:
         schema = _adapter(cls).json_schema(mode="validation")
     except (pydantic.PydanticUserError, pydantic.errors.PydanticInvalidForJsonSchema):
         # a state holding types JSON Schema cannot describe: name the fields at least
-        fields = get_graph(graph_name).spec.schema.fields
-        schema = {"type": "object", "properties": {name: {} for name in fields}}
+        spec = get_graph(graph_name).spec
+        fields = (spec.input or spec.schema).fields
+        schema = {"type": "object", "properties": {name: {} for name in fields},
+                  "required": [n for n, f in fields.items() if spec.input and f.default is None]}
     return {**schema, "additionalProperties": False}
 
 
@@ -38,8 +48,41 @@ def _errors_by_field(prefix: str, errors: Any) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for error in errors:
         path = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "required" and isinstance(error.instance, Mapping):
+            # named on the missing field itself, so a form shows it there
+            # (one error per missing field, each carrying the whole `required` list)
+            for name in error.validator_value:
+                key = f"{prefix}.{path}.{name}" if path else f"{prefix}.{name}"
+                message = f"{name!r} is required; give a value."
+                if name not in error.instance and message not in out.get(key, []):
+                    out.setdefault(key, []).append(message)
+            continue
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            allowed = sorted(error.schema.get("properties") or {})
+            for name in sorted(set(error.instance) - set(allowed)):
+                key = f"{prefix}.{path}.{name}" if path else f"{prefix}.{name}"
+                out.setdefault(key, []).append(
+                    f"{name!r} may not be given; the fields allowed are {allowed}."
+                )
+            continue
         out.setdefault(f"{prefix}.{path}" if path else prefix, []).append(error.message)
     return out
+
+
+def _validated(prefix: str, schema: Mapping[str, Any], value: Mapping[str, Any],
+               title: str) -> dict[str, Any]:
+    """`value` with numeric strings turned into numbers, validated against `schema`; else 422
+    naming every wrong field (a non-number once, not also as 'not of type number')."""
+    converted, problems = numbers_from_strings(schema, value)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = {f"{prefix}.{k}": v for k, v in problems.items()}
+    for key, messages in _errors_by_field(
+        prefix, sorted(validator.iter_errors(converted), key=str)
+    ).items():
+        errors.setdefault(key, messages)
+    if errors:
+        raise ApiProblem(422, title, errors)
+    return converted
 
 
 def check_input(graph_name: str, value: Any) -> dict[str, Any]:
@@ -47,12 +90,9 @@ def check_input(graph_name: str, value: Any) -> dict[str, Any]:
     field that is wrong."""
     if not isinstance(value, Mapping):
         raise ApiProblem(422, "input must be a JSON object", {"input": ["must be an object"]})
-    schema = input_schema(graph_name)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = _errors_by_field("input", sorted(validator.iter_errors(value), key=str))
-    if errors:
-        raise ApiProblem(422, f"input does not match graph {graph_name!r}'s schema", errors)
-    cls = get_graph(graph_name).spec.schema.cls
+    value = _validated("input", input_schema(graph_name), value,
+                       f"input does not match the input schema of graph {graph_name!r}")
+    cls = _input_cls(graph_name)
     try:
         converted = _adapter(cls).validate_python(dict(value))
     except pydantic.ValidationError as exc:
@@ -93,8 +133,4 @@ def check_decision_values(review: ReviewRequest, action: str, values: Any) -> di
         )
     data = review.data if isinstance(review.data, Mapping) else {}
     merged = to_jsonable({**{k: data[k] for k in props if k in data}, **values})
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = _errors_by_field("values", sorted(validator.iter_errors(merged), key=str))
-    if errors:
-        raise ApiProblem(422, f"values do not match review #{review.pk}'s schema", errors)
-    return merged
+    return _validated("values", schema, merged, f"values do not match review #{review.pk}'s schema")

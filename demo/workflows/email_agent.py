@@ -28,6 +28,17 @@ class EmailTask:
     sent: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class IncomingEmail:
+    """What a caller gives to start (`input_schema`): the draft and the outcome are the
+    agent's own."""
+
+    sender: str
+    sender_email: str
+    subject: str
+    message: str
+
+
 def draft_reply(state: EmailTask) -> dict[str, Any]:
     greeting = f"Hi {state.sender.split(' ')[0] or 'there'},"
     body = ("Thanks for your message. Tuesday at 10:00 works for me; I will send an invite "
@@ -75,7 +86,7 @@ def send_email(state: EmailTask) -> dict[str, Any]:
 
 
 def build() -> Any:
-    builder = StateGraph(EmailTask)
+    builder = StateGraph(EmailTask, input_schema=IncomingEmail)
     builder.add_node("draft_reply", draft_reply)
     builder.add_node("ask_human", ask_human)
     builder.add_node("send_email", send_email, side_effects=True)

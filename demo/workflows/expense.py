@@ -39,6 +39,20 @@ class Expense:
     compliance_override: bool = False
 
 
+@dataclass
+class ExpenseClaim:
+    """What a caller gives to start an expense (`input_schema`): the employee's claim only.
+    The decision, reviewer, payout and `compliance_override` belong to the graph (and to ops,
+    through a fork), so a caller cannot approve its own expense or skip the compliance check."""
+
+    employee: str
+    vendor: str
+    amount: Decimal
+    description: str = ""
+    currency: str = "EUR"
+    expense_id: int = 0
+
+
 def money(amount: Decimal, currency: str = "EUR") -> str:
     symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency, f"{currency} ")
     return f"{symbol}{amount:,.2f}"
@@ -165,7 +179,7 @@ def payout(state: Expense) -> dict[str, Any]:
 
 
 def build() -> Any:
-    builder = StateGraph(Expense)
+    builder = StateGraph(Expense, input_schema=ExpenseClaim)
     builder.add_node("check_policy", check_policy)
     builder.add_node("auto_approve", auto_approve)
     builder.add_node("review", review)

@@ -35,6 +35,15 @@ class Article(TypedDict):
     published_url: NotRequired[str]
 
 
+class ArticleDraft(TypedDict):
+    """What a caller gives to start (`input_schema`): the checks, decision and URL are the
+    graph's own."""
+
+    title: str
+    body: str
+    author: NotRequired[str]
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z'-]+", text)
 
@@ -122,7 +131,7 @@ def publish(state: Article) -> dict[str, Any]:
 
 
 def build() -> Any:
-    builder = StateGraph(Article)
+    builder = StateGraph(Article, input_schema=ArticleDraft)
     for node in (prepare, spelling, legal, seo, review, revise, publish):
         builder.add_node(node)
     builder.add_edge(START, "prepare")

@@ -59,6 +59,15 @@ class Ticket:
     reply: str = ""
 
 
+@dataclass
+class TicketOpened:
+    """What a caller gives to start (`input_schema`): the tool calls, their approvals and the
+    reply are the graph's own, so nobody can start a thread with a refund already approved."""
+
+    customer: str
+    message: str
+
+
 def memory_ns(customer: str) -> tuple[str, ...]:
     return ("customers", customer or "anonymous")
 
@@ -237,7 +246,7 @@ def remember(state: Ticket, store: BaseStore) -> dict[str, Any]:
 
 
 def build() -> Any:
-    builder = StateGraph(Ticket)
+    builder = StateGraph(Ticket, input_schema=TicketOpened)
     builder.add_node("recall", recall)
     builder.add_node("agent", agent)
     builder.add_node("tools", build_tools())

@@ -50,6 +50,7 @@ from orchestration.pregel.plan import (
     plan_next,
     plan_tasks,
 )
+from orchestration.state import start_updates
 from orchestration.types import START, Command, Send
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
         updates = spec.schema.check_update("input", input.update or {})
         goto = gotos_of(input)
     else:
-        updates = spec.schema.input_updates(input)
+        updates = start_updates(spec.schema, spec.input, input)
         goto = []
 
     if head is None:

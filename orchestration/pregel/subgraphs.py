@@ -62,7 +62,9 @@ class SubgraphNode:
         self.name = name
         self.__name__ = name
         child_fields = graph.spec.schema.fields
-        self._inputs = frozenset(child_fields)
+        # A child with an input_schema gets those fields only (LangGraph passes the parent's
+        # state and keeps the child's input keys; invoke() refuses the others, see entry).
+        self._inputs = graph.spec.input_fields
         self._outputs = frozenset(f for f in child_fields if f in parent_fields)
 
     def __call__(self, state: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
+from orchestration.errors import InvalidUpdateError
 from orchestration.runtime import metrics, registry
 from orchestration.runtime.errors import (
     InvalidRunInput,
@@ -41,6 +42,7 @@ from orchestration.runtime.leases import is_orphaned, revoke_expired_lease
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.signals import run_stalled
 from orchestration.runtime.tasks import execute_run
+from orchestration.state import start_updates
 
 # The errors were defined here before the runtime had one error tree: still importable here.
 __all__ = [
@@ -70,7 +72,7 @@ def start_thread(
     graph_name: str, input: Any, *, user: Any, title: str = "", thread_id: str | None = None
 ) -> Run:
     """Create a thread of `graph_name` and queue its first run with `input`."""
-    _check_graph(graph_name)
+    _check_start_input(graph_name, input)
     payload = _encode(RunInput.start(input))
     with _one_active_run(thread_id or "new thread"), transaction.atomic():
         thread = Thread.objects.create(
@@ -407,8 +409,14 @@ def _latest_run(thread: Thread) -> Run | None:
     return Run.objects.filter(thread=thread).order_by("-created_at", "-pk").first()
 
 
-def _check_graph(graph_name: str) -> None:
-    registry.get_graph(graph_name)  # UnknownGraph is a RunError too
+def _check_start_input(graph_name: str, input: Any) -> None:  # noqa: A002
+    """Refuse, before anything is queued, an input the engine would refuse at the start: a
+    key outside the graph's input_schema fails the run later and loses the caller's input."""
+    spec = registry.get_graph(graph_name).spec  # UnknownGraph is a RunError too
+    try:
+        start_updates(spec.schema, spec.input, input)
+    except InvalidUpdateError as exc:
+        raise InvalidRunInput(str(exc)) from exc
 
 
 def _encode(run_input: RunInput) -> bytes:

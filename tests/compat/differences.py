@@ -67,6 +67,12 @@ EXPECTED: dict[tuple[str, str], Any] = {
     # LangGraph drops input keys that are not state fields; Stepwise refuses them (a typo in
     # a field name would otherwise lose the value without a word).
     ("unknown_input_key", "invoke"): ({"topic": "cats"}, {"raised": "InvalidUpdateError"}),
+    # With `StateGraph(State, input_schema=Input)` LangGraph drops, at the start, the keys
+    # the input schema does not declare; Stepwise refuses them, naming the key and the fields
+    # allowed: a caller who sets an internal field (a decision, an override) should hear it.
+    ("input_schema", "internal key"): (
+        {"title": "draft", "approved": False}, {"raised": "InvalidUpdateError"},
+    ),
     # `values` chunks of a pydantic (or dataclass) state: LangGraph streams a dict of the
     # fields written so far (a field left at its default is missing); Stepwise streams the
     # model itself, as nodes and invoke see it, defaults included.

@@ -120,3 +120,42 @@ def test_review_list_stays_oldest_first_when_one_is_overdue(admin, make_review):
     page = admin.get("/reviews?limit=1").json()
     rest = admin.get(f"/reviews?limit=1&cursor={page['next']}").json()
     assert [r["id"] for r in page["items"] + rest["items"]] == [first.pk, overdue.pk]
+
+
+# -- numbers sent as strings: accepted as when starting a thread -------------------------
+
+
+def test_an_edit_with_a_numeric_string_is_stored_as_a_number_and_reaches_the_state(
+    admin, start_paused, django_capture_on_commit_callbacks
+):
+    """Seen in a user trial: {"amount": "199.99"} was refused ("'199.99' is not of type
+    'number'") although starting a thread takes "250.00"."""
+    from decimal import Decimal
+
+    from orchestration.checkpoint import CheckpointConfig
+    from orchestration.runtime import runs
+    from orchestration.runtime.registry import get_graph
+    from orchestration.runtime.savers import DjangoCheckpointSaver
+
+    review = start_paused("expense", {"employee": "Bo", "vendor": "Rail Co",
+                                      "amount": Decimal("250.00"), "description": "Train"})
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(f"/reviews/{review.pk}/decision",
+                              {"action": "edit", "values": {"amount": "199.99"}})
+    assert response.status_code == 200, response.content
+    stored = Decision.objects.get(review=review).values["amount"]
+    assert stored == 199.99 and isinstance(stored, float)
+    graph = get_graph("expense").with_checkpoint_saver(DjangoCheckpointSaver())
+    state = graph.get_state(CheckpointConfig(review.thread.thread_id)).values
+    assert state.amount == Decimal("199.99") and state.payout_ref
+
+
+@pytest.mark.parametrize("amount", ["lots", "12,50", "NaN", ""])
+def test_an_edit_with_a_non_numeric_string_is_422_saying_so(admin, start_paused, amount):
+    review = start_paused()
+    response = admin.post(f"/reviews/{review.pk}/decision",
+                          {"action": "edit", "values": {"amount": amount}})
+    assert response.status_code == 422
+    message = response.json()["errors"]["values.amount"][0]
+    assert "is not a number" in message and "199.99" in message
+    assert not Decision.objects.exists()

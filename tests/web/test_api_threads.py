@@ -44,7 +44,7 @@ def test_start_thread_with_input_outside_the_schema_is_422_naming_each_field(ops
                                      "input": {"amount": "lots", "colour": "red"}})
     assert response.status_code == 422
     errors = response.json()["errors"]
-    assert "input.amount" in errors and "input" in errors  # the unknown field
+    assert "input.amount" in errors and "input.colour" in errors  # the unknown field, named
     assert not Thread.objects.exists()
 
 
@@ -198,3 +198,55 @@ def test_thread_list_filters_by_status(ops, make_thread):
     items = ops.get("/threads?status=done").json()["items"]
     assert [t["status"] for t in items] == ["done"]
     assert ops.get("/threads?status=bogus").status_code == 422
+
+
+# -- a graph's input_schema: only the caller's fields, the required ones enforced ----------
+
+CLAIM = {"employee": "Eve", "vendor": "Shady Supplies Ltd", "amount": "75.00",
+         "description": "USB cables"}
+
+
+def test_expense_input_schema_lists_the_claim_fields_only(ops):
+    items = {g["name"]: g for g in ops.get("/graphs").json()["items"]}
+    schema = items["expense"]["input_schema"]
+    assert set(schema["properties"]) == {"employee", "vendor", "amount", "description",
+                                         "currency", "expense_id"}
+    assert set(schema["required"]) == {"employee", "vendor", "amount"}
+
+
+@pytest.mark.parametrize("internal", [
+    {"compliance_override": True},
+    {"decision": "approved", "reviewer": "ceo", "payout_ref": "PAY-FAKE"},
+])
+def test_a_caller_setting_internal_state_is_refused_and_nothing_runs(ops, internal):
+    from demo.models import Payout
+
+    with runs.run_inline():
+        response = ops.post("/threads", {"graph": "expense", "thread_id": "bypass",
+                                         "input": {**CLAIM, **internal}})
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert {f"input.{k}" for k in internal} <= set(body["errors"])
+    assert "employee" in body["errors"][f"input.{next(iter(internal))}"][0]  # what is allowed
+    assert not Thread.objects.exists() and not Run.objects.exists()
+    assert not Payout.objects.exists()
+
+
+def test_a_missing_required_input_field_is_refused(ops):
+    response = ops.post("/threads", {"graph": "expense", "input": {"employee": "Ann"}})
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert set(errors) == {"input.vendor", "input.amount"}
+    assert errors["input.vendor"] == ["'vendor' is required; give a value."]
+    assert not Thread.objects.exists()
+
+
+def test_the_claim_alone_starts_the_expense(ops):
+    response = ops.post("/threads", {"graph": "expense", "input": {**CLAIM, "amount": "250.00"}})
+    assert response.status_code == 201, response.content
+
+
+def test_start_thread_refuses_internal_fields_from_python_callers_too(db):
+    with pytest.raises(runs.InvalidRunInput, match="compliance_override"):
+        runs.start_thread("expense", {**CLAIM, "compliance_override": True}, user=None)
+    assert not Thread.objects.exists()

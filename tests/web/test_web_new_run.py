@@ -3,6 +3,8 @@ may start threads; the new thread opens on its page."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -76,3 +78,34 @@ def test_a_list_field_without_a_default_starts_empty_and_can_be_left_empty(clien
                             "input__notes": "", "input__tags": ""})
     assert response.status_code == 302
     assert Run.objects.get().status == "queued"
+
+
+def test_the_expense_form_shows_only_its_input_fields(client_as):
+    """Seen in a user trial: Decision, Reviewer, Payout Ref and Compliance Override were
+    offered as inputs, so the compliance check could be skipped from this form."""
+    page = client_as("ops").get(reverse("new-run", args=["expense"])).content.decode()
+    for name in ("employee", "vendor", "amount", "description", "currency", "expense_id"):
+        assert f'name="input__{name}"' in page
+    for name in ("compliance_override", "decision", "reviewer", "comment", "payout_ref",
+                 "policy_notes"):
+        assert f'name="input__{name}"' not in page
+    tags = {m.group(1): m.group(0) for m in re.finditer(r'<input[^>]*name="input__(\w+)"[^>]*>',
+                                                          page)}
+    assert "required" in tags["vendor"] and "required" not in tags["description"]
+
+
+def test_the_expense_form_requires_the_claim_and_ignores_smuggled_fields(client_as):
+    client = client_as("ops")
+    response = client.post(reverse("new-run", args=["expense"]), {"input__employee": "Ann"})
+    assert response.status_code == 422
+    form = response.context["form"]
+    assert set(form.errors) >= {"input__vendor", "input__amount"}
+    assert not Thread.objects.exists()
+    response = client.post(reverse("new-run", args=["expense"]), {
+        "input__employee": "Eve", "input__vendor": "Shady Supplies Ltd", "input__amount": "75.00",
+        "input__compliance_override": "on", "input__decision": "approved"})
+    assert response.status_code == 302
+    run = Run.objects.get()
+    from orchestration.runtime.inputs import RunInput
+
+    assert set(RunInput.decode(run.input).value) == {"employee", "vendor", "amount"}
