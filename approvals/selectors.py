@@ -39,23 +39,7 @@ def review_list(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewReques
         When(status__in=ReviewRequest.OPEN, due_at__lt=timezone.now(), then=Value(0)),
         default=Value(1),
     )
-    qs = ReviewRequest.objects.select_related("thread", "claimed_by").order_by(
-        overdue, "created_at", "pk"
-    )
-    if f.status == "open":
-        qs = qs.filter(status__in=ReviewRequest.OPEN)
-    elif f.status in ReviewRequest.Status.values:
-        qs = qs.filter(status=f.status)
-    if f.graph:
-        qs = qs.filter(thread__graph_name=f.graph)
-    if f.assignee == "mine":
-        groups = list(user.groups.values_list("name", flat=True))
-        qs = qs.filter(
-            Q(claimed_by=user) | Q(assignee=user.get_username()) | Q(assignee__in=groups)
-        )
-    elif f.assignee == "unassigned":
-        qs = qs.filter(assignee="", claimed_by__isnull=True)
-    return qs
+    return review_filtered(user, f).order_by(overdue, "created_at", "pk")
 
 
 def review_filtered(user: AbstractBaseUser, f: InboxFilter) -> QuerySet[ReviewRequest]:

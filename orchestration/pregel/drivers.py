@@ -264,7 +264,7 @@ def _drive_in_background(
 
     def produce() -> None:
         try:
-            result = _run_for_sink(core, saver, sink, stop)
+            result = run_blocking(core, saver, sink, stop)
         except BaseException as error:  # noqa: BLE001 - handed to the consumer's thread
             sink.emit_done(_DONE, ("error", error))
         else:
@@ -286,14 +286,20 @@ def _drive_in_background(
         future.result()
 
 
-def _run_for_sink(
-    core: Core, saver: BaseCheckpointSaver | None, sink: Sink, stop: threading.Event
+def run_blocking(
+    core: Core,
+    saver: BaseCheckpointSaver | None,
+    sink: Sink | None = None,
+    stop: threading.Event | None = None,
 ) -> Any:
+    """`drive` for `invoke`, which streams nothing: a plain loop, not a generator to step.
+    With a `sink` (a stream run on a pool thread, `_drive_in_background`) the loop's chunks go
+    to it, and `stop` ends the run before its next effect."""
     send: Any = None
     error: BaseException | None = None
     try:
         while True:
-            if stop.is_set():
+            if stop is not None and stop.is_set():
                 core.close()
                 raise _Stopped
             try:
@@ -302,30 +308,9 @@ def _run_for_sink(
                 _flush(saver)
                 return done.value
             send, error = None, None
-            if type(effect) is Emit:
+            if sink is not None and type(effect) is Emit:
                 sink.emit("", effect.mode, effect.chunk)
                 continue
-            try:
-                send = _fulfil(effect, saver)
-            except Exception as caught:
-                error = caught
-    except BaseException as failed:
-        _flush_after(saver, failed)
-        raise
-
-
-def run_blocking(core: Core, saver: BaseCheckpointSaver | None) -> Any:
-    """`drive` for `invoke`, which streams nothing: a plain loop, not a generator to step."""
-    send: Any = None
-    error: BaseException | None = None
-    try:
-        while True:
-            try:
-                effect = core.throw(error) if error is not None else core.send(send)
-            except StopIteration as stop:
-                _flush(saver)
-                return stop.value
-            send, error = None, None
             try:
                 send = _fulfil(effect, saver)
             except Exception as caught:
