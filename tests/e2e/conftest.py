@@ -82,8 +82,19 @@ class Process:
     def __init__(self, name: str, args: list[str], log: Path) -> None:
         self.name = name
         self.log = log
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=log.open("wb"),
-                                      stderr=subprocess.STDOUT)
+        self.args = args
+        self.popen = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.args, cwd=ROOT, env=child_env(),
+                                stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+
+    def keep_alive(self) -> None:
+        """Start it again if it exited. The worker does when a test's teardown flushes the
+        database under a task it is running (django-tasks-db's `db_worker` exits when the
+        task row it finishes is gone): the next test must not wait for a worker that died."""
+        if self.popen.poll() is not None:
+            self.popen = self._start()
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -129,6 +140,7 @@ def processes(django_db_setup: Any, django_db_blocker: Any,
 
 @pytest.fixture
 def live_url(processes: dict[str, Any], transactional_db: None) -> str:
+    processes["worker"].keep_alive()
     if not Group.objects.filter(name="reviewer").exists():
         ensure_roles(Group, Permission)  # a transactional test flushed the migration's groups
     return processes["url"]

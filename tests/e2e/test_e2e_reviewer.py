@@ -43,6 +43,7 @@ def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_u
     assert_accessible(page, "the review swapped in after a decision")
 
     # a double keystroke decides once: the second `a` lands while the first is on its way
+    page.wait_for_timeout(400)  # past the guard that follows every decision request
     page.keyboard.press("a")
     page.keyboard.press("a")
     page.wait_for_selector(f"#review-page[data-review='{reviews[2].pk}']")
