@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -90,13 +91,23 @@ class Process:
                                 stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
 
     def keep_alive(self) -> None:
-        """Start it again if it exited. The worker does when a test's teardown flushes the
-        database under a task it is running (django-tasks-db's `db_worker` exits when the
-        task row it finishes is gone): the next test must not wait for a worker that died."""
-        if self.popen.poll() is not None:
-            self.popen = self._start()
+        """Start it again whenever it exits, until `stop`. The worker does exit when a test's
+        teardown flushes the database under a task it is running (django-tasks-db's
+        `db_worker` exits when the task row it finishes is gone), and that can happen while
+        the next test already waits for it."""
+        self._watching = threading.Event()
+
+        def watch() -> None:
+            while not self._watching.wait(0.2):
+                if self.popen.poll() is not None:
+                    self.popen = self._start()
+
+        threading.Thread(target=watch, name=f"keep {self.name} alive", daemon=True).start()
 
     def stop(self) -> None:
+        watching = getattr(self, "_watching", None)
+        if watching is not None:
+            watching.set()
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
@@ -123,6 +134,7 @@ def processes(django_db_setup: Any, django_db_blocker: Any,
         worker = Process("worker", [sys.executable, str(ROOT / "manage.py"), "db_worker",
                                     "--interval", "0.1", "--no-startup-delay", "--no-reload"],
                          logs / "worker.log")
+        worker.keep_alive()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -140,7 +152,6 @@ def processes(django_db_setup: Any, django_db_blocker: Any,
 
 @pytest.fixture
 def live_url(processes: dict[str, Any], transactional_db: None) -> str:
-    processes["worker"].keep_alive()
     if not Group.objects.filter(name="reviewer").exists():
         ensure_roles(Group, Permission)  # a transactional test flushed the migration's groups
     return processes["url"]
