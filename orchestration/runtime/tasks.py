@@ -19,6 +19,7 @@ from django_tasks_db import DatabaseBackend
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.runtime import metrics
+from orchestration.runtime.dbfailure import database_unavailable, stall_after_database_error
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputKind, RunInput
 from orchestration.runtime.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
@@ -64,6 +65,8 @@ def _execute(run: Run, lease: Lease) -> dict[str, Any]:
     except Exception as exc:
         if lease.lost.is_set() or isinstance(exc, LeaseLost):
             return _lease_lost(run, lease, exc)
+        if database_unavailable(exc):  # not the run's fault: it stalls, the sweeper resumes it
+            return stall_after_database_error(run, lease, exc)
         _record_failure(run, lease, exc)
         return {"run_id": run.pk, "outcome": "failed", "error": str(exc)}
 
