@@ -217,7 +217,8 @@ def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     show = (
         "import json, django; django.setup(); from django.conf import settings as s; "
         "d = s.DATABASES['default']; print(json.dumps({'pool': d['OPTIONS'].get('pool'), "
-        "'age': d['CONN_MAX_AGE'], 'debug': s.DEBUG, 'sessions': s.SESSION_ENGINE}))"
+        "'age': d['CONN_MAX_AGE'], 'debug': s.DEBUG, 'sessions': s.SESSION_ENGINE}, "
+        "default=lambda o: o.__qualname__))"
     )
     result = subprocess.run([sys.executable, "-c", show], cwd=ROOT, capture_output=True,
                             text=True, timeout=120,
@@ -226,6 +227,8 @@ def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     # a pool of at most 6 per process, and no persistent connection per request thread
     assert shown["pool"]["max_size"] == 6 and shown["age"] == 0
+    # and it hands out only live connections (after a database restart the idle ones are dead)
+    assert shown["pool"]["check"] == "ConnectionPool.check_connection"
     assert shown["debug"] is False
     assert shown["sessions"] == "django.contrib.sessions.backends.cached_db"
 

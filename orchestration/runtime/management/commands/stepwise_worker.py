@@ -18,17 +18,21 @@ import time
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.db.utils import OperationalError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from orchestration.runtime.dbfailure import database_unavailable, drop_broken_connection
 from orchestration.runtime.leases import worker_id
 from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
+
+# How long a worker waits before trying an unreachable database again.
+DATABASE_RETRY_SECONDS = 1.0
 
 
 class WakingWorker(db_worker.Worker):
@@ -73,9 +77,22 @@ class WakingWorker(db_worker.Worker):
         assert self.waiter is not None
         while self.running:
             close_old_connections()
-            task_result, retrieved = self._claim_next()
-            if task_result is not None:
-                self.run_task(task_result)
+            try:
+                task_result, retrieved = self._claim_next()
+                if task_result is not None:
+                    self.run_task(task_result)
+            except DatabaseError as exc:
+                if not database_unavailable(exc):
+                    raise
+                # The database restarting or failing over: wait for it instead of exiting (a
+                # process runner such as honcho stops every process when one exits). A task
+                # claimed meanwhile keeps its row; its run is recovered by the sweeper.
+                db_worker.logger.warning("database unavailable; trying again in %ss",
+                                         DATABASE_RETRY_SECONDS, exc_info=True)
+                drop_broken_connection()
+                if self.running:
+                    time.sleep(DATABASE_RETRY_SECONDS)
+                continue
             if self.batch and retrieved and task_result is None:
                 db_worker.logger.info("No more tasks to run for worker_id=%s", self.worker_id)
                 return
