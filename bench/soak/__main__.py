@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
                         metavar=("MIN", "MAX"), help="seconds between worker SIGKILLs")
     parser.add_argument("--server-every", type=float, default=20.0,
                         help="seconds between server restarts")
+    parser.add_argument("--pg-at", type=float, default=0.4,
+                        help="restart PostgreSQL once this share of the cycles is decided")
+    parser.add_argument("--pg-every", type=float, default=None, metavar="SECONDS",
+                        help="and again every SECONDS (about) after that (the judged count "
+                        "postgres_restarted then exceeds 1; to hunt restart bugs)")
     parser.add_argument("--server-cmd", default=DEFAULT_SERVER_CMD,
                         help="command serving the app on 127.0.0.1:{port} ({python} and {port} "
                         "are filled in), e.g. 'bin/serve --port {port}'")
@@ -34,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     config = SoakConfig(cycles=args.cycles, reviewers=args.reviewers, servers=args.servers,
                         workers=args.workers, kill_every=tuple(args.kill_every),
                         server_every=args.server_every, server_cmd=args.server_cmd,
+                        pg_at=args.pg_at, pg_every=args.pg_every,
                         settle_seconds=args.settle)
     try:
         counts = run_soak(config)

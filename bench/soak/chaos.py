@@ -15,14 +15,16 @@ from bench.soak.processes import Proc
 def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[], None],
            stop: threading.Event, progress: Callable[[], float], kill_every: tuple[float, float],
            server_every: float, pg_at: float, log: Callable[[str], None],
-           server_at: float = 0.25) -> Counter[str]:
+           server_at: float = 0.25, pg_every: float | None = None) -> Counter[str]:
     """Runs until `stop`; `progress()` is the share of review cycles done (0..1): PostgreSQL
-    is restarted once it passes `pg_at`, and a server at least once by `server_at` (a run
-    faster than `server_every` would otherwise restart none)."""
+    is restarted once it passes `pg_at` (and again every `pg_every` seconds after that, if
+    given: to hunt for what a database restart breaks), and a server at least once by
+    `server_at` (a run faster than `server_every` would otherwise restart none)."""
     done: Counter[str] = Counter()
     next_kill = time.monotonic() + random.uniform(*kill_every)
     next_server = time.monotonic() + server_every
     pg_restarted = False
+    next_pg = float("inf")
     while not stop.wait(0.1):
         now = time.monotonic()
         for proc in [*workers, *servers]:  # anything that died on its own comes back
@@ -41,9 +43,11 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             server.start()
             done["servers_restarted"] += 1
             next_server = now + server_every
-        if not pg_restarted and progress() >= pg_at:
+        if (not pg_restarted and progress() >= pg_at) or now >= next_pg:
             log("restarting PostgreSQL (immediate stop: like a crash)")
             restart_pg()
             pg_restarted = True
             done["postgres_restarted"] += 1
+            if pg_every:
+                next_pg = time.monotonic() + random.uniform(0.5, 1.5) * pg_every
     return done

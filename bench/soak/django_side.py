@@ -82,7 +82,50 @@ def account(prefix: str) -> dict[str, Any]:
         "needs_ops": events.filter(kind=NEEDS_OPS).count(),
         "orphans_requeued": events.filter(kind="run_requeued", data__orphaned=True).count(),
         "lease_lost": events.filter(kind="run_lease_lost").count(),
+        "stuck": stuck(threads),
     }
+
+
+def stuck(threads: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """Where each thread that is not done (or has an open review) stands: its runs, their
+    tasks in the queue, its reviews and its last events. Printed when the soak fails, so a
+    stuck thread says which state it is stuck in."""
+    from django.db.models import Q
+    from django_tasks_db.models import DBTaskResult
+
+    from approvals.models import ReviewRequest
+    from orchestration.runtime.leases import EXECUTE_RUN_PATH
+    from orchestration.runtime.models import Event
+
+    open_reviews = ReviewRequest.objects.filter(status__in=ReviewRequest.OPEN)
+    out = []
+    for thread in threads.filter(~Q(status="done") | Q(reviews__in=open_reviews)).distinct()[
+            :limit]:
+        runs = list(thread.runs.order_by("pk"))
+        run_ids = {run.pk for run in runs}
+        tasks = [
+            {"id": str(t.id)[:8], "run": (t.args_kwargs.get("args") or [None])[0],
+             "status": t.status, "enqueued": t.enqueued_at.isoformat(timespec="milliseconds"),
+             "workers": t.worker_ids, "exception": t.exception_class_path,
+             "traceback": t.traceback[-600:]}
+            for t in DBTaskResult.objects.filter(task_path=EXECUTE_RUN_PATH).order_by(
+                "enqueued_at")
+            if isinstance(t.args_kwargs, dict) and (t.args_kwargs.get("args") or [None])[0]
+            in run_ids
+        ]
+        out.append({
+            "thread": thread.thread_id, "status": thread.status,
+            "runs": [{"id": r.pk, "kind": r.kind, "status": r.status, "attempts": r.attempts,
+                      "worker": r.worker, "task": r.task_result_id[:8],
+                      "lease_expires": r.lease_expires_at and r.lease_expires_at.isoformat(
+                          timespec="milliseconds"),
+                      "error": r.error[:600]} for r in runs],
+            "tasks": tasks,
+            "reviews": list(thread.reviews.values_list("pk", "status")),
+            "events": [f"{e.created_at:%H:%M:%S.%f} run {e.run_id} {e.kind} {e.reason[:120]}"
+                       for e in Event.objects.filter(thread=thread).order_by("pk")],
+        })
+    return out
 
 
 def main(argv: list[str]) -> None:

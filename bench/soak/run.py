@@ -28,6 +28,7 @@ class SoakConfig:
     kill_every: tuple[float, float] = (2.0, 5.0)
     server_every: float = 20.0
     pg_at: float = 0.4
+    pg_every: float | None = None
     backlog: int = 20
     server_cmd: str = processes.DEFAULT_SERVER_CMD
     settle_seconds: float = 180.0
@@ -85,19 +86,25 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         monkey = threading.Thread(target=lambda: chaos_result.update(chaos.monkey(
             workers=workers, servers=servers, restart_pg=pg.restart, stop=stop_chaos,
             progress=progress, kill_every=config.kill_every,
-            server_every=config.server_every, pg_at=config.pg_at, log=log,
+            server_every=config.server_every, pg_at=config.pg_at, pg_every=config.pg_every,
+            log=log,
         )), daemon=True)
         monkey.start()
 
         last_report = 0.0
+        last_progress, progressed_at = 0.0, time.monotonic()
         while progress() < 1.0:
             time.sleep(0.5)
             if time.monotonic() - last_report > 10:
                 last_report = time.monotonic()
                 log(f"{len(tally.accepted | tally.already)}/{config.cycles} decided, "
                     f"{len(tally.started)} started, requests {dict(tally.requests)}")
-            if time.monotonic() - started > config.settle_seconds * 10:
-                log("giving up on the load: it stopped making progress")
+            if progress() != last_progress:
+                last_progress, progressed_at = progress(), time.monotonic()
+            elif time.monotonic() - progressed_at > config.settle_seconds:
+                # a thread that never reaches its review: stop the load and account, so the
+                # counts (and `stuck`) say where it stands, instead of waiting for a timeout
+                log(f"giving up on the load: no decision for {config.settle_seconds:g}s")
                 break
         load_seconds = time.monotonic() - started
         stop_chaos.set()
@@ -117,6 +124,8 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         counts["threads_started_by_client"] = len(tally.started)
         counts["load_seconds"] = round(load_seconds, 1)
         counts["logs"] = str(logdir)
+        for entry in counts.get("stuck", []):
+            log(f"not done: {json.dumps(entry, indent=1)}")
         return counts
     finally:
         for proc in procs:
