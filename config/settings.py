@@ -147,14 +147,13 @@ if DATABASE_URL:
         )
     }
     if DB_POOL_MAX and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        from psycopg_pool import ConnectionPool
+        from config.dbpool import check_connection
 
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            # A pooled connection is checked (one empty query) before it is handed out: after
-            # PostgreSQL restarted, every idle one is dead, and without the check each would
-            # fail the request or the run that borrowed it. (Django skips its own
-            # CONN_HEALTH_CHECKS under a pool, trusting the pool to do this.)
-            "check": ConnectionPool.check_connection,
+            # A pooled connection is checked before it is handed out (see config.dbpool):
+            # after PostgreSQL restarted every idle one is dead, and each would fail the
+            # request or the run that borrowed it.
+            "check": check_connection,
             "min_size": min(int(os.environ.get("STEPWISE_DB_POOL_MIN", "1")), DB_POOL_MAX),
             "max_size": DB_POOL_MAX,
             "timeout": float(os.environ.get("STEPWISE_DB_POOL_TIMEOUT", "30")),

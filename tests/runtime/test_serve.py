@@ -228,7 +228,7 @@ def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     # a pool of at most 6 per process, and no persistent connection per request thread
     assert shown["pool"]["max_size"] == 6 and shown["age"] == 0
     # and it hands out only live connections (after a database restart the idle ones are dead)
-    assert shown["pool"]["check"] == "ConnectionPool.check_connection"
+    assert shown["pool"]["check"] == "check_connection"
     assert shown["debug"] is False
     assert shown["sessions"] == "django.contrib.sessions.backends.cached_db"
 
