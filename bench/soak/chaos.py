@@ -38,11 +38,16 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             done["workers_killed"] += 1
             next_kill = now + random.uniform(*kill_every)
         if now >= next_server or (not done["servers_restarted"] and progress() >= server_at):
-            server = random.choice(servers)
-            server.stop()
-            server.start()
-            done["servers_restarted"] += 1
-            next_server = now + server_every
+            # only a server that serves again is restarted: on a busy machine a server takes
+            # longer to start than `server_every`, and restarting it while it starts would
+            # keep every server down (a restart storm, not a restart)
+            serving = [server for server in servers if server.serving()]
+            if serving:
+                server = random.choice(serving)
+                server.stop()
+                server.start()
+                done["servers_restarted"] += 1
+                next_server = now + server_every
         if (not pg_restarted and progress() >= pg_at) or now >= next_pg:
             log("restarting PostgreSQL (immediate stop: like a crash)")
             restart_pg()

@@ -25,6 +25,7 @@ class Proc:
         self.log = logdir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.health_url = ""  # a server's /healthz: whether it serves yet (`serving`)
 
     def start(self) -> None:
         self.starts += 1
@@ -38,6 +39,17 @@ class Proc:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def serving(self) -> bool:
+        """Alive and, for a server, answering its health check."""
+        if not self.alive():
+            return False
+        if not self.health_url:
+            return True
+        try:
+            return httpx.get(self.health_url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL, no goodbye: the chaos."""
@@ -89,7 +101,9 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 def server(n: int, port: int, env: dict[str, str], logdir: Path, cmd: str) -> Proc:
     argv = shlex.split(cmd.format(python=sys.executable, port=port))
-    return Proc(f"server-{n}", argv, env, logdir)
+    proc = Proc(f"server-{n}", argv, env, logdir)
+    proc.health_url = f"http://127.0.0.1:{port}/healthz"
+    return proc
 
 
 def worker(n: int, env: dict[str, str], logdir: Path) -> Proc:

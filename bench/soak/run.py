@@ -101,10 +101,10 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                     f"{len(tally.started)} started, requests {dict(tally.requests)}")
             if progress() != last_progress:
                 last_progress, progressed_at = progress(), time.monotonic()
-            elif time.monotonic() - progressed_at > config.settle_seconds:
+            elif time.monotonic() - progressed_at > 2 * config.settle_seconds:
                 # a thread that never reaches its review: stop the load and account, so the
                 # counts (and `stuck`) say where it stands, instead of waiting for a timeout
-                log(f"giving up on the load: no decision for {config.settle_seconds:g}s")
+                log(f"giving up on the load: no decision for {2 * config.settle_seconds:g}s")
                 break
         load_seconds = time.monotonic() - started
         stop_chaos.set()
