@@ -25,6 +25,8 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
     next_server = time.monotonic() + server_every
     pg_restarted = False
     next_pg = float("inf")
+    restarted: Proc | None = None  # a restarted server not serving yet
+    next_look = 0.0
     while not stop.wait(0.1):
         now = time.monotonic()
         for proc in [*workers, *servers]:  # anything that died on its own comes back
@@ -37,17 +39,22 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             victim.start()
             done["workers_killed"] += 1
             next_kill = now + random.uniform(*kill_every)
-        if now >= next_server or (not done["servers_restarted"] and progress() >= server_at):
-            # only a server that serves again is restarted: on a busy machine a server takes
-            # longer to start than `server_every`, and restarting it while it starts would
-            # keep every server down (a restart storm, not a restart)
+        if restarted is not None and now >= next_look:
+            # the next server restart is `server_every` after the last restarted server
+            # serves again: on a busy machine a server takes longer to start than that, and
+            # restarting servers while they start keeps every one down (a restart storm)
+            next_look = now + 1.0
+            if restarted.serving():
+                restarted, next_server = None, now + server_every
+        if restarted is None and now >= next_look and (now >= next_server or (
+                not done["servers_restarted"] and progress() >= server_at)):
+            next_look = now + 1.0
             serving = [server for server in servers if server.serving()]
             if serving:
-                server = random.choice(serving)
-                server.stop()
-                server.start()
+                restarted = random.choice(serving)
+                restarted.stop()
+                restarted.start()
                 done["servers_restarted"] += 1
-                next_server = now + server_every
         if (not pg_restarted and progress() >= pg_at) or now >= next_pg:
             log("restarting PostgreSQL (immediate stop: like a crash)")
             restart_pg()
