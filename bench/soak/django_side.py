@@ -82,6 +82,7 @@ def account(prefix: str) -> dict[str, Any]:
         "needs_ops": events.filter(kind=NEEDS_OPS).count(),
         "orphans_requeued": events.filter(kind="run_requeued", data__orphaned=True).count(),
         "lease_lost": events.filter(kind="run_lease_lost").count(),
+        "thread_ids": sorted(threads.values_list("thread_id", flat=True)),
         "stuck": stuck(threads),
     }
 

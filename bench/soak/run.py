@@ -122,10 +122,14 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         lost = sorted(tally.accepted - set(counts.pop("decided_review_ids")))
         counts["decisions_lost"] = len(lost)
         counts["threads_started_by_client"] = len(tally.started)
+        # started (the server said 201 or 409) but not in the database: a lost commit
+        counts["threads_missing"] = sorted(tally.started - set(counts.pop("thread_ids")))
         counts["load_seconds"] = round(load_seconds, 1)
         counts["logs"] = str(logdir)
         for entry in counts.get("stuck", []):
             log(f"not done: {json.dumps(entry, indent=1)}")
+        if counts["threads_missing"]:
+            log(f"started by the client but not in the database: {counts['threads_missing']}")
         return counts
     finally:
         for proc in procs:
