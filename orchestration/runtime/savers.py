@@ -42,7 +42,7 @@ from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
 from orchestration.runtime.write_behind import (
-    WriteBehind,
+    Writer,
     close_writer,
     current_writer,
     writer_for,
@@ -91,7 +91,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self.using = using
         self.durability = durability
         # The put in flight on the write-behind thread: (its writer, thread id, checkpoint id).
-        self._inflight: tuple[WriteBehind, str, str] | None = None
+        self._inflight: tuple[Writer, str, str] | None = None
         self._cache = storage.ValueCache()
         # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
         # next put names its parent row directly instead of looking it up.
@@ -209,7 +209,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             if self.durability == "async":
                 close_writer(self.using)
 
-    def _writer(self) -> WriteBehind | None:
+    def _writer(self) -> Writer | None:
         """The write-behind thread for this put, or None when it must be synchronous."""
         if self.durability != "async" or self.fence is not None:
             return None
@@ -217,11 +217,12 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if connection.in_atomic_block:
             return None  # the caller's transaction must contain the put
         return writer_for(
-            self.using, lambda: checkpoint_sql.private_connection(connection)
+            self.using, lambda: checkpoint_sql.private_connection(connection),
+            send_ahead=connection.vendor == "postgresql",
         )
 
     def _write_behind(
-        self, writer: WriteBehind, config: CheckpointConfig, checkpoint: Checkpoint,
+        self, writer: Writer, config: CheckpointConfig, checkpoint: Checkpoint,
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
         self.flush()  # never two in flight; a lost lease stops here, before this is sent
