@@ -334,7 +334,7 @@ def _pg_results(raw: Any) -> list[Any]:
 
 def private_connection(connection: BaseDatabaseWrapper) -> Any:
     """A new raw DB-API connection to `connection`'s database, configured as Django would
-    (adapters, SQLite functions and pragmas), in autocommit: for the write-behind thread."""
+    (adapters, SQLite functions and pragmas), in autocommit: for the write-behind writer."""
     params = connection.get_connection_params()
     if connection.vendor == "postgresql":
         import psycopg
@@ -406,7 +406,7 @@ def put_job(
     checkpoint_ns: str = "",
 ) -> PutJob:
     """The put as a job for a raw connection to `connection`'s database (Django's own, inside
-    its transaction handling, or the write-behind thread's private one): it returns the new
+    its transaction handling, or the write-behind writer's private one): it returns the new
     row's pk, or None when the fence failed and nothing was written. Everything that needs
     Django (parameter adaptation) is done here, on the caller's thread."""
     record = encoded.record
