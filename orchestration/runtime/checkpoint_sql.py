@@ -181,9 +181,160 @@ def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
         return cursor.fetchone()
 
 
+# --- PostgreSQL: a put sent now, its outcome collected later -----------------------------------
+
+# The type of each parameter of the statements sent without psycopg's cursor (`PgStatement`):
+# fixed, so one prepared statement serves every call (psycopg would pick int2/int4/int8 by
+# value, and NULL has no type).
+_PG_PARAM_TYPES = {
+    "run_id": "int8", "token": "text", "now": "timestamptz", "thread_id": "text",
+    "checkpoint_id": "text", "checkpoint_ns": "text", "head": "text", "parent_id": "text",
+    "parent_pk": "int8", "step": "int8", "source": "text", "next": "text",
+    "versions": "text", "internal": "bytea", "meta": "bytea", "extra": "text",
+    "written_by": "text", "user_id": "int8", "reason": "text", "created": "timestamptz",
+    "b_field": "text[]", "b_version": "text[]", "b_kind": "text[]", "b_base": "text[]",
+    "b_data": "bytea[]",
+}
+
+
+class PgStatement:
+    """One of the statements above in libpq's form: `$n` placeholders, a fixed type per
+    parameter, binary parameters. `send` puts it on the wire of a psycopg connection in
+    autocommit and returns at once; `collect` waits for its one row. On the write-behind
+    connection this is what lets the caller's thread send superstep N's put and compute
+    superstep N+1 while the server executes and commits it: no second thread, hence no hand-off
+    of the GIL between two threads (a writer thread could only send once the computing thread
+    blocked, which serialized the two).
+    """
+
+    _names = iter(range(1, 1_000_000))
+
+    def __init__(self, sql: str) -> None:
+        import re
+
+        from psycopg.postgres import types
+
+        keys: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in keys:
+                keys.append(key)
+            return f"${keys.index(key) + 1}"
+
+        self.sql = re.sub(r"%\((\w+)\)s", number, sql).encode()
+        self.keys = tuple(keys)
+        oids = []
+        for key in keys:
+            name = _PG_PARAM_TYPES[key]
+            info = types[name.removesuffix("[]")]
+            oids.append(info.array_oid if name.endswith("[]") else info.oid)
+        self.oids = tuple(oids)
+        self.name = f"stepwise_{next(self._names)}".encode()
+
+    def send(self, raw: Any, params: dict[str, Any]) -> None:
+        """Send the statement with `params` on `raw` (psycopg, autocommit, nothing pending);
+        prepared on first use on this connection unless STEPWISE_PREPARED_STATEMENTS is off."""
+        from psycopg import pq
+        from psycopg.adapt import PyFormat
+
+        state = _pg_connection_state(raw)
+        entry = state.get(self.name)
+        pgconn = raw.pgconn
+        if entry is None:
+            from psycopg.adapt import Transformer
+
+            transformer = Transformer(raw)
+            transformer.set_dumper_types(self.oids, pq.Format.BINARY)
+            prepared = bool(getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True))
+            if prepared:
+                pgconn.send_prepare(self.name, self.sql, param_types=self.oids)
+                _pg_flush(pgconn)
+                _pg_results(raw)
+            entry = state[self.name] = (
+                transformer, prepared, [PyFormat.BINARY] * len(self.keys),
+                [pq.Format.BINARY] * len(self.keys),
+            )
+        transformer, prepared, dump_formats, formats = entry
+        values = transformer.dump_sequence([params.get(k) for k in self.keys], dump_formats)
+        if prepared:
+            pgconn.send_query_prepared(self.name, values, param_formats=formats)
+        else:
+            pgconn.send_query_params(
+                self.sql, values, param_types=self.oids, param_formats=formats
+            )
+        _pg_flush(pgconn)
+
+    @staticmethod
+    def collect(raw: Any) -> tuple[bytes | None, ...] | None:
+        """The sent statement's first row (text values), None if it returned none; raises
+        the server's error as psycopg's exception."""
+        results = _pg_results(raw)
+        result = results[-1] if results else None
+        if result is None or result.ntuples == 0:
+            return None
+        return tuple(result.get_value(0, i) for i in range(result.nfields))
+
+
+_pg_states: Any = None
+
+
+def _pg_connection_state(raw: Any) -> dict[bytes, Any]:
+    global _pg_states
+    import weakref
+
+    if _pg_states is None:
+        _pg_states = weakref.WeakKeyDictionary()
+    state = _pg_states.get(raw)
+    if state is None:
+        state = _pg_states[raw] = {}
+    return state
+
+
+def _pg_wait(fd: int, events: int) -> int:
+    import select
+
+    poller = select.poll()
+    poller.register(fd, events)
+    found = poller.poll()  # releases the GIL
+    return found[0][1] if found else 0
+
+
+def _pg_flush(pgconn: Any) -> None:
+    """Push what libpq buffered to the socket (the connection is non-blocking)."""
+    import select
+
+    while pgconn.flush() != 0:
+        if _pg_wait(pgconn.socket, select.POLLOUT | select.POLLIN) & select.POLLIN:
+            pgconn.consume_input()
+
+
+def _pg_results(raw: Any) -> list[Any]:
+    """Every result of the statement sent last on `raw`, waiting for them; raises the first
+    error the server sent."""
+    import select
+
+    from psycopg import errors, pq
+
+    pgconn = raw.pgconn
+    results = []
+    while True:
+        while pgconn.is_busy():
+            _pg_wait(pgconn.socket, select.POLLIN)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        results.append(result)
+    for result in results:
+        if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            raise errors.error_from_result(result, encoding=raw.info.encoding)
+    return results
+
+
 def private_connection(connection: BaseDatabaseWrapper) -> Any:
     """A new raw DB-API connection to `connection`'s database, configured as Django would
-    (adapters, SQLite functions and pragmas), in autocommit: for the write-behind thread."""
+    (adapters, SQLite functions and pragmas), in autocommit: for the write-behind writer."""
     params = connection.get_connection_params()
     if connection.vendor == "postgresql":
         import psycopg
@@ -255,7 +406,7 @@ def put_job(
     checkpoint_ns: str = "",
 ) -> PutJob:
     """The put as a job for a raw connection to `connection`'s database (Django's own, inside
-    its transaction handling, or the write-behind thread's private one): it returns the new
+    its transaction handling, or the write-behind writer's private one): it returns the new
     row's pk, or None when the fence failed and nothing was written. Everything that needs
     Django (parameter adaptation) is done here, on the caller's thread."""
     record = encoded.record
@@ -287,13 +438,7 @@ def put_job(
         params["b_kind"] = [b.kind for b in blobs]
         params["b_base"] = [b.base or "" for b in blobs]
         params["b_data"] = [b.data for b in blobs]
-        sql = _sql("put", "postgresql", fenced)
-
-        def pg_job(raw: Any) -> int | None:
-            matched, pk = _pg_row(raw, sql, params)
-            return int(pk) if matched else None
-
-        return pg_job
+        return PgPut(_sql("put", "postgresql", fenced), params)
 
     ops = connection.ops
     params["created"] = ops.adapt_datetimefield_value(created_at)
@@ -309,6 +454,38 @@ def put_job(
             cursor.close()
 
     return sqlite_job
+
+
+_PG_STATEMENTS: dict[str, PgStatement] = {}
+
+
+class PgPut:
+    """A PostgreSQL put: called with a raw connection it runs the statement and returns the
+    row's pk (None: the fence failed, nothing written); `send` only sends it, on the
+    write-behind connection, and returns the function that collects that outcome."""
+
+    __slots__ = ("params", "sql")
+
+    def __init__(self, sql: str, params: dict[str, Any]) -> None:
+        self.sql, self.params = sql, params
+
+    def __call__(self, raw: Any) -> int | None:
+        matched, pk = _pg_row(raw, self.sql, self.params)
+        return int(pk) if matched else None
+
+    def send(self, raw: Any) -> Callable[[], int | None]:
+        statement = _PG_STATEMENTS.get(self.sql)
+        if statement is None:
+            statement = _PG_STATEMENTS[self.sql] = PgStatement(self.sql)
+        statement.send(raw, self.params)
+
+        def collect() -> int | None:
+            row = statement.collect(raw)
+            assert row is not None  # the statement always returns its one row
+            matched, pk = row
+            return int(pk) if matched is not None and int(matched) else None
+
+        return collect
 
 
 def in_transaction(job: PutJob) -> PutJob:

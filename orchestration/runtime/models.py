@@ -58,7 +58,12 @@ class Thread(models.Model):
 class Checkpoint(models.Model):
     """One node of a thread's checkpoint tree."""
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="checkpoints")
+    # No index of its own: `checkpoint_unique_id` (thread, checkpoint_id) serves lookups by
+    # thread, the history (scanned backwards) and `before=` pagination; every index is paid on
+    # every superstep's insert.
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, related_name="checkpoints", db_index=False
+    )
     checkpoint_id = models.CharField(max_length=64)
     # "" for the thread's own graph; a subgraph's node path ("outer|inner") for its checkpoints
     checkpoint_ns = models.CharField(max_length=200, blank=True, default="", db_default="")
@@ -79,7 +84,8 @@ class Checkpoint(models.Model):
     created_at = models.DateTimeField()
     # who caused an `update` / `fork` checkpoint, and why
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
     )
     reason = models.TextField(blank=True)
 
@@ -89,9 +95,15 @@ class Checkpoint(models.Model):
                 fields=["thread", "checkpoint_id"], name="checkpoint_unique_id"
             ),
         ]
-        # checkpoint ids sort by creation time within a thread: one index serves the history,
-        # the latest checkpoint and `before=` pagination.
-        indexes = [models.Index(fields=["thread", "-checkpoint_id"], name="checkpoint_history")]
+        # Checkpoint ids sort by creation time within a thread: the unique index serves the
+        # history, the latest checkpoint and `before=` pagination. `created_by` is set only
+        # on `update`/`fork` checkpoints: indexed where set (deleting a user), not per row.
+        indexes = [
+            models.Index(
+                fields=["created_by"], condition=models.Q(created_by__isnull=False),
+                name="checkpoint_created_by",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.thread_id}:{self.checkpoint_id} (step {self.step}, {self.source})"
@@ -105,7 +117,10 @@ class FieldVersion(models.Model):
         FULL = "full", "Full value"
         APPEND = "append", "Appended items"
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="field_versions")
+    # Indexed by `field_version_unique` (thread, field, version).
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, related_name="field_versions", db_index=False
+    )
     field = models.CharField(max_length=200)
     version = models.CharField(max_length=64)
     kind = models.CharField(max_length=6, choices=Kind.choices)
@@ -124,7 +139,10 @@ class FieldVersion(models.Model):
 
 
 class PendingWrite(models.Model):
-    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="pending")
+    # Indexed by `pending_write_unique` (checkpoint, task_id, idx).
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.CASCADE, related_name="pending", db_index=False
+    )
     task_id = models.CharField(max_length=100)
     idx = models.IntegerField()
     channel = models.CharField(max_length=200)

@@ -42,7 +42,7 @@ from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
 from orchestration.runtime.write_behind import (
-    WriteBehind,
+    Writer,
     close_writer,
     current_writer,
     writer_for,
@@ -68,12 +68,13 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     it raises to stop the write.
 
     `durability`: "sync" (default) commits each put before `put` returns. "async" hands the
-    put to a write-behind thread (`write_behind`) and returns at once, so superstep N's
-    commit overlaps superstep N+1's work; at most one put is in flight, each still its own
-    fenced transaction. Everything is flushed (and a failure raised) before the next put,
-    any read or `put_writes`, and when the engine calls `flush` (at the end of a run and
-    before a node declared with side effects runs). A put inside a caller's
-    `transaction.atomic`, or with a `fence` callable, is always synchronous.
+    put to a write-behind writer (`write_behind`: on PostgreSQL the statement is sent on a
+    private connection and its outcome collected later; on SQLite a thread) and returns at
+    once, so superstep N's commit overlaps superstep N+1's work; at most one put is in
+    flight, each still its own fenced transaction. Everything is flushed (and a failure
+    raised) before the next put, any read or `put_writes`, and when the engine calls `flush`
+    (at the end of a run and before a node declared with side effects runs). A put inside a
+    caller's `transaction.atomic`, or with a `fence` callable, is always synchronous.
     """
 
     def __init__(
@@ -90,8 +91,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self.lease = lease
         self.using = using
         self.durability = durability
-        # The put in flight on the write-behind thread: (its writer, thread id, checkpoint id).
-        self._inflight: tuple[WriteBehind, str, str] | None = None
+        # The put in flight on the write-behind writer: (its writer, thread id, checkpoint id).
+        self._inflight: tuple[Writer, str, str] | None = None
         self._cache = storage.ValueCache()
         # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
         # next put names its parent row directly instead of looking it up.
@@ -209,19 +210,20 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             if self.durability == "async":
                 close_writer(self.using)
 
-    def _writer(self) -> WriteBehind | None:
-        """The write-behind thread for this put, or None when it must be synchronous."""
+    def _writer(self) -> Writer | None:
+        """The write-behind writer for this put, or None when it must be synchronous."""
         if self.durability != "async" or self.fence is not None:
             return None
         connection = connections[self.using]
         if connection.in_atomic_block:
             return None  # the caller's transaction must contain the put
         return writer_for(
-            self.using, lambda: checkpoint_sql.private_connection(connection)
+            self.using, lambda: checkpoint_sql.private_connection(connection),
+            send_ahead=connection.vendor == "postgresql",
         )
 
     def _write_behind(
-        self, writer: WriteBehind, config: CheckpointConfig, checkpoint: Checkpoint,
+        self, writer: Writer, config: CheckpointConfig, checkpoint: Checkpoint,
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
         self.flush()  # never two in flight; a lost lease stops here, before this is sent

@@ -1,10 +1,16 @@
 """Write-behind for the Django saver: one checkpoint write in flight on a private connection
 while the caller computes the next superstep (`DjangoCheckpointSaver(durability="async")`).
 
-Why a thread with its own connection and not psycopg's pipeline mode on Django's connection:
-a node may use the ORM between two puts, and Django's connection must stay an ordinary
-connection for it; a private connection is used by nothing else, on PostgreSQL and SQLite
-alike, and the thread spends its wait on the server with the GIL released.
+Why a private connection and not Django's: a node may use the ORM between two puts, and
+Django's connection must stay an ordinary connection for it; the private one is used by
+nothing else.
+
+On PostgreSQL (`SendAhead`) the calling thread sends the put's statement without waiting for
+its outcome and collects the outcome at its next put or flush: the server executes and
+commits superstep N while the caller computes N+1. A writer thread (`WriteBehind`, kept for
+SQLite, whose writes run in-process) gained little there: woken while the caller computed, it
+needed the GIL to send, so it sent only once the caller blocked on it, and each put paid two
+thread hand-offs.
 
 At most ONE write is in flight: `submit` first waits for the previous write and raises its
 failure, so a crash loses at most the superstep whose write was in flight (re-run on resume
@@ -26,7 +32,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["WriteBehind", "close_writer", "close_writers", "current_writer", "writer_for"]
+__all__ = [
+    "SendAhead", "WriteBehind", "Writer", "close_writer", "close_writers", "current_writer",
+    "writer_for",
+]
 
 Job = Callable[[Any], Any]
 
@@ -94,41 +103,94 @@ class WriteBehind:
             _close(connection)
 
 
-def _close(connection: Any) -> None:
+class SendAhead:
+    """PostgreSQL's writer: no thread; `submit` sends the job's statement on the private
+    connection (`job.send(connection)` returns the function that collects its outcome) and
+    `wait` collects it. The same contract as `WriteBehind`: at most one job in flight."""
+
+    def __init__(self, connect: Callable[[], Any], name: str) -> None:
+        self._connect = connect
+        self._connection: Any = None
+        self._collect: Callable[[], Any] | None = None
+        self.owner: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self._collect is not None
+
+    def submit(self, job: Any, owner: Any) -> None:
+        if self._collect is not None:
+            raise RuntimeError("collect the write in flight (wait()) before submitting another")
+        if self._connection is None:
+            self._connection = self._connect()
+        try:
+            self._collect = job.send(self._connection)
+        except BaseException:
+            # Part of the statement may be on the wire: the connection is not reusable.
+            self._connection = _close(self._connection)
+            raise
+        self.owner = owner
+
+    def wait(self) -> Any:
+        collect, self._collect, self.owner = self._collect, None, None
+        if collect is None:
+            return None
+        try:
+            return collect()
+        except BaseException:
+            self._connection = _close(self._connection)
+            raise
+
+    def close(self) -> None:
+        """Collect the job in flight (its outcome dropped) and close the connection."""
+        try:
+            self.wait()
+        except Exception:  # noqa: S110 - dropped, as close_writers documents
+            pass
+        self._connection = _close(self._connection)
+
+
+Writer = WriteBehind | SendAhead
+
+
+def _close(connection: Any) -> None:  # always None, for `conn = _close(conn)`
     if connection is not None:
         try:
             connection.close()
         except Exception:  # noqa: S110 - closing a connection that already failed
             pass
+    return None
 
 
 _local = threading.local()
-_all: list[WriteBehind] = []
+_all: list[Writer] = []
 _all_lock = threading.Lock()
 
 
-def writer_for(alias: str, connect: Callable[[], Any]) -> WriteBehind:
-    """This thread's writer for database `alias` (created on first use)."""
-    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+def writer_for(alias: str, connect: Callable[[], Any], *, send_ahead: bool = False) -> Writer:
+    """This thread's writer for database `alias` (created on first use): `SendAhead` if
+    `send_ahead` (PostgreSQL), else a `WriteBehind` thread."""
+    writers: dict[str, Writer] | None = getattr(_local, "writers", None)
     if writers is None:
         writers = _local.writers = {}
     writer = writers.get(alias)
     if writer is None:
-        writer = writers[alias] = WriteBehind(connect, f"stepwise-writer-{alias}")
+        kind = SendAhead if send_ahead else WriteBehind
+        writer = writers[alias] = kind(connect, f"stepwise-writer-{alias}")
         with _all_lock:
             _all.append(writer)
     return writer
 
 
-def current_writer(alias: str) -> WriteBehind | None:
+def current_writer(alias: str) -> Writer | None:
     """This thread's writer for `alias` if it has one (none is created)."""
-    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    writers: dict[str, Writer] | None = getattr(_local, "writers", None)
     return None if writers is None else writers.get(alias)
 
 
 def close_writer(alias: str) -> None:
     """Close this thread's writer for `alias` and forget it (a later write opens another)."""
-    writers: dict[str, WriteBehind] | None = getattr(_local, "writers", None)
+    writers: dict[str, Writer] | None = getattr(_local, "writers", None)
     writer = None if writers is None else writers.pop(alias, None)
     if writer is not None:
         writer.close()

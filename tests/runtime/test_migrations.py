@@ -70,3 +70,60 @@ def test_checkpoints_written_before_namespaces_belong_to_the_root_graph() -> Non
     Checkpoint = executor.loader.project_state(after).apps.get_model("orchestration", "Checkpoint")
     assert list(Checkpoint.objects.values_list("checkpoint_id", "checkpoint_ns")) == [("0001", "")]
     _migrate_to_latest()
+
+
+def _index_columns(table: str) -> list[tuple[str, ...]]:
+    """The column tuples of `table`'s indexes and unique constraints (primary key excluded), as
+    the database has them."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, table)
+    return sorted(
+        tuple(c["columns"]) for c in found.values()
+        if (c["index"] or c["unique"]) and not c["primary_key"]
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkpoints_keep_their_rows_and_lookups_with_fewer_indexes() -> None:
+    before = [("orchestration", "0005_worker_process")]
+    after = [("orchestration", "0006_fewer_checkpoint_indexes")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Thread = apps.get_model("orchestration", "Thread")
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    FieldVersion = apps.get_model("orchestration", "FieldVersion")
+    PendingWrite = apps.get_model("orchestration", "PendingWrite")
+    thread = Thread.objects.create(thread_id="old", graph_name="expense")
+    first = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input", created_at="2026-01-01T00:00Z"
+    )
+    Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0002", parent=first, step=1, source="loop",
+        created_at="2026-01-01T00:01Z",
+    )
+    FieldVersion.objects.create(
+        thread=thread, field="items", version="0001", kind="full", data=b"x"
+    )
+    PendingWrite.objects.create(checkpoint=first, task_id="t", idx=0, channel="c", data=b"y")
+    assert ("thread_id",) in _index_columns("orchestration_checkpoint")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    apps = executor.loader.project_state(after).apps
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    # Only the unique constraints, the parent link and the partial `created_by` index remain.
+    assert _index_columns("orchestration_checkpoint") == [
+        ("created_by_id",), ("parent_id",), ("thread_id", "checkpoint_id"),
+    ]
+    assert _index_columns("orchestration_fieldversion") == [("thread_id", "field", "version")]
+    assert _index_columns("orchestration_pendingwrite") == [("checkpoint_id", "task_id", "idx")]
+    latest = Checkpoint.objects.filter(thread__thread_id="old").order_by("-checkpoint_id")
+    assert [c.checkpoint_id for c in latest] == ["0002", "0001"]
+    assert apps.get_model("orchestration", "PendingWrite").objects.get().checkpoint_id == first.pk
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)  # and back: the foreign-key indexes come back
+    assert ("thread_id",) in _index_columns("orchestration_checkpoint")
+    assert ("thread_id",) in _index_columns("orchestration_fieldversion")
+    _migrate_to_latest()

@@ -165,3 +165,30 @@ def test_a_crash_with_a_write_in_flight_loses_at_most_that_superstep(tmp_path: P
     history = DjangoCheckpointSaver().list(CheckpointConfig("crashed"))
     ids = {t.checkpoint.id for t in history}
     assert all(t.parent_config is None or t.parent_config.checkpoint_id in ids for t in history)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_write_behind_stores_every_superstep_with_or_without_prepared_statements(
+    settings: Any, prepared: bool
+) -> None:
+    """On PostgreSQL the put is sent from the caller's thread (prepared, or unnamed for
+    poolers that cannot carry prepared statements) and collected at the next put; a later
+    writer on a new connection prepares again."""
+    settings.STEPWISE_PREPARED_STATEMENTS = prepared
+    run, lease = _leased(f"sent-{prepared}")
+    saver = DjangoCheckpointSaver(lease=lease, durability="async")
+    paid: list[str] = []
+    graph = _pay_graph(lambda: None, paid).with_checkpoint_saver(saver)
+    first, second, refused = (f"sent-{prepared}-{n}" for n in range(3))
+    graph.invoke({}, CheckpointConfig(first))
+    saver.close()  # the writer's connection goes; the next put opens (and prepares) anew
+    graph.invoke({}, CheckpointConfig(second))
+    for thread_id in (first, second):
+        assert len(_stored(thread_id)) == 4  # input, prepare, check, pay
+        history = saver.list(CheckpointConfig(thread_id))
+        assert [t.checkpoint.id for t in history] == _stored(thread_id)
+        assert history[-1].checkpoint.values["paid"] == ["paid"]
+    _revoke(run)
+    with pytest.raises(LeaseLost):
+        graph.invoke({}, CheckpointConfig(refused))
+    assert _stored(refused) == []  # the refused put wrote nothing

@@ -2,7 +2,7 @@
 
 `crash_graph`: four nodes in a chain, each recording that it ran in the file `state.log`;
 `third` SIGKILLs its own process the first time it runs, while the checkpoint after
-`second` may still be in flight on the write-behind thread.
+`second` may still be in flight (sent, not yet collected) on the write-behind connection.
 """
 
 from __future__ import annotations
