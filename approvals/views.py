@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import selectors, treeview
+from approvals import queue, selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -48,6 +48,7 @@ from approvals.actions import (
 )
 from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
+from approvals.inbox_rows import inbox_rows
 from approvals.models import Decision, ReviewRequest
 from approvals.replay import replay_preview
 from approvals.selectors import UnreadableCheckpoint
@@ -98,13 +99,16 @@ def inbox(request: HttpRequest) -> HttpResponse:
     except selectors.BadCursor as exc:
         messages.error(request, f"{exc}: showing the first page. Use the inbox's own links.")
         page = selectors.review_page(request.user, f, "", PAGE_SIZE)
+    can_decide = request.user.has_perm(DECIDE)
     context = {
         "page": page,
+        "rows": inbox_rows(request, page.object_list, can_decide=can_decide,
+                           queue_query=queue.filter_query(f)),
         "filter": f,
         "counts": selectors.review_counts(f.graph),
         "graphs": selectors.graph_names(),
         "statuses": ReviewRequest.Status.choices,
-        "can_decide": request.user.has_perm(DECIDE),
+        "can_decide": can_decide,
         "query": request.GET.urlencode(),
     }
     template = "approvals/_inbox_list.html" if request.htmx else "approvals/inbox.html"
