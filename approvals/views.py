@@ -105,14 +105,17 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "rows": inbox_rows(request, page.object_list, can_decide=can_decide,
                            queue_query=queue.filter_query(f)),
         "filter": f,
+        "can_decide": can_decide,
+    }
+    if request.htmx:  # the live list only: the counts and filters around it stay as they are
+        return render(request, "approvals/_inbox_list.html", context)
+    context.update({
         "counts": selectors.review_counts(f.graph),
         "graphs": selectors.graph_names(),
         "statuses": ReviewRequest.Status.choices,
-        "can_decide": can_decide,
         "query": request.GET.urlencode(),
-    }
-    template = "approvals/_inbox_list.html" if request.htmx else "approvals/inbox.html"
-    return render(request, template, context)
+    })
+    return render(request, "approvals/inbox.html", context)
 
 
 @require_POST
