@@ -29,13 +29,25 @@ def require(user: User, perm: str, what: str) -> None:
         raise PermissionDenied(f"You do not have permission to {what}. Ask an admin for the role.")
 
 
+def group_names(user: User) -> frozenset[str]:
+    """The names of the user's groups, read once per user object (one per request, like
+    Django's permission cache on it)."""
+    if not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_stepwise_group_names", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._stepwise_group_names = cached  # type: ignore[union-attr]
+    return cached
+
+
 def user_matches_assignee(user: User, assignee: str) -> bool:
     """An empty assignee is anyone; otherwise the username or one of the user's groups."""
     if not assignee:
         return True
     if user.get_username() == assignee:
         return True
-    return user.groups.filter(name=assignee).exists()
+    return assignee in group_names(user)
 
 
 def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.conf import settings
@@ -100,7 +101,7 @@ class ReviewRequest(models.Model):
         if self.kind == self.Kind.RESPOND:
             return ["respond"]
         allowed = self.payload.get("actions") or ["approve", "reject"]
-        return [a for a in allowed if a in Decision.Action.values]
+        return [a for a in allowed if a in _decision_actions()]
 
     @property
     def data(self) -> Any:
@@ -173,3 +174,9 @@ class Decision(models.Model):
             "text": self.text,
             "reviewer": reviewer,
         }
+
+
+@functools.cache
+def _decision_actions() -> frozenset[str]:
+    # `Action.values` builds a new list on every access; the API lists call this per review
+    return frozenset(Decision.Action.values)

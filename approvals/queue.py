@@ -16,7 +16,7 @@ from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 
 from approvals import selectors
-from approvals.access import OVERRIDE_CLAIM
+from approvals.access import OVERRIDE_CLAIM, group_names
 from approvals.models import ReviewRequest
 
 # How far along the list the neighbours are looked for: a queue, not an export.
@@ -116,7 +116,7 @@ def neighbours_in(user: AbstractBaseUser, rows: list[Row], pk: int) -> Neighbour
 
 def _first_open(user: AbstractBaseUser, rows: list[Row], current: int) -> int | None:
     override = user.has_perm(OVERRIDE_CLAIM)
-    groups = set(user.groups.values_list("name", flat=True))
+    groups = group_names(user)
     for pk, status, assignee, claimed_by in rows:
         if pk == current or status not in ReviewRequest.OPEN:
             continue

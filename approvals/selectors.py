@@ -109,7 +109,8 @@ def review_page(user: AbstractBaseUser, f: InboxFilter, after: str = "",
     per status by `review_inbox_order` (status, created_at, id), merged here. One `IN` over
     two statuses would make the database sort every open review for each page."""
     section, at, pk = _parse_cursor(after) if after else ("o", None, 0)
-    base = review_filtered(user, f).order_by("created_at", "pk")
+    # the payload (JSON, often the largest column) is not shown in the list
+    base = review_filtered(user, f).defer("payload").order_by("created_at", "pk")
     overdue = Q(status__in=ReviewRequest.OPEN, due_at__lt=timezone.now())
     rows: list[tuple[str, ReviewRequest]] = []
     if section == "o":

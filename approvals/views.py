@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import selectors, treeview
+from approvals import queue, selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -48,6 +48,7 @@ from approvals.actions import (
 )
 from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
+from approvals.inbox_rows import inbox_rows
 from approvals.models import Decision, ReviewRequest
 from approvals.replay import replay_preview
 from approvals.selectors import UnreadableCheckpoint
@@ -98,17 +99,23 @@ def inbox(request: HttpRequest) -> HttpResponse:
     except selectors.BadCursor as exc:
         messages.error(request, f"{exc}: showing the first page. Use the inbox's own links.")
         page = selectors.review_page(request.user, f, "", PAGE_SIZE)
+    can_decide = request.user.has_perm(DECIDE)
     context = {
         "page": page,
+        "rows": inbox_rows(request, page.object_list, can_decide=can_decide,
+                           queue_query=queue.filter_query(f)),
         "filter": f,
+        "can_decide": can_decide,
+    }
+    if request.htmx:  # the live list only: the counts and filters around it stay as they are
+        return render(request, "approvals/_inbox_list.html", context)
+    context.update({
         "counts": selectors.review_counts(f.graph),
         "graphs": selectors.graph_names(),
         "statuses": ReviewRequest.Status.choices,
-        "can_decide": request.user.has_perm(DECIDE),
         "query": request.GET.urlencode(),
-    }
-    template = "approvals/_inbox_list.html" if request.htmx else "approvals/inbox.html"
-    return render(request, template, context)
+    })
+    return render(request, "approvals/inbox.html", context)
 
 
 @require_POST

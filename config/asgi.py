@@ -1,11 +1,37 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (served by Daphne)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (served by uvicorn,
+granian or Daphne: bin/serve-web)."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+
+
+class OneHopASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the middleware chain run as one synchronous call in the
+    request's thread, as under WSGI.
+
+    Every page and API view of Stepwise is synchronous (the ORM), and most middlewares
+    (Django's own are `MiddlewareMixin`s) are sync code. In the default async chain each of
+    their `process_request`/`process_response`/`process_view` hooks is its own
+    `sync_to_async` hop into the request's thread, and a sync-only middleware in the middle
+    (WhiteNoise) hops back with `async_to_sync`: about eighteen thread hops per request,
+    measured as several CPU-ms of asgiref and event-loop work per request under load
+    (bench/load). Here the whole chain is one hop, and runs exactly as in the test client.
+    Websockets are not affected (Channels serves them)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def get_response_async(self, request):  # type: ignore[no-untyped-def]
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+
+django.setup(set_prefix=False)
+django_asgi_app = OneHopASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry ready)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

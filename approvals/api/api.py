@@ -406,7 +406,9 @@ def list_reviews(request: HttpRequest, q: Query[ReviewQuery]) -> dict[str, Any]:
     qs = selectors.review_list(user, selectors.InboxFilter(graph=q.graph or "",
                                                             status=q.status))
     # oldest first, strictly: the keyset cursor needs it (the inbox puts overdue ones first)
-    qs = qs.select_related("decision__decided_by").order_by("created_at", "pk")
+    if q.status not in ("open", *ReviewRequest.OPEN):  # only decided ones show a decision
+        qs = qs.select_related("decision__decided_by")
+    qs = qs.order_by("created_at", "pk")
     rows, nxt = cursors.page(qs, q.cursor, q.limit, "created_at", descending=False)
     return {"items": [shapes.review_dict(r) for r in rows], "next": nxt}
 

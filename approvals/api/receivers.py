@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models.signals import post_save
 
 from approvals.api import shapes
-from approvals.api.webhooks import emit
+from approvals.api.webhooks import emit, subscribed
 from approvals.models import Decision, ReviewRequest
 from approvals.notify import queue_review_email
 from orchestration.runtime.models import Run
@@ -25,20 +25,26 @@ def on_review_saved(sender: Any, instance: ReviewRequest, created: bool, **kwarg
 def on_decision_saved(sender: Any, instance: Decision, created: bool, **kwargs: Any) -> None:
     if not created:
         return
+    endpoints = subscribed("review.decided")
+    if not endpoints:  # most installations: no row to read for a payload nobody receives
+        return
     review = ReviewRequest.objects.select_related("thread").get(pk=instance.review_id)
     review.decision = instance
     data = shapes.review_dict(review)
     data["decision"] = shapes.decision_dict(instance)
-    emit("review.decided", {"review": data})
+    emit("review.decided", {"review": data}, endpoints)
 
 
 def _run_event(event_type: str) -> Any:
     def receiver(sender: Any, run: Run, **kwargs: Any) -> None:
+        endpoints = subscribed(event_type)
+        if not endpoints:
+            return
         run = Run.objects.select_related("thread").get(pk=run.pk)
         data = {"run": shapes.run_dict(run), "thread": shapes.thread_dict(run.thread)}
         if "needs_ops" in kwargs:  # run.stalled: true once the automatic resumes gave up
             data["needs_ops"] = bool(kwargs["needs_ops"])
-        emit(event_type, data)
+        emit(event_type, data, endpoints)
 
     return receiver
 

@@ -36,14 +36,19 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+def subscribed(event_type: str) -> list[WebhookEndpoint]:
+    """The active endpoints subscribed to `event_type` (one query)."""
+    # event_types is a small JSON list; filtering here works on SQLite and PostgreSQL alike
+    return [e for e in WebhookEndpoint.objects.filter(is_active=True)
+            if event_type in (e.event_types or [])]
+
+
 def emit(event_type: str, data: dict[str, Any],
          endpoints: list[WebhookEndpoint] | None = None) -> list[WebhookDelivery]:
     """Record `event_type` for every active endpoint subscribed to it and queue its delivery.
     Call inside the transaction that makes the event true: both commit or neither does."""
     if endpoints is None:
-        # event_types is a small JSON list; filtering here works on SQLite and PostgreSQL alike
-        endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True)
-                     if event_type in (e.event_types or [])]
+        endpoints = subscribed(event_type)
     if not endpoints:
         return []
     event_id = uuid.uuid4()

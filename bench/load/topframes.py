@@ -17,7 +17,9 @@ LAYERS = {
     "templates": ("django/template/",),
     "sessions": ("django/contrib/sessions/",),
     "auth (user lookup)": ("django/contrib/auth/",),
-    "channel layer publish": ("asgiref/sync.py", "channels_redis/"),
+    # asgiref's SyncToAsync frames sit under every request's stack: only the layer itself
+    "channel layer publish": ("channels_redis/", "channels/layers.py"),
+    "thread hops (asgiref, innermost)": (),
     "checkpoint saver": ("orchestration/runtime/savers.py",),
     "engine": ("orchestration/pregel",),
     "msgpack/serde": ("orchestration/checkpoint/serde",),
@@ -26,7 +28,9 @@ LAYERS = {
 # a stack whose innermost frame is one of these is a thread waiting, not using CPU
 IDLE_LEAVES = ("Condition.wait", "Event.wait", "Queue.get", "_worker (concurrent/futures",
                "select (", "poll (", "Connection.wait (psycopg", "notifies", "sleep (",
-               "run_forever", "_run_once", "epoll", "accept (")
+               "run_forever", "_run_once", "epoll", "accept (",
+               # uvicorn's supervisor pipe (a blocking read) and asyncio's idle loop
+               "Connection._recv (multiprocessing", "Runner.run (asyncio")
 
 
 def main() -> None:
@@ -46,6 +50,8 @@ def main() -> None:
         for layer, marks in LAYERS.items():
             if any(m in stack for m in marks):
                 layers[layer] += n
+        if "(asgiref/" in frames[-1]:
+            layers["thread hops (asgiref, innermost)"] += n
         leaves[frames[-1]] += n
         for frame in reversed(frames):
             if "(approvals/" in frame or "(orchestration/" in frame or "(config/" in frame:

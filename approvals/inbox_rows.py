@@ -1,0 +1,106 @@
+"""The inbox table's rows, rendered in Python.
+
+The inbox shows up to 50 rows and is the page every reviewer reloads most; as a template loop
+each row cost about thirty variable lookups, four `{% url %}` reverses and two `{% csrf_token %}`
+tags, which made the rows most of the page's CPU. Here each row is one f-string, the URLs
+are built from one reverse per URL kind per page (a sentinel id, replaced per row), the
+CSRF input is made once, and every value is escaped with `html.escape` (what Django's `escape`
+calls) as it goes into an f-string. The markup is what `_inbox_list.html` used to produce for a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape as esc  # what django.utils.html.escape does, minus SafeString
+from typing import Any
+from urllib.parse import quote
+
+from django.middleware.csrf import get_token
+from django.template.defaultfilters import date as date_filter
+from django.template.defaultfilters import timesince_filter, timeuntil_filter
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+from django.utils.timezone import template_localtime
+
+from approvals.models import ReviewRequest
+
+_SENTINEL = 987654321
+# what `reverse` leaves unquoted in a path argument (django.urls.resolvers)
+_PATH_SAFE = "!$&'()*+,;=" + "/~:@"
+
+
+def _url_maker(name: str) -> tuple[str, str]:
+    """The parts of `name`'s URL around its one integer argument."""
+    head, tail = reverse(name, args=[_SENTINEL]).split(str(_SENTINEL))
+    return head, tail
+
+
+def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bool,
+               queue_query: str) -> SafeString:
+    review_head, review_tail = _url_maker("review")
+    claim_head, claim_tail = _url_maker("review-claim")
+    unclaim_head, unclaim_tail = _url_maker("review-unclaim")
+    thread_head, thread_tail = reverse("thread", args=["x"]).rsplit("x", 1)
+    suffix = f"?{queue_query}" if queue_query else ""
+    here = request.get_full_path()
+    csrf = ('<input type="hidden" name="csrfmiddlewaretoken" '
+            f'value="{esc(get_token(request))}">') if can_decide else ""
+    labels = {value: str(label) for value, label in ReviewRequest.Status.choices}
+    now = timezone.now()
+    user_pk = request.user.pk
+    parts: list[str] = []
+    for review in reviews:
+        pk = review.pk
+        thread = review.thread
+        select = (
+            '<td class="select"><input type="checkbox" form="bulk-form" name="reviews" '
+            f'value="{pk}" id="bulk-{pk}" hx-preserve="true" data-bulk-row '
+            f'aria-label="Select review #{pk}"></td>') if can_decide else ""
+        link = esc(f"{review_head}{pk}{review_tail}{suffix}")
+        subgraph = (
+            ' <span class="muted subgraph-path" title="asked inside a subgraph">in '
+            f"<code>{esc(review.node)}</code></span>") if "|" in review.node else ""
+        claimed = (f' <span class="muted">by {esc(review.claimed_by.get_username())}</span>'
+                   if review.claimed_by else "")
+        is_open = review.status in ReviewRequest.OPEN
+        if is_open and review.due_at is not None and review.due_at < now:
+            due = ' <span class="badge overdue">Overdue</span>'
+        elif review.due_at and is_open:
+            due = f' <span class="muted">due in {esc(timeuntil_filter(review.due_at))}</span>'
+        else:
+            due = ""
+        action = ""
+        if can_decide and review.status == ReviewRequest.Status.PENDING:
+            action = _action_form(f"{claim_head}{pk}{claim_tail}", csrf, here, "Claim")
+        elif (can_decide and review.status == ReviewRequest.Status.CLAIMED
+              and review.claimed_by_id == user_pk):
+            action = _action_form(f"{unclaim_head}{pk}{unclaim_tail}", csrf, here, "Release")
+        thread_url = esc(thread_head + quote(thread.thread_id, safe=_PATH_SAFE) + thread_tail)
+        thread_title = esc(Truncator(thread.title or thread.thread_id).chars(40))
+        status = esc(review.status)
+        created = review.created_at
+        parts.append(
+            f"<tr>\n    {select}\n"
+            f'    <td data-label="Review"><a href="{link}" data-review-link\n'
+            f'       hx-get="{link}" hx-target="body" hx-swap="innerHTML show:window:top" '
+            f'hx-push-url="true">{esc(review.title or review.node)}</a> '
+            f'<span class="muted">#{pk}</span>{subgraph}</td>\n'
+            f'    <td data-label="Thread"><a href="{thread_url}">{thread_title}</a></td>\n'
+            f'    <td data-label="Graph">{esc(thread.graph_name)}</td>\n'
+            f'    <td data-label="Status"><span class="badge status-{status}">'
+            f"{esc(labels.get(review.status, review.status))}</span>{claimed}</td>\n"
+            f'    <td data-label="Assignee">{esc(review.assignee or "—")}</td>\n'
+            f'    <td data-label="Waiting"><time datetime="'
+            f'{esc(date_filter(template_localtime(created), "c"))}">'
+            f"{esc(timesince_filter(created))}</time>{due}</td>\n"
+            f'    <td class="actions">{action}\n    </td>\n  </tr>'
+        )
+    return mark_safe("\n  ".join(parts))  # noqa: S308 - every value in it went through esc()
+
+
+def _action_form(url: str, csrf: str, here: str, label: str) -> str:
+    return (f'\n      <form method="post" action="{url}" hx-post="{url}">\n'
+            f'        {csrf}<input type="hidden" name="next" value="{esc(here)}">\n'
+            f'        <button type="submit">{label}</button>\n      </form>')
