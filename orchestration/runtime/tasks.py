@@ -8,8 +8,11 @@ claim is a conditional update, and only one worker wins it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -108,10 +111,15 @@ class RunExecution:
             self._close_saver()
 
     def _close_saver(self) -> None:
-        """Its write-behind connection goes with the run, like the heartbeat's. Every write
-        was flushed when the engine returned; a failure here was already raised there."""
+        """Every write was flushed when the engine returned; a failure here was already raised
+        there. Its write-behind connection goes with the run, except in a worker that keeps it
+        for its next run (`keep_writer_between_runs`): a new PostgreSQL session per run
+        execution cost the database more than the run's own statements."""
         try:
-            self.saver.close()
+            if _keep_writer.on:
+                self.saver.flush()
+            else:
+                self.saver.close()
         except Exception:
             logger.debug("closing run %s's checkpoint writer", self.run.pk, exc_info=True)
 
@@ -193,6 +201,27 @@ class RunExecution:
             send=lambda run: run_finished.send(sender=Run, run=run),
         )
         return {"run_id": self.run.pk, "outcome": "succeeded"}
+
+
+class _KeepWriter(threading.local):
+    on = False
+
+
+_keep_writer = _KeepWriter()
+
+
+@contextmanager
+def keep_writer_between_runs() -> Iterator[None]:
+    """Runs executed on this thread inside the block leave their write-behind connection open
+    for the next one (`manage.py stepwise_worker` executes its tasks so, and closes it with
+    `write_behind.close_writers` whenever it goes idle). If the database restarted meanwhile,
+    the worker's own connection fails first, on its next task claim, before any run's write.
+    """
+    previous, _keep_writer.on = _keep_writer.on, True
+    try:
+        yield
+    finally:
+        _keep_writer.on = previous
 
 
 def _durability() -> str:
