@@ -20,6 +20,10 @@ from orchestration.runtime.pusher import pusher_for
 logger = logging.getLogger(__name__)
 
 GROUPS = ("inbox", "ops")
+# Pushed to the thread's page only: the inbox and ops pages ignore them (their consumers'
+# `QUIET_KINDS`), so sending them there cost a Redis round trip per page group and a wake-up
+# of every open inbox and ops socket for nothing. Their rows are written as for any event.
+THREAD_ONLY_KINDS = frozenset({"run_progress", "run_output"})
 
 
 def thread_group(thread_id: str) -> str:
@@ -54,7 +58,11 @@ def publish(
         "thread_id": thread.thread_id if thread is not None else None,
         "run_id": run.pk if run is not None else None,
     }
-    groups = [*GROUPS, *([thread_group(thread.thread_id)] if thread is not None else [])]
+    groups = [] if kind in THREAD_ONLY_KINDS else list(GROUPS)
+    if thread is not None:
+        groups.append(thread_group(thread.thread_id))
+    if not groups:
+        return event
     transaction.on_commit(lambda: _push(groups, message))
     return event
 

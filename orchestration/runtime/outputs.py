@@ -29,14 +29,17 @@ def jsonable(chunk: Any) -> Any:
 class OutputRecorder:
     def __init__(self, run: Run) -> None:
         self.run = run
-        last = RunOutput.objects.filter(run=run).aggregate(m=Max("seq"))["m"]
-        self.seq = 0 if last is None else last + 1
+        # read at the first chunk: most passes stream nothing, and then cost no query
+        self.seq: int | None = None
         self.unannounced = 0
         self.announced_at = 0.0
         self._lock = threading.Lock()  # parallel nodes write at once; seq stays one sequence
 
     def add(self, namespace: tuple[str, ...], chunk: Any) -> None:
         with self._lock:
+            if self.seq is None:
+                last = RunOutput.objects.filter(run=self.run).aggregate(m=Max("seq"))["m"]
+                self.seq = 0 if last is None else last + 1
             RunOutput.objects.create(
                 run=self.run, seq=self.seq, namespace="|".join(namespace), data=jsonable(chunk)
             )

@@ -8,7 +8,11 @@ claim is a conditional update, and only one worker wins it.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -39,14 +43,19 @@ logger = logging.getLogger(__name__)
 @task()
 def execute_run(run_id: int) -> dict[str, Any]:
     """Run (or continue) run `run_id`; returns what happened, for the task result."""
-    lease = claim(run_id)
+    # One transaction (one commit) for the claim, the run's row and its `run_started` event:
+    # the claim is still a conditional update, and a worker dying after the commit leaves a
+    # running run with a lease, as before.
+    with transaction.atomic():
+        lease = claim(run_id)
+        if lease is not None:
+            run = Run.objects.select_related("thread").get(pk=run_id)
+            publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
     if lease is None:
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         logger.info("run %s not claimed (status %s): another worker has or had it", run_id, status)
         return {"run_id": run_id, "outcome": "skipped", "status": status}
-    run = Run.objects.select_related("thread").get(pk=run_id)
     with log_context(run_id=run.pk, thread_id=run.thread.thread_id):
-        publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
         clock = metrics.Stopwatch()
         result = _execute(run, lease)
         metrics.RUN_SECONDS.labels(run.thread.graph_name, result.get("outcome", "?")).observe(
@@ -105,10 +114,15 @@ class RunExecution:
             self._close_saver()
 
     def _close_saver(self) -> None:
-        """Its write-behind connection goes with the run, like the heartbeat's. Every write
-        was flushed when the engine returned; a failure here was already raised there."""
+        """Every write was flushed when the engine returned; a failure here was already raised
+        there. Its write-behind connection goes with the run, except in a worker that keeps it
+        for its next run (`keep_writer_between_runs`): a new PostgreSQL session per run
+        execution cost the database more than the run's own statements."""
         try:
-            self.saver.close()
+            if _keep_writer.on:
+                self.saver.flush()
+            else:
+                self.saver.close()
         except Exception:
             logger.debug("closing run %s's checkpoint writer", self.run.pk, exc_info=True)
 
@@ -116,6 +130,7 @@ class RunExecution:
         outputs = OutputRecorder(self.run)
         clock = metrics.Stopwatch()
         superstep = metrics.SUPERSTEP_SECONDS.labels(self.run.thread.graph_name)
+        progress = _Progress(self.run)
         try:
             # What nodes stream is recorded in the node's own thread as it is written (a
             # node's database connection is its thread's; a test's transaction is this one).
@@ -127,8 +142,7 @@ class RunExecution:
                 superstep.observe(clock.lap())
                 if self.lease.lost.is_set():
                     raise LeaseLost(self.run.pk, self.lease.token)
-                nodes = sorted(_node_names(update))
-                publish("run_progress", run=self.run, data={"nodes": nodes})
+                progress.add(_node_names(update))
                 if STOPPING.is_set():  # the superstep is checkpointed: a safe place to stop
                     raise HandBack(self.run.pk)
         finally:
@@ -142,12 +156,12 @@ class RunExecution:
         from the last checkpoint it wrote: its finished supersteps are never re-executed, and
         an answer the engine already stored is never sent again."""
         run_input = RunInput.decode(self.run.input)
-        latest = self.saver.get_tuple(self.thread_config)
-        continuing = (
-            self.run.attempts > 1
-            and latest is not None
-            and dict(latest.metadata.extra).get("run_id") == self.run.pk
-        )
+        continuing = False
+        if self.run.attempts > 1:  # a first attempt has written nothing yet: no read
+            latest = self.saver.get_tuple(self.thread_config)
+            continuing = (
+                latest is not None and dict(latest.metadata.extra).get("run_id") == self.run.pk
+            )
         if run_input.kind is InputKind.VALUE and not continuing:
             return run_input.value, self.thread_config
         if run_input.kind is InputKind.FORK and not continuing:
@@ -192,6 +206,27 @@ class RunExecution:
         return {"run_id": self.run.pk, "outcome": "succeeded"}
 
 
+class _KeepWriter(threading.local):
+    on = False
+
+
+_keep_writer = _KeepWriter()
+
+
+@contextmanager
+def keep_writer_between_runs() -> Iterator[None]:
+    """Runs executed on this thread inside the block leave their write-behind connection open
+    for the next one (`manage.py stepwise_worker` executes its tasks so, and closes it with
+    `write_behind.close_writers` whenever it goes idle). If the database restarted meanwhile,
+    the worker's own connection fails first, on its next task claim, before any run's write.
+    """
+    previous, _keep_writer.on = _keep_writer.on, True
+    try:
+        yield
+    finally:
+        _keep_writer.on = previous
+
+
 def _durability() -> str:
     """Write-behind where a commit waits on a server (PostgreSQL: the round trip and the WAL
     flush overlap the next superstep); synchronous on SQLite, whose commit is in-process
@@ -212,6 +247,7 @@ def _answers_arrived(run: Run, pending: set[str]) -> None:
     answer committed before the pause is seen here, and any later one finds the run waiting
     and queues a new run. Raises (rolling the pause back) when there is something to deliver."""
     current = Run.objects.values_list("input", flat=True).get(pk=run.pk)
+    run.input = current
     answers = RunInput.decode(current).undelivered(pending)
     if answers:
         raise _AnswersArrived(Command(resume=answers))
@@ -233,13 +269,14 @@ def _finish(
     """Record the end of this attempt, together with what signal receivers write, or nothing
     at all if the lease is gone (someone else owns the run now)."""
     now = timezone.now()
+    run_fields: dict[str, Any] = {
+        "status": status, "finished_at": now, "lease_token": "", "lease_expires_at": None,
+        "error": error[:10_000], "traceback": tb,
+    }
     with transaction.atomic():
         ended = Run.objects.filter(
             pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
-        ).update(
-            status=status, finished_at=now, lease_token="", lease_expires_at=None,
-            error=error[:10_000], traceback=tb,
-        )
+        ).update(**run_fields)
         if not ended:
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
@@ -249,7 +286,14 @@ def _finish(
         if head:
             thread_fields["head_checkpoint_id"] = head
         Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
-        run.refresh_from_db()
+        # The rows now hold exactly these values (the run's row is locked by the update, its
+        # other fields are this worker's under the lease): set them here rather than read
+        # the run and its thread back. `input` (answers may have been added meanwhile) is
+        # read again when it matters, by `_answers_arrived` and by the receivers that need it.
+        for name, value in run_fields.items():
+            setattr(run, name, value)
+        for name, value in thread_fields.items():
+            setattr(run.thread, name, value)
         publish(f"run_{status}", run=run, reason=error, data=event_data or {})
         send(run)
 
@@ -310,6 +354,34 @@ def _requeue(run_id: int) -> None:
         send()
     else:
         transaction.on_commit(send)
+
+
+def progress_seconds() -> float:
+    """At most one `run_progress` event per run this often, the first one this long after the
+    pass started: a pass that ends sooner records none, its `run_started` and how it ended
+    (`run_waiting`, `run_succeeded`, ...) tell the pages everything. 0: one per superstep."""
+    return float(getattr(settings, "STEPWISE_PROGRESS_SECONDS", 0.5))
+
+
+class _Progress:
+    """`run_progress` events coalesced: one Event row (and push) per `progress_seconds()`,
+    naming every node that finished since the previous one, instead of one per superstep
+    (each is a row, a commit and a push that makes every open thread page refresh)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.every = progress_seconds()
+        self.published_at = time.monotonic()
+        self.nodes: set[str] = set()
+
+    def add(self, nodes: list[str]) -> None:
+        self.nodes.update(nodes)
+        now = time.monotonic()
+        if now - self.published_at < self.every:
+            return
+        self.published_at = now
+        publish("run_progress", run=self.run, data={"nodes": sorted(self.nodes)})
+        self.nodes = set()
 
 
 def _node_names(update: Any) -> list[str]:

@@ -212,13 +212,23 @@ def test_cancelling_a_finished_run_is_refused() -> None:
         cancel_run(run, user=None, reason="x")
 
 
-def test_each_transition_is_recorded_as_an_event() -> None:
+def test_each_transition_is_recorded_as_an_event(settings: Any) -> None:
+    settings.STEPWISE_PROGRESS_SECONDS = 0  # a run_progress event for every superstep
     run = start_inline(LARGE)
     kinds = list(Event.objects.filter(run=run).order_by("id").values_list("kind", flat=True))
     ours = [k for k in kinds if k.startswith("run_")]  # approvals adds its own events
     assert ours[:2] == ["run_queued", "run_started"]
+    assert len(ours[2:-1]) >= 2
     assert set(ours[2:-1]) == {"run_progress"}
     assert ours[-1] == "run_waiting"
+
+
+def test_progress_of_a_quick_pass_is_told_by_its_start_and_end(settings: Any) -> None:
+    settings.STEPWISE_PROGRESS_SECONDS = 60  # coalesced: no pass of this test lasts that long
+    run = start_inline(LARGE)
+    ours = [k for k in Event.objects.filter(run=run).order_by("id")
+            .values_list("kind", flat=True) if k.startswith("run_")]
+    assert ours == ["run_queued", "run_started", "run_waiting"]
 
 
 def test_publishing_respond_loops_back_to_a_new_review_of_the_revision(signals: dict) -> None:

@@ -28,8 +28,10 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 from orchestration.runtime.dbfailure import database_unavailable, drop_broken_connection
 from orchestration.runtime.leases import worker_id
 from orchestration.runtime.shutdown import STOPPING
+from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
+from orchestration.runtime.write_behind import close_writers
 
 # How long a worker waits before trying an unreachable database again.
 DATABASE_RETRY_SECONDS = 1.0
@@ -67,10 +69,12 @@ class WakingWorker(db_worker.Worker):
         )
         try:
             # the process says it lives (every third of a lease) for /readyz and /metrics,
-            # under the name its runs record (`Run.worker`: host:pid)
-            with WorkerBeat(worker_id()):
+            # under the name its runs record (`Run.worker`: host:pid); its runs share one
+            # checkpoint write-behind connection while tasks keep coming
+            with WorkerBeat(worker_id()), keep_writer_between_runs():
                 self._loop()
         finally:
+            close_writers()
             self.waiter.close()
 
     def _loop(self) -> None:
@@ -101,6 +105,7 @@ class WakingWorker(db_worker.Worker):
                 return
             close_old_connections()
             if self.running and not task_result:
+                close_writers()  # idle: no connection held for runs that may not come
                 self.waiter.wait(self.interval)
 
     def _claim_next(self) -> tuple[DBTaskResult | None, bool]:

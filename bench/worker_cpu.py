@@ -1,0 +1,131 @@
+"""What one run execution costs a task worker: CPU-ms, commits and sessions, per execution.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/stepwise_x python -m bench.worker_cpu \
+        [--runs 40] [--rounds 3]
+
+Creates `--runs` expense threads (each pauses at its review), then executes their tasks in
+this process exactly as `manage.py stepwise_worker` does (its claim of the next task, then
+django-tasks-db's `run_task` calling `execute_run`); then decides every review (the real
+`approvals.actions.do_decide`, which queues the resume run) and executes those tasks too.
+The first round warms the process up (imports, graph compile) and is reported apart.
+
+Reported per run (per thread and phase: the start phase also runs the review's e-mail task,
+as a worker of the load test does): process CPU time (every thread of the process: the run, its
+write-behind and heartbeat threads, the pusher), and from PostgreSQL's statistics of the
+database (`pg_stat_database`): transactions committed and sessions opened. The threads are
+started and the decisions made outside the measured windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from approvals.actions import DecisionInput, do_decide  # noqa: E402
+from approvals.models import ReviewRequest  # noqa: E402
+from orchestration.runtime.management.commands.stepwise_worker import WakingWorker  # noqa: E402
+from orchestration.runtime.runs import start_thread  # noqa: E402
+from orchestration.runtime.write_behind import close_writers  # noqa: E402
+
+try:
+    from orchestration.runtime.tasks import keep_writer_between_runs as keep_writer
+except ImportError:  # a tree from before it (A/B runs)
+    keep_writer = contextlib.nullcontext
+
+
+def expense(i: int) -> dict[str, object]:
+    return {"expense_id": i, "employee": f"Bench {i % 17}", "vendor": "Office Supplies Co",
+            "amount": 150 + i % 400, "currency": "EUR", "description": f"bench item {i}"}
+
+
+def db_stats() -> dict[str, int]:
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT xact_commit, sessions, tup_inserted, tup_updated FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+        commit, sessions, ins, upd = cursor.fetchone()
+    return {"commits": commit, "sessions": sessions, "inserted": ins, "updated": upd}
+
+
+def drain(worker: WakingWorker) -> tuple[int, float, float, dict[str, int]]:
+    """Execute every ready task; (executions, CPU s, wall s, database deltas)."""
+    time.sleep(0.7)  # the statistics collector flushes at most every 0.5-1 s
+    before = db_stats()
+    t0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
+    n = 0
+    with keep_writer():  # as the worker's loop: one write-behind connection while busy
+        while True:
+            task_result, _ = worker._claim_next()
+            if task_result is None:
+                break
+            worker.run_task(task_result)
+            n += 1
+    close_writers()  # as the worker does when it goes idle
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    t1 = os.times()
+    sys_share = (t1.system - t0.system) / max(cpu, 1e-9)
+    time.sleep(1.2)
+    after = db_stats()
+    return n, cpu, wall, {"sys_share": sys_share, **{k: after[k] - before[k] for k in after}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--migrate", action="store_true")
+    args = parser.parse_args()
+    if args.migrate:
+        call_command("migrate", verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(username="bench-worker-cpu")
+    user.groups.add(Group.objects.get(name="reviewer"), Group.objects.get(name="ops"))
+    user = get_user_model().objects.get(pk=user.pk)
+    worker = WakingWorker(queue_names=["default"], interval=1, batch=False,
+                          backend_name="default", startup_delay=False, max_tasks=None,
+                          worker_id="bench-worker-cpu", excluded_queue_names=[])
+    rows = []
+    base = int(time.time()) % 100_000 * 100
+    for rnd in range(args.rounds):
+        threads = [start_thread("expense", expense(base + rnd * 1000 + i), user=user,
+                                title=f"bench {rnd}.{i}").thread for i in range(args.runs)]
+        for phase in ("start", "resume"):
+            if phase == "resume":
+                for review in ReviewRequest.objects.filter(thread__in=threads,
+                                                           status__in=ReviewRequest.OPEN):
+                    do_decide(user, review, DecisionInput(action="approve"))
+            n, cpu, wall, db = drain(worker)
+            per = len(threads)
+            rows.append({"round": rnd, "phase": phase, "tasks": n,
+                         "cpu_ms_per_run": cpu * 1000 / per, "wall_ms_per_run": wall * 1000 / per,
+                         "sys_share": db.pop("sys_share"),
+                         **{f"{k}_per_run": v / per for k, v in db.items()}})
+    for row in rows:
+        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
+    warm = [r for r in rows if r["round"] > 0]
+    if warm:
+        start = statistics.median(r["cpu_ms_per_run"] for r in warm if r["phase"] == "start")
+        resume = statistics.median(r["cpu_ms_per_run"] for r in warm if r["phase"] == "resume")
+        print(f"warm rounds, worker CPU-ms: start {start:.1f} (the run and its review's email "
+              f"task), resume {resume:.1f}; per review cycle {start + resume:.1f}")
+
+if __name__ == "__main__":
+    main()
