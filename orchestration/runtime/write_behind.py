@@ -27,6 +27,7 @@ connection and one order of writes. The worker closes its writer when a run exec
 from __future__ import annotations
 
 import queue
+import select
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -121,6 +122,8 @@ class SendAhead:
     def submit(self, job: Any, owner: Any) -> None:
         if self._collect is not None:
             raise RuntimeError("collect the write in flight (wait()) before submitting another")
+        if self._connection is not None and _dead(self._connection):
+            self._connection = _close(self._connection)
         if self._connection is None:
             self._connection = self._connect()
         try:
@@ -151,6 +154,20 @@ class SendAhead:
 
 
 Writer = WriteBehind | SendAhead
+
+
+def _dead(connection: Any) -> bool:
+    """Whether an idle private connection was ended by the server. A worker keeps it between
+    runs (`tasks.keep_writer_between_runs`); after a PostgreSQL restart the server's FATAL
+    message and end-of-file wait on its socket, so the kernel says so for ~5 us: a new
+    connection then takes its place instead of the run's first put failing on it."""
+    if connection.closed:
+        return True
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _close(connection: Any) -> None:  # always None, for `conn = _close(conn)`

@@ -192,3 +192,31 @@ def test_write_behind_stores_every_superstep_with_or_without_prepared_statements
     with pytest.raises(LeaseLost):
         graph.invoke({}, CheckpointConfig(refused))
     assert _stored(refused) == []  # the refused put wrote nothing
+
+
+def test_a_kept_writer_whose_connection_the_server_ended_reconnects_before_the_next_put() -> None:
+    """A worker keeps its writer between runs; PostgreSQL restarting (or an admin ending the
+    session) meanwhile must not fail the next run's first put on the dead connection."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the send-ahead writer is PostgreSQL's")
+    import time
+
+    from orchestration.runtime.write_behind import current_writer
+
+    _, lease = _leased("kept")
+    saver = DjangoCheckpointSaver(lease=lease, durability="async")
+    paid: list[str] = []
+    graph = _pay_graph(lambda: None, paid).with_checkpoint_saver(saver)
+    graph.invoke({}, CheckpointConfig("kept-1"))
+    saver.flush()  # what a worker does between runs instead of closing
+    writer = current_writer(connection.alias)
+    assert writer is not None
+    backend = writer._connection.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    time.sleep(0.2)  # the server's FATAL message reaches the writer's socket
+    graph.invoke({}, CheckpointConfig("kept-2"))
+    assert len(_stored("kept-2")) == 4
+    assert writer._connection.info.backend_pid != backend
