@@ -11,6 +11,8 @@ from orchestration.types import Interrupt
 
 def on_run_paused(sender: Any, run: Run, interrupts: list[Interrupt], **kwargs: Any) -> None:
     # Sent inside the worker's transaction: these rows commit with the run's new status.
-    if deliver_reanswers(run, interrupts):
+    # Only a fork run carries re-answers (`do_redecide` records them on the fork it starts):
+    # other runs skip that query, one per pause.
+    if run.kind == Run.Kind.FORK and deliver_reanswers(run, interrupts):
         return
     do_open_reviews(run, interrupts)
