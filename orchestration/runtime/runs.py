@@ -276,7 +276,7 @@ def requeue_orphan(
             status = locked.get_status_display().lower() if locked else "gone"
             raise RunNotStalled(
                 f"run {run.pk} is {status} and not waiting for a lost task: nothing to requeue",
-                run_id=run.pk, status=status,
+                run_id=run.pk, thread_id=run.thread.thread_id, status=status,
             )
         publish("run_requeued", run=locked, actor=_user_or_none(user), reason=reason,
                 data={"orphaned": True})

@@ -146,6 +146,25 @@ def test_sweeper_requeues_a_queued_run_whose_task_was_lost(
     wait_for_status(run, Run.Status.WAITING, workers=[worker])
 
 
+def test_a_lost_run_claimed_before_its_requeue_is_skipped_and_the_sweeper_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The sweeper lists a queued run as lost, then a worker claims it before the requeue:
+    the requeue refuses with a RunError the sweeper skips. (It raised a TypeError instead,
+    which ended the watching sweeper and, under honcho, the whole serving profile: found by
+    bench.load on SQLite with 100 reviewers.)"""
+    run = start_reviewed(tmp_path)
+    DBTaskResult.objects.all().delete()
+    listed = orphaned_runs(grace=0)
+    assert [r.pk for r in listed] == [run.pk]
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING)  # a worker got there first
+    with pytest.raises(runs.RunNotStalled) as refused:
+        runs.requeue_orphan(listed[0], reason="lost", grace=0)
+    assert refused.value.thread_id == run.thread.thread_id
+    assert "running and not waiting for a lost task" in str(refused.value)
+    assert not DBTaskResult.objects.exists()
+
+
 def test_sweeper_leaves_queued_runs_whose_task_waits_or_that_are_young(tmp_path: Path) -> None:
     run = start_reviewed(tmp_path)
     assert orphaned_runs(grace=0) == []  # its task waits in the queue
