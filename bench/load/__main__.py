@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -211,6 +212,13 @@ def start_profile(args: argparse.Namespace, env: dict[str, str], log: Path) -> s
         [str(BIN / "honcho"), "-f", "Procfile", "start", "--no-colour", "-c",
          f"web=1,worker={args.workers},sweeper=1,claims=1"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def server_5xx(log: Path) -> int:
+    """Responses of status 500-599 in the profile's log (Django logs each one it answers)."""
+    pattern = re.compile(r'"status_code": 5\d\d\b')
+    with log.open(errors="replace") as lines:
+        return sum(1 for line in lines if pattern.search(line))
 
 
 def wait_http(port: int, timeout: float = 60) -> None:
@@ -417,6 +425,9 @@ def main() -> None:
                                     "p99": percentile(lat, 99), "n": len(lat)},
         "requests": read_stats(state / "stats_stats.csv"),
         "http_5xx": counts["status"].get("5xx", 0),
+        # what the servers answered 5xx, from their own log: a client that gave up first
+        # (status 0) never sees the 500 of a request that waited out a lock
+        "server_5xx": server_5xx(state / "profile.log"),
         "status_counts": counts["status"], "conflicts": counts["conflicts"],
         "ws_messages": counts["ws_messages"],
         "accounting": {k: db[k] for k in ("finished", "run_statuses", "runs_resumed_twice",

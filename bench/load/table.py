@@ -26,8 +26,8 @@ def main() -> None:
             "CPU-ms per cycle: server / worker / PostgreSQL / sweepers = total",
             "requests per cycle", "server CPU-ms per request",
             "decision to run finished p50 / p95 ms", *[f"{k} p50/p95/p99 ms" for k in KINDS],
-            "HTTP 5xx", "409 conflicts", "websockets opened / failed", "runs accounted",
-            "load avg (1 min)"]
+            "HTTP 5xx: client / server log", "409 conflicts", "websockets opened / failed",
+            "runs accounted", "load avg (1 min)"]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for r in rows:
@@ -48,7 +48,7 @@ def main() -> None:
             f"{requests / r['cycles']:.1f}", f"{c.get('server', 0) * r['cycles'] / requests:.1f}",
             f"{d2f['p50']:.0f} / {d2f['p95']:.0f}" if d2f["p50"] is not None else "-",
             *[cell(r, k) for k in KINDS],
-            str(r["http_5xx"]), str(r["conflicts"]),
+            f"{r['http_5xx']} / {r.get('server_5xx', '-')}", str(r["conflicts"]),
             f"{r['status_counts'].get('ws opened', 0)} / {r['status_counts'].get('ws failed', 0)}",
             ("all, once" if ok else f"NO: {acct}"), f"{r['loadavg_1m']:.0f}",
         ]) + " |")
