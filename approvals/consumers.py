@@ -23,14 +23,15 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from approvals.access import VIEW, VIEW_OPS, access_thread
-from orchestration.runtime.events import thread_group
+from orchestration.runtime.events import THREAD_ONLY_KINDS, thread_group
 from orchestration.runtime.models import Event
 
 POLL_SECONDS = 0.5
 SINCE_MARGIN_SECONDS = 2
 # Heartbeats of a running run and what its nodes stream; a page refresh for each would be
-# noise on the inbox and ops pages (the thread page listens to both).
-QUIET_KINDS = ("run_progress", "run_output")
+# noise on the inbox and ops pages (the thread page listens to both). They are pushed to the
+# thread's group only; polled from the Event table, they are left out here.
+QUIET_KINDS = tuple(sorted(THREAD_ONLY_KINDS))
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 

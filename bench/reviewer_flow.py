@@ -133,7 +133,8 @@ def drive(url: str, reviews: int) -> dict[str, Any]:
                     " return el && el.dataset.review !== pk && window.__bench.shown.length > 0 }",
                     arg=current)
                 ms = page.evaluate("() => window.__bench.shown.shift()")
-                page.wait_for_timeout(400)  # past the double-keystroke guard (300 ms after the request ends)
+                # past the double-keystroke guard (300 ms after the request ends)
+                page.wait_for_timeout(400)
             else:  # the last one: the queue is empty, the inbox opens (a full page load)
                 page.wait_for_selector("#inbox-list")
                 ms = None

@@ -16,22 +16,19 @@ power) is not seen here; the query then fails, and a run stalls for the sweeper
 
 from __future__ import annotations
 
-import select
 from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from orchestration.runtime.write_behind import server_spoke
 
 __all__ = ["check_connection"]
 
 
 def check_connection(conn: Any) -> None:
     """Raise if `conn` (a psycopg connection, idle in the pool) is no longer usable."""
-    import psycopg
-    from psycopg_pool import ConnectionPool
-
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    except (OSError, ValueError) as exc:  # the socket is gone
-        raise psycopg.OperationalError(f"the connection's socket is unusable: {exc}") from exc
-    if readable:
+    if server_spoke(conn):  # probably its goodbye: the round trip says for sure, and raises
         ConnectionPool.check_connection(conn)

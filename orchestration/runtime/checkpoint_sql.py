@@ -20,6 +20,9 @@ The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrit
 from __future__ import annotations
 
 import json
+import re
+import select
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,8 +213,6 @@ class PgStatement:
     _names = iter(range(1, 1_000_000))
 
     def __init__(self, sql: str) -> None:
-        import re
-
         from psycopg.postgres import types
 
         keys: list[str] = []
@@ -276,15 +277,11 @@ class PgStatement:
         return tuple(result.get_value(0, i) for i in range(result.nfields))
 
 
-_pg_states: Any = None
+# Per private connection: its prepared statements and their parameter dumpers.
+_pg_states: weakref.WeakKeyDictionary[Any, dict[bytes, Any]] = weakref.WeakKeyDictionary()
 
 
 def _pg_connection_state(raw: Any) -> dict[bytes, Any]:
-    global _pg_states
-    import weakref
-
-    if _pg_states is None:
-        _pg_states = weakref.WeakKeyDictionary()
     state = _pg_states.get(raw)
     if state is None:
         state = _pg_states[raw] = {}
@@ -292,8 +289,6 @@ def _pg_connection_state(raw: Any) -> dict[bytes, Any]:
 
 
 def _pg_wait(fd: int, events: int) -> int:
-    import select
-
     poller = select.poll()
     poller.register(fd, events)
     found = poller.poll()  # releases the GIL
@@ -302,8 +297,6 @@ def _pg_wait(fd: int, events: int) -> int:
 
 def _pg_flush(pgconn: Any) -> None:
     """Push what libpq buffered to the socket (the connection is non-blocking)."""
-    import select
-
     while pgconn.flush() != 0:
         if _pg_wait(pgconn.socket, select.POLLOUT | select.POLLIN) & select.POLLIN:
             pgconn.consume_input()
@@ -312,8 +305,6 @@ def _pg_flush(pgconn: Any) -> None:
 def _pg_results(raw: Any) -> list[Any]:
     """Every result of the statement sent last on `raw`, waiting for them; raises the first
     error the server sent."""
-    import select
-
     from psycopg import errors, pq
 
     pgconn = raw.pgconn

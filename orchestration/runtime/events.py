@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 
 GROUPS = ("inbox", "ops")
 # Pushed to the thread's page only: the inbox and ops pages ignore them (their consumers'
-# `QUIET_KINDS`), so sending them there cost a Redis round trip per page group and a wake-up
-# of every open inbox and ops socket for nothing. Their rows are written as for any event.
+# `QUIET_KINDS` are this set), so sending them there cost a Redis round trip per page group
+# and a wake-up of every open inbox and ops socket for nothing. Their rows are written as
+# for any event.
 THREAD_ONLY_KINDS = frozenset({"run_progress", "run_output"})
 
 

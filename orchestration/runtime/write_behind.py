@@ -35,7 +35,7 @@ from typing import Any
 
 __all__ = [
     "SendAhead", "WriteBehind", "Writer", "close_writer", "close_writers", "current_writer",
-    "writer_for",
+    "server_spoke", "writer_for",
 ]
 
 Job = Callable[[Any], Any]
@@ -122,7 +122,7 @@ class SendAhead:
     def submit(self, job: Any, owner: Any) -> None:
         if self._collect is not None:
             raise RuntimeError("collect the write in flight (wait()) before submitting another")
-        if self._connection is not None and _dead(self._connection):
+        if self._connection is not None and server_spoke(self._connection):
             self._connection = _close(self._connection)
         if self._connection is None:
             self._connection = self._connect()
@@ -156,11 +156,13 @@ class SendAhead:
 Writer = WriteBehind | SendAhead
 
 
-def _dead(connection: Any) -> bool:
-    """Whether an idle private connection was ended by the server. A worker keeps it between
-    runs (`tasks.keep_writer_between_runs`); after a PostgreSQL restart the server's FATAL
-    message and end-of-file wait on its socket, so the kernel says so for ~5 us: a new
-    connection then takes its place instead of the run's first put failing on it."""
+def server_spoke(connection: Any) -> bool:
+    """Whether an idle psycopg connection is closed, or its socket has something to read
+    (or is gone). An idle connection is sent nothing unasked but the server's goodbye: after
+    a PostgreSQL restart or a terminated backend its FATAL message and end-of-file wait
+    there. The kernel answers in ~5 us, no round trip. Used for a writer a worker keeps
+    between runs (`tasks.keep_writer_between_runs`: replaced rather than failing the run's
+    first put) and for the connection pool's check (`config.dbpool`)."""
     if connection.closed:
         return True
     try:
