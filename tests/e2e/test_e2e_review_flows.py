@@ -86,6 +86,26 @@ def test_fork_with_edited_state_appears_as_a_branch_in_the_tree(login, live_url)
     assert head_values(thread)["amount"] == Decimal("80.00")
 
 
+def test_a_live_refresh_of_the_ops_table_keeps_the_operators_choices(login, live_url):
+    """The ops table refreshes itself after every live event; it used to come back with
+    nothing selected, so "Preview…" right after an event previewed no run (seen as an
+    intermittent failure of the test below)."""
+    with transaction.atomic():
+        run = runs.start_thread("expense", expense(204), user=None, title="Expense #204")
+        assert leases.claim(run.pk, seconds=0.1) is not None
+    page = login("otto", "ops")
+    page.goto(f"{live_url}/ops/?status=stalled")
+    page.wait_for_selector(f"#run-{run.pk}")
+    page.check(f"#run-{run.pk}")
+    page.select_option("select[name=action]", "cancel")
+    page.evaluate("""() => new Promise(done => {
+        document.body.addEventListener("htmx:afterSwap", () => done(), {once: true});
+        htmx.trigger(document.body, "htmx:wsAfterMessage");
+    })""")
+    assert page.is_checked(f"#run-{run.pk}")
+    assert page.input_value("select[name=action]") == "cancel"
+
+
 def test_ops_resumes_a_stalled_run(login, live_url):
     # A worker that took the run and died: it holds a lease it never renews.
     with transaction.atomic():
