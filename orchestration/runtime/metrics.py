@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "DECISIONS", "RUN_SECONDS", "RUNS_AUTO_RESUMED", "RUNS_NEEDS_OPS", "RUNS_STALLED",
-    "SUPERSTEP_SECONDS", "WORKER_HEARTBEATS", "DatabaseCollector", "Stopwatch",
+    "SUPERSTEP_SECONDS", "SWEEPER_ERRORS", "WORKER_HEARTBEATS", "DatabaseCollector", "Stopwatch",
     "multiprocess_dir", "render",
 ]
 
@@ -56,6 +56,12 @@ RUNS_NEEDS_OPS = Counter(
     ["graph"],
 )
 WORKER_HEARTBEATS = Counter("stepwise_worker_heartbeats", "Worker heartbeats written")
+# A watching sweeper survives a failed pass (`sweeping.watch`): this is how ops see it failing.
+# kind: "database" (unreachable, expected to pass) or "unexpected" (a bug or a bad setting).
+SWEEPER_ERRORS = Counter(
+    "stepwise_sweeper_errors", "Sweeper passes that failed (the sweeper went on)",
+    ["sweeper", "kind"],
+)
 
 
 class DatabaseCollector(Collector):
@@ -136,7 +142,7 @@ def render(*extra: Collector) -> tuple[bytes, str]:
 
 def _own_collectors() -> list[Any]:
     return [DECISIONS, SUPERSTEP_SECONDS, RUN_SECONDS, RUNS_STALLED, RUNS_AUTO_RESUMED,
-            RUNS_NEEDS_OPS, WORKER_HEARTBEATS]
+            RUNS_NEEDS_OPS, WORKER_HEARTBEATS, SWEEPER_ERRORS]
 
 
 class Stopwatch:

@@ -15,14 +15,13 @@ Lost queued runs are always re-queued (nothing ran yet, so there is nothing for 
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, close_old_connections
 
+from orchestration.runtime import sweeping
 from orchestration.runtime.errors import GraphRegistryError, RunError
 from orchestration.runtime.healing import heal_stalled
 from orchestration.runtime.leases import (
@@ -35,8 +34,6 @@ from orchestration.runtime.models import Run
 from orchestration.runtime.registry import stall_policy
 from orchestration.runtime.retention import prune_after_days, prune_every_seconds, prune_threads
 from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
-
-logger = logging.getLogger(__name__)
 
 
 def _heals(graph_name: str) -> bool:
@@ -114,26 +111,21 @@ class Command(BaseCommand):
             watch = lease_seconds() / 6
         self.auto = auto
         last_prune: float | None = None  # prune on the first sweep, then every N seconds
-        while True:
-            try:
-                self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only or auto,
-                           reason=reason, quiet=bool(watch))
-                if auto and not dry_run:
-                    self.heal(quiet=bool(watch))
-                self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
-                if prune and (last_prune is None
-                              or time.monotonic() - last_prune >= prune_every_seconds()):
-                    last_prune = time.monotonic()
-                    self.prune(dry_run=dry_run)
-            except DatabaseError:
-                if not watch:
-                    raise
-                # the database restarting: a watching sweeper waits for it, it does not die
-                logger.warning("sweep failed; trying again in %ss", watch, exc_info=True)
-            if not watch:
-                return
-            close_old_connections()  # a long-lived loop must not keep a broken connection
-            time.sleep(watch)
+
+        def one_pass() -> None:
+            nonlocal last_prune
+            self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only or auto,
+                       reason=reason, quiet=bool(watch))
+            if auto and not dry_run:
+                self.heal(quiet=bool(watch))
+            self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
+            if prune and (last_prune is None
+                          or time.monotonic() - last_prune >= prune_every_seconds()):
+                last_prune = time.monotonic()
+                self.prune(dry_run=dry_run)
+
+        # a failed pass is logged, counted and retried with backoff; it never ends a watch
+        sweeping.watch("resume_stalled", one_pass, interval=watch)
 
     def heal(self, *, quiet: bool) -> None:
         for healed in heal_stalled():

@@ -1,0 +1,153 @@
+"""A watching sweeper outlives a failed pass (`orchestration.runtime.sweeping`): under honcho a
+sweeper that exits stops the whole serving profile."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import OperationalError
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from runtime_helpers import ROOT, subprocess_env, wait_for
+
+from orchestration.runtime import metrics
+from orchestration.runtime.sweeping import MAX_BACKOFF_SECONDS, backoff, watch
+
+
+def errors(sweeper: str, kind: str) -> float:
+    return metrics.SWEEPER_ERRORS.labels(sweeper, kind)._value.get()
+
+
+def test_backoff_doubles_from_the_interval_up_to_a_ceiling() -> None:
+    assert backoff(2, 0) == 2
+    assert [backoff(2, n) for n in (1, 2, 3)] == [4, 8, 16]
+    assert backoff(2, 30) == MAX_BACKOFF_SECONDS
+    assert backoff(600, 3) == 600  # never shorter than the interval itself
+
+
+def test_a_failed_pass_is_logged_counted_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    passes: list[str] = []
+    outcomes = iter(["bug", "database", "ok", "stop"])
+
+    def sweep() -> None:
+        outcome = next(outcomes)
+        passes.append(outcome)
+        if outcome == "bug":
+            raise KeyError("a row the sweeper did not expect")
+        if outcome == "database":
+            raise OperationalError("server closed the connection unexpectedly")
+        if outcome == "stop":
+            stop.set()
+
+    before = errors("test-loop", "unexpected"), errors("test-loop", "database")
+    with caplog.at_level(logging.WARNING, logger="orchestration.runtime.sweeping"):
+        watch("test-loop", sweep, interval=0.01, stop=stop)
+    assert passes == ["bug", "database", "ok", "stop"]
+    assert errors("test-loop", "unexpected") == before[0] + 1
+    assert errors("test-loop", "database") == before[1] + 1
+    bug = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert "unexpected error" in bug.getMessage()
+    assert bug.exc_info is not None and bug.exc_info[0] is KeyError  # the traceback goes out
+    assert any(r.levelno == logging.WARNING and r.exc_info for r in caplog.records)
+
+
+def test_a_single_sweep_still_raises() -> None:
+    def sweep() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        watch("test-once", sweep, interval=0)
+
+
+def test_keyboard_interrupt_ends_the_loop() -> None:
+    def sweep() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        watch("test-interrupt", sweep, interval=0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watching_resume_stalled_survives_a_bad_setting_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """A real process with a real fault: STEPWISE_PRUNE_AFTER_DAYS that is not a number made
+    every pruning pass raise ValueError, which ended the process (and, under honcho, the
+    profile). Now: ERROR lines with the traceback as JSON, a counter in /metrics' files, the
+    process still sweeping, and SIGTERM ends it at once with status 0."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    log = tmp_path / "sweeper.log"
+    env = subprocess_env() | {
+        "STEPWISE_PRUNE_AFTER_DAYS": "soon", "STEPWISE_PRUNE_EVERY_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(prom), "LOG_FORMAT": "json",
+    }
+    sweeper = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "resume_stalled", "--auto", "--prune",
+         "--watch", "0.05"],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        def failed_twice() -> bool:
+            return log.read_text().count("unexpected error") >= 2
+
+        wait_for(failed_twice, timeout=40, what="two failed passes")
+        assert sweeper.poll() is None, log.read_text()[-3000:]
+        sweeper.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert sweeper.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5  # not after a backoff sleep
+    finally:
+        if sweeper.poll() is None:
+            sweeper.kill()
+            sweeper.wait()
+    lines = [json.loads(line) for line in log.read_text().splitlines()
+             if line.startswith("{") and "unexpected error" in line]
+    assert lines[0]["level"] == "ERROR"
+    assert "ValueError" in lines[0]["exc_info"] and "soon" in lines[0]["exc_info"]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(prom))
+    text = generate_latest(registry).decode()
+    found = re.search(
+        r'^stepwise_sweeper_errors_total\{kind="unexpected",sweeper="resume_stalled"\} (\S+)$',
+        text, re.MULTILINE)
+    assert found and float(found.group(1)) >= 2, text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_watching_sweep_reviews_survives_a_bad_setting_and_stops_on_sigterm(
+    settings: Any,
+) -> None:
+    """In this process: a claim-idle setting that is not a number made every pass raise
+    TypeError; the loop goes on until SIGTERM, which ends it without an exception."""
+    from django.core.management import call_command
+
+    settings.STEPWISE_CLAIM_IDLE_SECONDS = "half an hour"
+    before = errors("sweep_reviews", "unexpected")
+
+    def terminate_after_two_failures() -> None:
+        deadline = time.monotonic() + 30
+        while errors("sweep_reviews", "unexpected") < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    killer = threading.Thread(target=terminate_after_two_failures)
+    killer.start()
+    call_command("sweep_reviews", "--watch", "0.01")
+    killer.join()
+    assert errors("sweep_reviews", "unexpected") >= before + 2
+    assert signal.getsignal(signal.SIGTERM) == previous  # the loop's handler is gone again
