@@ -32,7 +32,7 @@ from orchestration.runtime.events import publish
 from orchestration.runtime.leases import EXECUTE_RUN_PATH
 from orchestration.runtime.models import Event, Run, Thread
 from orchestration.runtime.registry import StallPolicy, stall_policy
-from orchestration.runtime.runs import resume_stalled
+from orchestration.runtime.runs import finish_lost_task, resume_stalled
 from orchestration.runtime.signals import run_stalled
 
 __all__ = ["AUTO_RESUMED", "NEEDS_OPS", "Healed", "heal_stalled", "needs_ops_q"]
@@ -126,6 +126,8 @@ def _give_up(run: Run, attempts: int, policy: StallPolicy) -> None:
     )
     Thread.objects.filter(pk=run.thread_id).update(status=Thread.Status.FAILED, updated_at=now)
     run.refresh_from_db()
+    # the task of the worker that died last is still RUNNING in the task table: finish it
+    finish_lost_task(run.task_result_id, "run failed after its automatic resumes: needs ops")
     publish(NEEDS_OPS, run=run, reason=error,
             data={"attempts": attempts, "max_attempts": policy.max_attempts,
                   "worker": run.worker})

@@ -48,7 +48,8 @@ from orchestration.state import start_updates
 __all__ = [
     "InvalidRunInput", "RunError", "RunNotCancellable", "RunNotRetryable", "RunNotStalled",
     "ThreadExists", "ThreadHasActiveRun", "ThreadNotResumable", "UnknownCheckpoint",
-    "UnknownGraph", "RunAction", "answer_thread", "cancel_run", "declare_stalled", "fork_thread",
+    "UnknownGraph", "RunAction", "WorkerLost", "answer_thread", "cancel_run", "declare_stalled",
+    "finish_lost_task", "fork_thread",
     "requeue_orphan", "resume_stalled", "resume_thread", "retry_run", "run_inline",
     "start_thread",
 ]
@@ -336,14 +337,56 @@ def _enqueue(run: Run) -> None:
     elif _tasks_share_our_transaction():
         # The task row commits with the run (or neither does): no window in which a crash
         # leaves a queued run without a task. The worker cannot see either before commit.
-        _send_to_worker(run_id)
+        result_id = _send_to_worker(run_id)
+        # A run queued again (stalled, lost) leaves the task of the worker that lost it
+        # RUNNING forever: nothing else will finish it. Finished here, with the new task.
+        if run.task_result_id != result_id:
+            finish_lost_task(run.task_result_id, f"run requeued as task {result_id}")
     else:
         transaction.on_commit(lambda: _send_to_worker(run_id))
 
 
-def _send_to_worker(run_id: int) -> None:
+def _send_to_worker(run_id: int) -> str:
     result = execute_run.enqueue(run_id)
-    Run.objects.filter(pk=run_id).update(task_result_id=str(result.id)[:64])
+    result_id = str(result.id)[:64]
+    Run.objects.filter(pk=run_id).update(task_result_id=result_id)
+    return result_id
+
+
+class WorkerLost(Exception):  # noqa: N818 - the name is what the task table shows
+    """Recorded on the task row of a run's execution whose worker was lost (SIGKILLed, its
+    machine gone): the run itself went on under another task."""
+
+
+def finish_lost_task(task_id: str, outcome: str) -> bool:
+    """Mark the django-tasks-db row `task_id` FAILED with a `WorkerLost` error ("worker lost;
+    <outcome>") if it is still RUNNING (its worker died and the run was queued again or given
+    up on: `outcome` says which), so the task table, the ops console and the metrics show no
+    phantom running task. django-tasks-db has no API for a lost worker: it finishes a row
+    only from the worker that ran it (`DBTaskResult.set_failed`, unconditional). This is the
+    same write made conditional, so a row that its worker finished meanwhile keeps its result
+    (and if a worker thought lost finishes later, its own result overwrites this one)."""
+    if not task_id:
+        return False
+    from traceback import format_exception
+
+    from django.tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from orchestration.runtime.leases import EXECUTE_RUN_PATH
+
+    try:
+        pk = uuid.UUID(task_id)
+    except ValueError:  # another backend's id: not a row of ours
+        return False
+    error = WorkerLost(f"worker lost; {outcome}")
+    return bool(DBTaskResult.objects.filter(
+        pk=pk, status=TaskResultStatus.RUNNING, task_path=EXECUTE_RUN_PATH,
+    ).update(
+        status=TaskResultStatus.FAILED, finished_at=timezone.now(), return_value=None,
+        exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
+        traceback="".join(format_exception(error)),
+    ))
 
 
 def _tasks_share_our_transaction() -> bool:

@@ -142,6 +142,64 @@ def test_after_the_last_attempt_the_run_fails_as_needs_ops_and_ops_hear_of_it(
     assert Event.objects.filter(run=run, kind=AUTO_RESUMED).count() == 2
 
 
+def taken_and_lost(run: Run) -> DBTaskResult:
+    """What a SIGKILLed worker leaves: its task row claimed (RUNNING, the library's own
+    `claim`), the run claimed under a lease that is never renewed."""
+    task = DBTaskResult.objects.get(pk=Run.objects.get(pk=run.pk).task_result_id)
+    assert task.status == "READY"
+    task.claim("host:4242")
+    abandoned(run)
+    return task
+
+
+def test_a_requeued_run_finishes_the_task_row_of_the_worker_that_lost_it(
+    settings: Any, tmp_path: Path,
+) -> None:
+    policy(settings, default={"max_attempts": 3, "backoff_seconds": 0})
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    lost = taken_and_lost(run)
+    assert "resumed run" in sweep()
+    run.refresh_from_db()
+    assert run.task_result_id != str(lost.pk)  # the new task waits for a worker
+    lost.refresh_from_db()
+    assert lost.status == "FAILED" and lost.finished_at is not None
+    assert lost.exception_class_path == "orchestration.runtime.runs.WorkerLost"
+    assert f"worker lost; run requeued as task {run.task_result_id}" in lost.traceback
+    assert DBTaskResult.objects.get(pk=run.task_result_id).status == "READY"
+    assert not DBTaskResult.objects.filter(status="RUNNING").exists()
+
+
+def test_a_lost_task_that_its_worker_finished_meanwhile_keeps_its_result(
+    settings: Any, tmp_path: Path,
+) -> None:
+    from orchestration.runtime.runs import finish_lost_task
+
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    task = DBTaskResult.objects.get(pk=Run.objects.get(pk=run.pk).task_result_id)
+    task.claim("host:1")
+    task.set_successful({"run_id": run.pk, "outcome": "lease_lost"})
+    assert not finish_lost_task(str(task.pk), "run requeued as task x")
+    task.refresh_from_db()
+    assert task.status == "SUCCESSFUL"
+    assert not finish_lost_task("", "no task") and not finish_lost_task("not-a-uuid", "other")
+
+
+def test_a_run_given_up_on_finishes_its_lost_task_row_too(
+    settings: Any, tmp_path: Path,
+) -> None:
+    policy(settings, default={"max_attempts": 1, "backoff_seconds": 0})
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    first = taken_and_lost(run)
+    sweep()  # resumed once
+    second = taken_and_lost(run)
+    assert "needs ops" in sweep()
+    for task in (first, second):
+        task.refresh_from_db()
+        assert task.status == "FAILED"
+    assert "worker lost; run failed after its automatic resumes: needs ops" in second.traceback
+    assert not DBTaskResult.objects.filter(status="RUNNING").exists()
+
+
 def test_a_graph_that_opts_out_leaves_its_stalled_runs_to_ops(
     settings: Any, tmp_path: Path, stalls: list[Any],
 ) -> None:
@@ -198,6 +256,10 @@ def test_a_dead_worker_is_noticed_within_the_lease_and_its_run_finishes_elsewher
     assert log_lines(log).count("first") == 1  # finished supersteps never re-run
     assert log_lines(log).count("last") == 1
     assert Event.objects.filter(run=run, kind=AUTO_RESUMED).count() == 1
+    # the SIGKILLed worker's task row is finished, not RUNNING forever
+    lost = DBTaskResult.objects.get(task_path=leases.EXECUTE_RUN_PATH, status="FAILED")
+    assert "worker lost; run requeued as task" in lost.traceback
+    assert not DBTaskResult.objects.filter(status="RUNNING").exists()
 
 
 def test_worker_processes_beat_and_a_clean_stop_is_recorded(db: None, settings: Any) -> None:
