@@ -89,6 +89,8 @@ class ReviewOut(BaseModel):
     schema_: dict[str, Any] | None = Field(alias="schema")
     assignee: str
     created_at: dt.datetime
+    # null: no due time (neither the payload's "due_in" nor STEPWISE_REVIEW_DUE_SECONDS)
+    due_at: dt.datetime | None = None
     decision: DecisionOut | None
 
 
@@ -171,6 +173,7 @@ def review_dict(review: ReviewRequest) -> dict[str, Any]:
         "schema": review.schema,
         "assignee": review.assignee,
         "created_at": review.created_at,
+        "due_at": review.due_at,
         "decision": decision_dict(decision) if decision is not None else None,
     }
 

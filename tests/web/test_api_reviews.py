@@ -32,7 +32,24 @@ def test_review_shape(admin, start_paused):
     assert body["description"] == "Check the title and the amount."
     assert body["actions"] == ["approve", "reject", "edit", "respond"]
     assert body["schema"]["required"] == ["title", "amount"]
+    assert body["due_at"] is None  # no due time for this graph
     assert body["decision"] is None
+
+
+def test_a_review_with_a_due_time_says_when_it_is_due(admin, start_paused, settings):
+    import datetime as dt
+
+    settings.STEPWISE_REVIEW_DUE_SECONDS = {"web_review": 3600}
+    review = start_paused()
+    assert review.due_at is not None
+    body = admin.get(f"/reviews/{review.pk}").json()
+    sent = dt.datetime.fromisoformat(body["due_at"])  # milliseconds on the wire
+    assert abs(sent - review.due_at) < dt.timedelta(milliseconds=1)
+    assert abs(sent - review.created_at - dt.timedelta(hours=1)) < dt.timedelta(seconds=5)
+    listed = admin.get("/reviews").json()["items"]
+    assert [r["due_at"] for r in listed] == [body["due_at"]]
+    doc = admin.get("/openapi.json").json()
+    assert "due_at" in doc["components"]["schemas"]["ReviewOut"]["properties"]
 
 
 def test_decision_resumes_the_thread(admin, start_paused):
