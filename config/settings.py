@@ -291,6 +291,10 @@ STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
 if WHITENOISE_USE_FINDERS:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Files served at the site's root by WhiteNoise, before sessions and the login requirement:
+# /favicon.ico, which browsers and other clients ask for whatever the page links (a 404 per
+# session in the server log otherwise). Pages link static/favicon.svg.
+WHITENOISE_ROOT = BASE_DIR / "webroot"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -208,3 +208,21 @@ def test_an_expected_403_is_one_warning_line_without_a_traceback(
     (console,) = _handlers_reached("django.request", caplog)
     line = console.format(records[0])
     assert "Traceback" not in line and len(line.splitlines()) == 1
+
+
+def test_favicon_is_served_without_a_session_and_pages_link_an_icon() -> None:
+    """Browsers ask for /favicon.ico on every session: it was a 404 (a failed request per
+    page and a line in the server log). WhiteNoise serves it before the login requirement."""
+    client = Client()
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    body = b"".join(response.streaming_content)
+    assert body[:4] == b"\x00\x00\x01\x00" and b"PNG" in body[:40]  # an icon holding a PNG
+    assert "sessionid" not in response.cookies
+    login = client.get("/accounts/login/").content.decode()
+    icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', login)
+    assert icon, login[:800]
+    svg = client.get(icon.group(1))
+    assert svg.status_code == 200
+    assert b"<svg" in b"".join(svg.streaming_content)
