@@ -4,6 +4,7 @@ Input is checked exactly as the API checks it (`approvals.api.inputs.check_input
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,18 @@ def _field_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def _is_placeholder(default: Any) -> bool:
+    """A default that is only its type's empty value (0, 0.0, "", [], {}, null), not a value
+    a graph suggests (a boolean's False is shown as an unticked box, which is the same)."""
+    return default is None or (not isinstance(default, bool) and default in (0, "", [], {}))
+
+
+def _when_empty(default: Any) -> str:
+    if default is None or default == "":
+        return "Optional."
+    return f"Optional: {json.dumps(default)} if left empty."
+
+
 class NewRunForm(forms.Form):
     title = forms.CharField(max_length=300, required=False,
                             help_text="Shown in the thread list; optional.")
@@ -41,13 +54,23 @@ class NewRunForm(forms.Form):
         for name, raw in (schema.get("properties") or {}).items():
             spec = _field_spec(raw)
             key = f"input__{name}"
-            self.fields[key] = schema_field(name, spec, required=name in required)
+            field = self.fields[key] = schema_field(name, spec, required=name in required)
             if "default" in spec:
-                self.initial[key] = spec["default"]
+                if _is_placeholder(spec["default"]):
+                    # A type's zero value (a dataclass's `= 0`) prefilled read as a choice made
+                    # for the user ("expense id 0"); left empty, the graph's default applies
+                    # all the same, so say so instead.
+                    field.help_text = " ".join(filter(None, [
+                        str(field.help_text), _when_empty(spec["default"])]))
+                else:
+                    self.initial[key] = spec["default"]
             self.input_fields.append(key)
 
     def input_bound_fields(self) -> list[forms.BoundField]:
         return [self[k] for k in self.input_fields]
+
+    def any_input_required(self) -> bool:
+        return any(self.fields[k].required for k in self.input_fields)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

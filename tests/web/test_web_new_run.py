@@ -109,3 +109,59 @@ def test_the_expense_form_requires_the_claim_and_ignores_smuggled_fields(client_
     from orchestration.runtime.inputs import RunInput
 
     assert set(RunInput.decode(run.input).value) == {"employee", "vendor", "amount"}
+
+
+def _input_tags(page: str) -> dict[str, str]:
+    return {m.group(1): m.group(0)
+            for m in re.finditer(r'<(?:input|textarea)[^>]*name="input__(\w+)"[^>]*>', page)}
+
+
+def test_a_zero_default_is_not_prefilled_and_the_help_says_what_empty_means(client_as):
+    """Seen in a trial: "Expense id" started as 0, as if an id had been chosen. A type's empty
+    value (0, [], "") is not prefilled; a real default (currency EUR) still is."""
+    client = client_as("ops")
+    page = client.get(reverse("new-run", args=["expense"])).content.decode()
+    tags = _input_tags(page)
+    assert 'type="number"' in tags["expense_id"] and "value=" not in tags["expense_id"]
+    assert 'value="EUR"' in tags["currency"]
+    assert "Optional: 0 if left empty." in page
+    # left empty, the graph's default applies, exactly as when it was prefilled
+    response = client.post(reverse("new-run", args=["expense"]), {
+        "input__employee": "Ann", "input__vendor": "Bistro", "input__amount": "40.00",
+        "input__expense_id": "", "input__currency": "EUR"})
+    assert response.status_code == 302
+    from orchestration.runtime.inputs import RunInput
+
+    assert "expense_id" not in RunInput.decode(Run.objects.get().input).value
+
+
+def test_required_fields_are_marked_for_eyes_and_for_the_browser(client_as):
+    page = client_as("ops").get(reverse("new-run", args=["expense"])).content.decode()
+    tags = _input_tags(page)
+    for name in ("employee", "vendor", "amount"):
+        assert " required" in tags[name]
+        label = re.search(rf'<label for="id_input__{name}">(.*?)</label>', page, re.S)
+        assert label and 'class="required-mark"' in label.group(1)
+    for name in ("description", "currency", "expense_id"):
+        assert " required" not in tags[name]
+        label = re.search(rf'<label for="id_input__{name}">(.*?)</label>', page, re.S)
+        assert label and "required-mark" not in label.group(1)
+    assert "are required." in page
+    form = re.search(r"<form method=\"post\" class=\"new-run\"[^>]*>", page)
+    assert form and "novalidate" not in form.group(0)  # the browser checks before posting
+
+
+def test_a_refused_submission_keeps_what_was_typed_and_says_why(client_as):
+    response = client_as("ops").post(reverse("new-run", args=["expense"]), {
+        "title": "Team lunch", "input__employee": "Ann", "input__vendor": "Bistro",
+        "input__amount": "forty", "input__expense_id": "7"})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "The run was not started" in page
+    tags = _input_tags(page)
+    assert 'value="forty"' in tags["amount"] and 'value="Bistro"' in tags["vendor"]
+    assert 'value="7"' in tags["expense_id"]
+    assert 'value="Team lunch"' in page
+    error = re.search(r'id="id_input__amount_error"[^>]*>(.*?)</p>', page, re.S)
+    assert error and ("decimal" in error.group(1) or "number" in error.group(1))
+    assert not Thread.objects.exists()
