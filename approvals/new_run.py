@@ -85,8 +85,21 @@ class NewRunForm(forms.Form):
             for field, messages in exc.errors.items():
                 key = "input__" + field.removeprefix("input.").split(".")[0]
                 for message in messages:
-                    self.add_error(key if key in self.fields else None, message)
+                    self.add_error(key if key in self.fields else None, _for_people(message))
         return cleaned
+
+
+# pydantic's wording, as the API returns it, in the words of a form (a Decimal field is a
+# text box here: "decimal" says little to someone typing an amount)
+_PLAINER = {
+    "Input should be a valid decimal": "Enter a number, such as 40.00.",
+    "Input should be a valid number": "Enter a number, such as 40.00.",
+    "Input should be a valid integer": "Enter a whole number.",
+}
+
+
+def _for_people(message: str) -> str:
+    return _PLAINER.get(message.split(",")[0].strip(), message)
 
 
 @require_GET
