@@ -20,6 +20,8 @@
     ├── InputError                       a run's stored input cannot be encoded or read
     │                                    back (also a ValueError)
     ├── LeaseLost                        this worker no longer holds the run; `.token`
+    ├── WorkerLost                       recorded on a dead worker's task row, never raised:
+    │                                    its run went on under another task (or needs ops)
     └── AuditTrailProtected              deleting would remove append-only audit rows
                                          (also Django's ProtectedError); `.protected_objects`
 
@@ -149,6 +151,12 @@ class LeaseLost(StepwiseRuntimeError):  # noqa: N818 - it names the situation, l
             thread_id=thread_id,
         )
         self.token = token
+
+
+class WorkerLost(StepwiseRuntimeError):  # noqa: N818 - the name is what the task table shows
+    """Recorded (not raised) on the task row of a run's execution whose worker was lost
+    (SIGKILLed, its machine gone) by `runs.finish_lost_task`: the run itself went on under
+    another task, or the stall policy gave up on it."""
 
 
 # ---------------------------------------------------------------- audit trail

@@ -35,6 +35,7 @@ from orchestration.runtime.errors import (
     ThreadNotResumable,
     UnknownCheckpoint,
     UnknownGraph,
+    WorkerLost,
 )
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputError, RunInput
@@ -351,11 +352,6 @@ def _send_to_worker(run_id: int) -> str:
     result_id = str(result.id)[:64]
     Run.objects.filter(pk=run_id).update(task_result_id=result_id)
     return result_id
-
-
-class WorkerLost(Exception):  # noqa: N818 - the name is what the task table shows
-    """Recorded on the task row of a run's execution whose worker was lost (SIGKILLed, its
-    machine gone): the run itself went on under another task."""
 
 
 def finish_lost_task(task_id: str, outcome: str) -> bool:

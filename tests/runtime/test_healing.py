@@ -163,7 +163,7 @@ def test_a_requeued_run_finishes_the_task_row_of_the_worker_that_lost_it(
     assert run.task_result_id != str(lost.pk)  # the new task waits for a worker
     lost.refresh_from_db()
     assert lost.status == "FAILED" and lost.finished_at is not None
-    assert lost.exception_class_path == "orchestration.runtime.runs.WorkerLost"
+    assert lost.exception_class_path == "orchestration.runtime.errors.WorkerLost"
     assert f"worker lost; run requeued as task {run.task_result_id}" in lost.traceback
     assert DBTaskResult.objects.get(pk=run.task_result_id).status == "READY"
     assert not DBTaskResult.objects.filter(status="RUNNING").exists()
