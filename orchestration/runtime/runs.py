@@ -226,6 +226,10 @@ def cancel_run(run: Run, *, user: Any, reason: str) -> Run:
     cancellable = [*Run.ACTIVE, Run.Status.WAITING]
     now = timezone.now()
     with transaction.atomic():
+        # locked: a stalled run's task row belongs to a worker that is gone (finish it below);
+        # a running one's worker is alive and finishes its own row
+        before = Run.objects.select_for_update().filter(pk=run.pk).values_list(
+            "status", "task_result_id").first()
         changed = Run.objects.filter(pk=run.pk, status__in=cancellable).update(
             status=Run.Status.CANCELLED, lease_token="", lease_expires_at=None, finished_at=now
         )
@@ -239,6 +243,8 @@ def cancel_run(run: Run, *, user: Any, reason: str) -> Run:
             status=Thread.Status.CANCELLED, updated_at=now
         )
         run.refresh_from_db()
+        if before is not None and before[0] == Run.Status.STALLED:
+            finish_lost_task(before[1], "run cancelled")
         publish("run_cancelled", run=run, actor=_user_or_none(user), reason=reason)
     return run
 

@@ -200,6 +200,22 @@ def test_a_run_given_up_on_finishes_its_lost_task_row_too(
     assert not DBTaskResult.objects.filter(status="RUNNING").exists()
 
 
+def test_cancelling_a_stalled_run_finishes_its_lost_task_row(
+    settings: Any, tmp_path: Path,
+) -> None:
+    from orchestration.runtime.runs import cancel_run
+
+    policy(settings, default={"max_attempts": 3, "backoff_seconds": 0}, steps=None)
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    lost = taken_and_lost(run)
+    sweep()  # stalled; the graph opted out, so it waits for ops
+    run.refresh_from_db()
+    assert run.status == Run.Status.STALLED
+    cancel_run(run, user=None, reason="not worth it")
+    lost.refresh_from_db()
+    assert lost.status == "FAILED" and "worker lost; run cancelled" in lost.traceback
+
+
 def test_a_graph_that_opts_out_leaves_its_stalled_runs_to_ops(
     settings: Any, tmp_path: Path, stalls: list[Any],
 ) -> None:
