@@ -6,9 +6,10 @@ whole serving profile, and under systemd a sweeper that exits leaves stalls and 
 reviews unnoticed until someone restarts it. So a failed pass is logged (at ERROR with its
 traceback for an unexpected error; at WARNING for the database being unreachable, which
 `dbfailure` treats as weather, not a fault), counted in `stepwise_sweeper_errors_total`
-for `/metrics`, and the next pass waits longer (doubling up to `MAX_BACKOFF_SECONDS`) so a
-persistent fault is not a busy loop of tracebacks. The first pass that succeeds returns to
-the normal interval.
+for `/metrics`. After an unexpected error the next pass waits longer (doubling up to
+`MAX_BACKOFF_SECONDS`) so a persistent fault is not a busy loop of tracebacks; the first pass
+that succeeds returns to the normal interval. The database being down keeps the interval: the
+runs that stalled while it was away are healed as soon as it is back.
 
 KeyboardInterrupt and SystemExit are not caught. SIGTERM (what honcho and systemd send) lets
 the current pass finish and ends the loop at once instead of after its sleep.
@@ -60,11 +61,13 @@ def watch(name: str, sweep: Callable[[], None], *, interval: float,
                 sweep()
                 failures = 0
             except DatabaseError:
-                failures += 1
+                # The database restarting: a watching sweeper waits for it, it does not die,
+                # and it keeps its interval (no backoff): the runs that stalled during the
+                # outage are healed as soon as the database is back.
+                failures = 0
                 metrics.SWEEPER_ERRORS.labels(name, "database").inc()
-                # the database restarting: a watching sweeper waits for it, it does not die
-                logger.warning("%s: sweep failed; trying again in %ss", name,
-                               backoff(interval, failures), exc_info=True)
+                logger.warning("%s: sweep failed; trying again in %ss", name, interval,
+                               exc_info=True)
                 drop_broken_connection()
             except Exception:  # noqa: BLE001 - the point: one bad pass must not end the loop
                 failures += 1

@@ -64,6 +64,25 @@ def test_a_failed_pass_is_logged_counted_and_the_loop_goes_on(
     assert any(r.levelno == logging.WARNING and r.exc_info for r in caplog.records)
 
 
+def test_a_database_outage_keeps_the_interval_so_stalls_heal_once_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    outcomes = iter(["database"] * 4 + ["stop"])
+
+    def sweep() -> None:
+        if next(outcomes) == "stop":
+            stop.set()
+            return
+        raise OperationalError("connection refused")
+
+    with caplog.at_level(logging.WARNING, logger="orchestration.runtime.sweeping"):
+        watch("test-outage", sweep, interval=0.01, stop=stop)
+    waits = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(waits) == 4
+    assert all(w.endswith("trying again in 0.01s") for w in waits), waits
+
+
 def test_a_single_sweep_still_raises() -> None:
     def sweep() -> None:
         raise KeyError("boom")
