@@ -167,7 +167,9 @@ else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend whose writers queue on a kernel lock before SQLite's
+            # (orchestration/runtime/sqlite_backend): prompt, fair turns under load
+            "ENGINE": "orchestration.runtime.sqlite_backend",
             "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
