@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (served by uvicorn,
 granian or Daphne: bin/serve-web)."""
 
+import asyncio
 import os
 
 import django
@@ -25,9 +26,18 @@ class OneHopASGIHandler(ASGIHandler):
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
+        from django.conf import settings
+
+        # At most this many requests run their (synchronous) view at once; the rest wait
+        # in the event loop. See STEPWISE_REQUEST_THREADS in config/settings.py.
+        limit = settings.STEPWISE_REQUEST_THREADS
+        self.slots = asyncio.Semaphore(limit) if limit > 0 else None
 
     async def get_response_async(self, request):  # type: ignore[no-untyped-def]
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        if self.slots is None:
+            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        async with self.slots:
+            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
 django.setup(set_prefix=False)

@@ -167,7 +167,9 @@ else:
     SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's SQLite backend whose writers queue on a kernel lock before SQLite's
+            # (orchestration/runtime/sqlite_backend): prompt, fair turns under load
+            "ENGINE": "orchestration.runtime.sqlite_backend",
             "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
@@ -180,6 +182,14 @@ else:
             "TEST": {"NAME": SQLITE_TEST_PATH},
         }
     }
+
+# Requests a server process runs at once (each in a thread of its own); the others wait in
+# the event loop. 0: no limit. On SQLite every write transaction holds the one write lock
+# while its thread competes for the GIL with every other request thread of the process: with
+# twenty requests at once a transaction of a few ms held the lock for hundreds, and the task
+# worker waited behind it. A few threads keep a core busy as well (the views are CPU-bound).
+STEPWISE_REQUEST_THREADS = int(os.environ.get(
+    "STEPWISE_REQUEST_THREADS", "0" if DATABASE_URL else "4"))
 
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:

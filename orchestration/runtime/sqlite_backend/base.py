@@ -1,0 +1,122 @@
+"""Django's SQLite backend with a write gate (see `gate.py`): every write transaction of our
+processes first queues on a `flock`, so a waiting writer is woken the moment the lock is free
+instead of losing the race to SQLite's busy handler's sleeps.
+
+The gating lives in the sqlite3 connection itself (`GatedConnection`, made by
+`get_new_connection`), so it covers every way we write: Django's `atomic` (its `BEGIN
+IMMEDIATE` goes through a cursor), single statements in autocommit (`save()` outside
+`atomic`), and the raw `BEGIN IMMEDIATE ... COMMIT` of the Django saver's write-behind
+connection, which is made by this wrapper too. The rule is one: a statement that starts a
+write while no transaction is open takes the gate; the gate is let go as soon as no
+transaction is open any more (COMMIT, ROLLBACK, a failed BEGIN, an autocommit statement done,
+the connection closed).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db.backends.sqlite3 import base as sqlite_base
+from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
+
+from orchestration.runtime.sqlite_backend.gate import WriteGate, gate_for
+
+T = TypeVar("T")
+
+# Statements that never take SQLite's write lock by themselves; anything else (INSERT,
+# UPDATE, DELETE, REPLACE, BEGIN, DDL) is a write. A misread statement costs fairness only:
+# SQLite's lock still guards the data.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "COMMIT", "END",
+          "WITH", "VALUES")
+
+
+def starts_write(sql: str) -> bool:
+    head = sql.lstrip()[:9].upper()
+    return not head.startswith(_READS)
+
+
+class GatedConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions pass the database file's write gate."""
+
+    gate: WriteGate | None = None
+    gate_timeout: float = 5.0
+    holds_gate: bool = False
+
+    def gated(self, sql: str, run: Callable[[], T]) -> T:
+        gate = self.gate
+        if gate is not None and not self.holds_gate and starts_write(sql) \
+                and not self.in_transaction:
+            self.holds_gate = gate.acquire(self.gate_timeout)
+        try:
+            return run()
+        finally:
+            if self.holds_gate and not self.in_transaction:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        self.holds_gate = False
+        assert self.gate is not None
+        self.gate.release()
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        return self.gated(sql, lambda: super(GatedConnection, self).execute(sql, *args))
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if self.holds_gate and not self.in_transaction:
+                self._let_go()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if self.holds_gate and not self.in_transaction:
+                self._let_go()
+
+    def close(self) -> None:
+        try:
+            super().close()  # an open transaction is rolled back
+        finally:
+            if self.holds_gate:
+                self._let_go()
+
+
+class GatedCursorWrapper(sqlite_base.SQLiteCursorWrapper):
+    """Django's cursor (its parameter styles), each statement through the connection's gate."""
+
+    def execute(self, query: str, params: Any = None) -> Any:
+        return self.connection.gated(query, lambda: super(GatedCursorWrapper, self).execute(
+            query, params))
+
+    def executemany(self, query: str, param_list: Any) -> Any:
+        return self.connection.gated(
+            query, lambda: super(GatedCursorWrapper, self).executemany(query, param_list))
+
+
+class DatabaseCreation(SQLiteCreation):
+    def _destroy_test_db(self, test_database_name: str, verbosity: int) -> None:
+        super()._destroy_test_db(test_database_name, verbosity)
+        if not self.is_in_memory_db(test_database_name):
+            try:
+                os.remove(f"{os.path.realpath(test_database_name)}.writelock")
+            except OSError:
+                pass
+
+
+class DatabaseWrapper(sqlite_base.DatabaseWrapper):
+    creation_class = DatabaseCreation
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> GatedConnection:
+        conn = super().get_new_connection({**conn_params, "factory": GatedConnection})
+        # the init commands ran before the gate is set: PRAGMAs, nothing to queue for
+        conn.gate = gate_for(str(conn_params["database"]))
+        conn.gate_timeout = float(conn_params.get("timeout", 5.0))
+        return conn
+
+    def create_cursor(self, name: str | None = None) -> Any:
+        return self.connection.cursor(factory=GatedCursorWrapper)
