@@ -179,9 +179,18 @@ def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
     import psycopg
 
     prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
+    if prepare and raw.prepare_threshold is None:
+        # Django opens its connections with prepare_threshold=None, which makes psycopg
+        # ignore `prepare=True`: every read and write here was parsed and planned again.
+        # A threshold no query reaches prepares only what asks for it (Django's own
+        # client-side-bound cursors never prepare).
+        raw.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
     with psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True if prepare else None)
         return cursor.fetchone()
+
+
+_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 # --- PostgreSQL: a put sent now, its outcome collected later -----------------------------------
