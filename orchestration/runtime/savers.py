@@ -101,12 +101,43 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         # order) and the checkpoint they belong to: they go with the next put, or at flush.
         self._held: dict[str, list[WriteRecord]] = {}
         self._held_at: CheckpointConfig | None = None
+        # `keep_next_read`: armed (True), then the head read it kept for one more read.
+        self._keep_read = False
+        self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
 
     # --- the port -------------------------------------------------------------------------
+
+    def keep_next_read(self) -> None:
+        """The next read of a thread's head (`get_tuple` without a checkpoint id) is kept and
+        answers the one read of that head after it, unless this saver writes in between. For
+        a worker: it reads the head to plan a resume, and the engine reads it again
+        microseconds later (the same window as between the engine's read and its first
+        write: the run's lease fences the writes, not other readers)."""
+        self._keep_read = True
+        self._kept = None
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        if self._kept is not None or self._keep_read:
+            return self._kept_read(config)
+        return self._get_tuple(config)
+
+    def _kept_read(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        kept, self._kept = self._kept, None
+        key = (config.thread_id, config.checkpoint_ns)
+        if config.checkpoint_id is not None or self._held or self._inflight is not None:
+            self._keep_read = False
+            return self._get_tuple(config)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        found = self._get_tuple(config)
+        if self._keep_read and found is not None:
+            self._kept = (key, found)
+        self._keep_read = False
+        return found
+
+    def _get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         self.flush()
         connection = connections[self.using]
         found = checkpoint_sql.checkpoint_row(
@@ -167,6 +198,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     ) -> CheckpointConfig:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        self._kept, self._keep_read = None, False
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
@@ -205,6 +237,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
+        self._kept, self._keep_read = None, False
         writer = self._writer()
         if writer is None or connections[self.using].vendor != "postgresql":
             self.put_writes(config, writes, task_id)
@@ -333,6 +366,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
+        self._kept, self._keep_read = None, False
         records = storage.encode_writes(writes, task_id)
         self.flush()
         with self._fenced() as fence:
@@ -372,6 +406,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
         itself (title, runs, events: the audit trail) stays, with no head checkpoint."""
+        self._kept, self._keep_read = None, False
         self.flush()
         with transaction.atomic(using=self.using):
             db = self.using
