@@ -3,8 +3,10 @@
 Django configured in-process with two aliases (a SQLite file and, when the server is up,
 PostgreSQL), both migrated.
 
-Every database this module creates is named `stepwise_bench_*` and dropped first, so a run
-never measures what an earlier run left behind.
+Every database this module creates is named `<prefix>_django`, `<prefix>_langgraph` and
+`<prefix>_raw` and dropped first, so a run never measures what an earlier run left behind. The
+prefix is `stepwise_bench` unless `BENCH_PG_PREFIX` names another (it must start with
+`stepwise_`): two benches on one server at once each need their own.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-DJANGO_DB = "stepwise_bench_django"
-LANGGRAPH_DB = "stepwise_bench_langgraph"
-RAW_DB = "stepwise_bench_raw"
+PG_PREFIX = os.environ.get("BENCH_PG_PREFIX") or "stepwise_bench"
+DJANGO_DB = f"{PG_PREFIX}_django"
+LANGGRAPH_DB = f"{PG_PREFIX}_langgraph"
+RAW_DB = f"{PG_PREFIX}_raw"
 PG_ALIAS, SQLITE_ALIAS = "pg", "default"
 
 
@@ -57,8 +60,11 @@ def ensure_postgres() -> str | None:
 def recreate_database(name: str) -> None:
     import psycopg
 
-    if not name.startswith("stepwise_bench_"):
-        raise ValueError(f"refusing to drop {name!r}: bench databases are named stepwise_bench_*")
+    if not (name.startswith("stepwise_") and name.startswith(f"{PG_PREFIX}_")):
+        raise ValueError(
+            f"refusing to drop {name!r}: bench databases are named {PG_PREFIX}_* "
+            "(BENCH_PG_PREFIX, which starts with stepwise_)"
+        )
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -285,6 +285,7 @@ class BaseCheckpointSaver(ABC):
       (`None` for a thread's first). Returns the config naming the stored checkpoint.
     - `put_writes(config, writes, task_id)`: attach pending writes to `config.checkpoint_id`.
       Writing the same task's writes twice replaces them (a retried task never duplicates).
+      `put_writes_deferred` (same arguments) may write them with the next write or `flush`.
     - `delete_thread(thread_id)`: forget the thread, its checkpoints and writes.
     """
 
@@ -313,6 +314,17 @@ class BaseCheckpointSaver(ABC):
 
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
+
+    def put_writes_deferred(
+        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
+    ) -> None:
+        """`put_writes` for writes the run's caller still holds and gives again if they are
+        lost: the answers (and update) of a `Command(resume=...)`. A saver may keep them and
+        write them in the same transaction as its next write (the resumed superstep's
+        checkpoint: one commit instead of two), or at `flush`, before any read. A crash in
+        between loses them with that superstep: the thread still waits at its interrupt, and
+        the command delivered again resumes it. Default: `put_writes` at once."""
+        self.put_writes(config, writes, task_id)
 
     def flush(self) -> None:
         """Return once every put this saver accepted is durable, raising a failed write's
@@ -352,6 +364,11 @@ class BaseCheckpointSaver(ABC):
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
         await self._offload(self.put_writes, config, writes, task_id)
+
+    async def aput_writes_deferred(
+        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
+    ) -> None:
+        await self._offload(self.put_writes_deferred, config, writes, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._offload(self.delete_thread, thread_id)

@@ -364,7 +364,10 @@ def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
     if kind is Get:
         return saver.get_tuple(effect.config)  # type: ignore[union-attr]
     if kind is PutWrites:
-        saver.put_writes(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
+        if effect.deferrable:  # type: ignore[union-attr]
+            saver.put_writes_deferred(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
+        else:
+            saver.put_writes(effect.config, effect.writes, effect.task_id)  # type: ignore[union-attr]
     return None
 
 
@@ -418,7 +421,12 @@ async def adrive(
                 elif isinstance(effect, Put):
                     send = await saver.aput(effect.config, effect.checkpoint, effect.metadata)
                 elif isinstance(effect, PutWrites):
-                    await saver.aput_writes(effect.config, effect.writes, effect.task_id)
+                    if effect.deferrable:
+                        await saver.aput_writes_deferred(
+                            effect.config, effect.writes, effect.task_id
+                        )
+                    else:
+                        await saver.aput_writes(effect.config, effect.writes, effect.task_id)
             except Exception as caught:
                 error = caught
     except Exception as failed:

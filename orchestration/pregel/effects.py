@@ -64,6 +64,10 @@ class PutWrites:
     config: CheckpointConfig
     writes: list[tuple[str, Any]]
     task_id: str
+    # What the caller of the run still holds and gives again if the writes are lost (the
+    # answers and update of a `Command(resume=...)`): the saver may write them with its next
+    # write, in the same transaction (`BaseCheckpointSaver.put_writes_deferred`).
+    deferrable: bool = False
 
 
 @dataclass(slots=True)

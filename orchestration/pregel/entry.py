@@ -133,11 +133,11 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
     # Answers first, the update last: a command found with all its answers stored but no held
     # update (the writer died in between) still gets its update held when delivered again.
     for task, writes in answers:
-        yield PutWrites(head.config, writes, task.id)
+        yield PutWrites(head.config, writes, task.id, deferrable=True)
         head.writes[task.id] = writes
     if hold:
         writes = [*head.writes.get(INPUT_TASK, ()), *update.items(), (HELD_FOR, ids)]
-        yield PutWrites(head.config, writes, INPUT_TASK)
+        yield PutWrites(head.config, writes, INPUT_TASK, deferrable=True)
         head.writes[INPUT_TASK] = writes
     return head
 

@@ -56,6 +56,11 @@ class FenceFailed(Exception):
     """The run row did not match the lease: nothing was written."""
 
 
+class ParentMissing(Exception):
+    """A put carrying held-back pending writes found no parent checkpoint to attach them to:
+    nothing was written."""
+
+
 def _user_table() -> str:
     return get_user_model()._meta.db_table
 
@@ -83,12 +88,39 @@ _PG_FENCE = f"""fence AS (
 _PG_NO_FENCE = "fence AS (SELECT 1 AS ok)"
 
 
-def _pg_put_sql(fenced: bool) -> str:
-    return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},
+def _pg_put_sql(fenced: bool, with_writes: bool = False) -> str:
+    """The put statement. `with_writes`: it first replaces the pending writes of the tasks
+    in `w_task` on the parent checkpoint (writes held back by `put_writes_deferred`), and
+    writes nothing at all (a third column, the parent's count, says 0) if that parent is
+    not there: one statement, so one transaction and one commit for both."""
+    source = "fence"
+    writes = ""
+    if with_writes:
+        source = "wtarget"
+        # As in `_pg_writes_sql`: the DELETE is referenced by the INSERT, so it runs first.
+        writes = f"""
+wtarget AS (
+    SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id, fence
+    WHERE t.thread_id = %(thread_id)s AND c.checkpoint_id = %(parent_id)s
+),
+wdropped AS (
+    DELETE FROM {PENDING} w USING wtarget
+    WHERE w.checkpoint_id = wtarget.id AND w.task_id = ANY(%(w_task)s::text[]) RETURNING 1
+),
+wadded AS (
+    INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data)
+    SELECT wtarget.id, w.task_id, w.idx, w.channel, w.data FROM wtarget,
+        unnest(%(w_task)s::text[], %(w_idx)s::int[], %(w_channel)s::text[],
+               %(w_data)s::bytea[]) WITH ORDINALITY AS w(task_id, idx, channel, data, n)
+    WHERE (SELECT count(*) FROM wdropped) >= 0
+    ORDER BY w.n
+),"""
+    tail = ", (SELECT count(*) FROM wtarget)" if with_writes else ""
+    return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},{writes}
 thread AS (
     INSERT INTO {THREAD} AS t
         (thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at)
-    SELECT %(thread_id)s, '', '', 'new', %(head)s, %(created)s, %(created)s FROM fence
+    SELECT %(thread_id)s, '', '', 'new', %(head)s, %(created)s, %(created)s FROM {source}
     ON CONFLICT (thread_id) DO UPDATE SET head_checkpoint_id =
         CASE WHEN %(checkpoint_ns)s = '' THEN EXCLUDED.head_checkpoint_id
         ELSE t.head_checkpoint_id END
@@ -120,7 +152,7 @@ row AS (
         reason = EXCLUDED.reason
     RETURNING c.id
 )
-SELECT (SELECT count(*) FROM fence), (SELECT id FROM row)"""
+SELECT (SELECT count(*) FROM fence), (SELECT id FROM row){tail}"""
 
 
 def _pg_writes_sql(fenced: bool) -> str:
@@ -153,7 +185,10 @@ def _sql(kind: str, vendor: str, fenced: bool) -> str:
     key = (kind, vendor, fenced)
     sql = _SQL_CACHE.get(key)
     if sql is None:
-        build = {"put": _pg_put_sql, "writes": _pg_writes_sql}[kind]
+        build = {
+            "put": _pg_put_sql, "writes": _pg_writes_sql,
+            "put+writes": lambda fenced: _pg_put_sql(fenced, with_writes=True),
+        }[kind]
         sql = _SQL_CACHE[key] = build(fenced)
     return sql
 
@@ -179,9 +214,18 @@ def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
     import psycopg
 
     prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
+    if prepare and raw.prepare_threshold is None:
+        # Django opens its connections with prepare_threshold=None, which makes psycopg
+        # ignore `prepare=True`: every read and write here was parsed and planned again.
+        # A threshold no query reaches prepares only what asks for it (Django's own
+        # client-side-bound cursors never prepare).
+        raw.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
     with psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True if prepare else None)
         return cursor.fetchone()
+
+
+_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 # --- PostgreSQL: a put sent now, its outcome collected later -----------------------------------
@@ -196,7 +240,8 @@ _PG_PARAM_TYPES = {
     "versions": "text", "internal": "bytea", "meta": "bytea", "extra": "text",
     "written_by": "text", "user_id": "int8", "reason": "text", "created": "timestamptz",
     "b_field": "text[]", "b_version": "text[]", "b_kind": "text[]", "b_base": "text[]",
-    "b_data": "bytea[]",
+    "b_data": "bytea[]", "w_task": "text[]", "w_idx": "int4[]", "w_channel": "text[]",
+    "w_data": "bytea[]",
 }
 
 
@@ -395,11 +440,16 @@ def put_job(
     fence: FenceArgs | None,
     parent_pk: int | None,
     checkpoint_ns: str = "",
+    writes: Sequence[tuple[str, WriteRecord]] = (),
 ) -> PutJob:
     """The put as a job for a raw connection to `connection`'s database (Django's own, inside
     its transaction handling, or the write-behind writer's private one): it returns the new
     row's pk, or None when the fence failed and nothing was written. Everything that needs
-    Django (parameter adaptation) is done here, on the caller's thread."""
+    Django (parameter adaptation) is done here, on the caller's thread.
+
+    `writes` ((task id, write) in write order; PostgreSQL only): pending writes of the parent
+    checkpoint that replace those tasks' earlier ones in the same statement, so they commit
+    with the put or not at all (`ParentMissing` if the parent is not there)."""
     record = encoded.record
     blobs = encoded.blobs
     fenced = fence is not None
@@ -429,7 +479,15 @@ def put_job(
         params["b_kind"] = [b.kind for b in blobs]
         params["b_base"] = [b.base or "" for b in blobs]
         params["b_data"] = [b.data for b in blobs]
-        return PgPut(_sql("put", "postgresql", fenced), params)
+        if not writes:
+            return PgPut(_sql("put", "postgresql", fenced), params)
+        params["w_task"] = [task_id for task_id, _ in writes]
+        params["w_idx"] = [w.idx for _, w in writes]
+        params["w_channel"] = [w.channel for _, w in writes]
+        params["w_data"] = [w.data for _, w in writes]
+        return PgPut(_sql("put+writes", "postgresql", fenced), params)
+    if writes:
+        raise ValueError("a put carries pending writes on PostgreSQL only")
 
     ops = connection.ops
     params["created"] = ops.adapt_datetimefield_value(created_at)
@@ -461,8 +519,7 @@ class PgPut:
         self.sql, self.params = sql, params
 
     def __call__(self, raw: Any) -> int | None:
-        matched, pk = _pg_row(raw, self.sql, self.params)
-        return int(pk) if matched else None
+        return _put_outcome(_pg_row(raw, self.sql, self.params))
 
     def send(self, raw: Any) -> Callable[[], int | None]:
         statement = _PG_STATEMENTS.get(self.sql)
@@ -473,10 +530,23 @@ class PgPut:
         def collect() -> int | None:
             row = statement.collect(raw)
             assert row is not None  # the statement always returns its one row
-            matched, pk = row
-            return int(pk) if matched is not None and int(matched) else None
+            return _put_outcome(row)
 
         return collect
+
+
+def _put_outcome(row: Sequence[Any]) -> int | None:
+    """The put statement's row -> the new row's pk, None if the fence failed; raises
+    `ParentMissing` (the fence held, nothing written) for a put with writes and no parent.
+    Values come as ints (psycopg's cursor) or text bytes (`PgStatement.collect`)."""
+    matched, pk = row[0], row[1]
+    if matched is None or not int(matched):
+        return None
+    if pk is None:
+        if len(row) > 2:
+            raise ParentMissing
+        raise AssertionError("a put whose fence held stored no row")
+    return int(pk)
 
 
 def in_transaction(job: PutJob) -> PutJob:

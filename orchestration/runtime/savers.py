@@ -97,12 +97,47 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         # (thread id, checkpoint id) -> row pk of checkpoints this saver wrote or read: the
         # next put names its parent row directly instead of looking it up.
         self._pks: dict[tuple[str, str], int] = {}
+        # Pending writes held back by `put_writes_deferred` (task id -> writes, in write
+        # order) and the checkpoint they belong to: they go with the next put, or at flush.
+        self._held: dict[str, list[WriteRecord]] = {}
+        self._held_at: CheckpointConfig | None = None
+        # `keep_next_read`: armed (True), then the head read it kept for one more read.
+        self._keep_read = False
+        self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
 
     # --- the port -------------------------------------------------------------------------
+
+    def keep_next_read(self) -> None:
+        """The next read of a thread's head (`get_tuple` without a checkpoint id) is kept and
+        answers the one read of that head after it, unless this saver writes in between. For
+        a worker: it reads the head to plan a resume, and the engine reads it again
+        microseconds later (the same window as between the engine's read and its first
+        write: the run's lease fences the writes, not other readers)."""
+        self._keep_read = True
+        self._kept = None
 
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        if self._kept is not None or self._keep_read:
+            return self._kept_read(config)
+        return self._get_tuple(config)
+
+    def _kept_read(self, config: CheckpointConfig) -> CheckpointTuple | None:
+        kept, self._kept = self._kept, None
+        key = (config.thread_id, config.checkpoint_ns)
+        if config.checkpoint_id is not None or self._held or self._inflight is not None:
+            self._keep_read = False
+            return self._get_tuple(config)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        found = self._get_tuple(config)
+        if self._keep_read and found is not None:
+            self._kept = (key, found)
+        self._keep_read = False
+        return found
+
+    def _get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         self.flush()
         connection = connections[self.using]
         found = checkpoint_sql.checkpoint_row(
@@ -163,6 +198,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     ) -> CheckpointConfig:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        self._kept, self._keep_read = None, False
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
         )
@@ -182,7 +218,57 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
 
     def flush(self) -> None:
         """Wait for the put in flight (durability="async"); raise its failure: `LeaseLost`
-        if the fence refused it (nothing of it was written), or the database's error."""
+        if the fence refused it (nothing of it was written), or the database's error. Then
+        write the pending writes held back by `put_writes_deferred`, if no put took them."""
+        self._collect()
+        if self._held:
+            self._write_held()
+
+    def put_writes_deferred(
+        self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
+    ) -> None:
+        """A resume's answers: with durability="async" on PostgreSQL they are held and go in
+        the statement of the next put when it is the resumed superstep's (its parent is
+        their checkpoint): one commit for both, fenced like any put. Any read, other write,
+        `flush` or `close` writes them first. A crash before that loses them together with
+        that superstep, and the thread waits at its interrupt as before the resume (a
+        worker's retried run delivers the answers again from the run's input)."""
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
+        if config.checkpoint_id is None:
+            raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
+        self._kept, self._keep_read = None, False
+        writer = self._writer()
+        if writer is None or connections[self.using].vendor != "postgresql":
+            self.put_writes(config, writes, task_id)
+            return
+        records = storage.encode_writes(writes, task_id)
+        self._collect()  # never a write outstanding behind a put in flight
+        at = self._held_at
+        if at is not None and (at.thread_id, at.checkpoint_id, at.checkpoint_ns) != (
+            config.thread_id, config.checkpoint_id, config.checkpoint_ns
+        ):
+            self._write_held()
+        self._held_at = config
+        self._held.pop(task_id, None)  # a task's writes replace its earlier ones, at the end
+        self._held[task_id] = records
+
+    def _write_held(self) -> None:
+        """Write the held-back pending writes on their own (no put took them)."""
+        held, at = self._held, self._held_at
+        self._held, self._held_at = {}, None
+        assert at is not None and at.checkpoint_id is not None
+        for task_id, records in held.items():
+            with self._fenced() as fence:
+                found = checkpoint_sql.put_pending_writes(
+                    connections[self.using], at.thread_id, at.checkpoint_id, task_id,
+                    records, fence,
+                )
+            if not found:
+                raise _no_checkpoint_for_writes(at.thread_id, at.checkpoint_id)
+
+    def _collect(self) -> None:
+        """Wait for the put in flight, if any (this saver's, or another's on this thread)."""
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             # Another saver on this thread may have a write in flight to the same database:
@@ -192,8 +278,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 other.owner.flush()
             return
         writer, thread_id, checkpoint_id = inflight
-        with connections[self.using].wrap_database_errors:
-            pk = writer.wait()
+        try:
+            with connections[self.using].wrap_database_errors:
+                pk = writer.wait()
+        except checkpoint_sql.ParentMissing:
+            raise _no_checkpoint_for_writes(thread_id, f"the parent of {checkpoint_id}") from None
         if pk is None:
             lease = self.lease
             assert lease is not None  # only a fenced put comes back without a row
@@ -226,16 +315,29 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self, writer: Writer, config: CheckpointConfig, checkpoint: Checkpoint,
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
-        self.flush()  # never two in flight; a lost lease stops here, before this is sent
+        self._collect()  # never two in flight; a lost lease stops here, before this is sent
         if writer.owner is not None:
             writer.owner.flush()  # another saver's write on this thread
+        held: list[tuple[str, WriteRecord]] = []
+        if self._held:
+            at = self._held_at
+            assert at is not None
+            if (at.thread_id, at.checkpoint_id, at.checkpoint_ns) == (
+                config.thread_id, config.checkpoint_id, config.checkpoint_ns
+            ):
+                # The resumed superstep's checkpoint: the answers commit with it.
+                held = [(task_id, w) for task_id, records in self._held.items() for w in records]
+                self._held, self._held_at = {}, None
+            else:
+                self._write_held()
         lease = self.lease
         if lease is not None and lease.lost.is_set():
             raise LeaseLost(lease.run_id, lease.token)
         fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
         connection = connections[self.using]
         job = checkpoint_sql.put_job(
-            connection, encoded, fence=fence, **self._put_args(config, checkpoint, metadata)
+            connection, encoded, fence=fence, writes=held,
+            **self._put_args(config, checkpoint, metadata),
         )
         if connection.vendor != "postgresql":
             job = checkpoint_sql.in_transaction(job)
@@ -264,6 +366,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
+        self._kept, self._keep_read = None, False
         records = storage.encode_writes(writes, task_id)
         self.flush()
         with self._fenced() as fence:
@@ -272,10 +375,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 records, fence,
             )
         if not found:
-            raise CheckpointNotFound(
-                f"no checkpoint {config.checkpoint_id!r} in thread {config.thread_id!r} "
-                "to attach pending writes to"
-            )
+            raise _no_checkpoint_for_writes(config.thread_id, config.checkpoint_id)
 
     def _remember_pk(self, thread_id: str, checkpoint_id: str, pk: int) -> None:
         if len(self._pks) >= 4096:  # a worker moves on; the newest rows are the parents
@@ -306,6 +406,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
         itself (title, runs, events: the audit trail) stays, with no head checkpoint."""
+        self._kept, self._keep_read = None, False
         self.flush()
         with transaction.atomic(using=self.using):
             db = self.using
@@ -409,6 +510,12 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         meta=bytes(meta),
         extra_json=extra,
         ts=datetime.min,  # the exact ts lives in `meta`
+    )
+
+
+def _no_checkpoint_for_writes(thread_id: str, checkpoint_id: str) -> CheckpointNotFound:
+    return CheckpointNotFound(
+        f"no checkpoint {checkpoint_id!r} in thread {thread_id!r} to attach pending writes to"
     )
 
 

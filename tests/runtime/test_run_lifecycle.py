@@ -204,8 +204,11 @@ def test_worker_killed_between_decision_and_next_checkpoint_applies_it_once(
     start_worker: Any, tmp_path: Path, point: str,
 ) -> None:
     """`claimed`: the worker took the resume run and dies before the engine saw the answer.
-    `answer stored`: the engine saved the answer on the paused checkpoint, the node re-ran
-    with it and the worker dies inside the node, before the next checkpoint."""
+    `answer stored`: the engine handed the answer to the saver, the node re-ran with it and
+    the worker dies inside the node, before the next checkpoint. On SQLite the answer is
+    committed on the paused checkpoint by then; on PostgreSQL (write-behind) it is held for
+    that next checkpoint's statement (`put_writes_deferred`), so it dies with the worker and
+    the retried run delivers it again from the run's input: applied once either way."""
     gate = tmp_path / "load-gate"
     hold = ["review:answered"] if point == "answer stored" else []
     first = start_worker()

@@ -220,3 +220,37 @@ def test_a_kept_writer_whose_connection_the_server_ended_reconnects_before_the_n
     graph.invoke({}, CheckpointConfig("kept-2"))
     assert len(_stored("kept-2")) == 4
     assert writer._connection.info.backend_pid != backend
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_reads_and_pending_writes_on_djangos_connection_are_prepared_once(
+    settings: Any, prepared: bool
+) -> None:
+    """Django opens PostgreSQL connections with psycopg's prepare_threshold=None, which made
+    psycopg ignore `prepare=True`: `get_tuple`, `put_writes` and a synchronous put were parsed
+    and planned on every call. Prepared unless STEPWISE_PREPARED_STATEMENTS is off (poolers)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.STEPWISE_PREPARED_STATEMENTS = prepared
+    _, lease = _leased(f"prepared-reads-{prepared}")
+    saver = DjangoCheckpointSaver(lease=lease)
+    graph = _pay_graph(lambda: None, []).with_checkpoint_saver(saver)
+
+    def cycle(n: int) -> int:
+        config = CheckpointConfig(f"prepared-reads-{prepared}-{n}")
+        graph.invoke({}, config)
+        assert saver.get_tuple(config) is not None
+        saver.put_writes(saver.get_tuple(config).config, [("seen", 9)], "task")  # type: ignore[union-attr]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%orchestration_%"],
+            )
+            return int(cursor.fetchone()[0])
+
+    warm = [cycle(n) for n in range(2)]
+    # The same statements again: nothing more prepared (and nothing at all when off).
+    assert cycle(2) == warm[-1]
+    assert warm[-1] >= 3 if prepared else warm[-1] == 0

@@ -3,6 +3,10 @@
 `crash_graph`: four nodes in a chain, each recording that it ran in the file `state.log`;
 `third` SIGKILLs its own process the first time it runs, while the checkpoint after
 `second` may still be in flight (sent, not yet collected) on the write-behind connection.
+
+`ask_graph`: one node that asks (`interrupt`) and, the first time it is answered, SIGKILLs its
+own process while the answer is held back for the resumed superstep's put
+(`DjangoCheckpointSaver.put_writes_deferred`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from orchestration import END, StateGraph
+from orchestration import END, StateGraph, interrupt
 from orchestration.reducers import topic
 
 
@@ -53,12 +57,42 @@ def crash_graph() -> Any:
     return builder.compile()
 
 
+@dataclass
+class Question:
+    log: str = ""
+    answer: str = ""
+
+
+def _ask(state: Question) -> dict[str, Any]:
+    _record(state, "asked")
+    answer = interrupt("approve?")
+    _record(state, f"answered-{answer}")
+    if not os.path.exists(state.log + ".crashed"):
+        open(state.log + ".crashed", "w").close()  # noqa: SIM115 - a marker, closed at once
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"answer": answer}
+
+
+def ask_graph() -> Any:
+    builder = StateGraph(Question)
+    builder.add_node("ask", _ask)
+    builder.set_entry_point("ask")
+    builder.add_edge("ask", END)
+    return builder.compile()
+
+
 if __name__ == "__main__":  # the child: run the graph on the test database until it dies
     import django
 
     django.setup()
     from orchestration.checkpoint import CheckpointConfig
     from orchestration.runtime.savers import DjangoCheckpointSaver
+    from orchestration.types import Command
 
-    graph = crash_graph().with_checkpoint_saver(DjangoCheckpointSaver(durability="async"))
-    graph.invoke({"log": sys.argv[2]}, CheckpointConfig(sys.argv[1]))
+    saver = DjangoCheckpointSaver(durability="async")
+    if sys.argv[1] == "answer":  # answer the paused ask_graph thread argv[2] with argv[3]
+        graph = ask_graph().with_checkpoint_saver(saver)
+        graph.invoke(Command(resume=sys.argv[3]), CheckpointConfig(sys.argv[2]))
+    else:
+        graph = crash_graph().with_checkpoint_saver(saver)
+        graph.invoke({"log": sys.argv[2]}, CheckpointConfig(sys.argv[1]))

@@ -175,10 +175,12 @@ def read_rows(
     no_writes: tuple[WriteRecord, ...] = ()
     tuples = [build(row, writes.get(row[0], no_writes)) for row in rows]
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
-    # to store a grown one as its new items only.
+    # to store a grown one as its new items only; and the read of the head after that put
+    # (a worker recording how the run ended) finds the fields it did not change here,
+    # scalars included, instead of fetching them again.
     for pair in rows[-1][5].items():
         node = reader.nodes.get(pair)  # none for a scalar kept in its row
-        if node is not None and node.count is not None and cache.value(thread_id, *pair) is None:
+        if node is not None and cache.value(thread_id, *pair) is None:
             cache.put_value(thread_id, *pair, reader.full(pair))
     cache.put_many_versions((thread_id, row[0], row[5]) for row in rows)
     return tuples

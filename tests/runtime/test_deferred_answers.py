@@ -1,0 +1,170 @@
+"""A resume's answers held back for the resumed superstep's put (`put_writes_deferred`): on
+PostgreSQL with write-behind they commit in the put's own statement (one commit instead of
+two). What must still hold: the answers are never lost without their superstep, a crash
+between leaves the thread waiting at its interrupt, delivering the answer again resumes it
+once, a lost lease writes neither, and a read or a failing node sees them written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from runtime_helpers import HERE, ROOT, subprocess_env
+from write_behind_graphs import ask_graph
+
+from orchestration import END, StateGraph, interrupt
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.runtime import models
+from orchestration.runtime.leases import Lease, LeaseLost
+from orchestration.runtime.savers import DjangoCheckpointSaver
+from orchestration.runtime.write_behind import close_writers
+from orchestration.types import Command
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _close_writers() -> Any:
+    yield
+    close_writers()  # its private connection must not outlive the test database
+
+
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("answers ride with the put on PostgreSQL's send-ahead writer only")
+
+
+def _leased(thread_id: str) -> tuple[models.Run, Lease]:
+    thread = models.Thread.objects.create(thread_id=thread_id)
+    run = models.Run.objects.create(
+        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
+        lease_token="token", attempts=1,
+    )
+    return run, Lease(run_id=run.pk, token="token", seconds=30.0)
+
+
+def _answers_stored(thread_id: str) -> list[str]:
+    """The channels of the thread's committed pending writes, read on Django's connection."""
+    return list(
+        models.PendingWrite.objects.filter(checkpoint__thread__thread_id=thread_id)
+        .order_by("id").values_list("channel", flat=True)
+    )
+
+
+def _checkpoints(thread_id: str) -> int:
+    return models.Checkpoint.objects.filter(thread__thread_id=thread_id).count()
+
+
+@dataclass
+class Q:
+    answer: str = ""
+
+
+def _asker(after_answer: Any) -> Any:
+    def ask(state: Q) -> dict[str, Any]:
+        answer = interrupt("approve?")
+        after_answer(answer)
+        return {"answer": answer}
+
+    builder = StateGraph(Q)
+    builder.add_node("ask", ask)
+    builder.set_entry_point("ask")
+    builder.add_edge("ask", END)
+    return builder.compile()
+
+
+def test_the_answer_commits_with_the_resumed_superstep_not_before() -> None:
+    _postgres_only()
+    _, lease = _leased("held")
+    seen: list[list[str]] = []
+    graph = _asker(lambda _: seen.append(_answers_stored("held"))).with_checkpoint_saver(
+        DjangoCheckpointSaver(lease=lease, durability="async")
+    )
+    config = CheckpointConfig("held")
+    graph.invoke({}, config)
+    assert _answers_stored("held") == ["__interrupt__"] and _checkpoints("held") == 1
+    assert graph.invoke(Command(resume="yes"), config).answer == "yes"
+    # While the node ran the answer was not committed yet: it went with the next put.
+    assert seen == [["__interrupt__"]]
+    assert _checkpoints("held") == 2
+    assert sorted(_answers_stored("held")) == ["__interrupt__", "__resume__"]
+    head = DjangoCheckpointSaver().get_tuple(config)
+    assert head is not None and head.checkpoint.values["answer"] == "yes"
+    parent = DjangoCheckpointSaver().get_tuple(head.parent_config)  # type: ignore[arg-type]
+    assert parent is not None
+    assert [w.channel for w in parent.pending_writes] == ["__resume__", "__interrupt__"]
+
+
+def test_a_crash_before_the_put_leaves_the_thread_waiting_and_a_second_delivery_resumes_once(
+    tmp_path: Path,
+) -> None:
+    _postgres_only()
+    log = tmp_path / "ran.log"
+    graph = ask_graph().with_checkpoint_saver(DjangoCheckpointSaver(durability="async"))
+    config = CheckpointConfig("crash-answer")
+    graph.invoke({"log": str(log)}, config)
+    paused_at = DjangoCheckpointSaver().get_tuple(config)
+    assert paused_at is not None
+    child = subprocess.run(
+        [sys.executable, str(HERE / "write_behind_graphs.py"), "answer", "crash-answer", "yes"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, timeout=120, check=False,
+    )
+    assert child.returncode == -9, child.stderr.decode(errors="replace")[-3000:]
+    assert Counter(log.read_text().split()) == {"asked": 2, "answered-yes": 1}
+    # Nothing of the resume was committed: the thread waits at its interrupt, as before it.
+    state = graph.get_state(config)
+    assert state.config.checkpoint_id == paused_at.checkpoint.id
+    assert [i.value for i in state.interrupts] == ["approve?"]
+    assert _answers_stored("crash-answer") == ["__interrupt__"]
+
+    final = graph.invoke(Command(resume="yes"), config)  # a worker's retry does this
+    assert final.answer == "yes"
+    assert Counter(log.read_text().split()) == {"asked": 3, "answered-yes": 2}
+    assert _checkpoints("crash-answer") == 2  # the paused checkpoint and the resumed one
+    assert graph.get_state(config).next == ()
+
+
+def test_a_lost_lease_writes_neither_the_answer_nor_the_superstep() -> None:
+    _postgres_only()
+    run, lease = _leased("revoked")
+
+    def revoke(_: Any) -> None:
+        models.Run.objects.filter(pk=run.pk).update(
+            status=models.Run.Status.STALLED, lease_token=""
+        )
+
+    graph = _asker(revoke).with_checkpoint_saver(
+        DjangoCheckpointSaver(lease=lease, durability="async")
+    )
+    config = CheckpointConfig("revoked")
+    graph.invoke({}, config)
+    with pytest.raises(LeaseLost):
+        graph.invoke(Command(resume="yes"), config)
+    assert _checkpoints("revoked") == 1
+    assert _answers_stored("revoked") == ["__interrupt__"]
+
+
+def test_a_failing_resumed_node_still_leaves_its_answer_stored() -> None:
+    """The run fails after the answer was held: the engine's flush on the way out writes it
+    (as before: the answer was committed before the node ran), so the thread keeps it."""
+
+    def fail(_: Any) -> None:
+        raise RuntimeError("the node broke after its answer")
+
+    _, lease = _leased("failing")
+    graph = _asker(fail).with_checkpoint_saver(
+        DjangoCheckpointSaver(lease=lease, durability="async")
+    )
+    config = CheckpointConfig("failing")
+    graph.invoke({}, config)
+    with pytest.raises(RuntimeError, match="broke"):
+        graph.invoke(Command(resume="yes"), config)
+    assert sorted(_answers_stored("failing")) == ["__interrupt__", "__resume__"]
+    assert _checkpoints("failing") == 1
+    assert graph.get_state(config).interrupts == ()
