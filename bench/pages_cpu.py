@@ -13,10 +13,10 @@ inbox, an open review's page, the form decision and the page it redirects to, th
 list, decision and start of a run. Printed per kind: CPU-ms of this process per request
 (process_time: the Django side, steadier than wall time on a busy machine), on PostgreSQL also
 the CPU-ms of the database backend serving this connection (from /proc), and the number of
-SQL queries. `--profile KIND` prints the cProfile top of that kind (CPU time), `--sql KIND` the statements
-of its last request. `--asgi` sends the
-requests through the served ASGI application (`config.asgi`, as uvicorn calls it: its thread
-hops included) instead of the test client's synchronous handler.
+SQL queries. `--profile KIND` prints the cProfile top of that kind (CPU time), `--sql KIND`
+the statements of its last request. `--asgi` sends the requests through the served ASGI
+application (`config.asgi`, as uvicorn calls it: its thread hops included) instead of the
+test client's synchronous handler.
 
 Decisions enqueue their runs' resumption and nothing here runs them (no worker), so each
 decision and start costs what it costs the server, not the worker.

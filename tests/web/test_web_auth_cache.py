@@ -13,7 +13,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 
-
 @pytest.fixture(autouse=True)
 def _auth_cache_on(settings: Any) -> None:
     settings.STEPWISE_AUTH_CACHE = True  # the tests' default cache is a real locmem one
