@@ -203,7 +203,8 @@ else:
 if REDIS_URL and not TESTING:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one redis-py client per pool, not one per call (config.rediscache)
+            "BACKEND": "config.rediscache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "stepwise",
         }
