@@ -43,7 +43,7 @@ def decide_next(request: HttpRequest, pk: int) -> HttpResponse:
         if not same_decision_recorded(request.user, review, d.action):
             from approvals.views import decision_refused
 
-            return decision_refused(request, review.pk, exc)
+            return decision_refused(request, review, exc)
         repeated = True
     return after_decision(request, review, d.action, repeated)
 
