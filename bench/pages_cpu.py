@@ -185,6 +185,8 @@ def measure(name: str, make: Callable[[], Callable[[], Any]], repeat: int,
             for q in ctx.captured_queries:
                 print(q["sql"][:400])
     db_after = backend_ms()
+    if prof and os.environ.get("PAGES_CPU_PROFILE_OUT"):  # for snakeviz, pstats by hand
+        prof.dump_stats(os.environ["PAGES_CPU_PROFILE_OUT"])
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(45)
         pstats.Stats(prof).sort_stats("cumtime").print_stats(45)
