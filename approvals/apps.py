@@ -17,3 +17,7 @@ class ApprovalsConfig(AppConfig):
         from approvals import observability
 
         observability.connect()
+
+        from approvals import authcache
+
+        authcache.connect()

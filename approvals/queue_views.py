@@ -41,12 +41,9 @@ def decide_next(request: HttpRequest, pk: int) -> HttpResponse:
         do_decide(request.user, review, d)
     except ReviewError as exc:
         if not same_decision_recorded(request.user, review, d.action):
-            from django.contrib import messages
+            from approvals.views import decision_refused
 
-            messages.error(request, str(exc))
-            review.refresh_from_db()
-            context = _review_context(request, review, form if review.is_open else None)
-            return render(request, "approvals/review.html", context, status=409)
+            return decision_refused(request, review, exc)
         repeated = True
     return after_decision(request, review, d.action, repeated)
 

@@ -210,14 +210,19 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             do_decide(request.user, review, d)
         except ReviewError as exc:
-            messages.error(request, str(exc))
-            review.refresh_from_db()
-            context = _review_context(request, review, form if review.is_open else None)
-            return render(request, "approvals/review.html", context, status=409)
+            return decision_refused(request, review, exc)
         messages.success(request, f"Decision recorded ({d.action}); the run resumes.")
         return _back_to(request, reverse("review", args=[pk]))
     context = _review_context(request, review, form)
     return render(request, "approvals/review.html", context, status=400)
+
+
+def decision_refused(request: HttpRequest, review: ReviewRequest, exc: ReviewError
+                     ) -> HttpResponse:
+    """409 for a decision someone else's claim or decision beat: the reason and a link to the
+    review (as do_decide refreshed it), not the whole review page again."""
+    messages.error(request, str(exc))
+    return render(request, "approvals/review_conflict.html", {"review": review}, status=409)
 
 
 @require_GET

@@ -9,13 +9,15 @@ client, the served settings, DEBUG off), on a scratch database:
 (ALLOWED_HOSTS must include `testserver`; SECRET_KEY as the settings ask.) It seeds a reviewer,
 a starter and `--backlog` expense threads waiting for review (once; recognised by their
 usernames), then requests each page kind of a review cycle (`bench/load/locustfile.py`): the
-inbox, an open review's page, the form decision and the page it redirects to, the API's review
-list, decision and start of a run. Printed per kind: CPU-ms of this process per request
+inbox, an open review's page, the form decision and the page it redirects to, a form decision
+that lost (409, someone else decided first), the API's review list, decision and start of a
+run. Printed per kind: CPU-ms of this process per request
 (process_time: the Django side, steadier than wall time on a busy machine), on PostgreSQL also
 the CPU-ms of the database backend serving this connection (from /proc), and the number of
-SQL queries. `--profile KIND` prints the cProfile top of that kind. `--asgi` sends the
-requests through the served ASGI application (`config.asgi`, as uvicorn calls it: its thread
-hops included) instead of the test client's synchronous handler.
+SQL queries. `--profile KIND` prints the cProfile top of that kind (CPU time), `--sql KIND`
+the statements of its last request. `--asgi` sends the requests through the served ASGI
+application (`config.asgi`, as uvicorn calls it: its thread hops included) instead of the
+test client's synchronous handler.
 
 Decisions enqueue their runs' resumption and nothing here runs them (no worker), so each
 decision and start costs what it costs the server, not the worker.
@@ -154,14 +156,16 @@ class AsgiClient:
 
 
 def measure(name: str, make: Callable[[], Callable[[], Any]], repeat: int,
-            profile: str | None) -> dict[str, Any]:
+            profile: str | None, show_sql: str | None = None) -> dict[str, Any]:
     """`make()` returns one request ready to send (so picking a review is outside the timing)."""
     for _ in range(3):
         make()()
     cpu: list[float] = []
     queries: list[int] = []
     db_before = backend_ms()
-    prof = cProfile.Profile() if profile == name else None
+    # process_time: the profile shows where this process spends CPU, not where it waits for
+    # the database (psycopg's wait() would otherwise be a quarter of it)
+    prof = cProfile.Profile(time.process_time) if profile == name else None
     for _ in range(repeat):
         call = make()
         with CaptureQueriesContext(connection) as ctx:
@@ -172,9 +176,17 @@ def measure(name: str, make: Callable[[], Callable[[], Any]], repeat: int,
             cpu.append((time.process_time() - t) * 1000)
             if prof:
                 prof.disable()
-        assert response.status_code < 400, (name, response.status_code, response.content[:300])
+        expected = 409 if name == "decide lost" else None
+        assert response.status_code == expected or (expected is None and response.status_code
+                                                    < 400), (name, response.status_code,
+                                                             response.content[:300])
         queries.append(len(ctx.captured_queries))
+        if show_sql == name and len(queries) == repeat:
+            for q in ctx.captured_queries:
+                print(q["sql"][:400])
     db_after = backend_ms()
+    if prof and os.environ.get("PAGES_CPU_PROFILE_OUT"):  # for snakeviz, pstats by hand
+        prof.dump_stats(os.environ["PAGES_CPU_PROFILE_OUT"])
     if prof:
         pstats.Stats(prof).sort_stats("tottime").print_stats(45)
         pstats.Stats(prof).sort_stats("cumtime").print_stats(45)
@@ -190,6 +202,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--backlog", type=int, default=0, help="default: 5 x repeat + 30")
     parser.add_argument("--profile", help="cProfile this kind (inbox, review, decide, ...)")
+    parser.add_argument("--sql", help="print the SQL of the last request of this kind")
     parser.add_argument("--json", action="store_true", help="one JSON line per kind")
     parser.add_argument("--asgi", action="store_true",
                         help="through config.asgi (the served app) instead of the test client")
@@ -240,12 +253,16 @@ def main() -> None:
         ("decide", decide),
         ("review decided", lambda: (lambda pk: lambda: web.get(f"/reviews/{pk}/", **secure))(
             decided[0])),
+        # a decision someone else's beat: what the losing reviewer gets (409)
+        ("decide lost", lambda: (lambda pk: lambda: web.post(
+            f"/reviews/{pk}/decide/", {"action": "approve", "comment": ""}, **secure))(
+            decided[0])),
         ("api reviews", lambda: lambda: api.get("/api/v1/reviews?status=pending&limit=100",
                                                  **secure)),
         ("api decide", api_decide),
         ("api start run", start),
     ]
-    rows = [measure(name, make, args.repeat, args.profile) for name, make in kinds]
+    rows = [measure(name, make, args.repeat, args.profile, args.sql) for name, make in kinds]
     if args.json:
         for row in rows:
             print(json.dumps(row))

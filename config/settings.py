@@ -88,7 +88,8 @@ MIDDLEWARE.insert(0, "approvals.request_log.LogContextMiddleware")  # see "Opera
 # password. An admin lifts it early with `manage.py axes_reset_username USER` or in the admin.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend reading the signed-in user through the cache (approvals.authcache)
+    "approvals.authcache.CachedModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "0.25"))
@@ -212,12 +213,18 @@ else:
 if REDIS_URL and not TESTING:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one redis-py client per pool, not one per call (config.rediscache)
+            "BACKEND": "config.rediscache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "stepwise",
         }
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# The signed-in user, their permissions and group names cached between requests
+# (approvals.authcache), only in a cache all server processes share: a change to a user, group
+# or permission replaces a token in that cache, and a process-local cache would not see
+# another process's change.
+STEPWISE_AUTH_CACHE = env_bool("STEPWISE_AUTH_CACHE", bool(REDIS_URL) and not TESTING)
 
 TASKS = {
     "default": {

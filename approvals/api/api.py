@@ -446,7 +446,7 @@ def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> 
             pk=review.pk
         )
         run = Run.objects.select_related("thread").get(pk=decision.resumed_run_id)
-        return 200, {"review": shapes.review_dict(fresh), "run": _run_json(run)}
+        return 200, {"review": shapes.review_dict(fresh), "run": shapes.run_dict(run)}
 
     return run_once(request, user, work)
 

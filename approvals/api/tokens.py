@@ -10,6 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from approvals.api.models import ApiToken
+from approvals.authcache import load_user
 
 PREFIX = "sw_"
 # last_used_at is bookkeeping: written at most this often per token, not on every request
@@ -33,17 +34,23 @@ def user_for_token(raw: str) -> Any | None:
     """The active user owning the live token `raw`, or None."""
     if not raw.startswith(PREFIX) or len(raw) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=digest(raw), revoked_at__isnull=True)
+    # the token row on every request (a revoked token is refused at once); the user, with
+    # their permissions, through the cache the session's user comes from
+    row = (
+        ApiToken.objects.filter(digest=digest(raw), revoked_at__isnull=True)
+        .values_list("pk", "user_id", "last_used_at")
         .first()
     )
-    if token is None or not token.user.is_active:
+    if row is None:
+        return None
+    pk, user_id, last_used_at = row
+    user = load_user(user_id)  # None when the user is inactive
+    if user is None:
         return None
     now = timezone.now()
-    if token.last_used_at is None or token.last_used_at < now - TOUCH_EVERY:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    if last_used_at is None or last_used_at < now - TOUCH_EVERY:
+        ApiToken.objects.filter(pk=pk).update(last_used_at=now)
+    return user
 
 
 def revoke_token(user: Any, pk: int) -> bool:

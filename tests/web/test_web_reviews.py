@@ -213,3 +213,16 @@ def test_respond_review_page_asks_for_a_text_answer(start_paused, client_as):
     assert 'name="text"' in page
     assert "What about the budget?" in page
     assert 'value="respond"' in page and 'value="approve"' not in page
+
+
+def test_a_lost_decision_answers_with_the_reason_and_a_link_not_the_whole_review(
+        make_review, client_as, make_user):
+    review = make_review()
+    do_decide(make_user("reviewer", username="carol"), review, DecisionInput("approve"))
+    response = client_as("reviewer").post(reverse("review-decide", args=[review.pk]),
+                                          {"action": "approve"})
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "already decided by carol" in page
+    assert f'href="{reverse("review", args=[review.pk])}"' in page
+    assert 'id="history' not in page and "What to check" not in page

@@ -1,0 +1,38 @@
+"""config.rediscache: Django's Redis cache reusing one client, against the real Redis (the
+PostgreSQL + Redis test pass sets REDIS_URL; without it there is nothing to talk to)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+
+import pytest
+
+from config.rediscache import RedisCache
+
+pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL")
+
+
+def test_one_client_serves_every_call_from_every_thread():
+    cache = RedisCache(os.environ["REDIS_URL"], {"KEY_PREFIX": f"t{secrets.token_hex(4)}"})
+    assert cache._cache.get_client() is cache._cache.get_client(write=True)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                cache.set(f"k{n}-{i}", {"n": n, "i": i}, 30)
+                assert cache.get_many([f"k{n}-{i}"]) == {f"k{n}-{i}": {"n": n, "i": i}}
+                assert cache.add(f"k{n}-{i}", "other", 30) is False
+                cache.delete(f"k{n}-{i}")
+                assert cache.get(f"k{n}-{i}") is None
+        except BaseException as exc:  # reported below, from the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
