@@ -69,7 +69,7 @@ def load_user(user_id: Any) -> Any | None:
         return backend.get_user(user_id)
     gen, user_gen, entry = _tokens(user_id)
     if entry is not None and entry[0] == gen and entry[1] == user_gen:
-        user = entry[2]
+        user = _thaw(entry[2])
         return user if user.is_active else None
     user = backend.get_user(user_id)
     if user is None:
@@ -77,7 +77,37 @@ def load_user(user_id: Any) -> Any | None:
     backend.get_all_permissions(user)  # fills Django's _user/_group/_perm_cache on it
     group_names(user)
     if gen and user_gen:
-        cache.set(_entry(user_id), (gen, user_gen, user), timeout=TTL)
+        cache.set(_entry(user_id), [gen, user_gen, _freeze(user)], timeout=TTL)
+    return user
+
+
+# The entry is plain JSON data (the cache serializes with JSON, never pickle: a value read
+# back from Redis can only ever be data): the row's field values as strings where they are
+# not JSON types, and the permission and group-name caches as sorted lists.
+_PERM_CACHES = ("_user_perm_cache", "_group_perm_cache", "_perm_cache")
+
+
+def _freeze(user: Any) -> dict[str, Any]:
+    fields = {}
+    for field in user._meta.concrete_fields:
+        value = field.value_from_object(user)
+        fields[field.attname] = value if value is None or isinstance(
+            value, bool | int | float | str) else field.value_to_string(user)
+    caches = {name: sorted(getattr(user, name)) for name in _PERM_CACHES}
+    return {"fields": fields, "perms": caches, "groups": sorted(group_names(user))}
+
+
+def _thaw(data: dict[str, Any]) -> Any:
+    model = get_user_model()
+    user = model(**{
+        field.attname: field.to_python(data["fields"][field.attname])
+        for field in model._meta.concrete_fields if field.attname in data["fields"]
+    })
+    user._state.adding = False
+    user._state.db = "default"
+    for name, perms in data["perms"].items():
+        setattr(user, name, set(perms))
+    user._stepwise_group_names = frozenset(data["groups"])
     return user
 
 

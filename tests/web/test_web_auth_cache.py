@@ -118,3 +118,23 @@ def test_an_api_token_loses_a_revoked_group_permission_next_request(make_user):
     assert api.get("/reviews").status_code == 200
     Group.objects.get(name="reviewer").permissions.clear()
     assert api.get("/reviews").status_code == 403
+
+
+def test_the_cached_entry_is_json_data_and_gives_back_the_same_user(client_as, make_user):
+    import json
+
+    user = make_user("reviewer")
+    client = client_as(user=user)
+    assert client.get("/").status_code == 200
+    entry = cache.get(f"authz:user:{user.pk}")
+    assert entry is not None
+    json.dumps(entry)  # plain data: the Redis cache stores JSON, never pickle
+    assert auth_queries(client)[1] == []  # served from that entry
+    from approvals.authcache import load_user
+
+    cached = load_user(user.pk)
+    fresh = type(user).objects.get(pk=user.pk)
+    assert (cached.pk, cached.username, cached.password, cached.date_joined, cached.is_active) \
+        == (fresh.pk, fresh.username, fresh.password, fresh.date_joined, fresh.is_active)
+    assert cached.has_perm("approvals.view_reviewrequest")
+    assert cached.get_session_auth_hash() == fresh.get_session_auth_hash()

@@ -36,3 +36,15 @@ def test_one_client_serves_every_call_from_every_thread():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_values_are_stored_as_json_and_anything_else_is_refused_not_pickled():
+    cache = RedisCache(os.environ["REDIS_URL"], {"KEY_PREFIX": f"t{secrets.token_hex(4)}"})
+    cache.set("session", {"_auth_user_id": "7", "list": [1, "a"]}, 30)
+    raw = cache._cache.get_client().get(cache.make_and_validate_key("session"))
+    assert raw == b'{"_auth_user_id":"7","list":[1,"a"]}'
+    assert cache.get("session") == {"_auth_user_id": "7", "list": [1, "a"]}
+    cache.set("n", 1, 30)
+    assert cache.incr("n") == 2
+    with pytest.raises(TypeError):
+        cache.set("object", object(), 30)
