@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import select
+import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,8 +61,13 @@ def _user_table() -> str:
     return get_user_model()._meta.db_table
 
 
+# One encoder for every call: `json.dumps` with non-default separators builds a new encoder
+# per call, which cost more than encoding the small values a put carries.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _encode_json(value)
 
 
 def _fence_params(fence: FenceArgs | None) -> dict[str, Any]:
@@ -431,16 +437,17 @@ def put_job(
         params["b_data"] = [b.data for b in blobs]
         return PgPut(_sql("put", "postgresql", fenced), params)
 
-    ops = connection.ops
-    params["created"] = ops.adapt_datetimefield_value(created_at)
+    to_text = _sqlite_datetime(connection)
+    params["created"] = to_text(created_at)
     if fenced:
-        params["now"] = ops.adapt_datetimefield_value(params["now"])
+        params["now"] = to_text(params["now"])
     rows = [(b.field, b.version, b.kind, b.base or "", b.data) for b in blobs]
+    threads = _sqlite_thread_pks(connection)
 
     def sqlite_job(raw: Any) -> int | None:
         cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
         try:
-            return _sqlite_put(cursor, params, rows, fenced)
+            return _sqlite_put(cursor, params, rows, fenced, threads)
         finally:
             cursor.close()
 
@@ -498,25 +505,84 @@ def in_transaction(job: PutJob) -> PutJob:
 
 
 def _sqlite_put(
-    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool
+    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool,
+    threads: dict[str, int],
 ) -> int | None:
     if fenced:
-        cursor.execute(
-            _SQLITE_FENCE,
-            {"run_id": params["run_id"], "token": params["token"], "now": params["now"]},
-        )
+        cursor.execute(_SQLITE_FENCE_ARGS, (params["now"], params["run_id"], params["token"]))
         if cursor.rowcount != 1:
             return None
-    cursor.execute(_SQLITE_THREAD, params)
-    (thread_pk,) = cursor.fetchone()
-    cursor.fetchall()  # finish the statement (RETURNING)
-    params["thread_pk"] = thread_pk
+    thread_id = params["thread_id"]
+    thread_pk = threads.get(thread_id)
+    if thread_pk is not None and not params["checkpoint_ns"]:
+        # The thread's row is known: move its head by primary key. The thread id in the WHERE
+        # clause proves the remembered pk still names this thread (a row renamed, or a
+        # database rolled back and refilled, falls back to the upsert below).
+        cursor.execute(_SQLITE_HEAD, (params["head"], thread_pk, thread_id))
+        if cursor.rowcount != 1:
+            thread_pk = None
+    else:
+        thread_pk = None
+    if thread_pk is None:
+        cursor.execute(_SQLITE_THREAD, params)
+        (thread_pk,) = cursor.fetchone()
+        cursor.fetchall()  # finish the statement (RETURNING)
+        if len(threads) >= 4096:  # a worker moves on from threads; forget the old ones
+            threads.clear()
+        threads[thread_id] = thread_pk
     if rows:
         cursor.executemany(_SQLITE_BLOB, [(thread_pk, *row) for row in rows])
+    user_id = params["user_id"]
+    parent_pk = params["parent_pk"]
+    if user_id is None and (parent_pk is not None or params["parent_id"] is None):
+        # The usual put: a new checkpoint on a parent the saver wrote or read. A plain INSERT
+        # with positional parameters is half the cost of the upsert with its lookups; the
+        # rare put of an id already stored (its unique key refuses the row, and SQLite
+        # undoes only that statement) takes the upsert.
+        try:
+            cursor.execute(_SQLITE_INSERT_CHECKPOINT, (
+                thread_pk, params["checkpoint_id"], params["checkpoint_ns"], parent_pk,
+                params["step"], params["source"], params["next"], params["versions"],
+                params["internal"], params["meta"], params["extra"], params["written_by"],
+                params["created"], params["reason"],
+            ))
+            return int(cursor.lastrowid)
+        except sqlite3.IntegrityError as error:
+            if _SQLITE_CHECKPOINT_TAKEN not in str(error):
+                raise
+    params["thread_pk"] = thread_pk
     cursor.execute(_sqlite_checkpoint_sql(), params)
     (pk,) = cursor.fetchone()
     cursor.fetchall()
     return int(pk)
+
+
+def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], str]:
+    """Django's `adapt_datetimefield_value` for SQLite (naive text in the connection's time
+    zone), minus its per-call settings and timezone lookups."""
+    if not settings.USE_TZ:
+        return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
+    zone = connection.timezone
+
+    def to_text(value: datetime) -> str:
+        if value.tzinfo is not None:
+            value = value.astimezone(zone).replace(tzinfo=None)
+        return str(value)
+
+    return to_text
+
+
+# Per SQLite database file: thread id -> its `Thread` row's pk, for the head update by pk.
+# Never trusted alone: the update checks the thread id too.
+_SQLITE_THREAD_PKS: dict[str, dict[str, int]] = {}
+
+
+def _sqlite_thread_pks(connection: BaseDatabaseWrapper) -> dict[str, int]:
+    name = str(connection.settings_dict["NAME"])
+    found = _SQLITE_THREAD_PKS.get(name)
+    if found is None:
+        found = _SQLITE_THREAD_PKS[name] = {}
+    return found
 
 
 def _sqlite_fence(cursor: Any, params: dict[str, Any], ops: Any) -> None:
@@ -578,6 +644,19 @@ def put_pending_writes(
 _SQLITE_FENCE = (
     f"UPDATE {RUN} SET heartbeat_at = :now "
     "WHERE id = :run_id AND lease_token = :token AND status = 'running'"
+)
+_SQLITE_FENCE_ARGS = (
+    f"UPDATE {RUN} SET heartbeat_at = ? "
+    "WHERE id = ? AND lease_token = ? AND status = 'running'"
+)
+_SQLITE_HEAD = f"UPDATE {THREAD} SET head_checkpoint_id = ? WHERE id = ? AND thread_id = ?"
+_SQLITE_INSERT_CHECKPOINT = (
+    f"INSERT INTO {CHECKPOINT} (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, "
+    "source, next, versions, internal, writes, extra, written_by, created_at, created_by_id, "
+    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+)
+_SQLITE_CHECKPOINT_TAKEN = (
+    f"UNIQUE constraint failed: {CHECKPOINT}.thread_id, {CHECKPOINT}.checkpoint_id"
 )
 _SQLITE_THREAD = (
     f"INSERT INTO {THREAD} "

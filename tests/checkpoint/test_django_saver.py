@@ -124,3 +124,33 @@ def test_fence_failure_of_the_write_in_flight_stops_the_next_put_before_it_is_se
     with pytest.raises(RunLeaseLost):  # the saver stays stopped
         saver.put_writes(first.config, [("a", 4)], "task")
     assert models.PendingWrite.objects.count() == 0
+
+
+def test_a_second_put_of_the_same_checkpoint_id_replaces_the_row() -> None:
+    saver = DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("again", {"a": 1}, step=3)
+    config = CheckpointConfig("again")
+    checkpoint = dataclasses.replace(first.checkpoint, values={"a": 2})
+    metadata = dataclasses.replace(first.metadata, step=4)
+    saver.put(config, checkpoint, metadata)
+
+    rows = models.Checkpoint.objects.filter(checkpoint_id=first.checkpoint.id)
+    assert list(rows.values_list("step", flat=True)) == [4]
+    found = saver.get_tuple(CheckpointConfig("again", first.checkpoint.id))
+    assert found is not None
+    assert found.metadata.step == 4
+
+
+def test_a_thread_row_renamed_since_the_last_put_is_not_written_to() -> None:
+    # The saver remembers each thread's row to move its head by primary key; a row that no
+    # longer carries the thread id must not receive the next checkpoint.
+    saver = DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("moved", {"a": 1})
+    models.Thread.objects.filter(thread_id="moved").update(thread_id="renamed")
+    second = Writer(SyncOps(saver)).put("moved", {"a": 2})
+
+    renamed = models.Thread.objects.get(thread_id="renamed")
+    assert renamed.head_checkpoint_id == first.checkpoint.id
+    thread = models.Thread.objects.get(thread_id="moved")
+    assert thread.head_checkpoint_id == second.checkpoint.id
+    assert models.Checkpoint.objects.get(checkpoint_id=second.checkpoint.id).thread == thread
