@@ -11,8 +11,11 @@ of the write itself building six statements. Here:
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
 - **SQLite**: the same steps as a few statements on the raw `sqlite3` cursor inside one
-  `transaction.atomic` (BEGIN IMMEDIATE): SQLite is in-process, so statements cost
-  microseconds, and it has no data-modifying CTEs.
+  `BEGIN IMMEDIATE` transaction: SQLite is in-process, so statements cost microseconds, and
+  it has no data-modifying CTEs. What a commit costs is mostly the pages it writes to the
+  WAL (and the WAL checkpoints they bring), so the usual superstep touches as few as it can:
+  the fence (the run's row), the head moved by the thread row's pk, and the checkpoint row
+  with its small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row).
 
 The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrite`).
 """
@@ -35,7 +38,9 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
+from orchestration.checkpoint import serde
+from orchestration.checkpoint.storage import APPEND, FULL, Blob, EncodedPut, WriteRecord
+from orchestration.errors import SerializationError
 from orchestration.runtime import models
 
 RUN = models.Run._meta.db_table
@@ -429,6 +434,9 @@ def put_job(
         "reason": reason,
     }
     if connection.vendor == "postgresql":
+        # Field versions are never kept in the row here (the saver encodes with no inline
+        # room): PostgreSQL writes them with the checkpoint in the same statement anyway.
+        assert not encoded.inline
         params["created"] = created_at
         params["b_field"] = [b.field for b in blobs]
         params["b_version"] = [b.version for b in blobs]
@@ -437,6 +445,7 @@ def put_job(
         params["b_data"] = [b.data for b in blobs]
         return PgPut(_sql("put", "postgresql", fenced), params)
 
+    params["vals"] = pack_inline(encoded.inline) if encoded.inline else None
     to_text = _sqlite_datetime(connection)
     params["created"] = to_text(created_at)
     if fenced:
@@ -544,7 +553,7 @@ def _sqlite_put(
                 thread_pk, params["checkpoint_id"], params["checkpoint_ns"], parent_pk,
                 params["step"], params["source"], params["next"], params["versions"],
                 params["internal"], params["meta"], params["extra"], params["written_by"],
-                params["created"], params["reason"],
+                params["created"], params["reason"], params["vals"],
             ))
             return int(cursor.lastrowid)
         except sqlite3.IntegrityError as error:
@@ -653,7 +662,7 @@ _SQLITE_HEAD = f"UPDATE {THREAD} SET head_checkpoint_id = ? WHERE id = ? AND thr
 _SQLITE_INSERT_CHECKPOINT = (
     f"INSERT INTO {CHECKPOINT} (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, "
     "source, next, versions, internal, writes, extra, written_by, created_at, created_by_id, "
-    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+    "reason, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
 )
 _SQLITE_CHECKPOINT_TAKEN = (
     f"UNIQUE constraint failed: {CHECKPOINT}.thread_id, {CHECKPOINT}.checkpoint_id"
@@ -687,18 +696,18 @@ def _sqlite_checkpoint_sql() -> str:
     if sql is None:
         sql = _SQL_CACHE[("put", "sqlite", False)] = f"""INSERT INTO {CHECKPOINT}
     (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
-     internal, writes, extra, written_by, created_at, created_by_id, reason)
+     internal, writes, extra, written_by, created_at, created_by_id, reason, vals)
 VALUES (:thread_pk, :checkpoint_id, :checkpoint_ns,
     COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
      WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
     :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
-    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason)
+    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason, :vals)
 ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     parent_id = excluded.parent_id, step = excluded.step, source = excluded.source,
     next = excluded.next, versions = excluded.versions, internal = excluded.internal,
     writes = excluded.writes, extra = excluded.extra, written_by = excluded.written_by,
     created_at = excluded.created_at, created_by_id = excluded.created_by_id,
-    reason = excluded.reason
+    reason = excluded.reason, vals = excluded.vals
 RETURNING id"""
     return sql
 
@@ -817,3 +826,51 @@ def field_versions(
             Blob(field, version, kind, base or None, bytes(data))
             for field, version, kind, base, data in cursor
         ]
+
+
+# --- field versions kept in the checkpoint's row (`Checkpoint.vals`) ---------------------------
+
+# A new field version of at most this many packed bytes goes in the row of the checkpoint that
+# created it (at most 4x this per row; the engine SQLite saver's limit): on SQLite the
+# superstep then writes no `FieldVersion` row, i.e. two B-tree pages fewer per commit.
+SQLITE_INLINE_MAX = 192
+_KIND_CODE = {FULL: 0, APPEND: 1}
+_KIND_NAME = {0: FULL, 1: APPEND}
+
+
+def pack_inline(blobs: Sequence[Blob]) -> bytes:
+    """`Checkpoint.vals` for `blobs` (each created by the checkpoint: version = its id)."""
+    return serde.dumps([[b.field, _KIND_CODE[b.kind], b.base, b.data] for b in blobs])
+
+
+def unpack_inline(checkpoint_id: str, vals: bytes) -> list[Blob]:
+    """The field versions kept in a checkpoint's row; their version is the checkpoint's id."""
+    try:
+        return [
+            Blob(field, checkpoint_id, _KIND_NAME[kind], base or None, bytes(data))
+            for field, kind, base, data in serde.loads(bytes(vals))
+        ]
+    except (TypeError, ValueError, KeyError) as error:
+        raise SerializationError(
+            f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
+        ) from None
+
+
+def inline_versions(
+    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str]
+) -> list[Blob]:
+    """The field versions kept in the rows of the thread's checkpoints `checkpoint_ids`."""
+    found: list[Blob] = []
+    for start in range(0, len(checkpoint_ids), 500):  # SQLite's bound-parameter limit
+        chunk = checkpoint_ids[start:start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.checkpoint_id, c.vals FROM {CHECKPOINT} c "
+                f"JOIN {THREAD} t ON t.id = c.thread_id WHERE t.thread_id = %s "
+                f"AND c.checkpoint_id IN ({marks}) AND c.vals IS NOT NULL",
+                [thread_id, *chunk],
+            )
+            for checkpoint_id, vals in cursor.fetchall():
+                found.extend(unpack_inline(checkpoint_id, vals))
+    return found
