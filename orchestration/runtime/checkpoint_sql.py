@@ -857,20 +857,28 @@ def unpack_inline(checkpoint_id: str, vals: bytes) -> list[Blob]:
 
 
 def inline_versions(
-    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str]
+    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str] = (),
+    *, up_to: str | None = None,
 ) -> list[Blob]:
-    """The field versions kept in the rows of the thread's checkpoints `checkpoint_ids`."""
+    """The field versions kept in the rows of the thread's checkpoints `checkpoint_ids`, or
+    (`up_to`) of every checkpoint whose id is at most `up_to`: an append chain's bases, however
+    long the chain, in one query (as `field_versions` with no lower bound)."""
+    head = (
+        f"SELECT c.checkpoint_id, c.vals FROM {CHECKPOINT} c "
+        f"JOIN {THREAD} t ON t.id = c.thread_id WHERE t.thread_id = %s AND c.vals IS NOT NULL"
+    )
+    if up_to is not None:
+        queries = [(f"{head} AND c.checkpoint_id <= %s", [thread_id, up_to])]
+    else:
+        queries = []
+        for start in range(0, len(checkpoint_ids), 500):  # SQLite's bound-parameter limit
+            chunk = list(checkpoint_ids[start:start + 500])
+            marks = ", ".join(["%s"] * len(chunk))
+            queries.append((f"{head} AND c.checkpoint_id IN ({marks})", [thread_id, *chunk]))
     found: list[Blob] = []
-    for start in range(0, len(checkpoint_ids), 500):  # SQLite's bound-parameter limit
-        chunk = checkpoint_ids[start:start + 500]
-        marks = ", ".join(["%s"] * len(chunk))
+    for sql, params in queries:
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT c.checkpoint_id, c.vals FROM {CHECKPOINT} c "
-                f"JOIN {THREAD} t ON t.id = c.thread_id WHERE t.thread_id = %s "
-                f"AND c.checkpoint_id IN ({marks}) AND c.vals IS NOT NULL",
-                [thread_id, *chunk],
-            )
+            cursor.execute(sql, params)
             for checkpoint_id, vals in cursor.fetchall():
                 found.extend(unpack_inline(checkpoint_id, vals))
     return found

@@ -383,10 +383,17 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 connection, thread_id, fields, low, max(versions)
             ):
                 found.setdefault((b.field, b.version), b)
-            missing = sorted({version for pair in wanted if pair not in found
-                              for version in (pair[1],)})
+            missing = sorted({version for field, version in wanted
+                              if (field, version) not in found})
             if missing:
-                for b in checkpoint_sql.inline_versions(connection, thread_id, missing):
+                # First wave: the rows named by the versions; then every row up to the newest
+                # missing base, so a chain through inline versions takes one wave, not one
+                # per link.
+                inline = (
+                    checkpoint_sql.inline_versions(connection, thread_id, missing) if first
+                    else checkpoint_sql.inline_versions(connection, thread_id, up_to=missing[-1])
+                )
+                for b in inline:
                     found.setdefault((b.field, b.version), b)
             first = False
             wanted = {

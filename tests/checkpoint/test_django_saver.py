@@ -197,3 +197,19 @@ def test_small_field_versions_live_in_the_checkpoint_row_on_sqlite_and_read_back
     history = DjangoCheckpointSaver().list(CheckpointConfig("inline"))
     assert [t.checkpoint.values["items"][-1] for t in history] == ["a", "i1", "i2", "i3", "i4", "i5"]
     assert {t.checkpoint.values["big"] for t in history} == {big}
+
+
+def test_a_cold_read_of_a_long_append_chain_kept_in_rows_takes_a_few_queries() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    writer = Writer(SyncOps(DjangoCheckpointSaver()))
+    tip = writer.put("chain", {"items": ["a"]})
+    for step in range(1, 40):
+        tip = writer.put("chain", {"items": [*tip.checkpoint.values["items"], step]}, tip)
+
+    cold = DjangoCheckpointSaver()
+    with CaptureQueriesContext(connection) as queries:
+        found = cold.get_tuple(CheckpointConfig("chain"))
+    assert found is not None
+    assert found.checkpoint.values["items"] == ["a", *range(1, 40)]
+    assert len(queries) <= 6  # not one per link of the chain
