@@ -11,8 +11,11 @@ of the write itself building six statements. Here:
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
 - **SQLite**: the same steps as a few statements on the raw `sqlite3` cursor inside one
-  `transaction.atomic` (BEGIN IMMEDIATE): SQLite is in-process, so statements cost
-  microseconds, and it has no data-modifying CTEs.
+  `BEGIN IMMEDIATE` transaction: SQLite is in-process, so statements cost microseconds, and
+  it has no data-modifying CTEs. What a commit costs is mostly the pages it writes to the
+  WAL (and the WAL checkpoints they bring), so the usual superstep touches as few as it can:
+  the fence (the run's row), the head moved by the thread row's pk, and the checkpoint row
+  with its small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row).
 
 The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrite`).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import select
+import sqlite3
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,7 +38,9 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
+from orchestration.checkpoint import serde
+from orchestration.checkpoint.storage import APPEND, FULL, Blob, EncodedPut, WriteRecord
+from orchestration.errors import SerializationError
 from orchestration.runtime import models
 
 RUN = models.Run._meta.db_table
@@ -65,8 +71,13 @@ def _user_table() -> str:
     return get_user_model()._meta.db_table
 
 
+# One encoder for every call: `json.dumps` with non-default separators builds a new encoder
+# per call, which cost more than encoding the small values a put carries.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return _encode_json(value)
 
 
 def _fence_params(fence: FenceArgs | None) -> dict[str, Any]:
@@ -473,6 +484,9 @@ def put_job(
         "reason": reason,
     }
     if connection.vendor == "postgresql":
+        # Field versions are never kept in the row here (the saver encodes with no inline
+        # room): PostgreSQL writes them with the checkpoint in the same statement anyway.
+        assert not encoded.inline
         params["created"] = created_at
         params["b_field"] = [b.field for b in blobs]
         params["b_version"] = [b.version for b in blobs]
@@ -489,16 +503,18 @@ def put_job(
     if writes:
         raise ValueError("a put carries pending writes on PostgreSQL only")
 
-    ops = connection.ops
-    params["created"] = ops.adapt_datetimefield_value(created_at)
+    params["vals"] = pack_inline(encoded.inline) if encoded.inline else None
+    to_text = _sqlite_datetime(connection)
+    params["created"] = to_text(created_at)
     if fenced:
-        params["now"] = ops.adapt_datetimefield_value(params["now"])
+        params["now"] = to_text(params["now"])
     rows = [(b.field, b.version, b.kind, b.base or "", b.data) for b in blobs]
+    threads = _sqlite_thread_pks(connection)
 
     def sqlite_job(raw: Any) -> int | None:
         cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
         try:
-            return _sqlite_put(cursor, params, rows, fenced)
+            return _sqlite_put(cursor, params, rows, fenced, threads)
         finally:
             cursor.close()
 
@@ -568,25 +584,84 @@ def in_transaction(job: PutJob) -> PutJob:
 
 
 def _sqlite_put(
-    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool
+    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool,
+    threads: dict[str, int],
 ) -> int | None:
     if fenced:
-        cursor.execute(
-            _SQLITE_FENCE,
-            {"run_id": params["run_id"], "token": params["token"], "now": params["now"]},
-        )
+        cursor.execute(_SQLITE_FENCE_ARGS, (params["now"], params["run_id"], params["token"]))
         if cursor.rowcount != 1:
             return None
-    cursor.execute(_SQLITE_THREAD, params)
-    (thread_pk,) = cursor.fetchone()
-    cursor.fetchall()  # finish the statement (RETURNING)
-    params["thread_pk"] = thread_pk
+    thread_id = params["thread_id"]
+    thread_pk = threads.get(thread_id)
+    if thread_pk is not None and not params["checkpoint_ns"]:
+        # The thread's row is known: move its head by primary key. The thread id in the WHERE
+        # clause proves the remembered pk still names this thread (a row renamed, or a
+        # database rolled back and refilled, falls back to the upsert below).
+        cursor.execute(_SQLITE_HEAD, (params["head"], thread_pk, thread_id))
+        if cursor.rowcount != 1:
+            thread_pk = None
+    else:
+        thread_pk = None
+    if thread_pk is None:
+        cursor.execute(_SQLITE_THREAD, params)
+        (thread_pk,) = cursor.fetchone()
+        cursor.fetchall()  # finish the statement (RETURNING)
+        if len(threads) >= 4096:  # a worker moves on from threads; forget the old ones
+            threads.clear()
+        threads[thread_id] = thread_pk
     if rows:
         cursor.executemany(_SQLITE_BLOB, [(thread_pk, *row) for row in rows])
+    user_id = params["user_id"]
+    parent_pk = params["parent_pk"]
+    if user_id is None and (parent_pk is not None or params["parent_id"] is None):
+        # The usual put: a new checkpoint on a parent the saver wrote or read. A plain INSERT
+        # with positional parameters is half the cost of the upsert with its lookups; the
+        # rare put of an id already stored (its unique key refuses the row, and SQLite
+        # undoes only that statement) takes the upsert.
+        try:
+            cursor.execute(_SQLITE_INSERT_CHECKPOINT, (
+                thread_pk, params["checkpoint_id"], params["checkpoint_ns"], parent_pk,
+                params["step"], params["source"], params["next"], params["versions"],
+                params["internal"], params["meta"], params["extra"], params["written_by"],
+                params["created"], params["reason"], params["vals"],
+            ))
+            return int(cursor.lastrowid)
+        except sqlite3.IntegrityError as error:
+            if _SQLITE_CHECKPOINT_TAKEN not in str(error):
+                raise
+    params["thread_pk"] = thread_pk
     cursor.execute(_sqlite_checkpoint_sql(), params)
     (pk,) = cursor.fetchone()
     cursor.fetchall()
     return int(pk)
+
+
+def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], str]:
+    """Django's `adapt_datetimefield_value` for SQLite (naive text in the connection's time
+    zone), minus its per-call settings and timezone lookups."""
+    if not settings.USE_TZ:
+        return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
+    zone = connection.timezone
+
+    def to_text(value: datetime) -> str:
+        if value.tzinfo is not None:
+            value = value.astimezone(zone).replace(tzinfo=None)
+        return str(value)
+
+    return to_text
+
+
+# Per SQLite database file: thread id -> its `Thread` row's pk, for the head update by pk.
+# Never trusted alone: the update checks the thread id too.
+_SQLITE_THREAD_PKS: dict[str, dict[str, int]] = {}
+
+
+def _sqlite_thread_pks(connection: BaseDatabaseWrapper) -> dict[str, int]:
+    name = str(connection.settings_dict["NAME"])
+    found = _SQLITE_THREAD_PKS.get(name)
+    if found is None:
+        found = _SQLITE_THREAD_PKS[name] = {}
+    return found
 
 
 def _sqlite_fence(cursor: Any, params: dict[str, Any], ops: Any) -> None:
@@ -649,6 +724,19 @@ _SQLITE_FENCE = (
     f"UPDATE {RUN} SET heartbeat_at = :now "
     "WHERE id = :run_id AND lease_token = :token AND status = 'running'"
 )
+_SQLITE_FENCE_ARGS = (
+    f"UPDATE {RUN} SET heartbeat_at = ? "
+    "WHERE id = ? AND lease_token = ? AND status = 'running'"
+)
+_SQLITE_HEAD = f"UPDATE {THREAD} SET head_checkpoint_id = ? WHERE id = ? AND thread_id = ?"
+_SQLITE_INSERT_CHECKPOINT = (
+    f"INSERT INTO {CHECKPOINT} (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, "
+    "source, next, versions, internal, writes, extra, written_by, created_at, created_by_id, "
+    "reason, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+)
+_SQLITE_CHECKPOINT_TAKEN = (
+    f"UNIQUE constraint failed: {CHECKPOINT}.thread_id, {CHECKPOINT}.checkpoint_id"
+)
 _SQLITE_THREAD = (
     f"INSERT INTO {THREAD} "
     "(thread_id, graph_name, title, status, head_checkpoint_id, created_at, updated_at) "
@@ -678,18 +766,18 @@ def _sqlite_checkpoint_sql() -> str:
     if sql is None:
         sql = _SQL_CACHE[("put", "sqlite", False)] = f"""INSERT INTO {CHECKPOINT}
     (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
-     internal, writes, extra, written_by, created_at, created_by_id, reason)
+     internal, writes, extra, written_by, created_at, created_by_id, reason, vals)
 VALUES (:thread_pk, :checkpoint_id, :checkpoint_ns,
     COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
      WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
     :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
-    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason)
+    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason, :vals)
 ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     parent_id = excluded.parent_id, step = excluded.step, source = excluded.source,
     next = excluded.next, versions = excluded.versions, internal = excluded.internal,
     writes = excluded.writes, extra = excluded.extra, written_by = excluded.written_by,
     created_at = excluded.created_at, created_by_id = excluded.created_by_id,
-    reason = excluded.reason
+    reason = excluded.reason, vals = excluded.vals
 RETURNING id"""
     return sql
 
@@ -808,3 +896,59 @@ def field_versions(
             Blob(field, version, kind, base or None, bytes(data))
             for field, version, kind, base, data in cursor
         ]
+
+
+# --- field versions kept in the checkpoint's row (`Checkpoint.vals`) ---------------------------
+
+# A new field version of at most this many packed bytes goes in the row of the checkpoint that
+# created it (at most 4x this per row; the engine SQLite saver's limit): on SQLite the
+# superstep then writes no `FieldVersion` row, i.e. two B-tree pages fewer per commit.
+SQLITE_INLINE_MAX = 192
+_KIND_CODE = {FULL: 0, APPEND: 1}
+_KIND_NAME = {0: FULL, 1: APPEND}
+
+
+def pack_inline(blobs: Sequence[Blob]) -> bytes:
+    """`Checkpoint.vals` for `blobs` (each created by the checkpoint: version = its id)."""
+    return serde.dumps([[b.field, _KIND_CODE[b.kind], b.base, b.data] for b in blobs])
+
+
+def unpack_inline(checkpoint_id: str, vals: bytes) -> list[Blob]:
+    """The field versions kept in a checkpoint's row; their version is the checkpoint's id."""
+    try:
+        return [
+            Blob(field, checkpoint_id, _KIND_NAME[kind], base or None, bytes(data))
+            for field, kind, base, data in serde.loads(bytes(vals))
+        ]
+    except (TypeError, ValueError, KeyError) as error:
+        raise SerializationError(
+            f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
+        ) from None
+
+
+def inline_versions(
+    connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str] = (),
+    *, up_to: str | None = None,
+) -> list[Blob]:
+    """The field versions kept in the rows of the thread's checkpoints `checkpoint_ids`, or
+    (`up_to`) of every checkpoint whose id is at most `up_to`: an append chain's bases, however
+    long the chain, in one query (as `field_versions` with no lower bound)."""
+    head = (
+        f"SELECT c.checkpoint_id, c.vals FROM {CHECKPOINT} c "
+        f"JOIN {THREAD} t ON t.id = c.thread_id WHERE t.thread_id = %s AND c.vals IS NOT NULL"
+    )
+    if up_to is not None:
+        queries = [(f"{head} AND c.checkpoint_id <= %s", [thread_id, up_to])]
+    else:
+        queries = []
+        for start in range(0, len(checkpoint_ids), 500):  # SQLite's bound-parameter limit
+            chunk = list(checkpoint_ids[start:start + 500])
+            marks = ", ".join(["%s"] * len(chunk))
+            queries.append((f"{head} AND c.checkpoint_id IN ({marks})", [thread_id, *chunk]))
+    found: list[Blob] = []
+    for sql, params in queries:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for checkpoint_id, vals in cursor.fetchall():
+                found.extend(unpack_inline(checkpoint_id, vals))
+    return found

@@ -134,7 +134,7 @@ def _measure(thread: Thread) -> dict[str, Any]:
         "checkpoints": checkpoints.count(),
         "field_versions": versions.count(),
         "pending_writes": pending.count(),
-        "bytes": size(checkpoints, "internal", "writes") + size(versions, "data")
+        "bytes": size(checkpoints, "internal", "writes", "vals") + size(versions, "data")
         + size(pending, "data"),
     }
 

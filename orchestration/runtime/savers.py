@@ -1,7 +1,8 @@
 """`DjangoCheckpointSaver`: the checkpoint tree in the Django models (SQLite or PostgreSQL).
 
 Same storage core as the SQLite saver: a `Checkpoint` row per checkpoint and a `FieldVersion`
-row per changed field (appends stored as the appended items only). Writes and the hot reads
+row per changed field (appends stored as the appended items only); on SQLite a small changed
+field stays in the checkpoint's row (`Checkpoint.vals`). Writes and the hot reads
 are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also renews the run's
 lease (the fence) and moves the thread's head, so a worker that lost its lease commits
 nothing, in one round trip.
@@ -104,6 +105,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         # `keep_next_read`: armed (True), then the head read it kept for one more read.
         self._keep_read = False
         self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
+        self._inline_room: int | None = None
 
     # --- the port -------------------------------------------------------------------------
 
@@ -200,7 +202,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         self._kept, self._keep_read = None, False
         encoded = storage.encode_checkpoint(
-            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache
+            config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
+            inline_max=self._inline_max(),
         )
         writer = self._writer()
         if writer is not None:
@@ -215,6 +218,17 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._remember_pk(config.thread_id, checkpoint.id, pk)
         storage.remember_put(self._cache, encoded)
         return config_in(config, checkpoint.id)
+
+    def _inline_max(self) -> int:
+        """Room for small field versions in the checkpoint's row: on SQLite only, where a
+        `FieldVersion` row costs two more B-tree pages per commit; on PostgreSQL they go in the
+        put's one statement either way."""
+        inline_max = self._inline_room
+        if inline_max is None:  # the alias's engine does not change: asked once
+            vendor = connections[self.using].vendor
+            inline_max = checkpoint_sql.SQLITE_INLINE_MAX if vendor == "sqlite" else 0
+            self._inline_room = inline_max
+        return inline_max
 
     def flush(self) -> None:
         """Wait for the put in flight (durability="async"); raise its failure: `LeaseLost`
@@ -449,32 +463,46 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
 
     def _fetch(self, thread_id: str, pairs: list[Pair]) -> dict[Pair, Blob]:
-        """The wanted blobs, then (for append chains) older versions of the same fields;
-        usually one query, a second when a chain starts before the oldest version wanted."""
+        """The wanted blobs, then (for append chains) older versions of the same fields.
+
+        A version is a `FieldVersion` row or kept in the row of the checkpoint that created it
+        (`Checkpoint.vals`, named by the version). Each wave reads the first, then the second
+        for what is still missing (on PostgreSQL never needed: no version is kept in a row);
+        the next wave asks for the bases of the append chains found, until none is missing."""
         connection = connections[self.using]
-        fields = sorted({name for name, _ in pairs})
-        versions = [version for _, version in pairs]
-        low, high = min(versions), max(versions)
-        found = {
-            (b.field, b.version): b
-            for b in checkpoint_sql.field_versions(connection, thread_id, fields, low, high)
-        }
-        while True:
-            bases = [
+        found: dict[Pair, Blob] = {}
+        wanted = set(pairs)
+        tried: set[Pair] = set()
+        first = True
+        while wanted:
+            tried |= wanted
+            versions = [version for _, version in wanted]
+            fields = sorted({name for name, _ in wanted})
+            # The first wave reads the wanted range; a chain's bases lie anywhere before it.
+            low = min(versions) if first else None
+            for b in checkpoint_sql.field_versions(
+                connection, thread_id, fields, low, max(versions)
+            ):
+                found.setdefault((b.field, b.version), b)
+            missing = sorted({version for field, version in wanted
+                              if (field, version) not in found})
+            if missing:
+                # First wave: the rows named by the versions; then every row up to the newest
+                # missing base, so a chain through inline versions takes one wave, not one
+                # per link.
+                inline = (
+                    checkpoint_sql.inline_versions(connection, thread_id, missing) if first
+                    else checkpoint_sql.inline_versions(connection, thread_id, up_to=missing[-1])
+                )
+                for b in inline:
+                    found.setdefault((b.field, b.version), b)
+            first = False
+            wanted = {
                 (b.field, b.base) for b in found.values()
                 if b.kind == APPEND and b.base and (b.field, b.base) not in found
                 and self._cache.value(thread_id, b.field, b.base) is None
-            ]
-            if not bases:
-                return found
-            newest = max(base for _, base in bases)
-            older = checkpoint_sql.field_versions(
-                connection, thread_id, sorted({f for f, _ in bases}), None, newest
-            )
-            more = {(b.field, b.version): b for b in older if (b.field, b.version) not in found}
-            if not more:
-                return found
-            found.update(more)
+            } - tried
+        return found
 
     def _decode(
         self, thread_id: str, records: list[CheckpointRecord], *, has_writes: bool = True

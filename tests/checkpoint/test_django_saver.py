@@ -9,7 +9,9 @@ from checkpoint_helpers import SyncOps, Writer
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.checkpoint.base import new_checkpoint_id
-from orchestration.runtime import models
+from django.db import connection
+
+from orchestration.runtime import checkpoint_sql, models
 from orchestration.savers import DjangoCheckpointSaver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,6 +19,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 class LeaseLost(Exception):
     pass
+
+
+def _stored_versions() -> int:
+    """Field versions stored in either shape: `FieldVersion` rows and in checkpoint rows."""
+    inline = sum(
+        len(checkpoint_sql.unpack_inline(cid, vals))
+        for cid, vals in models.Checkpoint.objects.exclude(vals=None).values_list(
+            "checkpoint_id", "vals"
+        )
+    )
+    return models.FieldVersion.objects.count() + inline
 
 
 def test_fence_that_raises_stops_put_and_put_writes_before_anything_is_written() -> None:
@@ -34,7 +47,7 @@ def test_fence_that_raises_stops_put_and_put_writes_before_anything_is_written()
     with pytest.raises(LeaseLost):
         saver.put_writes(first.config, [("a", 3)], "task")
     assert models.Checkpoint.objects.count() == 1
-    assert models.FieldVersion.objects.count() == 1
+    assert _stored_versions() == 1
     assert models.PendingWrite.objects.count() == 0
 
 
@@ -85,7 +98,7 @@ def test_lease_fence_folded_into_the_write_stops_it_once_the_run_is_taken_away()
     with pytest.raises(RunLeaseLost):
         saver.put_writes(first.config, [("a", 4)], "task")
     assert models.Checkpoint.objects.count() == 1
-    assert models.FieldVersion.objects.count() == 1
+    assert _stored_versions() == 1
     assert list(models.PendingWrite.objects.values_list("task_id", flat=True)) == ["task"]
     thread.refresh_from_db()
     assert thread.head_checkpoint_id == first.checkpoint.id
@@ -124,3 +137,79 @@ def test_fence_failure_of_the_write_in_flight_stops_the_next_put_before_it_is_se
     with pytest.raises(RunLeaseLost):  # the saver stays stopped
         saver.put_writes(first.config, [("a", 4)], "task")
     assert models.PendingWrite.objects.count() == 0
+
+
+def test_a_second_put_of_the_same_checkpoint_id_replaces_the_row() -> None:
+    saver = DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("again", {"a": 1}, step=3)
+    config = CheckpointConfig("again")
+    checkpoint = dataclasses.replace(first.checkpoint, values={"a": 2})
+    metadata = dataclasses.replace(first.metadata, step=4)
+    saver.put(config, checkpoint, metadata)
+
+    rows = models.Checkpoint.objects.filter(checkpoint_id=first.checkpoint.id)
+    assert list(rows.values_list("step", flat=True)) == [4]
+    found = saver.get_tuple(CheckpointConfig("again", first.checkpoint.id))
+    assert found is not None
+    assert found.metadata.step == 4
+
+
+def test_a_thread_row_renamed_since_the_last_put_is_not_written_to() -> None:
+    # The saver remembers each thread's row to move its head by primary key; a row that no
+    # longer carries the thread id must not receive the next checkpoint.
+    saver = DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("moved", {"a": 1})
+    models.Thread.objects.filter(thread_id="moved").update(thread_id="renamed")
+    second = Writer(SyncOps(saver)).put("moved", {"a": 2})
+
+    renamed = models.Thread.objects.get(thread_id="renamed")
+    assert renamed.head_checkpoint_id == first.checkpoint.id
+    thread = models.Thread.objects.get(thread_id="moved")
+    assert thread.head_checkpoint_id == second.checkpoint.id
+    assert models.Checkpoint.objects.get(checkpoint_id=second.checkpoint.id).thread == thread
+
+
+def test_small_field_versions_live_in_the_checkpoint_row_on_sqlite_and_read_back_cold() -> None:
+    saver = DjangoCheckpointSaver()
+    writer = Writer(SyncOps(saver))
+    big = "x" * 2000
+    tip = writer.put("inline", {"items": ["a"], "note": "n0", "big": big})
+    for step in range(1, 6):  # small appends: each version's base is the previous one
+        tip = writer.put(
+            "inline", {"items": [*tip.checkpoint.values["items"], f"i{step}"], "note": f"n{step}",
+                       "big": big}, tip,
+        )
+
+    fields = set(models.FieldVersion.objects.values_list("field", flat=True))
+    if connection.vendor == "sqlite":
+        assert fields == {"big"}  # only the value too big for a row has a row of its own
+        assert models.Checkpoint.objects.exclude(vals=None).count() == 6
+    else:
+        assert fields == {"items", "note", "big"}
+    assert _stored_versions() == 6 + 6 + 1
+
+    cold = DjangoCheckpointSaver()  # nothing cached: every value comes from the database
+    found = cold.get_tuple(CheckpointConfig("inline"))
+    assert found is not None
+    assert found.checkpoint.values == {
+        "items": ["a", "i1", "i2", "i3", "i4", "i5"], "note": "n5", "big": big,
+    }
+    history = DjangoCheckpointSaver().list(CheckpointConfig("inline"))
+    assert [t.checkpoint.values["items"][-1] for t in history] == ["a", "i1", "i2", "i3", "i4", "i5"]
+    assert {t.checkpoint.values["big"] for t in history} == {big}
+
+
+def test_a_cold_read_of_a_long_append_chain_kept_in_rows_takes_a_few_queries() -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    writer = Writer(SyncOps(DjangoCheckpointSaver()))
+    tip = writer.put("chain", {"items": ["a"]})
+    for step in range(1, 40):
+        tip = writer.put("chain", {"items": [*tip.checkpoint.values["items"], step]}, tip)
+
+    cold = DjangoCheckpointSaver()
+    with CaptureQueriesContext(connection) as queries:
+        found = cold.get_tuple(CheckpointConfig("chain"))
+    assert found is not None
+    assert found.checkpoint.values["items"] == ["a", *range(1, 40)]
+    assert len(queries) <= 6  # not one per link of the chain
