@@ -38,7 +38,14 @@ from orchestration.checkpoint.filters import (
     sqlite_condition,
 )
 from orchestration.checkpoint.namespaces import config_in, rehome
-from orchestration.checkpoint.storage import APPEND, Blob, CheckpointRecord, Pair, WriteRecord
+from orchestration.checkpoint.storage import (
+    APPEND,
+    FULL,
+    Blob,
+    CheckpointRecord,
+    Pair,
+    WriteRecord,
+)
 from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
@@ -216,8 +223,19 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
                 **self._put_args(config, checkpoint, metadata),
             )
         self._remember_pk(config.thread_id, checkpoint.id, pk)
-        storage.remember_put(self._cache, encoded)
+        self._remember_put(encoded)
         return config_in(config, checkpoint.id)
+
+    def _remember_put(self, encoded: storage.EncodedPut) -> None:
+        """Cache what the put stored. The engine's SQLite saver reads a row's inline versions
+        with the row, so `remember_put` skips them; this saver fetches them with a query of
+        their own (`_fetch`), so a read of the head right after the put (the worker recording
+        how the run ended) would fetch the values the put just wrote: keep them too."""
+        storage.remember_put(self._cache, encoded)
+        thread_id = encoded.record.thread_id
+        for blob in encoded.inline:
+            if blob.kind == FULL and blob.field not in encoded.values:
+                self._cache.put_value(thread_id, blob.field, blob.version, blob.data)
 
     def _inline_max(self) -> int:
         """Room for small field versions in the checkpoint's row: on SQLite only, where a
@@ -357,7 +375,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             job = checkpoint_sql.in_transaction(job)
         writer.submit(job, self)
         self._inflight = (writer, config.thread_id, checkpoint.id)
-        storage.remember_put(self._cache, encoded)
+        self._remember_put(encoded)
 
     def _put_args(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
