@@ -291,13 +291,18 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._held, self._held_at = {}, None
         assert at is not None and at.checkpoint_id is not None
         for task_id, records in held.items():
-            with self._fenced() as fence:
-                found = checkpoint_sql.put_pending_writes(
-                    connections[self.using], at.thread_id, at.checkpoint_id, task_id,
-                    records, fence,
-                )
-            if not found:
-                raise _no_checkpoint_for_writes(at.thread_id, at.checkpoint_id)
+            self._write_pending(at.thread_id, at.checkpoint_id, task_id, records)
+
+    def _write_pending(
+        self, thread_id: str, checkpoint_id: str, task_id: str, records: list[WriteRecord]
+    ) -> None:
+        """One task's pending writes in a fenced statement of their own."""
+        with self._fenced() as fence:
+            found = checkpoint_sql.put_pending_writes(
+                connections[self.using], thread_id, checkpoint_id, task_id, records, fence,
+            )
+        if not found:
+            raise _no_checkpoint_for_writes(thread_id, checkpoint_id)
 
     def _collect(self) -> None:
         """Wait for the put in flight, if any (this saver's, or another's on this thread)."""
@@ -401,13 +406,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._kept, self._keep_read = None, False
         records = storage.encode_writes(writes, task_id)
         self.flush()
-        with self._fenced() as fence:
-            found = checkpoint_sql.put_pending_writes(
-                connections[self.using], config.thread_id, config.checkpoint_id, task_id,
-                records, fence,
-            )
-        if not found:
-            raise _no_checkpoint_for_writes(config.thread_id, config.checkpoint_id)
+        self._write_pending(config.thread_id, config.checkpoint_id, task_id, records)
 
     def _remember_pk(self, thread_id: str, checkpoint_id: str, pk: int) -> None:
         if len(self._pks) >= 4096:  # a worker moves on; the newest rows are the parents
