@@ -189,8 +189,14 @@ else:
 # while its thread competes for the GIL with every other request thread of the process: with
 # twenty requests at once a transaction of a few ms held the lock for hundreds, and the task
 # worker waited behind it. A few threads keep a core busy as well (the views are CPU-bound).
+# On PostgreSQL with the pool, as many as the pool has connections: a request beyond that
+# waited in the pool and failed after STEPWISE_DB_POOL_TIMEOUT (an HTTP 500: 100 reviewers
+# logging in at once, each hashing a password while it held a connection); it now waits its
+# turn in the event loop and is served late instead of refused.
+_POOLED = bool(DATABASE_URL and DB_POOL_MAX and DATABASE_URL.startswith("postgres"))
 STEPWISE_REQUEST_THREADS = int(os.environ.get(
-    "STEPWISE_REQUEST_THREADS", "0" if DATABASE_URL else "4"))
+    "STEPWISE_REQUEST_THREADS",
+    str(DB_POOL_MAX) if _POOLED else "0" if DATABASE_URL else "4"))
 
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:

@@ -81,3 +81,31 @@ def test_forwarded_proto_is_trusted_only_when_configured(tmp_path: Path, configu
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.stdout.strip() == expected, result.stderr
+
+
+SHOW_REQUEST_THREADS = "from django.conf import settings; print(settings.STEPWISE_REQUEST_THREADS)"
+
+
+@pytest.mark.parametrize(("database", "pool", "expected"), [
+    (None, None, "4"),  # SQLite: a few threads, so a transaction holds the write lock briefly
+    ("postgres://postgres@127.0.0.1:5432/x", None, "8"),  # as many as the pool's connections
+    ("postgres://postgres@127.0.0.1:5432/x", "5", "5"),
+    ("postgres://postgres@127.0.0.1:5432/x", "0", "0"),  # no pool (PgBouncer): no limit
+])
+def test_a_server_runs_no_more_requests_at_once_than_it_has_connections(
+    tmp_path: Path, database, pool, expected
+):
+    """A request beyond the pool's size waited for a connection and failed after the pool's
+    timeout (HTTP 500 at 100 reviewers); the limit makes it wait in the event loop instead."""
+    env = production_env(tmp_path)
+    if database:
+        env["DATABASE_URL"] = database
+    env.pop("STEPWISE_DB_POOL_MAX", None)
+    if pool is not None:
+        env["STEPWISE_DB_POOL_MAX"] = pool
+    env.pop("STEPWISE_REQUEST_THREADS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {SHOW_REQUEST_THREADS}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.strip() == expected, result.stderr
