@@ -52,7 +52,6 @@ from orchestration.checkpoint.base import (
     validate_filter,
 )
 from orchestration.checkpoint.filters import (
-    SCALARS,
     SplitFilter,
     matches_leftover,
     split_filter,
@@ -61,21 +60,17 @@ from orchestration.checkpoint.filters import (
 from orchestration.checkpoint.namespaces import config_in, key_range, rehome, storage_key
 from orchestration.checkpoint.storage import (
     APPEND,
-    FULL,
-    VALUE,
     Blob,
     CheckpointRecord,
     Pair,
     ReadRow,
     WriteRecord,
 )
+from orchestration.checkpoint.storage.inline import KIND_CODE, KIND_NAME, pack_inline, unpack_inline
 from orchestration.errors import CheckpointNotFound, SerializationError
 
 __all__ = ["SqliteSaver"]
 
-_KIND_CODE = {FULL: 0, APPEND: 1, VALUE: 2}
-_KIND_NAME = {0: FULL, 1: APPEND}
-_VALUE_CODE = 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -589,7 +584,7 @@ class SqliteSaver(BaseCheckpointSaver):
             else:
                 rows = iter(())
             for checkpoint_id, vals in rows:
-                for pair, blob in _inline_blobs(checkpoint_id, vals).items():
+                for pair, blob in unpack_inline(checkpoint_id, vals).items():
                     found.setdefault(pair, blob)
             rest = [pair for pair in wave if pair not in found]
             if rest and first and len(rest) > _FEW:
@@ -597,7 +592,7 @@ class SqliteSaver(BaseCheckpointSaver):
             elif rest:
                 params = {"thread": thread_id, "pairs": json.dumps(rest)}
                 for f, v, kind, base, data in conn.execute(_FETCH_CHAINS, params):
-                    found.setdefault((f, v), Blob(f, v, _KIND_NAME[kind], base, data))
+                    found.setdefault((f, v), Blob(f, v, KIND_NAME[kind], base, data))
             first = False
             wave = self._gaps(thread_id, pairs, found) - tried
         return found
@@ -613,7 +608,7 @@ class SqliteSaver(BaseCheckpointSaver):
         for field, versions in by_field.items():
             rows = conn.execute(_BLOBS_BY_VERSIONS, (thread_id, field, json.dumps(versions)))
             for v, kind, base, data in rows:
-                found.setdefault((field, v), Blob(field, v, _KIND_NAME[kind], base, data))
+                found.setdefault((field, v), Blob(field, v, KIND_NAME[kind], base, data))
 
     def _gaps(self, thread_id: str, pairs: list[Pair], found: Mapping[Pair, Blob]) -> set[Pair]:
         """Versions the chains of `pairs` still need: neither fetched nor cached. Each
@@ -647,7 +642,7 @@ class SqliteSaver(BaseCheckpointSaver):
         for row in rows:
             decoded.append(_read_row(row))
             if row[7] is not None:
-                _inline_blobs(row[1], row[7], inline)
+                unpack_inline(row[1], row[7], inline)
         read = {row[1] for row in rows}
         writes: dict[str, list[WriteRecord]] = {}
         if len(rows) > _FEW:
@@ -697,7 +692,7 @@ class SqliteSaver(BaseCheckpointSaver):
             (blob.field, blob.base) for blob in found.values()
             if blob.kind == APPEND and blob.base
         ]
-        kind_name = _KIND_NAME
+        kind_name = KIND_NAME
         for field, (low, high) in ranges.items():
             rows = conn.execute(_BLOBS_IN_RANGE, (thread_id, field, low, high))
             for version, kind, base, data in rows:
@@ -743,18 +738,7 @@ def _row(encoded: storage.EncodedPut) -> tuple[Any, ...]:
         ],
         where="checkpoint row",
     )
-    vals = (
-        serde.dumps(
-            [
-                [b.field, _VALUE_CODE, None, b.value] if b.kind == VALUE
-                else [b.field, _KIND_CODE[b.kind], b.base, b.data]
-                for b in encoded.inline
-            ],
-            where="checkpoint row values",
-        )
-        if encoded.inline
-        else None
-    )
+    vals = pack_inline(encoded.inline) if encoded.inline else None
     extra_json = json.dumps(record.extra_json) if record.extra_json else None
     return (
         record.thread_id, cid, record.parent_id, record.step, record.source, body,
@@ -765,7 +749,7 @@ def _row(encoded: storage.EncodedPut) -> tuple[Any, ...]:
 def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
     thread_id = encoded.record.thread_id
     return [
-        (thread_id, b.field, b.version, _KIND_CODE[b.kind], b.base, b.data)
+        (thread_id, b.field, b.version, KIND_CODE[b.kind], b.base, b.data)
         for b in encoded.blobs
     ]
 
@@ -802,39 +786,11 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
     )
 
 
-def _inline_blobs(
-    checkpoint_id: str, vals: bytes | None, found: dict[Pair, Blob] | None = None
-) -> dict[Pair, Blob]:
-    """The field versions stored in a checkpoint's row (all created by that checkpoint),
-    added to `found` when given."""
-    if found is None:
-        found = {}
-    if vals is None:
-        return found
-    try:
-        for field, kind, base, data in serde.loads(vals):
-            if type(field) is not str:
-                continue
-            if kind == _VALUE_CODE:
-                if type(data) not in SCALARS:
-                    raise TypeError(f"field {field!r} is kept in the row but is not a scalar")
-                found[(field, checkpoint_id)] = Blob(field, checkpoint_id, VALUE, None, b"", data)
-            elif type(data) is bytes and (base is None or type(base) is str):
-                found[(field, checkpoint_id)] = Blob(
-                    field, checkpoint_id, _KIND_NAME[kind], base, data
-                )
-        return found
-    except (TypeError, ValueError, KeyError) as error:
-        raise SerializationError(
-            f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
-        ) from None
-
-
 def _inline_of(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, Blob]:
     found: dict[Pair, Blob] = {}
     for row in rows:
         if row[7] is not None:
-            _inline_blobs(row[1], row[7], found)
+            unpack_inline(row[1], row[7], found)
     return found
 
 

@@ -38,9 +38,8 @@ from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from orchestration.checkpoint import serde
-from orchestration.checkpoint.storage import APPEND, FULL, Blob, EncodedPut, WriteRecord
-from orchestration.errors import SerializationError
+from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
+from orchestration.checkpoint.storage.inline import pack_inline, unpack_inline
 from orchestration.runtime import models
 
 RUN = models.Run._meta.db_table
@@ -904,28 +903,6 @@ def field_versions(
 # created it (at most 4x this per row; the engine SQLite saver's limit): on SQLite the
 # superstep then writes no `FieldVersion` row, i.e. two B-tree pages fewer per commit.
 SQLITE_INLINE_MAX = 192
-_KIND_CODE = {FULL: 0, APPEND: 1}
-_KIND_NAME = {0: FULL, 1: APPEND}
-
-
-def pack_inline(blobs: Sequence[Blob]) -> bytes:
-    """`Checkpoint.vals` for `blobs` (each created by the checkpoint: version = its id)."""
-    return serde.dumps([[b.field, _KIND_CODE[b.kind], b.base, b.data] for b in blobs])
-
-
-def unpack_inline(checkpoint_id: str, vals: bytes) -> list[Blob]:
-    """The field versions kept in a checkpoint's row; their version is the checkpoint's id."""
-    try:
-        return [
-            Blob(field, checkpoint_id, _KIND_NAME[kind], base or None, bytes(data))
-            for field, kind, base, data in serde.loads(bytes(vals))
-        ]
-    except (TypeError, ValueError, KeyError) as error:
-        raise SerializationError(
-            f"checkpoint {checkpoint_id!r} has malformed inline values ({error})"
-        ) from None
-
-
 def inline_versions(
     connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str] = (),
     *, up_to: str | None = None,
@@ -950,5 +927,5 @@ def inline_versions(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for checkpoint_id, vals in cursor.fetchall():
-                found.extend(unpack_inline(checkpoint_id, vals))
+                found.extend(unpack_inline(checkpoint_id, vals).values())
     return found

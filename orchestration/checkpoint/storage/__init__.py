@@ -19,6 +19,7 @@ One module per job:
 - `packing`: msgpack arrays as bytes (headers, appends, joins);
 - `encode`: a checkpoint into records and blobs (`encode_checkpoint`, `encode_writes`);
 - `read`: records and blobs back into tuples (`read_tuples`, `resolve_values`);
+- `inline`: the format of field versions kept in their checkpoint's row (`vals`);
 - `trusted`: building the port's frozen dataclasses without their constructors, guarded.
 """
 
