@@ -587,7 +587,7 @@ def _sqlite_put(
     threads: dict[str, int],
 ) -> int | None:
     if fenced:
-        cursor.execute(_SQLITE_FENCE_ARGS, (params["now"], params["run_id"], params["token"]))
+        cursor.execute(_SQLITE_FENCE, (params["now"], params["run_id"], params["token"]))
         if cursor.rowcount != 1:
             return None
     thread_id = params["thread_id"]
@@ -664,13 +664,8 @@ def _sqlite_thread_pks(connection: BaseDatabaseWrapper) -> dict[str, int]:
 
 
 def _sqlite_fence(cursor: Any, params: dict[str, Any], ops: Any) -> None:
-    cursor.execute(
-        _SQLITE_FENCE,
-        {
-            "run_id": params["run_id"], "token": params["token"],
-            "now": ops.adapt_datetimefield_value(params["now"]),
-        },
-    )
+    now = ops.adapt_datetimefield_value(params["now"])
+    cursor.execute(_SQLITE_FENCE, (now, params["run_id"], params["token"]))
     if cursor.rowcount != 1:
         raise FenceFailed
 
@@ -720,10 +715,6 @@ def put_pending_writes(
 # --- SQLite statements ----------------------------------------------------------------------
 
 _SQLITE_FENCE = (
-    f"UPDATE {RUN} SET heartbeat_at = :now "
-    "WHERE id = :run_id AND lease_token = :token AND status = 'running'"
-)
-_SQLITE_FENCE_ARGS = (
     f"UPDATE {RUN} SET heartbeat_at = ? "
     "WHERE id = ? AND lease_token = ? AND status = 'running'"
 )

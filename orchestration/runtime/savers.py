@@ -132,6 +132,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             return self._kept_read(config)
         return self._get_tuple(config)
 
+    def _forget_kept_read(self) -> None:
+        """Any write of this saver ends what `keep_next_read` kept or armed."""
+        self._kept, self._keep_read = None, False
+
     def _kept_read(self, config: CheckpointConfig) -> CheckpointTuple | None:
         kept, self._kept = self._kept, None
         key = (config.thread_id, config.checkpoint_ns)
@@ -207,7 +211,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     ) -> CheckpointConfig:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
-        self._kept, self._keep_read = None, False
+        self._forget_kept_read()
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=self._inline_max(),
@@ -269,7 +273,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
-        self._kept, self._keep_read = None, False
+        self._forget_kept_read()
         writer = self._writer()
         if writer is None or connections[self.using].vendor != "postgresql":
             self.put_writes(config, writes, task_id)
@@ -277,9 +281,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         records = storage.encode_writes(writes, task_id)
         self._collect()  # never a write outstanding behind a put in flight
         at = self._held_at
-        if at is not None and (at.thread_id, at.checkpoint_id, at.checkpoint_ns) != (
-            config.thread_id, config.checkpoint_id, config.checkpoint_ns
-        ):
+        if at is not None and not _same_checkpoint(at, config):
             self._write_held()
         self._held_at = config
         self._held.pop(task_id, None)  # a task's writes replace its earlier ones, at the end
@@ -359,9 +361,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if self._held:
             at = self._held_at
             assert at is not None
-            if (at.thread_id, at.checkpoint_id, at.checkpoint_ns) == (
-                config.thread_id, config.checkpoint_id, config.checkpoint_ns
-            ):
+            if _same_checkpoint(at, config):
                 # The resumed superstep's checkpoint: the answers commit with it.
                 held = [(task_id, w) for task_id, records in self._held.items() for w in records]
                 self._held, self._held_at = {}, None
@@ -403,7 +403,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
-        self._kept, self._keep_read = None, False
+        self._forget_kept_read()
         records = storage.encode_writes(writes, task_id)
         self.flush()
         self._write_pending(config.thread_id, config.checkpoint_id, task_id, records)
@@ -437,7 +437,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
         itself (title, runs, events: the audit trail) stays, with no head checkpoint."""
-        self._kept, self._keep_read = None, False
+        self._forget_kept_read()
         self.flush()
         with transaction.atomic(using=self.using):
             db = self.using
@@ -555,6 +555,12 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         meta=bytes(meta),
         extra_json=extra,
         ts=datetime.min,  # the exact ts lives in `meta`
+    )
+
+
+def _same_checkpoint(a: CheckpointConfig, b: CheckpointConfig) -> bool:
+    return (a.thread_id, a.checkpoint_id, a.checkpoint_ns) == (
+        b.thread_id, b.checkpoint_id, b.checkpoint_ns
     )
 
 
