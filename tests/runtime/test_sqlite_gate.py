@@ -145,3 +145,43 @@ def test_threads_of_one_process_take_turns_and_a_stuck_turn_times_out() -> None:
 ])
 def test_which_statements_start_a_write(sql: str, writes: bool) -> None:
     assert starts_write(sql) is writes
+
+
+def test_a_writer_killed_while_it_holds_the_gate_lets_the_next_one_through() -> None:
+    """SIGKILL in the middle of a transaction (a worker killed mid-superstep): the kernel drops
+    the dead process's flock and SQLite rolls its transaction back, so the next writer goes
+    on instead of waiting for a turn that never ends."""
+    import signal
+    import subprocess
+    import sys
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE gate_killed (who TEXT)")
+    holder_code = (
+        "import fcntl, sqlite3, sys, time\n"
+        "db = sys.argv[1]\n"
+        "gate = open(db + '.writelock', 'a')\n"
+        "fcntl.flock(gate, fcntl.LOCK_EX)\n"
+        "conn = sqlite3.connect(db, isolation_level=None)\n"
+        "conn.execute('BEGIN IMMEDIATE')\n"
+        "conn.execute(\"INSERT INTO gate_killed VALUES ('dead')\")\n"
+        "print('holding', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, _database()],
+                              stdout=subprocess.PIPE, text=True)
+    writer = _raw(WriteGate(_database()))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert not _gate_is_free()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        writer.execute("INSERT INTO gate_killed VALUES ('next')")  # autocommit, gated
+        rows = [r[0] for r in writer.execute("SELECT who FROM gate_killed")]
+        assert rows == ["next"]  # the dead writer's row was never committed
+        assert _gate_is_free()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        writer.close()
