@@ -43,7 +43,8 @@ def decide_next(request: HttpRequest, pk: int) -> HttpResponse:
         if not same_decision_recorded(request.user, review, d.action):
             from approvals.views import decision_refused
 
-            return decision_refused(request, review, exc)
+            return decision_refused(request, review, exc,
+                                    in_list=queue.queue_filter(request.GET))
         repeated = True
     return after_decision(request, review, d.action, repeated)
 

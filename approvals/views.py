@@ -217,12 +217,21 @@ def decide(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "approvals/review.html", context, status=400)
 
 
-def decision_refused(request: HttpRequest, review: ReviewRequest, exc: ReviewError
-                     ) -> HttpResponse:
+def decision_refused(request: HttpRequest, review: ReviewRequest, exc: ReviewError,
+                     *, in_list: selectors.InboxFilter | None = None) -> HttpResponse:
     """409 for a decision someone else's claim or decision beat: the reason and a link to the
-    review (as do_decide refreshed it), not the whole review page again."""
+    review (as do_decide refreshed it), not the whole review page again. From the keyboard
+    queue (`in_list`: the list being worked through) also the list's next open review, on
+    `j` as on the review page, so a lost race does not end the reviewer's run through it."""
     messages.error(request, str(exc))
-    return render(request, "approvals/review_conflict.html", {"review": review}, status=409)
+    context: dict[str, Any] = {"review": review, "review_url": reverse("review", args=[review.pk]),
+                               "inbox_url": reverse("inbox"), "next_url": None}
+    if in_list is not None:
+        nxt = queue.request_neighbours(request, in_list, review.pk).next_open
+        context.update(review_url=queue.review_url(review.pk, in_list),
+                       inbox_url=queue.inbox_url(in_list),
+                       next_url=queue.review_url(nxt, in_list) if nxt else None)
+    return render(request, "approvals/review_conflict.html", context, status=409)
 
 
 @require_GET

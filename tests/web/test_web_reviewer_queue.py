@@ -89,6 +89,24 @@ def test_a_different_decision_on_a_decided_review_is_refused(start_paused, clien
     assert Decision.objects.get(review=first).action == "approve"
 
 
+def test_a_decision_beaten_by_another_reviewer_offers_the_lists_next_open_review(
+    start_paused, client_as, capture
+):
+    first, second = start_paused(), start_paused()
+    decide_next(client_as("reviewer"), first, capture=capture, action="approve")
+    response = decide_next(client_as("reviewer"), first, "graph=web_review", capture,
+                           action="approve")
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "already decided" in page
+    # on `j`, as on the review page, the list carried along
+    next_url = reverse("review", args=[second.pk]) + "?graph=web_review"
+    assert f'id="queue-next" href="{next_url}"' in page
+    assert f'href="{reverse("review", args=[first.pk])}?graph=web_review" id="conflict-review"' \
+        in page
+    assert Decision.objects.filter(review=first).count() == 1
+
+
 def test_an_invalid_decision_stays_on_the_review_with_the_error(start_paused, client_as,
                                                                 capture):
     review = start_paused()
