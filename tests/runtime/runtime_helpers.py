@@ -113,3 +113,16 @@ def subprocess_env() -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
     })
     return env
+
+
+def leased_run(thread_id: str) -> tuple[Any, Any]:
+    """A new thread with a RUNNING run and the `Lease` that fences its writes (token "token")."""
+    from orchestration.runtime import models
+    from orchestration.runtime.leases import Lease
+
+    thread = models.Thread.objects.create(thread_id=thread_id)
+    run = models.Run.objects.create(
+        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
+        lease_token="token", attempts=1,
+    )
+    return run, Lease(run_id=run.pk, token="token", seconds=30.0)

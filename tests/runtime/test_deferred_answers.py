@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from runtime_helpers import HERE, ROOT, subprocess_env
+from runtime_helpers import HERE, ROOT, leased_run, subprocess_env
 from write_behind_graphs import ask_graph
 
 from orchestration import END, StateGraph, interrupt
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.runtime import models
-from orchestration.runtime.leases import Lease, LeaseLost
+from orchestration.runtime.leases import LeaseLost
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.write_behind import close_writers
 from orchestration.types import Command
@@ -38,15 +38,6 @@ def _close_writers() -> Any:
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("answers ride with the put on PostgreSQL's send-ahead writer only")
-
-
-def _leased(thread_id: str) -> tuple[models.Run, Lease]:
-    thread = models.Thread.objects.create(thread_id=thread_id)
-    run = models.Run.objects.create(
-        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
-        lease_token="token", attempts=1,
-    )
-    return run, Lease(run_id=run.pk, token="token", seconds=30.0)
 
 
 def _answers_stored(thread_id: str) -> list[str]:
@@ -81,7 +72,7 @@ def _asker(after_answer: Any) -> Any:
 
 def test_the_answer_commits_with_the_resumed_superstep_not_before() -> None:
     _postgres_only()
-    _, lease = _leased("held")
+    _, lease = leased_run("held")
     seen: list[list[str]] = []
     graph = _asker(lambda _: seen.append(_answers_stored("held"))).with_checkpoint_saver(
         DjangoCheckpointSaver(lease=lease, durability="async")
@@ -132,7 +123,7 @@ def test_a_crash_before_the_put_leaves_the_thread_waiting_and_a_second_delivery_
 
 def test_a_lost_lease_writes_neither_the_answer_nor_the_superstep() -> None:
     _postgres_only()
-    run, lease = _leased("revoked")
+    run, lease = leased_run("revoked")
 
     def revoke(_: Any) -> None:
         models.Run.objects.filter(pk=run.pk).update(
@@ -157,7 +148,7 @@ def test_a_failing_resumed_node_still_leaves_its_answer_stored() -> None:
     def fail(_: Any) -> None:
         raise RuntimeError("the node broke after its answer")
 
-    _, lease = _leased("failing")
+    _, lease = leased_run("failing")
     graph = _asker(fail).with_checkpoint_saver(
         DjangoCheckpointSaver(lease=lease, durability="async")
     )

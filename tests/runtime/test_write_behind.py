@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from runtime_helpers import HERE, ROOT, subprocess_env
+from runtime_helpers import HERE, ROOT, leased_run, subprocess_env
 from write_behind_graphs import crash_graph
 
 from orchestration import END, StateGraph
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.reducers import topic
 from orchestration.runtime import models
-from orchestration.runtime.leases import Lease, LeaseLost
+from orchestration.runtime.leases import LeaseLost
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.write_behind import close_writers
 
@@ -32,15 +32,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _close_writers() -> Any:
     yield
     close_writers()  # its private connection must not outlive the test database
-
-
-def _leased(thread_id: str) -> tuple[models.Run, Lease]:
-    thread = models.Thread.objects.create(thread_id=thread_id)
-    run = models.Run.objects.create(
-        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
-        lease_token="token", attempts=1,
-    )
-    return run, Lease(run_id=run.pk, token="token", seconds=30.0)
 
 
 def _revoke(run: models.Run) -> None:
@@ -89,7 +80,7 @@ def _pay_graph(before_pay: Any, paid: list[str], on_pay: Any = None) -> Any:
 
 
 def test_a_put_returns_with_at_most_its_own_write_in_flight() -> None:
-    _, lease = _leased("pipe")
+    _, lease = leased_run("pipe")
     saver = DjangoCheckpointSaver(lease=lease, durability="async")
     steps: list[int] = []
 
@@ -114,7 +105,7 @@ def test_a_put_returns_with_at_most_its_own_write_in_flight() -> None:
 
 
 def test_a_side_effect_node_never_runs_after_its_superstep_write_was_refused() -> None:
-    run, lease = _leased("payments")
+    run, lease = leased_run("payments")
     paid: list[str] = []
     saver = DjangoCheckpointSaver(lease=lease, durability="async")
     graph = _pay_graph(lambda: _revoke(run), paid).with_checkpoint_saver(saver)
@@ -127,7 +118,7 @@ def test_a_side_effect_node_never_runs_after_its_superstep_write_was_refused() -
 
 
 def test_a_side_effect_node_runs_only_once_the_superstep_before_it_is_committed() -> None:
-    _, lease = _leased("committed")
+    _, lease = leased_run("committed")
     seen_by_pay: list[int] = []
     saver = DjangoCheckpointSaver(lease=lease, durability="async")
     paid: list[str] = []
@@ -175,7 +166,7 @@ def test_write_behind_stores_every_superstep_with_or_without_prepared_statements
     poolers that cannot carry prepared statements) and collected at the next put; a later
     writer on a new connection prepares again."""
     settings.STEPWISE_PREPARED_STATEMENTS = prepared
-    run, lease = _leased(f"sent-{prepared}")
+    run, lease = leased_run(f"sent-{prepared}")
     saver = DjangoCheckpointSaver(lease=lease, durability="async")
     paid: list[str] = []
     graph = _pay_graph(lambda: None, paid).with_checkpoint_saver(saver)
@@ -205,7 +196,7 @@ def test_a_kept_writer_whose_connection_the_server_ended_reconnects_before_the_n
 
     from orchestration.runtime.write_behind import current_writer
 
-    _, lease = _leased("kept")
+    _, lease = leased_run("kept")
     saver = DjangoCheckpointSaver(lease=lease, durability="async")
     paid: list[str] = []
     graph = _pay_graph(lambda: None, paid).with_checkpoint_saver(saver)
@@ -234,7 +225,7 @@ def test_reads_and_pending_writes_on_djangos_connection_are_prepared_once(
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
     settings.STEPWISE_PREPARED_STATEMENTS = prepared
-    _, lease = _leased(f"prepared-reads-{prepared}")
+    _, lease = leased_run(f"prepared-reads-{prepared}")
     saver = DjangoCheckpointSaver(lease=lease)
     graph = _pay_graph(lambda: None, []).with_checkpoint_saver(saver)
 
