@@ -4,6 +4,12 @@ group, `review.overdue` webhook); idle claims returned to the pool.
 
 E-mails go through Django's e-mail framework (console backend in development, SMTP from
 the environment in production); a person can opt out on their notifications page.
+
+Every e-mail task is `retry_when_worker_lost`: a worker killed while sending is replaced by a
+new task that sends again (`orchestration.runtime.lost_tasks`). Each message carries a
+Message-ID made of what it is about and who it is for (`message_id`), the same on every
+attempt, so a mailbox that got it before the worker died files the second copy as the same
+message (SMTP has no stronger idempotency than this).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
 from django.tasks import task
@@ -23,6 +29,24 @@ from django.utils import timezone
 from approvals.api.webhooks import tasks_share_our_database
 from approvals.models import ReviewRequest
 from orchestration.runtime.events import publish
+from orchestration.runtime.lost_tasks import retry_when_worker_lost
+
+
+def message_id(*about: object) -> str:
+    """`<stepwise.review-requested.12.7@host>`: the same for every attempt at one message
+    (what it is about, its recipient), unlike the random one Django would add."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(settings.STEPWISE_BASE_URL).hostname or "stepwise.invalid"
+    return f"<stepwise.{'.'.join(str(part) for part in about)}@{host}>"
+
+
+def send_to(user: Any, subject: str, body: str, *about: object) -> int:
+    """One message to one person (nobody learns the other recipients' addresses), with the
+    Message-ID `message_id(*about, user.pk)`."""
+    message = EmailMessage(subject[:200], body, None, [user.email],
+                           headers={"Message-ID": message_id(*about, user.pk)})
+    return message.send(fail_silently=False)
 
 
 def recipients(review: ReviewRequest) -> list[Any]:
@@ -51,6 +75,7 @@ def _queue(job: Any, review_id: int) -> None:
         transaction.on_commit(lambda: job.enqueue(review_id))
 
 
+@retry_when_worker_lost
 @task()
 def email_review_requested(review_id: int) -> dict[str, Any]:
     review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
@@ -68,9 +93,8 @@ def email_review_requested(review_id: int) -> dict[str, Any]:
         "You get this because the review is assigned to you or your group. Turn these "
         f"e-mails off at {settings.STEPWISE_BASE_URL.rstrip('/')}{reverse('notifications')}\n"
     )
-    # one message per person: nobody learns the other recipients' addresses
-    sent = sum(send_mail(f"[Stepwise] Review waiting: {title}"[:200], body, None,
-                         [user.email], fail_silently=False) for user in to)
+    sent = sum(send_to(user, f"[Stepwise] Review waiting: {title}", body,
+                       "review-requested", review.pk) for user in to)
     return {"review": review_id, "sent": sent}
 
 
@@ -101,6 +125,7 @@ def escalate_overdue() -> list[int]:
     return escalated
 
 
+@retry_when_worker_lost
 @task()
 def email_review_overdue(review_id: int) -> dict[str, Any]:
     review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
@@ -116,8 +141,8 @@ def email_review_overdue(review_id: int) -> dict[str, Any]:
         f"Assigned to: {review.assignee or 'anyone with the reviewer role'}; status "
         f"{review.status}; due {review.due_at:%Y-%m-%d %H:%M %Z}.\n\nOpen it: {link}\n"
     )
-    sent = sum(send_mail(f"[Stepwise] Overdue review: {title}"[:200], body, None,
-                         [user.email], fail_silently=False) for user in ops)
+    sent = sum(send_to(user, f"[Stepwise] Overdue review: {title}", body,
+                       "review-overdue", review.pk) for user in ops)
     return {"review": review_id, "sent": sent}
 
 

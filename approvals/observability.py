@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.tasks import task
@@ -16,7 +15,9 @@ from django.urls import reverse
 
 from approvals.api.webhooks import tasks_share_our_database
 from approvals.models import Decision
+from approvals.notify import send_to
 from orchestration.runtime import metrics
+from orchestration.runtime.lost_tasks import retry_when_worker_lost
 from orchestration.runtime.models import Run
 from orchestration.runtime.signals import run_stalled
 
@@ -38,6 +39,7 @@ def on_run_stalled(sender: Any, run: Run, needs_ops: bool = False, **kwargs: Any
         transaction.on_commit(lambda: email_run_needs_ops.enqueue(run_id))
 
 
+@retry_when_worker_lost  # sent again if its worker dies; same Message-ID (approvals.notify)
 @task()
 def email_run_needs_ops(run_id: int) -> dict[str, Any]:
     run = Run.objects.select_related("thread").filter(pk=run_id).first()
@@ -53,8 +55,8 @@ def email_run_needs_ops(run_id: int) -> dict[str, Any]:
         f"automatic resumes and now needs a person.\n\n{run.error}\n\n"
         f"Last worker: {run.worker or 'unknown'}.\nOpen it: {link}\n"
     )
-    sent = sum(send_mail(f"[Stepwise] Run {run.pk} needs ops: {title}"[:200], body, None,
-                         [user.email], fail_silently=False) for user in ops)
+    sent = sum(send_to(user, f"[Stepwise] Run {run.pk} needs ops: {title}", body,
+                       "run-needs-ops", run.pk) for user in ops)
     return {"run": run_id, "sent": sent}
 
 

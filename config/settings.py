@@ -378,6 +378,9 @@ STEPWISE_STALL_POLICY: dict[str, dict[str, float] | None] = {
 }
 # A worker process beats every third of a lease; one unseen for this long is gone (0: 3 beats).
 STEPWISE_WORKER_STALE_SECONDS = float(os.environ.get("STEPWISE_WORKER_STALE_SECONDS", "0"))
+# A worker survives errors outside its tasks (logged, counted, backed off); this many unexpected
+# ones in a row end it (exit status 1) for its supervisor to start a fresh process.
+STEPWISE_WORKER_MAX_ERRORS = int(os.environ.get("STEPWISE_WORKER_MAX_ERRORS", "10"))
 # Retention: `prune_threads` (and `resume_stalled --prune`, every STEPWISE_PRUNE_EVERY_SECONDS)
 # forgets the checkpoints of threads finished more than this many days ago. Unset: never.
 STEPWISE_PRUNE_AFTER_DAYS = os.environ.get("STEPWISE_PRUNE_AFTER_DAYS") or None

@@ -4,6 +4,11 @@ exponential backoff until a 2xx answer or the attempts run out. Each attempt is 
 
 Signature: `Stepwise-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
 with the endpoint's secret. At least once: a receiver dedupes by `Stepwise-Event-Id`.
+
+A delivery is never left pending with nothing queued to send it: a worker killed mid-delivery
+is replaced by the sweeper (`retry_when_worker_lost`), and a delivery task that raised (the
+database failing between the POST and its record) is queued again by `sweep_reviews`
+(`requeue_stuck_deliveries`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from orchestration.runtime.lost_tasks import retry_when_worker_lost
 
 EVENT_TYPES = ("review.requested", "review.decided", "run.succeeded", "run.failed",
                "run.stalled", "review.overdue")
@@ -90,6 +96,9 @@ def backoff(attempt: int) -> float:
                  * settings.STEPWISE_WEBHOOK_BACKOFF_FACTOR ** (attempt - 1))
 
 
+# A worker killed mid-delivery: the sweeper queues the delivery again. The receiver gets the
+# same stored body and `Stepwise-Event-Id` (it may have got the first POST): once, after dedup.
+@retry_when_worker_lost
 @task()
 def deliver_webhook(delivery_id: int) -> dict[str, Any]:
     """One attempt at one delivery; queues the next attempt itself when this one fails."""
@@ -123,6 +132,46 @@ def deliver_webhook(delivery_id: int) -> dict[str, Any]:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
     outcome = "delivered" if ok else str(fields.get("status", "retrying"))
     return {"delivery": delivery_id, "attempt": number, "outcome": outcome}
+
+
+def requeue_stuck_deliveries(grace: float | None = None) -> list[int]:
+    """Queue again the pending deliveries due more than `grace` seconds ago (two POST timeouts
+    by default) that no task will send: none waits in the queue or is being run. That is
+    what a delivery task that raised leaves (its row FAILED, the delivery pending). Each is
+    taken by a conditional update of its due time, so two sweepers queue it once."""
+    if not tasks_share_our_database():  # another backend's queue cannot be read from here
+        return []
+    from django.tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    if grace is None:
+        grace = 2 * settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS
+    now = timezone.now()
+    stuck = list(WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING,
+        next_attempt_at__lt=now - dt.timedelta(seconds=grace),
+    ).values_list("pk", "next_attempt_at"))
+    if not stuck:
+        return []
+    queued = {
+        (args_kwargs.get("args") or [None])[0]
+        for args_kwargs in DBTaskResult.objects.filter(
+            task_path=deliver_webhook.module_path,
+            status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
+        ).values_list("args_kwargs", flat=True)
+        if isinstance(args_kwargs, dict)
+    }
+    requeued = []
+    for pk, due in stuck:
+        if pk in queued:
+            continue
+        with transaction.atomic():
+            if WebhookDelivery.objects.filter(
+                pk=pk, status=WebhookDelivery.Status.PENDING, next_attempt_at=due
+            ).update(next_attempt_at=now):
+                _queue(pk, None)
+                requeued.append(pk)
+    return requeued
 
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:

@@ -30,7 +30,8 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "DECISIONS", "RUN_SECONDS", "RUNS_AUTO_RESUMED", "RUNS_NEEDS_OPS", "RUNS_STALLED",
-    "SUPERSTEP_SECONDS", "SWEEPER_ERRORS", "WORKER_HEARTBEATS", "DatabaseCollector", "Stopwatch",
+    "SUPERSTEP_SECONDS", "SWEEPER_ERRORS", "TASKS_LOST", "WORKER_ERRORS", "WORKER_HEARTBEATS",
+    "DatabaseCollector", "Stopwatch",
     "multiprocess_dir", "render",
 ]
 
@@ -61,6 +62,19 @@ WORKER_HEARTBEATS = Counter("stepwise_worker_heartbeats", "Worker heartbeats wri
 SWEEPER_ERRORS = Counter(
     "stepwise_sweeper_errors", "Sweeper passes that failed (the sweeper went on)",
     ["sweeper", "kind"],
+)
+
+# A worker survives an error outside a task's own execution (claiming, recording a result, the
+# wake-up wait): `stepwise_worker._loop`. kind: "database" (unreachable) or "unexpected".
+WORKER_ERRORS = Counter(
+    "stepwise_worker_errors", "Errors a worker survived outside a task's own execution",
+    ["kind"],
+)
+# Task rows whose worker died (`lost_tasks`): outcome "requeued" (its work queued again) or
+# "failed" (finished as WorkerLost only: nothing to redo, or not declared safe to redo).
+TASKS_LOST = Counter(
+    "stepwise_tasks_lost", "Running task rows of dead workers finished by the sweeper",
+    ["task", "outcome"],
 )
 
 
@@ -142,7 +156,7 @@ def render(*extra: Collector) -> tuple[bytes, str]:
 
 def _own_collectors() -> list[Any]:
     return [DECISIONS, SUPERSTEP_SECONDS, RUN_SECONDS, RUNS_STALLED, RUNS_AUTO_RESUMED,
-            RUNS_NEEDS_OPS, WORKER_HEARTBEATS, SWEEPER_ERRORS]
+            RUNS_NEEDS_OPS, WORKER_HEARTBEATS, SWEEPER_ERRORS, WORKER_ERRORS, TASKS_LOST]
 
 
 class Stopwatch:

@@ -370,25 +370,14 @@ def finish_lost_task(task_id: str, outcome: str) -> bool:
     (and if a worker thought lost finishes later, its own result overwrites this one)."""
     if not task_id:
         return False
-    from traceback import format_exception
-
-    from django.tasks import TaskResultStatus
-    from django_tasks_db.models import DBTaskResult
-
     from orchestration.runtime.leases import EXECUTE_RUN_PATH
+    from orchestration.runtime.lost_tasks import mark_lost
 
     try:
         pk = uuid.UUID(task_id)
     except ValueError:  # another backend's id: not a row of ours
         return False
-    error = WorkerLost(f"worker lost; {outcome}")
-    return bool(DBTaskResult.objects.filter(
-        pk=pk, status=TaskResultStatus.RUNNING, task_path=EXECUTE_RUN_PATH,
-    ).update(
-        status=TaskResultStatus.FAILED, finished_at=timezone.now(), return_value=None,
-        exception_class_path=f"{WorkerLost.__module__}.{WorkerLost.__qualname__}",
-        traceback="".join(format_exception(error)),
-    ))
+    return mark_lost(pk, outcome, task_path=EXECUTE_RUN_PATH)
 
 
 def _tasks_share_our_transaction() -> bool:

@@ -49,6 +49,22 @@ def test_review_for_a_user_emails_that_user(make_user, make_review):
     assert [m.to for m in mail.outbox] == [[user.email]]
 
 
+def test_a_review_email_sent_again_after_a_lost_worker_carries_the_same_message_id(
+    make_user, make_review,
+):
+    """A worker killed mid-send is replaced by a task that sends again: each person's copy
+    has the Message-ID of the first, so their mailbox keeps one message."""
+    members = finance_team(make_user)
+    review = make_review(assignee="finance")
+    email_review_requested.call(review.pk)
+    email_review_requested.call(review.pk)
+    ids = [(m.to[0], m.message()["Message-ID"]) for m in mail.outbox]
+    assert ids[:2] == ids[2:]
+    assert ids[0] == (members[0].email, f"<stepwise.review-requested.{review.pk}."
+                                        f"{members[0].pk}@127.0.0.1>")
+    assert ids[0][1] != ids[1][1]  # one per person
+
+
 def test_unassigned_or_closed_reviews_email_nobody(make_user, make_review):
     finance_team(make_user)
     unassigned = make_review()

@@ -1,5 +1,5 @@
-"""`manage.py sweep_reviews [--watch SECONDS]`: escalate overdue reviews (once each) and
-return idle claims to the pool."""
+"""`manage.py sweep_reviews [--watch SECONDS]`: escalate overdue reviews (once each), return
+idle claims to the pool, and queue again webhook deliveries that nothing would send."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from approvals.api.webhooks import requeue_stuck_deliveries
 from approvals.notify import escalate_overdue, release_idle_claims
 from orchestration.runtime import sweeping
 
@@ -31,3 +32,6 @@ class Command(BaseCommand):
         released = release_idle_claims()
         if released:
             self.stdout.write(f"released claims on reviews {released}")
+        stuck = requeue_stuck_deliveries()
+        if stuck:
+            self.stdout.write(f"queued stuck webhook deliveries {stuck} again")

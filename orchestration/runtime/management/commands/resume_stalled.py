@@ -9,7 +9,9 @@ lease if the sweep interval is at most a third of STEPWISE_LEASE_SECONDS (its la
 was at most a third of a lease before it died): `--watch auto` picks that interval.
 `--prune` also runs the retention of `prune_threads` (STEPWISE_PRUNE_AFTER_DAYS) every
 STEPWISE_PRUNE_EVERY_SECONDS.
-Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge).
+Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge),
+and so are the other tasks of dead workers that are declared to need it (webhook deliveries,
+e-mails: `orchestration.runtime.lost_tasks`); their rows are finished as `WorkerLost`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from orchestration.runtime.leases import (
     orphan_grace_seconds,
     orphaned_runs,
 )
+from orchestration.runtime.lost_tasks import lost_rows, sweep_lost_tasks
 from orchestration.runtime.models import Run
 from orchestration.runtime.registry import stall_policy
 from orchestration.runtime.retention import prune_after_days, prune_every_seconds, prune_threads
@@ -119,6 +122,7 @@ class Command(BaseCommand):
             if auto and not dry_run:
                 self.heal(quiet=bool(watch))
             self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
+            self.sweep_lost_tasks(dry_run=dry_run)
             if prune and (last_prune is None
                           or time.monotonic() - last_prune >= prune_every_seconds()):
                 last_prune = time.monotonic()
@@ -197,3 +201,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"skipped {line} ({exc})")
                 continue
             self.stdout.write(self.style.SUCCESS(f"re-queued {line}"))
+
+    def sweep_lost_tasks(self, *, dry_run: bool) -> None:
+        if dry_run:
+            for row, why in lost_rows():
+                self.stdout.write(f"would finish task {row.pk} ({row.task_path}): {why}")
+            return
+        for lost in sweep_lost_tasks():
+            line = f"task {lost.task_id} ({lost.task_path}) of lost worker {lost.worker}"
+            style = self.style.SUCCESS if lost.outcome == "requeued" else self.style.WARNING
+            self.stdout.write(style(f"finished {line}: {lost.detail}"))

@@ -5,6 +5,19 @@ wait: instead of sleeping `--interval` seconds between polls, it waits for a Pos
 notification sent when a task is enqueued (see `orchestration.runtime.wakeup`), with
 `--interval` as the timeout. A run is then picked up within milliseconds of the decision's
 commit. On SQLite it polls exactly like `db_worker`.
+
+Unlike `db_worker`, an error outside a task's own execution (claiming the next task, the
+library recording a result or reporting it, the wake-up wait) does not end the process: a
+worker pool that loses a process to one bad row stops taking work (and under honcho stops
+every process). The error is logged (ERROR, with the task and worker in the JSON line),
+counted in `stepwise_worker_errors_total{kind}`, and the loop goes on after a backoff that
+doubles with each failure in a row (1 s up to `MAX_BACKOFF_SECONDS`); an unreachable database
+is waited for at a steady second. Only SIGTERM/SIGINT, or `STEPWISE_WORKER_MAX_ERRORS`
+unexpected errors in a row (a fault no retry fixes: the process exits with status 1 for its
+supervisor to restart), end it. A task that raises is the library's business, as in
+`db_worker`: its row is recorded FAILED with the traceback and the worker goes on. The worker
+claims rows under the id its heartbeat beats with (host:pid by default), which is how the
+sweeper tells a dead worker's rows (`orchestration.runtime.lost_tasks`).
 """
 
 from __future__ import annotations
@@ -17,7 +30,8 @@ import sys
 import time
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.db.utils import OperationalError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
@@ -25,16 +39,31 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from orchestration.runtime import metrics
 from orchestration.runtime.dbfailure import database_unavailable, drop_broken_connection
-from orchestration.runtime.leases import worker_id
+from orchestration.runtime.lost_tasks import recover
 from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
-from orchestration.runtime.workers import WorkerBeat
+from orchestration.runtime.workers import WorkerBeat, task_worker_id
 from orchestration.runtime.write_behind import close_writers
 
 # How long a worker waits before trying an unreachable database again.
 DATABASE_RETRY_SECONDS = 1.0
+# The longest wait after unexpected errors in a row: a persistent fault logs a line a minute
+# until STEPWISE_WORKER_MAX_ERRORS ends the process, a passing one costs seconds.
+MAX_BACKOFF_SECONDS = 60.0
+
+logger = logging.getLogger(__name__)
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after `failures` unexpected errors in a row."""
+    return min(DATABASE_RETRY_SECONDS * 2 ** max(failures - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+def max_errors() -> int:
+    return int(getattr(settings, "STEPWISE_WORKER_MAX_ERRORS", 10))
 
 
 class WakingWorker(db_worker.Worker):
@@ -48,6 +77,12 @@ class WakingWorker(db_worker.Worker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waiter: Waiter | None = None
+        self.failures = 0  # unexpected errors in a row
+        self.claimed: DBTaskResult | None = None  # this round's task, for the error's log line
+        self.gave_up = False
+        # rows this worker claimed whose result it could not record (the error came out of
+        # `run_task`): still RUNNING while this worker lives, so no sweeper would finish them
+        self.unrecorded: list[DBTaskResult] = []
 
     def shutdown(self, signum: int, frame: Any) -> None:
         # The run in hand is given back at its next superstep boundary (tasks.RunExecution),
@@ -68,45 +103,95 @@ class WakingWorker(db_worker.Worker):
             "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
         )
         try:
-            # the process says it lives (every third of a lease) for /readyz and /metrics,
-            # under the name its runs record (`Run.worker`: host:pid); its runs share one
+            # the process says it lives (every third of a lease) for /readyz, /metrics and the
+            # sweeper's lost tasks, under the id it claims task rows with (host:pid unless
+            # --worker-id says otherwise, as its runs' `Run.worker`); its runs share one
             # checkpoint write-behind connection while tasks keep coming
-            with WorkerBeat(worker_id()), keep_writer_between_runs():
+            with WorkerBeat(self.worker_id), keep_writer_between_runs():
                 self._loop()
         finally:
             close_writers()
             self.waiter.close()
 
     def _loop(self) -> None:
-        assert self.waiter is not None
         while self.running:
-            close_old_connections()
+            self.claimed = None
             try:
-                task_result, retrieved = self._claim_next()
-                if task_result is not None:
-                    self.run_task(task_result)
-            except DatabaseError as exc:
-                if not database_unavailable(exc):
-                    raise
-                # The database restarting or failing over: wait for it instead of exiting (a
-                # process runner such as honcho stops every process when one exits). A task
-                # claimed meanwhile keeps its row; its run is recovered by the sweeper.
-                db_worker.logger.warning("database unavailable; trying again in %ss",
-                                         DATABASE_RETRY_SECONDS, exc_info=True)
-                drop_broken_connection()
-                if self.running:
-                    time.sleep(DATABASE_RETRY_SECONDS)
+                if not self._round():
+                    return
+            except Exception as exc:  # noqa: BLE001 - the point: one error must not end the pool
+                self._survive(exc, self.claimed)
+                if self.gave_up:
+                    return
                 continue
-            if self.batch and retrieved and task_result is None:
-                db_worker.logger.info("No more tasks to run for worker_id=%s", self.worker_id)
+            self.failures = 0
+
+    def _round(self) -> bool:
+        """Claim and run one task, or wait for one; False when the worker is done."""
+        assert self.waiter is not None
+        close_old_connections()
+        self._record_unrecorded()
+        task_result, retrieved = self._claim_next()
+        self.claimed = task_result
+        if task_result is not None:
+            self._run(task_result)
+        if self.batch and retrieved and task_result is None:
+            db_worker.logger.info("No more tasks to run for worker_id=%s", self.worker_id)
+            return False
+        if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
+            db_worker.logger.info("Ran maximum tasks (%d)", self._run_tasks)
+            return False
+        close_old_connections()
+        if self.running and not task_result:
+            close_writers()  # idle: no connection held for runs that may not come
+            self.waiter.wait(self.interval)
+        return True
+
+    def _run(self, task_result: DBTaskResult) -> None:
+        try:
+            self.run_task(task_result)
+        except Exception:
+            # the task ran (or not) but the library could not finish its row: remember it
+            self.unrecorded.append(task_result)
+            raise
+
+    def _record_unrecorded(self) -> None:
+        """Finish the rows whose result could not be recorded, as a dead worker's would be
+        (their work queued again if it must happen); a run's execution is left to its lease."""
+        while self.unrecorded:
+            row = self.unrecorded[0]
+            recover(row, f"worker {self.worker_id} could not record the task's result")
+            self.unrecorded.pop(0)
+
+    def _survive(self, exc: Exception, task_result: DBTaskResult | None) -> None:
+        """Log, count and wait out an error outside a task's own execution."""
+        context = {"worker_id": self.worker_id,
+                   "task_id": str(task_result.pk) if task_result is not None else None,
+                   "task_path": task_result.task_path if task_result is not None else None}
+        if isinstance(exc, DatabaseError) and database_unavailable(exc):
+            # The database restarting or failing over: wait for it instead of exiting (a
+            # process runner such as honcho stops every process when one exits). A run
+            # claimed meanwhile keeps its row; its lease expires and the sweeper resumes it.
+            metrics.WORKER_ERRORS.labels("database").inc()
+            logger.warning("database unavailable; trying again in %ss", DATABASE_RETRY_SECONDS,
+                           exc_info=True, extra=context)
+            drop_broken_connection()
+            wait = DATABASE_RETRY_SECONDS
+        else:
+            self.failures += 1
+            metrics.WORKER_ERRORS.labels("unexpected").inc()
+            wait = backoff(self.failures)
+            logger.error("error outside a task (%s: %s, %d in a row); the worker goes on in %ss",
+                         type(exc).__name__, exc, self.failures, wait, exc_info=True,
+                         extra={**context, "failures_in_a_row": self.failures})
+            if self.failures >= max_errors():
+                logger.critical("%d unexpected errors in a row (STEPWISE_WORKER_MAX_ERRORS): "
+                                "the worker exits for its supervisor to start a fresh one",
+                                self.failures, extra=context)
+                self.gave_up = True
                 return
-            if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
-                db_worker.logger.info("Ran maximum tasks (%d)", self._run_tasks)
-                return
-            close_old_connections()
-            if self.running and not task_result:
-                close_writers()  # idle: no connection held for runs that may not come
-                self.waiter.wait(self.interval)
+        if self.running:
+            time.sleep(wait)
 
     def _claim_next(self) -> tuple[DBTaskResult | None, bool]:
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
@@ -128,6 +213,11 @@ class WakingWorker(db_worker.Worker):
 
 class Command(db_worker.Command):
     help = "Run a database task worker that wakes up when a task is enqueued (PostgreSQL)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        # db_worker's default is a random string: nothing could tell whose rows those are
+        parser.set_defaults(worker_id=task_worker_id())
 
     def handle(  # db_worker's handle, building a WakingWorker
         self,
@@ -166,6 +256,9 @@ class Command(db_worker.Command):
             worker.run()
         if STOPPING.is_set():
             _exit_now()
+        if worker.gave_up:
+            raise CommandError(f"worker {worker_id} stopped after {worker.failures} "
+                               "unexpected errors in a row (see the log above)")
 
 
 def _exit_now() -> None:
