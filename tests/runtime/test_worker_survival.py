@@ -196,12 +196,13 @@ def test_a_webhook_whose_worker_was_killed_mid_post_is_sent_again_with_the_same_
     assert sweep().count("re-enqueued") == 0  # a second sweep finds nothing more
 
     second = start_worker("stepwise_worker")
-    wait_for(lambda: WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered",
-             what="the delivery", workers=[second])
+    # the delivery commits its outcome first, the library the task's result after it
+    wait_for(lambda: DBTaskResult.objects.get(pk=again.pk).status == "SUCCESSFUL",
+             what="the delivery task", workers=[second])
+    assert WebhookDelivery.objects.get(pk=delivery.pk).status == "delivered"
     # the receiver saw the same event twice, byte for byte: it keeps one
     assert len(receiver.seen) == 2 and receiver.seen[0] == receiver.seen[1]
     assert receiver.seen[0][0] == str(delivery.event_id)
-    assert DBTaskResult.objects.get(pk=again.pk).status == "SUCCESSFUL"
 
 
 # --- which rows the sweeper takes as lost, and what it does with them (in-process rows) ---
