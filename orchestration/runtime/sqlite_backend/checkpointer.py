@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+from urllib.request import pathname2url
 
 # How long after a write the checkpoint runs: commits in that window share its fsyncs.
 DELAY = 0.05
@@ -76,7 +77,9 @@ class WalCheckpointer:
         meanwhile (a test database made again) is the new file, and a removed one is not
         created again (`mode=rw`)."""
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, isolation_level=None)
+            conn = sqlite3.connect(
+                f"file:{pathname2url(self.path)}?mode=rw", uri=True, isolation_level=None
+            )
         except sqlite3.Error:
             return
         try:
