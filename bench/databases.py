@@ -72,9 +72,10 @@ def recreate_database(name: str) -> None:
 
 def _django_settings(workdir: Path, postgres: bool) -> dict[str, object]:
     databases: dict[str, dict[str, object]] = {
-        # The same options as config/settings.py gives the app's SQLite database.
+        # The same engine and options as config/settings.py gives the app's SQLite database
+        # (our backend: the write gate, WAL checkpoints in the background).
         SQLITE_ALIAS: {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "orchestration.runtime.sqlite_backend",
             "NAME": str(workdir / "django.sqlite3"),
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",

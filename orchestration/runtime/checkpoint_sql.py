@@ -70,9 +70,22 @@ def _user_table() -> str:
     return get_user_model()._meta.db_table
 
 
-# One encoder for every call: `json.dumps` with non-default separators builds a new encoder
-# per call, which cost more than encoding the small values a put carries.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+def _compact_json_encoder() -> Callable[[Any], str]:
+    """Compact JSON text of a value, made by one C encoder built once: `JSONEncoder.encode`
+    builds a new one on every call, which cost more (~2 µs) than encoding the small values a
+    put carries (four per put). No check for cycles: the values are the saver's own lists
+    and dicts of strings and the JSON-safe copy of `metadata.extra`."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python without the C accelerator
+        return json.JSONEncoder(separators=(",", ":")).encode
+    chunks = make(
+        None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
+        ":", ",", False, False, True,
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode_json = _compact_json_encoder()
 
 
 def _json(value: Any) -> str:
@@ -412,7 +425,8 @@ def put_checkpoint(
 ) -> int:
     """Store `encoded` and move the thread's head to it on Django's connection; returns the
     new row's pk. Raises `FenceFailed` having written nothing. `parent_pk`, when the caller
-    knows it (it wrote or read the parent), spares the lookup of the parent row by id. A
+    knows it (it wrote or read the parent), spares PostgreSQL the lookup of the parent row by
+    id (SQLite looks it up: see `_sqlite_put_job`). A
     subgraph's checkpoint (`checkpoint_ns` not empty) never moves the thread's head, which is
     the root graph's."""
     job = put_job(
@@ -460,6 +474,14 @@ def put_job(
     `writes` ((task id, write) in write order; PostgreSQL only): pending writes of the parent
     checkpoint that replace those tasks' earlier ones in the same statement, so they commit
     with the put or not at all (`ParentMissing` if the parent is not there)."""
+    if connection.vendor != "postgresql":
+        if writes:
+            raise ValueError("a put carries pending writes on PostgreSQL only")
+        return _sqlite_put_job(
+            connection, encoded, written_by=written_by, created_at=created_at,
+            user_id=user_id, reason=reason, fence=fence, parent_pk=parent_pk,
+            checkpoint_ns=checkpoint_ns,
+        )
     record = encoded.record
     blobs = encoded.blobs
     fenced = fence is not None
@@ -499,25 +521,7 @@ def put_job(
         params["w_channel"] = [w.channel for _, w in writes]
         params["w_data"] = [w.data for _, w in writes]
         return PgPut(_sql("put+writes", "postgresql", fenced), params)
-    if writes:
-        raise ValueError("a put carries pending writes on PostgreSQL only")
-
-    params["vals"] = pack_inline(encoded.inline) if encoded.inline else None
-    to_text = _sqlite_datetime(connection)
-    params["created"] = to_text(created_at)
-    if fenced:
-        params["now"] = to_text(params["now"])
-    rows = [(b.field, b.version, b.kind, b.base or "", b.data) for b in blobs]
-    threads = _sqlite_thread_pks(connection)
-
-    def sqlite_job(raw: Any) -> int | None:
-        cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
-        try:
-            return _sqlite_put(cursor, params, rows, fenced, threads)
-        finally:
-            cursor.close()
-
-    return sqlite_job
+    raise AssertionError("unreachable: SQLite puts return above")
 
 
 _PG_STATEMENTS: dict[str, PgStatement] = {}
@@ -582,54 +586,99 @@ def in_transaction(job: PutJob) -> PutJob:
     return run
 
 
-def _sqlite_put(
-    cursor: Any, params: dict[str, Any], rows: list[tuple[Any, ...]], fenced: bool,
-    threads: dict[str, int],
-) -> int | None:
-    if fenced:
-        cursor.execute(_SQLITE_FENCE, (params["now"], params["run_id"], params["token"]))
-        if cursor.rowcount != 1:
-            return None
-    thread_id = params["thread_id"]
+def _sqlite_put_job(
+    connection: BaseDatabaseWrapper,
+    encoded: EncodedPut,
+    *,
+    written_by: list[str],
+    created_at: datetime,
+    user_id: int | None,
+    reason: str,
+    fence: FenceArgs | None,
+    parent_pk: int | None,
+    checkpoint_ns: str,
+) -> PutJob:
+    """`put_job` on SQLite: the row's values in the statements' parameter order, built here,
+    outside the write transaction (the gate and SQLite's lock are held for the statements
+    only); the thread's pk, known only in the transaction, is put in front there.
+
+    The parent row is looked up by its checkpoint id (one probe of the unique index, ~1 µs),
+    not named by `parent_pk`: since migration 0008 a pk can be reused once the newest rows
+    are deleted, and a remembered pk could then name another thread's row."""
+    record = encoded.record
+    to_text = _sqlite_datetime(connection)
+    created = to_text(created_at)
+    thread_id = record.thread_id
+    # After (thread pk, id, namespace, thread pk): the parent's id, then the columns in order.
+    row = (
+        record.parent_id, record.step, record.source, _json(list(record.next)),
+        _json(record.versions), record.internal, record.meta, _json(record.extra_json),
+        _json(written_by), created, reason,
+        pack_inline(encoded.inline) if encoded.inline else None,
+    )
+    fence_args = None if fence is None else (to_text(timezone.now()), fence.run_id, fence.token)
+    blobs = [(b.field, b.version, b.kind, b.base or "", b.data) for b in encoded.blobs]
+    cid = record.checkpoint_id
+    head = "" if checkpoint_ns else cid
+    threads = _sqlite_thread_pks(connection)
+
+    def sqlite_job(raw: Any) -> int | None:
+        cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
+        try:
+            if fence_args is not None:
+                cursor.execute(_SQLITE_FENCE, fence_args)
+                if cursor.rowcount != 1:
+                    return None
+            thread_pk = _sqlite_thread(cursor, threads, thread_id, head, checkpoint_ns, created)
+            if blobs:
+                cursor.executemany(_SQLITE_BLOB, [(thread_pk, *blob) for blob in blobs])
+            row_params = (thread_pk, cid, checkpoint_ns, thread_pk, *row)
+            return _sqlite_insert(cursor, row_params, user_id)
+        finally:
+            cursor.close()
+
+    return sqlite_job
+
+
+def _sqlite_thread(
+    cursor: Any, threads: dict[str, int], thread_id: str, head: str, checkpoint_ns: str,
+    created: str,
+) -> int:
+    """The thread's row pk, its head moved to `head` (a subgraph's put leaves it)."""
     thread_pk = threads.get(thread_id)
-    if thread_pk is not None and not params["checkpoint_ns"]:
+    if thread_pk is not None and not checkpoint_ns:
         # The thread's row is known: move its head by primary key. The thread id in the WHERE
         # clause proves the remembered pk still names this thread (a row renamed, or a
         # database rolled back and refilled, falls back to the upsert below).
-        cursor.execute(_SQLITE_HEAD, (params["head"], thread_pk, thread_id))
-        if cursor.rowcount != 1:
-            thread_pk = None
-    else:
-        thread_pk = None
-    if thread_pk is None:
-        cursor.execute(_SQLITE_THREAD, params)
-        (thread_pk,) = cursor.fetchone()
-        cursor.fetchall()  # finish the statement (RETURNING)
-        if len(threads) >= 4096:  # a worker moves on from threads; forget the old ones
-            threads.clear()
-        threads[thread_id] = thread_pk
-    if rows:
-        cursor.executemany(_SQLITE_BLOB, [(thread_pk, *row) for row in rows])
-    user_id = params["user_id"]
-    parent_pk = params["parent_pk"]
-    if user_id is None and (parent_pk is not None or params["parent_id"] is None):
-        # The usual put: a new checkpoint on a parent the saver wrote or read. A plain INSERT
-        # with positional parameters is half the cost of the upsert with its lookups; the
-        # rare put of an id already stored (its unique key refuses the row, and SQLite
-        # undoes only that statement) takes the upsert.
+        cursor.execute(_SQLITE_HEAD, (head, thread_pk, thread_id))
+        if cursor.rowcount == 1:
+            return thread_pk
+    cursor.execute(_SQLITE_THREAD, {
+        "thread_id": thread_id, "head": head, "checkpoint_ns": checkpoint_ns,
+        "created": created,
+    })
+    (thread_pk,) = cursor.fetchone()
+    cursor.fetchall()  # finish the statement (RETURNING)
+    if len(threads) >= 4096:  # a worker moves on from threads; forget the old ones
+        threads.clear()
+    threads[thread_id] = thread_pk
+    return int(thread_pk)
+
+
+def _sqlite_insert(cursor: Any, row: tuple[Any, ...], user_id: int | None) -> int:
+    """Insert the checkpoint row (`row`: the parameters of `_SQLITE_INSERT_CHECKPOINT`);
+    its pk."""
+    if user_id is None:
+        # The usual put: a new checkpoint. A plain INSERT is half the cost of the upsert with
+        # its user lookup; the rare put of an id already stored (its unique key refuses the
+        # row, and SQLite undoes only that statement) takes the upsert.
         try:
-            cursor.execute(_SQLITE_INSERT_CHECKPOINT, (
-                thread_pk, params["checkpoint_id"], params["checkpoint_ns"], parent_pk,
-                params["step"], params["source"], params["next"], params["versions"],
-                params["internal"], params["meta"], params["extra"], params["written_by"],
-                params["created"], params["reason"], params["vals"],
-            ))
+            cursor.execute(_SQLITE_INSERT_CHECKPOINT, row)
             return int(cursor.lastrowid)
         except sqlite3.IntegrityError as error:
             if _SQLITE_CHECKPOINT_TAKEN not in str(error):
                 raise
-    params["thread_pk"] = thread_pk
-    cursor.execute(_sqlite_checkpoint_sql(), params)
+    cursor.execute(_sqlite_checkpoint_sql(), (*row, user_id))
     (pk,) = cursor.fetchone()
     cursor.fetchall()
     return int(pk)
@@ -719,10 +768,16 @@ _SQLITE_FENCE = (
     "WHERE id = ? AND lease_token = ? AND status = 'running'"
 )
 _SQLITE_HEAD = f"UPDATE {THREAD} SET head_checkpoint_id = ? WHERE id = ? AND thread_id = ?"
-_SQLITE_INSERT_CHECKPOINT = (
+# The parent row, by (thread pk, parent's checkpoint id); NULL for a first checkpoint.
+_SQLITE_PARENT = f"(SELECT p.id FROM {CHECKPOINT} p WHERE p.thread_id = ? AND p.checkpoint_id = ?)"
+_SQLITE_CHECKPOINT_COLUMNS = (
     f"INSERT INTO {CHECKPOINT} (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, "
-    "source, next, versions, internal, writes, extra, written_by, created_at, created_by_id, "
-    "reason, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+    "source, next, versions, internal, writes, extra, written_by, created_at, reason, vals, "
+    "created_by_id) "
+)
+_SQLITE_INSERT_CHECKPOINT = (
+    f"{_SQLITE_CHECKPOINT_COLUMNS}VALUES (?, ?, ?, {_SQLITE_PARENT}, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, NULL)"
 )
 _SQLITE_CHECKPOINT_TAKEN = (
     f"UNIQUE constraint failed: {CHECKPOINT}.thread_id, {CHECKPOINT}.checkpoint_id"
@@ -752,16 +807,13 @@ _SQLITE_ADD_WRITE = (
 
 
 def _sqlite_checkpoint_sql() -> str:
+    """The upsert of a checkpoint row: `_SQLITE_INSERT_CHECKPOINT`'s parameters, then the
+    user (kept only if that user exists)."""
     sql = _SQL_CACHE.get(("put", "sqlite", False))
     if sql is None:
-        sql = _SQL_CACHE[("put", "sqlite", False)] = f"""INSERT INTO {CHECKPOINT}
-    (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
-     internal, writes, extra, written_by, created_at, created_by_id, reason, vals)
-VALUES (:thread_pk, :checkpoint_id, :checkpoint_ns,
-    COALESCE(:parent_pk, (SELECT p.id FROM {CHECKPOINT} p
-     WHERE p.thread_id = :thread_pk AND p.checkpoint_id = :parent_id)),
-    :step, :source, :next, :versions, :internal, :meta, :extra, :written_by, :created,
-    (SELECT u.id FROM {_user_table()} u WHERE u.id = :user_id), :reason, :vals)
+        sql = _SQL_CACHE[("put", "sqlite", False)] = f"""{_SQLITE_CHECKPOINT_COLUMNS}
+VALUES (?, ?, ?, {_SQLITE_PARENT}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+    (SELECT u.id FROM {_user_table()} u WHERE u.id = ?))
 ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     parent_id = excluded.parent_id, step = excluded.step, source = excluded.source,
     next = excluded.next, versions = excluded.versions, internal = excluded.internal,

@@ -213,3 +213,27 @@ def test_a_cold_read_of_a_long_append_chain_kept_in_rows_takes_a_few_queries() -
     assert found is not None
     assert found.checkpoint.values["items"] == ["a", *range(1, 40)]
     assert len(queries) <= 6  # not one per link of the chain
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="PostgreSQL never reuses a pk (the put there names its parent by pk, and a parent "
+    "deleted meanwhile fails its foreign key)",
+)
+def test_a_put_never_links_to_another_threads_row_that_took_its_parents_pk() -> None:
+    # Without AUTOINCREMENT (SQLite, migration 0008) the pk of the newest row is free again
+    # once that row is deleted. A saver that remembered it as a parent must not link its next
+    # checkpoint to whichever row has that pk now.
+    saver, other = DjangoCheckpointSaver(), DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("gone", {"a": 1})
+    old_pk = models.Checkpoint.objects.get(checkpoint_id=first.checkpoint.id).pk
+    other.delete_thread("gone")
+    taken = Writer(SyncOps(other)).put("taker", {"b": 1})
+    taker_pk = models.Checkpoint.objects.get(checkpoint_id=taken.checkpoint.id).pk
+
+    second = Writer(SyncOps(saver)).put("gone", {"a": 2}, first)
+
+    row = models.Checkpoint.objects.get(checkpoint_id=second.checkpoint.id)
+    assert row.thread.thread_id == "gone"
+    assert row.parent_id is None  # its parent is gone: no link, not another thread's row
+    assert taker_pk == old_pk  # the case this test is about did happen

@@ -127,3 +127,75 @@ def test_checkpoints_keep_their_rows_and_lookups_with_fewer_indexes() -> None:
     assert ("thread_id",) in _index_columns("orchestration_checkpoint")
     assert ("thread_id",) in _index_columns("orchestration_fieldversion")
     _migrate_to_latest()
+
+
+def _checkpoint_table_sql() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s",
+            ["orchestration_checkpoint"],
+        )
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db
+def test_checkpoint_table_has_no_autoincrement_on_sqlite() -> None:
+    # AUTOINCREMENT updates sqlite_sequence on every insert: one more WAL page per superstep.
+    # A later migration that rebuilds the table would bring it back.
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's table layout")
+    assert "AUTOINCREMENT" not in _checkpoint_table_sql().upper()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkpoint_rows_keep_their_pks_links_and_writes_across_the_rowid_migration() -> None:
+    before = [("orchestration", "0007_checkpoint_vals")]
+    after = [("orchestration", "0008_checkpoint_rowid")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Thread = apps.get_model("orchestration", "Thread")
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    PendingWrite = apps.get_model("orchestration", "PendingWrite")
+    thread = Thread.objects.create(thread_id="old", graph_name="expense")
+    first = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input",
+        created_at="2026-01-01T00:00Z", vals=b"v",
+    )
+    second = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0002", parent=first, step=1, source="loop",
+        created_at="2026-01-01T00:01Z",
+    )
+    PendingWrite.objects.create(checkpoint=second, task_id="t", idx=0, channel="c", data=b"y")
+    indexes = _index_columns("orchestration_checkpoint")
+
+    def rows() -> list[tuple[object, ...]]:
+        return list(Checkpoint.objects.order_by("pk").values_list(
+            "pk", "checkpoint_id", "parent_id", "vals", "thread__thread_id"))
+
+    stored = rows()
+    for target in (after, before, after):  # forwards, back, forwards again: nothing lost
+        executor = MigrationExecutor(connection)
+        executor.migrate(target)
+        Checkpoint = executor.loader.project_state(target).apps.get_model(
+            "orchestration", "Checkpoint")
+        assert [(pk, cid, parent, bytes(vals) if vals else None, t)
+                for pk, cid, parent, vals, t in rows()] == [
+            (pk, cid, parent, bytes(vals) if vals else None, t)
+            for pk, cid, parent, vals, t in stored]
+        assert _index_columns("orchestration_checkpoint") == indexes
+        assert PendingWrite.objects.get().checkpoint_id == second.pk
+        if connection.vendor == "sqlite":
+            autoincrement = "AUTOINCREMENT" in _checkpoint_table_sql().upper()
+            assert autoincrement == (target == before)
+    # a new row after the migration takes the next pk, and the foreign keys still hold
+    third = Checkpoint.objects.create(
+        thread_id=thread.pk, checkpoint_id="0003", parent_id=second.pk, step=2, source="loop",
+        created_at="2026-01-01T00:02Z",
+    )
+    assert third.pk == second.pk + 1
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_key_check")
+            assert cursor.fetchall() == []
+    _migrate_to_latest()

@@ -10,6 +10,9 @@ connection, which is made by this wrapper too. The rule is one: a statement that
 write while no transaction is open takes the gate; the gate is let go as soon as no
 transaction is open any more (COMMIT, ROLLBACK, a failed BEGIN, an autocommit statement done,
 the connection closed).
+
+Each write transaction that ends also wakes the file's WAL checkpointer (`checkpointer.py`),
+so the WAL is copied back into the database in the background, not by a commit.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from typing import Any, TypeVar
 from django.db.backends.sqlite3 import base as sqlite_base
 from django.db.backends.sqlite3.creation import DatabaseCreation as SQLiteCreation
 
+from orchestration.runtime.sqlite_backend.checkpointer import (
+    BACKSTOP_PAGES,
+    WalCheckpointer,
+    checkpointer_for,
+)
 from orchestration.runtime.sqlite_backend.gate import WriteGate, gate_for
 
 T = TypeVar("T")
@@ -44,6 +52,7 @@ class GatedConnection(sqlite3.Connection):
     gate: WriteGate | None = None
     gate_timeout: float = 5.0
     holds_gate: bool = False
+    checkpointer: WalCheckpointer | None = None
 
     def gated(self, sql: str, run: Callable[[], T]) -> T:
         gate = self.gate
@@ -60,6 +69,8 @@ class GatedConnection(sqlite3.Connection):
         self.holds_gate = False
         assert self.gate is not None
         self.gate.release()
+        if self.checkpointer is not None:
+            self.checkpointer.note_write()
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
         return self.gated(sql, lambda: super(GatedConnection, self).execute(sql, *args))
@@ -114,8 +125,13 @@ class DatabaseWrapper(sqlite_base.DatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> GatedConnection:
         conn = super().get_new_connection({**conn_params, "factory": GatedConnection})
         # the init commands ran before the gate is set: PRAGMAs, nothing to queue for
-        conn.gate = gate_for(str(conn_params["database"]))
+        conn.gate = gate = gate_for(str(conn_params["database"]))
         conn.gate_timeout = float(conn_params.get("timeout", 5.0))
+        if gate is not None:  # a file (WAL) database: checkpoints in the background
+            init = str(self.settings_dict.get("OPTIONS", {}).get("init_command", ""))
+            if "wal_autocheckpoint" not in init:  # the settings' own value wins
+                conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            conn.checkpointer = checkpointer_for(os.path.realpath(str(conn_params["database"])))
         return conn
 
     def create_cursor(self, name: str | None = None) -> Any:

@@ -1,0 +1,94 @@
+"""WAL checkpoints in the background (orchestration/runtime/sqlite_backend/checkpointer.py):
+a commit leaves the WAL to the file's checkpointer thread, which copies it back soon after."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from orchestration.runtime.sqlite_backend.checkpointer import (
+    BACKSTOP_PAGES,
+    WalCheckpointer,
+    checkpointer_for,
+)
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's WAL"),
+]
+
+
+def _database() -> str:
+    return os.path.realpath(connection.settings_dict["NAME"])
+
+
+def test_our_connections_leave_the_wal_to_the_background_checkpointer() -> None:
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+    assert raw.checkpointer is checkpointer_for(_database())
+
+
+def _rows_in_main_file() -> int | None:
+    """Rows of `ckpt_rows` in the database file itself, the WAL ignored (read from a copy of
+    the main file alone); None while the table is not there (or the copy caught a page
+    being written)."""
+    copy = Path(_database() + ".copy")
+    try:
+        copy.write_bytes(Path(_database()).read_bytes())
+        conn = sqlite3.connect(copy)
+        try:
+            return int(conn.execute("SELECT count(*) FROM ckpt_rows").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return None
+        finally:
+            conn.close()
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def test_a_commit_is_copied_back_into_the_database_soon_after_without_the_writer() -> None:
+    connection.ensure_connection()
+    checkpointer = connection.connection.checkpointer
+    before = checkpointer.checkpoints
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE ckpt_rows (n INTEGER)")
+        for n in range(50):  # 50 autocommit transactions, each lets the gate go
+            cursor.execute("INSERT INTO ckpt_rows VALUES (%s)", [n])
+    # Far below the connections' automatic checkpoint: only the checkpointer copies them.
+    deadline = time.monotonic() + 30
+    while _rows_in_main_file() != 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _rows_in_main_file() == 50
+    assert checkpointer.checkpoints > before
+
+
+def test_a_removed_database_file_is_not_created_again_by_its_checkpointer(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "gone.sqlite3")
+    WalCheckpointer(path).checkpoint()
+    assert not os.path.exists(path)
+
+
+def test_a_database_whose_path_has_uri_characters_is_checkpointed(tmp_path: Path) -> None:
+    path = tmp_path / "odd ?#% name.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE t (n INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        checkpointer = WalCheckpointer(str(path))
+        checkpointer.checkpoint()
+        assert checkpointer.checkpoints == 1
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert log == done  # nothing was left to copy
+    finally:
+        conn.close()
+    assert not (tmp_path / "odd ").exists()  # not a file cut at the '?'
