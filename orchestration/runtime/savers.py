@@ -84,7 +84,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     flight, each still its own fenced transaction. Everything is flushed (and a failure
     raised) before the next put, any read or `put_writes`, and when the engine calls `flush`
     (at the end of a run and before a node declared with side effects runs). A put inside a
-    caller's `transaction.atomic`, or with a `fence` callable, is always synchronous.
+    caller's `transaction.atomic`, or with a `fence` callable, is always synchronous. On
+    PostgreSQL the put of a run's input checkpoint is not even sent until the first
+    superstep is done: that superstep's pending writes (an interrupt at its first node) then
+    commit in the same statement, and anything else sends it on its own first.
     """
 
     def __init__(
