@@ -111,11 +111,13 @@ _PG_FENCE = f"""fence AS (
 _PG_NO_FENCE = "fence AS (SELECT 1 AS ok)"
 
 
-def _pg_put_sql(fenced: bool, with_writes: bool = False) -> str:
+def _pg_put_sql(fenced: bool, with_writes: bool = False, own_writes: bool = False) -> str:
     """The put statement. `with_writes`: it first replaces the pending writes of the tasks
     in `w_task` on the parent checkpoint (writes held back by `put_writes_deferred`), and
     writes nothing at all (a third column, the parent's count, says 0) if that parent is
-    not there: one statement, so one transaction and one commit for both."""
+    not there: one statement, so one transaction and one commit for both. `own_writes`:
+    those writes go on the checkpoint this statement stores (a held input checkpoint and
+    its first superstep's pending writes, e.g. an interrupt), again in one commit."""
     source = "fence"
     writes = ""
     if with_writes:
@@ -174,8 +176,27 @@ row AS (
         created_at = EXCLUDED.created_at, created_by_id = EXCLUDED.created_by_id,
         reason = EXCLUDED.reason
     RETURNING c.id
-)
+){_pg_own_writes_sql() if own_writes else ""}
 SELECT (SELECT count(*) FROM fence), (SELECT id FROM row){tail}"""
+
+
+def _pg_own_writes_sql() -> str:
+    """The CTEs of `own_writes`: as `_pg_writes_sql`, with the stored row as the target. Its
+    earlier writes of the same tasks (a checkpoint id stored again) are replaced: the DELETE
+    sees the rows as they were before the statement, and is referenced so it runs first."""
+    return f""",
+odropped AS (
+    DELETE FROM {PENDING} w USING row
+    WHERE w.checkpoint_id = row.id AND w.task_id = ANY(%(w_task)s::text[]) RETURNING 1
+),
+oadded AS (
+    INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data)
+    SELECT row.id, w.task_id, w.idx, w.channel, w.data FROM row,
+        unnest(%(w_task)s::text[], %(w_idx)s::int[], %(w_channel)s::text[],
+               %(w_data)s::bytea[]) WITH ORDINALITY AS w(task_id, idx, channel, data, n)
+    WHERE (SELECT count(*) FROM odropped) >= 0
+    ORDER BY w.n
+)"""
 
 
 def _pg_writes_sql(fenced: bool) -> str:
@@ -211,6 +232,7 @@ def _sql(kind: str, vendor: str, fenced: bool) -> str:
         build = {
             "put": _pg_put_sql, "writes": _pg_writes_sql,
             "put+writes": lambda fenced: _pg_put_sql(fenced, with_writes=True),
+            "put+own writes": lambda fenced: _pg_put_sql(fenced, own_writes=True),
         }[kind]
         sql = _SQL_CACHE[key] = build(fenced)
     return sql
@@ -465,6 +487,7 @@ def put_job(
     parent_pk: int | None,
     checkpoint_ns: str = "",
     writes: Sequence[tuple[str, WriteRecord]] = (),
+    own_writes: Sequence[tuple[str, WriteRecord]] = (),
 ) -> PutJob:
     """The put as a job for a raw connection to `connection`'s database (Django's own, inside
     its transaction handling, or the write-behind writer's private one): it returns the new
@@ -473,9 +496,10 @@ def put_job(
 
     `writes` ((task id, write) in write order; PostgreSQL only): pending writes of the parent
     checkpoint that replace those tasks' earlier ones in the same statement, so they commit
-    with the put or not at all (`ParentMissing` if the parent is not there)."""
+    with the put or not at all (`ParentMissing` if the parent is not there). `own_writes`
+    (PostgreSQL only): pending writes of the stored checkpoint itself, in the same statement."""
     if connection.vendor != "postgresql":
-        if writes:
+        if writes or own_writes:
             raise ValueError("a put carries pending writes on PostgreSQL only")
         return _sqlite_put_job(
             connection, encoded, written_by=written_by, created_at=created_at,
@@ -514,13 +538,17 @@ def put_job(
         params["b_kind"] = [b.kind for b in blobs]
         params["b_base"] = [b.base or "" for b in blobs]
         params["b_data"] = [b.data for b in blobs]
-        if not writes:
+        if not writes and not own_writes:
             return PgPut(_sql("put", "postgresql", fenced), params)
-        params["w_task"] = [task_id for task_id, _ in writes]
-        params["w_idx"] = [w.idx for _, w in writes]
-        params["w_channel"] = [w.channel for _, w in writes]
-        params["w_data"] = [w.data for _, w in writes]
-        return PgPut(_sql("put+writes", "postgresql", fenced), params)
+        if writes and own_writes:
+            raise ValueError("a put carries its parent's pending writes or its own, not both")
+        carried = writes or own_writes
+        params["w_task"] = [task_id for task_id, _ in carried]
+        params["w_idx"] = [w.idx for _, w in carried]
+        params["w_channel"] = [w.channel for _, w in carried]
+        params["w_data"] = [w.data for _, w in carried]
+        kind = "put+writes" if writes else "put+own writes"
+        return PgPut(_sql(kind, "postgresql", fenced), params)
     raise AssertionError("unreachable: SQLite puts return above")
 
 

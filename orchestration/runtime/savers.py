@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
 from orchestration.runtime.write_behind import (
+    SendAhead,
     Writer,
     close_writer,
     current_writer,
@@ -82,7 +84,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     flight, each still its own fenced transaction. Everything is flushed (and a failure
     raised) before the next put, any read or `put_writes`, and when the engine calls `flush`
     (at the end of a run and before a node declared with side effects runs). A put inside a
-    caller's `transaction.atomic`, or with a `fence` callable, is always synchronous.
+    caller's `transaction.atomic`, or with a `fence` callable, is always synchronous. On
+    PostgreSQL the put of a run's input checkpoint is not even sent until the first
+    superstep is done: that superstep's pending writes (an interrupt at its first node) then
+    commit in the same statement, and anything else sends it on its own first.
     """
 
     def __init__(
@@ -109,6 +114,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         # order) and the checkpoint they belong to: they go with the next put, or at flush.
         self._held: dict[str, list[WriteRecord]] = {}
         self._held_at: CheckpointConfig | None = None
+        # The put of a run's input checkpoint, not yet sent (PostgreSQL write-behind): see
+        # `_write_behind`.
+        self._held_put: _HeldPut | None = None
         # `keep_next_read`: armed (True), then the head read it kept for one more read.
         self._keep_read = False
         self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
@@ -139,7 +147,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     def _kept_read(self, config: CheckpointConfig) -> CheckpointTuple | None:
         kept, self._kept = self._kept, None
         key = (config.thread_id, config.checkpoint_ns)
-        if config.checkpoint_id is not None or self._held or self._inflight is not None:
+        if (
+            config.checkpoint_id is not None or self._held or self._inflight is not None
+            or self._held_put is not None
+        ):
             self._keep_read = False
             return self._get_tuple(config)
         if kept is not None and kept[0] == key:
@@ -307,7 +318,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             raise _no_checkpoint_for_writes(thread_id, checkpoint_id)
 
     def _collect(self) -> None:
-        """Wait for the put in flight, if any (this saver's, or another's on this thread)."""
+        """Wait for the put in flight, if any (this saver's, or another's on this thread); a
+        held input put is sent first, as its own statement."""
+        held_put, self._held_put = self._held_put, None
+        if held_put is not None:
+            self._submit(held_put)
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             # Another saver on this thread may have a write in flight to the same database:
@@ -370,17 +385,43 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         lease = self.lease
         if lease is not None and lease.lost.is_set():
             raise LeaseLost(lease.run_id, lease.token)
+        put = _HeldPut(
+            writer, config.thread_id, config.checkpoint_ns, checkpoint.id, encoded,
+            self._put_args(config, checkpoint, metadata),
+        )
+        self._remember_put(encoded)
+        if not held and metadata.source == "input" and _sends_ahead(writer):
+            # A run's input checkpoint is followed by its first superstep, whose pending
+            # writes (an interrupt there, a failed task's finished siblings) then go in the
+            # same statement: one commit instead of two (`put_writes`). Anything else this
+            # saver does first sends it on its own (`_collect`), and as the input's caller
+            # still holds the input, a crash before that loses no more than a crash during
+            # the put: the thread is as it was before the call (a worker's retried run
+            # applies the run's input again). Another saver on this thread flushes this one
+            # before it reads or writes, as for a put in flight (`writer.owner`).
+            self._held_put = put
+            writer.owner = self
+            return
+        self._submit(put, writes=held)
+
+    def _submit(
+        self, put: _HeldPut, *, writes: Sequence[tuple[str, WriteRecord]] = (),
+        own_writes: Sequence[tuple[str, WriteRecord]] = (),
+    ) -> None:
+        """Send `put` on its writer (with its parent's held pending writes, or its own)."""
+        lease = self.lease
+        if lease is not None and lease.lost.is_set():
+            raise LeaseLost(lease.run_id, lease.token)
         fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
         connection = connections[self.using]
         job = checkpoint_sql.put_job(
-            connection, encoded, fence=fence, writes=held,
-            **self._put_args(config, checkpoint, metadata),
+            connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
+            **put.args,
         )
         if connection.vendor != "postgresql":
             job = checkpoint_sql.in_transaction(job)
-        writer.submit(job, self)
-        self._inflight = (writer, config.thread_id, checkpoint.id)
-        self._remember_put(encoded)
+        put.writer.submit(job, self)
+        self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
 
     def _put_args(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
@@ -405,6 +446,14 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         self._forget_kept_read()
         records = storage.encode_writes(writes, task_id)
+        held_put = self._held_put
+        if held_put is not None and held_put.names(config):
+            # The held input checkpoint's first pending writes: one statement, one commit,
+            # durable before this returns (an interrupt is reported only once it is).
+            self._held_put = None
+            self._submit(held_put, own_writes=[(task_id, w) for w in records])
+            self._collect()
+            return
         self.flush()
         self._write_pending(config.thread_id, config.checkpoint_id, task_id, records)
 
@@ -539,6 +588,29 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         return storage.read_tuples(
             records, self._cache, lambda pairs: self._fetch(thread_id, pairs), writes
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldPut:
+    """A write-behind put, encoded, not yet sent."""
+
+    writer: Writer
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    encoded: storage.EncodedPut
+    args: dict[str, Any]
+
+    def names(self, config: CheckpointConfig) -> bool:
+        """Whether `config` names this put's checkpoint."""
+        return (config.thread_id, config.checkpoint_id, config.checkpoint_ns) == (
+            self.thread_id, self.checkpoint_id, self.checkpoint_ns
+        )
+
+
+def _sends_ahead(writer: Writer) -> bool:
+    """PostgreSQL's writer: only its put statement takes the checkpoint's own writes."""
+    return isinstance(writer, SendAhead)
 
 
 def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
