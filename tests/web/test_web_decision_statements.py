@@ -116,3 +116,36 @@ def test_decided_review_page_reads_the_decision_with_its_author(make_user, start
     assert len(decision_reads) == 1 and 'JOIN "auth_user"' in decision_reads[0]
     # the only user read is the signed-in one's (no auth cache in tests)
     assert sum(s.startswith('SELECT "auth_user"') for s in sql) == 1
+
+
+def test_thread_history_in_one_statement_keeps_what_it_shows(
+    make_user, start_paused, django_capture_on_commit_callbacks
+):
+    from approvals.selectors import thread_history
+    from orchestration.runtime.events import publish
+
+    review = start_paused()
+    thread = review.thread
+    client = Client()
+    client.force_login(make_user("reviewer", username="dora"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("review-decide", args=[review.pk]),
+                    {"action": "reject", "comment": "Numbers do not add up"})
+        publish("run_progress", thread=thread, data={"message": "quiet"})
+        publish("run_failed", thread=thread, data={"error": "boom"}, reason="why not")
+    with CaptureQueriesContext(connection) as ctx:
+        history = thread_history(thread)
+    assert len(ctx.captured_queries) == 1
+    assert history[0].kind == "run_failed" and history[0].text == "run failed: boom"
+    assert history[0].reason == "why not" and history[0].actor == ""
+    assert all(item.kind != "run_progress" for item in history)
+    decided = [item for item in history if item.kind == "decision"]
+    assert len(decided) == 1
+    assert decided[0].text == f"Reject — {review.title or review.node}"
+    assert (decided[0].actor, decided[0].reason, decided[0].review_pk) == (
+        "dora", "Numbers do not add up", review.pk)
+    queued = next(item for item in history if item.kind == "run_queued")
+    assert queued.actor == "dora" and queued.text.startswith("run queued (run ")
+    assert all(item.at.tzinfo is not None for item in history)
+    assert [item.at for item in history] == sorted((item.at for item in history), reverse=True)
+    assert len(thread_history(thread, limit=2)) == 2
