@@ -248,9 +248,11 @@ def _history_sql() -> str:
     event, decision, review = Event._meta.db_table, Decision._meta.db_table, \
         ReviewRequest._meta.db_table
     quiet = ", ".join(["%s"] * len(HISTORY_QUIET))
+    # only quoted table and column names from the models go into the text; values are params
     return (
-        f"SELECT * FROM (SELECT 0 AS branch, e.id AS seq, e.created_at, e.kind, u.{username}, "
-        f"e.reason, CAST(e.data AS TEXT), e.run_id, CAST(NULL AS BIGINT) AS review_id, "
+        "SELECT * FROM (SELECT 0 AS branch, e.id AS seq, e.created_at, e.kind, "  # noqa: S608
+        f"u.{username}, e.reason, CAST(e.data AS TEXT), e.run_id, "
+        f"CAST(NULL AS BIGINT) AS review_id, "
         f"NULL AS title, NULL AS node, "
         f"NULL AS text FROM {q(event)} e LEFT OUTER JOIN {q(user.db_table)} u "
         f"ON u.id = e.actor_id WHERE e.thread_id = %s AND e.kind NOT IN ({quiet}) "
