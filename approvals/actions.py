@@ -278,8 +278,11 @@ def _resume(user: AbstractBaseUser, review: ReviewRequest, decision: Decision) -
     if decision.comment:
         reason += f": {decision.comment}"
     try:
+        # savepoint=False: do_decide's atomic block is ours; any error here leaves it (as
+        # ReviewError), and it rolls back the decision and the run together
         return runs.answer_thread(
-            review.thread, {review.interrupt_id: answer}, user=user, reason=reason
+            review.thread, {review.interrupt_id: answer}, user=user, reason=reason,
+            savepoint=False,
         )
     except runs.RunError as exc:
         raise ReviewError(f"The decision was not recorded: {exc}") from exc

@@ -156,7 +156,9 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         for key, cid in (("asked_url", asked_id), ("parent_url", parent_id)):
             if cid:
                 urls[key] = reverse("checkpoint-state", args=[thread.thread_id, cid])
-    decision = getattr(review, "decision", None) if review.status == "decided" else None
+    # with its author in the same query: the decision panel names them
+    decision = (Decision.objects.select_related("decided_by").filter(review=review).first()
+                if review.status == ReviewRequest.Status.DECIDED else None)
     return {
         "review": review,
         "thread": thread,

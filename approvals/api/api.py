@@ -279,7 +279,8 @@ def create_thread(request: HttpRequest, payload: ThreadIn) -> HttpResponse:
                                     thread_id=payload.thread_id)
         except runs.RunError as exc:
             raise ApiProblem(409, str(exc)) from None
-        return 201, {"thread_id": run.thread.thread_id, "run": _run_json(run)}
+        # the run as start_thread created it in this transaction: nothing to read back
+        return 201, {"thread_id": run.thread.thread_id, "run": shapes.run_dict(run)}
 
     return run_once(request, user, work)
 
@@ -442,11 +443,13 @@ def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> 
             decision = do_decide(user, review, decision_input)
         except ReviewError as exc:
             raise ApiProblem(409, str(exc)) from None
-        fresh = ReviewRequest.objects.select_related("thread", "decision__decided_by").get(
-            pk=review.pk
-        )
-        run = Run.objects.select_related("thread").get(pk=decision.resumed_run_id)
-        return 200, {"review": shapes.review_dict(fresh), "run": shapes.run_dict(run)}
+        # Answered from what this transaction wrote, not read back: do_decide's conditional
+        # update decided the review, and the decision and its run are the rows it created or
+        # locked (two queries of the twenty-odd a decision makes).
+        review.status = ReviewRequest.Status.DECIDED
+        review.decision = decision
+        run = decision.resumed_run
+        return 200, {"review": shapes.review_dict(review), "run": shapes.run_dict(run)}
 
     return run_once(request, user, work)
 

@@ -84,7 +84,8 @@ def start_thread(
             status=Thread.Status.RUNNING,
             started_by=_user_or_none(user),
         )
-        run = _create_run(thread, Run.Kind.START, user=user, reason="", input=payload)
+        run = _create_run(thread, Run.Kind.START, user=user, reason="", input=payload,
+                          new_thread=True)
     return run
 
 
@@ -106,7 +107,8 @@ def resume_thread(thread: Thread, command: Any | None, *, user: Any, reason: str
 
 
 def answer_thread(
-    thread: Thread, answers: Mapping[str, Any], *, user: Any, reason: str = ""
+    thread: Thread, answers: Mapping[str, Any], *, user: Any, reason: str = "",
+    savepoint: bool = True,
 ) -> Run:
     """Deliver answers to interrupts of `thread` (interrupt id -> answer); returns the run that
     carries them into the engine.
@@ -117,11 +119,15 @@ def answer_thread(
     (see `tasks.RunExecution`), so none is lost and the thread resumes once per answer at
     most. The active run's row is locked first, so two answers never overwrite each other
     and a worker finishing the run sees every answer committed before it paused.
+
+    `savepoint=False`: inside the caller's transaction, no savepoint of its own; for a caller
+    whose own atomic block rolls back everything this does when it raises, and which lets
+    every error leave that block (a decision: two statements fewer).
     """
     _check_resumable(thread)
     if not answers:
         raise InvalidRunInput("answer_thread needs at least one answer (interrupt id -> answer)")
-    with _one_active_run(thread.thread_id), transaction.atomic():
+    with _one_active_run(thread.thread_id), transaction.atomic(savepoint=savepoint):
         for attempt in range(2):
             active = _lock_active_run(thread)
             if active is not None:
@@ -133,7 +139,7 @@ def answer_thread(
                     return _create_run(
                         thread, Run.Kind.RESUME, user=user, reason=reason,
                         input=_encode(RunInput.resume_with(answers)),
-                        previous=_latest_run(thread),
+                        previous=_latest_run(thread), none_active=True,
                     )
             except IntegrityError:
                 if attempt:
@@ -389,19 +395,28 @@ def _tasks_share_our_transaction() -> bool:
 
 
 def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: bytes,
-                previous: Run | None = None, **fields: Any) -> Run:
-    if Run.objects.filter(thread=thread, status__in=Run.ACTIVE).exists():
+                previous: Run | None = None, none_active: bool = False,
+                new_thread: bool = False, **fields: Any) -> Run:
+    """Queue a run of `thread`. The caller may say what it already knows in this
+    transaction, and its statements are not sent again (a decision's request makes about
+    twenty): `none_active`, it just found no active run (`answer_thread`'s locking read);
+    `new_thread`, it just created the thread, running, so no run of it exists and nothing is
+    to move. The one-active-run constraint still refuses a run committed meanwhile."""
+    if not (none_active or new_thread) and Run.objects.filter(
+        thread=thread, status__in=Run.ACTIVE
+    ).exists():
         raise IntegrityError("run_one_active_per_thread")
     actor = _user_or_none(user)
     run = Run.objects.create(
         thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
         previous=previous, **fields,
     )
-    Run.objects.close_paused(thread.pk)
-    Thread.objects.filter(pk=thread.pk).update(
-        status=Thread.Status.RUNNING, updated_at=timezone.now()
-    )
-    thread.status = Thread.Status.RUNNING
+    if not new_thread:
+        Run.objects.close_paused(thread.pk)
+        Thread.objects.filter(pk=thread.pk).update(
+            status=Thread.Status.RUNNING, updated_at=timezone.now()
+        )
+        thread.status = Thread.Status.RUNNING
     publish("run_queued", run=run, thread=thread, actor=actor, reason=reason,
             data={"kind": kind})
     _enqueue(run)
