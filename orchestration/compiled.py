@@ -8,16 +8,24 @@ from collections.abc import (
     Callable,
     Coroutine,
     Generator,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig, CheckpointTuple
+from orchestration.checkpoint.base import (
+    BaseCheckpointSaver,
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.checkpoint.storage.trusted import check_builder
 from orchestration.config import as_checkpoint_config, run_config, split_config
 from orchestration.context import RunContext
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
@@ -34,21 +42,47 @@ from orchestration.pregel.subgraphs import (
 )
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
-from orchestration.types import StateSnapshot
+from orchestration.types import Interrupt, StateSnapshot
 
 if TYPE_CHECKING:
     from orchestration.store.base import BaseStore
 
-# `_snapshot` fills a StateSnapshot's slots directly, in this order: every field, or it fails
+# `_SnapshotBuilder` fills a StateSnapshot's slots in this order: every field, or it fails
 # here (import time) rather than leaving a field unset.
 _SNAPSHOT_FIELDS = (
     "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts", "tasks"
 )
 if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
-    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _snapshot")
-_new_object = object.__new__
+    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _SnapshotBuilder")
 DEFAULT_RECURSION_LIMIT = 10_000
-_SNAPSHOT_SLOTS = tuple(StateSnapshot.__dict__[name].__set__ for name in _SNAPSHOT_FIELDS)
+
+
+class _SnapshotBuilder:
+    """Builds a `StateSnapshot` (without pending tasks) the way `checkpoint.storage.trusted`
+    builds the saver port's frozen classes: a history builds hundreds."""
+
+    __slots__ = _SNAPSHOT_FIELDS
+
+    def __init__(
+        self, values: Any, next: tuple[str, ...], config: CheckpointConfig,
+        metadata: CheckpointMetadata | None, created_at: datetime | None,
+        parent_config: CheckpointConfig | None, interrupts: tuple[Interrupt, ...],
+    ) -> None:
+        self.values = values
+        self.next = next
+        self.config = config
+        self.metadata = metadata
+        self.created_at = created_at
+        self.parent_config = parent_config
+        self.interrupts = interrupts
+        self.tasks = ()
+        self.__class__ = StateSnapshot  # type: ignore[assignment]
+
+
+check_builder(
+    _SnapshotBuilder({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, ()),
+    StateSnapshot({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, ()),
+)
 
 
 def _as_config(config: Any, saver: BaseCheckpointSaver | None) -> tuple[CheckpointConfig, dict]:
@@ -300,28 +334,28 @@ class CompiledGraph:
         return self.saver
 
     def _snapshot(self, tup: CheckpointTuple) -> StateSnapshot:
-        # A history builds hundreds of these: the frozen dataclass's slots are set directly
-        # (its __init__ sets each through object.__setattr__), an equal, immutable object.
-        checkpoint = tup.checkpoint
+        return self._snapshots((tup,))[0]
+
+    def _snapshots(self, tuples: Iterable[CheckpointTuple]) -> list[StateSnapshot]:
+        # A history builds hundreds of these: one loop with its names bound once, each
+        # snapshot made by the trusted builder (an equal, immutable StateSnapshot).
         schema = self.spec.schema
-        snapshot = _new_object(StateSnapshot)
-        (
-            set_values, set_next, set_config, set_metadata, set_created, set_parent,
-            set_interrupts, set_tasks,
-        ) = _SNAPSHOT_SLOTS
-        set_values(
-            snapshot,
-            dict(checkpoint.values) if schema.kind == "typeddict"
-            else schema.instance(checkpoint.values),
-        )
-        set_next(snapshot, tuple(checkpoint.next))
-        set_config(snapshot, tup.config)
-        set_metadata(snapshot, tup.metadata)
-        set_created(snapshot, checkpoint.ts)
-        set_parent(snapshot, tup.parent_config)
-        set_interrupts(snapshot, interrupts_of(tup) if tup.pending_writes else ())
-        set_tasks(snapshot, ())
-        return snapshot
+        typeddict = schema.kind == "typeddict"
+        build: Callable[..., StateSnapshot] = _SnapshotBuilder  # type: ignore[assignment]
+        snapshots: list[StateSnapshot] = []
+        append = snapshots.append
+        for tup in tuples:
+            checkpoint = tup.checkpoint
+            append(build(
+                dict(checkpoint.values) if typeddict else schema.instance(checkpoint.values),
+                tuple(checkpoint.next),
+                tup.config,
+                tup.metadata,
+                checkpoint.ts,
+                tup.parent_config,
+                interrupts_of(tup) if tup.pending_writes else (),
+            ))
+        return snapshots
 
     def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
         if config.checkpoint_id is not None:
@@ -377,7 +411,7 @@ class CompiledGraph:
             before=_before(config, before),
             filter=filter,
         )
-        return [self._snapshot(t) for t in reversed(tuples)]
+        return self._snapshots(reversed(tuples))
 
     def aget_state_history(
         self,
@@ -406,7 +440,7 @@ class CompiledGraph:
             before=_before(config, before),
             filter=filter,
         )
-        return [self._snapshot(t) for t in reversed(tuples)]
+        return self._snapshots(reversed(tuples))
 
     def update_state(
         self,

@@ -63,3 +63,31 @@ def test_trusted_objects_equal_what_the_constructors_build() -> None:
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.checkpoint.id = "3"  # type: ignore[misc]
+
+
+def test_builder_guard_refuses_an_object_unlike_the_constructors() -> None:
+    config = CheckpointConfig("t", "1")
+    trusted.check_builder(trusted.trusted_config("t", "1"), config)
+    with pytest.raises(TypeError, match="the builder of CheckpointConfig made"):
+        trusted.check_builder(trusted.trusted_config("t", "2"), config)
+    with pytest.raises(TypeError, match="update the builder with the class"):
+        trusted.check_builder(("t", "1", ""), config)
+
+
+def test_built_objects_are_instances_of_the_frozen_classes_themselves() -> None:
+    ts = datetime(2025, 1, 1, tzinfo=UTC)
+    built = trusted.trusted_tuple(
+        trusted.trusted_config("t", "2"),
+        trusted.trusted_checkpoint("2", ts, {"a": 1}, {"a": "2"}, (), {}),
+        trusted.trusted_metadata("loop", 1, {}, {}),
+        None,
+        (),
+    )
+    assert type(built) is CheckpointTuple
+    assert type(built.config) is CheckpointConfig
+    assert type(built.checkpoint) is Checkpoint
+    assert type(built.metadata) is CheckpointMetadata
+    assert hash(built.config) == hash(CheckpointConfig("t", "2"))
+    assert dataclasses.replace(built.checkpoint, id="3").id == "3"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.metadata.step = 2  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from orchestration import (
 )
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.reducers import topic
+from orchestration.types import StateSnapshot
 
 
 @dataclass
@@ -285,3 +287,25 @@ def test_threads_are_independent(saver) -> None:
     compiled.invoke({"value": 1}, CheckpointConfig("one"))
     compiled.invoke({"value": 2}, CheckpointConfig("two"))
     assert compiled.get_state(CheckpointConfig("one")).values.value == 1
+
+
+
+def test_history_snapshots_are_frozen_state_snapshots_equal_to_get_state(saver, config) -> None:
+    """History builds its snapshots without StateSnapshot's constructor (hundreds at a time):
+    they are plain, frozen StateSnapshots, equal to what get_state and the constructor give,
+    and each owns its values."""
+    compiled = graph_ab(saver)
+    compiled.invoke(None, config)
+    history = compiled.get_state_history(config)
+    latest = compiled.get_state(config)
+    assert all(type(s) is StateSnapshot for s in history)
+    assert history[0] == latest
+    assert history[0] == StateSnapshot(
+        latest.values, latest.next, latest.config, latest.metadata, latest.created_at,
+        latest.parent_config, latest.interrupts, latest.tasks,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        history[0].values = Log()  # type: ignore[misc]
+    history[0].values.log.append("changed by the caller")
+    assert compiled.get_state(config).values.log == ["a", "b"]
+    assert compiled.get_state_history(config)[0].values.log == ["a", "b"]

@@ -42,7 +42,7 @@ def unpack_inline(
     if vals is None:
         return found
     try:
-        for field, kind, base, data in serde.loads(bytes(vals)):
+        for field, kind, base, data in serde.loads(vals):  # any buffer: no copy
             if type(field) is not str:
                 continue
             if kind == VALUE_CODE:

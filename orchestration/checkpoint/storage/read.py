@@ -13,13 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from orchestration.checkpoint import serde
-from orchestration.checkpoint.base import (
-    Checkpoint,
-    CheckpointConfig,
-    CheckpointMetadata,
-    CheckpointTuple,
-    PendingWrite,
-)
+from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple, PendingWrite
 from orchestration.checkpoint.storage.cache import ValueCache
 from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, array_header, split_array
 from orchestration.checkpoint.storage.records import (
@@ -33,15 +27,14 @@ from orchestration.checkpoint.storage.records import (
     WriteRecord,
 )
 from orchestration.checkpoint.storage.trusted import (
-    CHECKPOINT_SLOTS,
-    METADATA_SLOTS,
-    TUPLE_SLOTS,
+    trusted_checkpoint,
     trusted_config,
+    trusted_metadata,
+    trusted_tuple,
 )
 from orchestration.errors import SerializationError
 
 _NO_BLOBS: Mapping[Pair, Blob] = {}
-_new = object.__new__
 _unpack_count = COUNT.unpack_from
 _version = itemgetter(1)  # of a (field, version) pair
 
@@ -161,9 +154,10 @@ def read_rows(
     # Many: fetch every version's own blob, so each is decoded once along its chain instead
     # of each cached full value being decoded on its own.
     pairs = dict.fromkeys([pair for row in rows for pair in row[5].items()])
-    wanted = [
-        pair for pair in pairs if not (one and cache.value(thread_id, *pair) is not None)
-    ]
+    wanted = (
+        [pair for pair in pairs if cache.value(thread_id, *pair) is None] if one
+        else list(pairs)
+    )
     blobs: Mapping[Pair, Blob] = known
     if wanted:
         fetched = fetch(wanted)
@@ -171,9 +165,7 @@ def read_rows(
     reader = _Reader(thread_id, cache, blobs, cache_first=one)
     if not one:
         reader.prime(pairs)
-    build = reader.build
-    no_writes: tuple[WriteRecord, ...] = ()
-    tuples = [build(row, writes.get(row[0], no_writes)) for row in rows]
+    tuples = reader.build_all(rows, writes)
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
     # to store a grown one as its new items only; and the read of the head after that put
     # (a worker recording how the run ended) finds the fields it did not change here,
@@ -251,47 +243,63 @@ class _Reader:
         # Configs are immutable: a checkpoint's config is its child's parent_config.
         self.configs: dict[str, CheckpointConfig] = {}
 
-    def config(self, checkpoint_id: str) -> CheckpointConfig:
-        config = self.configs.get(checkpoint_id)
-        if config is None:
-            config = self.configs[checkpoint_id] = trusted_config(self.thread_id, checkpoint_id)
-        return config
+    def build_all(
+        self, rows: Sequence[ReadRow], writes: Mapping[str, Sequence[WriteRecord]]
+    ) -> list[CheckpointTuple]:
+        """The tuples of `rows`, each with fresh containers (callers may mutate what they get).
 
-    def build(self, row: ReadRow, writes: Sequence[WriteRecord]) -> CheckpointTuple:
-        """Every call builds fresh containers (callers may mutate what they get). A listing
-        builds hundreds: the trusted constructors are inlined (see `trusted`)."""
-        cid, parent_id, step, source, next_, versions, internal, writes_raw, extra, ts = row
-        value = self.value
-        checkpoint = _new(Checkpoint)
-        set_id, set_ts, set_values, set_versions, set_next, set_internal = CHECKPOINT_SLOTS
-        set_id(checkpoint, cid)
-        set_ts(checkpoint, ts)
-        set_values(checkpoint, {name: value((name, v)) for name, v in versions.items()})
-        set_versions(checkpoint, versions.copy())
-        set_next(checkpoint, next_)
-        set_internal(checkpoint, {} if internal is None else internal)
-        metadata = _new(CheckpointMetadata)
-        set_source, set_step, set_writes, set_extra = METADATA_SLOTS
-        set_source(metadata, source)
-        set_step(metadata, step)
-        set_writes(metadata, self._metadata_writes(writes_raw, versions) if writes_raw else {})
-        set_extra(metadata, extra)
+        A listing builds hundreds, so this is one loop with every name it uses bound once,
+        the trusted builders (see `trusted`), and the listing's common cases
+        inlined too: a list value that is a prefix of its chain's shared list (what `value`
+        would return: a copy of that prefix), a scalar kept in its row, a config already
+        built (a checkpoint's config is its child's `parent_config`)."""
+        thread_id = self.thread_id
+        value, metadata_writes = self.value, self._metadata_writes
+        node_of, blob_of = self.nodes.get, self.blobs.get
         configs = self.configs
-        config = configs.get(cid)
-        if config is None:
-            config = configs[cid] = trusted_config(self.thread_id, cid)
-        tup = _new(CheckpointTuple)
-        set_config, set_checkpoint, set_metadata, set_parent, set_pending = TUPLE_SLOTS
-        set_config(tup, config)
-        set_checkpoint(tup, checkpoint)
-        set_metadata(tup, metadata)
-        set_parent(tup, self.config(parent_id) if parent_id else None)
-        set_pending(
-            tup,
-            tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in writes])
-            if writes else (),
-        )
-        return tup
+        config_of = configs.get
+        new_config, new_checkpoint = trusted_config, trusted_checkpoint
+        new_metadata, new_tuple = trusted_metadata, trusted_tuple
+        writes_of = writes.get
+        tuples: list[CheckpointTuple] = []
+        append = tuples.append
+        for cid, parent_id, step, source, next_, versions, internal, raw, extra, ts in rows:
+            values: dict[str, Any] = {}
+            for pair in versions.items():
+                node = node_of(pair)
+                if node is None:
+                    blob = blob_of(pair)
+                    if blob is not None and blob.kind == VALUE:
+                        values[pair[0]] = blob.value  # immutable: shared
+                        continue
+                elif node.shared:
+                    count = node.count
+                    if count is not None:
+                        items = node.value
+                        if node.handed or len(items) != count:
+                            values[pair[0]] = items[:count]
+                            continue
+                values[pair[0]] = value(pair)
+            config = config_of(cid)
+            if config is None:
+                config = configs[cid] = new_config(thread_id, cid)
+            parent = None
+            if parent_id:
+                parent = config_of(parent_id)
+                if parent is None:
+                    parent = configs[parent_id] = new_config(thread_id, parent_id)
+            pending = writes_of(cid)
+            append(new_tuple(
+                config,
+                new_checkpoint(
+                    cid, ts, values, versions.copy(), next_, {} if internal is None else internal
+                ),
+                new_metadata(source, step, metadata_writes(raw, versions) if raw else {}, extra),
+                parent,
+                tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in pending])
+                if pending else (),
+            ))
+        return tuples
 
     def value(self, pair: Pair) -> Any:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
