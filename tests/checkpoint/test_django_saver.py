@@ -6,11 +6,10 @@ import dataclasses
 
 import pytest
 from checkpoint_helpers import SyncOps, Writer
+from django.db import connection
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.checkpoint.base import new_checkpoint_id
-from django.db import connection
-
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.savers import DjangoCheckpointSaver
 
@@ -195,7 +194,8 @@ def test_small_field_versions_live_in_the_checkpoint_row_on_sqlite_and_read_back
         "items": ["a", "i1", "i2", "i3", "i4", "i5"], "note": "n5", "big": big,
     }
     history = DjangoCheckpointSaver().list(CheckpointConfig("inline"))
-    assert [t.checkpoint.values["items"][-1] for t in history] == ["a", "i1", "i2", "i3", "i4", "i5"]
+    last_items = [t.checkpoint.values["items"][-1] for t in history]
+    assert last_items == ["a", "i1", "i2", "i3", "i4", "i5"]
     assert {t.checkpoint.values["big"] for t in history} == {big}
 
 
