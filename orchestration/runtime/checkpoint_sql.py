@@ -128,18 +128,7 @@ wtarget AS (
     SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id, fence
     WHERE t.thread_id = %(thread_id)s AND c.checkpoint_id = %(parent_id)s
 ),
-wdropped AS (
-    DELETE FROM {PENDING} w USING wtarget
-    WHERE w.checkpoint_id = wtarget.id AND w.task_id = ANY(%(w_task)s::text[]) RETURNING 1
-),
-wadded AS (
-    INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data)
-    SELECT wtarget.id, w.task_id, w.idx, w.channel, w.data FROM wtarget,
-        unnest(%(w_task)s::text[], %(w_idx)s::int[], %(w_channel)s::text[],
-               %(w_data)s::bytea[]) WITH ORDINALITY AS w(task_id, idx, channel, data, n)
-    WHERE (SELECT count(*) FROM wdropped) >= 0
-    ORDER BY w.n
-),"""
+{_pg_replace_writes("wtarget", "wdropped", "wadded")},"""
     tail = ", (SELECT count(*) FROM wtarget)" if with_writes else ""
     return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},{writes}
 thread AS (
@@ -184,17 +173,24 @@ def _pg_own_writes_sql() -> str:
     """The CTEs of `own_writes`: as `_pg_writes_sql`, with the stored row as the target. Its
     earlier writes of the same tasks (a checkpoint id stored again) are replaced: the DELETE
     sees the rows as they were before the statement, and is referenced so it runs first."""
-    return f""",
-odropped AS (
-    DELETE FROM {PENDING} w USING row
-    WHERE w.checkpoint_id = row.id AND w.task_id = ANY(%(w_task)s::text[]) RETURNING 1
+    return ",\n" + _pg_replace_writes("row", "odropped", "oadded")
+
+
+def _pg_replace_writes(target: str, dropped: str, added: str) -> str:
+    """Two CTEs that replace the pending writes of the tasks in `w_task` on the checkpoint
+    row of CTE `target`: the DELETE is referenced by the INSERT, so it runs first (the tasks'
+    earlier writes are gone, and their unique keys free, before the new ones go in, in write
+    order)."""
+    return f"""{dropped} AS (
+    DELETE FROM {PENDING} w USING {target}
+    WHERE w.checkpoint_id = {target}.id AND w.task_id = ANY(%(w_task)s::text[]) RETURNING 1
 ),
-oadded AS (
+{added} AS (
     INSERT INTO {PENDING} (checkpoint_id, task_id, idx, channel, data)
-    SELECT row.id, w.task_id, w.idx, w.channel, w.data FROM row,
+    SELECT {target}.id, w.task_id, w.idx, w.channel, w.data FROM {target},
         unnest(%(w_task)s::text[], %(w_idx)s::int[], %(w_channel)s::text[],
                %(w_data)s::bytea[]) WITH ORDINALITY AS w(task_id, idx, channel, data, n)
-    WHERE (SELECT count(*) FROM odropped) >= 0
+    WHERE (SELECT count(*) FROM {dropped}) >= 0
     ORDER BY w.n
 )"""
 
