@@ -126,3 +126,20 @@ def leased_run(thread_id: str) -> tuple[Any, Any]:
         lease_token="token", attempts=1,
     )
     return run, Lease(run_id=run.pk, token="token", seconds=30.0)
+
+
+def pending_write_channels(thread_id: str) -> list[str]:
+    """The channels of the thread's committed pending writes, in write order, read on Django's
+    connection (what another process would see)."""
+    from orchestration.runtime import models
+
+    return list(
+        models.PendingWrite.objects.filter(checkpoint__thread__thread_id=thread_id)
+        .order_by("id").values_list("channel", flat=True)
+    )
+
+
+def checkpoint_count(thread_id: str) -> int:
+    from orchestration.runtime import models
+
+    return models.Checkpoint.objects.filter(thread__thread_id=thread_id).count()

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from runtime_helpers import HERE, ROOT, leased_run, subprocess_env
+from runtime_helpers import (
+    HERE,
+    ROOT,
+    checkpoint_count,
+    leased_run,
+    pending_write_channels,
+    subprocess_env,
+)
 from write_behind_graphs import ask_graph
 
 from orchestration import END, StateGraph, interrupt
@@ -40,18 +47,6 @@ def _postgres_only() -> None:
         pytest.skip("answers ride with the put on PostgreSQL's send-ahead writer only")
 
 
-def _answers_stored(thread_id: str) -> list[str]:
-    """The channels of the thread's committed pending writes, read on Django's connection."""
-    return list(
-        models.PendingWrite.objects.filter(checkpoint__thread__thread_id=thread_id)
-        .order_by("id").values_list("channel", flat=True)
-    )
-
-
-def _checkpoints(thread_id: str) -> int:
-    return models.Checkpoint.objects.filter(thread__thread_id=thread_id).count()
-
-
 @dataclass
 class Q:
     answer: str = ""
@@ -74,17 +69,17 @@ def test_the_answer_commits_with_the_resumed_superstep_not_before() -> None:
     _postgres_only()
     _, lease = leased_run("held")
     seen: list[list[str]] = []
-    graph = _asker(lambda _: seen.append(_answers_stored("held"))).with_checkpoint_saver(
+    graph = _asker(lambda _: seen.append(pending_write_channels("held"))).with_checkpoint_saver(
         DjangoCheckpointSaver(lease=lease, durability="async")
     )
     config = CheckpointConfig("held")
     graph.invoke({}, config)
-    assert _answers_stored("held") == ["__interrupt__"] and _checkpoints("held") == 1
+    assert pending_write_channels("held") == ["__interrupt__"] and checkpoint_count("held") == 1
     assert graph.invoke(Command(resume="yes"), config).answer == "yes"
     # While the node ran the answer was not committed yet: it went with the next put.
     assert seen == [["__interrupt__"]]
-    assert _checkpoints("held") == 2
-    assert sorted(_answers_stored("held")) == ["__interrupt__", "__resume__"]
+    assert checkpoint_count("held") == 2
+    assert sorted(pending_write_channels("held")) == ["__interrupt__", "__resume__"]
     head = DjangoCheckpointSaver().get_tuple(config)
     assert head is not None and head.checkpoint.values["answer"] == "yes"
     parent = DjangoCheckpointSaver().get_tuple(head.parent_config)  # type: ignore[arg-type]
@@ -112,12 +107,12 @@ def test_a_crash_before_the_put_leaves_the_thread_waiting_and_a_second_delivery_
     state = graph.get_state(config)
     assert state.config.checkpoint_id == paused_at.checkpoint.id
     assert [i.value for i in state.interrupts] == ["approve?"]
-    assert _answers_stored("crash-answer") == ["__interrupt__"]
+    assert pending_write_channels("crash-answer") == ["__interrupt__"]
 
     final = graph.invoke(Command(resume="yes"), config)  # a worker's retry does this
     assert final.answer == "yes"
     assert Counter(log.read_text().split()) == {"asked": 3, "answered-yes": 2}
-    assert _checkpoints("crash-answer") == 2  # the paused checkpoint and the resumed one
+    assert checkpoint_count("crash-answer") == 2  # the paused checkpoint and the resumed one
     assert graph.get_state(config).next == ()
 
 
@@ -137,8 +132,8 @@ def test_a_lost_lease_writes_neither_the_answer_nor_the_superstep() -> None:
     graph.invoke({}, config)
     with pytest.raises(LeaseLost):
         graph.invoke(Command(resume="yes"), config)
-    assert _checkpoints("revoked") == 1
-    assert _answers_stored("revoked") == ["__interrupt__"]
+    assert checkpoint_count("revoked") == 1
+    assert pending_write_channels("revoked") == ["__interrupt__"]
 
 
 def test_a_failing_resumed_node_still_leaves_its_answer_stored() -> None:
@@ -156,6 +151,6 @@ def test_a_failing_resumed_node_still_leaves_its_answer_stored() -> None:
     graph.invoke({}, config)
     with pytest.raises(RuntimeError, match="broke"):
         graph.invoke(Command(resume="yes"), config)
-    assert sorted(_answers_stored("failing")) == ["__interrupt__", "__resume__"]
-    assert _checkpoints("failing") == 1
+    assert sorted(pending_write_channels("failing")) == ["__interrupt__", "__resume__"]
+    assert checkpoint_count("failing") == 1
     assert graph.get_state(config).interrupts == ()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import pytest
 from django.db import connection
-from runtime_helpers import leased_run
+from runtime_helpers import checkpoint_count, leased_run, pending_write_channels
 
 from orchestration import END, START, StateGraph, interrupt
 from orchestration.checkpoint import CheckpointConfig
@@ -35,17 +35,6 @@ def _close_writers() -> Any:
 def _postgres_only() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the input put is held for its first superstep on PostgreSQL only")
-
-
-def _writes_stored(thread_id: str) -> list[str]:
-    return list(
-        models.PendingWrite.objects.filter(checkpoint__thread__thread_id=thread_id)
-        .order_by("id").values_list("channel", flat=True)
-    )
-
-
-def _checkpoints(thread_id: str) -> int:
-    return models.Checkpoint.objects.filter(thread__thread_id=thread_id).count()
 
 
 def _transactions(thread_id: str) -> set[str]:
@@ -85,18 +74,18 @@ def test_an_interrupt_at_the_first_node_commits_with_the_input_checkpoint() -> N
     _postgres_only()
     _, lease = leased_run("first")
     seen: list[int] = []
-    graph = _asker(lambda: seen.append(_checkpoints("first"))).with_checkpoint_saver(
+    graph = _asker(lambda: seen.append(checkpoint_count("first"))).with_checkpoint_saver(
         DjangoCheckpointSaver(lease=lease, durability="async")
     )
     config = CheckpointConfig("first")
     graph.invoke({}, config)
     assert seen == [0]  # not sent while the node ran: it went with the interrupt's writes
-    assert _checkpoints("first") == 1 and _writes_stored("first") == ["__interrupt__"]
+    assert checkpoint_count("first") == 1 and pending_write_channels("first") == ["__interrupt__"]
     assert len(_transactions("first")) == 1  # one commit for both
     state = graph.with_checkpoint_saver(DjangoCheckpointSaver()).get_state(config)
     assert [i.value for i in state.interrupts] == ["approve?"]
     assert graph.invoke(Command(resume="yes"), config).answer == "yes"
-    assert _checkpoints("first") == 2
+    assert checkpoint_count("first") == 2
 
 
 def test_a_lost_lease_during_the_first_node_writes_neither_the_input_nor_the_interrupt() -> None:
@@ -113,7 +102,7 @@ def test_a_lost_lease_during_the_first_node_writes_neither_the_input_nor_the_int
     )
     with pytest.raises(LeaseLost):
         graph.invoke({}, CheckpointConfig("lost-first"))
-    assert _checkpoints("lost-first") == 0 and _writes_stored("lost-first") == []
+    assert checkpoint_count("lost-first") == 0 and pending_write_channels("lost-first") == []
 
 
 def test_another_saver_reading_the_thread_during_the_first_node_sees_the_input() -> None:
@@ -127,7 +116,7 @@ def test_another_saver_reading_the_thread_during_the_first_node_sees_the_input()
     assert len(seen) == 1 and seen[0] is not None
     assert seen[0].metadata.source == "input" and seen[0].checkpoint.next == ("ask",)
     # Sent on its own for that read: the interrupt's writes committed after it.
-    assert _checkpoints("peek") == 1 and _writes_stored("peek") == ["__interrupt__"]
+    assert checkpoint_count("peek") == 1 and pending_write_channels("peek") == ["__interrupt__"]
     assert len(_transactions("peek")) == 2
 
 
@@ -144,7 +133,7 @@ def test_a_failing_first_node_leaves_the_input_checkpoint_stored() -> None:
     config = CheckpointConfig("broken")
     with pytest.raises(RuntimeError, match="broke"):
         graph.invoke({}, config)
-    assert _checkpoints("broken") == 1
+    assert checkpoint_count("broken") == 1
     head = DjangoCheckpointSaver().get_tuple(config)
     assert head is not None and head.metadata.source == "input"
 
@@ -181,8 +170,8 @@ def test_a_first_superstep_with_an_interrupt_and_a_finished_sibling_keeps_both_w
     )
     config = CheckpointConfig("fan")
     graph.invoke({"done": []}, config)
-    assert _checkpoints("fan") == 1
-    assert {"__interrupt__", "done"} <= set(_writes_stored("fan"))
+    assert checkpoint_count("fan") == 1
+    assert {"__interrupt__", "done"} <= set(pending_write_channels("fan"))
     assert len(_transactions("fan")) == 2
     final = graph.invoke(Command(resume="yes"), config)
     assert final.answer == "yes" and final.done == ["work"]
