@@ -15,11 +15,14 @@ from bench.soak.processes import Proc
 def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[], None],
            stop: threading.Event, progress: Callable[[], float], kill_every: tuple[float, float],
            server_every: float, pg_at: float, log: Callable[[str], None],
-           server_at: float = 0.25, pg_every: float | None = None) -> Counter[str]:
+           server_at: float = 0.25, pg_every: float | None = None,
+           kill_at: tuple[float, ...] = ()) -> Counter[str]:
     """Runs until `stop`; `progress()` is the share of review cycles done (0..1): PostgreSQL
     is restarted once it passes `pg_at` (and again every `pg_every` seconds after that, if
-    given: to hunt for what a database restart breaks), and a server at least once by
-    `server_at` (a run faster than `server_every` would otherwise restart none)."""
+    given: to hunt for what a database restart breaks), a server at least once by
+    `server_at` (a run faster than `server_every` would otherwise restart none), and a
+    worker killed at least once more by each mark of `kill_at` (on a fast machine a short
+    soak's load ends before `kill_every` has killed more than once)."""
     done: Counter[str] = Counter()
     next_kill = time.monotonic() + random.uniform(*kill_every)
     next_server = time.monotonic() + server_every
@@ -33,7 +36,8 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             if not proc.alive():
                 proc.start()
                 done["restarted_after_exit"] += 1
-        if now >= next_kill:
+        owed = sum(progress() >= mark for mark in kill_at) > done["workers_killed"]
+        if now >= next_kill or owed:
             victim = random.choice(workers)
             victim.kill()
             victim.start()

@@ -26,6 +26,8 @@ class SoakConfig:
     servers: int = 2
     workers: int = 2
     kill_every: tuple[float, float] = (2.0, 5.0)
+    # progress marks by which one more worker has been killed, whatever the clock says
+    kill_at: tuple[float, ...] = (0.2, 0.5, 0.8)
     server_every: float = 20.0
     pg_at: float = 0.4
     pg_every: float | None = None
@@ -87,7 +89,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             workers=workers, servers=servers, restart_pg=pg.restart, stop=stop_chaos,
             progress=progress, kill_every=config.kill_every,
             server_every=config.server_every, pg_at=config.pg_at, pg_every=config.pg_every,
-            log=log,
+            kill_at=config.kill_at, log=log,
         )), daemon=True)
         monkey.start()
 
