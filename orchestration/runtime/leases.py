@@ -42,7 +42,11 @@ def lease_seconds() -> float:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a worker: host:pid, what a run records as its `Run.worker` and what
+    `stepwise_worker` claims task rows and beats under (so the sweeper can tell whether the
+    worker that took a row still lives), cut to the 64 characters django-tasks-db allows."""
+    pid = str(os.getpid())
+    return f"{socket.gethostname()[:63 - len(pid)]}:{pid}"
 
 
 @dataclass

@@ -23,17 +23,9 @@ from django.utils import timezone
 from orchestration.runtime import metrics
 from orchestration.runtime.models import WorkerProcess
 
-__all__ = ["WorkerBeat", "beat_seconds", "fresh_workers", "stale_after_seconds", "task_worker_id"]
+__all__ = ["WorkerBeat", "beat_seconds", "fresh_workers", "stale_after_seconds"]
 
 logger = logging.getLogger(__name__)
-
-
-def task_worker_id() -> str:
-    """host:pid (what a run records as its `Run.worker`), cut to the 64 characters
-    django-tasks-db allows a worker id: `stepwise_worker` claims task rows and beats under it,
-    so the sweeper can tell whether the worker that took a row still lives."""
-    pid = str(os.getpid())
-    return f"{socket.gethostname()[:63 - len(pid)]}:{pid}"
 
 
 def beat_seconds() -> float:

@@ -41,11 +41,12 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 
 from orchestration.runtime import metrics
 from orchestration.runtime.dbfailure import database_unavailable, drop_broken_connection
+from orchestration.runtime.leases import worker_id
 from orchestration.runtime.lost_tasks import recover
 from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
-from orchestration.runtime.workers import WorkerBeat, task_worker_id
+from orchestration.runtime.workers import WorkerBeat
 from orchestration.runtime.write_behind import close_writers
 
 # How long a worker waits before trying an unreachable database again.
@@ -217,7 +218,7 @@ class Command(db_worker.Command):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         # db_worker's default is a random string: nothing could tell whose rows those are
-        parser.set_defaults(worker_id=task_worker_id())
+        parser.set_defaults(worker_id=worker_id())
 
     def handle(  # db_worker's handle, building a WakingWorker
         self,
