@@ -244,14 +244,30 @@ def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -
 
 def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
     """Run `sql` on the psycopg connection `raw` as a server-side prepared statement and
-    return its one row.
+    return its one row (None if it returned none).
 
     Django's cursors bind parameters client-side (for connection poolers), so the server
     parses and plans the long CTE statement on every call; prepared, it is planned once per
-    connection. psycopg names and tracks the prepared statements itself. Behind a
-    transaction-mode pooler that cannot carry prepared statements (PgBouncer before 1.21),
-    set `STEPWISE_PREPARED_STATEMENTS = False`.
+    connection. Behind a transaction-mode pooler that cannot carry prepared statements
+    (PgBouncer before 1.21), set `STEPWISE_PREPARED_STATEMENTS = False`.
+
+    The statement goes straight to libpq (`PgStatement.run`: binary parameters and results,
+    no cursor), which costs about half the client CPU of psycopg's cursor per read. Only
+    psycopg's cursor opens the transaction of a connection out of autocommit (Django's inside
+    `atomic`, before its first statement there), so that one case takes the cursor.
     """
+    from psycopg import pq
+
+    status = raw.pgconn.transaction_status
+    if status == pq.TransactionStatus.INTRANS or (
+        status == pq.TransactionStatus.IDLE and raw.autocommit
+    ):
+        return _pg_statement(sql).run(raw, params)
+    return _pg_cursor_row(raw, sql, params)
+
+
+def _pg_cursor_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
+    """`_pg_row` through psycopg's cursor (prepared by psycopg)."""
     import psycopg
 
     prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
@@ -282,7 +298,7 @@ _PG_PARAM_TYPES = {
     "written_by": "text", "user_id": "int8", "reason": "text", "created": "timestamptz",
     "b_field": "text[]", "b_version": "text[]", "b_kind": "text[]", "b_base": "text[]",
     "b_data": "bytea[]", "w_task": "text[]", "w_idx": "int4[]", "w_channel": "text[]",
-    "w_data": "bytea[]",
+    "w_data": "bytea[]", "task_id": "text",
 }
 
 
@@ -319,38 +335,59 @@ class PgStatement:
         self.oids = tuple(oids)
         self.name = f"stepwise_{next(self._names)}".encode()
 
-    def send(self, raw: Any, params: dict[str, Any]) -> None:
-        """Send the statement with `params` on `raw` (psycopg, autocommit, nothing pending);
-        prepared on first use on this connection unless STEPWISE_PREPARED_STATEMENTS is off."""
+    def send(self, raw: Any, params: dict[str, Any], *, binary: bool = False) -> None:
+        """Send the statement with `params` on `raw` (psycopg, nothing pending); prepared on
+        first use on this connection unless STEPWISE_PREPARED_STATEMENTS is off. Results
+        come as text (`collect`) unless `binary` (`run`)."""
         from psycopg import pq
-        from psycopg.adapt import PyFormat
 
+        entry = self._entry(raw)
+        values = entry.transformer.dump_sequence(
+            [params.get(k) for k in self.keys], entry.dump_formats
+        )
+        pgconn = raw.pgconn
+        result_format = pq.Format.BINARY if binary else pq.Format.TEXT
+        if entry.prepared:
+            pgconn.send_query_prepared(
+                self.name, values, param_formats=entry.formats, result_format=result_format
+            )
+        else:
+            pgconn.send_query_params(
+                self.sql, values, param_types=self.oids, param_formats=entry.formats,
+                result_format=result_format,
+            )
+        _pg_flush(pgconn)
+
+    def run(self, raw: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Send the statement and wait for its first row, loaded as psycopg's cursor would
+        (binary results); None if it returned none."""
+        self.send(raw, params, binary=True)
+        results = _pg_results(raw)
+        result = results[-1] if results else None
+        if result is None or result.ntuples == 0:
+            return None
+        entry = self._entry(raw)
+        loader = entry.loader
+        # The statement's columns never change: their loaders are looked up once.
+        loader.set_pgresult(result, set_loaders=not entry.loaders_set)
+        entry.loaders_set = True
+        row: tuple[Any, ...] = loader.load_row(0, tuple)
+        loader.set_pgresult(None, set_loaders=False)  # the result is not kept alive
+        return row
+
+    def _entry(self, raw: Any) -> _PgPrepared:
+        """This statement's state on connection `raw` (prepared there on first use)."""
         state = _pg_connection_state(raw)
         entry = state.get(self.name)
-        pgconn = raw.pgconn
         if entry is None:
-            from psycopg.adapt import Transformer
-
-            transformer = Transformer(raw)
-            transformer.set_dumper_types(self.oids, pq.Format.BINARY)
-            prepared = bool(getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True))
-            if prepared:
+            entry = _PgPrepared(raw, self.oids, len(self.keys))
+            if entry.prepared:
+                pgconn = raw.pgconn
                 pgconn.send_prepare(self.name, self.sql, param_types=self.oids)
                 _pg_flush(pgconn)
                 _pg_results(raw)
-            entry = state[self.name] = (
-                transformer, prepared, [PyFormat.BINARY] * len(self.keys),
-                [pq.Format.BINARY] * len(self.keys),
-            )
-        transformer, prepared, dump_formats, formats = entry
-        values = transformer.dump_sequence([params.get(k) for k in self.keys], dump_formats)
-        if prepared:
-            pgconn.send_query_prepared(self.name, values, param_formats=formats)
-        else:
-            pgconn.send_query_params(
-                self.sql, values, param_types=self.oids, param_formats=formats
-            )
-        _pg_flush(pgconn)
+            state[self.name] = entry
+        return entry
 
     @staticmethod
     def collect(raw: Any) -> tuple[bytes | None, ...] | None:
@@ -363,11 +400,43 @@ class PgStatement:
         return tuple(result.get_value(0, i) for i in range(result.nfields))
 
 
-# Per private connection: its prepared statements and their parameter dumpers.
-_pg_states: weakref.WeakKeyDictionary[Any, dict[bytes, Any]] = weakref.WeakKeyDictionary()
+class _PgPrepared:
+    """A `PgStatement` on one connection: its parameter dumpers, its result loaders, and
+    whether the server holds it prepared."""
+
+    __slots__ = ("dump_formats", "formats", "loader", "loaders_set", "prepared", "transformer")
+
+    def __init__(self, raw: Any, oids: tuple[int, ...], count: int) -> None:
+        from psycopg import pq
+        from psycopg.adapt import PyFormat, Transformer
+
+        self.transformer = Transformer(raw)
+        self.transformer.set_dumper_types(oids, pq.Format.BINARY)
+        self.loader = Transformer(raw)
+        self.loaders_set = False
+        self.prepared = bool(getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True))
+        self.dump_formats = [PyFormat.BINARY] * count
+        self.formats = [pq.Format.BINARY] * count
 
 
-def _pg_connection_state(raw: Any) -> dict[bytes, Any]:
+_PG_STATEMENTS: dict[str, PgStatement] = {}
+
+
+def _pg_statement(sql: str) -> PgStatement:
+    statement = _PG_STATEMENTS.get(sql)
+    if statement is None:
+        statement = _PG_STATEMENTS[sql] = PgStatement(sql)
+    return statement
+
+
+# Per connection (the private one, and Django's for reads and synchronous writes): its
+# prepared statements, their parameter dumpers and result loaders.
+_pg_states: weakref.WeakKeyDictionary[Any, dict[bytes, _PgPrepared]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pg_connection_state(raw: Any) -> dict[bytes, _PgPrepared]:
     state = _pg_states.get(raw)
     if state is None:
         state = _pg_states[raw] = {}
@@ -548,9 +617,6 @@ def put_job(
     raise AssertionError("unreachable: SQLite puts return above")
 
 
-_PG_STATEMENTS: dict[str, PgStatement] = {}
-
-
 class PgPut:
     """A PostgreSQL put: called with a raw connection it runs the statement and returns the
     row's pk (None: the fence failed, nothing written); `send` only sends it, on the
@@ -565,9 +631,7 @@ class PgPut:
         return _put_outcome(_pg_row(raw, self.sql, self.params))
 
     def send(self, raw: Any) -> Callable[[], int | None]:
-        statement = _PG_STATEMENTS.get(self.sql)
-        if statement is None:
-            statement = _PG_STATEMENTS[self.sql] = PgStatement(self.sql)
+        statement = _pg_statement(self.sql)
         statement.send(raw, self.params)
 
         def collect() -> int | None:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 from checkpoint_helpers import SyncOps, Writer
-from django.db import connection
+from django.db import connection, transaction
 
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.checkpoint.base import new_checkpoint_id
@@ -237,3 +237,22 @@ def test_a_put_never_links_to_another_threads_row_that_took_its_parents_pk() -> 
     assert row.thread.thread_id == "gone"
     assert row.parent_id is None  # its parent is gone: no link, not another thread's row
     assert taker_pk == old_pk  # the case this test is about did happen
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="on PostgreSQL reads are sent to libpq directly, outside psycopg's cursor",
+)
+def test_a_read_that_opens_a_callers_transaction_runs_inside_it() -> None:
+    # psycopg begins the transaction of a connection out of autocommit when its cursor runs
+    # the first statement; a statement sent past the cursor would run outside it. The saver
+    # that wrote the values reads the head with one statement (its values are cached).
+    from psycopg import pq
+
+    saver = DjangoCheckpointSaver()
+    written = Writer(SyncOps(saver)).put("read-in-atomic", {"a": 1})
+    with transaction.atomic():
+        found = saver.get_tuple(CheckpointConfig("read-in-atomic"))
+        status = connection.connection.pgconn.transaction_status
+    assert found is not None and found.checkpoint.id == written.checkpoint.id
+    assert status == pq.TransactionStatus.INTRANS
