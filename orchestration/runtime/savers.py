@@ -369,6 +369,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self, writer: Writer, config: CheckpointConfig, checkpoint: Checkpoint,
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
+        args = self._put_args(config, checkpoint, metadata)
+        early = self._early_statement(writer, encoded, args, metadata)
         self._collect()  # never two in flight; a lost lease stops here, before this is sent
         if writer.owner is not None:
             writer.owner.flush()  # another saver's write on this thread
@@ -385,9 +387,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         lease = self.lease
         if lease is not None and lease.lost.is_set():
             raise LeaseLost(lease.run_id, lease.token)
+        # The parent's row pk is known once the put in flight (the parent) is collected.
+        args["parent_pk"] = self._pks.get((config.thread_id, config.checkpoint_id or ""))
         put = _HeldPut(
-            writer, config.thread_id, config.checkpoint_ns, checkpoint.id, encoded,
-            self._put_args(config, checkpoint, metadata),
+            writer, config.thread_id, config.checkpoint_ns, checkpoint.id, encoded, args
         )
         self._remember_put(encoded)
         if not held and metadata.source == "input" and _sends_ahead(writer):
@@ -402,16 +405,43 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             self._held_put = put
             writer.owner = self
             return
+        if early is not None and not held:
+            early.params["parent_pk"] = args["parent_pk"]
+            self._submit(put, statement=early)
+            return
         self._submit(put, writes=held)
+
+    def _early_statement(
+        self, writer: Writer, encoded: storage.EncodedPut, args: dict[str, Any],
+        metadata: CheckpointMetadata,
+    ) -> checkpoint_sql.PgPut | None:
+        """PostgreSQL: the put's statement, parameters and all, built BEFORE waiting for the
+        put in flight, so that only sending it lies between the previous put's outcome and
+        this one's send (a superstep there costs one commit round trip, plus what the caller
+        does between the two). Its parent's pk is filled in after (`_write_behind`). None for
+        a run's input checkpoint (held, see `_write_behind`) and on SQLite."""
+        if not _sends_ahead(writer) or metadata.source == "input":
+            return None
+        lease = self.lease
+        fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+        job = checkpoint_sql.put_job(connections[self.using], encoded, fence=fence, **args)
+        assert isinstance(job, checkpoint_sql.PgPut)
+        return job
 
     def _submit(
         self, put: _HeldPut, *, writes: Sequence[tuple[str, WriteRecord]] = (),
         own_writes: Sequence[tuple[str, WriteRecord]] = (),
+        statement: checkpoint_sql.PgPut | None = None,
     ) -> None:
-        """Send `put` on its writer (with its parent's held pending writes, or its own)."""
+        """Send `put` on its writer (with its parent's held pending writes, or its own), or
+        `statement`, its statement already built."""
         lease = self.lease
         if lease is not None and lease.lost.is_set():
             raise LeaseLost(lease.run_id, lease.token)
+        if statement is not None:
+            put.writer.submit(statement, self)
+            self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
+            return
         fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
         connection = connections[self.using]
         job = checkpoint_sql.put_job(

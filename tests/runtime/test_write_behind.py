@@ -158,6 +158,21 @@ def test_a_crash_with_a_write_in_flight_loses_at_most_that_superstep(tmp_path: P
     assert all(t.parent_config is None or t.parent_config.checkpoint_id in ids for t in history)
 
 
+
+def test_write_behind_links_every_checkpoint_row_to_its_parents_row() -> None:
+    """On PostgreSQL a put's statement is built while its parent's put is in flight, and the
+    parent's row pk (known once that put is collected) is filled in just before it is sent."""
+    _, lease = leased_run("linked")
+    saver = DjangoCheckpointSaver(lease=lease, durability="async")
+    graph = _pay_graph(lambda: None, []).with_checkpoint_saver(saver)
+    graph.invoke({}, CheckpointConfig("linked"))
+    rows = list(
+        models.Checkpoint.objects.filter(thread__thread_id="linked")
+        .order_by("checkpoint_id").values_list("pk", "parent_id")
+    )
+    assert len(rows) == 4  # input, prepare, check, pay
+    assert [parent for _, parent in rows] == [None] + [pk for pk, _ in rows[:-1]]
+
 @pytest.mark.parametrize("prepared", [True, False])
 def test_write_behind_stores_every_superstep_with_or_without_prepared_statements(
     settings: Any, prepared: bool
