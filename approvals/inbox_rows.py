@@ -25,6 +25,7 @@ from django.utils.text import Truncator
 from django.utils.timezone import template_localtime
 
 from approvals.models import ReviewRequest
+from approvals.selectors import InboxRow
 
 _SENTINEL = 987654321
 # what `reverse` leaves unquoted in a path argument (django.urls.resolvers)
@@ -37,7 +38,7 @@ def _url_maker(name: str) -> tuple[str, str]:
     return head, tail
 
 
-def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bool,
+def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
                queue_query: str) -> SafeString:
     review_head, review_tail = _url_maker("review")
     claim_head, claim_tail = _url_maker("review-claim")
@@ -53,7 +54,6 @@ def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bo
     parts: list[str] = []
     for review in reviews:
         pk = review.pk
-        thread = review.thread
         select = (
             '<td class="select"><input type="checkbox" form="bulk-form" name="reviews" '
             f'value="{pk}" id="bulk-{pk}" hx-preserve="true" data-bulk-row '
@@ -62,8 +62,8 @@ def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bo
         subgraph = (
             ' <span class="muted subgraph-path" title="asked inside a subgraph">in '
             f"<code>{esc(review.node)}</code></span>") if "|" in review.node else ""
-        claimed = (f' <span class="muted">by {esc(review.claimed_by.get_username())}</span>'
-                   if review.claimed_by else "")
+        claimed = (f' <span class="muted">by {esc(review.claimed_by_name)}</span>'
+                   if review.claimed_by_id is not None else "")
         is_open = review.status in ReviewRequest.OPEN
         if is_open and review.due_at is not None and review.due_at < now:
             due = ' <span class="badge overdue">Overdue</span>'
@@ -77,8 +77,8 @@ def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bo
         elif (can_decide and review.status == ReviewRequest.Status.CLAIMED
               and review.claimed_by_id == user_pk):
             action = _action_form(f"{unclaim_head}{pk}{unclaim_tail}", csrf, here, "Release")
-        thread_url = esc(thread_head + quote(thread.thread_id, safe=_PATH_SAFE) + thread_tail)
-        thread_title = esc(Truncator(thread.title or thread.thread_id).chars(40))
+        thread_url = esc(thread_head + quote(review.thread_id, safe=_PATH_SAFE) + thread_tail)
+        thread_title = esc(Truncator(review.thread_title or review.thread_id).chars(40))
         status = esc(review.status)
         created = review.created_at
         parts.append(
@@ -88,7 +88,7 @@ def inbox_rows(request: Any, reviews: Iterable[ReviewRequest], *, can_decide: bo
             f'hx-push-url="true">{esc(review.title or review.node)}</a> '
             f'<span class="muted">#{pk}</span>{subgraph}</td>\n'
             f'    <td data-label="Thread"><a href="{thread_url}">{thread_title}</a></td>\n'
-            f'    <td data-label="Graph">{esc(thread.graph_name)}</td>\n'
+            f'    <td data-label="Graph">{esc(review.graph_name)}</td>\n'
             f'    <td data-label="Status"><span class="badge status-{status}">'
             f"{esc(labels.get(review.status, review.status))}</span>{claimed}</td>\n"
             f'    <td data-label="Assignee">{esc(review.assignee or "—")}</td>\n'
