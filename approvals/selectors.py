@@ -228,24 +228,30 @@ def _statuses(status: str) -> tuple[str, ...]:
 
 
 def review_counts(graph: str = "") -> dict[str, int]:
-    """Reviews per status (one query)."""
-    qs = ReviewRequest.objects.all()
+    """Reviews per status (one statement of fixed text: the ORM's aggregate of five filtered
+    counts cost ~2 CPU-ms to compile, a tenth of the inbox)."""
+    q = connection.ops.quote_name
+    sql = f"SELECT r.status, COUNT(*) FROM {q(ReviewRequest._meta.db_table)} r"  # noqa: S608
+    params: list[Any] = []
     if graph:
-        qs = qs.filter(thread__graph_name=graph)
-    counts = qs.aggregate(
-        **{s: Count("pk", filter=Q(status=s)) for s in ReviewRequest.Status.values}
-    )
+        sql += f" INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id " \
+               "WHERE t.graph_name = %s"
+        params.append(graph)
+    counts = dict.fromkeys(ReviewRequest.Status.values, 0)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} GROUP BY r.status", params)
+        counts.update(cursor.fetchall())
     counts["open"] = counts["pending"] + counts["claimed"]
     return counts
 
 
 def graph_names() -> list[str]:
-    return list(
-        Thread.objects.exclude(graph_name="")
-        .order_by("graph_name")
-        .values_list("graph_name", flat=True)
-        .distinct()
-    )
+    """The graphs threads ran, by name (fixed text, as `review_counts`)."""
+    table = connection.ops.quote_name(Thread._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT graph_name FROM {table} "  # noqa: S608
+                       "WHERE graph_name <> '' ORDER BY graph_name")
+        return [name for (name,) in cursor.fetchall()]
 
 
 # ---------------------------------------------------------------- threads

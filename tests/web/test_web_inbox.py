@@ -208,3 +208,18 @@ def test_inbox_pages_walk_the_same_list_as_the_orm_query(size, make_user, make_r
     assert (claimed.claimed_by_name, claimed.graph_name) == ("erin", claimed.graph_name)
     assert claimed.thread_id in (expense.thread_id, other_graph.thread_id)
     assert all(r.created_at.tzinfo is not None for r in rows)
+
+
+def test_inbox_counts_and_graphs_by_graph(make_review, make_thread):
+    from approvals import selectors
+
+    expense, other = make_thread(graph_name="expense"), make_thread(graph_name="web_review")
+    make_thread(graph_name="")  # a thread of no graph names none
+    for thread, status in [(expense, "pending"), (expense, "claimed"), (expense, "decided"),
+                           (other, "pending"), (other, "superseded")]:
+        make_review(thread=thread, status=status)
+    assert selectors.review_counts("expense") == {
+        "pending": 1, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 0, "open": 2}
+    assert selectors.review_counts() == {
+        "pending": 2, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 1, "open": 3}
+    assert selectors.graph_names() == ["expense", "web_review"]
