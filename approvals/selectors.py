@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from approvals import rowread
 from approvals.access import group_names
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
@@ -217,6 +218,26 @@ def _inbox_sql() -> str:
 def _db_time(value: dt.datetime) -> Any:
     """A timestamp as the ORM sends it to this database (SQLite: UTC text, as stored)."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+@functools.cache
+def _decision_joins() -> tuple[rowread.Join, ...]:
+    return (rowread.Join(Decision, "d"), rowread.Join(get_user_model(), "u", "decided_by"))
+
+
+def review_decision(review_pk: int) -> Decision | None:
+    """The decision of review `review_pk` with its author, as
+    `Decision.objects.select_related("decided_by").filter(review=...).first()` reads it, from
+    a fixed statement (approvals.rowread): a decided review's page shows it on every view."""
+    q = connection.ops.quote_name
+    sql = (f"SELECT {rowread.select(_decision_joins())} "  # noqa: S608
+           f"FROM {q(Decision._meta.db_table)} d LEFT OUTER JOIN "
+           f"{q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
+           "WHERE d.review_id = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [review_pk])
+        row = cursor.fetchone()  # one at most: a review has one decision (unique)
+    return rowread.build(_decision_joins(), row) if row else None  # type: ignore[return-value]
 
 
 def queue_rows(user: AbstractBaseUser, f: InboxFilter, pk: int,
