@@ -223,3 +223,25 @@ def test_inbox_counts_and_graphs_by_graph(make_review, make_thread):
     assert selectors.review_counts() == {
         "pending": 2, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 1, "open": 3}
     assert selectors.graph_names() == ["expense", "web_review"]
+
+
+@pytest.mark.parametrize("text", ["short", "x" * 40, "y" * 41, "e\u0301" * 39 + "tail",
+                                  "Cafe\u0301 " * 10, ""])
+def test_inbox_title_truncation_is_truncatechars(text):
+    from django.utils.text import Truncator
+
+    from approvals.inbox_rows import _chars
+
+    assert _chars(text, 40) == Truncator(text).chars(40)
+
+
+def test_inbox_row_time_is_the_date_filters_local_iso_time(client_as, make_review, settings):
+    from django.template.defaultfilters import date as date_filter
+    from django.utils import timezone as tz
+
+    settings.TIME_ZONE = "Asia/Kolkata"  # not UTC: the local time is what is printed
+    review = make_review()
+    with tz.override("Asia/Kolkata"):
+        expected = date_filter(tz.template_localtime(review.created_at), "c")
+    page = client_as("viewer").get(reverse("inbox")).content.decode()
+    assert f'<time datetime="{expected}">' in page and "+05:30" in expected
