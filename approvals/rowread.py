@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import Model
 
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """`model`'s row, joined under `alias` through `field` of the main model (None: the
-    main model itself)."""
+    """`model`'s row, joined under `alias` through `field` (a foreign key, or a reverse
+    one-to-one's name) of the instance joined as `via` (default: the main model's, the first
+    join; `field` None for the main model itself)."""
 
     model: type[Model]
     alias: str
     field: str | None = None
+    via: str = ""
 
 
 def select(joins: Sequence[Join]) -> str:
@@ -59,18 +61,24 @@ def _instance(model: type[Model], alias: str, values: Sequence[Any]) -> Model:
 
 def build(joins: Sequence[Join], row: Sequence[Any]) -> Model:
     """The main model's instance from `row` (laid out by `select(joins)`), with each joined
-    instance cached on it, or None where the outer join found no row (as select_related)."""
-    main, at = None, 0
+    instance cached on the one it was joined through, or None where the outer join found no
+    row (as select_related; nothing is cached on a parent that is itself None)."""
+    built: dict[str, Model | None] = {}
+    at = 0
     for join in joins:
         width = len(join.model._meta.concrete_fields)
         values, at = row[at:at + width], at + width
-        if main is None:
-            main = _instance(join.model, join.alias, values)
+        if not built:
+            built[join.alias] = _instance(join.model, join.alias, values)
             continue
+        parent = built[join.via or joins[0].alias]
         pk_index = [f.primary_key for f in join.model._meta.concrete_fields].index(True)
         related = _instance(join.model, join.alias, values) if values[pk_index] is not None \
             else None
-        field: Field = main._meta.get_field(join.field)  # type: ignore[assignment]
-        field.set_cached_value(main, related)  # type: ignore[attr-defined]
+        built[join.alias] = related
+        if parent is not None:
+            field = parent._meta.get_field(join.field)  # type: ignore[arg-type]
+            field.set_cached_value(parent, related)  # type: ignore[union-attr]
+    main = built[joins[0].alias]
     assert main is not None
     return main

@@ -240,6 +240,28 @@ def review_decision(review_pk: int) -> Decision | None:
     return rowread.build(_decision_joins(), row) if row else None  # type: ignore[return-value]
 
 
+@functools.cache
+def _reanswer_joins() -> tuple[rowread.Join, ...]:
+    return (rowread.Join(ReviewRequest, "r"), rowread.Join(Decision, "d", "decision"),
+            rowread.Join(get_user_model(), "u", "decided_by", via="d"))
+
+
+def reanswers(review_pk: int) -> list[ReviewRequest]:
+    """The reviews that re-answer review `review_pk` ("decide differently"), each with its
+    decision and the decision's author, as `review.reanswers.select_related(
+    "decision__decided_by")` reads them, from a fixed statement (approvals.rowread)."""
+    q = connection.ops.quote_name
+    sql = (f"SELECT {rowread.select(_reanswer_joins())} "  # noqa: S608
+           f"FROM {q(ReviewRequest._meta.db_table)} r "
+           f"LEFT OUTER JOIN {q(Decision._meta.db_table)} d ON d.review_id = r.id "
+           f"LEFT OUTER JOIN {q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
+           "WHERE r.reanswer_of_id = %s ORDER BY r.id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [review_pk])
+        rows = cursor.fetchall()
+    return [rowread.build(_reanswer_joins(), row) for row in rows]  # type: ignore[misc]
+
+
 def queue_rows(user: AbstractBaseUser, f: InboxFilter, pk: int,
                limit: int) -> list[tuple[int, str, str, int | None]]:
     """(id, status, assignee, claimed_by_id) of the first `limit` reviews of `review_list`'s

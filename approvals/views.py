@@ -170,7 +170,8 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
-        "reanswers": review.reanswers.select_related("decision__decided_by").all(),
+        # shown with the decision only
+        "reanswers": selectors.reanswers(review.pk) if decision else [],
     }
 
 
