@@ -245,3 +245,27 @@ def test_inbox_row_time_is_the_date_filters_local_iso_time(client_as, make_revie
         expected = date_filter(tz.template_localtime(review.created_at), "c")
     page = client_as("viewer").get(reverse("inbox")).content.decode()
     assert f'<time datetime="{expected}">' in page and "+05:30" in expected
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_inbox_waiting_time_is_timesince_at_every_age(language):
+    """The inbox's reused "waiting" texts (inbox_rows._timesince) are timesince's, at every
+    age around the minute, hour, day, week and four-week boundaries, in the future, and
+    past a month, whatever the language, when asked again (reused) as the first time."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils import translation
+    from django.utils.timesince import timesince
+
+    from approvals.inbox_rows import _timesince
+
+    now = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+    ages = [timedelta(seconds=s) for s in (-5, 0, 1, 59, 60, 61, 119, 3599, 3600, 3661, 86399,
+                                            86400, 90061, 604799, 604800, 694861)]
+    ages += [timedelta(days=27, hours=23, minutes=59, seconds=59, microseconds=900_000),
+             timedelta(days=28), timedelta(days=29, hours=3), timedelta(days=400),
+             timedelta(seconds=59, microseconds=999_999)]
+    with translation.override(language):
+        for age in ages:
+            for _ in range(2):
+                assert _timesince(now - age, now) == timesince(now - age, now), age
