@@ -6,10 +6,15 @@ exactly one place. `for_update=True` means the caller is about to change the obj
 
 from __future__ import annotations
 
+import functools
+
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.http import Http404
 
+from approvals import rowread
 from approvals.models import ReviewRequest
 from orchestration.runtime.models import Run, Thread
 
@@ -52,10 +57,9 @@ def user_matches_assignee(user: User, assignee: str) -> bool:
 
 def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:
     require(user, VIEW, "see reviews")
-    try:
-        review = ReviewRequest.objects.select_related("thread", "run", "claimed_by").get(pk=pk)
-    except ReviewRequest.DoesNotExist:
-        raise Http404(f"There is no review #{pk}.") from None
+    review = review_with_relations(pk)
+    if review is None:
+        raise Http404(f"There is no review #{pk}.")
     if for_update:
         require(user, DECIDE, "decide reviews")
         if not user.has_perm(OVERRIDE_CLAIM) and not user_matches_assignee(user, review.assignee):
@@ -63,6 +67,33 @@ def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:
                 f"Review #{pk} is assigned to {review.assignee!r}; only they can act on it."
             )
     return review
+
+
+@functools.cache
+def _review_joins() -> tuple[rowread.Join, ...]:
+    return (rowread.Join(ReviewRequest, "r"), rowread.Join(Thread, "t", "thread"),
+            rowread.Join(Run, "x", "run"), rowread.Join(get_user_model(), "u", "claimed_by"))
+
+
+@functools.cache
+def _review_sql() -> str:
+    q = connection.ops.quote_name
+    user = get_user_model()._meta.db_table
+    return (f"SELECT {rowread.select(_review_joins())} "  # noqa: S608
+            f"FROM {q(ReviewRequest._meta.db_table)} r "
+            f"INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id "
+            f"LEFT OUTER JOIN {q(Run._meta.db_table)} x ON x.id = r.run_id "
+            f"LEFT OUTER JOIN {q(user)} u ON u.id = r.claimed_by_id WHERE r.id = %s")
+
+
+def review_with_relations(pk: int) -> ReviewRequest | None:
+    """Review `pk` with its thread, run and claimer, as
+    `select_related("thread", "run", "claimed_by").get(pk=pk)` reads it, from a fixed
+    statement (approvals.rowread); None if there is no such review."""
+    with connection.cursor() as cursor:
+        cursor.execute(_review_sql(), [pk])
+        row = cursor.fetchone()
+    return rowread.build(_review_joins(), row) if row else None  # type: ignore[return-value]
 
 
 def access_redecide(user: User, pk: int) -> ReviewRequest:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q
 from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 
@@ -68,14 +67,6 @@ def request_neighbours(request: HttpRequest, f: selectors.InboxFilter, pk: int) 
     return neighbours_in(request.user, rows, pk)
 
 
-def _status_q(status: str) -> Q:
-    if status == "open":
-        return Q(status__in=ReviewRequest.OPEN)
-    if status in ReviewRequest.Status.values:
-        return Q(status=status)
-    return Q()
-
-
 Row = tuple[int, str, str, int | None]
 
 
@@ -86,16 +77,9 @@ def neighbours(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> Nei
 
 
 def list_rows(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> list[Row]:
-    everything = selectors.review_list(user, selectors.InboxFilter(
-        graph=f.graph, status="any", assignee=f.assignee
-    ))
-    # the inbox's list, plus the current review: after it is decided its place is still known
-    wanted = _status_q(f.status)
-    rows = list(
-        (everything.filter(wanted | Q(pk=pk)) if wanted else everything)
-        .values_list("pk", "status", "assignee", "claimed_by_id")[:WINDOW]
-    )
-    return rows
+    """The inbox's list for `f` (its first WINDOW rows), plus the current review: after it
+    is decided its place is still known."""
+    return selectors.queue_rows(user, f, pk, WINDOW)
 
 
 def neighbours_in(user: AbstractBaseUser, rows: list[Row], pk: int) -> Neighbours:

@@ -157,7 +157,7 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
             if cid:
                 urls[key] = reverse("checkpoint-state", args=[thread.thread_id, cid])
     # with its author in the same query: the decision panel names them
-    decision = (Decision.objects.select_related("decided_by").filter(review=review).first()
+    decision = (selectors.review_decision(review.pk)
                 if review.status == ReviewRequest.Status.DECIDED else None)
     return {
         "review": review,
@@ -170,7 +170,8 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
-        "reanswers": review.reanswers.select_related("decision__decided_by").all(),
+        # shown with the decision only
+        "reanswers": selectors.reanswers(review.pk) if decision else [],
     }
 
 

@@ -111,8 +111,9 @@ def test_decided_review_page_reads_the_decision_with_its_author(make_user, start
     client.post(reverse("review-decide", args=[review.pk]), {"action": "approve", "comment": ""})
     response, sql = _statements(lambda: client.get(reverse("review", args=[review.pk])))
     assert "dora" in response.content.decode()
+    # the decision by its review (not the history's statement, which reads all the thread's)
     decision_reads = [s for s in sql if s.startswith("SELECT") and 'FROM "approvals_decision"'
-                      in s and '"approvals_decision"."id"' in s]
+                      in s and "d.review_id = " in s]
     assert len(decision_reads) == 1 and 'JOIN "auth_user"' in decision_reads[0]
     # the only user read is the signed-in one's (no auth cache in tests)
     assert sum(s.startswith('SELECT "auth_user"') for s in sql) == 1
@@ -149,3 +150,23 @@ def test_thread_history_in_one_statement_keeps_what_it_shows(
     assert all(item.at.tzinfo is not None for item in history)
     assert [item.at for item in history] == sorted((item.at for item in history), reverse=True)
     assert len(thread_history(thread, limit=2)) == 2
+
+
+def test_review_decision_reads_what_the_orm_reads(make_user, start_paused):
+    from approvals.selectors import review_decision
+
+    review = start_paused()
+    assert review_decision(review.pk) is None
+    client = Client()
+    client.force_login(make_user("reviewer", username="dora"))
+    client.post(reverse("review-decide", args=[review.pk]),
+                {"action": "approve", "comment": "fine by me"})
+    expected = Decision.objects.select_related("decided_by").get(review=review)
+    got = review_decision(review.pk)
+
+    def fields(obj):
+        return [getattr(obj, f.attname) for f in obj._meta.concrete_fields]
+
+    assert fields(got) == fields(expected) and got.values == expected.values
+    assert Decision._meta.get_field("decided_by").is_cached(got)
+    assert fields(got.decided_by) == fields(expected.decided_by)

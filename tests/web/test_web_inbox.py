@@ -154,3 +154,118 @@ def test_concurrent_claims_have_exactly_one_winner(make_user, make_review):
     review.refresh_from_db()
     assert sorted(results) == ["lost", "lost", "lost", "won"]
     assert review.status == ReviewRequest.Status.CLAIMED
+
+
+def _walk(user, f, size: int) -> list[int]:
+    """Every row of the inbox for filter `f`, page after page through the cursors."""
+    from approvals import selectors
+
+    seen, after = [], ""
+    for _ in range(100):
+        page = selectors.review_page(user, f, after, size)
+        seen += [r.pk for r in page.object_list]
+        if not page.has_next:
+            return seen
+        after = page.next_query["after"]
+    raise AssertionError("the cursors never end")
+
+
+@pytest.mark.parametrize("size", [2, 50])
+def test_inbox_pages_walk_the_same_list_as_the_orm_query(size, make_user, make_review,
+                                                         make_thread):
+    """The inbox's fixed statements (selectors.review_page) list, page after page, exactly
+    what `review_list` (the ORM query of the same filter) orders, for every filter."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from approvals import selectors
+
+    me, other = make_user("reviewer", username="erin"), make_user("reviewer")
+    now = timezone.now()
+    expense, other_graph = make_thread(graph_name="expense"), make_thread(graph_name="web_review")
+    variants = [
+        {}, {"status": "claimed", "claimed_by": me}, {"status": "claimed", "claimed_by": other},
+        {"assignee": "erin"}, {"assignee": "reviewer"}, {"assignee": "dave"},
+        {"due_at": now - timedelta(hours=1)}, {"due_at": now + timedelta(hours=1)},
+        {"status": "claimed", "claimed_by": me, "due_at": now - timedelta(minutes=5)},
+        {"status": "decided"}, {"status": "decided", "due_at": now - timedelta(hours=2)},
+        {"status": "cancelled"}, {"status": "superseded"},
+    ]
+    reviews = [make_review(thread=(expense, other_graph)[i % 2], **variants[i % len(variants)])
+               for i in range(3 * len(variants))]
+    # ties on the creation time: the id decides, on both sides of a page boundary
+    ReviewRequest.objects.filter(pk__in=[r.pk for r in reviews[:5]]).update(
+        created_at=reviews[0].created_at)
+    for status in ("open", "pending", "claimed", "decided", "cancelled", "any"):
+        for graph in ("", "expense"):
+            for assignee in ("", "mine", "unassigned"):
+                f = selectors.InboxFilter(graph=graph, status=status, assignee=assignee)
+                expected = list(selectors.review_list(me, f).values_list("pk", flat=True))
+                assert _walk(me, f, size) == expected, f
+    rows = selectors.review_page(me, selectors.InboxFilter(status="any"), "", 50).object_list
+    claimed = next(r for r in rows if r.claimed_by_id == me.pk)
+    assert (claimed.claimed_by_name, claimed.graph_name) == ("erin", claimed.graph_name)
+    assert claimed.thread_id in (expense.thread_id, other_graph.thread_id)
+    assert all(r.created_at.tzinfo is not None for r in rows)
+
+
+def test_inbox_counts_and_graphs_by_graph(make_review, make_thread):
+    from approvals import selectors
+
+    expense, other = make_thread(graph_name="expense"), make_thread(graph_name="web_review")
+    make_thread(graph_name="")  # a thread of no graph names none
+    for thread, status in [(expense, "pending"), (expense, "claimed"), (expense, "decided"),
+                           (other, "pending"), (other, "superseded")]:
+        make_review(thread=thread, status=status)
+    assert selectors.review_counts("expense") == {
+        "pending": 1, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 0, "open": 2}
+    assert selectors.review_counts() == {
+        "pending": 2, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 1, "open": 3}
+    assert selectors.graph_names() == ["expense", "web_review"]
+
+
+@pytest.mark.parametrize("text", ["short", "x" * 40, "y" * 41, "e\u0301" * 39 + "tail",
+                                  "Cafe\u0301 " * 10, ""])
+def test_inbox_title_truncation_is_truncatechars(text):
+    from django.utils.text import Truncator
+
+    from approvals.inbox_rows import _chars
+
+    assert _chars(text, 40) == Truncator(text).chars(40)
+
+
+def test_inbox_row_time_is_the_date_filters_local_iso_time(client_as, make_review, settings):
+    from django.template.defaultfilters import date as date_filter
+    from django.utils import timezone as tz
+
+    settings.TIME_ZONE = "Asia/Kolkata"  # not UTC: the local time is what is printed
+    review = make_review()
+    with tz.override("Asia/Kolkata"):
+        expected = date_filter(tz.template_localtime(review.created_at), "c")
+    page = client_as("viewer").get(reverse("inbox")).content.decode()
+    assert f'<time datetime="{expected}">' in page and "+05:30" in expected
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_inbox_waiting_time_is_timesince_at_every_age(language):
+    """The inbox's reused "waiting" texts (inbox_rows._timesince) are timesince's, at every
+    age around the minute, hour, day, week and four-week boundaries, in the future, and
+    past a month, whatever the language, when asked again (reused) as the first time."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils import translation
+    from django.utils.timesince import timesince
+
+    from approvals.inbox_rows import _timesince
+
+    now = datetime(2026, 3, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+    ages = [timedelta(seconds=s) for s in (-5, 0, 1, 59, 60, 61, 119, 3599, 3600, 3661, 86399,
+                                            86400, 90061, 604799, 604800, 694861)]
+    ages += [timedelta(days=27, hours=23, minutes=59, seconds=59, microseconds=900_000),
+             timedelta(days=28), timedelta(days=29, hours=3), timedelta(days=400),
+             timedelta(seconds=59, microseconds=999_999)]
+    with translation.override(language):
+        for age in ages:
+            for _ in range(2):
+                assert _timesince(now - age, now) == timesince(now - age, now), age

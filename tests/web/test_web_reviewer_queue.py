@@ -135,3 +135,39 @@ def test_inbox_links_carry_the_filter_to_the_review(make_review, client_as):
     review = make_review()
     page = client_as("reviewer").get(reverse("inbox") + "?graph=web_review").content.decode()
     assert f'href="{reverse("review", args=[review.pk])}?graph=web_review"' in page
+
+
+def test_queue_rows_are_the_orm_lists_rows_for_every_filter(make_user, make_review, make_thread):
+    """The queue's fixed statement (selectors.queue_rows) reads what `review_list` orders,
+    plus the current review whatever its status, for every filter."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from approvals import selectors
+    from approvals.models import ReviewRequest
+
+    me = make_user("reviewer", username="quinn")
+    now = timezone.now()
+    expense = make_thread(graph_name="expense")
+    variants = [{}, {"status": "claimed", "claimed_by": me}, {"assignee": "quinn"},
+                {"assignee": "reviewer"}, {"due_at": now - timedelta(hours=1)},
+                {"status": "decided"}, {"status": "decided", "due_at": now - timedelta(hours=1)},
+                {"status": "cancelled"}]
+    reviews = [make_review(thread=expense if i % 2 else None, **variants[i % len(variants)])
+               for i in range(2 * len(variants))]
+    statuses = {"open": Q(status__in=ReviewRequest.OPEN), "decided": Q(status="decided"),
+                "any": Q()}
+    for current in (reviews[0], reviews[5]):  # open, and decided
+        for status, wanted in statuses.items():
+            for graph in ("", "expense"):
+                for assignee in ("", "mine", "unassigned"):
+                    f = selectors.InboxFilter(graph=graph, status=status, assignee=assignee)
+                    everything = selectors.review_list(me, selectors.InboxFilter(
+                        graph=graph, status="any", assignee=assignee))
+                    listed = everything.filter(wanted | Q(pk=current.pk)) if wanted else everything
+                    expected = list(listed.values_list("pk", "status", "assignee",
+                                                       "claimed_by_id"))
+                    assert selectors.queue_rows(me, f, current.pk, 500) == expected, f
+                    assert len(selectors.queue_rows(me, f, current.pk, 3)) == min(3, len(expected))

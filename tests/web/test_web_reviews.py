@@ -226,3 +226,38 @@ def test_a_lost_decision_answers_with_the_reason_and_a_link_not_the_whole_review
     assert "already decided by carol" in page
     assert f'href="{reverse("review", args=[review.pk])}"' in page
     assert 'id="history' not in page and "What to check" not in page
+
+
+def test_access_review_reads_what_select_related_reads(make_user, make_review):
+    """access_review's fixed statement (approvals.rowread) builds the instances the ORM's
+    select_related builds: every field of the review, its thread, run and claimer, converted
+    the same way (JSON, timestamps), None where there is no run or claimer."""
+    from datetime import timedelta
+
+    from django.http import Http404
+    from django.utils import timezone
+
+    from approvals.access import access_review
+
+    viewer = make_user("reviewer")
+    claimed = make_review(status="claimed", claimed_by=viewer, claimed_at=timezone.now(),
+                          due_at=timezone.now() + timedelta(days=1), assignee="reviewer")
+    bare = make_review()
+    ReviewRequest.objects.filter(pk=bare.pk).update(run=None)
+
+    def fields(obj):
+        return None if obj is None else [getattr(obj, f.attname)
+                                         for f in obj._meta.concrete_fields]
+
+    for review in (claimed, bare):
+        expected = ReviewRequest.objects.select_related("thread", "run", "claimed_by").get(
+            pk=review.pk)
+        got = access_review(viewer, review.pk, for_update=False)
+        assert fields(got) == fields(expected)
+        assert got.payload == expected.payload and isinstance(got.payload, dict)
+        for name in ("thread", "run", "claimed_by"):
+            assert ReviewRequest._meta.get_field(name).is_cached(got)  # no query to follow it
+            assert fields(getattr(got, name)) == fields(getattr(expected, name))
+        assert got._state.adding is False and got._state.db == expected._state.db
+    with pytest.raises(Http404):
+        access_review(viewer, bare.pk + 1000, for_update=False)

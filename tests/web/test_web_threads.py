@@ -3,6 +3,7 @@ re-answered reviews (each a new branch; the original branch never changes)."""
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 from approvals.actions import DecisionInput, do_decide, do_redecide
@@ -207,6 +208,39 @@ def test_redecide_page_records_the_new_answer_as_a_new_review(
     assert response.url == reverse("review", args=[again.pk])
     assert again.decision.comment == "second thoughts"
     assert head_values(review.thread)["outcome"] == "reject"
+    # the original's page names the re-answer, its action and who decided it
+    page = client_as(user=user).get(reverse("review", args=[review.pk])).content.decode()
+    assert (f'Re-answered in <a href="/reviews/{again.pk}/">review #{again.pk}</a>: '
+            f"Reject by {user.username}") in page
+
+
+def test_reanswers_reads_what_select_related_reads(make_review, make_user,
+                                                  django_assert_num_queries):
+    """selectors.reanswers (a fixed statement) builds what `review.reanswers.select_related(
+    "decision__decided_by")` builds, for a re-answer decided and one not (yet) decided."""
+    from approvals.models import Decision
+    from approvals.selectors import reanswers
+
+    original = make_review(status="decided")
+    decider = make_user("reviewer")
+    decided = make_review(thread=original.thread, reanswer_of=original, status="decided")
+    Decision.objects.create(review=decided, decided_by=decider, action="reject", comment="no")
+    open_one = make_review(thread=original.thread, reanswer_of=original)
+    make_review(thread=original.thread)  # not a re-answer
+
+    def fields(obj):
+        return [getattr(obj, f.attname) for f in obj._meta.concrete_fields]
+
+    expected = sorted(original.reanswers.select_related("decision__decided_by").all(),
+                      key=lambda r: r.pk)
+    got = reanswers(original.pk)
+    assert [fields(r) for r in got] == [fields(r) for r in expected]
+    assert [r.pk for r in got] == [decided.pk, open_one.pk]
+    assert fields(got[0].decision) == fields(expected[0].decision)
+    assert fields(got[0].decision.decided_by) == fields(decider)
+    with django_assert_num_queries(0), pytest.raises(
+            ReviewRequest.decision.RelatedObjectDoesNotExist):
+        got[1].decision  # noqa: B018 - cached as absent, as select_related caches it
 
 
 def test_do_fork_refuses_a_value_of_the_wrong_type_whoever_calls_it(start_paused, make_user):
