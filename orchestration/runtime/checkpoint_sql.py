@@ -41,6 +41,7 @@ from django.utils import timezone
 from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
 from orchestration.checkpoint.storage.inline import pack_inline, unpack_inline
 from orchestration.runtime import models
+from orchestration.runtime.sqlite_backend.put import SqlitePut
 
 RUN = models.Run._meta.db_table
 THREAD = models.Thread._meta.db_table
@@ -593,9 +594,12 @@ def _put_outcome(row: Sequence[Any]) -> int | None:
 
 
 def in_transaction(job: PutJob) -> PutJob:
-    """`job` inside BEGIN IMMEDIATE ... COMMIT on a raw sqlite3 connection in autocommit (the
-    write-behind thread's; Django's gets `transaction.atomic`). PostgreSQL needs nothing:
-    a put is one statement, its own transaction."""
+    """`job` on a raw sqlite3 connection in autocommit (the write-behind thread's; Django's
+    gets `transaction.atomic`): a put as one statement when it can (`SqlitePut.autocommit`),
+    anything else inside BEGIN IMMEDIATE ... COMMIT. PostgreSQL needs nothing: a put is one
+    statement, its own transaction."""
+    if isinstance(job, SqlitePut):
+        return job.autocommit
 
     def run(raw: Any) -> int | None:
         raw.execute("BEGIN IMMEDIATE")
@@ -621,10 +625,12 @@ def _sqlite_put_job(
     fence: FenceArgs | None,
     parent_pk: int | None,
     checkpoint_ns: str,
-) -> PutJob:
+) -> SqlitePut:
     """`put_job` on SQLite: the row's values in the statements' parameter order, built here,
     outside the write transaction (the gate and SQLite's lock are held for the statements
-    only); the thread's pk, known only in the transaction, is put in front there.
+    only). The usual put is one statement (`sqlite_backend.put`); `sqlite_job` below is the
+    general path (a thread's first put, an id stored again, a user to keep, a refused fence),
+    where the thread's pk, known only in the transaction, is put in front.
 
     The parent row is looked up by its checkpoint id (one probe of the unique index, ~1 µs),
     not named by `parent_pk`: since migration 0008 a pk can be reused once the newest rows
@@ -640,7 +646,6 @@ def _sqlite_put_job(
         _json(written_by), created, reason,
         pack_inline(encoded.inline) if encoded.inline else None,
     )
-    fence_args = None if fence is None else (to_text(timezone.now()), fence.run_id, fence.token)
     blobs = [(b.field, b.version, b.kind, b.base or "", b.data) for b in encoded.blobs]
     cid = record.checkpoint_id
     head = "" if checkpoint_ns else cid
@@ -649,7 +654,8 @@ def _sqlite_put_job(
     def sqlite_job(raw: Any) -> int | None:
         cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
         try:
-            if fence_args is not None:
+            if fence is not None:
+                fence_args = (to_text(timezone.now()), fence.run_id, fence.token)
                 cursor.execute(_SQLITE_FENCE, fence_args)
                 if cursor.rowcount != 1:
                     return None
@@ -661,7 +667,12 @@ def _sqlite_put_job(
         finally:
             cursor.close()
 
-    return sqlite_job
+    params = (cid, checkpoint_ns, *row, thread_id)
+    if fence is not None:
+        params = (*params, fence.run_id, fence.token)
+    return SqlitePut(
+        params, fence is not None, blobs, sqlite_job, fast=user_id is None,
+    )
 
 
 def _sqlite_thread(
