@@ -10,12 +10,14 @@ of the write itself building six statements. Here:
   number of rows) and the checkpoint row, each depending on the fence's row. A worker that
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
-- **SQLite**: the same steps as a few statements on the raw `sqlite3` cursor inside one
-  `BEGIN IMMEDIATE` transaction: SQLite is in-process, so statements cost microseconds, and
-  it has no data-modifying CTEs. What a commit costs is mostly the pages it writes to the
-  WAL (and the WAL checkpoints they bring), so the usual superstep touches as few as it can:
-  the fence (the run's row), the head moved by the thread row's pk, and the checkpoint row
-  with its small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row).
+- **SQLite**: the usual put is also ONE statement in autocommit (`sqlite_backend/put.py`):
+  an `INSERT ... SELECT` of the checkpoint row that selects nothing unless the lease holds,
+  the thread's head moved by a trigger (migration 0009). What a commit costs is mostly the
+  pages it writes to the WAL, so it touches as few as it can: the checkpoint row with its
+  small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row), its index
+  entries and the thread's row; the run's row is only read. A thread's first put, an id
+  stored again, or a refused fence take the general path: the same steps as a few statements
+  inside one `BEGIN IMMEDIATE` transaction (SQLite has no data-modifying CTEs).
 
 The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrite`).
 """
