@@ -68,8 +68,8 @@ Job = Callable[[Any], "int | None"]
 
 def has_head_trigger(raw: Any) -> bool:
     """Whether the database of the sqlite3 connection `raw` has migration 0009's trigger;
-    remembered on our backend's connections (asked once per connection), asked every time on
-    another (that connection takes the general path anyway, see `SqlitePut.fast`)."""
+    remembered on our backend's connections (asked once per connection), asked at every put
+    on a plain sqlite3 connection (Django's stock backend), which keeps no attributes."""
     known = getattr(raw, "head_trigger", None)
     if known is not None:
         return bool(known)
