@@ -10,12 +10,14 @@ of the write itself building six statements. Here:
   number of rows) and the checkpoint row, each depending on the fence's row. A worker that
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
-- **SQLite**: the same steps as a few statements on the raw `sqlite3` cursor inside one
-  `BEGIN IMMEDIATE` transaction: SQLite is in-process, so statements cost microseconds, and
-  it has no data-modifying CTEs. What a commit costs is mostly the pages it writes to the
-  WAL (and the WAL checkpoints they bring), so the usual superstep touches as few as it can:
-  the fence (the run's row), the head moved by the thread row's pk, and the checkpoint row
-  with its small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row).
+- **SQLite**: the usual put is also ONE statement in autocommit (`sqlite_backend/put.py`):
+  an `INSERT ... SELECT` of the checkpoint row that selects nothing unless the lease holds,
+  the thread's head moved by a trigger (migration 0009). What a commit costs is mostly the
+  pages it writes to the WAL, so it touches as few as it can: the checkpoint row with its
+  small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row), its index
+  entries and the thread's row; the run's row is only read. A thread's first put, an id
+  stored again, or a refused fence take the general path: the same steps as a few statements
+  inside one `BEGIN IMMEDIATE` transaction (SQLite has no data-modifying CTEs).
 
 The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrite`).
 """
@@ -42,6 +44,7 @@ from django.utils import timezone
 from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
 from orchestration.checkpoint.storage.inline import pack_inline, unpack_inline
 from orchestration.runtime import models
+from orchestration.runtime.sqlite_backend.put import SqlitePut
 
 RUN = models.Run._meta.db_table
 THREAD = models.Thread._meta.db_table
@@ -698,9 +701,12 @@ def _put_outcome(row: Sequence[Any]) -> int | None:
 
 
 def in_transaction(job: PutJob) -> PutJob:
-    """`job` inside BEGIN IMMEDIATE ... COMMIT on a raw sqlite3 connection in autocommit (the
-    write-behind thread's; Django's gets `transaction.atomic`). PostgreSQL needs nothing:
-    a put is one statement, its own transaction."""
+    """`job` on a raw sqlite3 connection in autocommit (the write-behind thread's; Django's
+    gets `transaction.atomic`): a put as one statement when it can (`SqlitePut.autocommit`),
+    anything else inside BEGIN IMMEDIATE ... COMMIT. PostgreSQL needs nothing: a put is one
+    statement, its own transaction."""
+    if isinstance(job, SqlitePut):
+        return job.autocommit
 
     def run(raw: Any) -> int | None:
         raw.execute("BEGIN IMMEDIATE")
@@ -726,10 +732,12 @@ def _sqlite_put_job(
     fence: FenceArgs | None,
     parent_pk: int | None,
     checkpoint_ns: str,
-) -> PutJob:
+) -> SqlitePut:
     """`put_job` on SQLite: the row's values in the statements' parameter order, built here,
     outside the write transaction (the gate and SQLite's lock are held for the statements
-    only); the thread's pk, known only in the transaction, is put in front there.
+    only). The usual put is one statement (`sqlite_backend.put`); `sqlite_job` below is the
+    general path (a thread's first put, an id stored again, a user to keep, a refused fence),
+    where the thread's pk, known only in the transaction, is put in front.
 
     The parent row is looked up by its checkpoint id (one probe of the unique index, ~1 µs),
     not named by `parent_pk`: since migration 0008 a pk can be reused once the newest rows
@@ -745,7 +753,6 @@ def _sqlite_put_job(
         _json(written_by), created, reason,
         pack_inline(encoded.inline) if encoded.inline else None,
     )
-    fence_args = None if fence is None else (to_text(timezone.now()), fence.run_id, fence.token)
     blobs = [(b.field, b.version, b.kind, b.base or "", b.data) for b in encoded.blobs]
     cid = record.checkpoint_id
     head = "" if checkpoint_ns else cid
@@ -754,7 +761,8 @@ def _sqlite_put_job(
     def sqlite_job(raw: Any) -> int | None:
         cursor = raw.cursor()  # the sqlite3 cursor: no per-call rewriting
         try:
-            if fence_args is not None:
+            if fence is not None:
+                fence_args = (to_text(timezone.now()), fence.run_id, fence.token)
                 cursor.execute(_SQLITE_FENCE, fence_args)
                 if cursor.rowcount != 1:
                     return None
@@ -766,7 +774,12 @@ def _sqlite_put_job(
         finally:
             cursor.close()
 
-    return sqlite_job
+    params = (cid, checkpoint_ns, *row, thread_id)
+    if fence is not None:
+        params = (*params, fence.run_id, fence.token)
+    return SqlitePut(
+        params, fence is not None, blobs, sqlite_job, fast=user_id is None,
+    )
 
 
 def _sqlite_thread(

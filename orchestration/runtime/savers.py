@@ -71,9 +71,10 @@ _FIELDS = (
 class DjangoCheckpointSaver(BaseCheckpointSaver):
     """Checkpoints in the Django database `using`.
 
-    `lease` (a worker's run lease) fences every write: the write's own statement (PostgreSQL)
-    or transaction (SQLite) proves the lease with a conditional update of the run row (its
-    `heartbeat_at`) and writes nothing if that matched no row (LeaseLost is raised).
+    `lease` (a worker's run lease) fences every write: the write's own statement (PostgreSQL,
+    and a put on SQLite) or transaction (SQLite) proves the lease with a conditional update of
+    the run row (its `heartbeat_at`; a SQLite put only reads the row) and writes nothing if
+    that matched no row (LeaseLost is raised).
     `fence`, a callable, is the general form: called first inside the write's transaction,
     it raises to stop the write.
 

@@ -53,6 +53,9 @@ class GatedConnection(sqlite3.Connection):
     gate_timeout: float = 5.0
     holds_gate: bool = False
     checkpointer: WalCheckpointer | None = None
+    # Whether the database has migration 0009's head trigger (`put.has_head_trigger`):
+    # None until the first put on this connection asks.
+    head_trigger: bool | None = None
 
     def gated(self, sql: str, run: Callable[[], T]) -> T:
         gate = self.gate

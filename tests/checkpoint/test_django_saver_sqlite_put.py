@@ -1,0 +1,182 @@
+"""The Django saver's put on SQLite: one fenced statement in autocommit, the thread's head moved
+by migration 0009's trigger, and the general path for everything else."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from checkpoint_helpers import SyncOps, Writer
+from django.db import connection
+
+from orchestration.checkpoint import CheckpointConfig
+from orchestration.checkpoint.base import new_checkpoint_id
+from orchestration.runtime import models
+from orchestration.runtime.leases import Lease, LeaseLost
+from orchestration.runtime.sqlite_backend.put import HEAD_TRIGGER
+from orchestration.savers import DjangoCheckpointSaver
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "sqlite", reason="the SQLite put"),
+]
+
+
+class Statements:
+    """The SQL statements run on Django's sqlite3 connection meanwhile (sqlite3's trace
+    callback reports a trigger's program again with its statement's text: once here)."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def __call__(self, sql: str) -> None:
+        if not self.sql or self.sql[-1] != sql:
+            self.sql.append(sql)
+
+    def heads(self) -> list[str]:
+        return [" ".join(sql.split()[:3]) for sql in self.sql]
+
+
+@pytest.fixture
+def statements() -> Iterator[Statements]:
+    connection.ensure_connection()
+    seen = Statements()
+    connection.connection.set_trace_callback(seen)
+    yield seen
+    connection.connection.set_trace_callback(None)
+
+
+def _leased(thread_id: str) -> tuple[models.Run, Lease]:
+    thread = models.Thread.objects.create(thread_id=thread_id)
+    run = models.Run.objects.create(
+        thread=thread, kind=models.Run.Kind.START, status=models.Run.Status.RUNNING,
+        lease_token="token", attempts=1,
+    )
+    return run, Lease(run_id=run.pk, token="token", seconds=30.0)
+
+
+def _head(thread_id: str) -> str:
+    return models.Thread.objects.get(thread_id=thread_id).head_checkpoint_id
+
+
+def test_a_fenced_put_is_one_statement_that_stores_the_row_and_moves_the_head(
+    statements: Statements,
+) -> None:
+    run, lease = _leased("one")
+    saver = DjangoCheckpointSaver(lease=lease)
+    first = Writer(SyncOps(saver)).put("one", {"a": 1})
+    second = dataclasses.replace(first.checkpoint, id=new_checkpoint_id(), values={"a": 2},
+                                 versions={})
+    statements.sql.clear()
+    saver.put(first.config, second, dataclasses.replace(first.metadata, step=1))
+
+    assert statements.heads() == ["INSERT INTO orchestration_checkpoint"]
+    assert _head("one") == second.id
+    row = models.Checkpoint.objects.get(checkpoint_id=second.id)
+    assert row.parent.checkpoint_id == first.checkpoint.id
+    assert row.thread.thread_id == "one"
+
+
+def test_a_stale_lease_makes_the_one_statement_write_nothing(statements: Statements) -> None:
+    run, lease = _leased("stale")
+    saver = DjangoCheckpointSaver(lease=lease)
+    writer = Writer(SyncOps(saver))
+    first = writer.put("stale", {"a": 1})
+    # resume_stalled moved the run on: another worker may own the thread from here.
+    models.Run.objects.filter(pk=run.pk).update(status=models.Run.Status.STALLED, lease_token="")
+    statements.sql.clear()
+
+    with pytest.raises(LeaseLost):
+        writer.put("stale", {"a": 2}, first)
+
+    # The one statement found no lease and inserted nothing; the general path's fence (an
+    # UPDATE of the run) refused too, and its transaction ended with nothing in it.
+    assert statements.heads()[:2] == ["INSERT INTO orchestration_checkpoint", "BEGIN IMMEDIATE"]
+    assert not any(sql.startswith("INSERT INTO orchestration_thread") for sql in statements.sql)
+    assert list(models.Checkpoint.objects.values_list("checkpoint_id", flat=True)) == [
+        first.checkpoint.id
+    ]
+    assert _head("stale") == first.checkpoint.id
+    assert lease.lost.is_set()
+
+
+def test_the_fenced_statement_alone_refuses_a_stale_lease() -> None:
+    # The statement itself, without the general path behind it: zero rows, nothing written.
+    from orchestration.runtime.sqlite_backend import put
+
+    run, lease = _leased("direct")
+    Writer(SyncOps(DjangoCheckpointSaver(lease=lease))).put("direct", {"a": 1})
+    before = models.Checkpoint.objects.count()
+    raw = connection.connection
+    cid = new_checkpoint_id()
+    values = (cid, "", None, 1, "loop", "[]", "{}", b"", b"", "{}", "[]",
+              "2026-01-01 00:00:00", "", None, "direct")
+    assert raw.execute(put.INSERT_FENCED, (*values, run.pk, "another token")).rowcount == 0
+    assert models.Checkpoint.objects.count() == before
+    assert raw.execute(put.INSERT_FENCED, (*values, run.pk, "token")).rowcount == 1
+    assert _head("direct") == cid
+
+
+def test_a_threads_first_put_and_a_put_with_a_big_value_take_the_transaction(
+    statements: Statements,
+) -> None:
+    run, lease = _leased("another")
+    writer = Writer(SyncOps(DjangoCheckpointSaver(lease=lease)))
+    statements.sql.clear()
+    first = writer.put("new", {"a": 1})  # no thread row yet: the general path makes it
+    writes = [sql for sql in statements.heads() if not sql.startswith("SELECT")]
+    assert writes[:3] == [  # the one statement inserted nothing: the transaction
+        "INSERT INTO orchestration_checkpoint", "BEGIN IMMEDIATE", "UPDATE orchestration_run SET",
+    ]
+    assert "INSERT INTO orchestration_thread" in writes
+    assert _head("new") == first.checkpoint.id
+    statements.sql.clear()
+
+    second = writer.put("new", {"a": 1, "big": "x" * 5000}, first)  # a FieldVersion row
+
+    assert statements.heads()[:4] == [  # then the Writer's read of what it stored
+        "BEGIN IMMEDIATE", "INSERT INTO orchestration_checkpoint",
+        "INSERT INTO orchestration_fieldversion", "COMMIT",
+    ]
+    assert _head("new") == second.checkpoint.id
+    version = models.FieldVersion.objects.get(field="big")
+    assert version.thread.thread_id == "new"
+    cold = DjangoCheckpointSaver().get_tuple(CheckpointConfig("new"))
+    assert cold is not None
+    assert cold.checkpoint.values == {"a": 1, "big": "x" * 5000}
+
+
+def test_a_subgraphs_checkpoint_leaves_the_head_and_an_id_stored_again_is_replaced() -> None:
+    saver = DjangoCheckpointSaver()
+    writer = Writer(SyncOps(saver))
+    first = writer.put("sub", {"a": 1})
+    child = dataclasses.replace(first.checkpoint, id=new_checkpoint_id())
+    saver.put(CheckpointConfig("sub", checkpoint_ns="inner"), child, first.metadata)
+    assert _head("sub") == first.checkpoint.id
+
+    again = dataclasses.replace(first.checkpoint, values={"a": 5})
+    saver.put(CheckpointConfig("sub"), again, dataclasses.replace(first.metadata, step=7))
+    row = models.Checkpoint.objects.get(checkpoint_id=first.checkpoint.id, checkpoint_ns="")
+    assert row.step == 7
+    assert _head("sub") == first.checkpoint.id
+
+
+def test_checkpoint_insert_moves_the_head_on_sqlite() -> None:
+    # Migration 0009's trigger: a later migration that rebuilds the table would drop it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = %s",
+            [HEAD_TRIGGER],
+        )
+        assert cursor.fetchone()[0] == 1
+    thread = models.Thread.objects.create(thread_id="orm")
+    models.Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input",
+        created_at="2026-01-01T00:00Z",
+    )
+    models.Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0002", checkpoint_ns="inner", step=0, source="input",
+        created_at="2026-01-01T00:00Z",
+    )
+    assert _head("orm") == "0001"
