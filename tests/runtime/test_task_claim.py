@@ -1,0 +1,129 @@
+"""Which task row `stepwise_worker` claims next, and what claiming it costs.
+
+The same rows in the same order on every database (PostgreSQL's one-statement claim,
+`orchestration.runtime.taskclaim`, and the library's claim elsewhere); on PostgreSQL the
+claim is one statement outside any transaction, and skips a row another session holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult, get_date_max
+
+from orchestration.runtime.management.commands.stepwise_worker import WakingWorker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "approvals.notify.email_review_overdue"
+
+
+def row(name: str, *, priority: int = 0, queue: str = "default", backend: str = "default",
+        run_after: Any = None, status: str = "READY", age: float = 0.0) -> str:
+    """A task row as the library enqueues it; its `args` name it in the assertions."""
+    created = DBTaskResult.objects.create(
+        args_kwargs={"args": [name], "kwargs": {}}, task_path=PATH, priority=priority,
+        queue_name=queue, backend_name=backend, status=status,
+        run_after=run_after or get_date_max(),
+    )
+    # enqueued_at is auto_now_add: older rows are made older afterwards
+    DBTaskResult.objects.filter(pk=created.pk).update(
+        enqueued_at=timezone.now() - timedelta(seconds=age))
+    return str(created.pk)
+
+
+def worker(queues: str = "default", exclude: str = "", worker_id: str = "host:77") -> Any:
+    return WakingWorker(
+        queue_names=queues.split(","), interval=0.1, batch=True, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id=worker_id,
+        excluded_queue_names=exclude.split(",") if exclude else [],
+    )
+
+
+def claims(w: Any) -> list[str]:
+    """Names of the rows `w` claims, in order, until none is ready."""
+    names = []
+    while (task := w._claim_next()[0]) is not None:
+        names.append(task.args_kwargs["args"][0])
+    return names
+
+
+def test_ready_rows_are_claimed_by_priority_then_due_time_then_age() -> None:
+    now = timezone.now()
+    row("old", age=30)
+    row("new", age=1)
+    row("urgent", priority=10)
+    row("low", priority=-5, age=60)
+    row("was-due", run_after=now - timedelta(seconds=5))
+    row("not-due-yet", run_after=now + timedelta(hours=1))
+    row("running", status="RUNNING", age=90)
+    row("other-queue", queue="mail", age=90)
+    row("other-backend", backend="elsewhere", age=90)
+    # equal priority: a row that was due at some time goes before those due at any time
+    # (run_after's sentinel is year 9999), then the oldest first
+    assert claims(worker()) == ["urgent", "was-due", "old", "new", "low"]
+    assert claims(worker("*", exclude="default")) == ["other-queue"]
+
+
+def test_a_claimed_row_is_running_under_the_worker_with_the_fields_the_library_sets() -> None:
+    first = row("a")
+    task, retrieved = worker(worker_id="host:77")._claim_next()
+    assert retrieved and str(task.pk) == first
+    assert (task.status, task.worker_ids) == ("RUNNING", ["host:77"])
+    assert task.args_kwargs == {"args": ["a"], "kwargs": {}}  # JSON decoded, as the ORM's
+    assert task.task.name == "email_review_overdue"
+    stored = DBTaskResult.objects.get(pk=first)
+    assert (stored.status, stored.worker_ids, stored.started_at) == (
+        "RUNNING", ["host:77"], task.started_at)
+    # a row sent again (lost_tasks) keeps its earlier worker ids, as the library's claim
+    DBTaskResult.objects.filter(pk=first).update(status="READY")
+    again, _ = worker(worker_id="host:78")._claim_next()
+    assert again.worker_ids == ["host:77", "host:78"]
+
+
+def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    row("a")
+    w = worker()
+    w._claim_next()  # a worker's first claim builds its statement
+    row("b")
+    with CaptureQueriesContext(connection) as queries:
+        task, _ = w._claim_next()
+        none, _ = w._claim_next()
+    assert task.args_kwargs["args"] == ["b"] and none is None
+    assert len(queries) == 2, [q["sql"] for q in queries]  # no BEGIN/COMMIT either
+    assert all(q["sql"].startswith("UPDATE") for q in queries)
+
+
+def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite claims under its write lock")
+    held = row("held", age=10)
+    row("free")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                DBTaskResult.objects.select_for_update().get(pk=held)
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert claims(worker()) == ["free"]
+    finally:
+        release.set()
+        holder.join()
+    assert claims(worker()) == ["held"]
