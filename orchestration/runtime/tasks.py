@@ -31,6 +31,7 @@ from orchestration.runtime.logcontext import log_context
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
+from orchestration.runtime.runclaim import claim_run
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
@@ -43,14 +44,7 @@ logger = logging.getLogger(__name__)
 @task()
 def execute_run(run_id: int) -> dict[str, Any]:
     """Run (or continue) run `run_id`; returns what happened, for the task result."""
-    # One transaction (one commit) for the claim, the run's row and its `run_started` event:
-    # the claim is still a conditional update, and a worker dying after the commit leaves a
-    # running run with a lease, as before.
-    with transaction.atomic():
-        lease = claim(run_id)
-        if lease is not None:
-            run = Run.objects.select_related("thread").get(pk=run_id)
-            publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
+    lease, run = _claim(run_id)
     if lease is None:
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         logger.info("run %s not claimed (status %s): another worker has or had it", run_id, status)
@@ -63,6 +57,21 @@ def execute_run(run_id: int) -> dict[str, Any]:
         )
         logger.info("run %s: %s", run.pk, result.get("outcome"))
         return result
+
+
+def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
+    """Take the run, read it with its thread and record `run_started`, all or nothing: the
+    claim is a conditional update, and a worker dying after the commit leaves a running run
+    with a lease. On PostgreSQL one statement (`runclaim`), elsewhere one transaction."""
+    if connection.vendor == "postgresql":
+        return claim_run(run_id) or (None, None)
+    with transaction.atomic():
+        lease = claim(run_id)
+        if lease is None:
+            return None, None
+        run = Run.objects.select_related("thread").get(pk=run_id)
+        publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
+        return lease, run
 
 
 def _execute(run: Run, lease: Lease) -> dict[str, Any]:

@@ -127,3 +127,41 @@ def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -
         release.set()
         holder.join()
     assert claims(worker()) == ["held"]
+
+
+# --- a worker taking the run a task names (tasks._claim) ---
+
+
+def run_fields(run: Any) -> dict[str, Any]:
+    return {f.attname: getattr(run, f.attname) for f in type(run)._meta.concrete_fields}
+
+
+def test_taking_a_run_marks_it_and_its_thread_running_and_records_its_start_once(
+    tmp_path: Any,
+) -> None:
+    from orchestration.runtime.leases import worker_id
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import _claim
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    with CaptureQueriesContext(connection) as queries:
+        lease, run = _claim(queued.pk)
+    if connection.vendor == "postgresql":  # the claim, both rows and the event: one statement
+        assert len(queries) == 1, [q["sql"] for q in queries]
+    assert lease is not None and run is not None
+    assert (run.status, run.attempts, run.worker, run.lease_token) == (
+        "running", 1, worker_id(), lease.token)
+    assert run.started_at is not None and run.lease_expires_at > run.started_at
+    # the instances hold exactly what the rows hold, typed as the ORM types them
+    stored = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert run_fields(run) == run_fields(stored)
+    assert run_fields(run.thread) == run_fields(stored.thread)
+    assert stored.thread.status == "running"
+    started = Event.objects.get(run=run, kind="run_started")
+    assert started.thread_id == run.thread_id
+    assert started.data == {"attempt": 1, "worker": run.worker}
+    # a run someone holds is not taken again: nothing changes, no second event
+    assert _claim(queued.pk) == (None, None)
+    assert run_fields(Run.objects.get(pk=queued.pk)) == run_fields(stored)
+    assert Event.objects.filter(run=run, kind="run_started").count() == 1
