@@ -165,3 +165,34 @@ def test_taking_a_run_marks_it_and_its_thread_running_and_records_its_start_once
     assert _claim(queued.pk) == (None, None)
     assert run_fields(Run.objects.get(pk=queued.pk)) == run_fields(stored)
     assert Event.objects.filter(run=run, kind="run_started").count() == 1
+
+
+def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_three_statements(
+    tmp_path: Any,
+) -> None:
+    """Taking the run (run, thread, `run_started`: one statement) and recording its end (the
+    fenced run update returning the input, then thread and `run_succeeded` together): seven
+    ORM statements and a read before (the checkpoint saver's own statements not counted)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statements (runclaim, runend)")
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import execute_run
+
+    # the gate is open: the run goes from start to end
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(tmp_path)},
+                          user=None)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run.call(queued.pk)["outcome"] == "succeeded"
+    run_rows = [q["sql"] for q in queries
+                if "orchestration_thread SET" in q["sql"].replace('"', "")
+                or "orchestration_run SET" in q["sql"].replace('"', "")
+                and "fence AS" not in q["sql"]]
+    assert len(run_rows) == 3, run_rows
+    assert ["orchestration_event" in sql for sql in run_rows] == [True, False, True]
+    assert not [q for q in queries if q["sql"].startswith('SELECT "orchestration_run"')]
+    assert list(Event.objects.filter(run_id=queued.pk).values_list("kind", flat=True)
+                .order_by("pk")) == ["run_queued", "run_started", "run_succeeded"]
+    run = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert (run.status, run.lease_token, run.thread.status) == ("succeeded", "", "done")
+    assert run.thread.head_checkpoint_id
