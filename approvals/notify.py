@@ -49,21 +49,27 @@ def send_to(user: Any, subject: str, body: str, *about: object) -> int:
     return message.send(fail_silently=False)
 
 
+def _addressees(assignee: str) -> Any:
+    return get_user_model().objects.filter(
+        Q(username=assignee) | Q(groups__name=assignee), is_active=True
+    ).exclude(email="").exclude(email_preference__review_requests=False)
+
+
 def recipients(review: ReviewRequest) -> list[Any]:
     """Active users with an e-mail address the review is assigned to, minus those who opted
     out. An unassigned review e-mails nobody: it waits in everyone's inbox."""
     if not review.assignee:
         return []
-    users = get_user_model().objects.filter(
-        Q(username=review.assignee) | Q(groups__name=review.assignee), is_active=True
-    ).exclude(email="").exclude(email_preference__review_requests=False).distinct()
-    return list(users.order_by("pk"))
+    return list(_addressees(review.assignee).distinct().order_by("pk"))
 
 
 def queue_review_email(review: ReviewRequest) -> None:
     """Queue the e-mail in the transaction that opens the review (a DB-backed task row
-    commits with it; any other backend gets it after the commit)."""
-    if not review.assignee:
+    commits with it; any other backend gets it after the commit), if anyone it is assigned
+    to can be e-mailed at all: one read here instead of a task row, its wake-up, a worker's
+    claim, two reads and its result for every review of a team without addresses (the task
+    still picks its recipients when it sends)."""
+    if not review.assignee or not _addressees(review.assignee).exists():
         return
     _queue(email_review_requested, review.pk)
 

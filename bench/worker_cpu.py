@@ -12,8 +12,11 @@ The first round warms the process up (imports, graph compile) and is reported ap
 Reported per run (per thread and phase: the start phase also runs the review's e-mail task,
 as a worker of the load test does): process CPU time (every thread of the process: the run, its
 write-behind and heartbeat threads, the pusher), and from PostgreSQL's statistics of the
-database (`pg_stat_database`): transactions committed and sessions opened. The threads are
-started and the decisions made outside the measured windows.
+database (`pg_stat_database`): transactions committed and sessions opened; and the CPU time
+of the PostgreSQL backends serving the database (`pg_ms_per_run`, from /proc: the database
+server must run on this machine; every session of the database counts, so give the bench a
+database of its own). The threads are started and the decisions made outside the measured
+windows.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -66,10 +70,32 @@ def db_stats() -> dict[str, int]:
     return {"commits": commit, "sessions": sessions, "inserted": ins, "updated": upd}
 
 
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def backends_cpu_ms() -> dict[int, float]:
+    """CPU-ms so far of each PostgreSQL backend connected to this database ({} elsewhere, or
+    when the server's /proc is not this machine's)."""
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    cpu = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[pid] = (int(fields[11]) + int(fields[12])) * TICK_MS
+    return cpu
+
+
 def drain(worker: WakingWorker) -> tuple[int, float, float, dict[str, int]]:
     """Execute every ready task; (executions, CPU s, wall s, database deltas)."""
     time.sleep(0.7)  # the statistics collector flushes at most every 0.5-1 s
     before = db_stats()
+    pg_before = backends_cpu_ms()
     t0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
     n = 0
     with keep_writer():  # as the worker's loop: one write-behind connection while busy
@@ -79,13 +105,17 @@ def drain(worker: WakingWorker) -> tuple[int, float, float, dict[str, int]]:
                 break
             worker.run_task(task_result)
             n += 1
+        # before the write-behind connection closes: its backend's CPU goes with it
+        pg_after = backends_cpu_ms()
     close_writers()  # as the worker does when it goes idle
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     t1 = os.times()
     sys_share = (t1.system - t0.system) / max(cpu, 1e-9)
     time.sleep(1.2)
     after = db_stats()
-    return n, cpu, wall, {"sys_share": sys_share, **{k: after[k] - before[k] for k in after}}
+    pg_ms = sum(ms - pg_before.get(pid, 0.0) for pid, ms in pg_after.items())
+    return n, cpu, wall, {"sys_share": sys_share, "pg_ms": pg_ms,
+                          **{k: after[k] - before[k] for k in after}}
 
 
 def main() -> None:
@@ -117,6 +147,7 @@ def main() -> None:
             rows.append({"round": rnd, "phase": phase, "tasks": n,
                          "cpu_ms_per_run": cpu * 1000 / per, "wall_ms_per_run": wall * 1000 / per,
                          "sys_share": db.pop("sys_share"),
+                         "pg_ms_per_run": db.pop("pg_ms") / per,
                          **{f"{k}_per_run": v / per for k, v in db.items()}})
     for row in rows:
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}))
@@ -124,8 +155,11 @@ def main() -> None:
     if warm:
         start = statistics.median(r["cpu_ms_per_run"] for r in warm if r["phase"] == "start")
         resume = statistics.median(r["cpu_ms_per_run"] for r in warm if r["phase"] == "resume")
+        pg = sum(statistics.median(r["pg_ms_per_run"] for r in warm if r["phase"] == phase)
+                 for phase in ("start", "resume"))
         print(f"warm rounds, worker CPU-ms: start {start:.1f} (the run and its review's email "
-              f"task), resume {resume:.1f}; per review cycle {start + resume:.1f}")
+              f"task), resume {resume:.1f}; per review cycle {start + resume:.1f}; "
+              f"PostgreSQL backends {pg:.1f}")
 
 if __name__ == "__main__":
     main()

@@ -52,9 +52,16 @@ def publish(
         reason=reason,
         data=data or {},
     )
+    announce(event.pk, kind, thread=thread, run=run)
+    return event
+
+
+def announce(event_id: int, kind: str, *, thread: Thread | None, run: Run | None) -> None:
+    """Push the stored event `event_id` to the pages that show it, once the transaction that
+    wrote its row commits (for a row written by other means than `publish`)."""
     message = {
         "type": "stepwise.event",
-        "event_id": event.pk,
+        "event_id": event_id,
         "kind": kind,
         "thread_id": thread.thread_id if thread is not None else None,
         "run_id": run.pk if run is not None else None,
@@ -62,10 +69,8 @@ def publish(
     groups = [] if kind in THREAD_ONLY_KINDS else list(GROUPS)
     if thread is not None:
         groups.append(thread_group(thread.thread_id))
-    if not groups:
-        return event
-    transaction.on_commit(lambda: _push(groups, message))
-    return event
+    if groups:
+        transaction.on_commit(lambda: _push(groups, message))
 
 
 def _push(groups: list[str], message: dict[str, Any]) -> None:

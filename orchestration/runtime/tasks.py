@@ -31,6 +31,8 @@ from orchestration.runtime.logcontext import log_context
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
+from orchestration.runtime.runclaim import claim_run
+from orchestration.runtime.runend import end_run_row, record_end
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
@@ -43,14 +45,7 @@ logger = logging.getLogger(__name__)
 @task()
 def execute_run(run_id: int) -> dict[str, Any]:
     """Run (or continue) run `run_id`; returns what happened, for the task result."""
-    # One transaction (one commit) for the claim, the run's row and its `run_started` event:
-    # the claim is still a conditional update, and a worker dying after the commit leaves a
-    # running run with a lease, as before.
-    with transaction.atomic():
-        lease = claim(run_id)
-        if lease is not None:
-            run = Run.objects.select_related("thread").get(pk=run_id)
-            publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
+    lease, run = _claim(run_id)
     if lease is None:
         status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
         logger.info("run %s not claimed (status %s): another worker has or had it", run_id, status)
@@ -63,6 +58,21 @@ def execute_run(run_id: int) -> dict[str, Any]:
         )
         logger.info("run %s: %s", run.pk, result.get("outcome"))
         return result
+
+
+def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
+    """Take the run, read it with its thread and record `run_started`, all or nothing: the
+    claim is a conditional update, and a worker dying after the commit leaves a running run
+    with a lease. On PostgreSQL one statement (`runclaim`), elsewhere one transaction."""
+    if connection.vendor == "postgresql":
+        return claim_run(run_id) or (None, None)
+    with transaction.atomic():
+        lease = claim(run_id)
+        if lease is None:
+            return None, None
+        run = Run.objects.select_related("thread").get(pk=run_id)
+        publish("run_started", run=run, data={"attempt": run.attempts, "worker": run.worker})
+        return lease, run
 
 
 def _execute(run: Run, lease: Lease) -> dict[str, Any]:
@@ -246,12 +256,11 @@ class _AnswersArrived(Exception):  # noqa: N818 - a signal to keep running, not 
 
 def _answers_arrived(run: Run, pending: set[str]) -> None:
     """Inside the transaction that would record the pause, after this run's row is locked by
-    that update: `runs.answer_thread` locks the same row before it adds answers, so every
-    answer committed before the pause is seen here, and any later one finds the run waiting
-    and queues a new run. Raises (rolling the pause back) when there is something to deliver."""
-    current = Run.objects.values_list("input", flat=True).get(pk=run.pk)
-    run.input = current
-    answers = RunInput.decode(current).undelivered(pending)
+    that update (`run.input` read since): `runs.answer_thread` locks the same row before it
+    adds answers, so every answer committed before the pause is seen here, and any later one
+    finds the run waiting and queues a new run. Raises (rolling the pause back) when there
+    is something to deliver."""
+    answers = RunInput.decode(run.input).undelivered(pending)
     if answers:
         raise _AnswersArrived(Command(resume=answers))
 
@@ -276,28 +285,43 @@ def _finish(
         "status": status, "finished_at": now, "lease_token": "", "lease_expires_at": None,
         "error": error[:10_000], "traceback": tb,
     }
+    on_postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
-        ended = Run.objects.filter(
-            pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
-        ).update(**run_fields)
+        if on_postgresql:  # the update returns the input: no read (runend)
+            current = end_run_row(run, lease, run_fields)
+            ended = current is not None
+        else:
+            ended = bool(Run.objects.filter(
+                pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
+            ).update(**run_fields))
+            current = None
         if not ended:
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
+        if current is not None:
+            run.input = current
         if before is not None:
+            if current is None:  # answers may have been added meanwhile: the row's input
+                run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
             before(run)
         thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
         if head:
             thread_fields["head_checkpoint_id"] = head
-        Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
+        if not on_postgresql:
+            Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
         # The rows now hold exactly these values (the run's row is locked by the update, its
         # other fields are this worker's under the lease): set them here rather than read
         # the run and its thread back. `input` (answers may have been added meanwhile) is
-        # read again when it matters, by `_answers_arrived` and by the receivers that need it.
+        # read again when it matters: above for `_answers_arrived`, and by the receivers
+        # that need it.
         for name, value in run_fields.items():
             setattr(run, name, value)
         for name, value in thread_fields.items():
             setattr(run.thread, name, value)
-        publish(f"run_{status}", run=run, reason=error, data=event_data or {})
+        if on_postgresql:  # the thread's row and the event in one statement (runend)
+            record_end(run, thread_status, head, now, f"run_{status}", error, event_data or {})
+        else:
+            publish(f"run_{status}", run=run, reason=error, data=event_data or {})
         send(run)
 
 

@@ -142,3 +142,26 @@ def test_overdue_review_is_escalated_once(make_user, make_review):
     email_review_overdue.call(review.pk)
     assert [m.to for m in mail.outbox] == [[ops.email]]
     assert any(i.kind == "review_overdue" for i in thread_history(review.thread))
+
+
+def test_a_review_nobody_it_is_assigned_to_can_be_emailed_about_queues_no_email_task(
+    make_user, make_review,
+):
+    """No task row (nor a worker's claim of it) for an e-mail with no recipient: the
+    assignees have no address, opted out, or are inactive."""
+    team = Group.objects.create(name="quiet")
+    for user in (make_user("reviewer", email=""), make_user("reviewer", email="o@example.com"),
+                 make_user("reviewer", email="gone@example.com", is_active=False)):
+        user.groups.add(team)
+    EmailPreference.objects.create(
+        user=team.user_set.get(email="o@example.com"), review_requests=False)
+    make_user("reviewer", username="nomail", email="")
+    for assignee in ("quiet", "nomail", "nobody-by-that-name"):
+        make_review(assignee=assignee)
+    assert not DBTaskResult.objects.filter(
+        task_path="approvals.notify.email_review_requested").exists()
+    make_user("reviewer", email="new@example.com").groups.add(team)
+    review = make_review(assignee="quiet")
+    assert DBTaskResult.objects.filter(
+        task_path="approvals.notify.email_review_requested", args_kwargs__args=[review.pk]
+    ).exists()

@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.utils import OperationalError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
@@ -44,6 +44,7 @@ from orchestration.runtime.dbfailure import database_unavailable, drop_broken_co
 from orchestration.runtime.leases import worker_id
 from orchestration.runtime.lost_tasks import recover
 from orchestration.runtime.shutdown import STOPPING
+from orchestration.runtime.taskclaim import TaskClaim
 from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
@@ -84,6 +85,18 @@ class WakingWorker(db_worker.Worker):
         # rows this worker claimed whose result it could not record (the error came out of
         # `run_task`): still RUNNING while this worker lives, so no sweeper would finish them
         self.unrecorded: list[DBTaskResult] = []
+        self.task_claim: TaskClaim | None = None  # PostgreSQL's one-statement claim
+
+    @property
+    def _one_statement_claim(self) -> TaskClaim | None:
+        using = DBTaskResult.objects.db
+        if self.task_claim is None and connections[using].vendor == "postgresql":
+            self.task_claim = TaskClaim(
+                using=using, backend_name=self.backend_name, worker_id=self.worker_id,
+                queue_names=None if self.process_all_queues else self.queue_names,
+                excluded_queue_names=self.excluded_queue_names,
+            )
+        return self.task_claim
 
     def shutdown(self, signum: int, frame: Any) -> None:
         # The run in hand is given back at its next superstep boundary (tasks.RunExecution),
@@ -195,6 +208,8 @@ class WakingWorker(db_worker.Worker):
             time.sleep(wait)
 
     def _claim_next(self) -> tuple[DBTaskResult | None, bool]:
+        if (claim := self._one_statement_claim) is not None:  # see runtime.taskclaim
+            return claim.next(), True
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
         if not self.process_all_queues:
             tasks = tasks.filter(queue_name__in=self.queue_names)

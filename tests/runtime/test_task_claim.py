@@ -1,0 +1,198 @@
+"""Which task row `stepwise_worker` claims next, and what claiming it costs.
+
+The same rows in the same order on every database (PostgreSQL's one-statement claim,
+`orchestration.runtime.taskclaim`, and the library's claim elsewhere); on PostgreSQL the
+claim is one statement outside any transaction, and skips a row another session holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult, get_date_max
+
+from orchestration.runtime.management.commands.stepwise_worker import WakingWorker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATH = "approvals.notify.email_review_overdue"
+
+
+def row(name: str, *, priority: int = 0, queue: str = "default", backend: str = "default",
+        run_after: Any = None, status: str = "READY", age: float = 0.0) -> str:
+    """A task row as the library enqueues it; its `args` name it in the assertions."""
+    created = DBTaskResult.objects.create(
+        args_kwargs={"args": [name], "kwargs": {}}, task_path=PATH, priority=priority,
+        queue_name=queue, backend_name=backend, status=status,
+        run_after=run_after or get_date_max(),
+    )
+    # enqueued_at is auto_now_add: older rows are made older afterwards
+    DBTaskResult.objects.filter(pk=created.pk).update(
+        enqueued_at=timezone.now() - timedelta(seconds=age))
+    return str(created.pk)
+
+
+def worker(queues: str = "default", exclude: str = "", worker_id: str = "host:77") -> Any:
+    return WakingWorker(
+        queue_names=queues.split(","), interval=0.1, batch=True, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id=worker_id,
+        excluded_queue_names=exclude.split(",") if exclude else [],
+    )
+
+
+def claims(w: Any) -> list[str]:
+    """Names of the rows `w` claims, in order, until none is ready."""
+    names = []
+    while (task := w._claim_next()[0]) is not None:
+        names.append(task.args_kwargs["args"][0])
+    return names
+
+
+def test_ready_rows_are_claimed_by_priority_then_due_time_then_age() -> None:
+    now = timezone.now()
+    row("old", age=30)
+    row("new", age=1)
+    row("urgent", priority=10)
+    row("low", priority=-5, age=60)
+    row("was-due", run_after=now - timedelta(seconds=5))
+    row("not-due-yet", run_after=now + timedelta(hours=1))
+    row("running", status="RUNNING", age=90)
+    row("other-queue", queue="mail", age=90)
+    row("other-backend", backend="elsewhere", age=90)
+    # equal priority: a row that was due at some time goes before those due at any time
+    # (run_after's sentinel is year 9999), then the oldest first
+    assert claims(worker()) == ["urgent", "was-due", "old", "new", "low"]
+    assert claims(worker("*", exclude="default")) == ["other-queue"]
+
+
+def test_a_claimed_row_is_running_under_the_worker_with_the_fields_the_library_sets() -> None:
+    first = row("a")
+    task, retrieved = worker(worker_id="host:77")._claim_next()
+    assert retrieved and str(task.pk) == first
+    assert (task.status, task.worker_ids) == ("RUNNING", ["host:77"])
+    assert task.args_kwargs == {"args": ["a"], "kwargs": {}}  # JSON decoded, as the ORM's
+    assert task.task.name == "email_review_overdue"
+    stored = DBTaskResult.objects.get(pk=first)
+    assert (stored.status, stored.worker_ids, stored.started_at) == (
+        "RUNNING", ["host:77"], task.started_at)
+    # a row sent again (lost_tasks) keeps its earlier worker ids, as the library's claim
+    DBTaskResult.objects.filter(pk=first).update(status="READY")
+    again, _ = worker(worker_id="host:78")._claim_next()
+    assert again.worker_ids == ["host:77", "host:78"]
+
+
+def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    row("a")
+    w = worker()
+    w._claim_next()  # a worker's first claim builds its statement
+    row("b")
+    with CaptureQueriesContext(connection) as queries:
+        task, _ = w._claim_next()
+        none, _ = w._claim_next()
+    assert task.args_kwargs["args"] == ["b"] and none is None
+    assert len(queries) == 2, [q["sql"] for q in queries]  # no BEGIN/COMMIT either
+    assert all(q["sql"].startswith("UPDATE") for q in queries)
+
+
+def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite claims under its write lock")
+    held = row("held", age=10)
+    row("free")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                DBTaskResult.objects.select_for_update().get(pk=held)
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert claims(worker()) == ["free"]
+    finally:
+        release.set()
+        holder.join()
+    assert claims(worker()) == ["held"]
+
+
+# --- a worker taking the run a task names (tasks._claim) ---
+
+
+def run_fields(run: Any) -> dict[str, Any]:
+    return {f.attname: getattr(run, f.attname) for f in type(run)._meta.concrete_fields}
+
+
+def test_taking_a_run_marks_it_and_its_thread_running_and_records_its_start_once(
+    tmp_path: Any,
+) -> None:
+    from orchestration.runtime.leases import worker_id
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import _claim
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    with CaptureQueriesContext(connection) as queries:
+        lease, run = _claim(queued.pk)
+    if connection.vendor == "postgresql":  # the claim, both rows and the event: one statement
+        assert len(queries) == 1, [q["sql"] for q in queries]
+    assert lease is not None and run is not None
+    assert (run.status, run.attempts, run.worker, run.lease_token) == (
+        "running", 1, worker_id(), lease.token)
+    assert run.started_at is not None and run.lease_expires_at > run.started_at
+    # the instances hold exactly what the rows hold, typed as the ORM types them
+    stored = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert run_fields(run) == run_fields(stored)
+    assert run_fields(run.thread) == run_fields(stored.thread)
+    assert stored.thread.status == "running"
+    started = Event.objects.get(run=run, kind="run_started")
+    assert started.thread_id == run.thread_id
+    assert started.data == {"attempt": 1, "worker": run.worker}
+    # a run someone holds is not taken again: nothing changes, no second event
+    assert _claim(queued.pk) == (None, None)
+    assert run_fields(Run.objects.get(pk=queued.pk)) == run_fields(stored)
+    assert Event.objects.filter(run=run, kind="run_started").count() == 1
+
+
+def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_three_statements(
+    tmp_path: Any,
+) -> None:
+    """Taking the run (run, thread, `run_started`: one statement) and recording its end (the
+    fenced run update returning the input, then thread and `run_succeeded` together): seven
+    ORM statements and a read before (the checkpoint saver's own statements not counted)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statements (runclaim, runend)")
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import execute_run
+
+    # the gate is open: the run goes from start to end
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(tmp_path)},
+                          user=None)
+    with CaptureQueriesContext(connection) as queries:
+        assert execute_run.call(queued.pk)["outcome"] == "succeeded"
+    run_rows = [q["sql"] for q in queries
+                if "orchestration_thread SET" in q["sql"].replace('"', "")
+                or "orchestration_run SET" in q["sql"].replace('"', "")
+                and "fence AS" not in q["sql"]]
+    assert len(run_rows) == 3, run_rows
+    assert ["orchestration_event" in sql for sql in run_rows] == [True, False, True]
+    assert not [q for q in queries if q["sql"].startswith('SELECT "orchestration_run"')]
+    assert list(Event.objects.filter(run_id=queued.pk).values_list("kind", flat=True)
+                .order_by("pk")) == ["run_queued", "run_started", "run_succeeded"]
+    run = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert (run.status, run.lease_token, run.thread.status) == ("succeeded", "", "done")
+    assert run.thread.head_checkpoint_id
