@@ -13,7 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from orchestration.checkpoint import serde
-from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple, PendingWrite
+from orchestration.checkpoint.base import (
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    HistoryEntry,
+    PendingWrite,
+)
 from orchestration.checkpoint.storage.cache import ValueCache
 from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, array_header, split_array
 from orchestration.checkpoint.storage.records import (
@@ -133,9 +139,11 @@ def read_rows(
     fetch: Fetch,
     writes: Mapping[str, Sequence[WriteRecord]],
     known: Mapping[Pair, Blob] = _NO_BLOBS,
-) -> list[CheckpointTuple]:
+    *,
+    history: bool = False,
+) -> list[Any]:
     """Rebuild the tuples of `rows` (one thread's checkpoints, decoded, oldest first) in one
-    pass.
+    pass; with `history`, their `HistoryEntry`s instead (see `BaseCheckpointSaver.list_history`).
 
     `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
     them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
@@ -165,7 +173,7 @@ def read_rows(
     reader = _Reader(thread_id, cache, blobs, cache_first=one)
     if not one:
         reader.prime(pairs)
-    tuples = reader.build_all(rows, writes)
+    tuples = (reader.build_history if history else reader.build_all)(rows, writes)
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
     # to store a grown one as its new items only; and the read of the head after that put
     # (a worker recording how the run ended) finds the fields it did not change here,
@@ -300,6 +308,77 @@ class _Reader:
                 if pending else (),
             ))
         return tuples
+
+    def build_history(
+        self, rows: Sequence[ReadRow], writes: Mapping[str, Sequence[WriteRecord]]
+    ) -> list[HistoryEntry]:
+        """`build_all` for `get_state_history`: each row's `HistoryEntry` (values, next,
+        config, metadata, ts, parent config, and the whole tuple only when the checkpoint has
+        pending writes), one loop as in `build_all`, no `Checkpoint` or `CheckpointTuple`
+        built only to be taken apart again."""
+        thread_id = self.thread_id
+        value, metadata_writes = self.value, self._metadata_writes
+        node_of, blob_of = self.nodes.get, self.blobs.get
+        configs = self.configs
+        config_of = configs.get
+        new_config, new_metadata = trusted_config, trusted_metadata
+        writes_of = writes.get
+        entries: list[HistoryEntry] = []
+        append = entries.append
+        for row in rows:
+            cid, parent_id, step, source, next_, versions, internal, raw, extra, ts = row
+            values: dict[str, Any] = {}
+            for pair in versions.items():
+                node = node_of(pair)
+                if node is None:
+                    blob = blob_of(pair)
+                    if blob is not None and blob.kind == VALUE:
+                        values[pair[0]] = blob.value  # immutable: shared
+                        continue
+                elif node.shared:
+                    count = node.count
+                    if count is not None:
+                        items = node.value
+                        if node.handed or len(items) != count:
+                            values[pair[0]] = items[:count]
+                            continue
+                values[pair[0]] = value(pair)
+            config = config_of(cid)
+            if config is None:
+                config = configs[cid] = new_config(thread_id, cid)
+            parent = None
+            if parent_id:
+                parent = config_of(parent_id)
+                if parent is None:
+                    parent = configs[parent_id] = new_config(thread_id, parent_id)
+            metadata = new_metadata(
+                source, step, metadata_writes(raw, versions) if raw else {}, extra
+            )
+            pending = writes_of(cid)
+            append((
+                values, next_, config, metadata, ts, parent,
+                self._pending_tuple(row, values, config, metadata, parent, pending)
+                if pending else None,
+            ))
+        return entries
+
+    def _pending_tuple(
+        self, row: ReadRow, values: dict[str, Any], config: CheckpointConfig,
+        metadata: CheckpointMetadata, parent: CheckpointConfig | None,
+        pending: Sequence[WriteRecord],
+    ) -> CheckpointTuple:
+        """The whole tuple of a history row with pending writes, for its interrupts (it
+        shares the entry's values: it is read, never handed out)."""
+        cid, _, _, _, next_, versions, internal, _, _, ts = row
+        return trusted_tuple(
+            config,
+            trusted_checkpoint(
+                cid, ts, values, versions.copy(), next_, {} if internal is None else internal
+            ),
+            metadata,
+            parent,
+            tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in pending]),
+        )
 
     def value(self, pair: Pair) -> Any:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
