@@ -796,13 +796,15 @@ def _read_rows(
     fresh objects); with `inline`, their inline versions are added to it. One loop with its
     names bound locally: a listing decodes hundreds of rows."""
     loads, epoch, microsecond = serde.loads, _EPOCH, _MICROSECOND
+    join = "".join
     decoded: list[ReadRow] = []
     append = decoded.append
     for cid, parent_id, step, source, body, vals in rows:
         try:
             next_, compact, internal, writes, extra, ts = loads(body)
             versions = {str(f): (cid if v is None else str(v)) for f, v in compact.items()}
-            next_nodes = tuple(map(str, next_))
+            join(next_)  # TypeError unless every node name is a string (a C loop, no copies)
+            next_nodes = tuple(next_)
             if type(ts) is int:
                 ts = epoch + ts * microsecond
             if type(ts) is not datetime or type(extra) is not dict or type(writes) is not list:

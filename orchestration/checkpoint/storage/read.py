@@ -182,7 +182,7 @@ def read_rows(
         node = reader.nodes.get(pair)  # none for a scalar kept in its row
         if node is not None and cache.value(thread_id, *pair) is None:
             cache.put_value(thread_id, *pair, reader.full(pair))
-    cache.put_many_versions((thread_id, row[0], row[5]) for row in rows)
+    cache.put_many_versions([(thread_id, row[0], row[5]) for row in rows])
     return tuples
 
 
@@ -446,7 +446,9 @@ class _Reader:
             raise SerializationError(f"field {field!r}: an append version's base is not a list")
         body_len = base.body_len
         tails = [self.full(key)[-body_len:] if body_len else b""]
-        built: list[_Node] = []
+        # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
+        # are made once the joined list is decoded, with its value and whether it is shared.
+        pieces: list[tuple[str, memoryview, int, int, int]] = []
         for blob in reversed(chain):
             data = blob.data
             if len(data) < 4:
@@ -459,23 +461,25 @@ class _Reader:
             body_len += size
             # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
             tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
-            base = nodes[(field, blob.version)] = _Node(
-                base, items, tail_at, count, body_len, None, None, False
-            )
+            pieces.append((blob.version, items, tail_at, count, body_len))
             tails.append(items)
-            built.append(base)
-        full = base.full = array_header(count) + b"".join(tails)
+        full = array_header(count) + b"".join(tails)
         value = serde.loads(full)
         if type(value) is not list or len(value) != count:
             raise SerializationError(
                 f"field {field!r}: append version {top.version!r} does not decode to its list"
             )
-        if not _immutable_items(value):
-            base.value = value  # given to one checkpoint; the others decode their bytes
-            return
-        for node in built:
-            node.value = value
-            node.shared = True
+        # Not shared: the newest version's node alone holds the list, given to one checkpoint;
+        # the others decode their bytes.
+        shared = _immutable_items(value)
+        node = _Node
+        for version, items, tail_at, count, body_len in pieces:
+            base = nodes[(field, version)] = node(
+                base, items, tail_at, count, body_len, None, value if shared else None, shared
+            )
+        base.full = full
+        if not shared:
+            base.value = value
 
     def full(self, pair: Pair) -> bytes:
         """The whole packed value of `pair`, joined from its append chain once."""
