@@ -23,6 +23,8 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    HistoryEntry,
+    history_entry,
 )
 from orchestration.checkpoint.namespaces import ns_tuple
 from orchestration.checkpoint.storage.trusted import check_builder
@@ -334,26 +336,27 @@ class CompiledGraph:
         return self.saver
 
     def _snapshot(self, tup: CheckpointTuple) -> StateSnapshot:
-        return self._snapshots((tup,))[0]
+        return self._snapshots((history_entry(tup),))[0]
 
-    def _snapshots(self, tuples: Iterable[CheckpointTuple]) -> list[StateSnapshot]:
+    def _snapshots(self, entries: Iterable[HistoryEntry]) -> list[StateSnapshot]:
         # A history builds hundreds of these: one loop with its names bound once, each
-        # snapshot made by the trusted builder (an equal, immutable StateSnapshot).
+        # snapshot made by the trusted builder (an equal, immutable StateSnapshot). An
+        # entry's values dict is the caller's own (see `HistoryEntry`): a TypedDict state
+        # takes it as it is.
         schema = self.spec.schema
-        typeddict = schema.kind == "typeddict"
+        instance = None if schema.kind == "typeddict" else schema.instance
         build: Callable[..., StateSnapshot] = _SnapshotBuilder  # type: ignore[assignment]
         snapshots: list[StateSnapshot] = []
         append = snapshots.append
-        for tup in tuples:
-            checkpoint = tup.checkpoint
+        for values, next_, config, metadata, ts, parent, pending in entries:
             append(build(
-                dict(checkpoint.values) if typeddict else schema.instance(checkpoint.values),
-                tuple(checkpoint.next),
-                tup.config,
-                tup.metadata,
-                checkpoint.ts,
-                tup.parent_config,
-                interrupts_of(tup) if tup.pending_writes else (),
+                values if instance is None else instance(values),
+                next_,
+                config,
+                metadata,
+                ts,
+                parent,
+                () if pending is None else interrupts_of(pending),
             ))
         return snapshots
 
@@ -405,13 +408,13 @@ class CompiledGraph:
         `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
         saver = self._need_saver("get_state_history")
         config = as_checkpoint_config(config)
-        tuples = saver.list(
+        entries = saver.list_history(
             CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
             before=_before(config, before),
             filter=filter,
         )
-        return self._snapshots(reversed(tuples))
+        return self._snapshots(reversed(entries))
 
     def aget_state_history(
         self,
@@ -434,13 +437,13 @@ class CompiledGraph:
     ) -> list[StateSnapshot]:
         saver = self._need_saver("aget_state_history")
         config = as_checkpoint_config(config)
-        tuples: Sequence[CheckpointTuple] = await saver.alist(
+        entries = await saver.alist_history(
             CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
             limit,
             before=_before(config, before),
             filter=filter,
         )
-        return self._snapshots(reversed(tuples))
+        return self._snapshots(reversed(entries))
 
     def update_state(
         self,

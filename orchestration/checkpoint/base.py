@@ -193,6 +193,25 @@ class CheckpointTuple:
     pending_writes: tuple[PendingWrite, ...] = field(default=())
 
 
+# One checkpoint as `get_state_history` shows it (`BaseCheckpointSaver.list_history`):
+# (values, next, config, metadata, ts, parent_config, pending). `values` is a dict of field
+# values the caller owns (no other entry or saver holds it); `pending` is the whole tuple when
+# the checkpoint has pending writes (its interrupts are read from them), else None.
+HistoryEntry = tuple[
+    dict[str, Any], tuple[str, ...], CheckpointConfig, CheckpointMetadata, datetime,
+    CheckpointConfig | None, CheckpointTuple | None,
+]
+
+
+def history_entry(tup: CheckpointTuple) -> HistoryEntry:
+    """The history entry of a tuple (its values copied: the tuple keeps its own)."""
+    checkpoint = tup.checkpoint
+    return (
+        dict(checkpoint.values), tuple(checkpoint.next), tup.config, tup.metadata,
+        checkpoint.ts, tup.parent_config, tup if tup.pending_writes else None,
+    )
+
+
 # Filter keys end up in SQL in some savers (as JSON paths); only plain identifiers are accepted,
 # which closes the hole LangGraph's SQLite saver had through filter keys (CVE-2025-67644).
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -315,6 +334,21 @@ class BaseCheckpointSaver(ABC):
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
 
+    def list_history(
+        self,
+        config: CheckpointConfig,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> builtins.list[HistoryEntry]:
+        """`list` (same arguments, same checkpoints, oldest first) cut to what
+        `get_state_history` makes of each: a `HistoryEntry`. Default: from `list`. A saver
+        that builds its tuples itself may build these directly: a history of hundreds of
+        checkpoints then makes no `Checkpoint` or `CheckpointTuple` it would throw away."""
+        tuples = self.list(config, limit, before=before, filter=filter)
+        return [history_entry(t) for t in tuples]
+
     def put_writes_deferred(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
@@ -354,6 +388,16 @@ class BaseCheckpointSaver(ABC):
         filter: Mapping[str, Any] | None = None,
     ) -> builtins.list[CheckpointTuple]:
         return await self._offload(self.list, config, limit, before=before, filter=filter)
+
+    async def alist_history(
+        self,
+        config: CheckpointConfig,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> builtins.list[HistoryEntry]:
+        return await self._offload(self.list_history, config, limit, before=before, filter=filter)
 
     async def aput(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata

@@ -409,7 +409,9 @@ def _ext_hook(code: int, payload: bytes) -> Any:
 def loads(data: bytes | bytearray | memoryview) -> Any:
     """Deserialize bytes made by `dumps`. Only built-in and registered types are constructed."""
     try:
-        return _unpack(data)
+        # msgpack called here rather than through `_unpack`: one frame less on every read of
+        # a value, row or pending write (a history makes hundreds).
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
     except SerializationError:
         raise
     except Exception as error:  # msgpack's own errors, or a malformed payload

@@ -28,6 +28,7 @@ SQLite's write lock and wait up to `busy_timeout` for it instead of failing with
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import json
@@ -48,6 +49,7 @@ from orchestration.checkpoint.base import (
     CheckpointConfig,
     CheckpointMetadata,
     CheckpointTuple,
+    HistoryEntry,
     as_checkpoint_config,
     validate_filter,
 )
@@ -393,6 +395,34 @@ class SqliteSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        return rehome(self._list(config, limit, before, filter, history=False), config)
+
+    @_serialized
+    def list_history(
+        self,
+        config: CheckpointConfig,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> builtins.list[HistoryEntry]:
+        if type(config) is not CheckpointConfig:
+            config = as_checkpoint_config(config)  # a LangGraph config dict
+        if config.checkpoint_ns:  # a subgraph's: its configs are re-homed on whole tuples
+            return super().list_history(config, limit, before=before, filter=filter)
+        return self._list(config, limit, before, filter, history=True)
+
+    def _list(
+        self,
+        config: CheckpointConfig,
+        limit: int | None,
+        before: CheckpointConfig | None,
+        filter: Mapping[str, Any] | None,
+        *,
+        history: bool,
+    ) -> builtins.list[Any]:
+        """The tuples `list` returns (under the storage key), or with `history` their
+        history entries, oldest first."""
         wanted = validate_filter(filter)
         if limit is not None and limit <= 0:
             return []
@@ -408,7 +438,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 kept = matches_leftover(records, split.leftover, limit)
                 rows = [by_id[r.checkpoint_id] for r in kept]
             rows.reverse()
-            return rehome(self._decode(conn, key, rows), config)
+            return self._decode(conn, key, rows, history=history)
 
     @_serialized
     def put(
@@ -635,8 +665,9 @@ class SqliteSaver(BaseCheckpointSaver):
         return gaps
 
     def _decode(
-        self, conn: sqlite3.Connection, thread_id: str, rows: list[tuple[Any, ...]]
-    ) -> list[CheckpointTuple]:
+        self, conn: sqlite3.Connection, thread_id: str, rows: list[tuple[Any, ...]],
+        *, history: bool = False,
+    ) -> builtins.list[Any]:
         if not rows:
             return []
         # One pass: each row's body and inline values decoded once, no record objects.
@@ -658,7 +689,9 @@ class SqliteSaver(BaseCheckpointSaver):
             if len(rows) > _FEW
             else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
-        return storage.read_rows(thread_id, decoded, self._cache, fetch, writes, inline)
+        return storage.read_rows(
+            thread_id, decoded, self._cache, fetch, writes, inline, history=history
+        )
 
     def _fetch_listing(
         self,
@@ -763,13 +796,15 @@ def _read_rows(
     fresh objects); with `inline`, their inline versions are added to it. One loop with its
     names bound locally: a listing decodes hundreds of rows."""
     loads, epoch, microsecond = serde.loads, _EPOCH, _MICROSECOND
+    join = "".join
     decoded: list[ReadRow] = []
     append = decoded.append
     for cid, parent_id, step, source, body, vals in rows:
         try:
             next_, compact, internal, writes, extra, ts = loads(body)
             versions = {str(f): (cid if v is None else str(v)) for f, v in compact.items()}
-            next_nodes = tuple(map(str, next_))
+            join(next_)  # TypeError unless every node name is a string (a C loop, no copies)
+            next_nodes = tuple(next_)
             if type(ts) is int:
                 ts = epoch + ts * microsecond
             if type(ts) is not datetime or type(extra) is not dict or type(writes) is not list:

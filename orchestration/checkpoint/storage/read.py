@@ -13,7 +13,13 @@ from typing import Any
 from uuid import UUID
 
 from orchestration.checkpoint import serde
-from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple, PendingWrite
+from orchestration.checkpoint.base import (
+    CheckpointConfig,
+    CheckpointMetadata,
+    CheckpointTuple,
+    HistoryEntry,
+    PendingWrite,
+)
 from orchestration.checkpoint.storage.cache import ValueCache
 from orchestration.checkpoint.storage.packing import COUNT, EMPTY_MAP, array_header, split_array
 from orchestration.checkpoint.storage.records import (
@@ -133,9 +139,11 @@ def read_rows(
     fetch: Fetch,
     writes: Mapping[str, Sequence[WriteRecord]],
     known: Mapping[Pair, Blob] = _NO_BLOBS,
-) -> list[CheckpointTuple]:
+    *,
+    history: bool = False,
+) -> list[Any]:
     """Rebuild the tuples of `rows` (one thread's checkpoints, decoded, oldest first) in one
-    pass.
+    pass; with `history`, their `HistoryEntry`s instead (see `BaseCheckpointSaver.list_history`).
 
     `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
     them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
@@ -165,7 +173,7 @@ def read_rows(
     reader = _Reader(thread_id, cache, blobs, cache_first=one)
     if not one:
         reader.prime(pairs)
-    tuples = reader.build_all(rows, writes)
+    tuples = (reader.build_history if history else reader.build_all)(rows, writes)
     # A put on top of the newest checkpoint read (a resume) compares with these full lists
     # to store a grown one as its new items only; and the read of the head after that put
     # (a worker recording how the run ended) finds the fields it did not change here,
@@ -174,7 +182,7 @@ def read_rows(
         node = reader.nodes.get(pair)  # none for a scalar kept in its row
         if node is not None and cache.value(thread_id, *pair) is None:
             cache.put_value(thread_id, *pair, reader.full(pair))
-    cache.put_many_versions((thread_id, row[0], row[5]) for row in rows)
+    cache.put_many_versions([(thread_id, row[0], row[5]) for row in rows])
     return tuples
 
 
@@ -301,6 +309,77 @@ class _Reader:
             ))
         return tuples
 
+    def build_history(
+        self, rows: Sequence[ReadRow], writes: Mapping[str, Sequence[WriteRecord]]
+    ) -> list[HistoryEntry]:
+        """`build_all` for `get_state_history`: each row's `HistoryEntry` (values, next,
+        config, metadata, ts, parent config, and the whole tuple only when the checkpoint has
+        pending writes), one loop as in `build_all`, no `Checkpoint` or `CheckpointTuple`
+        built only to be taken apart again."""
+        thread_id = self.thread_id
+        value, metadata_writes = self.value, self._metadata_writes
+        node_of, blob_of = self.nodes.get, self.blobs.get
+        configs = self.configs
+        config_of = configs.get
+        new_config, new_metadata = trusted_config, trusted_metadata
+        writes_of = writes.get
+        entries: list[HistoryEntry] = []
+        append = entries.append
+        for row in rows:
+            cid, parent_id, step, source, next_, versions, internal, raw, extra, ts = row
+            values: dict[str, Any] = {}
+            for pair in versions.items():
+                node = node_of(pair)
+                if node is None:
+                    blob = blob_of(pair)
+                    if blob is not None and blob.kind == VALUE:
+                        values[pair[0]] = blob.value  # immutable: shared
+                        continue
+                elif node.shared:
+                    count = node.count
+                    if count is not None:
+                        items = node.value
+                        if node.handed or len(items) != count:
+                            values[pair[0]] = items[:count]
+                            continue
+                values[pair[0]] = value(pair)
+            config = config_of(cid)
+            if config is None:
+                config = configs[cid] = new_config(thread_id, cid)
+            parent = None
+            if parent_id:
+                parent = config_of(parent_id)
+                if parent is None:
+                    parent = configs[parent_id] = new_config(thread_id, parent_id)
+            metadata = new_metadata(
+                source, step, metadata_writes(raw, versions) if raw else {}, extra
+            )
+            pending = writes_of(cid)
+            append((
+                values, next_, config, metadata, ts, parent,
+                self._pending_tuple(row, values, config, metadata, parent, pending)
+                if pending else None,
+            ))
+        return entries
+
+    def _pending_tuple(
+        self, row: ReadRow, values: dict[str, Any], config: CheckpointConfig,
+        metadata: CheckpointMetadata, parent: CheckpointConfig | None,
+        pending: Sequence[WriteRecord],
+    ) -> CheckpointTuple:
+        """The whole tuple of a history row with pending writes, for its interrupts (it
+        shares the entry's values: it is read, never handed out)."""
+        cid, _, _, _, next_, versions, internal, _, _, ts = row
+        return trusted_tuple(
+            config,
+            trusted_checkpoint(
+                cid, ts, values, versions.copy(), next_, {} if internal is None else internal
+            ),
+            metadata,
+            parent,
+            tuple([PendingWrite(w.task_id, w.channel, serde.loads(w.data)) for w in pending]),
+        )
+
     def value(self, pair: Pair) -> Any:
         """The value of `pair` for one checkpoint, sharing nothing another checkpoint could
         change: immutable values are shared, lists of immutable items are copied (shallow),
@@ -367,7 +446,9 @@ class _Reader:
             raise SerializationError(f"field {field!r}: an append version's base is not a list")
         body_len = base.body_len
         tails = [self.full(key)[-body_len:] if body_len else b""]
-        built: list[_Node] = []
+        # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
+        # are made once the joined list is decoded, with its value and whether it is shared.
+        pieces: list[tuple[str, memoryview, int, int, int]] = []
         for blob in reversed(chain):
             data = blob.data
             if len(data) < 4:
@@ -380,23 +461,25 @@ class _Reader:
             body_len += size
             # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
             tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
-            base = nodes[(field, blob.version)] = _Node(
-                base, items, tail_at, count, body_len, None, None, False
-            )
+            pieces.append((blob.version, items, tail_at, count, body_len))
             tails.append(items)
-            built.append(base)
-        full = base.full = array_header(count) + b"".join(tails)
+        full = array_header(count) + b"".join(tails)
         value = serde.loads(full)
         if type(value) is not list or len(value) != count:
             raise SerializationError(
                 f"field {field!r}: append version {top.version!r} does not decode to its list"
             )
-        if not _immutable_items(value):
-            base.value = value  # given to one checkpoint; the others decode their bytes
-            return
-        for node in built:
-            node.value = value
-            node.shared = True
+        # Not shared: the newest version's node alone holds the list, given to one checkpoint;
+        # the others decode their bytes.
+        shared = _immutable_items(value)
+        node = _Node
+        for version, items, tail_at, count, body_len in pieces:
+            base = nodes[(field, version)] = node(
+                base, items, tail_at, count, body_len, None, value if shared else None, shared
+            )
+        base.full = full
+        if not shared:
+            base.value = value
 
     def full(self, pair: Pair) -> bytes:
         """The whole packed value of `pair`, joined from its append chain once."""

@@ -1,0 +1,132 @@
+"""`list_history` (what `get_state_history` reads) against the entries the default port
+method makes from `list`: the SQLite saver builds them straight from its rows, and must give
+the same checkpoints with the same values, metadata, configs and pending writes."""
+
+from __future__ import annotations
+
+import operator
+from pathlib import Path
+from typing import Annotated, TypedDict
+
+import pytest
+
+from orchestration.checkpoint import BaseCheckpointSaver, CheckpointConfig, SqliteSaver
+from orchestration.graph import END, START, StateGraph
+from orchestration.interrupts import interrupt
+from orchestration.types import Command
+
+
+class Doc(TypedDict):
+    items: Annotated[list[str], operator.add]
+    n: int
+    answer: str
+
+
+def _grow(state: Doc) -> dict:
+    return {"items": [f"item-{state['n']}" * 30], "n": state["n"] + 1}
+
+
+def _ask(state: Doc) -> dict:
+    return {"answer": interrupt({"question": state["n"]})}
+
+
+def _graph(saver: SqliteSaver):  # type: ignore[no-untyped-def]
+    graph = StateGraph(Doc)
+    graph.add_node("grow", _grow)
+    graph.add_node("ask", _ask)
+    graph.add_edge(START, "grow")
+    graph.add_conditional_edges("grow", lambda s: "grow" if s["n"] % 12 else "ask")
+    graph.add_edge("ask", END)
+    return graph.compile(checkpointer=saver)
+
+
+def _from_list(saver: SqliteSaver, config: CheckpointConfig, **kwargs):  # type: ignore[no-untyped-def]
+    return BaseCheckpointSaver.list_history(saver, config, **kwargs)
+
+
+@pytest.fixture
+def saver(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with SqliteSaver.from_conn_string(str(tmp_path / "h.db")) as saver:
+        yield saver
+
+
+def _thread_with_fork_and_interrupts(saver: SqliteSaver) -> CheckpointConfig:
+    compiled = _graph(saver)
+    config = CheckpointConfig("t")
+    compiled.invoke({"items": [], "n": 1, "answer": ""}, config)  # pauses at `ask`
+    compiled.invoke(Command(resume="yes"), config)
+    past = compiled.get_state_history(config)[7].config
+    compiled.update_state(past, {"items": ["forked"], "n": 12}, as_node="grow")
+    compiled.invoke(None, config)  # the branch pauses at `ask` again: pending writes
+    return config
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"limit": 5}, {"filter": {"source": "loop"}}, {"filter": {"step": 3}}],
+    ids=["all", "limit", "filter-source", "filter-step"],
+)
+def test_history_entries_equal_those_made_from_list(saver: SqliteSaver, kwargs: dict) -> None:
+    config = _thread_with_fork_and_interrupts(saver)
+    fresh = SqliteSaver(saver.path)  # a reader that cached nothing the writer put
+    try:
+        for reader in (saver, fresh):
+            entries = reader.list_history(config, **kwargs)
+            assert entries == _from_list(reader, config, **kwargs)
+            assert len(entries) > (0 if kwargs else 10)
+    finally:
+        fresh.close()
+
+
+def test_history_entries_have_pending_tuples_only_where_writes_are_pending(
+    saver: SqliteSaver,
+) -> None:
+    config = _thread_with_fork_and_interrupts(saver)
+    entries = saver.list_history(config)
+    pending = [e for e in entries if e[6] is not None]
+    assert pending, "the paused branch head has its interrupt's pending write"
+    assert entries[-1][6] is not None and entries[-1][6].pending_writes
+    assert _graph(saver).get_state_history(config)[0].interrupts
+
+
+def test_history_entries_before_a_checkpoint(saver: SqliteSaver) -> None:
+    config = _thread_with_fork_and_interrupts(saver)
+    middle = saver.list(config)[10].config
+    assert saver.list_history(config, before=middle) == _from_list(saver, config, before=middle)
+
+
+def test_history_values_are_each_entrys_own(saver: SqliteSaver) -> None:
+    config = _thread_with_fork_and_interrupts(saver)
+    history = _graph(saver).get_state_history(config)
+    history[3].values["items"].append("changed")
+    history[3].values["n"] = -1
+    again = _graph(saver).get_state_history(config)
+    for i, snapshot in enumerate(history):
+        if i != 3:
+            assert snapshot.values == again[i].values
+
+
+def test_subgraph_namespace_history_matches_list(saver: SqliteSaver) -> None:
+    inner = StateGraph(Doc)
+    inner.add_node("grow", _grow)
+    inner.add_edge(START, "grow")
+    inner.add_edge("grow", END)
+    outer = StateGraph(Doc)
+    outer.add_node("sub", inner.compile())
+    outer.add_edge(START, "sub")
+    outer.add_edge("sub", END)
+    compiled = outer.compile(checkpointer=saver)
+    compiled.invoke({"items": [], "n": 1, "answer": ""}, CheckpointConfig("s"))
+    for ns in ("", "sub"):
+        config = CheckpointConfig("s", checkpoint_ns=ns)
+        assert saver.list_history(config) == _from_list(saver, config)
+    assert [
+        e[2].checkpoint_ns for e in saver.list_history(CheckpointConfig("s", checkpoint_ns="sub"))
+    ] == [t.config.checkpoint_ns for t in saver.list(CheckpointConfig("s", checkpoint_ns="sub"))]
+
+
+def test_deleted_thread_has_no_history(saver: SqliteSaver) -> None:
+    config = _thread_with_fork_and_interrupts(saver)
+    saver.delete_thread("t")
+    assert saver.list_history(config) == []
+    assert _graph(saver).get_state_history(config) == []
