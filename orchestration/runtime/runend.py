@@ -1,4 +1,4 @@
-"""Recording the end of a run attempt on PostgreSQL in two statements instead of four.
+"""Recording the end of a run attempt: on PostgreSQL in two statements instead of four.
 
 `tasks._finish` ends an attempt in one transaction: the run's row changes under the lease
 fence, the run's current input is read (answers may have arrived), the thread's row changes
@@ -12,20 +12,19 @@ compiled on every run execution. On PostgreSQL:
   data-modifying CTE runs whether or not the insert reads it).
 
 Both run inside the caller's transaction: the fence and the writes commit together or not
-at all, as before.
+at all, as before. Other databases (SQLite) take the portable ORM statements.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
-from orchestration.runtime.events import announce
+from orchestration.runtime.events import announce, publish
 from orchestration.runtime.leases import Lease
-from orchestration.runtime.models import Run
+from orchestration.runtime.models import Run, Thread
 
 __all__ = ["end_run_row", "record_end"]
 
@@ -46,22 +45,39 @@ _RECORD_END = (
 )
 
 
-def end_run_row(run: Run, lease: Lease, fields: dict[str, Any]) -> bytes | None:
-    """The fenced update of `_finish` (`fields` are its values); the run's current input, or
-    None if the lease is gone (no row changed)."""
+def end_run_row(run: Run, lease: Lease, fields: dict[str, Any], *, want_input: bool) -> bool:
+    """The fenced update of `_finish` (`fields` are its values); False if the lease is gone
+    (no row changed). With `want_input`, `run.input` is the row's current input afterwards
+    (answers may have been added meanwhile): on PostgreSQL the update returns it anyway."""
+    if connection.vendor != "postgresql":
+        ended = Run.objects.filter(
+            pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
+        ).update(**fields)
+        if ended and want_input:
+            run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
+        return bool(ended)
     params = {"status": fields["status"], "now": fields["finished_at"],
               "error": fields["error"], "traceback": fields["traceback"],
               "run_id": run.pk, "token": lease.token}
     with connection.cursor() as cursor:
         cursor.execute(_END_RUN, params)
         row = cursor.fetchone()
-    return None if row is None else bytes(row[0])
+    if row is None:
+        return False
+    run.input = bytes(row[0])
+    return True
 
 
-def record_end(run: Run, thread_status: str, head: str, now: datetime, kind: str,
-               reason: str, data: dict[str, Any]) -> None:
-    """The thread's new status (and head) and the `kind` event, as `_finish` records them."""
-    params = {"status": thread_status, "now": now, "head": head, "thread_id": run.thread_id,
+def record_end(run: Run, thread_fields: dict[str, Any], kind: str, reason: str,
+               data: dict[str, Any]) -> None:
+    """The thread's new fields (status, `updated_at`, maybe its head) and the `kind` event,
+    as `_finish` records them."""
+    if connection.vendor != "postgresql":
+        Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
+        publish(kind, run=run, reason=reason, data=data)
+        return
+    params = {"status": thread_fields["status"], "now": thread_fields["updated_at"],
+              "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "run_id": run.pk, "reason": reason, "data": json.dumps(data)}
     with connection.cursor() as cursor:
         cursor.execute(_RECORD_END, params)

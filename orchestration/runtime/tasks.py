@@ -285,43 +285,25 @@ def _finish(
         "status": status, "finished_at": now, "lease_token": "", "lease_expires_at": None,
         "error": error[:10_000], "traceback": tb,
     }
-    on_postgresql = connection.vendor == "postgresql"
     with transaction.atomic():
-        if on_postgresql:  # the update returns the input: no read (runend)
-            current = end_run_row(run, lease, run_fields)
-            ended = current is not None
-        else:
-            ended = bool(Run.objects.filter(
-                pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
-            ).update(**run_fields))
-            current = None
-        if not ended:
+        if not end_run_row(run, lease, run_fields, want_input=before is not None):
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
-        if current is not None:
-            run.input = current
         if before is not None:
-            if current is None:  # answers may have been added meanwhile: the row's input
-                run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
             before(run)
         thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
         if head:
             thread_fields["head_checkpoint_id"] = head
-        if not on_postgresql:
-            Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
         # The rows now hold exactly these values (the run's row is locked by the update, its
         # other fields are this worker's under the lease): set them here rather than read
         # the run and its thread back. `input` (answers may have been added meanwhile) is
-        # read again when it matters: above for `_answers_arrived`, and by the receivers
-        # that need it.
+        # read again when it matters: by `end_run_row` for `_answers_arrived`, and by the
+        # receivers that need it.
         for name, value in run_fields.items():
             setattr(run, name, value)
         for name, value in thread_fields.items():
             setattr(run.thread, name, value)
-        if on_postgresql:  # the thread's row and the event in one statement (runend)
-            record_end(run, thread_status, head, now, f"run_{status}", error, event_data or {})
-        else:
-            publish(f"run_{status}", run=run, reason=error, data=event_data or {})
+        record_end(run, thread_fields, f"run_{status}", error, event_data or {})
         send(run)
 
 
