@@ -4,9 +4,10 @@ granian or Daphne: bin/serve-web)."""
 import asyncio
 import gc
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
@@ -24,7 +25,18 @@ class OneHopASGIHandler(ASGIHandler):
     (WhiteNoise) hops back with `async_to_sync`: about eighteen thread hops per request,
     measured as several CPU-ms of asgiref and event-loop work per request under load
     (bench/load). Here the whole chain is one hop, and runs exactly as in the test client.
-    Websockets are not affected (Channels serves them)."""
+    Websockets are not affected (Channels serves them).
+
+    Django also starts a new thread for every request (a fresh single-thread executor per
+    request context) and joins it afterwards; with it went the thread's database connection
+    object, so every request built a new one. Here a request borrows an idle request thread
+    and gives it back when its response is sent, as a threaded WSGI server reuses its
+    threads: still one thread per request at a time, so `thread_sensitive` code behaves as
+    before."""
+
+    # idle request threads kept for the next requests (more are started when more requests
+    # are in flight, and shut down when they come back to a full shelf)
+    IDLE_THREADS_KEPT = 16
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -34,6 +46,24 @@ class OneHopASGIHandler(ASGIHandler):
         # in the event loop. See STEPWISE_REQUEST_THREADS in config/settings.py.
         limit = settings.STEPWISE_REQUEST_THREADS
         self.slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self.idle_threads: list[ThreadPoolExecutor] = []
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        # only the event loop's thread touches the shelf: no lock
+        idle = self.idle_threads
+        thread = idle.pop() if idle else ThreadPoolExecutor(1, thread_name_prefix="request")
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            # A request cancelled while its view still runs gives back a busy thread; the
+            # next request that borrows it waits for that view to end, one at a time.
+            if len(idle) < self.IDLE_THREADS_KEPT:
+                idle.append(thread)
+            else:
+                thread.shutdown(wait=False)
 
     async def get_response_async(self, request):  # type: ignore[no-untyped-def]
         if self.slots is None:

@@ -56,3 +56,65 @@ def test_zero_means_no_limit() -> None:
     handler = CountingHandler()
     assert _serve_at_once(handler, 6) == [200] * 6
     assert handler.most > 2
+
+
+
+def _scope(path: str = "/") -> dict:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": [(b"host", b"localhost")],
+            "client": ("127.0.0.1", 5000), "server": ("localhost", 80)}
+
+
+async def _serve(handler: OneHopASGIHandler) -> tuple[int, bytes]:
+    """One GET through the handler's ASGI entry point, as uvicorn calls it."""
+    sent: list[dict] = []
+    bodies = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        if bodies:
+            return bodies.pop()
+        await asyncio.Event().wait()  # the client stays connected until the response is sent
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await handler(_scope(), receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, body
+
+
+class ThreadRecordingHandler(CountingHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def get_response(self, request):  # type: ignore[no-untyped-def]
+        self.threads.add(threading.get_ident())
+        return super().get_response(request)
+
+
+@override_settings(ALLOWED_HOSTS=["localhost"])
+def test_requests_one_after_another_reuse_one_thread() -> None:
+    handler = ThreadRecordingHandler()
+    for _ in range(5):
+        assert asyncio.run(_serve(handler)) == (200, b"ok")
+    assert len(handler.threads) == 1
+    assert threading.get_ident() not in handler.threads  # never the event loop's thread
+    assert len(handler.idle_threads) == 1
+
+
+@override_settings(ALLOWED_HOSTS=["localhost"], STEPWISE_REQUEST_THREADS=0)
+def test_requests_at_once_each_get_their_own_thread_and_all_are_kept() -> None:
+    handler = ThreadRecordingHandler()
+
+    async def at_once() -> list[tuple[int, bytes]]:
+        return list(await asyncio.gather(*(_serve(handler) for _ in range(4))))
+
+    assert asyncio.run(at_once()) == [(200, b"ok")] * 4
+    assert handler.most == 4 and len(handler.threads) == 4
+    assert len(handler.idle_threads) == 4
+    asyncio.run(at_once())
+    assert len(handler.threads) == 4  # the second wave ran on the same four threads
