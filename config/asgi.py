@@ -4,11 +4,16 @@ granian or Daphne: bin/serve-web)."""
 import asyncio
 import gc
 import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -24,7 +29,24 @@ class OneHopASGIHandler(ASGIHandler):
     (WhiteNoise) hops back with `async_to_sync`: about eighteen thread hops per request,
     measured as several CPU-ms of asgiref and event-loop work per request under load
     (bench/load). Here the whole chain is one hop, and runs exactly as in the test client.
-    Websockets are not affected (Channels serves them)."""
+    Websockets are not affected (Channels serves them).
+
+    Django also starts a new thread for every request (a fresh single-thread executor per
+    request context) and joins it afterwards; with it went the thread's database connection
+    object, so every request built a new one. Here a request borrows an idle request thread
+    and gives it back when its response is sent, as a threaded WSGI server reuses its
+    threads: still one thread per request at a time, so `thread_sensitive` code behaves as
+    before.
+
+    And Django hops into that thread three times per request: for the `request_started`
+    receivers, for the response, and for `response.close()` (the `request_finished`
+    receivers: the thread's database connection goes back). Here the first and the last run
+    in the response's hop, before and after the middleware chain, as under WSGI; a
+    streaming response (a file, a stream) is still closed after it was sent."""
+
+    # idle request threads kept for the next requests (more are started when more requests
+    # are in flight, and shut down when they come back to a full shelf)
+    IDLE_THREADS_KEPT = 16
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -34,12 +56,76 @@ class OneHopASGIHandler(ASGIHandler):
         # in the event loop. See STEPWISE_REQUEST_THREADS in config/settings.py.
         limit = settings.STEPWISE_REQUEST_THREADS
         self.slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self.idle_threads: list[ThreadPoolExecutor] = []
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        # only the event loop's thread touches the shelf: no lock
+        idle = self.idle_threads
+        thread = idle.pop() if idle else ThreadPoolExecutor(1, thread_name_prefix="request")
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            # A request cancelled while its view still runs gives back a busy thread; the
+            # next request that borrows it waits for that view to end, one at a time.
+            if len(idle) < self.IDLE_THREADS_KEPT:
+                idle.append(thread)
+            else:
+                thread.shutdown(wait=False)
+
+    async def handle(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        """Django's `ASGIHandler.handle`, with the request's signals in the response's hop."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:  # undecodable or too large: as Django answers it
+                await signals.request_started.asend(sender=self.__class__, scope=scope)
+                await self.send_response(error_response, send)
+                await sync_to_async(error_response.close)()
+                return
+
+            class RequestProcessed(Exception):
+                pass
+
+            response = None
+            try:
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise RequestProcessed
+                except* (RequestProcessed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as exception_group:
+                if len(exception_group.exceptions) == 1:
+                    raise exception_group.exceptions[0] from None
+                raise
+
+            if response is None:  # the client left first; the view may still be running
+                await signals.request_finished.asend(sender=self.__class__)
+            elif response.streaming:
+                await sync_to_async(response.close)()
+
+    def serve(self, request):  # type: ignore[no-untyped-def]
+        """The request's whole synchronous part, in its thread."""
+        signals.request_started.send(sender=self.__class__, scope=getattr(request, "scope", None))
+        response = self.get_response(request)
+        if not response.streaming:  # its content is bytes already: done with the database
+            response.close()
+        return response
 
     async def get_response_async(self, request):  # type: ignore[no-untyped-def]
         if self.slots is None:
-            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+            return await sync_to_async(self.serve, thread_sensitive=True)(request)
         async with self.slots:
-            return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+            return await sync_to_async(self.serve, thread_sensitive=True)(request)
 
 
 django.setup(set_prefix=False)

@@ -1,10 +1,17 @@
-"""Django's Redis cache with one redis-py client per connection pool instead of one per call,
-storing JSON instead of pickle.
+"""Django's Redis cache with one redis-py client per process instead of one per call and per
+request, storing JSON instead of pickle.
 
 Django's `RedisCacheClient.get_client` builds a new `redis.Redis` for every cache operation;
 redis-py 8 registers its ~170 response callbacks in each new client, ~0.1-0.3 ms of CPU, and a
 page makes two or three cache calls (its session, its user). A `redis.Redis` is safe to share
 between threads: each command borrows a connection from the pool and returns it.
+
+Django's cache handler also makes a new cache object for every request context under ASGI
+(`caches` is context-local), and with it a new client, a new connection pool and so a new TCP
+connection to Redis per request, whose handshake asks `importlib.metadata` for redis-py's
+version by scanning `sys.path`: about a tenth of a served request's CPU (bench/load's py-spy
+profile). The client and its pool therefore live in the process, keyed by their settings, and
+every cache object of the same settings uses them.
 
 Django's Redis cache pickles every value that is not an int, and unpickling runs code: whoever
 can write to Redis could then run code in every server process. Our values (sessions, the auth
@@ -15,10 +22,12 @@ not JSON data is refused when it is stored (TypeError), never silently pickled.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from django.utils.functional import cached_property
 
 
 class JSONSerializer:
@@ -55,7 +64,21 @@ class ReusedClient(RedisCacheClient):
         return client
 
 
+_clients: dict[str, ReusedClient] = {}
+_clients_lock = threading.Lock()
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusedClient
+
+    @cached_property
+    def _cache(self) -> ReusedClient:
+        # redis-py's pools notice a fork and reconnect in the child, so sharing is fork-safe
+        key = json.dumps([self._servers, self._options], sort_keys=True, default=repr)
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = ReusedClient(self._servers, **self._options)
+        return client

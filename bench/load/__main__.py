@@ -371,8 +371,13 @@ def main() -> None:
         if args.py_spy:  # one server process and one worker, sampled 50 times a second
             for kind in ("server", "worker"):
                 pids = [p for p, k in cpu0.items() if k[0] == kind]
+                # --gil: only the thread running Python code. py-spy's own idle detection
+                # does not work on this machine kind (it kept threads blocked in a socket
+                # read or a libpq call, about four samples in five), so without it a
+                # profile showed waiting on Redis and PostgreSQL as CPU.
                 spies.append(subprocess.Popen(
-                    [str(BIN / "py-spy"), "record", "-d", str(int(args.py_spy)), "-r", "50",
+                    [str(BIN / "py-spy"), "record", "--gil", "-d", str(int(args.py_spy)),
+                     "-r", "50",
                      "-f", "raw", "-o", str(state / f"profile-{kind}.txt"), "-p",
                      str(max(pids))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + args.max_seconds

@@ -4,6 +4,8 @@
 
 Prints the share of samples whose stack passes through each of a few known layers (ORM
 compilation, templates, sessions, channel layer, ...) and the N hottest own-code frames.
+`bench.load --py-spy` records with `--gil` (only the thread running Python code); stacks whose
+innermost frame is a known wait are left out too, for profiles recorded without it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def main() -> None:
             if "(approvals/" in frame or "(orchestration/" in frame or "(config/" in frame:
                 ours[frame] += n
                 break
-    print(f"{total} samples with the thread on CPU (waiting stacks left out)")
+    print(f"{total} samples (waiting stacks left out)")
     for layer, n in layers.most_common():
         print(f"  {100 * n / total:5.1f}%  {layer}")
     print("innermost own-code frame:")

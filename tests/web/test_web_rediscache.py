@@ -48,3 +48,27 @@ def test_values_are_stored_as_json_and_anything_else_is_refused_not_pickled():
     assert cache.incr("n") == 2
     with pytest.raises(TypeError):
         cache.set("object", object(), 30)
+
+
+def test_cache_objects_made_per_request_share_one_client_and_connection():
+    """Django makes a cache object per request context under ASGI; each used to bring its own
+    client, pool and TCP connection (a Redis handshake per request)."""
+    location, prefix = os.environ["REDIS_URL"], f"t{secrets.token_hex(4)}"
+    first = RedisCache(location, {"KEY_PREFIX": prefix})
+    pool = first._cache.get_client().connection_pool
+    created = pool._created_connections
+    clients = set()
+
+    def request(n: int) -> None:
+        cache = RedisCache(location, {"KEY_PREFIX": prefix})  # as a new request context does
+        cache.set(f"k{n}", n, 30)
+        assert cache.get(f"k{n}") == n
+        clients.add(id(cache._cache))
+
+    for n in range(20):  # one request after another, each in its own thread as under ASGI
+        thread = threading.Thread(target=request, args=(n,))
+        thread.start()
+        thread.join()
+    assert clients == {id(first._cache)}
+    assert pool._created_connections - created <= 1  # at most one more, not one per request
+    assert RedisCache(location, {"OPTIONS": {"db": 3}})._cache is not first._cache
