@@ -275,8 +275,9 @@ def create_thread(request: HttpRequest, payload: ThreadIn) -> HttpResponse:
         if payload.thread_id and Thread.objects.filter(thread_id=payload.thread_id).exists():
             raise ApiProblem(409, f"A thread {payload.thread_id!r} already exists.")
         try:
+            # run_once's block is the transaction: every error leaves it (a RunError as 409)
             run = runs.start_thread(payload.graph, values, user=user, title=payload.title,
-                                    thread_id=payload.thread_id)
+                                    thread_id=payload.thread_id, savepoint=False)
         except runs.RunError as exc:
             raise ApiProblem(409, str(exc)) from None
         # the run as start_thread created it in this transaction: nothing to read back

@@ -28,7 +28,8 @@ from django.utils import timezone
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.models import Event, Run, Thread
 
-__all__ = ["insert_run", "latest_run_id", "lock_active_run", "set_task_result"]
+__all__ = ["insert_run", "insert_thread_and_run", "latest_run_id", "lock_active_run",
+           "set_task_result"]
 
 
 def _q(name: str) -> str:
@@ -151,6 +152,54 @@ def insert_run(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason
     run.pk = run_id
     run._state.adding = False
     run._state.db = connection.alias
+    announce(event_id, "run_queued", thread=thread, run=run)
+
+
+@functools.cache
+def _start_sql() -> str:
+    thread, run, event = (_q(m._meta.db_table) for m in (Thread, Run, Event))
+    thread_fields, run_fields = _thread_insert_fields(), _insert_fields()
+    thread_columns = ", ".join(_q(f.column) for f in thread_fields)
+    run_columns = ", ".join(_q(f.column) for f in run_fields)
+    run_values = ", ".join("th.id" if f.attname == "thread_id" else "%s" for f in run_fields)
+    return (
+        f"WITH th AS (INSERT INTO {thread} ({thread_columns}) "  # noqa: S608 - model names
+        f"VALUES ({', '.join(['%s'] * len(thread_fields))}) RETURNING id), "
+        f"r AS (INSERT INTO {run} ({run_columns}) SELECT {run_values} FROM th RETURNING id), "
+        f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
+        "SELECT 'run_queued', th.id, r.id, %s, %s, %s, %s FROM th, r RETURNING id) "
+        "SELECT th.id, r.id, e.id FROM th, r, e"
+    )
+
+
+def _thread_insert_fields() -> list[Any]:
+    return [f for f in Thread._meta.concrete_fields if not f.primary_key]
+
+
+def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
+                          data: dict[str, Any]) -> None:
+    """Insert the unsaved `thread`, its unsaved first `run` and the `run_queued` event (and
+    push it): one statement on PostgreSQL, `thread.save()` then `insert_run` elsewhere. A
+    thread id taken already is refused by the same unique constraint as the ORM's insert."""
+    if connection.vendor != "postgresql":
+        thread.save(force_insert=True)
+        run.thread = thread
+        insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data)
+        return
+    params: list[Any] = [f.get_db_prep_save(f.pre_save(thread, True), connection)
+                         for f in _thread_insert_fields()]
+    params += [f.get_db_prep_save(f.pre_save(run, True), connection)
+               for f in _insert_fields() if f.attname != "thread_id"]
+    params += [getattr(actor, "pk", None), reason,
+               Event._meta.get_field("data").get_db_prep_save(data, connection), timezone.now()]
+    with connection.cursor() as cursor:
+        cursor.execute(_start_sql(), params)
+        thread_id, run_id, event_id = cursor.fetchone()
+    for obj, pk in ((thread, thread_id), (run, run_id)):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    run.thread = thread  # its thread_id, and the instance cached as the ORM's create leaves it
     announce(event_id, "run_queued", thread=thread, run=run)
 
 

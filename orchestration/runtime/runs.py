@@ -71,21 +71,30 @@ class RunAction(models.TextChoices):
 
 
 def start_thread(
-    graph_name: str, input: Any, *, user: Any, title: str = "", thread_id: str | None = None
+    graph_name: str, input: Any, *, user: Any, title: str = "", thread_id: str | None = None,
+    savepoint: bool = True,
 ) -> Run:
-    """Create a thread of `graph_name` and queue its first run with `input`."""
+    """Create a thread of `graph_name` and queue its first run with `input`.
+
+    `savepoint=False`: inside the caller's transaction, no savepoint of its own, for a caller
+    whose own atomic block every error leaves (the API's: two statements fewer)."""
     _check_start_input(graph_name, input)
     payload = _encode(RunInput.start(input))
-    with _one_active_run(thread_id or "new thread"), transaction.atomic():
-        thread = Thread.objects.create(
+    actor = _user_or_none(user)
+    with _one_active_run(thread_id or "new thread"), transaction.atomic(savepoint=savepoint):
+        thread = Thread(
             thread_id=thread_id or uuid.uuid4().hex,
             graph_name=graph_name,
             title=title,
             status=Thread.Status.RUNNING,
-            started_by=_user_or_none(user),
+            started_by=actor,
         )
-        run = _create_run(thread, Run.Kind.START, user=user, reason="", input=payload,
-                          new_thread=True)
+        # a new thread: no run of it to look for, no paused run or status to move
+        run = Run(thread=thread, kind=Run.Kind.START, input=payload, requested_by=actor,
+                  reason="")
+        runqueue.insert_thread_and_run(thread, run, actor=actor, reason="",
+                                       data={"kind": Run.Kind.START})
+        _enqueue(run)
     return run
 
 
@@ -391,16 +400,13 @@ def _tasks_share_our_transaction() -> bool:
 
 def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: bytes,
                 previous: Run | None = None, previous_id: int | None = None,
-                none_active: bool = False, new_thread: bool = False, **fields: Any) -> Run:
+                none_active: bool = False, **fields: Any) -> Run:
     """Queue a run of `thread` (after `previous`, or the run `previous_id`). The caller may
     say what it already knows in this transaction, and its statements are not sent again (a
     decision's request makes about twenty): `none_active`, it just found no active run
-    (`answer_thread`'s locking read); `new_thread`, it just created the thread, running, so
-    no run of it exists and nothing is to move. The one-active-run constraint still refuses
-    a run committed meanwhile. The run, the moves and its event: `runqueue.insert_run`."""
-    if not (none_active or new_thread) and Run.objects.filter(
-        thread=thread, status__in=Run.ACTIVE
-    ).exists():
+    (`answer_thread`'s locking read). The one-active-run constraint still refuses a run
+    committed meanwhile. The run, the moves and its event: `runqueue.insert_run`."""
+    if not none_active and Run.objects.filter(thread=thread, status__in=Run.ACTIVE).exists():
         raise IntegrityError("run_one_active_per_thread")
     actor = _user_or_none(user)
     run = Run(thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
@@ -409,10 +415,9 @@ def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: byt
         run.previous = previous
     else:
         run.previous_id = previous_id
-    runqueue.insert_run(run, thread, new_thread=new_thread, actor=actor, reason=reason,
+    runqueue.insert_run(run, thread, new_thread=False, actor=actor, reason=reason,
                         data={"kind": kind})
-    if not new_thread:
-        thread.status = Thread.Status.RUNNING
+    thread.status = Thread.Status.RUNNING
     _enqueue(run)
     return run
 

@@ -144,3 +144,50 @@ def test_close_for_decision_closes_the_reviews_the_orm_update_closes(
             assert review.status == fields["status"] and review.closed_at is None
     assert ReviewRequest.objects.filter(status=ReviewRequest.Status.DECIDED).count() == (
         1 + (3 if override else 2))
+
+
+def _start(thread_id: str, user: Any, *, orm: bool) -> Run:
+    thread = Thread(thread_id=thread_id, graph_name="web_review", title="Q3",
+                    status=Thread.Status.RUNNING, started_by=user)
+    run = Run(thread=thread, kind=Run.Kind.START, input=b"\x81", requested_by=user, reason="")
+    if orm:  # what start_thread did before, on every database
+        thread.save(force_insert=True)
+        run.thread = thread
+        runqueue._insert_run_orm(run, thread, new_thread=True, actor=user, reason="",
+                                 data={"kind": Run.Kind.START})
+    else:
+        runqueue.insert_thread_and_run(thread, run, actor=user, reason="",
+                                       data={"kind": Run.Kind.START})
+    return run
+
+
+def test_insert_thread_and_run_writes_the_rows_the_orm_statements_write(make_user):
+    user = make_user("ops")
+    results = []
+    for orm in (True, False):
+        run = _start(f"start-{orm}", user, orm=orm)
+        thread = Thread.objects.get(pk=run.thread_id)
+        assert run.thread is not None and run.thread.pk == thread.pk
+        assert _fields(run) == _fields(Run.objects.get(pk=run.pk))
+        assert _fields(run.thread) == _fields(thread)
+        assert not run._state.adding and not run.thread._state.adding
+        results.append({
+            "thread": _fields(thread, ("id", "thread_id", "created_at", "updated_at")),
+            "run": _fields(Run.objects.get(pk=run.pk), ("id", "thread_id", "created_at")),
+            "events": list(Event.objects.filter(thread=thread).values_list(
+                "kind", "actor_id", "reason", "data")),
+            "runs": Run.objects.filter(thread=thread).count(),
+        })
+    assert results[0] == results[1]
+    assert results[1]["events"] == [("run_queued", user.pk, "", {"kind": "start"})]
+
+
+def test_start_with_a_taken_thread_id_is_refused_and_writes_nothing(make_user, make_thread):
+    from orchestration.runtime.errors import ThreadExists
+
+    make_thread(thread_id="taken")
+    runs_before, events_before = Run.objects.count(), Event.objects.count()
+    with pytest.raises(ThreadExists):
+        runs.start_thread("web_review", {"title": "Q3", "amount": 3}, user=make_user("ops"),
+                          thread_id="taken")
+    assert (Run.objects.count(), Event.objects.count()) == (runs_before, events_before)
