@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals import agent_inbox
+from approvals import agent_inbox, decided
 from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
 from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
@@ -229,15 +229,10 @@ def do_decide(
                 raise _Refused
             decision = _decision(user, review, d)
             run = _resume(user, review, decision)
-            _record_with_run(decision, run)
-            publish(
-                "review_decided",
-                thread=review.thread,
-                run=run,
-                actor=user,
-                reason=d.comment or d.text,
-                data={"review": review.pk, "action": d.action},
-            )
+            # written after the run it caused is queued (the answer and the run's reason
+            # need only the unsaved row): the immutable row names its run from the start
+            decided.record_decided(user, review, decision, run, reason=d.comment or d.text,
+                                   data={"review": review.pk, "action": d.action})
     except _Refused:
         review.refresh_from_db()
         raise ReviewError(_not_open_message(review, "decision")) from None
@@ -312,14 +307,6 @@ def _resume(user: AbstractBaseUser, review: ReviewRequest, decision: Decision) -
         )
     except runs.RunError as exc:
         raise ReviewError(f"The decision was not recorded: {exc}") from exc
-
-
-def _record_with_run(decision: Decision, run: Run) -> None:
-    # The decision row is immutable once saved: written after the run it caused is queued
-    # (the answer and the run's reason need only the unsaved row), it names the run from the
-    # start, one insert instead of an insert and the set-once update of resumed_run.
-    decision.resumed_run = run
-    decision.save(force_insert=True)
 
 
 def do_redecide(

@@ -191,3 +191,59 @@ def test_start_with_a_taken_thread_id_is_refused_and_writes_nothing(make_user, m
         runs.start_thread("web_review", {"title": "Q3", "amount": 3}, user=make_user("ops"),
                           thread_id="taken")
     assert (Run.objects.count(), Event.objects.count()) == (runs_before, events_before)
+
+
+def test_record_decided_writes_the_rows_and_sends_the_signals_the_orm_save_does(
+    make_review, make_user
+):
+    from django.db.models.signals import post_save, pre_save
+
+    from approvals.decided import record_decided
+    from approvals.models import Decision
+    from orchestration.runtime.events import publish
+
+    user = make_user("reviewer")
+    seen: list[tuple[str, int | None, bool]] = []
+
+    def before(sender, instance, **kwargs):
+        seen.append(("pre", instance.pk, instance._state.adding))
+
+    def after(sender, instance, created, **kwargs):
+        seen.append(("post", instance.pk, created))
+
+    pre_save.connect(before, sender=Decision)
+    post_save.connect(after, sender=Decision)
+    results = []
+    try:
+        for orm in (True, False):
+            review = make_review()
+            decision = Decision(review=review, decided_by=user, action="edit", comment="ok",
+                                values={"amount": 2.5, "note": None})
+            data = {"review": review.pk, "action": "edit"}
+            if orm:  # what do_decide did before, on every database
+                decision.resumed_run = review.run
+                decision.save(force_insert=True)
+                publish("review_decided", thread=review.thread, run=review.run, actor=user,
+                        reason="ok", data=data)
+            else:
+                record_decided(user, review, decision, review.run, reason="ok", data=data)
+            stored = Decision.objects.get(review=review)
+            assert _fields(decision) == _fields(stored) and not decision._state.adding
+            results.append({
+                "decision": _fields(stored, ("id", "review_id", "resumed_run_id",
+                                             "decided_at")),
+                "run": stored.resumed_run_id == review.run.pk,
+                "events": list(Event.objects.filter(thread=review.thread).values_list(
+                    "kind", "run_id", "actor_id", "reason", "data")),
+                "signals": seen[-2:] == [("pre", None, True), ("post", stored.pk, True)],
+            })
+            results[-1]["events"] = [(k, r == review.run.pk, a, why, {**d, "review": True})
+                                     for k, r, a, why, d in results[-1]["events"]
+                                     if d.get("review") == review.pk]
+    finally:
+        pre_save.disconnect(before, sender=Decision)
+        post_save.disconnect(after, sender=Decision)
+    assert results[0] == results[1]
+    assert results[1]["run"] and results[1]["signals"]
+    assert results[1]["events"] == [("review_decided", True, user.pk, "ok",
+                                     {"review": True, "action": "edit"})]
