@@ -82,3 +82,19 @@ def build(joins: Sequence[Join], row: Sequence[Any]) -> Model:
     main = built[joins[0].alias]
     assert main is not None
     return main
+
+
+@functools.cache
+def _field_converters(model: type[Model], name: str, vendor: str) -> tuple[Any, Any]:
+    col = model._meta.get_field(name).get_col(model._meta.db_table)  # type: ignore[union-attr]
+    return (tuple(connection.ops.get_db_converters(col)) + tuple(col.get_db_converters(
+        connection)), col)
+
+
+def field_value(model: type[Model], name: str, value: Any) -> Any:
+    """`value` of `model`'s field `name` as read from this database, converted as the ORM
+    converts it (a timestamp aware on SQLite, ...)."""
+    converters, col = _field_converters(model, name, connection.vendor)
+    for convert in converters:
+        value = convert(value, col, connection)
+    return value

@@ -7,7 +7,7 @@ import functools
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
@@ -197,6 +197,72 @@ def _inbox_rows(clauses: list[str], params: list[Any], at: dt.datetime | None, p
             for pk_, node, title, status, assignee, claimed_by_id, claimed_by_name, created,
             due, thread_id, thread_title, graph_name in cursor.fetchall()
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    thread_id: str  # the thread's public id
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    """A review without its decision, as the API lists it: `shapes.review_dict` reads it as
+    it reads a `ReviewRequest` (`actions`, `data` and `schema` are the model's own, on the
+    fields they read), without a model instance per row and per joined thread."""
+
+    pk: int
+    thread: ThreadRef
+    status: str
+    title: str
+    kind: str
+    payload: Any
+    assignee: str
+    created_at: dt.datetime
+    due_at: dt.datetime | None
+    Kind: ClassVar[type[ReviewRequest.Kind]] = ReviewRequest.Kind
+
+    actions = property(ReviewRequest.actions.fget)  # type: ignore[attr-defined]
+    data = property(ReviewRequest.data.fget)  # type: ignore[attr-defined]
+    schema = property(ReviewRequest.schema.fget)  # type: ignore[attr-defined]
+
+
+def review_rows(f: InboxFilter, after: tuple[dt.datetime, int] | None,
+                limit: int) -> list[ReviewRow]:
+    """Reviews of filter `f` (its status and graph, not its assignee; no "decided" ones: no
+    decision is read) oldest first, after the keyset `after` (created_at, pk), at most
+    `limit`: what `review_filtered(...).order_by("created_at", "pk")`, filtered past the
+    cursor as `api.cursors.page` filters it, reads; from a fixed statement."""
+    statuses = _statuses(f.status)
+    assert ReviewRequest.Status.DECIDED not in statuses, "decisions are not read here"
+    clauses: list[str] = [f"r.status IN ({', '.join(['%s'] * len(statuses))})"]
+    params: list[Any] = [*statuses]
+    if f.graph:
+        clauses.append("t.graph_name = %s")
+        params.append(f.graph)
+    if after is not None:
+        clauses.append("(r.created_at > %s OR (r.created_at = %s AND r.id > %s))")
+        params += [_db_time(after[0]), _db_time(after[0]), after[1]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_review_rows_sql()} WHERE {' AND '.join(clauses)} "
+                       "ORDER BY r.created_at, r.id LIMIT %s", [*params, limit])
+        rows = cursor.fetchall()
+
+    def value(name: str, raw: Any) -> Any:
+        return rowread.field_value(ReviewRequest, name, raw)
+
+    return [ReviewRow(pk=pk, thread=ThreadRef(thread_id), status=status, title=title,
+                      kind=kind, payload=value("payload", payload), assignee=assignee,
+                      created_at=value("created_at", created), due_at=value("due_at", due))
+            for pk, thread_id, status, title, kind, payload, assignee, created, due in rows]
+
+
+@functools.cache
+def _review_rows_sql() -> str:
+    q = connection.ops.quote_name
+    return ("SELECT r.id, t.thread_id, r.status, r.title, r.kind, r.payload, "  # noqa: S608
+            "r.assignee, r.created_at, r.due_at "
+            f"FROM {q(ReviewRequest._meta.db_table)} r "
+            f"INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id")
 
 
 @functools.cache

@@ -40,7 +40,13 @@ def page(
         at, pk = decode(cursor)
         op = "lt" if descending else "gt"
         qs = qs.filter(Q(**{f"{field}__{op}": at}) | Q(**{field: at, f"pk__{op}": pk}))
-    rows = list(qs[: limit + 1])
+    return page_of(list(qs[: limit + 1]), limit, field)
+
+
+def page_of(rows: list[Any], limit: int, field: str = "created_at"
+            ) -> tuple[list[Any], str | None]:
+    """The first `limit` of `rows` (up to `limit + 1` read after a cursor, in order) and the
+    cursor of the next page, None if the extra row says there is none."""
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode(getattr(rows[-1], field), rows[-1].pk) if more and rows else None

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
 from orchestration.errors import InvalidUpdateError
-from orchestration.runtime import metrics, registry
+from orchestration.runtime import metrics, registry, runqueue
 from orchestration.runtime.errors import (
     InvalidRunInput,
     RunError,
@@ -71,21 +71,30 @@ class RunAction(models.TextChoices):
 
 
 def start_thread(
-    graph_name: str, input: Any, *, user: Any, title: str = "", thread_id: str | None = None
+    graph_name: str, input: Any, *, user: Any, title: str = "", thread_id: str | None = None,
+    savepoint: bool = True,
 ) -> Run:
-    """Create a thread of `graph_name` and queue its first run with `input`."""
+    """Create a thread of `graph_name` and queue its first run with `input`.
+
+    `savepoint=False`: inside the caller's transaction, no savepoint of its own, for a caller
+    whose own atomic block every error leaves (the API's: two statements fewer)."""
     _check_start_input(graph_name, input)
     payload = _encode(RunInput.start(input))
-    with _one_active_run(thread_id or "new thread"), transaction.atomic():
-        thread = Thread.objects.create(
+    actor = _user_or_none(user)
+    with _one_active_run(thread_id or "new thread"), transaction.atomic(savepoint=savepoint):
+        thread = Thread(
             thread_id=thread_id or uuid.uuid4().hex,
             graph_name=graph_name,
             title=title,
             status=Thread.Status.RUNNING,
-            started_by=_user_or_none(user),
+            started_by=actor,
         )
-        run = _create_run(thread, Run.Kind.START, user=user, reason="", input=payload,
-                          new_thread=True)
+        # a new thread: no run of it to look for, no paused run or status to move
+        run = Run(thread=thread, kind=Run.Kind.START, input=payload, requested_by=actor,
+                  reason="")
+        runqueue.insert_thread_and_run(thread, run, actor=actor, reason="",
+                                       data={"kind": Run.Kind.START})
+        _enqueue(run)
     return run
 
 
@@ -139,7 +148,7 @@ def answer_thread(
                     return _create_run(
                         thread, Run.Kind.RESUME, user=user, reason=reason,
                         input=_encode(RunInput.resume_with(answers)),
-                        previous=_latest_run(thread), none_active=True,
+                        previous_id=runqueue.latest_run_id(thread), none_active=True,
                     )
             except IntegrityError:
                 if attempt:
@@ -148,14 +157,9 @@ def answer_thread(
 
 
 def _lock_active_run(thread: Thread) -> Run | None:
-    # select_for_update locks the row on PostgreSQL; SQLite's IMMEDIATE transactions already
+    # FOR UPDATE locks the row on PostgreSQL; SQLite's IMMEDIATE transactions already
     # serialize writers, so the read-merge-write in `_add_answers` cannot interleave there.
-    return (
-        Run.objects.select_for_update()
-        .filter(thread=thread, status__in=Run.ACTIVE)
-        .order_by("-pk")
-        .first()
-    )
+    return runqueue.lock_active_run(thread)
 
 
 def _add_answers(run: Run, answers: Mapping[str, Any], *, user: Any, reason: str) -> Run:
@@ -362,7 +366,7 @@ def _enqueue(run: Run) -> None:
 def _send_to_worker(run_id: int) -> str:
     result = execute_run.enqueue(run_id)
     result_id = str(result.id)[:64]
-    Run.objects.filter(pk=run_id).update(task_result_id=result_id)
+    runqueue.set_task_result(run_id, result_id)
     return result_id
 
 
@@ -395,30 +399,25 @@ def _tasks_share_our_transaction() -> bool:
 
 
 def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: bytes,
-                previous: Run | None = None, none_active: bool = False,
-                new_thread: bool = False, **fields: Any) -> Run:
-    """Queue a run of `thread`. The caller may say what it already knows in this
-    transaction, and its statements are not sent again (a decision's request makes about
-    twenty): `none_active`, it just found no active run (`answer_thread`'s locking read);
-    `new_thread`, it just created the thread, running, so no run of it exists and nothing is
-    to move. The one-active-run constraint still refuses a run committed meanwhile."""
-    if not (none_active or new_thread) and Run.objects.filter(
-        thread=thread, status__in=Run.ACTIVE
-    ).exists():
+                previous: Run | None = None, previous_id: int | None = None,
+                none_active: bool = False, **fields: Any) -> Run:
+    """Queue a run of `thread` (after `previous`, or the run `previous_id`). The caller may
+    say what it already knows in this transaction, and its statements are not sent again (a
+    decision's request makes about twenty): `none_active`, it just found no active run
+    (`answer_thread`'s locking read). The one-active-run constraint still refuses a run
+    committed meanwhile. The run, the moves and its event: `runqueue.insert_run`."""
+    if not none_active and Run.objects.filter(thread=thread, status__in=Run.ACTIVE).exists():
         raise IntegrityError("run_one_active_per_thread")
     actor = _user_or_none(user)
-    run = Run.objects.create(
-        thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
-        previous=previous, **fields,
-    )
-    if not new_thread:
-        Run.objects.close_paused(thread.pk)
-        Thread.objects.filter(pk=thread.pk).update(
-            status=Thread.Status.RUNNING, updated_at=timezone.now()
-        )
-        thread.status = Thread.Status.RUNNING
-    publish("run_queued", run=run, thread=thread, actor=actor, reason=reason,
-            data={"kind": kind})
+    run = Run(thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
+              **fields)
+    if previous is not None:
+        run.previous = previous
+    else:
+        run.previous_id = previous_id
+    runqueue.insert_run(run, thread, new_thread=False, actor=actor, reason=reason,
+                        data={"kind": kind})
+    thread.status = Thread.Status.RUNNING
     _enqueue(run)
     return run
 

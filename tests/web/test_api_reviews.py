@@ -176,3 +176,51 @@ def test_an_edit_with_a_non_numeric_string_is_422_saying_so(admin, start_paused,
     message = response.json()["errors"]["values.amount"][0]
     assert "is not a number" in message and "199.99" in message
     assert not Decision.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["open", "pending", "claimed", "cancelled", "superseded"])
+def test_review_list_reads_what_the_orm_queryset_reads(admin, make_review, make_thread,
+                                                       make_user, status):
+    """The list's fixed statement (selectors.review_rows) gives the items and cursors that
+    the queryset it replaces gives, page by page, for every status it serves and a graph."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from approvals.api import cursors, shapes
+    from approvals.selectors import InboxFilter, review_filtered, review_rows
+
+    at = timezone.now().replace(microsecond=123456)
+    other = make_thread(graph_name="web_other")
+    claimer = make_user("reviewer")
+    for i, fields in enumerate([
+        {}, {"status": "claimed", "claimed_by": claimer}, {"status": "cancelled"},
+        {"status": "superseded"}, {"thread": other}, {"status": "decided"},
+        {"kind": "respond", "payload": {"kind": "respond", "data": [1, {"a": None}]}},
+        {"assignee": "finance", "due_at": at + dt.timedelta(hours=1),
+         "payload": {"kind": "review", "description": "why", "schema": {"type": "object"},
+                     "actions": ["approve", "edit", "bogus"], "data": {"n": 1.5}}},
+        {}, {},
+    ]):
+        review = make_review(**fields)
+        # ties on created_at: the keyset goes on by id
+        ReviewRequest.objects.filter(pk=review.pk).update(
+            created_at=at + dt.timedelta(seconds=i // 3))
+    for graph in ("", "web_review", "web_other"):
+        f = InboxFilter(graph=graph, status=status)
+        qs = review_filtered(None, f).order_by("created_at", "pk")  # type: ignore[arg-type]
+        cursor, after = None, None
+        while True:
+            expected, expected_next = cursors.page(qs, cursor, 2, "created_at",
+                                                   descending=False)
+            got, got_next = cursors.page_of(review_rows(f, after, 3), 2)
+            assert [shapes.review_dict(r) for r in got] == [
+                shapes.review_dict(r) for r in expected]
+            assert got_next == expected_next
+            if got_next is None:
+                break
+            cursor, after = got_next, cursors.decode(got_next)
+    listed = admin.get(f"/reviews?status={status}&limit=200").json()["items"]
+    assert [item["id"] for item in listed] == list(
+        review_filtered(None, InboxFilter(status=status))  # type: ignore[arg-type]
+        .order_by("created_at", "pk").values_list("pk", flat=True))

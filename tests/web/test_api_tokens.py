@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from approvals.api.models import ApiToken
+from approvals.api.tokens import issue_token
 
 
 def test_create_api_token_prints_a_working_token_and_stores_only_its_hash(make_user):
@@ -78,3 +79,33 @@ def test_token_without_a_name_can_be_created_on_the_page(client_as, make_user):
     response = client_as(user=user).post(reverse("api-tokens"), {})
     assert response.status_code == 201
     assert ApiToken.objects.filter(user=user).count() == 1
+
+
+def test_token_lookup_reads_what_the_orm_query_reads(make_user):
+    """user_for_token's fixed statement finds the row (and its last use, as the ORM converts
+    it) that the queryset it replaces finds, and refuses what it refuses."""
+    import datetime as dt
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from approvals.api.tokens import digest, user_for_token
+
+    user = make_user("reviewer")
+    token, raw = issue_token(user)
+    used = timezone.now() - dt.timedelta(seconds=10)  # recent: not touched again
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=used)
+    expected = (ApiToken.objects.filter(digest=digest(raw), revoked_at__isnull=True)
+                .values_list("pk", "user_id", "last_used_at").first())
+    assert expected == (token.pk, user.pk, used)
+    with CaptureQueriesContext(connection) as ctx:
+        assert user_for_token(raw).pk == user.pk
+    # the read only: a last use ten seconds ago, read back as the aware time it is, is recent
+    assert len([q for q in ctx.captured_queries if "apitoken" in q["sql"]]) == 1
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=used - dt.timedelta(minutes=5))
+    user_for_token(raw)
+    assert ApiToken.objects.get(pk=token.pk).last_used_at > used
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    assert user_for_token(raw) is None
+    assert user_for_token("sw_not-a-token") is None

@@ -1,0 +1,215 @@
+"""The statements of queueing a run, fixed once per process instead of an ORM queryset
+compiled on every decision and start.
+
+A decision's request queued its run through five ORM statements (the locking read of the
+thread's active run, its latest run, the run's insert, the paused runs closed, the thread
+marked running) and `publish`'s event insert; compiling them was several CPU-ms of the
+server's ~20 per decision. Here:
+
+- `lock_active_run` and `latest_run_id` are the same reads as fixed statements (portable;
+  the lock is `FOR UPDATE` where the database has it, as `select_for_update` does);
+- `insert_run` on PostgreSQL is one statement whose data-modifying parts commit with the
+  caller's transaction: the run's insert (the values the ORM's insert would send, from the
+  same unsaved instance), the thread's waiting runs answered and the thread marked running
+  (unless the thread was just created), and the `run_queued` event, pushed as `publish`
+  pushes it. The one-active-run constraint refuses a run committed meanwhile exactly as
+  before (an IntegrityError naming it). Elsewhere the ORM's statements, as before.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from orchestration.runtime.events import announce, publish
+from orchestration.runtime.models import Event, Run, Thread
+
+__all__ = ["insert_run", "insert_thread_and_run", "latest_run_id", "lock_active_run",
+           "set_task_result"]
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@functools.cache
+def _active_sql(vendor: str) -> str:
+    columns = ", ".join(_q(f.column) for f in Run._meta.concrete_fields)
+    statuses = ", ".join(f"'{str(s)}'" for s in Run.ACTIVE)  # the model's own constants
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return (f"SELECT {columns} FROM {_q(Run._meta.db_table)} "  # noqa: S608 - model names
+            f"WHERE thread_id = %s AND status IN ({statuses}) ORDER BY id DESC LIMIT 1{lock}")
+
+
+@functools.cache
+def _converters(vendor: str) -> tuple[tuple[Any, ...], ...]:
+    """Per concrete field of Run: the converters the ORM's compiler applies to its column."""
+    out = []
+    for field in Run._meta.concrete_fields:
+        col = field.get_col(Run._meta.db_table)
+        out.append((tuple(connection.ops.get_db_converters(col))
+                    + tuple(col.get_db_converters(connection)), col))
+    return tuple(out)
+
+
+def _run_from_row(row: Sequence[Any]) -> Run:
+    values = []
+    for value, (converters, col) in zip(row, _converters(connection.vendor), strict=True):
+        for convert in converters:
+            value = convert(value, col, connection)
+        values.append(value)
+    return Run.from_db(connection.alias, None, values)
+
+
+def lock_active_run(thread: Thread) -> Run | None:
+    """The thread's newest queued, running or stalled run, its row locked (PostgreSQL), as
+    `Run.objects.select_for_update().filter(thread=..., status__in=ACTIVE).order_by("-pk")
+    .first()` reads it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_active_sql(connection.vendor), [thread.pk])
+        row = cursor.fetchone()
+    return None if row is None else _run_from_row(row)
+
+
+@functools.cache
+def _latest_sql(vendor: str) -> str:
+    return (f"SELECT id FROM {_q(Run._meta.db_table)} WHERE thread_id = %s "  # noqa: S608
+            "ORDER BY created_at DESC, id DESC LIMIT 1")
+
+
+def latest_run_id(thread: Thread) -> int | None:
+    """The id of the thread's latest run (`runs._latest_run`'s order), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_latest_sql(connection.vendor), [thread.pk])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+@functools.cache
+def _task_result_sql(vendor: str) -> str:
+    return f"UPDATE {_q(Run._meta.db_table)} SET task_result_id = %s WHERE id = %s"  # noqa: S608
+
+
+def set_task_result(run_id: int, result_id: str) -> None:
+    """`Run.objects.filter(pk=run_id).update(task_result_id=result_id)`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_task_result_sql(connection.vendor), [result_id, run_id])
+
+
+# ---------------------------------------------------------------- the run's insert
+
+
+def _insert_fields() -> list[Any]:
+    return [f for f in Run._meta.concrete_fields if not f.primary_key]
+
+
+@functools.cache
+def _insert_sql(new_thread: bool) -> str:
+    run, thread, event = (_q(m._meta.db_table) for m in (Run, Thread, Event))
+    fields = _insert_fields()
+    columns = ", ".join(_q(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    # the paused runs and the thread move only when the thread existed before this run
+    moves = "" if new_thread else (
+        f"p AS (UPDATE {run} SET status = 'answered' "  # noqa: S608
+        f"WHERE thread_id = %s AND status = 'waiting'), "
+        f"t AS (UPDATE {thread} SET status = 'running', updated_at = %s WHERE id = %s), ")
+    return (
+        f"WITH r AS (INSERT INTO {run} ({columns}) VALUES ({values}) RETURNING id), "  # noqa: S608
+        f"{moves}"
+        f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
+        "SELECT 'run_queued', %s, r.id, %s, %s, %s, %s FROM r RETURNING id) "
+        "SELECT r.id, e.id FROM r, e"
+    )
+
+
+def insert_run(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason: str,
+               data: dict[str, Any]) -> None:
+    """Insert the unsaved `run` of `thread`; unless `new_thread`, answer the thread's waiting
+    runs and mark it running; record the `run_queued` event (actor, reason, data) and push
+    it. One statement on PostgreSQL, the ORM's statements elsewhere; `run` is saved after
+    either (its pk set, as `Run.objects.create` leaves it)."""
+    if connection.vendor != "postgresql":
+        _insert_run_orm(run, thread, new_thread=new_thread, actor=actor, reason=reason,
+                        data=data)
+        return
+    # the values the ORM's insert compiler sends: each field's pre_save (created_at's now),
+    # then its value prepared for the database
+    params: list[Any] = [f.get_db_prep_save(f.pre_save(run, True), connection)
+                         for f in _insert_fields()]
+    if not new_thread:
+        params += [thread.pk, timezone.now(), thread.pk]
+    data_field = Event._meta.get_field("data")
+    params += [thread.pk, getattr(actor, "pk", None), reason,
+               data_field.get_db_prep_save(data, connection), timezone.now()]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(new_thread), params)
+        run_id, event_id = cursor.fetchone()
+    run.pk = run_id
+    run._state.adding = False
+    run._state.db = connection.alias
+    announce(event_id, "run_queued", thread=thread, run=run)
+
+
+@functools.cache
+def _start_sql() -> str:
+    thread, run, event = (_q(m._meta.db_table) for m in (Thread, Run, Event))
+    thread_fields, run_fields = _thread_insert_fields(), _insert_fields()
+    thread_columns = ", ".join(_q(f.column) for f in thread_fields)
+    run_columns = ", ".join(_q(f.column) for f in run_fields)
+    run_values = ", ".join("th.id" if f.attname == "thread_id" else "%s" for f in run_fields)
+    return (
+        f"WITH th AS (INSERT INTO {thread} ({thread_columns}) "  # noqa: S608 - model names
+        f"VALUES ({', '.join(['%s'] * len(thread_fields))}) RETURNING id), "
+        f"r AS (INSERT INTO {run} ({run_columns}) SELECT {run_values} FROM th RETURNING id), "
+        f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
+        "SELECT 'run_queued', th.id, r.id, %s, %s, %s, %s FROM th, r RETURNING id) "
+        "SELECT th.id, r.id, e.id FROM th, r, e"
+    )
+
+
+def _thread_insert_fields() -> list[Any]:
+    return [f for f in Thread._meta.concrete_fields if not f.primary_key]
+
+
+def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
+                          data: dict[str, Any]) -> None:
+    """Insert the unsaved `thread`, its unsaved first `run` and the `run_queued` event (and
+    push it): one statement on PostgreSQL, `thread.save()` then `insert_run` elsewhere. A
+    thread id taken already is refused by the same unique constraint as the ORM's insert."""
+    if connection.vendor != "postgresql":
+        thread.save(force_insert=True)
+        run.thread = thread
+        insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data)
+        return
+    params: list[Any] = [f.get_db_prep_save(f.pre_save(thread, True), connection)
+                         for f in _thread_insert_fields()]
+    params += [f.get_db_prep_save(f.pre_save(run, True), connection)
+               for f in _insert_fields() if f.attname != "thread_id"]
+    params += [getattr(actor, "pk", None), reason,
+               Event._meta.get_field("data").get_db_prep_save(data, connection), timezone.now()]
+    with connection.cursor() as cursor:
+        cursor.execute(_start_sql(), params)
+        thread_id, run_id, event_id = cursor.fetchone()
+    for obj, pk in ((thread, thread_id), (run, run_id)):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    run.thread = thread  # its thread_id, and the instance cached as the ORM's create leaves it
+    announce(event_id, "run_queued", thread=thread, run=run)
+
+
+def _insert_run_orm(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason: str,
+                    data: dict[str, Any]) -> None:
+    """`insert_run` through the ORM: what it did on every database before, and still does
+    where there is no single statement for it."""
+    run.save(force_insert=True)
+    if not new_thread:
+        Run.objects.close_paused(thread.pk)
+        Thread.objects.filter(pk=thread.pk).update(
+            status=Thread.Status.RUNNING, updated_at=timezone.now())
+    publish("run_queued", run=run, thread=thread, actor=actor, reason=reason, data=data)
