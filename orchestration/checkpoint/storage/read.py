@@ -452,14 +452,14 @@ class _Reader:
         tails = [self.full(key)[-body_len:] if body_len else b""]
         # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
         # are made once the joined list is decoded, with its value and whether it is shared.
-        pieces: list[tuple[str, memoryview, int, int, int]] = []
+        pieces: list[tuple[str, bytes, int, int, int]] = []
         for blob in reversed(chain):
             data = blob.data
             if len(data) < 4:
                 raise SerializationError(
                     f"field {field!r}: malformed append version {blob.version!r}"
                 )
-            items = memoryview(data)[4:]  # no copy: joined into the full value just below
+            items = data[4:]  # copying bytes (a memcpy) costs less than a memoryview and its slice
             count += _unpack_count(data)[0]
             size = len(items)
             body_len += size
