@@ -27,6 +27,7 @@ from orchestration.checkpoint.base import (
     history_entry,
 )
 from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.checkpoint.storage.gcpause import gc_paused
 from orchestration.checkpoint.storage.trusted import check_builder
 from orchestration.config import as_checkpoint_config, run_config, split_config
 from orchestration.context import RunContext
@@ -408,13 +409,14 @@ class CompiledGraph:
         `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
         saver = self._need_saver("get_state_history")
         config = as_checkpoint_config(config)
-        entries = saver.list_history(
-            CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
-            limit,
-            before=_before(config, before),
-            filter=filter,
-        )
-        return self._snapshots(reversed(entries))
+        with gc_paused():  # many objects, no cycles: see `gcpause`
+            entries = saver.list_history(
+                CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns),
+                limit,
+                before=_before(config, before),
+                filter=filter,
+            )
+            return self._snapshots(reversed(entries))
 
     def aget_state_history(
         self,
@@ -443,7 +445,8 @@ class CompiledGraph:
             before=_before(config, before),
             filter=filter,
         )
-        return self._snapshots(reversed(entries))
+        with gc_paused():  # not across the await above: only this thread's own work
+            return self._snapshots(reversed(entries))
 
     def update_state(
         self,

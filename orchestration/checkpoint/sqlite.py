@@ -68,6 +68,7 @@ from orchestration.checkpoint.storage import (
     ReadRow,
     WriteRecord,
 )
+from orchestration.checkpoint.storage.gcpause import gc_paused
 from orchestration.checkpoint.storage.inline import KIND_CODE, KIND_NAME, pack_inline, unpack_inline
 from orchestration.errors import CheckpointNotFound, SerializationError
 
@@ -430,7 +431,7 @@ class SqliteSaver(BaseCheckpointSaver):
         key = storage_key(config)
         sql, params = _list_query(key, before, split, limit)
         conn = self._conn()
-        with self._read(conn):
+        with self._read(conn), gc_paused():  # many objects, no cycles: see `gcpause`
             rows = conn.execute(sql, params).fetchall()
             if split.leftover:
                 by_id = {r[0]: r for r in rows}

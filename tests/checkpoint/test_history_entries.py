@@ -4,16 +4,21 @@ the same checkpoints with the same values, metadata, configs and pending writes.
 
 from __future__ import annotations
 
+import gc
 import operator
+import sys
 from pathlib import Path
 from typing import Annotated, TypedDict
 
 import pytest
 
 from orchestration.checkpoint import BaseCheckpointSaver, CheckpointConfig, SqliteSaver
+from orchestration.errors import SerializationError
 from orchestration.graph import END, START, StateGraph
 from orchestration.interrupts import interrupt
 from orchestration.types import Command
+
+_DEFAULT_THRESHOLDS = gc.get_threshold()
 
 
 class Doc(TypedDict):
@@ -130,3 +135,43 @@ def test_deleted_thread_has_no_history(saver: SqliteSaver) -> None:
     saver.delete_thread("t")
     assert saver.list_history(config) == []
     assert _graph(saver).get_state_history(config) == []
+
+
+def test_a_listing_runs_without_collections_and_leaves_the_collector_as_it_was(
+    saver: SqliteSaver,
+) -> None:
+    """Listings pause the cyclic collector (`storage.gcpause`): none starts during one, it is
+    on again afterwards, still off if it was off, and back on when the read fails."""
+    config = _thread_with_fork_and_interrupts(saver)
+    compiled = _graph(saver)
+    inside: list[str] = []  # the reads a collection started in
+
+    def count(phase: str, info: dict) -> None:
+        frame = sys._getframe(1)
+        while phase == "start" and frame is not None:
+            if frame.f_code.co_name in ("_decode", "_snapshots"):
+                inside.append(frame.f_code.co_name)
+            frame = frame.f_back
+
+    gc.collect()
+    gc.set_threshold(1)  # without the pause, a collection at nearly every allocation
+    gc.callbacks.append(count)
+    try:
+        history = compiled.get_state_history(config)
+        listed = saver.list(config)
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*_DEFAULT_THRESHOLDS)
+    assert inside == [] and gc.isenabled()
+    assert len(history) == len(listed) > 10
+    gc.disable()
+    try:
+        assert compiled.get_state_history(config) == history
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    newest = history[0].config.checkpoint_id
+    saver._conn().execute("UPDATE checkpoints SET body = x'c1' WHERE checkpoint_id = ?", (newest,))
+    with pytest.raises(SerializationError):
+        compiled.get_state_history(config)
+    assert gc.isenabled()

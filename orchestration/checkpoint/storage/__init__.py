@@ -20,6 +20,7 @@ One module per job:
 - `encode`: a checkpoint into records and blobs (`encode_checkpoint`, `encode_writes`);
 - `read`: records and blobs back into tuples (`read_tuples`, `resolve_values`);
 - `inline`: the format of field versions kept in their checkpoint's row (`vals`);
+- `gcpause`: no cyclic garbage collection while a listing builds its objects;
 - `trusted`: building the port's frozen dataclasses without their constructors, guarded.
 """
 

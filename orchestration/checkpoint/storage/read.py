@@ -8,7 +8,6 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +41,6 @@ from orchestration.errors import SerializationError
 
 _NO_BLOBS: Mapping[Pair, Blob] = {}
 _unpack_count = COUNT.unpack_from
-_version = itemgetter(1)  # of a (field, version) pair
 
 Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
 
@@ -413,13 +411,19 @@ class _Reader:
             return node.value
         return serde.loads(self.full(pair))
 
-    def prime(self, pairs: Iterable[Pair]) -> None:
+    def prime(self, pairs: Sequence[Pair] | dict[Pair, Any]) -> None:
         """A listing: decode each append chain once, from its newest listed version, in a
         single call; the chain's older versions are prefixes of that list (see `_Node`).
-        Without this, each version would decode its own new items and copy its base's list."""
+        Without this, each version would decode its own new items and copy its base's list.
+
+        `pairs` come in their rows' order, oldest first: backwards, a field's first version is
+        its chain's newest (a version is the id of the checkpoint that made it, and a row
+        names its ancestors' versions), so no sort is needed. (On a forked thread a branch's
+        top may come after an older branch's: its chain then decodes from the versions the
+        branches share, a little more work, the same nodes.)"""
         blobs = self.blobs
         nodes = self.nodes
-        for pair in sorted(pairs, key=_version, reverse=True):
+        for pair in reversed(pairs):
             if pair in nodes:
                 continue
             blob = blobs.get(pair)
@@ -448,14 +452,14 @@ class _Reader:
         tails = [self.full(key)[-body_len:] if body_len else b""]
         # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
         # are made once the joined list is decoded, with its value and whether it is shared.
-        pieces: list[tuple[str, memoryview, int, int, int]] = []
+        pieces: list[tuple[str, bytes, int, int, int]] = []
         for blob in reversed(chain):
             data = blob.data
             if len(data) < 4:
                 raise SerializationError(
                     f"field {field!r}: malformed append version {blob.version!r}"
                 )
-            items = memoryview(data)[4:]  # no copy: joined into the full value just below
+            items = data[4:]  # copying bytes (a memcpy) costs less than a memoryview and its slice
             count += _unpack_count(data)[0]
             size = len(items)
             body_len += size
