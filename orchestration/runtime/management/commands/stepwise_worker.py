@@ -235,6 +235,15 @@ class Command(db_worker.Command):
         # db_worker's default is a random string: nothing could tell whose rows those are
         parser.set_defaults(worker_id=worker_id())
 
+    def configure_logging(self, verbosity: int) -> None:
+        # db_worker sets django.tasks to INFO at the default verbosity, which would undo the
+        # level settings.LOGGING gives it (TASKS_LOG_LEVEL): keep that one at -v 1.
+        tasks_logger = logging.getLogger("django.tasks")
+        level = tasks_logger.level
+        super().configure_logging(verbosity)
+        if verbosity == 1 and level != logging.NOTSET:
+            tasks_logger.setLevel(level)
+
     def handle(  # db_worker's handle, building a WakingWorker
         self,
         *,
