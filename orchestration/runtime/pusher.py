@@ -22,6 +22,7 @@ is still sent by `group_send`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import os
@@ -141,12 +142,20 @@ class Batch:
 
 
 class Pusher:
+    """The process's push loop. `push` appends to `pending` and wakes the loop only when it is
+    not already due to look (`woken`): the events one commit announces, or those pushed while
+    a batch is on the wire, cost one wake-up (a write to the loop's self-pipe, and a switch
+    to its thread) instead of one each, and go out together."""
+
     def __init__(self, layer: Any) -> None:
         self.layer = layer
         self.batch = Batch(layer) if batches(layer) else None
         self.pid = os.getpid()
         self.loop = asyncio.new_event_loop()
-        self.queue: asyncio.Queue[Message] | None = None
+        self.pending: collections.deque[Message] = collections.deque()
+        self.lock = threading.Lock()
+        self.woken = False
+        self.wake: asyncio.Event | None = None
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), name="stepwise-pusher",
                                        daemon=True)
@@ -155,40 +164,59 @@ class Pusher:
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
-        self.queue = asyncio.Queue(MAX_BACKLOG)
+        self.wake = asyncio.Event()
         ready.set()
         self.loop.run_until_complete(self._drain())
 
+    def _take(self) -> list[Message]:
+        """Up to MAX_BATCH pending messages, oldest first; the next push wakes the loop again
+        unless some are left (then the loop looks again by itself)."""
+        with self.lock:
+            messages = [self.pending.popleft()
+                        for _ in range(min(MAX_BATCH, len(self.pending)))]
+            self.woken = bool(self.pending)
+        return messages
+
     async def _drain(self) -> None:
-        assert self.queue is not None
+        assert self.wake is not None
         while True:
-            messages = [await self.queue.get()]
-            while len(messages) < MAX_BATCH and not self.queue.empty():
-                messages.append(self.queue.get_nowait())
-            if self.batch is not None:
+            await self.wake.wait()
+            self.wake.clear()
+            messages = self._take()
+            if self.woken:  # more than one batch waiting
+                self.wake.set()
+            if messages:
+                await self._send(messages)
+
+    async def _send(self, messages: list[Message]) -> None:
+        if self.batch is not None:
+            try:
+                await self.batch.send(messages)
+            except Exception:  # noqa: BLE001 - see MAX_BACKLOG: never fail the sender
+                logger.warning("could not push %d event(s), the first %s", len(messages),
+                               messages[0][1], exc_info=True)
+            return
+        for groups, message in messages:
+            for group in groups:
                 try:
-                    await self.batch.send(messages)
-                except Exception:  # noqa: BLE001 - see MAX_BACKLOG: never fail the sender
-                    logger.warning("could not push %d event(s), the first %s", len(messages),
-                                   messages[0][1], exc_info=True)
-                continue
-            for groups, message in messages:
-                for group in groups:
-                    try:
-                        await self.layer.group_send(group, message)
-                    except Exception:  # noqa: BLE001 - see MAX_BACKLOG
-                        logger.warning("could not push event %s to %s", message, group,
-                                       exc_info=True)
+                    await self.layer.group_send(group, message)
+                except Exception:  # noqa: BLE001 - see MAX_BACKLOG
+                    logger.warning("could not push event %s to %s", message, group,
+                                   exc_info=True)
 
     def push(self, groups: list[str], message: dict[str, Any]) -> None:
-        def put() -> None:
-            assert self.queue is not None
-            try:
-                self.queue.put_nowait((groups, message))
-            except asyncio.QueueFull:
-                logger.warning("channel layer backlog full: event %s not pushed", message)
-
-        self.loop.call_soon_threadsafe(put)
+        with self.lock:
+            if len(self.pending) >= MAX_BACKLOG:
+                full = True
+            else:
+                full = False
+                self.pending.append((groups, message))
+                wake, self.woken = not self.woken, True
+        if full:
+            logger.warning("channel layer backlog full: event %s not pushed", message)
+        elif wake:
+            assert self.wake is not None
+            self.loop.call_soon_threadsafe(self.wake.set)
 
 
 _pusher: Pusher | None = None
