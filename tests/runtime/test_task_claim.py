@@ -87,6 +87,23 @@ def test_a_claimed_row_is_running_under_the_worker_with_the_fields_the_library_s
     assert again.worker_ids == ["host:77", "host:78"]
 
 
+def test_the_claimed_row_is_the_instance_the_orm_reads() -> None:
+    """The claim's `DBTaskResult` (on PostgreSQL built from the statement's row with the
+    ORM's converters) equals, field by field and in its state, the one the ORM reads after
+    the claim: JSON decoded, timestamps aware, ids the same types."""
+    first = row("a")
+    DBTaskResult.objects.filter(pk=first).update(
+        return_value={"x": [1, "two", None]}, exception_class_path="", traceback="")
+    task, _ = worker(worker_id="host:77")._claim_next()
+    stored = DBTaskResult.objects.get(pk=first)
+    for field in DBTaskResult._meta.concrete_fields:
+        claimed, read = getattr(task, field.attname), getattr(stored, field.attname)
+        # (the library's claim elsewhere leaves its TaskResultStatus, a str, in `status`)
+        assert claimed == read and isinstance(claimed, type(read)), field.name
+    assert (task._state.db, task._state.adding) == (stored._state.db, stored._state.adding)
+    assert task.task_result.args == ["a"]
+
+
 def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement claim is PostgreSQL's")
