@@ -8,16 +8,17 @@ the second is refused with a message saying who won, so a run is never resumed t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from approvals import agent_inbox
+from approvals import agent_inbox, rowread
 from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
 from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
@@ -97,15 +98,11 @@ def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewReq
     in a savepoint that settles a race on the one-open-per-interrupt constraint as
     `get_or_create` does, and the supersede UPDATE runs only when an open review is no longer
     asked. No savepoint of its own: an error here ends the run's transaction, as before."""
-    thread = Thread.objects.get(pk=run.thread_id)
+    thread = _thread(run.thread_id)
     checkpoint_id = paused_checkpoint_id(thread)
     reviews: list[ReviewRequest] = []
     with transaction.atomic(savepoint=False):
-        open_now = {
-            review.interrupt_id: review
-            for review in ReviewRequest.objects.select_for_update()
-            .filter(thread=thread, status__in=ReviewRequest.OPEN).order_by("pk")
-        }
+        open_now = {review.interrupt_id: review for review in _lock_open_reviews(thread)}
         for intr in interrupts:
             kind, payload = review_payload(intr.value, intr.node)
             fields = {
@@ -134,6 +131,47 @@ def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewReq
                 interrupt_id__in=asked
             ).update(status=ReviewRequest.Status.SUPERSEDED, closed_at=timezone.now())
     return reviews
+
+
+# A worker opens reviews on every pause: the thread and its open reviews are read by
+# statements fixed once (approvals.rowread builds the ORM's instances), not querysets
+# compiled each time.
+_THREAD = (rowread.Join(Thread, "t"),)
+_REVIEW = (rowread.Join(ReviewRequest, "r"),)
+
+
+@functools.cache
+def _thread_sql() -> str:
+    table = connection.ops.quote_name(Thread._meta.db_table)
+    return f"SELECT {rowread.select(_THREAD)} FROM {table} t WHERE t.id = %s"  # noqa: S608
+
+
+@functools.cache
+def _open_reviews_sql(lock: bool) -> str:
+    table = connection.ops.quote_name(ReviewRequest._meta.db_table)
+    return (f"SELECT {rowread.select(_REVIEW)} FROM {table} r "  # noqa: S608
+            "WHERE r.thread_id = %s AND r.status IN (%s, %s) ORDER BY r.id"
+            + (" FOR UPDATE" if lock else ""))
+
+
+def _thread(pk: int) -> Thread:
+    """`Thread.objects.get(pk=pk)`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_thread_sql(), [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Thread.DoesNotExist("Thread matching query does not exist.")
+    return rowread.build(_THREAD, row)  # type: ignore[return-value]
+
+
+def _lock_open_reviews(thread: Thread) -> list[ReviewRequest]:
+    """`ReviewRequest.objects.select_for_update().filter(thread=thread,
+    status__in=ReviewRequest.OPEN).order_by("pk")` (the lock where the database has one)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_open_reviews_sql(connection.features.has_select_for_update),
+                       [thread.pk, *(str(status) for status in ReviewRequest.OPEN)])
+        rows = cursor.fetchall()
+    return [rowread.build(_REVIEW, row) for row in rows]  # type: ignore[misc]
 
 
 # The fields `update_or_create` saves besides its defaults: those whose `pre_save` may

@@ -118,3 +118,34 @@ def test_same_rows_and_events_as_update_or_create(
         assert results[1]["tasks"] == sorted(
             ["approvals.notify.email_review_requested"]
             + ["approvals.api.webhooks.deliver_webhook"] * 2), results[1]["tasks"]
+
+
+def test_the_fixed_reads_build_what_the_orm_reads(make_run: Callable[..., Run]) -> None:
+    """`_thread` and `_lock_open_reviews` (statements fixed once) against
+    `Thread.objects.get` and the `select_for_update()` queryset they replace: the same rows
+    in the same order, every field equal and of the same type."""
+    from approvals.actions import _lock_open_reviews, _thread
+
+    run = make_run()
+    for interrupt_id, status in (("a", "pending"), ("b", "decided"), ("c", "claimed")):
+        ReviewRequest.objects.create(thread=run.thread, run=run, interrupt_id=interrupt_id,
+                                     payload={"kind": "review", "n": [1, None]}, status=status,
+                                     due_at=timezone.now())
+    make_run()  # another thread's run, with nothing open
+
+    def same(ours: Any, orm: Any) -> None:
+        assert type(ours) is type(orm) and ours.pk == orm.pk
+        for field in type(orm)._meta.concrete_fields:
+            a, b = getattr(ours, field.attname), getattr(orm, field.attname)
+            assert (a, type(a)) == (b, type(b)), field.name
+
+    same(_thread(run.thread_id), Thread.objects.get(pk=run.thread_id))
+    with pytest.raises(Thread.DoesNotExist):
+        _thread(run.thread_id + 1000)
+    with transaction.atomic():
+        ours = _lock_open_reviews(run.thread)
+        orm = list(ReviewRequest.objects.select_for_update()
+                   .filter(thread=run.thread, status__in=ReviewRequest.OPEN).order_by("pk"))
+    assert [r.interrupt_id for r in ours] == ["a", "c"]
+    for a, b in zip(ours, orm, strict=True):
+        same(a, b)
