@@ -439,6 +439,12 @@ LOGGING = {
         # an expected 403 (PermissionDenied from approvals.access) is one warning line, not a
         # traceback: the denial is the product working, not an error
         "django.request": {"handlers": [], "propagate": True, "filters": ["denials"]},
+        # Django's per-task lines ("Task id=... state=RUNNING", "... state=SUCCESSFUL": two
+        # per task, four per review cycle) were most of a worker's log writes; a run's end is
+        # one line of our own (orchestration.runtime.tasks) and a failed task is still an
+        # ERROR with its traceback. TASKS_LOG_LEVEL=INFO (or `stepwise_worker -v 2`) shows
+        # them again.
+        "django.tasks": {"level": os.environ.get("TASKS_LOG_LEVEL", "WARNING")},
     },
 }
 LOGGING["filters"]["denials"] = {"()": "approvals.request_log.ExpectedDenialFilter"}

@@ -87,6 +87,23 @@ def test_a_claimed_row_is_running_under_the_worker_with_the_fields_the_library_s
     assert again.worker_ids == ["host:77", "host:78"]
 
 
+def test_the_claimed_row_is_the_instance_the_orm_reads() -> None:
+    """The claim's `DBTaskResult` (on PostgreSQL built from the statement's row with the
+    ORM's converters) equals, field by field and in its state, the one the ORM reads after
+    the claim: JSON decoded, timestamps aware, ids the same types."""
+    first = row("a")
+    DBTaskResult.objects.filter(pk=first).update(
+        return_value={"x": [1, "two", None]}, exception_class_path="", traceback="")
+    task, _ = worker(worker_id="host:77")._claim_next()
+    stored = DBTaskResult.objects.get(pk=first)
+    for field in DBTaskResult._meta.concrete_fields:
+        claimed, read = getattr(task, field.attname), getattr(stored, field.attname)
+        # (the library's claim elsewhere leaves its TaskResultStatus, a str, in `status`)
+        assert claimed == read and isinstance(claimed, type(read)), field.name
+    assert (task._state.db, task._state.adding) == (stored._state.db, stored._state.adding)
+    assert task.task_result.args == ["a"]
+
+
 def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement claim is PostgreSQL's")
@@ -196,3 +213,58 @@ def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_three_state
     run = Run.objects.select_related("thread").get(pk=queued.pk)
     assert (run.status, run.lease_token, run.thread.status) == ("succeeded", "", "done")
     assert run.thread.head_checkpoint_id
+
+
+def test_on_postgresql_a_success_is_recorded_as_set_successful_records_it() -> None:
+    """`TaskClaim.succeeded` against the library's `set_successful` on two claimed rows:
+    the same values stored and left on the instance, the same pre_save/post_save signals."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the fixed statement is PostgreSQL's")
+    from django.db.models.signals import post_save, pre_save
+
+    row("a")
+    row("b", age=5)
+    w = worker()
+    library, _ = w._claim_next()
+    ours, _ = w._claim_next()
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    def receiver(signal: Any, sender: Any, instance: Any, **kwargs: Any) -> None:
+        if sender is DBTaskResult:
+            sent.append(("pre" if signal is pre_save else "post",
+                         instance.args_kwargs["args"][0], kwargs))
+
+    pre_save.connect(receiver)
+    post_save.connect(receiver)
+    try:
+        value = {"run_id": 7, "outcome": "waiting", "nested": [1.5, None, "é"]}
+        library.set_successful(value)
+        w._one_statement_claim.succeeded(ours, value)
+    finally:
+        pre_save.disconnect(receiver)
+        post_save.disconnect(receiver)
+    assert [(when, kwargs) for when, name, kwargs in sent if name == "b"] == [
+        (when, kwargs) for when, name, kwargs in sent if name == "a"]
+    assert [when for when, _, _ in sent] == ["pre", "post", "pre", "post"]
+    skip = {"id", "args_kwargs", "enqueued_at", "started_at", "finished_at"}
+    for instance in (library, ours):
+        stored = DBTaskResult.objects.get(pk=instance.pk)
+        assert stored.finished_at == instance.finished_at and stored.finished_at is not None
+        for field in DBTaskResult._meta.concrete_fields:
+            if field.name not in skip:
+                assert getattr(ours, field.attname) == getattr(library, field.attname)
+                assert getattr(stored, field.attname) == getattr(instance, field.attname)
+    assert DBTaskResult.objects.get(pk=ours.pk).return_value == value
+
+
+def test_on_postgresql_a_success_that_updates_no_row_fails_as_save_does() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the fixed statement is PostgreSQL's")
+    from django.db import DatabaseError
+
+    row("a")
+    w = worker()
+    task, _ = w._claim_next()
+    DBTaskResult.objects.filter(pk=task.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        w._one_statement_claim.succeeded(task, None)

@@ -127,3 +127,26 @@ def test_receiver_failing_twice_gets_the_same_signed_event_three_times(tmp_path,
 
 def test_a_forged_signature_does_not_verify():
     assert not verify(SECRET, "t=1,v1=" + "0" * 64, '{"id": "x"}')
+
+
+@pytest.mark.django_db
+def test_subscribed_reads_what_the_orm_reads():
+    """`subscribed`'s fixed statement against the ORM's filter it replaced: the same active
+    endpoints for each event type, every field the same (event types decoded from JSON)."""
+    from approvals.api.webhooks import subscribed
+
+    endpoint(events=("review.decided", "run.failed"))
+    endpoint(events=("run.failed",))
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/off", secret="s" * 32,
+                                   event_types=["run.failed"], is_active=False)
+    WebhookEndpoint.objects.create(url="https://hooks.example.com/none", secret="s" * 32,
+                                   event_types=[], description="nothing yet")
+    fields = [f.attname for f in WebhookEndpoint._meta.concrete_fields]
+    for event_type in (*EVENT_TYPES, "no.such.event"):
+        ours = sorted(tuple(getattr(e, f) for f in fields) for e in subscribed(event_type))
+        orm = sorted(tuple(getattr(e, f) for f in fields)
+                     for e in WebhookEndpoint.objects.filter(is_active=True)
+                     if event_type in (e.event_types or []))
+        assert ours == orm, event_type
+    assert len(subscribed("run.failed")) == 2
+    assert all(not e._state.adding for e in subscribed("run.failed"))

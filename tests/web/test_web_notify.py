@@ -165,3 +165,32 @@ def test_a_review_nobody_it_is_assigned_to_can_be_emailed_about_queues_no_email_
     assert DBTaskResult.objects.filter(
         task_path="approvals.notify.email_review_requested", args_kwargs__args=[review.pk]
     ).exists()
+
+
+def test_anyone_to_email_answers_what_the_orm_query_answers(make_user):
+    """`anyone_to_email`'s fixed statement against `_addressees(...).exists()`, the ORM
+    query it stands for, over users active or not, with an address or not, opted out, in or
+    not (explicitly) and named by their username or their group."""
+    from approvals.notify import _addressees, anyone_to_email
+
+    team = Group.objects.create(name="team-x")
+    cases = {
+        "plain": {}, "inactive": {"is_active": False}, "no-address": {"email": ""},
+        "opted-out": {"pref": False}, "opted-in": {"pref": True},
+    }
+    for name, case in cases.items():
+        fields = {"email": f"{name}@example.com", **case}
+        pref = fields.pop("pref", None)
+        user = make_user(None, username=f"u-{name}", **fields)
+        if pref is not None:
+            EmailPreference.objects.create(user=user, review_requests=pref)
+        alone = Group.objects.create(name=f"g-{name}")
+        user.groups.add(alone)
+        if name != "plain":
+            user.groups.add(team)
+    names = ["team-x", "nobody", *(f"u-{n}" for n in cases), *(f"g-{n}" for n in cases)]
+    answers = {name: anyone_to_email(name) for name in names}
+    assert answers == {name: _addressees(name).exists() for name in names}
+    assert answers["u-plain"] and answers["g-opted-in"] and answers["team-x"]
+    assert not answers["u-inactive"] and not answers["g-no-address"]
+    assert not answers["u-opted-out"] and not answers["nobody"]

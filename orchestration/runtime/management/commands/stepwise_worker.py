@@ -31,10 +31,12 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections, connections
 from django.db.utils import OperationalError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
+from django_tasks_db.compat import TaskContext, task_finished, task_started
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
@@ -72,8 +74,10 @@ class WakingWorker(db_worker.Worker):
     """`db_worker.Worker` whose idle wait is `Waiter.wait`.
 
     `run` is django-tasks-db 0.13's `Worker.run` with `time.sleep(self.interval)` replaced:
-    the library has no hook for the wait, so the loop is restated here (claiming and running
-    a task are still the library's `get_locked`, `claim` and `run_task`).
+    the library has no hook for the wait, so the loop is restated here. Claiming and running
+    a task are the library's `get_locked`, `claim` and `run_task`, except on PostgreSQL,
+    where `runtime.taskclaim` claims a task and records its success in one fixed statement
+    each (`run_task` restated for the latter).
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -161,6 +165,42 @@ class WakingWorker(db_worker.Worker):
             self.waiter.wait(self.interval)
         return True
 
+    def run_task(self, db_task_result: DBTaskResult) -> None:
+        """db_worker's `run_task` (django-tasks-db 0.13) with, on PostgreSQL, the success
+        recorded by `TaskClaim.succeeded` (the same row change and signals as
+        `set_successful`, one statement built once); elsewhere the library's own."""
+        claim = self._one_statement_claim
+        if claim is None:
+            super().run_task(db_task_result)
+            return
+        try:
+            self.running_task = True
+            task = db_task_result.task
+            task_result = db_task_result.task_result
+            backend_type = task.get_backend()
+            task_started.send(sender=backend_type, task_result=task_result)
+            if task.takes_context:
+                return_value = task.call(TaskContext(task_result=task_result),
+                                         *task_result.args, **task_result.kwargs)
+            else:
+                return_value = task.call(*task_result.args, **task_result.kwargs)
+            # inside the error handling, as the library: a failure to record it (a value
+            # JSON cannot encode) is recorded as the task's failure
+            claim.succeeded(db_task_result, return_value)
+            task_finished.send(sender=backend_type, task_result=db_task_result.task_result)
+        except BaseException as e:
+            db_task_result.set_failed(e)
+            try:
+                sender = type(db_task_result.task.get_backend())
+                task_result = db_task_result.task_result
+            except (ImportError, SuspiciousOperation):
+                db_worker.logger.exception("Task id=%s failed unexpectedly", db_task_result.id)
+            else:
+                task_finished.send(sender=sender, task_result=task_result)
+        finally:
+            self.running_task = False
+            self._run_tasks += 1
+
     def _run(self, task_result: DBTaskResult) -> None:
         try:
             self.run_task(task_result)
@@ -234,6 +274,15 @@ class Command(db_worker.Command):
         super().add_arguments(parser)
         # db_worker's default is a random string: nothing could tell whose rows those are
         parser.set_defaults(worker_id=worker_id())
+
+    def configure_logging(self, verbosity: int) -> None:
+        # db_worker sets django.tasks to INFO at the default verbosity, which would undo the
+        # level settings.LOGGING gives it (TASKS_LOG_LEVEL): keep that one at -v 1.
+        tasks_logger = logging.getLogger("django.tasks")
+        level = tasks_logger.level
+        super().configure_logging(verbosity)
+        if verbosity == 1 and level != logging.NOTSET:
+            tasks_logger.setLevel(level)
 
     def handle(  # db_worker's handle, building a WakingWorker
         self,
