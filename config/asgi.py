@@ -18,6 +18,10 @@ from django.urls import set_script_prefix
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
+class RequestProcessed(Exception):
+    """The response was sent: ends `handle`'s task group (Django defines it per request)."""
+
+
 class OneHopASGIHandler(ASGIHandler):
     """Django's ASGI handler with the middleware chain run as one synchronous call in the
     request's thread, as under WSGI.
@@ -89,9 +93,6 @@ class OneHopASGIHandler(ASGIHandler):
                 await self.send_response(error_response, send)
                 await sync_to_async(error_response.close)()
                 return
-
-            class RequestProcessed(Exception):
-                pass
 
             response = None
             try:
