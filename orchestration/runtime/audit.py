@@ -5,7 +5,8 @@ changes in Python, but a queryset `.update()`/`.delete()` or raw SQL goes around
 migrations install triggers on each audit table (`install_append_only`):
 
 - UPDATE is refused, except that a *set-once* column may be filled while it is still NULL
-  (`Decision.resumed_run`: the run a decision caused is attached right after the decision).
+  (`Decision.resumed_run`: a decision is written naming the run it queued; one whose run is
+  only known later, a re-answer's, has it filled in then).
 - DELETE is refused, and TRUNCATE too on PostgreSQL.
 - Both raise an integrity error (SQLite `RAISE(ABORT)`, PostgreSQL SQLSTATE 23000), which
   Django turns into `django.db.IntegrityError`.
