@@ -5,7 +5,8 @@ Compiling `ReviewRequest.objects.select_related("thread", "run", "claimed_by").g
 cost about 1.5 CPU-ms, several times what reading the row costs, and every review page and
 decision starts with it (approvals.access). Here the statement's text is made once per
 process from the models' own fields, and the values go through the converters the ORM
-would apply (JSON, SQLite's text timestamps, ...), so the instances are the ORM's.
+would apply (JSON, SQLite's text timestamps, ...: `orchestration.runtime.rowread`), so the
+instances are the ORM's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Model
+
+from orchestration.runtime.rowread import instance
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,27 +41,6 @@ def select(joins: Sequence[Join]) -> str:
                      for f in j.model._meta.concrete_fields)
 
 
-@functools.cache
-def _converters(model: type[Model], alias: str, vendor: str) -> tuple[Any, ...]:
-    """Per concrete field: (converters, column expression), as the ORM's compiler finds them."""
-    out = []
-    for field in model._meta.concrete_fields:
-        col = field.get_col(alias)
-        out.append((tuple(connection.ops.get_db_converters(col))
-                    + tuple(col.get_db_converters(connection)), col))
-    return tuple(out)
-
-
-def _instance(model: type[Model], alias: str, values: Sequence[Any]) -> Model:
-    converted = []
-    for value, (converters, col) in zip(values, _converters(model, alias, connection.vendor),
-                                        strict=True):
-        for convert in converters:
-            value = convert(value, col, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, None, converted)
-
-
 def build(joins: Sequence[Join], row: Sequence[Any]) -> Model:
     """The main model's instance from `row` (laid out by `select(joins)`), with each joined
     instance cached on the one it was joined through, or None where the outer join found no
@@ -69,11 +51,11 @@ def build(joins: Sequence[Join], row: Sequence[Any]) -> Model:
         width = len(join.model._meta.concrete_fields)
         values, at = row[at:at + width], at + width
         if not built:
-            built[join.alias] = _instance(join.model, join.alias, values)
+            built[join.alias] = instance(join.model, values, alias=join.alias)
             continue
         parent = built[join.via or joins[0].alias]
         pk_index = [f.primary_key for f in join.model._meta.concrete_fields].index(True)
-        related = _instance(join.model, join.alias, values) if values[pk_index] is not None \
+        related = instance(join.model, values, alias=join.alias) if values[pk_index] is not None \
             else None
         built[join.alias] = related
         if parent is not None:

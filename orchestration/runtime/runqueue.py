@@ -19,12 +19,12 @@ server's ~20 per decision. Here:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
+from orchestration.runtime import rowread
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.models import Event, Run, Thread
 
@@ -45,26 +45,6 @@ def _active_sql(vendor: str) -> str:
             f"WHERE thread_id = %s AND status IN ({statuses}) ORDER BY id DESC LIMIT 1{lock}")
 
 
-@functools.cache
-def _converters(vendor: str) -> tuple[tuple[Any, ...], ...]:
-    """Per concrete field of Run: the converters the ORM's compiler applies to its column."""
-    out = []
-    for field in Run._meta.concrete_fields:
-        col = field.get_col(Run._meta.db_table)
-        out.append((tuple(connection.ops.get_db_converters(col))
-                    + tuple(col.get_db_converters(connection)), col))
-    return tuple(out)
-
-
-def _run_from_row(row: Sequence[Any]) -> Run:
-    values = []
-    for value, (converters, col) in zip(row, _converters(connection.vendor), strict=True):
-        for convert in converters:
-            value = convert(value, col, connection)
-        values.append(value)
-    return Run.from_db(connection.alias, None, values)
-
-
 def lock_active_run(thread: Thread) -> Run | None:
     """The thread's newest queued, running or stalled run, its row locked (PostgreSQL), as
     `Run.objects.select_for_update().filter(thread=..., status__in=ACTIVE).order_by("-pk")
@@ -72,7 +52,7 @@ def lock_active_run(thread: Thread) -> Run | None:
     with connection.cursor() as cursor:
         cursor.execute(_active_sql(connection.vendor), [thread.pk])
         row = cursor.fetchone()
-    return None if row is None else _run_from_row(row)
+    return None if row is None else rowread.instance(Run, row)  # type: ignore[return-value]
 
 
 @functools.cache

@@ -39,6 +39,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import retry
 
+from orchestration.runtime import rowread
+
 __all__ = ["TaskClaim"]
 
 # the fields `DBTaskResult.set_successful` saves
@@ -72,13 +74,11 @@ class TaskClaim:
             where.append("NOT queue_name = ANY(%s)")
             self.fixed.append(list(excluded_queue_names))
         self.worker_id = worker_id
-        self.attnames = [field.attname for field in meta.concrete_fields]
         # `set_successful`'s update_fields, in the model's order as the ORM writes them
         self.success_fields = [field for field in meta.concrete_fields if field.name in SUCCESS]
         sets = ", ".join(f"{connections[using].ops.quote_name(field.column)} = %s"
                          for field in self.success_fields)
         self.success_sql = f"UPDATE {table} SET {sets} WHERE id = %s"  # noqa: S608
-        self.converters: list[list[tuple[Any, Any]]] | None = None  # per column, when first used
         # names from the model, values as parameters
         self.sql = (
             f"UPDATE {table} SET status = 'RUNNING', started_at = %s, "  # noqa: S608
@@ -98,13 +98,7 @@ class TaskClaim:
             values = cursor.fetchone()
         if values is None:
             return None
-        if self.converters is None:
-            self.converters = _converters(connection)
-        values = list(values)
-        for i, column in enumerate(self.converters):
-            for convert, expression in column:
-                values[i] = convert(values[i], expression, connection)
-        return DBTaskResult.from_db(self.using, self.attnames, values)
+        return rowread.instance(DBTaskResult, values, using=self.using)  # type: ignore[return-value]
 
     def succeeded(self, row: DBTaskResult, return_value: Any) -> None:
         """`row.set_successful(return_value)`: the same fields set on `row` and written, the
@@ -132,17 +126,3 @@ def _succeeded(claim: TaskClaim, row: DBTaskResult, return_value: Any) -> None:
             raise DatabaseError("Save with update_fields did not affect any rows.")
     post_save.send(sender=DBTaskResult, instance=row, created=False,
                    update_fields=update_fields, raw=False, using=claim.using)
-
-
-def _converters(connection: Any) -> list[list[tuple[Any, Any]]]:
-    """For each concrete field of the model, the (converter, expression) pairs the ORM's
-    compiler applies to its column (`SQLCompiler.get_converters`): the backend's, then the
-    field's own (`from_db_value`)."""
-    meta = DBTaskResult._meta
-    columns = []
-    for field in meta.concrete_fields:
-        expression = field.get_col(meta.db_table)
-        converters = (connection.ops.get_db_converters(expression)
-                      + expression.get_db_converters(connection))
-        columns.append([(convert, expression) for convert in converters])
-    return columns
