@@ -3,13 +3,16 @@
     .venv/bin/python -m bench.load --db pg --servers 2 --workers 2 --reviewers 20 --cycles 300
     .venv/bin/python -m bench.load --db sqlite --servers 1 --workers 1
     .venv/bin/python -m bench.load --db pg --target runserver     # "before": as bin/demo serves
+    .venv/bin/python -m bench.load --db pg --rate 12              # latency at a fixed rate
 
 It makes a fresh database (PostgreSQL `--database-url`, or a SQLite file in a temp dir),
 seeds reviewers and a backlog of expense runs waiting for review, starts the serving profile
 (`Procfile` under honcho: `--servers` uvicorn processes, `--workers` task workers, the
 sweepers) or `runserver` like `bin/demo`, and drives it with locust (bench/load/locustfile.py).
 The measurement window opens when every reviewer has logged in and closes after `--cycles`
-decisions. It prints one JSON object (and appends it to `--out`): decisions per second, p50 /
+decisions. With `--rate R` the reviewers decide R times a second together, evenly spaced (an
+open loop: decision-to-run-finished latency at that rate, e.g. 80% of the rate reached
+without it). It prints one JSON object (and appends it to `--out`): decisions per second, p50 /
 p95 / p99 per request kind, HTTP status counts, decision-to-run-finished latency, and CPU
 milliseconds per review cycle per process kind (server, worker, sweepers, PostgreSQL backends
 of this database), read from /proc/<pid>/stat of each process before and after the window.
@@ -288,6 +291,9 @@ def main() -> None:
                         help="reviewers only take their own share of the inbox (no races)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits between requests")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="decisions per second the reviewers make together, evenly spaced "
+                        "(default 0: as fast as the server answers)")
     parser.add_argument("--port", type=int, default=8351)
     parser.add_argument("--database-url", default=os.environ.get(
         "LOAD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/stepwise_serve_load"))
@@ -351,6 +357,7 @@ def main() -> None:
         lenv = {**env, "LOAD_CREDENTIALS": str(state / "creds.json"),
                 "LOAD_STATE_DIR": str(state), "LOAD_TARGET": str(args.cycles),
                 "LOAD_API_SHARE": str(args.api_share), "LOAD_THINK": str(args.think),
+                "LOAD_RATE": str(args.rate),
                 "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers),
                 "LOAD_STARTERS": str(starters), "LOAD_OWN_ONLY": "1" if args.own_only else "0"}
         locust = subprocess.Popen(
@@ -422,7 +429,7 @@ def main() -> None:
         "label": args.label, "when": wall0.isoformat(timespec="seconds"),
         "db": args.db, "target": args.target, "server": args.server,
         "servers": args.servers, "workers": args.workers, "reviewers": args.reviewers,
-        "think_s": args.think, "own_only": args.own_only,
+        "think_s": args.think, "own_only": args.own_only, "rate": args.rate,
         "cycles": cycles, "window_s": round(seconds, 2),
         "decisions_per_s": round(cycles / seconds, 2),
         "cpu_ms_per_cycle": cpu,

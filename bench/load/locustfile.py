@@ -39,6 +39,8 @@ REVIEWERS = int(os.environ.get("LOAD_REVIEWERS", str(len(CREDS["reviewers"]))))
 THINK = float(os.environ.get("LOAD_THINK", "0"))
 # only ever take one's own share of the inbox (no races; an idle reviewer waits 0.5 s)
 OWN_ONLY = os.environ.get("LOAD_OWN_ONLY") == "1"
+# decisions per second the whole team makes (0: as many as the server lets them)
+RATE = float(os.environ.get("LOAD_RATE", "0"))
 
 REVIEW_LINK = re.compile(r'href="/reviews/(\d+)/"')
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -54,6 +56,23 @@ def _count(kind: str, status: int) -> None:
     status_counts[f"{kind} {status}"] += 1
     if status >= 500:
         status_counts["5xx"] += 1
+
+
+_next_slot = [0.0]
+
+
+def _wait_for_slot() -> None:
+    """At a fixed rate (LOAD_RATE), a reviewer about to decide waits for the team's next slot:
+    decisions go out evenly spaced, 1 / RATE apart, as long as the reviewers keep up. An open
+    loop, so the latency measured is the server's at that rate, not one that slows the
+    clients down with it. Slots not taken (nobody was ready) are not made up later."""
+    if RATE <= 0:
+        return
+    now = time.monotonic()
+    slot = max(now, _next_slot[0])
+    _next_slot[0] = slot + 1 / RATE
+    if slot > now:
+        gevent.sleep(slot - now)
 
 
 def _decided() -> None:
@@ -121,6 +140,7 @@ class Reviewer(FastHttpUser):
         token = CSRF_INPUT.search(page.text or "")
         if page.status_code != 200 or token is None:
             return  # decided by someone else meanwhile: the page shows no form
+        _wait_for_slot()
         with self.client.post(
             f"/reviews/{pk}/decide/", name="decide (form)",
             data={"csrfmiddlewaretoken": token.group(1), "action": "approve", "comment": ""},
@@ -149,6 +169,7 @@ class Reviewer(FastHttpUser):
         if pk is None:
             gevent.sleep(0.5)
             return
+        _wait_for_slot()
         with self.client.post(f"/api/v1/reviews/{pk}/decision", name="api decide",
                               json={"action": "approve"}, headers=auth,
                               catch_response=True) as r:

@@ -22,7 +22,8 @@ def main() -> None:
     wanted = sys.argv[2:]
     if wanted:
         rows = [r for label in wanted for r in rows if r["label"] == label]
-    head = ["run", "db", "server x M, workers N", "reviewers", "cycles", "decisions/s",
+    head = ["run", "db", "server x M, workers N", "reviewers", "cycles",
+            "decisions/s (asked rate)",
             "CPU-ms per cycle: server / worker / PostgreSQL / sweepers = total",
             "requests per cycle", "server CPU-ms per request",
             "decision to run finished p50 / p95 ms", *[f"{k} p50/p95/p99 ms" for k in KINDS],
@@ -42,7 +43,8 @@ def main() -> None:
                               if k not in ("login", "login page", "thread socket")))
         print("| " + " | ".join([
             r["label"], r["db"], f"{server} x {r['servers']}, {r['workers']}",
-            str(r["reviewers"]), str(r["cycles"]), f"{r['decisions_per_s']:.1f}",
+            str(r["reviewers"]), str(r["cycles"]),
+            f"{r['decisions_per_s']:.1f}" + (f" ({r['rate']:g})" if r.get("rate") else ""),
             f"{c.get('server', 0):.0f} / {c.get('worker', 0):.0f} / {c.get('postgres', 0):.0f}"
             f" / {c.get('sweepers', 0):.0f} = **{c['total']:.0f}**",
             f"{requests / r['cycles']:.1f}", f"{c.get('server', 0) * r['cycles'] / requests:.1f}",
