@@ -9,7 +9,8 @@ Every e-mail task is `retry_when_worker_lost`: a worker killed while sending is 
 new task that sends again (`orchestration.runtime.lost_tasks`). Each message carries a
 Message-ID made of what it is about and who it is for (`message_id`), the same on every
 attempt, so a mailbox that got it before the worker died files the second copy as the same
-message (SMTP has no stronger idempotency than this).
+message (SMTP has no stronger idempotency than this). A mail server that cannot take a message
+now gets it again later (`approvals.mailretry`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from approvals.api.webhooks import tasks_share_our_database
+from approvals.mailretry import deliver_each
 from approvals.models import ReviewRequest
 from orchestration.runtime.events import publish
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
@@ -112,11 +114,14 @@ def _queue(job: Any, review_id: int) -> None:
 
 @retry_when_worker_lost
 @task()
-def email_review_requested(review_id: int) -> dict[str, Any]:
+def email_review_requested(review_id: int, only: list[int] | None = None,
+                           attempt: int = 1) -> dict[str, Any]:
+    """The new review's e-mail to each recipient (`only` these user ids: a retry,
+    approvals.mailretry)."""
     review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
     if review is None or not review.is_open:
         return {"review": review_id, "sent": 0}
-    to = recipients(review)
+    to = [user for user in recipients(review) if only is None or user.pk in only]
     if not to:
         return {"review": review_id, "sent": 0}
     link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("review", args=[review.pk])
@@ -128,9 +133,10 @@ def email_review_requested(review_id: int) -> dict[str, Any]:
         "You get this because the review is assigned to you or your group. Turn these "
         f"e-mails off at {settings.STEPWISE_BASE_URL.rstrip('/')}{reverse('notifications')}\n"
     )
-    sent = sum(send_to(user, f"[Stepwise] Review waiting: {title}", body,
-                       "review-requested", review.pk) for user in to)
-    return {"review": review_id, "sent": sent}
+    return {"review": review_id, **deliver_each(
+        email_review_requested, review_id, attempt, to,
+        lambda user: send_to(user, f"[Stepwise] Review waiting: {title}", body,
+                             "review-requested", review.pk))}
 
 
 def escalate_overdue() -> list[int]:
@@ -162,13 +168,16 @@ def escalate_overdue() -> list[int]:
 
 @retry_when_worker_lost
 @task()
-def email_review_overdue(review_id: int) -> dict[str, Any]:
+def email_review_overdue(review_id: int, only: list[int] | None = None,
+                         attempt: int = 1) -> dict[str, Any]:
     review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()
     if review is None or not review.is_open:
         return {"review": review_id, "sent": 0}
     ops = get_user_model().objects.filter(
         groups__name=settings.STEPWISE_ESCALATE_TO_GROUP, is_active=True
     ).exclude(email="").distinct().order_by("pk")
+    if only is not None:
+        ops = ops.filter(pk__in=only)
     link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("review", args=[review.pk])
     title = review.title or f"review #{review.pk}"
     body = (
@@ -176,9 +185,10 @@ def email_review_overdue(review_id: int) -> dict[str, Any]:
         f"Assigned to: {review.assignee or 'anyone with the reviewer role'}; status "
         f"{review.status}; due {review.due_at:%Y-%m-%d %H:%M %Z}.\n\nOpen it: {link}\n"
     )
-    sent = sum(send_to(user, f"[Stepwise] Overdue review: {title}", body,
-                       "review-overdue", review.pk) for user in ops)
-    return {"review": review_id, "sent": sent}
+    return {"review": review_id, **deliver_each(
+        email_review_overdue, review_id, attempt, ops,
+        lambda user: send_to(user, f"[Stepwise] Overdue review: {title}", body,
+                             "review-overdue", review.pk))}
 
 
 def release_idle_claims(idle: dt.timedelta | None = None) -> list[int]:

@@ -14,6 +14,7 @@ from django.tasks import task
 from django.urls import reverse
 
 from approvals.api.webhooks import tasks_share_our_database
+from approvals.mailretry import deliver_each
 from approvals.models import Decision
 from approvals.notify import send_to
 from orchestration.runtime import metrics
@@ -41,13 +42,16 @@ def on_run_stalled(sender: Any, run: Run, needs_ops: bool = False, **kwargs: Any
 
 @retry_when_worker_lost  # sent again if its worker dies; same Message-ID (approvals.notify)
 @task()
-def email_run_needs_ops(run_id: int) -> dict[str, Any]:
+def email_run_needs_ops(run_id: int, only: list[int] | None = None,
+                        attempt: int = 1) -> dict[str, Any]:
     run = Run.objects.select_related("thread").filter(pk=run_id).first()
     if run is None:
         return {"run": run_id, "sent": 0}
     ops = get_user_model().objects.filter(
         groups__name=settings.STEPWISE_ESCALATE_TO_GROUP, is_active=True
     ).exclude(email="").distinct().order_by("pk")
+    if only is not None:
+        ops = ops.filter(pk__in=only)
     link = settings.STEPWISE_BASE_URL.rstrip("/") + reverse("run", args=[run.pk])
     title = run.thread.title or run.thread.thread_id
     body = (
@@ -55,9 +59,10 @@ def email_run_needs_ops(run_id: int) -> dict[str, Any]:
         f"automatic resumes and now needs a person.\n\n{run.error}\n\n"
         f"Last worker: {run.worker or 'unknown'}.\nOpen it: {link}\n"
     )
-    sent = sum(send_to(user, f"[Stepwise] Run {run.pk} needs ops: {title}", body,
-                       "run-needs-ops", run.pk) for user in ops)
-    return {"run": run_id, "sent": sent}
+    return {"run": run_id, **deliver_each(
+        email_run_needs_ops, run_id, attempt, ops,
+        lambda user: send_to(user, f"[Stepwise] Run {run.pk} needs ops: {title}", body,
+                             "run-needs-ops", run.pk))}
 
 
 def connect() -> None:
