@@ -2,13 +2,15 @@
 granian or Daphne: bin/serve-web)."""
 
 import asyncio
+import contextvars
+import functools
 import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import django
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, _restore_context, sync_to_async
 from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
@@ -16,6 +18,11 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.urls import set_script_prefix
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+# The request thread a request borrowed (OneHopASGIHandler.__call__), for its one hop.
+_request_thread: contextvars.ContextVar[ThreadPoolExecutor] = contextvars.ContextVar(
+    "stepwise_request_thread")
 
 
 class RequestProcessed(Exception):
@@ -46,7 +53,15 @@ class OneHopASGIHandler(ASGIHandler):
     receivers, for the response, and for `response.close()` (the `request_finished`
     receivers: the thread's database connection goes back). Here the first and the last run
     in the response's hop, before and after the middleware chain, as under WSGI; a
-    streaming response (a file, a stream) is still closed after it was sent."""
+    streaming response (a file, a stream) is still closed after it was sent.
+
+    That one hop is `_hop`, not `sync_to_async`: asgiref's picks the thread per call, shields
+    the call and copies the whole context into the thread before it and back after it
+    (`_restore_context`, every context variable of the request each time). The thread is
+    known here, and nothing after the view (sending the response) reads what it set, so the
+    context is copied in only. Like `sync_to_async` it tells the thread which event loop is
+    the main one, so `async_to_sync` inside the view (live updates to Channels) runs its
+    coroutine on this loop, as before."""
 
     # idle request threads kept for the next requests (more are started when more requests
     # are in flight, and shut down when they come back to a full shelf)
@@ -68,10 +83,12 @@ class OneHopASGIHandler(ASGIHandler):
         # only the event loop's thread touches the shelf: no lock
         idle = self.idle_threads
         thread = idle.pop() if idle else ThreadPoolExecutor(1, thread_name_prefix="request")
+        token = _request_thread.set(thread)
         try:
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
         finally:
+            _request_thread.reset(token)
             # A request cancelled while its view still runs gives back a busy thread; the
             # next request that borrows it waits for that view to end, one at a time.
             if len(idle) < self.IDLE_THREADS_KEPT:
@@ -124,9 +141,39 @@ class OneHopASGIHandler(ASGIHandler):
 
     async def get_response_async(self, request):  # type: ignore[no-untyped-def]
         if self.slots is None:
-            return await sync_to_async(self.serve, thread_sensitive=True)(request)
+            return await self._hop(request)
         async with self.slots:
+            return await self._hop(request)
+
+    async def _hop(self, request):  # type: ignore[no-untyped-def]
+        """`serve(request)` in the request's thread, in a copy of the request's context."""
+        thread = _request_thread.get(None)
+        if thread is None:  # called without going through __call__ (tests)
             return await sync_to_async(self.serve, thread_sensitive=True)(request)
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task] = []  # what async_to_sync in the view runs on this loop
+        call = functools.partial(self._serve_in_thread, loop, tasks, contextvars.copy_context(),
+                                 request)
+        try:
+            return await loop.run_in_executor(thread, call)
+        except asyncio.CancelledError:  # the client left: as sync_to_async, cancel those too
+            for task in tasks:
+                task.cancel()
+            raise
+
+    def _serve_in_thread(self, loop, tasks, context, request):  # type: ignore[no-untyped-def]
+        # what SyncToAsync.thread_handler sets: async_to_sync in this thread runs its
+        # coroutine on `loop`, and sync_to_async calls from that coroutine come back here
+        local = SyncToAsync.threadlocal
+        local.main_event_loop, local.main_event_loop_pid = loop, os.getpid()
+        local.task_context = tasks
+        return context.run(self._serve_in_context, context, request)
+
+    def _serve_in_context(self, context, request):  # type: ignore[no-untyped-def]
+        # Locals the event loop set (the script prefix) are re-homed to this thread, which
+        # asgiref's Local asks of whoever moves a context between threads
+        _restore_context(context)
+        return self.serve(request)
 
 
 django.setup(set_prefix=False)

@@ -227,3 +227,55 @@ def test_on_sqlite_a_request_thread_keeps_its_connection_for_the_next_request() 
         assert asyncio.run(_serve(handler)) == (200, b"ok")
     assert len(handler.raw_connections) == 3
     assert len(set(handler.raw_connections)) == 1
+
+
+class LoopRecordingHandler(OneHopASGIHandler):
+    """A view that does what live updates do (`async_to_sync` from the request's thread, and
+    back into it with `sync_to_async`) and reads the script prefix the event loop set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, object] = {}
+
+    def get_response(self, request):  # type: ignore[no-untyped-def]
+        from asgiref.sync import async_to_sync, sync_to_async
+        from django.urls import get_script_prefix
+
+        self.seen["view thread"] = threading.get_ident()
+        self.seen["prefix"] = get_script_prefix()
+
+        async def on_the_loop() -> None:
+            self.seen["loop"] = asyncio.get_running_loop()
+            self.seen["back in"] = await sync_to_async(threading.get_ident)()
+
+        async_to_sync(on_the_loop)()
+        return HttpResponse("ok")
+
+
+@override_settings(ALLOWED_HOSTS=["localhost"])
+def test_the_view_reaches_the_serving_loop_and_comes_back_to_its_thread() -> None:
+    handler = LoopRecordingHandler()
+
+    async def serve() -> tuple[asyncio.AbstractEventLoop, tuple[int, bytes]]:
+        sent: list[dict] = []
+        bodies = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict:
+            if bodies:
+                return bodies.pop()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await handler({**_scope(), "root_path": "/stepwise"}, receive, send)
+        return asyncio.get_running_loop(), (sent[0]["status"], sent[1]["body"])
+
+    loop, answer = asyncio.run(serve())
+    assert answer == (200, b"ok")
+    # async_to_sync ran its coroutine on the server's loop (Channels' connections live
+    # there), not on a new loop in a new thread, and sync_to_async came back to the view's
+    assert handler.seen["loop"] is loop
+    assert handler.seen["back in"] == handler.seen["view thread"]
+    assert handler.seen["prefix"] == "/stepwise/"  # set by the event loop, seen by the view

@@ -170,3 +170,24 @@ def test_review_decision_reads_what_the_orm_reads(make_user, start_paused):
     assert fields(got) == fields(expected) and got.values == expected.values
     assert Decision._meta.get_field("decided_by").is_cached(got)
     assert fields(got.decided_by) == fields(expected.decided_by)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Chatham", "America/St_Johns"])
+def test_history_times_print_what_the_date_filter_printed(zone: str) -> None:
+    """_history.html prints `at_iso`/`at_short` for `at|date:'c'` and `at|date:"m-d H:i:s"`."""
+    import datetime as dt
+    import zoneinfo
+
+    from django.template import Context, Template
+    from django.utils import timezone
+
+    from approvals.selectors import HistoryItem
+
+    filters = Template("""{{ at|date:'c' }} {{ at|date:"m-d H:i:s" }}""")
+    times = [dt.datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+             dt.datetime(2026, 3, 1, 0, 0, 0, tzinfo=dt.UTC),
+             dt.datetime(2026, 7, 4, 12, 30, 5, 123, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))]
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        for at in times:
+            item = HistoryItem(at=at, kind="run_started", actor="", text="")
+            assert f"{item.at_iso} {item.at_short}" == filters.render(Context({"at": at}))
