@@ -175,6 +175,12 @@ if DATABASE_URL:
             server_side_binding=True,
             prepare_threshold=int(os.environ.get("STEPWISE_DB_PREPARE_THRESHOLD", "2")),
         )
+        if "pool" in DATABASES["default"]["OPTIONS"]:
+            # pooled connections keep their prepared statements across a rollback
+            # (config.dbpool.KeepPreparedConnection): psycopg dropped them all on each one
+            from config.dbpool import KeepPreparedConnection
+
+            DATABASES["default"]["OPTIONS"]["pool"]["connection_class"] = KeepPreparedConnection
     # DATABASE_TEST_NAME lets two suites share one PostgreSQL server without clobbering
     # each other's test database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DATABASE_TEST_NAME") or None}
