@@ -161,20 +161,28 @@ if DATABASE_URL:
             # a pooled connection idle this long is closed (down to min_size)
             "max_idle": 300,
         }
-    # STEPWISE_DB_PREPARED=1: Django binds parameters on the server and psycopg prepares a
-    # statement on a connection once it ran STEPWISE_DB_PREPARE_THRESHOLD times (pooled
-    # connections keep them). Measured (bench.worker_cpu): about a quarter less PostgreSQL
-    # CPU per review cycle, the worker's own CPU unchanged. Off by default: PgBouncer in
-    # transaction mode carries prepared statements only from 1.21 (max_prepared_statements),
-    # a column whose type a migration changes fails the statements prepared before it on
-    # live connections ("cached plan must not change result type") until they are recycled,
-    # and Django's server-side binding rejects a few query shapes it cannot type.
-    if (env_bool("STEPWISE_DB_PREPARED", False)
+    # Prepared statements (on by default; STEPWISE_DB_PREPARED=0 turns them off): Django binds
+    # parameters on the server and psycopg prepares a statement on a connection once it ran
+    # STEPWISE_DB_PREPARE_THRESHOLD times; pooled connections keep them, across rollbacks too
+    # (config.dbpool.KeepPreparedConnection). Parsing and planning were about half of
+    # PostgreSQL's CPU per review cycle: the load test (1 server x 1 worker, 20 reviewers)
+    # measured its backends at about a quarter less CPU per cycle with them (a third per
+    # request). Turn them off behind PgBouncer in transaction mode before 1.21 (or without
+    # max_prepared_statements). A migration that changes a column's type fails the statements
+    # prepared before it on live connections ("cached plan must not change result type")
+    # until they are replaced: restart the processes after such a migration.
+    if (env_bool("STEPWISE_DB_PREPARED", True)
             and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"):
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             server_side_binding=True,
             prepare_threshold=int(os.environ.get("STEPWISE_DB_PREPARE_THRESHOLD", "2")),
         )
+        if "pool" in DATABASES["default"]["OPTIONS"]:
+            # pooled connections keep their prepared statements across a rollback
+            # (config.dbpool.KeepPreparedConnection): psycopg dropped them all on each one
+            from config.dbpool import KeepPreparedConnection
+
+            DATABASES["default"]["OPTIONS"]["pool"]["connection_class"] = KeepPreparedConnection
     # DATABASE_TEST_NAME lets two suites share one PostgreSQL server without clobbering
     # each other's test database.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DATABASE_TEST_NAME") or None}

@@ -63,3 +63,57 @@ def test_prepared_statements_stay_right_after_the_connection_is_replaced() -> No
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+ROLLBACK_SCRIPT = textwrap.dedent("""
+    import django
+    django.setup()
+    from django.db import IntegrityError, connection, transaction
+    from config.dbpool import KeepPreparedConnection
+    from orchestration.runtime.models import Thread
+
+    def titles():
+        return sorted(Thread.objects.filter(title__startswith="keep").values_list("title",
+                                                                                  flat=True))
+
+    def prepared():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            return {row[0] for row in cursor.fetchall()}
+
+    Thread.objects.create(thread_id="keep-1", title="keep 1")
+    for _ in range(3):  # prepared from its second run
+        assert titles() == ["keep 1"]
+    assert isinstance(connection.connection, KeepPreparedConnection)
+    before = prepared()
+    assert before, "nothing was prepared"
+    try:
+        with transaction.atomic():
+            Thread.objects.create(thread_id="keep-2", title="keep 2")
+            try:
+                with transaction.atomic():  # ROLLBACK TO SAVEPOINT
+                    Thread.objects.create(thread_id="keep-1", title="keep dup")
+            except IntegrityError:
+                pass
+            raise RuntimeError("rolled back")  # ROLLBACK
+    except RuntimeError:
+        pass
+    assert titles() == ["keep 1"]
+    assert before <= prepared(), "a rollback dropped the prepared statements"
+    print("ok")
+""")
+
+
+def test_prepared_statements_survive_a_rollback_on_pooled_connections() -> None:
+    """psycopg deallocates every prepared statement after a ROLLBACK (or ROLLBACK TO SAVEPOINT);
+    under load each refused decision rolls back, and the statements never lived long enough
+    to pay. The pool's connections keep them (config.dbpool.KeepPreparedConnection), and
+    every query stays right."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    env = subprocess_env()
+    env.update({"STEPWISE_DB_PREPARED": "1", "STEPWISE_DB_POOL_MAX": "2"})
+    result = subprocess.run([sys.executable, "-c", ROLLBACK_SCRIPT], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("ok")

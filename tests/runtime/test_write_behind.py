@@ -260,3 +260,41 @@ def test_reads_and_pending_writes_on_djangos_connection_are_prepared_once(
     # The same statements again: nothing more prepared (and nothing at all when off).
     assert cycle(2) == warm[-1]
     assert warm[-1] >= 3 if prepared else warm[-1] == 0
+
+
+def test_reads_stay_right_after_psycopg_deallocates_every_prepared_statement() -> None:
+    """Once psycopg itself prepared a statement on a connection (every Django query with
+    STEPWISE_DB_PREPARED), a rollback makes it send DEALLOCATE ALL, which also drops the
+    statements the saver prepared there: each later read failed with 'prepared statement
+    "stepwise_N" does not exist' for the connection's life (500s on the review page)."""
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    import psycopg
+
+    _, lease = leased_run("deallocated")
+    saver = DjangoCheckpointSaver(lease=lease)
+    graph = _pay_graph(lambda: None, []).with_checkpoint_saver(saver)
+    config = CheckpointConfig("deallocated")
+    graph.invoke({}, config)
+    before = saver.get_tuple(config)
+    assert before is not None
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 2**31 - 1  # psycopg prepares only what asks, as with the saver
+    try:
+        # psycopg's own prepared statement on the connection (Django's cursors bind on the
+        # client and never prepare, unless STEPWISE_DB_PREPARED)
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute("SELECT 1 WHERE %s::int > 0", [1], prepare=True)
+        with pytest.raises(ZeroDivisionError), transaction.atomic():
+            models.Run.objects.filter(pk=lease.run_id).exists()
+            raise ZeroDivisionError  # Django rolls back: psycopg sends DEALLOCATE ALL
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone()[0] == 0
+        after = saver.get_tuple(config)
+    finally:
+        raw.prepare_threshold = threshold
+    assert after is not None and after.checkpoint.id == before.checkpoint.id
