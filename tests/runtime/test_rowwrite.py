@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.signals import post_save, pre_save
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -143,8 +143,8 @@ def test_opening_a_review_reuses_an_open_row_another_transaction_opened(run: Run
 
 def test_opening_a_review_writes_it_and_its_event(run: Run) -> None:
     with CaptureQueriesContext(connection) as ctx:
-        (review,) = do_open_reviews(run, [Interrupt(value={"kind": "review", "title": "T"}, id="i-9",
-                                                    node="review")])
+        (review,) = do_open_reviews(
+            run, [Interrupt(value={"kind": "review", "title": "T"}, id="i-9", node="review")])
     stored = ReviewRequest.objects.get(pk=review.pk)
     assert (stored.interrupt_id, stored.title, stored.status) == ("i-9", "T", "pending")
     event = Event.objects.filter(kind="review_requested").get()
@@ -152,3 +152,60 @@ def test_opening_a_review_writes_it_and_its_event(run: Run) -> None:
                                                            run.pk)
     if connection.vendor == "postgresql":  # no savepoint around the insert
         assert not [q for q in ctx.captured_queries if "SAVEPOINT" in q["sql"]]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's fixed statements")
+@pytest.mark.parametrize("status,thread_status,head", [
+    ("succeeded", "done", "cp-9"), ("failed", "failed", ""),
+])
+def test_ending_a_run_in_one_statement_writes_what_the_two_did(
+        status: str, thread_status: str, head: str) -> None:
+    """`runend.end_run` against `end_run_row` then `record_end`: the same run, thread and
+    event rows, the same `run.input`; a lost lease changes nothing."""
+    from orchestration.runtime.leases import Lease
+    from orchestration.runtime.runend import end_run, end_run_row, record_end
+
+    def setup(name: str) -> tuple[Run, Lease]:
+        thread = Thread.objects.create(thread_id=name, graph_name="expense", title=name,
+                                       status="running", head_checkpoint_id="cp-1")
+        run = Run.objects.create(thread=thread, kind=Run.Kind.START, status="running",
+                                 lease_token=f"tok-{name}", input=b"\x81\xa1k\xa1v")
+        run.thread = thread
+        return run, Lease(run_id=run.pk, token=f"tok-{name}", seconds=30)
+
+    now = timezone.now()
+    fields = {"status": status, "finished_at": now, "lease_token": "",
+              "lease_expires_at": None, "error": "E: boom" if status == "failed" else "",
+              "traceback": "tb" if status == "failed" else ""}
+    thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
+    if head:
+        thread_fields["head_checkpoint_id"] = head
+    data = {"x": [1, "ü"]}
+    two, two_lease = setup("two")
+    one, one_lease = setup("one")
+    with transaction.atomic():
+        assert end_run_row(two, two_lease, fields, want_input=False)
+        record_end(two, thread_fields, f"run_{status}", fields["error"], data)
+    with transaction.atomic():
+        assert end_run(one, one_lease, fields, thread_fields, f"run_{status}", fields["error"],
+                       data)
+    assert one.input == two.input == b"\x81\xa1k\xa1v"
+
+    def rows(run: Run) -> tuple[Any, ...]:
+        skip = {"id", "thread", "lease_token", "thread_id"}
+        r = {k: v for k, v in model_to_dict(Run.objects.get(pk=run.pk)).items() if k not in skip}
+        t = {k: v for k, v in model_to_dict(Thread.objects.get(pk=run.thread_id)).items()
+             if k not in {"id", "thread_id", "title"}}
+        e = [(x.kind, x.reason, x.data, x.created_at, x.actor_id, x.run_id == run.pk)
+             for x in Event.objects.filter(thread_id=run.thread_id).order_by("id")]
+        return r, t, e
+
+    assert rows(one) == rows(two)
+    assert rows(one)[1]["status"] == thread_status
+    # the lease is gone: nothing changes, no event
+    lost, lost_lease = setup("lost")
+    before = rows(lost)
+    with transaction.atomic():
+        assert not end_run(lost, Lease(run_id=lost.pk, token="other", seconds=30), fields,
+                           thread_fields, f"run_{status}", "", data)
+    assert rows(lost) == before
