@@ -49,8 +49,10 @@ def _supported(model: type[Model], using: str) -> bool:
             and not meta.auto_created and meta.order_with_respect_to is None
             and meta.auto_field is not None and meta.pk is meta.auto_field
             and list(meta.db_returning_fields) == [meta.pk]
-            # the compiler asks these fields for their own placeholder
-            and not any(hasattr(f, "get_placeholder") for f in meta.local_concrete_fields))
+            # the compiler asks these fields for their own placeholder; a database default
+            # is an expression the compiler writes
+            and not any(hasattr(f, "get_placeholder") or f.has_db_default()
+                        for f in meta.local_concrete_fields))
 
 
 def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS, skip_conflict: bool = False) -> bool:
