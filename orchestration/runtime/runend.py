@@ -12,10 +12,10 @@ compiled on every run execution. On PostgreSQL:
   data-modifying CTE runs whether or not the insert reads it).
 
 Both run inside the caller's transaction: the fence and the writes commit together or not
-at all, as before. An attempt that needs nothing between the two (no answers to look for:
-it succeeded or failed) takes `end_run`, both in one statement: the thread's update and the
-event's insert run only when the fenced update changed the run's row. Other databases
-(SQLite) take the portable ORM statements.
+at all, as before. `tasks._finish` takes `end_run`, both in one statement: the thread's
+update and the event's insert run only when the fenced update changed the run's row. A
+pause whose answers arrived meanwhile is rolled back whole after it, as it was after
+`end_run_row` alone. Other databases (SQLite) take the portable ORM statements.
 """
 
 from __future__ import annotations

@@ -289,8 +289,10 @@ def _finish(
     if head:
         thread_fields["head_checkpoint_id"] = head
     kind = f"run_{status}"
-    # nothing to look at between the fenced update and the rest: one statement on PostgreSQL
-    at_once = before is None and connection.vendor == "postgresql"
+    # On PostgreSQL the fenced update, the thread's and the event in one statement: `before`
+    # looks at the input it returns, and if it raises, the thread's update and the event
+    # roll back with the run's, as if never written (an event id is skipped, no more).
+    at_once = connection.vendor == "postgresql"
     with transaction.atomic():
         if at_once:
             ended = end_run(run, lease, run_fields, thread_fields, kind, error, event_data or {})
