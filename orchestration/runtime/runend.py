@@ -1,4 +1,4 @@
-"""Recording the end of a run attempt: on PostgreSQL in two statements instead of four.
+"""Recording the end of a run attempt: on PostgreSQL in one statement instead of four.
 
 `tasks._finish` ends an attempt in one transaction: the run's row changes under the lease
 fence, the run's current input is read (answers may have arrived), the thread's row changes
