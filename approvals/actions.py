@@ -27,7 +27,7 @@ from approvals.selectors import get_checkpoint, is_stalled, state_types
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
 from orchestration.errors import OrchestrationError
 from orchestration.pregel.subgraphs import branch_from_child
-from orchestration.runtime import runs
+from orchestration.runtime import rowwrite, runs
 from orchestration.runtime.events import publish
 from orchestration.runtime.leases import is_orphaned
 from orchestration.runtime.models import Checkpoint, Run, Thread
@@ -195,15 +195,23 @@ def _update_review(review: ReviewRequest, fields: Mapping[str, Any]) -> None:
 def _create_review(thread: Thread, interrupt_id: str, fields: Mapping[str, Any],
                    create_fields: Mapping[str, Any]) -> tuple[ReviewRequest, bool]:
     """`get_or_create`'s creation: in a savepoint, and if another transaction opened the
-    same interrupt meanwhile (the unique constraint), that row updated instead."""
-    try:
-        with transaction.atomic():
-            return ReviewRequest.objects.create(
-                thread=thread, interrupt_id=interrupt_id, **create_fields), True
-    except IntegrityError:
-        return ReviewRequest.objects.update_or_create(
-            thread=thread, interrupt_id=interrupt_id, status__in=ReviewRequest.OPEN,
-            defaults=fields, create_defaults=create_fields)
+    same interrupt meanwhile (the unique constraint), that row updated instead. On
+    PostgreSQL the insert itself leaves out a row the constraint refuses (`ON CONFLICT DO
+    NOTHING`, by a statement fixed once): no savepoint, two round trips fewer per review."""
+    if connection.vendor == "postgresql":
+        review = ReviewRequest(thread=thread, interrupt_id=interrupt_id, **create_fields)
+        if rowwrite.insert(review, skip_conflict=True):
+            return review, True
+    else:
+        try:
+            with transaction.atomic():
+                return ReviewRequest.objects.create(
+                    thread=thread, interrupt_id=interrupt_id, **create_fields), True
+        except IntegrityError:
+            pass
+    return ReviewRequest.objects.update_or_create(
+        thread=thread, interrupt_id=interrupt_id, status__in=ReviewRequest.OPEN,
+        defaults=fields, create_defaults=create_fields)
 
 
 def do_supersede_open_reviews(thread: Thread) -> int:

@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from orchestration.runtime import rowwrite
 from orchestration.runtime.models import Event, Run, Thread
 from orchestration.runtime.pusher import pusher_for
 
@@ -44,7 +45,7 @@ def publish(
 ) -> Event:
     if thread is None and run is not None:
         thread = run.thread
-    event = Event.objects.create(
+    event = Event(
         kind=kind,
         thread=thread,
         run=run,
@@ -52,6 +53,7 @@ def publish(
         reason=reason,
         data=data or {},
     )
+    rowwrite.insert(event)  # `Event.objects.create`, by a statement fixed once
     announce(event.pk, kind, thread=thread, run=run)
     return event
 

@@ -1,4 +1,4 @@
-"""Recording the end of a run attempt: on PostgreSQL in two statements instead of four.
+"""Recording the end of a run attempt: on PostgreSQL in one statement instead of four.
 
 `tasks._finish` ends an attempt in one transaction: the run's row changes under the lease
 fence, the run's current input is read (answers may have arrived), the thread's row changes
@@ -12,7 +12,10 @@ compiled on every run execution. On PostgreSQL:
   data-modifying CTE runs whether or not the insert reads it).
 
 Both run inside the caller's transaction: the fence and the writes commit together or not
-at all, as before. Other databases (SQLite) take the portable ORM statements.
+at all, as before. `tasks._finish` takes `end_run`, both in one statement: the thread's
+update and the event's insert run only when the fenced update changed the run's row. A
+pause whose answers arrived meanwhile is rolled back whole after it, as it was after
+`end_run_row` alone. Other databases (SQLite) take the portable ORM statements.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from orchestration.runtime.events import announce, publish
 from orchestration.runtime.leases import Lease
 from orchestration.runtime.models import Run, Thread
 
-__all__ = ["end_run_row", "record_end"]
+__all__ = ["end_run", "end_run_row", "record_end"]
 
 _END_RUN = (
     "UPDATE orchestration_run SET status = %(status)s, finished_at = %(now)s, "
@@ -43,6 +46,42 @@ _RECORD_END = (
     "created_at) VALUES (%(kind)s, %(thread_id)s, %(run_id)s, NULL, %(reason)s, "
     "%(data)s::jsonb, %(now)s) RETURNING id"
 )
+
+# `_END_RUN` and `_RECORD_END` together, the last two only if the first changed a row
+_END = (
+    "WITH r AS (UPDATE orchestration_run SET status = %(status)s, finished_at = %(now)s, "
+    "lease_token = '', lease_expires_at = NULL, error = %(error)s, traceback = %(traceback)s "
+    "WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running' "
+    "RETURNING input), "
+    "t AS (UPDATE orchestration_thread SET status = %(thread_status)s, updated_at = %(now)s, "
+    "head_checkpoint_id = COALESCE(NULLIF(%(head)s, ''), head_checkpoint_id) "
+    "WHERE id = %(thread_id)s AND EXISTS (SELECT 1 FROM r)), "
+    "e AS (INSERT INTO orchestration_event (kind, thread_id, run_id, actor_id, reason, data, "
+    "created_at) SELECT %(kind)s, %(thread_id)s, %(run_id)s, NULL, %(reason)s, "
+    "%(data)s::jsonb, %(now)s FROM r RETURNING id) "
+    "SELECT r.input, e.id FROM r, e"
+)
+
+
+def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
+            kind: str, reason: str, data: dict[str, Any]) -> bool:
+    """`end_run_row` then `record_end` in one statement (PostgreSQL only); False if the
+    lease is gone (nothing changed). `run.input` is the row's current input afterwards, as
+    after `end_run_row`; the caller sets the other fields on `run` and its thread."""
+    params = {"status": fields["status"], "now": fields["finished_at"],
+              "error": fields["error"], "traceback": fields["traceback"],
+              "run_id": run.pk, "token": lease.token,
+              "thread_status": thread_fields["status"],
+              "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
+              "kind": kind, "reason": reason, "data": json.dumps(data)}
+    with connection.cursor() as cursor:
+        cursor.execute(_END, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    run.input = bytes(row[0])
+    announce(row[1], kind, thread=run.thread, run=run)
+    return True
 
 
 def end_run_row(run: Run, lease: Lease, fields: dict[str, Any], *, want_input: bool) -> bool:

@@ -184,12 +184,13 @@ def test_taking_a_run_marks_it_and_its_thread_running_and_records_its_start_once
     assert Event.objects.filter(run=run, kind="run_started").count() == 1
 
 
-def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_three_statements(
+def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_two_statements(
     tmp_path: Any,
 ) -> None:
     """Taking the run (run, thread, `run_started`: one statement) and recording its end (the
-    fenced run update returning the input, then thread and `run_succeeded` together): seven
-    ORM statements and a read before (the checkpoint saver's own statements not counted)."""
+    fenced run update returning the input, thread and `run_succeeded`: one statement,
+    `runend.end_run`): seven ORM statements and a read before (the checkpoint saver's own
+    statements not counted)."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's statements (runclaim, runend)")
     from orchestration.runtime.models import Event, Run
@@ -205,8 +206,8 @@ def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_three_state
                 if "orchestration_thread SET" in q["sql"].replace('"', "")
                 or "orchestration_run SET" in q["sql"].replace('"', "")
                 and "fence AS" not in q["sql"]]
-    assert len(run_rows) == 3, run_rows
-    assert ["orchestration_event" in sql for sql in run_rows] == [True, False, True]
+    assert len(run_rows) == 2, run_rows
+    assert ["orchestration_event" in sql for sql in run_rows] == [True, True]
     assert not [q for q in queries if q["sql"].startswith('SELECT "orchestration_run"')]
     assert list(Event.objects.filter(run_id=queued.pk).values_list("kind", flat=True)
                 .order_by("pk")) == ["run_queued", "run_started", "run_succeeded"]

@@ -1,0 +1,90 @@
+"""A new model instance inserted as `QuerySet.create` inserts it, by a statement fixed once.
+
+`Model.save` compiles an INSERT (`SQLInsertCompiler`) on every call; a worker inserts an
+event and a review on every pause (the review's INSERT alone was a fifth of opening it, by a
+py-spy profile of bench.worker_cpu). Here the statement's text is built once per model (and conflict
+clause), and the instance goes through the steps `create` takes: the related objects checked
+as `save` checks them, `pre_save`, each field's `pre_save(add=True)` (`auto_now_add` stamps
+the instance) and `get_db_prep_save`, the primary key set from `RETURNING`, the instance's
+state, `post_save(created=True)`; an error inside an atomic block marks it for rollback as
+`save_base` does.
+
+Values only, not expressions (F(), Now(): those need the compiler). Only for plain models
+(no parents, no proxy, no field but the primary key returned by the database, no
+`order_with_respect_to`), and on PostgreSQL; anything else is `create`'s.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models import Model
+from django.db.models.signals import post_save, pre_save
+
+__all__ = ["insert"]
+
+
+@functools.cache
+def _statement(model: type[Model], using: str, skip_conflict: bool) -> tuple[str, tuple]:
+    """(SQL, fields): the INSERT of `model`'s concrete fields but its automatic primary key,
+    returning that key; with `skip_conflict` a row that would break a unique constraint is
+    not inserted and nothing is returned."""
+    meta = model._meta
+    quote = connections[using].ops.quote_name
+    fields = tuple(f for f in meta.local_concrete_fields
+                   if not f.generated and f is not meta.auto_field)
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    conflict = " ON CONFLICT DO NOTHING" if skip_conflict else ""
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608 - names from the model
+           f"{conflict} RETURNING {quote(meta.pk.column)}")
+    return sql, fields
+
+
+@functools.cache
+def _supported(model: type[Model], using: str) -> bool:
+    meta = model._meta
+    return (connections[using].vendor == "postgresql" and not meta.parents and not meta.proxy
+            and not meta.auto_created and meta.order_with_respect_to is None
+            and meta.auto_field is not None and meta.pk is meta.auto_field
+            and list(meta.db_returning_fields) == [meta.pk]
+            # the compiler asks these fields for their own placeholder; a database default
+            # is an expression the compiler writes
+            and not any(hasattr(f, "get_placeholder") or f.has_db_default()
+                        for f in meta.local_concrete_fields))
+
+
+def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS, skip_conflict: bool = False) -> bool:
+    """Insert the unsaved `obj` as `obj.save(force_insert=True, using=using)` would (what
+    `Model.objects.create` does); True if inserted. With `skip_conflict`, a row that a unique
+    constraint refuses is left out instead of raising IntegrityError: False, nothing is sent
+    after `pre_save`, and `obj` stays unsaved (as after a failed `save` in a savepoint)."""
+    model = type(obj)
+    if not _supported(model, using):
+        if skip_conflict:
+            raise NotImplementedError(f"{model.__name__}: skip_conflict needs PostgreSQL")
+        obj.save(force_insert=True, using=using)
+        return True
+    obj._prepare_related_fields_for_save(operation_name="save")
+    pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+    sql, fields = _statement(model, using, skip_conflict)
+    connection = connections[using]
+    with transaction.mark_for_rollback_on_error(using=using):
+        params = []
+        for field in fields:
+            value = field.pre_save(obj, True)
+            if hasattr(value, "resolve_expression"):  # the compiler's business
+                raise TypeError(f"{model.__name__}.{field.name}: an expression, not a value")
+            params.append(field.get_db_prep_save(value, connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    if row is None:
+        return False
+    setattr(obj, model._meta.pk.attname, row[0])
+    obj._state.db = using
+    obj._state.adding = False
+    post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False,
+                   using=using)
+    return True
