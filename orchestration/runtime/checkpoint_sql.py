@@ -628,7 +628,7 @@ def put_job(
         "parent_pk": parent_pk,
         "step": record.step,
         "source": record.source,
-        "next": _json(list(record.next)),
+        "next": _json(record.next),
         "versions": _json(record.versions),
         "internal": record.internal,
         "meta": record.meta,
@@ -748,7 +748,7 @@ def _sqlite_put_job(
     thread_id = record.thread_id
     # After (thread pk, id, namespace, thread pk): the parent's id, then the columns in order.
     row = (
-        record.parent_id, record.step, record.source, _json(list(record.next)),
+        record.parent_id, record.step, record.source, _json(record.next),
         _json(record.versions), record.internal, record.meta, _json(record.extra_json),
         _json(written_by), created, reason,
         pack_inline(encoded.inline) if encoded.inline else None,
@@ -834,7 +834,10 @@ def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], st
     zone = connection.timezone
 
     def to_text(value: datetime) -> str:
-        if value.tzinfo is not None:
+        tz = value.tzinfo
+        if tz is zone:  # the usual put: a UTC ts, a UTC connection; no conversion to make
+            return str(value.replace(tzinfo=None))
+        if tz is not None:
             value = value.astimezone(zone).replace(tzinfo=None)
         return str(value)
 
