@@ -828,11 +828,21 @@ def _sqlite_insert(cursor: Any, row: tuple[Any, ...], user_id: int | None) -> in
 
 def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], str]:
     """Django's `adapt_datetimefield_value` for SQLite (naive text in the connection's time
-    zone), minus its per-call settings and timezone lookups."""
+    zone), minus its per-call settings and timezone lookups; one function per zone, made
+    once."""
     if not settings.USE_TZ:
         return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
     zone = connection.timezone
+    found = _TO_TEXT.get(zone)
+    if found is None:
+        found = _TO_TEXT[zone] = _to_text_in(zone)
+    return found
 
+
+_TO_TEXT: dict[Any, Callable[[datetime], str]] = {}
+
+
+def _to_text_in(zone: Any) -> Callable[[datetime], str]:
     def to_text(value: datetime) -> str:
         tz = value.tzinfo
         if tz is zone:  # the usual put: a UTC ts, a UTC connection; no conversion to make
