@@ -656,7 +656,7 @@ def put_job(
         "parent_pk": parent_pk,
         "step": record.step,
         "source": record.source,
-        "next": _json(list(record.next)),
+        "next": _json(record.next),
         "versions": _json(record.versions),
         "internal": record.internal,
         "meta": record.meta,
@@ -776,7 +776,7 @@ def _sqlite_put_job(
     thread_id = record.thread_id
     # After (thread pk, id, namespace, thread pk): the parent's id, then the columns in order.
     row = (
-        record.parent_id, record.step, record.source, _json(list(record.next)),
+        record.parent_id, record.step, record.source, _json(record.next),
         _json(record.versions), record.internal, record.meta, _json(record.extra_json),
         _json(written_by), created, reason,
         pack_inline(encoded.inline) if encoded.inline else None,
@@ -856,13 +856,26 @@ def _sqlite_insert(cursor: Any, row: tuple[Any, ...], user_id: int | None) -> in
 
 def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], str]:
     """Django's `adapt_datetimefield_value` for SQLite (naive text in the connection's time
-    zone), minus its per-call settings and timezone lookups."""
+    zone), minus its per-call settings and timezone lookups; one function per zone, made
+    once."""
     if not settings.USE_TZ:
         return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
     zone = connection.timezone
+    found = _TO_TEXT.get(zone)
+    if found is None:
+        found = _TO_TEXT[zone] = _to_text_in(zone)
+    return found
 
+
+_TO_TEXT: dict[Any, Callable[[datetime], str]] = {}
+
+
+def _to_text_in(zone: Any) -> Callable[[datetime], str]:
     def to_text(value: datetime) -> str:
-        if value.tzinfo is not None:
+        tz = value.tzinfo
+        if tz is zone:  # the usual put: a UTC ts, a UTC connection; no conversion to make
+            return str(value.replace(tzinfo=None))
+        if tz is not None:
             value = value.astimezone(zone).replace(tzinfo=None)
         return str(value)
 

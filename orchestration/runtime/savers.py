@@ -122,6 +122,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._keep_read = False
         self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
         self._inline_room: int | None = None
+        # The lease as a fence (`_lease_fence`), built once.
+        self._fence_args: checkpoint_sql.FenceArgs | None = None
 
     # --- the port -------------------------------------------------------------------------
 
@@ -228,30 +230,62 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=self._inline_max(),
         )
-        writer = self._writer()
+        writer = self._writer() if self.durability == "async" else None
         if writer is not None:
             self._write_behind(writer, config, checkpoint, metadata, encoded)
-            return config_in(config, checkpoint.id)
+            return _config_of(config, checkpoint.id)
         self.flush()
-        with self._fenced() as fence:
-            pk = checkpoint_sql.put_checkpoint(
-                connections[self.using], encoded, fence=fence,
-                **self._put_args(config, checkpoint, metadata),
-            )
+        pk = self._put_sync(encoded, self._put_args(config, checkpoint, metadata))
         self._remember_pk(config.thread_id, checkpoint.id, pk)
         self._remember_put(encoded)
-        return config_in(config, checkpoint.id)
+        return _config_of(config, checkpoint.id)
+
+    def _put_sync(self, encoded: storage.EncodedPut, args: dict[str, Any]) -> int:
+        """The put, committed before this returns, fenced as `_fenced` says. The lease's
+        fence (a worker's every superstep) is inlined: the generator context manager cost
+        a few µs per put, as much as the statement's parameters."""
+        lease = self.lease
+        if lease is None:
+            with self._fenced() as fence:
+                return checkpoint_sql.put_checkpoint(
+                    connections[self.using], encoded, fence=fence, **args
+                )
+        if lease.lost.is_set():
+            raise LeaseLost(lease.run_id, lease.token)
+        fence = self._lease_fence(lease)
+        try:
+            return checkpoint_sql.put_checkpoint(
+                connections[self.using], encoded, fence=fence, **args
+            )
+        except checkpoint_sql.FenceFailed:
+            lease.lost.set()
+            raise LeaseLost(lease.run_id, lease.token) from None
+
+    def _lease_fence(self, lease: Lease) -> checkpoint_sql.FenceArgs:
+        """The lease as the writes' fence. Built once per lease (a frozen dataclass costs
+        about a µs to build), checked against the lease's fields so a lease changed in place
+        is never fenced with its old token."""
+        fence = self._fence_args
+        if fence is None or fence.run_id != lease.run_id or fence.token != lease.token:
+            fence = self._fence_args = checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+        return fence
 
     def _remember_put(self, encoded: storage.EncodedPut) -> None:
-        """Cache what the put stored. The engine's SQLite saver reads a row's inline versions
-        with the row, so `remember_put` skips them; this saver fetches them with a query of
-        their own (`_fetch`), so a read of the head right after the put (the worker recording
-        how the run ended) would fetch the values the put just wrote: keep them too."""
-        storage.remember_put(self._cache, encoded)
-        thread_id = encoded.record.thread_id
-        for blob in encoded.inline:
-            if blob.kind == FULL and blob.field not in encoded.values:
-                self._cache.put_value(thread_id, blob.field, blob.version, blob.data)
+        """Cache what the put stored, under one lock. The engine's SQLite saver reads a row's
+        inline versions with the row, so `storage.remember_put` skips them; this saver fetches
+        them with a query of their own (`_fetch`), so a read of the head right after the put
+        (the worker recording how the run ended) would fetch the values the put just wrote:
+        keep them too."""
+        record = encoded.record
+        values = encoded.values
+        cached = [(b.field, b.version, values[b.field]) for b in encoded.blobs
+                  if b.field in values]
+        for b in encoded.inline:
+            if b.field in values:
+                cached.append((b.field, b.version, values[b.field]))
+            elif b.kind == FULL:
+                cached.append((b.field, b.version, b.data))
+        self._cache.remember(record.thread_id, record.checkpoint_id, record.versions, cached)
 
     def _inline_max(self) -> int:
         """Room for small field versions in the checkpoint's row: on SQLite only, where a
@@ -424,7 +458,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if not _sends_ahead(writer) or metadata.source == "input":
             return None
         lease = self.lease
-        fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+        fence = None if lease is None else self._lease_fence(lease)
         job = checkpoint_sql.put_job(connections[self.using], encoded, fence=fence, **args)
         assert isinstance(job, checkpoint_sql.PgPut)
         return job
@@ -443,7 +477,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             put.writer.submit(statement, self)
             self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
             return
-        fence = None if lease is None else checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+        fence = None if lease is None else self._lease_fence(lease)
         connection = connections[self.using]
         job = checkpoint_sql.put_job(
             connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
@@ -502,7 +536,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             if lease.lost.is_set():
                 raise LeaseLost(lease.run_id, lease.token)
             try:
-                yield checkpoint_sql.FenceArgs(lease.run_id, lease.token)
+                yield self._lease_fence(lease)
             except checkpoint_sql.FenceFailed:
                 lease.lost.set()
                 raise LeaseLost(lease.run_id, lease.token) from None
@@ -659,6 +693,14 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         extra_json=extra,
         ts=datetime.min,  # the exact ts lives in `meta`
     )
+
+
+def _config_of(config: CheckpointConfig, checkpoint_id: str) -> CheckpointConfig:
+    """`config` moved to the checkpoint a put stored: built trusted (no validation of a
+    thread id `config` already carries) for the root graph, as the engine's saver does."""
+    if config.checkpoint_ns:
+        return config_in(config, checkpoint_id)
+    return storage.trusted_config(config.thread_id, checkpoint_id)
 
 
 def _same_checkpoint(a: CheckpointConfig, b: CheckpointConfig) -> bool:

@@ -57,3 +57,19 @@ def test_node_update_repeating_the_appended_items_is_stored_once() -> None:
     _, second = _put(cache, first, {"topic": [item]}, {"topic"}, writes={"n": {"topic": [item]}})
     assert item.encode() not in second.record.meta
     assert len(second.record.meta) < 100
+
+
+def test_an_unserializable_field_or_write_is_named_in_the_error() -> None:
+    """The errors' text is built only when packing fails: it still names the value."""
+    import pytest
+
+    from orchestration.errors import SerializationError
+
+    cache = storage.ValueCache()
+    with pytest.raises(SerializationError, match=r"state field 'bad'") as caught:
+        _put(cache, None, {"ok": 1, "bad": object()}, {"ok", "bad"})
+    assert caught.value.field == "bad"
+    # A node's update that differs from the field it wrote: packed for a reference, and it
+    # is the update (not the field) that cannot be packed.
+    with pytest.raises(SerializationError, match=r"metadata\.writes\['n'\]\['items'\]"):
+        _put(cache, None, {"items": [1, 2, 3]}, {"items"}, writes={"n": {"items": object()}})

@@ -80,7 +80,7 @@ def encode_checkpoint(
             if version == base:
                 continue  # unchanged since the parent, which stored it
         base = parent_versions.get(name)
-        data = serde.dumps(value, where=f"state field {name!r}", field=name)
+        data = _dump_field(value, name)
         blob, new_from = _blob_for(thread_id, name, version, data, base, cache)
         size = len(blob.data)
         # Only a version this checkpoint created may live in its row: readers find a version
@@ -124,6 +124,15 @@ def encode_checkpoint(
         if new_from or len(packed) > inline_max
     }
     return EncodedPut(record, blobs, cached, inline, parts)
+
+
+def _dump_field(value: Any, name: str) -> bytes:
+    """A state field's value packed. The error's text (an f-string with a repr) is built
+    only when packing fails: built eagerly, it cost about as much as packing a small value."""
+    try:
+        return serde.dumps(value)
+    except SerializationError:
+        return serde.dumps(value, where=f"state field {name!r}", field=name)  # raises
 
 
 def _embedded_size(value: Any) -> int:
@@ -199,8 +208,7 @@ def encode_metadata_writes(
         entries = []
         for key, value in update.items():
             stored = packed_now.get(key) if isinstance(key, str) else None
-            where = f"metadata.writes[{node!r}][{key!r}]"
-            ref = _reference(value, stored, where) if stored else None
+            ref = _reference(value, stored, node, key) if stored else None
             entries.append([key, *ref] if ref else [key, 0, value, None, None])
         out.append([node, 1, entries])
     return out
@@ -219,11 +227,17 @@ def _explain_metadata(writes: list[Any], extra: dict[str, Any]) -> None:
     serde.dumps(extra, where="metadata.extra")
 
 
-def _reference(value: Any, stored: tuple[bytes, int], where: str) -> list[Any] | None:
+def _reference(
+    value: Any, stored: tuple[bytes, int], node: str, key: str
+) -> list[Any] | None:
     kind = type(value)
     if kind in _SMALL_SCALARS or (kind is str and len(value) < _MIN_REF_BYTES // 4 - 1):
         return None  # packs to fewer than _MIN_REF_BYTES bytes (a char is at most 4 bytes)
-    packed = serde.dumps(value, where=where)
+    try:
+        packed = serde.dumps(value)
+    except SerializationError:  # the error names the value: its text built only now
+        serde.dumps(value, where=f"metadata.writes[{node!r}][{key!r}]")
+        raise
     if len(packed) < _MIN_REF_BYTES:
         return None
     full, new_from = stored
