@@ -92,3 +92,54 @@ def test_a_database_whose_path_has_uri_characters_is_checkpointed(tmp_path: Path
     finally:
         conn.close()
     assert not (tmp_path / "odd ").exists()  # not a file cut at the '?'
+
+
+def _wal_file(path: Path) -> sqlite3.Connection:
+    """A WAL database at `path` whose writer never checkpoints by itself."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    return conn
+
+
+def _rows_in(path: Path) -> int:
+    """Rows of `t` in the database file itself, the WAL ignored (read from a copy of it)."""
+    copy = path.with_suffix(".copy")
+    copy.write_bytes(path.read_bytes())
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        conn.close()
+        copy.unlink()
+
+
+def test_the_checkpoint_connection_is_kept_until_the_file_is_replaced(tmp_path: Path) -> None:
+    """Opening a connection costs SQLite a read of the whole schema: the checkpointer keeps
+    its connection from one checkpoint to the next, and opens a new one when the file at
+    its path is another file (a test database made again)."""
+    path = tmp_path / "kept.sqlite3"
+    writer = _wal_file(path)
+    checkpointer = WalCheckpointer(str(path))
+    try:
+        writer.execute("INSERT INTO t VALUES (1)")
+        checkpointer.checkpoint()
+        first = checkpointer._conn
+        writer.execute("INSERT INTO t VALUES (2)")
+        checkpointer.checkpoint()
+        assert checkpointer._conn is first is not None
+        assert _rows_in(path) == 2
+        writer.close()
+
+        for name in ("kept.sqlite3", "kept.sqlite3-wal", "kept.sqlite3-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        writer = _wal_file(path)  # the same path, another file
+        writer.execute("INSERT INTO t VALUES (3)")
+        checkpointer.checkpoint()
+        assert checkpointer._conn is not first
+        assert checkpointer.checkpoints == 3
+        assert _rows_in(path) == 1  # the new file was checkpointed, not the old one
+    finally:
+        writer.close()
+        checkpointer._close()

@@ -42,6 +42,9 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        # the checkpoint connection, kept while the file it opened is the file at `path`
+        self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
         self.checkpoints = 0  # run so far (for tests and curious operators)
 
     def note_write(self) -> None:
@@ -55,7 +58,9 @@ class WalCheckpointer:
         with _LOCK:
             if self._thread is not None and self._pid == os.getpid():
                 return
-            # A forked child has no copy of its parent's thread: it starts its own.
+            # A forked child has no copy of its parent's thread: it starts its own, and
+            # leaves its parent's connection alone (SQLite's are not to cross a fork).
+            self._conn = self._file = None
             self._wake = threading.Event()
             self._pid = os.getpid()
             self._thread = threading.Thread(
@@ -73,21 +78,45 @@ class WalCheckpointer:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """One PASSIVE checkpoint, on a connection opened for it: a database file replaced
-        meanwhile (a test database made again) is the new file, and a removed one is not
-        created again (`mode=rw`)."""
-        try:
-            conn = sqlite3.connect(
-                f"file:{pathname2url(self.path)}?mode=rw", uri=True, isolation_level=None
-            )
-        except sqlite3.Error:
+        """One PASSIVE checkpoint of the file now at `path`."""
+        conn = self._connection()
+        if conn is None:
             return
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.checkpoints += 1
         except sqlite3.Error:
-            pass  # the connections' automatic checkpoint is the backstop
-        finally:
+            self._close()  # the connections' automatic checkpoint is the backstop
+
+    def _connection(self) -> sqlite3.Connection | None:
+        """The connection to the file now at `path`: the one kept from the last checkpoint
+        while the file is the same one (device and inode), else a new one. Opening one
+        costs SQLite a read of the whole schema at its first statement (~1.5M instructions
+        for Django's), up to twenty times a second under writes. A database file replaced
+        meanwhile (a test database made again) is the new file, and a removed one is not
+        created again (`mode=rw`)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._close()
+            return None
+        file = (st.st_dev, st.st_ino)
+        if self._conn is not None and self._file == file:
+            return self._conn
+        self._close()
+        try:
+            self._conn = sqlite3.connect(
+                f"file:{pathname2url(self.path)}?mode=rw", uri=True, isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error:
+            return None
+        self._file = file
+        return self._conn
+
+    def _close(self) -> None:
+        conn, self._conn, self._file = self._conn, None, None
+        if conn is not None:
             conn.close()
 
 
