@@ -68,9 +68,7 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     """`end_run_row` then `record_end` in one statement (PostgreSQL only); False if the
     lease is gone (nothing changed). `run.input` is the row's current input afterwards, as
     after `end_run_row`; the caller sets the other fields on `run` and its thread."""
-    params = {"status": fields["status"], "now": fields["finished_at"],
-              "error": fields["error"], "traceback": fields["traceback"],
-              "run_id": run.pk, "token": lease.token,
+    params = {**_fence_params(run, lease, fields),
               "thread_status": thread_fields["status"],
               "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "reason": reason, "data": json.dumps(data)}
@@ -84,6 +82,12 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     return True
 
 
+def _fence_params(run: Run, lease: Lease, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fenced run update's parameters, shared by `_END` and `_END_RUN`."""
+    return {"status": fields["status"], "now": fields["finished_at"], "error": fields["error"],
+            "traceback": fields["traceback"], "run_id": run.pk, "token": lease.token}
+
+
 def end_run_row(run: Run, lease: Lease, fields: dict[str, Any], *, want_input: bool) -> bool:
     """The fenced update of `_finish` (`fields` are its values); False if the lease is gone
     (no row changed). With `want_input`, `run.input` is the row's current input afterwards
@@ -95,11 +99,8 @@ def end_run_row(run: Run, lease: Lease, fields: dict[str, Any], *, want_input: b
         if ended and want_input:
             run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
         return bool(ended)
-    params = {"status": fields["status"], "now": fields["finished_at"],
-              "error": fields["error"], "traceback": fields["traceback"],
-              "run_id": run.pk, "token": lease.token}
     with connection.cursor() as cursor:
-        cursor.execute(_END_RUN, params)
+        cursor.execute(_END_RUN, _fence_params(run, lease, fields))
         row = cursor.fetchone()
     if row is None:
         return False

@@ -54,15 +54,21 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_prepared_statements_stay_right_after_the_connection_is_replaced() -> None:
+def _run_with_prepared_statements(script: str) -> None:
+    """`script` in a process of its own with prepared statements on and a pool of two; it
+    prints "ok" last when every check in it held."""
     if connection.vendor != "postgresql":
         pytest.skip("prepared statements are PostgreSQL's")
     env = subprocess_env()
     env.update({"STEPWISE_DB_PREPARED": "1", "STEPWISE_DB_POOL_MAX": "2"})
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_prepared_statements_stay_right_after_the_connection_is_replaced() -> None:
+    _run_with_prepared_statements(SCRIPT)
 
 
 ROLLBACK_SCRIPT = textwrap.dedent("""
@@ -109,11 +115,4 @@ def test_prepared_statements_survive_a_rollback_on_pooled_connections() -> None:
     under load each refused decision rolls back, and the statements never lived long enough
     to pay. The pool's connections keep them (config.dbpool.KeepPreparedConnection), and
     every query stays right."""
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are PostgreSQL's")
-    env = subprocess_env()
-    env.update({"STEPWISE_DB_PREPARED": "1", "STEPWISE_DB_POOL_MAX": "2"})
-    result = subprocess.run([sys.executable, "-c", ROLLBACK_SCRIPT], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("ok")
+    _run_with_prepared_statements(ROLLBACK_SCRIPT)

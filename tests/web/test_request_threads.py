@@ -69,8 +69,9 @@ def _scope(path: str = "/") -> dict:
             "client": ("127.0.0.1", 5000), "server": ("localhost", 80)}
 
 
-async def _serve(handler: OneHopASGIHandler) -> tuple[int, bytes]:
-    """One GET through the handler's ASGI entry point, as uvicorn calls it."""
+async def _serve(handler: OneHopASGIHandler, **scope: object) -> tuple[int, bytes]:
+    """One GET through the handler's ASGI entry point, as uvicorn calls it (`scope`: what
+    differs from `_scope()`)."""
     sent: list[dict] = []
     bodies = [{"type": "http.request", "body": b"", "more_body": False}]
 
@@ -83,7 +84,7 @@ async def _serve(handler: OneHopASGIHandler) -> tuple[int, bytes]:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await handler(_scope(), receive, send)
+    await handler({**_scope(), **scope}, receive, send)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, body
@@ -257,20 +258,8 @@ def test_the_view_reaches_the_serving_loop_and_comes_back_to_its_thread() -> Non
     handler = LoopRecordingHandler()
 
     async def serve() -> tuple[asyncio.AbstractEventLoop, tuple[int, bytes]]:
-        sent: list[dict] = []
-        bodies = [{"type": "http.request", "body": b"", "more_body": False}]
-
-        async def receive() -> dict:
-            if bodies:
-                return bodies.pop()
-            await asyncio.Event().wait()
-            raise AssertionError("unreachable")
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        await handler({**_scope(), "root_path": "/stepwise"}, receive, send)
-        return asyncio.get_running_loop(), (sent[0]["status"], sent[1]["body"])
+        answer = await _serve(handler, root_path="/stepwise")
+        return asyncio.get_running_loop(), answer
 
     loop, answer = asyncio.run(serve())
     assert answer == (200, b"ok")
