@@ -62,7 +62,8 @@ def deliver_each(task: Task[Any, Any], key: int, attempt: int, users: Iterable[A
             sent += send(user)
         except OSError as error:  # smtplib's errors are OSErrors, as are refused connections
             if is_permanent(error):
-                logger.error("e-mail to user %s refused for good: %s", user.pk, error)
+                logger.error("%s(%s): e-mail to user %s refused for good: %s", task.name, key,
+                             user.pk, error)
                 refused.append(user.pk)
             else:
                 again.append(user.pk)
@@ -74,14 +75,15 @@ def deliver_each(task: Task[Any, Any], key: int, attempt: int, users: Iterable[A
         return result
     if attempt >= settings.STEPWISE_EMAIL_MAX_ATTEMPTS:
         raise MailNotDelivered(
-            f"e-mail not delivered to users {again} after {attempt} attempts; last error: "
+            f"{task.name}({key}): e-mail not delivered to users {again} after {attempt} "
+            "attempts; last error: "
             f"{last!r}. Check the mail server settings (EMAIL_HOST, EMAIL_PORT) and the "
             "server's log."
         )
     due = timezone.now() + dt.timedelta(seconds=backoff(attempt))
     task.using(run_after=due).enqueue(key, only=again, attempt=attempt + 1)
-    logger.warning("e-mail to users %s not delivered (%r); attempt %d of %d at %s",
-                   again, last, attempt + 1, settings.STEPWISE_EMAIL_MAX_ATTEMPTS,
-                   due.isoformat(timespec="seconds"))
+    logger.warning("%s(%s): e-mail to users %s not delivered (%r); attempt %d of %d at %s",
+                   task.name, key, again, last, attempt + 1,
+                   settings.STEPWISE_EMAIL_MAX_ATTEMPTS, due.isoformat(timespec="seconds"))
     result.update(attempt=attempt, retry=again, retry_at=due.isoformat())
     return result

@@ -148,6 +148,7 @@ def test_the_last_attempt_fails_the_task_naming_who_was_not_reached(make_user, m
     review = make_review(assignee="finance")
     with smtp_at(free_port()), pytest.raises(MailNotDelivered) as failed:
         email_review_requested.call(review.pk, only=[members[0].pk], attempt=3)
-    assert f"users [{members[0].pk}] after 3 attempts" in str(failed.value)
+    assert f"email_review_requested({review.pk}): e-mail not delivered to users " \
+           f"[{members[0].pk}] after 3 attempts" in str(failed.value)
     assert "EMAIL_HOST" in str(failed.value)
     assert retry_rows() == []
