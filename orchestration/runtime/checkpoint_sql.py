@@ -24,6 +24,7 @@ The row format is the models' (`models.Checkpoint`, `FieldVersion`, `PendingWrit
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import select
@@ -860,16 +861,10 @@ def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], st
     once."""
     if not settings.USE_TZ:
         return connection.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
-    zone = connection.timezone
-    found = _TO_TEXT.get(zone)
-    if found is None:
-        found = _TO_TEXT[zone] = _to_text_in(zone)
-    return found
+    return _to_text_in(connection.timezone)
 
 
-_TO_TEXT: dict[Any, Callable[[datetime], str]] = {}
-
-
+@functools.cache
 def _to_text_in(zone: Any) -> Callable[[datetime], str]:
     def to_text(value: datetime) -> str:
         tz = value.tzinfo

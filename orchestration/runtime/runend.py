@@ -2,20 +2,18 @@
 
 `tasks._finish` ends an attempt in one transaction: the run's row changes under the lease
 fence, the run's current input is read (answers may have arrived), the thread's row changes
-and the `run_<status>` event is written. Portably those are four ORM statements, each
-compiled on every run execution. On PostgreSQL:
+and the `run_<status>` event is written. Portably (`_end_run_orm`, SQLite) those are four ORM
+statements, each compiled on every run execution. On PostgreSQL they are one
+data-modifying CTE (`_END`):
 
-- `end_run_row`: the fenced update returns the run's input (`RETURNING`): the row is locked
-  by that update, so the input it returns is the one `runs.answer_thread` (which locks the
-  same row before adding answers) last committed, exactly what the separate read saw;
-- `record_end`: the thread's update and the event's insert in one statement (a
-  data-modifying CTE runs whether or not the insert reads it).
+- the fenced update returns the run's input (`RETURNING`): the row is locked by that update,
+  so the input it returns is the one `runs.answer_thread` (which locks the same row before
+  adding answers) last committed, exactly what the separate read saw;
+- the thread's update and the event's insert run only when the fenced update changed the
+  run's row: a lost lease changes nothing.
 
-Both run inside the caller's transaction: the fence and the writes commit together or not
-at all, as before. `tasks._finish` takes `end_run`, both in one statement: the thread's
-update and the event's insert run only when the fenced update changed the run's row. A
-pause whose answers arrived meanwhile is rolled back whole after it, as it was after
-`end_run_row` alone. Other databases (SQLite) take the portable ORM statements.
+Either way it runs inside the caller's transaction: the fence and the writes commit together
+or not at all, and a pause whose answers arrived meanwhile is rolled back whole by the caller.
 """
 
 from __future__ import annotations
@@ -29,25 +27,9 @@ from orchestration.runtime.events import announce, publish
 from orchestration.runtime.leases import Lease
 from orchestration.runtime.models import Run, Thread
 
-__all__ = ["end_run", "end_run_row", "record_end"]
-
-_END_RUN = (
-    "UPDATE orchestration_run SET status = %(status)s, finished_at = %(now)s, "
-    "lease_token = '', lease_expires_at = NULL, error = %(error)s, traceback = %(traceback)s "
-    "WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running' RETURNING input"
-)
+__all__ = ["end_run"]
 
 # an empty head leaves the thread's head as it is
-_RECORD_END = (
-    "WITH t AS (UPDATE orchestration_thread SET status = %(status)s, updated_at = %(now)s, "
-    "head_checkpoint_id = COALESCE(NULLIF(%(head)s, ''), head_checkpoint_id) "
-    "WHERE id = %(thread_id)s) "
-    "INSERT INTO orchestration_event (kind, thread_id, run_id, actor_id, reason, data, "
-    "created_at) VALUES (%(kind)s, %(thread_id)s, %(run_id)s, NULL, %(reason)s, "
-    "%(data)s::jsonb, %(now)s) RETURNING id"
-)
-
-# `_END_RUN` and `_RECORD_END` together, the last two only if the first changed a row
 _END = (
     "WITH r AS (UPDATE orchestration_run SET status = %(status)s, finished_at = %(now)s, "
     "lease_token = '', lease_expires_at = NULL, error = %(error)s, traceback = %(traceback)s "
@@ -64,11 +46,17 @@ _END = (
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
-            kind: str, reason: str, data: dict[str, Any]) -> bool:
-    """`end_run_row` then `record_end` in one statement (PostgreSQL only); False if the
-    lease is gone (nothing changed). `run.input` is the row's current input afterwards, as
-    after `end_run_row`; the caller sets the other fields on `run` and its thread."""
-    params = {**_fence_params(run, lease, fields),
+            kind: str, reason: str, data: dict[str, Any], *, want_input: bool) -> bool:
+    """Under `lease`'s fence: the run's `fields`, the thread's `thread_fields` (status,
+    `updated_at`, maybe its head) and the `kind` event. False if the lease is gone (nothing
+    changed). With `want_input`, `run.input` is the row's current input afterwards (answers
+    may have been added meanwhile; on PostgreSQL the statement returns it anyway); the caller
+    sets the other fields on `run` and its thread."""
+    if connection.vendor != "postgresql":
+        return _end_run_orm(run, lease, fields, thread_fields, kind, reason, data,
+                            want_input=want_input)
+    params = {"status": fields["status"], "now": fields["finished_at"], "error": fields["error"],
+              "traceback": fields["traceback"], "run_id": run.pk, "token": lease.token,
               "thread_status": thread_fields["status"],
               "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "reason": reason, "data": json.dumps(data)}
@@ -82,44 +70,16 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     return True
 
 
-def _fence_params(run: Run, lease: Lease, fields: dict[str, Any]) -> dict[str, Any]:
-    """The fenced run update's parameters, shared by `_END` and `_END_RUN`."""
-    return {"status": fields["status"], "now": fields["finished_at"], "error": fields["error"],
-            "traceback": fields["traceback"], "run_id": run.pk, "token": lease.token}
-
-
-def end_run_row(run: Run, lease: Lease, fields: dict[str, Any], *, want_input: bool) -> bool:
-    """The fenced update of `_finish` (`fields` are its values); False if the lease is gone
-    (no row changed). With `want_input`, `run.input` is the row's current input afterwards
-    (answers may have been added meanwhile): on PostgreSQL the update returns it anyway."""
-    if connection.vendor != "postgresql":
-        ended = Run.objects.filter(
-            pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
-        ).update(**fields)
-        if ended and want_input:
-            run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
-        return bool(ended)
-    with connection.cursor() as cursor:
-        cursor.execute(_END_RUN, _fence_params(run, lease, fields))
-        row = cursor.fetchone()
-    if row is None:
+def _end_run_orm(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
+                 kind: str, reason: str, data: dict[str, Any], *, want_input: bool) -> bool:
+    """`end_run` by the ORM's statements (any database)."""
+    ended = Run.objects.filter(
+        pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
+    ).update(**fields)
+    if not ended:
         return False
-    run.input = bytes(row[0])
+    if want_input:
+        run.input = Run.objects.values_list("input", flat=True).get(pk=run.pk)
+    Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
+    publish(kind, run=run, reason=reason, data=data)
     return True
-
-
-def record_end(run: Run, thread_fields: dict[str, Any], kind: str, reason: str,
-               data: dict[str, Any]) -> None:
-    """The thread's new fields (status, `updated_at`, maybe its head) and the `kind` event,
-    as `_finish` records them."""
-    if connection.vendor != "postgresql":
-        Thread.objects.filter(pk=run.thread_id).update(**thread_fields)
-        publish(kind, run=run, reason=reason, data=data)
-        return
-    params = {"status": thread_fields["status"], "now": thread_fields["updated_at"],
-              "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
-              "kind": kind, "run_id": run.pk, "reason": reason, "data": json.dumps(data)}
-    with connection.cursor() as cursor:
-        cursor.execute(_RECORD_END, params)
-        (event_id,) = cursor.fetchone()
-    announce(event_id, kind, thread=run.thread, run=run)

@@ -41,7 +41,6 @@ from orchestration.checkpoint.filters import (
 from orchestration.checkpoint.namespaces import config_in, rehome
 from orchestration.checkpoint.storage import (
     APPEND,
-    FULL,
     Blob,
     CheckpointRecord,
     Pair,
@@ -241,25 +240,28 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         return _config_of(config, checkpoint.id)
 
     def _put_sync(self, encoded: storage.EncodedPut, args: dict[str, Any]) -> int:
-        """The put, committed before this returns, fenced as `_fenced` says. The lease's
-        fence (a worker's every superstep) is inlined: the generator context manager cost
-        a few µs per put, as much as the statement's parameters."""
+        """The put, committed before this returns, fenced as `_fenced` says. A lease's fence
+        (a worker's every superstep) is taken without `_fenced`: its generator context
+        manager cost a few µs per put, as much as the statement's parameters."""
         lease = self.lease
         if lease is None:
             with self._fenced() as fence:
                 return checkpoint_sql.put_checkpoint(
                     connections[self.using], encoded, fence=fence, **args
                 )
-        if lease.lost.is_set():
-            raise LeaseLost(lease.run_id, lease.token)
-        fence = self._lease_fence(lease)
+        fence = self._live_fence(lease)
         try:
             return checkpoint_sql.put_checkpoint(
                 connections[self.using], encoded, fence=fence, **args
             )
         except checkpoint_sql.FenceFailed:
-            lease.lost.set()
-            raise LeaseLost(lease.run_id, lease.token) from None
+            raise _lost(lease) from None
+
+    def _live_fence(self, lease: Lease) -> checkpoint_sql.FenceArgs:
+        """The lease's fence for a write, or LeaseLost if the lease is already known lost."""
+        if lease.lost.is_set():
+            raise LeaseLost(lease.run_id, lease.token)
+        return self._lease_fence(lease)
 
     def _lease_fence(self, lease: Lease) -> checkpoint_sql.FenceArgs:
         """The lease as the writes' fence. Built once per lease (a frozen dataclass costs
@@ -271,21 +273,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         return fence
 
     def _remember_put(self, encoded: storage.EncodedPut) -> None:
-        """Cache what the put stored, under one lock. The engine's SQLite saver reads a row's
-        inline versions with the row, so `storage.remember_put` skips them; this saver fetches
-        them with a query of their own (`_fetch`), so a read of the head right after the put
-        (the worker recording how the run ended) would fetch the values the put just wrote:
-        keep them too."""
-        record = encoded.record
-        values = encoded.values
-        cached = [(b.field, b.version, values[b.field]) for b in encoded.blobs
-                  if b.field in values]
-        for b in encoded.inline:
-            if b.field in values:
-                cached.append((b.field, b.version, values[b.field]))
-            elif b.kind == FULL:
-                cached.append((b.field, b.version, b.data))
-        self._cache.remember(record.thread_id, record.checkpoint_id, record.versions, cached)
+        """Cache what the put stored. The engine's SQLite saver reads a row's inline versions
+        with the row, so `remember_put` skips them; this saver fetches them with a query of
+        their own (`_fetch`), so a read of the head right after the put (the worker recording
+        how the run ended) would fetch the values the put just wrote: keep them too."""
+        storage.remember_put(self._cache, encoded, keep_inline=True)
 
     def _inline_max(self) -> int:
         """Room for small field versions in the checkpoint's row: on SQLite only, where a
@@ -533,13 +525,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         `fence` callable run first in the same transaction."""
         lease = self.lease
         if lease is not None:
-            if lease.lost.is_set():
-                raise LeaseLost(lease.run_id, lease.token)
+            fence = self._live_fence(lease)
             try:
-                yield self._lease_fence(lease)
+                yield fence
             except checkpoint_sql.FenceFailed:
-                lease.lost.set()
-                raise LeaseLost(lease.run_id, lease.token) from None
+                raise _lost(lease) from None
             return
         if self.fence is None:
             yield None
@@ -693,6 +683,12 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         extra_json=extra,
         ts=datetime.min,  # the exact ts lives in `meta`
     )
+
+
+def _lost(lease: Lease) -> LeaseLost:
+    """A write's fence refused `lease`: it is lost from now on."""
+    lease.lost.set()
+    return LeaseLost(lease.run_id, lease.token)
 
 
 def _config_of(config: CheckpointConfig, checkpoint_id: str) -> CheckpointConfig:

@@ -32,7 +32,7 @@ from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.runclaim import claim_run
-from orchestration.runtime.runend import end_run, end_run_row, record_end
+from orchestration.runtime.runend import end_run
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
@@ -288,17 +288,12 @@ def _finish(
     thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
     if head:
         thread_fields["head_checkpoint_id"] = head
-    kind = f"run_{status}"
-    # On PostgreSQL the fenced update, the thread's and the event in one statement: `before`
-    # looks at the input it returns, and if it raises, the thread's update and the event
-    # roll back with the run's, as if never written (an event id is skipped, no more).
-    at_once = connection.vendor == "postgresql"
+    # The fenced update, the thread's and the event (on PostgreSQL in one statement):
+    # `before` looks at the input it read, and if it raises, the thread's update and the
+    # event roll back with the run's, as if never written (an event id is skipped, no more).
     with transaction.atomic():
-        if at_once:
-            ended = end_run(run, lease, run_fields, thread_fields, kind, error, event_data or {})
-        else:
-            ended = end_run_row(run, lease, run_fields, want_input=before is not None)
-        if not ended:
+        if not end_run(run, lease, run_fields, thread_fields, f"run_{status}", error,
+                       event_data or {}, want_input=before is not None):
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
         if before is not None:
@@ -306,14 +301,12 @@ def _finish(
         # The rows now hold exactly these values (the run's row is locked by the update, its
         # other fields are this worker's under the lease): set them here rather than read
         # the run and its thread back. `input` (answers may have been added meanwhile) is
-        # read again when it matters: by `end_run_row` for `_answers_arrived`, and by the
+        # read again when it matters: by `end_run` for `_answers_arrived`, and by the
         # receivers that need it.
         for name, value in run_fields.items():
             setattr(run, name, value)
         for name, value in thread_fields.items():
             setattr(run.thread, name, value)
-        if not at_once:
-            record_end(run, thread_fields, kind, error, event_data or {})
         send(run)
 
 

@@ -162,10 +162,10 @@ def test_opening_a_review_writes_it_and_its_event(run: Run) -> None:
 ])
 def test_ending_a_run_in_one_statement_writes_what_the_two_did(
         status: str, thread_status: str, head: str) -> None:
-    """`runend.end_run` against `end_run_row` then `record_end`: the same run, thread and
-    event rows, the same `run.input`; a lost lease changes nothing."""
+    """`runend.end_run`'s one statement against the ORM's statements it replaces: the same
+    run, thread and event rows, the same `run.input`; a lost lease changes nothing."""
     from orchestration.runtime.leases import Lease
-    from orchestration.runtime.runend import end_run, end_run_row, record_end
+    from orchestration.runtime.runend import _end_run_orm, end_run
 
     def setup(name: str) -> tuple[Run, Lease]:
         thread = Thread.objects.create(thread_id=name, graph_name="expense", title=name,
@@ -186,11 +186,11 @@ def test_ending_a_run_in_one_statement_writes_what_the_two_did(
     two, two_lease = setup("two")
     one, one_lease = setup("one")
     with transaction.atomic():
-        assert end_run_row(two, two_lease, fields, want_input=False)
-        record_end(two, thread_fields, f"run_{status}", fields["error"], data)
+        assert _end_run_orm(two, two_lease, fields, thread_fields, f"run_{status}",
+                            fields["error"], data, want_input=True)
     with transaction.atomic():
         assert end_run(one, one_lease, fields, thread_fields, f"run_{status}", fields["error"],
-                       data)
+                       data, want_input=True)
     assert one.input == two.input == b"\x81\xa1k\xa1v"
 
     def rows(run: Run) -> tuple[Any, ...]:
@@ -198,16 +198,21 @@ def test_ending_a_run_in_one_statement_writes_what_the_two_did(
         r = {k: v for k, v in model_to_dict(Run.objects.get(pk=run.pk)).items() if k not in skip}
         t = {k: v for k, v in model_to_dict(Thread.objects.get(pk=run.thread_id)).items()
              if k not in {"id", "thread_id", "title"}}
-        e = [(x.kind, x.reason, x.data, x.created_at, x.actor_id, x.run_id == run.pk)
+        e = [(x.kind, x.reason, x.data, x.actor_id, x.run_id == run.pk)
              for x in Event.objects.filter(thread_id=run.thread_id).order_by("id")]
         return r, t, e
 
     assert rows(one) == rows(two)
     assert rows(one)[1]["status"] == thread_status
+    # the event's time: the run's end in the one statement; the ORM stamps its insert's time
+    # (`auto_now_add`), a moment after the run's end it was given
+    [one_at] = Event.objects.filter(thread_id=one.thread_id).values_list("created_at", flat=True)
+    [two_at] = Event.objects.filter(thread_id=two.thread_id).values_list("created_at", flat=True)
+    assert one_at == now <= two_at
     # the lease is gone: nothing changes, no event
     lost, lost_lease = setup("lost")
     before = rows(lost)
     with transaction.atomic():
         assert not end_run(lost, Lease(run_id=lost.pk, token="other", seconds=30), fields,
-                           thread_fields, f"run_{status}", "", data)
+                           thread_fields, f"run_{status}", "", data, want_input=True)
     assert rows(lost) == before

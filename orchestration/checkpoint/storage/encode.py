@@ -179,15 +179,18 @@ def _blob_for(
     return Blob(name, version, APPEND, base, COUNT.pack(count) + items), len(data) - len(items)
 
 
-def remember_put(cache: ValueCache, put: EncodedPut) -> None:
-    """After a successful commit: cache the new versions and the values worth caching."""
+def remember_put(cache: ValueCache, put: EncodedPut, *, keep_inline: bool = False) -> None:
+    """After a successful commit: cache the new versions and the values worth caching. With
+    `keep_inline`, also the full values stored in the checkpoint's row (for a saver that does
+    not read them with the row)."""
     record = put.record
     values = put.values
-    cache.remember(
-        record.thread_id, record.checkpoint_id, record.versions,
-        [(b.field, b.version, values[b.field]) for b in (*put.blobs, *put.inline)
-         if b.field in values],
-    )
+    cached = [(b.field, b.version, values[b.field]) for b in (*put.blobs, *put.inline)
+              if b.field in values]
+    if keep_inline:
+        cached += [(b.field, b.version, b.data) for b in put.inline
+                   if b.kind == FULL and b.field not in values]
+    cache.remember(record.thread_id, record.checkpoint_id, record.versions, cached)
 
 
 def encode_metadata_writes(

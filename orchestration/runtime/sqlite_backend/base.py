@@ -58,15 +58,22 @@ class GatedConnection(sqlite3.Connection):
     head_trigger: bool | None = None
 
     def gated(self, sql: str, run: Callable[[], T]) -> T:
-        gate = self.gate
-        if gate is not None and not self.holds_gate and starts_write(sql) \
-                and not self.in_transaction:
-            self.holds_gate = gate.acquire(self.gate_timeout)
+        self._gate_for(sql)
         try:
             return run()
         finally:
-            if self.holds_gate and not self.in_transaction:
-                self._let_go()
+            self._after_statement()
+
+    def _gate_for(self, sql: str) -> None:
+        """Pass the write gate before a statement that starts a write transaction."""
+        gate = self.gate
+        if gate is not None and not self.holds_gate and not self.in_transaction \
+                and starts_write(sql):
+            self.holds_gate = gate.acquire(self.gate_timeout)
+
+    def _after_statement(self) -> None:
+        if self.holds_gate and not self.in_transaction:
+            self._let_go()
 
     def _let_go(self) -> None:
         self.holds_gate = False
@@ -76,17 +83,12 @@ class GatedConnection(sqlite3.Connection):
             self.checkpointer.note_write()
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        # `gated`, inlined: this is every put's one statement, and the closure and the extra
-        # call cost about a µs.
-        gate = self.gate
-        if gate is not None and not self.holds_gate and not self.in_transaction \
-                and starts_write(sql):
-            self.holds_gate = gate.acquire(self.gate_timeout)
+        # `gated` without its closure: this is every put's one statement
+        self._gate_for(sql)
         try:
             return sqlite3.Connection.execute(self, sql, *args)
         finally:
-            if self.holds_gate and not self.in_transaction:
-                self._let_go()
+            self._after_statement()
 
     def commit(self) -> None:
         try:
