@@ -102,10 +102,26 @@ ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 
+# Our pages (templates/) are Jinja2 (approvals/templating.py): compiled once per process,
+# reloaded on change only with DEBUG. Django's engine stays for the admin, form widgets and
+# third-party apps (their app directories); Jinja2 comes first so that templates/ overrides
+# theirs (registration/logged_out.html).
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "approvals.templating.environment",
+            "auto_reload": DEBUG,
+            "context_processors": [
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

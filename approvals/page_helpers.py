@@ -1,0 +1,138 @@
+"""The pages' helpers that are more than markup: the payload read from its schema, Markdown,
+JSON within the page's budget, durations, diffs split, a checkpoint tree row, what a decision
+sets in motion and the queue around a review. Registered as Jinja2 filters and globals by
+`approvals.templating`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+from approvals import queue
+from approvals.consequences import Consequence, consequence
+from approvals.diff import clip
+from approvals.markdown import render_markdown
+from approvals.models import ReviewRequest
+from approvals.schema_render import payload_schema, render_value
+
+
+def markdown(text: Any) -> SafeString:
+    return render_markdown(str(text or ""))
+
+
+def payload_html(review: ReviewRequest) -> SafeString:
+    return render_value(review.data, payload_schema(review.payload))
+
+
+def next_steps(review: ReviewRequest) -> Consequence | None:
+    return consequence(review)
+
+
+@pass_context
+def review_queue(context: Context, review: ReviewRequest) -> dict[str, Any]:
+    """The list the review was opened from: neighbours and the URLs the page links to."""
+    request = context["request"]
+    f = queue.queue_filter(request.GET)
+    around = queue.request_neighbours(request, f, review.pk)
+    query = queue.filter_query(f)
+    return {
+        "around": around,
+        "query": query,
+        "self_url": queue.review_url(review.pk, f),
+        "previous_url": queue.review_url(around.previous, f) if around.previous else "",
+        "next_url": queue.review_url(around.next, f) if around.next else "",
+        "inbox_url": queue.inbox_url(f),
+    }
+
+
+def agent_answer_form(review: ReviewRequest, bound: Any = None) -> Any:
+    """The Agent Inbox answer form: the bound one a failed answer came back with, else new."""
+    from approvals.agent_inbox_views import AgentAnswerForm
+
+    return bound if isinstance(bound, AgentAnswerForm) else AgentAnswerForm(review=review)
+
+
+@pass_context
+def json_value(context: Context, value: Any, full_url: str = "", field: str = "") -> Markup:
+    """A value as JSON within the page's budget; past it, cut, with a link to the whole value
+    (`full_url`, narrowed to `field` when given)."""
+    shown = clip(value)
+    if full_url and field:
+        full_url = f"{full_url}?{urlencode({'field': field})}"
+    template = context.environment.get_template("approvals/_json.html")
+    return Markup(template.render(shown=shown, full_url=full_url))  # noqa: S704  autoescaped
+
+
+def duration(delta: dt.timedelta | None) -> str:
+    """'3 h 4 min', '12 s': how long something has been stuck."""
+    if delta is None:
+        return ""
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} days {hours % 24} h"
+
+
+def changed_only(changes: list[Any]) -> list[Any]:
+    return [c for c in changes if c.is_change]
+
+
+def unchanged_only(changes: list[Any]) -> list[Any]:
+    return [c for c in changes if not c.is_change]
+
+
+@pass_context
+def tree_row(context: Context, r: Any, oob: bool = False) -> str:
+    """One row of the checkpoint tree (approvals/treeview.py `ShownRow`). Built here rather
+    than by an include per row: a thread page draws ~50 rows and a template include each cost
+    more than the rest of the page."""
+    tree = context["tree"]
+    paths = "".join(
+        f'<path d="{s.path}"{' class="branch"' if s.is_branch else ""}/>' for s in r.row.segments
+    )
+    svg_open = f'<svg class="lanes" width="{tree.width}" height="30" aria-hidden="true">'
+    rid = escape(r.id)
+    if r.is_fold:
+        dots = "".join(f'<circle cx="{x}" cy="15" r="3"/>' for x in r.row.xs)
+        url = escape(f"{context['tree_url']}?{urlencode({'unfold': r.fold_key})}")
+        show = f"the newest {r.reveals}" if r.reveals < r.count else "them"
+        return mark_safe(  # noqa: S308  every value above is escaped or a number
+            f'<li id="cp-{rid}" class="fold">{svg_open}{paths}{dots}</svg>'
+            f'<a class="unfold" href="{url}" hx-get="{url}" hx-include="#tree-state" '
+            f'hx-target="#cp-{rid}" hx-swap="outerHTML">{r.count} checkpoints folded, steps '
+            f"{r.first_step}–{r.last_step} · show {show}</a></li>"
+        )
+    classes = [f"src-{r.detail.source}" if r.detail else "src-unknown"]
+    marks = ""
+    if r.is_head:
+        classes.append("head")
+        marks += " · HEAD"
+    if r.is_pending:
+        classes.append("pending")
+        marks += " · waiting"
+    if r.is_selected:
+        classes.append("selected")
+    radius = 7 if r.is_head or r.is_pending else 5
+    url = f"{context['cp_base']}{rid}/"
+    label = escape(r.detail.label) if r.detail else rid
+    return mark_safe(  # noqa: S308  every value above is escaped or a number
+        f'<li id="cp-{rid}" class="{escape(" ".join(classes))}"'
+        f"{' hx-swap-oob="true"' if oob else ''}>{svg_open}{paths}"
+        f'<circle cx="{r.row.xs[0]}" cy="15" r="{radius}"/></svg>'
+        f'<a class="cp" href="{url}" hx-get="{url}" hx-target="#checkpoint-detail" '
+        f'data-checkpoint="{rid}"{' aria-current="true"' if r.is_selected else ""}>'
+        f"{label}{marks}</a></li>"
+    )

@@ -1,0 +1,78 @@
+"""Our pages are Jinja2 (approvals/templating.py): they escape and treat missing values as
+Django's engine did, are compiled once per process unless DEBUG is on, and the admin keeps
+Django's engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.template import engines
+from django.urls import reverse
+from django.utils.html import escape
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def render(source: str, **context: object) -> str:
+    return engines["jinja2"].from_string(source).render(context)
+
+
+def test_printed_values_are_escaped_as_django_escapes_them():
+    text = """<b title='x'>"Tom" & Jerry</b>"""
+    assert render("{{ v }}", v=text) == escape(text)
+    assert "&#x27;" in escape(text) and "&quot;" in escape(text)
+
+
+def test_a_missing_value_its_attributes_and_calls_render_empty():
+    assert render("[{{ nothing }}|{{ nothing.user.get_username() }}|{{ none.pk }}]",
+                  none=None) == "[||]"
+    assert render("{{ none.get_username() or 'deleted' }}", none=None) == "deleted"
+
+
+def test_django_filters_keep_their_output():
+    assert render("{{ 2048|filesizeformat }}") == "2.0\xa0KB"
+    assert render("{{ 'abcdefghij'|truncatechars(5) }}") == "abcd…"
+    assert render("{{ 'a\nb <c>'|linebreaksbr }}") == "a<br>b &lt;c&gt;"
+    assert render("{{ 'x'|capfirst }}{{ 2|pluralize }}{{ 1|pluralize('es') }}") == "Xs"
+
+
+def test_templates_are_compiled_once_when_debug_is_off():
+    env = engines["jinja2"].env
+    assert env.auto_reload is False
+    assert env.get_template("base.html") is env.get_template("base.html")
+
+
+def test_templates_reload_when_changed_with_debug_on():
+    code = ("import django; django.setup(); from django.template import engines; "
+            "print(engines['jinja2'].env.auto_reload)")
+    env = {**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "True"
+
+
+@pytest.mark.django_db
+def test_the_admin_keeps_djangos_engine_and_our_pages_use_jinja2(client_as, make_user):
+    admin = make_user(None, is_staff=True, is_superuser=True)
+    client = client_as(user=admin)
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    assert "Site administration" in response.content.decode()
+    assert response.templates  # recorded: Django's engine rendered it
+    page = client.get(reverse("inbox"))
+    assert page.status_code == 200 and not page.templates  # Jinja2: nothing recorded
+    assert f'href="{reverse("admin:index")}">Admin</a>' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_error_pages_and_login_render_through_jinja2(client):
+    missing = client.get("/no/such/page/")
+    assert missing.status_code == 404
+    assert "<h1>Not found</h1>" in missing.content.decode()
+    login = client.get(reverse("login"))
+    html = login.content.decode()
+    assert 'name="csrfmiddlewaretoken"' in html and 'name="username"' in html
