@@ -56,7 +56,7 @@ class DjangoUndefined(ChainableUndefined):
 def environment(**options: Any) -> Environment:
     options["undefined"] = DjangoUndefined
     # Every printed value is escaped as Django's engine escapes it (`&#x27;`, `&quot;`, where
-    # MarkupSafe writes `&#39;`, `&#34;`): the pages stay byte for byte what they were.
+    # MarkupSafe writes `&#39;`, `&#34;`): the pages keep the markup they had.
     options["finalize"] = conditional_escape
     options.setdefault("keep_trailing_newline", True)  # as Django's loader keeps it
     env = Environment(**options)  # noqa: S701  the backend turns autoescape on
