@@ -119,6 +119,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self.using = using
         self.durability = durability
         self.synchronous_commit = synchronous_commit
+        # A put committed without the WAL flush since the last `flush_durable`.
+        self._unflushed = False
         # The put in flight on the write-behind writer: (its writer, thread id, checkpoint id).
         self._inflight: tuple[Writer, str, str] | None = None
         self._cache = storage.ValueCache()
@@ -317,11 +319,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         """`flush`, then, if this thread's write-behind connection committed anything
         without waiting for the WAL flush, wait for it (one synchronous commit)."""
         self.flush()
-        if not self.synchronous_commit:
-            writer = current_writer(self.using)
-            if isinstance(writer, SendAhead):
-                with connections[self.using].wrap_database_errors:
-                    writer.make_durable()
+        writer = current_writer(self.using)
+        if self._unflushed and isinstance(writer, SendAhead):
+            with connections[self.using].wrap_database_errors:
+                writer.make_durable()
+        self._unflushed = False
 
     def put_writes_deferred(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
@@ -476,7 +478,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             return None
         lease = self.lease
         fence = None if lease is None else self._lease_fence(lease)
-        job = checkpoint_sql.put_job(connections[self.using], encoded, fence=fence, **args)
+        job = checkpoint_sql.put_job(
+            connections[self.using], encoded, fence=fence,
+            synchronous_commit=self.synchronous_commit, **args,
+        )
         assert isinstance(job, checkpoint_sql.PgPut)
         return job
 
@@ -490,23 +495,22 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         lease = self.lease
         if lease is not None and lease.lost.is_set():
             raise LeaseLost(lease.run_id, lease.token)
-        writer = put.writer
         if statement is not None:
-            assert isinstance(writer, SendAhead)  # only its statements are built early
-            writer.submit(statement, self, synchronous_commit=self.synchronous_commit)
-            self._inflight = (writer, put.thread_id, put.checkpoint_id)
-            return
-        fence = None if lease is None else self._lease_fence(lease)
-        connection = connections[self.using]
-        job = checkpoint_sql.put_job(
-            connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
-            **put.args,
-        )
-        if isinstance(writer, SendAhead):
-            writer.submit(job, self, synchronous_commit=self.synchronous_commit)
-        else:  # SQLite's writer thread: no server, no WAL flush to skip
-            writer.submit(checkpoint_sql.in_transaction(job), self)
-        self._inflight = (writer, put.thread_id, put.checkpoint_id)
+            put.writer.submit(statement, self)
+        else:
+            fence = None if lease is None else self._lease_fence(lease)
+            connection = connections[self.using]
+            job = checkpoint_sql.put_job(
+                connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
+                # SQLite has no WAL flush to skip: its commit is in-process
+                synchronous_commit=self.synchronous_commit or connection.vendor != "postgresql",
+                **put.args,
+            )
+            if connection.vendor != "postgresql":
+                job = checkpoint_sql.in_transaction(job)
+            put.writer.submit(job, self)
+        self._unflushed = self._unflushed or not self.synchronous_commit
+        self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
 
     def _put_args(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata

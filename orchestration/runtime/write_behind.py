@@ -113,69 +113,55 @@ class SendAhead:
     connection (`job.send(connection)` returns the function that collects its outcome) and
     `wait` collects it. The same contract as `WriteBehind`: at most one job in flight.
 
-    `submit(..., synchronous_commit=False)` commits that job without waiting for the WAL
-    flush (PostgreSQL's `synchronous_commit = off` on this connection): the commit is
-    visible and survives this process dying, but a crash of the server itself can lose it
-    until the server's WAL writer flushes it (within 3 x `wal_writer_delay`, 600 ms by
-    default) or any later synchronous commit on the cluster does (WAL is flushed in order).
-    `make_durable` waits for that flush."""
+    A job may commit without waiting for the WAL flush (`synchronous_commit` off for its own
+    transaction, `checkpoint_sql.put_job`): the commit is visible and survives this process
+    dying, but a crash of the server itself can lose it until the server's WAL writer
+    flushes it (within 3 x `wal_writer_delay`, 600 ms by default) or any later synchronous
+    commit on the cluster does (WAL is flushed in order). `make_durable` waits for that
+    flush."""
 
     def __init__(self, connect: Callable[[], Any], name: str) -> None:
         self._connect = connect
         self._connection: Any = None
         self._collect: Callable[[], Any] | None = None
         self.owner: Any = None
-        # The connection runs with synchronous_commit off, and whether a job committed
-        # that way since the last `make_durable`.
-        self._fast = False
-        self._unflushed = False
 
     @property
     def busy(self) -> bool:
         return self._collect is not None
 
-    def submit(self, job: Any, owner: Any, *, synchronous_commit: bool = True) -> None:
+    def submit(self, job: Any, owner: Any) -> None:
         if self._collect is not None:
             raise RuntimeError("collect the write in flight (wait()) before submitting another")
         connection = self._ready()
         try:
-            if self._fast == synchronous_commit:
-                # Savers of both kinds on one thread share this connection: rare, one SET.
-                setting = "DEFAULT" if synchronous_commit else "off"
-                connection.execute(f"SET synchronous_commit TO {setting}")
-                self._fast = not synchronous_commit
             self._collect = job.send(connection)
         except BaseException:
             # Part of the statement may be on the wire: the connection is not reusable.
             self._connection = _close(self._connection)
             raise
-        self._unflushed = self._unflushed or self._fast
         self.owner = owner
 
     def make_durable(self) -> None:
         """Return once every job collected so far survives a crash of the server too: a
         transaction that writes one WAL record (a logical-decoding message, prefix
         "stepwise"; no table is touched) and commits synchronously, which flushes the WAL up
-        to it, every earlier commit included. Nothing to do if no job committed with
-        synchronous_commit off since the last call. Collect the job in flight first."""
+        to it, every earlier commit included. Collect the job in flight first."""
         if self._collect is not None:
             raise RuntimeError("collect the write in flight (wait()) before making it durable")
-        if not self._unflushed:
-            return
         connection = self._ready()
         try:
             connection.execute(_DURABLE_SQL)
         except BaseException:
             self._connection = _close(self._connection)
             raise
-        self._unflushed = False
 
     def _ready(self) -> Any:
         """The connection, replaced first if the server ended it while it was idle."""
         if self._connection is not None and server_spoke(self._connection):
             self._connection = _close(self._connection)
         if self._connection is None:
-            self._connection, self._fast = self._connect(), False
+            self._connection = self._connect()
         return self._connection
 
     def wait(self) -> Any:
@@ -199,7 +185,7 @@ class SendAhead:
 
 Writer = WriteBehind | SendAhead
 
-# `synchronous_commit` set for this statement's own transaction only: the session stays off.
+# `synchronous_commit` set for this statement's own transaction only.
 _DURABLE_SQL = (
     "SELECT set_config('synchronous_commit', 'on', true),"
     " pg_logical_emit_message(true, 'stepwise', 'durable')"

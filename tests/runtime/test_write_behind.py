@@ -308,29 +308,44 @@ def _postgresql() -> Any:
     return connection
 
 
-def _writer_setting() -> str:
-    from django.db import connection
-
-    from orchestration.runtime.write_behind import current_writer
-
-    writer = current_writer(connection.alias)
-    assert writer is not None
-    return str(writer._connection.execute("SHOW synchronous_commit").fetchone()[0])
+def _show_synchronous_commit(connection: Any) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
 
 
-def test_the_write_behind_connection_commits_as_the_saver_says() -> None:
-    """synchronous_commit=False reaches the private connection; a saver that waits for the WAL
-    flush, later on the same thread, gets it back on the same connection."""
-    _postgresql()
-    _, lease = leased_run("fast")
-    graph = _pay_graph(lambda: None, [])
-    fast = DjangoCheckpointSaver(lease=lease, durability="async", synchronous_commit=False)
-    graph.with_checkpoint_saver(fast).invoke({}, CheckpointConfig("fast-1"))
-    assert _writer_setting() == "off"
-    strict = DjangoCheckpointSaver(lease=lease, durability="async")
-    graph.with_checkpoint_saver(strict).invoke({}, CheckpointConfig("fast-2"))
-    assert _writer_setting() == "on"
-    assert len(_stored("fast-1")) == len(_stored("fast-2")) == 4
+def test_a_put_skips_the_wal_flush_for_its_own_transaction_only() -> None:
+    """synchronous_commit=False is set by the put's own statement, for its transaction: a
+    pooler that hands the session to other clients (PgBouncer in transaction mode) carries
+    nothing over to their commits."""
+    from datetime import UTC, datetime
+
+    from django.db import transaction
+
+    from orchestration.checkpoint import Checkpoint, CheckpointMetadata, storage
+    from orchestration.checkpoint.base import new_checkpoint_id
+    from orchestration.runtime import checkpoint_sql
+
+    connection = _postgresql()
+    cid = new_checkpoint_id()
+    checkpoint = Checkpoint(
+        id=cid, ts=datetime.now(UTC), values={"x": 1}, versions={"x": cid}, next=(), internal={}
+    )
+    metadata = CheckpointMetadata(source="input", step=-1, writes={}, extra={})
+    encoded = storage.encode_checkpoint(
+        "own-tx", None, checkpoint, metadata, storage.ValueCache(), inline_max=0
+    )
+    seen = []
+    for synchronous_commit in (True, False):
+        with transaction.atomic():  # the put's transaction, left open to look inside it
+            job = checkpoint_sql.put_job(
+                connection, encoded, written_by=[], created_at=checkpoint.ts, user_id=None,
+                reason="", fence=None, parent_pk=None, synchronous_commit=synchronous_commit,
+            )
+            assert job(connection.connection) is not None
+            seen.append(_show_synchronous_commit(connection))
+        seen.append(_show_synchronous_commit(connection))
+    assert seen == ["on", "on", "off", "on"]
 
 
 def test_a_worker_commits_its_puts_without_the_wal_flush_unless_configured(settings: Any) -> None:
