@@ -90,13 +90,14 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     commit in the same statement, and anything else sends it on its own first.
 
     `synchronous_commit=False` (PostgreSQL, durability="async"; what a worker uses unless
-    STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT is on): the write-behind connection commits
-    without waiting for the WAL flush (`write_behind.SendAhead`). A crash of this process
-    loses no more than before; a crash of the PostgreSQL server can also lose the puts of
-    its last few hundred ms, which re-run on resume like a superstep in flight, but never
-    one that a later synchronous commit follows (WAL is replayed in order: the caller's own
-    record of a run's end or a review makes every put before it durable), and never the
-    superstep before a node with side effects (`flush_durable` waits for the WAL flush).
+    STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT is on): each write-behind put commits without
+    waiting for the WAL flush (set by its statement for its own transaction). A crash of
+    this process loses no more than before; a crash of the PostgreSQL server can also lose
+    the puts of its last few hundred ms, which re-run on resume like a superstep in flight,
+    but never one that a later synchronous commit follows (WAL is replayed in order: the
+    caller's own record of a run's end or a review makes every put before it durable), and
+    never the superstep before a node with side effects (`flush_durable` waits for the WAL
+    flush).
     For callers that record a run's end with a synchronous commit of their own, as a
     worker does; `flush` alone then means committed, not yet on disk.
     """
