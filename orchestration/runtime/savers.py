@@ -320,11 +320,16 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         """`flush`, then, if this thread's write-behind connection committed anything
         without waiting for the WAL flush, wait for it (one synchronous commit)."""
         self.flush()
-        writer = current_writer(self.using)
-        if self._unflushed and isinstance(writer, SendAhead):
+        if not self._unflushed:
+            return
+        # Any connection's synchronous commit flushes the whole WAL: a writer closed since
+        # the put (`close`) is replaced. Inside a caller's transaction there is none: the
+        # next call outside it waits instead.
+        writer = self._writer()
+        if isinstance(writer, SendAhead):
             with connections[self.using].wrap_database_errors:
                 writer.make_durable()
-        self._unflushed = False
+            self._unflushed = False
 
     def put_writes_deferred(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
