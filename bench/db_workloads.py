@@ -47,6 +47,9 @@ PG, SQLITE = "postgresql", "sqlite"
 # The Django saver's durability, as a worker runs it (tasks._durability): write-behind
 # ("async") on PostgreSQL, "sync" on SQLite; BENCH_DJANGO_DURABILITY=sync|async forces one.
 DURABILITY = os.environ.get("BENCH_DJANGO_DURABILITY", "")
+# ... and its puts' commits on PostgreSQL, as a worker makes them (tasks._synchronous_commit):
+# without waiting for the WAL flush; BENCH_DJANGO_SYNCHRONOUS_COMMIT=1 makes them wait.
+SYNCHRONOUS_COMMIT = os.environ.get("BENCH_DJANGO_SYNCHRONOUS_COMMIT", "0") == "1"
 DJANGO_TABLES = ("orchestration_checkpoint", "orchestration_fieldversion",
                  "orchestration_pendingwrite")
 LANGGRAPH_PG_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -86,7 +89,10 @@ class DjangoKit:
         parameters = inspect.signature(DjangoCheckpointSaver).parameters
         if "durability" in parameters:  # as a worker runs it (tasks.execute_run)
             durability = DURABILITY or ("async" if self.alias == PG_ALIAS else "sync")
-            return DjangoCheckpointSaver(lease=lease, using=self.alias, durability=durability)
+            options: dict[str, Any] = {"durability": durability}
+            if "synchronous_commit" in parameters:
+                options["synchronous_commit"] = SYNCHRONOUS_COMMIT
+            return DjangoCheckpointSaver(lease=lease, using=self.alias, **options)
         if "lease" in parameters:
             return DjangoCheckpointSaver(lease=lease, using=self.alias)
         return DjangoCheckpointSaver(fence=self._fence(lease), using=self.alias)

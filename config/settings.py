@@ -297,6 +297,10 @@ for _entry in env_list("STEPWISE_EXTRA_GRAPHS", []):
 # A worker holds a lease on the run it executes and renews it every third of this many
 # seconds; a run whose lease expired is stalled and `manage.py resume_stalled` resumes it.
 STEPWISE_LEASE_SECONDS = float(os.environ.get("STEPWISE_LEASE_SECONDS", "30"))
+# A worker's checkpoint puts on PostgreSQL commit without waiting for the WAL flush unless
+# this is on: a crash of the PostgreSQL server may then re-run the last few hundred ms of
+# supersteps of runs in progress (docs/deployment.md, "Checkpoint commits").
+STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT = env_bool("STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT", False)
 
 # The HTTP API: request bodies over this many bytes get 413; JSON nested deeper gets 400.
 STEPWISE_API_MAX_BODY_BYTES = int(os.environ.get("STEPWISE_API_MAX_BODY_BYTES", 256 * 1024))

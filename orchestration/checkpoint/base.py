@@ -361,14 +361,27 @@ class BaseCheckpointSaver(ABC):
         self.put_writes(config, writes, task_id)
 
     def flush(self) -> None:
-        """Return once every put this saver accepted is durable, raising a failed write's
-        error. The engine calls it at the end of a run and before a node declared with side
-        effects runs. A saver that writes before `put` returns has nothing to do."""
+        """Return once every put this saver accepted is committed (it survives this process
+        dying), raising a failed write's error. The engine calls it at the end of a run. A
+        saver that writes before `put` returns has nothing to do."""
         return  # noqa: B027 - optional hook, deliberately not abstract
+
+    def flush_durable(self) -> None:
+        """`flush`, and what it committed survives a crash of the database server too. The
+        engine calls it before a node declared with side effects runs: the world is never
+        acted on for a superstep a crash could still lose. Default: `flush` (a saver whose
+        commits wait for the disk has nothing more to do)."""
+        self.flush()
 
     async def aflush(self) -> None:
         if type(self).flush is not BaseCheckpointSaver.flush:
             await self._offload(self.flush)
+
+    async def aflush_durable(self) -> None:
+        if type(self).flush_durable is BaseCheckpointSaver.flush_durable:
+            await self.aflush()
+        else:
+            await self._offload(self.flush_durable)
 
     # Async twins: one implementation, run off the event loop by `_offload`, so the loop never
     # blocks on I/O. A saver whose storage cares which thread runs it overrides `_offload` alone.

@@ -320,9 +320,10 @@ def run_blocking(
         raise
 
 
-# A saver may write behind (its put returns before the commit): the run's writes are made
-# durable, and a failed one raised, before the run returns, and before a node with side
-# effects acts on the world (it must never act for a superstep whose write was refused).
+# A saver may write behind (its put returns before the commit): the run's writes are
+# committed, and a failed one raised, before the run returns; before a node with side effects
+# acts on the world they are also made durable (`flush_durable`): it must never act for a
+# superstep whose write was refused, or that a crash of the database could still lose.
 
 
 def _flush(saver: BaseCheckpointSaver | None) -> None:
@@ -351,7 +352,7 @@ def _fulfil(effect: Effect, saver: BaseCheckpointSaver | None) -> Any:
     kind = type(effect)
     if kind is Execute:
         if saver is not None and _has_side_effects(effect):  # type: ignore[arg-type]
-            saver.flush()
+            saver.flush_durable()
         return execute_sync(effect)  # type: ignore[arg-type]
     if kind is Route:
         return route_sync(effect)  # type: ignore[arg-type]
@@ -391,7 +392,7 @@ async def adrive(
             try:
                 if isinstance(effect, Execute):
                     if saver is not None and _has_side_effects(effect):
-                        await saver.aflush()
+                        await saver.aflush_durable()
                     if sink is None or wake is None:
                         send = await execute_async(effect)
                     else:

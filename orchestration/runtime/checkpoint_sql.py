@@ -135,6 +135,11 @@ wtarget AS (
 ),
 {_pg_replace_writes("wtarget", "wdropped", "wadded")},"""
     tail = ", (SELECT count(*) FROM wtarget)" if with_writes else ""
+    # `commit` ('off', or NULL: the session's setting) is how this statement's transaction
+    # commits: set for it alone, so a pooler that hands the session to others (PgBouncer in
+    # transaction mode) carries nothing over. Evaluated only when the fence held.
+    commit = "set_config('synchronous_commit', COALESCE(%(commit)s, "
+    commit += "current_setting('synchronous_commit')), true) <> ''"
     return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},{writes}
 thread AS (
     INSERT INTO {THREAD} AS t
@@ -171,7 +176,7 @@ row AS (
         reason = EXCLUDED.reason
     RETURNING c.id
 ){_pg_own_writes_sql() if own_writes else ""}
-SELECT (SELECT count(*) FROM fence), (SELECT id FROM row){tail}"""
+SELECT (SELECT count(*) FROM fence WHERE {commit}), (SELECT id FROM row){tail}"""
 
 
 def _pg_own_writes_sql() -> str:
@@ -303,7 +308,7 @@ _PG_PARAM_TYPES = {
     "written_by": "text", "user_id": "int8", "reason": "text", "created": "timestamptz",
     "b_field": "text[]", "b_version": "text[]", "b_kind": "text[]", "b_base": "text[]",
     "b_data": "bytea[]", "w_task": "text[]", "w_idx": "int4[]", "w_channel": "text[]",
-    "w_data": "bytea[]", "task_id": "text",
+    "w_data": "bytea[]", "task_id": "text", "commit": "text",
 }
 
 
@@ -626,6 +631,7 @@ def put_job(
     checkpoint_ns: str = "",
     writes: Sequence[tuple[str, WriteRecord]] = (),
     own_writes: Sequence[tuple[str, WriteRecord]] = (),
+    synchronous_commit: bool = True,
 ) -> PutJob:
     """The put as a job for a raw connection to `connection`'s database (Django's own, inside
     its transaction handling, or the write-behind writer's private one): it returns the new
@@ -635,10 +641,12 @@ def put_job(
     `writes` ((task id, write) in write order; PostgreSQL only): pending writes of the parent
     checkpoint that replace those tasks' earlier ones in the same statement, so they commit
     with the put or not at all (`ParentMissing` if the parent is not there). `own_writes`
-    (PostgreSQL only): pending writes of the stored checkpoint itself, in the same statement."""
+    (PostgreSQL only): pending writes of the stored checkpoint itself, in the same statement.
+    `synchronous_commit=False` (PostgreSQL only): the statement's transaction commits without
+    waiting for the WAL flush."""
     if connection.vendor != "postgresql":
-        if writes or own_writes:
-            raise ValueError("a put carries pending writes on PostgreSQL only")
+        if writes or own_writes or not synchronous_commit:
+            raise ValueError("only PostgreSQL puts carry pending writes or skip the WAL flush")
         return _sqlite_put_job(
             connection, encoded, written_by=written_by, created_at=created_at,
             user_id=user_id, reason=reason, fence=fence, parent_pk=parent_pk,
@@ -671,6 +679,7 @@ def put_job(
         # room): PostgreSQL writes them with the checkpoint in the same statement anyway.
         assert not encoded.inline
         params["created"] = created_at
+        params["commit"] = None if synchronous_commit else "off"
         params["b_field"] = [b.field for b in blobs]
         params["b_version"] = [b.version for b in blobs]
         params["b_kind"] = [b.kind for b in blobs]

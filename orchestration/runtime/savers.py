@@ -88,6 +88,18 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     PostgreSQL the put of a run's input checkpoint is not even sent until the first
     superstep is done: that superstep's pending writes (an interrupt at its first node) then
     commit in the same statement, and anything else sends it on its own first.
+
+    `synchronous_commit=False` (PostgreSQL, durability="async"; what a worker uses unless
+    STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT is on): each write-behind put commits without
+    waiting for the WAL flush (set by its statement for its own transaction). A crash of
+    this process loses no more than before; a crash of the PostgreSQL server can also lose
+    the puts of its last few hundred ms, which re-run on resume like a superstep in flight,
+    but never one that a later synchronous commit follows (WAL is replayed in order: the
+    caller's own record of a run's end or a review makes every put before it durable), and
+    never the superstep before a node with side effects (`flush_durable` waits for the WAL
+    flush).
+    For callers that record a run's end with a synchronous commit of their own, as a
+    worker does; `flush` alone then means committed, not yet on disk.
     """
 
     def __init__(
@@ -97,13 +109,19 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         lease: Lease | None = None,
         using: str = "default",
         durability: str = "sync",
+        synchronous_commit: bool = True,
     ) -> None:
         if durability not in ("sync", "async"):
             raise ValueError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if type(synchronous_commit) is not bool:
+            raise TypeError(f"synchronous_commit must be a bool, not {synchronous_commit!r}")
         self.fence = fence
         self.lease = lease
         self.using = using
         self.durability = durability
+        self.synchronous_commit = synchronous_commit
+        # A put committed without the WAL flush since the last `flush_durable`.
+        self._unflushed = False
         # The put in flight on the write-behind writer: (its writer, thread id, checkpoint id).
         self._inflight: tuple[Writer, str, str] | None = None
         self._cache = storage.ValueCache()
@@ -298,6 +316,21 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if self._held:
             self._write_held()
 
+    def flush_durable(self) -> None:
+        """`flush`, then, if this thread's write-behind connection committed anything
+        without waiting for the WAL flush, wait for it (one synchronous commit)."""
+        self.flush()
+        if not self._unflushed:
+            return
+        # Any connection's synchronous commit flushes the whole WAL: a writer closed since
+        # the put (`close`) is replaced. Inside a caller's transaction there is none: the
+        # next call outside it waits instead.
+        writer = self._writer()
+        if isinstance(writer, SendAhead):
+            with connections[self.using].wrap_database_errors:
+                writer.make_durable()
+            self._unflushed = False
+
     def put_writes_deferred(
         self, config: CheckpointConfig, writes: Sequence[tuple[str, Any]], task_id: str
     ) -> None:
@@ -451,7 +484,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             return None
         lease = self.lease
         fence = None if lease is None else self._lease_fence(lease)
-        job = checkpoint_sql.put_job(connections[self.using], encoded, fence=fence, **args)
+        job = checkpoint_sql.put_job(
+            connections[self.using], encoded, fence=fence,
+            synchronous_commit=self.synchronous_commit, **args,
+        )
         assert isinstance(job, checkpoint_sql.PgPut)
         return job
 
@@ -467,17 +503,19 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             raise LeaseLost(lease.run_id, lease.token)
         if statement is not None:
             put.writer.submit(statement, self)
-            self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
-            return
-        fence = None if lease is None else self._lease_fence(lease)
-        connection = connections[self.using]
-        job = checkpoint_sql.put_job(
-            connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
-            **put.args,
-        )
-        if connection.vendor != "postgresql":
-            job = checkpoint_sql.in_transaction(job)
-        put.writer.submit(job, self)
+        else:
+            fence = None if lease is None else self._lease_fence(lease)
+            connection = connections[self.using]
+            job = checkpoint_sql.put_job(
+                connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
+                # SQLite has no WAL flush to skip: its commit is in-process
+                synchronous_commit=self.synchronous_commit or connection.vendor != "postgresql",
+                **put.args,
+            )
+            if connection.vendor != "postgresql":
+                job = checkpoint_sql.in_transaction(job)
+            put.writer.submit(job, self)
+        self._unflushed = self._unflushed or not self.synchronous_commit
         self._inflight = (put.writer, put.thread_id, put.checkpoint_id)
 
     def _put_args(
@@ -506,7 +544,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         held_put = self._held_put
         if held_put is not None and held_put.names(config):
             # The held input checkpoint's first pending writes: one statement, one commit,
-            # durable before this returns (an interrupt is reported only once it is).
+            # committed before this returns (an interrupt is reported only once it is).
             self._held_put = None
             self._submit(held_put, own_writes=[(task_id, w) for w in records])
             self._collect()

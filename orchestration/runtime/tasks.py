@@ -106,7 +106,12 @@ class RunExecution:
     def execute(self) -> dict[str, Any]:
         # Write-behind: superstep N commits while N+1 runs; the engine flushes before a node
         # with side effects and at the end of each pass (see savers.DjangoCheckpointSaver).
-        self.saver = DjangoCheckpointSaver(lease=self.lease, durability=_durability())
+        # Its commits may skip the WAL flush: `record_outcome` commits synchronously after
+        # the engine's last flush, which makes every put of the pass durable.
+        self.saver = DjangoCheckpointSaver(
+            lease=self.lease, durability=_durability(),
+            synchronous_commit=_synchronous_commit(),
+        )
         try:
             self.graph = get_graph(self.run.thread.graph_name).with_checkpoint_saver(self.saver)
             if self.graph.store is None:
@@ -246,6 +251,12 @@ def _durability() -> str:
     work the GIL would serialize with the next superstep anyway (measured slower)."""
     default = "async" if connection.vendor == "postgresql" else "sync"
     return str(getattr(settings, "STEPWISE_CHECKPOINT_DURABILITY", default))
+
+
+def _synchronous_commit() -> bool:
+    """Whether the write-behind puts wait for PostgreSQL's WAL flush: off unless
+    STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT (see docs/deployment.md, "Checkpoint commits")."""
+    return bool(getattr(settings, "STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT", False))
 
 
 class _AnswersArrived(Exception):  # noqa: N818 - a signal to keep running, not an error

@@ -18,6 +18,10 @@ exactly like a crash during it), and a failed write (a lost lease) stops the run
 put, before any later superstep is written. Each write is its own statement/transaction, with
 the lease fence inside it, exactly as a synchronous put.
 
+On PostgreSQL those commits may skip the WAL flush (`synchronous_commit=False`, a worker's
+default): a crash of the server can then also lose the puts of its last few hundred ms, and
+`SendAhead.make_durable` waits for the flush where that matters (before a side effect).
+
 Writers are kept per (calling thread, database alias), so savers on one thread share one
 connection and one order of writes. The worker closes its writer when a run execution ends
 (`DjangoCheckpointSaver.close`), as its heartbeat thread's connection goes with the run;
@@ -107,7 +111,14 @@ class WriteBehind:
 class SendAhead:
     """PostgreSQL's writer: no thread; `submit` sends the job's statement on the private
     connection (`job.send(connection)` returns the function that collects its outcome) and
-    `wait` collects it. The same contract as `WriteBehind`: at most one job in flight."""
+    `wait` collects it. The same contract as `WriteBehind`: at most one job in flight.
+
+    A job may commit without waiting for the WAL flush (`synchronous_commit` off for its own
+    transaction, `checkpoint_sql.put_job`): the commit is visible and survives this process
+    dying, but a crash of the server itself can lose it until the server's WAL writer
+    flushes it (within 3 x `wal_writer_delay`, 600 ms by default) or any later synchronous
+    commit on the cluster does (WAL is flushed in order). `make_durable` waits for that
+    flush."""
 
     def __init__(self, connect: Callable[[], Any], name: str) -> None:
         self._connect = connect
@@ -122,17 +133,36 @@ class SendAhead:
     def submit(self, job: Any, owner: Any) -> None:
         if self._collect is not None:
             raise RuntimeError("collect the write in flight (wait()) before submitting another")
-        if self._connection is not None and server_spoke(self._connection):
-            self._connection = _close(self._connection)
-        if self._connection is None:
-            self._connection = self._connect()
+        connection = self._ready()
         try:
-            self._collect = job.send(self._connection)
+            self._collect = job.send(connection)
         except BaseException:
             # Part of the statement may be on the wire: the connection is not reusable.
             self._connection = _close(self._connection)
             raise
         self.owner = owner
+
+    def make_durable(self) -> None:
+        """Return once every job collected so far survives a crash of the server too: a
+        transaction that writes one WAL record (a logical-decoding message, prefix
+        "stepwise"; no table is touched) and commits synchronously, which flushes the WAL up
+        to it, every earlier commit included. Collect the job in flight first."""
+        if self._collect is not None:
+            raise RuntimeError("collect the write in flight (wait()) before making it durable")
+        connection = self._ready()
+        try:
+            connection.execute(_DURABLE_SQL)
+        except BaseException:
+            self._connection = _close(self._connection)
+            raise
+
+    def _ready(self) -> Any:
+        """The connection, replaced first if the server ended it while it was idle."""
+        if self._connection is not None and server_spoke(self._connection):
+            self._connection = _close(self._connection)
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
 
     def wait(self) -> Any:
         collect, self._collect, self.owner = self._collect, None, None
@@ -154,6 +184,12 @@ class SendAhead:
 
 
 Writer = WriteBehind | SendAhead
+
+# `synchronous_commit` set for this statement's own transaction only.
+_DURABLE_SQL = (
+    "SELECT set_config('synchronous_commit', 'on', true),"
+    " pg_logical_emit_message(true, 'stepwise', 'durable')"
+)
 
 
 def server_spoke(connection: Any) -> bool:

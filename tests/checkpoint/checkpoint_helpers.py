@@ -44,8 +44,8 @@ def make_saver(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> Base
     # The async twins use asgiref's executor thread; close its connection so the test
     # database can be dropped at the end (PostgreSQL refuses while a session is open).
     request.addfinalizer(lambda: asyncio.run(sync_to_async(connections.close_all)()))
-    if kind == "django-write-behind":
-        return DjangoCheckpointSaver(durability="async")
+    if kind == "django-write-behind":  # as a worker runs it on PostgreSQL
+        return DjangoCheckpointSaver(durability="async", synchronous_commit=False)
     return DjangoCheckpointSaver()
 
 

@@ -298,3 +298,104 @@ def test_reads_stay_right_after_psycopg_deallocates_every_prepared_statement() -
     finally:
         raw.prepare_threshold = threshold
     assert after is not None and after.checkpoint.id == before.checkpoint.id
+
+
+def _postgresql() -> Any:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    return connection
+
+
+def _show_synchronous_commit(connection: Any) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+
+def test_a_put_skips_the_wal_flush_for_its_own_transaction_only() -> None:
+    """synchronous_commit=False is set by the put's own statement, for its transaction: a
+    pooler that hands the session to other clients (PgBouncer in transaction mode) carries
+    nothing over to their commits."""
+    from datetime import UTC, datetime
+
+    from django.db import transaction
+
+    from orchestration.checkpoint import Checkpoint, CheckpointMetadata, storage
+    from orchestration.checkpoint.base import new_checkpoint_id
+    from orchestration.runtime import checkpoint_sql
+
+    connection = _postgresql()
+    cid = new_checkpoint_id()
+    checkpoint = Checkpoint(
+        id=cid, ts=datetime.now(UTC), values={"x": 1}, versions={"x": cid}, next=(), internal={}
+    )
+    metadata = CheckpointMetadata(source="input", step=-1, writes={}, extra={})
+    encoded = storage.encode_checkpoint(
+        "own-tx", None, checkpoint, metadata, storage.ValueCache(), inline_max=0
+    )
+    seen = []
+    for synchronous_commit in (True, False):
+        with transaction.atomic():  # the put's transaction, left open to look inside it
+            job = checkpoint_sql.put_job(
+                connection, encoded, written_by=[], created_at=checkpoint.ts, user_id=None,
+                reason="", fence=None, parent_pk=None, synchronous_commit=synchronous_commit,
+            )
+            assert job(connection.connection) is not None
+            seen.append(_show_synchronous_commit(connection))
+        seen.append(_show_synchronous_commit(connection))
+    assert seen == ["on", "on", "off", "on"]
+
+
+def test_a_worker_commits_its_puts_without_the_wal_flush_unless_configured(settings: Any) -> None:
+    from orchestration.runtime.tasks import _synchronous_commit
+
+    assert _synchronous_commit() is False  # the default (config/settings.py)
+    settings.STEPWISE_CHECKPOINT_SYNCHRONOUS_COMMIT = True
+    assert _synchronous_commit() is True
+    with pytest.raises(TypeError, match="synchronous_commit must be a bool"):
+        DjangoCheckpointSaver(durability="async", synchronous_commit="off")  # type: ignore[arg-type]
+
+
+def test_the_superstep_before_a_side_effect_node_is_on_disk_when_it_runs() -> None:
+    """With synchronous_commit off a put's commit returns before its WAL is flushed; the
+    engine's `flush_durable` before a side-effect node must flush it: the commit record of
+    the superstep before `pay` lies below the WAL flush position `pay` sees."""
+    connection = _postgresql()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        except Exception:  # noqa: BLE001 - not installed, or not allowed to install it
+            pytest.skip("pg_walinspect is needed to read the WAL's commit records")
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+        start = cursor.fetchone()[0]
+    flushed_when_paying: list[str] = []
+
+    def on_pay() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_wal_flush_lsn()")
+            flushed_when_paying.append(cursor.fetchone()[0])
+
+    _, lease = leased_run("on-disk")
+    saver = DjangoCheckpointSaver(lease=lease, durability="async", synchronous_commit=False)
+    graph = _pay_graph(lambda: None, [], on_pay=on_pay).with_checkpoint_saver(saver)
+    graph.invoke({}, CheckpointConfig("on-disk"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_logical_emit_message(true, 'test', '')")  # flushes the WAL
+        cursor.execute(
+            """
+            SELECT w.end_lsn, w.end_lsn <= %s::pg_lsn
+            FROM orchestration_checkpoint c
+            JOIN orchestration_thread t ON t.id = c.thread_id
+            JOIN pg_get_wal_records_info(%s::pg_lsn, pg_current_wal_flush_lsn()) w
+              ON w.xid = c.xmin AND w.resource_manager = 'Transaction'
+             AND w.record_type = 'COMMIT'
+            WHERE t.thread_id = 'on-disk' AND c.next = '["pay"]'
+            """,
+            [flushed_when_paying[0], start],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == 1, rows  # the put of the superstep before `pay`, committed once
+    commit_end, on_disk = rows[0]
+    assert on_disk, f"committed up to {commit_end}, flushed up to {flushed_when_paying[0]}"
