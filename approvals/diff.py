@@ -29,9 +29,7 @@ class FieldChange:
         return self.kind != "unchanged"
 
 
-def diff_states(
-    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
-) -> list[FieldChange]:
+def diff_states(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[FieldChange]:
     """Compare two states field by field, in a stable order (new's fields first, then removed).
 
     A list that only grew at its end is reported as "appended" with just the new items, which
@@ -74,8 +72,21 @@ def _is_append(before: Any, after: Any) -> bool:
     )
 
 
+# Values decoded from JSON (every review's data, most state) are only these types: checked by
+# identity first, they skip the isinstance chain below (an ABC check per value for Mapping),
+# which was most of the API's review list in its profile. Subclasses take the chain.
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def to_jsonable(value: Any) -> Any:
     """A JSON-compatible rendering of a state value (for display and for editing as JSON)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): to_jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [to_jsonable(v) for v in value]
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Mapping):
@@ -119,8 +130,10 @@ def _pretty(value: Any, level: int) -> str:
         return json.dumps(value, ensure_ascii=False)
     pad = "  " * (level + 1)
     if isinstance(value, dict):
-        items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, level + 1)}"
-                 for k, v in value.items()]
+        items = [
+            f"{pad}{json.dumps(k, ensure_ascii=False)}: {_pretty(v, level + 1)}"
+            for k, v in value.items()
+        ]
         return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
     items = [f"{pad}{_pretty(v, level + 1)}" for v in value]
     return "[\n" + ",\n".join(items) + "\n" + "  " * level + "]"

@@ -12,11 +12,11 @@ instances are the ORM's.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 from orchestration.runtime.rowread import instance
@@ -73,10 +73,23 @@ def _field_converters(model: type[Model], name: str, vendor: str) -> tuple[Any, 
         connection)), col)
 
 
+def field_converter(model: type[Model], name: str) -> Callable[[Any], Any]:
+    """A function turning a value of `model`'s field `name`, as read from this database, into
+    what the ORM makes of it (a timestamp aware on SQLite, ...). Looked up once per column of a
+    statement's rows, not once per value: the lookup (the connection, through its
+    thread-local proxy) cost more than converting."""
+    conn = connections[DEFAULT_DB_ALIAS]  # this thread's, as `connection` proxies it
+    converters, col = _field_converters(model, name, conn.vendor)
+
+    def convert(value: Any) -> Any:
+        for step in converters:
+            value = step(value, col, conn)
+        return value
+
+    return convert
+
+
 def field_value(model: type[Model], name: str, value: Any) -> Any:
     """`value` of `model`'s field `name` as read from this database, converted as the ORM
-    converts it (a timestamp aware on SQLite, ...)."""
-    converters, col = _field_converters(model, name, connection.vendor)
-    for convert in converters:
-        value = convert(value, col, connection)
-    return value
+    converts it."""
+    return field_converter(model, name)(value)

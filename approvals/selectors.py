@@ -247,12 +247,11 @@ def review_rows(f: InboxFilter, after: tuple[dt.datetime, int] | None,
                        "ORDER BY r.created_at, r.id LIMIT %s", [*params, limit])
         rows = cursor.fetchall()
 
-    def value(name: str, raw: Any) -> Any:
-        return rowread.field_value(ReviewRequest, name, raw)
-
+    payload_of, created_of, due_of = (rowread.field_converter(ReviewRequest, name)
+                                      for name in ("payload", "created_at", "due_at"))
     return [ReviewRow(pk=pk, thread=ThreadRef(thread_id), status=status, title=title,
-                      kind=kind, payload=value("payload", payload), assignee=assignee,
-                      created_at=value("created_at", created), due_at=value("due_at", due))
+                      kind=kind, payload=payload_of(payload), assignee=assignee,
+                      created_at=created_of(created), due_at=due_of(due))
             for pk, thread_id, status, title, kind, payload, assignee, created, due in rows]
 
 

@@ -258,7 +258,9 @@ else:
 
 # Sessions: every request reads its session. With Redis they are read from it and written
 # through to the database (cached_db: a Redis restart logs nobody out), which saves a query on
-# every page; without it (or in tests, which keep their database isolation) from the database.
+# every page; without it (or in tests, which keep their database isolation) from the database,
+# by a fixed statement (config.sessions).
+SESSION_ENGINE = "config.sessions"
 if REDIS_URL and not TESTING:
     CACHES = {
         "default": {

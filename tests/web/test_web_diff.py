@@ -48,5 +48,20 @@ def test_int_replaced_by_equal_float_is_a_change():
 
 def test_values_render_as_json_compatible_data():
     assert to_jsonable({"amount": Decimal("1.50"), "tags": {"b", "a"}}) == {
-        "amount": "1.50", "tags": ["a", "b"]
+        "amount": "1.50",
+        "tags": ["a", "b"],
     }
+
+
+def test_plain_json_and_its_subclasses_render_alike():
+    # plain dicts and lists take a fast path; their subclasses and other keys the general one
+    class Text(str):
+        pass
+
+    class Record(dict):
+        pass
+
+    value = {1: [True, None, 2.5, {"d": Decimal("2")}], "s": Text("x"), "r": Record(k=(1,))}
+    rendered = to_jsonable(value)
+    assert rendered == {"1": [True, None, 2.5, {"d": "2"}], "s": "x", "r": {"k": [1]}}
+    assert type(rendered["s"]) is Text  # a str already: kept as it is, as before
