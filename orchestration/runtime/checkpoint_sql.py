@@ -33,7 +33,7 @@ import struct
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -812,9 +812,8 @@ def _sqlite_put_job(
         finally:
             cursor.close()
 
-    params = (cid, checkpoint_ns, *row, thread_id)
-    if fence is not None:
-        params = (*params, fence.run_id, fence.token)
+    fenced = () if fence is None else (fence.run_id, fence.token)
+    params = (thread_id, *fenced, cid, checkpoint_ns, thread_id, *row)
     return SqlitePut(
         params, fence is not None, blobs, sqlite_job, fast=user_id is None,
     )
@@ -877,7 +876,12 @@ def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], st
 def _to_text_in(zone: Any) -> Callable[[datetime], str]:
     def to_text(value: datetime) -> str:
         tz = value.tzinfo
-        if tz is zone:  # the usual put: a UTC ts, a UTC connection; no conversion to make
+        if tz is UTC and zone is UTC:
+            # The usual put: a UTC ts, a UTC connection. The text of a UTC datetime ends in
+            # "+00:00": cut off, it is the naive value's text, for half the cost of
+            # `replace(tzinfo=None)` (~10k instructions, a keyword-argument parse) and `str`.
+            return str(value)[:-6]
+        if tz is zone:
             return str(value.replace(tzinfo=None))
         if tz is not None:
             value = value.astimezone(zone).replace(tzinfo=None)

@@ -4,7 +4,10 @@ by migration 0009's trigger, and the general path for everything else."""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from checkpoint_helpers import SyncOps, Writer
@@ -110,11 +113,12 @@ def test_the_fenced_statement_alone_refuses_a_stale_lease() -> None:
     before = models.Checkpoint.objects.count()
     raw = connection.connection
     cid = new_checkpoint_id()
-    values = (cid, "", None, 1, "loop", "[]", "{}", b"", b"", "{}", "[]",
-              "2026-01-01 00:00:00", "", None, "direct")
-    assert raw.execute(put.INSERT_FENCED, (*values, run.pk, "another token")).rowcount == 0
+    values = (cid, "", "direct", None, 1, "loop", "[]", "{}", b"", b"", "{}", "[]",
+              "2026-01-01 00:00:00", "", None)
+    with pytest.raises(sqlite3.IntegrityError, match=put.REFUSED):
+        raw.execute(put.INSERT_FENCED, ("direct", run.pk, "another token", *values))
     assert models.Checkpoint.objects.count() == before
-    assert raw.execute(put.INSERT_FENCED, (*values, run.pk, "token")).rowcount == 1
+    assert raw.execute(put.INSERT_FENCED, ("direct", run.pk, "token", *values)).rowcount == 1
     assert _head("direct") == cid
 
 
@@ -180,3 +184,35 @@ def test_checkpoint_insert_moves_the_head_on_sqlite() -> None:
         created_at="2026-01-01T00:00Z",
     )
     assert _head("orm") == "0001"
+
+
+def test_the_one_statement_writes_the_row_without_a_temporary_table() -> None:
+    # SQLite runs an `INSERT ... SELECT` into a table with a row trigger through a temporary
+    # table (opened, filled, read back and closed at every put); one row of VALUES is
+    # written straight to the table.
+    from orchestration.runtime.sqlite_backend import put
+
+    connection.ensure_connection()
+    for sql in (put.INSERT, put.INSERT_FENCED):
+        program = connection.connection.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))
+        opcodes = {row[1] for row in program}
+        assert "Insert" in opcodes
+        assert "OpenEphemeral" not in opcodes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 12, 4, 16, 32, 37, 701960, tzinfo=UTC),
+        datetime(2026, 12, 4, 16, 32, 37, tzinfo=UTC),  # no microseconds: none written
+        datetime(2026, 12, 4, 16, 32, 37, 5),
+        datetime(2026, 12, 4, 17, 32, 37, 5, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 12, 4, 16, 32, 37, 5, tzinfo=ZoneInfo("America/New_York")),
+    ],
+)
+def test_the_puts_created_at_text_is_djangos(value: datetime) -> None:
+    from orchestration.runtime.checkpoint_sql import _sqlite_datetime
+
+    connection.ensure_connection()
+    expected = connection.ops.adapt_datetimefield_value(value)
+    assert _sqlite_datetime(connection)(value) == expected

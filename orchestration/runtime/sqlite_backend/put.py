@@ -1,6 +1,6 @@
-"""The Django saver's put on SQLite as ONE statement: an `INSERT ... SELECT` of the checkpoint
-row that selects nothing unless the run's lease still holds (the fence) and the thread's row
-exists, and whose trigger (migration 0009) moves the thread's head. In autocommit it is its
+"""The Django saver's put on SQLite as ONE statement: an `INSERT` of the checkpoint row whose
+thread is NULL, hence refused, unless the run's lease still holds (the fence) and the thread's
+row exists, and whose trigger (migration 0009) moves the thread's head. In autocommit it is its
 own transaction: no BEGIN, no COMMIT, no separate fence or head statements.
 
 Why the fence may be a read here (on PostgreSQL it is an UPDATE): SQLite takes the database's
@@ -11,10 +11,11 @@ insert: the check and the write are one atomic step, as the fence's UPDATE was i
 IMMEDIATE. What no longer happens per put is the run's `heartbeat_at` being set (one WAL page
 per commit): the lease's heartbeat thread sets it, every third of the lease.
 
-Zero rows inserted means the fence refused or the thread has no row yet (a thread's first
-put); a unique-key refusal means this checkpoint id is stored already. Both take the general
-path (`general`: the fence as an UPDATE, the thread's upsert, the upsert of the row) in a
-transaction, which tells the two apart and writes nothing when the fence refuses. New field
+A NULL thread refused by its NOT NULL column means the fence refused or the thread has no
+row yet (a thread's first put); a unique-key refusal means this checkpoint id is stored
+already. Both take the general path (`general`: the fence as an UPDATE, the thread's upsert,
+the upsert of the row) in a transaction, which tells the two apart and writes nothing when
+the fence refuses. New field
 versions too big to stay in the row (`FieldVersion` rows) go in the same transaction as the
 insert, after it.
 """
@@ -40,21 +41,27 @@ _COLUMNS = (
     "source, next, versions, internal, writes, extra, written_by, created_at, reason, vals, "
     "created_by_id) "
 )
-# Parameters: the checkpoint id, namespace, parent's id, step, source, next, versions,
-# internal, writes, extra, written_by, created_at, reason, vals, the thread id; then (fenced)
-# the run id and the lease token. (All SQL here is built from the models' table names,
-# constants, never from input: hence the S608 exemptions.)
-_SELECT = (
-    f"SELECT t.id, ?, ?, (SELECT p.id FROM {CHECKPOINT} p WHERE p.thread_id = t.id "  # noqa: S608
-    "AND p.checkpoint_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL "
-    f"FROM {THREAD} t WHERE t.thread_id = ?"
-)
+# One row of VALUES, not `INSERT ... SELECT`: SQLite runs an INSERT ... SELECT into a table
+# with a row trigger (the head's) through a temporary table, opened, filled, read and closed
+# at every put (~30k instructions, a sixth of the statement). The thread's pk is a scalar
+# subquery, NULL when the thread has no row yet or (fenced) the lease does not hold, and the
+# NOT NULL column then refuses the row (`REFUSED`); the parent's row is looked up by its
+# checkpoint id under the same thread.
+# Parameters: the thread id, (fenced) the run id and the lease token; the checkpoint id,
+# namespace, the thread id again, the parent's id, step, source, next, versions, internal,
+# writes, extra, written_by, created_at, reason, vals. (All SQL here is built from the
+# models' table names, constants, never from input: hence the S608 exemptions.)
+_THREAD_PK = f"(SELECT t.id FROM {THREAD} t WHERE t.thread_id = ?"  # noqa: S608
 _FENCE = (
     f" AND EXISTS (SELECT 1 FROM {RUN} r WHERE r.id = ? AND r.lease_token = ? "  # noqa: S608
     "AND r.status = 'running')"
 )
-INSERT = _COLUMNS + _SELECT
-INSERT_FENCED = _COLUMNS + _SELECT + _FENCE
+_VALUES = (
+    f", ?, ?, (SELECT p.id FROM {CHECKPOINT} p WHERE p.thread_id = {_THREAD_PK}) "  # noqa: S608
+    "AND p.checkpoint_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+)
+INSERT = f"{_COLUMNS}VALUES ({_THREAD_PK}){_VALUES}"
+INSERT_FENCED = f"{_COLUMNS}VALUES ({_THREAD_PK}{_FENCE}){_VALUES}"
 # A new field version too big for the row, under the thread of the row just inserted.
 BLOB = (
     f"INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data) "  # noqa: S608
@@ -62,6 +69,8 @@ BLOB = (
     "ON CONFLICT (thread_id, field, version) DO NOTHING"
 )
 TAKEN = f"UNIQUE constraint failed: {CHECKPOINT}.thread_id, {CHECKPOINT}.checkpoint_id"
+# No thread row, or the fence refused: the thread's pk came out NULL.
+REFUSED = f"NOT NULL constraint failed: {CHECKPOINT}.thread_id"
 
 Job = Callable[[Any], "int | None"]
 
@@ -111,11 +120,9 @@ class SqlitePut:
         try:
             cursor = raw.execute(self.sql, self.params)
         except sqlite3.IntegrityError as error:
-            if TAKEN not in str(error):
+            if str(error) not in (TAKEN, REFUSED):
                 raise
-            return None  # SQLite undid this statement only: the general path upserts
-        if cursor.rowcount != 1:
-            return None
+            return None  # SQLite undid this statement only: the general path tells which
         return int(cursor.lastrowid)
 
     def _in_transaction(self, raw: Any) -> int | None:
