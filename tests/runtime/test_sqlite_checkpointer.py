@@ -143,3 +143,48 @@ def test_the_checkpoint_connection_is_kept_until_the_file_is_replaced(tmp_path: 
     finally:
         writer.close()
         checkpointer._close()
+
+
+# The fork is the point: a process with a checkpointer thread, forked (as a worker forks).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_checkpoints_with_its_own_thread_and_gate(tmp_path: Path) -> None:
+    """A child forked after writes has no copy of its parent's checkpointer thread, and
+    shares its parent's gate descriptor (hence its flock): its first write starts its own
+    thread and opens its own descriptor, noticed at the fork, not by a getpid() per write."""
+    from orchestration.runtime.sqlite_backend.gate import gate_for
+
+    path = tmp_path / "forked.sqlite3"
+    writer = _wal_file(path)
+    checkpointer = checkpointer_for(os.path.realpath(path))
+    gate = gate_for(str(path))
+    assert gate is not None
+    try:
+        assert gate.acquire(1.0)
+        gate.release()
+        checkpointer.note_write()
+        parents = (checkpointer._thread, gate._fd)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                assert checkpointer._thread is None and gate._fd is None
+                assert gate.acquire(1.0)
+                gate.release()
+                conn = sqlite3.connect(path)
+                conn.execute("INSERT INTO t VALUES (1)")
+                conn.commit()
+                checkpointer.note_write()
+                deadline = time.monotonic() + 10
+                while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                fresh = checkpointer._thread not in (None, parents[0])
+                code = 0 if fresh and gate._fd != parents[1] and checkpointer.checkpoints else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert (checkpointer._thread, gate._fd) == parents  # the parent's are untouched
+        assert _rows_in(path) == 1  # the child's checkpoint copied its row into the file
+    finally:
+        writer.close()
+        checkpointer._close()

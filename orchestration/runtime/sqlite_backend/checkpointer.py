@@ -41,7 +41,6 @@ class WalCheckpointer:
         self.path = path
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         # the checkpoint connection, kept while the file it opened is the file at `path`
         self._conn: sqlite3.Connection | None = None
         self._file: tuple[int, int] | None = None
@@ -49,20 +48,23 @@ class WalCheckpointer:
 
     def note_write(self) -> None:
         """A write transaction ended: checkpoint soon."""
-        if self._thread is None or self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         if not self._wake.is_set():
             self._wake.set()
 
+    def _forget_parent(self) -> None:
+        """In a forked child: no copy of the parent's thread runs here, and the parent's
+        connection is left alone (SQLite's are not to cross a fork); the next write starts
+        the child's own. (Called at the fork, so writes need no getpid() to notice it.)"""
+        self._thread = None
+        self._conn = self._file = None
+        self._wake = threading.Event()
+
     def _start(self) -> None:
         with _LOCK:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return
-            # A forked child has no copy of its parent's thread: it starts its own, and
-            # leaves its parent's connection alone (SQLite's are not to cross a fork).
-            self._conn = self._file = None
-            self._wake = threading.Event()
-            self._pid = os.getpid()
             self._thread = threading.Thread(
                 target=self._run, name=f"sqlite-checkpoint {os.path.basename(self.path)}",
                 daemon=True,
@@ -118,6 +120,16 @@ class WalCheckpointer:
         conn, self._conn, self._file = self._conn, None, None
         if conn is not None:
             conn.close()
+
+
+def _after_fork() -> None:
+    global _LOCK
+    _LOCK = threading.Lock()  # a thread that held it in the parent does not exist here
+    for checkpointer in _CHECKPOINTERS.values():
+        checkpointer._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def checkpointer_for(path: str) -> WalCheckpointer:

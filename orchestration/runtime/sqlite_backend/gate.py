@@ -42,7 +42,6 @@ class WriteGate:
         self.path = path + ".writelock"
         self._threads = threading.Lock()
         self._fd: int | None = None
-        self._fd_pid = 0
 
     def acquire(self, timeout: float) -> bool:
         """Wait (up to `timeout` seconds for this process's other writers, then for the
@@ -66,10 +65,10 @@ class WriteGate:
 
     def _descriptor(self) -> int:
         # A forked child shares its parent's open file description, hence its flock: it
-        # opens its own. O_CLOEXEC: a process we start must not hold ours.
-        if self._fd is None or self._fd_pid != os.getpid():
+        # opens its own (`_after_fork` forgets the parent's; no getpid() per write).
+        # O_CLOEXEC: a process we start must not hold ours.
+        if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._fd_pid = os.getpid()
         return self._fd
 
 
