@@ -11,8 +11,8 @@ of the write itself building six statements. Here:
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
 - **SQLite**: the usual put is also ONE statement in autocommit (`sqlite_backend/put.py`):
-  an `INSERT ... SELECT` of the checkpoint row that selects nothing unless the lease holds,
-  the thread's head moved by a trigger (migration 0009). What a commit costs is mostly the
+  an `INSERT` of the checkpoint row that SQLite refuses unless the lease holds, the
+  thread's head moved by a trigger (migration 0009). What a commit costs is mostly the
   pages it writes to the WAL, so it touches as few as it can: the checkpoint row with its
   small new field versions inside it (`Checkpoint.vals`, no `FieldVersion` row), its index
   entries and the thread's row; the run's row is only read. A thread's first put, an id

@@ -3,7 +3,7 @@ inserted into `orchestration_checkpoint` with an empty namespace sets its thread
 `head_checkpoint_id`, in the inserting statement.
 
 Why: the Django saver's put on SQLite is then ONE statement in autocommit (an
-`INSERT ... SELECT` that also checks the run's lease), its own transaction, instead of
+`INSERT` that also checks the run's lease), its own transaction, instead of
 BEGIN IMMEDIATE, the fence, the head update, the insert and COMMIT (`sqlite_backend/put.py`).
 Every reader of `head_checkpoint_id` (approvals, the tree view, retention's export, the admin)
 reads the same column as before. A subgraph's checkpoint (namespace not empty) never moves

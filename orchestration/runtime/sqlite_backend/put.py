@@ -43,7 +43,7 @@ _COLUMNS = (
 )
 # One row of VALUES, not `INSERT ... SELECT`: SQLite runs an INSERT ... SELECT into a table
 # with a row trigger (the head's) through a temporary table, opened, filled, read and closed
-# at every put (~30k instructions, a sixth of the statement). The thread's pk is a scalar
+# at every put (~27k instructions, a fifth of the statement). The thread's pk is a scalar
 # subquery, NULL when the thread has no row yet or (fenced) the lease does not hold, and the
 # NOT NULL column then refuses the row (`REFUSED`); the parent's row is looked up by its
 # checkpoint id under the same thread.
