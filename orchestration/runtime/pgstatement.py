@@ -66,9 +66,7 @@ class PgStatement:
         ).encode()
         self.keys = tuple(keys)
         self.scalar_keys = tuple(scalars)
-        self.arrays = tuple(
-            (key, pg_types[types[key].removesuffix("[]")].oid) for key in arrays
-        )
+        self.arrays = tuple((key, pg_types[types[key].removesuffix("[]")].oid) for key in arrays)
         oids = []
         for key in keys:
             name = types[key]
@@ -99,7 +97,10 @@ class PgStatement:
             )
         else:
             pgconn.send_query_params(
-                self.sql, values, param_types=self.oids, param_formats=entry.formats,
+                self.sql,
+                values,
+                param_types=self.oids,
+                param_formats=entry.formats,
                 result_format=result_format,
             )
         _flush(pgconn)
