@@ -747,7 +747,16 @@ _PG_ROW = (
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
     "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s"
 )
-_PG_LATEST = f"{_PG_ROW} ORDER BY c.checkpoint_id DESC LIMIT 1"
+# The latest row is chosen first and only its pending writes are aggregated: with the
+# ORDER BY ... LIMIT outside, PostgreSQL aggregated the writes of every checkpoint of the
+# thread before sorting (a 404-checkpoint thread: 9-12 ms, 0.9 ms this way).
+_PG_LATEST = (
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"FROM (SELECT c.* FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s "
+    "ORDER BY c.checkpoint_id DESC LIMIT 1) c "
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW}"
+)
 _PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
 
 
