@@ -42,6 +42,7 @@ from django.db import connection  # noqa: E402
 
 from approvals.actions import DecisionInput, do_decide  # noqa: E402
 from approvals.models import ReviewRequest  # noqa: E402
+from bench import pgstatements  # noqa: E402
 from orchestration.runtime.management.commands.stepwise_worker import WakingWorker  # noqa: E402
 from orchestration.runtime.runs import start_thread  # noqa: E402
 from orchestration.runtime.write_behind import close_writers  # noqa: E402
@@ -91,9 +92,25 @@ def backends_cpu_ms() -> dict[int, float]:
     return cpu
 
 
-def drain(worker: WakingWorker) -> tuple[int, float, float, dict[str, int]]:
-    """Execute every ready task; (executions, CPU s, wall s, database deltas)."""
+def statements_reset() -> None:
+    with connection.cursor() as cursor:
+        for sql in pgstatements.RESET:
+            cursor.execute(sql)
+
+
+def statements_add(found: dict[str, list[float]]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(pgstatements.READ)
+        pgstatements.add(found, cursor.fetchall())
+
+
+def drain(worker: WakingWorker, statements: dict[str, list[float]] | None = None
+          ) -> tuple[int, float, float, dict[str, int]]:
+    """Execute every ready task; (executions, CPU s, wall s, database deltas). With
+    `statements`, add the window's pg_stat_statements to it."""
     time.sleep(0.7)  # the statistics collector flushes at most every 0.5-1 s
+    if statements is not None:
+        statements_reset()
     before = db_stats()
     pg_before = backends_cpu_ms()
     t0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
@@ -108,6 +125,8 @@ def drain(worker: WakingWorker) -> tuple[int, float, float, dict[str, int]]:
         # before the write-behind connection closes: its backend's CPU goes with it
         pg_after = backends_cpu_ms()
     close_writers()  # as the worker does when it goes idle
+    if statements is not None:
+        statements_add(statements)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     t1 = os.times()
     sys_share = (t1.system - t0.system) / max(cpu, 1e-9)
@@ -123,6 +142,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--migrate", action="store_true")
+    parser.add_argument("--statements", type=Path, metavar="JSON",
+                        help="write the warm rounds' pg_stat_statements, per review cycle, "
+                        "here (see bench/pgstatements.py)")
     args = parser.parse_args()
     if args.migrate:
         call_command("migrate", verbosity=0)
@@ -133,6 +155,7 @@ def main() -> None:
                           backend_name="default", startup_delay=False, max_tasks=None,
                           worker_id="bench-worker-cpu", excluded_queue_names=[])
     rows = []
+    found: dict[str, list[float]] = {}
     base = int(time.time()) % 100_000 * 100
     for rnd in range(args.rounds):
         threads = [start_thread("expense", expense(base + rnd * 1000 + i), user=user,
@@ -142,7 +165,7 @@ def main() -> None:
                 for review in ReviewRequest.objects.filter(thread__in=threads,
                                                            status__in=ReviewRequest.OPEN):
                     do_decide(user, review, DecisionInput(action="approve"))
-            n, cpu, wall, db = drain(worker)
+            n, cpu, wall, db = drain(worker, found if args.statements and rnd else None)
             per = len(threads)
             rows.append({"round": rnd, "phase": phase, "tasks": n,
                          "cpu_ms_per_run": cpu * 1000 / per, "wall_ms_per_run": wall * 1000 / per,
@@ -160,6 +183,10 @@ def main() -> None:
         print(f"warm rounds, worker CPU-ms: start {start:.1f} (the run and its review's email "
               f"task), resume {resume:.1f}; per review cycle {start + resume:.1f}; "
               f"PostgreSQL backends {pg:.1f}")
+    if args.statements:
+        per = pgstatements.per_cycle(found, args.runs * (args.rounds - 1))
+        args.statements.write_text(json.dumps(per, indent=1))
+        print(f"warm rounds, statements per review cycle: {per['per_cycle']}")
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import pgstatements
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 BIN = Path(PY).parent
@@ -156,6 +158,17 @@ class CpuSampler:
             "SELECT pg_database_size(%s), pg_current_wal_lsn() - '0/0'::pg_lsn",
             [self.db_name]).fetchone()
         return {"db": int(size), "wal": int(wal)}
+
+    def statements_reset(self) -> None:
+        for sql in pgstatements.RESET:
+            self.pg.execute(sql)
+
+    def statements(self) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        with self.pg.cursor() as cursor:  # READ names the database of the connection
+            cursor.execute(pgstatements.READ)
+            pgstatements.add(found, cursor.fetchall())
+        return found
 
     def close(self) -> None:
         self.stop.set()
@@ -301,6 +314,9 @@ def main() -> None:
         "LOAD_REDIS_URL", "redis://127.0.0.1:6379/5"))
     parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
                         help="also record a py-spy profile of one server process")
+    parser.add_argument("--statements", type=Path, metavar="JSON",
+                        help="write pg_stat_statements of the window, per cycle, here (the "
+                        "server must load pg_stat_statements, with track_planning for plans)")
     parser.add_argument("--max-seconds", type=float, default=300,
                         help="close the window after this long even if --cycles were not made")
     parser.add_argument("--keep", action="store_true", help="keep the state directory")
@@ -372,6 +388,8 @@ def main() -> None:
                 raise SystemExit(f"locust stopped early: see {state / 'locust.log'}")
             time.sleep(0.05)
         t0, wall0 = time.monotonic(), datetime.now(UTC)
+        if args.statements:
+            sampler.statements_reset()
         cpu0 = sampler.snapshot()
         bytes0 = sampler.pg_bytes()
         spies = []
@@ -400,6 +418,7 @@ def main() -> None:
         t1, wall1 = time.monotonic(), datetime.now(UTC)
         cpu1 = sampler.snapshot()
         bytes1 = sampler.pg_bytes()
+        statements = sampler.statements() if args.statements else {}
         try:
             locust.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -450,6 +469,10 @@ def main() -> None:
                                for k in bytes0},
         "loadavg_1m": os.getloadavg()[0],
     }
+    if args.statements:
+        found = pgstatements.per_cycle(statements, cycles)
+        result["statements_per_cycle"] = found["per_cycle"]
+        args.statements.write_text(json.dumps(found, indent=1))
     if args.py_spy:
         result["py_spy_profiles"] = sorted(str(p) for p in state.glob("profile-*.txt"))
     print(json.dumps(result, indent=1))

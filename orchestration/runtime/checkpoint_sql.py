@@ -26,11 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import select
 import sqlite3
-import struct
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +40,7 @@ from django.utils import timezone
 
 from orchestration.checkpoint.storage import Blob, EncodedPut, WriteRecord
 from orchestration.checkpoint.storage.inline import pack_inline, unpack_inline
-from orchestration.runtime import models
+from orchestration.runtime import models, pgstatement
 from orchestration.runtime.sqlite_backend.put import SqlitePut
 
 RUN = models.Run._meta.db_table
@@ -245,57 +241,12 @@ def _sql(kind: str, vendor: str, fenced: bool) -> str:
 
 
 def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
-    """Run `sql` on Django's connection as a server-side prepared statement; its one row."""
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:
-        return _pg_row(connection.connection, sql, params)
+    """Run `sql` on Django's connection as a server-side prepared statement; its one row.
 
+    Django's cursors would have the server parse and plan the long CTE statements on every
+    call; prepared (`pgstatement`), each is planned once per connection."""
+    return pgstatement.one(connection, _pg_statement(sql), params)
 
-def _pg_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
-    """Run `sql` on the psycopg connection `raw` as a server-side prepared statement and
-    return its one row (None if it returned none).
-
-    Django's cursors bind parameters client-side (for connection poolers), so the server
-    parses and plans the long CTE statement on every call; prepared, it is planned once per
-    connection. Behind a transaction-mode pooler that cannot carry prepared statements
-    (PgBouncer before 1.21), set `STEPWISE_PREPARED_STATEMENTS = False`.
-
-    The statement goes straight to libpq (`PgStatement.run`: binary parameters and results,
-    no cursor), which costs about half the client CPU of psycopg's cursor per read. Only
-    psycopg's cursor opens the transaction of a connection out of autocommit (Django's inside
-    `atomic`, before its first statement there), so that one case takes the cursor.
-    """
-    from psycopg import pq
-
-    status = raw.pgconn.transaction_status
-    if status == pq.TransactionStatus.INTRANS or (
-        status == pq.TransactionStatus.IDLE and raw.autocommit
-    ):
-        return _pg_statement(sql).run(raw, params)
-    return _pg_cursor_row(raw, sql, params)
-
-
-def _pg_cursor_row(raw: Any, sql: str, params: dict[str, Any]) -> Any:
-    """`_pg_row` through psycopg's cursor (prepared by psycopg)."""
-    import psycopg
-
-    prepare = getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True)
-    if prepare and raw.prepare_threshold is None:
-        # Django opens its connections with prepare_threshold=None, which makes psycopg
-        # ignore `prepare=True`: every read and write here was parsed and planned again.
-        # A threshold no query reaches prepares only what asks for it (Django's own
-        # client-side-bound cursors never prepare).
-        raw.prepare_threshold = _PREPARE_ONLY_WHEN_ASKED
-    with psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params, prepare=True if prepare else None)
-        return cursor.fetchone()
-
-
-_PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
-
-
-# --- PostgreSQL: a put sent now, its outcome collected later -----------------------------------
 
 # The type of each parameter of the statements sent without psycopg's cursor (`PgStatement`):
 # fixed, so one prepared statement serves every call (psycopg would pick int2/int4/int8 by
@@ -312,248 +263,8 @@ _PG_PARAM_TYPES = {
 }
 
 
-class PgStatement:
-    """One of the statements above in libpq's form: `$n` placeholders, a fixed type per
-    parameter, binary parameters. `send` puts it on the wire of a psycopg connection in
-    autocommit and returns at once; `collect` waits for its one row. On the write-behind
-    connection this is what lets the caller's thread send superstep N's put and compute
-    superstep N+1 while the server executes and commits it: no second thread, hence no hand-off
-    of the GIL between two threads (a writer thread could only send once the computing thread
-    blocked, which serialized the two).
-    """
-
-    _names = iter(range(1, 1_000_000))
-
-    def __init__(self, sql: str) -> None:
-        from psycopg.postgres import types
-
-        found: list[str] = []
-        for key in re.findall(r"%\((\w+)\)s", sql):
-            if key not in found:
-                found.append(key)
-        # Scalars first, arrays last: psycopg dumps the scalars (C code), `_pg_array` the
-        # arrays (psycopg's list dumper is Python, ~4x slower for the put's few items).
-        scalars = [k for k in found if not _PG_PARAM_TYPES[k].endswith("[]")]
-        arrays = [k for k in found if _PG_PARAM_TYPES[k].endswith("[]")]
-        keys = scalars + arrays
-        self.sql = re.sub(
-            r"%\((\w+)\)s", lambda match: f"${keys.index(match.group(1)) + 1}", sql
-        ).encode()
-        self.keys = tuple(keys)
-        self.scalar_keys = tuple(scalars)
-        self.arrays = tuple(
-            (key, types[_PG_PARAM_TYPES[key].removesuffix("[]")].oid) for key in arrays
-        )
-        oids = []
-        for key in keys:
-            name = _PG_PARAM_TYPES[key]
-            info = types[name.removesuffix("[]")]
-            oids.append(info.array_oid if name.endswith("[]") else info.oid)
-        self.oids = tuple(oids)
-        self.scalar_oids = self.oids[: len(scalars)]
-        self.name = f"stepwise_{next(self._names)}".encode()
-
-    def send(self, raw: Any, params: dict[str, Any], *, binary: bool = False) -> None:
-        """Send the statement with `params` on `raw` (psycopg, nothing pending); prepared on
-        first use on this connection unless STEPWISE_PREPARED_STATEMENTS is off. Results
-        come as text (`collect`) unless `binary` (`run`)."""
-        from psycopg import pq
-
-        entry = self._entry(raw)
-        values = entry.transformer.dump_sequence(
-            [params.get(k) for k in self.scalar_keys], entry.dump_formats
-        )
-        if self.arrays:
-            values = [*values, *(_pg_array(params[k], oid) for k, oid in self.arrays)]
-        pgconn = raw.pgconn
-        result_format = pq.Format.BINARY if binary else pq.Format.TEXT
-        if entry.prepared:
-            pgconn.send_query_prepared(
-                self.name, values, param_formats=entry.formats, result_format=result_format
-            )
-        else:
-            pgconn.send_query_params(
-                self.sql, values, param_types=self.oids, param_formats=entry.formats,
-                result_format=result_format,
-            )
-        _pg_flush(pgconn)
-
-    def run(self, raw: Any, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """Send the statement and wait for its first row, loaded as psycopg's cursor would
-        (binary results); None if it returned none."""
-        self.send(raw, params, binary=True)
-        results = _pg_results(raw)
-        result = results[-1] if results else None
-        if result is None or result.ntuples == 0:
-            return None
-        entry = self._entry(raw)
-        loader = entry.loader
-        # The statement's columns never change: their loaders are looked up once.
-        loader.set_pgresult(result, set_loaders=not entry.loaders_set)
-        entry.loaders_set = True
-        row: tuple[Any, ...] = loader.load_row(0, tuple)
-        loader.set_pgresult(None, set_loaders=False)  # the result is not kept alive
-        return row
-
-    def _entry(self, raw: Any) -> _PgPrepared:
-        """This statement's state on connection `raw` (prepared there on first use)."""
-        state = _pg_connection_state(raw)
-        entry = state.get(self.name)
-        if entry is None:
-            entry = _PgPrepared(raw, self.scalar_oids, len(self.keys))
-            if entry.prepared:
-                pgconn = raw.pgconn
-                pgconn.send_prepare(self.name, self.sql, param_types=self.oids)
-                _pg_flush(pgconn)
-                _pg_results(raw)
-            state[self.name] = entry
-        return entry
-
-    @staticmethod
-    def collect(raw: Any) -> tuple[bytes | None, ...] | None:
-        """The sent statement's first row (text values), None if it returned none; raises
-        the server's error as psycopg's exception."""
-        results = _pg_results(raw)
-        result = results[-1] if results else None
-        if result is None or result.ntuples == 0:
-            return None
-        return tuple(result.get_value(0, i) for i in range(result.nfields))
-
-
-class _PgPrepared:
-    """A `PgStatement` on one connection: its parameter dumpers, its result loaders, and
-    whether the server holds it prepared."""
-
-    __slots__ = ("dump_formats", "formats", "loader", "loaders_set", "prepared", "transformer")
-
-    def __init__(self, raw: Any, scalar_oids: tuple[int, ...], count: int) -> None:
-        from psycopg import pq
-        from psycopg.adapt import PyFormat, Transformer
-
-        self.transformer = Transformer(raw)
-        self.transformer.set_dumper_types(scalar_oids, pq.Format.BINARY)
-        self.loader = Transformer(raw)
-        self.loaders_set = False
-        self.prepared = bool(getattr(settings, "STEPWISE_PREPARED_STATEMENTS", True))
-        self.dump_formats = [PyFormat.BINARY] * len(scalar_oids)
-        self.formats = [pq.Format.BINARY] * count
-
-
-_INT32 = struct.Struct("!i")
-_INT4_ITEM = struct.Struct("!ii")  # an int4 element: its length (4), its value
-_ARRAY_HEAD = struct.Struct("!iiIii")  # dimensions, has nulls, element oid, length, lower bound
-_EMPTY_ARRAY = struct.Struct("!iiI")
-_NULL_ITEM = _INT32.pack(-1)
-_INT4_OID = 23
-
-
-def _pg_array(items: Sequence[Any], oid: int) -> bytes:
-    """A one-dimensional array of `oid` elements (text: str, bytea: bytes, int4: int) in
-    PostgreSQL's binary format. Text is UTF-8: Django opens every PostgreSQL connection with
-    client_encoding UTF8."""
-    if not items:
-        return _EMPTY_ARRAY.pack(0, 0, oid)
-    parts = [b""]
-    nulls = 0
-    for item in items:
-        if item is None:
-            parts.append(_NULL_ITEM)
-            nulls = 1
-        elif oid == _INT4_OID:
-            parts.append(_INT4_ITEM.pack(4, item))
-        else:
-            data = item.encode() if type(item) is str else bytes(item)
-            parts.append(_INT32.pack(len(data)))
-            parts.append(data)
-    parts[0] = _ARRAY_HEAD.pack(1, nulls, oid, len(items), 1)
-    return b"".join(parts)
-
-
-_PG_STATEMENTS: dict[str, PgStatement] = {}
-
-
-def _pg_statement(sql: str) -> PgStatement:
-    statement = _PG_STATEMENTS.get(sql)
-    if statement is None:
-        statement = _PG_STATEMENTS[sql] = PgStatement(sql)
-    return statement
-
-
-# Per connection (the private one, and Django's for reads and synchronous writes): its
-# prepared statements, their parameter dumpers and result loaders.
-_pg_states: weakref.WeakKeyDictionary[Any, dict[bytes, _PgPrepared]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _pg_connection_state(raw: Any) -> dict[bytes, _PgPrepared]:
-    state = _pg_states.get(raw)
-    if state is None:
-        state = _pg_states[raw] = {}
-        _forget_on_deallocate_all(raw, state)
-    return state
-
-
-def _forget_on_deallocate_all(raw: Any, state: dict[bytes, _PgPrepared]) -> None:
-    """Empty `state` whenever psycopg deallocates every prepared statement of `raw`.
-
-    psycopg sends `DEALLOCATE ALL` after a rollback (Django's, or a `ROLLBACK TO SAVEPOINT`
-    through a cursor) once it has prepared anything itself on the connection: with
-    STEPWISE_DB_PREPARED (Django's statements prepared by psycopg) that is every connection,
-    and without it a connection where `_pg_cursor_row` ran. That also drops the statements
-    prepared here, and each later use failed ("prepared statement "stepwise_1" does not
-    exist") for the connection's life: 2,382 review pages of 2,443 answered 500 under the load
-    test. psycopg decides it in its manager's `clear()` (True: the DEALLOCATE ALL is queued)
-    and sends it within the same call, before any code here can run on the connection, so
-    forgetting at that moment re-prepares each statement on its next use.
-    """
-    manager = getattr(raw, "_prepared", None)
-    clear = getattr(manager, "clear", None)
-    if clear is None:  # a psycopg without this manager: nothing here to follow
-        return
-
-    def clear_and_forget() -> bool:
-        flushed: bool = clear()
-        if flushed:
-            state.clear()
-        return flushed
-
-    manager.clear = clear_and_forget
-
-
-def _pg_wait(fd: int, events: int) -> int:
-    poller = select.poll()
-    poller.register(fd, events)
-    found = poller.poll()  # releases the GIL
-    return found[0][1] if found else 0
-
-
-def _pg_flush(pgconn: Any) -> None:
-    """Push what libpq buffered to the socket (the connection is non-blocking)."""
-    while pgconn.flush() != 0:
-        if _pg_wait(pgconn.socket, select.POLLOUT | select.POLLIN) & select.POLLIN:
-            pgconn.consume_input()
-
-
-def _pg_results(raw: Any) -> list[Any]:
-    """Every result of the statement sent last on `raw`, waiting for them; raises the first
-    error the server sent."""
-    from psycopg import errors, pq
-
-    pgconn = raw.pgconn
-    results = []
-    while True:
-        while pgconn.is_busy():
-            _pg_wait(pgconn.socket, select.POLLIN)
-            pgconn.consume_input()
-        result = pgconn.get_result()
-        if result is None:
-            break
-        results.append(result)
-    for result in results:
-        if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-            raise errors.error_from_result(result, encoding=raw.info.encoding)
-    return results
+def _pg_statement(sql: str) -> pgstatement.PgStatement:
+    return pgstatement.fixed_statement(sql, _PG_PARAM_TYPES)
 
 
 def private_connection(connection: BaseDatabaseWrapper) -> Any:
@@ -710,7 +421,7 @@ class PgPut:
         self.sql, self.params = sql, params
 
     def __call__(self, raw: Any) -> int | None:
-        return _put_outcome(_pg_row(raw, self.sql, self.params))
+        return _put_outcome(pgstatement.row(raw, _pg_statement(self.sql), self.params))
 
     def send(self, raw: Any) -> Callable[[], int | None]:
         statement = _pg_statement(self.sql)
@@ -1049,7 +760,16 @@ _PG_ROW = (
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
     "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s"
 )
-_PG_LATEST = f"{_PG_ROW} ORDER BY c.checkpoint_id DESC LIMIT 1"
+# The latest row is chosen first and only its pending writes are aggregated: with the
+# ORDER BY ... LIMIT outside, PostgreSQL aggregated the writes of every checkpoint of the
+# thread before sorting (a 404-checkpoint thread: 9-12 ms, 0.9 ms this way).
+_PG_LATEST = (
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"FROM (SELECT c.* FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s "
+    "ORDER BY c.checkpoint_id DESC LIMIT 1) c "
+    f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW}"
+)
 _PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
 
 

@@ -9,9 +9,11 @@ the instance) and `get_db_prep_save`, the primary key set from `RETURNING`, the 
 state, `post_save(created=True)`; an error inside an atomic block marks it for rollback as
 `save_base` does.
 
-Values only, not expressions (F(), Now(): those need the compiler). Only for plain models
-(no parents, no proxy, no field but the primary key returned by the database, no
-`order_with_respect_to`), and on PostgreSQL; anything else is `create`'s.
+The statement is sent as a typed, prepared `pgstatement.PgStatement`, each parameter typed
+by its column's type (no cursor, no dumper looked up per value). Values only, not expressions
+(F(), Now(): those need the compiler). Only for plain models (no parents, no proxy, no field
+but the primary key returned by the database, no `order_with_respect_to`, columns of the
+types in `_PG_TYPES`), and on PostgreSQL; anything else is `create`'s.
 """
 
 from __future__ import annotations
@@ -19,27 +21,50 @@ from __future__ import annotations
 import functools
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.signals import post_save, pre_save
+
+from orchestration.runtime import pgstatement
 
 __all__ = ["insert"]
 
 
+# PostgreSQL's type of a parameter, by its column's type (Django's `db_type` up to any
+# "(length)"): a character column takes text (assignment casts it)
+_PG_TYPES = {
+    "integer": "int4", "bigint": "int8", "smallint": "int2", "boolean": "bool",
+    "timestamp with time zone": "timestamptz", "date": "date", "double precision": "float8",
+    "varchar": "text", "text": "text", "jsonb": "jsonb", "uuid": "uuid", "bytea": "bytea",
+}
+
+
 @functools.cache
-def _statement(model: type[Model], using: str, skip_conflict: bool) -> tuple[str, tuple]:
-    """(SQL, fields): the INSERT of `model`'s concrete fields but its automatic primary key,
-    returning that key; with `skip_conflict` a row that would break a unique constraint is
-    not inserted and nothing is returned."""
+def _fields(model: type[Model]) -> tuple[Field, ...]:
+    meta = model._meta
+    return tuple(f for f in meta.local_concrete_fields
+                 if not f.generated and f is not meta.auto_field)
+
+
+def _pg_type(field: Field, using: str) -> str | None:
+    return _PG_TYPES.get((field.db_type(connections[using]) or "").split("(")[0])
+
+
+@functools.cache
+def _statement(model: type[Model], using: str, skip_conflict: bool) -> pgstatement.PgStatement:
+    """The INSERT of `model`'s concrete fields but its automatic primary key (parameters
+    named by their attnames), returning that key; with `skip_conflict` a row that would
+    break a unique constraint is not inserted and nothing is returned."""
     meta = model._meta
     quote = connections[using].ops.quote_name
-    fields = tuple(f for f in meta.local_concrete_fields
-                   if not f.generated and f is not meta.auto_field)
+    fields = _fields(model)
     columns = ", ".join(quote(f.column) for f in fields)
-    values = ", ".join(["%s"] * len(fields))
+    values = ", ".join(f"%({f.attname})s" for f in fields)
     conflict = " ON CONFLICT DO NOTHING" if skip_conflict else ""
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608 - names from the model
-           f"{conflict} RETURNING {quote(meta.pk.column)}")
-    return sql, fields
+    return pgstatement.fixed_statement(
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608 - names from the model
+        f"{conflict} RETURNING {quote(meta.pk.column)}",
+        {f.attname: str(_pg_type(f, using)) for f in fields},
+    )
 
 
 @functools.cache
@@ -52,7 +77,8 @@ def _supported(model: type[Model], using: str) -> bool:
             # the compiler asks these fields for their own placeholder; a database default
             # is an expression the compiler writes
             and not any(hasattr(f, "get_placeholder") or f.has_db_default()
-                        for f in meta.local_concrete_fields))
+                        for f in meta.local_concrete_fields)
+            and all(_pg_type(f, using) for f in _fields(model)))
 
 
 def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS, skip_conflict: bool = False) -> bool:
@@ -68,18 +94,15 @@ def insert(obj: Model, *, using: str = DEFAULT_DB_ALIAS, skip_conflict: bool = F
         return True
     obj._prepare_related_fields_for_save(operation_name="save")
     pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
-    sql, fields = _statement(model, using, skip_conflict)
     connection = connections[using]
     with transaction.mark_for_rollback_on_error(using=using):
-        params = []
-        for field in fields:
+        params = {}
+        for field in _fields(model):
             value = field.pre_save(obj, True)
             if hasattr(value, "resolve_expression"):  # the compiler's business
                 raise TypeError(f"{model.__name__}.{field.name}: an expression, not a value")
-            params.append(field.get_db_prep_save(value, connection))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
+            params[field.attname] = field.get_db_prep_save(value, connection)
+        row = pgstatement.one(connection, _statement(model, using, skip_conflict), params)
     if row is None:
         return False
     setattr(obj, model._meta.pk.attname, row[0])

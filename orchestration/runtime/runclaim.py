@@ -14,7 +14,8 @@ same changes are one statement in autocommit, whose data-modifying parts commit 
 A run another worker took (or that ended) matches no row: nothing changes, None comes back.
 The rows come back as `Run` and `Thread` instances built straight from the values (none of
 their fields needs a conversion from what psycopg returns), the event is pushed as
-`publish` pushes it.
+`publish` pushes it. The statement is sent as a typed, prepared `PgStatement`, with text
+results as Django's cursor reads them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
+from orchestration.runtime import pgstatement
 from orchestration.runtime.events import announce
 from orchestration.runtime.leases import Lease, lease_seconds, worker_id
 from orchestration.runtime.models import Event, Run, Thread
@@ -32,15 +34,19 @@ from orchestration.runtime.models import Event, Run, Thread
 __all__ = ["claim_run"]
 
 
+_TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz", "worker": "text",
+          "run_id": "int8"}
+
+
 @cache
-def _statement() -> str:
+def _statement() -> pgstatement.PgStatement:
     quote = connection.ops.quote_name
     run_table, thread_table = quote(Run._meta.db_table), quote(Thread._meta.db_table)
     run_columns = ", ".join(quote(f.column) for f in Run._meta.concrete_fields)
     thread_columns = ", ".join(
         f"{thread_table}.{quote(f.column)}" for f in Thread._meta.concrete_fields
     )
-    return (
+    return pgstatement.fixed_statement(
         f"WITH r AS (UPDATE {run_table} SET status = 'running', lease_token = %(token)s, "  # noqa: S608 - names from the models
         "lease_expires_at = %(expires)s, heartbeat_at = %(now)s, worker = %(worker)s, "
         "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s) "
@@ -52,7 +58,8 @@ def _statement() -> str:
         "SELECT 'run_started', r.thread_id, r.id, NULL, '', "
         "jsonb_build_object('attempt', r.attempts, 'worker', r.worker), %(now)s FROM r "
         "RETURNING id) "
-        "SELECT r.*, t.*, e.id FROM r, t, e"
+        "SELECT r.*, t.*, e.id FROM r, t, e",
+        _TYPES, text_results=True,
     )
 
 
@@ -62,9 +69,7 @@ def claim_run(run_id: int) -> tuple[Lease, Run] | None:
     now = timezone.now()
     params = {"token": lease.token, "expires": lease.expiry(), "now": now,
               "worker": worker_id(), "run_id": run_id}
-    with connection.cursor() as cursor:
-        cursor.execute(_statement(), params)
-        row = cursor.fetchone()
+    row = pgstatement.one(connection, _statement(), params)
     if row is None:
         return None
     n_run = len(Run._meta.concrete_fields)

@@ -12,8 +12,10 @@ data-modifying CTE (`_END`):
 - the thread's update and the event's insert run only when the fenced update changed the
   run's row: a lost lease changes nothing.
 
-Either way it runs inside the caller's transaction: the fence and the writes commit together
-or not at all, and a pause whose answers arrived meanwhile is rolled back whole by the caller.
+The statement is a typed, prepared `PgStatement` (no cursor, no per-call adaptation of its
+parameters). Either way it runs inside the caller's transaction: the fence and the writes
+commit together or not at all, and a pause whose answers arrived meanwhile is rolled back
+whole by the caller.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from django.db import connection
 
+from orchestration.runtime import pgstatement
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.leases import Lease
 from orchestration.runtime.models import Run, Thread
@@ -43,6 +46,11 @@ _END = (
     "%(data)s::jsonb, %(now)s FROM r RETURNING id) "
     "SELECT r.input, e.id FROM r, e"
 )
+_TYPES = {
+    "status": "text", "now": "timestamptz", "error": "text", "traceback": "text",
+    "run_id": "int8", "token": "text", "thread_status": "text", "head": "text",
+    "thread_id": "int8", "kind": "text", "reason": "text", "data": "text",
+}
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
@@ -60,9 +68,7 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
               "thread_status": thread_fields["status"],
               "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "reason": reason, "data": json.dumps(data)}
-    with connection.cursor() as cursor:
-        cursor.execute(_END, params)
-        row = cursor.fetchone()
+    row = pgstatement.one(connection, pgstatement.fixed_statement(_END, _TYPES), params)
     if row is None:
         return False
     run.input = bytes(row[0])

@@ -6,7 +6,7 @@ start time and worker id; COMMIT), each ORM statement compiled afresh. A worker 
 per task plus once more when it goes idle (three tasks per review cycle): the claim was a
 sixth of a worker's CPU per cycle. Here the same choice and the same change are one
 `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING` in autocommit, whose
-text is built once per worker:
+text is built once per worker and sent as a typed, prepared `pgstatement.PgStatement`:
 
 - the same rows are ready (`DBTaskResultQuerySet.ready`: READY, and no `run_after` or one
   that has passed), of the worker's backend and queues, taken in the model's order
@@ -39,12 +39,18 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import retry
 
-from orchestration.runtime import rowread
+from orchestration.runtime import pgstatement, rowread
 
 __all__ = ["TaskClaim"]
 
 # the fields `DBTaskResult.set_successful` saves
 SUCCESS = ("status", "return_value", "finished_at", "exception_class_path", "traceback")
+# PostgreSQL's type of each parameter (`pgstatement`): of the claim's, and by the field's
+# kind of the success's
+_CLAIM_TYPES = {"now": "timestamptz", "worker": "text", "date_max": "timestamptz",
+                "backend": "text", "queues": "text[]", "excluded": "text[]"}
+_TYPES = {"CharField": "text", "TextField": "text", "JSONField": "jsonb",
+          "DateTimeField": "timestamptz"}
 
 
 class TaskClaim:
@@ -61,41 +67,43 @@ class TaskClaim:
     ) -> None:
         self.using = using
         meta = DBTaskResult._meta
-        table = connections[using].ops.quote_name(meta.db_table)
-        columns = ", ".join(
-            connections[using].ops.quote_name(field.column) for field in meta.concrete_fields
-        )
-        where = ["status = 'READY'", "(run_after = %s OR run_after <= %s)", "backend_name = %s"]
-        self.fixed: list[object] = [backend_name]
+        quote = connections[using].ops.quote_name
+        table = quote(meta.db_table)
+        columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
+        where = ["status = 'READY'", "(run_after = %(date_max)s OR run_after <= %(now)s)",
+                 "backend_name = %(backend)s"]
+        self.fixed: dict[str, object] = {"backend": backend_name, "worker": worker_id}
         if queue_names is not None:  # None: every queue ("*")
-            where.append("queue_name = ANY(%s)")
-            self.fixed.append(list(queue_names))
+            where.append("queue_name = ANY(%(queues)s)")
+            self.fixed["queues"] = list(queue_names)
         if excluded_queue_names:
-            where.append("NOT queue_name = ANY(%s)")
-            self.fixed.append(list(excluded_queue_names))
+            where.append("NOT queue_name = ANY(%(excluded)s)")
+            self.fixed["excluded"] = list(excluded_queue_names)
         self.worker_id = worker_id
         # `set_successful`'s update_fields, in the model's order as the ORM writes them
         self.success_fields = [field for field in meta.concrete_fields if field.name in SUCCESS]
-        sets = ", ".join(f"{connections[using].ops.quote_name(field.column)} = %s"
+        sets = ", ".join(f"{quote(field.column)} = %({field.name})s"
                          for field in self.success_fields)
-        self.success_sql = f"UPDATE {table} SET {sets} WHERE id = %s"  # noqa: S608
-        # names from the model, values as parameters
-        self.sql = (
-            f"UPDATE {table} SET status = 'RUNNING', started_at = %s, "  # noqa: S608
-            "worker_ids = worker_ids || jsonb_build_array(%s::text) "
+        # names from the model, values as parameters; RETURNING says whether the row was there
+        self.success = pgstatement.fixed_statement(
+            f"UPDATE {table} SET {sets} WHERE id = %(id)s RETURNING id",  # noqa: S608
+            {**{field.name: _TYPES[field.get_internal_type()] for field in self.success_fields},
+             "id": "uuid"},
+        )
+        # text results: the row's values as Django's cursor reads them, for `rowread`
+        self.claim = pgstatement.fixed_statement(
+            f"UPDATE {table} SET status = 'RUNNING', started_at = %(now)s, "  # noqa: S608
+            "worker_ids = worker_ids || jsonb_build_array(%(worker)s::text) "
             f"WHERE id = (SELECT id FROM {table} WHERE {' AND '.join(where)} "
             "ORDER BY priority DESC, run_after ASC, enqueued_at ASC "
-            f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+            f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {columns}",
+            _CLAIM_TYPES, text_results=True,
         )
 
     def next(self) -> DBTaskResult | None:
         """Claim the next ready task for this worker, or None if there is none."""
-        now = timezone.now()
-        params = [now, self.worker_id, get_date_max(), now, *self.fixed]
-        connection = connections[self.using]
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            values = cursor.fetchone()
+        params = {"now": timezone.now(), "date_max": get_date_max(), **self.fixed}
+        values = pgstatement.one(connections[self.using], self.claim, params)
         if values is None:
             return None
         return rowread.instance(DBTaskResult, values, using=self.using)  # type: ignore[return-value]
@@ -117,12 +125,10 @@ def _succeeded(claim: TaskClaim, row: DBTaskResult, return_value: Any) -> None:
     update_fields = frozenset(SUCCESS)
     pre_save.send(sender=DBTaskResult, instance=row, raw=False, using=claim.using,
                   update_fields=update_fields)
-    params = [field.get_db_prep_save(field.pre_save(row, False), connection)
-              for field in claim.success_fields]
-    params.append(DBTaskResult._meta.pk.get_db_prep_value(row.pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(claim.success_sql, params)
-        if cursor.rowcount == 0:  # as Model.save with update_fields
-            raise DatabaseError("Save with update_fields did not affect any rows.")
+    params = {field.name: field.get_db_prep_save(field.pre_save(row, False), connection)
+              for field in claim.success_fields}
+    params["id"] = DBTaskResult._meta.pk.get_db_prep_value(row.pk, connection)
+    if pgstatement.one(connection, claim.success, params) is None:  # as Model.save does
+        raise DatabaseError("Save with update_fields did not affect any rows.")
     post_save.send(sender=DBTaskResult, instance=row, created=False,
                    update_fields=update_fields, raw=False, using=claim.using)

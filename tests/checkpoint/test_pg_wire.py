@@ -1,4 +1,4 @@
-"""The PostgreSQL saver's own encoding of array parameters (`checkpoint_sql._pg_array`)
+"""The PostgreSQL saver's own encoding of array parameters (`pgstatement.pg_array`)
 matches psycopg's binary dumper byte for byte."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.postgres import types
 
-from orchestration.runtime.checkpoint_sql import _pg_array
+from orchestration.runtime.pgstatement import pg_array
 
 
 @pytest.mark.parametrize(
@@ -26,4 +26,4 @@ def test_array_parameter_is_what_psycopg_sends(type_name: str, items: list[objec
     transformer = Transformer()
     transformer.set_dumper_types([info.array_oid], pq.Format.BINARY)
     (expected,) = transformer.dump_sequence([items], [PyFormat.BINARY])
-    assert _pg_array(items, info.oid) == bytes(expected)
+    assert pg_array(items, info.oid) == bytes(expected)
