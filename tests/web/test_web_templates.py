@@ -28,8 +28,10 @@ def test_printed_values_are_escaped_as_django_escapes_them():
 
 
 def test_a_missing_value_its_attributes_and_calls_render_empty():
-    assert render("[{{ nothing }}|{{ nothing.user.get_username() }}|{{ none.pk }}]",
-                  none=None) == "[||]"
+    assert (
+        render("[{{ nothing }}|{{ nothing.user.get_username() }}|{{ none.pk }}]", none=None)
+        == "[||]"
+    )
     assert render("{{ none.get_username() or 'deleted' }}", none=None) == "deleted"
 
 
@@ -47,11 +49,20 @@ def test_templates_are_compiled_once_when_debug_is_off():
 
 
 def test_templates_reload_when_changed_with_debug_on():
-    code = ("import django; django.setup(); from django.template import engines; "
-            "print(engines['jinja2'].env.auto_reload)")
+    code = (
+        "import django; django.setup(); from django.template import engines; "
+        "print(engines['jinja2'].env.auto_reload)"
+    )
     env = {**os.environ, "DEBUG": "1", "DJANGO_SETTINGS_MODULE": "config.settings"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert out.stdout.strip() == "True"
 
 
