@@ -22,7 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from orchestration.runtime.rowread import instance
+from orchestration.runtime.rowread import columns, instance
 
 # the first column of a permissions row says which set it belongs to
 _USER, _GROUP, _NAME = "u", "g", "n"
@@ -63,9 +63,12 @@ def load_permissions(user: Any) -> None:
 def _user_sql(vendor: str) -> str:
     """`get_user_model().objects.get(pk=...)`'s statement, fixed once per process."""
     q = connection.ops.quote_name
-    meta = get_user_model()._meta
-    columns = ", ".join(q(f.column) for f in meta.concrete_fields)
-    return f"SELECT {columns} FROM {q(meta.db_table)} WHERE {q(meta.pk.column)} = %s"  # noqa: S608
+    model = get_user_model()
+    meta = model._meta
+    return (
+        f"SELECT {columns(model)} FROM {q(meta.db_table)} "  # noqa: S608 - names from the model
+        f"WHERE {q(meta.pk.column)} = %s"
+    )
 
 
 @functools.cache

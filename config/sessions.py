@@ -15,7 +15,7 @@ from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 
-from orchestration.runtime.rowread import instance
+from orchestration.runtime.rowread import columns, instance
 
 
 class SessionStore(db.SessionStore):
@@ -39,8 +39,7 @@ class SessionStore(db.SessionStore):
 def _session_sql(model: Any, using: str) -> str:
     q = connections[using].ops.quote_name
     meta = model._meta
-    columns = ", ".join(q(f.column) for f in meta.concrete_fields)
     return (
-        f"SELECT {columns} FROM {q(meta.db_table)} "  # noqa: S608 - names from the model
+        f"SELECT {columns(model, using)} FROM {q(meta.db_table)} "  # noqa: S608 - names from the model
         f"WHERE {q(meta.pk.column)} = %s AND {q(meta.get_field('expire_date').column)} > %s"
     )

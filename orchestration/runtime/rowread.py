@@ -16,7 +16,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
-__all__ = ["instance"]
+__all__ = ["columns", "instance"]
 
 
 @functools.cache
@@ -29,6 +29,12 @@ def _converters(model: type[Model], alias: str, using: str) -> tuple[Any, ...]:
         out.append((tuple(connection.ops.get_db_converters(col))
                     + tuple(col.get_db_converters(connection)), col))
     return tuple(out)
+
+
+def columns(model: type[Model], using: str = DEFAULT_DB_ALIAS) -> str:
+    """`model`'s columns, quoted for database `using`, in the order `instance` reads them."""
+    quote = connections[using].ops.quote_name
+    return ", ".join(quote(field.column) for field in model._meta.concrete_fields)
 
 
 def instance(model: type[Model], values: Sequence[Any], *, alias: str | None = None,

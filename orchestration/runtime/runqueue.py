@@ -38,10 +38,9 @@ def _q(name: str) -> str:
 
 @functools.cache
 def _active_sql(vendor: str) -> str:
-    columns = ", ".join(_q(f.column) for f in Run._meta.concrete_fields)
     statuses = ", ".join(f"'{str(s)}'" for s in Run.ACTIVE)  # the model's own constants
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return (f"SELECT {columns} FROM {_q(Run._meta.db_table)} "  # noqa: S608 - model names
+    return (f"SELECT {rowread.columns(Run)} FROM {_q(Run._meta.db_table)} "  # noqa: S608 - model names
             f"WHERE thread_id = %s AND status IN ({statuses}) ORDER BY id DESC LIMIT 1{lock}")
 
 

@@ -119,7 +119,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self.lease = lease
         self.using = using
         self.durability = durability
-        self.synchronous_commit = synchronous_commit
+        # SQLite has no WAL flush to skip: its commits are made in this process.
+        self.synchronous_commit = synchronous_commit or connections[using].vendor != "postgresql"
         # A put committed without the WAL flush since the last `flush_durable`.
         self._unflushed = False
         # The put in flight on the write-behind writer: (its writer, thread id, checkpoint id).
@@ -508,9 +509,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             connection = connections[self.using]
             job = checkpoint_sql.put_job(
                 connection, put.encoded, fence=fence, writes=writes, own_writes=own_writes,
-                # SQLite has no WAL flush to skip: its commit is in-process
-                synchronous_commit=self.synchronous_commit or connection.vendor != "postgresql",
-                **put.args,
+                synchronous_commit=self.synchronous_commit, **put.args,
             )
             if connection.vendor != "postgresql":
                 job = checkpoint_sql.in_transaction(job)

@@ -69,7 +69,7 @@ class TaskClaim:
         meta = DBTaskResult._meta
         quote = connections[using].ops.quote_name
         table = quote(meta.db_table)
-        columns = ", ".join(quote(field.column) for field in meta.concrete_fields)
+        columns = rowread.columns(DBTaskResult, using)
         where = ["status = 'READY'", "(run_after = %(date_max)s OR run_after <= %(now)s)",
                  "backend_name = %(backend)s"]
         self.fixed: dict[str, object] = {"backend": backend_name, "worker": worker_id}
