@@ -204,6 +204,40 @@ def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
     assert log_lines(log) == ["first", "slow:start", "slow:end", "last"]
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_worker_killed_under_bin_serve_is_started_again_and_the_site_stays_up(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """honcho stops every process once one exits: without bin/respawn a SIGKILLed worker took
+    the web server down with it (found by hand, killing a worker of a served profile)."""
+
+    def workers() -> list[int]:
+        return [pid for pid in descendants(served["process"].pid)
+                if "stepwise_worker" in cmdline(pid) and "respawn" not in cmdline(pid)]
+
+    wait_for(lambda: len(workers()) == 1, timeout=60, what="the served worker")
+    [killed] = workers()
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: workers() and workers()[0] != killed, timeout=60,
+             what="a worker started again")
+
+    assert served["process"].poll() is None, served["log"].read_text()[-3000:]
+    assert httpx.get(f"{served['base']}/healthz", timeout=10).status_code == 200
+    log, gate = tmp_path / "nodes.log", tmp_path / "gate"
+    gate.touch()
+    run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
+    wait_for(lambda: Run.objects.get(pk=run.pk).status == Run.Status.SUCCEEDED,
+             timeout=60, what="the new worker to run a thread to its end")
+    assert log_lines(log) == ["first", "slow:start", "slow:end", "last"]
+    assert "worker exited (status 137)" in served["log"].read_text()
+
+
 def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     tmp_path: Path,
 ) -> None:
