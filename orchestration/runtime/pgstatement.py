@@ -24,6 +24,7 @@ import struct
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -81,8 +82,7 @@ class PgStatement:
         """Send the statement with `params` on `raw` (psycopg, nothing pending); prepared on
         first use on this connection unless STEPWISE_PREPARED_STATEMENTS is off. Results
         come as text (`collect`) unless `binary` (`run`)."""
-        from psycopg import pq
-
+        pq = _psycopg().pq
         entry = self._entry(raw)
         values = entry.transformer.dump_sequence(
             [params.get(k) for k in self.scalar_keys], entry.dump_formats
@@ -215,8 +215,7 @@ def row(raw: Any, statement: PgStatement, params: dict[str, Any]) -> tuple[Any, 
     BEGIN first, as its cursor would (or takes the cursor, with a psycopg that has no such
     command to ask for).
     """
-    from psycopg import pq
-
+    pq = _psycopg().pq
     status = raw.pgconn.transaction_status
     if status == pq.TransactionStatus.IDLE and not raw.autocommit:
         begin = getattr(raw, "_get_tx_start_command", None)
@@ -319,6 +318,22 @@ def _forget_on_deallocate_all(raw: Any, state: dict[bytes, _Prepared]) -> None:
     manager.clear = clear_and_forget
 
 
+_PSYCOPG: list[ModuleType] = []
+
+
+def _psycopg() -> ModuleType:
+    """psycopg, with `pq` and `errors` loaded: imported on first use (a SQLite-only process
+    never pays for it), then kept, because an `import` statement in these per-statement
+    functions cost more than a microsecond per call (importlib's `_handle_fromlist`)."""
+    if not _PSYCOPG:
+        import psycopg
+        import psycopg.errors
+        import psycopg.pq
+
+        _PSYCOPG.append(psycopg)
+    return _PSYCOPG[0]
+
+
 def _wait(fd: int, events: int) -> int:
     poller = select.poll()
     poller.register(fd, events)
@@ -336,8 +351,8 @@ def _flush(pgconn: Any) -> None:
 def _results(raw: Any) -> list[Any]:
     """Every result of the statement sent last on `raw`, waiting for them; raises the first
     error the server sent."""
-    from psycopg import errors, pq
-
+    psycopg = _psycopg()
+    pq = psycopg.pq
     pgconn = raw.pgconn
     results = []
     while True:
@@ -350,5 +365,5 @@ def _results(raw: Any) -> list[Any]:
         results.append(result)
     for result in results:
         if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-            raise errors.error_from_result(result, encoding=raw.info.encoding)
+            raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
     return results
