@@ -29,7 +29,12 @@ class ReviewRequest(models.Model):
         # any other interrupt payload: shown as data, answered with free text
         RESPOND = "respond", "Respond"
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="reviews")
+    # Indexed by `review_thread_created` (thread, created_at); `claimed_by` and `reanswer_of`,
+    # unset on most reviews, where set: each index is paid by the insert and every status
+    # change.
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, related_name="reviews", db_index=False
+    )
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     interrupt_id = models.CharField(max_length=200)
     node = models.CharField(max_length=200, blank=True)
@@ -42,12 +47,14 @@ class ReviewRequest(models.Model):
     # a username or a group name, from the payload; empty means anyone with the role
     assignee = models.CharField(max_length=150, blank=True)
     claimed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", db_index=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True)
     # "decide differently": this review re-answers `reanswer_of` on a new branch
     reanswer_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reanswers"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reanswers",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -67,12 +74,20 @@ class ReviewRequest(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "created_at"], name="review_status_created"),
             models.Index(fields=["thread", "created_at"], name="review_thread_created"),
-            # the inbox's pages walk these (selectors.review_page): per status in page order,
-            # and the overdue ones
+            # the inbox's pages walk these (selectors.review_page): per status in page order
+            # (it also serves any lookup by status, or status and created_at), and the
+            # overdue ones
             models.Index(fields=["status", "created_at", "id"], name="review_inbox_order"),
             models.Index(fields=["status", "due_at"], name="review_status_due"),
+            models.Index(
+                fields=["claimed_by"], condition=Q(claimed_by__isnull=False),
+                name="review_claimed_by",
+            ),
+            models.Index(
+                fields=["reanswer_of"], condition=Q(reanswer_of__isnull=False),
+                name="review_reanswer_of",
+            ),
         ]
         permissions = [
             ("decide_review", "Can claim and decide reviews"),

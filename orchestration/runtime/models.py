@@ -29,7 +29,9 @@ class Thread(models.Model):
         STALLED = "stalled", "Stalled"
 
     thread_id = models.CharField(max_length=200, unique=True)
-    graph_name = models.CharField(max_length=100, blank=True, db_index=True)
+    # indexed by `thread_graph_name` alone: no LIKE twin (nothing matches graph names by
+    # pattern), and every insert and every status change of a thread pays each index
+    graph_name = models.CharField(max_length=100, blank=True)
     title = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     started_by = models.ForeignKey(
@@ -43,6 +45,7 @@ class Thread(models.Model):
         indexes = [
             models.Index(fields=["status", "-updated_at"], name="thread_status_updated"),
             models.Index(fields=["-updated_at"], name="thread_updated"),
+            models.Index(fields=["graph_name"], name="thread_graph_name"),
         ]
 
     def __str__(self) -> str:
@@ -205,10 +208,16 @@ class Run(models.Model):
         FORK = "fork", "Fork"
         RETRY = "retry", "Retry"
 
-    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="runs")
+    # Indexed by `run_thread_created` (thread, -created_at); `previous` where set (a thread's
+    # first run has none) by `run_previous`: a run's row is inserted once and its indexed
+    # columns (status) change three or four times, each time in every index.
+    thread = models.ForeignKey(
+        Thread, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     # the run this one continues (resume after a review, retry of a failure, fork)
     previous = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_index=False,
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
@@ -251,6 +260,9 @@ class Run(models.Model):
                 name="run_running_lease",
             ),
             models.Index(fields=["thread", "-created_at"], name="run_thread_created"),
+            models.Index(
+                fields=["previous"], condition=Q(previous__isnull=False), name="run_previous"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -271,19 +283,27 @@ class Event(models.Model):
     """
 
     kind = models.CharField(max_length=50)
+    # Several events per run: `thread` is indexed by `event_thread` (thread, id) alone, and
+    # `actor`, set only on what a person did, by `event_actor` where set (the PROTECT check
+    # when a user is deleted asks `actor_id IN (...)`, which implies it).
     thread = models.ForeignKey(
-        Thread, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+        Thread, null=True, blank=True, on_delete=models.PROTECT, related_name="events",
+        db_index=False,
     )
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
     reason = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["thread", "id"], name="event_thread")]
+        indexes = [
+            models.Index(fields=["thread", "id"], name="event_thread"),
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="event_actor"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"

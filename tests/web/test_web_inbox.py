@@ -216,6 +216,7 @@ def test_inbox_counts_and_graphs_by_graph(make_review, make_thread):
 
     expense, other = make_thread(graph_name="expense"), make_thread(graph_name="web_review")
     make_thread(graph_name="")  # a thread of no graph names none
+    make_thread(graph_name="expense")  # a graph is named once however many threads ran it
     for thread, status in [(expense, "pending"), (expense, "claimed"), (expense, "decided"),
                            (other, "pending"), (other, "superseded")]:
         make_review(thread=thread, status=status)

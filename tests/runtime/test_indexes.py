@@ -1,0 +1,102 @@
+"""The indexes of the tables a review cycle writes: each one is paid by every insert, and by
+every update that changes an indexed column, so none may be one that another index serves."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, models
+from django.db.migrations.executor import MigrationExecutor
+
+from approvals.models import Decision, ReviewRequest
+from orchestration.runtime.models import (
+    Checkpoint,
+    Event,
+    FieldVersion,
+    PendingWrite,
+    Run,
+    Thread,
+)
+
+CYCLE_TABLES = [Thread, Run, Event, Checkpoint, FieldVersion, PendingWrite, ReviewRequest,
+                Decision]
+
+
+def _partial(model: type[models.Model]) -> set[str]:
+    """Names of the model's indexes and unique constraints that cover some rows only: they
+    serve no lookup of the rows they leave out."""
+    return {
+        *(index.name for index in model._meta.indexes if index.condition is not None),
+        *(c.name for c in model._meta.constraints if getattr(c, "condition", None) is not None),
+    }
+
+
+def _served_by_another(model: type[models.Model]) -> list[tuple[str, str]]:
+    """(index, the index that serves it): non-unique indexes whose columns lead another,
+    complete, index of the same table."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    partial = _partial(model)
+    complete = {name: c["columns"] for name, c in found.items()
+                if (c["index"] or c["unique"] or c["primary_key"]) and name not in partial}
+    served = []
+    for name, c in found.items():
+        if not c["index"] or c["unique"] or c["primary_key"] or name.endswith("_like"):
+            continue
+        columns = c["columns"]
+        for other, other_columns in complete.items():
+            if other != name and other_columns[: len(columns)] == columns \
+                    and len(other_columns) > len(columns):
+                served.append((name, other))
+    return served
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", CYCLE_TABLES, ids=lambda m: m._meta.db_table)
+def test_no_index_a_review_cycle_writes_is_served_by_another(model: type[models.Model]) -> None:
+    assert _served_by_another(model) == []
+
+
+@pytest.mark.django_db
+def test_foreign_keys_most_rows_leave_unset_are_indexed_where_set() -> None:
+    """A thread's first run continues none, most events have no person behind them, most
+    reviews are never claimed or re-answered: their index holds only the rows that name one
+    (the delete of a user or a run still finds them by it)."""
+    expected = {
+        Run: ("run_previous", "previous_id"),
+        Event: ("event_actor", "actor_id"),
+        ReviewRequest: ("review_claimed_by", "claimed_by_id"),
+    }
+    for model, (name, column) in expected.items():
+        with connection.cursor() as cursor:
+            found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+        on_column = sorted(n for n, c in found.items()
+                           if c["index"] and not c["unique"] and c["columns"] == [column])
+        assert on_column == [name], model
+        assert name in _partial(model)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_migrations_keep_the_audit_triggers_and_go_back() -> None:
+    """Only indexes change: on SQLite no table is rebuilt (a rebuild drops the append-only
+    triggers of the event table), and the migrations can be unapplied."""
+    def triggers() -> set[str]:
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            else:
+                cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+            return {name for (name,) in cursor.fetchall()}
+
+    before = triggers()
+    assert before  # the audit trail's triggers are there to keep
+    executor = MigrationExecutor(connection)
+    executor.migrate([("approvals", "0006_decision_ignore"),
+                      ("orchestration", "0009_sqlite_head_trigger")])
+    assert triggers() == before
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, Event._meta.db_table)
+    assert "event_actor" not in found
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert triggers() == before
+    assert _served_by_another(Event) == []
