@@ -449,7 +449,9 @@ class _Reader:
         if count is None:
             raise SerializationError(f"field {field!r}: an append version's base is not a list")
         body_len = base.body_len
-        tails = [self.full(key)[-body_len:] if body_len else b""]
+        # tails[0] becomes the array header: the full value is joined in one allocation
+        # (a chain is often hundreds of KB; a second copy to prepend the header costs as much).
+        tails = [b"", self.full(key)[-body_len:] if body_len else b""]
         # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
         # are made once the joined list is decoded, with its value and whether it is shared.
         pieces: list[tuple[str, bytes, int, int, int]] = []
@@ -467,7 +469,8 @@ class _Reader:
             tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
             pieces.append((blob.version, items, tail_at, count, body_len))
             tails.append(items)
-        full = array_header(count) + b"".join(tails)
+        tails[0] = array_header(count)
+        full = b"".join(tails)
         value = serde.loads(full)
         if type(value) is not list or len(value) != count:
             raise SerializationError(
