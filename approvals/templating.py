@@ -14,11 +14,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
 from django.template import defaultfilters, defaulttags
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import conditional_escape
+from django.utils.functional import SimpleLazyObject
+from django.utils.html import conditional_escape, format_html
 from django.utils.timezone import template_localtime
 from jinja2 import ChainableUndefined, Environment, pass_context
 from jinja2.runtime import Context
@@ -43,6 +46,17 @@ def now_as(fmt: str) -> str:
 def querystring(context: Context, **changes: Any) -> str:
     """The request's query string with `changes` (None drops a key), as `{% querystring %}`."""
     return defaulttags.querystring(SimpleNamespace(request=context["request"]), **changes)
+
+
+def csrf(request: HttpRequest) -> dict[str, Any]:
+    """`csrf_token` and `csrf_input` masked once per page, as Django's engine does (its `csrf`
+    context processor): the Jinja2 backend's lazy values mask the secret again on every use
+    (four times on a review page: the htmx headers, the logout, claim and decision forms),
+    each mask 32 `secrets.choice` calls. A fresh mask per response is what protects the
+    secret (BREACH); still only on use, so a page without a form sets no CSRF cookie."""
+    token = SimpleLazyObject(lambda: get_token(request))
+    return {"csrf_token": token, "csrf_input": SimpleLazyObject(lambda: format_html(
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', str(token)))}
 
 
 class DjangoUndefined(ChainableUndefined):

@@ -5,12 +5,14 @@ Django's engine."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from django.template import engines
+from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -87,3 +89,20 @@ def test_error_pages_and_login_render_through_jinja2(client):
     login = client.get(reverse("login"))
     html = login.content.decode()
     assert 'name="csrfmiddlewaretoken"' in html and 'name="username"' in html
+
+
+
+@pytest.mark.django_db
+def test_a_page_masks_its_csrf_token_once_and_a_form_posts_with_it(make_user, make_review):
+    review = make_review()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("reviewer"))
+    html = client.get(reverse("review", args=[review.pk])).content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    tokens += re.findall(r'"X-CSRFToken": "([^"]+)"', html)
+    # the htmx headers, the logout, claim and decision forms: one mask, as Django's engine
+    assert len(tokens) == 4 and len(set(tokens)) == 1
+    claimed = client.post(reverse("review-claim", args=[review.pk]),
+                          {"csrfmiddlewaretoken": tokens[0]})
+    assert claimed.status_code == 303
+    assert client.post(reverse("review-unclaim", args=[review.pk])).status_code == 403
