@@ -29,6 +29,20 @@ def test_printed_values_are_escaped_as_django_escapes_them():
     assert "&#x27;" in escape(text) and "&quot;" in escape(text)
 
 
+def test_every_kind_of_printed_value_renders_as_djangos_conditional_escape():
+    from django.utils.functional import lazy
+    from django.utils.html import conditional_escape
+    from django.utils.safestring import mark_safe
+
+    class Text(str):
+        pass
+
+    lazy_text = lazy(lambda: "<i>'lazy'</i>", str)()
+    for value in ["<a href='x'>&</a>", "", 12, -3, True, None, 1.5, mark_safe("<b>ok</b>"),
+                  Text("<t>"), lazy_text, ["<l>"], {"k": "<v>"}]:
+        assert render("{{ v }}", v=value) == str(conditional_escape(value)), value
+
+
 def test_a_missing_value_its_attributes_and_calls_render_empty():
     assert (
         render("[{{ nothing }}|{{ nothing.user.get_username() }}|{{ none.pk }}]", none=None)
@@ -106,3 +120,32 @@ def test_a_page_masks_its_csrf_token_once_and_a_form_posts_with_it(make_user, ma
                           {"csrfmiddlewaretoken": tokens[0]})
     assert claimed.status_code == 303
     assert client.post(reverse("review-unclaim", args=[review.pk])).status_code == 403
+
+
+def test_form_widgets_by_jinja2_keep_the_markup_of_djangos_engine():
+    from django import forms
+    from django.forms.renderers import DjangoTemplates
+
+    from approvals.forms import schema_field, text_field
+    from approvals.templating import form_renderer
+
+    specs = {"n": {"type": "number"}, "i": {"type": "integer", "minimum": 1},
+             "b": {"type": "boolean"}, "e": {"enum": ["a", "b'<&>", 3]},
+             "s": {"type": "string", "maxLength": 20}, "long": {"type": "string"},
+             "arr": {"type": "array"}, "o": {"type": "object"}, "any": {}}
+    sent = {"n": "1.5", "i": "x'\"<", "b": "on", "e": '"b\'<&>"', "s": "it's <b>&amp;",
+            "long": "a\nb'\"", "arr": '[1, "<x>"]', "o": '{"k": "\'"}', "any": "null",
+            "t": "x'\"", "c": "b"}
+    for data in (None, sent, {}):
+        django_form, ours = (forms.Form(data, renderer=r)
+                             for r in (DjangoTemplates(), form_renderer))
+        for form in (django_form, ours):
+            form.fields.update({k: schema_field(k, spec, required=True)
+                                for k, spec in specs.items()})
+            form.fields["t"] = text_field(required=True)
+            form.fields["c"] = forms.ChoiceField(choices=[("a", "A'<"), ("b", "B")])
+            if data is not None:
+                form.is_valid()
+        for name in django_form.fields:
+            assert str(ours[name]) == str(django_form[name]), name
+            assert str(ours[name].errors) == str(django_form[name].errors), name
