@@ -149,3 +149,23 @@ def test_form_widgets_by_jinja2_keep_the_markup_of_djangos_engine():
         for name in django_form.fields:
             assert str(ours[name]) == str(django_form[name]), name
             assert str(ours[name].errors) == str(django_form[name].errors), name
+
+
+def test_a_url_without_arguments_follows_the_script_prefix_and_urlconf():
+    from django.urls import clear_url_caches, set_script_prefix, set_urlconf
+
+    assert render("{{ url('inbox') }}") == "/"
+    set_script_prefix("/stepwise/")
+    try:
+        assert render("{{ url('inbox') }}|{{ url('review', 3) }}") == \
+            "/stepwise/|/stepwise/reviews/3/"
+    finally:
+        set_script_prefix("/")
+    set_urlconf("approvals.api.urls")
+    try:
+        clear_url_caches()
+        with pytest.raises(Exception, match="inbox"):
+            render("{{ url('inbox') }}")
+    finally:
+        set_urlconf(None)
+    assert render("{{ url('inbox') }}") == "/"
