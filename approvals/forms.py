@@ -20,6 +20,7 @@ from approvals.jsonvalues import (
     parse_json,
 )
 from approvals.models import Decision
+from approvals.templating import form_renderer
 from orchestration.runtime.runs import RunAction
 
 LONG_TEXT = 120
@@ -106,6 +107,8 @@ def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Fi
 class DecisionForm(forms.Form):
     """The reviewer's decision. The edit fields come from the payload's schema; the action is
     the button pressed. Schema validation runs server-side whatever the browser checked."""
+
+    default_renderer = form_renderer  # on every review page: widgets by Jinja2
 
     action = forms.ChoiceField(choices=Decision.Action.choices)
     comment = text_field(required=False)

@@ -5,12 +5,14 @@ Django's engine."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from django.template import engines
+from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -25,6 +27,20 @@ def test_printed_values_are_escaped_as_django_escapes_them():
     text = """<b title='x'>"Tom" & Jerry</b>"""
     assert render("{{ v }}", v=text) == escape(text)
     assert "&#x27;" in escape(text) and "&quot;" in escape(text)
+
+
+def test_every_kind_of_printed_value_renders_as_djangos_conditional_escape():
+    from django.utils.functional import lazy
+    from django.utils.html import conditional_escape
+    from django.utils.safestring import mark_safe
+
+    class Text(str):
+        pass
+
+    lazy_text = lazy(lambda: "<i>'lazy'</i>", str)()
+    for value in ["<a href='x'>&</a>", "", 12, -3, True, None, 1.5, mark_safe("<b>ok</b>"),
+                  Text("<t>"), lazy_text, ["<l>"], {"k": "<v>"}]:
+        assert render("{{ v }}", v=value) == str(conditional_escape(value)), value
 
 
 def test_a_missing_value_its_attributes_and_calls_render_empty():
@@ -87,3 +103,69 @@ def test_error_pages_and_login_render_through_jinja2(client):
     login = client.get(reverse("login"))
     html = login.content.decode()
     assert 'name="csrfmiddlewaretoken"' in html and 'name="username"' in html
+
+
+
+@pytest.mark.django_db
+def test_a_page_masks_its_csrf_token_once_and_a_form_posts_with_it(make_user, make_review):
+    review = make_review()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("reviewer"))
+    html = client.get(reverse("review", args=[review.pk])).content.decode()
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    tokens += re.findall(r'"X-CSRFToken": "([^"]+)"', html)
+    # the htmx headers, the logout, claim and decision forms: one mask, as Django's engine
+    assert len(tokens) == 4 and len(set(tokens)) == 1
+    claimed = client.post(reverse("review-claim", args=[review.pk]),
+                          {"csrfmiddlewaretoken": tokens[0]})
+    assert claimed.status_code == 303
+    assert client.post(reverse("review-unclaim", args=[review.pk])).status_code == 403
+
+
+def test_form_widgets_by_jinja2_keep_the_markup_of_djangos_engine():
+    from django import forms
+    from django.forms.renderers import DjangoTemplates
+
+    from approvals.forms import schema_field, text_field
+    from approvals.templating import form_renderer
+
+    specs = {"n": {"type": "number"}, "i": {"type": "integer", "minimum": 1},
+             "b": {"type": "boolean"}, "e": {"enum": ["a", "b'<&>", 3]},
+             "s": {"type": "string", "maxLength": 20}, "long": {"type": "string"},
+             "arr": {"type": "array"}, "o": {"type": "object"}, "any": {}}
+    sent = {"n": "1.5", "i": "x'\"<", "b": "on", "e": '"b\'<&>"', "s": "it's <b>&amp;",
+            "long": "a\nb'\"", "arr": '[1, "<x>"]', "o": '{"k": "\'"}', "any": "null",
+            "t": "x'\"", "c": "b"}
+    for data in (None, sent, {}):
+        django_form, ours = (forms.Form(data, renderer=r)
+                             for r in (DjangoTemplates(), form_renderer))
+        for form in (django_form, ours):
+            form.fields.update({k: schema_field(k, spec, required=True)
+                                for k, spec in specs.items()})
+            form.fields["t"] = text_field(required=True)
+            form.fields["c"] = forms.ChoiceField(choices=[("a", "A'<"), ("b", "B")])
+            if data is not None:
+                form.is_valid()
+        for name in django_form.fields:
+            assert str(ours[name]) == str(django_form[name]), name
+            assert str(ours[name].errors) == str(django_form[name].errors), name
+
+
+def test_a_url_without_arguments_follows_the_script_prefix_and_urlconf():
+    from django.urls import clear_url_caches, set_script_prefix, set_urlconf
+
+    assert render("{{ url('inbox') }}") == "/"
+    set_script_prefix("/stepwise/")
+    try:
+        assert render("{{ url('inbox') }}|{{ url('review', 3) }}") == \
+            "/stepwise/|/stepwise/reviews/3/"
+    finally:
+        set_script_prefix("/")
+    set_urlconf("approvals.api.urls")
+    try:
+        clear_url_caches()
+        with pytest.raises(Exception, match="inbox"):
+            render("{{ url('inbox') }}")
+    finally:
+        set_urlconf(None)
+    assert render("{{ url('inbox') }}") == "/"
