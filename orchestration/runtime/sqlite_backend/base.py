@@ -83,12 +83,17 @@ class GatedConnection(sqlite3.Connection):
             self.checkpointer.note_write()
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        # `gated` without its closure: this is every put's one statement
-        self._gate_for(sql)
+        # `gated` without its closure, `_gate_for` and `_after_statement` written out (two
+        # calls fewer, ~3k instructions): this is every put's one statement
+        gate = self.gate
+        if gate is not None and not self.holds_gate and not self.in_transaction \
+                and starts_write(sql):
+            self.holds_gate = gate.acquire(self.gate_timeout)
         try:
             return sqlite3.Connection.execute(self, sql, *args)
         finally:
-            self._after_statement()
+            if self.holds_gate and not self.in_transaction:
+                self._let_go()
 
     def commit(self) -> None:
         try:

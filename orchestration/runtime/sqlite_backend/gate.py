@@ -46,10 +46,11 @@ class WriteGate:
     def acquire(self, timeout: float) -> bool:
         """Wait (up to `timeout` seconds for this process's other writers, then for the
         other processes' in the kernel) for the gate. False: not taken, write without it."""
-        if not self._threads.acquire(timeout=timeout if timeout > 0 else -1):
+        if not self._threads.acquire(True, timeout if timeout > 0 else -1):
             return False
+        fd = self._fd
         try:
-            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            fcntl.flock(fd if fd is not None else self._descriptor(), fcntl.LOCK_EX)
         except OSError:
             # no side file (a read-only directory): SQLite's busy handler alone, as before
             self._threads.release()
