@@ -218,3 +218,27 @@ def test_listening_worker_is_woken_by_a_resume_long_before_its_next_poll(
           f"task created -> task claimed {_ms([m[2] for m in measured])}; "
           f"task claimed -> run claimed {_ms([m[3] for m in measured])}")
     assert max(m[0] for m in measured) < 2.0, measured
+
+
+def test_a_second_sigterm_does_not_cost_the_hand_back_of_the_run_in_hand(
+    start_worker: Any, tmp_path: Path
+) -> None:
+    """Under bin/serve a worker gets SIGTERM twice: honcho signals its whole process group and
+    bin/respawn passes the signal on when bash gets to it. The second used to force the exit
+    (db_worker's "press Ctrl+C again"), leaving the run in hand running until its lease ran
+    out instead of handing it back (found in test_serve on a loaded machine)."""
+    worker = start_worker("stepwise_worker")
+    run, log, gate = start_steps(tmp_path)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[worker])
+    os.kill(worker.pid, signal.SIGTERM)
+    wait_for(lambda: "shutting down gracefully" in worker.output(), what="the worker to stop")
+    os.kill(worker.pid, signal.SIGTERM)  # the late second signal
+    time.sleep(0.3)
+    gate.touch()  # the superstep in progress ends; the run goes back at that boundary
+    assert worker.process.wait(timeout=30) == 0, worker.output()[-3000:]
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.STALLED and run.lease_token == "", worker.output()[-3000:]
+    kinds = list(Event.objects.filter(run=run).order_by("pk").values_list("kind", flat=True))
+    assert kinds[-2:] == ["run_handed_back", "run_requeued"], kinds
+    assert log_lines(log) == ["first", "slow:start", "slow:end"]  # `last` never started

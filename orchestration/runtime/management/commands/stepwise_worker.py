@@ -103,6 +103,15 @@ class WakingWorker(db_worker.Worker):
         return self.task_claim
 
     def shutdown(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGTERM and not self.running:
+            # A second SIGTERM asks for the same stop, it does not force one (Ctrl+C twice
+            # still does): honcho signals the worker's whole process group and bin/respawn,
+            # in that group, passes the signal on, so a served worker gets two, the second
+            # whenever bash gets to it; forcing then lost the hand-back of the run in hand.
+            # A process manager that will not wait escalates with SIGKILL on its own.
+            db_worker.logger.info("Received %s again - still stopping at the superstep "
+                                  "boundary", signal.strsignal(signum))
+            return
         # The run in hand is given back at its next superstep boundary (tasks.RunExecution),
         # not run to its end: stopping takes one superstep, however long the run is.
         STOPPING.set()
