@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.diff import to_jsonable
@@ -190,7 +191,7 @@ def listed_review_dicts(rows: Iterable[ReviewRow]) -> list[dict[str, Any]]:
       (str keys, JSON scalars, dicts and lists), as is its schema;
     - `actions` are strings (the model's property keeps only known actions), id an int,
       thread id, title and assignee text columns, status one of the statuses the statement
-      selects (all in `ReviewStatus`), the times aware datetimes (the encoder formats them);
+      selects (all in `ReviewStatus`), the times formatted as the renderer formats them;
     - no decision: the statement reads no decided review.
     Keys in `ReviewOut`'s field order (its dump's order). tests/web/test_api_review_list_json.py
     compares whole responses with the validated path's."""
@@ -204,10 +205,16 @@ def listed_review_dicts(rows: Iterable[ReviewRow]) -> list[dict[str, Any]]:
         "actions": r.actions,
         "schema": r.schema,
         "assignee": r.assignee,
-        "created_at": r.created_at,
-        "due_at": r.due_at,
+        "created_at": _json_time(r.created_at),
+        "due_at": None if r.due_at is None else _json_time(r.due_at),
         "decision": None,
     } for r in rows]
+
+
+# A datetime as ninja's JSON encoder writes it (it hands datetimes to DjangoJSONEncoder's):
+# formatted here, the renderer's C encoder calls back into Python for none of the items'
+# values (the callback with ninja's type checks before it was 2/5 of the rendering).
+_json_time = DjangoJSONEncoder().default
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:
