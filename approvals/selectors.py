@@ -208,7 +208,8 @@ class ThreadRef:
 class ReviewRow:
     """A review without its decision, as the API lists it: `shapes.review_dict` reads it as
     it reads a `ReviewRequest` (`actions`, `data` and `schema` are the model's own, on the
-    fields they read), without a model instance per row and per joined thread."""
+    fields they read), without a model instance per row and per joined thread. `payload`
+    holds only the keys the list shows (`_LISTED_KEYS`)."""
 
     pk: int
     thread: ThreadRef
@@ -247,19 +248,35 @@ def review_rows(f: InboxFilter, after: tuple[dt.datetime, int] | None,
                        "ORDER BY r.created_at, r.id LIMIT %s", [*params, limit])
         rows = cursor.fetchall()
 
-    payload_of, created_of, due_of = (rowread.field_converter(ReviewRequest, name)
-                                      for name in ("payload", "created_at", "due_at"))
+    created_of, due_of = (rowread.field_converter(ReviewRequest, name)
+                          for name in ("created_at", "due_at"))
     return [ReviewRow(pk=pk, thread=ThreadRef(thread_id), status=status, title=title,
-                      kind=kind, payload=payload_of(payload), assignee=assignee,
+                      kind=kind, payload=_listed_payload(parts), assignee=assignee,
                       created_at=created_of(created), due_at=due_of(due))
-            for pk, thread_id, status, title, kind, payload, assignee, created, due in rows]
+            for pk, thread_id, status, title, kind, parts, assignee, created, due in rows]
+
+
+# The payload keys a listed review shows (shapes.review_dict reads no other): the statement
+# reads them as one JSON array, not the whole payload (whose data_schema, title, ... were
+# nearly half of what was decoded per row). A subtree decodes to what it is in the decoded
+# whole (the database renders it from the same stored value); a missing key reads as null,
+# which every reader of these keys takes as absent.
+_LISTED_KEYS = ("data", "schema", "actions", "description")
+
+
+def _listed_payload(parts: str) -> dict[str, Any]:
+    return dict(zip(_LISTED_KEYS, json.loads(parts), strict=True))
 
 
 @functools.cache
 def _review_rows_sql() -> str:
     q = connection.ops.quote_name
-    return ("SELECT r.id, t.thread_id, r.status, r.title, r.kind, r.payload, "  # noqa: S608
-            "r.assignee, r.created_at, r.due_at "
+    # JSON text of an array of the payload's _LISTED_KEYS values (SQLite's json_array keeps
+    # the subtrees `->` gives as JSON, not as strings)
+    array = "jsonb_build_array" if connection.vendor == "postgresql" else "json_array"
+    parts = ", ".join(f"r.payload -> '{key}'" for key in _LISTED_KEYS)
+    return ("SELECT r.id, t.thread_id, r.status, r.title, r.kind, "  # noqa: S608
+            f"{array}({parts}), r.assignee, r.created_at, r.due_at "
             f"FROM {q(ReviewRequest._meta.db_table)} r "
             f"INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id")
 

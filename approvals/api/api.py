@@ -401,7 +401,7 @@ class ReviewQuery(BaseModel):
 
 
 @_get("/reviews", shapes.ReviewList, "reviews")
-def list_reviews(request: HttpRequest, q: Query[ReviewQuery]) -> dict[str, Any]:
+def list_reviews(request: HttpRequest, q: Query[ReviewQuery]) -> dict[str, Any] | HttpResponse:
     """Reviews, oldest first (`status=open` by default: pending or claimed)."""
     user = _user(request)
     require(user, VIEW, "see reviews")
@@ -411,7 +411,10 @@ def list_reviews(request: HttpRequest, q: Query[ReviewQuery]) -> dict[str, Any]:
         # polls; its queryset's compilation and 2 instances per row were most of its CPU)
         after = cursors.decode(q.cursor) if q.cursor else None
         rows, nxt = cursors.page_of(selectors.review_rows(f, after, q.limit + 1), q.limit)
-        return {"items": [shapes.review_dict(r) for r in rows], "next": nxt}
+        # the items are already what ReviewList validates and dumps to (see
+        # shapes.listed_review_dicts): rendered as ninja renders a validated result
+        return api.create_response(
+            request, {"items": shapes.listed_review_dicts(rows), "next": nxt}, status=200)
     qs = selectors.review_list(user, f)
     # oldest first, strictly: the keyset cursor needs it (the inbox puts overdue ones first)
     qs = qs.select_related("decision__decided_by").order_by("created_at", "pk")

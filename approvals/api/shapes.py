@@ -4,13 +4,18 @@ and the functions turning rows into them."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.diff import to_jsonable
 from approvals.models import Decision, ReviewRequest
 from orchestration.runtime.models import Checkpoint, Run, Thread
+
+if TYPE_CHECKING:
+    from approvals.selectors import ReviewRow
 
 ThreadStatus = Literal["new", "running", "waiting", "done", "failed", "cancelled", "stalled"]
 RunStatus = Literal[
@@ -176,6 +181,40 @@ def review_dict(review: ReviewRequest) -> dict[str, Any]:
         "due_at": review.due_at,
         "decision": decision_dict(decision) if decision is not None else None,
     }
+
+
+def listed_review_dicts(rows: Iterable[ReviewRow]) -> list[dict[str, Any]]:
+    """`review_dict` of each undecided review row read from the database (selectors.review_rows),
+    already in the form `ReviewOut` validates and dumps it to, so the list's response can go
+    to the renderer without a pydantic validation per row (a third of the list's CPU):
+    - the payload was decoded from JSON text, so `to_jsonable` of its data is the data itself
+      (str keys, JSON scalars, dicts and lists), as is its schema;
+    - `actions` are strings (the model's property keeps only known actions), id an int,
+      thread id, title and assignee text columns, status one of the statuses the statement
+      selects (all in `ReviewStatus`), the times formatted as the renderer formats them;
+    - no decision: the statement reads no decided review.
+    Keys in `ReviewOut`'s field order (its dump's order). tests/web/test_api_review_list_json.py
+    compares whole responses with the validated path's."""
+    return [{
+        "id": r.pk,
+        "thread_id": r.thread.thread_id,
+        "status": r.status,
+        "title": r.title,
+        "description": str(r.payload.get("description") or ""),
+        "data": r.data,
+        "actions": r.actions,
+        "schema": r.schema,
+        "assignee": r.assignee,
+        "created_at": _json_time(r.created_at),
+        "due_at": None if r.due_at is None else _json_time(r.due_at),
+        "decision": None,
+    } for r in rows]
+
+
+# A datetime as ninja's JSON encoder writes it (it hands datetimes to DjangoJSONEncoder's):
+# formatted here, the renderer's C encoder calls back into Python for none of the items'
+# values (the callback with ninja's type checks before it was 2/5 of the rendering).
+_json_time = DjangoJSONEncoder().default
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:
