@@ -51,10 +51,17 @@ def test_a_postgresql_crash_loses_no_superstep_a_side_effect_acted_on(tmp_path: 
     # own superstep's put was lost, like a superstep in flight when a worker dies.
     lost_from = len(found["nexts"]) - 1
     assert lost_from >= 20
-    assert ran[:22] == list(range(22))
+    # The first run went on until the crash reached it: through n20 and n21 at least, and a
+    # node more when its superstep ran while the put that failed was still on its way
+    # (write-behind: a put's error surfaces at the next one).
+    restart = next((i for i in range(1, len(ran)) if ran[i] != ran[i - 1] + 1), len(ran))
+    first, rerun = ran[:restart], ran[restart:]
+    assert first == list(range(restart)) and restart >= 22
     # The resumed run goes on from the first superstep it finds not stored: the one after the
-    # last surviving checkpoint, or after n21's own put if that one was sent on a new
-    # connection once the server was back.
-    rerun = ran[22:]
-    assert rerun == list(range(rerun[0], 40))
-    assert lost_from <= rerun[0] <= 22
+    # last surviving checkpoint, or after a put that was sent on a new connection once the
+    # server was back; never before the checkpoint that preceded n20, never with a gap.
+    if rerun:
+        assert rerun == list(range(rerun[0], 40))
+        assert lost_from <= rerun[0] <= restart
+    else:  # it went on right after the last node the first run ran: nothing ran twice
+        assert first == list(range(40))
