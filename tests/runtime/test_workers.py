@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import statistics
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
@@ -242,3 +243,57 @@ def test_a_second_sigterm_does_not_cost_the_hand_back_of_the_run_in_hand(
     kinds = list(Event.objects.filter(run=run).order_by("pk").values_list("kind", flat=True))
     assert kinds[-2:] == ["run_handed_back", "run_requeued"], kinds
     assert log_lines(log) == ["first", "slow:start", "slow:end"]  # `last` never started
+
+
+def _worker_in_a_task() -> Any:
+    from orchestration.runtime.management.commands.stepwise_worker import WakingWorker
+
+    worker = WakingWorker(
+        queue_names=["default"], interval=0.1, batch=False, backend_name="default",
+        startup_delay=False, max_tasks=None, worker_id="host:1", excluded_queue_names=[],
+    )
+    worker.running_task = True
+    return worker
+
+
+def test_a_sigterm_handled_inside_the_first_ones_handler_asks_for_the_same_stop() -> None:
+    """Python runs a signal's handler between any two bytecodes, inside another handler too:
+    under load the second SIGTERM of a served worker arrived while the first one's handler
+    ran, after its "is this the first?" check and before the library's, which then forced
+    the exit (a fresh-clone CI run's test_serve). Here the second handler runs where the
+    first sets STOPPING, as that signal would."""
+    from orchestration.runtime.shutdown import STOPPING
+
+    worker = _worker_in_a_task()
+    nested: list[bool] = []
+
+    def second_signal(frame: Any, event: str, arg: Any) -> None:
+        if (event == "call" and frame.f_code.co_name == "set" and not nested
+                and frame.f_locals.get("self") is STOPPING):
+            nested.append(True)
+            worker.shutdown(signal.SIGTERM, None)
+
+    previous = sys.getprofile()
+    sys.setprofile(second_signal)
+    try:
+        worker.shutdown(signal.SIGTERM, None)  # no SystemExit: the run is handed back
+    finally:
+        sys.setprofile(previous)
+        STOPPING.clear()
+    assert nested and worker.running is False
+
+
+def test_ctrl_c_twice_still_forces_the_stop() -> None:
+    from orchestration.runtime.shutdown import STOPPING
+
+    worker = _worker_in_a_task()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    try:
+        worker.shutdown(signal.SIGINT, None)
+        with pytest.raises(SystemExit) as exit_:
+            worker.shutdown(signal.SIGINT, None)
+        assert exit_.value.code == 1
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        STOPPING.clear()

@@ -103,22 +103,34 @@ class WakingWorker(db_worker.Worker):
         return self.task_claim
 
     def shutdown(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGTERM and not self.running:
-            # A second SIGTERM asks for the same stop, it does not force one (Ctrl+C twice
-            # still does): honcho signals the worker's whole process group and bin/respawn,
-            # in that group, passes the signal on, so a served worker gets two, the second
-            # whenever bash gets to it; forcing then lost the hand-back of the run in hand.
-            # A process manager that will not wait escalates with SIGKILL on its own.
-            db_worker.logger.info("Received %s again - still stopping at the superstep "
-                                  "boundary", signal.strsignal(signum))
-            return
+        """db_worker's handler, except that more SIGTERMs ask for the same stop instead of
+        forcing one (Ctrl+C twice still forces): honcho signals a worker's whole process
+        group and bin/respawn, in that group, passes the signal on, so a served worker gets
+        two, and forcing lost the hand-back of the run in hand. A process manager that will
+        not wait escalates with SIGKILL on its own.
+
+        Handlers nest: the second signal is handled between any two bytecodes of the first
+        one's handler. So the stop is recorded before anything else, and no SIGTERM path
+        exits while a run is in hand, whichever of the two handlers it is."""
+        first = self.running
+        self.running = False
         # The run in hand is given back at its next superstep boundary (tasks.RunExecution),
         # not run to its end: stopping takes one superstep, however long the run is.
         STOPPING.set()
-        if self.running and not self.running_task:  # idle: nothing to hand back
-            db_worker.logger.warning("Received %s - idle, exiting", signal.strsignal(signum))
+        name = signal.strsignal(signum)
+        if not first:
+            if signum == signal.SIGTERM:
+                db_worker.logger.info("Received %s again - still stopping at the superstep "
+                                      "boundary", name)
+                return
+            db_worker.logger.warning("Received %s - terminating current task.", name)
+            self.reset_signals()
+            sys.exit(1)
+        if not self.running_task:  # idle: nothing to hand back
+            db_worker.logger.warning("Received %s - idle, exiting", name)
             _exit_now()
-        super().shutdown(signum, frame)
+        db_worker.logger.warning("Received %s - shutting down gracefully... (press Ctrl+C "
+                                 "again to force)", name)
 
     def run(self) -> None:
         if self.startup_delay and self.interval:
