@@ -18,6 +18,7 @@ parameters each time (`PQsendQueryParams`), still typed and binary.
 
 from __future__ import annotations
 
+import functools
 import re
 import select
 import struct
@@ -318,20 +319,16 @@ def _forget_on_deallocate_all(raw: Any, state: dict[bytes, _Prepared]) -> None:
     manager.clear = clear_and_forget
 
 
-_PSYCOPG: list[ModuleType] = []
-
-
+@functools.cache
 def _psycopg() -> ModuleType:
     """psycopg, with `pq` and `errors` loaded: imported on first use (a SQLite-only process
     never pays for it), then kept, because an `import` statement in these per-statement
     functions cost more than a microsecond per call (importlib's `_handle_fromlist`)."""
-    if not _PSYCOPG:
-        import psycopg
-        import psycopg.errors
-        import psycopg.pq
+    import psycopg
+    import psycopg.errors
+    import psycopg.pq
 
-        _PSYCOPG.append(psycopg)
-    return _PSYCOPG[0]
+    return psycopg
 
 
 def _wait(fd: int, events: int) -> int:
