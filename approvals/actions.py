@@ -512,14 +512,29 @@ def state_value_errors(thread: Thread, values: Mapping[str, Any]) -> dict[str, s
     return errors
 
 
+class ForkNeedsNode(ReviewError):
+    """A fork's edits at a checkpoint several nodes wrote in one step, where no choice of node
+    keeps the checkpoint's next steps: the person says which node's output they stand for."""
+
+    def __init__(self, message: str, writers: Sequence[str]) -> None:
+        super().__init__(message)
+        self.writers = tuple(writers)
+
+
 def check_fork_values(
     thread: Thread, tup: CheckpointTuple, values: Mapping[str, Any], as_node: str | None
-) -> None:
+) -> str | None:
     """Refuse `values` (Overwrites) that the state schema or the graph would refuse, before
     the fork is queued: the types first, then the engine's own `update_state` on a scratch
-    copy in memory, so a bad value is refused here instead of failing the run later."""
+    copy in memory, so a bad value is refused here instead of failing the run later.
+
+    Returns the node the edits are applied as (None: the engine infers it). The engine, as
+    LangGraph does, will not guess when several nodes wrote the checkpoint in one step (a
+    fan-out's branches); a person forking from such a step means "these values, then the same
+    next steps", so the first of those nodes after which the branch takes the checkpoint's own
+    next steps is chosen. When none does, `ForkNeedsNode` asks which one."""
     if not values:
-        return
+        return as_node
     plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in values.items()}
     problems = state_value_errors(thread, plain)
     if problems:
@@ -528,12 +543,44 @@ def check_fork_values(
         graph = get_graph(thread.graph_name)
     except Exception as exc:  # noqa: BLE001  an unregistered graph cannot be forked at all
         raise ReviewError(f"Thread {thread.thread_id} cannot be forked: {exc}") from exc
+    writers = list(tup.metadata.writes)
+    if as_node is not None or len(writers) < 2:
+        _next_after_update(graph, thread, tup, values, as_node)
+        return as_node
+    keeps = sorted(tup.checkpoint.next)
+    outcomes: dict[str, tuple[str, ...]] = {}
+    for writer in writers:
+        outcomes[writer] = _next_after_update(graph, thread, tup, values, writer)
+        if sorted(outcomes[writer]) == keeps:
+            return writer
+    choices = "; ".join(
+        f"as {writer}: {', '.join(nxt) or 'the end'}" for writer, nxt in outcomes.items()
+    )
+    raise ForkNeedsNode(
+        f"Checkpoint {tup.checkpoint.id} was written by {', '.join(writers)} in one step, and "
+        f"with these edits no single one of them leads to its next steps "
+        f"({', '.join(tup.checkpoint.next) or 'the end'}). Say which node's output the edits "
+        f"stand for (as_node); the branch continues from that node's edges ({choices}).",
+        writers,
+    )
+
+
+def _next_after_update(
+    graph: Any, thread: Thread, tup: CheckpointTuple, values: Mapping[str, Any],
+    as_node: str | None,
+) -> tuple[str, ...]:
+    """The next steps of the checkpoint `update_state(values, as_node)` writes after `tup`,
+    on a scratch copy in memory; what the engine refuses is a ReviewError."""
     scratch = InMemoryCheckpointSaver()
     at = scratch.put(CheckpointConfig(thread.thread_id), tup.checkpoint, tup.metadata)
     try:
-        graph.with_checkpoint_saver(scratch).update_state(at, dict(values), as_node=as_node)
+        written = graph.with_checkpoint_saver(scratch).update_state(
+            at, dict(values), as_node=as_node
+        )
     except (OrchestrationError, TypeError, ValueError) as exc:
         raise ReviewError(f"The graph refuses these values: {exc}") from exc
+    after = scratch.get_tuple(written)
+    return tuple(after.checkpoint.next) if after is not None else ()
 
 
 def do_fork(
@@ -553,7 +600,7 @@ def do_fork(
     if tup is None:
         raise ReviewError(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id}.")
     edits = {name: Overwrite(value) for name, value in (values or {}).items()}
-    check_fork_values(thread, tup, edits, as_node)
+    as_node = check_fork_values(thread, tup, edits, as_node)
     try:
         with transaction.atomic():
             do_supersede_open_reviews(thread)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -193,9 +193,20 @@ class ForkForm(forms.Form):
 
     def __init__(
         self, *args: Any, values: Mapping[str, Any], types: Mapping[str, Any] | None = None,
-        **kwargs: Any,
+        writers: Sequence[str] = (), next_nodes: Sequence[str] = (), **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if len(writers) > 1:
+            # Several nodes wrote the checkpoint in one step (a fan-out's branches): the edits
+            # are applied as one node's output, which decides where the branch continues.
+            keeps = ", ".join(next_nodes) or "the end"
+            self.fields["as_node"] = forms.ChoiceField(
+                label="Apply the edits as the output of", required=False,
+                choices=[("", f"the node that keeps the next steps ({keeps})"),
+                         *((w, w) for w in writers)],
+                help_text=f"{', '.join(writers)} wrote this checkpoint in one step. The branch "
+                          "continues from the chosen node's edges.",
+            )
         self.types = dict(types or {})
         self.original = {name: to_jsonable(v) for name, v in values.items()}
         self.shown: dict[str, str] = {}

@@ -35,6 +35,7 @@ from approvals.access import (
 )
 from approvals.actions import (
     DecisionInput,
+    ForkNeedsNode,
     ReviewError,
     check_run_action,
     do_bulk_run_action,
@@ -483,12 +484,15 @@ def fork(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpRespon
     if tup is None:
         return _missing(request, f"checkpoint {checkpoint_id}")
     form = ForkForm(
-        request.POST or None, values=tup.checkpoint.values, types=selectors.state_types(thread)
+        request.POST or None, values=tup.checkpoint.values, types=selectors.state_types(thread),
+        writers=list(tup.metadata.writes), next_nodes=tup.checkpoint.next,
     )
     if request.method == "POST" and form.is_valid():
         try:
             do_fork(request.user, thread, checkpoint_id, form.cleaned_data["changed"],
-                    form.cleaned_data["reason"], request.POST.get("as_node") or None)
+                    form.cleaned_data["reason"], form.cleaned_data.get("as_node") or None)
+        except ForkNeedsNode as exc:
+            form.add_error("as_node", str(exc))
         except ReviewError as exc:
             form.add_error(None, str(exc))
         else:

@@ -31,6 +31,7 @@ from approvals.access import (
 )
 from approvals.actions import (
     DecisionInput,
+    ForkNeedsNode,
     ReviewError,
     check_run_action,
     do_decide,
@@ -207,6 +208,9 @@ class ThreadIn(Body):
 class ForkIn(Body):
     values: dict[str, Any] | None = None
     reason: str = Field(max_length=2000)
+    # which node's output the values stand for, where several nodes wrote the checkpoint in
+    # one step and none of them keeps its next steps (a 422 on `as_node` says so)
+    as_node: str | None = Field(None, max_length=200)
 
 
 class DecisionIn(Body):
@@ -379,7 +383,9 @@ def fork_checkpoint(
     def work() -> tuple[int, dict[str, Any]]:
         # do_fork applies every value as an Overwrite: the branch holds exactly these values.
         try:
-            run = do_fork(user, thread, checkpoint_id, payload.values, reason)
+            run = do_fork(user, thread, checkpoint_id, payload.values, reason, payload.as_node)
+        except ForkNeedsNode as exc:
+            raise ApiProblem(422, str(exc), {"as_node": [str(exc)]}) from None
         except ReviewError as exc:
             text = str(exc)
             if "refuses these values" in text:

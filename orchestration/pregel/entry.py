@@ -5,7 +5,7 @@ finished thread, a resume with answers to interrupts, or a fork from a past chec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -435,9 +435,17 @@ def update_core(
     step = 0 if tup is None else tup.metadata.step + 1
     new_values, writers = apply_updates(spec.schema, base, [(as_node, updates)], step)
     new_values, state = spec.schema.state_from(new_values, writers, step)
-    joins = {} if tup is None else tup.checkpoint.internal.get("joins", {})
+    joins = {} if tup is None else dict(tup.checkpoint.internal.get("joins", {}))
+    fired = [] if tup is None else fired_joins(
+        spec, tup.checkpoint.internal, tup.metadata.writes, tup.checkpoint.next
+    )
+    for key in fired:  # still full: their targets run next whoever the update is from
+        joins[key] = list(spec.joins[int(key)][0])
     routed = yield from resolve_routes(spec, [as_node], state, step)
     next_nodes, internal = plan_next(spec, [(as_node, ())], state, joins, step, routed)
+    refired = fired_joins(spec, {**internal, "fired": fired}, (as_node,), next_nodes)
+    if refired:
+        internal["fired"] = refired
     if spec.deferred:
         previous = None if tup is None else tup.checkpoint.internal
         next_nodes = hold_deferred(spec, next_nodes, internal, previous)
@@ -457,6 +465,27 @@ def update_core(
     )
     written_by = {k: [as_node] for k in writers}
     return (yield from put_checkpoint(parent, checkpoint, metadata, written_by))
+
+
+def fired_joins(
+    spec: GraphSpec, internal: Mapping[str, Any], writers: Iterable[str], next_nodes: Sequence[str]
+) -> list[str]:
+    """The waiting edges (`add_edge([sources], target)`) that fired into `next_nodes` and whose
+    target has not run yet: every source arrived, so the plan dropped the join's record.
+
+    LangGraph keeps such a barrier full until its target runs, so an `update_state` at that
+    checkpoint, as any node, still leads to the target; the plan here forgets a join once it
+    fires, so the update re-arms it. A join fired when its target is next, it has no partial
+    record, and one of its sources wrote the checkpoint (or an earlier update re-armed it:
+    `internal["fired"]`)."""
+    pending = internal.get("joins") or {}
+    armed = internal.get("fired") or ()
+    wrote = set(writers)
+    return [
+        str(index) for index, (sources, target) in enumerate(spec.joins)
+        if target in next_nodes and str(index) not in pending
+        and (str(index) in armed or not wrote.isdisjoint(sources))
+    ]
 
 
 def _last_writer(tup: CheckpointTuple | None) -> str:

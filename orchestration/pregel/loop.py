@@ -325,6 +325,17 @@ def _keep_finished(head: Head, outcomes: Sequence[Outcome]) -> Core:
             return
 
 
+def _write_order(outcome: Outcome) -> tuple[int, str, int]:
+    """The order a superstep's updates go through the reducers: LangGraph's (tasks sorted by
+    their path), so a fan-out's appends land in the same order on both: the nodes an edge
+    or router reached by name, then `Send` tasks in the order they were sent. Not the order
+    the edges were added in, nor the order the tasks finished."""
+    task = outcome.task
+    if task.arg is NO_ARG:
+        return (0, task.node, 0)
+    return (1, "", task.index)
+
+
 def _commit(
     settings: RunSettings,
     head: Head,
@@ -335,7 +346,8 @@ def _commit(
 ) -> Core:
     spec = settings.spec
     schema = spec.schema
-    updates = [(o.task.node, o.update or {}) for o in outcomes]
+    ordered = sorted(outcomes, key=_write_order) if len(outcomes) > 1 else outcomes
+    updates = [(o.task.node, o.update or {}) for o in ordered]
     values, writers = apply_updates(schema, base, updates, step)
     values, state = schema.state_from(values, writers, step)
     for key, who in input_writers.items():

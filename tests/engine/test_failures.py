@@ -83,7 +83,7 @@ def test_resume_after_a_failure_reruns_only_the_failed_task(saver, config) -> No
     with pytest.raises(RuntimeError):
         compiled.invoke(None, config)
     bad.on = True
-    assert compiled.invoke(None, config).log == ["good", "bad", "after"]
+    assert compiled.invoke(None, config).log == ["bad", "good", "after"]  # by node name
     assert (good.calls, bad.calls) == (1, 2)
 
 
@@ -104,7 +104,7 @@ async def test_async_failure_and_resume(saver, config) -> None:
     with pytest.raises(RuntimeError):
         await compiled.ainvoke(None, config)
     bad.on = True
-    assert (await compiled.ainvoke(None, config)).log == ["good", "bad", "after"]
+    assert (await compiled.ainvoke(None, config)).log == ["bad", "good", "after"]  # by node name
     assert good.calls == 1
 
 

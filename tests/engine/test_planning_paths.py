@@ -24,7 +24,10 @@ def writer(name: str):  # noqa: ANN201 - a node factory
     return node
 
 
-def test_command_goto_and_a_plain_edge_both_run_with_the_goto_first(saver, config) -> None:
+def test_command_goto_and_a_plain_edge_both_run_with_the_goto_planned_first(
+    saver, config
+) -> None:
+    """`next` lists the goto first; their writes apply by node name, as LangGraph's do."""
     def a(state: Flow) -> Command:
         return Command(update={"log": ["a"]}, goto="c")
 
@@ -32,7 +35,7 @@ def test_command_goto_and_a_plain_edge_both_run_with_the_goto_first(saver, confi
     graph.add_edge(START, "a").add_edge("a", "b").add_edge("b", END).add_edge("c", END)
     result = graph.compile(checkpointer=saver).invoke({"value": 0}, config)
     assert [t.checkpoint.next for t in saver.list(config)][1] == ("c", "b")
-    assert result["log"] == ["a", "c", "b"]
+    assert result["log"] == ["a", "b", "c"]
 
 
 def test_parallel_tasks_with_edges_to_one_node_schedule_it_once(saver, config) -> None:

@@ -21,6 +21,8 @@ TEST_GRAPHS = {
     "web_review": "web_graphs:graph",
     "web_question": "web_graphs:question_graph",
     "web_subgraph": "web_graphs:subgraph_graph",
+    "web_fan_in": "web_graphs:fan_in_graph",
+    "web_split": "web_graphs:split_graph",
 }
 _seq = itertools.count(1)
 

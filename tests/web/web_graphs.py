@@ -121,3 +121,47 @@ def _build_ticket() -> Any:
 
 
 subgraph_graph = _build_ticket()
+
+
+# --- fan-outs: checks side by side before a review; branches that go different ways -------
+
+
+@dataclass
+class Article:
+    body: str = ""
+    findings: Annotated[list[str], topic] = field(default_factory=list)
+    verdict: str = ""
+
+
+def _finding(name: str) -> Any:
+    def check(state: Article) -> dict[str, Any]:
+        return {"findings": [f"{name}: {'typo' if 'teh' in state.body else 'ok'}"]}
+
+    check.__name__ = name
+    return check
+
+
+def vet_article(state: Article) -> dict[str, Any]:
+    answer = interrupt({"kind": "review", "title": "Publish the article?",
+                        "data": {"body": state.body}, "actions": ["approve", "reject"]})
+    return {"verdict": answer["action"]}
+
+
+def _build_fan_in() -> Any:
+    g = StateGraph(Article).add_node("prepare", lambda s: {}).add_node("review", vet_article)
+    g.set_entry_point("prepare")
+    for name in ("spelling", "legal", "seo"):
+        g.add_node(name, _finding(name)).add_edge("prepare", name)
+    return g.add_edge(["spelling", "legal", "seo"], "review").add_edge("review", END).compile()
+
+
+def _build_split() -> Any:
+    g = StateGraph(Article).add_node("split", lambda s: {}).set_entry_point("split")
+    for first, then in (("a", "after_a"), ("b", "after_b")):
+        g.add_node(first, _finding(first)).add_node(then, _finding(then))
+        g.add_edge("split", first).add_edge(first, then).add_edge(then, END)
+    return g.compile()
+
+
+fan_in_graph = _build_fan_in()
+split_graph = _build_split()
