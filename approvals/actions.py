@@ -24,6 +24,7 @@ from approvals.diff import to_jsonable
 from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
 from approvals.models import Decision, ReviewRequest
 from approvals.selectors import get_checkpoint, is_stalled, state_types
+from orchestration import START
 from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
 from orchestration.errors import OrchestrationError
 from orchestration.pregel.subgraphs import branch_from_child
@@ -544,6 +545,12 @@ def check_fork_values(
     except Exception as exc:  # noqa: BLE001  an unregistered graph cannot be forked at all
         raise ReviewError(f"Thread {thread.thread_id} cannot be forked: {exc}") from exc
     writers = list(tup.metadata.writes)
+    if as_node is not None and as_node != START and as_node not in graph.spec.nodes:
+        raise ForkNeedsNode(
+            f"as_node {as_node!r} is not a node of graph {thread.graph_name!r}; name one of "
+            f"{', '.join(sorted(graph.spec.nodes))}, or leave it out to let Stepwise choose.",
+            writers,
+        )
     if as_node is not None or len(writers) < 2:
         _next_after_update(graph, thread, tup, values, as_node)
         return as_node

@@ -131,4 +131,5 @@ def test_api_fork_where_no_writer_keeps_the_next_steps_is_422_on_as_node(
         response = api.post(url, {"values": {"body": "y"}, "reason": "retry", "as_node": "a"})
     assert response.status_code == 201, response.content
     unknown = api.post(url, {"values": {"body": "z"}, "reason": "r", "as_node": "nope"})
-    assert unknown.status_code == 422 and "no such node" in unknown.json()["detail"]
+    assert unknown.status_code == 422
+    assert "'nope' is not a node of graph 'web_split'" in unknown.json()["errors"]["as_node"][0]
