@@ -673,7 +673,8 @@ class SqliteSaver(BaseCheckpointSaver):
             return []
         # One pass: each row's body and inline values decoded once, no record objects.
         inline: dict[Pair, Blob] = {}
-        decoded = _read_rows(thread_id, rows, inline)
+        scalars: dict[Pair, Any] = {}
+        decoded = _read_rows(thread_id, rows, inline, scalars)
         read = {row[0] for row in rows}
         writes: dict[str, list[WriteRecord]] = {}
         if len(rows) > _FEW:
@@ -691,7 +692,8 @@ class SqliteSaver(BaseCheckpointSaver):
             else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
         return storage.read_rows(
-            thread_id, decoded, self._cache, fetch, writes, inline, history=history
+            thread_id, decoded, self._cache, fetch, writes, inline, history=history,
+            scalars=scalars,
         )
 
     def _fetch_listing(
@@ -791,11 +793,15 @@ def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
 
 
 def _read_rows(
-    thread_id: str, rows: Sequence[tuple[Any, ...]], inline: dict[Pair, Blob] | None = None
+    thread_id: str,
+    rows: Sequence[tuple[Any, ...]],
+    inline: dict[Pair, Blob] | None = None,
+    scalars: dict[Pair, Any] | None = None,
 ) -> list[ReadRow]:
     """The rows (`_COLUMNS`) decoded for reading, each body unpacked once (the parts are
-    fresh objects); with `inline`, their inline versions are added to it. One loop with its
-    names bound locally: a listing decodes hundreds of rows."""
+    fresh objects); with `inline`, their inline versions are added to it (the scalars to
+    `scalars`, see `unpack_inline`). One loop with its names bound locally: a listing decodes
+    hundreds of rows."""
     loads, epoch, microsecond = serde.loads, _EPOCH, _MICROSECOND
     join = "".join
     decoded: list[ReadRow] = []
@@ -818,7 +824,7 @@ def _read_rows(
                 f"({error})"
             ) from None
         if vals is not None and inline is not None:
-            unpack_inline(cid, vals, inline)
+            unpack_inline(cid, vals, inline, scalars)
         append((cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts))
     return decoded
 
