@@ -15,13 +15,11 @@ from collections.abc import (
 )
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import (
     BaseCheckpointSaver,
     CheckpointConfig,
-    CheckpointMetadata,
     CheckpointTuple,
     HistoryEntry,
     history_entry,
@@ -45,45 +43,60 @@ from orchestration.pregel.subgraphs import (
 )
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
-from orchestration.types import Interrupt, StateSnapshot
+from orchestration.types import StateSnapshot
 
 if TYPE_CHECKING:
     from orchestration.store.base import BaseStore
 
-# `_SnapshotBuilder` fills a StateSnapshot's slots in this order: every field, or it fails
+# `_build_snapshots` fills a StateSnapshot's slots in this order: every field, or it fails
 # here (import time) rather than leaving a field unset.
 _SNAPSHOT_FIELDS = (
     "values", "next", "config", "metadata", "created_at", "parent_config", "interrupts", "tasks"
 )
 if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
-    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _SnapshotBuilder")
+    raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _build_snapshots")
 DEFAULT_RECURSION_LIMIT = 10_000
 
 
-class _SnapshotBuilder:
-    """Builds a `StateSnapshot` (without pending tasks) the way `checkpoint.storage.trusted`
-    builds the saver port's frozen classes: a history builds hundreds."""
+class _SnapshotShell:
+    """A `StateSnapshot` being built by `_build_snapshots`: its slots, no `__init__` (see
+    `checkpoint.storage.trusted`, whose shells these are like)."""
 
     __slots__ = _SNAPSHOT_FIELDS
 
-    def __init__(
-        self, values: Any, next: tuple[str, ...], config: CheckpointConfig,
-        metadata: CheckpointMetadata | None, created_at: datetime | None,
-        parent_config: CheckpointConfig | None, interrupts: tuple[Interrupt, ...],
-    ) -> None:
-        self.values = values
-        self.next = next
-        self.config = config
-        self.metadata = metadata
-        self.created_at = created_at
-        self.parent_config = parent_config
-        self.interrupts = interrupts
-        self.tasks = ()
-        self.__class__ = StateSnapshot  # type: ignore[assignment]
+
+def _build_snapshots(
+    entries: Iterable[HistoryEntry], instance: Callable[[dict[str, Any]], Any] | None
+) -> list[StateSnapshot]:
+    """The snapshots (without pending tasks) of `entries`, each values dict made a state
+    instance by `instance` (None: a TypedDict state takes the dict as it is; an entry's dict
+    is the caller's own, see `HistoryEntry`).
+
+    A history builds hundreds: one loop with its names bound once, each snapshot a shell
+    whose slots are stored here before it becomes a StateSnapshot (`__class__` assignment;
+    the same object, equal and immutable, that the constructor builds, checked below at
+    import). Without the call through a Python `__init__`, a snapshot costs about half."""
+    snapshots: list[StateSnapshot] = []
+    append = snapshots.append
+    shell, snapshot_class = _SnapshotShell, StateSnapshot
+    for values, next_, config, metadata, ts, parent, pending in entries:
+        snapshot = shell()
+        snapshot.values = values if instance is None else instance(values)
+        snapshot.next = next_
+        snapshot.config = config
+        snapshot.metadata = metadata
+        snapshot.created_at = ts
+        snapshot.parent_config = parent
+        snapshot.interrupts = () if pending is None else interrupts_of(pending)
+        snapshot.tasks = ()
+        snapshot.__class__ = snapshot_class  # type: ignore[assignment]
+        append(snapshot)  # type: ignore[arg-type]
+    return snapshots
 
 
 check_builder(
-    _SnapshotBuilder({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, ()),
+    _build_snapshots([({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, None)],
+                     None)[0],
     StateSnapshot({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, ()),
 )
 
@@ -340,26 +353,8 @@ class CompiledGraph:
         return self._snapshots((history_entry(tup),))[0]
 
     def _snapshots(self, entries: Iterable[HistoryEntry]) -> list[StateSnapshot]:
-        # A history builds hundreds of these: one loop with its names bound once, each
-        # snapshot made by the trusted builder (an equal, immutable StateSnapshot). An
-        # entry's values dict is the caller's own (see `HistoryEntry`): a TypedDict state
-        # takes it as it is.
         schema = self.spec.schema
-        instance = None if schema.kind == "typeddict" else schema.instance
-        build: Callable[..., StateSnapshot] = _SnapshotBuilder  # type: ignore[assignment]
-        snapshots: list[StateSnapshot] = []
-        append = snapshots.append
-        for values, next_, config, metadata, ts, parent, pending in entries:
-            append(build(
-                values if instance is None else instance(values),
-                next_,
-                config,
-                metadata,
-                ts,
-                parent,
-                () if pending is None else interrupts_of(pending),
-            ))
-        return snapshots
+        return _build_snapshots(entries, None if schema.kind == "typeddict" else schema.instance)
 
     def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
         if config.checkpoint_id is not None:

@@ -673,7 +673,8 @@ class SqliteSaver(BaseCheckpointSaver):
             return []
         # One pass: each row's body and inline values decoded once, no record objects.
         inline: dict[Pair, Blob] = {}
-        decoded = _read_rows(thread_id, rows, inline)
+        scalars: dict[Pair, Any] = {}
+        decoded = _read_rows(thread_id, rows, inline, scalars)
         read = {row[0] for row in rows}
         writes: dict[str, list[WriteRecord]] = {}
         if len(rows) > _FEW:
@@ -691,7 +692,8 @@ class SqliteSaver(BaseCheckpointSaver):
             else (lambda pairs: self._fetch(conn, thread_id, pairs, inline, read))
         )
         return storage.read_rows(
-            thread_id, decoded, self._cache, fetch, writes, inline, history=history
+            thread_id, decoded, self._cache, fetch, writes, inline, history=history,
+            scalars=scalars,
         )
 
     def _fetch_listing(
@@ -726,11 +728,20 @@ class SqliteSaver(BaseCheckpointSaver):
             if blob.kind == APPEND and blob.base
         ]
         kind_name = KIND_NAME
+        # Made without `Blob.__init__` (a Python call through a new interpreter frame): a
+        # listing makes one per checkpoint. Every field is set, as `Blob(...)` would.
+        blank, blob_class = object.__new__, Blob
         for field, (low, high) in ranges.items():
             rows = conn.execute(_BLOBS_IN_RANGE, (thread_id, field, low, high))
             previous = None
             for version, kind, base, data in rows:
-                blob = Blob(field, version, kind_name[kind], base, data)
+                blob = blank(blob_class)
+                blob.field = field
+                blob.version = version
+                blob.kind = kind_name[kind]
+                blob.base = base
+                blob.data = data
+                blob.value = None
                 found.setdefault((field, version), blob)
                 # Rows come in version order: an append to the row before is in hand.
                 if kind == 1 and base and base != previous:
@@ -791,12 +802,17 @@ def _blob_rows(encoded: storage.EncodedPut) -> list[tuple[Any, ...]]:
 
 
 def _read_rows(
-    thread_id: str, rows: Sequence[tuple[Any, ...]], inline: dict[Pair, Blob] | None = None
+    thread_id: str,
+    rows: Sequence[tuple[Any, ...]],
+    inline: dict[Pair, Blob] | None = None,
+    scalars: dict[Pair, Any] | None = None,
 ) -> list[ReadRow]:
     """The rows (`_COLUMNS`) decoded for reading, each body unpacked once (the parts are
-    fresh objects); with `inline`, their inline versions are added to it. One loop with its
-    names bound locally: a listing decodes hundreds of rows."""
-    loads, epoch, microsecond = serde.loads, _EPOCH, _MICROSECOND
+    fresh objects); with `inline`, their inline versions are added to it (the scalars to
+    `scalars`, see `unpack_inline`). One loop with its names bound locally: a listing decodes
+    hundreds of rows."""
+    loads, microsecond = serde.loads, _MICROSECOND
+    since, since_us = _EPOCH, 0
     join = "".join
     decoded: list[ReadRow] = []
     append = decoded.append
@@ -807,7 +823,11 @@ def _read_rows(
             join(next_)  # TypeError unless every node name is a string (a C loop, no copies)
             next_nodes = tuple(next_)
             if type(ts) is int:
-                ts = epoch + ts * microsecond
+                # Microseconds since the epoch, counted from the previous row's: multiplying
+                # and adding a small difference takes machine words where the whole count
+                # takes bignum steps (about a fifth of a row's timestamp cost). Exact.
+                ts, since_us = since + (ts - since_us) * microsecond, ts
+                since = ts
             if type(ts) is not datetime or type(extra) is not dict or type(writes) is not list:
                 raise TypeError("unexpected types in the metadata")
             if internal is not None and type(internal) is not dict:
@@ -818,7 +838,7 @@ def _read_rows(
                 f"({error})"
             ) from None
         if vals is not None and inline is not None:
-            unpack_inline(cid, vals, inline)
+            unpack_inline(cid, vals, inline, scalars)
         append((cid, parent_id, step, source, next_nodes, versions, internal, writes, extra, ts))
     return decoded
 

@@ -4,6 +4,7 @@ the same checkpoints with the same values, metadata, configs and pending writes.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import operator
 import sys
@@ -175,3 +176,81 @@ def test_a_listing_runs_without_collections_and_leaves_the_collector_as_it_was(
     with pytest.raises(SerializationError):
         compiled.get_state_history(config)
     assert gc.isenabled()
+
+
+class Notes(TypedDict):
+    items: Annotated[list[str], operator.add]
+    n: int
+    note: str | None
+
+
+def _note(state: Notes) -> dict:
+    n = state["n"] + 1
+    # A scalar kept in the row: None every third step (a value a lookup could mistake for
+    # "absent"), a string repeated in metadata.writes otherwise.
+    return {"items": [f"i{n}"], "n": n, "note": None if n % 3 == 0 else f"note {n}"}
+
+
+def _notes_graph(saver: BaseCheckpointSaver):  # type: ignore[no-untyped-def]
+    graph = StateGraph(Notes)
+    graph.add_node("note", _note)
+    graph.add_edge(START, "note")
+    graph.add_conditional_edges("note", lambda s: "note" if s["n"] < 20 else END)
+    return graph.compile(checkpointer=saver)
+
+
+def test_scalars_kept_in_rows_read_back_as_the_memory_saver_gives_them(tmp_path: Path) -> None:
+    """The SQLite saver's reads take the scalars kept decoded in rows (None included) from
+    the rows themselves, never as stored blobs: a fresh reader's history, list and latest
+    tuple give the values and metadata writes the in-memory saver gives."""
+    from orchestration.checkpoint.memory import InMemoryCheckpointSaver
+
+    memory = InMemoryCheckpointSaver()
+    _notes_graph(memory).invoke({"items": [], "n": 0, "note": None}, CheckpointConfig("m"))
+    expected = _notes_graph(memory).get_state_history(CheckpointConfig("m"))
+    with SqliteSaver.from_conn_string(str(tmp_path / "n.db")) as writer:
+        _notes_graph(writer).invoke({"items": [], "n": 0, "note": None}, CheckpointConfig("s"))
+        stored = writer._conn().execute("SELECT count(*) FROM blobs WHERE field = 'note'")
+        assert stored.fetchone()[0] == 0, "the notes are kept in their rows"
+    with SqliteSaver.from_conn_string(str(tmp_path / "n.db")) as reader:
+        history = _notes_graph(reader).get_state_history(CheckpointConfig("s"))
+        listed = reader.list(CheckpointConfig("s"))
+        latest = reader.get_tuple(CheckpointConfig("s"))
+    assert len(history) == len(expected) > 20
+    assert [s.values for s in history] == [s.values for s in expected]
+    assert [s.metadata.writes for s in history] == [s.metadata.writes for s in expected]
+    assert [s.values["note"] for s in history[:4]] == ["note 20", "note 19", None, "note 17"]
+    assert [t.checkpoint.values for t in reversed(listed)] == [s.values for s in history]
+    assert latest is not None and latest.checkpoint.values == history[0].values
+
+
+def test_history_builds_the_frozen_classes_themselves(saver: SqliteSaver) -> None:
+    """`get_state_history` fills its snapshots, configs and metadata without their
+    constructors: each is of the class itself, equal to (and hashing as) what the
+    constructors build from the same fields, and immutable."""
+    from orchestration.checkpoint import CheckpointMetadata
+    from orchestration.types import StateSnapshot
+
+    config = _thread_with_fork_and_interrupts(saver)
+    history = _graph(SqliteSaver(saver.path)).get_state_history(config)
+    assert len(history) > 10
+    for snapshot in history:
+        assert type(snapshot) is StateSnapshot
+        assert snapshot == StateSnapshot(
+            *(getattr(snapshot, f.name) for f in dataclasses.fields(StateSnapshot))
+        )
+        for made in (snapshot.config, snapshot.parent_config):
+            if made is None:
+                continue
+            assert type(made) is CheckpointConfig
+            rebuilt = CheckpointConfig(made.thread_id, made.checkpoint_id, made.checkpoint_ns)
+            assert made == rebuilt and hash(made) == hash(rebuilt)
+        metadata = snapshot.metadata
+        assert type(metadata) is CheckpointMetadata
+        assert metadata == CheckpointMetadata(
+            metadata.source, metadata.step, metadata.writes, metadata.extra
+        )
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            snapshot.next = ()  # type: ignore[misc]
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            metadata.step = 0  # type: ignore[misc]

@@ -91,9 +91,14 @@ class ValueCache:
         """(thread id, checkpoint id, versions) of many checkpoints read at once."""
         with self._lock:
             known = self._versions
+            drop = known.pop
             for thread_id, checkpoint_id, versions in items:
-                known[(thread_id, checkpoint_id)] = versions
-                known.move_to_end((thread_id, checkpoint_id))
+                key = (thread_id, checkpoint_id)
+                # Popped and set again rather than `move_to_end`: a key not yet known (most of
+                # a listing's, on a saver that did not write them) then costs one lookup more
+                # instead of a reordering.
+                drop(key, None)
+                known[key] = versions
             while len(known) > self._max_checkpoints:
                 known.popitem(last=False)
 

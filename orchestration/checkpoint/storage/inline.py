@@ -10,6 +10,7 @@ value itself, `VALUE`). The kind codes are also what the engine's `blobs` table 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from orchestration.checkpoint import serde
 from orchestration.checkpoint.storage.records import APPEND, FULL, SCALARS, VALUE, Blob, Pair
@@ -33,10 +34,15 @@ def pack_inline(blobs: Sequence[Blob]) -> bytes:
 
 
 def unpack_inline(
-    checkpoint_id: str, vals: bytes | None, found: dict[Pair, Blob] | None = None
+    checkpoint_id: str,
+    vals: bytes | None,
+    found: dict[Pair, Blob] | None = None,
+    scalars: dict[Pair, Any] | None = None,
 ) -> dict[Pair, Blob]:
-    """The field versions kept in a checkpoint's row, added to `found` when given. Anything
-    malformed raises `SerializationError` naming the checkpoint."""
+    """The field versions kept in a checkpoint's row, added to `found` when given. With
+    `scalars`, the scalars kept decoded (`VALUE`) go there, as the values themselves, instead
+    of into `found` as blobs: a listing reads one per checkpoint, and needs only the value.
+    Anything malformed raises `SerializationError` naming the checkpoint."""
     if found is None:
         found = {}
     if vals is None:
@@ -48,6 +54,9 @@ def unpack_inline(
             if kind == VALUE_CODE:
                 if type(data) not in SCALARS:
                     raise TypeError(f"field {field!r} is kept in the row but is not a scalar")
+                if scalars is not None:
+                    scalars[(field, checkpoint_id)] = data
+                    continue
                 found[(field, checkpoint_id)] = Blob(field, checkpoint_id, VALUE, None, b"", data)
             elif type(data) is bytes and (base is None or type(base) is str):
                 found[(field, checkpoint_id)] = Blob(

@@ -32,6 +32,8 @@ from orchestration.checkpoint.storage.records import (
     WriteRecord,
 )
 from orchestration.checkpoint.storage.trusted import (
+    ConfigShell,
+    MetadataShell,
     trusted_checkpoint,
     trusted_config,
     trusted_metadata,
@@ -40,6 +42,8 @@ from orchestration.checkpoint.storage.trusted import (
 from orchestration.errors import SerializationError
 
 _NO_BLOBS: Mapping[Pair, Blob] = {}
+_NO_SCALARS: Mapping[Pair, Any] = {}
+_ABSENT = object()  # `scalars.get` default: a scalar may be None
 _unpack_count = COUNT.unpack_from
 
 Fetch = Callable[[list[Pair]], Mapping[Pair, Blob]]
@@ -139,14 +143,17 @@ def read_rows(
     known: Mapping[Pair, Blob] = _NO_BLOBS,
     *,
     history: bool = False,
+    scalars: Mapping[Pair, Any] = _NO_SCALARS,
 ) -> list[Any]:
     """Rebuild the tuples of `rows` (one thread's checkpoints, decoded, oldest first) in one
     pass; with `history`, their `HistoryEntry`s instead (see `BaseCheckpointSaver.list_history`).
 
     `known` holds blobs the saver already has at hand (its rows' inline versions, or all of
-    them for the memory saver). `fetch(wanted)` must return the blobs of `wanted` and of
-    their append chains not in `known` (it may stop at versions whose value is cached, and
-    may return more); it returns `known` itself when it filled that in.
+    them for the memory saver); `scalars` the values of the `VALUE` versions it kept out of
+    `known` (see `unpack_inline`), which are never fetched. `fetch(wanted)` must return the
+    blobs of `wanted` and of their append chains not in `known` (it may stop at versions
+    whose value is cached, and may return more); it returns `known` itself when it filled
+    that in.
 
     Each stored (field, version) is decoded once per call, and a version appending to another
     is built from its base's decoded list plus the decoded new items, so listing a thread
@@ -161,14 +168,16 @@ def read_rows(
     # of each cached full value being decoded on its own.
     pairs = dict.fromkeys([pair for row in rows for pair in row[5].items()])
     wanted = (
-        [pair for pair in pairs if cache.value(thread_id, *pair) is None] if one
+        [pair for pair in pairs if pair not in scalars and cache.value(thread_id, *pair) is None]
+        if one
+        else list(pairs.keys() - scalars.keys()) if scalars  # hashes known: no tuple hashed
         else list(pairs)
     )
     blobs: Mapping[Pair, Blob] = known
     if wanted:
         fetched = fetch(wanted)
         blobs = fetched if fetched is known or not known else {**known, **fetched}
-    reader = _Reader(thread_id, cache, blobs, cache_first=one)
+    reader = _Reader(thread_id, cache, blobs, scalars, cache_first=one)
     if not one:
         reader.prime(pairs)
     tuples = (reader.build_history if history else reader.build_all)(rows, writes)
@@ -218,32 +227,50 @@ class _Node:
     decoded list of the newest one, each being its first `count` items.
     `tail` is the last stored piece of the full packed value (the whole value for a full
     blob, the appended items for an append), starting at byte `tail_at` of it.
+
+    No `__init__`: a listing makes one per version of a chain (hundreds), and `_Node()` with
+    its slots stored after costs about half of a call through `__init__` (a class whose
+    `__init__` is Python code is called through a new interpreter frame in C). `_new_node`
+    fills one elsewhere; `_Reader._prime_chain` fills its nodes inline.
     """
 
     __slots__ = ("base", "count", "body_len", "tail", "tail_at", "full", "value", "shared",
                  "handed")
+    base: _Node | None
+    tail: bytes | memoryview
+    tail_at: int
+    count: int | None  # the list's length, None if the value is not a list
+    body_len: int  # packed bytes after the list header
+    full: bytes | None
+    value: Any
+    shared: bool
+    handed: bool
 
-    def __init__(self, base: _Node | None, tail: bytes | memoryview, tail_at: int,
-                 count: int | None, body_len: int, full: bytes | None, value: Any,
-                 shared: bool) -> None:
-        self.base = base
-        self.tail = tail
-        self.tail_at = tail_at
-        self.count = count  # the list's length, None if the value is not a list
-        self.body_len = body_len  # packed bytes after the list header
-        self.full = full
-        self.value = value
-        self.shared = shared
-        self.handed = False
+
+def _new_node(base: _Node | None, tail: bytes | memoryview, tail_at: int, count: int | None,
+              body_len: int, full: bytes | None, value: Any, shared: bool) -> _Node:
+    node = _Node()
+    node.base = base
+    node.tail = tail
+    node.tail_at = tail_at
+    node.count = count
+    node.body_len = body_len
+    node.full = full
+    node.value = value
+    node.shared = shared
+    node.handed = False
+    return node
 
 
 class _Reader:
     def __init__(
-        self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob], *, cache_first: bool
+        self, thread_id: str, cache: ValueCache, blobs: Mapping[Pair, Blob],
+        scalars: Mapping[Pair, Any] = _NO_SCALARS, *, cache_first: bool,
     ) -> None:
         self.thread_id = thread_id
         self.cache = cache
         self.blobs = blobs
+        self.scalars = scalars  # immutable values kept in their rows: shared
         self.cache_first = cache_first
         self.nodes: dict[Pair, _Node] = {}
         # Configs are immutable: a checkpoint's config is its child's parent_config.
@@ -261,7 +288,9 @@ class _Reader:
         built (a checkpoint's config is its child's `parent_config`)."""
         thread_id = self.thread_id
         value, metadata_writes = self.value, self._metadata_writes
-        node_of, blob_of = self.nodes.get, self.blobs.get
+        node_of, blob_of, scalar_of, absent = (
+            self.nodes.get, self.blobs.get, self.scalars.get, _ABSENT
+        )
         configs = self.configs
         config_of = configs.get
         new_config, new_checkpoint = trusted_config, trusted_checkpoint
@@ -274,6 +303,10 @@ class _Reader:
             for pair in versions.items():
                 node = node_of(pair)
                 if node is None:
+                    scalar = scalar_of(pair, absent)
+                    if scalar is not absent:
+                        values[pair[0]] = scalar
+                        continue
                     blob = blob_of(pair)
                     if blob is not None and blob.kind == VALUE:
                         values[pair[0]] = blob.value  # immutable: shared
@@ -316,11 +349,17 @@ class _Reader:
         built only to be taken apart again."""
         thread_id = self.thread_id
         value, metadata_writes = self.value, self._metadata_writes
-        node_of, blob_of = self.nodes.get, self.blobs.get
+        node_of, blob_of, scalar_of, absent = (
+            self.nodes.get, self.blobs.get, self.scalars.get, _ABSENT
+        )
         configs = self.configs
         config_of = configs.get
-        new_config, new_metadata = trusted_config, trusted_metadata
+        new_config = trusted_config
         writes_of = writes.get
+        # Each row's config and metadata: shells filled here (see `trusted`), the builders'
+        # work without a call through `__init__` each.
+        config_shell, config_class = ConfigShell, CheckpointConfig
+        metadata_shell, metadata_class = MetadataShell, CheckpointMetadata
         entries: list[HistoryEntry] = []
         append = entries.append
         for row in rows:
@@ -329,6 +368,10 @@ class _Reader:
             for pair in versions.items():
                 node = node_of(pair)
                 if node is None:
+                    scalar = scalar_of(pair, absent)
+                    if scalar is not absent:
+                        values[pair[0]] = scalar
+                        continue
                     blob = blob_of(pair)
                     if blob is not None and blob.kind == VALUE:
                         values[pair[0]] = blob.value  # immutable: shared
@@ -343,15 +386,22 @@ class _Reader:
                 values[pair[0]] = value(pair)
             config = config_of(cid)
             if config is None:
-                config = configs[cid] = new_config(thread_id, cid)
+                config = configs[cid] = config_shell()
+                config.thread_id = thread_id
+                config.checkpoint_id = cid
+                config.checkpoint_ns = ""
+                config.__class__ = config_class
             parent = None
             if parent_id:
                 parent = config_of(parent_id)
                 if parent is None:
                     parent = configs[parent_id] = new_config(thread_id, parent_id)
-            metadata = new_metadata(
-                source, step, metadata_writes(raw, versions) if raw else {}, extra
-            )
+            metadata = metadata_shell()
+            metadata.source = source
+            metadata.step = step
+            metadata.writes = metadata_writes(raw, versions) if raw else {}
+            metadata.extra = extra
+            metadata.__class__ = metadata_class
             pending = writes_of(cid)
             append((
                 values, next_, config, metadata, ts, parent,
@@ -385,6 +435,9 @@ class _Reader:
         nodes = self.nodes
         node = nodes.get(pair)
         if node is None:
+            scalar = self.scalars.get(pair, _ABSENT)
+            if scalar is not _ABSENT:
+                return scalar
             blob = self.blobs.get(pair)
             if blob is not None:
                 kind = blob.kind
@@ -479,11 +532,20 @@ class _Reader:
         # Not shared: the newest version's node alone holds the list, given to one checkpoint;
         # the others decode their bytes.
         shared = _immutable_items(value)
-        node = _Node
+        held = value if shared else None
+        blank = _Node
         for version, items, tail_at, count, body_len in pieces:
-            base = nodes[(field, version)] = node(
-                base, items, tail_at, count, body_len, None, value if shared else None, shared
-            )
+            node = blank()  # `_new_node`, inline: a chain makes hundreds
+            node.base = base
+            node.tail = items
+            node.tail_at = tail_at
+            node.count = count
+            node.body_len = body_len
+            node.full = None
+            node.value = held
+            node.shared = shared
+            node.handed = False
+            base = nodes[(field, version)] = node
         base.full = full
         if not shared:
             base.value = value
@@ -520,6 +582,10 @@ class _Reader:
                 node = self.nodes.get(key)
                 if node is not None:
                     break
+            scalar = self.scalars.get(key, _ABSENT)
+            if scalar is not _ABSENT:
+                node = self.nodes[key] = _new_node(None, b"", 0, None, 0, None, scalar, True)
+                break
             data = self.cache.value(self.thread_id, field, version) if self.cache_first else None
             blob = self.blobs.get(key) if data is None else None
             if blob is None and data is None:
@@ -535,7 +601,7 @@ class _Reader:
                 version = blob.base or ""
                 continue
             if blob is not None and blob.kind == VALUE:
-                node = _Node(None, b"", 0, None, 0, None, blob.value, True)
+                node = _new_node(None, b"", 0, None, 0, None, blob.value, True)
                 self.nodes[key] = node
                 break
             node = _full_node(data if blob is None else bytes(blob.data))
@@ -592,9 +658,9 @@ def _full_node(data: bytes) -> _Node:
     value = serde.loads(data)
     shape = split_array(data) if type(value) is list else None
     if shape is None:
-        return _Node(None, data, 0, None, 0, data, value, _immutable(value))
+        return _new_node(None, data, 0, None, 0, data, value, _immutable(value))
     count, header = shape
-    return _Node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
+    return _new_node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
 
 
 def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
@@ -619,7 +685,7 @@ def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
         if _immutable_items(new):
             old = base.value
             value, shared = (old if len(old) == base.count else old[: base.count]) + new, True
-    return _Node(base, items, tail_at, count, body_len, None, value, shared)
+    return _new_node(base, items, tail_at, count, body_len, None, value, shared)
 
 
 def remember_read(cache: ValueCache, records: Iterable[CheckpointRecord]) -> None:

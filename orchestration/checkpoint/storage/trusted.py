@@ -9,6 +9,13 @@ allows between classes of the same layout). The objects are the ones the constru
 the same type, equal and immutable. It costs about a third less than setting each slot
 through its descriptor.
 
+A loop that builds hundreds (a history listing) uses a *shell* instead: the same slots and no
+`__init__`, so `ConfigShell()` is a C-level call; the loop stores every field and assigns
+`__class__` itself, which is what the builder's `__init__` does, without the interpreter frame
+a Python `__init__` costs (about half of the object's price). Such a loop must set every
+field, in declaration order, as a builder does; the history tests compare what it builds with
+what the constructors build.
+
 A builder must set every field, in declaration order: `check_fields` runs at import time, so
 a field added to one of these classes fails the import (naming what to update) instead of
 leaving the field unset on every object read back; `check_builder` then builds one object
@@ -50,6 +57,18 @@ check_fields(CheckpointConfig, _CONFIG_FIELDS, f"{_HERE}.trusted_config")
 check_fields(Checkpoint, _CHECKPOINT_FIELDS, f"{_HERE}.trusted_checkpoint")
 check_fields(CheckpointMetadata, _METADATA_FIELDS, f"{_HERE}.trusted_metadata")
 check_fields(CheckpointTuple, _TUPLE_FIELDS, f"{_HERE}.trusted_tuple")
+
+
+class ConfigShell:
+    """A `CheckpointConfig` being built by a loop (see the module docstring)."""
+
+    __slots__ = _CONFIG_FIELDS
+
+
+class MetadataShell:
+    """A `CheckpointMetadata` being built by a loop (see the module docstring)."""
+
+    __slots__ = _METADATA_FIELDS
 
 
 class _ConfigBuilder:
