@@ -192,8 +192,9 @@ def remember_put(cache: ValueCache, put: EncodedPut, *, keep_inline: bool = Fals
     not read them with the row)."""
     record = put.record
     values = put.values
+    # `values` is empty when a put stored only small scalars (a chain's every superstep).
     cached = [(b.field, b.version, values[b.field]) for b in (*put.blobs, *put.inline)
-              if b.field in values]
+              if b.field in values] if values else []
     if keep_inline:
         cached += [(b.field, b.version, b.data) for b in put.inline
                    if b.kind == FULL and b.field not in values]
