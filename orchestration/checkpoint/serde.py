@@ -201,7 +201,7 @@ def _pack_datetime(value: datetime) -> bytes:
 # A checkpoint's ts (UTC, microseconds >= 2**16: 93% of them) packed as the general path
 # packs it, from pieces: the ext header and the fields down to the minute (the same for
 # every checkpoint of that minute, kept for the last minute seen), then second, microsecond
-# (a uint32, 0xCE) and fold, then the UTC zone. ~4x fewer instructions than the general path.
+# (a uint32, 0xCE) and fold, then the UTC zone. ~5.4k instructions a ts instead of ~14k.
 _SECOND_MICRO_FOLD = struct.Struct(">BBIB")
 _UTC_PACKED = b"\x94\xa1o\x00\x00\xc0"  # _UTC_RAW packed
 _TAIL_SIZE = _SECOND_MICRO_FOLD.size + len(_UTC_PACKED)
