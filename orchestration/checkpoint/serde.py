@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
@@ -191,8 +192,32 @@ _FIXEXT = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}
 def _pack_datetime(value: datetime) -> bytes:
     """Exactly what packing `value` through `_default` writes, without building an ExtType
     (every checkpoint's ts goes through here)."""
+    if value.tzinfo is UTC and value.microsecond >= 1 << 16:
+        return _pack_utc(value)
     payload = _pack(_datetime_fields(value))
     return _ext_header(_DATETIME, len(payload)) + payload
+
+
+# A checkpoint's ts (UTC, microseconds >= 2**16: 93% of them) packed as the general path
+# packs it, from pieces: the ext header and the fields down to the minute (the same for
+# every checkpoint of that minute, kept for the last minute seen), then second, microsecond
+# (a uint32, 0xCE) and fold, then the UTC zone. ~5.4k instructions a ts instead of ~14k.
+_SECOND_MICRO_FOLD = struct.Struct(">BBIB")
+_UTC_PACKED = b"\x94\xa1o\x00\x00\xc0"  # _UTC_RAW packed
+_TAIL_SIZE = _SECOND_MICRO_FOLD.size + len(_UTC_PACKED)
+_utc_minute: tuple[tuple[int, int, int, int, int], bytes] = ((0, 0, 0, 0, 0), b"")
+
+
+def _pack_utc(value: datetime) -> bytes:
+    global _utc_minute
+    minute = (value.year, value.month, value.day, value.hour, value.minute)
+    known, head = _utc_minute
+    if known != minute:
+        payload = _pack([*minute, 0, 1 << 16, 0, _UTC_RAW])  # the general path's bytes
+        head = _ext_header(_DATETIME, len(payload)) + payload[:-_TAIL_SIZE]
+        _utc_minute = (minute, head)
+    return head + _SECOND_MICRO_FOLD.pack(value.second, 0xCE, value.microsecond, value.fold) \
+        + _UTC_PACKED
 
 
 def _encode_time(value: time) -> msgpack.ExtType:

@@ -614,20 +614,30 @@ def _sqlite_datetime(connection: BaseDatabaseWrapper) -> Callable[[datetime], st
 _TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
 
 
+# The text down to the minute of the last datetime `_naive_text` wrote: a worker's puts
+# come microseconds apart, so it is the same for nearly every put.
+_minute_text: tuple[tuple[int, int, int, int, int], str] = ((0, 0, 0, 0, 0), "")
+
+
 def _naive_text(value: datetime) -> str:
     """`str(value)` without its UTC offset: "YYYY-MM-DD HH:MM:SS[.ffffff]", the text Django
     stores. `str` formats each field through C's printf (~13k instructions a datetime, 3% of
-    a superstep); the digits here come from a table, 40% fewer instructions."""
-    year = value.year
-    if year < 1000:  # zero-padded years: rare enough for the slow way
-        return str(value.replace(tzinfo=None))
-    digits = _TWO_DIGITS
-    text = (
-        f"{year}-{digits[value.month]}-{digits[value.day]} {digits[value.hour]}:"
-        f"{digits[value.minute]}:{digits[value.second]}"
-    )
+    a superstep); here the text down to the minute is kept from the previous put and the
+    seconds come from a table (8.5k -> 6.6k)."""
+    global _minute_text
+    minute = (value.year, value.month, value.day, value.hour, value.minute)
+    known, head = _minute_text
+    if known != minute:
+        year, month, day, hour, mins = minute
+        if year < 1000:  # zero-padded years: rare enough for the slow way
+            return str(value.replace(tzinfo=None))
+        digits = _TWO_DIGITS
+        head = f"{year}-{digits[month]}-{digits[day]} {digits[hour]}:{digits[mins]}:"
+        _minute_text = (minute, head)
     micro = value.microsecond
-    return f"{text}.{str(1_000_000 + micro)[1:]}" if micro else text
+    if micro:
+        return f"{head}{_TWO_DIGITS[value.second]}.{str(1_000_000 + micro)[1:]}"
+    return head + _TWO_DIGITS[value.second]
 
 
 @functools.cache

@@ -135,3 +135,23 @@ def test_a_datetime_packs_alone_exactly_as_inside_a_container(moment: datetime) 
     alone = serde.dumps(moment)
     assert serde.dumps([moment]) == b"\x91" + alone
     assert serde.loads(alone) == moment and serde.loads(alone).tzinfo == moment.tzinfo
+
+
+def test_utc_timestamps_pack_as_the_general_path_packs_them() -> None:
+    """A checkpoint's ts (UTC, microseconds >= 2**16) is packed from pieces kept per minute:
+    byte for byte what the general path (a datetime inside a container) writes, across
+    minutes, hours, days and years, with fold set or not, and it loads back equal."""
+    start = datetime(2026, 12, 31, 23, 58, 59, 65_536, tzinfo=UTC)
+    moments = [start + timedelta(seconds=7 * i, microseconds=104_729 * i) for i in range(400)]
+    moments += [
+        datetime(1, 1, 1, 0, 0, 0, 65_536, tzinfo=UTC),
+        datetime(127, 2, 3, 4, 5, 6, 999_999, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2026, 3, 4, 5, 6, 7, 123_456, tzinfo=UTC, fold=1),
+        datetime(2026, 3, 4, 5, 6, 7, 65_535, tzinfo=UTC),  # the general path's own case
+    ]
+    for moment in moments + moments[::-1]:  # a minute seen again after others
+        alone = serde.dumps(moment)
+        assert b"\x91" + alone == serde.dumps([moment]), moment
+        back = serde.loads(alone)
+        assert back == moment and back.tzinfo is UTC and back.fold == moment.fold

@@ -73,3 +73,38 @@ def test_an_unserializable_field_or_write_is_named_in_the_error() -> None:
     # is the update (not the field) that cannot be packed.
     with pytest.raises(SerializationError, match=r"metadata\.writes\['n'\]\['items'\]"):
         _put(cache, None, {"items": [1, 2, 3]}, {"items"}, writes={"n": {"items": object()}})
+
+
+def test_node_update_of_small_values_is_stored_as_it_is() -> None:
+    """An update that refers to nothing (a counter, a short string) is stored whole, mode 0:
+    fewer bytes than entries of kind 0, and a saver reads the same update back."""
+    from orchestration.checkpoint import serde
+
+    cache = storage.ValueCache()
+    update = {"counter": 7, "note": "step", 3: None}
+    first, _ = _put(cache, None, {"counter": 6, "note": "go"}, {"counter", "note"})
+    _, second = _put(
+        cache, first, {"counter": 7, "note": "step"}, {"counter", "note"}, writes={"n": update}
+    )
+    writes = serde.loads(second.record.meta)[0]
+    assert writes == [["n", 0, update]]
+
+
+def test_small_and_referred_values_of_one_update_read_back_through_a_saver(tmp_path) -> None:
+    """Mode 0 (nothing referred to) and mode 1 (a list found in the field it appended to)
+    read back as the updates that were written."""
+    from orchestration.checkpoint import CheckpointConfig, SqliteSaver
+
+    item = "z" * 100
+    with SqliteSaver(tmp_path / "c.sqlite3") as saver:
+        config = CheckpointConfig("t")
+        for step, writes in enumerate([
+            {"n": {"counter": 1, "note": "step"}},
+            {"n": {"topic": [item], "counter": 2}, "m": {"note": "x"}},
+        ]):
+            cid = new_checkpoint_id()
+            values = {"counter": step + 1, "note": "step", "topic": [item] * step}
+            cp = Checkpoint(cid, datetime.now(UTC), values, {k: cid for k in values})
+            config = saver.put(config, cp, CheckpointMetadata("loop", step, writes=writes))
+            found = saver.get_tuple(config)
+            assert found is not None and found.metadata.writes == writes

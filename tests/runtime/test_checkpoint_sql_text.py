@@ -5,7 +5,7 @@ for the usual values as for the rest."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,3 +36,13 @@ def test_json_columns_are_compact_json(value: Any) -> None:
 )
 def test_created_at_text_is_the_naive_datetimes_text(value: datetime) -> None:
     assert _naive_text(value) == str(value.replace(tzinfo=None))
+
+
+def test_created_at_text_is_right_across_minutes_seen_in_any_order() -> None:
+    """The text down to the minute is kept from the previous call: a run of datetimes across
+    minutes, hours, days and years, then the same run backwards, each gets its own text."""
+    start = datetime(2026, 12, 31, 23, 58, 1, tzinfo=UTC)
+    run = [start + timedelta(seconds=13 * i, microseconds=77_777 * i) for i in range(300)]
+    run += [datetime(999, 1, 1, 0, 0, 0, 5, tzinfo=UTC), datetime(1000, 1, 1, tzinfo=UTC)]
+    for value in run + run[::-1]:
+        assert _naive_text(value) == str(value.replace(tzinfo=None))

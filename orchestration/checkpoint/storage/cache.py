@@ -74,10 +74,11 @@ class ValueCache:
             for field, version, data in values:
                 if len(data) > limit:
                     continue
-                old = stored.pop((thread_id, field, version), None)
+                key = (thread_id, field, version)
+                old = stored.pop(key, None)
                 if old is not None:
                     self._size -= len(old)
-                stored[(thread_id, field, version)] = data
+                stored[key] = data
                 self._size += len(data)
             while self._size > self._max_bytes:
                 _, dropped = stored.popitem(last=False)

@@ -28,6 +28,9 @@ from orchestration.errors import SerializationError
 _MIN_REF_BYTES = 32
 # Values whose packed form is certainly shorter than _MIN_REF_BYTES: not worth packing twice.
 _SMALL_SCALARS = (int, float, bool, type(None))
+# Strings shorter than this pack to fewer than _MIN_REF_BYTES bytes (a char is at most 4
+# bytes, the header 1).
+_SHORT_STR = _MIN_REF_BYTES // 4 - 1
 _NO_VERSIONS: dict[str, str] = {}
 
 
@@ -79,9 +82,13 @@ def encode_checkpoint(
             base = parent_versions.get(name)
             if version == base:
                 continue  # unchanged since the parent, which stored it
-        base = parent_versions.get(name)
         data = _dump_field(value, name)
-        blob, new_from = _blob_for(thread_id, name, version, data, base, cache)
+        if type(value) is list:
+            blob, new_from = _blob_for(
+                thread_id, name, version, data, parent_versions.get(name), cache
+            )
+        else:  # packs to anything but an array (strict types): nothing to append to
+            blob, new_from = Blob(name, version, FULL, None, data), 0
         size = len(blob.data)
         # Only a version this checkpoint created may live in its row: readers find a version
         # by the id of the checkpoint that created it.
@@ -185,8 +192,9 @@ def remember_put(cache: ValueCache, put: EncodedPut, *, keep_inline: bool = Fals
     not read them with the row)."""
     record = put.record
     values = put.values
+    # `values` is empty when a put stored only small scalars (a chain's every superstep).
     cached = [(b.field, b.version, values[b.field]) for b in (*put.blobs, *put.inline)
-              if b.field in values]
+              if b.field in values] if values else []
     if keep_inline:
         cached += [(b.field, b.version, b.data) for b in put.inline
                    if b.kind == FULL and b.field not in values]
@@ -202,19 +210,43 @@ def encode_metadata_writes(
     appended to a topic, a new value). Such an update is kept as a byte range of the field's
     packed value instead of a second copy: kind 1 = `value[a:b]` is the packed update, kind 2 =
     the update is a list of `c` items packed at `value[a:b]`. Kind 0 is an inline value.
+    A node whose update refers to nothing (small values: a counter, a short string) is
+    stored as it is, `[node, 0, update]`: the same update when read, in fewer bytes, with no
+    entries to build and pack.
     """
     out: list[Any] = []
     for node, update in writes.items():
         if type(update) is not dict or not packed_now or packed_now.keys().isdisjoint(update):
             out.append([node, 0, update])  # nothing to refer to: the update as it is
             continue
-        entries = []
-        for key, value in update.items():
-            stored = packed_now.get(key) if isinstance(key, str) else None
-            ref = _reference(value, stored, node, key) if stored else None
-            entries.append([key, *ref] if ref else [key, 0, value, None, None])
-        out.append([node, 1, entries])
+        refs = _references(node, update, packed_now)
+        if refs is None:
+            out.append([node, 0, update])
+            continue
+        out.append([node, 1, [
+            [key, *refs[key]] if key in refs else [key, 0, value, None, None]
+            for key, value in update.items()
+        ]])
     return out
+
+
+def _references(
+    node: str, update: dict[Any, Any], packed_now: Mapping[str, tuple[bytes, int]]
+) -> dict[Any, list[Any]] | None:
+    """key -> the reference of each value of `update` found in a field packed now; None if
+    there is none."""
+    refs = None
+    for key, value in update.items():
+        kind = type(value)
+        if kind in _SMALL_SCALARS or (kind is str and len(value) < _SHORT_STR):
+            continue  # packs to fewer than _MIN_REF_BYTES bytes: never worth a reference
+        stored = packed_now.get(key) if isinstance(key, str) else None
+        ref = _reference(value, stored, node, key) if stored else None
+        if ref:
+            if refs is None:
+                refs = {}
+            refs[key] = ref
+    return refs
 
 
 def _explain_metadata(writes: list[Any], extra: dict[str, Any]) -> None:
@@ -233,9 +265,6 @@ def _explain_metadata(writes: list[Any], extra: dict[str, Any]) -> None:
 def _reference(
     value: Any, stored: tuple[bytes, int], node: str, key: str
 ) -> list[Any] | None:
-    kind = type(value)
-    if kind in _SMALL_SCALARS or (kind is str and len(value) < _MIN_REF_BYTES // 4 - 1):
-        return None  # packs to fewer than _MIN_REF_BYTES bytes (a char is at most 4 bytes)
     try:
         packed = serde.dumps(value)
     except SerializationError:  # the error names the value: its text built only now

@@ -41,9 +41,20 @@ _READS = ("SELECT", "PRAGMA", "EXPLAIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "CO
           "WITH", "VALUES")
 
 
+# Statement text -> whether it starts a write, for the texts seen first (a process runs a
+# few hundred distinct ones; the rest are classified at each call). Every put asks about its
+# one statement: a lookup is ~2k instructions fewer than stripping and upper-casing its head.
+_STARTS_WRITE: dict[str, bool] = {}
+_STARTS_WRITE_MAX = 1024
+
+
 def starts_write(sql: str) -> bool:
-    head = sql.lstrip()[:9].upper()
-    return not head.startswith(_READS)
+    known = _STARTS_WRITE.get(sql)
+    if known is None:
+        known = not sql.lstrip()[:9].upper().startswith(_READS)
+        if len(_STARTS_WRITE) < _STARTS_WRITE_MAX:
+            _STARTS_WRITE[sql] = known
+    return known
 
 
 class GatedConnection(sqlite3.Connection):
