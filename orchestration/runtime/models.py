@@ -2,9 +2,9 @@
 
 Storage follows the SQLite saver's design: a checkpoint row holds only small metadata and
 each field's *version*; field values live in `FieldVersion` rows written only when a field
-changes, and an append-only field stores just what was appended (`kind = append`). On SQLite
-a small new version is kept in the row of the checkpoint that created it (`Checkpoint.vals`)
-instead, as the engine's SQLite saver does; readers look in both places.
+changes, and an append-only field stores just what was appended (`kind = append`). A small new
+version is kept in the row of the checkpoint that created it (`Checkpoint.vals`) instead, as
+the engine's SQLite saver does; readers look in both places.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class Checkpoint(models.Model):
     writes = models.BinaryField(default=bytes)
     extra = models.JSONField(default=dict, blank=True)
     # serde bytes of [[field, kind, base, data]...]: small field versions this checkpoint
-    # created, kept in its row instead of `FieldVersion` rows (SQLite: fewer pages written per
-    # superstep). NULL: all of them are `FieldVersion` rows (PostgreSQL, older rows).
+    # created, kept in its row instead of `FieldVersion` rows (fewer rows, index entries and
+    # WAL per superstep). NULL: all of them are `FieldVersion` rows (big ones, older rows).
     vals = models.BinaryField(null=True, blank=True)
     # the nodes whose writes made this checkpoint, so the tree can label it without decoding
     written_by = models.JSONField(default=list, blank=True)

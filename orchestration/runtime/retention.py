@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
 
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.checkpoint.storage.inline import unpack_inline
 from orchestration.runtime.events import publish
 from orchestration.runtime.models import Checkpoint, Event, FieldVersion, PendingWrite, Run, Thread
 
@@ -132,11 +133,18 @@ def _measure(thread: Thread) -> dict[str, Any]:
     return {
         "thread_id": thread.thread_id,
         "checkpoints": checkpoints.count(),
-        "field_versions": versions.count(),
+        "field_versions": versions.count() + _kept_in_rows(checkpoints),
         "pending_writes": pending.count(),
         "bytes": size(checkpoints, "internal", "writes", "vals") + size(versions, "data")
         + size(pending, "data"),
     }
+
+
+def _kept_in_rows(checkpoints: QuerySet[Checkpoint]) -> int:
+    """How many field versions the checkpoints keep in their own rows (`Checkpoint.vals`):
+    freed with them, as their `FieldVersion` rows are."""
+    kept = checkpoints.exclude(vals=None).values_list("checkpoint_id", "vals")
+    return sum(len(unpack_inline(cid, bytes(vals))) for cid, vals in kept.iterator())
 
 
 # -- export ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`DjangoCheckpointSaver`: the checkpoint tree in the Django models (SQLite or PostgreSQL).
 
 Same storage core as the SQLite saver: a `Checkpoint` row per checkpoint and a `FieldVersion`
-row per changed field (appends stored as the appended items only); on SQLite a small changed
+row per changed field (appends stored as the appended items only), except that a small changed
 field stays in the checkpoint's row (`Checkpoint.vals`). Writes and the hot reads
 are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also renews the run's
 lease (the fence) and moves the thread's head, so a worker that lost its lease commits
@@ -46,6 +46,7 @@ from orchestration.checkpoint.storage import (
     Pair,
     WriteRecord,
 )
+from orchestration.checkpoint.storage.inline import unpack_inline
 from orchestration.errors import CheckpointNotFound
 from orchestration.runtime import checkpoint_sql, models
 from orchestration.runtime.leases import Lease, LeaseLost
@@ -63,7 +64,7 @@ __all__ = ["DjangoCheckpointSaver"]
 
 _FIELDS = (
     "checkpoint_id", "parent__checkpoint_id", "step", "source", "next", "versions", "internal",
-    "writes", "extra",
+    "writes", "extra", "vals",
 )
 
 
@@ -232,11 +233,17 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         rows = rows.order_by("-checkpoint_id")
         if limit is not None and not split.leftover:
             rows = rows[:limit]
-        records = [_record(config.thread_id, row) for row in rows.values_list(*_FIELDS)]
+        # The versions kept in the rows come with them: no query of their own (`_fetch`).
+        known: dict[Pair, Blob] = {}
+        records = []
+        for row in rows.values_list(*_FIELDS):
+            records.append(_record(config.thread_id, row[:-1]))
+            if row[-1] is not None:
+                unpack_inline(row[0], row[-1], known)
         if split.leftover:
             records = matches_leftover(records, split.leftover, limit)
         records.reverse()
-        return rehome(self._decode(config.thread_id, records), config)
+        return rehome(self._decode(config.thread_id, records, known=known), config)
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata
@@ -299,13 +306,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         storage.remember_put(self._cache, encoded, keep_inline=True)
 
     def _inline_max(self) -> int:
-        """Room for small field versions in the checkpoint's row: on SQLite only, where a
-        `FieldVersion` row costs two more B-tree pages per commit; on PostgreSQL they go in the
-        put's one statement either way."""
+        """Room for small field versions in the checkpoint's row (`checkpoint_sql`'s limit for
+        the alias's engine): each one kept there is a `FieldVersion` row not written."""
         inline_max = self._inline_room
         if inline_max is None:  # the alias's engine does not change: asked once
-            vendor = connections[self.using].vendor
-            inline_max = checkpoint_sql.SQLITE_INLINE_MAX if vendor == "sqlite" else 0
+            inline_max = checkpoint_sql.inline_max(connections[self.using])
             self._inline_room = inline_max
         return inline_max
 
@@ -620,40 +625,32 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             **{alias: condition.value}
         )
 
-    def _fetch(self, thread_id: str, pairs: list[Pair]) -> dict[Pair, Blob]:
-        """The wanted blobs, then (for append chains) older versions of the same fields.
+    def _fetch(
+        self, thread_id: str, pairs: list[Pair], known: dict[Pair, Blob] | None = None
+    ) -> dict[Pair, Blob]:
+        """The wanted blobs, then (for append chains) older versions of the same fields;
+        added to `known` (blobs the caller already read, not asked for again) when given.
 
         A version is a `FieldVersion` row or kept in the row of the checkpoint that created it
         (`Checkpoint.vals`, named by the version). Each wave reads the first, then the second
-        for what is still missing (on PostgreSQL never needed: no version is kept in a row);
-        the next wave asks for the bases of the append chains found, until none is missing."""
+        for what is still missing (on PostgreSQL both in one query, `stored_versions`); the
+        next wave asks for the bases of the append chains found, until none is missing."""
         connection = connections[self.using]
-        found: dict[Pair, Blob] = {}
-        wanted = set(pairs)
+        on_pg = connection.vendor == "postgresql"
+        found: dict[Pair, Blob] = {} if known is None else known
+        wanted = {pair for pair in pairs if pair not in found}
         tried: set[Pair] = set()
         first = True
         while wanted:
             tried |= wanted
-            versions = [version for _, version in wanted]
-            fields = sorted({name for name, _ in wanted})
-            # The first wave reads the wanted range; a chain's bases lie anywhere before it.
-            low = min(versions) if first else None
-            for b in checkpoint_sql.field_versions(
-                connection, thread_id, fields, low, max(versions)
-            ):
-                found.setdefault((b.field, b.version), b)
-            missing = sorted({version for field, version in wanted
-                              if (field, version) not in found})
-            if missing:
-                # First wave: the rows named by the versions; then every row up to the newest
-                # missing base, so a chain through inline versions takes one wave, not one
-                # per link.
-                inline = (
-                    checkpoint_sql.inline_versions(connection, thread_id, missing) if first
-                    else checkpoint_sql.inline_versions(connection, thread_id, up_to=missing[-1])
+            if on_pg:
+                blobs = checkpoint_sql.stored_versions(
+                    connection, thread_id, sorted(wanted), first=first
                 )
-                for b in inline:
-                    found.setdefault((b.field, b.version), b)
+            else:
+                blobs = self._sqlite_wave(connection, thread_id, wanted, first=first)
+            for b in blobs:
+                found.setdefault((b.field, b.version), b)
             first = False
             wanted = {
                 (b.field, b.base) for b in found.values()
@@ -662,9 +659,35 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             } - tried
         return found
 
+    @staticmethod
+    def _sqlite_wave(
+        connection: Any, thread_id: str, wanted: set[Pair], *, first: bool
+    ) -> list[Blob]:
+        """One wave of `_fetch` on SQLite: the `FieldVersion` rows, then the checkpoint rows
+        keeping what those did not hold (a local file: two queries cost no round trip)."""
+        versions = [version for _, version in wanted]
+        fields = sorted({name for name, _ in wanted})
+        # The first wave reads the wanted range; a chain's bases lie anywhere before it.
+        low = min(versions) if first else None
+        rows = checkpoint_sql.field_versions(connection, thread_id, fields, low, max(versions))
+        have = {(b.field, b.version) for b in rows}
+        missing = sorted({version for field, version in wanted if (field, version) not in have})
+        if not missing:
+            return rows
+        # First wave: the rows named by the versions; then every row up to the newest missing
+        # base, so a chain through inline versions takes one wave, not one per link.
+        inline = (
+            checkpoint_sql.inline_versions(connection, thread_id, missing) if first
+            else checkpoint_sql.inline_versions(connection, thread_id, up_to=missing[-1])
+        )
+        return rows + inline
+
     def _decode(
-        self, thread_id: str, records: list[CheckpointRecord], *, has_writes: bool = True
+        self, thread_id: str, records: list[CheckpointRecord], *, has_writes: bool = True,
+        known: dict[Pair, Blob] | None = None,
     ) -> list[CheckpointTuple]:
+        """The tuples of `records` (oldest first); `known`: field versions already read with
+        the rows."""
         if not records:
             return []
         writes: dict[str, list[WriteRecord]] = {}
@@ -677,8 +700,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             for cid, task_id, idx, channel, data in pending:
                 if cid in ids:
                     writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
+        known = {} if known is None else known
         return storage.read_tuples(
-            records, self._cache, lambda pairs: self._fetch(thread_id, pairs), writes
+            records, self._cache, lambda pairs: self._fetch(thread_id, pairs, known), writes,
+            known,
         )
 
 

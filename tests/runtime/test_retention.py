@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from approvals.models import ReviewRequest
 from orchestration.checkpoint import CheckpointConfig
+from orchestration.checkpoint.storage.inline import unpack_inline
 from orchestration.runtime.models import Checkpoint, Event, FieldVersion, Run, Thread
 from orchestration.runtime.retention import prune_threads
 from orchestration.runtime.runs import run_inline, start_thread
@@ -83,6 +84,21 @@ def test_dry_run_reports_and_changes_nothing(tmp_path: Path) -> None:
     assert report.threads == [old.thread_id] and report.checkpoints > 0
     assert "would prune 1 thread(s)" in report.summary()
     assert Checkpoint.objects.filter(thread=old).count() == report.checkpoints
+
+
+def test_prune_counts_and_frees_the_field_versions_kept_in_checkpoint_rows(
+    tmp_path: Path,
+) -> None:
+    old = finished_thread(tmp_path)
+    rows = Checkpoint.objects.filter(thread=old).exclude(vals=None)
+    kept = sum(len(unpack_inline(cid, bytes(vals)))
+               for cid, vals in rows.values_list("checkpoint_id", "vals"))
+    assert kept > 0  # the graph's small values stay in the checkpoints' rows
+    stored = FieldVersion.objects.filter(thread=old).count() + kept
+    report = prune_threads(older_than=timedelta(days=30))
+    assert report.threads == [old.thread_id] and report.field_versions == stored
+    assert not Checkpoint.objects.filter(thread=old).exists()
+    assert not FieldVersion.objects.filter(thread=old).exists()
 
 
 def test_export_then_prune_keeps_the_state_in_the_file(tmp_path: Path) -> None:
