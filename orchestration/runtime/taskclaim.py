@@ -25,11 +25,22 @@ A task that returns is recorded the same way (`TaskClaim.succeeded`): what
 `DBTaskResult.set_successful` writes and the signals its `save(update_fields=...)` sends, in
 a statement built once instead of an UPDATE the ORM compiled for every task.
 
+A run execution's success is not even a statement of its own: while the worker runs a task
+(`holding`), the end of that task's run (`tasks._finish`, `runend.end_run`) writes the row's
+success in its own statement and commit (`RunTaskSuccess`), so the run's end and its task's
+success are one commit: no crash between the two can leave an ended run whose task row is
+still RUNNING (the lost-task sweep would then mark it FAILED with `WorkerLost`), nor a
+succeeded row whose run is RUNNING. The worker then skips its own success statement when
+the task returned the value recorded so (one round trip and one commit per run execution).
+
 Other databases (SQLite) keep the library's claim and its `set_successful`.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -40,8 +51,10 @@ from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import retry
 
 from orchestration.runtime import pgstatement, rowread
+from orchestration.runtime.leases import EXECUTE_RUN_PATH
 
-__all__ = ["TaskClaim"]
+__all__ = ["RunTaskSuccess", "TaskClaim", "holding", "recorded_with_run_end",
+           "run_task_success"]
 
 # the fields `DBTaskResult.set_successful` saves
 SUCCESS = ("status", "return_value", "finished_at", "exception_class_path", "traceback")
@@ -82,14 +95,13 @@ class TaskClaim:
         self.worker_id = worker_id
         # `set_successful`'s update_fields, in the model's order as the ORM writes them
         self.success_fields = [field for field in meta.concrete_fields if field.name in SUCCESS]
-        sets = ", ".join(f"{quote(field.column)} = %({field.name})s"
-                         for field in self.success_fields)
         # names from the model, values as parameters; RETURNING says whether the row was there
+        self.success_update, self.success_types = self._success_update(table, quote, "")
         self.success = pgstatement.fixed_statement(
-            f"UPDATE {table} SET {sets} WHERE id = %(id)s RETURNING id",  # noqa: S608
-            {**{field.name: _TYPES[field.get_internal_type()] for field in self.success_fields},
-             "id": "uuid"},
+            f"{self.success_update} RETURNING id", self.success_types
         )
+        # the same, for the statement that ends the task's run (`RunTaskSuccess`)
+        self.run_end_success = self._success_update(table, quote, RunTaskSuccess.PREFIX)
         # text results: the row's values as Django's cursor reads them, for `rowread`
         self.claim = pgstatement.fixed_statement(
             f"UPDATE {table} SET status = 'RUNNING', started_at = %(now)s, "  # noqa: S608
@@ -99,6 +111,17 @@ class TaskClaim:
             f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {columns}",
             _CLAIM_TYPES, text_results=True,
         )
+
+    def _success_update(self, table: str, quote: Any, prefix: str
+                        ) -> tuple[str, dict[str, str]]:
+        """The success's UPDATE (no RETURNING) and its parameters' types, the parameters'
+        names prefixed with `prefix` (to sit in another statement: `runend`)."""
+        sets = ", ".join(f"{quote(field.column)} = %({prefix}{field.name})s"
+                         for field in self.success_fields)
+        types = {f"{prefix}{field.name}": _TYPES[field.get_internal_type()]
+                 for field in self.success_fields}
+        return (f"UPDATE {table} SET {sets} WHERE id = %({prefix}id)s",  # noqa: S608
+                {**types, f"{prefix}id": "uuid"})
 
     def next(self) -> DBTaskResult | None:
         """Claim the next ready task for this worker, or None if there is none."""
@@ -116,19 +139,100 @@ class TaskClaim:
 
 @retry()  # as set_successful
 def _succeeded(claim: TaskClaim, row: DBTaskResult, return_value: Any) -> None:
+    params = _success_params(claim, row, return_value, timezone.now(), "")
+    if pgstatement.one(connections[claim.using], claim.success, params) is None:
+        raise DatabaseError("Save with update_fields did not affect any rows.")  # as save()
+    _saved(claim, row)
+
+
+def _success_params(claim: TaskClaim, row: DBTaskResult, return_value: Any, now: Any,
+                    prefix: str) -> dict[str, Any]:
+    """`set_successful`'s changes made to `row` and its `pre_save` sent (as `Model.save`
+    sends it, before the write); the success statement's parameters."""
     row.status = TaskResultStatus.SUCCESSFUL
-    row.finished_at = timezone.now()
+    row.finished_at = now
     row.return_value = return_value
     row.exception_class_path = ""
     row.traceback = ""
     connection = connections[claim.using]
-    update_fields = frozenset(SUCCESS)
     pre_save.send(sender=DBTaskResult, instance=row, raw=False, using=claim.using,
-                  update_fields=update_fields)
-    params = {field.name: field.get_db_prep_save(field.pre_save(row, False), connection)
+                  update_fields=frozenset(SUCCESS))
+    params = {f"{prefix}{field.name}": field.get_db_prep_save(field.pre_save(row, False),
+                                                              connection)
               for field in claim.success_fields}
-    params["id"] = DBTaskResult._meta.pk.get_db_prep_value(row.pk, connection)
-    if pgstatement.one(connection, claim.success, params) is None:  # as Model.save does
-        raise DatabaseError("Save with update_fields did not affect any rows.")
+    params[f"{prefix}id"] = DBTaskResult._meta.pk.get_db_prep_value(row.pk, connection)
+    return params
+
+
+def _saved(claim: TaskClaim, row: DBTaskResult) -> None:
     post_save.send(sender=DBTaskResult, instance=row, created=False,
-                   update_fields=update_fields, raw=False, using=claim.using)
+                   update_fields=frozenset(SUCCESS), raw=False, using=claim.using)
+
+
+class _InHand(threading.local):
+    """The task row this thread's worker is running (`holding`); and the row whose success
+    its run's end recorded, with the return value recorded (kept after `holding`, for the
+    worker's check)."""
+
+    claim: TaskClaim | None = None
+    row: DBTaskResult | None = None
+    recorded: DBTaskResult | None = None
+    value: Any = None
+
+
+_in_hand = _InHand()
+
+
+@contextmanager
+def holding(claim: TaskClaim, row: DBTaskResult) -> Iterator[None]:
+    """While the worker runs `row`'s task: the end of its run may record its success."""
+    _in_hand.claim, _in_hand.row, _in_hand.recorded, _in_hand.value = claim, row, None, None
+    try:
+        yield
+    finally:
+        _in_hand.claim = _in_hand.row = None
+
+
+def recorded_with_run_end(row: DBTaskResult, return_value: Any) -> bool:
+    """Whether `row`'s success, with exactly `return_value`, was committed with its run's
+    end (then the worker writes nothing more; a task that returned anything else, such as
+    a lease lost after the end, is recorded by the worker's own statement as usual)."""
+    return _in_hand.recorded is row and _in_hand.value == return_value
+
+
+def run_task_success(run_id: int, using: str) -> RunTaskSuccess | None:
+    """The success of the task row in hand, if it is the execution of run `run_id` on
+    `using`'s PostgreSQL (the one-statement claim) and not recorded yet; else None."""
+    claim, row = _in_hand.claim, _in_hand.row
+    if claim is None or row is None or _in_hand.recorded is not None or claim.using != using:
+        return None
+    args = row.args_kwargs.get("args") if isinstance(row.args_kwargs, dict) else None
+    if row.task_path != EXECUTE_RUN_PATH or args != [run_id]:
+        return None
+    return RunTaskSuccess(claim, row)
+
+
+class RunTaskSuccess:
+    """A run execution's task success, written by the statement that ends its run
+    (`runend.end_run`): `sql` is the row's update (a CTE there) and `types` its parameters'."""
+
+    PREFIX = "task_"
+
+    def __init__(self, claim: TaskClaim, row: DBTaskResult) -> None:
+        self.claim = claim
+        self.row = row
+        self.value: Any = None
+        self.written = False  # by `end_run`: the row was there
+        self.sql, self.types = claim.run_end_success
+
+    def params(self, return_value: Any, now: Any) -> dict[str, Any]:
+        """`set_successful(return_value)` on the row in hand (at `now`, the run's end):
+        the statement's parameters; `committed` once they are."""
+        self.value = return_value
+        return _success_params(self.claim, self.row, return_value, now, self.PREFIX)
+
+    def committed(self) -> None:
+        """The run's end and this success committed: the worker need not write it."""
+        if self.written:
+            _in_hand.recorded, _in_hand.value = self.row, self.value
+            _saved(self.claim, self.row)
