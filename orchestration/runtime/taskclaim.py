@@ -39,6 +39,7 @@ Other databases (SQLite) keep the library's claim and its `set_successful`.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -50,10 +51,11 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 from django_tasks_db.utils import retry
 
-from orchestration.runtime import pgstatement, rowread
-from orchestration.runtime.leases import EXECUTE_RUN_PATH
+from orchestration.runtime import pgstatement, rowread, runclaim
+from orchestration.runtime.leases import EXECUTE_RUN_PATH, Lease, lease_seconds
+from orchestration.runtime.models import Run
 
-__all__ = ["RunTaskSuccess", "TaskClaim", "holding", "recorded_with_run_end",
+__all__ = ["RunTaskSuccess", "TaskClaim", "claimed_run", "holding", "recorded_with_run_end",
            "run_task_success"]
 
 # the fields `DBTaskResult.set_successful` saves
@@ -103,13 +105,24 @@ class TaskClaim:
         # the same, for the statement that ends the task's run (`RunTaskSuccess`)
         self.run_end_success = self._success_update(table, quote, RunTaskSuccess.PREFIX)
         # text results: the row's values as Django's cursor reads them, for `rowread`
-        self.claim = pgstatement.fixed_statement(
+        update = (
             f"UPDATE {table} SET status = 'RUNNING', started_at = %(now)s, "  # noqa: S608
             "worker_ids = worker_ids || jsonb_build_array(%(worker)s::text) "
             f"WHERE id = (SELECT id FROM {table} WHERE {' AND '.join(where)} "
             "ORDER BY priority DESC, run_after ASC, enqueued_at ASC "
-            f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {columns}",
-            _CLAIM_TYPES, text_results=True,
+            f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+        )
+        self.n_columns = len(meta.concrete_fields)
+        # with the run the row names taken too (`runclaim.ctes`), if it is a run's execution
+        # (`execute_run(<id>)`: CASE, so that no other task's arguments are cast)
+        args = "k.args_kwargs->'args'"
+        run_id = (f"(SELECT CASE WHEN k.task_path = %(run_path)s AND {args}->1 IS NULL "  # noqa: S608
+                  f"AND jsonb_typeof({args}->0) = 'number' AND {args}->>0 ~ '^[0-9]{{1,18}}$' "
+                  f"THEN ({args}->>0)::int8 END FROM k)")
+        self.claim = pgstatement.fixed_statement(
+            f"WITH k AS ({update}), {runclaim.ctes(run_id)} "  # noqa: S608
+            "SELECT k.*, r.*, t.*, e.id FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
+            {**_CLAIM_TYPES, **runclaim._TYPES, "run_path": "text"}, text_results=True,
         )
 
     def _success_update(self, table: str, quote: Any, prefix: str
@@ -124,12 +137,23 @@ class TaskClaim:
                 {**types, f"{prefix}id": "uuid"})
 
     def next(self) -> DBTaskResult | None:
-        """Claim the next ready task for this worker, or None if there is none."""
-        params = {"now": timezone.now(), "date_max": get_date_max(), **self.fixed}
+        """Claim the next ready task for this worker, or None if there is none. A run's
+        execution comes with its run taken (or found not to be takeable) by the same
+        statement, for `tasks._claim` (`claimed_run`)."""
+        token, seconds = uuid.uuid4().hex, lease_seconds()
+        params = {**runclaim.params(token, seconds), "date_max": get_date_max(),
+                  "run_path": EXECUTE_RUN_PATH, **self.fixed}
         values = pgstatement.one(connections[self.using], self.claim, params)
+        _in_hand.run = None
         if values is None:
             return None
-        return rowread.instance(DBTaskResult, values, using=self.using)  # type: ignore[return-value]
+        row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
+            DBTaskResult, values[:self.n_columns], using=self.using)
+        if row.task_path == EXECUTE_RUN_PATH:
+            run = values[self.n_columns:]
+            taken = None if run[0] is None else runclaim.taken(run, token, seconds)
+            _in_hand.run = (row.args_kwargs["args"], taken)
+        return row
 
     def succeeded(self, row: DBTaskResult, return_value: Any) -> None:
         """`row.set_successful(return_value)`: the same fields set on `row` and written, the
@@ -178,6 +202,9 @@ class _InHand(threading.local):
     row: DBTaskResult | None = None
     recorded: DBTaskResult | None = None
     value: Any = None
+    # the run the last claimed row names: its args, and the run taken with it (None: the
+    # run was not takeable); None until a run's execution is claimed
+    run: tuple[Any, tuple[Lease, Run] | None] | None = None
 
 
 _in_hand = _InHand()
@@ -190,7 +217,16 @@ def holding(claim: TaskClaim, row: DBTaskResult) -> Iterator[None]:
     try:
         yield
     finally:
-        _in_hand.claim = _in_hand.row = None
+        _in_hand.claim = _in_hand.row = _in_hand.run = None
+
+
+def claimed_run(run_id: int) -> tuple[bool, tuple[Lease, Run] | None]:
+    """(True, what the task claim took) if the claim of the task row in hand tried to take
+    run `run_id` (None: it was not takeable), once; (False, None) if it did not try."""
+    found, _in_hand.run = _in_hand.run, None
+    if found is None or found[0] != [run_id]:
+        return False, None
+    return True, found[1]
 
 
 def recorded_with_run_end(row: DBTaskResult, return_value: Any) -> bool:

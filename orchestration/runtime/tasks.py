@@ -37,7 +37,7 @@ from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
 from orchestration.runtime.store import DjangoStore
-from orchestration.runtime.taskclaim import run_task_success
+from orchestration.runtime.taskclaim import claimed_run, run_task_success
 from orchestration.types import Command
 
 logger = logging.getLogger(__name__)
@@ -64,9 +64,14 @@ def execute_run(run_id: int) -> dict[str, Any]:
 def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
     """Take the run, read it with its thread and record `run_started`, all or nothing: the
     claim is a conditional update, and a worker dying after the commit leaves a running run
-    with a lease. On PostgreSQL one statement (`runclaim`), elsewhere one transaction."""
+    with a lease. On PostgreSQL one statement (`runclaim`), which `stepwise_worker` sends
+    as part of its claim of this task's row (`taskclaim.claimed_run`); elsewhere one
+    transaction."""
     if connection.vendor == "postgresql":
-        return claim_run(run_id) or (None, None)
+        tried, taken = claimed_run(run_id)  # by the worker's claim of this task's row
+        if not tried:
+            taken = claim_run(run_id)
+        return taken or (None, None)
     with transaction.atomic():
         lease = claim(run_id)
         if lease is None:

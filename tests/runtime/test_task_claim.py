@@ -116,7 +116,7 @@ def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
         none, _ = w._claim_next()
     assert task.args_kwargs["args"] == ["b"] and none is None
     assert len(queries) == 2, [q["sql"] for q in queries]  # no BEGIN/COMMIT either
-    assert all(q["sql"].startswith("UPDATE") for q in queries)
+    assert all(q["sql"].startswith("WITH k AS (UPDATE") for q in queries)
 
 
 def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -> None:
@@ -389,3 +389,96 @@ def test_on_postgresql_a_run_end_rolled_back_leaves_its_task_row_running(
     assert not recorded_with_run_end(task, result)
     assert DBTaskResult.objects.get(pk=task.pk).status == "RUNNING"
     assert Run.objects.get(pk=run.pk).status == "running"
+
+
+# --- the run a task names, taken by the worker's claim of the task (taskclaim.claimed_run) ---
+
+
+def test_on_postgresql_claiming_a_runs_task_takes_the_run_in_the_same_statement(
+    tmp_path: Any,
+) -> None:
+    """The claim of an `execute_run` row takes its run (run, thread, `run_started`) in the
+    same statement and commit; the task's execution then sends no claim of its own."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.leases import worker_id
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(tmp_path)},
+                          user=None)
+    w = worker()
+    with CaptureQueriesContext(connection) as queries:
+        task, _ = w._claim_next()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert task.args_kwargs["args"] == [queued.pk] and task.status == "RUNNING"
+    run = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert (run.status, run.attempts, run.worker, run.thread.status) == (
+        "running", 1, worker_id(), "running")
+    assert Event.objects.get(run=run, kind="run_started").data == {
+        "attempt": 1, "worker": worker_id()}
+    with CaptureQueriesContext(connection) as queries:
+        w.run_task(task)
+    assert not [q for q in queries if "status = 'running', lease_token" in q["sql"]]
+    run = Run.objects.get(pk=queued.pk)
+    assert (run.status, run.attempts, run.lease_token) == ("succeeded", 1, "")
+    assert DBTaskResult.objects.get(pk=task.pk).return_value == {
+        "run_id": run.pk, "outcome": "succeeded"}
+    assert Event.objects.filter(run=run, kind="run_started").count() == 1
+
+
+def test_on_postgresql_a_runs_task_whose_run_is_taken_is_claimed_and_skips_it(
+    tmp_path: Any,
+) -> None:
+    """A second task for a run another worker holds: the row is claimed, the run left as it
+    is (no second `run_started`), and the execution says so without trying again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import _claim, execute_run
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    lease, _ = _claim(queued.pk)  # another worker's
+    assert lease is not None
+    DBTaskResult.objects.all().delete()
+    execute_run.enqueue(queued.pk)
+    w = worker()
+    task, _ = w._claim_next()
+    assert task.status == "RUNNING"
+    with CaptureQueriesContext(connection) as queries:
+        w.run_task(task)
+    assert not [q for q in queries if "status = 'running', lease_token" in q["sql"]]
+    assert DBTaskResult.objects.get(pk=task.pk).return_value == {
+        "run_id": queued.pk, "outcome": "skipped", "status": "running"}
+    assert Run.objects.get(pk=queued.pk).lease_token == lease.token
+    assert Event.objects.filter(run_id=queued.pk, kind="run_started").count() == 1
+
+
+def test_on_postgresql_other_tasks_arguments_are_never_taken_for_a_run(
+    tmp_path: Any,
+) -> None:
+    """Only an `execute_run(<integer>)` row takes a run: another task whose first argument
+    is a run's id, or a run's task with an argument that is no id, takes nothing (and the
+    latter is claimed, not an error of the claim's statement)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.leases import EXECUTE_RUN_PATH
+    from orchestration.runtime.models import Run
+    from orchestration.runtime.runs import start_thread
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    DBTaskResult.objects.all().delete()
+    DBTaskResult.objects.create(args_kwargs={"args": [queued.pk], "kwargs": {}},
+                                task_path=PATH, queue_name="default", backend_name="default",
+                                status="READY", run_after=get_date_max())
+    for args in (["x"], [1.5], [queued.pk, 2], []):
+        DBTaskResult.objects.create(args_kwargs={"args": args, "kwargs": {}},
+                                    task_path=EXECUTE_RUN_PATH, queue_name="default",
+                                    backend_name="default", status="READY",
+                                    run_after=get_date_max())
+    w = worker()
+    claimed = [w._claim_next()[0] for _ in range(5)]
+    assert all(task is not None for task in claimed)
+    assert w._claim_next()[0] is None
+    assert Run.objects.get(pk=queued.pk).status == "queued"
