@@ -21,6 +21,7 @@ results as Django's cursor reads them.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from functools import cache
 
 from django.db import connection
@@ -34,47 +35,66 @@ from orchestration.runtime.models import Event, Run, Thread
 __all__ = ["claim_run"]
 
 
-_TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz", "worker": "text",
-          "run_id": "int8"}
+_TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz",
+          "run_worker": "text", "run_id": "int8"}
 
 
-@cache
-def _statement() -> pgstatement.PgStatement:
+def ctes(run_id: str) -> str:
+    """The claim's data-modifying CTEs `r` (the run), `t` (its thread) and `e` (the event)
+    for the run whose id is the SQL expression `run_id`; parameters as `_TYPES` says (but
+    `run_id`). `taskclaim` puts them after its task claim: the run its task names is taken
+    by the same statement."""
     quote = connection.ops.quote_name
     run_table, thread_table = quote(Run._meta.db_table), quote(Thread._meta.db_table)
     run_columns = ", ".join(quote(f.column) for f in Run._meta.concrete_fields)
     thread_columns = ", ".join(
         f"{thread_table}.{quote(f.column)}" for f in Thread._meta.concrete_fields
     )
-    return pgstatement.fixed_statement(
-        f"WITH r AS (UPDATE {run_table} SET status = 'running', lease_token = %(token)s, "  # noqa: S608 - names from the models
-        "lease_expires_at = %(expires)s, heartbeat_at = %(now)s, worker = %(worker)s, "
+    return (
+        f"r AS (UPDATE {run_table} SET status = 'running', lease_token = %(token)s, "  # noqa: S608 - names from the models
+        "lease_expires_at = %(expires)s, heartbeat_at = %(now)s, worker = %(run_worker)s, "
         "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s) "
-        f"WHERE id = %(run_id)s AND status IN ('queued', 'stalled') RETURNING {run_columns}), "
+        f"WHERE id = {run_id} AND status IN ('queued', 'stalled') RETURNING {run_columns}), "
         f"t AS (UPDATE {thread_table} SET status = 'running', updated_at = %(now)s FROM r "
         f"WHERE {thread_table}.id = r.thread_id RETURNING {thread_columns}), "
         f"e AS (INSERT INTO {quote(Event._meta.db_table)} "
         "(kind, thread_id, run_id, actor_id, reason, data, created_at) "
         "SELECT 'run_started', r.thread_id, r.id, NULL, '', "
         "jsonb_build_object('attempt', r.attempts, 'worker', r.worker), %(now)s FROM r "
-        "RETURNING id) "
-        "SELECT r.*, t.*, e.id FROM r, t, e",
-        _TYPES, text_results=True,
+        "RETURNING id)"
     )
+
+
+@cache
+def _statement() -> pgstatement.PgStatement:
+    return pgstatement.fixed_statement(
+        f"WITH {ctes('%(run_id)s')} SELECT r.*, t.*, e.id FROM r, t, e",  # noqa: S608
+        _TYPES,
+        text_results=True,
+    )
+
+
+def params(token: str, seconds: float) -> dict[str, object]:
+    """The claim's parameters (but `run_id`), for a lease of `seconds` under `token`."""
+    now = timezone.now()
+    return {"token": token, "expires": now + timedelta(seconds=seconds), "now": now,
+            "run_worker": worker_id()}
 
 
 def claim_run(run_id: int) -> tuple[Lease, Run] | None:
     """Take run `run_id` (PostgreSQL only), with its thread loaded, and record its start."""
-    lease = Lease(run_id=run_id, token=uuid.uuid4().hex, seconds=lease_seconds())
-    now = timezone.now()
-    params = {"token": lease.token, "expires": lease.expiry(), "now": now,
-              "worker": worker_id(), "run_id": run_id}
-    row = pgstatement.one(connection, _statement(), params)
-    if row is None:
-        return None
+    token, seconds = uuid.uuid4().hex, lease_seconds()
+    row = pgstatement.one(connection, _statement(),
+                          {**params(token, seconds), "run_id": run_id})
+    return None if row is None else taken(row, token, seconds)
+
+
+def taken(row: tuple[object, ...], token: str, seconds: float) -> tuple[Lease, Run]:
+    """The run and its thread from the values `ctes` returned (`r.*, t.*, e.id`), its
+    `run_started` event pushed once committed; the lease `token` holds it for `seconds`."""
     n_run = len(Run._meta.concrete_fields)
     n_thread = len(Thread._meta.concrete_fields)
     run = Run.from_db(connection.alias, None, row[:n_run])
     run.thread = Thread.from_db(connection.alias, None, row[n_run:n_run + n_thread])
-    announce(row[-1], "run_started", thread=run.thread, run=run)
-    return lease, run
+    announce(row[n_run + n_thread], "run_started", thread=run.thread, run=run)
+    return Lease(run_id=run.pk, token=token, seconds=seconds), run

@@ -12,6 +12,10 @@ data-modifying CTE (`_END`):
 - the thread's update and the event's insert run only when the fenced update changed the
   run's row: a lost lease changes nothing.
 
+- with `task` (a worker running the run's own task row: `taskclaim.RunTaskSuccess`), the
+  task row's success too, only when the fenced update changed the run's row: the run's end
+  and its task's success commit together, and a lost lease records neither.
+
 The statement is a typed, prepared `PgStatement` (no cursor, no per-call adaptation of its
 parameters). Either way it runs inside the caller's transaction: the fence and the writes
 commit together or not at all, and a pause whose answers arrived meanwhile is rolled back
@@ -21,7 +25,7 @@ whole by the caller.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
@@ -29,6 +33,9 @@ from orchestration.runtime import pgstatement
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.leases import Lease
 from orchestration.runtime.models import Run, Thread
+
+if TYPE_CHECKING:
+    from orchestration.runtime.taskclaim import RunTaskSuccess
 
 __all__ = ["end_run"]
 
@@ -43,9 +50,12 @@ _END = (
     "WHERE id = %(thread_id)s AND EXISTS (SELECT 1 FROM r)), "
     "e AS (INSERT INTO orchestration_event (kind, thread_id, run_id, actor_id, reason, data, "
     "created_at) SELECT %(kind)s, %(thread_id)s, %(run_id)s, NULL, %(reason)s, "
-    "%(data)s::jsonb, %(now)s FROM r RETURNING id) "
-    "SELECT r.input, e.id FROM r, e"
+    "%(data)s::jsonb, %(now)s FROM r RETURNING id)"
 )
+_SELECT = " SELECT r.input, e.id FROM r, e"
+# with the task row's success: its id back says the row was there (as `Model.save` checks)
+_TASK = ", k AS ({update} AND EXISTS (SELECT 1 FROM r) RETURNING id)"
+_SELECT_TASK = " SELECT r.input, e.id, (SELECT id FROM k) FROM r, e"
 _TYPES = {
     "status": "text", "now": "timestamptz", "error": "text", "traceback": "text",
     "run_id": "int8", "token": "text", "thread_status": "text", "head": "text",
@@ -54,12 +64,15 @@ _TYPES = {
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
-            kind: str, reason: str, data: dict[str, Any], *, want_input: bool) -> bool:
+            kind: str, reason: str, data: dict[str, Any], *, want_input: bool,
+            task: tuple[RunTaskSuccess, Any] | None = None) -> bool:
     """Under `lease`'s fence: the run's `fields`, the thread's `thread_fields` (status,
     `updated_at`, maybe its head) and the `kind` event. False if the lease is gone (nothing
     changed). With `want_input`, `run.input` is the row's current input afterwards (answers
     may have been added meanwhile; on PostgreSQL the statement returns it anyway); the caller
-    sets the other fields on `run` and its thread."""
+    sets the other fields on `run` and its thread. `task` (PostgreSQL only): the run's task
+    row's success and its return value, written too (its `written` says whether the row was
+    there); the caller calls its `committed()` once the transaction commits."""
     if connection.vendor != "postgresql":
         return _end_run_orm(run, lease, fields, thread_fields, kind, reason, data,
                             want_input=want_input)
@@ -68,9 +81,20 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
               "thread_status": thread_fields["status"],
               "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "reason": reason, "data": json.dumps(data)}
-    row = pgstatement.one(connection, pgstatement.fixed_statement(_END, _TYPES), params)
+    if task is None:
+        statement = pgstatement.fixed_statement(_END + _SELECT, _TYPES)
+    else:
+        success, value = task
+        params.update(success.params(value, fields["finished_at"]))
+        statement = pgstatement.fixed_statement(
+            _END + _TASK.format(update=success.sql) + _SELECT_TASK, {**_TYPES, **success.types})
+    row = pgstatement.one(connection, statement, params)
     if row is None:
         return False
+    if task is not None:
+        # no such task row: the run ends all the same, the worker's own success statement
+        # then fails as `set_successful` would
+        task[0].written = row[2] is not None
     run.input = bytes(row[0])
     announce(row[1], kind, thread=run.thread, run=run)
     return True

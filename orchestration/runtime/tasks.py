@@ -37,6 +37,7 @@ from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
 from orchestration.runtime.store import DjangoStore
+from orchestration.runtime.taskclaim import claimed_run, run_task_success
 from orchestration.types import Command
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,14 @@ def execute_run(run_id: int) -> dict[str, Any]:
 def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
     """Take the run, read it with its thread and record `run_started`, all or nothing: the
     claim is a conditional update, and a worker dying after the commit leaves a running run
-    with a lease. On PostgreSQL one statement (`runclaim`), elsewhere one transaction."""
+    with a lease. On PostgreSQL one statement (`runclaim`), which `stepwise_worker` sends
+    as part of its claim of this task's row (`taskclaim.claimed_run`); elsewhere one
+    transaction."""
     if connection.vendor == "postgresql":
-        return claim_run(run_id) or (None, None)
+        tried, taken = claimed_run(run_id)  # by the worker's claim of this task's row
+        if not tried:
+            taken = claim_run(run_id)
+        return taken or (None, None)
     with transaction.atomic():
         lease = claim(run_id)
         if lease is None:
@@ -86,8 +92,7 @@ def _execute(run: Run, lease: Lease) -> dict[str, Any]:
             return _lease_lost(run, lease, exc)
         if database_unavailable(exc):  # not the run's fault: it stalls, the sweeper resumes it
             return stall_after_database_error(run, lease, exc)
-        _record_failure(run, lease, exc)
-        return {"run_id": run.pk, "outcome": "failed", "error": str(exc)}
+        return _record_failure(run, lease, exc)
 
 
 class RunExecution:
@@ -205,6 +210,7 @@ class RunExecution:
         head = snapshot.config.checkpoint_id or ""
         if snapshot.next:
             interrupts = list(snapshot.interrupts)
+            result = {"run_id": self.run.pk, "outcome": "waiting", "interrupts": len(interrupts)}
             try:
                 _finish(
                     self.run, self.lease, Run.Status.WAITING, Thread.Status.WAITING, head,
@@ -213,15 +219,17 @@ class RunExecution:
                     },
                     send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
                     before=lambda run: _answers_arrived(run, {i.id for i in interrupts}),
+                    result=result,
                 )
             except _AnswersArrived as arrived:
                 return arrived.command
-            return {"run_id": self.run.pk, "outcome": "waiting", "interrupts": len(interrupts)}
+            return result
+        result = {"run_id": self.run.pk, "outcome": "succeeded"}
         _finish(
             self.run, self.lease, Run.Status.SUCCEEDED, Thread.Status.DONE, head,
-            send=lambda run: run_finished.send(sender=Run, run=run),
+            send=lambda run: run_finished.send(sender=Run, run=run), result=result,
         )
-        return {"run_id": self.run.pk, "outcome": "succeeded"}
+        return result
 
 
 class _KeepWriter(threading.local):
@@ -288,9 +296,13 @@ def _finish(
     event_data: dict[str, Any] | None = None,
     error: str = "",
     tb: str = "",
+    result: dict[str, Any] | None = None,
 ) -> None:
     """Record the end of this attempt, together with what signal receivers write, or nothing
-    at all if the lease is gone (someone else owns the run now)."""
+    at all if the lease is gone (someone else owns the run now). `result`: what the task
+    will return; a worker running this run's task row records the row's success with it in
+    the same commit (`taskclaim.RunTaskSuccess`: one statement and one commit fewer, and no
+    crash between a run's end and its task's), where the commit is this block's own."""
     now = timezone.now()
     run_fields: dict[str, Any] = {
         "status": status, "finished_at": now, "lease_token": "", "lease_expires_at": None,
@@ -299,12 +311,16 @@ def _finish(
     thread_fields: dict[str, Any] = {"status": thread_status, "updated_at": now}
     if head:
         thread_fields["head_checkpoint_id"] = head
+    success = None
+    if result is not None and not connection.in_atomic_block:
+        success = run_task_success(run.pk, connection.alias)
     # The fenced update, the thread's and the event (on PostgreSQL in one statement):
     # `before` looks at the input it read, and if it raises, the thread's update and the
     # event roll back with the run's, as if never written (an event id is skipped, no more).
     with transaction.atomic():
         if not end_run(run, lease, run_fields, thread_fields, f"run_{status}", error,
-                       event_data or {}, want_input=before is not None):
+                       event_data or {}, want_input=before is not None,
+                       task=None if success is None else (success, result)):
             lease.lost.set()
             raise LeaseLost(run.pk, lease.token)
         if before is not None:
@@ -319,19 +335,24 @@ def _finish(
         for name, value in thread_fields.items():
             setattr(run.thread, name, value)
         send(run)
+    if success is not None:
+        success.committed()
 
 
-def _record_failure(run: Run, lease: Lease, exc: BaseException) -> None:
+def _record_failure(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
+    """The run FAILED (or, if its lease is gone, the loss recorded); what the task returns."""
     logger.warning("run %s failed: %s", run.pk, exc)
     tb = "".join(traceback.format_exception(exc))
+    result = {"run_id": run.pk, "outcome": "failed", "error": str(exc)}
     try:
         _finish(
             run, lease, Run.Status.FAILED, Thread.Status.FAILED, "",
             error=f"{type(exc).__name__}: {exc}", tb=tb,
-            send=lambda r: run_failed.send(sender=Run, run=r),
+            send=lambda r: run_failed.send(sender=Run, run=r), result=result,
         )
     except LeaseLost as lost:
         _lease_lost(run, lease, lost)
+    return result
 
 
 def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:

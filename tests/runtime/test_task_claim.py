@@ -116,7 +116,7 @@ def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
         none, _ = w._claim_next()
     assert task.args_kwargs["args"] == ["b"] and none is None
     assert len(queries) == 2, [q["sql"] for q in queries]  # no BEGIN/COMMIT either
-    assert all(q["sql"].startswith("UPDATE") for q in queries)
+    assert all(q["sql"].startswith("WITH k AS (UPDATE") for q in queries)
 
 
 def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -> None:
@@ -269,3 +269,216 @@ def test_on_postgresql_a_success_that_updates_no_row_fails_as_save_does() -> Non
     DBTaskResult.objects.filter(pk=task.pk).delete()
     with pytest.raises(DatabaseError, match="did not affect any rows"):
         w._one_statement_claim.succeeded(task, None)
+
+
+# --- a run execution's task success, recorded with the run's end (taskclaim.holding) ---
+
+
+def executed_by_worker(tmp_path: Any, receiver: Any = None) -> tuple[Any, Any, list[str]]:
+    """A run from start to end executed as `stepwise_worker` executes it (its claim of the
+    run's task row, then `run_task`): the run, its task row and the statements sent (the
+    checkpoint saver's own connection not counted). `receiver` is connected to
+    `run_finished` meanwhile (it runs inside the transaction that ends the run)."""
+    from orchestration.runtime.models import Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.signals import run_finished
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(tmp_path)},
+                          user=None)
+    w = worker()
+    task, _ = w._claim_next()
+    assert task.args_kwargs["args"] == [queued.pk]
+    if receiver is not None:
+        run_finished.connect(receiver)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            w.run_task(task)
+    finally:
+        if receiver is not None:
+            run_finished.disconnect(receiver)
+    return (Run.objects.select_related("thread").get(pk=queued.pk),
+            DBTaskResult.objects.get(pk=task.pk), [q["sql"] for q in queries])
+
+
+def test_on_postgresql_a_run_and_its_task_row_succeed_in_one_statement_and_commit(
+    tmp_path: Any,
+) -> None:
+    """The task row's success is written by the statement that ends the run, in the same
+    transaction (the `run_finished` receivers, inside it, already see it), with the run's
+    end time: no separate success statement, no commit between the two."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the run end's statement is PostgreSQL's (runend)")
+    seen: list[tuple[str, str]] = []
+
+    def receiver(sender: Any, run: Any, **kwargs: Any) -> None:
+        # this transaction's view, and another session's (what a crash now would leave)
+        mine = DBTaskResult.objects.get(pk=run.task_result_id).status
+        other = connection.get_new_connection(connection.get_connection_params())
+        try:
+            theirs = other.execute("SELECT status FROM django_tasks_database_dbtaskresult "
+                                   "WHERE id = %s", [run.task_result_id]).fetchone()[0]
+        finally:
+            other.close()
+        seen.append((mine, theirs))
+
+    run, task, statements = executed_by_worker(tmp_path, receiver)
+    assert seen == [("SUCCESSFUL", "RUNNING")]
+    assert (run.status, run.thread.status, task.status) == ("succeeded", "done", "SUCCESSFUL")
+    assert task.return_value == {"run_id": run.pk, "outcome": "succeeded"}
+    assert task.finished_at == run.finished_at
+    assert (task.exception_class_path, task.traceback) == ("", "")
+    ends = [sql for sql in statements if "orchestration_run SET status" in sql
+            and "finished_at" in sql]
+    assert len(ends) == 1 and "django_tasks_database_dbtaskresult" in ends[0], ends
+    assert not [sql for sql in statements if sql.startswith(
+        'UPDATE "django_tasks_database_dbtaskresult" SET "status"')], statements
+
+
+def test_on_postgresql_a_lost_lease_records_neither_the_run_end_nor_the_task_success(
+    tmp_path: Any,
+) -> None:
+    """A worker whose lease was taken ends nothing: the run stays with its new owner, and
+    the task row is not recorded with the run's end (the worker records its own outcome)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the run end's statement is PostgreSQL's (runend)")
+    from orchestration.runtime.errors import LeaseLost
+    from orchestration.runtime.models import Run, Thread
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.taskclaim import holding, recorded_with_run_end
+    from orchestration.runtime.tasks import _claim, _finish
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    w = worker()
+    task, _ = w._claim_next()
+    lease, run = _claim(queued.pk)
+    Run.objects.filter(pk=run.pk).update(lease_token="someone-else")
+    result = {"run_id": run.pk, "outcome": "succeeded"}
+    with holding(w._one_statement_claim, task), pytest.raises(LeaseLost):
+        _finish(run, lease, Run.Status.SUCCEEDED, Thread.Status.DONE, "",
+                send=lambda r: None, result=result)
+    assert not recorded_with_run_end(task, result)
+    stored = DBTaskResult.objects.get(pk=task.pk)
+    assert (stored.status, stored.finished_at, stored.return_value) == ("RUNNING", None, None)
+    assert Run.objects.get(pk=run.pk).status == "running"
+
+
+def test_on_postgresql_a_run_end_rolled_back_leaves_its_task_row_running(
+    tmp_path: Any,
+) -> None:
+    """A receiver failing inside the run end's transaction rolls the task row's success back
+    with it (the worker then records the task's outcome itself, as before)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the run end's statement is PostgreSQL's (runend)")
+    from orchestration.runtime.models import Run, Thread
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.taskclaim import holding, recorded_with_run_end
+    from orchestration.runtime.tasks import _claim, _finish
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    w = worker()
+    task, _ = w._claim_next()
+    lease, run = _claim(queued.pk)
+    result = {"run_id": run.pk, "outcome": "succeeded"}
+
+    def fail(r: Any) -> None:
+        raise RuntimeError("a receiver failed")
+
+    with holding(w._one_statement_claim, task), pytest.raises(RuntimeError):
+        _finish(run, lease, Run.Status.SUCCEEDED, Thread.Status.DONE, "", send=fail,
+                result=result)
+    assert not recorded_with_run_end(task, result)
+    assert DBTaskResult.objects.get(pk=task.pk).status == "RUNNING"
+    assert Run.objects.get(pk=run.pk).status == "running"
+
+
+# --- the run a task names, taken by the worker's claim of the task (taskclaim.claimed_run) ---
+
+
+def test_on_postgresql_claiming_a_runs_task_takes_the_run_in_the_same_statement(
+    tmp_path: Any,
+) -> None:
+    """The claim of an `execute_run` row takes its run (run, thread, `run_started`) in the
+    same statement and commit; the task's execution then sends no claim of its own."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.leases import worker_id
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(tmp_path)},
+                          user=None)
+    w = worker()
+    with CaptureQueriesContext(connection) as queries:
+        task, _ = w._claim_next()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert task.args_kwargs["args"] == [queued.pk] and task.status == "RUNNING"
+    run = Run.objects.select_related("thread").get(pk=queued.pk)
+    assert (run.status, run.attempts, run.worker, run.thread.status) == (
+        "running", 1, worker_id(), "running")
+    assert Event.objects.get(run=run, kind="run_started").data == {
+        "attempt": 1, "worker": worker_id()}
+    with CaptureQueriesContext(connection) as queries:
+        w.run_task(task)
+    assert not [q for q in queries if "status = 'running', lease_token" in q["sql"]]
+    run = Run.objects.get(pk=queued.pk)
+    assert (run.status, run.attempts, run.lease_token) == ("succeeded", 1, "")
+    assert DBTaskResult.objects.get(pk=task.pk).return_value == {
+        "run_id": run.pk, "outcome": "succeeded"}
+    assert Event.objects.filter(run=run, kind="run_started").count() == 1
+
+
+def test_on_postgresql_a_runs_task_whose_run_is_taken_is_claimed_and_skips_it(
+    tmp_path: Any,
+) -> None:
+    """A second task for a run another worker holds: the row is claimed, the run left as it
+    is (no second `run_started`), and the execution says so without trying again."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.models import Event, Run
+    from orchestration.runtime.runs import start_thread
+    from orchestration.runtime.tasks import _claim, execute_run
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    lease, _ = _claim(queued.pk)  # another worker's
+    assert lease is not None
+    DBTaskResult.objects.all().delete()
+    execute_run.enqueue(queued.pk)
+    w = worker()
+    task, _ = w._claim_next()
+    assert task.status == "RUNNING"
+    with CaptureQueriesContext(connection) as queries:
+        w.run_task(task)
+    assert not [q for q in queries if "status = 'running', lease_token" in q["sql"]]
+    assert DBTaskResult.objects.get(pk=task.pk).return_value == {
+        "run_id": queued.pk, "outcome": "skipped", "status": "running"}
+    assert Run.objects.get(pk=queued.pk).lease_token == lease.token
+    assert Event.objects.filter(run_id=queued.pk, kind="run_started").count() == 1
+
+
+def test_on_postgresql_other_tasks_arguments_are_never_taken_for_a_run(
+    tmp_path: Any,
+) -> None:
+    """Only an `execute_run(<integer>)` row takes a run: another task whose first argument
+    is a run's id, or a run's task with an argument that is no id, takes nothing (and the
+    latter is claimed, not an error of the claim's statement)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    from orchestration.runtime.leases import EXECUTE_RUN_PATH
+    from orchestration.runtime.models import Run
+    from orchestration.runtime.runs import start_thread
+
+    queued = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    DBTaskResult.objects.all().delete()
+    DBTaskResult.objects.create(args_kwargs={"args": [queued.pk], "kwargs": {}},
+                                task_path=PATH, queue_name="default", backend_name="default",
+                                status="READY", run_after=get_date_max())
+    for args in (["x"], [1.5], [queued.pk, 2], []):
+        DBTaskResult.objects.create(args_kwargs={"args": args, "kwargs": {}},
+                                    task_path=EXECUTE_RUN_PATH, queue_name="default",
+                                    backend_name="default", status="READY",
+                                    run_after=get_date_max())
+    w = worker()
+    claimed = [w._claim_next()[0] for _ in range(5)]
+    assert all(task is not None for task in claimed)
+    assert w._claim_next()[0] is None
+    assert Run.objects.get(pk=queued.pk).status == "queued"

@@ -46,7 +46,7 @@ from orchestration.runtime.dbfailure import database_unavailable, drop_broken_co
 from orchestration.runtime.leases import worker_id
 from orchestration.runtime.lost_tasks import recover
 from orchestration.runtime.shutdown import STOPPING
-from orchestration.runtime.taskclaim import TaskClaim
+from orchestration.runtime.taskclaim import TaskClaim, holding, recorded_with_run_end
 from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
@@ -189,7 +189,8 @@ class WakingWorker(db_worker.Worker):
     def run_task(self, db_task_result: DBTaskResult) -> None:
         """db_worker's `run_task` (django-tasks-db 0.13) with, on PostgreSQL, the success
         recorded by `TaskClaim.succeeded` (the same row change and signals as
-        `set_successful`, one statement built once); elsewhere the library's own."""
+        `set_successful`, one statement built once), or, for a run's execution, by the
+        statement that ended the run (`taskclaim.holding`); elsewhere the library's own."""
         claim = self._one_statement_claim
         if claim is None:
             super().run_task(db_task_result)
@@ -200,14 +201,16 @@ class WakingWorker(db_worker.Worker):
             task_result = db_task_result.task_result
             backend_type = task.get_backend()
             task_started.send(sender=backend_type, task_result=task_result)
-            if task.takes_context:
-                return_value = task.call(TaskContext(task_result=task_result),
-                                         *task_result.args, **task_result.kwargs)
-            else:
-                return_value = task.call(*task_result.args, **task_result.kwargs)
+            with holding(claim, db_task_result):  # a run's end may record its success
+                if task.takes_context:
+                    return_value = task.call(TaskContext(task_result=task_result),
+                                             *task_result.args, **task_result.kwargs)
+                else:
+                    return_value = task.call(*task_result.args, **task_result.kwargs)
             # inside the error handling, as the library: a failure to record it (a value
             # JSON cannot encode) is recorded as the task's failure
-            claim.succeeded(db_task_result, return_value)
+            if not recorded_with_run_end(db_task_result, return_value):
+                claim.succeeded(db_task_result, return_value)
             task_finished.send(sender=backend_type, task_result=db_task_result.task_result)
         except BaseException as e:
             db_task_result.set_failed(e)
