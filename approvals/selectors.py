@@ -733,13 +733,15 @@ class UnreadableCheckpoint(Exception):
 
 
 def get_checkpoint(
-    thread: Thread, checkpoint_id: str | None, namespace: str = ""
+    thread: Thread, checkpoint_id: str | None, namespace: str = "",
+    *, saver: DjangoCheckpointSaver | None = None,
 ) -> CheckpointTuple | None:
     """Read a checkpoint's values through the saver (the engine's view, not raw rows);
-    `namespace` names a subgraph's checkpoints ("" the thread's own graph).
+    `namespace` names a subgraph's checkpoints ("" the thread's own graph). Reads of related
+    checkpoints can share a `saver` (its value cache: the fields they have in common).
     Raises UnreadableCheckpoint, naming it, when its stored data cannot be decoded."""
     try:
-        return DjangoCheckpointSaver().get_tuple(
+        return (saver or DjangoCheckpointSaver()).get_tuple(
             CheckpointConfig(thread.thread_id, checkpoint_id, namespace)
         )
     except DatabaseError:

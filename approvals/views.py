@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import queue, selectors, treeview
+from approvals import queue, review_changes, selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -146,17 +146,12 @@ def _claim_action(
 
 def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> dict[str, Any]:
     thread = review.thread
-    changes: list[Any] = []
+    changes_html: Any = ""
     unreadable: UnreadableCheckpoint | None = None
-    urls = {"asked_url": "", "parent_url": ""}
     try:
-        changes, asked_id, parent_id = _changes_before(thread, review.checkpoint_id)
+        changes_html = review_changes.changes_before(thread, review.checkpoint_id)
     except UnreadableCheckpoint as exc:
         unreadable = exc
-    else:
-        for key, cid in (("asked_url", asked_id), ("parent_url", parent_id)):
-            if cid:
-                urls[key] = reverse("checkpoint-state", args=[thread.thread_id, cid])
     # with its author in the same query: the decision panel names them
     decision = (selectors.review_decision(review.pk)
                 if review.status == ReviewRequest.Status.DECIDED else None)
@@ -164,9 +159,8 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "review": review,
         "thread": thread,
         "form": form,
-        "changes": changes,
+        "changes_html": changes_html,
         "unreadable": unreadable,
-        **urls,
         "history": selectors.thread_history(thread, limit=50),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
@@ -174,19 +168,6 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         # shown with the decision only
         "reanswers": selectors.reanswers(review.pk) if decision else [],
     }
-
-
-def _changes_before(thread: Thread, checkpoint_id: str) -> tuple[list[Any], str, str]:
-    """What changed in the checkpoint a review was asked at, against its parent; with the
-    two checkpoints' ids."""
-    asked = selectors.get_checkpoint(thread, checkpoint_id) if checkpoint_id else None
-    if asked is None:
-        return [], "", ""
-    parent_id = asked.parent_config.checkpoint_id if asked.parent_config else None
-    parent = selectors.get_checkpoint(thread, parent_id) if parent_id else None
-    old = selectors.checkpoint_values(parent)
-    changes = [c for c in diff_states(old, asked.checkpoint.values) if c.is_change]
-    return changes, asked.checkpoint.id, parent_id or ""
 
 
 def _decision_input(form: DecisionForm) -> DecisionInput:

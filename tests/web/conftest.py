@@ -32,6 +32,11 @@ def _web_settings(settings: Any) -> None:
     settings.STEPWISE_GRAPHS = {**settings.STEPWISE_GRAPHS, **TEST_GRAPHS}
     # password hashing is the slowest part of making a user; these tests never check it
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # a review page keeps the "what changed" section it rendered (approvals.review_changes):
+    # each test starts without another test's (thread pks come round again on SQLite)
+    from approvals import review_changes
+
+    review_changes.forget_all()
 
 
 @pytest.fixture
