@@ -17,7 +17,6 @@ from html import escape as esc  # what django.utils.html.escape does, minus Safe
 from typing import Any
 from urllib.parse import quote
 
-from django.middleware.csrf import get_token
 from django.template.defaultfilters import timeuntil_filter
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +27,7 @@ from django.utils.translation import get_language
 
 from approvals.models import ReviewRequest
 from approvals.selectors import InboxRow
+from approvals.templating import page_csrf_token
 
 _SENTINEL = 987654321
 # what `reverse` leaves unquoted in a path argument (django.urls.resolvers)
@@ -49,12 +49,17 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
     suffix = f"?{queue_query}" if queue_query else ""
     here = request.get_full_path()
     csrf = ('<input type="hidden" name="csrfmiddlewaretoken" '
-            f'value="{esc(get_token(request))}">') if can_decide else ""
+            f'value="{esc(page_csrf_token(request))}">') if can_decide else ""
     labels = {value: str(label) for value, label in ReviewRequest.Status.choices}
     now = timezone.now()
     # what `template_localtime` converts to, and `date:"c"` then prints (isoformat)
     tz = timezone.get_current_timezone()
     user_pk = request.user.pk
+    # read once per page, not per row: each is a lookup through asgiref's context-local
+    # storage (get_language) or a class attribute chain
+    language = get_language()
+    open_statuses = ReviewRequest.OPEN
+    pending, claimed_status = ReviewRequest.Status.PENDING, ReviewRequest.Status.CLAIMED
     parts: list[str] = []
     for review in reviews:
         pk = review.pk
@@ -68,7 +73,7 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
             f"<code>{esc(review.node)}</code></span>") if "|" in review.node else ""
         claimed = (f' <span class="muted">by {esc(review.claimed_by_name)}</span>'
                    if review.claimed_by_id is not None else "")
-        is_open = review.status in ReviewRequest.OPEN
+        is_open = review.status in open_statuses
         if is_open and review.due_at is not None and review.due_at < now:
             due = ' <span class="badge overdue">Overdue</span>'
         elif review.due_at and is_open:
@@ -76,9 +81,9 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
         else:
             due = ""
         action = ""
-        if can_decide and review.status == ReviewRequest.Status.PENDING:
+        if can_decide and review.status == pending:
             action = _action_form(f"{claim_head}{pk}{claim_tail}", csrf, here, "Claim")
-        elif (can_decide and review.status == ReviewRequest.Status.CLAIMED
+        elif (can_decide and review.status == claimed_status
               and review.claimed_by_id == user_pk):
             action = _action_form(f"{unclaim_head}{pk}{unclaim_tail}", csrf, here, "Release")
         thread_url = esc(thread_head + quote(review.thread_id, safe=_PATH_SAFE) + thread_tail)
@@ -98,7 +103,7 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
             f'    <td data-label="Assignee">{esc(review.assignee or "—")}</td>\n'
             f'    <td data-label="Waiting"><time datetime="'
             f'{esc(created.astimezone(tz).isoformat())}">'
-            f"{esc(_timesince(created, now))}</time>{due}</td>\n"
+            f"{esc(_timesince(created, now, language))}</time>{due}</td>\n"
             f'    <td class="actions">{action}\n    </td>\n  </tr>'
         )
     return mark_safe("\n  ".join(parts))  # noqa: S308 - every value in it went through esc()
@@ -111,13 +116,13 @@ _AGE_SPAN = 28 * 24 * 3600
 _AGES: dict[tuple[str | None, int], str] = {}
 
 
-def _timesince(created: dt.datetime, now: dt.datetime) -> str:
-    """`timesince(created, now)` (the `timesince` filter's text)."""
+def _timesince(created: dt.datetime, now: dt.datetime, language: str | None) -> str:
+    """`timesince(created, now)` (the `timesince` filter's text) in `language`, the active one."""
     delta = now - created
     since = delta.days * 86400 + delta.seconds  # as timesince: no microseconds
     if not 0 < since < _AGE_SPAN:
         return timesince(created, now)
-    key = (get_language(), since // 60)
+    key = (language, since // 60)
     text = _AGES.get(key)
     if text is None:
         if len(_AGES) > 50_000:  # every minute of four weeks in a few languages: a bound

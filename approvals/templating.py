@@ -70,9 +70,23 @@ def csrf(request: HttpRequest) -> dict[str, Any]:
     (four times on a review page: the htmx headers, the logout, claim and decision forms),
     each mask 32 `secrets.choice` calls. A fresh mask per response is what protects the
     secret (BREACH); still only on use, so a page without a form sets no CSRF cookie."""
-    token = SimpleLazyObject(lambda: get_token(request))
+    token = SimpleLazyObject(lambda: page_csrf_token(request))
     return {"csrf_token": token, "csrf_input": SimpleLazyObject(lambda: format_html(
         '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', str(token)))}
+
+
+def page_csrf_token(request: HttpRequest) -> str:
+    """The CSRF token of this response, masked on first use and then reused by every form of
+    the page, the ones rendered in Python (`inbox_rows`) as well as the template's: one mask
+    per response, as Django's engine gives one page (each mask: 32 `secrets.choice` calls).
+    Kept with the secret it masks: a secret rotated since (a login) gets a token of its own."""
+    secret = request.META.get("CSRF_COOKIE")
+    kept = getattr(request, "_stepwise_csrf_token", None)
+    if kept is not None and secret is not None and kept[0] == secret:
+        return kept[1]
+    token = get_token(request)
+    request._stepwise_csrf_token = (request.META["CSRF_COOKIE"], token)  # type: ignore[attr-defined]
+    return token
 
 
 def escape_printed(value: Any) -> Any:
