@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.forms import renderers
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -47,6 +48,28 @@ def url(name: str, *args: Any, **kwargs: Any) -> str:
     if found is None:
         found = _fixed_urls[key] = reverse(name)
     return found
+
+
+# A static file's URL is fixed for the life of a process: the manifest storage reads its
+# manifest once, when it is first used, and serves every later URL from it. Yet each
+# `static()` call splits, unquotes, looks up and joins the path again (~10 us each, five in
+# the base layout: every page). Settings changes (tests) start over, as the storage does.
+_static_urls: dict[str, str] = {}
+
+
+def static_url(path: str) -> str:
+    """Django's `static(path)`, computed once per path."""
+    found = _static_urls.get(path)
+    if found is None:
+        found = _static_urls[path] = static(path)
+    return found
+
+
+def _settings_changed(**_: Any) -> None:
+    _static_urls.clear()
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="stepwise-static-urls")
 
 
 def date(value: Any, fmt: str | None = None) -> str:
@@ -137,7 +160,7 @@ def environment(**options: Any) -> Environment:
     env = Environment(**options)  # noqa: S701  the backend turns autoescape on
     env.globals.update(
         url=url,
-        static=static,
+        static=static_url,
         querystring=querystring,
         now_as=now_as,
         json_value=page_helpers.json_value,

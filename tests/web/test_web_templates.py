@@ -211,3 +211,19 @@ def test_a_url_without_arguments_follows_the_script_prefix_and_urlconf():
     finally:
         set_urlconf(None)
     assert render("{{ url('inbox') }}") == "/"
+
+
+def test_static_urls_are_djangos_and_follow_a_settings_change():
+    """`static()` in our templates is computed once per path (approvals.templating), and
+    starts over when the settings change, as Django's storage does."""
+    from django.templatetags.static import static
+    from django.test import override_settings
+
+    from approvals.templating import static_url
+
+    assert static_url("stepwise.css") == static("stepwise.css")
+    with override_settings(STATIC_URL="/assets/"):
+        assert static_url("stepwise.css") == static("stepwise.css")
+        assert static_url("stepwise.css").startswith("/assets/")
+    assert static_url("stepwise.css") == static("stepwise.css")
+    assert not static_url("stepwise.css").startswith("/assets/")
