@@ -17,8 +17,9 @@ from html import escape as esc  # what django.utils.html.escape does, minus Safe
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
 from django.template.defaultfilters import timeuntil_filter
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
@@ -34,10 +35,24 @@ _SENTINEL = 987654321
 _PATH_SAFE = "!$&'()*+,;=" + "/~:@"
 
 
+# The parts of a URL around its argument depend on the URLconf and the script prefix only:
+# reversed once per process for each (four reverses per page were ~4% of the inbox's CPU).
+_URL_PARTS: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+
+
 def _url_maker(name: str) -> tuple[str, str]:
     """The parts of `name`'s URL around its one integer argument."""
-    head, tail = reverse(name, args=[_SENTINEL]).split(str(_SENTINEL))
-    return head, tail
+    return _parts(name, _SENTINEL)
+
+
+def _parts(name: str, sentinel: Any) -> tuple[str, str]:
+    """The parts of `name`'s URL reversed with `sentinel` as its one argument, around it."""
+    key = (name, str(sentinel), str(get_urlconf() or settings.ROOT_URLCONF), get_script_prefix())
+    found = _URL_PARTS.get(key)
+    if found is None:
+        head, tail = reverse(name, args=[sentinel]).rsplit(str(sentinel), 1)
+        found = _URL_PARTS[key] = (head, tail)
+    return found
 
 
 def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
@@ -45,12 +60,14 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
     review_head, review_tail = _url_maker("review")
     claim_head, claim_tail = _url_maker("review-claim")
     unclaim_head, unclaim_tail = _url_maker("review-unclaim")
-    thread_head, thread_tail = reverse("thread", args=["x"]).rsplit("x", 1)
+    thread_head, thread_tail = _parts("thread", "x")
     suffix = f"?{queue_query}" if queue_query else ""
-    here = request.get_full_path()
+    here = esc(request.get_full_path())
     csrf = ('<input type="hidden" name="csrfmiddlewaretoken" '
             f'value="{esc(page_csrf_token(request))}">') if can_decide else ""
-    labels = {value: str(label) for value, label in ReviewRequest.Status.choices}
+    # each status as printed (escaped) in its badge: its value (the class) and its label
+    badges = {value: (esc(value), esc(str(label)))
+              for value, label in ReviewRequest.Status.choices}
     now = timezone.now()
     # what `template_localtime` converts to, and `date:"c"` then prints (isoformat)
     tz = timezone.get_current_timezone()
@@ -88,7 +105,7 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
             action = _action_form(f"{unclaim_head}{pk}{unclaim_tail}", csrf, here, "Release")
         thread_url = esc(thread_head + quote(review.thread_id, safe=_PATH_SAFE) + thread_tail)
         thread_title = esc(_chars(review.thread_title or review.thread_id, 40))
-        status = esc(review.status)
+        status, label = badges.get(review.status) or (esc(review.status),) * 2
         created = review.created_at
         parts.append(
             f"<tr>\n    {select}\n"
@@ -99,10 +116,11 @@ def inbox_rows(request: Any, reviews: Iterable[InboxRow], *, can_decide: bool,
             f'    <td data-label="Thread"><a href="{thread_url}">{thread_title}</a></td>\n'
             f'    <td data-label="Graph">{esc(review.graph_name)}</td>\n'
             f'    <td data-label="Status"><span class="badge status-{status}">'
-            f"{esc(labels.get(review.status, review.status))}</span>{claimed}</td>\n"
+            f"{label}</span>{claimed}</td>\n"
             f'    <td data-label="Assignee">{esc(review.assignee or "—")}</td>\n'
             f'    <td data-label="Waiting"><time datetime="'
-            f'{esc(created.astimezone(tz).isoformat())}">'
+            # an ISO time is digits and -:T.+ only: nothing to escape
+            f'{created.astimezone(tz).isoformat()}">'
             f"{esc(_timesince(created, now, language))}</time>{due}</td>\n"
             f'    <td class="actions">{action}\n    </td>\n  </tr>'
         )
@@ -139,6 +157,7 @@ def _chars(text: str, length: int) -> str:
 
 
 def _action_form(url: str, csrf: str, here: str, label: str) -> str:
+    """A claim or release form; `here` (the page's path) is escaped already."""
     return (f'\n      <form method="post" action="{url}" hx-post="{url}">\n'
-            f'        {csrf}<input type="hidden" name="next" value="{esc(here)}">\n'
+            f'        {csrf}<input type="hidden" name="next" value="{here}">\n'
             f'        <button type="submit">{label}</button>\n      </form>')
