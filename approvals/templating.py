@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.forms import renderers
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
@@ -49,6 +50,28 @@ def url(name: str, *args: Any, **kwargs: Any) -> str:
     return found
 
 
+# A static file's URL is fixed for the life of a process: the manifest storage reads its
+# manifest once, when it is first used, and serves every later URL from it. Yet each
+# `static()` call splits, unquotes, looks up and joins the path again (~10 us each, five in
+# the base layout: every page). Settings changes (tests) start over, as the storage does.
+_static_urls: dict[str, str] = {}
+
+
+def static_url(path: str) -> str:
+    """Django's `static(path)`, computed once per path."""
+    found = _static_urls.get(path)
+    if found is None:
+        found = _static_urls[path] = static(path)
+    return found
+
+
+def _settings_changed(**_: Any) -> None:
+    _static_urls.clear()
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="stepwise-static-urls")
+
+
 def date(value: Any, fmt: str | None = None) -> str:
     # Django's engine hands `date` the value in the current time zone (`expects_localtime`)
     return defaultfilters.date(template_localtime(value), fmt)
@@ -70,9 +93,23 @@ def csrf(request: HttpRequest) -> dict[str, Any]:
     (four times on a review page: the htmx headers, the logout, claim and decision forms),
     each mask 32 `secrets.choice` calls. A fresh mask per response is what protects the
     secret (BREACH); still only on use, so a page without a form sets no CSRF cookie."""
-    token = SimpleLazyObject(lambda: get_token(request))
+    token = SimpleLazyObject(lambda: page_csrf_token(request))
     return {"csrf_token": token, "csrf_input": SimpleLazyObject(lambda: format_html(
         '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', str(token)))}
+
+
+def page_csrf_token(request: HttpRequest) -> str:
+    """The CSRF token of this response, masked on first use and then reused by every form of
+    the page, the ones rendered in Python (`inbox_rows`) as well as the template's: one mask
+    per response, as Django's engine gives one page (each mask: 32 `secrets.choice` calls).
+    Kept with the secret it masks: a secret rotated since (a login) gets a token of its own."""
+    secret = request.META.get("CSRF_COOKIE")
+    kept = getattr(request, "_stepwise_csrf_token", None)
+    if kept is not None and secret is not None and kept[0] == secret:
+        return kept[1]
+    token = get_token(request)
+    request._stepwise_csrf_token = (request.META["CSRF_COOKIE"], token)  # type: ignore[attr-defined]
+    return token
 
 
 def escape_printed(value: Any) -> Any:
@@ -123,7 +160,7 @@ def environment(**options: Any) -> Environment:
     env = Environment(**options)  # noqa: S701  the backend turns autoescape on
     env.globals.update(
         url=url,
-        static=static,
+        static=static_url,
         querystring=querystring,
         now_as=now_as,
         json_value=page_helpers.json_value,

@@ -122,6 +122,48 @@ def test_a_page_masks_its_csrf_token_once_and_a_form_posts_with_it(make_user, ma
     assert client.post(reverse("review-unclaim", args=[review.pk])).status_code == 403
 
 
+@pytest.mark.django_db
+def test_the_inbox_masks_its_csrf_token_once_for_its_rows_and_its_layout(make_user,
+                                                                          make_review):
+    """The claim forms of the inbox rows (rendered in Python, approvals.inbox_rows) carry the
+    token the layout's htmx headers and logout form carry: one mask per response, a fresh one
+    in the next response, and a form posts with it."""
+    first, second = make_review(), make_review()
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("reviewer"))
+
+    def tokens() -> list[str]:
+        html = client.get(reverse("inbox")).content.decode()
+        found = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        return found + re.findall(r'"X-CSRFToken": "([^"]+)"', html)
+
+    page = tokens()
+    # the htmx headers, the logout form, the bulk form and the two rows' claim forms
+    assert len(page) >= 4 and len(set(page)) == 1
+    assert set(tokens()) != set(page)  # the next response is masked afresh
+    claimed = client.post(reverse("review-claim", args=[first.pk]),
+                          {"csrfmiddlewaretoken": page[0]})
+    assert claimed.status_code == 303
+    assert client.post(reverse("review-claim", args=[second.pk])).status_code == 403
+
+
+def test_a_rotated_csrf_secret_gets_a_token_of_its_own(rf):
+    """`page_csrf_token` reuses its mask only for the secret it masked: after a rotation (a
+    login) the page's forms get a token of the new secret."""
+    from django.middleware.csrf import _unmask_cipher_token, rotate_token
+
+    from approvals.templating import page_csrf_token
+
+    request = rf.get("/")
+    request.META["CSRF_COOKIE"] = "a" * 32
+    first = page_csrf_token(request)
+    assert page_csrf_token(request) == first
+    rotate_token(request)
+    rotated = page_csrf_token(request)
+    assert rotated != first
+    assert _unmask_cipher_token(rotated) == request.META["CSRF_COOKIE"] != "a" * 32
+
+
 def test_form_widgets_by_jinja2_keep_the_markup_of_djangos_engine():
     from django import forms
     from django.forms.renderers import DjangoTemplates
@@ -169,3 +211,19 @@ def test_a_url_without_arguments_follows_the_script_prefix_and_urlconf():
     finally:
         set_urlconf(None)
     assert render("{{ url('inbox') }}") == "/"
+
+
+def test_static_urls_are_djangos_and_follow_a_settings_change():
+    """`static()` in our templates is computed once per path (approvals.templating), and
+    starts over when the settings change, as Django's storage does."""
+    from django.templatetags.static import static
+    from django.test import override_settings
+
+    from approvals.templating import static_url
+
+    assert static_url("stepwise.css") == static("stepwise.css")
+    with override_settings(STATIC_URL="/assets/"):
+        assert static_url("stepwise.css") == static("stepwise.css")
+        assert static_url("stepwise.css").startswith("/assets/")
+    assert static_url("stepwise.css") == static("stepwise.css")
+    assert not static_url("stepwise.css").startswith("/assets/")
