@@ -391,6 +391,7 @@ def main() -> None:
         if args.statements:
             sampler.statements_reset()
         cpu0 = sampler.snapshot()
+        client0 = cpu_ticks(locust.pid) or 0
         bytes0 = sampler.pg_bytes()
         spies = []
         if args.py_spy:  # one server process and one worker, sampled 50 times a second
@@ -417,6 +418,7 @@ def main() -> None:
             time.sleep(0.05)
         t1, wall1 = time.monotonic(), datetime.now(UTC)
         cpu1 = sampler.snapshot()
+        client1 = cpu_ticks(locust.pid) or client0
         bytes1 = sampler.pg_bytes()
         statements = sampler.statements() if args.statements else {}
         try:
@@ -452,6 +454,12 @@ def main() -> None:
         "cycles": cycles, "window_s": round(seconds, 2),
         "decisions_per_s": round(cycles / seconds, 2),
         "cpu_ms_per_cycle": cpu,
+        # not in the total: the simulated users share this machine's two cores with the
+        # profile, so their CPU bounds the decisions per second a run can show
+        "load_client_cpu_ms_per_cycle": round((client1 - client0) * TICK_MS / max(cycles, 1), 1),
+        # HTTP requests the server answered per decision in the window (lost races and followed
+        # redirects included; websocket messages not)
+        "requests_per_cycle": round(counts["window_requests"] / max(cycles, 1), 2),
         "decision_to_finished_ms": {"p50": percentile(lat, 50), "p95": percentile(lat, 95),
                                     "p99": percentile(lat, 99), "n": len(lat)},
         "requests": read_stats(state / "stats_stats.csv"),

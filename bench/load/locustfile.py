@@ -48,12 +48,14 @@ THREAD_LINK = re.compile(r'href="/threads/([^/"]+)/"')
 
 status_counts: Counter[str] = Counter()
 shared = {"logged_in": 0, "decisions": 0, "window_decisions": 0, "started": 0, "window": False,
-          "conflicts": 0, "ws_messages": 0, "threads": []}
+          "conflicts": 0, "ws_messages": 0, "threads": [], "window_requests": 0}
 _next_reviewer = iter(range(10**6))
 
 
 def _count(kind: str, status: int) -> None:
     status_counts[f"{kind} {status}"] += 1
+    if shared["window"] and shared["window_decisions"] < TARGET:
+        shared["window_requests"] += 1
     if status >= 500:
         status_counts["5xx"] += 1
 
@@ -151,6 +153,7 @@ class Reviewer(FastHttpUser):
                 shared["conflicts"] += 1
                 r.success()
             elif r.status_code == 200:
+                _count("decided review", r.status_code)  # the 303's page, followed
                 _decided()
 
     def api_cycle(self) -> None:
