@@ -84,9 +84,10 @@ def test_inbox_query_count_does_not_grow_with_reviews(
                     claimed_by=user if i % 3 == 0 else None)
     client = Client()
     client.force_login(user)
-    # session, user, permissions with group names (one statement), the page (overdue ones,
-    # then pending and claimed: one index range each, no COUNT), status counts, graphs
-    with django_assert_num_queries(8):
+    # session, user, permissions with group names (one statement), the page (one statement:
+    # overdue ones, then pending and claimed, one index range each, no COUNT), status
+    # counts, graphs
+    with django_assert_num_queries(6):
         response = client.get(reverse("inbox"))
     assert response.status_code == 200
     assert len(shown.inbox_pks(response)) == min(n, 50)
