@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -397,19 +397,10 @@ def _statuses(status: str) -> tuple[str, ...]:
 def review_counts(graph: str = "") -> dict[str, int]:
     """Reviews per status (one statement of fixed text: the ORM's aggregate of five filtered
     counts cost ~2 CPU-ms to compile, a tenth of the inbox)."""
-    q = connection.ops.quote_name
-    sql = f"SELECT r.status, COUNT(*) FROM {q(ReviewRequest._meta.db_table)} r"  # noqa: S608
-    params: list[Any] = []
-    if graph:
-        sql += f" INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id " \
-               "WHERE t.graph_name = %s"
-        params.append(graph)
-    counts = dict.fromkeys(ReviewRequest.Status.values, 0)
+    sql, params = _counts_sql(graph)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} GROUP BY r.status", params)
-        counts.update(cursor.fetchall())
-    counts["open"] = counts["pending"] + counts["claimed"]
-    return counts
+        cursor.execute(sql, params)
+        return _counts((status, n) for _, status, n in cursor.fetchall())
 
 
 def graph_names() -> list[str]:
@@ -418,20 +409,57 @@ def graph_names() -> list[str]:
     One probe of `thread_graph_name` per name, each for the first name after the last one:
     a few index reads however many threads there are (a DISTINCT read every thread, on every
     inbox page)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_graph_names_cte()} SELECT name FROM names "  # noqa: S608
+                       "WHERE name IS NOT NULL ORDER BY name")
+        return [name for (name,) in cursor.fetchall()]
+
+
+def inbox_counts_and_graphs(graph: str = "") -> tuple[dict[str, int], list[str]]:
+    """`review_counts(graph)` and `graph_names()` in one statement (the inbox page shows
+    both): a round trip fewer on every inbox page."""
+    counts_sql, params = _counts_sql(graph)
+    with connection.cursor() as cursor:
+        # by position: 1 which part (0 the counts, 1 the names), 2 the status or name
+        cursor.execute(f"{_graph_names_cte()} {counts_sql} UNION ALL "  # noqa: S608
+                       "SELECT 1, name, 0 FROM names WHERE name IS NOT NULL ORDER BY 1, 2",
+                       params)
+        rows = cursor.fetchall()
+    return (_counts([(key, n) for part, key, n in rows if part == 0]),
+            [name for part, name, _ in rows if part == 1])
+
+
+def _counts_sql(graph: str) -> tuple[str, list[Any]]:
+    """The statement of (0, status, count) rows per status, of `graph`'s threads if any."""
+    q = connection.ops.quote_name
+    sql = f"SELECT 0, r.status, COUNT(*) FROM {q(ReviewRequest._meta.db_table)} r"  # noqa: S608
+    params: list[Any] = []
+    if graph:
+        sql += f" INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id " \
+               "WHERE t.graph_name = %s"
+        params.append(graph)
+    return f"{sql} GROUP BY r.status", params
+
+
+def _counts(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
+    counts = dict.fromkeys(ReviewRequest.Status.values, 0)
+    counts.update(rows)
+    counts["open"] = counts["pending"] + counts["claimed"]
+    return counts
+
+
+@functools.cache
+def _graph_names_cte() -> str:
+    """`names`: the graph names of threads, one index probe each (and a NULL after them)."""
     table = connection.ops.quote_name(Thread._meta.db_table)
 
     def first_after(bound: str) -> str:
         return (f"(SELECT graph_name FROM {table} WHERE graph_name > {bound} "  # noqa: S608
                 "ORDER BY graph_name LIMIT 1)")
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH RECURSIVE names(name) AS (SELECT {first_after("''")} "  # noqa: S608
+    return (f"WITH RECURSIVE names(name) AS (SELECT {first_after("''")} "  # noqa: S608
             f"UNION ALL SELECT {first_after('names.name')} FROM names "
-            "WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL "
-            "ORDER BY name"
-        )
-        return [name for (name,) in cursor.fetchall()]
+            "WHERE names.name IS NOT NULL)")
 
 
 # ---------------------------------------------------------------- threads
