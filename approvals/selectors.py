@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -122,35 +122,44 @@ def review_page(user: AbstractBaseUser, f: InboxFilter, after: str = "",
     """Overdue open reviews first, then the others, each oldest first (as `review_list`),
     `size` rows after the cursor `after`. Raises BadCursor for a cursor it did not make.
 
-    Every query is an index range scan that stops after `size + 1` rows, so a page costs the
-    same at row 10 and at row 10,000: the overdue ones by `review_status_due`, then one query
-    per status by `review_inbox_order` (status, created_at, id), merged here. One `IN` over
-    two statuses would make the database sort every open review for each page.
+    Every part of its one statement is an index range scan that stops after `size + 1` rows,
+    so a page costs the same at row 10 and at row 10,000: the overdue ones by
+    `review_status_due`, then one part per status by `review_inbox_order` (status,
+    created_at, id), merged by the statement (a sort of those few rows). One `IN` over two
+    statuses would make the database sort every open review for each page.
 
     The statements are fixed text with parameters, and the rows plain `InboxRow`s: the three
     ORM querysets this replaces (with their joins) cost more to compile and to turn into
     model instances than everything else the inbox does (about 8 of its 20 CPU-ms)."""
     section, at, pk = _parse_cursor(after) if after else ("o", None, 0)
-    now = timezone.now()
+    now = _db_time(timezone.now())
     where, params = inbox_where(user, f)
-    rows: list[tuple[str, InboxRow]] = []
+    # one index range scan per part, each stopping after `size + 1` rows, in one statement:
+    # the database merges at most a few times `size + 1` rows and returns `size + 1`, where
+    # one statement per part returned up to that many rows each (half of them dropped here)
+    # and cost a round trip each
+    parts: list[str] = []
+    args: list[Any] = []
     # overdue: open and past due, of the statuses the filter shows
     overdue = [s for s in _statuses(f.status) if s in ReviewRequest.OPEN]
     if section == "o" and overdue:
         clauses = [*where, f"r.status IN ({', '.join(['%s'] * len(overdue))})", "r.due_at < %s"]
-        args = [*params, *overdue, _db_time(now)]
-        rows = [("o", r) for r in _inbox_rows(clauses, args, at, pk, size + 1)]
-    if len(rows) <= size:
-        wanted = size + 1 - len(rows)
-        later: list[InboxRow] = []
-        for status in _statuses(f.status):
-            clauses, args = [*where, "r.status = %s"], [*params, status]
-            if status in ReviewRequest.OPEN:  # not the overdue ones (listed first)
-                clauses.append("(r.due_at IS NULL OR r.due_at >= %s)")
-                args.append(_db_time(now))
-            later += _inbox_rows(clauses, args, at if section == "n" else None, pk, wanted)
-        later.sort(key=lambda r: (r.created_at, r.pk))
-        rows += [("n", r) for r in later[:wanted]]
+        _inbox_part(parts, args, 0, clauses, [*params, *overdue, now], at, pk, size + 1)
+    for status in _statuses(f.status):
+        clauses, part_args = [*where, "r.status = %s"], [*params, status]
+        if status in ReviewRequest.OPEN:  # not the overdue ones (listed first)
+            clauses.append("(r.due_at IS NULL OR r.due_at >= %s)")
+            part_args.append(now)
+        _inbox_part(parts, args, 1, clauses, part_args, at if section == "n" else None, pk,
+                    size + 1)
+    rows: list[tuple[str, InboxRow]] = []
+    if parts:
+        with connection.cursor() as cursor:
+            # by position: the columns' names repeat (`title`); 1 the part, 9 created_at, 2 id
+            cursor.execute(f"SELECT * FROM ({' UNION ALL '.join(parts)}) page "  # noqa: S608
+                           "ORDER BY 1, 9, 2 LIMIT %s", [*args, size + 1])
+            rows = [("o" if part == 0 else "n", _inbox_row(row))
+                    for part, *row in cursor.fetchall()]
     has_next = len(rows) > size
     rows = rows[:size]
     query = {k: v for k, v in (("status", f.status), ("graph", f.graph),
@@ -181,22 +190,27 @@ def inbox_where(user: AbstractBaseUser, f: InboxFilter) -> tuple[list[str], list
     return clauses, params
 
 
-def _inbox_rows(clauses: list[str], params: list[Any], at: dt.datetime | None, pk: int,
-                limit: int) -> list[InboxRow]:
+def _inbox_part(parts: list[str], args: list[Any], part: int, clauses: list[str],
+                params: list[Any], at: dt.datetime | None, pk: int, limit: int) -> None:
+    """Adds to `parts` (and its parameters to `args`) one part of the inbox's statement: its
+    rows for `clauses` after the keyset (`at`, `pk`) if any, oldest first, at most `limit`,
+    each led by `part` (the section: 0 overdue, 1 the others)."""
     if at is not None:
         clauses = [*clauses, "(r.created_at > %s OR (r.created_at = %s AND r.id > %s))"]
         params = [*params, _db_time(at), _db_time(at), pk]
-    with connection.cursor() as cursor:
-        cursor.execute(f"{_inbox_sql()} WHERE {' AND '.join(clauses)} "
-                       "ORDER BY r.created_at, r.id LIMIT %s", [*params, limit])
-        return [
-            InboxRow(pk=pk_, node=node, title=title, status=status, assignee=assignee,
-                     claimed_by_id=claimed_by_id, claimed_by_name=claimed_by_name or "",
-                     created_at=_aware(created), due_at=_aware(due) if due else None,
-                     thread_id=thread_id, thread_title=thread_title, graph_name=graph_name)
-            for pk_, node, title, status, assignee, claimed_by_id, claimed_by_name, created,
-            due, thread_id, thread_title, graph_name in cursor.fetchall()
-        ]
+    # wrapped: SQLite takes no ORDER BY or LIMIT on a UNION's own members
+    parts.append(f"SELECT * FROM ({_inbox_sql(part)} WHERE {' AND '.join(clauses)} "  # noqa: S608
+                 f"ORDER BY r.created_at, r.id LIMIT %s) part{len(parts)}")
+    args += [*params, limit]
+
+
+def _inbox_row(row: Any) -> InboxRow:
+    (pk, node, title, status, assignee, claimed_by_id, claimed_by_name, created, due,
+     thread_id, thread_title, graph_name) = row
+    return InboxRow(pk=pk, node=node, title=title, status=status, assignee=assignee,
+                    claimed_by_id=claimed_by_id, claimed_by_name=claimed_by_name or "",
+                    created_at=_aware(created), due_at=_aware(due) if due else None,
+                    thread_id=thread_id, thread_title=thread_title, graph_name=graph_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +296,16 @@ def _review_rows_sql() -> str:
 
 
 @functools.cache
-def _inbox_sql() -> str:
-    """The inbox row's columns and joins (`r` the review, `t` its thread, `u` who claimed it);
-    only quoted table and column names from the models go into the text."""
+def _inbox_sql(part: int) -> str:
+    """The inbox row's columns, led by `part` (a literal integer), and joins (`r` the review,
+    `t` its thread, `u` who claimed it); only quoted table and column names from the models
+    and the integer go into the text."""
     q = connection.ops.quote_name
     user = get_user_model()._meta
     username = q(user.get_field(user.model.USERNAME_FIELD).column)
     return (
-        "SELECT r.id, r.node, r.title, r.status, r.assignee, r.claimed_by_id, "  # noqa: S608
+        f"SELECT {int(part)}, r.id, r.node, r.title, r.status, r.assignee, "  # noqa: S608
+        "r.claimed_by_id, "
         f"u.{username}, r.created_at, r.due_at, t.thread_id, t.title, t.graph_name "
         f"FROM {q(ReviewRequest._meta.db_table)} r "
         f"INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id "
@@ -381,19 +397,10 @@ def _statuses(status: str) -> tuple[str, ...]:
 def review_counts(graph: str = "") -> dict[str, int]:
     """Reviews per status (one statement of fixed text: the ORM's aggregate of five filtered
     counts cost ~2 CPU-ms to compile, a tenth of the inbox)."""
-    q = connection.ops.quote_name
-    sql = f"SELECT r.status, COUNT(*) FROM {q(ReviewRequest._meta.db_table)} r"  # noqa: S608
-    params: list[Any] = []
-    if graph:
-        sql += f" INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id " \
-               "WHERE t.graph_name = %s"
-        params.append(graph)
-    counts = dict.fromkeys(ReviewRequest.Status.values, 0)
+    sql, params = _counts_sql(graph)
     with connection.cursor() as cursor:
-        cursor.execute(f"{sql} GROUP BY r.status", params)
-        counts.update(cursor.fetchall())
-    counts["open"] = counts["pending"] + counts["claimed"]
-    return counts
+        cursor.execute(sql, params)
+        return _counts((status, n) for _, status, n in cursor.fetchall())
 
 
 def graph_names() -> list[str]:
@@ -402,20 +409,57 @@ def graph_names() -> list[str]:
     One probe of `thread_graph_name` per name, each for the first name after the last one:
     a few index reads however many threads there are (a DISTINCT read every thread, on every
     inbox page)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_graph_names_cte()} SELECT name FROM names "  # noqa: S608
+                       "WHERE name IS NOT NULL ORDER BY name")
+        return [name for (name,) in cursor.fetchall()]
+
+
+def inbox_counts_and_graphs(graph: str = "") -> tuple[dict[str, int], list[str]]:
+    """`review_counts(graph)` and `graph_names()` in one statement (the inbox page shows
+    both): a round trip fewer on every inbox page."""
+    counts_sql, params = _counts_sql(graph)
+    with connection.cursor() as cursor:
+        # by position: 1 which part (0 the counts, 1 the names), 2 the status or name
+        cursor.execute(f"{_graph_names_cte()} {counts_sql} UNION ALL "  # noqa: S608
+                       "SELECT 1, name, 0 FROM names WHERE name IS NOT NULL ORDER BY 1, 2",
+                       params)
+        rows = cursor.fetchall()
+    return (_counts([(key, n) for part, key, n in rows if part == 0]),
+            [name for part, name, _ in rows if part == 1])
+
+
+def _counts_sql(graph: str) -> tuple[str, list[Any]]:
+    """The statement of (0, status, count) rows per status, of `graph`'s threads if any."""
+    q = connection.ops.quote_name
+    sql = f"SELECT 0, r.status, COUNT(*) FROM {q(ReviewRequest._meta.db_table)} r"  # noqa: S608
+    params: list[Any] = []
+    if graph:
+        sql += f" INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id " \
+               "WHERE t.graph_name = %s"
+        params.append(graph)
+    return f"{sql} GROUP BY r.status", params
+
+
+def _counts(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
+    counts = dict.fromkeys(ReviewRequest.Status.values, 0)
+    counts.update(rows)
+    counts["open"] = counts["pending"] + counts["claimed"]
+    return counts
+
+
+@functools.cache
+def _graph_names_cte() -> str:
+    """`names`: the graph names of threads, one index probe each (and a NULL after them)."""
     table = connection.ops.quote_name(Thread._meta.db_table)
 
     def first_after(bound: str) -> str:
         return (f"(SELECT graph_name FROM {table} WHERE graph_name > {bound} "  # noqa: S608
                 "ORDER BY graph_name LIMIT 1)")
 
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH RECURSIVE names(name) AS (SELECT {first_after("''")} "  # noqa: S608
+    return (f"WITH RECURSIVE names(name) AS (SELECT {first_after("''")} "  # noqa: S608
             f"UNION ALL SELECT {first_after('names.name')} FROM names "
-            "WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL "
-            "ORDER BY name"
-        )
-        return [name for (name,) in cursor.fetchall()]
+            "WHERE names.name IS NOT NULL)")
 
 
 # ---------------------------------------------------------------- threads

@@ -110,9 +110,10 @@ def inbox(request: HttpRequest) -> HttpResponse:
     }
     if request.htmx:  # the live list only: the counts and filters around it stay as they are
         return render(request, "approvals/_inbox_list.html", context)
+    counts, graphs = selectors.inbox_counts_and_graphs(f.graph)
     context.update({
-        "counts": selectors.review_counts(f.graph),
-        "graphs": selectors.graph_names(),
+        "counts": counts,
+        "graphs": graphs,
         "statuses": ReviewRequest.Status.choices,
         "query": request.GET.urlencode(),
     })

@@ -84,9 +84,10 @@ def test_inbox_query_count_does_not_grow_with_reviews(
                     claimed_by=user if i % 3 == 0 else None)
     client = Client()
     client.force_login(user)
-    # session, user, permissions with group names (one statement), the page (overdue ones,
-    # then pending and claimed: one index range each, no COUNT), status counts, graphs
-    with django_assert_num_queries(8):
+    # session, user, permissions with group names (one statement), the page (one statement:
+    # overdue ones, then pending and claimed, one index range each, no COUNT), status
+    # counts with the graphs (one statement)
+    with django_assert_num_queries(5):
         response = client.get(reverse("inbox"))
     assert response.status_code == 200
     assert len(shown.inbox_pks(response)) == min(n, 50)
@@ -225,6 +226,10 @@ def test_inbox_counts_and_graphs_by_graph(make_review, make_thread):
     assert selectors.review_counts() == {
         "pending": 2, "claimed": 1, "decided": 1, "cancelled": 0, "superseded": 1, "open": 3}
     assert selectors.graph_names() == ["expense", "web_review"]
+    # the inbox page reads both in one statement
+    for graph in ("", "expense", "web_review", "none"):
+        assert selectors.inbox_counts_and_graphs(graph) == (
+            selectors.review_counts(graph), ["expense", "web_review"])
 
 
 @pytest.mark.parametrize("text", ["short", "x" * 40, "y" * 41, "e\u0301" * 39 + "tail",
@@ -272,3 +277,99 @@ def test_inbox_waiting_time_is_timesince_at_every_age(language):
             for _ in range(2):
                 got = _timesince(now - age, now, translation.get_language())
                 assert got == timesince(now - age, now), age
+
+
+def _row(response, pk: int) -> str:
+    """The markup of review `pk`'s row in an inbox page ("" if it is not listed)."""
+    import re
+
+    html = response.content.decode()
+    for row in re.findall(r"<tr>\n.*?</tr>", html, re.S):
+        if f'href="/reviews/{pk}/' in row:
+            return row
+    return ""
+
+
+def _page_token(response) -> str:
+    """The masked CSRF token of the page's own forms (the bulk form's, outside the rows)."""
+    import re
+
+    return re.search(r'id="bulk-form".*?name="csrfmiddlewaretoken" value="([^"]+)"',
+                     response.content.decode(), re.S).group(1)
+
+
+def test_a_rows_markup_changes_at_once_when_its_review_does(make_user, make_review, client_as):
+    """The rows' kept markup (approvals.inbox_rows._ROWS) is keyed by everything a row
+    shows: a review claimed, released, reassigned, retitled, made overdue or decided reads
+    differently on the very next page, with no wait and nothing to invalidate."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    me, other = make_user("reviewer", username="mia"), make_user("reviewer", username="otto")
+    mine, theirs = client_as(user=me), client_as(user=other)
+    review = make_review()
+    inbox = reverse("inbox")
+    claim = f'action="{reverse("review-claim", args=[review.pk])}"'
+    release = f'action="{reverse("review-unclaim", args=[review.pk])}"'
+    assert claim in _row(mine.get(inbox), review.pk)
+
+    theirs.post(reverse("review-claim", args=[review.pk]))
+    row = _row(mine.get(inbox), review.pk)
+    assert "status-claimed" in row and "by otto" in row
+    assert claim not in row and release not in row
+    assert release in _row(theirs.get(inbox), review.pk)
+
+    theirs.post(reverse("review-unclaim", args=[review.pk]))
+    row = _row(mine.get(inbox), review.pk)
+    assert claim in row and "by otto" not in row and "status-pending" in row
+
+    ReviewRequest.objects.filter(pk=review.pk).update(assignee="dave", title="Renamed")
+    row = _row(mine.get(inbox), review.pk)
+    assert '<td data-label="Assignee">dave</td>' in row and ">Renamed</a>" in row
+
+    ReviewRequest.objects.filter(pk=review.pk).update(due_at=timezone.now() - timedelta(hours=1))
+    assert "Overdue" in _row(mine.get(inbox), review.pk)
+
+    ReviewRequest.objects.filter(pk=review.pk).update(status="decided")
+    assert _row(mine.get(inbox), review.pk) == ""
+    row = _row(mine.get(inbox, {"status": "decided"}), review.pk)
+    assert "status-decided" in row and "Overdue" not in row and "<form" not in row
+
+
+def test_one_viewers_row_never_shows_for_another(make_user, make_review, client_as):
+    """A row kept for one viewer is never another's: who claimed it gets its Release form,
+    another reviewer none, a viewer who may not decide neither checkbox nor form, and each
+    page's forms carry that page's own CSRF token."""
+    me = make_user("reviewer", username="mia")
+    mine = client_as(user=me)
+    claimed = make_review(status="claimed", claimed_by=me)
+    pending = make_review()
+    release = f'action="{reverse("review-unclaim", args=[claimed.pk])}"'
+    inbox = reverse("inbox")
+
+    first = mine.get(inbox)
+    assert release in _row(first, claimed.pk)
+    second = mine.get(inbox)  # the same rows again: their markup kept
+    for page in (first, second):
+        assert f'value="{_page_token(page)}"' in _row(page, pending.pk)
+        assert f'value="{_page_token(page)}"' in _row(page, claimed.pk)
+    assert _page_token(first) != _page_token(second)  # a fresh mask per response
+
+    other = client_as("reviewer").get(inbox)
+    row = _row(other, claimed.pk)
+    assert "by mia" in row and release not in row and "<form" not in row
+    assert 'name="reviews"' in row
+    assert f'value="{_page_token(other)}"' in _row(other, pending.pk)
+
+    viewer = client_as("viewer").get(inbox)
+    for pk in (claimed.pk, pending.pk):
+        row = _row(viewer, pk)
+        assert row and "<form" not in row and 'name="reviews"' not in row
+        assert "csrfmiddlewaretoken" not in row
+
+    # and the other way round: another's page first, then the claimer's
+    claimed.refresh_from_db()
+    fresh = make_review(status="claimed", claimed_by=make_user("reviewer", username="zed"))
+    assert "<form" not in _row(mine.get(inbox), fresh.pk)
+    assert "Release" in _row(client_as(user=fresh.claimed_by).get(inbox), fresh.pk)
