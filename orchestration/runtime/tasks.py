@@ -223,7 +223,9 @@ class RunExecution:
                     event_data={
                         "next": list(snapshot.next), "interrupts": [i.id for i in interrupts],
                     },
-                    send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
+                    send=lambda run: run_paused.send(
+                        sender=Run, run=run, interrupts=interrupts, thread_current=bool(head)
+                    ),
                     before=lambda run: _answers_arrived(run, {i.id for i in interrupts}),
                     result=result,
                 )

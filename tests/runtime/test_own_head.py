@@ -190,7 +190,7 @@ def test_a_write_refused_by_a_lost_lease_leaves_no_own_head_to_trust() -> None:
     assert queries.captured_queries
 
 
-def test_a_worker_records_the_head_the_database_holds() -> None:
+def test_a_worker_records_the_head_the_database_holds(settings: Any) -> None:
     """Through `execute_run` (the worker's `record_outcome`): the run's pause and its end
     record the thread's latest checkpoint as its head, the interrupts the engine stored in
     the review and the event."""
@@ -202,6 +202,7 @@ def test_a_worker_records_the_head_the_database_holds() -> None:
     from orchestration.runtime.runs import start_thread
     from orchestration.runtime.tasks import execute_run
 
+    settings.STEPWISE_REVIEW_DUE_SECONDS = {"expense": 3600}
     user = User.objects.create(username="own-head-reviewer")
     user.groups.add(Group.objects.get_or_create(name="reviewer")[0])
     expense = {"expense_id": 1, "employee": "E", "vendor": "Office Supplies Co",
@@ -212,6 +213,9 @@ def test_a_worker_records_the_head_the_database_holds() -> None:
     # a new thread's first run reads no head: not the engine's (none yet), not the one it
     # wrote (`record_outcome`)
     assert _head_reads(queries) == 0
+    # nor the thread's row again to open the review: the pause just wrote it
+    assert not [q for q in queries.captured_queries
+                if 'FROM "orchestration_thread" t WHERE t.id' in q["sql"]]
     thread = models.Thread.objects.get(pk=run.thread_id)
     latest = _read(CheckpointConfig(thread.thread_id))
     assert thread.status == models.Thread.Status.WAITING
@@ -222,6 +226,8 @@ def test_a_worker_records_the_head_the_database_holds() -> None:
     assert event.data["interrupts"] == stored and len(stored) == 1
     review = ReviewRequest.objects.get(thread=thread)
     assert review.interrupt_id == stored[0] and review.checkpoint_id == latest.checkpoint.id
+    assert review.run_id == run.pk and review.status == ReviewRequest.Status.PENDING
+    assert review.due_at is not None  # the thread's graph's deadline (its name read right)
 
     do_decide(user, review, DecisionInput(action="approve"))
     resumed = models.Run.objects.filter(thread=thread).order_by("-pk").first()
