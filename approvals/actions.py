@@ -88,7 +88,8 @@ def paused_checkpoint_id(thread: Thread) -> str:
     return latest or ""
 
 
-def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewRequest]:
+def do_open_reviews(run: Run, interrupts: Sequence[Interrupt], *,
+                    thread: Thread | None = None) -> list[ReviewRequest]:
     """One open review per interrupt of a paused run (idempotent: a re-sent signal or a
     resume that re-asks an interrupt reuses the open row); open reviews of the thread that
     are no longer asked are superseded.
@@ -98,8 +99,12 @@ def do_open_reviews(run: Run, interrupts: Sequence[Interrupt]) -> list[ReviewReq
     at once, an asked one is updated as `update_or_create` updates it, a new one is created
     in a savepoint that settles a race on the one-open-per-interrupt constraint as
     `get_or_create` does, and the supersede UPDATE runs only when an open review is no longer
-    asked. No savepoint of its own: an error here ends the run's transaction, as before."""
-    thread = _thread(run.thread_id)
+    asked. No savepoint of its own: an error here ends the run's transaction, as before.
+
+    `thread`: the run's thread as its row now is (its head the paused checkpoint), when the
+    caller has it; else it is read."""
+    if thread is None or thread.pk != run.thread_id:
+        thread = _thread(run.thread_id)
     checkpoint_id = paused_checkpoint_id(thread)
     reviews: list[ReviewRequest] = []
     with transaction.atomic(savepoint=False):

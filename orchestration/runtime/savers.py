@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -140,6 +141,13 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         # `keep_next_read`: armed (True), then the head read it kept for one more read.
         self._keep_read = False
         self._kept: tuple[tuple[str, str], CheckpointTuple] | None = None
+        # The root checkpoint this saver put last and the pending writes it added to it
+        # since (`_OwnHead`), and whether the next head read may be answered from it
+        # (`read_own_head_next`).
+        self._own_head: _OwnHead | None = None
+        self._trust_own_head = False
+        # `no_head_next`: the thread whose next head read is answered "none".
+        self._empty_thread: str | None = None
         self._inline_room: int | None = None
         # The lease as a fence (`_lease_fence`), built once.
         self._fence_args: checkpoint_sql.FenceArgs | None = None
@@ -155,16 +163,48 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._keep_read = True
         self._kept = None
 
+    def read_own_head_next(self) -> None:
+        """The next read of a thread's head (`get_tuple` without a checkpoint id, root
+        namespace) is answered from what this saver wrote, without a round trip, if the last
+        root checkpoint it put is that thread's: its row and the pending writes it added to
+        it since, decoded as a read of those rows would be, after a `flush` (so every write
+        is committed, and a refused one raises as the read would). For a worker recording
+        how its run ended: its lease fences every checkpoint write of the thread, so what it
+        put last is the head. One read only; anything else reads the database."""
+        self._trust_own_head = True
+
+    def no_head_next(self, thread_id: str) -> None:
+        """The next read of thread `thread_id`'s head (root namespace, no checkpoint id) is
+        answered "no checkpoint" without a round trip, unless this saver writes first. For a
+        worker starting a thread's first run: the thread row it claimed the run with had no
+        head, which every root put moves (one statement with it, or a trigger), and its lease
+        fences every write of the thread's checkpoints. One read only."""
+        self._forget_kept_read()
+        self._empty_thread = thread_id
+
     def get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
+        empty, self._empty_thread = self._empty_thread, None
+        if (
+            empty is not None and empty == config.thread_id and config.checkpoint_id is None
+            and not config.checkpoint_ns
+        ):
+            return None
+        if self._trust_own_head:
+            self._trust_own_head = False
+            own = self._own_head
+            if own is not None and config.checkpoint_id is None and own.names(config):
+                return self._own_head_read(own, config)
         if self._kept is not None or self._keep_read:
             return self._kept_read(config)
         return self._get_tuple(config)
 
     def _forget_kept_read(self) -> None:
-        """Any write of this saver ends what `keep_next_read` kept or armed."""
+        """Any write of this saver ends what `keep_next_read` (or `no_head_next`) kept or
+        armed."""
         self._kept, self._keep_read = None, False
+        self._empty_thread = None
 
     def _kept_read(self, config: CheckpointConfig) -> CheckpointTuple | None:
         kept, self._kept = self._kept, None
@@ -182,6 +222,21 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             self._kept = (key, found)
         self._keep_read = False
         return found
+
+    def _own_head_read(self, own: _OwnHead, config: CheckpointConfig) -> CheckpointTuple:
+        """`own`'s tuple, once every write is committed (`read_own_head_next`)."""
+        self._own_head = None  # a write failing in the flush leaves nothing to trust
+        self.flush()
+        self._own_head = own
+        # decoded afresh from the bytes the rows hold: the caller owns what it gets, as
+        # from a read (`versions` is handed over to the tuple, so it gets a copy)
+        record = dataclass_replace(own.record, versions=dict(own.record.versions))
+        writes = [w for records in own.writes.values() for w in records]
+        tuples = storage.read_tuples(
+            [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
+            {record.checkpoint_id: writes} if writes else {},
+        )
+        return tuples[0]
 
     def _get_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         self.flush()
@@ -251,6 +306,8 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         self._forget_kept_read()
+        if not config.checkpoint_ns:
+            self._own_head = None  # until this put is made (or handed to the writer)
         encoded = storage.encode_checkpoint(
             config.thread_id, config.checkpoint_id, checkpoint, metadata, self._cache,
             inline_max=self._inline_max(),
@@ -258,11 +315,13 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         writer = self._writer() if self.durability == "async" else None
         if writer is not None:
             self._write_behind(writer, config, checkpoint, metadata, encoded)
-            return _config_of(config, checkpoint.id)
-        self.flush()
-        pk = self._put_sync(encoded, self._put_args(config, checkpoint, metadata))
-        self._remember_pk(config.thread_id, checkpoint.id, pk)
-        self._remember_put(encoded)
+        else:
+            self.flush()
+            pk = self._put_sync(encoded, self._put_args(config, checkpoint, metadata))
+            self._remember_pk(config.thread_id, checkpoint.id, pk)
+            self._remember_put(encoded)
+        if not config.checkpoint_ns:
+            self._own_head = _OwnHead(config.thread_id, encoded.record)
         return _config_of(config, checkpoint.id)
 
     def _put_sync(self, encoded: storage.EncodedPut, args: dict[str, Any]) -> int:
@@ -355,6 +414,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if writer is None or connections[self.using].vendor != "postgresql":
             self.put_writes(config, writes, task_id)
             return
+        own, self._own_head = self._own_head, None
         records = storage.encode_writes(writes, task_id)
         self._collect()  # never a write outstanding behind a put in flight
         at = self._held_at
@@ -363,6 +423,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._held_at = config
         self._held.pop(task_id, None)  # a task's writes replace its earlier ones, at the end
         self._held[task_id] = records
+        self._own_head = _added(own, config, task_id, records)
 
     def _write_held(self) -> None:
         """Write the held-back pending writes on their own (no put took them)."""
@@ -544,6 +605,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         self._forget_kept_read()
+        own, self._own_head = self._own_head, None  # back once the writes are made
         records = storage.encode_writes(writes, task_id)
         held_put = self._held_put
         if held_put is not None and held_put.names(config):
@@ -552,9 +614,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             self._held_put = None
             self._submit(held_put, own_writes=[(task_id, w) for w in records])
             self._collect()
-            return
-        self.flush()
-        self._write_pending(config.thread_id, config.checkpoint_id, task_id, records)
+        else:
+            self.flush()
+            self._write_pending(config.thread_id, config.checkpoint_id, task_id, records)
+        self._own_head = _added(own, config, task_id, records)
 
     def _remember_pk(self, thread_id: str, checkpoint_id: str, pk: int) -> None:
         if len(self._pks) >= 4096:  # a worker moves on; the newest rows are the parents
@@ -584,6 +647,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         """Forget the thread's checkpoints, field values and pending writes. The `Thread` row
         itself (title, runs, events: the audit trail) stays, with no head checkpoint."""
         self._forget_kept_read()
+        self._own_head = None
         self.flush()
         with transaction.atomic(using=self.using):
             db = self.using
@@ -723,6 +787,32 @@ class _HeldPut:
         return (config.thread_id, config.checkpoint_id, config.checkpoint_ns) == (
             self.thread_id, self.checkpoint_id, self.checkpoint_ns
         )
+
+
+@dataclass(slots=True)
+class _OwnHead:
+    """The root checkpoint a saver put last (its row as encoded, `meta` and `internal`
+    serialized as stored) and the pending writes it added to it since, by task in the order
+    a read returns them (`checkpoint_sql.put_pending_writes` replaces a task's writes, which
+    then come last, as here)."""
+
+    thread_id: str
+    record: CheckpointRecord
+    writes: dict[str, list[WriteRecord]] = field(default_factory=dict)
+
+    def names(self, config: CheckpointConfig) -> bool:
+        """Whether `config` is this head's thread, root namespace."""
+        return config.thread_id == self.thread_id and not config.checkpoint_ns
+
+
+def _added(
+    own: _OwnHead | None, config: CheckpointConfig, task_id: str, records: list[WriteRecord]
+) -> _OwnHead | None:
+    """`own` after task `task_id`'s `records` were written to `config`'s checkpoint."""
+    if own is not None and own.names(config) and config.checkpoint_id == own.record.checkpoint_id:
+        own.writes.pop(task_id, None)
+        own.writes[task_id] = records
+    return own
 
 
 def _sends_ahead(writer: Writer) -> bool:

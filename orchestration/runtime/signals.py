@@ -3,7 +3,10 @@
 Each is sent inside the transaction that records the new run status, so a receiver's rows
 (e.g. one ReviewRequest per interrupt) commit with that status or not at all.
 
-- `run_paused(sender=Run, run, interrupts: list[Interrupt])`: the run stopped at interrupts.
+- `run_paused(sender=Run, run, interrupts: list[Interrupt], thread_current: bool)`: the run
+  stopped at interrupts. `thread_current`: `run.thread` holds its row's values as this
+  transaction left them (the worker just wrote every field that changes, under the row's
+  lock): a receiver need not read it again.
 - `run_finished(sender=Run, run)`: the graph reached END.
 - `run_failed(sender=Run, run)`: a node raised; `run.error` / `run.traceback` say why.
 - `run_stalled(sender=Run, run, needs_ops: bool)`: the run's worker stopped renewing its

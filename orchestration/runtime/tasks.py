@@ -183,6 +183,9 @@ class RunExecution:
                 latest is not None and dict(latest.metadata.extra).get("run_id") == self.run.pk
             )
         if run_input.kind is InputKind.VALUE and not continuing:
+            if self.run.attempts == 1 and not self.run.thread.head_checkpoint_id:
+                # a new thread: the engine's read of its head needs no round trip
+                self.saver.no_head_next(self.thread_config.thread_id)
             return run_input.value, self.thread_config
         if run_input.kind is InputKind.FORK and not continuing:
             at = self.thread_config.with_checkpoint_id(self.run.from_checkpoint_id)
@@ -205,7 +208,10 @@ class RunExecution:
 
     def record_outcome(self) -> dict[str, Any] | Command[Any]:
         """Record how this pass ended; or, if answers to the interrupts it paused at arrived
-        meanwhile, record nothing and return the Command that delivers them."""
+        meanwhile, record nothing and return the Command that delivers them. The head is
+        what this run's saver put last (under the lease no one else writes the thread's
+        checkpoints): no read of what it just wrote (`read_own_head_next`)."""
+        self.saver.read_own_head_next()
         snapshot = self.graph.get_state(self.thread_config)
         head = snapshot.config.checkpoint_id or ""
         if snapshot.next:
@@ -217,7 +223,9 @@ class RunExecution:
                     event_data={
                         "next": list(snapshot.next), "interrupts": [i.id for i in interrupts],
                     },
-                    send=lambda run: run_paused.send(sender=Run, run=run, interrupts=interrupts),
+                    send=lambda run: run_paused.send(
+                        sender=Run, run=run, interrupts=interrupts, thread_current=bool(head)
+                    ),
                     before=lambda run: _answers_arrived(run, {i.id for i in interrupts}),
                     result=result,
                 )
