@@ -16,6 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from approvals.access import OVERRIDE_CLAIM
 from approvals.actions import DecisionInput, ReviewError, do_decide
 from approvals.api.models import IdempotencyRecord
 from approvals.models import Decision, ReviewRequest
@@ -117,8 +118,35 @@ def test_a_stale_open_read_still_loses_on_the_conditional_update(make_user, make
     do_decide(make_user("reviewer", username="first"), review, DecisionInput(action="approve"))
     with pytest.raises(ReviewError, match="already decided by first"):
         do_decide(make_user("reviewer"), stale, DecisionInput(action="approve"))
-    assert stale.status == ReviewRequest.Status.DECIDED  # re-read for the message
+    # re-read for the message, as refresh_from_db reads it
+    assert _fields(stale) == _fields(ReviewRequest.objects.get(pk=review.pk))
+    assert stale.status == ReviewRequest.Status.DECIDED
+    assert stale.thread.pk == review.thread.pk and stale.run.pk == review.run.pk
     assert Decision.objects.filter(review=review).count() == 1
+
+
+def _fields(obj: Any) -> list[Any]:
+    return [getattr(obj, f.attname) for f in obj._meta.concrete_fields]
+
+
+def test_a_decision_refused_by_the_one_per_review_constraint_rereads_the_review(
+    make_user, make_review
+):
+    """The constraint's IntegrityError path: everything rolled back, the review re-read and
+    no trace of the refused (unsaved) decision left cached on it."""
+    review = make_review()
+    earlier = Decision.objects.create(review=review, decided_by=make_user("reviewer"),
+                                      action="approve")
+    ReviewRequest.objects.filter(pk=review.pk).update(claimed_by=make_user("reviewer"))
+    admin = make_user("admin")
+    assert admin.has_perm(OVERRIDE_CLAIM)  # past the claim: refused by the constraint
+    with pytest.raises(ReviewError, match="not applied"):
+        do_decide(admin, review, DecisionInput(action="approve"))
+    assert _fields(review) == _fields(ReviewRequest.objects.get(pk=review.pk))
+    assert review.status == ReviewRequest.Status.PENDING  # the update rolled back
+    assert review.claimed_by is not None and review.claimed_by.pk == review.claimed_by_id
+    assert review.decision.pk == earlier.pk  # read anew, not the refused one
+    assert not Run.objects.filter(thread=review.thread, kind=Run.Kind.RESUME).exists()
 
 
 @pytest.mark.django_db(transaction=True)
