@@ -465,7 +465,8 @@ def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> 
         run = decision.resumed_run
         return 200, {"review": shapes.review_dict(review), "run": shapes.run_dict(run)}
 
-    return run_once(request, user, work)
+    # do_decide is all or nothing by itself; the answer is built from what it returned
+    return run_once(request, user, work, work_is_atomic=True)
 
 
 # ---------------------------------------------------------------- runs

@@ -52,13 +52,23 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
 
 
 def run_once(
-    request: HttpRequest, user: Any, work: Callable[[], tuple[int, dict[str, Any]]]
+    request: HttpRequest, user: Any, work: Callable[[], tuple[int, dict[str, Any]]],
+    *, work_is_atomic: bool = False,
 ) -> HttpResponse:
-    """Do `work` (returning status and JSON body) in one transaction, once per key."""
+    """Do `work` (returning status and JSON body) in one transaction, once per key.
+
+    `work_is_atomic`: `work` writes only through one action that is a transaction of its own
+    (all or nothing, e.g. `do_decide`). Without a key there is then nothing else to put in
+    the transaction, so no block is opened around it: the action's block is the outermost
+    one, and the SAVEPOINT and RELEASE it sent inside ours (two round trips of every API
+    decision) are not sent. With a key the record still shares the work's transaction."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        with transaction.atomic():
+        if work_is_atomic:
             status, body = work()
+        else:
+            with transaction.atomic():
+                status, body = work()
         return _json(status, body)
     if not key.strip() or len(key) > MAX_KEY:
         raise ApiProblem(400, f"Idempotency-Key must be 1 to {MAX_KEY} characters.")
