@@ -73,7 +73,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, reading the user with the session where it can (approvals.authcache)
+    "approvals.authcache.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -271,7 +272,7 @@ if REDIS_URL and not TESTING:
             "KEY_PREFIX": "stepwise",
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "config.cached_sessions"
 # The signed-in user, their permissions and group names cached between requests
 # (approvals.authcache), only in a cache all server processes share: a change to a user, group
 # or permission replaces a token in that cache, and a process-local cache would not see
