@@ -64,7 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Django's, each policy built once (approvals.middleware)
+    "approvals.middleware.ContentSecurityPolicyMiddleware",
     # before the session and CSRF: /api/ requests are sized and answered as problem+json
     "approvals.api.middleware.ApiBoundaryMiddleware",
     "approvals.middleware.utf8_forms_only",
@@ -76,7 +77,7 @@ MIDDLEWARE = [
     # Django's, reading the user with the session where it can (approvals.authcache)
     "approvals.authcache.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "approvals.middleware.MessageMiddleware",  # Django's, storage class imported once
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # last, as django-axes asks: it turns a locked-out login into its lockout response
