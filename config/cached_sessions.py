@@ -3,7 +3,8 @@ set), read together with the signed-in user's auth-cache keys in one round trip.
 
 Every signed-in request read its session from Redis (one GET) and then, once the session had
 named the user, that user's auth-cache tokens and entry (approvals.authcache, one MGET): two
-round trips to Redis, each a few hundred thousand instructions of redis-py, before the view ran.
+round trips to Redis, each over a hundred thousand instructions of redis-py (callgrind),
+before the view ran.
 The user a session key belongs to does not change (Django gives a session a new key at every
 login, and a new empty one at logout), so this process remembers it per session key, and the
 next request of that session reads the session and that user's auth keys in one MGET.
