@@ -19,16 +19,22 @@ signals (`QuerySet.update()` on users) are seen within `TTL` seconds.
 from __future__ import annotations
 
 import secrets
+from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.contrib import auth
 from django.contrib.auth import get_user_model
+from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from approvals.access import group_names
 from approvals.authrows import load_permissions, read_user
@@ -49,10 +55,24 @@ def _entry(user_id: Any) -> str:
     return f"authz:user:{user_id}"
 
 
+def keys_of(user_id: Any) -> list[str]:
+    """The cache keys `load_user(user_id)` reads: the global token, the user's, their entry."""
+    return [GLOBAL, _user_gen(user_id), _entry(user_id)]
+
+
+# The session of the request whose user AuthenticationMiddleware is loading, while it does:
+# its store may have read this user's keys along with the session (config.cached_sessions).
+_loading_for: ContextVar[Any] = ContextVar("stepwise_auth_loading_for", default=None)
+
+
 def _tokens(user_id: Any) -> tuple[str, str, Any]:
     """(global token, user token, entry or None); missing tokens are created first."""
-    keys = [GLOBAL, _user_gen(user_id), _entry(user_id)]
-    got = cache.get_many(keys)
+    keys = keys_of(user_id)
+    session = _loading_for.get()
+    take = getattr(session, "take_auth_prefetch", None)
+    got = take(user_id) if take is not None else None
+    if got is None:
+        got = cache.get_many(keys)
     if GLOBAL not in got or keys[1] not in got:
         # evicted or never set: a fresh token (no entry can carry it yet); add() keeps one
         # another process set in the meantime
@@ -141,6 +161,30 @@ class CachedModelBackend(ModelBackend):
         ):
             load_permissions(user_obj)
         return super().get_all_permissions(user_obj, obj)
+
+
+class AuthenticationMiddleware(auth_middleware.AuthenticationMiddleware):
+    """Django's, whose `request.user` may use what the session store read along with the
+    session (config.cached_sessions: the session and the user's cache keys in one round trip).
+    The store's prefetch is offered only while this request's user is loaded, and used at most
+    once, for the user the session names; `request.auser` is Django's."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not hasattr(request, "session"):  # as Django's: it needs SessionMiddleware first
+            super().process_request(request)
+        request.user = SimpleLazyObject(partial(_get_user, request))
+        request.auser = partial(auth_middleware.auser, request)
+
+
+def _get_user(request: HttpRequest) -> Any:
+    """django.contrib.auth.middleware.get_user, with the session's prefetch on offer."""
+    if not hasattr(request, "_cached_user"):
+        token = _loading_for.set(request.session)
+        try:
+            request._cached_user = auth.get_user(request)
+        finally:
+            _loading_for.reset(token)
+    return request._cached_user
 
 
 # -- invalidation ---------------------------------------------------------------------------

@@ -1,11 +1,20 @@
-"""Request checks that must run before anything reads `request.POST`."""
+"""Request checks that must run before anything reads `request.POST`, and Django's CSP and
+messages middlewares without their per-request lookups."""
 
 from __future__ import annotations
 
 import codecs
+import copy
+import functools
 from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
+from django.contrib.messages import middleware as messages_middleware
 from django.http import HttpRequest, HttpResponse
+from django.middleware import csp as csp_middleware
+from django.utils.csp import CSP, build_policy
+from django.utils.module_loading import import_string
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -51,3 +60,67 @@ def no_nul_in_address(
         return get_response(request)
 
     return middleware
+
+
+class ContentSecurityPolicyMiddleware(csp_middleware.ContentSecurityPolicyMiddleware):
+    """Django's CSP middleware, with each policy's header value built once instead of on every
+    response. The value depends only on the configuration (`SECURE_CSP`, or a view's
+    `csp_override`) unless that asks for a nonce; a built value is reused only while the
+    configuration it was built from is equal to the one in force (compared with a copy taken
+    when it was built, so a setting changed or overridden in place is seen), and a policy
+    with a nonce is built per response, as Django does."""
+
+    KEPT = 32  # distinct configurations remembered (settings, per-view overrides)
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self._built: dict[int, tuple[Any, str]] = {}
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        for header, attribute, setting in _CSP_HEADERS:
+            config = getattr(response, attribute, _UNSET)
+            if config is _UNSET:
+                config = getattr(settings, setting)
+            # an empty configuration sends no header; a view's own header is kept
+            if config and header not in response:
+                response.headers[str(header)] = self._policy(config, request)
+        return response
+
+    def _policy(self, config: Any, request: HttpRequest) -> str:
+        built = self._built.get(id(config))
+        if built is not None and built[0] == config:
+            return built[1]
+        if _asks_for_nonce(config):
+            return build_policy(config, csp_middleware.get_nonce(request))
+        policy = build_policy(config)
+        if len(self._built) >= self.KEPT:
+            self._built.clear()
+        self._built[id(config)] = (copy.deepcopy(config), policy)
+        return policy
+
+
+_UNSET = object()
+_CSP_HEADERS = (
+    (CSP.HEADER_ENFORCE, "_csp_config", "SECURE_CSP"),
+    (CSP.HEADER_REPORT_ONLY, "_csp_ro_config", "SECURE_CSP_REPORT_ONLY"),
+)
+
+
+def _asks_for_nonce(config: Any) -> bool:
+    return any(
+        values == CSP.NONCE or (isinstance(values, list | tuple | set) and CSP.NONCE in values)
+        for values in config.values()
+    )
+
+
+class MessageMiddleware(messages_middleware.MessageMiddleware):
+    """Django's, with the storage class (`MESSAGE_STORAGE`) imported once per setting value
+    instead of looked up by its dotted path on every request."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        request._messages = _message_storage(settings.MESSAGE_STORAGE)(request)
+
+
+@functools.cache
+def _message_storage(path: str) -> Any:
+    return import_string(path)

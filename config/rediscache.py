@@ -40,10 +40,17 @@ class JSONSerializer:
         return json.dumps(obj, separators=(",", ":")).encode()
 
     def loads(self, data: bytes) -> Any:
+        # an object, list or string (sessions, the auth cache's entries and tokens: every read
+        # of a request) is JSON for sure; trying int() on it first raised and caught an error
+        if data[:1] in _JSON_STARTS:
+            return json.loads(data)
         try:
             return int(data)
         except ValueError:
             return json.loads(data)
+
+
+_JSON_STARTS = (b"{", b"[", b'"')
 
 
 class ReusedClient(RedisCacheClient):

@@ -64,7 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Django's, each policy built once (approvals.middleware)
+    "approvals.middleware.ContentSecurityPolicyMiddleware",
     # before the session and CSRF: /api/ requests are sized and answered as problem+json
     "approvals.api.middleware.ApiBoundaryMiddleware",
     "approvals.middleware.utf8_forms_only",
@@ -73,9 +74,10 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, reading the user with the session where it can (approvals.authcache)
+    "approvals.authcache.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "approvals.middleware.MessageMiddleware",  # Django's, storage class imported once
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # last, as django-axes asks: it turns a locked-out login into its lockout response
@@ -271,7 +273,7 @@ if REDIS_URL and not TESTING:
             "KEY_PREFIX": "stepwise",
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "config.cached_sessions"
 # The signed-in user, their permissions and group names cached between requests
 # (approvals.authcache), only in a cache all server processes share: a change to a user, group
 # or permission replaces a token in that cache, and a process-local cache would not see

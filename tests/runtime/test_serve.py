@@ -264,7 +264,7 @@ def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     # and it hands out only live connections (after a database restart the idle ones are dead)
     assert shown["pool"]["check"] == "check_connection"
     assert shown["debug"] is False
-    assert shown["sessions"] == "django.contrib.sessions.backends.cached_db"
+    assert shown["sessions"] == "config.cached_sessions"  # cached_db, read with the user
 
     checked = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -13,9 +13,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 
-@pytest.fixture(autouse=True)
-def _auth_cache_on(settings: Any) -> None:
+@pytest.fixture(autouse=True, params=["config.sessions", "config.cached_sessions"])
+def _auth_cache_on(settings: Any, request: Any) -> None:
     settings.STEPWISE_AUTH_CACHE = True  # the tests' default cache is a real locmem one
+    # with both session engines: the database one, and the cached one served with Redis,
+    # which reads the user's cache keys along with the session (config.cached_sessions)
+    settings.SESSION_ENGINE = request.param
     cache.clear()
 
 

@@ -46,6 +46,9 @@ def test_values_are_stored_as_json_and_anything_else_is_refused_not_pickled():
     assert cache.get("session") == {"_auth_user_id": "7", "list": [1, "a"]}
     cache.set("n", 1, 30)
     assert cache.incr("n") == 2
+    for value in ("a token", ["a", 1], -3, 2.5, True, None, "7", "", [], {}):
+        cache.set("value", value, 30)
+        assert cache.get("value", "missing") == value and type(cache.get("value")) is type(value)
     with pytest.raises(TypeError):
         cache.set("object", object(), 30)
 
