@@ -9,7 +9,9 @@ from typing import Any
 import jsonschema
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.signals import setting_changed
 from django.forms.fields import InvalidJSONInput, JSONString
+from django.utils.safestring import SafeString
 
 from approvals.diff import pretty, to_jsonable
 from approvals.jsonvalues import (
@@ -20,7 +22,7 @@ from approvals.jsonvalues import (
     parse_json,
 )
 from approvals.models import Decision
-from approvals.templating import form_renderer
+from approvals.templating import escape_printed, form_renderer
 from orchestration.runtime.runs import RunAction
 
 LONG_TEXT = 120
@@ -104,11 +106,80 @@ def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Fi
     return SafeJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
 
 
+# A widget's markup with its value left out, per field definition: rendering a widget through
+# its template (attrs, ids, the renderer) was most of the decision form's cost on every review
+# page, yet it is the same for every review with the same schema except for the value.
+# key -> (markup with VALUE_SLOT where the escaped value goes, markup for no value).
+_widget_markup: dict[tuple[Any, ...], tuple[str, str]] = {}
+_WIDGET_MARKUP_MAX = 2048
+VALUE_SLOT = "stepwise-value-slot-4c1f9e"  # nothing in it that escaping changes
+# Widgets whose value is only printed, escaped, in one place (`value="..."` or the textarea's
+# text) and changes nothing else: a select's or checkbox's value picks options, attributes.
+_SLOT_WIDGETS = (forms.TextInput, forms.NumberInput, forms.Textarea)
+
+
+def _forget_widget_markup(**_: Any) -> None:
+    _widget_markup.clear()  # templates or form settings changed (tests)
+
+
+setting_changed.connect(_forget_widget_markup, dispatch_uid="stepwise-widget-markup")
+
+
+class KeptWidgetBoundField(forms.BoundField):
+    """A decision form field whose widget markup is rendered once per field definition
+    (`field.markup_key`, set by `DecisionForm` from the schema property it was built from)
+    and filled with this form's value. Only the default rendering of an unbound form's
+    text, number and textarea widgets takes this path; errors, bound data (a form sent back
+    with the user's input), other widgets and explicit arguments render as Django does."""
+
+    def as_widget(self, widget: Any = None, attrs: Any = None, only_initial: bool = False) -> Any:
+        key = getattr(self.field, "markup_key", None)
+        if (widget is not None or attrs or only_initial or key is None or self.form.is_bound
+                or self.form.renderer is not form_renderer or self.field.localize
+                or type(self.field.widget) not in _SLOT_WIDGETS):
+            return super().as_widget(widget, attrs, only_initial)
+        full_key = (key, self.html_name, self.auto_id)
+        kept = _widget_markup.get(full_key)
+        if kept is None:
+            kept = self._render_kept()
+            if kept is None:
+                return super().as_widget()
+            if len(_widget_markup) >= _WIDGET_MARKUP_MAX:
+                _widget_markup.clear()
+            _widget_markup[full_key] = kept
+        shown = self.field.widget.format_value(self.value())
+        if shown is None:
+            return SafeString(kept[1])
+        return SafeString(kept[0].replace(VALUE_SLOT, str(escape_printed(shown)), 1))
+
+    def _render_kept(self) -> tuple[str, str] | None:
+        """The widget rendered by Django with the slot as its value and with no value; None if
+        the slot does not come out exactly once (then this field is rendered each time)."""
+        attrs = self.build_widget_attrs({})
+        if self.auto_id and "id" not in self.field.widget.attrs:
+            attrs.setdefault("id", self.auto_id)
+        with_slot = self.field.widget.render(self.html_name, VALUE_SLOT, attrs, self.form.renderer)
+        empty = self.field.widget.render(self.html_name, None, attrs, self.form.renderer)
+        if str(with_slot).count(VALUE_SLOT) != 1 or VALUE_SLOT in empty:
+            return None
+        return str(with_slot), str(empty)
+
+
+def _spec_key(name: str, spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The key a value field's widget markup is kept under: everything `schema_field` builds
+    it from. None (render each time) for a spec that is not plain JSON."""
+    try:
+        return ("value", name, json.dumps(spec, sort_keys=True))
+    except (TypeError, ValueError):
+        return None
+
+
 class DecisionForm(forms.Form):
     """The reviewer's decision. The edit fields come from the payload's schema; the action is
     the button pressed. Schema validation runs server-side whatever the browser checked."""
 
     default_renderer = form_renderer  # on every review page: widgets by Jinja2
+    bound_field_class = KeptWidgetBoundField
 
     action = forms.ChoiceField(choices=Decision.Action.choices)
     comment = text_field(required=False)
@@ -127,6 +198,8 @@ class DecisionForm(forms.Form):
                 # Fields are only required when editing; approve/reject ignore them.
                 self.fields[key] = schema_field(name, spec, required=False)
                 self.fields[key].schema_required = name in required
+                # what the field was built from: its widget's markup is kept under it
+                self.fields[key].markup_key = _spec_key(name, spec)
                 if name in data:
                     self.initial[key] = (
                         json.dumps(data[name]) if "enum" in spec else data[name]
@@ -134,6 +207,9 @@ class DecisionForm(forms.Form):
                 self.value_fields.append(key)
         if "respond" not in review.actions:
             del self.fields["text"]
+        for name in ("comment", "text"):  # the class's own fields, the same on every form
+            if name in self.fields:
+                self.fields[name].markup_key = ("base", name)
         self.fields["action"].choices = [
             c for c in Decision.Action.choices if c[0] in review.actions
         ]

@@ -3,8 +3,13 @@ a decision sets in motion."""
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
+from django.utils.html import format_html as django_format_html
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
+from approvals import schema_render
 from approvals.markdown import render_markdown
 from approvals.schema_render import PAGE_BUDGET, render_value
 
@@ -94,3 +99,27 @@ def test_a_node_with_side_effects_after_the_review_is_flagged(make_user, client_
     assert "<code>payout</code>" in steps and "side effects" in steps
     assert "the end of the thread" in steps
     assert "€500.00" in page
+
+
+@pytest.mark.parametrize("args", [
+    ("plain",), ("<b>&\"'",), (mark_safe("<i>kept</i>"),), (12,), (1.5,), (None,),
+    (gettext_lazy("Yes"),), ("a", mark_safe("<br>"), 3),
+], ids=repr)
+def test_payload_format_html_is_djangos(args):
+    template = "<p>" + "{}|" * len(args) + "</p>"
+    ours = schema_render.format_html(template, *args)
+    assert ours == django_format_html(template, *args)
+    assert hasattr(ours, "__html__")  # marked safe, as Django's
+
+
+def test_descriptions_are_rendered_per_text():
+    schema = {"properties": {"a": {"description": "**one** <script>x</script>"},
+                             "b": {"description": "*two*"}}}
+    html = schema_render.render_value({"a": 1, "b": 2}, schema)
+    again = schema_render.render_value({"a": 1, "b": 2}, schema)
+    assert html == again
+    assert "<strong>one</strong>" in html and "<em>two</em>" in html
+    assert "<script>" not in html
+    changed = schema_render.render_value(
+        {"a": 1, "b": 2}, {"properties": {"a": {"description": "*three*"}, "b": {}}})
+    assert "<em>three</em>" in changed and "one" not in changed and "two" not in changed
