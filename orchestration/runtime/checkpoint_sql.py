@@ -76,13 +76,15 @@ def _compact_json_encoder() -> Callable[[Any], str]:
     """Compact JSON text of a value, made by one C encoder built once: `JSONEncoder.encode`
     builds a new one on every call, which cost more (~2 µs) than encoding the small values a
     put carries (four per put). No check for cycles: the values are the saver's own lists
-    and dicts of strings and the JSON-safe copy of `metadata.extra`."""
+    and dicts of strings and the JSON-safe copy of `metadata.extra`. NaN and infinities
+    raise ValueError (`allow_nan` off): on SQLite this encoder is what keeps the JSON columns
+    valid since migration 0011 dropped their `JSON_VALID` CHECKs."""
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # a Python without the C accelerator
-        return json.JSONEncoder(separators=(",", ":")).encode
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
     chunks = make(
         None, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
-        ":", ",", False, False, True,
+        ":", ",", False, False, False,  # sort_keys, skipkeys, allow_nan
     )
     return lambda value: "".join(chunks(value, 0))
 

@@ -216,3 +216,61 @@ def test_the_puts_created_at_text_is_djangos(value: datetime) -> None:
     connection.ensure_connection()
     expected = connection.ops.adapt_datetimefield_value(value)
     assert _sqlite_datetime(connection)(value) == expected
+
+
+def test_the_json_columns_are_valid_json_without_sqlites_checks() -> None:
+    # Migration 0011 drops SQLite's JSON_VALID CHECKs: the saver's encoding is what keeps the
+    # four JSON columns valid, for names that need escaping too (the one-name fast path and
+    # the encoder's path), and metadata.extra values that are not JSON are left out.
+    odd = 'quote" back\\slash \u2028 tab\t é \U0001f600'
+    saver = DjangoCheckpointSaver()
+    first = Writer(SyncOps(saver)).put("json", {"a": 1})
+    one = dataclasses.replace(first.checkpoint, id=new_checkpoint_id(), next=(odd,))
+    saver.put(first.config, one, dataclasses.replace(
+        first.metadata, step=1, writes={odd: 1},
+        extra={"why": odd, "nan": float("nan"), "inf": [float("inf")], odd: {"n": 2}},
+    ))
+    two = dataclasses.replace(one, id=new_checkpoint_id(), next=(odd, "b"))
+    saver.put(CheckpointConfig("json", checkpoint_id=one.id), two, dataclasses.replace(
+        first.metadata, step=2, writes={odd: 1, "b": 2},
+    ))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT checkpoint_id, json_valid(next), json_valid(versions), json_valid(extra), "
+            "json_valid(written_by) FROM orchestration_checkpoint c "
+            "JOIN orchestration_thread t ON t.id = c.thread_id WHERE t.thread_id = 'json'"
+        )
+        assert [row[1:] for row in cursor.fetchall()] == [(1, 1, 1, 1)] * 3
+    rows = {c.checkpoint_id: c for c in models.Checkpoint.objects.filter(thread__thread_id="json")}
+    assert rows[one.id].next == [odd]
+    assert rows[one.id].written_by == [odd]
+    assert rows[one.id].extra == {"why": odd, odd: {"n": 2}}
+    assert rows[two.id].next == [odd, "b"]
+    assert saver.get_tuple(CheckpointConfig("json", checkpoint_id=one.id)).checkpoint.next == (odd,)
+
+
+def test_the_put_refuses_json_that_is_not_json_before_writing() -> None:
+    # NaN and infinities are not JSON (SQLite's CHECK refused them, PostgreSQL's jsonb does):
+    # the encoder raises before any statement runs.
+    from orchestration.runtime.checkpoint_sql import _json
+
+    for value in ({"x": float("nan")}, [float("inf"), 1.0], {"a": [float("-inf")]}):
+        with pytest.raises(ValueError):
+            _json(value)
+    assert _json({"x": 1.5, "y": [None, True]}) == '{"x":1.5,"y":[null,true]}'
+
+
+def test_checkpoint_table_has_no_json_checks_and_keeps_its_head_trigger() -> None:
+    # Migration 0011's layout: a later migration that rebuilds the table brings the CHECKs
+    # back (Django's model state still declares JSONFields) and drops the trigger.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s",
+            ["orchestration_checkpoint"],
+        )
+        assert "JSON_VALID" not in cursor.fetchone()[0].upper()
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = %s",
+            [HEAD_TRIGGER],
+        )
+        assert cursor.fetchone()[0] == 1

@@ -199,3 +199,64 @@ def test_checkpoint_rows_keep_their_pks_links_and_writes_across_the_rowid_migrat
             cursor.execute("PRAGMA foreign_key_check")
             assert cursor.fetchall() == []
     _migrate_to_latest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkpoint_rows_keep_their_links_and_head_trigger_across_the_json_check_migration(
+) -> None:
+    # Migration 0011 rebuilds the SQLite table without its JSON_VALID CHECKs (PostgreSQL:
+    # nothing to do): rows, pks, links, indexes and the head trigger of 0009 survive it, both
+    # ways, and the CHECKs are gone after it and back before it.
+    before = [("orchestration", "0010_fewer_index_entries")]
+    after = [("orchestration", "0011_sqlite_checkpoint_json_unchecked")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Thread = apps.get_model("orchestration", "Thread")
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    PendingWrite = apps.get_model("orchestration", "PendingWrite")
+    thread = Thread.objects.create(thread_id="json", graph_name="expense")
+    first = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input", next=["a"],
+        versions={"x": "0001"}, extra={"k": "v"}, written_by=["a"],
+        created_at="2026-01-01T00:00Z", vals=b"v",
+    )
+    second = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0002", parent=first, step=1, source="loop",
+        created_at="2026-01-01T00:01Z",
+    )
+    PendingWrite.objects.create(checkpoint=second, task_id="t", idx=0, channel="c", data=b"y")
+    indexes = _index_columns("orchestration_checkpoint")
+
+    def rows() -> list[tuple[object, ...]]:
+        return [
+            (pk, cid, parent, nxt, versions, extra, written_by, bytes(vals) if vals else None)
+            for pk, cid, parent, nxt, versions, extra, written_by, vals
+            in Checkpoint.objects.order_by("pk").values_list(
+                "pk", "checkpoint_id", "parent_id", "next", "versions", "extra", "written_by",
+                "vals")
+        ]
+
+    stored = rows()
+    for target in (after, before, after):  # forwards, back, forwards again: nothing lost
+        executor = MigrationExecutor(connection)
+        executor.migrate(target)
+        apps = executor.loader.project_state(target).apps
+        Checkpoint = apps.get_model("orchestration", "Checkpoint")
+        assert rows() == stored
+        assert _index_columns("orchestration_checkpoint") == indexes
+        assert apps.get_model("orchestration", "PendingWrite").objects.get().checkpoint_id \
+            == second.pk
+        if connection.vendor == "sqlite":
+            assert ("JSON_VALID" in _checkpoint_table_sql().upper()) == (target == before)
+    # the head trigger still moves the head, and the foreign keys still hold
+    Checkpoint.objects.create(
+        thread_id=thread.pk, checkpoint_id="0003", parent_id=second.pk, step=2, source="loop",
+        created_at="2026-01-01T00:02Z",
+    )
+    if connection.vendor == "sqlite":
+        assert Thread.objects.get(pk=thread.pk).head_checkpoint_id == "0003"
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_key_check")
+            assert cursor.fetchall() == []
+    _migrate_to_latest()
