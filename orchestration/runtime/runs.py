@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
 from orchestration.errors import InvalidUpdateError
-from orchestration.runtime import metrics, registry, runqueue
+from orchestration.runtime import metrics, registry, runqueue, taskrow
 from orchestration.runtime.errors import (
     InvalidRunInput,
     RunError,
@@ -364,6 +364,11 @@ def _enqueue(run: Run) -> None:
 
 
 def _send_to_worker(run_id: int) -> str:
+    backend = execute_run.get_backend()
+    if isinstance(backend, DatabaseBackend):  # one statement: task row, run, wake-up
+        written = taskrow.insert_task(execute_run, backend, run_id)
+        if written is not None:
+            return written
     result = execute_run.enqueue(run_id)
     result_id = str(result.id)[:64]
     runqueue.set_task_result(run_id, result_id)

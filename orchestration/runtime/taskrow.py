@@ -1,0 +1,89 @@
+"""A run's `execute_run` task row, written by one fixed statement instead of the Tasks API.
+
+With django-tasks-db, queueing a run's task took three round trips inside the queueing
+transaction: `execute_run.enqueue` (the ORM's insert of a `DBTaskResult`, compiled on every
+call), the `pg_notify` of its `post_save` receiver (`wakeup.notify_task_saved`), and the
+run's `task_result_id` set to the new row (`runqueue.set_task_result`). A decision and a
+start each queue a run, so a review cycle paid six. Here, on PostgreSQL, one statement
+does all three: the task row (the very values the backend's `enqueue` would insert, from an
+unsaved `DBTaskResult` built as it builds one, its `pre_save` receiver applied), the run
+pointed at it, and the notification, which joins the transaction like the receiver's did
+(delivered at commit, never before the row is visible, never for a rolled-back enqueue).
+Elsewhere the same two writes as fixed statements, no notification (SQLite has none).
+
+Only for the database backend, whose rows are ours to write (the task claim reads them by
+SQL too: `taskclaim`); any other backend gets `execute_run.enqueue` as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from typing import Any
+
+from django.db import connection
+from django_tasks_db.models import DBTaskResult, get_date_max
+
+from orchestration.runtime.models import Run
+from orchestration.runtime.wakeup import CHANNEL
+
+__all__ = ["insert_task"]
+
+# django.tasks logs every enqueue here (its `task_enqueued` receiver): kept, same words
+_tasks_log = logging.getLogger("django.tasks")
+
+
+def _fields() -> list[Any]:
+    return list(DBTaskResult._meta.concrete_fields)
+
+
+@functools.cache
+def _sql(vendor: str) -> tuple[str, ...]:
+    q = connection.ops.quote_name
+    fields = _fields()
+    insert = (
+        f"INSERT INTO {q(DBTaskResult._meta.db_table)} "  # noqa: S608 - model names
+        f"({', '.join(q(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    update = f"UPDATE {q(Run._meta.db_table)} SET task_result_id = %s WHERE id = %s"  # noqa: S608
+    if vendor == "postgresql":
+        return (f"WITH k AS ({insert} RETURNING id), u AS ({update}) "  # noqa: S608
+                "SELECT pg_notify(%s, %s) FROM k",)
+    return insert, update
+
+
+def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
+    """Queue `task` (`execute_run`) for run `run_id` on the database `backend`, point the run
+    at it and wake the listening workers, inside the caller's transaction; the task's id.
+    None when the backend makes its ids in the database (an `id_function` expression): the
+    caller then enqueues through the Tasks API."""
+    task_id = backend._get_id()
+    if not isinstance(task_id, uuid.UUID):
+        return None
+    backend.validate_task(task)  # as `enqueue` does: a task it cannot run is refused here
+    row = DBTaskResult(
+        id=task_id,
+        # what `normalize_json({"args": (run_id,), "kwargs": {}})` gives
+        args_kwargs={"args": [run_id], "kwargs": {}},
+        priority=task.priority,
+        task_path=task.module_path,
+        queue_name=task.queue_name,
+        run_after=task.run_after,
+        backend_name=backend.alias,
+    )
+    if row.run_after is None:  # django_tasks_db's pre_save receiver: "no later than now"
+        row.run_after = get_date_max()
+    params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _fields()]
+    result_id = str(task_id)  # the dashed form, as the Tasks API's result id gives it
+    statements = _sql(connection.vendor)
+    with connection.cursor() as cursor:
+        if len(statements) == 1:
+            cursor.execute(statements[0],
+                           [*params, result_id, run_id, CHANNEL, row.queue_name])
+        else:
+            cursor.execute(statements[0], params)
+            cursor.execute(statements[1], [result_id, run_id])
+    _tasks_log.debug("Task id=%s path=%s enqueued backend=%s", result_id, row.task_path,
+                     row.backend_name)
+    return result_id
