@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from approvals import agent_inbox, decided, rowread
-from approvals.access import OVERRIDE_CLAIM, review_with_relations
+from approvals.access import OVERRIDE_CLAIM
 from approvals.diff import to_jsonable
 from approvals.jsonvalues import JSONValueError, check_json_value, check_state_value
 from approvals.models import Decision, ReviewRequest
@@ -338,32 +338,12 @@ def do_decide(
             decided.record_decided(user, review, decision, run, reason=d.comment or d.text,
                                    data={"review": review.pk, "action": d.action})
     except _Refused:
-        _reread(review)
+        review.refresh_from_db()
         raise ReviewError(_not_open_message(review, "decision")) from None
     except IntegrityError:  # the unique decision-per-review constraint: someone was faster
-        _reread(review)
+        review.refresh_from_db()
         raise ReviewError(_not_open_message(review, "decision")) from None
     return decision
-
-
-def _reread(review: ReviewRequest) -> None:
-    """`review.refresh_from_db()` (the row as it is now, its thread, run and claimer with it)
-    from access's fixed statement: a lost race's message is built from it, and compiling the
-    refresh's queryset was most of what re-reading cost."""
-    fresh = review_with_relations(review.pk)
-    if fresh is None:  # deleted meanwhile: as refresh_from_db fails
-        raise ReviewRequest.DoesNotExist(f"review #{review.pk} no longer exists")
-    for f in ReviewRequest._meta.concrete_fields:
-        setattr(review, f.attname, getattr(fresh, f.attname))
-    for name in ("thread", "run", "claimed_by"):
-        field = ReviewRequest._meta.get_field(name)
-        field.set_cached_value(review, field.get_cached_value(fresh))  # type: ignore[union-attr]
-    # as refresh_from_db: no reverse relation cached before (the refused decision, unsaved,
-    # is cached as `review.decision` by the one-to-one it was built with)
-    for rel in ReviewRequest._meta.related_objects:
-        if rel.is_cached(review):
-            rel.delete_cached_value(review)
-    review._prefetched_objects_cache = {}  # type: ignore[attr-defined]
 
 
 class _Refused(Exception):

@@ -364,15 +364,7 @@ def _enqueue(run: Run) -> None:
 
 
 def _send_to_worker(run_id: int) -> str:
-    backend = execute_run.get_backend()
-    if isinstance(backend, DatabaseBackend):  # one statement: task row, run, wake-up
-        written = taskrow.insert_task(execute_run, backend, run_id)
-        if written is not None:
-            return written
-    result = execute_run.enqueue(run_id)
-    result_id = str(result.id)[:64]
-    runqueue.set_task_result(run_id, result_id)
-    return result_id
+    return taskrow.enqueue_run(execute_run, run_id)
 
 
 def finish_lost_task(task_id: str, outcome: str) -> bool:

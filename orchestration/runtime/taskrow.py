@@ -12,7 +12,8 @@ pointed at it, and the notification, which joins the transaction like the receiv
 Elsewhere the same two writes as fixed statements, no notification (SQLite has none).
 
 Only for the database backend, whose rows are ours to write (the task claim reads them by
-SQL too: `taskclaim`); any other backend gets `execute_run.enqueue` as before.
+SQL too: `taskclaim`); any other backend gets `enqueue` and the run's pointer as before
+(`enqueue_run` chooses).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 from django.db import connection
 from django_tasks_db.models import DBTaskResult, get_date_max
 
+from orchestration.runtime import runqueue
 from orchestration.runtime.models import Run
 from orchestration.runtime.wakeup import CHANNEL
 
-__all__ = ["insert_task"]
+__all__ = ["enqueue_run", "insert_task"]
 
 # django.tasks logs every enqueue here (its `task_enqueued` receiver): kept, same words
 _tasks_log = logging.getLogger("django.tasks")
@@ -86,4 +88,19 @@ def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
             cursor.execute(statements[1], [result_id, run_id])
     _tasks_log.debug("Task id=%s path=%s enqueued backend=%s", result_id, row.task_path,
                      row.backend_name)
+    return result_id
+
+
+def enqueue_run(task: Any, run_id: int) -> str:
+    """Queue `task` for run `run_id` and point the run at it: `insert_task` on the database
+    backend, else the Tasks API's `enqueue` and an update of the run. The task's id."""
+    from django_tasks_db import DatabaseBackend
+
+    backend = task.get_backend()
+    if isinstance(backend, DatabaseBackend):
+        written = insert_task(task, backend, run_id)
+        if written is not None:
+            return written
+    result_id = str(task.enqueue(run_id).id)[:64]
+    runqueue.set_task_result(run_id, result_id)
     return result_id

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.runtime import metrics
+from orchestration.runtime import metrics, taskrow
 from orchestration.runtime.dbfailure import database_unavailable, stall_after_database_error
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputKind, RunInput
@@ -399,8 +399,7 @@ def _requeue(run_id: int) -> None:
     another backend gets it once that change has committed."""
 
     def send() -> None:
-        result = execute_run.enqueue(run_id)
-        Run.objects.filter(pk=run_id).update(task_result_id=str(result.id)[:64])
+        taskrow.enqueue_run(execute_run, run_id)
 
     if isinstance(execute_run.get_backend(), DatabaseBackend):
         send()
