@@ -302,6 +302,9 @@ def main() -> None:
                         help="share of reviewers deciding through the HTTP API")
     parser.add_argument("--own-only", action="store_true",
                         help="reviewers only take their own share of the inbox (no races)")
+    parser.add_argument("--help-after", type=float, default=2.0, metavar="SECONDS",
+                        help="a reviewer with none of its own reviews takes a colleague's that "
+                        "has waited this long (0: any, at once: the twelfth round's model)")
     parser.add_argument("--think", type=float, default=0.0,
                         help="seconds each reviewer waits between requests")
     parser.add_argument("--rate", type=float, default=0.0,
@@ -375,7 +378,8 @@ def main() -> None:
                 "LOAD_API_SHARE": str(args.api_share), "LOAD_THINK": str(args.think),
                 "LOAD_RATE": str(args.rate),
                 "LOAD_REVIEWERS": str(args.reviewers), "LOAD_WATCHERS": str(args.watchers),
-                "LOAD_STARTERS": str(starters), "LOAD_OWN_ONLY": "1" if args.own_only else "0"}
+                "LOAD_STARTERS": str(starters), "LOAD_OWN_ONLY": "1" if args.own_only else "0",
+                "LOAD_HELP_AFTER": str(args.help_after)}
         locust = subprocess.Popen(
             [str(BIN / "locust"), "-f", str(ROOT / "bench/load/locustfile.py"), "--headless",
              "-u", str(users), "-r", str(users), "--host", f"http://127.0.0.1:{args.port}",
@@ -450,7 +454,8 @@ def main() -> None:
         "label": args.label, "when": wall0.isoformat(timespec="seconds"),
         "db": args.db, "target": args.target, "server": args.server,
         "servers": args.servers, "workers": args.workers, "reviewers": args.reviewers,
-        "think_s": args.think, "own_only": args.own_only, "rate": args.rate,
+        "think_s": args.think, "own_only": args.own_only, "help_after_s": args.help_after,
+        "rate": args.rate,
         "cycles": cycles, "window_s": round(seconds, 2),
         "decisions_per_s": round(cycles / seconds, 2),
         "cpu_ms_per_cycle": cpu,

@@ -39,6 +39,9 @@ REVIEWERS = int(os.environ.get("LOAD_REVIEWERS", str(len(CREDS["reviewers"]))))
 THINK = float(os.environ.get("LOAD_THINK", "0"))
 # only ever take one's own share of the inbox (no races; an idle reviewer waits 0.5 s)
 OWN_ONLY = os.environ.get("LOAD_OWN_ONLY") == "1"
+# seconds a review waits in the team's view before a reviewer whose own share is empty takes
+# it over from its owner (0: at once, the twelfth round's model; see `Reviewer.pick`)
+HELP_AFTER = float(os.environ.get("LOAD_HELP_AFTER", "2"))
 # decisions per second the whole team makes (0: as many as the server lets them)
 RATE = float(os.environ.get("LOAD_RATE", "0"))
 
@@ -49,6 +52,9 @@ THREAD_LINK = re.compile(r'href="/threads/([^/"]+)/"')
 status_counts: Counter[str] = Counter()
 shared = {"logged_in": 0, "decisions": 0, "window_decisions": 0, "started": 0, "window": False,
           "conflicts": 0, "ws_messages": 0, "threads": [], "window_requests": 0}
+# review id -> when a list first showed it to any reviewer (the team's shared view of how long
+# a review has waited; pruned in `_seen`)
+first_seen: dict[str, float] = {}
 _next_reviewer = iter(range(10**6))
 
 
@@ -75,6 +81,15 @@ def _wait_for_slot() -> None:
     _next_slot[0] = slot + 1 / RATE
     if slot > now:
         gevent.sleep(slot - now)
+
+
+def _seen(ids: list[str], now: float) -> None:
+    for pk in ids:
+        first_seen.setdefault(pk, now)
+    if len(first_seen) > 4 * len(ids) + 1000:  # decided long ago: no list shows them any more
+        shown = set(ids)
+        for pk in [pk for pk, t in first_seen.items() if pk not in shown and now - t > 60]:
+            del first_seen[pk]
 
 
 def _decided() -> None:
@@ -112,12 +127,22 @@ class Reviewer(FastHttpUser):
 
     def pick(self, ids: list[str]) -> str | None:
         """The reviewer's share of the queue, as a team shares out its inbox: the reviews whose
-        id falls to it (by id, not by row: rows shift as reviews are decided); any review when
-        none does. Two reviewers still meet on a review now and then: a 409, a conflict."""
+        id falls to it (by id, not by row: rows shift as reviews are decided). With none of its
+        own, it helps with a colleague's review that has waited HELP_AFTER seconds since the
+        team first saw it (its owner is busy), as people in a team do; two reviewers still meet
+        on a review now and then: a 409, a conflict. Taking any review at once (HELP_AFTER 0)
+        made idle reviewers race for the few their faster colleagues had not yet reached: more
+        than one lost decision per decision made, an artefact of the simulation (nobody idle
+        re-reads the queue 10 times a second to snatch a colleague's next item)."""
+        now = time.monotonic()
+        _seen(ids, now)
         mine = [pk for pk in ids if int(pk) % REVIEWERS == self.index % REVIEWERS]
-        if not mine and OWN_ONLY:
+        if mine:
+            return random.choice(mine)
+        if OWN_ONLY:
             return None
-        return random.choice(mine or ids)
+        waited = [pk for pk in ids if now - first_seen.get(pk, now) >= HELP_AFTER]
+        return random.choice(waited) if waited else None
 
     @task
     def cycle(self) -> None:
@@ -134,7 +159,7 @@ class Reviewer(FastHttpUser):
             gevent.sleep(0.2)
             return
         pk = self.pick(ids)
-        if pk is None:  # nothing of mine yet: look again in a moment
+        if pk is None:  # nothing for me yet: look again in a moment
             gevent.sleep(0.5)
             return
         page = self.client.get(f"/reviews/{pk}/", name="review page")
