@@ -73,6 +73,7 @@ _ALONG: dict[str, str] = {}
 
 class _Read(threading.local):
     values: dict[str, Any] | None = None
+    block: Any = None  # the outermost atomic block of the transaction that read them
 
 
 _read = _Read()
@@ -91,7 +92,9 @@ def read_with_run_end(name: str) -> Any:
     None if there is none (not inside `tasks._finish`'s transaction, not PostgreSQL, or
     `name` not registered): the caller reads for itself."""
     values = _read.values
-    if values is None or not connection.in_atomic_block:
+    blocks = connection.atomic_blocks
+    # an on_commit callback of that transaction runs after its block is gone: not in it
+    if values is None or not blocks or blocks[0] is not _read.block:
         return None
     return values.get(name)
 
@@ -99,7 +102,7 @@ def read_with_run_end(name: str) -> Any:
 def forget_reads() -> None:
     """The transaction of the run's end is over (committed or rolled back): what its
     statement read is no longer this thread's to use."""
-    _read.values = None
+    _read.values = _read.block = None
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
@@ -113,7 +116,7 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     row's success and its return value, written too (its `written` says whether the row was
     there); the caller calls its `committed()` once the transaction commits. The caller calls
     `forget_reads` once its transaction is over."""
-    _read.values = None
+    _read.values = _read.block = None
     if connection.vendor != "postgresql":
         return _end_run_orm(run, lease, fields, thread_fields, kind, reason, data,
                             want_input=want_input)
@@ -135,6 +138,7 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     if row is None:
         return False
     _read.values = dict(zip(_ALONG, row[3:], strict=True))
+    _read.block = connection.atomic_blocks[0] if connection.atomic_blocks else None
     if task is not None:
         # no such task row: the run ends all the same, the worker's own success statement
         # then fails as `set_successful` would

@@ -238,3 +238,30 @@ def test_ending_a_run_in_one_statement_writes_what_the_two_did(
         assert not end_run(lost, Lease(run_id=lost.pk, token="other", seconds=30), fields,
                            thread_fields, f"run_{status}", "", data, want_input=True)
     assert rows(lost) == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's fixed statements")
+def test_what_a_run_end_read_along_serves_its_transaction_only(run: Run) -> None:
+    """`runend.read_along`: the webhooks' "any endpoint active?" comes back with the run's
+    end, for that transaction; outside it (after `forget_reads`, or in another block) the
+    caller reads for itself (None)."""
+    from approvals.api.models import WebhookEndpoint
+    from approvals.api.webhooks import ANY_ACTIVE
+    from orchestration.runtime.leases import Lease
+    from orchestration.runtime.runend import end_run, forget_reads, read_with_run_end
+
+    Run.objects.filter(pk=run.pk).update(lease_token="tok")
+    now = timezone.now()
+    fields = {"status": "succeeded", "finished_at": now, "lease_token": "",
+              "lease_expires_at": None, "error": "", "traceback": ""}
+    assert read_with_run_end(ANY_ACTIVE) is None
+    with transaction.atomic():
+        assert end_run(run, Lease(run_id=run.pk, token="tok", seconds=30), fields,
+                       {"status": "done", "updated_at": now}, "run_succeeded", "", {},
+                       want_input=False)
+        assert read_with_run_end(ANY_ACTIVE) is False
+        WebhookEndpoint.objects.create(url="https://hooks.example.com/x", secret="s" * 32,
+                                       event_types=["run.succeeded"])
+        assert read_with_run_end(ANY_ACTIVE) is False  # as of the run end's statement
+        forget_reads()
+        assert read_with_run_end(ANY_ACTIVE) is None
