@@ -8,10 +8,11 @@ from typing import Any
 from django.db.models.signals import post_save
 
 from approvals.api import shapes
-from approvals.api.webhooks import emit, subscribed
+from approvals.api.webhooks import ANY_ACTIVE, any_active_sql, emit, subscribed
 from approvals.models import Decision, ReviewRequest
 from approvals.notify import queue_review_email
 from orchestration.runtime.models import Run
+from orchestration.runtime.runend import read_along
 from orchestration.runtime.signals import run_failed, run_finished, run_stalled
 
 
@@ -60,3 +61,6 @@ def connect() -> None:
     run_finished.connect(on_run_succeeded, dispatch_uid="webhook-run-succeeded")
     run_failed.connect(on_run_failed, dispatch_uid="webhook-run-failed")
     run_stalled.connect(on_run_stalled, dispatch_uid="webhook-run-stalled")
+    # the run's end (and the review a pause opens with it) asks `subscribed` in the same
+    # transaction: its statement answers "any endpoint active?" (PostgreSQL)
+    read_along(ANY_ACTIVE, any_active_sql())

@@ -32,6 +32,7 @@ from django.utils import timezone
 from approvals import rowread
 from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
+from orchestration.runtime.runend import read_with_run_end
 
 EVENT_TYPES = ("review.requested", "review.decided", "run.succeeded", "run.failed",
                "run.stalled", "review.overdue")
@@ -53,11 +54,26 @@ def _active_sql() -> str:
     return f"SELECT {rowread.select(_ENDPOINT)} FROM {table} e WHERE e.is_active = %s"  # noqa: S608
 
 
+# Whether any endpoint is active, read by the statement that ends a run (PostgreSQL) for
+# the receivers that run in its transaction (`runend.read_along`, registered in `receivers`)
+ANY_ACTIVE = "webhooks.any_active"
+
+
+@functools.cache
+def any_active_sql() -> str:
+    table = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    return f"EXISTS (SELECT 1 FROM {table} WHERE is_active)"  # noqa: S608 - the model's table
+
+
 def subscribed(event_type: str) -> list[WebhookEndpoint]:
     """The active endpoints subscribed to `event_type` (one query). A worker asks on every
     review it opens and every run that ends, mostly to learn there are none: the statement
     is fixed (approvals.rowread builds the ORM's instances), as compiling
-    `WebhookEndpoint.objects.filter(is_active=True)` each time cost more than running it."""
+    `WebhookEndpoint.objects.filter(is_active=True)` each time cost more than running it.
+    Inside the transaction of a run's end on PostgreSQL, its statement said whether any
+    endpoint is active (in its snapshot, a moment before this one would): none, no query."""
+    if read_with_run_end(ANY_ACTIVE) is False:
+        return []
     with connection.cursor() as cursor:
         cursor.execute(_active_sql(), [True])
         rows = cursor.fetchall()

@@ -7,12 +7,14 @@ updates them. With Redis configured the push arrives at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from orchestration.runtime import rowwrite
 from orchestration.runtime.models import Event, Run, Thread
@@ -56,6 +58,45 @@ def publish(
     rowwrite.insert(event)  # `Event.objects.create`, by a statement fixed once
     announce(event.pk, kind, thread=thread, run=run)
     return event
+
+
+class EventNaming:
+    """The event `kind` that records a row being inserted (`data` = {`key`: its id}), written
+    by the statement that inserts the row (`rowwrite.insert(..., along=)`, PostgreSQL): what
+    `publish` after the insert wrote, in one round trip fewer. `announce()` once inserted."""
+
+    def __init__(self, kind: str, *, thread: Thread, run: Run | None, key: str) -> None:
+        self.kind, self.thread, self.run = kind, thread, run
+        self.key = key
+        self.sql = _naming_sql()
+        self.types = _NAMING_TYPES
+        self.value: int | None = None  # the event's id, once written
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Asked for once the row's own values are stamped: `created_at` (`auto_now_add`) is
+        then, after the row's, as `publish` after the insert stamped it."""
+        return {"event_kind": self.kind, "event_thread": self.thread.pk,
+                "event_run": self.run.pk if self.run is not None else None,
+                "event_key": self.key, "event_now": timezone.now()}
+
+    def announce(self) -> None:
+        """Push the written event, as `publish` does."""
+        if self.value is not None:
+            announce(self.value, self.kind, thread=self.thread, run=self.run)
+
+
+_NAMING_TYPES = {"event_kind": "text", "event_thread": "int8", "event_run": "int8",
+                 "event_key": "text", "event_now": "timestamptz"}
+
+
+@functools.cache
+def _naming_sql() -> str:
+    table = connection.ops.quote_name(Event._meta.db_table)
+    # reason "" and data {key: id}: what `publish(kind, thread=, run=, data={key: id})` writes
+    return (f"INSERT INTO {table} (kind, thread_id, run_id, actor_id, reason, data, "  # noqa: S608
+            "created_at) SELECT %(event_kind)s, %(event_thread)s, %(event_run)s, NULL, '', "
+            "jsonb_build_object(%(event_key)s, n.pk), %(event_now)s FROM n RETURNING id")
 
 
 def announce(event_id: int, kind: str, *, thread: Thread | None, run: Run | None) -> None:

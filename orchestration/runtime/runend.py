@@ -15,6 +15,9 @@ data-modifying CTE (`_END`):
 - with `task` (a worker running the run's own task row: `taskclaim.RunTaskSuccess`), the
   task row's success too, only when the fenced update changed the run's row: the run's end
   and its task's success commit together, and a lost lease records neither.
+- the reads other apps registered (`read_along`), answered by the same statement for the
+  signal receivers that run next in its transaction (`read_with_run_end`): the webhooks'
+  "is any endpoint active", asked on every run end and almost always answered no.
 
 The statement is a typed, prepared `PgStatement` (no cursor, no per-call adaptation of its
 parameters). Either way it runs inside the caller's transaction: the fence and the writes
@@ -25,6 +28,7 @@ whole by the caller.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -37,7 +41,7 @@ from orchestration.runtime.models import Run, Thread
 if TYPE_CHECKING:
     from orchestration.runtime.taskclaim import RunTaskSuccess
 
-__all__ = ["end_run"]
+__all__ = ["end_run", "forget_reads", "read_along", "read_with_run_end"]
 
 # an empty head leaves the thread's head as it is
 _END = (
@@ -52,15 +56,53 @@ _END = (
     "created_at) SELECT %(kind)s, %(thread_id)s, %(run_id)s, NULL, %(reason)s, "
     "%(data)s::jsonb, %(now)s FROM r RETURNING id)"
 )
-_SELECT = " SELECT r.input, e.id FROM r, e"
+_SELECT = " SELECT r.input, e.id, NULL{along} FROM r, e"
 # with the task row's success: its id back says the row was there (as `Model.save` checks)
 _TASK = ", k AS ({update} AND EXISTS (SELECT 1 FROM r) RETURNING id)"
-_SELECT_TASK = " SELECT r.input, e.id, (SELECT id FROM k) FROM r, e"
+_SELECT_TASK = " SELECT r.input, e.id, (SELECT id FROM k){along} FROM r, e"
 _TYPES = {
     "status": "text", "now": "timestamptz", "error": "text", "traceback": "text",
     "run_id": "int8", "token": "text", "thread_status": "text", "head": "text",
     "thread_id": "int8", "kind": "text", "reason": "text", "data": "text",
 }
+
+
+# name -> a fixed scalar SQL expression the run end's statement returns (`read_along`)
+_ALONG: dict[str, str] = {}
+
+
+class _Read(threading.local):
+    values: dict[str, Any] | None = None
+    block: Any = None  # the outermost atomic block of the transaction that read them
+
+
+_read = _Read()
+
+
+def read_along(name: str, expression: str) -> None:
+    """Have every run end on PostgreSQL also return `expression` (a scalar SQL expression of
+    fixed text, read in the statement's snapshot), for the receivers of the signal the run's
+    end sends in the same transaction (`read_with_run_end`). Call it at startup (an app's
+    `ready`): the statement's text is fixed once a run has ended."""
+    _ALONG[name] = expression
+
+
+def read_with_run_end(name: str) -> Any:
+    """What `name`'s expression was at the run's end in this thread's current transaction;
+    None if there is none (not inside `tasks._finish`'s transaction, not PostgreSQL, or
+    `name` not registered): the caller reads for itself."""
+    values = _read.values
+    blocks = connection.atomic_blocks
+    # an on_commit callback of that transaction runs after its block is gone: not in it
+    if values is None or not blocks or blocks[0] is not _read.block:
+        return None
+    return values.get(name)
+
+
+def forget_reads() -> None:
+    """The transaction of the run's end is over (committed or rolled back): what its
+    statement read is no longer this thread's to use."""
+    _read.values = _read.block = None
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
@@ -72,7 +114,9 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
     may have been added meanwhile; on PostgreSQL the statement returns it anyway); the caller
     sets the other fields on `run` and its thread. `task` (PostgreSQL only): the run's task
     row's success and its return value, written too (its `written` says whether the row was
-    there); the caller calls its `committed()` once the transaction commits."""
+    there); the caller calls its `committed()` once the transaction commits. The caller calls
+    `forget_reads` once its transaction is over."""
+    _read.values = _read.block = None
     if connection.vendor != "postgresql":
         return _end_run_orm(run, lease, fields, thread_fields, kind, reason, data,
                             want_input=want_input)
@@ -81,16 +125,20 @@ def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[
               "thread_status": thread_fields["status"],
               "head": thread_fields.get("head_checkpoint_id", ""), "thread_id": run.thread_id,
               "kind": kind, "reason": reason, "data": json.dumps(data)}
+    along = "".join(f", {expression}" for expression in _ALONG.values())
     if task is None:
-        statement = pgstatement.fixed_statement(_END + _SELECT, _TYPES)
+        statement = pgstatement.fixed_statement(_END + _SELECT.format(along=along), _TYPES)
     else:
         success, value = task
         params.update(success.params(value, fields["finished_at"]))
         statement = pgstatement.fixed_statement(
-            _END + _TASK.format(update=success.sql) + _SELECT_TASK, {**_TYPES, **success.types})
+            _END + _TASK.format(update=success.sql) + _SELECT_TASK.format(along=along),
+            {**_TYPES, **success.types})
     row = pgstatement.one(connection, statement, params)
     if row is None:
         return False
+    _read.values = dict(zip(_ALONG, row[3:], strict=True))
+    _read.block = connection.atomic_blocks[0] if connection.atomic_blocks else None
     if task is not None:
         # no such task row: the run ends all the same, the worker's own success statement
         # then fails as `set_successful` would

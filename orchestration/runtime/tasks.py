@@ -32,7 +32,7 @@ from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.runclaim import claim_run
-from orchestration.runtime.runend import end_run
+from orchestration.runtime.runend import end_run, forget_reads
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
 from orchestration.runtime.signals import run_failed, run_finished, run_paused
@@ -325,24 +325,29 @@ def _finish(
     # The fenced update, the thread's and the event (on PostgreSQL in one statement):
     # `before` looks at the input it read, and if it raises, the thread's update and the
     # event roll back with the run's, as if never written (an event id is skipped, no more).
-    with transaction.atomic():
-        if not end_run(run, lease, run_fields, thread_fields, f"run_{status}", error,
-                       event_data or {}, want_input=before is not None,
-                       task=None if success is None else (success, result)):
-            lease.lost.set()
-            raise LeaseLost(run.pk, lease.token)
-        if before is not None:
-            before(run)
-        # The rows now hold exactly these values (the run's row is locked by the update, its
-        # other fields are this worker's under the lease): set them here rather than read
-        # the run and its thread back. `input` (answers may have been added meanwhile) is
-        # read again when it matters: by `end_run` for `_answers_arrived`, and by the
-        # receivers that need it.
-        for name, value in run_fields.items():
-            setattr(run, name, value)
-        for name, value in thread_fields.items():
-            setattr(run.thread, name, value)
-        send(run)
+    # What the run end's statement read for the receivers (`runend.read_with_run_end`) is
+    # for its transaction only.
+    try:
+        with transaction.atomic():
+            if not end_run(run, lease, run_fields, thread_fields, f"run_{status}", error,
+                           event_data or {}, want_input=before is not None,
+                           task=None if success is None else (success, result)):
+                lease.lost.set()
+                raise LeaseLost(run.pk, lease.token)
+            if before is not None:
+                before(run)
+            # The rows now hold exactly these values (the run's row is locked by the update,
+            # its other fields are this worker's under the lease): set them here rather than
+            # read the run and its thread back. `input` (answers may have been added
+            # meanwhile) is read again when it matters: by `end_run` for `_answers_arrived`,
+            # and by the receivers that need it.
+            for name, value in run_fields.items():
+                setattr(run, name, value)
+            for name, value in thread_fields.items():
+                setattr(run.thread, name, value)
+            send(run)
+    finally:
+        forget_reads()
     if success is not None:
         success.committed()
 

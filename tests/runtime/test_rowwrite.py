@@ -135,12 +135,13 @@ def test_opening_a_review_reuses_an_open_row_another_transaction_opened(run: Run
     other = ReviewRequest.objects.create(**_review_fields(run, "i-1", title="theirs"))
     fields = {"run": run, "node": "review", "checkpoint_id": "cp-2", "kind": "review",
               "title": "ours", "payload": {"title": "ours"}, "assignee": ""}
-    review, created = _create_review(run.thread, "i-1", fields,
+    review, created = _create_review(run.thread, run, "i-1", fields,
                                      {**fields, "status": "pending", "due_at": None})
     assert (review.pk, created) == (other.pk, False)
     stored = ReviewRequest.objects.get(pk=other.pk)
     assert (stored.title, stored.checkpoint_id) == ("ours", "cp-2")
     assert ReviewRequest.objects.filter(thread=run.thread).count() == 1
+    assert not Event.objects.filter(kind="review_requested").exists()  # nothing opened
 
 
 def test_opening_a_review_writes_it_and_its_event(run: Run) -> None:
@@ -150,10 +151,31 @@ def test_opening_a_review_writes_it_and_its_event(run: Run) -> None:
     stored = ReviewRequest.objects.get(pk=review.pk)
     assert (stored.interrupt_id, stored.title, stored.status) == ("i-9", "T", "pending")
     event = Event.objects.filter(kind="review_requested").get()
-    assert (event.data, event.thread_id, event.run_id) == ({"review": review.pk}, run.thread_id,
-                                                           run.pk)
-    if connection.vendor == "postgresql":  # no savepoint around the insert
-        assert not [q for q in ctx.captured_queries if "SAVEPOINT" in q["sql"]]
+    assert (event.data, event.thread_id, event.run_id, event.actor_id, event.reason) == (
+        {"review": review.pk}, run.thread_id, run.pk, None, "")
+    assert event.created_at >= stored.created_at
+    if connection.vendor == "postgresql":  # no savepoint; the review and its event: one INSERT
+        sql = [q["sql"] for q in ctx.captured_queries]
+        assert not [q for q in sql if "SAVEPOINT" in q]
+        inserts = [q for q in sql if q.startswith(("INSERT", "WITH"))]
+        assert len(inserts) == 1 and "orchestration_event" in inserts[0], sql
+
+
+def test_a_review_opened_again_records_no_second_event(run: Run) -> None:
+    """Re-sent pause (the same interrupt still open): the row is reused, no event; on
+    PostgreSQL the event rides on the insert the conflict leaves out."""
+    asked = [Interrupt(value={"kind": "review", "title": "T"}, id="i-9", node="review")]
+    (first,) = do_open_reviews(run, asked)
+    (again,) = do_open_reviews(run, asked)
+    assert again.pk == first.pk
+    assert Event.objects.filter(kind="review_requested").count() == 1
+    other = ReviewRequest.objects.create(**_review_fields(run, "i-1", title="theirs"))
+    fields = {"run": run, "node": "review", "checkpoint_id": "cp-2", "kind": "review",
+              "title": "ours", "payload": {"title": "ours"}, "assignee": ""}
+    review, created = _create_review(run.thread, run, "i-1", fields,
+                                     {**fields, "status": "pending", "due_at": None})
+    assert (review.pk, created) == (other.pk, False)
+    assert Event.objects.filter(kind="review_requested").count() == 1
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's fixed statements")
@@ -216,3 +238,30 @@ def test_ending_a_run_in_one_statement_writes_what_the_two_did(
         assert not end_run(lost, Lease(run_id=lost.pk, token="other", seconds=30), fields,
                            thread_fields, f"run_{status}", "", data, want_input=True)
     assert rows(lost) == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's fixed statements")
+def test_what_a_run_end_read_along_serves_its_transaction_only(run: Run) -> None:
+    """`runend.read_along`: the webhooks' "any endpoint active?" comes back with the run's
+    end, for that transaction; outside it (after `forget_reads`, or in another block) the
+    caller reads for itself (None)."""
+    from approvals.api.models import WebhookEndpoint
+    from approvals.api.webhooks import ANY_ACTIVE
+    from orchestration.runtime.leases import Lease
+    from orchestration.runtime.runend import end_run, forget_reads, read_with_run_end
+
+    Run.objects.filter(pk=run.pk).update(lease_token="tok")
+    now = timezone.now()
+    fields = {"status": "succeeded", "finished_at": now, "lease_token": "",
+              "lease_expires_at": None, "error": "", "traceback": ""}
+    assert read_with_run_end(ANY_ACTIVE) is None
+    with transaction.atomic():
+        assert end_run(run, Lease(run_id=run.pk, token="tok", seconds=30), fields,
+                       {"status": "done", "updated_at": now}, "run_succeeded", "", {},
+                       want_input=False)
+        assert read_with_run_end(ANY_ACTIVE) is False
+        WebhookEndpoint.objects.create(url="https://hooks.example.com/x", secret="s" * 32,
+                                       event_types=["run.succeeded"])
+        assert read_with_run_end(ANY_ACTIVE) is False  # as of the run end's statement
+        forget_reads()
+        assert read_with_run_end(ANY_ACTIVE) is None

@@ -18,7 +18,7 @@ from django_tasks_db.models import DBTaskResult
 
 from approvals.actions import DecisionInput, ReviewError, do_decide
 from approvals.api.models import WebhookDelivery, WebhookEndpoint
-from approvals.api.webhooks import EVENT_TYPES, backoff
+from approvals.api.webhooks import EVENT_TYPES, backoff, subscribed
 from approvals.models import ReviewRequest
 from orchestration.runtime import runs
 
@@ -150,3 +150,47 @@ def test_subscribed_reads_what_the_orm_reads():
         assert ours == orm, event_type
     assert len(subscribed("run.failed")) == 2
     assert all(not e._state.adding for e in subscribed("run.failed"))
+
+
+def _decide_inline(review: ReviewRequest, user: User, capture: Any) -> None:
+    with runs.run_inline(), capture(execute=True):
+        do_decide(user, review, DecisionInput(action="approve"))
+
+
+def _endpoint_reads(queries: list[dict[str, Any]]) -> list[str]:
+    """Statements that read the endpoints by themselves (not a run end's statement)."""
+    return [q["sql"] for q in queries
+            if "stepwise_api_webhookendpoint" in q["sql"] and not q["sql"].startswith("WITH")]
+
+
+def test_a_run_end_sends_run_succeeded_to_an_endpoint_created_after_the_previous_end(
+    start_paused, make_user, django_capture_on_commit_callbacks
+):
+    """The run end's statement says whether any endpoint is active (PostgreSQL): what it read
+    serves its own transaction only, never a later one in the same worker thread."""
+    review = start_paused()  # its run paused with no endpoint at all
+    assert not WebhookDelivery.objects.exists()
+    hook = endpoint(events=("run.succeeded",))
+    assert [e.pk for e in subscribed("run.succeeded")] == [hook.pk]
+    _decide_inline(review, make_user("admin"), django_capture_on_commit_callbacks)
+    (delivery,) = WebhookDelivery.objects.filter(endpoint=hook)
+    assert delivery.event_type == "run.succeeded"
+    assert json.loads(delivery.body)["data"]["run"]["status"] == "succeeded"
+
+
+def test_a_run_ending_with_no_endpoint_reads_none_on_postgresql(
+    start_paused, make_user, django_capture_on_commit_callbacks
+):
+    """No endpoint active: neither the pause (its review.requested) nor the end (run.succeeded)
+    reads the endpoints by a statement of its own on PostgreSQL; elsewhere each reads them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as paused:
+        review = start_paused()
+    with CaptureQueriesContext(connection) as ended:
+        _decide_inline(review, make_user("admin"), django_capture_on_commit_callbacks)
+    reads = _endpoint_reads(paused.captured_queries) + _endpoint_reads(ended.captured_queries)
+    # the decision (server side, not a run's end) still reads them once: review.decided
+    assert len(reads) == (1 if connection.vendor == "postgresql" else 3), reads
+    assert not WebhookDelivery.objects.exists()
