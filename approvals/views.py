@@ -153,9 +153,10 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         changes_html = review_changes.changes_before(thread, review.checkpoint_id)
     except UnreadableCheckpoint as exc:
         unreadable = exc
-    # with its author in the same query: the decision panel names them
-    decision = (selectors.review_decision(review.pk)
-                if review.status == ReviewRequest.Status.DECIDED else None)
+    # with its author in the same query: the decision panel names them; the reviews that
+    # re-answer it ("decide differently") are shown with the decision only
+    decision, reanswers = (selectors.decision_with_reanswers(review.pk)
+                           if review.status == ReviewRequest.Status.DECIDED else (None, []))
     return {
         "review": review,
         "thread": thread,
@@ -166,8 +167,7 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
-        # shown with the decision only
-        "reanswers": selectors.reanswers(review.pk) if decision else [],
+        "reanswers": reanswers,
     }
 
 
