@@ -6,11 +6,15 @@ sets in motion and the queue around a review. Registered as Jinja2 filters and g
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.signals import setting_changed
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
@@ -27,8 +31,43 @@ def markdown(text: Any) -> SafeString:
     return render_markdown(str(text or ""))
 
 
+# Payload sections kept per process: a review's page shows it when opened and again on the
+# page its decision redirects to. Bounded by entries; each is within the page's value budget.
+MAX_KEPT_PAYLOADS = 512
+_PayloadKey = tuple[int, str, int, dt.datetime, str]
+_kept_payloads: OrderedDict[_PayloadKey, SafeString] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
 def payload_html(review: ReviewRequest) -> SafeString:
-    return render_value(review.data, payload_schema(review.payload))
+    """The payload as HTML from its schema. A review's payload never changes once the review
+    is opened (decisions, claims and re-answers write other columns or new reviews), so the
+    section is kept per review; the key also names the review's thread, interrupt and
+    creation time (a number reused by a fresh database is another review) and the active
+    language (dates' month names)."""
+    key = (review.pk, review.interrupt_id, review.thread_id, review.created_at,
+           get_language() or "")
+    with _kept_lock:
+        kept = _kept_payloads.get(key)
+        if kept is not None:
+            _kept_payloads.move_to_end(key)
+            return kept
+    html = render_value(review.data, payload_schema(review.payload))
+    if review.pk is not None:
+        with _kept_lock:
+            _kept_payloads[key] = html
+            while len(_kept_payloads) > MAX_KEPT_PAYLOADS:
+                _kept_payloads.popitem(last=False)
+    return html
+
+
+def forget_payloads(**_: Any) -> None:
+    """Drop every kept payload section (tests; a changed setting: number and date formats)."""
+    with _kept_lock:
+        _kept_payloads.clear()
+
+
+setting_changed.connect(forget_payloads)
 
 
 def next_steps(review: ReviewRequest) -> Consequence | None:
