@@ -6,13 +6,18 @@ sets in motion and the queue around a review. Registered as Jinja2 filters and g
 from __future__ import annotations
 
 import datetime as dt
+import html
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from django.core.signals import setting_changed
-from django.utils.html import escape
+from django.template.defaultfilters import truncatechars
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from jinja2 import pass_context
@@ -25,6 +30,7 @@ from approvals.diff import clip
 from approvals.markdown import render_markdown
 from approvals.models import ReviewRequest
 from approvals.schema_render import payload_schema, render_value
+from approvals.selectors import HistoryItem
 
 
 def markdown(text: Any) -> SafeString:
@@ -89,6 +95,32 @@ def review_queue(context: Context, review: ReviewRequest) -> dict[str, Any]:
         "next_url": queue.review_url(around.next, f) if around.next else "",
         "inbox_url": queue.inbox_url(f),
     }
+
+
+def history_html(items: Sequence[HistoryItem]) -> Markup:
+    """A thread's history list (`selectors.thread_history`), as _history.html printed it,
+    built here: the template's loop, a URL and four printed values per item, cost about as
+    much as reading the history (~190 us for seven items on every review page, twice a
+    review cycle). Printed text is escaped as the pages' `escape_printed` escapes it."""
+    if not items:
+        body = '\n  <li class="empty">Nothing happened yet.</li>\n'
+    else:
+        body = "".join(_history_item(item) for item in items)
+    return Markup(f'<ol class="history" id="history">\n{body}\n</ol>\n')  # noqa: S704
+
+
+def _history_item(item: HistoryItem) -> str:
+    what = html.escape(item.text)
+    if item.review_pk:
+        what = f'<a href="{html.escape(reverse("review", args=[item.review_pk]))}">{what}</a>'
+    who = f'<span class="who">by {html.escape(item.actor)}</span>' if item.actor else ""
+    reason = (f'<span class="reason">“{conditional_escape(truncatechars(item.reason, 160))}”'
+              "</span>" if item.reason else "")
+    at = timezone.localtime(item.at)  # once, for `at_iso` and `at_short` alike
+    return (f'\n  <li class="h-{html.escape(item.kind)}">\n'
+            f'    <time datetime="{html.escape(at.isoformat())}">'
+            f'{html.escape(at.strftime("%m-%d %H:%M:%S"))}</time>\n'
+            f'    <span class="what">{what}</span>\n    {who}\n    {reason}\n  </li>\n')
 
 
 def agent_answer_form(review: ReviewRequest, bound: Any = None) -> Any:

@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import queue, review_changes, selectors, treeview
+from approvals import page_helpers, queue, review_changes, selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -163,7 +163,7 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         "form": form,
         "changes_html": changes_html,
         "unreadable": unreadable,
-        "history": selectors.thread_history(thread, limit=50),
+        "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=50)),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
@@ -285,7 +285,7 @@ def _side_parts(request: HttpRequest, thread: Thread) -> dict[str, str]:
     context = {
         "thread": thread,
         "reviews": selectors.thread_reviews(thread),
-        "history": selectors.thread_history(thread, limit=100),
+        "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=100)),
         "runs": list(thread.runs.select_related("requested_by").order_by("-created_at")[:20]),
         "folds": selectors.subgraph_folds(thread),
         "can_fork": request.user.has_perm(FORK),

@@ -174,3 +174,45 @@ def test_a_kept_payload_section_follows_the_readers_language(make_review, client
     with translation.override("de"):
         assert "1 Mär 2026" in payload_html(review)
     assert "1 Mar 2026" in payload_html(review)
+
+
+# _history.html as it was a template (before approvals.page_helpers.history_html built it)
+HISTORY_TEMPLATE = """<ol class="history" id="history">
+{% for item in history %}
+  <li class="h-{{ item.kind }}">
+    <time datetime="{{ item.at_iso }}">{{ item.at_short }}</time>
+    <span class="what">{% if item.review_pk %}<a href="{{ url('review', item.review_pk) }}">\
+{{ item.text }}</a>{% else %}{{ item.text }}{% endif %}</span>
+    {% if item.actor %}<span class="who">by {{ item.actor }}</span>{% endif %}
+    {% if item.reason %}<span class="reason">“{{ item.reason|truncatechars(160) }}”</span>\
+{% endif %}
+  </li>
+{% else %}
+  <li class="empty">Nothing happened yet.</li>
+{% endfor %}
+</ol>
+"""
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Chatham"])
+def test_the_history_list_is_the_markup_its_template_printed(zone):
+    import datetime as dt
+
+    from django.template import engines
+    from django.utils import timezone
+
+    from approvals.page_helpers import history_html
+    from approvals.selectors import HistoryItem
+
+    at = dt.datetime(2026, 3, 1, 9, 30, 5, 123456, tzinfo=dt.UTC)
+    items = [
+        HistoryItem(at=at, kind="review_decided", actor="rita", text="review decided (run 4)"),
+        HistoryItem(at=at, kind="decision", actor="o'hara <b>", text='Approve — "A & B" <i>',
+                    reason="x" * 200 + "<script>", review_pk=12),
+        HistoryItem(at=at, kind="run_queued", actor="", text="run queued", reason="why & 'how'"),
+        HistoryItem(at=at, kind="fork", actor="", text="forked"),
+    ]
+    template = engines["jinja2"].env.from_string(HISTORY_TEMPLATE)
+    with timezone.override(zone):
+        for shown in (items, items[:1], []):
+            assert history_html(shown) == template.render(history=shown)
