@@ -338,6 +338,27 @@ def review_decision(review_pk: int) -> Decision | None:
     return rowread.build(_decision_joins(), row) if row else None  # type: ignore[return-value]
 
 
+def decision_with_reanswers(review_pk: int) -> tuple[Decision | None, list[ReviewRequest]]:
+    """`review_decision(review_pk)` and, when it has one, `reanswers(review_pk)`: what a
+    decided review's page shows under its decision. Whether any review re-answers it comes
+    with the decision (an index probe in the same statement), so the common page, a decision
+    nobody re-answered, costs one round trip, not two."""
+    q = connection.ops.quote_name
+    reviews = q(ReviewRequest._meta.db_table)
+    sql = (f"SELECT {rowread.select(_decision_joins())}, "  # noqa: S608
+           f"EXISTS (SELECT 1 FROM {reviews} a WHERE a.reanswer_of_id = d.review_id) "
+           f"FROM {q(Decision._meta.db_table)} d LEFT OUTER JOIN "
+           f"{q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
+           "WHERE d.review_id = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [review_pk])
+        row = cursor.fetchone()  # one at most: a review has one decision (unique)
+    if row is None:
+        return None, []
+    decision = rowread.build(_decision_joins(), row[:-1])
+    return decision, reanswers(review_pk) if row[-1] else []  # type: ignore[return-value]
+
+
 @functools.cache
 def _reanswer_joins() -> tuple[rowread.Join, ...]:
     return (rowread.Join(ReviewRequest, "r"), rowread.Join(Decision, "d", "decision"),

@@ -20,7 +20,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from approvals import queue, review_changes, selectors, treeview
+from approvals import page_helpers, queue, review_changes, selectors, treeview
 from approvals.access import (
     DECIDE,
     FORK,
@@ -153,21 +153,21 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> d
         changes_html = review_changes.changes_before(thread, review.checkpoint_id)
     except UnreadableCheckpoint as exc:
         unreadable = exc
-    # with its author in the same query: the decision panel names them
-    decision = (selectors.review_decision(review.pk)
-                if review.status == ReviewRequest.Status.DECIDED else None)
+    # with its author in the same query: the decision panel names them; the reviews that
+    # re-answer it ("decide differently") are shown with the decision only
+    decision, reanswers = (selectors.decision_with_reanswers(review.pk)
+                           if review.status == ReviewRequest.Status.DECIDED else (None, []))
     return {
         "review": review,
         "thread": thread,
         "form": form,
         "changes_html": changes_html,
         "unreadable": unreadable,
-        "history": selectors.thread_history(thread, limit=50),
+        "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=50)),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
-        # shown with the decision only
-        "reanswers": selectors.reanswers(review.pk) if decision else [],
+        "reanswers": reanswers,
     }
 
 
@@ -285,7 +285,7 @@ def _side_parts(request: HttpRequest, thread: Thread) -> dict[str, str]:
     context = {
         "thread": thread,
         "reviews": selectors.thread_reviews(thread),
-        "history": selectors.thread_history(thread, limit=100),
+        "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=100)),
         "runs": list(thread.runs.select_related("requested_by").order_by("-created_at")[:20]),
         "folds": selectors.subgraph_folds(thread),
         "can_fork": request.user.has_perm(FORK),

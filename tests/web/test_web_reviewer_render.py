@@ -123,3 +123,96 @@ def test_descriptions_are_rendered_per_text():
     changed = schema_render.render_value(
         {"a": 1, "b": 2}, {"properties": {"a": {"description": "*three*"}, "b": {}}})
     assert "<em>three</em>" in changed and "one" not in changed and "two" not in changed
+
+
+def _payload_of(client, review) -> str:
+    html = client.get(reverse("review", args=[review.pk])).content.decode()
+    return html.split('<div class="payload-view">', 1)[1].split("</div>", 1)[0]
+
+
+DATED = {"properties": {"due": {"type": "string", "format": "date", "title": "Due"}}}
+
+
+def test_a_reviews_payload_section_is_kept_and_shown_again_on_its_decided_page(
+        make_review, client_as, monkeypatch):
+    """The page a decision redirects to shows the payload the open page showed, rendered
+    once (approvals.page_helpers keeps it per review)."""
+    from approvals import page_helpers
+
+    review = make_review(payload={"data": {"due": "2026-03-01"}, "data_schema": DATED})
+    client = client_as("reviewer")
+    opened = _payload_of(client, review)
+    assert '<time datetime="2026-03-01">1 Mar 2026</time>' in opened
+    rendered = []
+    monkeypatch.setattr(page_helpers, "render_value",
+                        lambda *a: rendered.append(a) or schema_render.render_value(*a))
+    review.status = "decided"
+    review.save(update_fields=["status"])
+    assert _payload_of(client, review) == opened and rendered == []
+
+
+def test_a_review_number_used_again_shows_the_new_reviews_payload(make_review, client_as):
+    """A fresh database (or a rolled-back test) can give a new review an old number: the kept
+    section is the old review's only (its interrupt, thread and creation time are the key)."""
+    client = client_as("reviewer")
+    old = make_review(payload={"data": {"amount": 10}})
+    assert "10" in _payload_of(client, old)
+    pk = old.pk
+    old.delete()
+    new = make_review(pk=pk, payload={"data": {"amount": 777}})
+    shown = _payload_of(client, new)
+    assert "777" in shown and ">10<" not in shown
+
+
+def test_a_kept_payload_section_follows_the_readers_language(make_review, client_as):
+    from django.utils import translation
+
+    from approvals.page_helpers import payload_html
+
+    review = make_review(payload={"data": {"due": "2026-03-01"}, "data_schema": DATED})
+    assert "1 Mar 2026" in payload_html(review)
+    with translation.override("de"):
+        assert "1 Mär 2026" in payload_html(review)
+    assert "1 Mar 2026" in payload_html(review)
+
+
+# _history.html as it was a template (before approvals.page_helpers.history_html built it)
+HISTORY_TEMPLATE = """<ol class="history" id="history">
+{% for item in history %}
+  <li class="h-{{ item.kind }}">
+    <time datetime="{{ item.at_iso }}">{{ item.at_short }}</time>
+    <span class="what">{% if item.review_pk %}<a href="{{ url('review', item.review_pk) }}">\
+{{ item.text }}</a>{% else %}{{ item.text }}{% endif %}</span>
+    {% if item.actor %}<span class="who">by {{ item.actor }}</span>{% endif %}
+    {% if item.reason %}<span class="reason">“{{ item.reason|truncatechars(160) }}”</span>\
+{% endif %}
+  </li>
+{% else %}
+  <li class="empty">Nothing happened yet.</li>
+{% endfor %}
+</ol>
+"""
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Chatham"])
+def test_the_history_list_is_the_markup_its_template_printed(zone):
+    import datetime as dt
+
+    from django.template import engines
+    from django.utils import timezone
+
+    from approvals.page_helpers import history_html
+    from approvals.selectors import HistoryItem
+
+    at = dt.datetime(2026, 3, 1, 9, 30, 5, 123456, tzinfo=dt.UTC)
+    items = [
+        HistoryItem(at=at, kind="review_decided", actor="rita", text="review decided (run 4)"),
+        HistoryItem(at=at, kind="decision", actor="o'hara <b>", text='Approve — "A & B" <i>',
+                    reason="x" * 200 + "<script>", review_pk=12),
+        HistoryItem(at=at, kind="run_queued", actor="", text="run queued", reason="why & 'how'"),
+        HistoryItem(at=at, kind="fork", actor="", text="forked"),
+    ]
+    template = engines["jinja2"].env.from_string(HISTORY_TEMPLATE)
+    with timezone.override(zone):
+        for shown in (items, items[:1], []):
+            assert history_html(shown) == template.render(history=shown)

@@ -249,6 +249,34 @@ def test_reanswers_reads_what_select_related_reads(make_review, make_user,
         got[1].decision  # noqa: B018 - cached as absent, as select_related caches it
 
 
+def test_decision_with_reanswers_reads_the_decision_and_its_reanswers(
+        make_review, make_user, django_assert_num_queries):
+    """selectors.decision_with_reanswers is review_decision and reanswers together; a decision
+    nobody re-answered is one statement, and a re-answer added later shows at once."""
+    from approvals.models import Decision
+    from approvals.selectors import decision_with_reanswers, reanswers, review_decision
+
+    def fields(obj):
+        return [getattr(obj, f.attname) for f in obj._meta.concrete_fields]
+
+    assert decision_with_reanswers(make_review().pk) == (None, [])
+    original = make_review(status="decided")
+    decider = make_user("reviewer")
+    Decision.objects.create(review=original, decided_by=decider, action="approve")
+    with django_assert_num_queries(1):
+        decision, again = decision_with_reanswers(original.pk)
+    assert fields(decision) == fields(review_decision(original.pk)) and again == []
+    assert fields(decision.decided_by) == fields(decider)
+    make_review(thread=original.thread)  # not a re-answer
+    first = make_review(thread=original.thread, reanswer_of=original, status="decided")
+    Decision.objects.create(review=first, decided_by=decider, action="reject")
+    second = make_review(thread=original.thread, reanswer_of=original)
+    decision, again = decision_with_reanswers(original.pk)
+    assert [r.pk for r in again] == [first.pk, second.pk]
+    assert [fields(r) for r in again] == [fields(r) for r in reanswers(original.pk)]
+    assert fields(again[0].decision.decided_by) == fields(decider)
+
+
 def test_do_fork_refuses_a_value_of_the_wrong_type_whoever_calls_it(start_paused, make_user):
     """The type check lives in the action, not only in the form and the API: a list for a
     `dict[str, str]` field is refused (an Overwrite skips the merge reducer that used to)."""
