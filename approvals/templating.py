@@ -35,7 +35,7 @@ from django.utils.timezone import template_localtime
 from jinja2 import ChainableUndefined, Environment, pass_context
 from jinja2.runtime import Context
 
-from approvals import page_helpers
+from approvals import layout, page_helpers
 
 # A URL without arguments is the same for every request under one URLconf and script
 # prefix: the base layout alone reverses nine of them on every page (~25 us each).
@@ -194,6 +194,8 @@ def environment(**options: Any) -> Environment:
         url=url,
         static=static_url,
         querystring=querystring,
+        layout_head=layout.layout_head,
+        layout_header=layout.layout_header,
         now_as=now_as,
         json_value=page_helpers.json_value,
         payload_html=page_helpers.payload_html,
