@@ -148,3 +148,13 @@ def test_the_static_tags_follow_a_settings_change(client, settings):
     settings.STATIC_URL = "/assets/"
     after = client.get(reverse("login")).content.decode()
     assert 'href="/assets/' in after and 'href="/static/' not in after
+
+
+def test_a_message_shows_in_the_layout_once(make_user):
+    client = Client()
+    client.force_login(make_user("reviewer"))
+    saved = client.post(reverse("notifications"), {"review_requests": "on"}, follow=True)
+    html = saved.content.decode()
+    expected = '<main id="main">\n    \n<ul class="messages" role="status">\n  '
+    assert expected + '<li class="msg msg-success">Saved.</li>\n</ul>\n' in html
+    assert '<ul class="messages"' not in client.get(reverse("notifications")).content.decode()
