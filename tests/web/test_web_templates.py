@@ -227,3 +227,37 @@ def test_static_urls_are_djangos_and_follow_a_settings_change():
         assert static_url("stepwise.css").startswith("/assets/")
     assert static_url("stepwise.css") == static("stepwise.css")
     assert not static_url("stepwise.css").startswith("/assets/")
+
+
+def test_a_csrf_mask_is_djangos_token_of_the_secret_and_fresh_each_time():
+    """`mask_csrf_secret` draws its mask in one read of the OS's random source; the token is
+    still Django's: 64 allowed characters, unmasking to the secret, a new mask every call,
+    every character of the alphabet drawn (none dropped by the unbiasing)."""
+    from django.middleware.csrf import (
+        CSRF_ALLOWED_CHARS,
+        CSRF_TOKEN_LENGTH,
+        _check_token_format,
+        _unmask_cipher_token,
+    )
+
+    from approvals.templating import mask_csrf_secret
+
+    secret = "Zz09" * 8
+    tokens = [mask_csrf_secret(secret) for _ in range(400)]
+    for token in tokens:
+        assert len(token) == CSRF_TOKEN_LENGTH
+        _check_token_format(token)
+        assert _unmask_cipher_token(token) == secret
+    assert len(set(tokens)) == len(tokens)
+    assert set("".join(token[:32] for token in tokens)) == set(CSRF_ALLOWED_CHARS)
+
+
+@pytest.mark.django_db
+def test_a_page_sends_the_csrf_cookie_again_as_djangos_get_token_does(make_user):
+    """Using the request's secret renews the cookie's expiry (Django's `get_token` flags it)."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("reviewer"))
+    first = client.get(reverse("inbox"))
+    secret = first.cookies["csrftoken"].value
+    again = client.get(reverse("inbox"))
+    assert again.cookies["csrftoken"].value == secret
