@@ -40,19 +40,22 @@ def markdown(text: Any) -> SafeString:
 # Payload sections kept per process: a review's page shows it when opened and again on the
 # page its decision redirects to. Bounded by entries; each is within the page's value budget.
 MAX_KEPT_PAYLOADS = 512
-_PayloadKey = tuple[int, str, int, dt.datetime, str]
+_PayloadKey = tuple[int, str, int, int | None, str, dt.datetime, str]
 _kept_payloads: OrderedDict[_PayloadKey, SafeString] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
 def payload_html(review: ReviewRequest) -> SafeString:
-    """The payload as HTML from its schema. A review's payload never changes once the review
-    is opened (decisions, claims and re-answers write other columns or new reviews), so the
-    section is kept per review; the key also names the review's thread, interrupt and
-    creation time (a number reused by a fresh database is another review) and the active
-    language (dates' month names)."""
-    key = (review.pk, review.interrupt_id, review.thread_id, review.created_at,
-           get_language() or "")
+    """The payload as HTML from its schema, kept per process. Only a pause writes a review's
+    payload: when it opens the review, or when a later pause asks the same interrupt again
+    while the review is still open (`actions._update_review`: a new run or a new paused
+    checkpoint, with whatever the node asked this time). Decisions, claims and re-answers
+    write other columns or new reviews. So the key is the review with the run and the
+    checkpoint that last wrote it (each pause writes a new checkpoint), its thread, interrupt
+    and creation time (a number reused by a fresh database is another review) and the
+    active language (dates' month names)."""
+    key = (review.pk, review.interrupt_id, review.thread_id, review.run_id,
+           review.checkpoint_id, review.created_at, get_language() or "")
     with _kept_lock:
         kept = _kept_payloads.get(key)
         if kept is not None:

@@ -151,6 +151,21 @@ def test_a_reviews_payload_section_is_kept_and_shown_again_on_its_decided_page(
     assert _payload_of(client, review) == opened and rendered == []
 
 
+def test_a_review_asked_again_by_a_later_pause_shows_the_new_payload(make_review, client_as):
+    """A pause that asks an open review's interrupt again writes the review's payload anew
+    (`actions._update_review`: a new paused checkpoint, the node's new question): the page
+    shows the new payload, not the kept section of the first."""
+    from approvals.actions import _update_review
+
+    client = client_as("reviewer")
+    review = make_review(payload={"data": {"amount": 10}})
+    assert "10" in _payload_of(client, review)
+    _update_review(review, {"payload": {"data": {"amount": 777}},
+                            "checkpoint_id": review.checkpoint_id + "-again"})
+    shown = _payload_of(client, review)
+    assert "777" in shown and "10" not in shown.replace("777", "")
+
+
 def test_a_review_number_used_again_shows_the_new_reviews_payload(make_review, client_as):
     """A fresh database (or a rolled-back test) can give a new review an old number: the kept
     section is the old review's only (its interrupt, thread and creation time are the key)."""
