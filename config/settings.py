@@ -3,7 +3,10 @@ environment: SQLite by default, PostgreSQL with DATABASE_URL, Redis channels wit
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -142,10 +145,25 @@ TEMPLATES = [
 # also covers test databases; SQLite gives its -wal/-shm files the same mode).
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "var" / "stepwise.sqlite3"))
 # The test database is a file, never `:memory:`, so worker subprocesses started by tests can
-# open it. One file per pytest process: several suites may run side by side on one machine.
+# open it (they are given its path). One file per pytest process: several suites may run side
+# by side on one machine. Not named by the pid alone: Django deletes a test database's file but
+# not its -wal and -shm, and a later process given the same pid (pids wrap at 32768) had
+# SQLite replay that stale WAL into its new database ("database disk image is malformed").
 SQLITE_TEST_PATH = os.environ.get("SQLITE_TEST_PATH") or str(
-    Path(tempfile.gettempdir()) / f"stepwise-test-{os.getpid()}.sqlite3"
+    Path(tempfile.gettempdir()) / f"stepwise-test-{os.getpid()}-{secrets.token_hex(6)}.sqlite3"
 )
+
+
+def remove_sqlite_sidecars(path: str) -> None:
+    """At the test process's exit: the test database's -wal and -shm (and the file itself if
+    the run ended before Django dropped it), so /tmp does not fill with them."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
+if TESTING and not os.environ.get("SQLITE_TEST_PATH"):
+    atexit.register(remove_sqlite_sidecars, SQLITE_TEST_PATH)
 DATABASE_URL = os.environ.get("DATABASE_URL")
 # Seconds a SQLite writer waits for the write lock before "database is locked" (an HTTP 500).
 # bin/serve raises it to 60: with a hundred reviewers on a busy machine writers queue longer.
