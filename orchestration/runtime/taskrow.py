@@ -9,7 +9,8 @@ does all three: the task row (the very values the backend's `enqueue` would inse
 unsaved `DBTaskResult` built as it builds one, its `pre_save` receiver applied), the run
 pointed at it, and the notification, which joins the transaction like the receiver's did
 (delivered at commit, never before the row is visible, never for a rolled-back enqueue).
-Elsewhere the same two writes as fixed statements, no notification (SQLite has none).
+Elsewhere the same two writes as fixed statements; on SQLite the workers are woken by a
+datagram once the transaction commits (`wakeup.wake_on_commit`).
 
 Only for the database backend, whose rows are ours to write (the task claim reads them by
 SQL too: `taskclaim`); any other backend gets `enqueue` and the run's pointer as before
@@ -28,7 +29,7 @@ from django_tasks_db.models import DBTaskResult, get_date_max
 
 from orchestration.runtime import runqueue
 from orchestration.runtime.models import Run
-from orchestration.runtime.wakeup import CHANNEL
+from orchestration.runtime.wakeup import CHANNEL, wake_on_commit
 
 __all__ = ["enqueue_run", "insert_task"]
 
@@ -86,6 +87,8 @@ def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
         else:
             cursor.execute(statements[0], params)
             cursor.execute(statements[1], [result_id, run_id])
+            if connection.vendor == "sqlite":
+                wake_on_commit(connection.alias)  # SQLite's wake-up: a datagram, at commit
     _tasks_log.debug("Task id=%s path=%s enqueued backend=%s", result_id, row.task_path,
                      row.backend_name)
     return result_id

@@ -148,6 +148,23 @@ class DatabaseCreation(SQLiteCreation):
                 os.remove(f"{os.path.realpath(test_database_name)}.writelock")
             except OSError:
                 pass
+            _remove_wake_directory(test_database_name)
+
+
+def _remove_wake_directory(database: str) -> None:
+    """The test database's idle-worker sockets (`runtime.wakeup`), gone with the database:
+    its workers have stopped, what is left is stale."""
+    from orchestration.runtime.wakeup import directory_for
+
+    directory = directory_for(database)
+    if os.path.islink(directory) or not os.path.isdir(directory):
+        return
+    try:
+        for entry in os.scandir(directory):
+            os.remove(entry.path)
+        os.rmdir(directory)
+    except OSError:
+        pass
 
 
 class DatabaseWrapper(sqlite_base.DatabaseWrapper):

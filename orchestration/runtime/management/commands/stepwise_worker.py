@@ -1,10 +1,10 @@
 """`manage.py stepwise_worker`: django-tasks-db's `db_worker`, woken by new tasks.
 
 Same options and behaviour as `db_worker` (it is a subclass); the only change is the idle
-wait: instead of sleeping `--interval` seconds between polls, it waits for a PostgreSQL
-notification sent when a task is enqueued (see `orchestration.runtime.wakeup`), with
-`--interval` as the timeout. A run is then picked up within milliseconds of the decision's
-commit. On SQLite it polls exactly like `db_worker`.
+wait: instead of sleeping `--interval` seconds between polls, it waits for the wake-up sent
+when a task is enqueued (see `orchestration.runtime.wakeup`: a PostgreSQL notification, or
+on SQLite a datagram to a Unix socket of its own), with `--interval` as the timeout. A run
+is then picked up within milliseconds of the decision's commit.
 
 Unlike `db_worker`, an error outside a task's own execution (claiming the next task, the
 library recording a result or reporting it, the wake-up wait) does not end the process: a
@@ -128,6 +128,8 @@ class WakingWorker(db_worker.Worker):
             sys.exit(1)
         if not self.running_task:  # idle: nothing to hand back
             db_worker.logger.warning("Received %s - idle, exiting", name)
+            if self.waiter is not None:  # `run`'s `finally` is skipped: remove its socket
+                self.waiter.close()
             _exit_now()
         db_worker.logger.warning("Received %s - shutting down gracefully... (press Ctrl+C "
                                  "again to force)", name)
@@ -139,7 +141,7 @@ class WakingWorker(db_worker.Worker):
         db_worker.logger.info(
             "Starting worker worker_id=%s queues=%s (%s)", self.worker_id,
             ",".join(self.queue_names),
-            "woken by LISTEN/NOTIFY" if self.waiter.listening else "polling",
+            self._wake_up_by(),
         )
         try:
             # the process says it lives (every third of a lease) for /readyz, /metrics and the
@@ -151,6 +153,13 @@ class WakingWorker(db_worker.Worker):
         finally:
             close_writers()
             self.waiter.close()
+
+    def _wake_up_by(self) -> str:
+        if self.waiter is None or not self.waiter.listening:
+            return "polling"
+        if connections[DBTaskResult.objects.db].vendor == "postgresql":
+            return "woken by LISTEN/NOTIFY"
+        return "woken by a datagram on enqueue"
 
     def _loop(self) -> None:
         while self.running:
@@ -292,7 +301,7 @@ class WakingWorker(db_worker.Worker):
 
 
 class Command(db_worker.Command):
-    help = "Run a database task worker that wakes up when a task is enqueued (PostgreSQL)."
+    help = "Run a database task worker that wakes up when a task is enqueued."
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
