@@ -18,8 +18,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from orchestration.runtime.management.commands.stepwise_worker import WakingWorker
+from orchestration.runtime.management.commands.stepwise_worker import (
+    WRITER_GRACE_SECONDS,
+    WakingWorker,
+)
 from orchestration.runtime.wakeup import Waiter
+from orchestration.runtime.write_behind import close_writers, writer_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -537,4 +541,36 @@ def test_a_polling_worker_claims_again_after_every_task() -> None:
         assert w._claim_next()[0] is not None
         assert w._more_may_be_ready()
     finally:
+        w.waiter.close()
+
+
+def _writer_pid() -> int:
+    """The PostgreSQL backend of this thread's checkpoint writer (opened if need be)."""
+    def connect() -> Any:
+        import psycopg
+
+        return psycopg.connect(**connection.get_connection_params(), autocommit=True)
+
+    writer = writer_for("default", connect)
+    writer.submit(lambda conn: conn.execute("SELECT pg_backend_pid()").fetchone()[0], None)
+    return writer.wait()
+
+
+def test_a_listening_worker_keeps_its_writer_for_a_task_announced_just_after() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    w = worker()
+    w.batch = False
+    w.waiter = Waiter()
+    try:
+        first = _writer_pid()
+        w.task_ended = time.monotonic()
+        row("next")  # announced within the grace: the wait ends with the writer open
+        w._wait()
+        assert _writer_pid() == first
+        w.task_ended -= WRITER_GRACE_SECONDS
+        w._wait()  # long idle (nothing announced): the writer's connection is closed
+        assert _writer_pid() != first
+    finally:
+        close_writers()
         w.waiter.close()
