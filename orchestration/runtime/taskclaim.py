@@ -119,11 +119,18 @@ class TaskClaim:
         run_id = (f"(SELECT CASE WHEN k.task_path = %(run_path)s AND {args}->1 IS NULL "  # noqa: S608
                   f"AND jsonb_typeof({args}->0) = 'number' AND {args}->>0 ~ '^[0-9]{{1,18}}$' "
                   f"THEN ({args}->>0)::int8 END FROM k)")
+        # and whether another row was ready (in the statement's snapshot, which still sees
+        # the claimed row READY: hence `id <> k.id`), for the worker's next round (`more`)
+        more = f"EXISTS (SELECT FROM {table} WHERE {' AND '.join(where)} AND id <> k.id)"  # noqa: S608
         self.claim = pgstatement.fixed_statement(
             f"WITH k AS ({update}), {runclaim.ctes(run_id)} "  # noqa: S608
-            "SELECT k.*, r.*, t.*, e.id FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
+            f"SELECT k.*, r.*, t.*, e.id, {more} "
+            "FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
             {**_CLAIM_TYPES, **runclaim._TYPES, "run_path": "text"}, text_results=True,
         )
+        # False when the last claim found its row and no other ready one: a row committed
+        # since is announced by a notification (`wakeup`) after that claim's snapshot
+        self.more = True
 
     def _success_update(self, table: str, quote: Any, prefix: str
                         ) -> tuple[str, dict[str, str]]:
@@ -145,8 +152,11 @@ class TaskClaim:
                   "run_path": EXECUTE_RUN_PATH, **self.fixed}
         values = pgstatement.one(connections[self.using], self.claim, params)
         _in_hand.run = None
+        self.more = True
         if values is None:
             return None
+        self.more = values[-1]
+        values = values[:-1]
         row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
             DBTaskResult, values[:self.n_columns], using=self.using)
         if row.task_path == EXECUTE_RUN_PATH:

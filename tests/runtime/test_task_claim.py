@@ -8,6 +8,7 @@ claim is one statement outside any transaction, and skips a row another session 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from orchestration.runtime.management.commands.stepwise_worker import WakingWorker
+from orchestration.runtime.management.commands.stepwise_worker import (
+    WRITER_GRACE_SECONDS,
+    WakingWorker,
+)
+from orchestration.runtime.wakeup import Waiter
+from orchestration.runtime.write_behind import close_writers, writer_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -482,3 +488,89 @@ def test_on_postgresql_other_tasks_arguments_are_never_taken_for_a_run(
     assert all(task is not None for task in claimed)
     assert w._claim_next()[0] is None
     assert Run.objects.get(pk=queued.pk).status == "queued"
+
+
+def test_on_postgresql_a_claim_says_whether_another_row_was_ready() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement claim is PostgreSQL's")
+    row("a", age=2)
+    row("b", age=1)
+    row("not-due-yet", run_after=timezone.now() + timedelta(hours=1))
+    row("other-queue", queue="mail")
+    w = worker()
+    claim = w._one_statement_claim
+    assert w._claim_next()[0].args_kwargs["args"] == ["a"] and claim.more is True
+    # the row it claimed itself, a row not due and another queue's do not count
+    assert w._claim_next()[0].args_kwargs["args"] == ["b"] and claim.more is False
+    assert w._claim_next()[0] is None and claim.more is True  # nothing known: look again
+
+
+def test_a_listening_worker_waits_when_none_was_ready_and_is_woken_at_once() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    w = worker()
+    w.batch = False
+    w.waiter = Waiter()
+    try:
+        row("a")
+        row("b")
+        time.sleep(0.2)  # both notifications delivered
+        assert w.waiter.wait(5)
+        assert w._claim_next()[0].args_kwargs["args"] == ["a"]
+        assert w._more_may_be_ready()  # "b" was ready: claim again without waiting
+        assert w._claim_next()[0].args_kwargs["args"] == ["b"]
+        assert not w._more_may_be_ready()  # nothing else was: wait instead of an empty claim
+        # the two piled-up notifications woke one wait, not two
+        assert not w.waiter.wait(0.2)
+        row("c")  # enqueued while "b" runs: its notification ends the wait at once
+        started = time.monotonic()
+        assert w.waiter.wait(5)
+        assert time.monotonic() - started < 1
+        assert w._claim_next()[0].args_kwargs["args"] == ["c"]
+    finally:
+        w.waiter.close()
+
+
+def test_a_polling_worker_claims_again_after_every_task() -> None:
+    w = worker()
+    w.batch = False
+    w.waiter = Waiter()
+    try:
+        w.waiter.close()  # polling: no notification would announce a task
+        row("a")
+        assert w._claim_next()[0] is not None
+        assert w._more_may_be_ready()
+    finally:
+        w.waiter.close()
+
+
+def _writer_pid() -> int:
+    """The PostgreSQL backend of this thread's checkpoint writer (opened if need be)."""
+    def connect() -> Any:
+        import psycopg
+
+        return psycopg.connect(**connection.get_connection_params(), autocommit=True)
+
+    writer = writer_for("default", connect)
+    writer.submit(lambda conn: conn.execute("SELECT pg_backend_pid()").fetchone()[0], None)
+    return writer.wait()
+
+
+def test_a_listening_worker_keeps_its_writer_for_a_task_announced_just_after() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    w = worker()
+    w.batch = False
+    w.waiter = Waiter()
+    try:
+        first = _writer_pid()
+        w.task_ended = time.monotonic()
+        row("next")  # announced within the grace: the wait ends with the writer open
+        w._wait()
+        assert _writer_pid() == first
+        w.task_ended -= WRITER_GRACE_SECONDS
+        w._wait()  # long idle (nothing announced): the writer's connection is closed
+        assert _writer_pid() != first
+    finally:
+        close_writers()
+        w.waiter.close()

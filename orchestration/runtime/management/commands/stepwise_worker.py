@@ -57,6 +57,10 @@ DATABASE_RETRY_SECONDS = 1.0
 # The longest wait after unexpected errors in a row: a persistent fault logs a line a minute
 # until STEPWISE_WORKER_MAX_ERRORS ends the process, a passing one costs seconds.
 MAX_BACKOFF_SECONDS = 60.0
+# How long a listening worker keeps its checkpoint writer's connection after a task, for a
+# task announced meanwhile: under load the next one comes within this, and a new session
+# per task costs PostgreSQL a backend start.
+WRITER_GRACE_SECONDS = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class WakingWorker(db_worker.Worker):
         # `run_task`): still RUNNING while this worker lives, so no sweeper would finish them
         self.unrecorded: list[DBTaskResult] = []
         self.task_claim: TaskClaim | None = None  # PostgreSQL's one-statement claim
+        self.task_ended = -WRITER_GRACE_SECONDS  # when its last task returned (monotonic)
 
     @property
     def _one_statement_claim(self) -> TaskClaim | None:
@@ -190,10 +195,32 @@ class WakingWorker(db_worker.Worker):
             db_worker.logger.info("Ran maximum tasks (%d)", self._run_tasks)
             return False
         close_old_connections()
-        if self.running and not task_result:
-            close_writers()  # idle: no connection held for runs that may not come
-            self.waiter.wait(self.interval)
+        if self.running and not (task_result and self._more_may_be_ready()):
+            self._wait()
         return True
+
+    def _wait(self) -> None:
+        """Wait for a task. Within `WRITER_GRACE_SECONDS` of its last task a listening worker
+        keeps its checkpoint writer's connection: a task announced meanwhile is run on it."""
+        assert self.waiter is not None
+        grace = 0.0
+        if self.waiter.listening:
+            grace = min(WRITER_GRACE_SECONDS - (time.monotonic() - self.task_ended),
+                        self.interval)
+            if grace > 0 and self.waiter.wait(grace):
+                return
+        close_writers()  # idle: no connection held for runs that may not come
+        self.waiter.wait(self.interval - max(grace, 0.0))
+
+    def _more_may_be_ready(self) -> bool:
+        """After running a task: whether to claim again at once rather than wait. A listening
+        worker whose claim found no other ready row waits instead: a task enqueued since
+        that claim was announced after it, so the wait returns at once for it (one empty
+        claim less per task). Polling (SQLite, no LISTEN) or in batch mode: always."""
+        claim, waiter = self.task_claim, self.waiter
+        if claim is None or waiter is None or not waiter.listening or self.batch:
+            return True
+        return claim.more
 
     def run_task(self, db_task_result: DBTaskResult) -> None:
         """db_worker's `run_task` (django-tasks-db 0.13) with, on PostgreSQL, the success
@@ -237,6 +264,7 @@ class WakingWorker(db_worker.Worker):
     def _run(self, task_result: DBTaskResult) -> None:
         try:
             self.run_task(task_result)
+            self.task_ended = time.monotonic()
         except Exception:
             # the task ran (or not) but the library could not finish its row: remember it
             self.unrecorded.append(task_result)
