@@ -127,7 +127,11 @@ class CheckpointAdmin(ReadOnlyAdmin):
 
     @admin.display(description="children (branches)")
     def children_links(self, obj: Checkpoint) -> str:
-        children = list(obj.children.order_by("checkpoint_id"))
+        # Within the thread: the unique index (thread, checkpoint id) finds them; SQLite has
+        # no index on `parent_id` alone (migration 0012).
+        children = list(
+            obj.children.filter(thread_id=obj.thread_id).order_by("checkpoint_id")
+        )
         if not children:
             return "-"
         return format_html_join(", ", "{}", ((_link(c, c.checkpoint_id),) for c in children))

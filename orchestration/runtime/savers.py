@@ -654,9 +654,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             models.PendingWrite.objects.using(db).filter(
                 checkpoint__thread__thread_id=thread_id
             ).delete()
-            checkpoints = self._checkpoints(thread_id)
-            checkpoints.update(parent=None)  # no cascade walk down the tree
-            checkpoints.delete()
+            # The whole tree at once: the parent links need no clearing or walking
+            # (`Checkpoint.parent` does not cascade).
+            self._checkpoints(thread_id).delete()
             models.FieldVersion.objects.using(db).filter(thread__thread_id=thread_id).delete()
             models.Thread.objects.using(db).filter(thread_id=thread_id).update(
                 head_checkpoint_id=""

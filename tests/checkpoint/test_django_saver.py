@@ -253,3 +253,52 @@ def test_a_read_that_opens_a_callers_transaction_runs_inside_it() -> None:
         status = connection.connection.pgconn.transaction_status
     assert found is not None and found.checkpoint.id == written.checkpoint.id
     assert status == pq.TransactionStatus.INTRANS
+
+
+def _forked_tree(saver: DjangoCheckpointSaver, thread_id: str) -> list[str]:
+    """root -> a -> b with a pending write, and a fork root -> c: ids in put order."""
+    writer = Writer(SyncOps(saver))
+    root = writer.put(thread_id, {"n": 0})
+    a = writer.put(thread_id, {"n": 1}, root)
+    b = writer.put(thread_id, {"n": 2}, a)
+    saver.put_writes(b.config, [("n", 3)], "task")
+    c = writer.put(thread_id, {"n": 9}, root, source="fork")
+    return [t.checkpoint.id for t in (root, a, b, c)]
+
+
+def _dangling_parents() -> list[int]:
+    """Rows whose `parent_id` names no row (SQLite keeps no constraint on it: migration 0012)."""
+    ids = set(models.Checkpoint.objects.values_list("pk", flat=True))
+    return [pk for pk, parent in models.Checkpoint.objects.values_list("pk", "parent_id")
+            if parent is not None and parent not in ids]
+
+
+def _parents(thread_id: str) -> dict[str, str | None]:
+    return dict(models.Checkpoint.objects.filter(thread__thread_id=thread_id).values_list(
+        "checkpoint_id", "parent__checkpoint_id"))
+
+
+def test_delete_thread_deletes_its_whole_tree_and_leaves_other_threads_linked() -> None:
+    saver = DjangoCheckpointSaver()
+    _forked_tree(saver, "gone")
+    kept = _forked_tree(saver, "kept")
+    saver.delete_thread("gone")
+    assert not models.Checkpoint.objects.filter(thread__thread_id="gone").exists()
+    assert _parents("kept") == {kept[0]: None, kept[1]: kept[0], kept[2]: kept[1],
+                                kept[3]: kept[0]}
+    assert models.PendingWrite.objects.filter(checkpoint__thread__thread_id="kept").count() == 1
+    assert _dangling_parents() == []
+    assert saver.get_tuple(CheckpointConfig("kept")).checkpoint.id == kept[3]
+
+
+def test_deleting_a_thread_row_deletes_its_whole_checkpoint_tree() -> None:
+    # The admin's delete (a thread without audit rows): Django's collector finds the
+    # checkpoints by their thread; the parent links need no walk of their own.
+    saver = DjangoCheckpointSaver()
+    _forked_tree(saver, "gone")
+    kept = _forked_tree(saver, "kept")
+    models.Thread.objects.get(thread_id="gone").delete()
+    assert not models.Checkpoint.objects.filter(thread__thread_id="gone").exists()
+    assert not models.PendingWrite.objects.filter(checkpoint__thread__thread_id="gone").exists()
+    assert set(_parents("kept")) == set(kept)
+    assert _dangling_parents() == []

@@ -274,3 +274,21 @@ def test_checkpoint_table_has_no_json_checks_and_keeps_its_head_trigger() -> Non
             [HEAD_TRIGGER],
         )
         assert cursor.fetchone()[0] == 1
+
+
+def test_checkpoint_table_has_no_parent_index_or_constraint_on_sqlite() -> None:
+    # Migration 0012's layout (one B-tree page less per put): a later migration that rebuilds
+    # the table from Django's model state brings both back.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = %s",
+            ["orchestration_checkpoint"],
+        )
+        assert '"parent_id" bigint NULL,' in cursor.fetchone()[0]
+        cursor.execute("PRAGMA index_list(orchestration_checkpoint)")
+        indexed = set()
+        for row in cursor.fetchall():
+            cursor.execute(f'PRAGMA index_info("{row[1]}")')
+            indexed |= {info[2] for info in cursor.fetchall()}
+    assert "parent_id" not in indexed
+    assert "thread_id" in indexed  # the unique index is still there

@@ -31,6 +31,8 @@ def test_checkpoint_page_links_parent_and_refuses_changes(admin_client: Any,
     page = admin_client.get(url).content.decode()
     parent_url = reverse("admin:orchestration_checkpoint_change", args=[child.parent_id])
     assert parent_url in page
+    parent_page = admin_client.get(parent_url).content.decode()
+    assert url in parent_page  # the parent lists its children (branches)
     response = admin_client.post(url, {"step": 99})
     assert response.status_code == 403
     child.refresh_from_db()

@@ -202,6 +202,66 @@ def test_checkpoint_rows_keep_their_pks_links_and_writes_across_the_rowid_migrat
 
 
 @pytest.mark.django_db(transaction=True)
+def test_checkpoint_rows_keep_their_links_and_head_trigger_across_the_parent_index_migration(
+) -> None:
+    # Migration 0012 rebuilds the SQLite table without the parent's index and constraint
+    # (PostgreSQL: nothing to do): rows, pks, links, the other indexes and the head trigger
+    # of 0009 survive it, both ways.
+    before = [("orchestration", "0011_sqlite_checkpoint_json_unchecked")]
+    after = [("orchestration", "0012_sqlite_checkpoint_parent_unindexed")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    Thread = apps.get_model("orchestration", "Thread")
+    Checkpoint = apps.get_model("orchestration", "Checkpoint")
+    PendingWrite = apps.get_model("orchestration", "PendingWrite")
+    thread = Thread.objects.create(thread_id="parents", graph_name="expense")
+    first = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0001", step=0, source="input",
+        created_at="2026-01-01T00:00Z", vals=b"v",
+    )
+    second = Checkpoint.objects.create(
+        thread=thread, checkpoint_id="0002", parent=first, step=1, source="loop",
+        created_at="2026-01-01T00:01Z",
+    )
+    PendingWrite.objects.create(checkpoint=second, task_id="t", idx=0, channel="c", data=b"y")
+    indexes = _index_columns("orchestration_checkpoint")
+    unindexed = [c for c in indexes if c != ("parent_id",)] \
+        if connection.vendor == "sqlite" else indexes
+    assert ("parent_id",) in indexes
+
+    def rows() -> list[tuple[object, ...]]:
+        return list(Checkpoint.objects.order_by("pk").values_list(
+            "pk", "checkpoint_id", "parent_id", "thread__thread_id"))
+
+    stored = rows()
+    for target in (after, before, after):  # forwards, back, forwards again: nothing lost
+        executor = MigrationExecutor(connection)
+        executor.migrate(target)
+        apps = executor.loader.project_state(target).apps
+        Checkpoint = apps.get_model("orchestration", "Checkpoint")
+        assert rows() == stored
+        assert _index_columns("orchestration_checkpoint") == (
+            indexes if target == before else unindexed)
+        assert apps.get_model("orchestration", "PendingWrite").objects.get().checkpoint_id \
+            == second.pk
+        if connection.vendor == "sqlite":
+            assert ("REFERENCES \"orchestration_checkpoint\"" in _checkpoint_table_sql()) \
+                == (target == before)
+    # the head trigger still moves the head, and the other foreign keys still hold
+    Checkpoint.objects.create(
+        thread_id=thread.pk, checkpoint_id="0003", parent_id=second.pk, step=2, source="loop",
+        created_at="2026-01-01T00:02Z",
+    )
+    if connection.vendor == "sqlite":
+        assert Thread.objects.get(pk=thread.pk).head_checkpoint_id == "0003"
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA foreign_key_check")
+            assert cursor.fetchall() == []
+    _migrate_to_latest()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_checkpoint_rows_keep_their_links_and_head_trigger_across_the_json_check_migration(
 ) -> None:
     # Migration 0011 rebuilds the SQLite table without its JSON_VALID CHECKs (PostgreSQL:
