@@ -323,17 +323,21 @@ def _decision_joins() -> tuple[rowread.Join, ...]:
     return (rowread.Join(Decision, "d"), rowread.Join(get_user_model(), "u", "decided_by"))
 
 
+def _decision_sql(extra: str = "") -> str:
+    """The decision of one review with its author, in fixed text; `extra` more columns."""
+    q = connection.ops.quote_name
+    return (f"SELECT {rowread.select(_decision_joins())}{extra} "  # noqa: S608
+            f"FROM {q(Decision._meta.db_table)} d LEFT OUTER JOIN "
+            f"{q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
+            "WHERE d.review_id = %s")
+
+
 def review_decision(review_pk: int) -> Decision | None:
     """The decision of review `review_pk` with its author, as
     `Decision.objects.select_related("decided_by").filter(review=...).first()` reads it, from
     a fixed statement (approvals.rowread): a decided review's page shows it on every view."""
-    q = connection.ops.quote_name
-    sql = (f"SELECT {rowread.select(_decision_joins())} "  # noqa: S608
-           f"FROM {q(Decision._meta.db_table)} d LEFT OUTER JOIN "
-           f"{q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
-           "WHERE d.review_id = %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [review_pk])
+        cursor.execute(_decision_sql(), [review_pk])
         row = cursor.fetchone()  # one at most: a review has one decision (unique)
     return rowread.build(_decision_joins(), row) if row else None  # type: ignore[return-value]
 
@@ -343,13 +347,9 @@ def decision_with_reanswers(review_pk: int) -> tuple[Decision | None, list[Revie
     decided review's page shows under its decision. Whether any review re-answers it comes
     with the decision (an index probe in the same statement), so the common page, a decision
     nobody re-answered, costs one round trip, not two."""
-    q = connection.ops.quote_name
-    reviews = q(ReviewRequest._meta.db_table)
-    sql = (f"SELECT {rowread.select(_decision_joins())}, "  # noqa: S608
-           f"EXISTS (SELECT 1 FROM {reviews} a WHERE a.reanswer_of_id = d.review_id) "
-           f"FROM {q(Decision._meta.db_table)} d LEFT OUTER JOIN "
-           f"{q(get_user_model()._meta.db_table)} u ON u.id = d.decided_by_id "
-           "WHERE d.review_id = %s")
+    reviews = connection.ops.quote_name(ReviewRequest._meta.db_table)
+    reanswered = f", EXISTS (SELECT 1 FROM {reviews} a WHERE a.reanswer_of_id = d.review_id)"  # noqa: S608
+    sql = _decision_sql(reanswered)
     with connection.cursor() as cursor:
         cursor.execute(sql, [review_pk])
         row = cursor.fetchone()  # one at most: a review has one decision (unique)

@@ -97,11 +97,19 @@ def _statement(model: type[Model], using: str, skip_conflict: bool) -> pgstateme
 def _statement_along(model: type[Model], using: str, skip_conflict: bool,
                      along: Along) -> pgstatement.PgStatement:
     """`_statement` with `along`'s row written after it (only if the model's row was)."""
+    return _statement_with(model, using, skip_conflict, along.sql,
+                           tuple(along.types.items()))
+
+
+@functools.cache
+def _statement_with(model: type[Model], using: str, skip_conflict: bool, along_sql: str,
+                    along_types: tuple[tuple[str, str], ...]) -> pgstatement.PgStatement:
+    # built once per statement text: a pause opens its review through this on every run
     insert, pk = _insert_sql(model, using, skip_conflict)
     return pgstatement.fixed_statement(
-        f"WITH n AS ({insert} RETURNING {pk} AS pk), a AS ({along.sql}) "  # noqa: S608
+        f"WITH n AS ({insert} RETURNING {pk} AS pk), a AS ({along_sql}) "  # noqa: S608
         "SELECT n.pk, (SELECT * FROM a) FROM n",
-        {**_types(model, using), **along.types},
+        {**_types(model, using), **dict(along_types)},
     )
 
 
