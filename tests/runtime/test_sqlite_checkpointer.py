@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,22 +36,50 @@ def test_our_connections_leave_the_wal_to_the_background_checkpointer() -> None:
     assert raw.checkpointer is checkpointer_for(_database())
 
 
-def _rows_in_main_file() -> int | None:
-    """Rows of `ckpt_rows` in the database file itself, the WAL ignored (read from a copy of
-    the main file alone); None while the table is not there (or the copy caught a page
-    being written)."""
-    copy = Path(_database() + ".copy")
+# Counts the rows of a table in a database file itself, the WAL ignored: it reads the main
+# file into a copy (with no -wal beside it) and counts there. Prints -1 while the table is not
+# there (or the copy caught a page being written).
+_COUNT_IN_COPY = """
+import os, sqlite3, sys, tempfile
+path, table = sys.argv[1], sys.argv[2]
+with open(path, "rb") as f:
+    data = f.read()
+fd, copy = tempfile.mkstemp(suffix=".sqlite3")
+try:
+    os.write(fd, data)
+    os.close(fd)
+    conn = sqlite3.connect(copy)
     try:
-        copy.write_bytes(Path(_database()).read_bytes())
-        conn = sqlite3.connect(copy)
-        try:
-            return int(conn.execute("SELECT count(*) FROM ckpt_rows").fetchone()[0])
-        except sqlite3.DatabaseError:
-            return None
-        finally:
-            conn.close()
+        print(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.DatabaseError:
+        print(-1)
     finally:
-        copy.unlink(missing_ok=True)
+        conn.close()
+finally:
+    os.remove(copy)
+"""
+
+
+def _rows_in_file_alone(path: str | Path, table: str) -> int | None:
+    """Rows of `table` in the database file at `path` itself, the WAL ignored; None while the
+    table is not there.
+
+    Read by a child process, never by this one: closing any descriptor this process has on
+    the file drops every POSIX lock the process holds on it, SQLite's own included (fcntl
+    locks belong to the process and the file, not to the descriptor). A connection left
+    without its shared lock looks absent to other processes, and the last of them to close
+    deletes the WAL and shared memory under it: "disk I/O error", then a malformed
+    database, for every test after (seen when the suite ran on a busy machine)."""
+    found = subprocess.run(
+        [sys.executable, "-c", _COUNT_IN_COPY, str(path), table],
+        capture_output=True, text=True, check=True,
+    )
+    rows = int(found.stdout)
+    return None if rows < 0 else rows
+
+
+def _rows_in_main_file() -> int | None:
+    return _rows_in_file_alone(_database(), "ckpt_rows")
 
 
 def test_a_commit_is_copied_back_into_the_database_soon_after_without_the_writer() -> None:
@@ -107,15 +137,10 @@ def _wal_file(path: Path) -> sqlite3.Connection:
 
 
 def _rows_in(path: Path) -> int:
-    """Rows of `t` in the database file itself, the WAL ignored (read from a copy of it)."""
-    copy = path.with_suffix(".copy")
-    copy.write_bytes(path.read_bytes())
-    conn = sqlite3.connect(copy)
-    try:
-        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
-    finally:
-        conn.close()
-        copy.unlink()
+    """Rows of `t` in the database file itself, the WAL ignored."""
+    rows = _rows_in_file_alone(path, "t")
+    assert rows is not None
+    return rows
 
 
 def test_the_checkpoint_connection_is_kept_until_the_file_is_replaced(tmp_path: Path) -> None:
