@@ -27,12 +27,12 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
-from orchestration.runtime import pgstatement
+from orchestration.runtime import pgstatement, rowread
 from orchestration.runtime.events import announce
 from orchestration.runtime.leases import Lease, lease_seconds, worker_id
 from orchestration.runtime.models import Event, Run, Thread
 
-__all__ = ["claim_run"]
+__all__ = ["claim_run", "claim_run_sqlite"]
 
 
 _TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz",
@@ -97,4 +97,64 @@ def taken(row: tuple[object, ...], token: str, seconds: float) -> tuple[Lease, R
     run = Run.from_db(connection.alias, None, row[:n_run])
     run.thread = Thread.from_db(connection.alias, None, row[n_run:n_run + n_thread])
     announce(row[n_run + n_thread], "run_started", thread=run.thread, run=run)
+    return Lease(run_id=run.pk, token=token, seconds=seconds), run
+
+
+# --- SQLite: the same changes as three statements of the caller's transaction ---------------
+#
+# SQLite has no data-modifying CTEs, but its UPDATE and INSERT return rows (3.35+): the run's
+# conditional update returns the run, the thread's update returns the thread, the event's
+# insert its id. What the portable path (`leases.claim`, a read back, `publish`) did in five
+# ORM statements compiled on every run execution. The caller's transaction holds SQLite's
+# write lock from its BEGIN IMMEDIATE, so no other writer sees or changes anything between
+# the three; the worker's task claim (`taskclaim_sqlite`) runs them in its own transaction:
+# the task row and its run are taken with one commit.
+
+
+@cache
+def _sqlite_statements() -> tuple[str, str, str]:
+    quote = connection.ops.quote_name
+    run_table, thread_table = quote(Run._meta.db_table), quote(Thread._meta.db_table)
+    run_columns = ", ".join(quote(f.column) for f in Run._meta.concrete_fields)
+    thread_columns = ", ".join(quote(f.column) for f in Thread._meta.concrete_fields)
+    run = (f"UPDATE {run_table} SET status = 'running', lease_token = %(token)s, "  # noqa: S608 - names from the models
+           "lease_expires_at = %(expires)s, heartbeat_at = %(now)s, worker = %(run_worker)s, "
+           "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s) "
+           f"WHERE id = %(run_id)s AND status IN ('queued', 'stalled') RETURNING {run_columns}")
+    thread = (f"UPDATE {thread_table} SET status = 'running', updated_at = %(now)s "  # noqa: S608
+              f"WHERE id = %(thread_id)s RETURNING {thread_columns}")
+    event = (f"INSERT INTO {quote(Event._meta.db_table)} "  # noqa: S608
+             "(kind, thread_id, run_id, actor_id, reason, data, created_at) "
+             "VALUES ('run_started', %(thread_id)s, %(run_id)s, NULL, '', %(data)s, %(now)s) "
+             "RETURNING id")
+    return run, thread, event
+
+
+def claim_run_sqlite(cursor: object, run_id: int, token: str, seconds: float
+                     ) -> tuple[Lease, Run] | None:
+    """Take run `run_id` on SQLite with `cursor` (Django's, inside the caller's write
+    transaction), its thread loaded, its `run_started` event written and pushed once the
+    transaction commits; None (nothing changed) if it is not queued or stalled."""
+    run_sql, thread_sql, event_sql = _sqlite_statements()
+    ops = connection.ops
+    now = timezone.now()
+    params: dict[str, object] = {
+        "token": token, "expires": ops.adapt_datetimefield_value(now + timedelta(seconds=seconds)),
+        "now": ops.adapt_datetimefield_value(now), "run_worker": worker_id(), "run_id": run_id,
+    }
+    cursor.execute(run_sql, params)  # type: ignore[attr-defined]
+    values = cursor.fetchone()  # type: ignore[attr-defined]
+    if values is None:
+        return None
+    run: Run = rowread.instance(Run, values, using=connection.alias)  # type: ignore[assignment]
+    params["thread_id"] = run.thread_id
+    cursor.execute(thread_sql, params)  # type: ignore[attr-defined]
+    run.thread = rowread.instance(  # type: ignore[assignment]
+        Thread, cursor.fetchone(), using=connection.alias)  # type: ignore[attr-defined]
+    # what `publish("run_started", data=...)` stores (the JSON field's own encoding)
+    params["data"] = Event._meta.get_field("data").get_db_prep_save(
+        {"attempt": run.attempts, "worker": run.worker}, connection)
+    cursor.execute(event_sql, params)  # type: ignore[attr-defined]
+    event_id = cursor.fetchone()[0]  # type: ignore[attr-defined]
+    announce(event_id, "run_started", thread=run.thread, run=run)
     return Lease(run_id=run.pk, token=token, seconds=seconds), run
