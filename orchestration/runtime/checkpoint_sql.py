@@ -510,7 +510,7 @@ def _sqlite_put_job(
     """`put_job` on SQLite: the row's values in the statements' parameter order, built here,
     outside the write transaction (the gate and SQLite's lock are held for the statements
     only). The usual put is one statement (`sqlite_backend.put`); `sqlite_job` below is the
-    general path (a thread's first put, an id stored again, a user to keep, a refused fence),
+    general path (a thread's first put, an id stored again, a refused fence),
     where the thread's pk, known only in the transaction, is put in front.
 
     The parent row is looked up by its checkpoint id (one probe of the unique index, ~1 µs),
@@ -550,9 +550,7 @@ def _sqlite_put_job(
 
     fenced = () if fence is None else (fence.run_id, fence.token)
     params = (thread_id, *fenced, cid, checkpoint_ns, thread_id, *row)
-    return SqlitePut(
-        params, fence is not None, blobs, sqlite_job, fast=user_id is None,
-    )
+    return SqlitePut(params, fence is not None, blobs, sqlite_job, user_id=user_id)
 
 
 def _sqlite_thread(
