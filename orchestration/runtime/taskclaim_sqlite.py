@@ -125,11 +125,13 @@ class SqliteTaskClaim:
 
 def run_id_of(row: DBTaskResult) -> int | None:
     """The run an `execute_run(<id>)` row names; None for any other task or arguments (what
-    PostgreSQL's claim statement checks: one integer argument)."""
+    PostgreSQL's claim statement checks: one integer argument of at most 18 digits, so that
+    no argument fails the claim's own statement and leaves its row to be claimed again)."""
     if row.task_path != EXECUTE_RUN_PATH or not isinstance(row.args_kwargs, dict):
         return None
     args = row.args_kwargs.get("args")
-    if isinstance(args, list) and len(args) == 1 and type(args[0]) is int and args[0] >= 0:
+    if isinstance(args, list) and len(args) == 1 and type(args[0]) is int \
+            and 0 <= args[0] < 10**18:
         return args[0]
     return None
 

@@ -561,13 +561,13 @@ def test_other_tasks_arguments_are_never_taken_for_a_run(
     DBTaskResult.objects.create(args_kwargs={"args": [queued.pk], "kwargs": {}},
                                 task_path=PATH, queue_name="default", backend_name="default",
                                 status="READY", run_after=get_date_max())
-    for args in (["x"], [1.5], [queued.pk, 2], []):
+    for args in (["x"], [1.5], [queued.pk, 2], [], [10**20], [-queued.pk]):
         DBTaskResult.objects.create(args_kwargs={"args": args, "kwargs": {}},
                                     task_path=EXECUTE_RUN_PATH, queue_name="default",
                                     backend_name="default", status="READY",
                                     run_after=get_date_max())
     w = worker()
-    claimed = [w._claim_next()[0] for _ in range(5)]
+    claimed = [w._claim_next()[0] for _ in range(7)]
     assert all(task is not None for task in claimed)
     assert w._claim_next()[0] is None
     assert Run.objects.get(pk=queued.pk).status == "queued"
