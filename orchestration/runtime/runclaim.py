@@ -32,7 +32,7 @@ from orchestration.runtime.events import announce
 from orchestration.runtime.leases import Lease, lease_seconds, worker_id
 from orchestration.runtime.models import Event, Run, Thread
 
-__all__ = ["claim_run", "claim_run_sqlite"]
+__all__ = ["claim_run", "claim_run_sqlite", "sqlite_params", "taken_sqlite"]
 
 
 _TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz",
@@ -130,31 +130,52 @@ def _sqlite_statements() -> tuple[str, str, str]:
     return run, thread, event
 
 
-def claim_run_sqlite(cursor: object, run_id: int, token: str, seconds: float
-                     ) -> tuple[Lease, Run] | None:
-    """Take run `run_id` on SQLite with `cursor` (Django's, inside the caller's write
-    transaction), its thread loaded, its `run_started` event written and pushed once the
-    transaction commits; None (nothing changed) if it is not queued or stalled."""
-    run_sql, thread_sql, event_sql = _sqlite_statements()
+def sqlite_params(run_id: int, token: str, seconds: float) -> dict[str, object]:
+    """`claim_run_sqlite`'s parameters, built before its transaction begins (SQLite's write
+    lock is held from BEGIN to COMMIT: what can be done outside it is)."""
     ops = connection.ops
     now = timezone.now()
-    params: dict[str, object] = {
-        "token": token, "expires": ops.adapt_datetimefield_value(now + timedelta(seconds=seconds)),
-        "now": ops.adapt_datetimefield_value(now), "run_worker": worker_id(), "run_id": run_id,
-    }
+    return {"token": token, "now": ops.adapt_datetimefield_value(now),
+            "expires": ops.adapt_datetimefield_value(now + timedelta(seconds=seconds)),
+            "run_worker": worker_id(), "run_id": run_id}
+
+
+@cache
+def _run_columns() -> tuple[int, int, int]:
+    """Where the run's thread, attempts and worker are in its row (`Run`'s fields' order)."""
+    names = [f.attname for f in Run._meta.concrete_fields]
+    return names.index("thread_id"), names.index("attempts"), names.index("worker")
+
+
+def claim_run_sqlite(cursor: object, params: dict[str, object]
+                     ) -> tuple[tuple[object, ...], tuple[object, ...], int] | None:
+    """Take the run `params` names (`sqlite_params`) on SQLite with `cursor` (Django's,
+    inside the caller's write transaction) and write its `run_started` event: the run's
+    and its thread's rows as stored, and the event's id, for `taken_sqlite` once the
+    transaction has committed; None (nothing changed) if the run is not queued or stalled."""
+    run_sql, thread_sql, event_sql = _sqlite_statements()
     cursor.execute(run_sql, params)  # type: ignore[attr-defined]
-    values = cursor.fetchone()  # type: ignore[attr-defined]
-    if values is None:
+    run = cursor.fetchone()  # type: ignore[attr-defined]
+    if run is None:
         return None
-    run: Run = rowread.instance(Run, values, using=connection.alias)  # type: ignore[assignment]
-    params["thread_id"] = run.thread_id
-    cursor.execute(thread_sql, params)  # type: ignore[attr-defined]
-    run.thread = rowread.instance(  # type: ignore[assignment]
-        Thread, cursor.fetchone(), using=connection.alias)  # type: ignore[attr-defined]
+    thread_at, attempts_at, worker_at = _run_columns()
     # what `publish("run_started", data=...)` stores (the JSON field's own encoding)
-    params["data"] = Event._meta.get_field("data").get_db_prep_save(
-        {"attempt": run.attempts, "worker": run.worker}, connection)
-    cursor.execute(event_sql, params)  # type: ignore[attr-defined]
-    event_id = cursor.fetchone()[0]  # type: ignore[attr-defined]
+    data = Event._meta.get_field("data").get_db_prep_save(
+        {"attempt": run[attempts_at], "worker": run[worker_at]}, connection)
+    cursor.execute(thread_sql, {**params, "thread_id": run[thread_at]})  # type: ignore[attr-defined]
+    thread = cursor.fetchone()  # type: ignore[attr-defined]
+    cursor.execute(event_sql, {**params, "thread_id": run[thread_at],  # type: ignore[attr-defined]
+                               "data": data})
+    return run, thread, cursor.fetchone()[0]  # type: ignore[attr-defined]
+
+
+def taken_sqlite(rows: tuple[tuple[object, ...], tuple[object, ...], int], token: str,
+                 seconds: float) -> tuple[Lease, Run]:
+    """The run and its thread from `claim_run_sqlite`'s rows (the ORM's conversions), its
+    `run_started` event pushed once committed; the lease `token` holds it for `seconds`."""
+    run_values, thread_values, event_id = rows
+    run: Run = rowread.instance(Run, run_values, using=connection.alias)  # type: ignore[assignment]
+    run.thread = rowread.instance(  # type: ignore[assignment]
+        Thread, thread_values, using=connection.alias)
     announce(event_id, "run_started", thread=run.thread, run=run)
     return Lease(run_id=run.pk, token=token, seconds=seconds), run

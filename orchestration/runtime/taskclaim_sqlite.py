@@ -25,6 +25,7 @@ a crash to split.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -35,7 +36,7 @@ from django_tasks_db.utils import retry
 
 from orchestration.runtime import rowread
 from orchestration.runtime.leases import EXECUTE_RUN_PATH, lease_seconds
-from orchestration.runtime.runclaim import claim_run_sqlite
+from orchestration.runtime.runclaim import claim_run_sqlite, sqlite_params, taken_sqlite
 from orchestration.runtime.taskclaim import (
     SUCCESS,
     RunTaskSuccess,
@@ -91,6 +92,8 @@ class SqliteTaskClaim:
                                               RunTaskSuccess.PREFIX)[0], {}
         # whether another row may be ready: not known here, so the worker claims again
         self.more = True
+        names = [field.attname for field in meta.concrete_fields]
+        self.path_at, self.args_at = names.index("task_path"), names.index("args_kwargs")
 
     def next(self) -> DBTaskResult | None:
         """Claim the next ready task for this worker, or None if there is none. A run's
@@ -98,23 +101,27 @@ class SqliteTaskClaim:
         transaction, for `tasks._claim` (`claimed_run`)."""
         connection = connections[self.using]
         adapt = connection.ops.adapt_datetimefield_value
+        # Everything but the statements is done outside the transaction: SQLite's write
+        # lock (and the gate every other writer queues on) is held from BEGIN to COMMIT.
         params = {"now": adapt(timezone.now()), "date_max": adapt(get_date_max()),
                   **self.fixed}
+        token, seconds = uuid.uuid4().hex, lease_seconds()
         _in_hand.run = None
-        run: Any = None
+        taken: Any = None
         with transaction.atomic(using=self.using), connection.cursor() as cursor:
             cursor.execute(self.claim, params)
             values = cursor.fetchone()
             if values is None:
                 return None
-            row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
-                DBTaskResult, values, using=self.using)
-            run_id = run_id_of(row)
+            run_id = run_id_of(values[self.path_at], json.loads(values[self.args_at]))
             if run_id is not None:
-                token = uuid.uuid4().hex
-                run = (row.args_kwargs["args"],
-                       claim_run_sqlite(cursor, run_id, token, lease_seconds()))
-        _in_hand.run = run  # committed: the run is this worker's
+                taken = claim_run_sqlite(cursor, sqlite_params(run_id, token, seconds))
+        # committed: the row, and the run if it was takeable, are this worker's
+        row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
+            DBTaskResult, values, using=self.using)
+        if run_id is not None:
+            _in_hand.run = (row.args_kwargs["args"],
+                            None if taken is None else taken_sqlite(taken, token, seconds))
         return row
 
     def succeeded(self, row: DBTaskResult, return_value: Any) -> None:
@@ -123,13 +130,13 @@ class SqliteTaskClaim:
         _succeeded(self, row, return_value)
 
 
-def run_id_of(row: DBTaskResult) -> int | None:
+def run_id_of(task_path: str, args_kwargs: Any) -> int | None:
     """The run an `execute_run(<id>)` row names; None for any other task or arguments (what
     PostgreSQL's claim statement checks: one integer argument of at most 18 digits, so that
     no argument fails the claim's own statement and leaves its row to be claimed again)."""
-    if row.task_path != EXECUTE_RUN_PATH or not isinstance(row.args_kwargs, dict):
+    if task_path != EXECUTE_RUN_PATH or not isinstance(args_kwargs, dict):
         return None
-    args = row.args_kwargs.get("args")
+    args = args_kwargs.get("args")
     if isinstance(args, list) and len(args) == 1 and type(args[0]) is int \
             and 0 <= args[0] < 10**18:
         return args[0]

@@ -39,7 +39,12 @@ from orchestration.runtime.logcontext import log_context
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
-from orchestration.runtime.runclaim import claim_run, claim_run_sqlite
+from orchestration.runtime.runclaim import (
+    claim_run,
+    claim_run_sqlite,
+    sqlite_params,
+    taken_sqlite,
+)
 from orchestration.runtime.runend import end_run, forget_reads
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
@@ -81,9 +86,11 @@ def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
     if connection.vendor == "postgresql":
         return claim_run(run_id) or (None, None)
     if connection.vendor == "sqlite":
+        token, seconds = uuid.uuid4().hex, lease_seconds()
+        params = sqlite_params(run_id, token, seconds)
         with transaction.atomic(), connection.cursor() as cursor:
-            taken = claim_run_sqlite(cursor, run_id, uuid.uuid4().hex, lease_seconds())
-        return taken or (None, None)
+            rows = claim_run_sqlite(cursor, params)
+        return (None, None) if rows is None else taken_sqlite(rows, token, seconds)
     with transaction.atomic():
         lease = claim(run_id)
         if lease is None:
