@@ -2,6 +2,7 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/stepwise_x python -m bench.worker_cpu \
         [--runs 40] [--rounds 3]
+    SQLITE_PATH=/tmp/x.sqlite3 python -m bench.worker_cpu --migrate [--statements out.json]
 
 Creates `--runs` expense threads (each pauses at its review), then executes their tasks in
 this process exactly as `manage.py stepwise_worker` does (its claim of the next task, then
@@ -27,6 +28,7 @@ import json
 import os
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -42,7 +44,7 @@ from django.db import connection  # noqa: E402
 
 from approvals.actions import DecisionInput, do_decide  # noqa: E402
 from approvals.models import ReviewRequest  # noqa: E402
-from bench import pgstatements  # noqa: E402
+from bench import pgstatements, sqlitestatements  # noqa: E402
 from orchestration.runtime.management.commands.stepwise_worker import WakingWorker  # noqa: E402
 from orchestration.runtime.runs import start_thread  # noqa: E402
 from orchestration.runtime.write_behind import close_writers  # noqa: E402
@@ -104,13 +106,17 @@ def statements_add(found: dict[str, list[float]]) -> None:
         pgstatements.add(found, cursor.fetchall())
 
 
-def drain(worker: WakingWorker, statements: dict[str, list[float]] | None = None
+def drain(worker: WakingWorker, statements: dict[str, list[float]] | None = None,
+          traced: list[Counter[str]] | None = None,
           ) -> tuple[int, float, float, dict[str, int]]:
     """Execute every ready task; (executions, CPU s, wall s, database deltas). With
-    `statements`, add the window's pg_stat_statements to it."""
+    `statements`, add the window's pg_stat_statements to it; with `traced` (SQLite), append
+    the window's statements (`sqlitestatements`)."""
     time.sleep(0.7)  # the statistics collector flushes at most every 0.5-1 s
     if statements is not None:
         statements_reset()
+    if traced is not None:
+        sqlitestatements.reset()
     before = db_stats()
     pg_before = backends_cpu_ms()
     t0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
@@ -127,6 +133,8 @@ def drain(worker: WakingWorker, statements: dict[str, list[float]] | None = None
     close_writers()  # as the worker does when it goes idle
     if statements is not None:
         statements_add(statements)
+    if traced is not None:
+        traced.append(sqlitestatements.stop())
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     t1 = os.times()
     sys_share = (t1.system - t0.system) / max(cpu, 1e-9)
@@ -144,8 +152,13 @@ def main() -> None:
     parser.add_argument("--migrate", action="store_true")
     parser.add_argument("--statements", type=Path, metavar="JSON",
                         help="write the warm rounds' pg_stat_statements, per review cycle, "
-                        "here (see bench/pgstatements.py)")
+                        "here (see bench/pgstatements.py); on SQLite the statements and "
+                        "commits per run of each phase, traced (bench/sqlitestatements.py: "
+                        "tracing costs CPU, take CPU figures from a run without it)")
     args = parser.parse_args()
+    sqlite = connection.vendor == "sqlite"
+    if args.statements and sqlite:
+        sqlitestatements.install()  # before the first connection
     if args.migrate:
         call_command("migrate", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(username="bench-worker-cpu")
@@ -156,6 +169,7 @@ def main() -> None:
                           worker_id="bench-worker-cpu", excluded_queue_names=[])
     rows = []
     found: dict[str, list[float]] = {}
+    traced_phases: dict[str, list[tuple[Counter[str], int]]] = {}
     base = int(time.time()) % 100_000 * 100
     for rnd in range(args.rounds):
         threads = [start_thread("expense", expense(base + rnd * 1000 + i), user=user,
@@ -165,7 +179,12 @@ def main() -> None:
                 for review in ReviewRequest.objects.filter(thread__in=threads,
                                                            status__in=ReviewRequest.OPEN):
                     do_decide(user, review, DecisionInput(action="approve"))
-            n, cpu, wall, db = drain(worker, found if args.statements and rnd else None)
+            traced: list[Counter[str]] | None = [] if args.statements and sqlite and rnd \
+                else None
+            n, cpu, wall, db = drain(
+                worker, found if args.statements and rnd and not sqlite else None, traced)
+            if traced:
+                traced_phases.setdefault(phase, []).append((traced[0], len(threads)))
             per = len(threads)
             rows.append({"round": rnd, "phase": phase, "tasks": n,
                          "cpu_ms_per_run": cpu * 1000 / per, "wall_ms_per_run": wall * 1000 / per,
@@ -183,7 +202,18 @@ def main() -> None:
         print(f"warm rounds, worker CPU-ms: start {start:.1f} (the run and its review's email "
               f"task), resume {resume:.1f}; per review cycle {start + resume:.1f}; "
               f"PostgreSQL backends {pg:.1f}")
-    if args.statements:
+    if args.statements and sqlite:
+        per_phase = {}
+        for phase, windows in traced_phases.items():
+            total: Counter[str] = Counter()
+            for counts, _ in windows:
+                total.update(counts)
+            per_phase[phase] = sqlitestatements.per_run(total, sum(n for _, n in windows))
+        args.statements.write_text(json.dumps(per_phase, indent=1))
+        print("warm rounds, per run: " + "; ".join(
+            f"{phase} {p['per_run']['statements']} statements, {p['per_run']['commits']} commits"
+            for phase, p in per_phase.items()))
+    elif args.statements:
         per = pgstatements.per_cycle(found, args.runs * (args.rounds - 1))
         args.statements.write_text(json.dumps(per, indent=1))
         print(f"warm rounds, statements per review cycle: {per['per_cycle']}")

@@ -345,6 +345,66 @@ def put_checkpoint(
     return pk
 
 
+def put_checkpoint_after_writes(
+    connection: BaseDatabaseWrapper,
+    encoded: EncodedPut,
+    writes: Sequence[tuple[str, Sequence[WriteRecord]]],
+    *,
+    written_by: list[str],
+    created_at: datetime,
+    user_id: int | None,
+    reason: str,
+    fence: FenceArgs | None,
+    parent_pk: int | None,
+    checkpoint_ns: str = "",
+) -> int:
+    """SQLite: `put_checkpoint`, and first, in the same transaction, `writes` ((task id, its
+    writes) each replacing that task's earlier ones) on the put's parent checkpoint: a
+    resume's answers and the resumed superstep's checkpoint in one commit (what PostgreSQL's
+    put statement does with its `writes`). Under `fence`, checked by the put: if it refuses,
+    the transaction is rolled back, answers included (`FenceFailed`); `ParentMissing` if
+    the parent is not there (nothing written). Returns the new row's pk."""
+    if connection.vendor != "sqlite":
+        raise ValueError("PostgreSQL's put carries its parent's writes in its statement")
+    parent_id = encoded.record.parent_id
+    if parent_id is None:
+        raise ParentMissing
+    job = put_job(
+        connection, encoded, written_by=written_by, created_at=created_at, user_id=user_id,
+        reason=reason, fence=fence, parent_pk=parent_pk, checkpoint_ns=checkpoint_ns,
+    )
+    target = {"thread_id": encoded.record.thread_id, "checkpoint_id": parent_id}
+    rows = [(task_id, [(w.idx, w.channel, w.data) for w in records])
+            for task_id, records in writes]
+
+    def both(raw: Any) -> int:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(_SQLITE_TARGET, target)
+            found = cursor.fetchone()
+            if found is None:
+                raise ParentMissing
+            (checkpoint_pk,) = found
+            for task_id, values in rows:
+                cursor.execute(_SQLITE_DROP_WRITES, (checkpoint_pk, task_id))
+                cursor.executemany(_SQLITE_ADD_WRITE,
+                                   [(checkpoint_pk, task_id, *value) for value in values])
+        finally:
+            cursor.close()
+        pk = job(raw)  # the fenced put: under the write lock taken at BEGIN, with the writes
+        if pk is None:
+            raise FenceFailed  # rolls the writes back too
+        return pk
+
+    if not _sqlite_autocommit(connection):
+        with transaction.atomic(using=connection.alias):
+            return both(connection.connection)
+    if connection._thread_ident != _thread.get_ident():  # noqa: SLF001 - as put_checkpoint
+        connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        return in_transaction(both)(connection.connection)  # type: ignore[return-value]
+
+
 def _sqlite_autocommit(connection: BaseDatabaseWrapper) -> bool:
     """Whether Django's SQLite connection is in autocommit and outside any atomic block
     (connected first if it is not). `get_autocommit()` says the same, but its
@@ -510,7 +570,7 @@ def _sqlite_put_job(
     """`put_job` on SQLite: the row's values in the statements' parameter order, built here,
     outside the write transaction (the gate and SQLite's lock are held for the statements
     only). The usual put is one statement (`sqlite_backend.put`); `sqlite_job` below is the
-    general path (a thread's first put, an id stored again, a user to keep, a refused fence),
+    general path (a thread's first put, an id stored again, a refused fence),
     where the thread's pk, known only in the transaction, is put in front.
 
     The parent row is looked up by its checkpoint id (one probe of the unique index, ~1 µs),
@@ -550,9 +610,7 @@ def _sqlite_put_job(
 
     fenced = () if fence is None else (fence.run_id, fence.token)
     params = (thread_id, *fenced, cid, checkpoint_ns, thread_id, *row)
-    return SqlitePut(
-        params, fence is not None, blobs, sqlite_job, fast=user_id is None,
-    )
+    return SqlitePut(params, fence is not None, blobs, sqlite_job, user_id=user_id)
 
 
 def _sqlite_thread(

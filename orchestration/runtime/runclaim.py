@@ -27,12 +27,12 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
-from orchestration.runtime import pgstatement
+from orchestration.runtime import pgstatement, rowread
 from orchestration.runtime.events import announce
 from orchestration.runtime.leases import Lease, lease_seconds, worker_id
 from orchestration.runtime.models import Event, Run, Thread
 
-__all__ = ["claim_run"]
+__all__ = ["claim_run", "claim_run_sqlite", "sqlite_params", "taken_sqlite"]
 
 
 _TYPES = {"token": "text", "expires": "timestamptz", "now": "timestamptz",
@@ -97,4 +97,85 @@ def taken(row: tuple[object, ...], token: str, seconds: float) -> tuple[Lease, R
     run = Run.from_db(connection.alias, None, row[:n_run])
     run.thread = Thread.from_db(connection.alias, None, row[n_run:n_run + n_thread])
     announce(row[n_run + n_thread], "run_started", thread=run.thread, run=run)
+    return Lease(run_id=run.pk, token=token, seconds=seconds), run
+
+
+# --- SQLite: the same changes as three statements of the caller's transaction ---------------
+#
+# SQLite has no data-modifying CTEs, but its UPDATE and INSERT return rows (3.35+): the run's
+# conditional update returns the run, the thread's update returns the thread, the event's
+# insert its id. What the portable path (`leases.claim`, a read back, `publish`) did in five
+# ORM statements compiled on every run execution. The caller's transaction holds SQLite's
+# write lock from its BEGIN IMMEDIATE, so no other writer sees or changes anything between
+# the three; the worker's task claim (`taskclaim_sqlite`) runs them in its own transaction:
+# the task row and its run are taken with one commit.
+
+
+@cache
+def _sqlite_statements() -> tuple[str, str, str]:
+    quote = connection.ops.quote_name
+    run_table, thread_table = quote(Run._meta.db_table), quote(Thread._meta.db_table)
+    run_columns = ", ".join(quote(f.column) for f in Run._meta.concrete_fields)
+    thread_columns = ", ".join(quote(f.column) for f in Thread._meta.concrete_fields)
+    run = (f"UPDATE {run_table} SET status = 'running', lease_token = %(token)s, "  # noqa: S608 - names from the models
+           "lease_expires_at = %(expires)s, heartbeat_at = %(now)s, worker = %(run_worker)s, "
+           "attempts = attempts + 1, started_at = COALESCE(started_at, %(now)s) "
+           f"WHERE id = %(run_id)s AND status IN ('queued', 'stalled') RETURNING {run_columns}")
+    thread = (f"UPDATE {thread_table} SET status = 'running', updated_at = %(now)s "  # noqa: S608
+              f"WHERE id = %(thread_id)s RETURNING {thread_columns}")
+    event = (f"INSERT INTO {quote(Event._meta.db_table)} "  # noqa: S608
+             "(kind, thread_id, run_id, actor_id, reason, data, created_at) "
+             "VALUES ('run_started', %(thread_id)s, %(run_id)s, NULL, '', %(data)s, %(now)s) "
+             "RETURNING id")
+    return run, thread, event
+
+
+def sqlite_params(run_id: int, token: str, seconds: float) -> dict[str, object]:
+    """`claim_run_sqlite`'s parameters, built before its transaction begins (SQLite's write
+    lock is held from BEGIN to COMMIT: what can be done outside it is)."""
+    ops = connection.ops
+    now = timezone.now()
+    return {"token": token, "now": ops.adapt_datetimefield_value(now),
+            "expires": ops.adapt_datetimefield_value(now + timedelta(seconds=seconds)),
+            "run_worker": worker_id(), "run_id": run_id}
+
+
+@cache
+def _run_columns() -> tuple[int, int, int]:
+    """Where the run's thread, attempts and worker are in its row (`Run`'s fields' order)."""
+    names = [f.attname for f in Run._meta.concrete_fields]
+    return names.index("thread_id"), names.index("attempts"), names.index("worker")
+
+
+def claim_run_sqlite(cursor: object, params: dict[str, object]
+                     ) -> tuple[tuple[object, ...], tuple[object, ...], int] | None:
+    """Take the run `params` names (`sqlite_params`) on SQLite with `cursor` (Django's,
+    inside the caller's write transaction) and write its `run_started` event: the run's
+    and its thread's rows as stored, and the event's id, for `taken_sqlite` once the
+    transaction has committed; None (nothing changed) if the run is not queued or stalled."""
+    run_sql, thread_sql, event_sql = _sqlite_statements()
+    cursor.execute(run_sql, params)  # type: ignore[attr-defined]
+    run = cursor.fetchone()  # type: ignore[attr-defined]
+    if run is None:
+        return None
+    thread_at, attempts_at, worker_at = _run_columns()
+    # what `publish("run_started", data=...)` stores (the JSON field's own encoding)
+    data = Event._meta.get_field("data").get_db_prep_save(
+        {"attempt": run[attempts_at], "worker": run[worker_at]}, connection)
+    cursor.execute(thread_sql, {**params, "thread_id": run[thread_at]})  # type: ignore[attr-defined]
+    thread = cursor.fetchone()  # type: ignore[attr-defined]
+    cursor.execute(event_sql, {**params, "thread_id": run[thread_at],  # type: ignore[attr-defined]
+                               "data": data})
+    return run, thread, cursor.fetchone()[0]  # type: ignore[attr-defined]
+
+
+def taken_sqlite(rows: tuple[tuple[object, ...], tuple[object, ...], int], token: str,
+                 seconds: float) -> tuple[Lease, Run]:
+    """The run and its thread from `claim_run_sqlite`'s rows (the ORM's conversions), its
+    `run_started` event pushed once committed; the lease `token` holds it for `seconds`."""
+    run_values, thread_values, event_id = rows
+    run: Run = rowread.instance(Run, run_values, using=connection.alias)  # type: ignore[assignment]
+    run.thread = rowread.instance(  # type: ignore[assignment]
+        Thread, thread_values, using=connection.alias)
+    announce(event_id, "run_started", thread=run.thread, run=run)
     return Lease(run_id=run.pk, token=token, seconds=seconds), run

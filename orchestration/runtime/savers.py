@@ -316,31 +316,64 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         if writer is not None:
             self._write_behind(writer, config, checkpoint, metadata, encoded)
         else:
+            # A resume's answers held back (SQLite, `put_writes_deferred`) go with the resumed
+            # superstep's checkpoint, their checkpoint's child: one transaction for both.
+            held = self._take_held(config) if self._held else ()
             self.flush()
-            pk = self._put_sync(encoded, self._put_args(config, checkpoint, metadata))
+            pk = self._put_sync(encoded, self._put_args(config, checkpoint, metadata), held)
             self._remember_pk(config.thread_id, checkpoint.id, pk)
             self._remember_put(encoded)
         if not config.checkpoint_ns:
             self._own_head = _OwnHead(config.thread_id, encoded.record)
         return _config_of(config, checkpoint.id)
 
-    def _put_sync(self, encoded: storage.EncodedPut, args: dict[str, Any]) -> int:
-        """The put, committed before this returns, fenced as `_fenced` says. A lease's fence
-        (a worker's every superstep) is taken without `_fenced`: its generator context
-        manager cost a few µs per put, as much as the statement's parameters."""
+    def _put_sync(self, encoded: storage.EncodedPut, args: dict[str, Any],
+                  held: Sequence[tuple[str, list[WriteRecord]]] = ()) -> int:
+        """The put, committed before this returns, fenced as `_fenced` says; with `held`
+        (SQLite: a resume's answers, on the put's parent) written first in its transaction.
+        A lease's fence (a worker's every superstep) is taken without `_fenced`: its
+        generator context manager cost a few µs per put, as much as the statement's
+        parameters."""
         lease = self.lease
         if lease is None:
             with self._fenced() as fence:
-                return checkpoint_sql.put_checkpoint(
-                    connections[self.using], encoded, fence=fence, **args
-                )
+                return self._put_now(encoded, args, held, fence)
         fence = self._live_fence(lease)
         try:
-            return checkpoint_sql.put_checkpoint(
-                connections[self.using], encoded, fence=fence, **args
-            )
+            return self._put_now(encoded, args, held, fence)
         except checkpoint_sql.FenceFailed:
             raise _lost(lease) from None
+
+    def _put_now(self, encoded: storage.EncodedPut, args: dict[str, Any],
+                 held: Sequence[tuple[str, list[WriteRecord]]],
+                 fence: checkpoint_sql.FenceArgs | None) -> int:
+        connection = connections[self.using]
+        if not held:
+            return checkpoint_sql.put_checkpoint(connection, encoded, fence=fence, **args)
+        try:
+            return checkpoint_sql.put_checkpoint_after_writes(
+                connection, encoded, held, fence=fence, **args)
+        except checkpoint_sql.ParentMissing:
+            raise _no_checkpoint_for_writes(encoded.record.thread_id,
+                                            encoded.record.parent_id or "") from None
+
+    def _holds_answers(self) -> bool:
+        """Whether `put_writes_deferred` holds a resume's answers for the next put on this
+        synchronous saver: on SQLite, where they then commit in the put's transaction
+        (`checkpoint_sql.put_checkpoint_after_writes`). A `fence` callable runs in each
+        write's own transaction: not folded."""
+        return (self.durability == "sync" and self.fence is None
+                and connections[self.using].vendor == "sqlite")
+
+    def _take_held(self, config: CheckpointConfig) -> list[tuple[str, list[WriteRecord]]]:
+        """The held writes, taken, if they belong to `config`'s checkpoint (the put's
+        parent); else nothing (the `flush` before the put writes them on their own)."""
+        at = self._held_at
+        if at is None or not _same_checkpoint(at, config):
+            return []
+        held = list(self._held.items())
+        self._held, self._held_at = {}, None
+        return held
 
     def _live_fence(self, lease: Lease) -> checkpoint_sql.FenceArgs:
         """The lease's fence for a write, or LeaseLost if the lease is already known lost."""
@@ -401,17 +434,20 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     ) -> None:
         """A resume's answers: with durability="async" on PostgreSQL they are held and go in
         the statement of the next put when it is the resumed superstep's (its parent is
-        their checkpoint): one commit for both, fenced like any put. Any read, other write,
-        `flush` or `close` writes them first. A crash before that loses them together with
-        that superstep, and the thread waits at its interrupt as before the resume (a
-        worker's retried run delivers the answers again from the run's input)."""
+        their checkpoint): one commit for both, fenced like any put. On SQLite (synchronous)
+        the same, in the put's transaction (`checkpoint_sql.put_checkpoint_after_writes`).
+        Any read, other write, `flush` or `close` writes them first. A crash before that
+        loses them together with that superstep, and the thread waits at its interrupt as
+        before the resume (a worker's retried run delivers the answers again from the run's
+        input)."""
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         if config.checkpoint_id is None:
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         self._forget_kept_read()
         writer = self._writer()
-        if writer is None or connections[self.using].vendor != "postgresql":
+        if (writer is None and not self._holds_answers()) or (
+                writer is not None and connections[self.using].vendor != "postgresql"):
             self.put_writes(config, writes, task_id)
             return
         own, self._own_head = self._own_head, None

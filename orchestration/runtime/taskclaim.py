@@ -134,14 +134,7 @@ class TaskClaim:
 
     def _success_update(self, table: str, quote: Any, prefix: str
                         ) -> tuple[str, dict[str, str]]:
-        """The success's UPDATE (no RETURNING) and its parameters' types, the parameters'
-        names prefixed with `prefix` (to sit in another statement: `runend`)."""
-        sets = ", ".join(f"{quote(field.column)} = %({prefix}{field.name})s"
-                         for field in self.success_fields)
-        types = {f"{prefix}{field.name}": _TYPES[field.get_internal_type()]
-                 for field in self.success_fields}
-        return (f"UPDATE {table} SET {sets} WHERE id = %({prefix}id)s",  # noqa: S608
-                {**types, f"{prefix}id": "uuid"})
+        return success_update(self.success_fields, table, quote, prefix)
 
     def next(self) -> DBTaskResult | None:
         """Claim the next ready task for this worker, or None if there is none. A run's
@@ -169,6 +162,16 @@ class TaskClaim:
         """`row.set_successful(return_value)`: the same fields set on `row` and written, the
         same signals, retried as the library retries it."""
         _succeeded(self, row, return_value)
+
+
+def success_update(fields: list[Any], table: str, quote: Any, prefix: str
+                   ) -> tuple[str, dict[str, str]]:
+    """The success's UPDATE of `fields` (no RETURNING) and its parameters' PostgreSQL types,
+    the parameters' names prefixed with `prefix` (to sit in another statement: `runend`)."""
+    sets = ", ".join(f"{quote(field.column)} = %({prefix}{field.name})s" for field in fields)
+    types = {f"{prefix}{field.name}": _TYPES[field.get_internal_type()] for field in fields}
+    return (f"UPDATE {table} SET {sets} WHERE id = %({prefix}id)s",  # noqa: S608
+            {**types, f"{prefix}id": "uuid"})
 
 
 @retry()  # as set_successful

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,12 +27,24 @@ from orchestration.runtime import metrics, taskrow
 from orchestration.runtime.dbfailure import database_unavailable, stall_after_database_error
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputKind, RunInput
-from orchestration.runtime.leases import Heartbeat, Lease, LeaseLost, claim, worker_id
+from orchestration.runtime.leases import (
+    Heartbeat,
+    Lease,
+    LeaseLost,
+    claim,
+    lease_seconds,
+    worker_id,
+)
 from orchestration.runtime.logcontext import log_context
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.outputs import OutputRecorder
 from orchestration.runtime.registry import get_graph
-from orchestration.runtime.runclaim import claim_run
+from orchestration.runtime.runclaim import (
+    claim_run,
+    claim_run_sqlite,
+    sqlite_params,
+    taken_sqlite,
+)
 from orchestration.runtime.runend import end_run, forget_reads
 from orchestration.runtime.savers import DjangoCheckpointSaver
 from orchestration.runtime.shutdown import STOPPING, HandBack
@@ -64,14 +77,20 @@ def execute_run(run_id: int) -> dict[str, Any]:
 def _claim(run_id: int) -> tuple[Lease, Run] | tuple[None, None]:
     """Take the run, read it with its thread and record `run_started`, all or nothing: the
     claim is a conditional update, and a worker dying after the commit leaves a running run
-    with a lease. On PostgreSQL one statement (`runclaim`), which `stepwise_worker` sends
-    as part of its claim of this task's row (`taskclaim.claimed_run`); elsewhere one
-    transaction."""
-    if connection.vendor == "postgresql":
-        tried, taken = claimed_run(run_id)  # by the worker's claim of this task's row
-        if not tried:
-            taken = claim_run(run_id)
+    with a lease. On PostgreSQL one statement (`runclaim`), on SQLite one transaction of
+    three (`runclaim.claim_run_sqlite`), which `stepwise_worker` runs as part of its claim
+    of this task's row (`taskclaim.claimed_run`); elsewhere one transaction of the ORM's."""
+    tried, taken = claimed_run(run_id)  # by the worker's claim of this task's row
+    if tried:
         return taken or (None, None)
+    if connection.vendor == "postgresql":
+        return claim_run(run_id) or (None, None)
+    if connection.vendor == "sqlite":
+        token, seconds = uuid.uuid4().hex, lease_seconds()
+        params = sqlite_params(run_id, token, seconds)
+        with transaction.atomic(), connection.cursor() as cursor:
+            rows = claim_run_sqlite(cursor, params)
+        return (None, None) if rows is None else taken_sqlite(rows, token, seconds)
     with transaction.atomic():
         lease = claim(run_id)
         if lease is None:

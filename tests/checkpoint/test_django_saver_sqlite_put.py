@@ -81,6 +81,36 @@ def test_a_fenced_put_is_one_statement_that_stores_the_row_and_moves_the_head(
     assert row.thread.thread_id == "one"
 
 
+def test_a_put_by_a_user_is_one_statement_that_records_the_user(
+    statements: Statements,
+) -> None:
+    """A run a user started or answered names the user in every checkpoint's metadata: the
+    one statement records it (`created_by`), and a user who no longer exists is recorded as
+    nobody, as the general path's upsert does; neither takes a transaction."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create(username="putter")
+    run, lease = _leased("by-user")
+    saver = DjangoCheckpointSaver(lease=lease)
+    first = Writer(SyncOps(saver)).put("by-user", {"a": 1})
+    ids = []
+    for step, user_id in ((1, user.pk), (2, user.pk + 1000)):
+        nxt = dataclasses.replace(first.checkpoint, id=new_checkpoint_id(),
+                                  values={"a": step + 1}, versions={})
+        meta = dataclasses.replace(first.metadata, step=step,
+                                   extra={**first.metadata.extra, "user_id": user_id})
+        statements.sql.clear()
+        first = dataclasses.replace(
+            first, config=saver.put(first.config, nxt, meta), checkpoint=nxt, metadata=meta)
+        assert statements.heads() == ["INSERT INTO orchestration_checkpoint"]
+        ids.append(nxt.id)
+    rows = dict(models.Checkpoint.objects.filter(checkpoint_id__in=ids)
+                .values_list("checkpoint_id", "created_by_id"))
+    assert rows == {ids[0]: user.pk, ids[1]: None}
+    assert _head("by-user") == ids[1]
+    assert not models.Run.objects.get(pk=run.pk).heartbeat_at  # the fence only read the run
+
+
 def test_a_stale_lease_makes_the_one_statement_write_nothing(statements: Statements) -> None:
     run, lease = _leased("stale")
     saver = DjangoCheckpointSaver(lease=lease)
@@ -193,7 +223,7 @@ def test_the_one_statement_writes_the_row_without_a_temporary_table() -> None:
     from orchestration.runtime.sqlite_backend import put
 
     connection.ensure_connection()
-    for sql in (put.INSERT, put.INSERT_FENCED):
+    for sql in (put.INSERT, put.INSERT_FENCED, *put.user_inserts()):
         program = connection.connection.execute(f"EXPLAIN {sql}", [None] * sql.count("?"))
         opcodes = {row[1] for row in program}
         assert "Insert" in opcodes

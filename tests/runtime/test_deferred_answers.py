@@ -1,8 +1,9 @@
 """A resume's answers held back for the resumed superstep's put (`put_writes_deferred`): on
-PostgreSQL with write-behind they commit in the put's own statement (one commit instead of
-two). What must still hold: the answers are never lost without their superstep, a crash
-between leaves the thread waiting at its interrupt, delivering the answer again resumes it
-once, a lost lease writes neither, and a read or a failing node sees them written."""
+PostgreSQL with write-behind they commit in the put's own statement, on SQLite in the put's
+transaction (one commit instead of two). What must still hold: the answers are never lost
+without their superstep, a crash between leaves the thread waiting at its interrupt,
+delivering the answer again resumes it once, a lost lease writes neither, and a read or a
+failing node sees them written."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ def _close_writers() -> Any:
     close_writers()  # its private connection must not outlive the test database
 
 
-def _postgres_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("answers ride with the put on PostgreSQL's send-ahead writer only")
+def _worker_durability() -> str:
+    """A worker's saver's (`tasks._durability`): on PostgreSQL the answers ride in the
+    send-ahead writer's put statement, on SQLite in the synchronous put's transaction."""
+    return "async" if connection.vendor == "postgresql" else "sync"
 
 
 @dataclass
@@ -66,11 +68,10 @@ def _asker(after_answer: Any) -> Any:
 
 
 def test_the_answer_commits_with_the_resumed_superstep_not_before() -> None:
-    _postgres_only()
     _, lease = leased_run("held")
     seen: list[list[str]] = []
     graph = _asker(lambda _: seen.append(pending_write_channels("held"))).with_checkpoint_saver(
-        DjangoCheckpointSaver(lease=lease, durability="async")
+        DjangoCheckpointSaver(lease=lease, durability=_worker_durability())
     )
     config = CheckpointConfig("held")
     graph.invoke({}, config)
@@ -90,9 +91,9 @@ def test_the_answer_commits_with_the_resumed_superstep_not_before() -> None:
 def test_a_crash_before_the_put_leaves_the_thread_waiting_and_a_second_delivery_resumes_once(
     tmp_path: Path,
 ) -> None:
-    _postgres_only()
     log = tmp_path / "ran.log"
-    graph = ask_graph().with_checkpoint_saver(DjangoCheckpointSaver(durability="async"))
+    graph = ask_graph().with_checkpoint_saver(
+        DjangoCheckpointSaver(durability=_worker_durability()))
     config = CheckpointConfig("crash-answer")
     graph.invoke({"log": str(log)}, config)
     paused_at = DjangoCheckpointSaver().get_tuple(config)
@@ -117,7 +118,6 @@ def test_a_crash_before_the_put_leaves_the_thread_waiting_and_a_second_delivery_
 
 
 def test_a_lost_lease_writes_neither_the_answer_nor_the_superstep() -> None:
-    _postgres_only()
     run, lease = leased_run("revoked")
 
     def revoke(_: Any) -> None:
@@ -126,7 +126,7 @@ def test_a_lost_lease_writes_neither_the_answer_nor_the_superstep() -> None:
         )
 
     graph = _asker(revoke).with_checkpoint_saver(
-        DjangoCheckpointSaver(lease=lease, durability="async")
+        DjangoCheckpointSaver(lease=lease, durability=_worker_durability())
     )
     config = CheckpointConfig("revoked")
     graph.invoke({}, config)
@@ -145,7 +145,7 @@ def test_a_failing_resumed_node_still_leaves_its_answer_stored() -> None:
 
     _, lease = leased_run("failing")
     graph = _asker(fail).with_checkpoint_saver(
-        DjangoCheckpointSaver(lease=lease, durability="async")
+        DjangoCheckpointSaver(lease=lease, durability=_worker_durability())
     )
     config = CheckpointConfig("failing")
     graph.invoke({}, config)

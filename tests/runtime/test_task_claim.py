@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -125,6 +126,63 @@ def test_on_postgresql_a_claim_is_one_statement_and_no_transaction() -> None:
     assert all(q["sql"].startswith("WITH k AS (UPDATE") for q in queries)
 
 
+def test_on_sqlite_a_claim_is_one_write_transaction_of_one_statement() -> None:
+    """`taskclaim_sqlite`: BEGIN IMMEDIATE, the claim's UPDATE ... RETURNING, COMMIT; an
+    empty claim the same, changing nothing."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's claim")
+    row("a")
+    w = worker()
+    w._claim_next()
+    row("b")
+    with CaptureQueriesContext(connection) as queries:
+        task, _ = w._claim_next()
+        none, _ = w._claim_next()
+    assert task.args_kwargs["args"] == ["b"] and none is None
+    assert [q["sql"].split()[0] for q in queries] == ["BEGIN", "UPDATE", "COMMIT"] * 2
+    assert all("RETURNING" in q["sql"] for q in queries if q["sql"].startswith("UPDATE"))
+    assert not connection.in_atomic_block
+
+
+def test_two_workers_claiming_at_once_take_every_row_exactly_once() -> None:
+    """Two workers, each on its own connection (SQLite: two writers queueing on the write
+    lock; PostgreSQL: SKIP LOCKED), claiming until none is ready: every row claimed by one
+    of them, none twice, each row stored under the worker that claimed it."""
+    names = [f"r{i}" for i in range(30)]
+    for i, name in enumerate(names):
+        row(name, age=100 - i)
+    taken: dict[str, list[str]] = {"host:1": [], "host:2": []}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def claim_all(worker_id: str) -> None:
+        try:
+            w = worker(worker_id=worker_id)
+            start.wait(10)
+            while True:
+                task, retrieved = w._claim_next()
+                if task is None and retrieved:
+                    return
+                if task is not None:
+                    taken[worker_id].append(task.args_kwargs["args"][0])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claim_all, args=(wid,)) for wid in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert sorted(taken["host:1"] + taken["host:2"]) == sorted(names)
+    for worker_id, claimed in taken.items():
+        for name in claimed:
+            stored = DBTaskResult.objects.get(args_kwargs__args=[name])
+            assert (stored.status, stored.worker_ids) == ("RUNNING", [worker_id])
+
+
 def test_on_postgresql_a_row_another_session_holds_is_skipped_not_waited_for() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite claims under its write lock")
@@ -199,6 +257,24 @@ def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_two_stateme
     statements not counted)."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's statements (runclaim, runend)")
+    _run_rows_and_events_written_once(tmp_path, 2)
+
+
+def test_on_sqlite_a_run_execution_writes_its_rows_and_events_in_six_fixed_statements(
+    tmp_path: Any,
+) -> None:
+    """SQLite (`runclaim.claim_run_sqlite`, `runend._end_run_sqlite`): the run's and the
+    thread's updates, each returning what the ORM read back, and the event's insert, at the
+    claim and again at the end; no read of the run."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's statements (runclaim, runend)")
+    statements = _run_rows_and_events_written_once(tmp_path, 4)
+    events = [sql for sql in statements if sql.startswith(
+        ('INSERT INTO "orchestration_event"', "INSERT INTO orchestration_event"))]
+    assert len(events) == 2 and all("RETURNING id" in sql for sql in events), events
+
+
+def _run_rows_and_events_written_once(tmp_path: Any, updates: int) -> list[str]:
     from orchestration.runtime.models import Event, Run
     from orchestration.runtime.runs import start_thread
     from orchestration.runtime.tasks import execute_run
@@ -209,24 +285,26 @@ def test_on_postgresql_a_run_execution_writes_its_rows_and_events_in_two_stateme
     with CaptureQueriesContext(connection) as queries:
         assert execute_run.call(queued.pk)["outcome"] == "succeeded"
     run_rows = [q["sql"] for q in queries
-                if "orchestration_thread SET" in q["sql"].replace('"', "")
-                or "orchestration_run SET" in q["sql"].replace('"', "")
-                and "fence AS" not in q["sql"]]
-    assert len(run_rows) == 2, run_rows
-    assert ["orchestration_event" in sql for sql in run_rows] == [True, True]
+                if ("orchestration_thread SET" in q["sql"].replace('"', "")
+                    or "orchestration_run SET" in q["sql"].replace('"', ""))
+                and "fence AS" not in q["sql"]
+                and not q["sql"].startswith("UPDATE orchestration_run SET heartbeat_at")
+                and "head_checkpoint_id = %s WHERE" not in q["sql"]]
+    assert len(run_rows) == updates, run_rows
+    if updates == 2:
+        assert ["orchestration_event" in sql for sql in run_rows] == [True, True]
     assert not [q for q in queries if q["sql"].startswith('SELECT "orchestration_run"')]
     assert list(Event.objects.filter(run_id=queued.pk).values_list("kind", flat=True)
                 .order_by("pk")) == ["run_queued", "run_started", "run_succeeded"]
     run = Run.objects.select_related("thread").get(pk=queued.pk)
     assert (run.status, run.lease_token, run.thread.status) == ("succeeded", "", "done")
     assert run.thread.head_checkpoint_id
+    return [q["sql"] for q in queries]
 
 
-def test_on_postgresql_a_success_is_recorded_as_set_successful_records_it() -> None:
+def test_a_success_is_recorded_as_set_successful_records_it() -> None:
     """`TaskClaim.succeeded` against the library's `set_successful` on two claimed rows:
     the same values stored and left on the instance, the same pre_save/post_save signals."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the fixed statement is PostgreSQL's")
     from django.db.models.signals import post_save, pre_save
 
     row("a")
@@ -264,9 +342,7 @@ def test_on_postgresql_a_success_is_recorded_as_set_successful_records_it() -> N
     assert DBTaskResult.objects.get(pk=ours.pk).return_value == value
 
 
-def test_on_postgresql_a_success_that_updates_no_row_fails_as_save_does() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("the fixed statement is PostgreSQL's")
+def test_a_success_that_updates_no_row_fails_as_save_does() -> None:
     from django.db import DatabaseError
 
     row("a")
@@ -306,23 +382,24 @@ def executed_by_worker(tmp_path: Any, receiver: Any = None) -> tuple[Any, Any, l
             DBTaskResult.objects.get(pk=task.pk), [q["sql"] for q in queries])
 
 
-def test_on_postgresql_a_run_and_its_task_row_succeed_in_one_statement_and_commit(
+def test_a_run_and_its_task_row_succeed_in_one_commit(
     tmp_path: Any,
 ) -> None:
     """The task row's success is written by the statement that ends the run, in the same
     transaction (the `run_finished` receivers, inside it, already see it), with the run's
     end time: no separate success statement, no commit between the two."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the run end's statement is PostgreSQL's (runend)")
     seen: list[tuple[str, str]] = []
 
     def receiver(sender: Any, run: Any, **kwargs: Any) -> None:
         # this transaction's view, and another session's (what a crash now would leave)
         mine = DBTaskResult.objects.get(pk=run.task_result_id).status
         other = connection.get_new_connection(connection.get_connection_params())
+        sql = "SELECT status FROM django_tasks_database_dbtaskresult WHERE id = %s"
+        key: Any = run.task_result_id
+        if connection.vendor == "sqlite":  # SQLite's own connection (WAL: a reader's view)
+            sql, key = sql.replace("%s", "?"), uuid.UUID(str(key)).hex
         try:
-            theirs = other.execute("SELECT status FROM django_tasks_database_dbtaskresult "
-                                   "WHERE id = %s", [run.task_result_id]).fetchone()[0]
+            theirs = other.execute(sql, [key]).fetchone()[0]
         finally:
             other.close()
         seen.append((mine, theirs))
@@ -335,18 +412,28 @@ def test_on_postgresql_a_run_and_its_task_row_succeed_in_one_statement_and_commi
     assert (task.exception_class_path, task.traceback) == ("", "")
     ends = [sql for sql in statements if "orchestration_run SET status" in sql
             and "finished_at" in sql]
-    assert len(ends) == 1 and "django_tasks_database_dbtaskresult" in ends[0], ends
-    assert not [sql for sql in statements if sql.startswith(
-        'UPDATE "django_tasks_database_dbtaskresult" SET "status"')], statements
+    if connection.vendor == "postgresql":
+        assert len(ends) == 1 and "django_tasks_database_dbtaskresult" in ends[0], ends
+        assert not [sql for sql in statements if sql.startswith(
+            'UPDATE "django_tasks_database_dbtaskresult" SET "status"')], statements
+    else:  # the run's end, then in its transaction the thread, the event, the task row
+        assert len(ends) == 1, ends
+        at = statements.index(ends[0])
+        assert "orchestration_thread SET" in statements[at + 1]
+        assert "INSERT INTO orchestration_event" in statements[at + 2]
+        assert statements[at + 3].startswith(
+            'UPDATE "django_tasks_database_dbtaskresult" SET "status"'), statements
+        # and no success statement of the worker's own after it
+        assert not [sql for sql in statements[at + 4:]
+                    if sql.startswith("UPDATE") and "dbtaskresult" in sql], statements
 
 
-def test_on_postgresql_a_lost_lease_records_neither_the_run_end_nor_the_task_success(
+
+def test_a_lost_lease_records_neither_the_run_end_nor_the_task_success(
     tmp_path: Any,
 ) -> None:
     """A worker whose lease was taken ends nothing: the run stays with its new owner, and
     the task row is not recorded with the run's end (the worker records its own outcome)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the run end's statement is PostgreSQL's (runend)")
     from orchestration.runtime.errors import LeaseLost
     from orchestration.runtime.models import Run, Thread
     from orchestration.runtime.runs import start_thread
@@ -368,13 +455,11 @@ def test_on_postgresql_a_lost_lease_records_neither_the_run_end_nor_the_task_suc
     assert Run.objects.get(pk=run.pk).status == "running"
 
 
-def test_on_postgresql_a_run_end_rolled_back_leaves_its_task_row_running(
+def test_a_run_end_rolled_back_leaves_its_task_row_running(
     tmp_path: Any,
 ) -> None:
     """A receiver failing inside the run end's transaction rolls the task row's success back
     with it (the worker then records the task's outcome itself, as before)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the run end's statement is PostgreSQL's (runend)")
     from orchestration.runtime.models import Run, Thread
     from orchestration.runtime.runs import start_thread
     from orchestration.runtime.taskclaim import holding, recorded_with_run_end
@@ -400,13 +485,11 @@ def test_on_postgresql_a_run_end_rolled_back_leaves_its_task_row_running(
 # --- the run a task names, taken by the worker's claim of the task (taskclaim.claimed_run) ---
 
 
-def test_on_postgresql_claiming_a_runs_task_takes_the_run_in_the_same_statement(
+def test_claiming_a_runs_task_takes_the_run_in_the_same_statement_or_transaction(
     tmp_path: Any,
 ) -> None:
     """The claim of an `execute_run` row takes its run (run, thread, `run_started`) in the
     same statement and commit; the task's execution then sends no claim of its own."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the one-statement claim is PostgreSQL's")
     from orchestration.runtime.leases import worker_id
     from orchestration.runtime.models import Event, Run
     from orchestration.runtime.runs import start_thread
@@ -416,7 +499,11 @@ def test_on_postgresql_claiming_a_runs_task_takes_the_run_in_the_same_statement(
     w = worker()
     with CaptureQueriesContext(connection) as queries:
         task, _ = w._claim_next()
-    assert len(queries) == 1, [q["sql"] for q in queries]
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1, [q["sql"] for q in queries]
+    else:  # SQLite: the task row's, the run's and thread's updates, the event: one commit
+        assert [q["sql"].split()[0] for q in queries] == [
+            "BEGIN", "UPDATE", "UPDATE", "UPDATE", "INSERT", "COMMIT"], [q["sql"] for q in queries]
     assert task.args_kwargs["args"] == [queued.pk] and task.status == "RUNNING"
     run = Run.objects.select_related("thread").get(pk=queued.pk)
     assert (run.status, run.attempts, run.worker, run.thread.status) == (
@@ -433,13 +520,11 @@ def test_on_postgresql_claiming_a_runs_task_takes_the_run_in_the_same_statement(
     assert Event.objects.filter(run=run, kind="run_started").count() == 1
 
 
-def test_on_postgresql_a_runs_task_whose_run_is_taken_is_claimed_and_skips_it(
+def test_a_runs_task_whose_run_is_taken_is_claimed_and_skips_it(
     tmp_path: Any,
 ) -> None:
     """A second task for a run another worker holds: the row is claimed, the run left as it
     is (no second `run_started`), and the execution says so without trying again."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the one-statement claim is PostgreSQL's")
     from orchestration.runtime.models import Event, Run
     from orchestration.runtime.runs import start_thread
     from orchestration.runtime.tasks import _claim, execute_run
@@ -461,14 +546,12 @@ def test_on_postgresql_a_runs_task_whose_run_is_taken_is_claimed_and_skips_it(
     assert Event.objects.filter(run_id=queued.pk, kind="run_started").count() == 1
 
 
-def test_on_postgresql_other_tasks_arguments_are_never_taken_for_a_run(
+def test_other_tasks_arguments_are_never_taken_for_a_run(
     tmp_path: Any,
 ) -> None:
     """Only an `execute_run(<integer>)` row takes a run: another task whose first argument
     is a run's id, or a run's task with an argument that is no id, takes nothing (and the
     latter is claimed, not an error of the claim's statement)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the one-statement claim is PostgreSQL's")
     from orchestration.runtime.leases import EXECUTE_RUN_PATH
     from orchestration.runtime.models import Run
     from orchestration.runtime.runs import start_thread
@@ -478,13 +561,13 @@ def test_on_postgresql_other_tasks_arguments_are_never_taken_for_a_run(
     DBTaskResult.objects.create(args_kwargs={"args": [queued.pk], "kwargs": {}},
                                 task_path=PATH, queue_name="default", backend_name="default",
                                 status="READY", run_after=get_date_max())
-    for args in (["x"], [1.5], [queued.pk, 2], []):
+    for args in (["x"], [1.5], [queued.pk, 2], [], [10**20], [-queued.pk]):
         DBTaskResult.objects.create(args_kwargs={"args": args, "kwargs": {}},
                                     task_path=EXECUTE_RUN_PATH, queue_name="default",
                                     backend_name="default", status="READY",
                                     run_after=get_date_max())
     w = worker()
-    claimed = [w._claim_next()[0] for _ in range(5)]
+    claimed = [w._claim_next()[0] for _ in range(7)]
     assert all(task is not None for task in claimed)
     assert w._claim_next()[0] is None
     assert Run.objects.get(pk=queued.pk).status == "queued"

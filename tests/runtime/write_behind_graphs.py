@@ -85,12 +85,18 @@ if __name__ == "__main__":  # the child: run the graph on the test database unti
     import django
 
     django.setup()
+    from django.db import connection
+
     from orchestration.checkpoint import CheckpointConfig
     from orchestration.runtime.savers import DjangoCheckpointSaver
     from orchestration.types import Command
 
     saver = DjangoCheckpointSaver(durability="async")
     if sys.argv[1] == "answer":  # answer the paused ask_graph thread argv[2] with argv[3]
+        # as a worker's saver: answers held for the put (write-behind on PostgreSQL, the
+        # put's own transaction on SQLite)
+        saver = DjangoCheckpointSaver(
+            durability="async" if connection.vendor == "postgresql" else "sync")
         graph = ask_graph().with_checkpoint_saver(saver)
         graph.invoke(Command(resume=sys.argv[3]), CheckpointConfig(sys.argv[2]))
     else:

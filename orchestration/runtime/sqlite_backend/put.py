@@ -22,6 +22,7 @@ insert, after it.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -56,12 +57,27 @@ _FENCE = (
     f" AND EXISTS (SELECT 1 FROM {RUN} r WHERE r.id = ? AND r.lease_token = ? "  # noqa: S608
     "AND r.status = 'running')"
 )
-_VALUES = (
+_VALUES_HEAD = (
     f", ?, ?, (SELECT p.id FROM {CHECKPOINT} p WHERE p.thread_id = {_THREAD_PK}) "  # noqa: S608
-    "AND p.checkpoint_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    "AND p.checkpoint_id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 )
+_VALUES = f"{_VALUES_HEAD}NULL)"
 INSERT = f"{_COLUMNS}VALUES ({_THREAD_PK}){_VALUES}"
 INSERT_FENCED = f"{_COLUMNS}VALUES ({_THREAD_PK}{_FENCE}){_VALUES}"
+
+
+@functools.cache
+def user_inserts() -> tuple[str, str]:
+    """`INSERT` and `INSERT_FENCED` that record who the checkpoint is by: one parameter more,
+    last, the user's id, kept only if that user exists (NULL otherwise, as the general
+    path's upsert keeps it). A run a user started or answered puts every checkpoint so; it
+    took the general path (a transaction of four statements, the fence an UPDATE) until the
+    one statement named the user too."""
+    from django.contrib.auth import get_user_model
+
+    user = f"(SELECT u.id FROM {get_user_model()._meta.db_table} u WHERE u.id = ?))"  # noqa: S608
+    return (f"{_COLUMNS}VALUES ({_THREAD_PK}){_VALUES_HEAD}{user}",
+            f"{_COLUMNS}VALUES ({_THREAD_PK}{_FENCE}){_VALUES_HEAD}{user}")
 # A new field version too big for the row, under the thread of the row just inserted.
 BLOB = (
     f"INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data) "  # noqa: S608
@@ -103,13 +119,17 @@ class SqlitePut:
 
     def __init__(
         self, params: tuple[Any, ...], fenced: bool, blobs: list[tuple[Any, ...]],
-        general: Job, fast: bool,
+        general: Job, fast: bool = True, user_id: int | None = None,
     ) -> None:
-        self.params = params
-        self.sql = INSERT_FENCED if fenced else INSERT
+        if user_id is None:
+            self.params = params
+            self.sql = INSERT_FENCED if fenced else INSERT
+        else:  # who the checkpoint is by, if that user exists
+            self.params = (*params, user_id)
+            self.sql = user_inserts()[1 if fenced else 0]
         self.blobs = blobs
         self.general = general
-        # False: straight to the general path (a user to look up and keep: the upsert does).
+        # False: straight to the general path.
         self.fast = fast
 
     def _insert(self, raw: Any) -> int | None:

@@ -47,6 +47,7 @@ from orchestration.runtime.leases import worker_id
 from orchestration.runtime.lost_tasks import recover
 from orchestration.runtime.shutdown import STOPPING
 from orchestration.runtime.taskclaim import TaskClaim, holding, recorded_with_run_end
+from orchestration.runtime.taskclaim_sqlite import SqliteTaskClaim
 from orchestration.runtime.tasks import keep_writer_between_runs
 from orchestration.runtime.wakeup import Waiter
 from orchestration.runtime.workers import WorkerBeat
@@ -81,7 +82,8 @@ class WakingWorker(db_worker.Worker):
     the library has no hook for the wait, so the loop is restated here. Claiming and running
     a task are the library's `get_locked`, `claim` and `run_task`, except on PostgreSQL,
     where `runtime.taskclaim` claims a task and records its success in one fixed statement
-    each (`run_task` restated for the latter).
+    each (`run_task` restated for the latter), and on SQLite, where
+    `runtime.taskclaim_sqlite` does the same in one transaction each.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -93,14 +95,17 @@ class WakingWorker(db_worker.Worker):
         # rows this worker claimed whose result it could not record (the error came out of
         # `run_task`): still RUNNING while this worker lives, so no sweeper would finish them
         self.unrecorded: list[DBTaskResult] = []
-        self.task_claim: TaskClaim | None = None  # PostgreSQL's one-statement claim
+        # the claim of PostgreSQL (one statement) or SQLite (one transaction with its run)
+        self.task_claim: TaskClaim | SqliteTaskClaim | None = None
         self.task_ended = -WRITER_GRACE_SECONDS  # when its last task returned (monotonic)
 
     @property
-    def _one_statement_claim(self) -> TaskClaim | None:
+    def _one_statement_claim(self) -> TaskClaim | SqliteTaskClaim | None:
         using = DBTaskResult.objects.db
-        if self.task_claim is None and connections[using].vendor == "postgresql":
-            self.task_claim = TaskClaim(
+        vendor = connections[using].vendor
+        if self.task_claim is None and vendor in ("postgresql", "sqlite"):
+            kind = TaskClaim if vendor == "postgresql" else SqliteTaskClaim
+            self.task_claim = kind(
                 using=using, backend_name=self.backend_name, worker_id=self.worker_id,
                 queue_names=None if self.process_all_queues else self.queue_names,
                 excluded_queue_names=self.excluded_queue_names,
@@ -223,10 +228,11 @@ class WakingWorker(db_worker.Worker):
         return claim.more
 
     def run_task(self, db_task_result: DBTaskResult) -> None:
-        """db_worker's `run_task` (django-tasks-db 0.13) with, on PostgreSQL, the success
-        recorded by `TaskClaim.succeeded` (the same row change and signals as
+        """db_worker's `run_task` (django-tasks-db 0.13) with, on PostgreSQL and SQLite, the
+        success recorded by the claim's `succeeded` (the same row change and signals as
         `set_successful`, one statement built once), or, for a run's execution, by the
-        statement that ended the run (`taskclaim.holding`); elsewhere the library's own."""
+        statement (PostgreSQL) or transaction (SQLite) that ended the run
+        (`taskclaim.holding`); elsewhere the library's own."""
         claim = self._one_statement_claim
         if claim is None:
             super().run_task(db_task_result)
@@ -309,8 +315,13 @@ class WakingWorker(db_worker.Worker):
             time.sleep(wait)
 
     def _claim_next(self) -> tuple[DBTaskResult | None, bool]:
-        if (claim := self._one_statement_claim) is not None:  # see runtime.taskclaim
-            return claim.next(), True
+        if (claim := self._one_statement_claim) is not None:  # see runtime.taskclaim(_sqlite)
+            try:
+                return claim.next(), True
+            except OperationalError as exc:
+                if is_locked_database_exception(exc):  # SQLite busy: try again next round
+                    return None, False
+                raise
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
         if not self.process_all_queues:
             tasks = tasks.filter(queue_name__in=self.queue_names)
