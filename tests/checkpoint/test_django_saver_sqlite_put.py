@@ -134,6 +134,37 @@ def test_a_stale_lease_makes_the_one_statement_write_nothing(statements: Stateme
     assert lease.lost.is_set()
 
 
+def test_a_database_error_of_the_one_statement_comes_out_as_djangos() -> None:
+    # Django's error translation is entered only when the put's statement fails: the error
+    # still comes out as Django's class (its sqlite3 error as the cause), nothing is written,
+    # the write gate is let go and the connection writes again afterwards.
+    import django.db
+
+    run, lease = _leased("failing")
+    saver = DjangoCheckpointSaver(lease=lease)
+    writer = Writer(SyncOps(saver))
+    first = writer.put("failing", {"a": 1})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TRIGGER test_refuses BEFORE INSERT ON orchestration_checkpoint "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+    try:
+        with pytest.raises(django.db.IntegrityError, match="refused by the test") as raised:
+            writer.put("failing", {"a": 2}, first)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuses")
+    assert type(raised.value.__cause__) is sqlite3.IntegrityError
+    assert connection.connection.holds_gate is False
+    assert not lease.lost.is_set()
+    assert list(models.Checkpoint.objects.values_list("checkpoint_id", flat=True)) == [
+        first.checkpoint.id
+    ]
+    second = writer.put("failing", {"a": 3}, first)
+    assert _head("failing") == second.checkpoint.id
+
+
 def test_the_fenced_statement_alone_refuses_a_stale_lease() -> None:
     # The statement itself, without the general path behind it: zero rows, nothing written.
     from orchestration.runtime.sqlite_backend import put
