@@ -21,6 +21,10 @@ text is built once per worker and sent as a typed, prepared `pgstatement.PgState
   it (which looked up its columns, fields and converters again on every claim: most of a
   claim's CPU after the statement was fixed).
 
+The claim also announces the row it took (`pg_notify`, delivered at the claim's commit):
+the idle worker whose turn it is to listen next knows that announcement is handled and does
+not claim for it (`wakeup.Waiter`: one enqueue wakes one idle worker, not all of them).
+
 A task that returns is recorded the same way (`TaskClaim.succeeded`): what
 `DBTaskResult.set_successful` writes and the signals its `save(update_fields=...)` sends, in
 a statement built once instead of an UPDATE the ORM compiled for every task.
@@ -54,6 +58,7 @@ from django_tasks_db.utils import retry
 from orchestration.runtime import pgstatement, rowread, runclaim
 from orchestration.runtime.leases import EXECUTE_RUN_PATH, Lease, lease_seconds
 from orchestration.runtime.models import Run
+from orchestration.runtime.wakeup import CHANNEL, TAKEN
 
 __all__ = ["RunTaskSuccess", "TaskClaim", "claimed_run", "holding", "recorded_with_run_end",
            "run_task_success"]
@@ -124,7 +129,7 @@ class TaskClaim:
         more = f"EXISTS (SELECT FROM {table} WHERE {' AND '.join(where)} AND id <> k.id)"  # noqa: S608
         self.claim = pgstatement.fixed_statement(
             f"WITH k AS ({update}), {runclaim.ctes(run_id)} "  # noqa: S608
-            f"SELECT k.*, r.*, t.*, e.id, {more} "
+            f"SELECT k.*, r.*, t.*, e.id, pg_notify('{CHANNEL}', '{TAKEN}' || k.id), {more} "
             "FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
             {**_CLAIM_TYPES, **runclaim._TYPES, "run_path": "text"}, text_results=True,
         )
@@ -156,7 +161,7 @@ class TaskClaim:
         if values is None:
             return None
         self.more = values[-1]
-        values = values[:-1]
+        values = values[:-2]  # and pg_notify's void
         row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
             DBTaskResult, values[:self.n_columns], using=self.using)
         if row.task_path == EXECUTE_RUN_PATH:

@@ -12,6 +12,14 @@ directory beside the file (`<database>-wake/`, mode 0700), and a committed enque
 byte to every socket there (`transaction.on_commit`: never before the row is visible, never
 for a rolled-back enqueue). A dead worker's socket refuses the byte and is removed.
 
+On PostgreSQL the idle workers take turns: only one of them (per set of queues) waits for
+notifications, the others wait in PostgreSQL for its advisory lock (`Waiter`), so an enqueue
+wakes one worker, not every idle one (each woken worker but one claimed nothing: a wasted
+wake-up and claim per task). The notification names the task; a claim announces the row it
+took (`taskclaim`), so the worker whose turn comes next claims only for tasks announced and
+not known to be taken. The lock is a session's: a worker that dies holding it hands the turn
+on with its connection.
+
 Either way polling stays the fallback, for deferred tasks, a lost datagram or a listening
 connection that dropped: a wake-up that does not arrive costs one `--interval`.
 """
@@ -26,6 +34,7 @@ import secrets
 import select
 import socket
 import stat
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +45,10 @@ from django.db import connections, transaction
 logger = logging.getLogger(__name__)
 
 CHANNEL = "stepwise_tasks"
+# A claim's notification: this prefix and the id of the row it took. An enqueue's is the id.
+TAKEN = "taken "
+# Advisory lock keys of the turn to listen (`Waiter`): this, plus a hash of the worker's queues.
+_TURN_LOCK_SPACE = "stepwise-worker-turn"
 
 # AF_UNIX paths are at most 108 bytes on Linux (sun_path, with its terminating NUL); a
 # worker's socket name is `<pid>-<8 hex>.sock`: 21 bytes with Linux's largest pid (2**22),
@@ -55,7 +68,7 @@ def notify_task_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) 
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, instance.queue_name])
+        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(instance.pk)])
 
 
 def wake_directory(using: str = "default") -> Path | None:
@@ -149,11 +162,18 @@ class Waiter:
     loop.
     """
 
-    def __init__(self, using: str = "default") -> None:
+    def __init__(self, using: str = "default", group: str = "") -> None:
         self.using = using
         self._conn: Any = None
         self._socket: socket.socket | None = None
         self._socket_path: Path | None = None
+        # PostgreSQL: workers of the same `group` (backend and queues) take turns listening
+        digest = hashlib.blake2b(f"{_TURN_LOCK_SPACE}:{group}".encode(), digest_size=8).digest()
+        self._turn_key: int = struct.unpack(">q", digest)[0]
+        self._my_turn = False  # this session holds the turn's lock
+        # tasks announced and not known taken; those delivered before the current claim
+        self._announced: set[str] = set()
+        self._covered: set[str] = set()
         self._listen()
 
     @property
@@ -201,8 +221,9 @@ class Waiter:
         self._socket, self._socket_path = sock, path
 
     def wait(self, timeout: float) -> bool:
-        """True if woken by a notification. Notifications that piled up while the worker ran
-        a task wake the next wait at once: one extra check, then the worker sleeps again."""
+        """True if woken by an announced task (on PostgreSQL one not known to be taken; on
+        SQLite any datagram: those that piled up while the worker ran a task wake the next
+        wait at once, one extra check)."""
         if self._socket is not None:
             return self._wait_datagram(self._socket, timeout)
         if self._conn is None:
@@ -212,11 +233,85 @@ class Waiter:
         import psycopg
 
         try:
-            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            return self._wait_turn(timeout)
         except psycopg.Error:
             logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
             self.close()
             return False
+
+    def _wait_turn(self, timeout: float) -> bool:
+        """PostgreSQL: wait for the turn to listen (the lock), then for a task announced and
+        not taken. Notifications keep arriving on this connection while the worker waits for
+        the lock or runs a task, so nothing announced meanwhile is missed."""
+        deadline = time.monotonic() + timeout
+        if not self._my_turn and not self._take_turn(timeout):
+            return False  # another idle worker listens; the caller polls once
+        while not self._announced:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._receive(remaining)
+        return True
+
+    def _take_turn(self, timeout: float) -> bool:
+        import psycopg
+
+        # lock_timeout 0 would mean "forever"; set in the lock's own statement, before it
+        wait_ms = f"{max(int(timeout * 1000), 1)}ms"
+        try:
+            self._conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), pg_advisory_lock(%s)",
+                [wait_ms, self._turn_key],
+            )
+        except psycopg.errors.LockNotAvailable:
+            return False
+        self._my_turn = True
+        return True
+
+    def _receive(self, timeout: float) -> None:
+        """Note the notifications delivered within `timeout` (every one of a batch: leaving the
+        generator early would drop the rest of it)."""
+        for notification in self._conn.notifies(timeout=timeout, stop_after=1):
+            payload = notification.payload
+            if payload.startswith(TAKEN):
+                self._announced.discard(payload[len(TAKEN):])
+            else:  # a task's id (or an older enqueuer's queue name: cleared by a claim)
+                self._announced.add(payload)
+
+    def claiming(self) -> None:
+        """The worker is about to claim (PostgreSQL's one-statement claim): every task
+        announced so far is in the claim's snapshot."""
+        if self._conn is None:
+            return
+        import psycopg
+
+        try:
+            self._receive(0)
+        except psycopg.Error:
+            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self.close()
+            return
+        self._covered = set(self._announced)
+
+    def claimed(self, found: bool, more: bool) -> None:
+        """After the claim `claiming` announced: the tasks announced before it are handled
+        unless it saw another ready row (then its worker, or the next in turn, claims again);
+        a worker that took a task hands the turn to listen on to the next idle worker. The
+        claim's own notification, committed before the lock is released, tells that worker
+        which task was taken."""
+        if not found or not more:
+            self._announced -= self._covered
+        self._covered = set()
+        if not found or not self._my_turn or self._conn is None:
+            return
+        import psycopg
+
+        try:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", [self._turn_key])
+            self._my_turn = False
+        except psycopg.Error:
+            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self.close()
 
     def _wait_datagram(self, sock: socket.socket, timeout: float) -> bool:
         readable, _, _ = select.select([sock], [], [], timeout)
@@ -241,6 +336,9 @@ class Waiter:
             self._socket_path = None
         if self._conn is not None:
             try:
-                self._conn.close()
+                self._conn.close()  # releases the turn's lock with the session
             finally:
                 self._conn = None
+                self._my_turn = False
+                self._announced.clear()
+                self._covered = set()
