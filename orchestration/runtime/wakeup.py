@@ -18,7 +18,11 @@ wakes one worker, not every idle one (each woken worker but one claimed nothing:
 wake-up and claim per task). The notification names the task; a claim announces the row it
 took (`taskclaim`), so the worker whose turn comes next claims only for tasks announced and
 not known to be taken. The lock is a session's: a worker that dies holding it hands the turn
-on with its connection.
+on with its connection. A worker alone in its group does none of this (the lock's two round
+trips and the claim's notification per task would be its whole cost): each worker greets on
+the channel when it starts listening and answers a new peer's greeting once, and takes turns
+from the first greeting of a peer on (a worker that has not heard one yet listens to every
+notification, as before, so a mix of the two never leaves a task unannounced).
 
 Either way polling stays the fallback, for deferred tasks, a lost datagram or a listening
 connection that dropped: a wake-up that does not arrive costs one `--interval`.
@@ -47,6 +51,8 @@ logger = logging.getLogger(__name__)
 CHANNEL = "stepwise_tasks"
 # A claim's notification: this prefix and the id of the row it took. An enqueue's is the id.
 TAKEN = "taken "
+# A listening worker's greeting: this prefix, its group's lock key and a token of its own.
+HELLO = "hello "
 # Advisory lock keys of the turn to listen (`Waiter`): this, plus a hash of the worker's queues.
 _TURN_LOCK_SPACE = "stepwise-worker-turn"
 
@@ -171,10 +177,27 @@ class Waiter:
         digest = hashlib.blake2b(f"{_TURN_LOCK_SPACE}:{group}".encode(), digest_size=8).digest()
         self._turn_key: int = struct.unpack(">q", digest)[0]
         self._my_turn = False  # this session holds the turn's lock
+        self._asked = False  # its request for the lock is in PostgreSQL's queue
+        self._greet_due = False
+        self._token = secrets.token_hex(8)
+        self._peers: set[str] = set()  # tokens of the other workers of the group heard from
         # tasks announced and not known taken; those delivered before the current claim
         self._announced: set[str] = set()
         self._covered: set[str] = set()
         self._listen()
+
+    @property
+    def taking_turns(self) -> bool:
+        """Whether this worker takes turns with others (then its claims announce their row)."""
+        return bool(self._peers) and self._conn is not None
+
+    def _greet(self) -> None:
+        if self._asked:  # one statement at a time: greet once the lock request is answered
+            self._greet_due = True
+            return
+        self._greet_due = False
+        self._statement(f"SELECT pg_notify('{CHANNEL}', $1)".encode(),
+                        f"{HELLO}{self._turn_key} {self._token}")
 
     @property
     def listening(self) -> bool:
@@ -193,6 +216,7 @@ class Waiter:
             params = connection.get_connection_params()
             self._conn = psycopg.connect(**params, autocommit=True)
             self._conn.execute(f"LISTEN {CHANNEL}")
+            self._greet()
         except psycopg.Error:
             logger.warning("cannot LISTEN for new tasks; polling instead", exc_info=True)
             self.close()
@@ -242,41 +266,95 @@ class Waiter:
     def _wait_turn(self, timeout: float) -> bool:
         """PostgreSQL: wait for the turn to listen (the lock), then for a task announced and
         not taken. Notifications keep arriving on this connection while the worker waits for
-        the lock or runs a task, so nothing announced meanwhile is missed."""
+        the lock or runs a task, so nothing announced meanwhile is missed.
+
+        The lock is asked for once and the request stays in PostgreSQL's queue across waits:
+        a wait that times out (the caller polls) leaves it there, so no statement is
+        cancelled (a lock_timeout would log an ERROR on the server for every one)."""
         deadline = time.monotonic() + timeout
-        if not self._my_turn and not self._take_turn(timeout):
-            return False  # another idle worker listens; the caller polls once
-        while not self._announced:
+        while True:
+            if self._peers and not self._my_turn and not self._asked:
+                self._send(b"SELECT pg_advisory_lock($1::int8)", str(self._turn_key))
+                self._asked = True
+            if self._announced and (self._my_turn or not self._peers):
+                return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             self._receive(remaining)
-        return True
 
-    def _take_turn(self, timeout: float) -> bool:
-        import psycopg
-
-        # lock_timeout 0 would mean "forever"; set in the lock's own statement, before it
-        wait_ms = f"{max(int(timeout * 1000), 1)}ms"
-        try:
-            self._conn.execute(
-                "SELECT set_config('lock_timeout', %s, false), pg_advisory_lock(%s)",
-                [wait_ms, self._turn_key],
-            )
-        except psycopg.errors.LockNotAvailable:
-            return False
-        self._my_turn = True
-        return True
+    def _send(self, sql: bytes, param: str) -> None:
+        pgconn = self._conn.pgconn
+        pgconn.send_query_params(sql, [param.encode()])
+        while pgconn.flush():  # 1: not all sent yet (a full socket buffer)
+            select.select([], [pgconn.socket], [])
 
     def _receive(self, timeout: float) -> None:
-        """Note the notifications delivered within `timeout` (every one of a batch: leaving the
-        generator early would drop the rest of it)."""
-        for notification in self._conn.notifies(timeout=timeout, stop_after=1):
-            payload = notification.payload
+        """Read what the server sent within `timeout`: notifications (every one), and the
+        result of the lock request if it came."""
+        pgconn = self._conn.pgconn
+        new_peer = self._receive_input(timeout)
+        if self._asked and not pgconn.is_busy():
+            self._result()
+            self._asked, self._my_turn = False, True
+        self._greet_due |= new_peer  # answered so that a worker started after this one
+        if self._greet_due and not self._asked:  # knows of it too
+            self._greet()
+
+    def _receive_input(self, timeout: float) -> bool:
+        """Read input and note its notifications; True if a new peer greeted."""
+        pgconn = self._conn.pgconn
+        select.select([pgconn.socket], [], [], max(timeout, 0.0))
+        pgconn.consume_input()  # raises if the connection is gone
+        new_peer = False
+        while (notification := pgconn.notifies()) is not None:
+            payload = notification.extra.decode()
             if payload.startswith(TAKEN):
                 self._announced.discard(payload[len(TAKEN):])
+            elif payload.startswith(HELLO):
+                new_peer |= self._heard(payload[len(HELLO):])
             else:  # a task's id (or an older enqueuer's queue name: cleared by a claim)
                 self._announced.add(payload)
+        return new_peer
+
+    def _result(self) -> None:
+        """Take the results of the statement sent (all there: not `is_busy`)."""
+        import psycopg
+        from psycopg import pq
+
+        pgconn = self._conn.pgconn
+        while (result := pgconn.get_result()) is not None:
+            if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+                message = (result.error_message or b"").decode(errors="replace")
+                raise psycopg.OperationalError(message)
+
+    def _withdraw(self) -> None:
+        """Cancel the lock request in flight; the turn is ours if it came first."""
+        from psycopg import pq
+
+        self._conn.cancel_safe()
+        pgconn = self._conn.pgconn
+        while pgconn.is_busy():
+            self._receive_input(60.0)
+        granted = False
+        while (result := pgconn.get_result()) is not None:
+            granted |= result.status == pq.ExecStatus.TUPLES_OK
+        self._asked, self._my_turn = False, granted
+
+    def _statement(self, sql: bytes, param: str) -> None:
+        """One statement on the listening connection, waited for (none may be in flight)."""
+        self._send(sql, param)
+        while self._conn.pgconn.is_busy():
+            self._greet_due |= self._receive_input(60.0)
+        self._result()
+
+    def _heard(self, greeting: str) -> bool:
+        """Note a greeting; True if it is a new peer's (to be answered)."""
+        key, _, token = greeting.partition(" ")
+        if key != str(self._turn_key) or token == self._token or token in self._peers:
+            return False
+        self._peers.add(token)
+        return True
 
     def claiming(self) -> None:
         """The worker is about to claim (PostgreSQL's one-statement claim): every task
@@ -293,7 +371,7 @@ class Waiter:
             return
         self._covered = set(self._announced)
 
-    def claimed(self, found: bool, more: bool) -> None:
+    def claimed(self, found: str | None, more: bool) -> None:
         """After the claim `claiming` announced: the tasks announced before it are handled
         unless it saw another ready row (then its worker, or the next in turn, claims again);
         a worker that took a task hands the turn to listen on to the next idle worker. The
@@ -301,14 +379,21 @@ class Waiter:
         which task was taken."""
         if not found or not more:
             self._announced -= self._covered
+        self._announced.discard(found or "")  # its own notification may not be sent
         self._covered = set()
-        if not found or not self._my_turn or self._conn is None:
+        if not found or self._conn is None or not (self._my_turn or self._asked):
             return
         import psycopg
 
         try:
-            self._conn.execute("SELECT pg_advisory_unlock(%s)", [self._turn_key])
-            self._my_turn = False
+            if self._asked:
+                # Polled a task while still queued for the turn (a wait that timed out): the
+                # turn must not come to a busy worker. Rare (a deferred task, a notification
+                # lost), so a cancelled statement is fine here.
+                self._withdraw()
+            if self._my_turn:
+                self._statement(b"SELECT pg_advisory_unlock($1::int8)", str(self._turn_key))
+                self._my_turn = False
         except psycopg.Error:
             logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
             self.close()
@@ -339,6 +424,7 @@ class Waiter:
                 self._conn.close()  # releases the turn's lock with the session
             finally:
                 self._conn = None
-                self._my_turn = False
+                self._my_turn = self._asked = self._greet_due = False
+                self._peers.clear()  # greeted again, and answered, when listening again
                 self._announced.clear()
                 self._covered = set()

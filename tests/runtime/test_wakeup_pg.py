@@ -1,7 +1,9 @@
 """PostgreSQL's wake-up with several idle workers: one enqueue wakes one of them.
 
 Real `stepwise_worker` processes on the test database, polling only every 30 s, so a task
-picked up within seconds was announced to a worker, not polled for. A worker logs
+picked up within seconds was announced to a worker, not polled for. Workers greet each other
+on the channel when they start listening; one that has heard no peer neither takes turns
+nor announces its claims. A worker logs
 "claimed no task" (DEBUG) for every claim that found nothing: a worker woken for a task
 another one took.
 """
@@ -13,11 +15,14 @@ import signal
 import time
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 from runtime_helpers import Worker, wait_for
 from worker_tasks import noop
+
+from orchestration.runtime.wakeup import CHANNEL, TAKEN, Waiter
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -91,3 +96,69 @@ def test_a_task_announced_to_a_worker_that_dies_is_taken_by_the_next_in_turn(
     started = time.monotonic()
     run(2, [second])
     assert time.monotonic() - started < 5
+
+
+def advisory_locks() -> list[tuple[int, bool]]:
+    """(backend pid, granted) of every advisory lock, held or asked for, on this database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid, granted FROM pg_locks WHERE locktype = 'advisory' AND "
+                       "database = (SELECT oid FROM pg_database WHERE datname = "
+                       "current_database())")
+        return cursor.fetchall()
+
+
+def turn_locks() -> int:
+    return len(advisory_locks())
+
+
+def test_a_lone_worker_takes_no_turns_and_two_announce_what_they_take(start_worker: Any) -> None:
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+
+        def taken() -> list[str]:
+            return [n.payload[len(TAKEN):] for n in listener.notifies(timeout=0.5)
+                    if n.payload.startswith(TAKEN)]
+
+        alone = idle(start_worker)
+        first = run(1, [alone])
+        assert taken() == [] and turn_locks() == 0  # alone: nothing costs it more than before
+        other = idle(start_worker)  # they greet each other: from now on they take turns
+        second = run(2, [alone, other])
+        assert taken() == [str(second.pk)]
+        assert turn_locks() >= 1  # the idle worker whose turn it is holds the turn
+        assert first.pk != second.pk
+
+
+def turn_holder() -> list[int]:
+    """The backend pids holding a turn's lock on this database."""
+    return [pid for pid, granted in advisory_locks() if granted]
+
+
+def backend_pid(waiter: Waiter) -> int:
+    return waiter._conn.info.backend_pid
+
+
+def test_a_worker_queued_for_the_turn_keeps_its_place_across_waits_and_never_takes_it_busy(
+) -> None:
+    first, second = Waiter(group="g"), Waiter(group="g")
+    try:
+        assert not first.wait(0.3)  # hears the second's greeting: takes the turn, free
+        assert not second.wait(0.3)  # hears the answer: queued behind the first
+        assert turn_holder() == [backend_pid(first)]
+        assert not second.wait(0.2)  # timed out (its worker polls): still queued, no error
+        first.claiming()
+        first.claimed("a-task", more=False)  # took a task: the turn passes on at once
+        assert not second.wait(0.2)
+        assert turn_holder() == [backend_pid(second)]
+        assert not first.wait(0.2)  # idle again: queued behind the second
+        # the first polls and finds a task while queued: it leaves the queue, the turn
+        # stays with the idle worker
+        first.claiming()
+        first.claimed("another-task", more=False)
+        assert turn_holder() == [backend_pid(second)]
+        second.claiming()
+        second.claimed("a-third", more=False)
+        assert turn_holder() == []  # nobody idle: nobody listens until one waits again
+    finally:
+        first.close()
+        second.close()

@@ -319,9 +319,9 @@ class WakingWorker(db_worker.Worker):
             waiter = self.waiter
             if waiter is not None:
                 waiter.claiming()
-            task_result = claim.next()
+            task_result = claim.next(announce=waiter is not None and waiter.taking_turns)
             if waiter is not None:  # a worker that took a task hands its turn to listen on
-                waiter.claimed(task_result is not None, claim.more)
+                waiter.claimed(None if task_result is None else str(task_result.pk), claim.more)
             if task_result is None:
                 logger.debug("claimed no task")  # counted by the tests of one wake-up per task
             return task_result, True
