@@ -215,6 +215,9 @@ class Waiter:
         try:
             params = connection.get_connection_params()
             self._conn = psycopg.connect(**params, autocommit=True)
+            # the turn's lock is waited for in a statement that may run for hours: a
+            # server-wide statement_timeout must not cancel it (and drop the LISTEN with it)
+            self._conn.execute("SET statement_timeout = 0")
             self._conn.execute(f"LISTEN {CHANNEL}")
             self._greet()
         except psycopg.Error:
