@@ -21,11 +21,6 @@ text is built once per worker and sent as a typed, prepared `pgstatement.PgState
   it (which looked up its columns, fields and converters again on every claim: most of a
   claim's CPU after the statement was fixed).
 
-A worker that takes turns listening with others (`wakeup.Waiter`: one enqueue wakes one idle
-worker, not all of them) claims with a statement that also announces the row it took
-(`pg_notify`, delivered at the claim's commit): the worker whose turn it is next knows that
-task is handled and does not claim for it.
-
 A task that returns is recorded the same way (`TaskClaim.succeeded`): what
 `DBTaskResult.set_successful` writes and the signals its `save(update_fields=...)` sends, in
 a statement built once instead of an UPDATE the ORM compiled for every task.
@@ -59,7 +54,6 @@ from django_tasks_db.utils import retry
 from orchestration.runtime import pgstatement, rowread, runclaim
 from orchestration.runtime.leases import EXECUTE_RUN_PATH, Lease, lease_seconds
 from orchestration.runtime.models import Run
-from orchestration.runtime.wakeup import CHANNEL, TAKEN
 
 __all__ = ["RunTaskSuccess", "TaskClaim", "claimed_run", "holding", "recorded_with_run_end",
            "run_task_success"]
@@ -128,16 +122,11 @@ class TaskClaim:
         # and whether another row was ready (in the statement's snapshot, which still sees
         # the claimed row READY: hence `id <> k.id`), for the worker's next round (`more`)
         more = f"EXISTS (SELECT FROM {table} WHERE {' AND '.join(where)} AND id <> k.id)"  # noqa: S608
-        types = {**_CLAIM_TYPES, **runclaim._TYPES, "run_path": "text"}
-        self.claim, self.announcing_claim = (
-            pgstatement.fixed_statement(
-                f"WITH k AS ({update}), {runclaim.ctes(run_id)} "  # noqa: S608
-                f"SELECT k.*, r.*, t.*, e.id, {announce}, {more} "
-                "FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
-                types, text_results=True,
-            )
-            # the second announces the row taken, for a worker that takes turns (`wakeup`)
-            for announce in ("NULL", f"pg_notify('{CHANNEL}', '{TAKEN}' || k.id)")
+        self.claim = pgstatement.fixed_statement(
+            f"WITH k AS ({update}), {runclaim.ctes(run_id)} "  # noqa: S608
+            f"SELECT k.*, r.*, t.*, e.id, {more} "
+            "FROM k LEFT JOIN (r CROSS JOIN t CROSS JOIN e) ON true",
+            {**_CLAIM_TYPES, **runclaim._TYPES, "run_path": "text"}, text_results=True,
         )
         # False when the last claim found its row and no other ready one: a row committed
         # since is announced by a notification (`wakeup`) after that claim's snapshot
@@ -147,22 +136,20 @@ class TaskClaim:
                         ) -> tuple[str, dict[str, str]]:
         return success_update(self.success_fields, table, quote, prefix)
 
-    def next(self, *, announce: bool = False) -> DBTaskResult | None:
+    def next(self) -> DBTaskResult | None:
         """Claim the next ready task for this worker, or None if there is none. A run's
         execution comes with its run taken (or found not to be takeable) by the same
-        statement, for `tasks._claim` (`claimed_run`); with `announce`, the row taken is
-        announced to the listening workers at the claim's commit."""
+        statement, for `tasks._claim` (`claimed_run`)."""
         token, seconds = uuid.uuid4().hex, lease_seconds()
         params = {**runclaim.params(token, seconds), "date_max": get_date_max(),
                   "run_path": EXECUTE_RUN_PATH, **self.fixed}
-        statement = self.announcing_claim if announce else self.claim
-        values = pgstatement.one(connections[self.using], statement, params)
+        values = pgstatement.one(connections[self.using], self.claim, params)
         _in_hand.run = None
         self.more = True
         if values is None:
             return None
         self.more = values[-1]
-        values = values[:-2]  # and the announcement's column
+        values = values[:-1]
         row: DBTaskResult = rowread.instance(  # type: ignore[assignment]
             DBTaskResult, values[:self.n_columns], using=self.using)
         if row.task_path == EXECUTE_RUN_PATH:

@@ -83,7 +83,7 @@ def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
     with connection.cursor() as cursor:
         if len(statements) == 1:
             cursor.execute(statements[0],
-                           [*params, result_id, run_id, CHANNEL, result_id])
+                           [*params, result_id, run_id, CHANNEL, row.queue_name])
         else:
             cursor.execute(statements[0], params)
             cursor.execute(statements[1], [result_id, run_id])

@@ -12,18 +12,6 @@ directory beside the file (`<database>-wake/`, mode 0700), and a committed enque
 byte to every socket there (`transaction.on_commit`: never before the row is visible, never
 for a rolled-back enqueue). A dead worker's socket refuses the byte and is removed.
 
-On PostgreSQL the idle workers take turns: only one of them (per set of queues) waits for
-notifications, the others wait in PostgreSQL for its advisory lock (`Waiter`), so an enqueue
-wakes one worker, not every idle one (each woken worker but one claimed nothing: a wasted
-wake-up and claim per task). The notification names the task; a claim announces the row it
-took (`taskclaim`), so the worker whose turn comes next claims only for tasks announced and
-not known to be taken. The lock is a session's: a worker that dies holding it hands the turn
-on with its connection. A worker alone in its group does none of this (the lock's two round
-trips and the claim's notification per task would be its whole cost): each worker greets on
-the channel when it starts listening and answers a new peer's greeting once, and takes turns
-from the first greeting of a peer on (a worker that has not heard one yet listens to every
-notification, as before, so a mix of the two never leaves a task unannounced).
-
 Either way polling stays the fallback, for deferred tasks, a lost datagram or a listening
 connection that dropped: a wake-up that does not arrive costs one `--interval`.
 """
@@ -38,7 +26,6 @@ import secrets
 import select
 import socket
 import stat
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -49,12 +36,6 @@ from django.db import connections, transaction
 logger = logging.getLogger(__name__)
 
 CHANNEL = "stepwise_tasks"
-# A claim's notification: this prefix and the id of the row it took. An enqueue's is the id.
-TAKEN = "taken "
-# A listening worker's greeting: this prefix, its group's lock key and a token of its own.
-HELLO = "hello "
-# Advisory lock keys of the turn to listen (`Waiter`): this, plus a hash of the worker's queues.
-_TURN_LOCK_SPACE = "stepwise-worker-turn"
 
 # AF_UNIX paths are at most 108 bytes on Linux (sun_path, with its terminating NUL); a
 # worker's socket name is `<pid>-<8 hex>.sock`: 21 bytes with Linux's largest pid (2**22),
@@ -74,7 +55,7 @@ def notify_task_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) 
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, str(instance.pk)])
+        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, instance.queue_name])
 
 
 def wake_directory(using: str = "default") -> Path | None:
@@ -168,36 +149,12 @@ class Waiter:
     loop.
     """
 
-    def __init__(self, using: str = "default", group: str = "") -> None:
+    def __init__(self, using: str = "default") -> None:
         self.using = using
         self._conn: Any = None
         self._socket: socket.socket | None = None
         self._socket_path: Path | None = None
-        # PostgreSQL: workers of the same `group` (backend and queues) take turns listening
-        digest = hashlib.blake2b(f"{_TURN_LOCK_SPACE}:{group}".encode(), digest_size=8).digest()
-        self._turn_key: int = struct.unpack(">q", digest)[0]
-        self._my_turn = False  # this session holds the turn's lock
-        self._asked = False  # its request for the lock is in PostgreSQL's queue
-        self._greet_due = False
-        self._token = secrets.token_hex(8)
-        self._peers: set[str] = set()  # tokens of the other workers of the group heard from
-        # tasks announced and not known taken; those delivered before the current claim
-        self._announced: set[str] = set()
-        self._covered: set[str] = set()
         self._listen()
-
-    @property
-    def taking_turns(self) -> bool:
-        """Whether this worker takes turns with others (then its claims announce their row)."""
-        return bool(self._peers) and self._conn is not None
-
-    def _greet(self) -> None:
-        if self._asked:  # one statement at a time: greet once the lock request is answered
-            self._greet_due = True
-            return
-        self._greet_due = False
-        self._statement(f"SELECT pg_notify('{CHANNEL}', $1)".encode(),
-                        f"{HELLO}{self._turn_key} {self._token}")
 
     @property
     def listening(self) -> bool:
@@ -215,11 +172,7 @@ class Waiter:
         try:
             params = connection.get_connection_params()
             self._conn = psycopg.connect(**params, autocommit=True)
-            # the turn's lock is waited for in a statement that may run for hours: a
-            # server-wide statement_timeout must not cancel it (and drop the LISTEN with it)
-            self._conn.execute("SET statement_timeout = 0")
             self._conn.execute(f"LISTEN {CHANNEL}")
-            self._greet()
         except psycopg.Error:
             logger.warning("cannot LISTEN for new tasks; polling instead", exc_info=True)
             self.close()
@@ -248,9 +201,8 @@ class Waiter:
         self._socket, self._socket_path = sock, path
 
     def wait(self, timeout: float) -> bool:
-        """True if woken by an announced task (on PostgreSQL one not known to be taken; on
-        SQLite any datagram: those that piled up while the worker ran a task wake the next
-        wait at once, one extra check)."""
+        """True if woken by a notification. Notifications that piled up while the worker ran
+        a task wake the next wait at once: one extra check, then the worker sleeps again."""
         if self._socket is not None:
             return self._wait_datagram(self._socket, timeout)
         if self._conn is None:
@@ -260,146 +212,11 @@ class Waiter:
         import psycopg
 
         try:
-            return self._wait_turn(timeout)
+            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
         except psycopg.Error:
             logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
             self.close()
             return False
-
-    def _wait_turn(self, timeout: float) -> bool:
-        """PostgreSQL: wait for the turn to listen (the lock), then for a task announced and
-        not taken. Notifications keep arriving on this connection while the worker waits for
-        the lock or runs a task, so nothing announced meanwhile is missed.
-
-        The lock is asked for once and the request stays in PostgreSQL's queue across waits:
-        a wait that times out (the caller polls) leaves it there, so no statement is
-        cancelled (a lock_timeout would log an ERROR on the server for every one)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._peers and not self._my_turn and not self._asked:
-                self._send(b"SELECT pg_advisory_lock($1::int8)", str(self._turn_key))
-                self._asked = True
-            if self._announced and (self._my_turn or not self._peers):
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            self._receive(remaining)
-
-    def _send(self, sql: bytes, param: str) -> None:
-        pgconn = self._conn.pgconn
-        pgconn.send_query_params(sql, [param.encode()])
-        while pgconn.flush():  # 1: not all sent yet (a full socket buffer)
-            select.select([], [pgconn.socket], [])
-
-    def _receive(self, timeout: float) -> None:
-        """Read what the server sent within `timeout`: notifications (every one), and the
-        result of the lock request if it came."""
-        pgconn = self._conn.pgconn
-        new_peer = self._receive_input(timeout)
-        if self._asked and not pgconn.is_busy():
-            self._result()
-            self._asked, self._my_turn = False, True
-        self._greet_due |= new_peer  # answered so that a worker started after this one
-        if self._greet_due and not self._asked:  # knows of it too
-            self._greet()
-
-    def _receive_input(self, timeout: float) -> bool:
-        """Read input and note its notifications; True if a new peer greeted."""
-        pgconn = self._conn.pgconn
-        select.select([pgconn.socket], [], [], max(timeout, 0.0))
-        pgconn.consume_input()  # raises if the connection is gone
-        new_peer = False
-        while (notification := pgconn.notifies()) is not None:
-            payload = notification.extra.decode()
-            if payload.startswith(TAKEN):
-                self._announced.discard(payload[len(TAKEN):])
-            elif payload.startswith(HELLO):
-                new_peer |= self._heard(payload[len(HELLO):])
-            else:  # a task's id (or an older enqueuer's queue name: cleared by a claim)
-                self._announced.add(payload)
-        return new_peer
-
-    def _result(self) -> None:
-        """Take the results of the statement sent (all there: not `is_busy`)."""
-        import psycopg
-        from psycopg import pq
-
-        pgconn = self._conn.pgconn
-        while (result := pgconn.get_result()) is not None:
-            if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-                message = (result.error_message or b"").decode(errors="replace")
-                raise psycopg.OperationalError(message)
-
-    def _withdraw(self) -> None:
-        """Cancel the lock request in flight; the turn is ours if it came first."""
-        from psycopg import pq
-
-        self._conn.cancel_safe()
-        pgconn = self._conn.pgconn
-        while pgconn.is_busy():
-            self._receive_input(60.0)
-        granted = False
-        while (result := pgconn.get_result()) is not None:
-            granted |= result.status == pq.ExecStatus.TUPLES_OK
-        self._asked, self._my_turn = False, granted
-
-    def _statement(self, sql: bytes, param: str) -> None:
-        """One statement on the listening connection, waited for (none may be in flight)."""
-        self._send(sql, param)
-        while self._conn.pgconn.is_busy():
-            self._greet_due |= self._receive_input(60.0)
-        self._result()
-
-    def _heard(self, greeting: str) -> bool:
-        """Note a greeting; True if it is a new peer's (to be answered)."""
-        key, _, token = greeting.partition(" ")
-        if key != str(self._turn_key) or token == self._token or token in self._peers:
-            return False
-        self._peers.add(token)
-        return True
-
-    def claiming(self) -> None:
-        """The worker is about to claim (PostgreSQL's one-statement claim): every task
-        announced so far is in the claim's snapshot."""
-        if self._conn is None:
-            return
-        import psycopg
-
-        try:
-            self._receive(0)
-        except psycopg.Error:
-            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
-            self.close()
-            return
-        self._covered = set(self._announced)
-
-    def claimed(self, found: str | None, more: bool) -> None:
-        """After the claim `claiming` announced: the tasks announced before it are handled
-        unless it saw another ready row (then its worker, or the next in turn, claims again);
-        a worker that took a task hands the turn to listen on to the next idle worker. The
-        claim's own notification, committed before the lock is released, tells that worker
-        which task was taken."""
-        if not found or not more:
-            self._announced -= self._covered
-        self._announced.discard(found or "")  # its own notification may not be sent
-        self._covered = set()
-        if not found or self._conn is None or not (self._my_turn or self._asked):
-            return
-        import psycopg
-
-        try:
-            if self._asked:
-                # Polled a task while still queued for the turn (a wait that timed out): the
-                # turn must not come to a busy worker. Rare (a deferred task, a notification
-                # lost), so a cancelled statement is fine here.
-                self._withdraw()
-            if self._my_turn:
-                self._statement(b"SELECT pg_advisory_unlock($1::int8)", str(self._turn_key))
-                self._my_turn = False
-        except psycopg.Error:
-            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
-            self.close()
 
     def _wait_datagram(self, sock: socket.socket, timeout: float) -> bool:
         readable, _, _ = select.select([sock], [], [], timeout)
@@ -424,10 +241,6 @@ class Waiter:
             self._socket_path = None
         if self._conn is not None:
             try:
-                self._conn.close()  # releases the turn's lock with the session
+                self._conn.close()
             finally:
                 self._conn = None
-                self._my_turn = self._asked = self._greet_due = False
-                self._peers.clear()  # greeted again, and answered, when listening again
-                self._announced.clear()
-                self._covered = set()

@@ -10,9 +10,3 @@ from django.tasks import task
 def refuse(reason: str) -> None:
     """A task that fails: its own error, raised inside its execution."""
     raise ValueError(reason)
-
-
-@task()
-def noop(i: int) -> int:
-    """A task that does nothing: what waking and claiming cost, without the task's own."""
-    return i

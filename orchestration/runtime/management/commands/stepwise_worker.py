@@ -147,7 +147,7 @@ class WakingWorker(db_worker.Worker):
     def run(self) -> None:
         if self.startup_delay and self.interval:
             time.sleep(random.random())  # as db_worker: no thundering herd at startup
-        self.waiter = Waiter(DBTaskResult.objects.db, group=self._queues_key())
+        self.waiter = Waiter(DBTaskResult.objects.db)
         db_worker.logger.info(
             "Starting worker worker_id=%s queues=%s (%s)", self.worker_id,
             ",".join(self.queue_names),
@@ -163,12 +163,6 @@ class WakingWorker(db_worker.Worker):
         finally:
             close_writers()
             self.waiter.close()
-
-    def _queues_key(self) -> str:
-        """What this worker claims from: idle workers with the same key take turns listening
-        (`Waiter`); one that claims from other queues listens in its own turn."""
-        queues = "*" if self.process_all_queues else ",".join(sorted(self.queue_names))
-        return f"{self.backend_name}|{queues}|{','.join(sorted(self.excluded_queue_names))}"
 
     def _wake_up_by(self) -> str:
         if self.waiter is None or not self.waiter.listening:
@@ -322,23 +316,12 @@ class WakingWorker(db_worker.Worker):
 
     def _claim_next(self) -> tuple[DBTaskResult | None, bool]:
         if (claim := self._one_statement_claim) is not None:  # see runtime.taskclaim(_sqlite)
-            waiter = self.waiter
-            if waiter is not None:
-                waiter.claiming()
             try:
-                if waiter is not None and waiter.taking_turns:  # PostgreSQL only
-                    task_result = claim.next(announce=True)  # type: ignore[call-arg]
-                else:
-                    task_result = claim.next()
+                return claim.next(), True
             except OperationalError as exc:
                 if is_locked_database_exception(exc):  # SQLite busy: try again next round
                     return None, False
                 raise
-            if waiter is not None:  # a worker that took a task hands its turn to listen on
-                waiter.claimed(None if task_result is None else str(task_result.pk), claim.more)
-            if task_result is None:
-                logger.debug("claimed no task")  # counted by the tests of one wake-up per task
-            return task_result, True
         tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
         if not self.process_all_queues:
             tasks = tasks.filter(queue_name__in=self.queue_names)
