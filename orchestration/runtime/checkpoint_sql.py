@@ -327,19 +327,8 @@ def put_checkpoint(
         connection.validate_no_broken_transaction()
         with connection.wrap_database_errors:
             pk = job(connection.connection)
-    elif not _sqlite_autocommit(connection):
-        with transaction.atomic(using=connection.alias):
-            pk = job(connection.connection)
     else:
-        # Autocommit, outside any atomic block: the transaction straight on the sqlite3
-        # connection. `atomic` would toggle Django's autocommit twice around it, which cost
-        # as much as the four statements.
-        if connection._thread_ident != _thread.get_ident():  # noqa: SLF001
-            # Django's check, only when it can fail: its `allow_thread_sharing` takes a lock
-            # (~3k instructions a put).
-            connection.validate_thread_sharing()
-        with connection.wrap_database_errors:
-            pk = in_transaction(job)(connection.connection)
+        pk = _in_sqlite_transaction(connection, job)
     if pk is None:
         raise FenceFailed
     return pk
@@ -396,13 +385,23 @@ def put_checkpoint_after_writes(
             raise FenceFailed  # rolls the writes back too
         return pk
 
+    return _in_sqlite_transaction(connection, both)  # type: ignore[return-value]
+
+
+def _in_sqlite_transaction(connection: BaseDatabaseWrapper, job: PutJob) -> int | None:
+    """Run `job` on Django's SQLite connection in one write transaction: the caller's, inside
+    an atomic block, else a `BEGIN IMMEDIATE ... COMMIT` of its own straight on the sqlite3
+    connection (`atomic` would toggle Django's autocommit twice around it, which cost as much
+    as the put's statements)."""
     if not _sqlite_autocommit(connection):
         with transaction.atomic(using=connection.alias):
-            return both(connection.connection)
-    if connection._thread_ident != _thread.get_ident():  # noqa: SLF001 - as put_checkpoint
+            return job(connection.connection)
+    if connection._thread_ident != _thread.get_ident():  # noqa: SLF001
+        # Django's check, only when it can fail: its `allow_thread_sharing` takes a lock
+        # (~3k instructions a put).
         connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        return in_transaction(both)(connection.connection)  # type: ignore[return-value]
+        return in_transaction(job)(connection.connection)
 
 
 def _sqlite_autocommit(connection: BaseDatabaseWrapper) -> bool:
