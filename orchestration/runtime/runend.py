@@ -195,8 +195,7 @@ def _end_run_sqlite(run: Run, lease: Lease, fields: dict[str, Any],
         event_id = cursor.fetchone()[0]
         if task is not None:
             success, value = task
-            sql, _ = success.sql, success.types
-            cursor.execute(f"{sql} RETURNING id", success.params(value, now))
+            cursor.execute(f"{success.sql} RETURNING id", success.params(value, now))
             # no such task row: the run ends all the same, the worker's own success
             # statement then fails as `set_successful` would
             success.written = cursor.fetchone() is not None

@@ -446,8 +446,10 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             raise ValueError("put_writes needs a config naming the checkpoint the writes belong to")
         self._forget_kept_read()
         writer = self._writer()
-        if (writer is None and not self._holds_answers()) or (
-                writer is not None and connections[self.using].vendor != "postgresql"):
+        # held for the next put: PostgreSQL's write-behind statement, or SQLite's transaction
+        held = (self._holds_answers() if writer is None
+                else connections[self.using].vendor == "postgresql")
+        if not held:
             self.put_writes(config, writes, task_id)
             return
         own, self._own_head = self._own_head, None

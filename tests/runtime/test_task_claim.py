@@ -588,43 +588,45 @@ def test_on_postgresql_a_claim_says_whether_another_row_was_ready() -> None:
     assert w._claim_next()[0] is None and claim.more is True  # nothing known: look again
 
 
-def test_a_listening_worker_waits_when_none_was_ready_and_is_woken_at_once() -> None:
+@pytest.fixture
+def waiting_worker() -> Any:
+    """A worker that claims one task at a time and waits with a `Waiter` (closed after)."""
+    w = worker()
+    w.batch = False
+    w.waiter = Waiter()
+    yield w
+    w.waiter.close()
+
+
+def test_a_listening_worker_waits_when_none_was_ready_and_is_woken_at_once(
+    waiting_worker: Any,
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    w = worker()
-    w.batch = False
-    w.waiter = Waiter()
-    try:
-        row("a")
-        row("b")
-        time.sleep(0.2)  # both notifications delivered
-        assert w.waiter.wait(5)
-        assert w._claim_next()[0].args_kwargs["args"] == ["a"]
-        assert w._more_may_be_ready()  # "b" was ready: claim again without waiting
-        assert w._claim_next()[0].args_kwargs["args"] == ["b"]
-        assert not w._more_may_be_ready()  # nothing else was: wait instead of an empty claim
-        # the two piled-up notifications woke one wait, not two
-        assert not w.waiter.wait(0.2)
-        row("c")  # enqueued while "b" runs: its notification ends the wait at once
-        started = time.monotonic()
-        assert w.waiter.wait(5)
-        assert time.monotonic() - started < 1
-        assert w._claim_next()[0].args_kwargs["args"] == ["c"]
-    finally:
-        w.waiter.close()
+    w = waiting_worker
+    row("a")
+    row("b")
+    time.sleep(0.2)  # both notifications delivered
+    assert w.waiter.wait(5)
+    assert w._claim_next()[0].args_kwargs["args"] == ["a"]
+    assert w._more_may_be_ready()  # "b" was ready: claim again without waiting
+    assert w._claim_next()[0].args_kwargs["args"] == ["b"]
+    assert not w._more_may_be_ready()  # nothing else was: wait instead of an empty claim
+    # the two piled-up notifications woke one wait, not two
+    assert not w.waiter.wait(0.2)
+    row("c")  # enqueued while "b" runs: its notification ends the wait at once
+    started = time.monotonic()
+    assert w.waiter.wait(5)
+    assert time.monotonic() - started < 1
+    assert w._claim_next()[0].args_kwargs["args"] == ["c"]
 
 
-def test_a_polling_worker_claims_again_after_every_task() -> None:
-    w = worker()
-    w.batch = False
-    w.waiter = Waiter()
-    try:
-        w.waiter.close()  # polling: no notification would announce a task
-        row("a")
-        assert w._claim_next()[0] is not None
-        assert w._more_may_be_ready()
-    finally:
-        w.waiter.close()
+def test_a_polling_worker_claims_again_after_every_task(waiting_worker: Any) -> None:
+    w = waiting_worker
+    w.waiter.close()  # polling: no notification would announce a task
+    row("a")
+    assert w._claim_next()[0] is not None
+    assert w._more_may_be_ready()
 
 
 def _writer_pid() -> int:
@@ -639,12 +641,12 @@ def _writer_pid() -> int:
     return writer.wait()
 
 
-def test_a_listening_worker_keeps_its_writer_for_a_task_announced_just_after() -> None:
+def test_a_listening_worker_keeps_its_writer_for_a_task_announced_just_after(
+    waiting_worker: Any,
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    w = worker()
-    w.batch = False
-    w.waiter = Waiter()
+    w = waiting_worker
     try:
         first = _writer_pid()
         w.task_ended = time.monotonic()
@@ -656,4 +658,3 @@ def test_a_listening_worker_keeps_its_writer_for_a_task_announced_just_after() -
         assert _writer_pid() != first
     finally:
         close_writers()
-        w.waiter.close()

@@ -115,11 +115,11 @@ class SqlitePut:
     own BEGIN IMMEDIATE transaction. Both return the row's pk, or None when the fence refused
     and nothing was written."""
 
-    __slots__ = ("blobs", "fast", "general", "params", "sql")
+    __slots__ = ("blobs", "general", "params", "sql")
 
     def __init__(
         self, params: tuple[Any, ...], fenced: bool, blobs: list[tuple[Any, ...]],
-        general: Job, fast: bool = True, user_id: int | None = None,
+        general: Job, user_id: int | None = None,
     ) -> None:
         if user_id is None:
             self.params = params
@@ -129,13 +129,11 @@ class SqlitePut:
             self.sql = user_inserts()[1 if fenced else 0]
         self.blobs = blobs
         self.general = general
-        # False: straight to the general path.
-        self.fast = fast
 
     def _insert(self, raw: Any) -> int | None:
         """The one statement; the new row's pk, or None if it inserted nothing (fence refused,
         no thread row yet, or this checkpoint id is stored already)."""
-        if not self.fast or not has_head_trigger(raw):
+        if not has_head_trigger(raw):
             return None
         try:
             cursor = raw.execute(self.sql, self.params)
