@@ -252,7 +252,10 @@ else:
 # the event loop. 0: no limit. On SQLite every write transaction holds the one write lock
 # while its thread competes for the GIL with every other request thread of the process: with
 # twenty requests at once a transaction of a few ms held the lock for hundreds, and the task
-# worker waited behind it. A few threads keep a core busy as well (the views are CPU-bound).
+# worker waited behind it. Two threads keep a core busy (the views are CPU-bound, SQLite
+# runs in-process); with four, a decision's transaction held the lock 7.7 ms at the median
+# instead of 5.9 and runs waited behind it (decision to run finished p50 107-325 ms against
+# 22-68, docs/performance.md "Fifteenth round").
 # On PostgreSQL with the pool, as many as the pool has connections: a request beyond that
 # waited in the pool and failed after STEPWISE_DB_POOL_TIMEOUT (an HTTP 500: 100 reviewers
 # logging in at once, each hashing a password while it held a connection); it now waits its
@@ -260,7 +263,7 @@ else:
 _POOLED = bool(DATABASE_URL and DB_POOL_MAX and DATABASE_URL.startswith("postgres"))
 STEPWISE_REQUEST_THREADS = int(os.environ.get(
     "STEPWISE_REQUEST_THREADS",
-    str(DB_POOL_MAX) if _POOLED else "0" if DATABASE_URL else "4"))
+    str(DB_POOL_MAX) if _POOLED else "0" if DATABASE_URL else "2"))
 
 REDIS_URL = os.environ.get("REDIS_URL")
 if REDIS_URL:

@@ -87,7 +87,7 @@ SHOW_REQUEST_THREADS = "from django.conf import settings; print(settings.STEPWIS
 
 
 @pytest.mark.parametrize(("database", "pool", "expected"), [
-    (None, None, "4"),  # SQLite: a few threads, so a transaction holds the write lock briefly
+    (None, None, "2"),  # SQLite: two threads, so a transaction holds the write lock briefly
     ("postgres://postgres@127.0.0.1:5432/x", None, "8"),  # as many as the pool's connections
     ("postgres://postgres@127.0.0.1:5432/x", "5", "5"),
     ("postgres://postgres@127.0.0.1:5432/x", "0", "0"),  # no pool (PgBouncer): no limit
