@@ -24,16 +24,15 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import nodes
-from bench.__main__ import ALL_WORKLOADS, load_adapters, set_up_servers
 from bench.db_workloads import SQLITE_ALIAS, DjangoKit
 from bench.raw_sqlite import open_wal
-from bench.workloads import STEPWISE, Context
+from bench.sqlite_put import django_sqlite
+from bench.workloads import STEPWISE
 
 # The Django saver's room for small values in the row on SQLite (`checkpoint_sql.inline_max`).
 INLINE_MAX = 384
@@ -127,13 +126,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    adapters, _ = load_adapters("async")
-    workload = next(w for w in ALL_WORKLOADS if w.name == "django-sqlite-linear")
-    with tempfile.TemporaryDirectory(prefix="stepwise-sqlite-budget-") as tmp:
-        ctx = Context(workdir=Path(tmp), quick=True, adapters=adapters)
-        if not set_up_servers(ctx, [workload], []):
-            print("Django on SQLite is not available", file=sys.stderr)
+    with django_sqlite("stepwise-sqlite-budget-") as ctx:
+        if ctx is None:
             return 1
+        tmp = ctx.workdir
         from django.db import connections
 
         from orchestration.checkpoint.sqlite import SqliteSaver

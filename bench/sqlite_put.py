@@ -20,10 +20,12 @@ SQLite: durability "sync", every write fenced by a run lease) and reports per su
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,24 @@ def wal_frames(db: Path) -> int:
     wal = db.with_name(db.name + "-wal")
     size = wal.stat().st_size if wal.exists() else 0
     return max(0, (size - WAL_HEADER) // FRAME)
+
+
+@contextlib.contextmanager
+def django_sqlite(prefix: str) -> Iterator[Context | None]:
+    """The `django-sqlite-linear` workload's Django (SQLite alias migrated) in a temporary
+    directory, for the benches that take its superstep apart; None (said on stderr) when it
+    cannot be set up."""
+    from bench.__main__ import ALL_WORKLOADS
+
+    adapters, _ = load_adapters("async")
+    workload = next(w for w in ALL_WORKLOADS if w.name == "django-sqlite-linear")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        ctx = Context(workdir=Path(tmp), quick=True, adapters=adapters)
+        if not set_up_servers(ctx, [workload], []):
+            print("Django on SQLite is not available", file=sys.stderr)
+            yield None
+        else:
+            yield ctx
 
 
 def measure_django(ctx: Context, runs: int, rounds: int) -> dict[str, float]:
@@ -142,17 +162,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    adapters, _ = load_adapters("async")
-    from bench.__main__ import ALL_WORKLOADS
-
-    workload = next(w for w in ALL_WORKLOADS if w.name == "django-sqlite-linear")
-    with tempfile.TemporaryDirectory(prefix="stepwise-sqlite-put-") as tmp:
-        ctx = Context(workdir=Path(tmp), quick=True, adapters=adapters)
-        if not set_up_servers(ctx, [workload], []):
-            print("Django on SQLite is not available", file=sys.stderr)
+    with django_sqlite("stepwise-sqlite-put-") as ctx:
+        if ctx is None:
             return 1
         django_side = measure_django(ctx, args.runs, args.rounds)
-        raw_side = measure_raw(Path(tmp), args.runs * 50)
+        raw_side = measure_raw(ctx.workdir, args.runs * 50)
     for name, value in {**django_side, **raw_side}.items():
         print(f"{name:24} {value:8.2f}")
     print(f"{'cpu ratio':24} "

@@ -94,26 +94,12 @@ class GatedConnection(sqlite3.Connection):
             self.checkpointer.note_write()
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
-        # `gated` without its closure, `_gate_for` and `_after_statement` written out (two
-        # calls fewer, ~3k instructions): this is every put's one statement
-        # (and `starts_write`'s lookup of a known text too)
-        gate = self.gate
-        if gate is not None and not self.holds_gate and not self.in_transaction:
-            writes = _STARTS_WRITE.get(sql)
-            if writes is None:
-                writes = starts_write(sql)
-            if writes:
-                self.holds_gate = gate.acquire(self.gate_timeout)
+        # `gated` without its closure (every put's one statement comes this way)
+        self._gate_for(sql)
         try:
             return sqlite3.Connection.execute(self, sql, *args)
         finally:
-            if self.holds_gate and not self.in_transaction:
-                # `_let_go` written out; `gate` is ours: only a gate sets `holds_gate`
-                self.holds_gate = False
-                gate.release()  # type: ignore[union-attr]
-                checkpointer = self.checkpointer
-                if checkpointer is not None:
-                    checkpointer.note_write()
+            self._after_statement()
 
     def commit(self) -> None:
         try:
