@@ -70,9 +70,11 @@ def subscribed(event_type: str) -> list[WebhookEndpoint]:
     review it opens and every run that ends, mostly to learn there are none: the statement
     is fixed (approvals.rowread builds the ORM's instances), as compiling
     `WebhookEndpoint.objects.filter(is_active=True)` each time cost more than running it.
-    Inside the transaction of a run's end on PostgreSQL, its statement said whether any
-    endpoint is active (in its snapshot, a moment before this one would): none, no query."""
-    if read_with_run_end(ANY_ACTIVE) is False:
+    Inside the transaction of a run's end on PostgreSQL (or of a decision's insert), its
+    statement said whether any endpoint is active (in its snapshot, a moment before this one
+    would): none, no query. Never kept beyond that statement's transaction."""
+    active = read_with_run_end(ANY_ACTIVE)
+    if active is not None and not active:  # False, or SQLite's 0
         return []
     with connection.cursor() as cursor:
         cursor.execute(_active_sql(), [True])

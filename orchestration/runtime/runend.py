@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
@@ -42,7 +44,8 @@ from orchestration.runtime.models import Event, Run, Thread
 if TYPE_CHECKING:
     from orchestration.runtime.taskclaim import RunTaskSuccess
 
-__all__ = ["end_run", "forget_reads", "read_along", "read_with_run_end"]
+__all__ = ["along_sql", "end_run", "forget_reads", "read_along", "read_with_run_end",
+           "reads_answered"]
 
 # an empty head leaves the thread's head as it is
 _END = (
@@ -104,6 +107,26 @@ def forget_reads() -> None:
     """The transaction of the run's end is over (committed or rolled back): what its
     statement read is no longer this thread's to use."""
     _read.values = _read.block = None
+
+
+def along_sql() -> str:
+    """The registered reads as extra columns (", <expression>, ..."), for another statement
+    that answers them for the receivers it makes run (`reads_answered`); fixed once the
+    apps are ready, as the run end's own statement."""
+    return "".join(f", {expression}" for expression in _ALONG.values())
+
+
+@contextmanager
+def reads_answered(values: Sequence[Any]) -> Iterator[None]:
+    """Inside the block, `read_with_run_end` answers what a statement of the current
+    transaction returned for `along_sql()`'s columns (`values`, in their order): for the
+    receivers of a signal sent in the block (a decision's `post_save`), then forgotten."""
+    _read.values = dict(zip(_ALONG, values, strict=True))
+    _read.block = connection.atomic_blocks[0] if connection.atomic_blocks else None
+    try:
+        yield
+    finally:
+        forget_reads()
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],

@@ -28,8 +28,8 @@ from orchestration.runtime import rowread
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.models import Event, Run, Thread
 
-__all__ = ["insert_run", "insert_thread_and_run", "latest_run_id", "lock_active_run",
-           "set_task_result"]
+__all__ = ["insert_run", "insert_run_unless_active", "insert_thread_and_run", "latest_run_id",
+           "lock_active_run", "set_task_result"]
 
 
 def _q(name: str) -> str:
@@ -132,6 +132,123 @@ def insert_run(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason
     run._state.adding = False
     run._state.db = connection.alias
     announce(event_id, "run_queued", thread=thread, run=run)
+
+
+# ------------------------------------------------- a resume run, unless one is active
+
+
+def _active_statuses() -> str:
+    return ", ".join(f"'{str(s)}'" for s in Run.ACTIVE)  # the model's own constants
+
+
+@functools.cache
+def _unless_active_insert(vendor: str) -> str:
+    """The run's insert, nothing when the thread has an active run: `ON CONFLICT DO NOTHING`
+    against the one-active-run partial unique index (`run_one_active_per_thread`: its column
+    and its WHERE, which both databases need spelled out to infer it), `previous_id` the
+    thread's latest run (`latest_run_id`'s order) read by the same statement."""
+    run = _q(Run._meta.db_table)
+    fields = _insert_fields()
+    columns = ", ".join(_q(f.column) for f in fields)
+    latest = (f"(SELECT id FROM {run} WHERE thread_id = %s "  # noqa: S608 - model names
+              "ORDER BY created_at DESC, id DESC LIMIT 1)")
+    values = ", ".join(latest if f.attname == "previous_id" else "%s" for f in fields)
+    return (f"INSERT INTO {run} ({columns}) VALUES ({values}) "  # noqa: S608
+            f"ON CONFLICT (thread_id) WHERE status IN ({_active_statuses()}) DO NOTHING "
+            "RETURNING id, previous_id")
+
+
+@functools.cache
+def _unless_active_pg() -> str:
+    run, thread, event = (_q(m._meta.db_table) for m in (Run, Thread, Event))
+    # the moves and the event only when the run was inserted
+    return (
+        f"WITH r AS ({_unless_active_insert('postgresql')}), "  # noqa: S608 - model names
+        f"p AS (UPDATE {run} SET status = 'answered' "
+        "WHERE thread_id = %s AND status = 'waiting' AND EXISTS (SELECT 1 FROM r)), "
+        f"t AS (UPDATE {thread} SET status = 'running', updated_at = %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM r)), "
+        f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
+        "SELECT 'run_queued', %s, r.id, %s, %s, %s, %s FROM r RETURNING id) "
+        "SELECT r.id, r.previous_id, e.id FROM r, e"
+    )
+
+
+@functools.cache
+def _moves_sqlite() -> tuple[str, str, str]:
+    run, thread, event = (_q(m._meta.db_table) for m in (Run, Thread, Event))
+    return (
+        f"UPDATE {run} SET status = 'answered' WHERE thread_id = %s AND status = 'waiting'",  # noqa: S608
+        f"UPDATE {thread} SET status = 'running', updated_at = %s WHERE id = %s",  # noqa: S608
+        f"INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "  # noqa: S608
+        "VALUES ('run_queued', %s, %s, %s, %s, %s, %s) RETURNING id",
+    )
+
+
+def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: str,
+                             data: dict[str, Any]) -> bool:
+    """Insert the unsaved resume `run` of `thread` after its latest run (`run.previous_id`
+    is set to it), answer its waiting runs, mark it running and record the `run_queued`
+    event, as `insert_run` does; unless the thread has a queued, running or stalled run:
+    then nothing is written and False is returned (the caller adds its answers to that
+    run). An active run committed by a concurrent transaction counts too: PostgreSQL's
+    insert waits for it and then does nothing; SQLite has one writer at a time. Nothing
+    is refused, so the caller needs no savepoint. One statement on PostgreSQL, four on
+    SQLite (fixed once per process); elsewhere the ORM's, as `insert_run` sends them."""
+    if connection.vendor not in ("postgresql", "sqlite"):
+        return _insert_run_unless_active_orm(run, thread, actor=actor, reason=reason,
+                                             data=data)
+    fields = _insert_fields()
+    params: list[Any] = [
+        thread.pk if f.attname == "previous_id"
+        else f.get_db_prep_save(f.pre_save(run, True), connection) for f in fields]
+    now = Thread._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
+    event_values = [getattr(actor, "pk", None), reason,
+                    Event._meta.get_field("data").get_db_prep_save(data, connection),
+                    Event._meta.get_field("created_at").get_db_prep_save(timezone.now(),
+                                                                         connection)]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_unless_active_pg(),
+                           [*params, thread.pk, now, thread.pk, thread.pk, *event_values])
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            run_id, previous_id, event_id = row
+        else:
+            cursor.execute(_unless_active_insert("sqlite"), params)
+            row = cursor.fetchone()
+            if row is None:
+                return False
+            run_id, previous_id = row
+            paused, moved, event = _moves_sqlite()
+            cursor.execute(paused, [thread.pk])
+            cursor.execute(moved, [now, thread.pk])
+            cursor.execute(event, [thread.pk, run_id, *event_values])
+            event_id = cursor.fetchone()[0]
+    run.pk, run.previous_id = run_id, previous_id
+    run._state.adding = False
+    run._state.db = connection.alias
+    announce(event_id, "run_queued", thread=thread, run=run)
+    return True
+
+
+def _insert_run_unless_active_orm(run: Run, thread: Thread, *, actor: Any, reason: str,
+                                  data: dict[str, Any]) -> bool:
+    from django.db import IntegrityError, transaction
+
+    if lock_active_run(thread) is not None:
+        return False
+    run.previous_id = latest_run_id(thread)
+    try:
+        with transaction.atomic():  # a run committed meanwhile: the constraint refuses
+            _insert_run_orm(run, thread, new_thread=False, actor=actor, reason=reason,
+                            data=data)
+    except IntegrityError:
+        run.pk = None
+        run._state.adding = True
+        return False
+    return True
 
 
 @functools.cache

@@ -129,6 +129,11 @@ def answer_thread(
     most. The active run's row is locked first, so two answers never overwrite each other
     and a worker finishing the run sees every answer committed before it paused.
 
+    Most often no run is active: the resume run is inserted unless one is, by one statement
+    (`runqueue.insert_run_unless_active`), which neither reads first nor needs a savepoint
+    against a concurrent answer's run (it writes nothing when one was committed first).
+    Only then is the active run locked and the answers added to it.
+
     `savepoint=False`: inside the caller's transaction, no savepoint of its own; for a caller
     whose own atomic block rolls back everything this does when it raises, and which lets
     every error leave that block (a decision: two statements fewer).
@@ -137,23 +142,34 @@ def answer_thread(
     if not answers:
         raise InvalidRunInput("answer_thread needs at least one answer (interrupt id -> answer)")
     with _one_active_run(thread.thread_id), transaction.atomic(savepoint=savepoint):
-        for attempt in range(2):
+        for _attempt in range(2):
+            # Most often the thread waits for this answer: the resume run is inserted at
+            # once, unless a run is active (a concurrent answer's committed first, or one
+            # still running): nothing is written then, and the answers join that run.
+            run = _queue_answers(thread, answers, user=user, reason=reason)
+            if run is not None:
+                return run
             active = _lock_active_run(thread)
             if active is not None:
                 return _add_answers(active, answers, user=user, reason=reason)
-            try:
-                # A savepoint: an answer committed meanwhile may have queued the run first
-                # (the one-active-run constraint says so); then this answer joins that run.
-                with transaction.atomic():
-                    return _create_run(
-                        thread, Run.Kind.RESUME, user=user, reason=reason,
-                        input=_encode(RunInput.resume_with(answers)),
-                        previous_id=runqueue.latest_run_id(thread), none_active=True,
-                    )
-            except IntegrityError:
-                if attempt:
-                    raise
-    raise AssertionError("unreachable")  # pragma: no cover
+            # the active run ended between the insert and the lock: queue one again
+        # active again and ended again meanwhile: the caller retries as on a conflict
+        raise IntegrityError("run_one_active_per_thread")
+
+
+def _queue_answers(thread: Thread, answers: Mapping[str, Any], *, user: Any,
+                   reason: str) -> Run | None:
+    """The resume run carrying `answers`, queued after the thread's latest run; None (and
+    nothing written) if the thread has an active run."""
+    actor = _user_or_none(user)
+    run = Run(thread=thread, kind=Run.Kind.RESUME, input=_encode(RunInput.resume_with(answers)),
+              requested_by=actor, reason=reason)
+    if not runqueue.insert_run_unless_active(run, thread, actor=actor, reason=reason,
+                                             data={"kind": Run.Kind.RESUME}):
+        return None
+    thread.status = Thread.Status.RUNNING
+    _enqueue(run)
+    return run
 
 
 def _lock_active_run(thread: Thread) -> Run | None:
@@ -396,22 +412,15 @@ def _tasks_share_our_transaction() -> bool:
 
 
 def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: bytes,
-                previous: Run | None = None, previous_id: int | None = None,
-                none_active: bool = False, **fields: Any) -> Run:
-    """Queue a run of `thread` (after `previous`, or the run `previous_id`). The caller may
-    say what it already knows in this transaction, and its statements are not sent again (a
-    decision's request makes about twenty): `none_active`, it just found no active run
-    (`answer_thread`'s locking read). The one-active-run constraint still refuses a run
+                previous: Run | None = None, **fields: Any) -> Run:
+    """Queue a run of `thread` after `previous`. The one-active-run constraint refuses a run
     committed meanwhile. The run, the moves and its event: `runqueue.insert_run`."""
-    if not none_active and Run.objects.filter(thread=thread, status__in=Run.ACTIVE).exists():
+    if Run.objects.filter(thread=thread, status__in=Run.ACTIVE).exists():
         raise IntegrityError("run_one_active_per_thread")
     actor = _user_or_none(user)
     run = Run(thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
               **fields)
-    if previous is not None:
-        run.previous = previous
-    else:
-        run.previous_id = previous_id
+    run.previous = previous
     runqueue.insert_run(run, thread, new_thread=False, actor=actor, reason=reason,
                         data={"kind": kind})
     thread.status = Thread.Status.RUNNING

@@ -70,18 +70,20 @@ def test_start_checks_no_active_run_and_moves_no_paused_one(make_user):
     assert not [s for s in sql if "'answered'" in s]
 
 
-def test_form_decision_sends_one_savepoint_and_one_active_run_read(make_user, start_paused):
+def test_form_decision_sends_no_savepoint_and_no_active_run_read(make_user, start_paused):
     review = start_paused()
     client = Client()
     client.force_login(make_user("reviewer"))
     response, sql = _statements(lambda: client.post(
         reverse("review-decide", args=[review.pk]), {"action": "approve", "comment": ""}))
     assert response.status_code == 303
-    # the one left guards the insert of the run against a run committed meanwhile (the
-    # test's own transaction makes do_decide's block a savepoint too)
-    assert sum(s.startswith("SAVEPOINT") for s in sql) == 1 + connection.in_atomic_block
-    active_reads = [s for s in sql if 'FROM "orchestration_run"' in s and "'queued'" in s]
-    assert len(active_reads) == 1  # answer_thread's locking read, not a second exists()
+    # the run's insert does nothing if a run is active: no read before it, no savepoint
+    # around it (the test's own transaction makes do_decide's block a savepoint)
+    assert sum(s.startswith("SAVEPOINT") for s in sql) == int(connection.in_atomic_block)
+    active_reads = [s for s in sql if s.startswith("SELECT") and 'FROM "orchestration_run"' in s]
+    assert not active_reads
+    # no endpoint configured: the decision's insert said so, no query for them
+    assert not [s for s in sql if "stepwise_api_webhookendpoint\" e" in s]
     assert Run.objects.filter(thread=review.thread, status=Run.Status.QUEUED).count() == 1
 
 
