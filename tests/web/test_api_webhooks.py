@@ -158,9 +158,10 @@ def _decide_inline(review: ReviewRequest, user: User, capture: Any) -> None:
 
 
 def _endpoint_reads(queries: list[dict[str, Any]]) -> list[str]:
-    """Statements that read the endpoints by themselves (not a run end's statement)."""
+    """Statements that read the endpoints by themselves (not a run end's or a decision's
+    statement that answers whether any is active along with its writes)."""
     return [q["sql"] for q in queries
-            if "stepwise_api_webhookendpoint" in q["sql"] and not q["sql"].startswith("WITH")]
+            if "stepwise_api_webhookendpoint" in q["sql"] and q["sql"].startswith("SELECT")]
 
 
 def test_a_run_end_sends_run_succeeded_to_an_endpoint_created_after_the_previous_end(
@@ -182,7 +183,8 @@ def test_a_run_ending_with_no_endpoint_reads_none_on_postgresql(
     start_paused, make_user, django_capture_on_commit_callbacks
 ):
     """No endpoint active: neither the pause (its review.requested) nor the end (run.succeeded)
-    reads the endpoints by a statement of its own on PostgreSQL; elsewhere each reads them."""
+    reads the endpoints by a statement of its own on PostgreSQL; elsewhere each reads them.
+    The decision's insert answers for its review.decided on both."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -191,6 +193,37 @@ def test_a_run_ending_with_no_endpoint_reads_none_on_postgresql(
     with CaptureQueriesContext(connection) as ended:
         _decide_inline(review, make_user("admin"), django_capture_on_commit_callbacks)
     reads = _endpoint_reads(paused.captured_queries) + _endpoint_reads(ended.captured_queries)
-    # the decision (server side, not a run's end) still reads them once: review.decided
-    assert len(reads) == (1 if connection.vendor == "postgresql" else 3), reads
+    assert len(reads) == (0 if connection.vendor == "postgresql" else 2), reads
     assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_a_decision_reads_the_endpoints_only_when_one_is_active(start_paused, make_user,
+                                                                 active):
+    """The decision's insert says whether any endpoint is active: none, no query for them
+    and no delivery; one (created a moment before the decision), its review.decided."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    review = start_paused()
+    hook = endpoint(events=("review.decided",))
+    if not active:
+        WebhookEndpoint.objects.filter(pk=hook.pk).update(is_active=False)
+    with CaptureQueriesContext(connection) as ctx:
+        do_decide(make_user("admin"), review, DecisionInput(action="approve"))
+    assert len(_endpoint_reads(ctx.captured_queries)) == int(active)
+    assert list(WebhookDelivery.objects.filter(endpoint=hook).values_list(
+        "event_type", flat=True)) == (["review.decided"] if active else [])
+
+
+def test_what_a_decision_read_of_the_endpoints_is_not_kept_for_later_events(
+    start_paused, make_user
+):
+    """Inside one transaction (the test's), an endpoint created after a decision that saw
+    none still gets the next event: the decision's answer served its own receivers only."""
+    first, second = start_paused(), start_paused()
+    do_decide(make_user("admin"), first, DecisionInput(action="approve"))  # no endpoint
+    hook = endpoint(events=("review.decided",))
+    do_decide(make_user("admin"), second, DecisionInput(action="approve"))
+    assert WebhookDelivery.objects.filter(endpoint=hook).count() == 1
+    assert subscribed("review.decided") == [hook]
