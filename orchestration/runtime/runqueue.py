@@ -19,7 +19,7 @@ server's ~20 per decision. Here:
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.utils import timezone
@@ -27,6 +27,9 @@ from django.utils import timezone
 from orchestration.runtime import rowread
 from orchestration.runtime.events import announce, publish
 from orchestration.runtime.models import Event, Run, Thread
+
+if TYPE_CHECKING:
+    from orchestration.runtime.taskrow import RunTask
 
 __all__ = ["insert_run", "insert_run_unless_active", "insert_thread_and_run", "latest_run_id",
            "lock_active_run", "set_task_result"]
@@ -110,8 +113,12 @@ def insert_run(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason
                data: dict[str, Any]) -> None:
     """Insert the unsaved `run` of `thread`; unless `new_thread`, answer the thread's waiting
     runs and mark it running; record the `run_queued` event (actor, reason, data) and push
-    it. One statement on PostgreSQL, the ORM's statements elsewhere; `run` is saved after
-    either (its pk set, as `Run.objects.create` leaves it)."""
+    it. One statement on PostgreSQL, fixed ones on SQLite (`_insert_run_sqlite`), the ORM's
+    elsewhere; `run` is saved after any (its pk set, as `Run.objects.create` leaves it)."""
+    if connection.vendor == "sqlite":
+        _insert_run_sqlite(run, thread, new_thread=new_thread, actor=actor, reason=reason,
+                           data=data, task=None)
+        return
     if connection.vendor != "postgresql":
         _insert_run_orm(run, thread, new_thread=new_thread, actor=actor, reason=reason,
                         data=data)
@@ -159,9 +166,10 @@ def _unless_active_insert(vendor: str) -> str:
 
 
 @functools.cache
-def _unless_active_pg() -> str:
+def _unless_active_pg(with_task: bool) -> str:
     run, thread, event = (_q(m._meta.db_table) for m in (Run, Thread, Event))
-    # the moves and the event only when the run was inserted
+    task_cte, notify = _task_parts(with_task)
+    # the moves, the event (and the task row) only when the run was inserted
     return (
         f"WITH r AS ({_unless_active_insert('postgresql')}), "  # noqa: S608 - model names
         f"p AS (UPDATE {run} SET status = 'answered' "
@@ -169,9 +177,20 @@ def _unless_active_pg() -> str:
         f"t AS (UPDATE {thread} SET status = 'running', updated_at = %s "
         "WHERE id = %s AND EXISTS (SELECT 1 FROM r)), "
         f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
-        "SELECT 'run_queued', %s, r.id, %s, %s, %s, %s FROM r RETURNING id) "
-        "SELECT r.id, r.previous_id, e.id FROM r, e"
+        f"SELECT 'run_queued', %s, r.id, %s, %s, %s, %s FROM r RETURNING id){task_cte} "
+        f"SELECT r.id, r.previous_id, e.id{notify} FROM r, e{', k' if with_task else ''}"
     )
+
+
+def _task_parts(with_task: bool) -> tuple[str, str]:
+    """The task row's CTE (", k AS (...)") and the notification column (", pg_notify(...)")
+    of a run's statement that inserts its task row too (`taskrow.RunTask`)."""
+    if not with_task:
+        return "", ""
+    from orchestration.runtime.taskrow import run_task_cte
+
+    cte, notify = run_task_cte()
+    return f", {cte}", f", {notify}"
 
 
 @functools.cache
@@ -186,7 +205,7 @@ def _moves_sqlite() -> tuple[str, str, str]:
 
 
 def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: str,
-                             data: dict[str, Any]) -> bool:
+                             data: dict[str, Any], task: RunTask | None = None) -> bool:
     """Insert the unsaved resume `run` of `thread` after its latest run (`run.previous_id`
     is set to it), answer its waiting runs, mark it running and record the `run_queued`
     event, as `insert_run` does; unless the thread has a queued, running or stalled run:
@@ -194,10 +213,15 @@ def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: st
     run). An active run committed by a concurrent transaction counts too: PostgreSQL's
     insert waits for it and then does nothing; SQLite has one writer at a time. Nothing
     is refused, so the caller needs no savepoint. One statement on PostgreSQL, four on
-    SQLite (fixed once per process); elsewhere the ORM's, as `insert_run` sends them."""
+    SQLite (fixed once per process); elsewhere the ORM's, as `insert_run` sends them.
+    `task` (its id already the run's `task_result_id`): the run's task row, written with
+    the run (by the same statement on PostgreSQL), not at all if the run is not."""
     if connection.vendor not in ("postgresql", "sqlite"):
-        return _insert_run_unless_active_orm(run, thread, actor=actor, reason=reason,
-                                             data=data)
+        inserted = _insert_run_unless_active_orm(run, thread, actor=actor, reason=reason,
+                                                 data=data)
+        if inserted and task is not None:
+            task.insert(run.pk)
+        return inserted
     fields = _insert_fields()
     params: list[Any] = [
         thread.pk if f.attname == "previous_id"
@@ -209,12 +233,15 @@ def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: st
                                                                          connection)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(_unless_active_pg(),
-                           [*params, thread.pk, now, thread.pk, thread.pk, *event_values])
+            cursor.execute(_unless_active_pg(task is not None),
+                           [*params, thread.pk, now, thread.pk, thread.pk, *event_values,
+                            *(task.params if task is not None else ())])
             row = cursor.fetchone()
             if row is None:
                 return False
-            run_id, previous_id, event_id = row
+            run_id, previous_id, event_id = row[:3]
+            if task is not None:
+                task.inserted()
         else:
             cursor.execute(_unless_active_insert("sqlite"), params)
             row = cursor.fetchone()
@@ -226,6 +253,8 @@ def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: st
             cursor.execute(moved, [now, thread.pk])
             cursor.execute(event, [thread.pk, run_id, *event_values])
             event_id = cursor.fetchone()[0]
+        if task is not None and not task.written:
+            task.insert(run_id)
     run.pk, run.previous_id = run_id, previous_id
     run._state.adding = False
     run._state.db = connection.alias
@@ -252,19 +281,20 @@ def _insert_run_unless_active_orm(run: Run, thread: Thread, *, actor: Any, reaso
 
 
 @functools.cache
-def _start_sql() -> str:
+def _start_sql(with_task: bool) -> str:
     thread, run, event = (_q(m._meta.db_table) for m in (Thread, Run, Event))
     thread_fields, run_fields = _thread_insert_fields(), _insert_fields()
     thread_columns = ", ".join(_q(f.column) for f in thread_fields)
     run_columns = ", ".join(_q(f.column) for f in run_fields)
     run_values = ", ".join("th.id" if f.attname == "thread_id" else "%s" for f in run_fields)
+    task_cte, notify = _task_parts(with_task)
     return (
         f"WITH th AS (INSERT INTO {thread} ({thread_columns}) "  # noqa: S608 - model names
         f"VALUES ({', '.join(['%s'] * len(thread_fields))}) RETURNING id), "
         f"r AS (INSERT INTO {run} ({run_columns}) SELECT {run_values} FROM th RETURNING id), "
         f"e AS (INSERT INTO {event} (kind, thread_id, run_id, actor_id, reason, data, created_at) "
-        "SELECT 'run_queued', th.id, r.id, %s, %s, %s, %s FROM th, r RETURNING id) "
-        "SELECT th.id, r.id, e.id FROM th, r, e"
+        f"SELECT 'run_queued', th.id, r.id, %s, %s, %s, %s FROM th, r RETURNING id){task_cte} "
+        f"SELECT th.id, r.id, e.id{notify} FROM th, r, e{', k' if with_task else ''}"
     )
 
 
@@ -273,14 +303,25 @@ def _thread_insert_fields() -> list[Any]:
 
 
 def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
-                          data: dict[str, Any]) -> None:
+                          data: dict[str, Any], task: RunTask | None = None) -> None:
     """Insert the unsaved `thread`, its unsaved first `run` and the `run_queued` event (and
-    push it): one statement on PostgreSQL, `thread.save()` then `insert_run` elsewhere. A
-    thread id taken already is refused by the same unique constraint as the ORM's insert."""
+    push it), and `task` if given (the run's task row, its id already the run's
+    `task_result_id`): one statement on PostgreSQL, fixed ones on SQLite, `thread.save()`
+    then `insert_run` elsewhere. A thread id taken already is refused by the same unique
+    constraint as the ORM's insert."""
     if connection.vendor != "postgresql":
-        thread.save(force_insert=True)
+        if connection.vendor == "sqlite":
+            _insert_thread_sqlite(thread)
+        else:
+            thread.save(force_insert=True)
         run.thread = thread
-        insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data)
+        if connection.vendor == "sqlite":
+            _insert_run_sqlite(run, thread, new_thread=True, actor=actor, reason=reason,
+                               data=data, task=task)
+        else:
+            insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data)
+            if task is not None:
+                task.insert(run.pk)
         return
     params: list[Any] = [f.get_db_prep_save(f.pre_save(thread, True), connection)
                          for f in _thread_insert_fields()]
@@ -288,14 +329,68 @@ def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
                for f in _insert_fields() if f.attname != "thread_id"]
     params += [getattr(actor, "pk", None), reason,
                Event._meta.get_field("data").get_db_prep_save(data, connection), timezone.now()]
+    if task is not None:
+        params += task.params
     with connection.cursor() as cursor:
-        cursor.execute(_start_sql(), params)
-        thread_id, run_id, event_id = cursor.fetchone()
+        cursor.execute(_start_sql(task is not None), params)
+        thread_id, run_id, event_id = cursor.fetchone()[:3]
+    if task is not None:
+        task.inserted()
     for obj, pk in ((thread, thread_id), (run, run_id)):
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
     run.thread = thread  # its thread_id, and the instance cached as the ORM's create leaves it
+    announce(event_id, "run_queued", thread=thread, run=run)
+
+
+@functools.cache
+def _sqlite_inserts() -> tuple[str, str]:
+    """SQLite: the thread's and the run's inserts, fixed once (returning their ids)."""
+    def insert(model: Any, fields: list[Any]) -> str:
+        return (f"INSERT INTO {_q(model._meta.db_table)} "  # noqa: S608 - model names
+                f"({', '.join(_q(f.column) for f in fields)}) "
+                f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id")
+
+    return insert(Thread, _thread_insert_fields()), insert(Run, _insert_fields())
+
+
+def _saved(obj: Any, pk: int) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def _insert_thread_sqlite(thread: Thread) -> None:
+    """`thread.save(force_insert=True)` (no signal receivers on threads) by a fixed
+    statement; a taken thread id is refused by the same unique constraint."""
+    params = [f.get_db_prep_save(f.pre_save(thread, True), connection)
+              for f in _thread_insert_fields()]
+    with connection.cursor() as cursor:
+        cursor.execute(_sqlite_inserts()[0], params)
+        _saved(thread, cursor.fetchone()[0])
+
+
+def _insert_run_sqlite(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason: str,
+                       data: dict[str, Any], task: RunTask | None) -> None:
+    """`insert_run` on SQLite: the run's insert, the moves unless `new_thread`, the event
+    (and `task`'s row), each a statement fixed once per process instead of the ORM's."""
+    params = [f.get_db_prep_save(f.pre_save(run, True), connection) for f in _insert_fields()]
+    paused, moved, event = _moves_sqlite()
+    with connection.cursor() as cursor:
+        cursor.execute(_sqlite_inserts()[1], params)
+        _saved(run, cursor.fetchone()[0])
+        if not new_thread:
+            cursor.execute(paused, [thread.pk])
+            cursor.execute(moved, [Thread._meta.get_field("updated_at").get_db_prep_save(
+                timezone.now(), connection), thread.pk])
+        cursor.execute(event, [
+            thread.pk, run.pk, getattr(actor, "pk", None), reason,
+            Event._meta.get_field("data").get_db_prep_save(data, connection),
+            Event._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)])
+        event_id = cursor.fetchone()[0]
+    if task is not None:
+        task.insert(run.pk)
     announce(event_id, "run_queued", thread=thread, run=run)
 
 

@@ -92,9 +92,10 @@ def start_thread(
         # a new thread: no run of it to look for, no paused run or status to move
         run = Run(thread=thread, kind=Run.Kind.START, input=payload, requested_by=actor,
                   reason="")
+        task = _new_task(run)
         runqueue.insert_thread_and_run(thread, run, actor=actor, reason="",
-                                       data={"kind": Run.Kind.START})
-        _enqueue(run)
+                                       data={"kind": Run.Kind.START}, task=task)
+        _enqueue(run, task)
     return run
 
 
@@ -164,11 +165,12 @@ def _queue_answers(thread: Thread, answers: Mapping[str, Any], *, user: Any,
     actor = _user_or_none(user)
     run = Run(thread=thread, kind=Run.Kind.RESUME, input=_encode(RunInput.resume_with(answers)),
               requested_by=actor, reason=reason)
+    task = _new_task(run)
     if not runqueue.insert_run_unless_active(run, thread, actor=actor, reason=reason,
-                                             data={"kind": Run.Kind.RESUME}):
+                                             data={"kind": Run.Kind.RESUME}, task=task):
         return None
     thread.status = Thread.Status.RUNNING
-    _enqueue(run)
+    _enqueue(run, task)
     return run
 
 
@@ -362,8 +364,23 @@ def run_inline() -> Iterator[None]:
         _inline.on = previous
 
 
-def _enqueue(run: Run) -> None:
-    """Hand `run` to a worker. Called inside the transaction that queued it."""
+def _new_task(run: Run) -> taskrow.RunTask | None:
+    """For a run about to be inserted whose task row commits with it (`_enqueue`): that row,
+    its id made the run's `task_result_id` now, so the run's insert writes it (no update of
+    the new run) and, on PostgreSQL, the run's statement inserts the task row too."""
+    if getattr(_inline, "on", False) or not _tasks_share_our_transaction():
+        return None
+    task = taskrow.new_run_task(execute_run)
+    if task is not None:
+        run.task_result_id = task.result_id
+    return task
+
+
+def _enqueue(run: Run, task: taskrow.RunTask | None = None) -> None:
+    """Hand `run` to a worker. Called inside the transaction that queued it; `task`
+    (`_new_task`), written with the run already: nothing more to do."""
+    if task is not None and task.written:
+        return
     run_id = run.pk
     if getattr(_inline, "on", False):
         transaction.on_commit(lambda: execute_run.call(run_id))

@@ -31,7 +31,7 @@ from orchestration.runtime import runqueue
 from orchestration.runtime.models import Run
 from orchestration.runtime.wakeup import CHANNEL, wake_on_commit
 
-__all__ = ["enqueue_run", "insert_task"]
+__all__ = ["RunTask", "enqueue_run", "insert_task", "new_run_task"]
 
 # django.tasks logs every enqueue here (its `task_enqueued` receiver): kept, same words
 _tasks_log = logging.getLogger("django.tasks")
@@ -42,29 +42,26 @@ def _fields() -> list[Any]:
 
 
 @functools.cache
-def _sql(vendor: str) -> tuple[str, ...]:
+def _insert_sql() -> str:
     q = connection.ops.quote_name
     fields = _fields()
-    insert = (
-        f"INSERT INTO {q(DBTaskResult._meta.db_table)} "  # noqa: S608 - model names
-        f"({', '.join(q(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    update = f"UPDATE {q(Run._meta.db_table)} SET task_result_id = %s WHERE id = %s"  # noqa: S608
+    values = ", ".join(["%s"] * len(fields))
+    return (f"INSERT INTO {q(DBTaskResult._meta.db_table)} "  # noqa: S608 - model names
+            f"({', '.join(q(f.column) for f in fields)}) VALUES ({values})")
+
+
+@functools.cache
+def _sql(vendor: str) -> tuple[str, ...]:
+    insert = _insert_sql()
+    run = connection.ops.quote_name(Run._meta.db_table)
+    update = f"UPDATE {run} SET task_result_id = %s WHERE id = %s"  # noqa: S608 - model names
     if vendor == "postgresql":
         return (f"WITH k AS ({insert} RETURNING id), u AS ({update}) "  # noqa: S608
                 "SELECT pg_notify(%s, %s) FROM k",)
     return insert, update
 
 
-def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
-    """Queue `task` (`execute_run`) for run `run_id` on the database `backend`, point the run
-    at it and wake the listening workers, inside the caller's transaction; the task's id.
-    None when the backend makes its ids in the database (an `id_function` expression): the
-    caller then enqueues through the Tasks API."""
-    task_id = backend._get_id()
-    if not isinstance(task_id, uuid.UUID):
-        return None
-    backend.validate_task(task)  # as `enqueue` does: a task it cannot run is refused here
+def _row(task: Any, backend: Any, task_id: uuid.UUID, run_id: int | None) -> DBTaskResult:
     row = DBTaskResult(
         id=task_id,
         # what `normalize_json({"args": (run_id,), "kwargs": {}})` gives
@@ -77,6 +74,19 @@ def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
     )
     if row.run_after is None:  # django_tasks_db's pre_save receiver: "no later than now"
         row.run_after = get_date_max()
+    return row
+
+
+def insert_task(task: Any, backend: Any, run_id: int) -> str | None:
+    """Queue `task` (`execute_run`) for run `run_id` on the database `backend`, point the run
+    at it and wake the listening workers, inside the caller's transaction; the task's id.
+    None when the backend makes its ids in the database (an `id_function` expression): the
+    caller then enqueues through the Tasks API."""
+    task_id = backend._get_id()
+    if not isinstance(task_id, uuid.UUID):
+        return None
+    backend.validate_task(task)  # as `enqueue` does: a task it cannot run is refused here
+    row = _row(task, backend, task_id, run_id)
     params = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _fields()]
     result_id = str(task_id)  # the dashed form, as the Tasks API's result id gives it
     statements = _sql(connection.vendor)
@@ -107,3 +117,73 @@ def enqueue_run(task: Any, run_id: int) -> str:
     result_id = str(task.enqueue(run_id).id)[:64]
     runqueue.set_task_result(run_id, result_id)
     return result_id
+
+
+# ------------------------------------------------- the task of a run not inserted yet
+
+
+class RunTask:
+    """The task row of a run about to be inserted, its id chosen first (`new_run_task`): the
+    run is inserted pointing at it (`result_id` as its `task_result_id`), so no update of the
+    new run's row follows; on PostgreSQL the run's own statement inserts it too (`cte`,
+    `params`, `notify`: its CTE `r` gives the run's id), else `insert` after the run's."""
+
+    def __init__(self, task: Any, backend: Any, task_id: uuid.UUID) -> None:
+        backend.validate_task(task)  # as `enqueue` does: a task it cannot run is refused here
+        self.row = _row(task, backend, task_id, None)
+        self.result_id = str(task_id)  # the dashed form, as the Tasks API's result id gives it
+        self.written = False
+
+    @property
+    def params(self) -> list[Any]:
+        """The row's values but its `args_kwargs` (the run's id, read from `r`), then the
+        notification's channel and payload."""
+        return [f.get_db_prep_save(f.pre_save(self.row, True), connection)
+                for f in _fields() if f.attname != "args_kwargs"] + [CHANNEL, self.row.queue_name]
+
+    def insert(self, run_id: int) -> None:
+        """The row by a statement of its own (not PostgreSQL), once the run is inserted."""
+        self.row.args_kwargs = {"args": [run_id], "kwargs": {}}
+        params = [f.get_db_prep_save(f.pre_save(self.row, True), connection) for f in _fields()]
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_sql(), params)
+            if connection.vendor == "postgresql":  # the receiver's notification, at commit
+                cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, self.row.queue_name])
+        if connection.vendor == "sqlite":
+            wake_on_commit(connection.alias)  # SQLite's wake-up: a datagram, at commit
+        self.inserted()
+
+    def inserted(self) -> None:
+        """The row is written (by `insert`, or by the run's statement on PostgreSQL)."""
+        self.written = True
+        _tasks_log.debug("Task id=%s path=%s enqueued backend=%s", self.result_id,
+                         self.row.task_path, self.row.backend_name)
+
+
+@functools.cache
+def run_task_cte() -> tuple[str, str]:
+    """PostgreSQL: the CTE inserting a `RunTask`'s row with the id of the run CTE `r` in its
+    `args_kwargs` (as `normalize_json` writes it), and the final SELECT's column that sends
+    the workers' notification (joining `k`: delivered at commit, as the receiver's was)."""
+    q = connection.ops.quote_name
+    fields = _fields()
+    values = ", ".join(
+        "jsonb_build_object('args', jsonb_build_array(r.id), 'kwargs', '{}'::jsonb)"
+        if f.attname == "args_kwargs" else "%s" for f in fields)
+    return (f"k AS (INSERT INTO {q(DBTaskResult._meta.db_table)} "  # noqa: S608 - model names
+            f"({', '.join(q(f.column) for f in fields)}) SELECT {values} FROM r RETURNING id)",
+            "pg_notify(%s, %s)")
+
+
+def new_run_task(task: Any) -> RunTask | None:
+    """The task row for a run about to be inserted, when the task's backend is the database
+    backend with ids made here (else None: the caller enqueues after the insert)."""
+    from django_tasks_db import DatabaseBackend
+
+    backend = task.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        return None
+    task_id = backend._get_id()
+    if not isinstance(task_id, uuid.UUID):
+        return None
+    return RunTask(task, backend, task_id)

@@ -83,7 +83,7 @@ def test_workers_are_woken_at_commit_and_not_for_a_rollback() -> None:
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL")
-def test_task_row_run_pointer_and_wake_up_are_one_statement() -> None:
+def test_task_row_run_pointer_and_wake_up_are_the_starts_one_statement() -> None:
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
@@ -92,6 +92,8 @@ def test_task_row_run_pointer_and_wake_up_are_one_statement() -> None:
     touching = [q["sql"] for q in captured if table in q["sql"] or "pg_notify" in q["sql"]
                 or q["sql"].startswith("UPDATE") and "task_result_id" in q["sql"]]
     assert len(touching) == 1, touching
-    assert "pg_notify" in touching[0] and "SET task_result_id" in touching[0]
+    # the start's own statement: the run is inserted pointing at its task row (no update)
+    assert "pg_notify" in touching[0] and "SET task_result_id" not in touching[0]
+    assert touching[0].startswith("WITH th AS (INSERT INTO")
     run.refresh_from_db()
     assert DBTaskResult.objects.filter(pk=run.task_result_id).exists()

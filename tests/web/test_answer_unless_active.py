@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from approvals.actions import DecisionInput, ReviewError, do_decide
 from approvals.models import Decision, ReviewRequest
@@ -163,3 +164,27 @@ def test_an_answer_racing_a_run_queued_by_another_transaction(make_thread, make_
         assert got.pk == other["pk"] and answers == {"a": 1, "b": 2}
     else:
         assert got.pk != other.get("pk") and answers == {"b": 2}
+
+
+def test_the_queued_run_points_at_its_task_row_and_a_joining_answer_adds_none(
+    make_thread, make_run, make_user
+):
+    """The run is inserted with its task row's id (no update of the run follows), the row
+    names the run; an answer that joins the run writes no task row (nor a reserved one)."""
+    from django_tasks_db.models import DBTaskResult
+
+    from orchestration.runtime.tasks import execute_run
+
+    thread = make_thread()
+    make_run(thread, status=Run.Status.WAITING)
+    tasks = DBTaskResult.objects.count()
+    with CaptureQueriesContext(connection) as ctx:
+        run = runs.answer_thread(thread, {"a": 1}, user=make_user("reviewer", username="one"))
+    assert not [q["sql"] for q in ctx.captured_queries if "SET task_result_id" in q["sql"]]
+    stored = Run.objects.get(pk=run.pk)
+    assert stored.task_result_id == run.task_result_id != ""
+    row = DBTaskResult.objects.get(pk=stored.task_result_id)
+    assert row.args_kwargs == {"args": [run.pk], "kwargs": {}}
+    assert row.task_path == execute_run.module_path and row.status == "READY"
+    runs.answer_thread(thread, {"b": 2}, user=make_user("reviewer", username="two"))
+    assert DBTaskResult.objects.count() == tasks + 1
