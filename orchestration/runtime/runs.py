@@ -438,17 +438,19 @@ def _create_run(thread: Thread, kind: str, *, user: Any, reason: str, input: byt
     run = Run(thread=thread, kind=kind, input=input, requested_by=actor, reason=reason,
               **fields)
     run.previous = previous
+    task = _new_task(run)
     runqueue.insert_run(run, thread, new_thread=False, actor=actor, reason=reason,
-                        data={"kind": kind})
+                        data={"kind": kind}, task=task)
     thread.status = Thread.Status.RUNNING
-    _enqueue(run)
+    _enqueue(run, task)
     return run
 
 
 @contextmanager
 def _one_active_run(thread_label: str) -> Iterator[None]:
     """Turn the database's one-active-run-per-thread refusal into a clear error. The
-    pre-check in `_create_run` gives the common case; the constraint closes the race."""
+    pre-check in `_create_run` gives the common case; the constraint closes the race
+    (`answer_thread` raises it itself when it found no run to join twice)."""
     try:
         yield
     except IntegrityError as exc:

@@ -188,3 +188,17 @@ def test_the_queued_run_points_at_its_task_row_and_a_joining_answer_adds_none(
     assert row.task_path == execute_run.module_path and row.status == "READY"
     runs.answer_thread(thread, {"b": 2}, user=make_user("reviewer", username="two"))
     assert DBTaskResult.objects.count() == tasks + 1
+
+
+def test_a_resume_run_is_inserted_pointing_at_its_task_row(make_thread, make_run):
+    """`insert_run` (resume, fork, retry) takes the task row too: the run points at it from
+    its insert on, the row names the run."""
+    from django_tasks_db.models import DBTaskResult
+
+    thread = make_thread()
+    make_run(thread, status=Run.Status.WAITING)
+    with CaptureQueriesContext(connection) as ctx:
+        run = runs.resume_thread(thread, None, user=None)
+    assert not [q["sql"] for q in ctx.captured_queries if "SET task_result_id" in q["sql"]]
+    row = DBTaskResult.objects.get(pk=Run.objects.get(pk=run.pk).task_result_id)
+    assert row.args_kwargs == {"args": [run.pk], "kwargs": {}}
