@@ -120,13 +120,15 @@ def along_sql() -> str:
 def reads_answered(values: Sequence[Any]) -> Iterator[None]:
     """Inside the block, `read_with_run_end` answers what a statement of the current
     transaction returned for `along_sql()`'s columns (`values`, in their order): for the
-    receivers of a signal sent in the block (a decision's `post_save`), then forgotten."""
+    receivers of a signal sent in the block (a decision's `post_save`); afterwards what it
+    answered before (a run end's reads, if the block is inside its transaction)."""
+    before = _read.values, _read.block
     _read.values = dict(zip(_ALONG, values, strict=True))
     _read.block = connection.atomic_blocks[0] if connection.atomic_blocks else None
     try:
         yield
     finally:
-        forget_reads()
+        _read.values, _read.block = before
 
 
 def end_run(run: Run, lease: Lease, fields: dict[str, Any], thread_fields: dict[str, Any],
