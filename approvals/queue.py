@@ -70,19 +70,6 @@ def request_neighbours(request: HttpRequest, f: selectors.InboxFilter, pk: int) 
 Row = tuple[int, str, str, int | None]
 
 
-def read_rows(request: HttpRequest, f: selectors.InboxFilter, pk: int) -> bool:
-    """Whether `request_neighbours(request, f, pk)` would read the list (not read yet in
-    this request, or without `pk`)."""
-    rows = request.__dict__.get("_stepwise_queue_rows", {}).get(f)
-    return rows is None or pk not in [r[0] for r in rows]
-
-
-def keep_rows(request: HttpRequest, f: selectors.InboxFilter, rows: list[Row]) -> None:
-    """`list_rows(request.user, f, pk)`, read by the caller with something else in the same
-    round trip (the review page: `selectors.history_and_queue`), for `request_neighbours`."""
-    request.__dict__.setdefault("_stepwise_queue_rows", {})[f] = rows
-
-
 def neighbours(user: AbstractBaseUser, f: selectors.InboxFilter, pk: int) -> Neighbours:
     """Where `j`, `k` and "decide, then next" lead from review `pk` in the list `f` (one
     query for the list, one for the user's groups)."""

@@ -388,15 +388,6 @@ def queue_rows(user: AbstractBaseUser, f: InboxFilter, pk: int,
 
     Fixed text, as the inbox page: this runs on every review page and after every decision,
     and the ORM queryset cost more to compile than its 500 rows cost to read."""
-    sql, params = _queue_sql(user, f, pk, limit)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
-
-
-def _queue_sql(user: AbstractBaseUser, f: InboxFilter, pk: int,
-               limit: int) -> tuple[str, list[Any]]:
-    """`queue_rows`'s statement and its parameters."""
     where, params = inbox_where(user, f)
     statuses = _statuses(f.status) if f.status == "open" or f.status in \
         ReviewRequest.Status.values else ()
@@ -415,7 +406,9 @@ def _queue_sql(user: AbstractBaseUser, f: InboxFilter, pk: int,
            f"{'WHERE ' + ' AND '.join(where) if where else ''} "
            f"ORDER BY CASE WHEN r.status IN ({open_}) AND r.due_at < %s THEN 0 ELSE 1 END, "
            "r.created_at, r.id LIMIT %s")
-    return sql, [*params, *ReviewRequest.OPEN, _db_time(timezone.now()), limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *ReviewRequest.OPEN, _db_time(timezone.now()), limit])
+        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
 
 
 def _statuses(status: str) -> tuple[str, ...]:
@@ -548,53 +541,24 @@ def thread_history(thread: Thread, limit: int = 200) -> list[HistoryItem]:
     and reviews with their payloads, built to lend a name and a title); two ORM queries of
     the columns then still cost more to build and compile than everything else the history
     does (about 2 of the page's 13 CPU-ms), so it is one statement of fixed text."""
-    with connection.cursor() as cursor:
-        cursor.execute(_history_sql(), _history_params(thread, limit))
-        return _history_items(cursor.fetchall(), limit)
-
-
-def history_and_queue(thread: Thread, user: AbstractBaseUser, f: InboxFilter, pk: int,
-                      limit: int, window: int
-                      ) -> tuple[list[HistoryItem], list[tuple[int, str, str, int | None]]]:
-    """`thread_history(thread, limit)` and `queue_rows(user, f, pk, window)` in one round
-    trip: the review page shows both on every view. The queue's rows are a third branch of
-    the history's UNION ALL (branch 2: id, status, assignee and claimer in the history's
-    seq, kind, actor and run columns), each branch planned as when it ran alone; a branch's
-    rows come in its own order (the queue's subquery is sorted and cut before the union,
-    which appends its branches)."""
-    queue_sql, queue_params = _queue_sql(user, f, pk, window)
-    sql = (f"{_history_sql()} UNION ALL SELECT 2, q.id, NULL, q.status, q.assignee, "  # noqa: S608
-           "NULL, NULL, q.claimed_by_id, NULL, NULL, NULL, NULL "
-           f"FROM ({queue_sql}) q")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*_history_params(thread, limit), *queue_params])
-        rows = cursor.fetchall()
-    queue = [(row[1], row[3], row[4], row[7]) for row in rows if row[0] == 2]
-    return _history_items([row for row in rows if row[0] != 2], limit), queue
-
-
-def _history_params(thread: Thread, limit: int) -> list[Any]:
-    return [thread.pk, *HISTORY_QUIET, limit, thread.pk, limit]
-
-
-def _history_items(rows: Iterable[Any], limit: int) -> list[HistoryItem]:
-    """The history's items from `_history_sql`'s rows, newest first."""
     labels = dict(Decision.Action.choices)
     events: list[tuple[int, HistoryItem]] = []
     decisions: list[HistoryItem] = []
-    for branch, seq, at, kind, actor, reason, data, run_id, review_pk, title, node, text \
-            in rows:
-        at = _aware(at)
-        if branch == 0:
-            data = json.loads(data) if data else {}
-            events.append((seq, HistoryItem(
-                at=at, kind=kind, actor=str(actor or ""),
-                text=_event_text(kind, data, run_id), reason=reason or "")))
-        else:
-            decisions.append(HistoryItem(
-                at=at, kind="decision", actor=str(actor or ""),
-                text=f"{labels.get(kind, kind)} — {title or node}",
-                reason=reason or text or "", review_pk=review_pk))
+    with connection.cursor() as cursor:
+        cursor.execute(_history_sql(), [thread.pk, *HISTORY_QUIET, limit, thread.pk, limit])
+        for branch, seq, at, kind, actor, reason, data, run_id, review_pk, title, node, text \
+                in cursor.fetchall():
+            at = _aware(at)
+            if branch == 0:
+                data = json.loads(data) if data else {}
+                events.append((seq, HistoryItem(
+                    at=at, kind=kind, actor=str(actor or ""),
+                    text=_event_text(kind, data, run_id), reason=reason or "")))
+            else:
+                decisions.append(HistoryItem(
+                    at=at, kind="decision", actor=str(actor or ""),
+                    text=f"{labels.get(kind, kind)} — {title or node}",
+                    reason=reason or text or "", review_pk=review_pk))
     # as the two queries this replaces: events newest first, then decisions, merged by time
     events.sort(key=lambda e: e[0], reverse=True)
     decisions.sort(key=lambda i: i.at, reverse=True)

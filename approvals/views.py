@@ -59,7 +59,6 @@ from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.runs import RunAction
 
 PAGE_SIZE = 50
-HISTORY_SHOWN = 50  # the review page's thread history: its newest events and decisions
 
 
 def _page(request: HttpRequest, qs: Any, size: int = PAGE_SIZE) -> Any:
@@ -175,25 +174,12 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any,
         "form": form,
         "changes_html": changes_html,
         "unreadable": unreadable,
-        "history_html": page_helpers.history_html(_history(request, review)),
+        "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=50)),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
         "reanswers": reanswers,
     }
-
-
-def _history(request: HttpRequest, review: ReviewRequest) -> list[selectors.HistoryItem]:
-    """The thread's history for the review page, with the queue the page's `review_queue`
-    shows in the same round trip unless this request read that list already (the decide-
-    and-next view, about the review decided before this one)."""
-    f = queue.queue_filter(request.GET)
-    if not queue.read_rows(request, f, review.pk):
-        return selectors.thread_history(review.thread, limit=HISTORY_SHOWN)
-    items, rows = selectors.history_and_queue(review.thread, request.user, f, review.pk,
-                                              HISTORY_SHOWN, queue.WINDOW)
-    queue.keep_rows(request, f, rows)
-    return items
 
 
 def _decision_input(form: DecisionForm) -> DecisionInput:
