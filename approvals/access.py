@@ -7,6 +7,7 @@ exactly one place. `for_update=True` means the caller is about to change the obj
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -15,8 +16,8 @@ from django.db import connection
 from django.http import Http404
 
 from approvals import rowread
-from approvals.models import ReviewRequest
-from orchestration.runtime.models import Run, Thread
+from approvals.models import Decision, ReviewRequest
+from orchestration.runtime.models import Checkpoint, Run, Thread
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -76,14 +77,19 @@ def _review_joins() -> tuple[rowread.Join, ...]:
 
 
 @functools.cache
-def _review_sql() -> str:
+def _review_from() -> str:
+    """The review joined to its thread, run and claimer (quoted model names only)."""
     q = connection.ops.quote_name
     user = get_user_model()._meta.db_table
-    return (f"SELECT {rowread.select(_review_joins())} "  # noqa: S608
-            f"FROM {q(ReviewRequest._meta.db_table)} r "
+    return (f"FROM {q(ReviewRequest._meta.db_table)} r "
             f"INNER JOIN {q(Thread._meta.db_table)} t ON t.id = r.thread_id "
             f"LEFT OUTER JOIN {q(Run._meta.db_table)} x ON x.id = r.run_id "
-            f"LEFT OUTER JOIN {q(user)} u ON u.id = r.claimed_by_id WHERE r.id = %s")
+            f"LEFT OUTER JOIN {q(user)} u ON u.id = r.claimed_by_id")
+
+
+@functools.cache
+def _review_sql() -> str:
+    return f"SELECT {rowread.select(_review_joins())} {_review_from()} WHERE r.id = %s"  # noqa: S608
 
 
 def review_with_relations(pk: int) -> ReviewRequest | None:
@@ -94,6 +100,71 @@ def review_with_relations(pk: int) -> ReviewRequest | None:
         cursor.execute(_review_sql(), [pk])
         row = cursor.fetchone()
     return rowread.build(_review_joins(), row) if row else None  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPage:
+    """What the review page reads before anything else, in one statement (`access_review_page`):
+    the review with its relations, whether the checkpoint it was asked at still exists (the
+    kept "what changed" section is used only then: approvals.review_changes), and for a
+    decided review its decision with the decision's author and whether a review re-answers it
+    (approvals.selectors.decision_with_reanswers asked this in a statement of its own)."""
+
+    review: ReviewRequest
+    checkpoint_exists: bool
+    decision: Decision | None  # None unless the review is decided
+    reanswered: bool
+
+
+def access_review_page(user: User, pk: int) -> ReviewPage:
+    """`access_review(user, pk, for_update=False)` for the review page, with what the page
+    reads next about the review folded into the same round trip: on every GET of a review
+    and on the page a decision redirects to, it was two or three statements of one indexed
+    row each."""
+    require(user, VIEW, "see reviews")
+    with connection.cursor() as cursor:
+        cursor.execute(_review_page_sql(), [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404(f"There is no review #{pk}.")
+    width = _width(_review_joins())
+    review: ReviewRequest = rowread.build(_review_joins(), row[:width])  # type: ignore[assignment]
+    decision = None
+    decision_row = row[width:-2]
+    if review.status == ReviewRequest.Status.DECIDED and decision_row[0] is not None:
+        decision = rowread.build(_page_decision_joins(), decision_row)
+    return ReviewPage(review, bool(row[-2]), decision, bool(row[-1]))  # type: ignore[arg-type]
+
+
+def _width(joins: tuple[rowread.Join, ...]) -> int:
+    return sum(len(j.model._meta.concrete_fields) for j in joins)
+
+
+@functools.cache
+def _page_decision_joins() -> tuple[rowread.Join, ...]:
+    return (rowread.Join(Decision, "d"), rowread.Join(get_user_model(), "du", "decided_by"))
+
+
+@functools.cache
+def _review_page_sql() -> str:
+    """`_review_sql` with the review's decision and its author (outer joins: one decision per
+    review at most, by its unique review_id) and two index probes: the checkpoint the review
+    was asked at, any review that re-answers this one. The decision's id comes first among
+    its columns (its primary key), so a NULL there means none."""
+    q = connection.ops.quote_name
+    assert _page_decision_joins()[0].model._meta.concrete_fields[0].primary_key
+    return (
+        f"SELECT {rowread.select(_review_joins())}, "  # noqa: S608  quoted model names only
+        f"{rowread.select(_page_decision_joins())}, "
+        f"EXISTS (SELECT 1 FROM {q(Checkpoint._meta.db_table)} c "
+        "WHERE c.thread_id = r.thread_id AND c.checkpoint_ns = '' "
+        "AND c.checkpoint_id = r.checkpoint_id), "
+        f"EXISTS (SELECT 1 FROM {q(ReviewRequest._meta.db_table)} a "
+        f"WHERE a.reanswer_of_id = r.id) {_review_from()} "
+        f"LEFT OUTER JOIN {q(Decision._meta.db_table)} d ON d.review_id = r.id "
+        f"LEFT OUTER JOIN {q(get_user_model()._meta.db_table)} du "
+        "ON du.id = d.decided_by_id WHERE r.id = %s"
+    )
 
 
 def access_redecide(user: User, pk: int) -> ReviewRequest:

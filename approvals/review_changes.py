@@ -87,14 +87,16 @@ def forget_all() -> None:
     _kept.clear()
 
 
-def changes_before(thread: Thread, checkpoint_id: str) -> Markup:
+def changes_before(thread: Thread, checkpoint_id: str, exists: bool | None = None) -> Markup:
     """The section for a review asked at `checkpoint_id` of `thread`. Raises
-    UnreadableCheckpoint (never kept) when either checkpoint cannot be decoded."""
+    UnreadableCheckpoint (never kept) when either checkpoint cannot be decoded. `exists`:
+    whether the checkpoint existed, when the caller read it already (the review page, with
+    the review: approvals.access.access_review_page); None looks it up here."""
     if not checkpoint_id:
         return _render(thread, [], "", "")
     key = (thread.pk, thread.thread_id, checkpoint_id, get_script_prefix())
     kept = _kept.get(key)
-    if kept is not None and _exists(thread, checkpoint_id):
+    if kept is not None and (_exists(thread, checkpoint_id) if exists is None else exists):
         return kept
     changes, asked_id, parent_id = _read_changes(thread, checkpoint_id)
     section = _render(thread, changes, asked_id, parent_id)

@@ -27,8 +27,10 @@ from approvals.access import (
     OPERATE,
     VIEW,
     VIEW_OPS,
+    ReviewPage,
     access_redecide,
     access_review,
+    access_review_page,
     access_run,
     access_thread,
     require,
@@ -145,18 +147,27 @@ def _claim_action(
 # ---------------------------------------------------------------- review page
 
 
-def _review_context(request: HttpRequest, review: ReviewRequest, form: Any) -> dict[str, Any]:
+def _review_context(request: HttpRequest, review: ReviewRequest, form: Any,
+                    page: ReviewPage | None = None) -> dict[str, Any]:
+    """The review page's context; `page` is what `access_review_page` read with the review
+    (whether its checkpoint exists, its decision), else each is read here."""
     thread = review.thread
     changes_html: Any = ""
     unreadable: UnreadableCheckpoint | None = None
     try:
-        changes_html = review_changes.changes_before(thread, review.checkpoint_id)
+        changes_html = review_changes.changes_before(
+            thread, review.checkpoint_id, page.checkpoint_exists if page else None)
     except UnreadableCheckpoint as exc:
         unreadable = exc
     # with its author in the same query: the decision panel names them; the reviews that
     # re-answer it ("decide differently") are shown with the decision only
-    decision, reanswers = (selectors.decision_with_reanswers(review.pk)
-                           if review.status == ReviewRequest.Status.DECIDED else (None, []))
+    decided = review.status == ReviewRequest.Status.DECIDED
+    if page is not None:
+        decision = page.decision
+        reanswers = selectors.reanswers(review.pk) if decided and page.reanswered else []
+    else:
+        decision, reanswers = (selectors.decision_with_reanswers(review.pk)
+                               if decided else (None, []))
     return {
         "review": review,
         "thread": thread,
@@ -182,9 +193,11 @@ def _decision_input(form: DecisionForm) -> DecisionInput:
 
 @require_GET
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    review = access_review(request.user, pk, for_update=False)
+    page = access_review_page(request.user, pk)
+    review = page.review
     form = DecisionForm(review=review) if review.is_open else None
-    return render(request, "approvals/review.html", _review_context(request, review, form))
+    return render(request, "approvals/review.html",
+                  _review_context(request, review, form, page))
 
 
 @require_POST

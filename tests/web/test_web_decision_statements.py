@@ -113,10 +113,12 @@ def test_decided_review_page_reads_the_decision_with_its_author(make_user, start
     client.post(reverse("review-decide", args=[review.pk]), {"action": "approve", "comment": ""})
     response, sql = _statements(lambda: client.get(reverse("review", args=[review.pk])))
     assert "dora" in response.content.decode()
-    # the decision by its review (not the history's statement, which reads all the thread's)
-    decision_reads = [s for s in sql if s.startswith("SELECT") and 'FROM "approvals_decision"'
-                      in s and "d.review_id = " in s]
-    assert len(decision_reads) == 1 and 'JOIN "auth_user"' in decision_reads[0]
+    # the decision by its review, with the review (access_review_page; not the history's
+    # statement, which reads all the thread's)
+    decision_reads = [s for s in sql if s.startswith("SELECT") and 'JOIN "approvals_decision"'
+                      in s and "d.review_id = r.id" in s]
+    assert len(decision_reads) == 1 and "du.id = d.decided_by_id" in decision_reads[0]
+    assert not any('FROM "approvals_decision" d LEFT OUTER JOIN' in s for s in sql)
     # the only user read is the signed-in one's (no auth cache in tests)
     assert sum(s.startswith("SELECT") and 'FROM "auth_user" ' in s for s in sql) == 1
 
