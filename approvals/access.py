@@ -7,6 +7,7 @@ exactly one place. `for_update=True` means the caller is about to change the obj
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -57,10 +58,7 @@ def user_matches_assignee(user: User, assignee: str) -> bool:
 
 
 def access_review(user: User, pk: int, *, for_update: bool) -> ReviewRequest:
-    require(user, VIEW, "see reviews")
-    review = review_with_relations(pk)
-    if review is None:
-        raise Http404(f"There is no review #{pk}.")
+    review = _readable(user, pk, review_with_relations)
     if for_update:
         require(user, DECIDE, "decide reviews")
         if not user.has_perm(OVERRIDE_CLAIM) and not user_matches_assignee(user, review.assignee):
@@ -121,12 +119,25 @@ def access_review_page(user: User, pk: int) -> ReviewPage:
     reads next about the review folded into the same round trip: on every GET of a review
     and on the page a decision redirects to, it was two or three statements of one indexed
     row each."""
+    return _readable(user, pk, _review_page)
+
+
+def _readable[T](user: User, pk: int, read: Callable[[int], T | None]) -> T:
+    """What `read` finds for review `pk`, if `user` may see reviews (the one check of
+    `access_review` and `access_review_page` for reading)."""
     require(user, VIEW, "see reviews")
+    found = read(pk)
+    if found is None:
+        raise Http404(f"There is no review #{pk}.")
+    return found
+
+
+def _review_page(pk: int) -> ReviewPage | None:
     with connection.cursor() as cursor:
         cursor.execute(_review_page_sql(), [pk])
         row = cursor.fetchone()
     if row is None:
-        raise Http404(f"There is no review #{pk}.")
+        return None
     width = _width(_review_joins())
     review: ReviewRequest = rowread.build(_review_joins(), row[:width])  # type: ignore[assignment]
     decision = None

@@ -152,9 +152,7 @@ def insert_run(run: Run, thread: Thread, *, new_thread: bool, actor: Any, reason
         run_id, event_id = cursor.fetchone()[:2]
     if task is not None:
         task.inserted()
-    run.pk = run_id
-    run._state.adding = False
-    run._state.db = connection.alias
+    _saved(run, run_id)
     announce(event_id, "run_queued", thread=thread, run=run)
 
 
@@ -243,15 +241,11 @@ def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: st
     params: list[Any] = [
         thread.pk if f.attname == "previous_id"
         else f.get_db_prep_save(f.pre_save(run, True), connection) for f in fields]
-    now = Thread._meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)
-    event_values = [getattr(actor, "pk", None), reason,
-                    Event._meta.get_field("data").get_db_prep_save(data, connection),
-                    Event._meta.get_field("created_at").get_db_prep_save(timezone.now(),
-                                                                         connection)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(_unless_active_pg(task is not None),
-                           [*params, thread.pk, now, thread.pk, thread.pk, *event_values,
+                           [*params, thread.pk, _now(Thread, "updated_at"), thread.pk,
+                            thread.pk, *_event_values(actor, reason, data),
                             *(task.params if task is not None else ())])
             row = cursor.fetchone()
             if row is None:
@@ -265,16 +259,12 @@ def insert_run_unless_active(run: Run, thread: Thread, *, actor: Any, reason: st
             if row is None:
                 return False
             run_id, previous_id = row
-            paused, moved, event = _moves_sqlite()
-            cursor.execute(paused, [thread.pk])
-            cursor.execute(moved, [now, thread.pk])
-            cursor.execute(event, [thread.pk, run_id, *event_values])
-            event_id = cursor.fetchone()[0]
+            event_id = _moves_and_event_sqlite(cursor, thread, run_id, moves=True,
+                                               actor=actor, reason=reason, data=data)
         if task is not None and not task.written:
             task.insert(run_id)
-    run.pk, run.previous_id = run_id, previous_id
-    run._state.adding = False
-    run._state.db = connection.alias
+    run.previous_id = previous_id
+    _saved(run, run_id)
     announce(event_id, "run_queued", thread=thread, run=run)
     return True
 
@@ -327,18 +317,14 @@ def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
     then `insert_run` elsewhere. A thread id taken already is refused by the same unique
     constraint as the ORM's insert."""
     if connection.vendor != "postgresql":
+        # as the ORM would, by fixed statements on SQLite (no signal receivers on threads)
         if connection.vendor == "sqlite":
             _insert_thread_sqlite(thread)
         else:
             thread.save(force_insert=True)
         run.thread = thread
-        if connection.vendor == "sqlite":
-            _insert_run_sqlite(run, thread, new_thread=True, actor=actor, reason=reason,
-                               data=data, task=task)
-        else:
-            insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data)
-            if task is not None:
-                task.insert(run.pk)
+        insert_run(run, thread, new_thread=True, actor=actor, reason=reason, data=data,
+                   task=task)
         return
     params: list[Any] = [f.get_db_prep_save(f.pre_save(thread, True), connection)
                          for f in _thread_insert_fields()]
@@ -353,10 +339,8 @@ def insert_thread_and_run(thread: Thread, run: Run, *, actor: Any, reason: str,
         thread_id, run_id, event_id = cursor.fetchone()[:3]
     if task is not None:
         task.inserted()
-    for obj, pk in ((thread, thread_id), (run, run_id)):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+    _saved(thread, thread_id)
+    _saved(run, run_id)
     run.thread = thread  # its thread_id, and the instance cached as the ORM's create leaves it
     announce(event_id, "run_queued", thread=thread, run=run)
 
@@ -370,6 +354,29 @@ def _sqlite_inserts() -> tuple[str, str]:
                 f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id")
 
     return insert(Thread, _thread_insert_fields()), insert(Run, _insert_fields())
+
+
+def _now(model: Any, field: str) -> Any:
+    return model._meta.get_field(field).get_db_prep_save(timezone.now(), connection)
+
+
+def _event_values(actor: Any, reason: str, data: dict[str, Any]) -> list[Any]:
+    """The `run_queued` event's actor, reason, data and creation time, prepared."""
+    return [getattr(actor, "pk", None), reason,
+            Event._meta.get_field("data").get_db_prep_save(data, connection),
+            _now(Event, "created_at")]
+
+
+def _moves_and_event_sqlite(cursor: Any, thread: Thread, run_id: int, *, moves: bool,
+                            actor: Any, reason: str, data: dict[str, Any]) -> int:
+    """SQLite, after a run's insert: the thread's waiting runs answered and the thread
+    marked running (`moves`), then the `run_queued` event; the event's id."""
+    paused, moved, event = _moves_sqlite()
+    if moves:
+        cursor.execute(paused, [thread.pk])
+        cursor.execute(moved, [_now(Thread, "updated_at"), thread.pk])
+    cursor.execute(event, [thread.pk, run_id, *_event_values(actor, reason, data)])
+    return cursor.fetchone()[0]
 
 
 def _saved(obj: Any, pk: int) -> None:
@@ -393,19 +400,11 @@ def _insert_run_sqlite(run: Run, thread: Thread, *, new_thread: bool, actor: Any
     """`insert_run` on SQLite: the run's insert, the moves unless `new_thread`, the event
     (and `task`'s row), each a statement fixed once per process instead of the ORM's."""
     params = [f.get_db_prep_save(f.pre_save(run, True), connection) for f in _insert_fields()]
-    paused, moved, event = _moves_sqlite()
     with connection.cursor() as cursor:
         cursor.execute(_sqlite_inserts()[1], params)
         _saved(run, cursor.fetchone()[0])
-        if not new_thread:
-            cursor.execute(paused, [thread.pk])
-            cursor.execute(moved, [Thread._meta.get_field("updated_at").get_db_prep_save(
-                timezone.now(), connection), thread.pk])
-        cursor.execute(event, [
-            thread.pk, run.pk, getattr(actor, "pk", None), reason,
-            Event._meta.get_field("data").get_db_prep_save(data, connection),
-            Event._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)])
-        event_id = cursor.fetchone()[0]
+        event_id = _moves_and_event_sqlite(cursor, thread, run.pk, moves=not new_thread,
+                                           actor=actor, reason=reason, data=data)
     if task is not None:
         task.insert(run.pk)
     announce(event_id, "run_queued", thread=thread, run=run)
