@@ -9,7 +9,7 @@ import shutil
 import sys
 
 from bench.soak.cluster import PgBinariesMissing
-from bench.soak.processes import DEFAULT_SERVER_CMD
+from bench.soak.processes import DEFAULT_SERVER_CMD, SERVING_PROFILE_CMD
 from bench.soak.run import SoakConfig, expected, judge, run_soak
 
 
@@ -30,12 +30,17 @@ def main(argv: list[str] | None = None) -> int:
                         "postgres_restarted then exceeds 1; to hunt restart bugs)")
     parser.add_argument("--server-cmd", default=DEFAULT_SERVER_CMD,
                         help="command serving the app on 127.0.0.1:{port} ({python} and {port} "
-                        "are filled in), e.g. 'bin/serve --port {port}'")
+                        "are filled in), e.g. 'env HTTP_PORT={port} bin/serve-web'")
+    parser.add_argument("--serving-profile", action="store_true",
+                        help="serve as bin/serve does: uvicorn (bin/serve-web), DEBUG off; "
+                        "the same as --server-cmd with SERVING_PROFILE_CMD")
     parser.add_argument("--settle", type=float, default=180.0,
                         help="seconds to wait, after the chaos, for every run to finish")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the processes' logs when the soak passes (kept on failure)")
     args = parser.parse_args(argv)
+    if args.serving_profile:
+        args.server_cmd = SERVING_PROFILE_CMD
     config = SoakConfig(cycles=args.cycles, reviewers=args.reviewers, servers=args.servers,
                         workers=args.workers, kill_every=tuple(args.kill_every),
                         server_every=args.server_every, server_cmd=args.server_cmd,

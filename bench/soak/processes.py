@@ -17,6 +17,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 # {python} and {port} are filled in; the command must serve the app on 127.0.0.1:{port}
 DEFAULT_SERVER_CMD = "{python} manage.py runserver --noreload 127.0.0.1:{port}"
+# The serving profile's web process (Procfile `web`: uvicorn, one process per soak server),
+# with production settings: DEBUG off, static files from the collected manifest. Plain HTTP
+# on 127.0.0.1, so the cookies may not ask for HTTPS.
+SERVING_PROFILE_CMD = (
+    "env DEBUG=0 SECRET_KEY=soak-serving-profile-secret-key-0123456789abcdefghijklmnopqrstuv"
+    " SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0"
+    " ALLOWED_HOSTS=127.0.0.1,localhost HTTP_PORT={port} WEB_CONCURRENCY=1 bin/serve-web"
+)
 
 
 class Proc:
@@ -86,6 +94,8 @@ def app_env(database_url: str, extra: dict[str, str] | None = None) -> dict[str,
         "STEPWISE_STALL_BACKOFF_SECONDS": "0.5",
         "STEPWISE_ORPHAN_GRACE_SECONDS": "5",
         "PYTHONPATH": str(ROOT),
+        # bin/serve-web and the other scripts run `python`: this interpreter's
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })
     env.update(extra or {})
     return env

@@ -36,6 +36,12 @@ class SoakConfig:
     settle_seconds: float = 180.0
 
 
+def _server_words(cmd: str) -> str:
+    """What serves, for the log: `manage.py runserver`, `bin/serve-web`, ..."""
+    words = [w for w in cmd.split() if "=" not in w and w not in ("env", "{python}")]
+    return " ".join(words[:2])
+
+
 def log(message: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -50,6 +56,9 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         pg.start()
         env = processes.app_env(pg.url)
         processes.manage(env, "migrate", "--noinput")
+        manifest = processes.ROOT / "var" / "staticfiles" / "staticfiles.json"
+        if "DEBUG=0" in config.server_cmd and not manifest.exists():
+            processes.manage(env, "collectstatic", "--noinput", "-v", "0")  # WhiteNoise's
         setup = json.loads(subprocess.run(
             [sys.executable, "-m", "bench.soak.django_side", "setup", str(config.reviewers)],
             cwd=processes.ROOT, env=env, capture_output=True, text=True, check=True,
@@ -65,7 +74,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         for port in ports:
             processes.wait_until_serving(port)
         bases = [f"http://127.0.0.1:{port}" for port in ports]
-        log(f"{config.servers} server(s) ({config.server_cmd.split()[1:3]}), "
+        log(f"{config.servers} server(s) ({_server_words(config.server_cmd)}), "
             f"{config.workers} worker(s), sweeper --auto; {config.reviewers} reviewers, "
             f"{config.cycles} review cycles; logs in {logdir}")
 
