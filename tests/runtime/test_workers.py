@@ -226,7 +226,7 @@ def test_a_second_sigterm_does_not_cost_the_hand_back_of_the_run_in_hand(
     start_worker: Any, tmp_path: Path
 ) -> None:
     """Under bin/serve a worker gets SIGTERM twice: honcho signals its whole process group and
-    bin/respawn passes the signal on when bash gets to it. The second used to force the exit
+    bin/serve-worker passes the signal on when bash gets to it. The second used to force the exit
     (db_worker's "press Ctrl+C again"), leaving the run in hand running until its lease ran
     out instead of handing it back (found in test_serve on a loaded machine)."""
     worker = start_worker("stepwise_worker")

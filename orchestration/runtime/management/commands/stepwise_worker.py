@@ -115,7 +115,7 @@ class WakingWorker(db_worker.Worker):
     def shutdown(self, signum: int, frame: Any) -> None:
         """db_worker's handler, except that more SIGTERMs ask for the same stop instead of
         forcing one (Ctrl+C twice still forces): honcho signals a worker's whole process
-        group and bin/respawn, in that group, passes the signal on, so a served worker gets
+        group and bin/serve-worker, in that group, passes the signal on, so a served worker gets
         two, and forcing lost the hand-back of the run in hand. A process manager that will
         not wait escalates with SIGKILL on its own.
 
