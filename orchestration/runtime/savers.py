@@ -3,9 +3,9 @@
 Same storage core as the SQLite saver: a `Checkpoint` row per checkpoint and a `FieldVersion`
 row per changed field (appends stored as the appended items only), except that a small changed
 field stays in the checkpoint's row (`Checkpoint.vals`). Writes and the hot reads
-are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also renews the run's
-lease (the fence) and moves the thread's head, so a worker that lost its lease commits
-nothing, in one round trip.
+are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also checks the run's
+lease, locking its row (the fence), and moves the thread's head, so a worker that lost its
+lease commits nothing, in one round trip.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     """Checkpoints in the Django database `using`.
 
     `lease` (a worker's run lease) fences every write: the write's own statement (PostgreSQL,
-    and a put on SQLite) or transaction (SQLite) proves the lease with a conditional update of
-    the run row (its `heartbeat_at`; a SQLite put only reads the row) and writes nothing if
-    that matched no row (LeaseLost is raised).
+    and a put on SQLite) or transaction (SQLite) proves the lease on the run row (PostgreSQL
+    locks it FOR SHARE; a SQLite put reads it under the write lock, its other writes update
+    its `heartbeat_at`) and writes nothing if that matched no row (LeaseLost is raised).
     `fence`, a callable, is the general form: called first inside the write's transaction,
     it raises to stop the write.
 
@@ -478,6 +478,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         with self._fenced() as fence:
             found = checkpoint_sql.put_pending_writes(
                 connections[self.using], thread_id, checkpoint_id, task_id, records, fence,
+                self._pks.get((thread_id, checkpoint_id)),
             )
         if not found:
             raise _no_checkpoint_for_writes(thread_id, checkpoint_id)
