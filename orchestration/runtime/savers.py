@@ -536,7 +536,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
         args = self._put_args(config, checkpoint, metadata)
-        early = self._early_statement(writer, encoded, args, metadata)
+        early = self._early_statement(writer, config, encoded, args, metadata)
         self._collect()  # never two in flight; a lost lease stops here, before this is sent
         if writer.owner is not None:
             writer.owner.flush()  # another saver's write on this thread
@@ -578,15 +578,20 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._submit(put, writes=held)
 
     def _early_statement(
-        self, writer: Writer, encoded: storage.EncodedPut, args: dict[str, Any],
-        metadata: CheckpointMetadata,
+        self, writer: Writer, config: CheckpointConfig, encoded: storage.EncodedPut,
+        args: dict[str, Any], metadata: CheckpointMetadata,
     ) -> checkpoint_sql.PgPut | None:
         """PostgreSQL: the put's statement, parameters and all, built BEFORE waiting for the
         put in flight, so that only sending it lies between the previous put's outcome and
         this one's send (a superstep there costs one commit round trip, plus what the caller
         does between the two). Its parent's pk is filled in after (`_write_behind`). None for
-        a run's input checkpoint (held, see `_write_behind`) and on SQLite."""
+        a run's input checkpoint (held, see `_write_behind`), for the put that carries a
+        resume's held answers (its statement is another, built with them: building this one
+        too cost ~10 µs a resume) and on SQLite."""
         if not _sends_ahead(writer) or metadata.source == "input":
+            return None
+        at = self._held_at
+        if self._held and at is not None and _same_checkpoint(at, config):
             return None
         lease = self.lease
         fence = None if lease is None else self._lease_fence(lease)
