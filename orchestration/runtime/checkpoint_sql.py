@@ -923,7 +923,7 @@ _PG_THREAD_ROWS = (
     "AND c.checkpoint_ns = %(checkpoint_ns)s"
 )
 _PG_ROW = (
-    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas, c.vals "
     f"FROM {CHECKPOINT} c "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
     f"WHERE {_PG_THREAD_ROWS}"
@@ -932,7 +932,7 @@ _PG_ROW = (
 # ORDER BY ... LIMIT outside, PostgreSQL aggregated the writes of every checkpoint of the
 # thread before sorting (a 404-checkpoint thread: 9-12 ms, 0.9 ms this way).
 _PG_LATEST = (
-    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas, c.vals "
     f"FROM (SELECT c.* FROM {CHECKPOINT} c WHERE {_PG_THREAD_ROWS} "
     "ORDER BY c.checkpoint_id DESC LIMIT 1) c "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW}"
@@ -943,10 +943,13 @@ _PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
 def checkpoint_row(
     connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None,
     checkpoint_ns: str = "",
-) -> tuple[tuple[Any, ...], list[WriteRecord] | None] | None:
+) -> tuple[tuple[Any, ...], list[WriteRecord] | None, bytes | None] | None:
     """(pk, id, parent id, step, source, next, versions, internal, meta, extra, has writes)
-    of the named checkpoint or the thread's latest, and its pending writes if this read
-    fetched them (None: ask `pending_writes` when it has some)."""
+    of the named checkpoint or the thread's latest, its pending writes if this read fetched
+    them (None: ask `pending_writes` when it has some), and on PostgreSQL the field versions
+    kept in the row (`Checkpoint.vals`, None on SQLite, where reading them apart costs no
+    round trip): the values of a paused run's head are mostly there, and a worker's saver,
+    new for each run, read them with a query of their own before its resume could start."""
     if connection.vendor == "postgresql":
         sql = _PG_LATEST if checkpoint_id is None else _PG_BY_ID
         row = _pg_one(
@@ -958,21 +961,21 @@ def checkpoint_row(
         )
         if row is None:
             return None
-        task_ids, idxs, channels, datas = row[11:]
+        task_ids, idxs, channels, datas, vals = row[11:]
         writes = [
             WriteRecord(task_id, idx, channel, bytes(data))
             for task_id, idx, channel, data in zip(
                 task_ids or (), idxs or (), channels or (), datas or (), strict=True
             )
         ]
-        return row[:11], writes
+        return row[:11], writes, vals
     with connection.cursor() as cursor:
         if checkpoint_id is None:
             cursor.execute(_LATEST, [thread_id, checkpoint_ns])
         else:
             cursor.execute(_BY_ID, [thread_id, checkpoint_ns, checkpoint_id])
         found = cursor.fetchone()
-    return None if found is None else (found, None)
+    return None if found is None else (found, None, None)
 
 
 def pending_writes(

@@ -246,7 +246,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         if found is None:
             return None
-        row, writes = found
+        row, writes, vals = found
         pk, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
         record = CheckpointRecord(
             thread_id=config.thread_id, checkpoint_id=cid, parent_id=parent, step=step,
@@ -256,9 +256,16 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         self._remember_pk(config.thread_id, cid, pk)
         if writes is not None:
+            # The versions kept in the row came with it (PostgreSQL): not fetched again. An
+            # appended one is left to `_fetch`, which follows its chain to the bases.
+            known = {
+                pair: blob for pair, blob in unpack_inline(cid, vals).items()
+                if blob.kind != APPEND
+            } if vals is not None else {}
             tuples = storage.read_tuples(
-                [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
-                {cid: writes} if writes else {},
+                [record], self._cache,
+                lambda pairs: self._fetch(config.thread_id, pairs, known),
+                {cid: writes} if writes else {}, known,
             )
         else:
             tuples = self._decode(config.thread_id, [record], has_writes=bool(has_writes))
