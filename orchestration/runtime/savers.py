@@ -256,16 +256,12 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         self._remember_pk(config.thread_id, cid, pk)
         if writes is not None:
-            # The versions kept in the row came with it (PostgreSQL): not fetched again. An
-            # appended one is left to `_fetch`, which follows its chain to the bases.
-            known = {
-                pair: blob for pair, blob in unpack_inline(cid, vals).items()
-                if blob.kind != APPEND
-            } if vals is not None else {}
+            # The versions kept in the row came with it (PostgreSQL): what the cache lacks
+            # is looked for there first (unpacked only then), and fetched if not there.
             tuples = storage.read_tuples(
                 [record], self._cache,
-                lambda pairs: self._fetch(config.thread_id, pairs, known),
-                {cid: writes} if writes else {}, known,
+                lambda pairs: self._fetch(config.thread_id, pairs, _kept_versions(cid, vals)),
+                {cid: writes} if writes else {},
             )
         else:
             tuples = self._decode(config.thread_id, [record], has_writes=bool(has_writes))
@@ -864,6 +860,15 @@ def _added(
         own.writes.pop(task_id, None)
         own.writes[task_id] = records
     return own
+
+
+def _kept_versions(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
+    """The field versions kept in a checkpoint's row, but for appended ones: those are left
+    to `_fetch`, which follows their chains to the bases."""
+    if vals is None:
+        return {}
+    kept = unpack_inline(checkpoint_id, vals)
+    return {pair: blob for pair, blob in kept.items() if blob.kind != APPEND}
 
 
 def _sends_ahead(writer: Writer) -> bool:
