@@ -5,10 +5,11 @@ Why SQL and not the ORM: a superstep is one checkpoint write, and the ORM spent 
 of the write itself building six statements. Here:
 
 - **PostgreSQL**: a put is ONE statement, hence one round trip and (in autocommit) its own
-  transaction: data-modifying CTEs renew the lease (the fence), upsert the thread with its new
-  head, insert the field versions too big for the checkpoint's row (`unnest` of arrays, so
-  the text never changes with the number of rows) and the checkpoint row with the small new
-  ones inside it (`Checkpoint.vals`), each depending on the fence's row. A worker that
+  transaction: CTEs lock the run's row if the lease still holds (the fence), upsert the
+  thread with its new head, insert the field versions too big for the checkpoint's row
+  (`unnest` of arrays, so the text never changes with the number of rows) and the checkpoint
+  row with the small new ones inside it (`Checkpoint.vals`), each depending on the fence's
+  row. A worker that
   lost its lease matches no run row, so nothing else is written and the caller raises.
   Inside a caller's `transaction.atomic` the statement simply joins that transaction.
 - **SQLite**: the usual put is also ONE statement in autocommit (`sqlite_backend/put.py`):
@@ -106,26 +107,48 @@ def _json(value: Any) -> str:
     return _encode_json(value)
 
 
-def _fence_params(fence: FenceArgs | None) -> dict[str, Any]:
+def _fence_params(fence: FenceArgs | None, *, now: bool = True) -> dict[str, Any]:
+    """The fence's parameters; `now` (the time it sets as the run's heartbeat) only for the
+    fences that set it (SQLite's general path)."""
     if fence is None:
         return {}
+    if not now:
+        return {"run_id": fence.run_id, "token": fence.token}
     return {"run_id": fence.run_id, "token": fence.token, "now": timezone.now()}
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
-# The fence sets `heartbeat_at` only: no index covers it, so on PostgreSQL the update is HOT
-# (no index entries; `lease_expires_at` is indexed) and it stays cheap on SQLite. Extending
-# the lease is the heartbeat thread's job (every third of the lease).
+# The fence locks the run's row FOR SHARE until the write's transaction ends: whoever takes
+# the run away (a sweeper, `resume_stalled`) updates that row, so it waits for the write to
+# commit and then finds the run as the write left it, or the write finds the run taken and
+# writes nothing; the check and the write are one atomic step, as with an UPDATE of the row.
+# A lock writes no new row version: an UPDATE (of `heartbeat_at`, HOT) cost the server
+# ~13 µs of CPU more per put and left a dead version of the run's row per superstep.
+# Renewing the lease and its heartbeat is the heartbeat thread's job (every third of the
+# lease), as on SQLite, whose put only reads the row.
 _PG_FENCE = f"""fence AS (
-    UPDATE {RUN} SET heartbeat_at = %(now)s
+    SELECT 1 AS ok FROM {RUN}
     WHERE id = %(run_id)s AND lease_token = %(token)s AND status = 'running'
-    RETURNING 1 AS ok
+    FOR SHARE
 )"""
 _PG_NO_FENCE = "fence AS (SELECT 1 AS ok)"
 
 
-def _pg_put_sql(fenced: bool, with_writes: bool = False, own_writes: bool = False) -> str:
+# The field versions too big for the checkpoint's row, when the put has any.
+_PG_BLOBS = f"""blobs AS (
+    INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data)
+    SELECT thread.id, b.field, b.version, b.kind, b.base, b.data FROM thread,
+        unnest(%(b_field)s::text[], %(b_version)s::text[], %(b_kind)s::text[],
+               %(b_base)s::text[], %(b_data)s::bytea[]) AS b(field, version, kind, base, data)
+    ON CONFLICT (thread_id, field, version) DO NOTHING
+),
+"""
+
+
+def _pg_put_sql(
+    fenced: bool, with_writes: bool = False, own_writes: bool = False, blobs: bool = False
+) -> str:
     """The put statement. `with_writes`: it first replaces the pending writes of the tasks
     in `w_task` on the parent checkpoint (writes held back by `put_writes_deferred`), and
     writes nothing at all (a third column, the parent's count, says 0) if that parent is
@@ -139,8 +162,9 @@ def _pg_put_sql(fenced: bool, with_writes: bool = False, own_writes: bool = Fals
         # As in `_pg_writes_sql`: the DELETE is referenced by the INSERT, so it runs first.
         writes = f"""
 wtarget AS (
-    SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id, fence
-    WHERE t.thread_id = %(thread_id)s AND c.checkpoint_id = %(parent_id)s
+    SELECT c.id FROM {CHECKPOINT} c, fence
+    WHERE c.id = {_pg_checkpoint_pk("parent_pk", "parent_id")}
+        AND c.checkpoint_id = %(parent_id)s
 ),
 {_pg_replace_writes("wtarget", "wdropped", "wadded")},"""
     tail = ", (SELECT count(*) FROM wtarget)" if with_writes else ""
@@ -159,14 +183,7 @@ thread AS (
         ELSE t.head_checkpoint_id END
     RETURNING t.id
 ),
-blobs AS (
-    INSERT INTO {FIELD_VERSION} (thread_id, field, version, kind, base, data)
-    SELECT thread.id, b.field, b.version, b.kind, b.base, b.data FROM thread,
-        unnest(%(b_field)s::text[], %(b_version)s::text[], %(b_kind)s::text[],
-               %(b_base)s::text[], %(b_data)s::bytea[]) AS b(field, version, kind, base, data)
-    ON CONFLICT (thread_id, field, version) DO NOTHING
-),
-row AS (
+{_PG_BLOBS if blobs else ""}row AS (
     INSERT INTO {CHECKPOINT} AS c
         (thread_id, checkpoint_id, checkpoint_ns, parent_id, step, source, next, versions,
          internal, writes, extra, written_by, created_at, created_by_id, reason, vals)
@@ -186,6 +203,17 @@ row AS (
     RETURNING c.id
 ){_pg_own_writes_sql() if own_writes else ""}
 SELECT (SELECT count(*) FROM fence WHERE {commit}), (SELECT id FROM row){tail}"""
+
+
+def _pg_checkpoint_pk(pk: str, checkpoint_id: str) -> str:
+    """The pk of checkpoint `%(checkpoint_id)s` of thread `%(thread_id)s`: `%(pk)s` when the
+    caller knows it (it wrote or read that row), else looked up by the thread's pk, so that
+    both lookups match an index on every column they name whatever the tables' statistics:
+    joined to the thread's row instead, the generic plan of a prepared statement on tables
+    not yet analyzed (a new database) scanned every checkpoint row for the id."""
+    return f"""COALESCE(%({pk})s::bigint, (SELECT p.id FROM {CHECKPOINT} p
+            WHERE p.thread_id = (SELECT t.id FROM {THREAD} t WHERE t.thread_id = %(thread_id)s)
+            AND p.checkpoint_id = %({checkpoint_id})s))"""
 
 
 def _pg_own_writes_sql() -> str:
@@ -219,8 +247,9 @@ def _pg_writes_sql(fenced: bool) -> str:
     # gone (and their unique keys free) before its new ones go in, at the end of write order.
     return f"""WITH {_PG_FENCE if fenced else _PG_NO_FENCE},
 target AS (
-    SELECT c.id FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id, fence
-    WHERE t.thread_id = %(thread_id)s AND c.checkpoint_id = %(checkpoint_id)s
+    SELECT c.id FROM {CHECKPOINT} c, fence
+    WHERE c.id = {_pg_checkpoint_pk("checkpoint_pk", "checkpoint_id")}
+        AND c.checkpoint_id = %(checkpoint_id)s
 ),
 dropped AS (
     DELETE FROM {PENDING} w USING target
@@ -248,6 +277,10 @@ def _sql(kind: str, vendor: str, fenced: bool) -> str:
             "put": _pg_put_sql, "writes": _pg_writes_sql,
             "put+writes": lambda fenced: _pg_put_sql(fenced, with_writes=True),
             "put+own writes": lambda fenced: _pg_put_sql(fenced, own_writes=True),
+            "put+blobs": lambda fenced: _pg_put_sql(fenced, blobs=True),
+            "put+writes+blobs": lambda fenced: _pg_put_sql(fenced, with_writes=True, blobs=True),
+            "put+own writes+blobs":
+                lambda fenced: _pg_put_sql(fenced, own_writes=True, blobs=True),
         }[kind]
         sql = _SQL_CACHE[key] = build(fenced)
     return sql
@@ -267,7 +300,7 @@ def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -
 _PG_PARAM_TYPES = {
     "run_id": "int8", "token": "text", "now": "timestamptz", "thread_id": "text",
     "checkpoint_id": "text", "checkpoint_ns": "text", "head": "text", "parent_id": "text",
-    "parent_pk": "int8", "step": "int8", "source": "text", "next": "text",
+    "parent_pk": "int8", "checkpoint_pk": "int8", "step": "int8", "source": "text", "next": "text",
     "versions": "text", "internal": "bytea", "meta": "bytea", "extra": "text",
     "written_by": "text", "user_id": "int8", "reason": "text", "created": "timestamptz",
     "b_field": "text[]", "b_version": "text[]", "b_kind": "text[]", "b_base": "text[]",
@@ -453,7 +486,7 @@ def put_job(
     blobs = encoded.blobs
     fenced = fence is not None
     params: dict[str, Any] = {
-        **_fence_params(fence),
+        **_fence_params(fence, now=False),
         "thread_id": record.thread_id,
         "checkpoint_id": record.checkpoint_id,
         "checkpoint_ns": checkpoint_ns,
@@ -475,13 +508,19 @@ def put_job(
         params["vals"] = pack_inline(encoded.inline) if encoded.inline else None
         params["created"] = created_at
         params["commit"] = None if synchronous_commit else "off"
-        params["b_field"] = [b.field for b in blobs]
-        params["b_version"] = [b.version for b in blobs]
-        params["b_kind"] = [b.kind for b in blobs]
-        params["b_base"] = [b.base or "" for b in blobs]
-        params["b_data"] = [b.data for b in blobs]
+        # Without field versions too big for the row (the usual superstep), the statement
+        # has no INSERT of them at all: even inserting no rows, its setup cost the server
+        # ~8 µs of CPU per put.
+        extra = ""
+        if blobs:
+            extra = "+blobs"
+            params["b_field"] = [b.field for b in blobs]
+            params["b_version"] = [b.version for b in blobs]
+            params["b_kind"] = [b.kind for b in blobs]
+            params["b_base"] = [b.base or "" for b in blobs]
+            params["b_data"] = [b.data for b in blobs]
         if not writes and not own_writes:
-            return PgPut(_sql("put", "postgresql", fenced), params)
+            return PgPut(_sql("put" + extra, "postgresql", fenced), params)
         if writes and own_writes:
             raise ValueError("a put carries its parent's pending writes or its own, not both")
         carried = writes or own_writes
@@ -490,7 +529,7 @@ def put_job(
         params["w_channel"] = [w.channel for _, w in carried]
         params["w_data"] = [w.data for _, w in carried]
         kind = "put+writes" if writes else "put+own writes"
-        return PgPut(_sql(kind, "postgresql", fenced), params)
+        return PgPut(_sql(kind + extra, "postgresql", fenced), params)
     raise AssertionError("unreachable: SQLite puts return above")
 
 
@@ -742,14 +781,19 @@ def put_pending_writes(
     task_id: str,
     records: Sequence[WriteRecord],
     fence: FenceArgs | None,
+    checkpoint_pk: int | None = None,
 ) -> bool:
     """Replace task `task_id`'s pending writes on the checkpoint. False if the checkpoint
-    does not exist (nothing written); `FenceFailed` if the lease is gone."""
+    does not exist (nothing written); `FenceFailed` if the lease is gone. `checkpoint_pk`,
+    when the caller knows the checkpoint's row (it wrote or read it), spares PostgreSQL
+    looking it up."""
+    on_pg = connection.vendor == "postgresql"
     params: dict[str, Any] = {
-        **_fence_params(fence), "thread_id": thread_id, "checkpoint_id": checkpoint_id,
-        "task_id": task_id,
+        **_fence_params(fence, now=not on_pg), "thread_id": thread_id,
+        "checkpoint_id": checkpoint_id, "task_id": task_id,
     }
-    if connection.vendor == "postgresql":
+    if on_pg:
+        params["checkpoint_pk"] = checkpoint_pk
         params["w_idx"] = [w.idx for w in records]
         params["w_channel"] = [w.channel for w in records]
         params["w_data"] = [w.data for w in records]
@@ -868,19 +912,28 @@ _PG_WRITES_OF_ROW = (
     f"array_agg(w.data ORDER BY w.id) AS datas FROM {PENDING} w WHERE w.checkpoint_id = c.id) "
     "w ON true"
 )
+# The thread's pk comes from a subquery, not a join: the checkpoint rows are then found by
+# the (thread, checkpoint id) index whatever the tables' statistics (joined, the generic plan
+# of the prepared statement on tables not yet analyzed scanned every checkpoint row for an
+# id), and the latest is the last entry of that index for the thread: a backward scan that
+# stops at the first row of the namespace, where the join read all of the thread's rows and
+# sorted them.
+_PG_THREAD_ROWS = (
+    f"c.thread_id = (SELECT t.id FROM {THREAD} t WHERE t.thread_id = %(thread_id)s) "
+    "AND c.checkpoint_ns = %(checkpoint_ns)s"
+)
 _PG_ROW = (
-    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
-    f"FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas, c.vals "
+    f"FROM {CHECKPOINT} c "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW} "
-    "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s"
+    f"WHERE {_PG_THREAD_ROWS}"
 )
 # The latest row is chosen first and only its pending writes are aggregated: with the
 # ORDER BY ... LIMIT outside, PostgreSQL aggregated the writes of every checkpoint of the
 # thread before sorting (a 404-checkpoint thread: 9-12 ms, 0.9 ms this way).
 _PG_LATEST = (
-    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas "
-    f"FROM (SELECT c.* FROM {CHECKPOINT} c JOIN {THREAD} t ON t.id = c.thread_id "
-    "WHERE t.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s "
+    f"SELECT {_ROW_COLUMNS}, w.task_ids, w.idxs, w.channels, w.datas, c.vals "
+    f"FROM (SELECT c.* FROM {CHECKPOINT} c WHERE {_PG_THREAD_ROWS} "
     "ORDER BY c.checkpoint_id DESC LIMIT 1) c "
     f"LEFT JOIN {CHECKPOINT} p ON p.id = c.parent_id {_PG_WRITES_OF_ROW}"
 )
@@ -890,10 +943,13 @@ _PG_BY_ID = f"{_PG_ROW} AND c.checkpoint_id = %(checkpoint_id)s"
 def checkpoint_row(
     connection: BaseDatabaseWrapper, thread_id: str, checkpoint_id: str | None,
     checkpoint_ns: str = "",
-) -> tuple[tuple[Any, ...], list[WriteRecord] | None] | None:
+) -> tuple[tuple[Any, ...], list[WriteRecord] | None, bytes | None] | None:
     """(pk, id, parent id, step, source, next, versions, internal, meta, extra, has writes)
-    of the named checkpoint or the thread's latest, and its pending writes if this read
-    fetched them (None: ask `pending_writes` when it has some)."""
+    of the named checkpoint or the thread's latest, its pending writes if this read fetched
+    them (None: ask `pending_writes` when it has some), and on PostgreSQL the field versions
+    kept in the row (`Checkpoint.vals`, None on SQLite, where reading them apart costs no
+    round trip): the values of a paused run's head are mostly there, and a worker's saver,
+    new for each run, read them with a query of their own before its resume could start."""
     if connection.vendor == "postgresql":
         sql = _PG_LATEST if checkpoint_id is None else _PG_BY_ID
         row = _pg_one(
@@ -905,21 +961,21 @@ def checkpoint_row(
         )
         if row is None:
             return None
-        task_ids, idxs, channels, datas = row[11:]
+        task_ids, idxs, channels, datas, vals = row[11:]
         writes = [
             WriteRecord(task_id, idx, channel, bytes(data))
             for task_id, idx, channel, data in zip(
                 task_ids or (), idxs or (), channels or (), datas or (), strict=True
             )
         ]
-        return row[:11], writes
+        return row[:11], writes, vals
     with connection.cursor() as cursor:
         if checkpoint_id is None:
             cursor.execute(_LATEST, [thread_id, checkpoint_ns])
         else:
             cursor.execute(_BY_ID, [thread_id, checkpoint_ns, checkpoint_id])
         found = cursor.fetchone()
-    return None if found is None else (found, None)
+    return None if found is None else (found, None, None)
 
 
 def pending_writes(

@@ -3,9 +3,9 @@
 Same storage core as the SQLite saver: a `Checkpoint` row per checkpoint and a `FieldVersion`
 row per changed field (appends stored as the appended items only), except that a small changed
 field stays in the checkpoint's row (`Checkpoint.vals`). Writes and the hot reads
-are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also renews the run's
-lease (the fence) and moves the thread's head, so a worker that lost its lease commits
-nothing, in one round trip.
+are SQL (`checkpoint_sql`): on PostgreSQL a put is one statement that also checks the run's
+lease, locking its row (the fence), and moves the thread's head, so a worker that lost its
+lease commits nothing, in one round trip.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     """Checkpoints in the Django database `using`.
 
     `lease` (a worker's run lease) fences every write: the write's own statement (PostgreSQL,
-    and a put on SQLite) or transaction (SQLite) proves the lease with a conditional update of
-    the run row (its `heartbeat_at`; a SQLite put only reads the row) and writes nothing if
-    that matched no row (LeaseLost is raised).
+    and a put on SQLite) or transaction (SQLite) proves the lease on the run row (PostgreSQL
+    locks it FOR SHARE; a SQLite put reads it under the write lock, its other writes update
+    its `heartbeat_at`) and writes nothing if that matched no row (LeaseLost is raised).
     `fence`, a callable, is the general form: called first inside the write's transaction,
     it raises to stop the write.
 
@@ -246,7 +246,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         if found is None:
             return None
-        row, writes = found
+        row, writes, vals = found
         pk, cid, parent, step, source, next_, versions, internal, meta, extra, has_writes = row
         record = CheckpointRecord(
             thread_id=config.thread_id, checkpoint_id=cid, parent_id=parent, step=step,
@@ -256,8 +256,11 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         )
         self._remember_pk(config.thread_id, cid, pk)
         if writes is not None:
+            # The versions kept in the row came with it (PostgreSQL): what the cache lacks
+            # is looked for there first (unpacked only then), and fetched if not there.
             tuples = storage.read_tuples(
-                [record], self._cache, lambda pairs: self._fetch(config.thread_id, pairs),
+                [record], self._cache,
+                lambda pairs: self._fetch(config.thread_id, pairs, _kept_versions(cid, vals)),
                 {cid: writes} if writes else {},
             )
         else:
@@ -478,6 +481,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         with self._fenced() as fence:
             found = checkpoint_sql.put_pending_writes(
                 connections[self.using], thread_id, checkpoint_id, task_id, records, fence,
+                self._pks.get((thread_id, checkpoint_id)),
             )
         if not found:
             raise _no_checkpoint_for_writes(thread_id, checkpoint_id)
@@ -535,7 +539,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         metadata: CheckpointMetadata, encoded: storage.EncodedPut,
     ) -> None:
         args = self._put_args(config, checkpoint, metadata)
-        early = self._early_statement(writer, encoded, args, metadata)
+        early = self._early_statement(writer, config, encoded, args, metadata)
         self._collect()  # never two in flight; a lost lease stops here, before this is sent
         if writer.owner is not None:
             writer.owner.flush()  # another saver's write on this thread
@@ -577,15 +581,20 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         self._submit(put, writes=held)
 
     def _early_statement(
-        self, writer: Writer, encoded: storage.EncodedPut, args: dict[str, Any],
-        metadata: CheckpointMetadata,
+        self, writer: Writer, config: CheckpointConfig, encoded: storage.EncodedPut,
+        args: dict[str, Any], metadata: CheckpointMetadata,
     ) -> checkpoint_sql.PgPut | None:
         """PostgreSQL: the put's statement, parameters and all, built BEFORE waiting for the
         put in flight, so that only sending it lies between the previous put's outcome and
         this one's send (a superstep there costs one commit round trip, plus what the caller
         does between the two). Its parent's pk is filled in after (`_write_behind`). None for
-        a run's input checkpoint (held, see `_write_behind`) and on SQLite."""
+        a run's input checkpoint (held, see `_write_behind`), for the put that carries a
+        resume's held answers (its statement is another, built with them: building this one
+        too cost ~10 µs a resume) and on SQLite."""
         if not _sends_ahead(writer) or metadata.source == "input":
+            return None
+        at = self._held_at
+        if self._held and at is not None and _same_checkpoint(at, config):
             return None
         lease = self.lease
         fence = None if lease is None else self._lease_fence(lease)
@@ -851,6 +860,15 @@ def _added(
         own.writes.pop(task_id, None)
         own.writes[task_id] = records
     return own
+
+
+def _kept_versions(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
+    """The field versions kept in a checkpoint's row, but for appended ones: those are left
+    to `_fetch`, which follows their chains to the bases."""
+    if vals is None:
+        return {}
+    kept = unpack_inline(checkpoint_id, vals)
+    return {pair: blob for pair, blob in kept.items() if blob.kind != APPEND}
 
 
 def _sends_ahead(writer: Writer) -> bool:
