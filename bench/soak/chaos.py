@@ -19,16 +19,19 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
            kill_at: tuple[float, ...] = ()) -> Counter[str]:
     """Runs until `stop`; `progress()` is the share of review cycles done (0..1): PostgreSQL
     is restarted once it passes `pg_at` (and again every `pg_every` seconds after that, if
-    given: to hunt for what a database restart breaks), a server at least once by
-    `server_at` (a run faster than `server_every` would otherwise restart none), and a
-    worker killed at least once more by each mark of `kill_at` (on a fast machine a short
-    soak's load ends before `kill_every` has killed more than once)."""
+    given: to hunt for what a database restart breaks), every server at least once (the
+    first by `server_at`, the others spread over the next half of the cycles, each restart
+    taking one not restarted yet: a run faster than `server_every` would otherwise restart
+    one or none), and a worker killed at least once more by each mark of `kill_at` (on a
+    fast machine a short soak's load ends before `kill_every` has killed more than once)."""
     done: Counter[str] = Counter()
     next_kill = time.monotonic() + random.uniform(*kill_every)
     next_server = time.monotonic() + server_every
     pg_restarted = False
     next_pg = float("inf")
     restarted: Proc | None = None  # a restarted server not serving yet
+    restarted_once: set[int] = set()  # indexes in `servers` of those restarted at least once
+    server_marks = [server_at + i * 0.5 / max(len(servers), 1) for i in range(len(servers))]
     next_look = 0.0
     while not stop.wait(0.1):
         now = time.monotonic()
@@ -50,12 +53,15 @@ def monkey(*, workers: list[Proc], servers: list[Proc], restart_pg: Callable[[],
             next_look = now + 1.0
             if restarted.serving():
                 restarted, next_server = None, now + server_every
-        if restarted is None and now >= next_look and (now >= next_server or (
-                not done["servers_restarted"] and progress() >= server_at)):
+        owed_servers = sum(progress() >= mark for mark in server_marks)
+        if restarted is None and now >= next_look and (
+                now >= next_server or done["servers_restarted"] < owed_servers):
             next_look = now + 1.0
-            serving = [server for server in servers if server.serving()]
+            serving = [i for i, server in enumerate(servers) if server.serving()]
             if serving:
-                restarted = random.choice(serving)
+                index = random.choice([i for i in serving if i not in restarted_once] or serving)
+                restarted_once.add(index)
+                restarted = servers[index]
                 restarted.stop()
                 restarted.start()
                 done["servers_restarted"] += 1
