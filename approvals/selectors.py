@@ -638,13 +638,6 @@ def tree_details(thread: Thread, checkpoint_ids: Collection[str]) -> dict[str, T
     return out
 
 
-def tree_rows(thread: Thread) -> list[TreeRow]:
-    """Every checkpoint's label row (tests and small threads; pages use `tree_details`)."""
-    links = tree_links(thread)
-    details = tree_details(thread, [link.id for link in links])
-    return sorted(details.values(), key=lambda r: r.id)
-
-
 @dataclass(frozen=True, slots=True)
 class StreamedPart:
     """Consecutive chunks a run's nodes streamed: text runs joined, anything else shown as

@@ -146,15 +146,17 @@ _PG_BLOBS = f"""blobs AS (
 """
 
 
-def _pg_put_sql(
-    fenced: bool, with_writes: bool = False, own_writes: bool = False, blobs: bool = False
-) -> str:
+@functools.cache  # built once per combination: the text keys its prepared statement
+def _pg_put_sql(fenced: bool, with_writes: bool, own_writes: bool, blobs: bool) -> str:
     """The put statement. `with_writes`: it first replaces the pending writes of the tasks
     in `w_task` on the parent checkpoint (writes held back by `put_writes_deferred`), and
     writes nothing at all (a third column, the parent's count, says 0) if that parent is
     not there: one statement, so one transaction and one commit for both. `own_writes`:
     those writes go on the checkpoint this statement stores (a held input checkpoint and
-    its first superstep's pending writes, e.g. an interrupt), again in one commit."""
+    its first superstep's pending writes, e.g. an interrupt), again in one commit. `blobs`:
+    it inserts field versions too big for the checkpoint's row (`b_*`); without them (the
+    usual superstep) the statement has no such INSERT at all, which even inserting no rows
+    cost the server ~8 µs of CPU per put."""
     source = "fence"
     writes = ""
     if with_writes:
@@ -242,6 +244,7 @@ def _pg_replace_writes(target: str, dropped: str, added: str) -> str:
 )"""
 
 
+@functools.cache
 def _pg_writes_sql(fenced: bool) -> str:
     # The DELETE is referenced by the INSERT, so it runs first: the task's earlier writes are
     # gone (and their unique keys free) before its new ones go in, at the end of write order.
@@ -264,26 +267,6 @@ added AS (
     ORDER BY w.idx
 )
 SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM target)"""
-
-
-_SQL_CACHE: dict[tuple[str, str, bool], str] = {}
-
-
-def _sql(kind: str, vendor: str, fenced: bool) -> str:
-    key = (kind, vendor, fenced)
-    sql = _SQL_CACHE.get(key)
-    if sql is None:
-        build = {
-            "put": _pg_put_sql, "writes": _pg_writes_sql,
-            "put+writes": lambda fenced: _pg_put_sql(fenced, with_writes=True),
-            "put+own writes": lambda fenced: _pg_put_sql(fenced, own_writes=True),
-            "put+blobs": lambda fenced: _pg_put_sql(fenced, blobs=True),
-            "put+writes+blobs": lambda fenced: _pg_put_sql(fenced, with_writes=True, blobs=True),
-            "put+own writes+blobs":
-                lambda fenced: _pg_put_sql(fenced, own_writes=True, blobs=True),
-        }[kind]
-        sql = _SQL_CACHE[key] = build(fenced)
-    return sql
 
 
 def _pg_one(connection: BaseDatabaseWrapper, sql: str, params: dict[str, Any]) -> Any:
@@ -508,19 +491,14 @@ def put_job(
         params["vals"] = pack_inline(encoded.inline) if encoded.inline else None
         params["created"] = created_at
         params["commit"] = None if synchronous_commit else "off"
-        # Without field versions too big for the row (the usual superstep), the statement
-        # has no INSERT of them at all: even inserting no rows, its setup cost the server
-        # ~8 µs of CPU per put.
-        extra = ""
         if blobs:
-            extra = "+blobs"
             params["b_field"] = [b.field for b in blobs]
             params["b_version"] = [b.version for b in blobs]
             params["b_kind"] = [b.kind for b in blobs]
             params["b_base"] = [b.base or "" for b in blobs]
             params["b_data"] = [b.data for b in blobs]
         if not writes and not own_writes:
-            return PgPut(_sql("put" + extra, "postgresql", fenced), params)
+            return PgPut(_pg_put_sql(fenced, False, False, bool(blobs)), params)
         if writes and own_writes:
             raise ValueError("a put carries its parent's pending writes or its own, not both")
         carried = writes or own_writes
@@ -528,8 +506,7 @@ def put_job(
         params["w_idx"] = [w.idx for _, w in carried]
         params["w_channel"] = [w.channel for _, w in carried]
         params["w_data"] = [w.data for _, w in carried]
-        kind = "put+writes" if writes else "put+own writes"
-        return PgPut(_sql(kind + extra, "postgresql", fenced), params)
+        return PgPut(_pg_put_sql(fenced, bool(writes), not writes, bool(blobs)), params)
     raise AssertionError("unreachable: SQLite puts return above")
 
 
@@ -797,7 +774,7 @@ def put_pending_writes(
         params["w_idx"] = [w.idx for w in records]
         params["w_channel"] = [w.channel for w in records]
         params["w_data"] = [w.data for w in records]
-        fenced, found = _pg_one(connection, _sql("writes", "postgresql", fence is not None), params)
+        fenced, found = _pg_one(connection, _pg_writes_sql(fence is not None), params)
         if not fenced:
             raise FenceFailed
         return bool(found)
@@ -866,12 +843,11 @@ _SQLITE_ADD_WRITE = (
 )
 
 
+@functools.cache  # the user model's table is known once the apps are loaded
 def _sqlite_checkpoint_sql() -> str:
     """The upsert of a checkpoint row: `_SQLITE_INSERT_CHECKPOINT`'s parameters, then the
     user (kept only if that user exists)."""
-    sql = _SQL_CACHE.get(("put", "sqlite", False))
-    if sql is None:
-        sql = _SQL_CACHE[("put", "sqlite", False)] = f"""{_SQLITE_CHECKPOINT_COLUMNS}
+    return f"""{_SQLITE_CHECKPOINT_COLUMNS}
 VALUES (?, ?, ?, {_SQLITE_PARENT}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
     (SELECT u.id FROM {_user_table()} u WHERE u.id = ?))
 ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
@@ -881,7 +857,6 @@ ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET
     created_at = excluded.created_at, created_by_id = excluded.created_by_id,
     reason = excluded.reason, vals = excluded.vals
 RETURNING id"""
-    return sql
 
 
 # --- reads ----------------------------------------------------------------------------------
