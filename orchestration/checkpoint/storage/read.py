@@ -498,15 +498,22 @@ class _Reader:
                 base = self._node(key)  # a full value, a value kept in its row, or cached
                 break
             chain.append(blob)
-        count = base.count
+        self._chain_nodes(field, key, base, chain)
+
+    def _chain_nodes(self, field: str, key: Pair, base: _Node, chain: list[Blob]) -> None:
+        """Nodes for the appends of `chain` (newest first) on `base`, the node of `key`, all
+        sharing one decoded list. Made one by one (`_append_node`), each version's list was
+        its base's copied plus its own items: reading the head of a thread whose list field
+        had 7,500 appends copied ~28 million list items, 0.4 s per read
+        (`manage.py measure_pages`)."""
+        nodes = self.nodes
+        base_count = count = base.count
         if count is None:
             raise SerializationError(f"field {field!r}: an append version's base is not a list")
-        body_len = base.body_len
-        # tails[0] becomes the array header: the full value is joined in one allocation
-        # (a chain is often hundreds of KB; a second copy to prepend the header costs as much).
-        tails = [b"", self.full(key)[-body_len:] if body_len else b""]
+        base_len = body_len = base.body_len
+        tails: list[bytes] = []
         # (version, items, tail_at, count, body_len) of each append, oldest first: the nodes
-        # are made once the joined list is decoded, with its value and whether it is shared.
+        # are made once the chain's items are decoded, with their value and whether shared.
         pieces: list[tuple[str, bytes, int, int, int]] = []
         for blob in reversed(chain):
             data = blob.data
@@ -522,16 +529,35 @@ class _Reader:
             tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
             pieces.append((blob.version, items, tail_at, count, body_len))
             tails.append(items)
-        tails[0] = array_header(count)
-        full = b"".join(tails)
-        value = serde.loads(full)
-        if type(value) is not list or len(value) != count:
-            raise SerializationError(
-                f"field {field!r}: append version {top.version!r} does not decode to its list"
-            )
+        full: bytes | None = None
+        value: Any = None
+        shared = False
+        if base.shared:
+            # The base's items are decoded already: decode only the chain's own.
+            added = count - base_count
+            new = serde.loads(array_header(added) + b"".join(tails))
+            if type(new) is not list or len(new) != added:
+                raise SerializationError(
+                    f"field {field!r}: append version {chain[0].version!r} does not decode "
+                    "to its items"
+                )
+            if _immutable_items(new):
+                old = base.value
+                value, shared = (old if len(old) == base_count else old[:base_count]) + new, True
+        if not shared:
+            # The whole list decoded from its bytes, joined in one allocation (a chain is
+            # often hundreds of KB; a second copy to prepend the header costs as much).
+            body = self.full(key)[-base_len:] if base_len else b""
+            full = b"".join([array_header(count), body, *tails])
+            value = serde.loads(full)
+            if type(value) is not list or len(value) != count:
+                raise SerializationError(
+                    f"field {field!r}: append version {chain[0].version!r} does not decode "
+                    "to its list"
+                )
+            shared = _immutable_items(value)
         # Not shared: the newest version's node alone holds the list, given to one checkpoint;
         # the others decode their bytes.
-        shared = _immutable_items(value)
         held = value if shared else None
         blank = _Node
         for version, items, tail_at, count, body_len in pieces:
@@ -607,9 +633,9 @@ class _Reader:
             node = _full_node(data if blob is None else bytes(blob.data))
             self.nodes[key] = node
             break
-        for blob in reversed(chain):
-            node = _append_node(field, node, blob)
-            self.nodes[(field, blob.version)] = node
+        if chain:
+            self._chain_nodes(field, key, node, chain)
+            return self.nodes[pair]
         return node
 
     def _slice(self, field: str, version: str, start: int, stop: int) -> bytes | memoryview:
