@@ -33,7 +33,6 @@ from markupsafe import Markup
 from approvals import selectors
 from approvals.diff import diff_states
 from orchestration.runtime.models import Checkpoint, Thread
-from orchestration.runtime.savers import DjangoCheckpointSaver
 
 # Kept sections: a few hundred reviews' worth, each under MAX_ENTRY_CHARS (a value is shown
 # within diff.VALUE_BUDGET, so only a state of many changed fields comes near it).
@@ -107,14 +106,12 @@ def changes_before(thread: Thread, checkpoint_id: str, exists: bool | None = Non
 
 def _read_changes(thread: Thread, checkpoint_id: str) -> tuple[list[Any], str, str]:
     """What changed in the checkpoint, against its parent; with the two checkpoints' ids
-    ("" for the asked one when it does not exist). One saver reads both, so the parent's
-    field values that the asked checkpoint shares come from its value cache."""
-    saver = DjangoCheckpointSaver()
-    asked = selectors.get_checkpoint(thread, checkpoint_id, saver=saver)
+    ("" for the asked one when it does not exist). Both are read together: the values they
+    share are fetched and decoded once."""
+    asked, parent = selectors.get_checkpoint_pair(thread, checkpoint_id)
     if asked is None:
         return [], "", ""
     parent_id = asked.parent_config.checkpoint_id if asked.parent_config else None
-    parent = selectors.get_checkpoint(thread, parent_id, saver=saver) if parent_id else None
     old = selectors.checkpoint_values(parent)
     changes = [c for c in diff_states(old, asked.checkpoint.values) if c.is_change]
     return changes, asked.checkpoint.id, parent_id or ""

@@ -820,6 +820,37 @@ def get_checkpoint(
         raise UnreadableCheckpoint(thread, cid, parent or "", exc) from exc
 
 
+def get_checkpoint_pair(
+    thread: Thread, checkpoint_id: str | None, other_id: str | None = None,
+) -> tuple[CheckpointTuple | None, CheckpointTuple | None]:
+    """A checkpoint (None: the thread's head) and another to compare it with (None: its
+    parent), read together: the values they share are fetched and decoded once (on a long
+    thread, a list's whole append chain). Raises UnreadableCheckpoint, naming the damaged
+    one, as `get_checkpoint` does."""
+    rows = Checkpoint.objects.filter(thread=thread, checkpoint_ns="")
+    found = (
+        rows.filter(checkpoint_id=checkpoint_id) if checkpoint_id
+        else rows.order_by("-checkpoint_id")
+    ).values_list("checkpoint_id", "parent__checkpoint_id").first()
+    if found is None:
+        return None, None
+    asked_id, parent_id = found
+    other_id = other_id or parent_id
+    saver = DjangoCheckpointSaver()
+    try:
+        read = saver.get_tuples(
+            CheckpointConfig(thread.thread_id), [asked_id, *([other_id] if other_id else [])]
+        )
+    except DatabaseError:
+        raise
+    except Exception:  # noqa: BLE001  one of them is damaged: the reads apart name which
+        read = {}
+    asked = read.get(asked_id) or get_checkpoint(thread, asked_id, saver=saver)
+    if not other_id:
+        return asked, None
+    return asked, read.get(other_id) or get_checkpoint(thread, other_id, saver=saver)
+
+
 def state_types(thread: Thread) -> dict[str, Any]:
     """Field name -> declared type of the thread's graph state ({} if the graph is unknown)."""
     try:

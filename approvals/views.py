@@ -433,16 +433,11 @@ def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dic
     """The selected checkpoint's panel. A damaged checkpoint (or the one it is compared with)
     fills the panel with what went wrong and what to do; the page around it still renders."""
     try:
-        tup = selectors.get_checkpoint(thread, checkpoint_id or None)
+        tup, other = selectors.get_checkpoint_pair(thread, checkpoint_id or None, against or None)
     except UnreadableCheckpoint as exc:
         return {"checkpoint": None, "unreadable": exc}
     if tup is None:
         return {"checkpoint": None}
-    other_id = against or (tup.parent_config.checkpoint_id if tup.parent_config else "")
-    try:
-        other = selectors.get_checkpoint(thread, other_id) if other_id else None
-    except UnreadableCheckpoint as exc:
-        return {"checkpoint": None, "unreadable": exc}
     return {
         "checkpoint": tup,
         "checkpoint_values": dict(tup.checkpoint.values),

@@ -1094,7 +1094,9 @@ def stored_versions(
     found: list[Blob] = []
     with connection.cursor() as cursor:
         cursor.execute(_PG_WAVE[first], params)
-        for field, version, kind, base, data in cursor:
+        # fetchall: one call for the rows, where iterating the cursor costs a Python call
+        # per row (a long append chain's wave brings thousands)
+        for field, version, kind, base, data in cursor.fetchall():
             if version is None:  # a checkpoint row's `vals`; `field` is its checkpoint id
                 found.extend(unpack_inline(field, bytes(data)).values())
             else:

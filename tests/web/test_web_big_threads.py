@@ -310,3 +310,35 @@ def test_a_long_thread_draws_its_tree_first_and_loads_the_selected_checkpoint_af
     inline = client.get(reverse("thread", args=[thread.thread_id]), {"checkpoint": head})
     assert 'hx-trigger="load"' not in inline.content.decode()
     assert 'name="against"' in inline.content.decode()
+
+
+def test_a_checkpoint_and_the_one_it_is_compared_with_read_together_as_apart(db):
+    """The panel and the review page read a checkpoint and its parent (or the checkpoint
+    picked to compare with) in one read, which decodes what they share once: the tuples are
+    those of two reads apart, pending writes included, each with lists of its own."""
+    from approvals import selectors
+
+    thread, _graph, config = run_thread("pair", 40)
+    saver = DjangoCheckpointSaver()
+    head = thread.head_checkpoint_id
+    saver.put_writes(CheckpointConfig("pair", head), [("note", "held")], "task-1")
+    asked, parent = selectors.get_checkpoint_pair(thread, None)
+    alone = selectors.get_checkpoint(thread, head)
+    assert asked is not None and alone is not None and alone.parent_config is not None
+    assert parent is not None and parent.checkpoint.id == alone.parent_config.checkpoint_id
+    for together, apart in ((asked, alone),
+                            (parent, selectors.get_checkpoint(thread, parent.checkpoint.id))):
+        assert apart is not None
+        assert together.checkpoint.values == apart.checkpoint.values
+        assert together.metadata == apart.metadata
+        assert together.config == apart.config and together.parent_config == apart.parent_config
+        assert together.pending_writes == apart.pending_writes
+    assert [w.value for w in asked.pending_writes] == ["held"]
+    asked.checkpoint.values["log"].append("mine")
+    assert parent.checkpoint.values["log"] == alone.checkpoint.values["log"][:-1]
+    first = Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id").first()
+    assert first is not None
+    _, other = selectors.get_checkpoint_pair(thread, head, first.checkpoint_id)
+    assert other is not None and other.checkpoint.id == first.checkpoint_id
+    assert selectors.get_checkpoint_pair(thread, head, "0" * 32)[1] is None
+    assert selectors.get_checkpoint_pair(thread, "0" * 32) == (None, None)

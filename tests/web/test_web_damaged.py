@@ -120,3 +120,16 @@ def test_a_value_past_the_budget_is_cut_with_a_link_to_the_whole_of_it(
     url = reverse("checkpoint-state", args=[review.thread.thread_id, head.checkpoint_id])
     whole = client.get(url, {"field": "notes"}).json()
     assert whole[-len(big):] == big
+
+
+def test_checkpoint_panel_names_a_damaged_parent_read_with_its_child(client_as, start_paused):
+    """The panel reads a checkpoint and its parent together; when that read fails, the two
+    are read apart, so the message names the damaged one (here the parent), not its child."""
+    review = start_paused()
+    head = Checkpoint.objects.get(thread=review.thread, checkpoint_id=review.checkpoint_id)
+    assert head.parent is not None
+    Checkpoint.objects.filter(pk=head.parent.pk).update(internal=b"\xc1 not checkpoint data")
+    url = reverse("checkpoint", args=[review.thread.thread_id, head.checkpoint_id])
+    page = client_as("viewer").get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert f"{head.parent.checkpoint_id}</span> cannot be read" in page
+    assert f"{head.checkpoint_id}</span> cannot be read" not in page

@@ -114,7 +114,7 @@ class Command(BaseCommand):
         url = reverse("thread", args=[name])
         page = self.measure(client, f"thread page ({n} checkpoints)", url, {}, repeat)
         state = tree_state(page)
-        self.measure_state_read(name, n, repeat)
+        self.measure_panel(client, name, n, repeat)
         fold = re.search(r'\?unfold=([0-9a-f.]+)"', page)
         if fold:
             self.measure(client, f"  unfold a stretch ({n})", reverse("thread-tree", args=[name]),
@@ -142,20 +142,13 @@ class Command(BaseCommand):
             f"{statistics.median(cpu):7.1f}"
         )
 
-    def measure_state_read(self, name: str, n: int, repeat: int) -> None:
-        """The part of the page that is the saver's: reading the selected checkpoint (the
-        head) and its parent, whose `log` holds one item per superstep."""
-        from approvals.selectors import get_checkpoint
-
+    def measure_panel(self, client: Client, name: str, n: int, repeat: int) -> None:
+        """The panel a long thread's page loads after its tree: the selected checkpoint (the
+        head) and its parent read by the saver, whose `log` holds one item per superstep,
+        and their changes drawn."""
         thread = Thread.objects.get(thread_id=name)
-        timings = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            tup = get_checkpoint(thread, thread.head_checkpoint_id)
-            get_checkpoint(thread, tup.parent_config.checkpoint_id)
-            timings.append((time.perf_counter() - started) * 1000)
-        label = f"  of which saver reads head + parent ({n})"
-        self.stdout.write(f"{label:44} {statistics.median(timings):10.1f} {max(timings):8.1f}")
+        url = reverse("checkpoint", args=[name, thread.head_checkpoint_id])
+        self.measure(client, f"  selected checkpoint's panel ({n})", url, {}, repeat, htmx=True)
 
     def thread_graph(self, name: str) -> tuple[Any, CheckpointConfig]:
         from orchestration.runtime.savers import DjangoCheckpointSaver
