@@ -291,13 +291,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         rows = rows.order_by("-checkpoint_id")
         if limit is not None and not split.leftover:
             rows = rows[:limit]
-        # The versions kept in the rows come with them: no query of their own (`_fetch`).
-        known: dict[Pair, Blob] = {}
-        records = []
-        for row in rows.values_list(*_FIELDS):
-            records.append(_record(config.thread_id, row[:-1]))
-            if row[-1] is not None:
-                unpack_inline(row[0], row[-1], known)
+        records, known = _records_of(config.thread_id, rows)
         if split.leftover:
             records = matches_leftover(records, split.leftover, limit)
         records.reverse()
@@ -322,12 +316,7 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             .filter(checkpoint_ns=config.checkpoint_ns, checkpoint_id__in=wanted)
             .order_by("checkpoint_id")
         )
-        known: dict[Pair, Blob] = {}
-        records = []
-        for row in rows.values_list(*_FIELDS):
-            records.append(_record(config.thread_id, row[:-1]))
-            if row[-1] is not None:
-                unpack_inline(row[0], row[-1], known)
+        records, known = _records_of(config.thread_id, rows)
         found = rehome(self._decode(config.thread_id, records, known=known, by_ids=True), config)
         return {t.checkpoint.id: t for t in found}
 
@@ -906,6 +895,18 @@ def _kept_versions(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
 def _sends_ahead(writer: Writer) -> bool:
     """PostgreSQL's writer: only its put statement takes the checkpoint's own writes."""
     return isinstance(writer, SendAhead)
+
+
+def _records_of(thread_id: str, rows: Any) -> tuple[list[CheckpointRecord], dict[Pair, Blob]]:
+    """The records of the checkpoint rows of queryset `rows`, and the field versions the rows
+    keep (`Checkpoint.vals`): they come with the rows, no query of their own (`_fetch`)."""
+    known: dict[Pair, Blob] = {}
+    records = []
+    for row in rows.values_list(*_FIELDS):
+        records.append(_record(thread_id, row[:-1]))
+        if row[-1] is not None:
+            unpack_inline(row[0], row[-1], known)
+    return records, known
 
 
 def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
