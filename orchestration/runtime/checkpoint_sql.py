@@ -954,17 +954,20 @@ def checkpoint_row(
 
 
 def pending_writes(
-    connection: BaseDatabaseWrapper, thread_id: str, low: str, high: str
+    connection: BaseDatabaseWrapper, thread_id: str, low: str, high: str,
+    only: Sequence[str] = (),
 ) -> list[tuple[str, str, int, str, bytes]]:
     """(checkpoint id, task id, idx, channel, data) of the thread's checkpoints with ids in
-    [low, high], in write order."""
+    [low, high] (and, given `only`, among those few ids), in write order."""
+    among = f" AND c.checkpoint_id IN ({', '.join(['%s'] * len(only))})" if only else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT c.checkpoint_id, w.task_id, w.idx, w.channel, w.data FROM {PENDING} w "
             f"JOIN {CHECKPOINT} c ON c.id = w.checkpoint_id "
             f"JOIN {THREAD} t ON t.id = c.thread_id "
-            "WHERE t.thread_id = %s AND c.checkpoint_id BETWEEN %s AND %s ORDER BY w.id",
-            [thread_id, low, high],
+            f"WHERE t.thread_id = %s AND c.checkpoint_id BETWEEN %s AND %s{among} "
+            "ORDER BY w.id",
+            [thread_id, low, high, *only],
         )
         return [(cid, task, idx, ch, bytes(data)) for cid, task, idx, ch, data in cursor]
 

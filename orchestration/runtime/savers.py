@@ -766,7 +766,12 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
         connection = connections[self.using]
         on_pg = connection.vendor == "postgresql"
         found: dict[Pair, Blob] = {} if known is None else known
-        wanted = {pair for pair in pairs if pair not in found}
+        # What the caller already holds may append to versions it does not: a listing whose
+        # every version is kept in the listed rows still needs the base of its oldest row's
+        # list (without it, such a read raised as if the database had been pruned).
+        wanted = {pair for pair in pairs if pair not in found} | self._missing_bases(
+            thread_id, found
+        )
         tried: set[Pair] = set()
         first = True
         while wanted:
@@ -780,12 +785,17 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             for b in blobs:
                 found.setdefault((b.field, b.version), b)
             first = False
-            wanted = {
-                (b.field, b.base) for b in found.values()
-                if b.kind == APPEND and b.base and (b.field, b.base) not in found
-                and self._cache.value(thread_id, b.field, b.base) is None
-            } - tried
+            wanted = self._missing_bases(thread_id, found) - tried
         return found
+
+    def _missing_bases(self, thread_id: str, found: dict[Pair, Blob]) -> set[Pair]:
+        """The versions the appends in `found` append to that neither `found` nor the value
+        cache holds."""
+        return {
+            (b.field, b.base) for b in found.values()
+            if b.kind == APPEND and b.base and (b.field, b.base) not in found
+            and self._cache.value(thread_id, b.field, b.base) is None
+        }
 
     @staticmethod
     def _sqlite_wave(
@@ -816,22 +826,19 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
     ) -> list[CheckpointTuple]:
         """The tuples of `records` (oldest first); `known`: field versions already read with
         the rows. The pending writes are read for the range of the records' ids (a listing),
-        or with `by_ids` for each record (a few, maybe far apart)."""
+        or with `by_ids` for those ids only (a few, maybe far apart)."""
         if not records:
             return []
         writes: dict[str, list[WriteRecord]] = {}
         if has_writes:
             ids = {r.checkpoint_id for r in records}
-            ranges = [(cid, cid) for cid in sorted(ids)] if by_ids else [(min(ids), max(ids))]
-            for low, high in ranges:
-                pending = checkpoint_sql.pending_writes(
-                    connections[self.using], thread_id, low, high
-                )
-                for cid, task_id, idx, channel, data in pending:
-                    if cid in ids:
-                        writes.setdefault(cid, []).append(
-                            WriteRecord(task_id, idx, channel, data)
-                        )
+            pending = checkpoint_sql.pending_writes(
+                connections[self.using], thread_id, min(ids), max(ids),
+                sorted(ids) if by_ids else (),
+            )
+            for cid, task_id, idx, channel, data in pending:
+                if cid in ids:
+                    writes.setdefault(cid, []).append(WriteRecord(task_id, idx, channel, data))
         known = {} if known is None else known
         return storage.read_tuples(
             records, self._cache, lambda pairs: self._fetch(thread_id, pairs, known), writes,

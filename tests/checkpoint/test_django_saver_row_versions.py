@@ -159,3 +159,28 @@ def test_a_list_reads_the_versions_kept_in_its_rows_with_them() -> None:
     assert listed[-1].checkpoint.values == {"items": ["a", *range(1, 20)], "n": 19}
     # The rows, then their pending writes: no query for the values, all kept in the rows.
     assert len(queries) == 2, [q["sql"] for q in queries]
+
+
+def test_a_short_listing_of_a_list_whose_every_version_is_kept_in_its_row_follows_its_chain():
+    """Every field changes at every step, so each listed checkpoint's versions are kept in the
+    listed rows themselves: nothing the listing names is missing, but the oldest listed
+    row's list is an append whose base lies below the listing. It is fetched all the same
+    (it was not, and reading the list failed as if the database had been pruned by hand); so
+    is the chain under two checkpoints read together (`get_tuples`), far apart."""
+    saver = DjangoCheckpointSaver()
+    config = CheckpointConfig("chain-in-rows")
+    parent: Checkpoint | None = None
+    for step in range(12):
+        cid = new_checkpoint_id()
+        values = {"log": [f"tick {i}" for i in range(step + 1)], "n": step}
+        checkpoint = Checkpoint(cid, datetime.now(UTC), values, {"log": cid, "n": cid})
+        config = saver.put(config, checkpoint, CheckpointMetadata("loop", step))
+        parent = checkpoint
+    assert parent is not None
+    reader = DjangoCheckpointSaver()  # a new process's: nothing cached
+    listed = reader.list(CheckpointConfig("chain-in-rows"), limit=2)
+    assert [len(t.checkpoint.values["log"]) for t in listed] == [11, 12]  # oldest first
+    ids = [t.checkpoint.id for t in DjangoCheckpointSaver().list(CheckpointConfig("chain-in-rows"))]
+    far = DjangoCheckpointSaver().get_tuples(CheckpointConfig("chain-in-rows"), [ids[-1], ids[5]])
+    assert len(far[ids[-1]].checkpoint.values["log"]) == 12
+    assert far[ids[5]].checkpoint.values["log"] == [f"tick {i}" for i in range(6)]
