@@ -324,7 +324,13 @@ def test_a_checkpoint_and_the_one_it_is_compared_with_read_together_as_apart(db)
     saver.put_writes(CheckpointConfig("pair", head), [("note", "held")], "task-1")
     asked, parent = selectors.get_checkpoint_pair(thread, None)
     alone = selectors.get_checkpoint(thread, head)
-    assert asked is not None and alone is not None and alone.parent_config is not None
+    assert alone is not None and alone.parent_config is not None
+    # the one read itself, not its fallback to two reads apart
+    both = DjangoCheckpointSaver().get_tuples(
+        config, [head, alone.parent_config.checkpoint_id, "0" * 32]
+    )
+    assert sorted(both) == sorted([head, alone.parent_config.checkpoint_id])
+    assert asked is not None
     assert parent is not None and parent.checkpoint.id == alone.parent_config.checkpoint_id
     for together, apart in ((asked, alone),
                             (parent, selectors.get_checkpoint(thread, parent.checkpoint.id))):
