@@ -622,6 +622,26 @@ def tree_links(thread: Thread) -> list[Link]:
     return [Link(cid, ids.get(parent) if parent else None, step) for _, cid, parent, step in raw]
 
 
+def checkpoints_mark(thread: Thread) -> tuple[int, int, str]:
+    """How many checkpoints the thread has (every namespace), and the pk and id of its newest
+    row: two looks at the thread's index entries. Adding or removing a row changes it, and so
+    does a pk used again for another checkpoint (SQLite, after the newest row is deleted)."""
+    rows = Checkpoint.objects.filter(thread=thread)
+    newest = rows.order_by("-pk").values_list("pk", "checkpoint_id").first()
+    if newest is None:
+        return 0, 0, ""
+    return rows.count(), newest[0], newest[1]
+
+
+def links_from(thread: Thread, pk: int) -> list[tuple[int, str, Link]]:
+    """(pk, namespace, link) of the thread's checkpoints from row `pk` on, every namespace,
+    in pk order (the caller counts them against `checkpoints_mark`)."""
+    rows = Checkpoint.objects.filter(thread=thread, pk__gte=pk).order_by("pk").values_list(
+        "pk", "checkpoint_ns", "checkpoint_id", "parent__checkpoint_id", "step"
+    )
+    return [(row_pk, ns, Link(cid, parent, step)) for row_pk, ns, cid, parent, step in rows]
+
+
 def tree_details(thread: Thread, checkpoint_ids: Collection[str]) -> dict[str, TreeRow]:
     """Labels of the given checkpoints (one query, however long the thread)."""
     rows = (

@@ -98,31 +98,52 @@ class Placement:
 
 
 def place(links: Iterable[Link]) -> Placement:
+    return _placed_after(_EMPTY, sorted(links, key=lambda r: r.id))
+
+
+def extend(p: Placement, links: Iterable[Link]) -> Placement | None:
+    """`p` with `links` placed after its rows, as `place` would place all of them; None if a
+    new id does not sort after `p`'s last (its row would go in between: place them all)."""
     ordered = sorted(links, key=lambda r: r.id)
-    index = {r.id: i for i, r in enumerate(ordered)}
-    lane: list[int] = []
-    parent: list[int] = []
-    children = [0] * len(ordered)
-    next_lane = 0
+    if not ordered:
+        return p
+    if p.ids and ordered[0].id <= p.ids[-1]:
+        return None
+    return _placed_after(p, ordered)
+
+
+def _placed_after(p: Placement, ordered: Sequence[Link]) -> Placement:
+    """One sweep in id order: a checkpoint's first child keeps its parent's lane, any other
+    row opens a new one. `p`'s arrays are copied, never changed (it may be in use)."""
+    index = dict(p.index)
+    lane = list(p.lane)
+    parent = list(p.parent)
+    children = [*p.children, *[0] * len(ordered)]
+    next_lane = p.lanes if len(p) else 0
+    for i, row in enumerate(ordered, start=len(p)):
+        index[row.id] = i
     for row in ordered:
-        p = index.get(row.parent_id, -1) if row.parent_id else -1
-        if p >= 0 and children[p] == 0:
-            lane.append(lane[p])
+        up = index.get(row.parent_id, -1) if row.parent_id else -1
+        if up >= 0 and children[up] == 0:
+            lane.append(lane[up])
         else:
             lane.append(next_lane)
             next_lane += 1
-        if p >= 0:
-            children[p] += 1
-        parent.append(p)
+        if up >= 0:
+            children[up] += 1
+        parent.append(up)
     return Placement(
-        ids=tuple(r.id for r in ordered),
-        steps=tuple(r.step for r in ordered),
+        ids=(*p.ids, *(r.id for r in ordered)),
+        steps=(*p.steps, *(r.step for r in ordered)),
         lane=tuple(lane),
         parent=tuple(parent),
         children=tuple(children),
         lanes=max(next_lane, 1),
         index=index,
     )
+
+
+_EMPTY = Placement((), (), (), (), (), 1, {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from approvals import selectors
+from approvals import placements, selectors
 from approvals.tree import (
     MIN_FOLD,
     UNFOLD_CHUNK,
@@ -22,7 +22,6 @@ from approvals.tree import (
     display_rows,
     lanes_width,
     pinned_rows,
-    place,
     stretch_folds,
     unfold_span,
 )
@@ -120,7 +119,7 @@ class Tree:
 
 
 def compute(thread: Thread, state: TreeState) -> Tree:
-    placement = place(selectors.tree_links(thread))
+    placement = placements.placement_of(thread)
     head = thread.head_checkpoint_id or (placement.ids[-1] if len(placement) else "")
     pending = selectors.open_review_checkpoints(thread)
     keep = {head, state.selected, *pending} - {""}

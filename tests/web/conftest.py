@@ -34,9 +34,10 @@ def _web_settings(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # a review page keeps the "what changed" section it rendered (approvals.review_changes):
     # each test starts without another test's (thread pks come round again on SQLite)
-    from approvals import review_changes
+    from approvals import placements, review_changes
 
     review_changes.forget_all()
+    placements.forget()  # the kept tree layouts too (pks and bulk-made ids come round again)
 
 
 @pytest.fixture

@@ -348,3 +348,50 @@ def test_a_checkpoint_and_the_one_it_is_compared_with_read_together_as_apart(db)
     assert other is not None and other.checkpoint.id == first.checkpoint_id
     assert selectors.get_checkpoint_pair(thread, head, "0" * 32)[1] is None
     assert selectors.get_checkpoint_pair(thread, "0" * 32) == (None, None)
+
+
+def test_the_kept_tree_layout_grows_with_new_rows_and_is_laid_out_again_after_any_other_change(db):
+    """Each process keeps a thread's layout and places only the rows stored since. Whatever
+    happened to the thread, the layout is the one placing every row gives; rows only added
+    (a superstep, a fork, a subgraph's) are read alone, anything else lays it out again."""
+    from approvals import placements
+    from approvals.selectors import tree_links
+    from approvals.tree import place
+
+    placements.forget()
+    thread = bulk_thread("kept-layout", 200)
+    base = Checkpoint.objects.filter(thread=thread).order_by("pk")
+    first, last = base.first(), base.last()
+    assert first is not None and last is not None
+
+    def layout_reads_only_new_rows() -> bool:
+        with CaptureQueriesContext(connection) as ctx:
+            kept = placements.placement_of(thread)
+        assert kept == place(tree_links(thread))
+        # the full layout reads every row of the thread's own namespace (`tree_links`)
+        return not any('"checkpoint_ns" =' in q["sql"] for q in ctx.captured_queries)
+
+    assert not layout_reads_only_new_rows()  # the first request lays it out
+    assert layout_reads_only_new_rows()  # nothing changed: the kept one
+    now = timezone.now()
+    pk = last.pk + 1
+    add = [  # a superstep, a fork from the first row, a subgraph's checkpoint
+        Checkpoint(pk=pk, thread=thread, checkpoint_id="f" * 15 + "1", step=200, source="loop",
+                   created_at=now, parent=last),
+        Checkpoint(pk=pk + 1, thread=thread, checkpoint_id="f" * 15 + "2", step=1,
+                   source="fork", created_at=now, parent=first),
+        Checkpoint(pk=pk + 2, thread=thread, checkpoint_id="f" * 15 + "3", step=0,
+                   source="input", created_at=now, checkpoint_ns="sub:1"),
+    ]
+    for row in add:
+        Checkpoint.objects.bulk_create([row])
+        assert layout_reads_only_new_rows()
+    Checkpoint.objects.filter(pk=pk + 1).delete()  # a row removed: laid out again
+    assert not layout_reads_only_new_rows()
+    Checkpoint.objects.filter(pk=pk + 2).delete()  # the newest row gone, its pk used again
+    Checkpoint.objects.bulk_create([Checkpoint(
+        pk=pk + 2, thread=thread, checkpoint_id="f" * 15 + "4", step=201, source="loop",
+        created_at=now, parent_id=pk,
+    )])
+    assert not layout_reads_only_new_rows()
+    assert layout_reads_only_new_rows()

@@ -12,6 +12,7 @@ from approvals.tree import (
     Link,
     TreeRow,
     display_rows,
+    extend,
     pinned_rows,
     place,
     stretch_folds,
@@ -156,3 +157,27 @@ def test_any_run_of_rows_folds_into_one_row_with_a_dot_per_lane():
     assert rows[1].lanes == (0, 1)
     assert rows[1].fold.kind == "subgraph"
     assert sorted((s.kind, s.lane) for s in rows[2].segments) == [("up", 1)]
+
+
+def test_extending_a_placement_places_new_rows_as_placing_them_all_would():
+    """A live update grows the kept layout by the rows stored since (`placements`): for any
+    tree and any point to split it at, extending gives what placing every row gives."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        n = rng.randint(1, 60)
+        links = [Link(cid(0), None, 0)]
+        for i in range(1, n):  # a parent stored before its child, sometimes missing (pruned)
+            parent = cid(rng.randrange(i)) if rng.random() < 0.95 else cid(10_000 + i)
+            links.append(Link(cid(i), parent, i))
+        cut = rng.randint(0, n)
+        grown = extend(place(links[:cut]), links[cut:])
+        assert grown == place(links)
+        assert grown is not None and grown.index == place(links).index
+
+
+def test_extending_with_a_row_that_sorts_before_the_last_asks_for_a_full_layout():
+    kept = place(chain(5))
+    assert extend(kept, [Link("000002x", cid(2), 3)]) is None  # between 000002 and 000003
+    assert extend(kept, []) is kept
