@@ -92,6 +92,9 @@ class TreeView:
     rows: list[ShownRow]
     state: TreeState  # as drawn: `opened` cleaned, `last`/`head`/`lanes` of this drawing
     width: int
+    # checkpoints in folded rows on the whole page, not only in `rows` (a live update or an
+    # unfold sends a few rows, and the count above the tree said "0 folded" after them)
+    folded: int
 
     @property
     def total(self) -> int:
@@ -100,10 +103,6 @@ class TreeView:
     @property
     def lanes(self) -> int:
         return self.placement.lanes
-
-    @property
-    def folded(self) -> int:
-        return sum(r.count for r in self.rows if r.is_fold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +161,9 @@ def build(thread: Thread, state: TreeState) -> TreeView:
 
 
 def view_of(thread: Thread, tree: Tree, rows: Sequence[DisplayRow], state: TreeState,
-            selected: str) -> TreeView:
+            selected: str, *, folded: int | None = None) -> TreeView:
+    """`rows` of `tree` drawn for this viewer; `folded`: the page's folded checkpoints once
+    these rows are drawn (by default, those of `tree`'s whole drawing)."""
     p = tree.placement
     drawn = TreeState(
         selected=selected,
@@ -171,7 +172,10 @@ def view_of(thread: Thread, tree: Tree, rows: Sequence[DisplayRow], state: TreeS
         head=tree.head,
         lanes=p.lanes,
     )
-    return TreeView(thread, p, shown(thread, tree, rows, selected), drawn, lanes_width(p.lanes))
+    if folded is None:
+        folded = _folded(tree.display)
+    return TreeView(thread, p, shown(thread, tree, rows, selected), drawn, lanes_width(p.lanes),
+                    folded)
 
 
 def unfold(thread: Thread, state: TreeState, key: str) -> TreeView | None:
@@ -194,7 +198,13 @@ def unfold(thread: Thread, state: TreeState, key: str) -> TreeView | None:
     opened = (*tree.opened, p.span_key(reveal_start, end))
     drawn = Tree(p, tree.folds, tree.display, tree.head, tree.pending, opened)
     after_state = TreeState(state.selected, opened, state.last, state.head, state.lanes)
-    return view_of(thread, drawn, rows, after_state, state.selected or tree.head)
+    # the count above the tree: the page's folds once this one is opened
+    after = _folded(compute(thread, after_state).display)
+    return view_of(thread, drawn, rows, after_state, state.selected or tree.head, folded=after)
+
+
+def _folded(rows: Sequence[DisplayRow]) -> int:
+    return sum(r.end - r.start + 1 for r in rows if r.is_fold)
 
 
 @dataclass(frozen=True, slots=True)

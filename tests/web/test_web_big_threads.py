@@ -395,3 +395,36 @@ def test_the_kept_tree_layout_grows_with_new_rows_and_is_laid_out_again_after_an
     )])
     assert not layout_reads_only_new_rows()
     assert layout_reads_only_new_rows()
+
+
+COUNT = re.compile(r'<span id="tree-count"[^>]*>\((\d+), (\d+) branch(?:es)?(?:, (\d+) folded)?\)')
+
+
+def folded_in(html: str) -> int:
+    found = COUNT.search(html)
+    assert found is not None, html[:300]
+    return int(found.group(3) or 0)
+
+
+def test_the_count_above_the_tree_keeps_the_folded_checkpoints_across_updates(client_as):
+    """A live update and an unfold send a few rows, and the count above the tree with them:
+    it counted only the folds among those rows ("(81, 1 branch)" after a live update, the
+    remaining part of one fold after an unfold), not the page's."""
+    thread, graph, config = run_thread("count-live", 80)
+    client = client_as("viewer")
+    page = page_of(client, thread).content.decode()
+    assert folded_in(page) > 0
+    graph.update_state(config, {"note": "one more superstep"})
+    html = client.get(reverse("thread-live", args=[thread.thread_id]), tree_state(page),
+                      headers={"HX-Request": "true"}).content.decode()
+    assert 'beforeend:#tree-rows' in html  # an appending update
+    assert folded_in(html) == folded_in(page_of(client, thread).content.decode()) > 0
+    long = bulk_thread("count-unfold", 500)
+    page = page_of(client, long).content.decode()
+    key = re.search(r'\?unfold=([0-9a-f]+\.\.[0-9a-f]+)"', page).group(1)
+    html = client.get(reverse("thread-tree", args=[long.thread_id]),
+                      {**tree_state(page), "unfold": key},
+                      headers={"HX-Request": "true"}).content.decode()
+    opened = [("open", value) for value in re.findall(r'name="open" value="([^"]+)"', html)]
+    reloaded = client.get(reverse("thread", args=[long.thread_id]), opened).content.decode()
+    assert folded_in(html) == folded_in(page) - UNFOLD_CHUNK == folded_in(reloaded)
