@@ -120,7 +120,11 @@ class Tree:
 def compute(thread: Thread, state: TreeState) -> Tree:
     placement = placements.placement_of(thread)
     head = thread.head_checkpoint_id or (placement.ids[-1] if len(placement) else "")
-    pending = selectors.open_review_checkpoints(thread)
+    return _laid_out(placement, head, selectors.open_review_checkpoints(thread), state)
+
+
+def _laid_out(placement: Placement, head: str, pending: set[str], state: TreeState) -> Tree:
+    """The folds and drawn rows of `placement` for this viewer's state (no query)."""
     keep = {head, state.selected, *pending} - {""}
     pinned = pinned_rows(placement, keep=keep)
     # a span is what one unfold revealed: longer ones (a hand-made URL) are cut to that size
@@ -199,7 +203,7 @@ def unfold(thread: Thread, state: TreeState, key: str) -> TreeView | None:
     drawn = Tree(p, tree.folds, tree.display, tree.head, tree.pending, opened)
     after_state = TreeState(state.selected, opened, state.last, state.head, state.lanes)
     # the count above the tree: the page's folds once this one is opened
-    after = _folded(compute(thread, after_state).display)
+    after = _folded(_laid_out(p, tree.head, tree.pending, after_state).display)
     return view_of(thread, drawn, rows, after_state, state.selected or tree.head, folded=after)
 
 

@@ -891,12 +891,9 @@ def _added(
 
 
 def _kept_versions(checkpoint_id: str, vals: bytes | None) -> dict[Pair, Blob]:
-    """The field versions kept in a checkpoint's row, but for appended ones: those are left
-    to `_fetch`, which follows their chains to the bases."""
-    if vals is None:
-        return {}
-    kept = unpack_inline(checkpoint_id, vals)
-    return {pair: blob for pair, blob in kept.items() if blob.kind != APPEND}
+    """The field versions kept in a checkpoint's row (`_fetch` follows the appended ones'
+    chains to their bases)."""
+    return {} if vals is None else unpack_inline(checkpoint_id, vals)
 
 
 def _sends_ahead(writer: Writer) -> bool:

@@ -464,9 +464,11 @@ class _Reader:
                     return blob.value  # an immutable scalar kept in its row: no node needed
                 if kind == APPEND and not self.cache_first:
                     # A listing: the base is usually the version the previous checkpoint read.
-                    base = nodes.get((pair[0], blob.base))  # type: ignore[arg-type]
+                    key = (pair[0], blob.base or "")
+                    base = nodes.get(key)
                     if base is not None:
-                        node = nodes[pair] = _append_node(pair[0], base, blob)
+                        self._chain_nodes(pair[0], key, base, [blob])
+                        node = nodes[pair]
             if node is None:
                 node = self._node(pair)
         if node.shared:
@@ -521,7 +523,7 @@ class _Reader:
 
     def _chain_nodes(self, field: str, key: Pair, base: _Node, chain: list[Blob]) -> None:
         """Nodes for the appends of `chain` (newest first) on `base`, the node of `key`, all
-        sharing one decoded list. Made one by one (`_append_node`), each version's list was
+        sharing one decoded list. Made one by one, each version's list was
         its base's copied plus its own items: reading the head of a thread whose list field
         had 7,500 appends copied ~28 million list items, 0.4 s per read
         (`manage.py measure_pages`)."""
@@ -706,31 +708,6 @@ def _full_node(data: bytes) -> _Node:
         return _new_node(None, data, 0, None, 0, data, value, _immutable(value))
     count, header = shape
     return _new_node(None, data, 0, count, len(data) - header, data, value, _immutable_items(value))
-
-
-def _append_node(field: str, base: _Node, blob: Blob) -> _Node:
-    """The node of an append `blob` on `base`; its items are decoded now if the base's list
-    is shared, else from the full bytes when a checkpoint needs them."""
-    if base.count is None:
-        raise SerializationError(f"field {field!r}: an append version's base is not a list")
-    data = bytes(blob.data)
-    if len(data) < 4:
-        raise SerializationError(f"field {field!r}: malformed append version {blob.version!r}")
-    added = int.from_bytes(data[:4])
-    items = data[4:]
-    count = base.count + added
-    size = len(items)
-    body_len = base.body_len + size
-    # The full value's array header is 1, 3 or 5 bytes (see `array_header`).
-    tail_at = (1 if count < 16 else 3 if count < 1 << 16 else 5) + body_len - size
-    value: Any = None
-    shared = False
-    if base.shared:  # else the full bytes are decoded, which checks these items
-        new = serde.loads(array_header(added) + items)
-        if _immutable_items(new):
-            old = base.value
-            value, shared = (old if len(old) == base.count else old[: base.count]) + new, True
-    return _new_node(base, items, tail_at, count, body_len, None, value, shared)
 
 
 def remember_read(cache: ValueCache, records: Iterable[CheckpointRecord]) -> None:
