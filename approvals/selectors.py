@@ -700,10 +700,10 @@ class SubgraphGroup:
     rows: tuple[TreeRow, ...]
 
 
-def subgraph_groups(thread: Thread) -> dict[str, list[SubgraphGroup]]:
-    """Root checkpoint id -> the subgraph runs that started from it (each a chain of its own
-    checkpoints, oldest first)."""
-    rows = (
+def subgraph_rows(thread: Thread) -> QuerySet[Checkpoint, tuple[Any, ...]]:
+    """The thread's subgraph checkpoints, oldest first: read from their own partial index
+    (`checkpoint_subgraph_rows`), never from every row of the thread."""
+    return (
         Checkpoint.objects.filter(thread=thread).exclude(checkpoint_ns="")
         .order_by("checkpoint_id")
         .values_list(
@@ -711,6 +711,12 @@ def subgraph_groups(thread: Thread) -> dict[str, list[SubgraphGroup]]:
             "created_at", "extra", "written_by",
         )
     )
+
+
+def subgraph_groups(thread: Thread) -> dict[str, list[SubgraphGroup]]:
+    """Root checkpoint id -> the subgraph runs that started from it (each a chain of its own
+    checkpoints, oldest first)."""
+    rows = subgraph_rows(thread)
     groups: dict[tuple[str, str, str], list[TreeRow]] = {}
     for cid, ns, parent, step, source, created_at, extra, written_by in rows:
         extra = extra if isinstance(extra, Mapping) else {}

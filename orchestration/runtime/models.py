@@ -115,6 +115,14 @@ class Checkpoint(models.Model):
                 fields=["created_by"], condition=models.Q(created_by__isnull=False),
                 name="checkpoint_created_by",
             ),
+            # A subgraph's checkpoints, for the tree's folds (`selectors.subgraph_groups`):
+            # without it that query read every row of the thread (2.5 ms at 10,000 on
+            # PostgreSQL, on every page, unfold and live update). Partial: a root checkpoint,
+            # every superstep's, adds no entry.
+            models.Index(
+                fields=["thread", "checkpoint_id"], condition=~models.Q(checkpoint_ns=""),
+                name="checkpoint_subgraph_rows",
+            ),
         ]
 
     def __str__(self) -> str:

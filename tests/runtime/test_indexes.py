@@ -100,3 +100,25 @@ def test_the_index_migrations_keep_the_audit_triggers_and_go_back() -> None:
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert triggers() == before
     assert _served_by_another(Event) == []
+
+
+@pytest.mark.django_db
+def test_a_threads_subgraph_checkpoints_are_read_from_their_own_index() -> None:
+    """The tree asks for a thread's subgraph checkpoints on every page, unfold and live
+    update. Through the unique index that read every row of the thread (3.3 ms of
+    PostgreSQL's time at 10,000 checkpoints against 0.06 ms, `manage.py measure_pages`'s
+    thread); the plan must name the partial index of subgraph rows. PostgreSQL is asked
+    with sequential scans off: on a test's few rows it would rightly read the table."""
+    from approvals.selectors import subgraph_rows
+
+    thread = Thread.objects.create(thread_id="subgraph-rows")
+    sql, params = subgraph_rows(thread).query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        else:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = " ".join(row[0] for row in cursor.fetchall())
+    assert "checkpoint_subgraph_rows" in plan, plan
