@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,30 @@ def _sqlite_connection_keeps_its_lock() -> Iterator[None]:
         "(closing any descriptor on a file drops all the process's POSIX locks on it). "
         "Read the file from a child process instead."
     )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: Any
+) -> Iterator[None]:
+    """pytest-django's test databases, dropped at the end even when threads still hold a
+    connection to them. The engine runs a graph's sync nodes, and a subgraph's saver calls,
+    on its pool's threads; each opens its own Django connection there, and those threads
+    outlive the test. On PostgreSQL the drop then failed ("being accessed by other users")
+    and the database stayed behind for the next run to clobber."""
+    yield
+    from django.db import DatabaseError, connections
+
+    with django_db_blocker.unblock():
+        for alias in connections:
+            connection = connections[alias]
+            if connection.vendor != "postgresql":
+                continue
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+            except DatabaseError:  # not allowed to: the drop says so itself
+                pass
