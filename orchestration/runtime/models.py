@@ -115,7 +115,7 @@ class Checkpoint(models.Model):
                 fields=["created_by"], condition=models.Q(created_by__isnull=False),
                 name="checkpoint_created_by",
             ),
-            # A subgraph's checkpoints, for the tree's folds (`selectors.subgraph_groups`):
+            # A subgraph's checkpoints, for the tree's folds (`selectors.subgraph_rows`):
             # without it that query read every row of the thread (2.5 ms at 10,000 on
             # PostgreSQL, on every page, unfold and live update). Partial: a root checkpoint,
             # every superstep's, adds no entry.
