@@ -1,6 +1,6 @@
 """Graphs for the worker tests. Imported as `runtime_graphs` by the pytest process and by the
 worker subprocesses (tests/runtime is on their PYTHONPATH); registered through
-STEPWISE_EXTRA_GRAPHS / settings.STEPWISE_GRAPHS as "steps".
+STEPWISE_EXTRA_GRAPHS / settings.STEPWISE_GRAPHS (`runtime_helpers.TEST_GRAPHS`).
 
 Every node appends a line to the file named by `state.log`, so a test can count how often
 each node really ran, across processes. `slow` blocks until the file `state.gate` exists.
@@ -63,6 +63,18 @@ def build() -> Any:
 
 
 graph = build()
+
+
+def build_subgraph_steps() -> Any:
+    """`graph` run as the one node ("steps") of a parent graph: its supersteps are subgraph
+    checkpoints (namespace "steps")."""
+    builder = StateGraph(Steps)
+    builder.add_node("steps", graph)
+    builder.set_entry_point("steps").add_edge("steps", END)
+    return builder.compile()
+
+
+subgraph_steps_graph = build_subgraph_steps()
 
 
 # -- reviews: one review, or two in parallel ----------------------------------------------------

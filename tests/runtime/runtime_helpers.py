@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 TEST_GRAPHS = {
     "steps": "runtime_graphs:graph",
+    "substeps": "runtime_graphs:subgraph_steps_graph",
     "reviewed": "runtime_graphs:reviewed_graph",
     "reviewed_gated": "runtime_graphs:gated_reviewed_graph",
     "parallel": "runtime_graphs:parallel_graph",

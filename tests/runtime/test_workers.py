@@ -99,6 +99,35 @@ def test_stalled_run_is_resumed_by_another_worker_without_redoing_finished_super
     assert str(second.pid) in run.worker
 
 
+def test_a_worker_killed_inside_a_subgraph_is_resumed_in_that_subgraphs_own_chain(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    """SIGKILL while a subgraph's node runs: the resumed run goes on from the subgraph's last
+    checkpoint (its finished nodes do not run again), and the thread page's subgraph rows
+    (read through their own index, `selectors.subgraph_rows`) are one chain, each step once.
+    Found by using the app: a 120-step subgraph killed at its 49th checkpoint."""
+    from approvals.selectors import subgraph_groups
+
+    worker = start_worker()
+    log, gate = tmp_path / "nodes.log", tmp_path / "gate"
+    run = start_thread("substeps", {"log": str(log), "gate": str(gate)}, user=None)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[worker])
+    worker.kill()
+    wait_for(lambda: lease_expired(run), timeout=5, what="lease expiry")
+    call_command("resume_stalled", stdout=StringIO())
+    gate.touch()
+    second = start_worker()
+    wait_for_status(run, Run.Status.SUCCEEDED, workers=[second])
+    assert Counter(log_lines(log)) == {"first": 1, "slow:start": 2, "slow:end": 1, "last": 1}
+    (groups,) = subgraph_groups(run.thread).values()
+    (chain,) = groups
+    assert chain.namespace.startswith("steps")
+    steps = [row.step for row in chain.rows]
+    assert steps == list(range(steps[0], steps[0] + len(steps))), steps
+    assert [row.node for row in chain.rows][-3:] == ["first", "slow", "last"]
+    assert len({row.id for row in chain.rows}) == len(chain.rows)
+
+
 def test_live_worker_keeps_its_lease_through_a_node_longer_than_the_lease(
     start_worker: Any, tmp_path: Path,
 ) -> None:
