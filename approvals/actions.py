@@ -71,9 +71,13 @@ def review_due_at(payload: Mapping[str, Any], graph_name: str) -> Any:
     due_in = payload.get("due_in")
     if due_in is None:
         due_in = getattr(settings, "STEPWISE_REVIEW_DUE_SECONDS", {}).get(graph_name)
-    if isinstance(due_in, bool) or not isinstance(due_in, (int, float)) or due_in <= 0:
+    # `not > 0` also refuses NaN, which compares false with everything
+    if isinstance(due_in, bool) or not isinstance(due_in, (int, float)) or not due_in > 0:
         return None
-    return timezone.now() + dt.timedelta(seconds=float(due_in))
+    try:
+        return timezone.now() + dt.timedelta(seconds=float(due_in))
+    except OverflowError:  # later than any date (`"due_in": 1e12`): never due, as with none
+        return None
 
 
 def paused_checkpoint_id(thread: Thread) -> str:

@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,11 +83,14 @@ def to_jsonable(value: Any) -> Any:
     """A JSON-compatible rendering of a state value (for display and for editing as JSON)."""
     kind = type(value)
     if kind in _SCALARS:
-        return value
+        # inf - inf and nan - nan are nan, never 0: only a finite float passes
+        return value if kind is not float or value - value == 0 else _non_finite(value)
     if kind is dict:
         return {k if type(k) is str else str(k): to_jsonable(v) for k, v in value.items()}
     if kind is list:
         return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return _non_finite(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Mapping):
@@ -110,6 +114,13 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return repr(value)
+
+
+def _non_finite(value: float) -> str:
+    """NaN and the infinities as text: JSON has no such numbers, and a JSON column refused
+    the review a graph asked for with one in its data (the run failed on a CHECK constraint).
+    As text, the reviewer sees the value and decides, and the form asks for a number."""
+    return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
 
 
 # Levels indented one per line; deeper ones are written on one line. Fully indented JSON

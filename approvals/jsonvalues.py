@@ -115,7 +115,7 @@ def check_state_value(annotation: Any, field: str, value: Any) -> Any:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        adapter = TypeAdapter(_plain_type(annotation))
+        adapter = TypeAdapter(_checked_type(annotation))
     except Exception:  # noqa: BLE001  a type pydantic cannot check: the graph checks it
         return value
     try:
@@ -133,6 +133,22 @@ def _plain_type(annotation: Any) -> Any:
                                             typing.Annotated):
         annotation = typing.get_args(annotation)[0]
     return annotation
+
+
+def _checked_type(annotation: Any) -> Any:
+    """What a value of the field is checked against: its type with the constraints declared
+    beside it (`Annotated[Decimal, Field(max_digits=12)]`, `annotated_types.Gt(0)`, pydantic
+    validators), without its reducer. A reducer is callable; a constraint is not. Without
+    them, a fork could store an amount the graph's own input refuses, and the run then
+    failed on it at a later node."""
+    while typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is not typing.Annotated:
+        return annotation
+    base, *metadata = typing.get_args(annotation)
+    constraints = [item for item in metadata if not callable(item)]
+    base = _checked_type(base)
+    return typing.Annotated[base, *constraints] if constraints else base
 
 
 def _type_name(annotation: Any) -> str:

@@ -11,11 +11,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any
 
+from pydantic import Field
+
 from demo import ledger
 from orchestration import END, StateGraph, interrupt, task_key
 from orchestration.reducers import topic
 
 AUTO_APPROVE_LIMIT = Decimal("100.00")
+# What the ledger's column holds (`demo.models.Payout.amount`, 12 digits, 2 after the point):
+# an amount beyond it is refused where it comes in (the API, the "New run" form, a fork, the
+# review's edit), not by the payout after someone approved it. Unbounded, "1E+9999" went in
+# and the run failed at the review, whose payload had no JSON number for it.
+Amount = Annotated[Decimal, Field(max_digits=12, decimal_places=2)]
+MAX_AMOUNT = Decimal("9999999999.99")
 FLAGGED_VENDORS = frozenset({"Shady Supplies Ltd"})
 
 
@@ -28,7 +36,7 @@ class Expense:
     expense_id: int = 0
     employee: str = ""
     vendor: str = ""
-    amount: Decimal = Decimal("0")
+    amount: Amount = Decimal("0")
     currency: str = "EUR"
     description: str = ""
     policy_notes: Annotated[list[str], topic] = field(default_factory=list)
@@ -47,7 +55,7 @@ class ExpenseClaim:
 
     employee: str
     vendor: str
-    amount: Decimal
+    amount: Amount
     description: str = ""
     currency: str = "EUR"
     expense_id: int = 0
@@ -152,7 +160,7 @@ def review_request(state: Expense) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "amount": {"type": "number", "title": f"Amount ({state.currency})",
-                           "exclusiveMinimum": 0},
+                           "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT)},
             },
             "required": ["amount"],
         },

@@ -224,3 +224,32 @@ def test_review_list_reads_what_the_orm_queryset_reads(admin, make_review, make_
     assert [item["id"] for item in listed] == list(
         review_filtered(None, InboxFilter(status=status))  # type: ignore[arg-type]
         .order_by("created_at", "pk").values_list("pk", flat=True))
+
+
+def test_an_edited_amount_beyond_the_ledger_is_422_and_the_run_waits_on(
+    admin, start_paused, django_capture_on_commit_callbacks
+):
+    """Seen in a user trial: the review took an amount of 1e30, and the resumed run failed
+    at once ("InvalidOperation") with the review decided. The review's schema now says
+    where the ledger ends; the same review then takes the largest amount it holds."""
+    from decimal import Decimal
+
+    from orchestration.checkpoint import CheckpointConfig
+    from orchestration.runtime import runs
+    from orchestration.runtime.registry import get_graph
+    from orchestration.runtime.savers import DjangoCheckpointSaver
+
+    review = start_paused("expense", {"employee": "Bo", "vendor": "Rail Co",
+                                      "amount": Decimal("250.00"), "description": "Train"})
+    response = admin.post(f"/reviews/{review.pk}/decision",
+                          {"action": "edit", "values": {"amount": 1e30}})
+    assert response.status_code == 422
+    assert "maximum of 9999999999.99" in response.json()["errors"]["values.amount"][0]
+    assert not Decision.objects.exists()
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(f"/reviews/{review.pk}/decision",
+                              {"action": "edit", "values": {"amount": "9999999999.99"}})
+    assert response.status_code == 200, response.content
+    graph = get_graph("expense").with_checkpoint_saver(DjangoCheckpointSaver())
+    state = graph.get_state(CheckpointConfig(review.thread.thread_id)).values
+    assert state.amount == Decimal("9999999999.99") and state.payout_ref

@@ -250,3 +250,43 @@ def test_start_thread_refuses_internal_fields_from_python_callers_too(db):
     with pytest.raises(runs.InvalidRunInput, match="compliance_override"):
         runs.start_thread("expense", {**CLAIM, "compliance_override": True}, user=None)
     assert not Thread.objects.exists()
+
+
+@pytest.mark.parametrize(("amount", "says"), [
+    ("1E+9999", "no more than 12 digits"),
+    ("12.345", "no more than 2 decimal places"),
+    (12345678901, "no more than 10 digits before the decimal point"),
+])
+def test_an_expense_amount_the_ledger_cannot_hold_is_refused_where_it_comes_in(
+        ops, amount, says):
+    """Seen in a user trial: "1E+9999" was taken, and the run failed at the review ("CHECK
+    constraint failed"), whose payload had no JSON number for it."""
+    with runs.run_inline():
+        response = ops.post("/threads", {"graph": "expense",
+                                         "input": {**CLAIM, "amount": amount}})
+    assert response.status_code == 422, response.content
+    assert says in response.json()["errors"]["input.amount"][0]
+    assert not Thread.objects.exists() and not Run.objects.exists()
+
+
+def test_a_fork_is_held_to_the_constraints_declared_on_the_state(
+        ops, start_paused, django_capture_on_commit_callbacks):
+    """`Annotated[Decimal, Field(max_digits=12, decimal_places=2)]` on the state: a fork's
+    edit is checked against it, as the graph's input is (it was checked as a bare Decimal,
+    so a fork stored "1E+9999" and its run failed at the review)."""
+    from decimal import Decimal
+
+    review = start_paused("expense", {**CLAIM, "vendor": "Rail Co", "amount": Decimal("250.00")})
+    url = f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork"
+    for amount, says in (("1E+9999", "no more than 12 digits"),
+                         ("12.345", "no more than 2 decimal places")):
+        response = ops.post(url, {"values": {"amount": amount}, "reason": "trial"})
+        assert response.status_code == 422, response.content
+        assert says in response.json()["errors"]["values.amount"][0]
+    assert not Run.objects.filter(kind="fork").exists()
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = ops.post(url, {"values": {"amount": "77.10"}, "reason": "receipt says so"})
+    assert response.status_code == 201, response.content
+    assert Run.objects.get(pk=response.json()["run"]["id"]).status == "succeeded"
+    latest = history(review.thread)[-1].checkpoint.values
+    assert latest["amount"] == "77.10" and latest["decision"] == "approved"  # under the limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from approvals.diff import diff_states, to_jsonable
@@ -51,6 +52,15 @@ def test_values_render_as_json_compatible_data():
         "amount": "1.50",
         "tags": ["a", "b"],
     }
+
+
+def test_numbers_json_has_no_literal_for_render_as_text():
+    class Ratio(float):
+        pass
+
+    rendered = to_jsonable([float("inf"), float("-inf"), float("nan"), Ratio("inf"), 2.5, 0.0])
+    assert rendered == ["Infinity", "-Infinity", "NaN", "Infinity", 2.5, 0.0]
+    json.dumps(rendered, allow_nan=False)  # strict JSON: raises on a number left as it was
 
 
 def test_plain_json_and_its_subclasses_render_alike():

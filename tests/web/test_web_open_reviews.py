@@ -149,3 +149,23 @@ def test_the_fixed_reads_build_what_the_orm_reads(make_run: Callable[..., Run]) 
     assert [r.interrupt_id for r in ours] == ["a", "c"]
     for a, b in zip(ours, orm, strict=True):
         same(a, b)
+
+
+def test_a_payload_with_numbers_json_cannot_hold_still_opens_its_review(
+        make_run: Callable[..., Run]) -> None:
+    """A graph asked for a review whose data held an infinite amount (`float()` of a huge
+    Decimal) and NaN: the JSON column refused the payload and the run failed on a CHECK
+    constraint (SQLite) or a jsonb syntax error (PostgreSQL), with no review for anyone.
+    They are shown as text instead, and a deadline no date can hold means no deadline."""
+    run = make_run()
+    value = {"kind": "review", "title": "Huge", "due_in": 1e12,
+             "data": {"amount": float("inf"), "low": float("-inf"), "ratio": float("nan"),
+                      "fine": 1.5}}
+    with transaction.atomic():
+        (review,) = do_open_reviews(run, [Interrupt("a", value, "review")])
+    review.refresh_from_db()
+    assert review.payload["data"] == {"amount": "Infinity", "low": "-Infinity", "ratio": "NaN",
+                                      "fine": 1.5}
+    assert review.due_at is None
+    assert review_due_at({"due_in": float("nan")}, run.thread.graph_name) is None
+    assert review_due_at({"due_in": 60}, run.thread.graph_name) is not None
