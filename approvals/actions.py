@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -51,16 +52,37 @@ def review_payload(value: Any, node: str) -> tuple[str, dict[str, Any]]:
     request (or list of them) is a review answered with Agent Inbox's responses."""
     agent = agent_inbox.review_payload(value, node)
     if agent is not None:
-        return ReviewRequest.Kind.REVIEW, agent
+        return ReviewRequest.Kind.REVIEW, _storable(agent)
     if isinstance(value, Mapping) and value.get("kind") == "review":
-        return ReviewRequest.Kind.REVIEW, to_jsonable(value)
-    return ReviewRequest.Kind.RESPOND, {
+        return ReviewRequest.Kind.REVIEW, _storable(to_jsonable(value))
+    return ReviewRequest.Kind.RESPOND, _storable({
         "kind": "respond",
         "title": f"{node or 'A node'} asks for an answer",
         "description": "The run paused with the value below. Reply with text to continue.",
         "data": to_jsonable(value),
         "actions": ["respond"],
-    }
+    })
+
+
+def _storable(payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` with each NUL character in its strings replaced by U+FFFD, as an HTML parser
+    shows one. A graph's data may carry one from outside (an e-mail, a tool's output), and
+    PostgreSQL stores none in text or jsonb: the review was never opened and the run failed
+    ("invalid byte sequence for encoding UTF8: 0x00"). Looked for in the JSON text first:
+    almost no payload has one, and encoding it costs less than walking it."""
+    if "\\u0000" not in json.dumps(payload):
+        return payload
+    return _without_nul(payload)  # type: ignore[no-any-return]
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def review_due_at(payload: Mapping[str, Any], graph_name: str) -> Any:

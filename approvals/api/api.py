@@ -63,8 +63,8 @@ class BearerAuth(HttpBearer):
 
 
 class LimitedParser(Parser):
-    """JSON bodies nested at most STEPWISE_API_MAX_DEPTH deep (the size limit is enforced
-    earlier, by the middleware)."""
+    """JSON bodies nested at most STEPWISE_API_MAX_DEPTH deep, with no NUL character in any
+    string (the size limit is enforced earlier, by the middleware)."""
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
@@ -73,25 +73,41 @@ class LimitedParser(Parser):
             raise ValueError("the JSON is nested too deeply") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        depth = _depth(data)
+        depth, nul_at = _shape(data)
         if depth > settings.STEPWISE_API_MAX_DEPTH:
             raise ValueError(
                 f"the JSON is nested {depth} levels deep; at most "
                 f"{settings.STEPWISE_API_MAX_DEPTH} are accepted"
             )
+        if nul_at is not None:
+            # Valid JSON that no PostgreSQL text or jsonb column stores: taken, it failed
+            # later (a 500 for a thread's title; the run, for a review that showed it).
+            where = (nul_at or "body").replace("\x00", "\\u0000")
+            raise ApiProblem(422, f"{where} holds a NUL character (\\u0000), which cannot be "
+                             "stored; remove it.", {where: ["NUL characters cannot be stored."]})
         return data
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
+def _shape(value: Any) -> tuple[int, str | None]:
+    """How deep `value` is nested, and the path ("input.title", "values.0") of its first
+    string or key holding a NUL character (None if none does)."""
+    deepest, nul_at = 0, None
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
     while stack:
-        item, level = stack.pop()
+        item, level, path = stack.pop()
         deepest = max(deepest, level)
         if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
+            for key, child in item.items():
+                at = f"{path}.{key}" if path else str(key)
+                if nul_at is None and "\x00" in key:
+                    nul_at = at
+                stack.append((child, level + 1, at))
         elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)
-    return deepest
+            stack.extend((child, level + 1, f"{path}.{n}" if path else str(n))
+                         for n, child in enumerate(item))
+        elif nul_at is None and isinstance(item, str) and "\x00" in item:
+            nul_at = path
+    return deepest, nul_at
 
 
 def _docs_access(view: Any) -> Any:
@@ -150,6 +166,8 @@ def _on_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, ApiProblem):  # the parser's own 422 (a NUL in a string)
+        return from_problem(exc.__cause__)
     detail = exc.message
     # django-ninja already names the cause in the message when DEBUG is on ("Cannot parse
     # request body (not valid JSON ...)"): say it once

@@ -51,6 +51,39 @@ def test_json_nested_beyond_the_parser_is_400(admin, settings):
     problem(admin.post("/threads", raw="[" * 200_000), 400)
 
 
+@pytest.mark.parametrize(("where", "body"), [
+    ("input.title", {"graph": "web_review", "input": {"title": "a\x00b", "amount": 7}}),
+    ("title", {"graph": "web_review", "input": {"title": "ab", "amount": 7}, "title": "x\x00"}),
+    ("input.tags.1", {"graph": "web_review", "input": {"title": "ab", "tags": ["a", "\x00"]}}),
+    ("input.a\\u0000", {"graph": "web_review", "input": {"a\x00": 1}}),
+])
+def test_a_nul_character_anywhere_in_a_body_is_422_naming_where(admin, where, body):
+    """Seen on PostgreSQL, which stores no NUL in text or jsonb: a thread title holding one
+    was a 500, and one in the input was taken and failed the run at its review."""
+    found = problem(admin.post("/threads", body), 422)
+    assert found["errors"] == {where: ["NUL characters cannot be stored."]}
+    assert "remove it" in found["detail"]
+    assert not Thread.objects.exists() and not Run.objects.exists()
+
+
+def test_a_nul_character_in_a_decision_or_a_fork_is_422_and_changes_nothing(admin, start_paused):
+    from approvals.models import Decision, ReviewRequest
+
+    review = start_paused()
+    fork = f"/threads/{review.thread.thread_id}/checkpoints/{review.checkpoint_id}/fork"
+    for path, body, where in (
+        (f"/reviews/{review.pk}/decision", {"action": "reject", "comment": "no\x00"}, "comment"),
+        (f"/reviews/{review.pk}/decision", {"action": "edit", "values": {"title": "\x00"}},
+         "values.title"),
+        (fork, {"values": {"title": "ab"}, "reason": "r\x00"}, "reason"),
+        (fork, {"values": {"title": "a\x00b"}, "reason": "r"}, "values.title"),
+    ):
+        assert set(problem(admin.post(path, body), 422)["errors"]) == {where}
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.PENDING and not Decision.objects.exists()
+    assert not Run.objects.filter(kind="fork").exists()
+
+
 def test_wrong_method_is_405_with_allow(admin):
     body = problem(admin.client.delete("/api/v1/threads",
                                        HTTP_AUTHORIZATION=f"Bearer {admin.token}"), 405)

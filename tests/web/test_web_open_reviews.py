@@ -169,3 +169,20 @@ def test_a_payload_with_numbers_json_cannot_hold_still_opens_its_review(
     assert review.due_at is None
     assert review_due_at({"due_in": float("nan")}, run.thread.graph_name) is None
     assert review_due_at({"due_in": 60}, run.thread.graph_name) is not None
+
+
+def test_a_nul_character_from_a_graph_is_shown_as_a_replacement_character(
+        make_run: Callable[..., Run]) -> None:
+    """A graph's data may carry a NUL from outside (an e-mail, a tool's output). PostgreSQL
+    stores none in text or jsonb: the review was never opened and the run failed ("invalid
+    byte sequence for encoding UTF8: 0x00"). It opens, the NUL shown as U+FFFD."""
+    run = make_run()
+    value = {"kind": "review", "title": "From\x00mail", "data": {"body": ["a\x00b"], "k\x00": 1}}
+    with transaction.atomic():
+        reviews = do_open_reviews(run, [Interrupt("a", value, "review"),
+                                        Interrupt("b", "plain\x00value", "ask")])
+    for review in reviews:
+        review.refresh_from_db()
+    assert reviews[0].title == "From\ufffdmail"
+    assert reviews[0].payload["data"] == {"body": ["a\ufffdb"], "k\ufffd": 1}
+    assert reviews[1].payload["data"] == "plain\ufffdvalue"
