@@ -374,17 +374,25 @@ def _finish(
 def _record_failure(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
     """The run FAILED (or, if its lease is gone, the loss recorded); what the task returns."""
     logger.warning("run %s failed: %s", run.pk, exc)
-    tb = "".join(traceback.format_exception(exc))
-    result = {"run_id": run.pk, "outcome": "failed", "error": str(exc)}
+    tb = _storable_text("".join(traceback.format_exception(exc)))
+    result = {"run_id": run.pk, "outcome": "failed", "error": _storable_text(str(exc))}
     try:
         _finish(
             run, lease, Run.Status.FAILED, Thread.Status.FAILED, "",
-            error=f"{type(exc).__name__}: {exc}", tb=tb,
+            error=_storable_text(f"{type(exc).__name__}: {exc}"), tb=tb,
             send=lambda r: run_failed.send(sender=Run, run=r), result=result,
         )
     except LeaseLost as lost:
         _lease_lost(run, lease, lost)
     return result
+
+
+def _storable_text(text: str) -> str:
+    """`text` with each NUL character written as `\\x00`. PostgreSQL stores none in text or
+    jsonb: a failure whose message held one (a node's error quoting a binary upload) was
+    refused as it was recorded, so the run stalled, and failed the same way again on every
+    automatic resume, instead of failing once with its error shown."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
 def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:

@@ -23,6 +23,7 @@ TEST_GRAPHS = {
     "web_subgraph": "web_graphs:subgraph_graph",
     "web_fan_in": "web_graphs:fan_in_graph",
     "web_split": "web_graphs:split_graph",
+    "web_failing": "web_graphs:failing_graph",
 }
 _seq = itertools.count(1)
 

@@ -22,6 +22,23 @@ def test_console_lists_failed_runs_with_their_traceback(client_as, make_run):
     assert "Traceback..." in page
 
 
+def test_a_node_error_holding_a_nul_fails_the_run_once_and_is_shown(
+        client_as, make_user, django_capture_on_commit_callbacks):
+    """PostgreSQL stores no NUL in text or jsonb: a failure whose message held one (a node's
+    error quoting an upload) was refused as it was recorded, so the run stalled and failed
+    the same way on every automatic resume. It fails once, the NUL written as `\\x00`."""
+    from web_graphs import Question
+
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        run = runs.start_thread("web_failing", Question(asked="scan.pdf"), user=make_user("ops"))
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED and run.thread.status == Thread.Status.FAILED
+    assert run.error == "ValueError: the upload of scan.pdf starts with \\x00\x01, not %PDF"
+    assert "starts with \\x00\x01" in run.traceback and "\x00" not in run.traceback
+    page = client_as("ops").get(reverse("ops"), {"status": "failed"}).content.decode()
+    assert "starts with \\x00" in page
+
+
 def test_console_shows_how_long_a_run_has_been_stalled(client_as, make_run):
     now = timezone.now()
     make_run(status="running", lease_expires_at=now - timedelta(minutes=5),

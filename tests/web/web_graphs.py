@@ -165,3 +165,12 @@ def _build_split() -> Any:
 
 fan_in_graph = _build_fan_in()
 split_graph = _build_split()
+
+
+def read_upload(state: Question) -> dict[str, Any]:
+    # An error quoting data from outside, NUL byte and all (`str`, not `repr`, of the bytes).
+    raise ValueError(f"the upload of {state.asked} starts with \x00\x01, not %PDF")
+
+
+failing_graph = StateGraph(Question).add_node("read", read_upload).set_entry_point("read") \
+    .add_edge("read", END).compile()
