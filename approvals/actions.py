@@ -347,12 +347,13 @@ def do_decide(
     user: AbstractBaseUser, review: ReviewRequest, d: DecisionInput
 ) -> Decision:
     """Record the decision and resume the thread with it, all or nothing."""
+    check_decision(review, d)
     if d.answer is None and agent_inbox.is_agent_review(review.payload):
         try:
-            d = replace(d, answer=agent_inbox.answer_for_action(review.payload, d.action))
+            d = replace(d, answer=agent_inbox.answer_for_action(review.payload, d.action,
+                                                                 d.values, d.text))
         except agent_inbox.AnswerError as exc:
             raise ReviewError(f"Review #{review.pk}: {exc}") from None
-    check_decision(review, d)
     if review.status not in ReviewRequest.OPEN:
         # Decided, cancelled or superseded when this request read it: no status leads back
         # to open, so the conditional update could only lose. Refused as it would refuse,

@@ -140,14 +140,33 @@ def answer(payload: Mapping[str, Any], choices: Sequence[tuple[str, Mapping[str,
     return out
 
 
-def answer_for_action(payload: Mapping[str, Any], action: str) -> list[dict[str, Any]]:
+TYPE_OF_ACTION = {action: kind for kind, action in ACTION_OF_TYPE.items()}
+
+
+def answer_for_action(payload: Mapping[str, Any], action: str,
+                      values: Mapping[str, Any] | None = None, text: str = ""
+                      ) -> list[dict[str, Any]]:
     """A decision made without the Agent Inbox form (bulk approve, the HTTP API): approve
-    accepts every request, ignore ignores them; anything else needs the review's own page."""
-    kind = {"approve": "accept", "ignore": "ignore"}.get(action)
-    if kind is None:
-        raise AnswerError(f"'{action}' on an Agent Inbox review needs the review's page "
-                          "(it answers each request on its own).")
-    return answer(payload, [(kind, None, "")] * len(requests_of(payload)))
+    accepts every request and ignore ignores them. On a review of one request (the usual
+    `HumanInterrupt`), edit sends its args with `values` changed, and respond sends `text`:
+    every action the review offers is then open to the API, as on the page. With several
+    requests, edit and respond need the review's page (it answers each on its own)."""
+    kind = TYPE_OF_ACTION.get(action)
+    requests = requests_of(payload)
+    if kind is None or (kind in ("edit", "response") and len(requests) != 1):
+        raise AnswerError(f"'{action}' on an Agent Inbox review of {len(requests)} requests "
+                          "needs the review's page (it answers each request on its own).")
+    if kind != "edit":
+        return answer(payload, [(kind, None, text)] * len(requests))
+    (request,) = requests
+    if not values:
+        raise AnswerError(f"an edit of {request.action} needs values: the arguments to change "
+                          f"({', '.join(request.args) or 'it has none'}).")
+    unknown = sorted(set(values) - set(request.args))
+    if unknown:
+        raise AnswerError(f"{', '.join(map(repr, unknown))} is not an argument of "
+                          f"{request.action} (its arguments: {', '.join(request.args)}).")
+    return answer(payload, [("edit", {**request.args, **values}, "")])
 
 
 def summary(responses: Sequence[Mapping[str, Any]]) -> tuple[str, str]:

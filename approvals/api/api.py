@@ -20,7 +20,7 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from approvals import selectors
+from approvals import agent_inbox, selectors
 from approvals.access import (
     VIEW,
     access_graphs,
@@ -467,8 +467,16 @@ def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> 
     if payload.action == Decision.Action.RESPOND:
         _require_text("text", payload.text, "A response needs some text.")
     values = check_decision_values(review, payload.action, payload.values)
+    answer = None
+    if agent_inbox.is_agent_review(review.payload):  # its resume value is its responses
+        try:
+            answer = agent_inbox.answer_for_action(review.payload, payload.action, values,
+                                                   payload.text)
+        except agent_inbox.AnswerError as exc:
+            field = "values" if payload.action == Decision.Action.EDIT else "action"
+            raise ApiProblem(422, f"Review #{review.pk}: {exc}", {field: [str(exc)]}) from None
     decision_input = DecisionInput(action=payload.action, comment=payload.comment,
-                                   values=values, text=payload.text)
+                                   values=values, text=payload.text, answer=answer)
 
     def work() -> tuple[int, dict[str, Any]]:
         try:

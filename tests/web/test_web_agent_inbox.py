@@ -140,11 +140,57 @@ def test_the_http_api_answers_an_agent_review_with_accept_or_ignore(
 
     review = email_review(start_paused)
     api = ApiClient(make_user("reviewer"))
-    refused = api.post(f"/reviews/{review.pk}/decision", {"action": "respond", "text": "hm"})
-    assert refused.status_code == 409
-    assert "needs the review's page" in refused.json()["detail"]
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         ok = api.post(f"/reviews/{review.pk}/decision", {"action": "ignore"})
     assert ok.status_code == 200
     assert Decision.objects.get(review=review).answer("x") == [{"type": "ignore", "args": None}]
     assert values(review.thread)["outcome"] == "ignored"
+
+
+def test_the_http_api_edits_and_responds_to_an_agent_request_as_the_page_does(
+        start_paused, make_user, django_capture_on_commit_callbacks):
+    """Seen in a trial: the review offered edit and respond, and the API refused both (409,
+    "needs the review's page"), so an automation could only accept or ignore the e-mail.
+    A review of one request takes them: edit changes the args it names, respond sends text."""
+    from api_helpers import ApiClient
+
+    api = ApiClient(make_user("reviewer"))
+    review = email_review(start_paused)
+    args = review.payload["data"]
+    for body, says in (
+        ({"action": "edit", "values": {"cc": "x@ex.com"}}, "'cc' is not an argument"),
+        ({"action": "edit"}, "needs values"),
+    ):
+        refused = api.post(f"/reviews/{review.pk}/decision", body)
+        assert refused.status_code == 422, refused.content
+        assert says in refused.json()["detail"] and not Decision.objects.exists()
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        ok = api.post(f"/reviews/{review.pk}/decision",
+                      {"action": "edit", "values": {"subject": "Kickoff on Tuesday"}})
+    assert ok.status_code == 200, ok.content
+    edited = {**args, "subject": "Kickoff on Tuesday"}
+    assert Decision.objects.get(review=review).answer("x") == [
+        {"type": "edit", "args": {"action": "send_email", "args": edited}}]
+    assert values(review.thread)["sent"] == edited
+
+    review = email_review(start_paused)
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        ok = api.post(f"/reviews/{review.pk}/decision",
+                      {"action": "respond", "text": "Say Wednesday instead."})
+    assert ok.status_code == 200, ok.content
+    assert Decision.objects.get(review=review).answer("x") == [
+        {"type": "response", "args": "Say Wednesday instead."}]
+    assert values(review.thread)["feedback"][-1] == "Say Wednesday instead."
+
+
+def test_the_http_api_sends_several_requests_to_the_review_page_for_edit_and_respond(
+        start_paused, make_user):
+    from api_helpers import ApiClient
+    from reviewer_graphs import Calls
+
+    review = start_paused("agent_list", Calls())
+    refused = ApiClient(make_user("reviewer")).post(
+        f"/reviews/{review.pk}/decision", {"action": "respond", "text": "hm"})
+    assert refused.status_code == 422
+    assert "of 2 requests needs the review's page" in refused.json()["detail"]
+    assert not Decision.objects.exists()
