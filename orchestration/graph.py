@@ -22,6 +22,19 @@ if typing.TYPE_CHECKING:
     from orchestration.store.base import BaseStore
 
 
+def _policies(given: Any) -> tuple[RetryPolicy, ...] | str:
+    """`retry_policy` as a tuple of policies, or what is wrong with it."""
+    if given is None:
+        return ()
+    policies = (given,) if isinstance(given, RetryPolicy) else given
+    if isinstance(policies, Sequence) and not isinstance(policies, str) and all(
+        isinstance(p, RetryPolicy) for p in policies
+    ):
+        return tuple(policies)
+    return (f"retry_policy must be a RetryPolicy or a sequence of them, not {given!r} "
+            "(from orchestration import RetryPolicy)")
+
+
 def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
     """Read `-> Command[Literal["a", "b"]]`; a bare `-> Command` may go anywhere."""
     try:
@@ -88,19 +101,29 @@ class StateGraph:
         self._branches: list[Branch] = []
         # Naming problems found while building are reported by compile(), all together.
         self._problems: list[str] = []
+        # add_node(..., metadata=...): node name -> its metadata, as given
+        self.node_metadata: dict[str, dict[str, Any]] = {}
 
     def add_node(
         self,
         name: str | Callable[..., Any],
         fn: Callable[..., Any] | None = None,
         *,
-        retry: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        retry: RetryPolicy | Sequence[RetryPolicy] | None = None,
         defer: bool = False,
         side_effects: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        destinations: Mapping[str, str] | Sequence[str] | None = None,
     ) -> StateGraph:
         """`add_node(fn)` names the node after `fn.__name__` (as LangGraph does);
         `defer=True` runs the node only once nothing else is pending in the run;
-        `side_effects=True` declares that the node acts outside the graph (see NodeSpec)."""
+        `side_effects=True` declares that the node acts outside the graph (see NodeSpec).
+
+        As LangGraph's: `retry_policy` (`retry`, its older name) is one `RetryPolicy` or
+        several, the first whose `retry_on` takes an error deciding; `destinations` names
+        where a `Command` it returns may go (a mapping's keys), for a node whose return
+        annotation does not say; `metadata` is kept for the reader (`node_metadata`)."""
         if fn is None and not isinstance(name, str):
             fn = name
             name = getattr(fn, "name", None) or getattr(fn, "__name__", None)
@@ -132,17 +155,32 @@ class StateGraph:
         if not callable(fn):
             self._problems.append(f"node {name!r}: {fn!r} is not callable")
             return self
+        if retry_policy is not None and retry is not None:
+            self._problems.append(
+                f"node {name!r}: give retry_policy= (retry= is its older name), not both"
+            )
+            return self
+        policies = _policies(retry_policy if retry_policy is not None else retry)
+        if isinstance(policies, str):
+            self._problems.append(f"node {name!r}: {policies}")
+            return self
+        targets = _command_targets(fn)
+        if destinations is not None and targets != "*":
+            named = destinations.keys() if isinstance(destinations, Mapping) else destinations
+            targets = tuple(dict.fromkeys([*targets, *map(str, named)]))
         fn = with_store_param(fn)
         self._nodes[name] = NodeSpec(
             name,
             fn,
             _is_async_callable(fn),
-            retry,
-            _command_targets(fn),
+            policies,
+            targets,
             side_effects,
             defer,
             wants_config(fn),
         )
+        if metadata:
+            self.node_metadata[name] = dict(metadata)
         return self
 
     def _subgraph_or_fn(self, name: str, fn: Any) -> Any:

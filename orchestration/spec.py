@@ -24,7 +24,8 @@ class NodeSpec:
     name: str
     fn: Callable[[Any], Any]
     is_async: bool
-    retry: RetryPolicy | None
+    # The node's retry policies, the first whose `retry_on` takes an error applies; () none.
+    retry: tuple[RetryPolicy, ...]
     # Where a returned Command may go, read from `-> Command[Literal[...]]`; () if it returns none.
     goto_targets: tuple[str, ...] | Literal["*"] = ()
     # The node acts on the world outside the graph (pays, mails, calls an API): running it

@@ -3,6 +3,8 @@ Interrupt, RetryPolicy and the StateSnapshot returned by `get_state`."""
 
 from __future__ import annotations
 
+import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,43 +66,104 @@ class Interrupt:
     node: str
 
 
-def _retry_everything(error: BaseException) -> bool:
-    return isinstance(error, Exception)
+# What LangGraph's `default_retry_on` does not retry: errors of the program, not of the moment.
+_NOT_RETRIED = (
+    ValueError, TypeError, ArithmeticError, ImportError, LookupError, NameError, SyntaxError,
+    RuntimeError, ReferenceError, StopIteration, StopAsyncIteration, OSError,
+)
+
+
+def default_retry_on(error: BaseException) -> bool:
+    """LangGraph's default `retry_on`, case for case: a `ConnectionError` is retried, an HTTP
+    error of httpx or requests when the server answered 5xx, a programming error
+    (`ValueError`, `KeyError`, `OSError`, ...) never, anything else is. httpx and requests
+    are looked up only if the program imported them (an error of theirs means it did)."""
+    if isinstance(error, ConnectionError):
+        return True
+    httpx = sys.modules.get("httpx")
+    if httpx is not None and isinstance(error, httpx.HTTPStatusError):
+        return 500 <= error.response.status_code < 600
+    requests = sys.modules.get("requests")
+    if requests is not None and isinstance(error, requests.HTTPError):
+        # LangGraph's test, quirk included: a Response is falsy for any status >= 400, so
+        # every requests.HTTPError that carries its response is retried.
+        response = error.response
+        return 500 <= response.status_code < 600 if response else True
+    return not isinstance(error, _NOT_RETRIED) and isinstance(error, Exception)
+
+
+RetryOn = type[BaseException] | Sequence[type[BaseException]] | Callable[[BaseException], bool]
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Retry a failing node in place before the failure reaches the caller.
+    """Retry a failing node in place before the failure reaches the caller; LangGraph's
+    `RetryPolicy`, its fields in its order and with its defaults.
 
-    `backoff` is the pause in seconds before the second attempt; it doubles for each further
-    attempt. `retry_on` is an exception class, a tuple of them, or a predicate.
+    The wait before retry n (n >= 1) is `min(max_interval, initial_interval *
+    backoff_factor ** (n - 1))` seconds, plus a random 0-1 s with `jitter`. `retry_on` is an
+    exception class, a sequence of them, or a predicate; by default `default_retry_on`.
+    `backoff=` (Stepwise's earlier name) sets the first wait, doubled each time, no jitter.
     """
 
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
     max_attempts: int = 3
-    backoff: float = 0.0
-    retry_on: type[BaseException] | tuple[type[BaseException], ...] | Callable[
-        [BaseException], bool
-    ] = _retry_everything
+    jitter: bool = True
+    retry_on: RetryOn = default_retry_on
+    backoff: float | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
+        if self.backoff is not None:
+            if self.backoff < 0:
+                raise ValueError(f"RetryPolicy.backoff must not be negative, got {self.backoff}")
+            object.__setattr__(self, "initial_interval", self.backoff)
+            object.__setattr__(self, "jitter", False)
         if self.max_attempts < 1:
             raise ValueError(
                 f"RetryPolicy.max_attempts must be at least 1, got {self.max_attempts}"
             )
-        if self.backoff < 0:
-            raise ValueError(f"RetryPolicy.backoff must not be negative, got {self.backoff}")
-
-    def should_retry(self, error: BaseException, attempt: int) -> bool:
-        """`attempt` is the number of attempts made so far (1 after the first failure)."""
-        if attempt >= self.max_attempts:
-            return False
+        for name in ("initial_interval", "max_interval"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RetryPolicy.{name} must not be negative, got "
+                                 f"{getattr(self, name)}")
         retry_on = self.retry_on
-        if isinstance(retry_on, type) or isinstance(retry_on, tuple):
+        if isinstance(retry_on, type) or callable(retry_on):
+            return
+        if isinstance(retry_on, Sequence) and not isinstance(retry_on, str) and all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on
+        ):
+            object.__setattr__(self, "retry_on", tuple(retry_on))
+            return
+        raise TypeError("RetryPolicy.retry_on must be an exception class, a list or tuple of "
+                        f"them, or a callable; got {retry_on!r}")
+
+    def matches(self, error: BaseException) -> bool:
+        retry_on = self.retry_on
+        if isinstance(retry_on, type | tuple):
             return isinstance(error, retry_on)
         return bool(retry_on(error))
 
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """`attempt` is the number of attempts made so far (1 after the first failure)."""
+        return attempt < self.max_attempts and self.matches(error)
+
     def delay(self, attempt: int) -> float:
-        return self.backoff * 2.0 ** (attempt - 1)
+        """Seconds to wait after failed attempt number `attempt`, before the next."""
+        wait = min(self.max_interval, self.initial_interval * self.backoff_factor ** (attempt - 1))
+        return wait + random.uniform(0, 1) if self.jitter else wait
+
+
+def retry_wait(policies: Sequence[RetryPolicy], error: BaseException, attempt: int
+               ) -> float | None:
+    """The wait before retrying a node that failed with `error` on attempt `attempt`, under
+    the first of its `policies` whose `retry_on` takes the error (as LangGraph picks one);
+    None when none does, or that one has no attempt left."""
+    for policy in policies:
+        if policy.matches(error):
+            return policy.delay(attempt) if attempt < policy.max_attempts else None
+    return None
 
 
 @dataclass(frozen=True, slots=True)

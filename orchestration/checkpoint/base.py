@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -89,6 +89,26 @@ class CheckpointConfig:
 
     def __contains__(self, key: object) -> bool:
         return key == "configurable"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("configurable",))
+
+    def __len__(self) -> int:
+        return 1
+
+    def items(self) -> tuple[tuple[str, dict[str, Any]]]:
+        return (("configurable", self.configurable),)
+
+    def __or__(self, other: object) -> dict[str, Any]:
+        """`config | {"recursion_limit": 5}`, as on LangGraph's config dict: a new dict."""
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return {"configurable": self.configurable, **other}
+
+    def __ror__(self, other: object) -> dict[str, Any]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return {**other, "configurable": self.configurable}
 
 
 def as_checkpoint_config(config: Any, what: str = "config") -> CheckpointConfig:

@@ -27,6 +27,7 @@ from orchestration.errors import InvalidUpdateError
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
 from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
 from orchestration.pregel.plan import Outcome, Task, normalize_result
+from orchestration.types import retry_wait
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec, NodeSpec
@@ -122,8 +123,10 @@ def _settle_failure(
     an interrupt, or it failed for good), or the seconds to wait before the next attempt."""
     if isinstance(error, GraphInterrupt):
         return Outcome(task, interrupt=error.interrupt, interrupt_index=error.index, resume=resume)
-    if node.retry is not None and node.retry.should_retry(error, attempt):
-        return node.retry.delay(attempt)
+    if node.retry:
+        wait = retry_wait(node.retry, error, attempt)
+        if wait is not None:
+            return wait
     return Outcome(task, error=error, resume=resume)
 
 

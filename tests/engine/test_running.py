@@ -274,7 +274,8 @@ def test_retry_policy_retries_a_failing_node_in_place() -> None:
             raise ConnectionError("try again")
         return {"value": len(attempts)}
 
-    graph = StateGraph(Log).add_node("flaky", flaky, retry=RetryPolicy(max_attempts=3))
+    policy = RetryPolicy(max_attempts=3, initial_interval=0.0, jitter=False)
+    graph = StateGraph(Log).add_node("flaky", flaky, retry=policy)
     graph.set_entry_point("flaky").set_finish_point("flaky")
     assert graph.compile().invoke(None).value == 3
 
@@ -291,6 +292,36 @@ def test_retry_policy_does_not_retry_errors_outside_retry_on() -> None:
     with pytest.raises(KeyError):
         graph.set_entry_point("broken").set_finish_point("broken").compile().invoke(None)
     assert len(attempts) == 1
+
+
+def test_retry_policy_waits_as_langgraphs_does() -> None:
+    policy = RetryPolicy(initial_interval=0.5, backoff_factor=3.0, max_interval=4.0,
+                         jitter=False)
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.5, 4.0, 4.0]
+    jittered = RetryPolicy(initial_interval=0.5)
+    assert all(0.5 <= jittered.delay(1) < 1.5 for _ in range(50))
+    assert RetryPolicy(backoff=0.25).delay(3) == 1.0  # Stepwise's earlier keyword: no jitter
+    with pytest.raises(TypeError, match="retry_on must be"):
+        RetryPolicy(retry_on="ValueError")
+
+
+def test_the_first_policy_whose_retry_on_takes_the_error_decides() -> None:
+    attempts = []
+
+    def disk(state: Log) -> dict:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise TimeoutError("busy")
+        return {"value": len(attempts)}
+
+    fast = {"initial_interval": 0.0, "jitter": False}
+    policies = [RetryPolicy(retry_on=KeyError, max_attempts=9, **fast),
+                RetryPolicy(retry_on=(TimeoutError,), max_attempts=4, **fast),
+                RetryPolicy(retry_on=OSError, max_attempts=1, **fast)]
+    graph = StateGraph(Log).add_node("disk", disk, retry_policy=policies)
+    assert graph.set_entry_point("disk").set_finish_point("disk").compile().invoke(None).value == 4
+    with pytest.raises(Exception, match="retry_policy must be a RetryPolicy"):
+        StateGraph(Log).add_node("disk", disk, retry_policy=3).set_entry_point("disk").compile()
 
 
 async def test_ainvoke_runs_async_and_sync_nodes_concurrently() -> None:
