@@ -2,7 +2,7 @@
 
 from orchestration.compiled import CompiledGraph
 from orchestration.config import RunnableConfig, get_config
-from orchestration.context import get_store, get_stream_writer
+from orchestration.context import Runtime, get_runtime, get_store, get_stream_writer
 from orchestration.errors import (
     CheckpointNotFound,
     GraphRecursionError,
@@ -43,12 +43,14 @@ __all__ = [
     "Overwrite",
     "RetryPolicy",
     "RunnableConfig",
+    "Runtime",
     "Send",
     "SerializationError",
     "StateGraph",
     "StateSnapshot",
     "ThreadBusyError",
     "get_config",
+    "get_runtime",
     "get_store",
     "get_stream_writer",
     "interrupt",

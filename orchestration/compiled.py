@@ -178,6 +178,7 @@ class CompiledGraph:
         sink: Sink | None = None,
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
+        context: Any = None,
     ) -> Core:
         cfg, given = _as_config(config, self.saver)
         if recursion_limit is None:
@@ -204,6 +205,7 @@ class CompiledGraph:
                 sink,
                 run_config(thread, given, recursion_limit),
                 durable,
+                context,
             ),
         )
         return run_core(settings, input, cfg)
@@ -232,6 +234,7 @@ class CompiledGraph:
         extra: Mapping[str, Any] | None = None,
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
+        context: Any = None,
     ) -> Any:
         """Run the graph on `config`'s thread and return the final (or paused) state.
 
@@ -242,7 +245,9 @@ class CompiledGraph:
         tasks see, committed with their superstep (no extra checkpoint); delivering the same
         answers again (a retried worker) is harmless, a different answer to an interrupt
         already answered raises `InvalidUpdateError`. `extra` is merged into
-        `metadata.extra` of every checkpoint this call writes. Async nodes and routers run on
+        `metadata.extra` of every checkpoint this call writes. `context` (LangGraph 1.x's
+        run context) reaches a node declaring a `runtime` parameter as `runtime.context`
+        (and `get_runtime().context`); it is not checkpointed. Async nodes and routers run on
         a private event loop; prefer `ainvoke` in async code.
 
         Called by a node while a graph runs it, the graph (compiled without a saver) runs as a
@@ -252,7 +257,7 @@ class CompiledGraph:
             return invoke_inside(self, input)
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
-            interrupt_after,
+            interrupt_after, context,
         )
         return run_blocking(core, self.saver)
 
@@ -265,6 +270,7 @@ class CompiledGraph:
         extra: Mapping[str, Any] | None = None,
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
+        context: Any = None,
     ) -> Any:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
@@ -273,7 +279,7 @@ class CompiledGraph:
         result: list[Any] = []
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
-            interrupt_after,
+            interrupt_after, context,
         )
         async for _ in adrive(core, self.saver, result):
             pass
@@ -291,6 +297,7 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
+        context: Any = None,
     ) -> Iterator[Any]:
         """`invoke`, streaming as LangGraph does: `updates` gives one `{node: update}` per task
         (`{node: None}` for a node that returned None), `values` the full state (first the
@@ -313,7 +320,8 @@ class CompiledGraph:
         else:
             sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
         core = self._core(
-            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after
+            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
+            context,
         )
         driving = None if sink is None or sink.callback is not None else sink
         for ns, mode, chunk in drive(core, self.saver, driving):
@@ -330,11 +338,13 @@ class CompiledGraph:
         subgraphs: bool = False,
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
+        context: Any = None,
     ) -> AsyncIterator[Any]:
         modes, single = check_modes(stream_mode)
         sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
         core = self._core(
-            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after
+            input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
+            context,
         )
         async for ns, mode, chunk in adrive(core, self.saver, [], sink):
             yield _shape(ns, mode, chunk, single, subgraphs)

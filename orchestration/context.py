@@ -38,6 +38,9 @@ class RunContext:
     # whether the run that started it all keeps checkpoints: without a saver an `interrupt()`
     # could never be answered. A subgraph inherits it (its private memory saver doesn't count).
     durable: bool = True
+    # what the caller gave as `invoke(..., context=...)` (LangGraph's run-scoped context):
+    # `Runtime.context` in a node that asks for it; a subgraph inherits it
+    context: Any = None
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("stepwise_run", default=None)
@@ -59,6 +62,54 @@ def get_stream_writer() -> Callable[[Any], None]:
         sink.emit(ns, "custom", chunk)
 
     return write
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime[C]:
+    """What LangGraph 1.x hands a node that declares a `runtime` parameter (`runtime:
+    Runtime[Ctx]`), and `get_runtime()` returns inside one: the `context` the caller gave
+    with `invoke(..., context=Ctx(...))` (None if none), the graph's store, and the stream
+    writer of `get_stream_writer()`. The context is the caller's own object, handed over as
+    it is and never checkpointed: give it again when you resume."""
+
+    context: C | None = None
+    store: BaseStore | None = None
+    stream_writer: Callable[[Any], None] = _drop
+    previous: Any = None
+
+
+def get_runtime(context_schema: Any = None) -> Runtime[Any]:
+    """Inside a node: the run's `Runtime` (LangGraph's `get_runtime`). `context_schema` is
+    only a hint for type checkers, as there."""
+    run = current_run.get()
+    if run is None:
+        raise RuntimeError("get_runtime() can only be called inside a node while a graph runs it")
+    return Runtime(run.context, run.store, get_stream_writer())
+
+
+def with_runtime_param(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` itself, or, when it declares a keyword parameter `runtime`, a node function that
+    passes it the run's `Runtime` (as LangGraph 1.x does)."""
+    try:
+        param = inspect.signature(fn).parameters.get("runtime")
+    except (TypeError, ValueError):
+        return fn
+    if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+        return fn
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def anode(state: Any, **kwargs: Any) -> Any:  # kwargs: `config`, `store`
+            return await fn(state, runtime=get_runtime(), **kwargs)
+
+        return anode
+
+    @functools.wraps(fn)
+    def node(state: Any, **kwargs: Any) -> Any:
+        return fn(state, runtime=get_runtime(), **kwargs)
+
+    return node
 
 
 def get_store() -> BaseStore:

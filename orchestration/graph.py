@@ -12,7 +12,7 @@ from typing import Any, Literal
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
 from orchestration.config import wants_config
-from orchestration.context import with_store_param
+from orchestration.context import with_runtime_param, with_store_param
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
 from orchestration.state import Schema, input_schema_of, register_with_serializer
@@ -80,10 +80,13 @@ class StateGraph:
         *,
         input_schema: type[Any] | None = None,
         input: type[Any] | None = None,  # noqa: A002 - LangGraph's older name for input_schema
+        context_schema: type[Any] | None = None,
     ) -> None:
         """`input_schema` (LangGraph's keyword; `input=` is its older, deprecated alias) names
         the fields a caller may give at the start: `invoke` refuses any other key, so state
-        the graph's nodes own (a decision, an override) cannot be set from outside."""
+        the graph's nodes own (a decision, an override) cannot be set from outside.
+        `context_schema` (LangGraph 1.x) is the type of what `invoke(..., context=...)` gives
+        the nodes through `Runtime.context`; kept as `context_schema`, for the reader."""
         if input is not None:
             warnings.warn(
                 "StateGraph(input=...) is deprecated (as in LangGraph); use input_schema=...",
@@ -91,6 +94,7 @@ class StateGraph:
             )
             input_schema = input_schema or input
         self.schema = Schema(schema)
+        self.context_schema = context_schema
         self.input_schema = input_schema_of(self.schema, input_schema)
         register_with_serializer(self.schema.user_types())
         if self.input_schema is not None:
@@ -168,7 +172,7 @@ class StateGraph:
         if destinations is not None and targets != "*":
             named = destinations.keys() if isinstance(destinations, Mapping) else destinations
             targets = tuple(dict.fromkeys([*targets, *map(str, named)]))
-        fn = with_store_param(fn)
+        fn = with_runtime_param(with_store_param(fn))
         self._nodes[name] = NodeSpec(
             name,
             fn,

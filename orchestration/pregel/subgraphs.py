@@ -160,7 +160,8 @@ def _prepare(
     # The node's config, as LangGraph hands it to a subgraph: the same keys, the child's ns.
     configurable = {**run.config.get("configurable", {}), "checkpoint_ns": ns}
     config = {**run.config, "configurable": configurable}
-    context = RunContext(saver, run.thread_id, ns, run.store, sink, config, run.durable)
+    context = RunContext(saver, run.thread_id, ns, run.store, sink, config, run.durable,
+                         run.context)
     settings = RunSettings(
         graph.spec, run.thread_id, graph.interrupt_before, graph.interrupt_after, modes,
         {PARENT_KEY: marker, PARENT_CHECKPOINT: scope.task.checkpoint_id}, 10_000, context,

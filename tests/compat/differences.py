@@ -24,6 +24,7 @@ IMPORTS = {
     "langgraph.store.base": "orchestration.store",
     "langgraph.store.memory": "orchestration.store",
     "langgraph.store.sqlite": "orchestration.store",
+    "langgraph.runtime": "orchestration",
     "langchain_core.runnables": "orchestration",
 }
 
