@@ -17,6 +17,7 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from orchestration import batching
 from orchestration.checkpoint.base import (
     BaseCheckpointSaver,
     CheckpointConfig,
@@ -127,12 +128,24 @@ class CompiledGraph:
         interrupt_before: frozenset[str] = frozenset(),
         interrupt_after: frozenset[str] = frozenset(),
         store: BaseStore | None = None,
+        name: str = "LangGraph",
+        bound_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.saver = saver
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
         self.store = store
+        # `compile(name=...)`: the graph's name, LangGraph's default when none is given
+        self.name = name
+        # `with_config(...)`: merged under every call's config (`batching.merged_config`)
+        self.bound_config: dict[str, Any] = dict(bound_config or {})
+
+    def _copy(self, **changes: Any) -> CompiledGraph:
+        fields = {"saver": self.saver, "interrupt_before": self.interrupt_before,
+                  "interrupt_after": self.interrupt_after, "store": self.store,
+                  "name": self.name, "bound_config": self.bound_config, **changes}
+        return CompiledGraph(self.spec, **fields)
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver | None:
@@ -149,24 +162,32 @@ class CompiledGraph:
         return tuple(self.spec.nodes)
 
     def with_checkpoint_saver(self, saver: BaseCheckpointSaver | None) -> CompiledGraph:
-        return CompiledGraph(
-            self.spec,
-            saver,
-            interrupt_before=self.interrupt_before,
-            interrupt_after=self.interrupt_after,
-            store=self.store,
-        )
+        return self._copy(saver=saver)
 
     def with_store(self, store: BaseStore | None) -> CompiledGraph:
         """A new compiled graph whose nodes reach `store` (`store` parameter, `get_store()`);
         the original is unchanged."""
-        return CompiledGraph(
-            self.spec,
-            self.saver,
-            interrupt_before=self.interrupt_before,
-            interrupt_after=self.interrupt_after,
-            store=store,
-        )
+        return self._copy(store=store)
+
+    def with_config(self, config: Mapping[str, Any] | None = None, **kwargs: Any
+                    ) -> CompiledGraph:
+        """LangGraph's (LangChain's) `with_config`: a new compiled graph whose calls run with
+        `config` (and `kwargs`, e.g. `recursion_limit=50`) under the config they are given;
+        `configurable` keys merge, the call's winning."""
+        return self._copy(bound_config=batching.merged_config(
+            self.bound_config, {**dict(config or {}), **kwargs}))
+
+    def batch(self, inputs: Sequence[Any], config: Any = None, *,
+              return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """`invoke` each input, concurrently (`max_concurrency` in the config caps it), with
+        one config for all or a list of them; results in the inputs' order. See `batching`."""
+        return batching.run_batch(self.invoke, inputs, config, return_exceptions, kwargs)
+
+    async def abatch(self, inputs: Sequence[Any], config: Any = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[Any]:
+        """`batch` for asyncio: the inputs' `ainvoke`s run concurrently on this loop."""
+        return await batching.run_abatch(self.ainvoke, inputs, config, return_exceptions,
+                                         kwargs)
 
     def _core(
         self,
@@ -180,6 +201,8 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
     ) -> Core:
+        if self.bound_config:
+            config = batching.merged_config(self.bound_config, config)
         cfg, given = _as_config(config, self.saver)
         if recursion_limit is None:
             recursion_limit = given.get("recursion_limit", DEFAULT_RECURSION_LIMIT)

@@ -268,6 +268,7 @@ class StateGraph:
         interrupt_before: Sequence[str] = (),
         interrupt_after: Sequence[str] = (),
         store: BaseStore | None = None,
+        name: str | None = None,
     ) -> CompiledGraph:
         problems = [*self._problems, *self._validate(interrupt_before, interrupt_after)]
         if problems:
@@ -305,6 +306,7 @@ class StateGraph:
             interrupt_before=frozenset(interrupt_before),
             interrupt_after=frozenset(interrupt_after),
             store=store,
+            name=name or "LangGraph",
         )
 
     # -- validation --------------------------------------------------------------------------

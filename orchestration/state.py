@@ -147,6 +147,12 @@ class Schema:
 
     # -- values <-> instances ---------------------------------------------------------------
 
+    def in_order(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` with its fields in the schema's order, as LangGraph lists a dict state's
+        channels (a field first written late would otherwise print last). Called only when a
+        step adds a field, so most steps keep their dict as it is."""
+        return {name: values[name] for name in self.fields if name in values}
+
     def initial_values(self) -> dict[str, Any]:
         return {name: s.default() for name, s in self.fields.items() if s.default is not None}
 

@@ -275,6 +275,8 @@ def apply_updates(
             for key, value in update.items():
                 if type(value) is Overwrite:
                     new[key] = value.value
+        if len(new) > len(values):  # a field written for the first time: see `in_order`
+            new = schema.in_order(new)
         return new, {key: [writer] for key in update}
     new = dict(values)
     writers: dict[str, list[str]] = {}
@@ -313,6 +315,8 @@ def apply_updates(
                         f"{step}: {type(error).__name__}: {error}"
                     ) from error
             who.append(writer)
+    if len(new) > len(values):
+        new = schema.in_order(new)
     return new, writers
 
 
