@@ -30,6 +30,7 @@ from orchestration.checkpoint.storage.gcpause import gc_paused
 from orchestration.checkpoint.storage.trusted import check_builder
 from orchestration.config import as_checkpoint_config, run_config, split_config
 from orchestration.context import RunContext
+from orchestration.drawing import Graph, graph_of
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel.drivers import adrive, drive, run_blocking
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
@@ -168,6 +169,11 @@ class CompiledGraph:
         """A new compiled graph whose nodes reach `store` (`store` parameter, `get_store()`);
         the original is unchanged."""
         return self._copy(store=store)
+
+    def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Graph:
+        """The graph's shape (LangGraph's `get_graph()`): `.nodes`, `.edges` and
+        `.draw_mermaid()`. A subgraph is drawn as its node (`xray` is accepted, not used)."""
+        return graph_of(self.spec)
 
     def with_config(self, config: Mapping[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledGraph:

@@ -129,3 +129,15 @@ def test_join_edge_sources_are_validated() -> None:
 def test_schema_that_is_not_a_dataclass_typeddict_or_model_is_refused() -> None:
     with pytest.raises(TypeError, match="dataclass"):
         StateGraph(int)
+
+
+def test_get_graph_draws_offline_and_says_so_for_a_png() -> None:
+    graph = StateGraph(S)
+    graph.add_node("count", lambda state: {})
+    graph.add_edge(START, "count")
+    drawn = graph.compile().get_graph()
+    assert [(e.source, e.target, e.conditional) for e in drawn.edges] == [
+        ("__start__", "count", False), ("count", "__end__", False)]  # no edge: ends there
+    assert "\t__start__ --> count;\n" in drawn.draw_mermaid()
+    with pytest.raises(NotImplementedError, match="works offline"):
+        drawn.draw_mermaid_png()
