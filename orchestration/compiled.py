@@ -407,17 +407,21 @@ class CompiledGraph:
     def get_state(
         self, config: CheckpointConfig | Mapping[str, Any], *, subgraphs: bool = False
     ) -> StateSnapshot:
-        """The latest (or the given) checkpoint's state. With `subgraphs=True`, `tasks` lists
-        the pending tasks, each running subgraph's own state in `task.state`."""
+        """The latest (or the given) checkpoint's state; `tasks` lists its pending tasks with
+        their interrupts, as LangGraph's (`state.tasks[0].interrupts`). With `subgraphs=True`
+        each task running a subgraph also carries the subgraph's own state in `task.state`."""
         config = as_checkpoint_config(config)
         saver = self._need_saver("get_state")
         tup = saver.get_tuple(config)
         if tup is None:
             return self._empty_snapshot(config)
-        snapshot = self._snapshot(tup)
-        if subgraphs:
-            snapshot = replace(snapshot, tasks=pending_tasks(self, saver, tup))
-        return snapshot
+        return self._with_tasks(self._snapshot(tup), saver, tup, subgraphs)
+
+    def _with_tasks(self, snapshot: StateSnapshot, saver: BaseCheckpointSaver,
+                    tup: CheckpointTuple, subgraphs: bool) -> StateSnapshot:
+        if not snapshot.next:
+            return snapshot
+        return replace(snapshot, tasks=pending_tasks(self, saver, tup, subgraphs=subgraphs))
 
     async def aget_state(
         self, config: CheckpointConfig | Mapping[str, Any], *, subgraphs: bool = False
@@ -427,8 +431,11 @@ class CompiledGraph:
             return await self._need_saver("aget_state")._offload(
                 self.get_state, config, subgraphs=True
             )
-        tup = await self._need_saver("aget_state").aget_tuple(config)
-        return self._snapshot(tup) if tup is not None else self._empty_snapshot(config)
+        saver = self._need_saver("aget_state")
+        tup = await saver.aget_tuple(config)
+        if tup is None:
+            return self._empty_snapshot(config)
+        return self._with_tasks(self._snapshot(tup), saver, tup, False)  # no saver call
 
     def get_state_history(
         self,

@@ -299,11 +299,13 @@ def branch_from_child(
 
 
 def pending_tasks(
-    graph: CompiledGraph, saver: BaseCheckpointSaver, tup: CheckpointTuple
+    graph: CompiledGraph, saver: BaseCheckpointSaver, tup: CheckpointTuple, *,
+    subgraphs: bool = True,
 ) -> tuple[Any, ...]:
-    """`StateSnapshot.tasks` for `get_state(config, subgraphs=True)`: the checkpoint's pending
-    tasks with their interrupts, and for a task that runs a subgraph (added with
-    `add_node(name, compiled)`) the subgraph's state from this task's own chain."""
+    """`StateSnapshot.tasks`: the checkpoint's pending tasks with their interrupts, and with
+    `subgraphs` (`get_state(config, subgraphs=True)`), for a task that runs a subgraph (added
+    with `add_node(name, compiled)`), the subgraph's state from this task's own chain (read
+    from the saver; without `subgraphs` nothing is read)."""
     from orchestration.pregel.plan import plan_tasks
     from orchestration.types import PregelTask
 
@@ -315,7 +317,7 @@ def pending_tasks(
         asked = (outcome.interrupt,) if outcome is not None and outcome.interrupt else ()
         state = None
         node = graph.spec.nodes.get(task.node)
-        if node is not None and isinstance(node.fn, SubgraphNode):
+        if subgraphs and node is not None and isinstance(node.fn, SubgraphNode):
             child_config = CheckpointConfig(
                 config.thread_id, checkpoint_ns=child_ns(config.checkpoint_ns, task.node)
             )

@@ -360,7 +360,8 @@ def test_get_state_with_subgraphs_shows_the_paused_childs_state(
     )
     graph = parent_with(middle, runs, saver)
     graph.invoke({"x": 1}, config)
-    assert graph.get_state(config).tasks == ()  # only asked for
+    (listed,) = graph.get_state(config).tasks  # listed, as LangGraph's; no state unasked
+    assert listed.name == "outer" and listed.interrupts and listed.state is None
     (task,) = graph.get_state(config, subgraphs=True).tasks
     assert task.name == "outer" and task.interrupts[0].node == "outer|inner|review"
     assert task.state is not None and task.state.config.checkpoint_ns == "outer"
