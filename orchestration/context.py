@@ -90,26 +90,7 @@ def get_runtime(context_schema: Any = None) -> Runtime[Any]:
 def with_runtime_param(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` itself, or, when it declares a keyword parameter `runtime`, a node function that
     passes it the run's `Runtime` (as LangGraph 1.x does)."""
-    try:
-        param = inspect.signature(fn).parameters.get("runtime")
-    except (TypeError, ValueError):
-        return fn
-    if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
-        return fn
-
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def anode(state: Any, **kwargs: Any) -> Any:  # kwargs: `config`, `store`
-            return await fn(state, runtime=get_runtime(), **kwargs)
-
-        return anode
-
-    @functools.wraps(fn)
-    def node(state: Any, **kwargs: Any) -> Any:
-        return fn(state, runtime=get_runtime(), **kwargs)
-
-    return node
+    return _with_param(fn, "runtime", get_runtime)
 
 
 def get_store() -> BaseStore:
@@ -128,27 +109,35 @@ def get_store() -> BaseStore:
 def with_store_param(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` itself, or, when it declares a keyword parameter `store`, a node function that
     passes it the run's store (None when the graph has none), as LangGraph does."""
+    return _with_param(fn, "store", _store_now)
+
+
+def _store_now() -> BaseStore | None:
+    run = current_run.get()
+    return run.store if run is not None else None
+
+
+def _with_param(fn: Callable[..., Any], name: str, now: Callable[[], Any]) -> Callable[..., Any]:
+    """`fn`, or, if it declares a keyword parameter `name`, a wrapper passing it `now()` at
+    each call (in the task's own context). Wrappers nest: `store`, `runtime` and `config` may
+    all be declared."""
     try:
-        param = inspect.signature(fn).parameters.get("store")
+        param = inspect.signature(fn).parameters.get(name)
     except (TypeError, ValueError):
         return fn
     if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
         return fn
 
-    def store_now() -> BaseStore | None:
-        run = current_run.get()
-        return run.store if run is not None else None
-
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
-        async def anode(state: Any, **kwargs: Any) -> Any:  # kwargs: `config`, when declared
-            return await fn(state, store=store_now(), **kwargs)
+        async def anode(state: Any, **kwargs: Any) -> Any:  # kwargs: the other injections
+            return await fn(state, **{name: now()}, **kwargs)
 
         return anode
 
     @functools.wraps(fn)
     def node(state: Any, **kwargs: Any) -> Any:
-        return fn(state, store=store_now(), **kwargs)
+        return fn(state, **{name: now()}, **kwargs)
 
     return node
