@@ -73,41 +73,50 @@ class LimitedParser(Parser):
             raise ValueError("the JSON is nested too deeply") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        depth, nul_at = _shape(data)
+        depth = _depth(data)
         if depth > settings.STEPWISE_API_MAX_DEPTH:
             raise ValueError(
                 f"the JSON is nested {depth} levels deep; at most "
                 f"{settings.STEPWISE_API_MAX_DEPTH} are accepted"
             )
+        # A NUL can only come from a `\u0000` escape (the parser refuses a raw one): valid
+        # JSON that no PostgreSQL text or jsonb column stores. Taken, it failed later (a 500
+        # for a thread's title; the run, for a review that showed it).
+        nul_at = _nul_path(data) if b"\\u0000" in request.body else None
         if nul_at is not None:
-            # Valid JSON that no PostgreSQL text or jsonb column stores: taken, it failed
-            # later (a 500 for a thread's title; the run, for a review that showed it).
             where = (nul_at or "body").replace("\x00", "\\u0000")
             raise ApiProblem(422, f"{where} holds a NUL character (\\u0000), which cannot be "
                              "stored; remove it.", {where: ["NUL characters cannot be stored."]})
         return data
 
 
-def _shape(value: Any) -> tuple[int, str | None]:
-    """How deep `value` is nested, and the path ("input.title", "values.0") of its first
-    string or key holding a NUL character (None if none does)."""
-    deepest, nul_at = 0, None
-    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
     while stack:
-        item, level, path = stack.pop()
+        item, level = stack.pop()
         deepest = max(deepest, level)
         if isinstance(item, dict):
-            for key, child in item.items():
-                at = f"{path}.{key}" if path else str(key)
-                if nul_at is None and "\x00" in key:
-                    nul_at = at
-                stack.append((child, level + 1, at))
+            stack.extend((v, level + 1) for v in item.values())
         elif isinstance(item, list):
-            stack.extend((child, level + 1, f"{path}.{n}" if path else str(n))
-                         for n, child in enumerate(item))
-        elif nul_at is None and isinstance(item, str) and "\x00" in item:
-            nul_at = path
-    return deepest, nul_at
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The path ("input.title", "values.0") of the first string or key in `value` holding a
+    NUL character; None if none does (the escape was text: `\\\\u0000`)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, child in items:
+        at = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return at
+        found = _nul_path(child, at)
+        if found is not None:
+            return found
+    return None
 
 
 def _docs_access(view: Any) -> Any:

@@ -66,6 +66,13 @@ def test_a_nul_character_anywhere_in_a_body_is_422_naming_where(admin, where, bo
     assert not Thread.objects.exists() and not Run.objects.exists()
 
 
+def test_the_text_backslash_u0000_is_not_a_nul_character(admin):
+    raw = '{"graph": "web_review", "input": {"title": "C:\\\\u0000 is a path", "amount": 7}}'
+    response = admin.post("/threads", raw=raw)
+    assert response.status_code == 201, response.content
+    assert Thread.objects.get().thread_id == response.json()["thread_id"]
+
+
 def test_a_nul_character_in_a_decision_or_a_fork_is_422_and_changes_nothing(admin, start_paused):
     from approvals.models import Decision, ReviewRequest
 
