@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from orchestration.checkpoint import serde
@@ -116,11 +118,15 @@ class BaseStore(ABC):
         self, namespace: tuple[str, ...], key: str, value: Mapping[str, Any],
         index: Any = None,
     ) -> None:
-        """Store `value` (a dict) under (namespace, key), replacing what was there.
-        `index` is accepted for LangGraph compatibility; there is no embedding index."""
+        """Store `value` (a dict) under (namespace, key), replacing what was there; `None`
+        deletes it, as in LangGraph. `index` is accepted for LangGraph compatibility; there
+        is no embedding index."""
         ns = check_namespace(namespace)
         if not ns:
             raise ValueError("store namespace must have at least one label, e.g. ('memories',)")
+        if value is None:
+            self._remove(ns, _check_key(key))
+            return
         self._write(ns, _check_key(key), _check_value(value), now())
 
     def get(self, namespace: tuple[str, ...], key: str) -> Item | None:
@@ -140,8 +146,12 @@ class BaseStore(ABC):
         limit: int = 10,
         offset: int = 0,
     ) -> builtins.list[Item]:
-        """Items in `namespace_prefix` or below it whose values equal `filter` on each of its
-        top-level keys, in insertion order; `offset` skips, `limit` caps."""
+        """Items in `namespace_prefix` or below it whose values match `filter`, in insertion
+        order; `offset` skips, `limit` caps. As LangGraph's: each top-level key of `filter`
+        is compared with the item's (a missing key reads as None); a dict compares the keys
+        it names, a list item by item, and `{"$gt": 5}` (`$eq`, `$ne`, `$gt`, `$gte`, `$lt`,
+        `$lte`) compares numbers, or strings with strings. A bool equals only a bool (JSON's
+        equality, as PostgreSQL's jsonb)."""
         prefix = check_namespace(namespace_prefix, "namespace_prefix")
         if query is not None:
             raise ValueError(
@@ -151,6 +161,8 @@ class BaseStore(ABC):
             )
         if filter is not None and not isinstance(filter, Mapping):
             raise ValueError(f"filter must be a dict of value keys to values, got {filter!r}")
+        if filter:
+            _check_operators(filter)
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
         found: list[Item] = []
@@ -159,9 +171,7 @@ class BaseStore(ABC):
             if len(found) >= limit:
                 break
             item = _item(row)
-            if filter and not all(
-                k in item.value and _same(item.value[k], v) for k, v in filter.items()
-            ):
+            if filter and not all(_matches(item.value.get(k), v) for k, v in filter.items()):
                 continue
             if skipped < offset:
                 skipped += 1
@@ -240,6 +250,47 @@ def _item(row: Row) -> Item:
     ns, key, data, created, updated = row
     value = serde.loads(data)
     return Item(split_namespace(ns), key, value, created, updated)
+
+
+_OPERATORS = {
+    "$eq": lambda a, b: _same(a, b),
+    "$ne": lambda a, b: not _same(a, b),
+    "$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le,
+}
+
+
+def _check_operators(wanted: Any) -> None:
+    """Refuse an operator the search does not know, before any item is read."""
+    if isinstance(wanted, Mapping):
+        for key, value in wanted.items():
+            if isinstance(key, str) and key.startswith("$") and key not in _OPERATORS:
+                raise ValueError(f"unsupported filter operator {key!r}; use one of "
+                                 f"{', '.join(_OPERATORS)}")
+            _check_operators(value)
+
+
+def _matches(actual: Any, wanted: Any) -> bool:
+    if isinstance(wanted, Mapping):
+        if any(isinstance(k, str) and k.startswith("$") for k in wanted):
+            return all(_compare(actual, op, value) for op, value in wanted.items())
+        return isinstance(actual, Mapping) and all(
+            _matches(actual.get(k), v) for k, v in wanted.items()
+        )
+    if isinstance(wanted, list | tuple):
+        return (isinstance(actual, list | tuple) and len(actual) == len(wanted)
+                and all(_matches(a, w) for a, w in zip(actual, wanted, strict=True)))
+    return _same(actual, wanted)
+
+
+def _compare(actual: Any, op: str, wanted: Any) -> bool:
+    if op in ("$eq", "$ne"):
+        return bool(_OPERATORS[op](actual, wanted))
+    numbers = (int, float, Decimal)
+    both_numbers = (isinstance(actual, numbers) and isinstance(wanted, numbers)
+                    and type(actual) is not bool and type(wanted) is not bool)
+    if both_numbers or (isinstance(actual, str) and isinstance(wanted, str)):
+        return bool(_OPERATORS[op](actual, wanted))
+    return False  # an order between a number and a string, or a missing value: no match
 
 
 def _same(actual: Any, wanted: Any) -> bool:

@@ -636,7 +636,34 @@ def test_store_search_by_prefix_filter_and_pages(store_ops: Any) -> None:
     assert [i.key for i in store_ops.search(("c",), limit=2, offset=1)] == ["b", "c"]
     assert [i.key for i in store_ops.search((), filter={"n": 5})] == ["e"]
     assert store_ops.search(("c",), filter={"n": True}) == []  # a bool is not the number 1
-    assert store_ops.search(("c",), filter={"missing": None}) == []
+    # a missing key reads as None, as LangGraph's store reads it
+    assert [i.key for i in store_ops.search(("c",), filter={"missing": None})] == [
+        "a", "b", "c", "d"]
+
+
+def test_store_search_filter_operators_and_nested_values(store_ops: Any) -> None:
+    """LangGraph's filter language: $eq/$ne/$gt/$gte/$lt/$lte, a nested dict compared on the
+    keys it names, a list item by item. Where LangGraph's raises (an order asked of a value
+    that is missing or not a number), nothing matches instead."""
+    store_ops.put(("m",), "a", {"score": 3, "meta": {"lang": "en", "tags": ["x", "y"]}})
+    store_ops.put(("m",), "b", {"score": 7.5, "meta": {"lang": "fr", "tags": ["y"]}})
+    store_ops.put(("m",), "c", {"score": "high", "name": "beta"})
+    store_ops.put(("m",), "d", {"name": "alpha"})
+
+    def keys(**filter_: Any) -> list[str]:
+        return [i.key for i in store_ops.search(("m",), filter=filter_)]
+
+    assert keys(score={"$gt": 3}) == ["b"]
+    assert keys(score={"$gte": 3, "$lt": 7.5}) == ["a"]
+    assert keys(score={"$ne": 3}) == ["b", "c", "d"]
+    assert keys(score={"$eq": 7.5}) == ["b"]
+    assert keys(name={"$lt": "c"}) == ["c", "d"]  # strings order as strings
+    assert keys(meta={"lang": "fr"}) == ["b"]
+    assert keys(meta={"tags": ["x", "y"]}) == ["a"]
+    with pytest.raises(ValueError, match="unsupported filter operator '\\$in'"):
+        keys(score={"$in": [3]})
+    store_ops.put(("m",), "d", None)  # None deletes, as in LangGraph
+    assert store_ops.get(("m",), "d") is None
 
 
 def test_store_list_namespaces(store_ops: Any) -> None:
