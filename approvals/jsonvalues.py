@@ -129,8 +129,14 @@ def check_state_value(annotation: Any, field: str, value: Any) -> Any:
 
 def _plain_type(annotation: Any) -> Any:
     """The field's type without `Annotated[...]` reducers and `Required`/`NotRequired`."""
-    while typing.get_origin(annotation) in (typing.Required, typing.NotRequired,
-                                            typing.Annotated):
+    annotation = _required_stripped(annotation)
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = _required_stripped(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _required_stripped(annotation: Any) -> Any:
+    while typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
         annotation = typing.get_args(annotation)[0]
     return annotation
 
@@ -141,8 +147,7 @@ def _checked_type(annotation: Any) -> Any:
     validators), without its reducer. A reducer is callable; a constraint is not. Without
     them, a fork could store an amount the graph's own input refuses, and the run then
     failed on it at a later node."""
-    while typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
-        annotation = typing.get_args(annotation)[0]
+    annotation = _required_stripped(annotation)
     if typing.get_origin(annotation) is not typing.Annotated:
         return annotation
     base, *metadata = typing.get_args(annotation)

@@ -145,10 +145,6 @@ class RetryPolicy:
             return isinstance(error, retry_on)
         return bool(retry_on(error))
 
-    def should_retry(self, error: BaseException, attempt: int) -> bool:
-        """`attempt` is the number of attempts made so far (1 after the first failure)."""
-        return attempt < self.max_attempts and self.matches(error)
-
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt`, before the next."""
         wait = min(self.max_interval, self.initial_interval * self.backoff_factor ** (attempt - 1))
