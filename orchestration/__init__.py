@@ -10,6 +10,7 @@ from orchestration.errors import (
     InvalidUpdateError,
     NodeError,
     OrchestrationError,
+    ParentCommand,
     SerializationError,
     ThreadBusyError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Command",
     "CompiledGraph",
     "GraphRecursionError",
+    "ParentCommand",
     "GraphValidationError",
     "Interrupt",
     "InvalidUpdateError",

@@ -28,15 +28,21 @@ from orchestration.checkpoint.base import (
 from orchestration.checkpoint.namespaces import ns_tuple
 from orchestration.checkpoint.storage.gcpause import gc_paused
 from orchestration.checkpoint.storage.trusted import check_builder
-from orchestration.config import as_checkpoint_config, run_config, split_config
+from orchestration.config import (
+    DEFAULT_RECURSION_LIMIT,
+    as_checkpoint_config,
+    run_config,
+    split_config,
+)
 from orchestration.context import RunContext
 from orchestration.drawing import Graph, graph_of
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel.drivers import adrive, drive, run_blocking
+from orchestration.pregel.durability import ExitSaver, check_durability
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
-from orchestration.pregel.plan import NO_SAVER_THREAD, interrupts_of
+from orchestration.pregel.plan import NO_SAVER_THREAD, head_of, interrupts_of, live_view
 from orchestration.pregel.subgraphs import (
     ainvoke_inside,
     inside_task,
@@ -57,7 +63,6 @@ _SNAPSHOT_FIELDS = (
 )
 if tuple(f.name for f in dataclass_fields(StateSnapshot)) != _SNAPSHOT_FIELDS:
     raise TypeError("StateSnapshot's fields changed: update _SNAPSHOT_FIELDS and _build_snapshots")
-DEFAULT_RECURSION_LIMIT = 10_000
 
 
 class _SnapshotShell:
@@ -206,7 +211,9 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
+        saver: BaseCheckpointSaver | None = None,
     ) -> Core:
+        """The call's loop; `saver` is what it writes through (`_call_saver`)."""
         if self.bound_config:
             config = batching.merged_config(self.bound_config, config)
         cfg, given = _as_config(config, self.saver)
@@ -227,7 +234,7 @@ class CompiledGraph:
             dict(extra) if extra else {},
             recursion_limit,
             RunContext(
-                self.saver,
+                saver,
                 cfg.thread_id,
                 cfg.checkpoint_ns,
                 self.store,
@@ -238,6 +245,14 @@ class CompiledGraph:
             ),
         )
         return run_core(settings, input, cfg)
+
+    def _call_saver(self, durability: str | None) -> BaseCheckpointSaver | None:
+        """The saver a call writes through: the graph's; with `durability="exit"` one that
+        holds the call's checkpoints until it ends (`pregel/durability.py`)."""
+        check_durability(durability)
+        if durability == "exit" and self.saver is not None:
+            return ExitSaver(self.saver)
+        return self.saver
 
     def _nodes_named(self, what: str, names: Sequence[str] | str) -> frozenset[str]:
         """A per-call `interrupt_before`/`interrupt_after` (LangGraph's): "*" means every node."""
@@ -264,6 +279,7 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
+        durability: str | None = None,
     ) -> Any:
         """Run the graph on `config`'s thread and return the final (or paused) state.
 
@@ -281,14 +297,18 @@ class CompiledGraph:
 
         Called by a node while a graph runs it, the graph (compiled without a saver) runs as a
         subgraph of that node (`pregel/subgraphs.py`): an interrupt inside pauses the calling
-        run, as in LangGraph, where a child invoked with the node's config is a subgraph too."""
+        run, as in LangGraph, where a child invoked with the node's config is a subgraph too.
+
+        `durability` (LangGraph 1.x's): "sync" or "async" (the default) store every
+        superstep; "exit" only what the call ends with (`pregel/durability.py`)."""
         if self.saver is None and inside_task() is not None:
             return invoke_inside(self, input)
+        saver = self._call_saver(durability)
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
-            interrupt_after, context,
+            interrupt_after, context, saver,
         )
-        return run_blocking(core, self.saver)
+        return run_blocking(core, saver)
 
     async def ainvoke(
         self,
@@ -300,17 +320,19 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
+        durability: str | None = None,
     ) -> Any:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
         if self.saver is None and inside_task() is not None:
             return await ainvoke_inside(self, input)
         result: list[Any] = []
+        saver = self._call_saver(durability)
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
-            interrupt_after, context,
+            interrupt_after, context, saver,
         )
-        async for _ in adrive(core, self.saver, result):
+        async for _ in adrive(core, saver, result):
             pass
         return result[0]
 
@@ -327,6 +349,7 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
         context: Any = None,
+        durability: str | None = None,
     ) -> Iterator[Any]:
         """`invoke`, streaming as LangGraph does: `updates` gives one `{node: update}` per task
         (`{node: None}` for a node that returned None), `values` the full state (first the
@@ -348,12 +371,13 @@ class CompiledGraph:
             sink: Sink | None = Sink((), False, on_custom)
         else:
             sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
-            context,
+            context, saver,
         )
         driving = None if sink is None or sink.callback is not None else sink
-        for ns, mode, chunk in drive(core, self.saver, driving):
+        for ns, mode, chunk in drive(core, saver, driving):
             yield _shape(ns, mode, chunk, single, subgraphs)
 
     async def astream(
@@ -368,14 +392,16 @@ class CompiledGraph:
         interrupt_before: Sequence[str] | None = None,
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
+        durability: str | None = None,
     ) -> AsyncIterator[Any]:
         modes, single = check_modes(stream_mode)
         sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
-            context,
+            context, saver,
         )
-        async for ns, mode, chunk in adrive(core, self.saver, [], sink):
+        async for ns, mode, chunk in adrive(core, saver, [], sink):
             yield _shape(ns, mode, chunk, single, subgraphs)
 
     # -- time travel
@@ -415,7 +441,28 @@ class CompiledGraph:
         tup = saver.get_tuple(config)
         if tup is None:
             return self._empty_snapshot(config)
-        return self._with_tasks(self._snapshot(tup), saver, tup, subgraphs)
+        return self._with_tasks(self._live(self._snapshot(tup), tup, config), saver, tup, subgraphs)
+
+    def _live(
+        self, snapshot: StateSnapshot, tup: CheckpointTuple, config: CheckpointConfig
+    ) -> StateSnapshot:
+        """The thread's latest state as LangGraph 1.x shows it (its "live" snapshot): when its
+        superstep stopped half-way, the finished tasks' writes applied and those tasks out of
+        `next`. A checkpoint asked for by id is shown as committed (LangGraph's record)."""
+        if config.checkpoint_id is not None or not tup.pending_writes or not snapshot.next:
+            return snapshot
+        schema = self.spec.schema
+        live = live_view(schema, head_of(tup))
+        if live is None or not live[1]:
+            # Every task finished but the superstep is not committed (a crash in between):
+            # an empty `next` would read as a finished thread, so the record is shown.
+            return snapshot
+        values, left = live
+        try:
+            state = values if schema.kind == "typeddict" else schema.instance(values)
+        except InvalidUpdateError:
+            return snapshot
+        return replace(snapshot, values=state, next=left)
 
     def _with_tasks(self, snapshot: StateSnapshot, saver: BaseCheckpointSaver,
                     tup: CheckpointTuple, subgraphs: bool) -> StateSnapshot:
@@ -435,7 +482,8 @@ class CompiledGraph:
         tup = await saver.aget_tuple(config)
         if tup is None:
             return self._empty_snapshot(config)
-        return self._with_tasks(self._snapshot(tup), saver, tup, False)  # no saver call
+        snapshot = self._live(self._snapshot(tup), tup, config)
+        return self._with_tasks(snapshot, saver, tup, False)  # no saver call
 
     def get_state_history(
         self,

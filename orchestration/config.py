@@ -19,6 +19,10 @@ from orchestration.interrupts import current_task
 # `user_id`) and reaches nodes unchanged.
 _ADDRESS_KEYS = ("thread_id", "checkpoint_id", "checkpoint_ns")
 
+# Supersteps a call may run when it names no `recursion_limit` (LangGraph: 25): review
+# workflows loop legitimately. Subgraphs take their parent call's limit.
+DEFAULT_RECURSION_LIMIT = 10_000
+
 
 class RunnableConfig(TypedDict, total=False):
     """LangChain's `RunnableConfig`, as far as a graph reads it."""

@@ -3,7 +3,12 @@
     OrchestrationError
     ├── GraphValidationError    compile() found problems; `.problems` lists all of them
     ├── InvalidUpdateError      a node returned something the schema or reducers refuse
+    │   └── AmbiguousResumeError    one plain `Command(resume=x)` for several pending
+    │                               interrupts (also a `RuntimeError`, as LangGraph raises)
     ├── GraphRecursionError     more supersteps than `recursion_limit`; the thread is resumable
+    ├── ParentCommand           a node of a graph that is not a subgraph returned
+    │                           `Command(graph=Command.PARENT)` (inside a subgraph it carries
+    │                           the command to the parent and is never seen)
     ├── CheckpointNotFound      a config names a checkpoint that does not exist
     ├── ThreadBusyError         new input for a thread that is paused or crashed mid-run
     ├── SerializationError      a value cannot be stored, or a stored value is not allowed back
@@ -17,13 +22,14 @@ Each message says what happened, where (node, step, thread, field) and what to d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class OrchestrationError(Exception):
     """Base class of every error Stepwise's engine raises."""
 
 
-class GraphValidationError(OrchestrationError):
+class GraphValidationError(OrchestrationError, ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
@@ -34,8 +40,33 @@ class InvalidUpdateError(OrchestrationError):
     pass
 
 
-class GraphRecursionError(OrchestrationError):
-    pass
+class AmbiguousResumeError(InvalidUpdateError, RuntimeError):
+    """`Command(resume=value)` while several interrupts wait: which one `value` answers is
+    not known. A `RuntimeError` too, the type LangGraph raises for it."""
+
+
+class GraphRecursionError(OrchestrationError, RecursionError):
+    """A `RecursionError`, as LangGraph's: `except RecursionError` catches both."""
+
+
+class ParentCommand(OrchestrationError):
+    """`Command(graph=Command.PARENT)` on its way from a subgraph's node to the parent graph's
+    task that runs the subgraph (`command`: the command, for the parent's graph). Raised to
+    the caller only when the graph has no parent, as LangGraph raises it."""
+
+    def __init__(self, command: Any, node: str = "") -> None:
+        super().__init__(command)
+        self.command = command
+        self.node = node
+
+    def __str__(self) -> str:
+        origin = f"node {self.node!r}" if self.node else "a node"
+        return (
+            f"{origin} returned Command(graph=Command.PARENT) ({self.command!r:.200}), but its "
+            "graph is not running as a subgraph: there is no parent graph to send it to. "
+            "Return it from a graph added to another with add_node(name, compiled_graph), "
+            "or drop graph=Command.PARENT to act on this graph."
+        )
 
 
 class CheckpointNotFound(OrchestrationError, LookupError):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 from orchestration.checkpoint import serde
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointMetadata
@@ -36,6 +36,12 @@ class Command[N]:
     update: Any = None
     goto: str | Send | Sequence[str | Send] = ()
     resume: Any = None
+    # `Command.PARENT`: returned by a node of a subgraph, the command is for the parent graph
+    # (a hand-off): the subgraph stops there, and the parent's node that ran it takes
+    # `update` and `goto` as its own result. Any other value means this graph, as in LangGraph.
+    graph: str | None = None
+
+    PARENT: ClassVar[str] = "__parent__"
 
 
 @final

@@ -19,15 +19,16 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
 from orchestration.context import RunContext, current_run
-from orchestration.errors import InvalidUpdateError
+from orchestration.errors import InvalidUpdateError, ParentCommand
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
 from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
 from orchestration.pregel.plan import Outcome, Task, normalize_result
-from orchestration.types import retry_wait
+from orchestration.types import Command, retry_wait
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec, NodeSpec
@@ -58,6 +59,10 @@ def run_task(
             scope.calls = scope.subcalls = 0
             try:
                 result = run_sync(fn, arg) if node.is_async else fn(arg)
+            except ParentCommand as handoff:
+                # A subgraph this node ran handed off to this graph: its command is the
+                # node's result (LangGraph: the task whose namespace the command names).
+                return _finish(spec, task, handoff.command, resume)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -95,6 +100,8 @@ async def arun_task(
             scope.calls = scope.subcalls = 0
             try:
                 result = await fn(arg)
+            except ParentCommand as handoff:
+                return _finish(spec, task, handoff.command, resume)
             except Exception as error:
                 settled = _settle_failure(node, task, error, attempt, resume)
                 if isinstance(settled, Outcome):
@@ -131,6 +138,10 @@ def _settle_failure(
 
 
 def _finish(spec: GraphSpec, task: Task, result: Any, resume: list[Any]) -> Outcome:
+    if type(result) is Command and result.graph == Command.PARENT:
+        # For the parent graph: the loop raises it out of this graph's run (`_superstep`).
+        handoff = ParentCommand(dataclass_replace(result, graph=None), task.node)
+        return Outcome(task, error=handoff, resume=resume)
     try:
         update, goto = normalize_result(spec.schema, task.node, result)
     except InvalidUpdateError as error:

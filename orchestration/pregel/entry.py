@@ -17,7 +17,12 @@ from orchestration.checkpoint.base import (
     PendingWrite,
     new_checkpoint_id,
 )
-from orchestration.errors import CheckpointNotFound, InvalidUpdateError, ThreadBusyError
+from orchestration.errors import (
+    AmbiguousResumeError,
+    CheckpointNotFound,
+    InvalidUpdateError,
+    ThreadBusyError,
+)
 from orchestration.interrupts import INTERRUPT_ID, interrupt_id
 from orchestration.pregel.effects import (
     Core,
@@ -58,7 +63,8 @@ if TYPE_CHECKING:
 
 
 def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
-    """Find where this call starts (the invoke table). Returns (head, skip_before)."""
+    """Find where this call starts (the invoke table). Returns (head, skip_before, applied):
+    `applied` when the call wrote new input (a checkpoint of its own), not when it resumes."""
     spec = settings.spec
     tup: CheckpointTuple | None = None if settings.fresh else (yield Get(config))
     forked = False
@@ -74,7 +80,7 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
 
     if isinstance(input, Command):
         if input.resume is not None:
-            return (yield from _resume(settings, head, input)), True
+            return (yield from _resume(settings, head, input)), True, False
         updates = spec.schema.check_update("input", input.update or {})
         goto = gotos_of(input)
     else:
@@ -82,16 +88,18 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
         goto = []
 
     if head is None:
-        return (yield from _write_input(settings, None, updates, goto)), False
+        return (yield from _write_input(settings, None, updates, goto)), False, True
     if head.checkpoint.next:
         if not updates and not goto:
-            return head, BEFORE_TASK in head.writes
+            return head, BEFORE_TASK in head.writes, False
         if not forked and config.checkpoint_id is None:
             raise ThreadBusyError(_busy(settings.thread_id, head))
-        return (yield from _write_input(settings, head, updates, goto, keep_next=True)), False
+        return (
+            (yield from _write_input(settings, head, updates, goto, keep_next=True)), False, True
+        )
     if not updates and not goto:
-        return head, False  # finished, nothing new: the loop finds no task and returns its state
-    return (yield from _write_input(settings, head, updates, goto)), False
+        return head, False, False  # finished, nothing new: the loop finds no task, returns
+    return (yield from _write_input(settings, head, updates, goto)), False, True
 
 
 def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> Core:
@@ -284,7 +292,7 @@ def _answers(
         iid = same[0] if same else next(iter(given))
         answers = {iid: resume}
     else:
-        raise InvalidUpdateError(
+        raise AmbiguousResumeError(
             f"thread {settings.thread_id!r} has {len(by_id)} pending interrupts "
             f"({', '.join(f'{i} in {o.task.node!r}' for i, (_, o) in by_id.items())}); answer "
             "them by id: Command(resume={interrupt_id: answer, ...})"

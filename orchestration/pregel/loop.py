@@ -7,7 +7,8 @@ It is a generator of effects (effects.py), so it never does I/O itself; where a 
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import contextlib
+from collections.abc import Generator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ from orchestration.checkpoint.base import (
 from orchestration.errors import (
     GraphRecursionError,
     InvalidUpdateError,
+    ParentCommand,
     SerializationError,
 )
 from orchestration.pregel.effects import (
@@ -48,11 +50,13 @@ from orchestration.pregel.plan import (
     encode_done,
     encode_waiting,
     hold_deferred,
+    live_view,
     new_versions,
     plan_next,
     recover,
     state_of,
     tasks_of,
+    write_order,
     writes_metadata,
 )
 from orchestration.pregel.streams import (
@@ -63,13 +67,14 @@ from orchestration.pregel.streams import (
     task_chunks,
     update_chunks,
 )
+from orchestration.types import Command
 
 
 def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
     """Everything `invoke` does; returns the final (or paused) state as a schema instance
     (a paused dict state also carries `"__interrupt__"`, as LangGraph's)."""
     spec = settings.spec
-    head, skip_before = yield from begin(settings, input, config)
+    head, skip_before, applied = yield from begin(settings, input, config)
     modes = settings.modes
     if modes and (head.metadata.source == "input" or tasks_of(head)):
         # LangGraph streams the state a call starts from (the input's, or the resumed one).
@@ -78,12 +83,13 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
         if not RUN_MODES.isdisjoint(modes):
             yield from checkpoint_chunks(modes, head)
     steps = 0
+    allowed = _steps_allowed(settings.recursion_limit, applied and not isinstance(input, Command))
     while True:
+        if steps > allowed:
+            raise GraphRecursionError(_recursion_message(settings, head, steps))
         tasks = tasks_of(head)
         if not tasks:
             return state_of(spec.schema, head)
-        if steps >= settings.recursion_limit:
-            raise GraphRecursionError(_recursion_message(settings, head, steps))
         if settings.interrupt_before and not skip_before and _stops_before(settings, head, tasks):
             yield PutWrites(head.config, [(PAUSED, _before(settings, tasks))], BEFORE_TASK)
             yield from _emit_stop(settings, head, ())
@@ -102,10 +108,24 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
             return state_of(spec.schema, head)
 
 
+def _steps_allowed(recursion_limit: int, new_input: bool) -> int:
+    """The most supersteps a call may run and still return, counted as LangGraph counts
+    them, so a program stops where it stopped there: a call with new input spends one step
+    of the limit on the input (LangGraph's `__start__` task); a resume (a `Command`, or
+    `None` on a thread that ran) gets one spare. The count is checked at the top of each
+    round, before the call looks for work: one superstep more raises `GraphRecursionError`
+    even if the graph has then finished, as LangGraph's does. `recursion_limit=3`: new input
+    may run two supersteps, a resume four."""
+    return recursion_limit - 1 if new_input else recursion_limit + 1
+
+
 def _recursion_message(settings: RunSettings, head: Head, steps: int) -> str:
+    left = list(head.checkpoint.next)
     what = (
-        f"the graph ran {steps} supersteps without finishing "
-        f"(recursion_limit={settings.recursion_limit}), before {list(head.checkpoint.next)}"
+        f"the call ran {steps} supersteps and reached recursion_limit="
+        f"{settings.recursion_limit} (counted as LangGraph counts it: new input spends one "
+        "step, a resume gets one spare), "
+        + (f"before {left}" if left else "after the graph's last step")
     )
     if settings.context is not None and not settings.context.durable:
         # Without a saver nothing was kept: advising a resume would mislead.
@@ -166,8 +186,13 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
     if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
         yield from result_chunks(settings.modes, done, step)
     for outcome in done:
+        if type(outcome.error) is ParentCommand:
+            # A hand-off to the parent graph ends this (sub)graph's run here, this superstep
+            # unsaved, as in LangGraph: the parent's task applies the command instead.
+            raise outcome.error
+    for outcome in done:
         if outcome.error is not None or outcome.interrupt is not None:
-            return (yield from _stop(settings, head, done, state, step))
+            return (yield from _stop(settings, head, done, state, values, step))
     try:
         new_head = yield from _commit(settings, head, done, step, values, input_writers)
     except Exception as error:
@@ -217,9 +242,13 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
     return done, values, input_writers, state
 
 
-def _stop(settings: RunSettings, head: Head, done: list[Outcome], state: Any, step: int) -> Core:
+def _stop(
+    settings: RunSettings, head: Head, done: list[Outcome], state: Any,
+    values: Mapping[str, Any], step: int,
+) -> Core:
     """A task failed (raise, after saving what its siblings wrote) or waits for an answer
-    (save the writes, pause): returns (True, head) with the state the tasks saw."""
+    (save the writes, pause): returns (True, head) with the state to return: the tasks'
+    state with the finished tasks' updates applied (LangGraph's live view, `live_view`)."""
     failed = [o for o in done if o.error is not None]
     if failed:
         yield from _fail(head, done, _failure(settings, head, failed[0], step))
@@ -228,6 +257,11 @@ def _stop(settings: RunSettings, head: Head, done: list[Outcome], state: Any, st
     head.interrupts = tuple(o.interrupt for o in waiting if o.interrupt)
     yield from _emit_stop(settings, head, head.interrupts)
     head.state = state
+    finished = [o for o in done if o.update is not None and o.error is None]
+    live = live_view(settings.spec.schema, head, finished, values) if finished else None
+    if live is not None:
+        with contextlib.suppress(InvalidUpdateError):  # a schema refusal shows at the commit
+            head.state = settings.spec.schema.instance(live[0])
     return True, head
 
 
@@ -325,17 +359,6 @@ def _keep_finished(head: Head, outcomes: Sequence[Outcome]) -> Core:
             return
 
 
-def _write_order(outcome: Outcome) -> tuple[int, str, int]:
-    """The order a superstep's updates go through the reducers: LangGraph's (tasks sorted by
-    their path), so a fan-out's appends land in the same order on both: the nodes an edge
-    or router reached by name, then `Send` tasks in the order they were sent. Not the order
-    the edges were added in, nor the order the tasks finished."""
-    task = outcome.task
-    if task.arg is NO_ARG:
-        return (0, task.node, 0)
-    return (1, "", task.index)
-
-
 def _commit(
     settings: RunSettings,
     head: Head,
@@ -346,7 +369,7 @@ def _commit(
 ) -> Core:
     spec = settings.spec
     schema = spec.schema
-    ordered = sorted(outcomes, key=_write_order) if len(outcomes) > 1 else outcomes
+    ordered = sorted(outcomes, key=write_order) if len(outcomes) > 1 else outcomes
     updates = [(o.task.node, o.update or {}) for o in ordered]
     values, writers = apply_updates(schema, base, updates, step)
     values, state = schema.state_from(values, writers, step)

@@ -348,7 +348,8 @@ def normalize_result(schema: Schema, node: str, result: Any) -> tuple[dict[str, 
     if result is None:
         return NO_UPDATE, []
     if isinstance(result, Command):
-        update = {} if result.update is None else schema.check_update(node, result.update)
+        # No update streams as `{node: None}`, as a node returning None does (LangGraph's).
+        update = NO_UPDATE if result.update is None else schema.check_update(node, result.update)
         return update, gotos_of(result)
     return schema.check_update(node, result), []
 
@@ -413,6 +414,50 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
     elif outcome.interrupt is not None and outcome.interrupt_index < len(outcome.resume):
         outcome.interrupt = None  # answered: the record stays so a fork can ask it again
     return outcome
+
+
+def write_order(outcome: Outcome) -> tuple[int, str, int]:
+    """The order a superstep's updates go through the reducers: LangGraph's (tasks sorted by
+    their path), so a fan-out's appends land in the same order on both: the nodes an edge
+    or router reached by name, then `Send` tasks in the order they were sent. Not the order
+    the edges were added in, nor the order the tasks finished."""
+    task = outcome.task
+    if task.arg is NO_ARG:
+        return (0, task.node, 0)
+    return (1, "", task.index)
+
+
+def live_view(
+    schema: Schema, head: Head, finished: Sequence[Outcome] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    """LangGraph 1.x's view of a thread's latest checkpoint whose superstep stopped half-way
+    (a task waits at `interrupt()` or failed, siblings finished): the checkpoint's values
+    with the finished tasks' updates applied, and the nodes still to run. None when no task
+    has finished, or when their updates cannot be applied together (the superstep could not
+    commit them either): the committed checkpoint is then the view. `finished` are the
+    finished tasks' outcomes when the caller has them (the loop); else they are read from
+    the head's pending writes; `base`, the values they started from (the checkpoint's unless
+    a resume brought an update)."""
+    if finished is None:
+        finished = []
+        for task in tasks_of(head):
+            writes = head.writes.get(task.id)
+            if writes:
+                outcome = recover(task, writes)
+                if outcome.update is not None:
+                    finished.append(outcome)
+    if not finished:
+        return None
+    done = {o.task.id for o in finished}
+    ordered = sorted(finished, key=write_order)
+    updates = [(o.task.node, o.update or {}) for o in ordered]
+    try:
+        start = head.checkpoint.values if base is None else base
+        values, _ = apply_updates(schema, start, updates, head.metadata.step + 1)
+    except InvalidUpdateError:
+        return None
+    return values, tuple(t.node for t in tasks_of(head) if t.id not in done)
 
 
 def pending_interrupts(head: Head) -> list[tuple[Task, Outcome]]:

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 from orchestration.checkpoint.namespaces import SEPARATOR, child_ns
+from orchestration.config import DEFAULT_RECURSION_LIMIT
 from orchestration.context import RunContext, current_run
 from orchestration.errors import OrchestrationError
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task, interrupt_id
+from orchestration.pregel.durability import ExitSaver
 from orchestration.pregel.effects import Core, Get, RunSettings
 from orchestration.pregel.loop import run_core
 from orchestration.pregel.plan import RESUME, head_of, pending_interrupts
@@ -144,6 +146,8 @@ def _prepare(
             "as a subgraph; pause it with interrupt() inside its nodes instead"
         )
     saver = run.saver
+    if isinstance(saver, ExitSaver):
+        saver = saver.nested()  # durability="exit": the call's end stores the child's too
     if saver is None:
         # The parent keeps nothing, but the child still needs its steps to pause and resume
         # within this call; a private memory saver does that and goes away with the call.
@@ -164,7 +168,8 @@ def _prepare(
                          run.context)
     settings = RunSettings(
         graph.spec, run.thread_id, graph.interrupt_before, graph.interrupt_after, modes,
-        {PARENT_KEY: marker, PARENT_CHECKPOINT: scope.task.checkpoint_id}, 10_000, context,
+        {PARENT_KEY: marker, PARENT_CHECKPOINT: scope.task.checkpoint_id},
+        run.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT), context,
     )
     return saver, _child_core(settings, input, node, marker, scope), ns
 

@@ -120,9 +120,14 @@ def test_partial_answer_reruns_only_answered_tasks_and_others_stay_interrupted(
     compiled = parallel_questions(saver)
     compiled.invoke(None, config)
     pending = {i.node: i.id for i in compiled.get_state(config).interrupts}
-    assert compiled.invoke(Command(resume={pending["left"]: "L"}), config).log == []
+    # LangGraph 1.x's live view: the answered task's write shows, only `right` is left
+    assert compiled.invoke(Command(resume={pending["left"]: "L"}), config).log == ["left=L"]
     snapshot = compiled.get_state(config)
     assert [(i.node, i.id) for i in snapshot.interrupts] == [("right", pending["right"])]
+    assert (snapshot.values.log, snapshot.next) == (["left=L"], ("right",))
+    # the checkpoint itself, asked for by id, is the record: nothing of the step committed
+    record = compiled.get_state(snapshot.config)
+    assert (record.values.log, record.next) == ([], ("left", "right"))
     result = compiled.invoke(Command(resume={pending["right"]: "R"}), config)
     assert result.log == ["left=L", "right=R"]
 

@@ -173,7 +173,9 @@ def test_an_overwrite_kept_as_a_pending_write_is_applied_on_resume(saver, config
 
     compiled = fan_out(a, b, saver=saver)
     compiled.invoke({"log": ["old"]}, config)
-    assert compiled.get_state(config).next == ("a", "b")
+    latest = compiled.get_state(config)  # LangGraph 1.x's live view: `a`'s write shows
+    assert (latest.next, latest.values.log) == (("b",), ["reset by a"])
+    assert compiled.get_state(latest.config).next == ("a", "b")  # the record
     result = compiled.invoke(Command(resume="t"), config)
     assert (result.log, result.title, runs) == (["reset by a"], "t", ["a"])
 
