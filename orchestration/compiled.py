@@ -42,7 +42,13 @@ from orchestration.pregel.durability import ExitSaver, check_durability
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
-from orchestration.pregel.plan import NO_SAVER_THREAD, head_of, interrupts_of, live_view
+from orchestration.pregel.plan import (
+    NO_SAVER_THREAD,
+    head_of,
+    interrupts_of,
+    live_view,
+    raised_interrupts,
+)
 from orchestration.pregel.subgraphs import (
     ainvoke_inside,
     inside_task,
@@ -94,7 +100,7 @@ def _build_snapshots(
         snapshot.metadata = metadata
         snapshot.created_at = ts
         snapshot.parent_config = parent
-        snapshot.interrupts = () if pending is None else interrupts_of(pending)
+        snapshot.interrupts = () if pending is None else raised_interrupts(pending)
         snapshot.tasks = ()
         snapshot.__class__ = snapshot_class  # type: ignore[assignment]
         append(snapshot)  # type: ignore[arg-type]
@@ -446,10 +452,16 @@ class CompiledGraph:
     def _live(
         self, snapshot: StateSnapshot, tup: CheckpointTuple, config: CheckpointConfig
     ) -> StateSnapshot:
-        """The thread's latest state as LangGraph 1.x shows it (its "live" snapshot): when its
-        superstep stopped half-way, the finished tasks' writes applied and those tasks out of
-        `next`. A checkpoint asked for by id is shown as committed (LangGraph's record)."""
-        if config.checkpoint_id is not None or not tup.pending_writes or not snapshot.next:
+        """The thread's latest state as LangGraph 1.x shows it (its "live" snapshot): only the
+        interrupts still waiting, and when its superstep stopped half-way, the finished
+        tasks' writes applied and those tasks out of `next`. A checkpoint asked for by id is
+        shown as the record of its step (`_build_snapshots`), as in LangGraph."""
+        if config.checkpoint_id is not None or not tup.pending_writes:
+            return snapshot
+        waiting = interrupts_of(tup)
+        if waiting != snapshot.interrupts:
+            snapshot = replace(snapshot, interrupts=waiting)
+        if not snapshot.next:
             return snapshot
         schema = self.spec.schema
         live = live_view(schema, head_of(tup))

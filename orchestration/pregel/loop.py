@@ -219,6 +219,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
     outcomes: list[Outcome | None] = [None] * len(tasks)
     work: list[tuple[Task, Any, list[Any]]] = []
     slots: list[int] = []
+    raised: dict[int, list[Any]] = {}
     for i, task in enumerate(tasks):
         resume: list[Any] = []
         writes = head.writes.get(task.id)
@@ -228,6 +229,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
                 outcomes[i] = recovered  # finished earlier, or still waiting for an answer
                 continue
             resume = recovered.resume
+            raised[i] = [record for channel, record in writes if channel == INTERRUPT][-1:]
         work.append((task, state if task.arg is NO_ARG else task.arg, resume))
         slots.append(i)
     if work:
@@ -237,6 +239,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
             spec, work, settings.thread_id, step, settings.context
         )
         for i, outcome in zip(slots, results, strict=True):
+            outcome.raised = raised.get(i, [])
             outcomes[i] = outcome
     done = [o for o in outcomes if o is not None]
     return done, values, input_writers, state

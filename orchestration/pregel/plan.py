@@ -94,6 +94,10 @@ class Outcome:
     resume: list[Any] = field(default_factory=list)
     error: BaseException | None = None
     fresh: bool = True  # run in this call (False: recovered from pending writes)
+    # The record of the interrupt an earlier pass of this task raised on this checkpoint (its
+    # last, as LangGraph keeps one per task): the task's writes now replace that pass's, and
+    # keep it once the task finishes (a checkpoint's record lists what its step raised).
+    raised: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -363,7 +367,8 @@ def gotos_of(command: Command[Any]) -> list[str | Send]:
 
 
 def encode_done(outcome: Outcome) -> list[tuple[str, Any]]:
-    writes: list[tuple[str, Any]] = list((outcome.update or {}).items())
+    writes: list[tuple[str, Any]] = [(INTERRUPT, record) for record in outcome.raised]
+    writes += (outcome.update or {}).items()
     if outcome.goto:
         writes.append((GOTO, [_encode_goto(g) for g in outcome.goto]))
     if outcome.resume:
@@ -384,8 +389,8 @@ def encode_waiting(outcome: Outcome) -> list[tuple[str, Any]]:
     writes: list[tuple[str, Any]] = []
     if outcome.resume:
         writes.append((RESUME, list(outcome.resume)))
-    if outcome.interrupt is not None:
-        it = outcome.interrupt
+    it = outcome.interrupt
+    if it is not None:
         record = {"id": it.id, "value": it.value, "node": it.node, "index": outcome.interrupt_index}
         writes.append((INTERRUPT, record))
     return writes
@@ -497,6 +502,21 @@ def held_updates(writes: Sequence[tuple[str, Any]]) -> list[tuple[list[tuple[str
     if items:  # written before updates were marked: which command it came with is unknown
         held.append((items, None))
     return held
+
+
+def raised_interrupts(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
+    """Every interrupt the checkpoint's tasks raised, answered since or not, in task order:
+    the checkpoint as a record of its step (LangGraph 1.x's history and snapshots by id).
+    `interrupts_of` is what still waits."""
+    if not tup.pending_writes:
+        return ()
+    head = head_of(tup)
+    raised = []
+    for task in tasks_of(head):
+        for channel, value in head.writes.get(task.id, ()):
+            if channel == INTERRUPT:
+                raised.append(Interrupt(value["id"], value["value"], value["node"]))
+    return tuple(raised)
 
 
 def interrupts_of(tup: CheckpointTuple) -> tuple[Interrupt, ...]:

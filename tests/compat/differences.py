@@ -47,18 +47,9 @@ NORMALISED = {
     "task ids, triggers, timestamps": "engine bookkeeping in tasks/debug chunks; not compared.",
 }
 
-def answered_interrupts_hidden(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A history as Stepwise shows it: `StateSnapshot.interrupts` lists the interrupts still
-    waiting for an answer. LangGraph keeps listing, on the checkpoint where a run paused, the
-    interrupts answered since; Stepwise's review app reads a snapshot's interrupts as "what is
-    open", so an answered one is not listed (the answer is in the next checkpoints)."""
-    return [{**snapshot, "interrupts": []} if n else snapshot for n, snapshot in enumerate(history)]
-
-
 # Programs whose observations differ on purpose: (program, label) -> (LangGraph's, Stepwise's),
 # or -> a function from LangGraph's observation to what Stepwise must observe.
 EXPECTED: dict[tuple[str, str], Any] = {
-    ("async_review", "history"): answered_interrupts_hidden,
     # LangGraph lets interrupt() pause a graph that has no saver, so the answer can never be
     # given and the review is silently lost; Stepwise raises at once (API.md, third round).
     ("hitl_without_saver", "invoke"): (

@@ -98,6 +98,24 @@ def test_several_interrupts_in_one_node_are_answered_in_order(saver, config) -> 
     assert len(calls) == 3
 
 
+def test_the_latest_state_lists_what_waits_and_a_record_what_its_step_raised(
+    saver, config
+) -> None:
+    compiled = parallel_questions(saver)
+    compiled.invoke(None, config)
+    pending = {i.node: i.id for i in compiled.get_state(config).interrupts}
+    compiled.invoke(Command(resume={pending["left"]: "L"}), config)
+    latest = compiled.get_state(config)
+    assert [i.node for i in latest.interrupts] == ["right"]  # still waiting
+    record = compiled.get_state(latest.config)  # the same checkpoint, asked for by id
+    assert [i.node for i in record.interrupts] == ["left", "right"]  # raised there
+    compiled.invoke(Command(resume={pending["right"]: "R"}), config)
+    finished, paused = compiled.get_state_history(config)[:2]
+    assert finished.interrupts == ()
+    assert [i.id for i in paused.interrupts] == [pending["left"], pending["right"]]
+    assert compiled.get_state(config).interrupts == ()
+
+
 def parallel_questions(saver: Any) -> Any:
     graph = StateGraph(Log)
     for name in ("left", "right"):
