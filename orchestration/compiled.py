@@ -504,10 +504,11 @@ class CompiledGraph:
         limit: int | None = None,
         before: CheckpointConfig | str | None = None,
         filter: Mapping[str, Any] | None = None,
-    ) -> list[StateSnapshot]:
+    ) -> StateHistory:
         """The thread's checkpoints, newest first: the `limit` newest of those created before
         `before` (a config or a checkpoint id) whose metadata matches `filter` (`source`,
-        `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`)."""
+        `step` or a key of `metadata.extra`, as in `BaseCheckpointSaver.list`). A list that
+        `next()` also takes from, as LangGraph's generator (`StateHistory`)."""
         saver = self._need_saver("get_state_history")
         config = as_checkpoint_config(config)
         with gc_paused():  # many objects, no cycles: see `gcpause`
@@ -517,7 +518,7 @@ class CompiledGraph:
                 before=_before(config, before),
                 filter=filter,
             )
-            return self._snapshots(reversed(entries))
+            return StateHistory(self._snapshots(reversed(entries)))
 
     def aget_state_history(
         self,
@@ -582,6 +583,24 @@ class CompiledGraph:
             pass
         written: CheckpointConfig = result[0]
         return written
+
+
+class StateHistory(list[StateSnapshot]):
+    """What `get_state_history` returns: Stepwise's list (newest first: index it, `len`,
+    slice), and also an iterator as LangGraph's generator is, so `next(history)` takes the
+    next snapshot not taken yet. `for` and `list(...)` see every snapshot either way."""
+
+    __slots__ = ("_taken",)
+
+    def __init__(self, snapshots: Iterable[StateSnapshot] = ()) -> None:
+        super().__init__(snapshots)
+        self._taken = 0
+
+    def __next__(self) -> StateSnapshot:
+        if self._taken >= len(self):
+            raise StopIteration
+        self._taken += 1
+        return self[self._taken - 1]
 
 
 class AsyncHistory:
