@@ -43,6 +43,7 @@ from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
 from orchestration.pregel.loop import run_core
 from orchestration.pregel.plan import (
+    INTERRUPT,
     NO_SAVER_THREAD,
     head_of,
     interrupts_of,
@@ -54,6 +55,7 @@ from orchestration.pregel.subgraphs import (
     inside_task,
     invoke_inside,
     pending_tasks,
+    values_of,
 )
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
@@ -170,6 +172,12 @@ class CompiledGraph:
         return (self.spec.input or self.spec.schema).cls
 
     @property
+    def output_schema(self) -> type[Any]:
+        """The class whose fields `invoke` returns (`StateGraph(..., output_schema=...)`);
+        the state schema when none was declared, as in LangGraph."""
+        return (self.spec.output or self.spec.schema).cls
+
+    @property
     def nodes(self) -> tuple[str, ...]:
         return tuple(self.spec.nodes)
 
@@ -223,6 +231,13 @@ class CompiledGraph:
         if self.bound_config:
             config = batching.merged_config(self.bound_config, config)
         cfg, given = _as_config(config, self.saver)
+        metadata = given.get("metadata")
+        if metadata:
+            # LangGraph adds a config's `metadata` to each checkpoint the call writes, where
+            # `metadata["key"]` and `filter={"key": ...}` find it: ours is `metadata.extra`.
+            if not isinstance(metadata, Mapping):
+                raise TypeError(f"config['metadata'] must be a dict, not {metadata!r:.80}")
+            extra = {**metadata, **(extra or {})}
         if recursion_limit is None:
             recursion_limit = given.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         durable = self.saver is not None
@@ -251,6 +266,18 @@ class CompiledGraph:
             ),
         )
         return run_core(settings, input, cfg)
+
+    def _output(self, result: Any) -> Any:
+        """`invoke`'s result: with an output schema, that schema's fields of the final state
+        as a dict (and `"__interrupt__"` when the run paused), as LangGraph returns it."""
+        output = self.spec.output
+        if output is None:
+            return result
+        values = values_of(result)
+        shown = {name: values[name] for name in output.fields if name in values}
+        if INTERRUPT in values:
+            shown[INTERRUPT] = values[INTERRUPT]
+        return shown
 
     def _call_saver(self, durability: str | None) -> BaseCheckpointSaver | None:
         """The saver a call writes through: the graph's; with `durability="exit"` one that
@@ -308,13 +335,13 @@ class CompiledGraph:
         `durability` (LangGraph 1.x's): "sync" or "async" (the default) store every
         superstep; "exit" only what the call ends with (`pregel/durability.py`)."""
         if self.saver is None and inside_task() is not None:
-            return invoke_inside(self, input)
+            return self._output(invoke_inside(self, input))
         saver = self._call_saver(durability)
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
             interrupt_after, context, saver,
         )
-        return run_blocking(core, saver)
+        return self._output(run_blocking(core, saver))
 
     async def ainvoke(
         self,
@@ -331,7 +358,7 @@ class CompiledGraph:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
         if self.saver is None and inside_task() is not None:
-            return await ainvoke_inside(self, input)
+            return self._output(await ainvoke_inside(self, input))
         result: list[Any] = []
         saver = self._call_saver(durability)
         core = self._core(
@@ -340,7 +367,7 @@ class CompiledGraph:
         )
         async for _ in adrive(core, saver, result):
             pass
-        return result[0]
+        return self._output(result[0])
 
     def stream(
         self,

@@ -81,21 +81,33 @@ class StateGraph:
         input_schema: type[Any] | None = None,
         input: type[Any] | None = None,  # noqa: A002 - LangGraph's older name for input_schema
         context_schema: type[Any] | None = None,
+        output_schema: type[Any] | None = None,
+        output: type[Any] | None = None,  # LangGraph's older name for output_schema
     ) -> None:
         """`input_schema` (LangGraph's keyword; `input=` is its older, deprecated alias) names
         the fields a caller may give at the start: `invoke` refuses any other key, so state
         the graph's nodes own (a decision, an override) cannot be set from outside.
         `context_schema` (LangGraph 1.x) is the type of what `invoke(..., context=...)` gives
-        the nodes through `Runtime.context`; kept as `context_schema`, for the reader."""
+        the nodes through `Runtime.context`; kept as `context_schema`, for the reader.
+        `output_schema` (`output=`, deprecated) names the fields `invoke` returns, as a dict
+        (the state keeps every field: `get_state` and `stream` show them all, as in
+        LangGraph); a subgraph gives its parent only those."""
         if input is not None:
             warnings.warn(
                 "StateGraph(input=...) is deprecated (as in LangGraph); use input_schema=...",
                 DeprecationWarning, stacklevel=2,
             )
             input_schema = input_schema or input
+        if output is not None:
+            warnings.warn(
+                "StateGraph(output=...) is deprecated (as in LangGraph); use output_schema=...",
+                DeprecationWarning, stacklevel=2,
+            )
+            output_schema = output_schema or output
         self.schema = Schema(schema)
         self.context_schema = context_schema
         self.input_schema = input_schema_of(self.schema, input_schema)
+        self.output_schema = input_schema_of(self.schema, output_schema, "output_schema")
         register_with_serializer(self.schema.user_types())
         if self.input_schema is not None:
             register_with_serializer(self.input_schema.user_types())
@@ -299,6 +311,7 @@ class StateGraph:
             },
             frozenset(name for name, node in self._nodes.items() if node.defer),
             self.input_schema,
+            self.output_schema,
         )
         return CompiledGraph(
             spec,

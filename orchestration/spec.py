@@ -105,8 +105,14 @@ class GraphSpec:
     # `StateGraph(State, input_schema=Input)`: the fields a caller may give at the start;
     # `None`: every state field (see `state.start_updates`).
     input: Schema | None = None
+    # `StateGraph(State, output_schema=Output)`: the fields `invoke` returns; `None`: all.
+    output: Schema | None = None
 
     @property
     def input_fields(self) -> frozenset[str]:
         return frozenset((self.input or self.schema).fields)
+
+    @property
+    def output_fields(self) -> frozenset[str]:
+        return frozenset((self.output or self.schema).fields)
 

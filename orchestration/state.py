@@ -330,18 +330,19 @@ def register_with_serializer(types: Iterable[type]) -> None:
         serde.register(*types)
 
 
-def input_schema_of(state: Schema, cls: Any) -> Schema | None:
-    """`StateGraph(State, input_schema=Input)`: the fields a caller may give at the start.
-    `None` when no input schema is declared (or it is the state itself): every field."""
+def input_schema_of(state: Schema, cls: Any, what: str = "input_schema") -> Schema | None:
+    """`StateGraph(State, input_schema=Input)`: the fields a caller may give at the start
+    (`what="output_schema"`: the fields `invoke` returns). `None` when none is declared (or
+    it is the state itself): every field."""
     if cls is None or cls is state.cls:
         return None
     given = Schema(cls)
     unknown = sorted(set(given.fields) - set(state.fields))
     if unknown:
         raise TypeError(
-            f"input_schema {cls.__name__} declares {unknown}, which are not fields of the state "
+            f"{what} {cls.__name__} declares {unknown}, which are not fields of the state "
             f"{state.cls.__name__} (fields: {sorted(state.fields)}); add them to the state, or "
-            "drop them from the input schema"
+            f"drop them from the {what.replace('_', ' ')}"
         )
     return given
 

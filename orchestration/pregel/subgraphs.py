@@ -63,7 +63,7 @@ class SubgraphNode:
         self.graph = graph
         self.name = name
         self.__name__ = name
-        child_fields = graph.spec.schema.fields
+        child_fields = graph.spec.output_fields  # an output schema's, else all the child's
         # A child with an input_schema gets those fields only (LangGraph passes the parent's
         # state and keeps the child's input keys; invoke() refuses the others, see entry).
         self._inputs = graph.spec.input_fields
