@@ -2,7 +2,13 @@
 
 from orchestration.compiled import CompiledGraph
 from orchestration.config import RunnableConfig, get_config
-from orchestration.context import Runtime, get_runtime, get_store, get_stream_writer
+from orchestration.context import (
+    Runtime,
+    StreamWriter,
+    get_runtime,
+    get_store,
+    get_stream_writer,
+)
 from orchestration.errors import (
     CheckpointNotFound,
     GraphRecursionError,
@@ -15,14 +21,17 @@ from orchestration.errors import (
     ThreadBusyError,
 )
 from orchestration.graph import StateGraph
-from orchestration.interrupts import interrupt, task_key
-from orchestration.messages import MessagesState
+from orchestration.interrupts import GraphInterrupt, interrupt, task_key
+from orchestration.messages import MessagesState, add_messages
+from orchestration.pregel.durability import Durability
+from orchestration.pregel.effects import StreamMode
 from orchestration.types import (
     END,
     START,
     Command,
     Interrupt,
     Overwrite,
+    PregelTask,
     RetryPolicy,
     Send,
     StateSnapshot,
@@ -34,6 +43,8 @@ __all__ = [
     "CheckpointNotFound",
     "Command",
     "CompiledGraph",
+    "Durability",
+    "GraphInterrupt",
     "GraphRecursionError",
     "ParentCommand",
     "GraphValidationError",
@@ -43,6 +54,7 @@ __all__ = [
     "NodeError",
     "OrchestrationError",
     "Overwrite",
+    "PregelTask",
     "RetryPolicy",
     "RunnableConfig",
     "Runtime",
@@ -50,7 +62,10 @@ __all__ = [
     "SerializationError",
     "StateGraph",
     "StateSnapshot",
+    "StreamMode",
+    "StreamWriter",
     "ThreadBusyError",
+    "add_messages",
     "get_config",
     "get_runtime",
     "get_store",

@@ -78,6 +78,16 @@ class Runtime[C]:
     previous: Any = None
 
 
+# The type of `get_stream_writer()`'s callable, and of a node's `writer` parameter.
+StreamWriter = Callable[[Any], None]
+
+
+def with_writer_param(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` itself, or, when it declares a keyword parameter `writer`, a node function that
+    passes it `get_stream_writer()` (as LangGraph does for `writer: StreamWriter`)."""
+    return _with_param(fn, "writer", get_stream_writer)
+
+
 def get_runtime(context_schema: Any = None) -> Runtime[Any]:
     """Inside a node: the run's `Runtime` (LangGraph's `get_runtime`). `context_schema` is
     only a hint for type checkers, as there."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
 from orchestration.config import wants_config
-from orchestration.context import with_runtime_param, with_store_param
+from orchestration.context import with_runtime_param, with_store_param, with_writer_param
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
 from orchestration.state import Schema, input_schema_of, register_with_serializer
@@ -184,7 +184,7 @@ class StateGraph:
         if destinations is not None and targets != "*":
             named = destinations.keys() if isinstance(destinations, Mapping) else destinations
             targets = tuple(dict.fromkeys([*targets, *map(str, named)]))
-        fn = with_runtime_param(with_store_param(fn))
+        fn = with_runtime_param(with_store_param(with_writer_param(fn)))
         self._nodes[name] = NodeSpec(
             name,
             fn,
