@@ -152,6 +152,33 @@ class Checkpoint:
     next: tuple[str, ...] = ()
     internal: Mapping[str, Any] = _EMPTY
 
+    # Read as LangGraph's checkpoint dict, for code that reads a saver's tuples:
+    # `checkpoint["channel_values"]` (the values), `["channel_versions"]`, `["id"]`, and
+    # `["ts"]` as the ISO string LangGraph stores.
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "channel_values":
+            return self.values
+        if key == "channel_versions":
+            return self.versions
+        if key == "id":
+            return self.id
+        if key == "ts":
+            return self.ts.isoformat()
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> tuple[str, ...]:
+        return _CHECKPOINT_KEYS
+
+
+_CHECKPOINT_KEYS = ("id", "ts", "channel_values", "channel_versions")
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointMetadata:
@@ -354,6 +381,11 @@ class BaseCheckpointSaver(ABC):
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
 
+    def get(self, config: CheckpointConfig) -> Checkpoint | None:
+        """The checkpoint of `get_tuple(config)`, as LangGraph's saver `get` returns it."""
+        tup = self.get_tuple(config)
+        return tup.checkpoint if tup is not None else None
+
     def list_history(
         self,
         config: CheckpointConfig,
@@ -411,6 +443,10 @@ class BaseCheckpointSaver(ABC):
 
     async def aget_tuple(self, config: CheckpointConfig) -> CheckpointTuple | None:
         return await self._offload(self.get_tuple, config)
+
+    async def aget(self, config: CheckpointConfig) -> Checkpoint | None:
+        tup = await self.aget_tuple(config)
+        return tup.checkpoint if tup is not None else None
 
     async def alist(
         self,
