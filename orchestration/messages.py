@@ -1,8 +1,10 @@
 """`add_messages`, LangGraph's reducer for a chat history, without LangChain.
 
 Messages are dicts (`{"role": "user", "content": "hi", "id": "..."}`) or objects that look
-like LangChain messages (`.id`, `.type`, `.content`); both are kept as given. Exported by
-`orchestration.reducers`.
+like LangChain messages (`.id`, `.type`, `.content`). A dict is kept as a `Message`: still
+that dict, and also readable as LangChain's message objects are (`m.content`, `m.type`),
+because LangGraph code reads them so (LangGraph turns dicts into LangChain objects). Objects
+are kept as given. Exported by `orchestration.reducers`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,62 @@ class RemoveMessage:
     content: str = ""
 
 
+# LangChain's message `type` for a dict's `role`.
+_TYPES = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai", "system": "system",
+          "tool": "tool", "function": "function"}
+# What a LangChain message has when a dict does not say: read as these.
+_ABSENT: dict[str, Any] = {
+    "name": None, "tool_calls": (), "invalid_tool_calls": (), "tool_call_id": None,
+    "additional_kwargs": {}, "response_metadata": {}, "usage_metadata": None,
+}
+
+
+class Message(dict[str, Any]):
+    """A chat message: the dict it was given (`{"role", "content", "id", ...}`, equal to it,
+    stored and shown as it), also read as LangChain's message objects are, so LangGraph code
+    runs: `m.content`, `m.id`, `m.type` ("human", "ai", "system", "tool", from `role`),
+    `m.tool_calls` (empty when absent), `m.name`, ... and `m.pretty_print()`. Setting
+    `m.content = ...` sets the key."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "type":
+            role = self.get("role", self.get("type"))
+            return _TYPES.get(role, role) if isinstance(role, str) else role
+        try:
+            return self[name]
+        except KeyError:
+            if name in _ABSENT:
+                default = _ABSENT[name]
+                return [] if default == () else dict(default) if default == {} else default
+            raise AttributeError(
+                f"message has no {name!r} (its keys: {sorted(self)})"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def text(self) -> str:
+        content = self.get("content", "")
+        return content if isinstance(content, str) else str(content)
+
+    def pretty_repr(self) -> str:
+        """LangChain's `pretty_repr`: a title line, the name if any, then the content."""
+        title = f" {str(self.type).title()} Message "
+        side = "=" * ((80 - len(title)) // 2)
+        lines = [f"{side}{title}{side}{'=' if len(title) % 2 else ''}"]
+        if self.get("name") is not None:
+            lines.append(f"Name: {self['name']}")
+        return "\n".join(lines) + f"\n\n{self.get('content', '')}"
+
+    def pretty_print(self) -> None:
+        print(self.pretty_repr())  # noqa: T201 - LangChain's method prints
+
+
+serde.register_message_class(Message)
+
+
 def _is_remove(message: Any) -> bool:
     """Ours, or LangChain's RemoveMessage (an object whose `type` is "remove")."""
     return isinstance(message, RemoveMessage) or (
@@ -43,10 +101,12 @@ def _id_of(message: Any) -> Any:
 def _with_id(message: Any) -> Any:
     """The message, given an id if it has none (a copy for a dict; set on an object)."""
     if _id_of(message) is not None:
+        if isinstance(message, Mapping) and type(message) is not Message:
+            return Message(message)
         return message
     new_id = str(uuid.uuid4())
     if isinstance(message, Mapping):
-        return {**message, "id": new_id}
+        return Message({**message, "id": new_id})
     try:
         message.id = new_id
     except AttributeError as error:
@@ -107,4 +167,4 @@ class MessagesState(TypedDict):
 # A RemoveMessage travels in updates, which are stored as pending writes.
 serde.register(RemoveMessage)
 
-__all__ = ["REMOVE_ALL_MESSAGES", "MessagesState", "RemoveMessage", "add_messages"]
+__all__ = ["REMOVE_ALL_MESSAGES", "Message", "MessagesState", "RemoveMessage", "add_messages"]

@@ -48,6 +48,7 @@ _ENUM = 10
 _DATACLASS = 11
 _PYDANTIC = 12
 _BIGINT = 13
+_MESSAGE = 14  # a chat message (`orchestration.messages.Message`): a dict read as an object
 
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
@@ -105,6 +106,26 @@ def register(*types: type) -> type | None:
             _name_of[cls] = name
             _ENCODERS[cls] = encoder
     return types[0] if types else None
+
+
+def register_message_class(cls: type[dict[str, Any]]) -> None:
+    """Store `cls` (a dict subclass: `orchestration.messages.Message`) as its items, loaded
+    back as `cls`. Kept apart from `register`: it is a dict, not a dataclass or model."""
+    global _message_class
+    _message_class = cls
+    _ENCODERS[cls] = _encode_message
+
+
+_message_class: type[dict[str, Any]] | None = None
+
+
+def _encode_message(value: dict[str, Any]) -> msgpack.ExtType:
+    return _ext(_MESSAGE, dict(value))
+
+
+def _decode_message(payload: bytes) -> Any:
+    items = _unpack(payload)
+    return items if _message_class is None else _message_class(items)
 
 
 def is_registered(cls: type) -> bool:
@@ -421,6 +442,7 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
     _DATACLASS: _decode_dataclass,
     _PYDANTIC: _decode_pydantic,
     _BIGINT: lambda p: int(p.decode()),
+    _MESSAGE: lambda p: _decode_message(p),
 }
 
 

@@ -40,7 +40,8 @@ NORMALISED = {
         "run on LangGraph) are not compared."
     ),
     "message classes": (
-        "LangGraph turns dict messages into LangChain objects; Stepwise keeps the dicts. "
+        "LangGraph turns dict messages into LangChain objects; Stepwise keeps them as "
+        "Message, the dict itself read as an object (m.content, m.type). "
         "Both compare as {'type', 'content'} (role 'user' = type 'human', 'assistant' = "
         "'ai'); ids generated for messages are random on both sides and not compared."
     ),
