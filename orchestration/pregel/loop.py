@@ -186,11 +186,6 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
     if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
         yield from result_chunks(settings.modes, done, step)
     for outcome in done:
-        if type(outcome.error) is ParentCommand:
-            # A hand-off to the parent graph ends this (sub)graph's run here, this superstep
-            # unsaved, as in LangGraph: the parent's task applies the command instead.
-            raise outcome.error
-    for outcome in done:
         if outcome.error is not None or outcome.interrupt is not None:
             return (yield from _stop(settings, head, done, state, values, step))
     try:
@@ -252,6 +247,11 @@ def _stop(
     """A task failed (raise, after saving what its siblings wrote) or waits for an answer
     (save the writes, pause): returns (True, head) with the state to return: the tasks'
     state with the finished tasks' updates applied (LangGraph's live view, `live_view`)."""
+    for outcome in done:
+        if type(outcome.error) is ParentCommand:
+            # A hand-off to the parent graph ends this (sub)graph's run here, this superstep
+            # unsaved, as in LangGraph: the parent's task applies the command instead.
+            raise outcome.error
     failed = [o for o in done if o.error is not None]
     if failed:
         yield from _fail(head, done, _failure(settings, head, failed[0], step))
