@@ -46,8 +46,8 @@ from orchestration.pregel.plan import (
     INTERRUPT,
     NO_SAVER_THREAD,
     head_of,
-    interrupts_of,
     live_view,
+    pending_interrupts,
     raised_interrupts,
 )
 from orchestration.pregel.subgraphs import (
@@ -485,13 +485,14 @@ class CompiledGraph:
         shown as the record of its step (`_build_snapshots`), as in LangGraph."""
         if config.checkpoint_id is not None or not tup.pending_writes:
             return snapshot
-        waiting = interrupts_of(tup)
+        head = head_of(tup)  # its pending writes grouped once, for both views below
+        waiting = tuple(o.interrupt for _, o in pending_interrupts(head) if o.interrupt)
         if waiting != snapshot.interrupts:
             snapshot = replace(snapshot, interrupts=waiting)
         if not snapshot.next:
             return snapshot
         schema = self.spec.schema
-        live = live_view(schema, head_of(tup))
+        live = live_view(schema, head)
         if live is None or not live[1]:
             # Every task finished but the superstep is not committed (a crash in between):
             # an empty `next` would read as a finished thread, so the record is shown.

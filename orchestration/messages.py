@@ -10,7 +10,7 @@ are kept as given. Exported by `orchestration.reducers`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
@@ -32,10 +32,12 @@ class RemoveMessage:
 # LangChain's message `type` for a dict's `role`.
 _TYPES = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai", "system": "system",
           "tool": "tool", "function": "function"}
-# What a LangChain message has when a dict does not say: read as these.
-_ABSENT: dict[str, Any] = {
-    "name": None, "tool_calls": (), "invalid_tool_calls": (), "tool_call_id": None,
-    "additional_kwargs": {}, "response_metadata": {}, "usage_metadata": None,
+# What a LangChain message has when a dict does not say: read as these (made afresh each
+# read, so a caller's change to an empty list or dict never reaches another message).
+_ABSENT: dict[str, Callable[[], Any]] = {
+    "name": lambda: None, "tool_calls": list, "invalid_tool_calls": list,
+    "tool_call_id": lambda: None, "additional_kwargs": dict, "response_metadata": dict,
+    "usage_metadata": lambda: None,
 }
 
 
@@ -56,8 +58,7 @@ class Message(dict[str, Any]):
             return self[name]
         except KeyError:
             if name in _ABSENT:
-                default = _ABSENT[name]
-                return [] if default == () else dict(default) if default == {} else default
+                return _ABSENT[name]()
             raise AttributeError(
                 f"message has no {name!r} (its keys: {sorted(self)})"
             ) from None
