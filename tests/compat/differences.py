@@ -46,11 +46,29 @@ NORMALISED = {
         "'ai'); ids generated for messages are random on both sides and not compared."
     ),
     "task ids, triggers, timestamps": "engine bookkeeping in tasks/debug chunks; not compared.",
+    "order of parallel interrupts": (
+        "`__interrupt__` lists the interrupts of parallel tasks in the order LangGraph's "
+        "threads finished, which varies; both sides' lists compare sorted (harness.py)."
+    ),
 }
+
+
+
+def _finished_sibling_runs_once(langgraph: Any) -> Any:
+    """failure_resume's calls after the fix. When one of three parallel tasks fails, LangGraph
+    shuts its thread pool down; a sibling that finished just then has its write dropped ("cannot
+    schedule new futures after shutdown", about one run in ten on two busy cores), and the
+    resume runs it again. Stepwise keeps every finished task's write, so only b runs again."""
+    once = ["a", "b", "b", "c"]
+    assert langgraph in (once, [*once, "c"]), langgraph
+    return once
+
 
 # Programs whose observations differ on purpose: (program, label) -> (LangGraph's, Stepwise's),
 # or -> a function from LangGraph's observation to what Stepwise must observe.
 EXPECTED: dict[tuple[str, str], Any] = {
+    # LangGraph's outcome varies from run to run here (see the function); Stepwise's does not.
+    ("failure_resume", "calls after"): _finished_sibling_runs_once,
     # LangGraph lets interrupt() pause a graph that has no saver, so the answer can never be
     # given and the review is silently lost; Stepwise raises at once (API.md, third round).
     ("hitl_without_saver", "invoke"): (
