@@ -65,6 +65,27 @@ def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
     return ANYWHERE if anywhere else tuple(found)
 
 
+def _declared_input(fn: Any) -> type[Any] | None:
+    """The class a node function's first parameter is annotated with, if it has annotations
+    of its own (a TypedDict, dataclass or pydantic model): LangGraph reads that as the node's
+    input schema. None when unannotated or unresolvable (LangGraph then gives the state)."""
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", None)  # noqa: B004
+    if target is None:
+        return None
+    try:
+        hints = typing.get_type_hints(target)
+        first = next(iter(inspect.signature(target).parameters))
+    except (NameError, TypeError, ValueError, StopIteration):
+        return None
+    hint = hints.get(first)
+    if not isinstance(hint, type) or hint is dict:
+        return None
+    try:
+        return hint if typing.get_type_hints(hint) else None
+    except Exception:  # an annotation of the class that does not resolve: not a schema
+        return None
+
+
 def _is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
@@ -119,6 +140,8 @@ class StateGraph:
         self._problems: list[str] = []
         # add_node(..., metadata=...): node name -> its metadata, as given
         self.node_metadata: dict[str, dict[str, Any]] = {}
+        # node -> the schema it reads, when not the state's (see GraphSpec.reads)
+        self._node_inputs: dict[str, Schema] = {}
 
     def add_node(
         self,
@@ -131,6 +154,7 @@ class StateGraph:
         side_effects: bool = False,
         metadata: Mapping[str, Any] | None = None,
         destinations: Mapping[str, str] | Sequence[str] | None = None,
+        input_schema: type[Any] | None = None,
     ) -> StateGraph:
         """`add_node(fn)` names the node after `fn.__name__` (as LangGraph does);
         `defer=True` runs the node only once nothing else is pending in the run;
@@ -139,7 +163,10 @@ class StateGraph:
         As LangGraph's: `retry_policy` (`retry`, its older name) is one `RetryPolicy` or
         several, the first whose `retry_on` takes an error deciding; `destinations` names
         where a `Command` it returns may go (a mapping's keys), for a node whose return
-        annotation does not say; `metadata` is kept for the reader (`node_metadata`)."""
+        annotation does not say; `metadata` is kept for the reader (`node_metadata`).
+        `input_schema` (else the class the function's first parameter is annotated with)
+        is what the node reads: only that schema's fields; fields the state lacks become
+        private state that nodes pass each other (not part of the input or the result)."""
         if fn is None and not isinstance(name, str):
             fn = name
             name = getattr(fn, "name", None) or getattr(fn, "__name__", None)
@@ -184,6 +211,12 @@ class StateGraph:
         if destinations is not None and targets != "*":
             named = destinations.keys() if isinstance(destinations, Mapping) else destinations
             targets = tuple(dict.fromkeys([*targets, *map(str, named)]))
+        reads = self._reads(name, fn, input_schema)
+        if isinstance(reads, str):
+            self._problems.append(reads)
+            return self
+        if reads is not None:
+            self._node_inputs[name] = reads
         fn = with_runtime_param(with_store_param(with_writer_param(fn)))
         self._nodes[name] = NodeSpec(
             name,
@@ -198,6 +231,24 @@ class StateGraph:
         if metadata:
             self.node_metadata[name] = dict(metadata)
         return self
+
+    def _reads(self, name: str, fn: Any, given: type[Any] | None) -> Schema | None | str:
+        """The node's input schema when it is not the state's; a problem as a string."""
+        from orchestration.pregel.subgraphs import SubgraphNode
+
+        cls = given if given is not None else (
+            None if isinstance(fn, SubgraphNode) else _declared_input(fn)
+        )
+        if cls is None or cls is self.schema.cls:
+            return None
+        try:
+            reads = Schema(cls)
+        except TypeError as error:
+            if given is None:  # an annotation that is no schema: the node reads the state
+                return None
+            return f"node {name!r}: input_schema {error}"
+        register_with_serializer(reads.user_types())
+        return reads
 
     def _subgraph_or_fn(self, name: str, fn: Any) -> Any:
         """A compiled graph given as a node runs as a subgraph (`pregel/subgraphs.py`)."""
@@ -282,9 +333,18 @@ class StateGraph:
         store: BaseStore | None = None,
         name: str | None = None,
     ) -> CompiledGraph:
-        problems = [*self._problems, *self._validate(interrupt_before, interrupt_after)]
+        schema, private_problems = self.schema.with_private(self._node_inputs.values())
+        problems = [
+            *self._problems, *private_problems, *self._validate(interrupt_before, interrupt_after)
+        ]
         if problems:
             raise GraphValidationError(problems)
+        reads = dict(self._node_inputs)
+        output = self.output_schema
+        if schema.private and schema.kind == "typeddict":
+            # A node typed with the state, and the caller, do not see the private fields.
+            reads = {name: reads.get(name, self.schema) for name in self._nodes}
+            output = output or self.schema
         edges: dict[str, tuple[str, ...]] = {}
         for source, target in self._edges:
             if target not in edges.get(source, ()):
@@ -297,7 +357,7 @@ class StateGraph:
             for source in sources:
                 joins_by_source[source] = (*joins_by_source.get(source, ()), index)
         spec = GraphSpec(
-            self.schema,
+            schema,
             dict(self._nodes),
             edges,
             branches,
@@ -311,7 +371,8 @@ class StateGraph:
             },
             frozenset(name for name, node in self._nodes.items() if node.defer),
             self.input_schema,
-            self.output_schema,
+            output,
+            reads,
         )
         return CompiledGraph(
             spec,

@@ -107,10 +107,21 @@ class GraphSpec:
     input: Schema | None = None
     # `StateGraph(State, output_schema=Output)`: the fields `invoke` returns; `None`: all.
     output: Schema | None = None
+    # node -> the schema of what it reads, for nodes that read less than the state: those
+    # typed with (or given `input_schema=`) another schema, and, when such schemas add
+    # private fields, every node (a state-typed node does not see them). Empty in most graphs.
+    reads: Mapping[str, Schema] = field(default_factory=dict)
+
+    def node_input(self, node: str, state: Any, values: Mapping[str, Any]) -> Any:
+        """What `node` is called with, given the state and its field values."""
+        reads = self.reads.get(node)
+        return state if reads is None else reads.read(values)
 
     @property
     def input_fields(self) -> frozenset[str]:
-        return frozenset((self.input or self.schema).fields)
+        if self.input is not None:
+            return frozenset(self.input.fields)
+        return frozenset(self.schema.fields) - self.schema.private
 
     @property
     def output_fields(self) -> frozenset[str]:

@@ -3,6 +3,7 @@ field dicts (what checkpoints store) turn into the schema's instances and back."
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 import importlib
@@ -115,6 +116,41 @@ class Schema:
         self.reducers: dict[str, Reducer] = {s.name: s.reducer for s in specs}
         # Fields a write simply replaces: an update touching only these needs no reducer call.
         self.plain_fields = frozenset(s.name for s in specs if s.reducer is last_value)
+        # Fields only nodes' own input schemas declare (`with_private`): state the nodes pass
+        # each other that the graph's caller neither gives nor gets back.
+        self.private: frozenset[str] = frozenset()
+
+    def with_private(self, node_schemas: Iterable[Schema]) -> tuple[Schema, list[str]]:
+        """This schema plus the fields that nodes' input schemas declare and it lacks, as
+        LangGraph adds a channel for each (how-to "Pass private state between nodes"); and
+        the problems found: a field both declare with different reducers."""
+        extra: dict[str, FieldSpec] = {}
+        problems: list[str] = []
+        for other in node_schemas:
+            for name, spec in other.fields.items():
+                known = self.fields.get(name) or extra.get(name)
+                if known is None:
+                    extra[name] = spec
+                elif spec.reducer is not last_value and spec.reducer is not known.reducer:
+                    problems.append(
+                        f"field {name!r} has reducer {spec.reducer!r} in {other.cls.__name__} "
+                        f"but {known.reducer!r} in the graph; declare it with one reducer"
+                    )
+        if not extra:
+            return self, problems
+        extended = copy.copy(self)
+        extended.fields = {**self.fields, **extra}
+        extended.reducers = {**self.reducers, **{n: s.reducer for n, s in extra.items()}}
+        extended.plain_fields = self.plain_fields | {
+            n for n, s in extra.items() if s.reducer is last_value
+        }
+        extended.private = frozenset(extra)
+        return extended, problems
+
+    def read(self, values: Mapping[str, Any]) -> Any:
+        """What a node whose input schema this is receives: only this schema's fields."""
+        picked = {name: values[name] for name in self.fields if name in values}
+        return picked if self.kind == "typeddict" else self.instance(picked)
 
     @staticmethod
     def _typeddict_field(name: str, hint: Any) -> FieldSpec:
@@ -160,7 +196,12 @@ class Schema:
         """The schema instance nodes receive and `invoke` returns (a dict for a TypedDict)."""
         if self.kind == "typeddict":
             return dict(values)
-        missing = [n for n, s in self.fields.items() if s.default is None and n not in values]
+        if self.private:  # a model holds only its own fields
+            values = {k: v for k, v in values.items() if k not in self.private}
+        missing = [
+            n for n, s in self.fields.items()
+            if s.default is None and n not in values and n not in self.private
+        ]
         if missing:
             raise InvalidUpdateError(
                 f"state field(s) {missing} of {self.cls.__name__} have no default and no value "
@@ -182,11 +223,13 @@ class Schema:
         if self.kind != "pydantic" or not writers:
             return values, dict(values) if self.kind == "typeddict" else self.instance(values)
         self.instance(values)  # the clear message for required fields nobody gave
+        own = {k: v for k, v in values.items() if k not in self.private}
         try:
-            model = self.cls.model_validate(values)
+            model = self.cls.model_validate(own)
         except ValueError as error:  # pydantic's ValidationError is a ValueError
             raise self._refused(error, writers, step) from error
-        return {name: getattr(model, name) for name in values}, model
+        validated = {name: getattr(model, name) for name in own}
+        return {**values, **validated}, model
 
     def _refused(
         self, error: ValueError, writers: Mapping[str, Sequence[str]], step: int
@@ -222,6 +265,8 @@ class Schema:
         if self.is_instance(value):
             updates: dict[str, Any] = {}
             for name, spec in self.fields.items():
+                if name in self.private:
+                    continue
                 current = getattr(value, name)
                 if spec.default is None or current != spec.default():
                     updates[name] = current
@@ -229,6 +274,14 @@ class Schema:
         return self.check_update("input", value)
 
     def check_update(self, node: str, update: Any) -> dict[str, Any]:
+        if self.private and node == "input" and isinstance(update, Mapping):
+            hidden = sorted(self.private.intersection(update))
+            if hidden:
+                raise InvalidUpdateError(
+                    f"the input has key(s) {hidden}, which only nodes' input schemas declare "
+                    f"(private state, not a field of {self.cls.__name__}); pass only the "
+                    f"state's fields {sorted(set(self.fields) - self.private)}"
+                )
         # A plain dict of known fields is the usual update: one C-level subset test (the ABC
         # isinstance check and a Python loop cost more than the rest of this call).
         if type(update) is dict and update.keys() <= self.fields.keys():
@@ -260,9 +313,9 @@ class Schema:
     def _instance_update(self, value: Any) -> dict[str, Any]:
         """A node returning the state itself (LangGraph accepts it): every field it holds,
         except a None whose default is None (a pydantic model: the fields that were set)."""
-        names: Iterable[str] = self.fields
+        names: Iterable[str] = [n for n in self.fields if n not in self.private]
         if self.kind == "pydantic":
-            names = [n for n in self.fields if n in value.model_fields_set]
+            names = [n for n in names if n in value.model_fields_set]
         update: dict[str, Any] = {}
         for name in names:
             current = getattr(value, name)

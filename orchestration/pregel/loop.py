@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from orchestration.checkpoint.base import (
     Checkpoint,
@@ -69,6 +69,8 @@ from orchestration.pregel.streams import (
 )
 from orchestration.types import Command
 
+if TYPE_CHECKING:
+    from orchestration.spec import GraphSpec
 
 def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
     """Everything `invoke` does; returns the final (or paused) state as a schema instance
@@ -179,7 +181,10 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
     else:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
-        work = [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks]
+        if spec.reads:
+            work = [(t, _task_input(spec, t, state, values), []) for t in tasks]
+        else:
+            work = [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks]
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
         done = yield Execute(spec, work, settings.thread_id, step, settings.context)
@@ -200,6 +205,13 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
         culprits = set(getattr(error, "writers", ()))
         yield from _fail(head, [o for o in done if o.task.node not in culprits], error)
     return False, new_head
+
+
+def _task_input(spec: GraphSpec, task: Task, state: Any, values: Mapping[str, Any]) -> Any:
+    """A task's argument: its Send's, else the state as its node reads it."""
+    if task.arg is not NO_ARG:
+        return task.arg
+    return spec.node_input(task.node, state, values)
 
 
 def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int) -> Core:
@@ -225,7 +237,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
                 continue
             resume = recovered.resume
             raised[i] = [record for channel, record in writes if channel == INTERRUPT][-1:]
-        work.append((task, state if task.arg is NO_ARG else task.arg, resume))
+        work.append((task, _task_input(spec, task, state, values), resume))
         slots.append(i)
     if work:
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
