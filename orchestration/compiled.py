@@ -181,6 +181,14 @@ class CompiledGraph:
     def nodes(self) -> tuple[str, ...]:
         return tuple(self.spec.nodes)
 
+    def get_input_jsonschema(self, config: Any = None) -> dict[str, Any]:
+        """The JSON Schema of what a caller may give (LangGraph's, for forms and API docs)."""
+        return _json_schema(self.input_schema)
+
+    def get_output_jsonschema(self, config: Any = None) -> dict[str, Any]:
+        """The JSON Schema of what `invoke` returns."""
+        return _json_schema(self.output_schema)
+
     def with_checkpoint_saver(self, saver: BaseCheckpointSaver | None) -> CompiledGraph:
         return self._copy(saver=saver)
 
@@ -313,6 +321,8 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
         durability: str | None = None,
+        stream_mode: StreamMode | Sequence[StreamMode] = "values",
+        output_keys: str | Sequence[str] | None = None,
     ) -> Any:
         """Run the graph on `config`'s thread and return the final (or paused) state.
 
@@ -333,15 +343,26 @@ class CompiledGraph:
         run, as in LangGraph, where a child invoked with the node's config is a subgraph too.
 
         `durability` (LangGraph 1.x's): "sync" or "async" (the default) store every
-        superstep; "exit" only what the call ends with (`pregel/durability.py`)."""
+        superstep; "exit" only what the call ends with (`pregel/durability.py`).
+
+        As LangGraph's: `output_keys` picks the fields returned (a name: that field's value),
+        and a `stream_mode` other than "values" returns the list of `stream`'s chunks."""
+        if stream_mode != "values":
+            self._check_keys(output_keys, stream_mode)
+            return list(self.stream(
+                input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
+                extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                context=context, durability=durability,
+            ))
+        self._check_keys(output_keys)
         if self.saver is None and inside_task() is not None:
-            return self._output(invoke_inside(self, input))
+            return self._pick(self._output(invoke_inside(self, input)), output_keys)
         saver = self._call_saver(durability)
         core = self._core(
             input, config, frozenset(), extra, recursion_limit, None, interrupt_before,
             interrupt_after, context, saver,
         )
-        return self._output(run_blocking(core, saver))
+        return self._pick(self._output(run_blocking(core, saver)), output_keys)
 
     async def ainvoke(
         self,
@@ -354,11 +375,21 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
         durability: str | None = None,
+        stream_mode: StreamMode | Sequence[StreamMode] = "values",
+        output_keys: str | Sequence[str] | None = None,
     ) -> Any:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
+        if stream_mode != "values":
+            self._check_keys(output_keys, stream_mode)
+            return [chunk async for chunk in self.astream(
+                input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
+                extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                context=context, durability=durability,
+            )]
+        self._check_keys(output_keys)
         if self.saver is None and inside_task() is not None:
-            return self._output(await ainvoke_inside(self, input))
+            return self._pick(self._output(await ainvoke_inside(self, input)), output_keys)
         result: list[Any] = []
         saver = self._call_saver(durability)
         core = self._core(
@@ -367,7 +398,38 @@ class CompiledGraph:
         )
         async for _ in adrive(core, saver, result):
             pass
-        return self._output(result[0])
+        return self._pick(self._output(result[0]), output_keys)
+
+    def _check_keys(self, output_keys: str | Sequence[str] | None, mode: Any = "values") -> None:
+        """Refuse, before anything runs, `output_keys` naming no field (LangGraph: ValueError)."""
+        if output_keys is None:
+            return
+        if mode != "values":
+            raise TypeError(
+                f"invoke(output_keys=...) picks fields of the final state; with "
+                f"stream_mode={mode!r} invoke returns stream chunks: drop one of the two"
+            )
+        names = [output_keys] if isinstance(output_keys, str) else list(output_keys)
+        shown = self.spec.output_fields
+        unknown = [n for n in names if n not in shown]
+        if unknown:
+            raise ValueError(
+                f"output_keys names {unknown}, which the graph does not return "
+                f"(fields: {sorted(shown)})"
+            )
+
+    @staticmethod
+    def _pick(result: Any, output_keys: str | Sequence[str] | None) -> Any:
+        """`invoke`'s result narrowed to `output_keys` (a name: that field's value alone)."""
+        if output_keys is None:
+            return result
+        values = values_of(result)
+        if isinstance(output_keys, str):
+            return values.get(output_keys)
+        picked = {name: values[name] for name in output_keys if name in values}
+        if INTERRUPT in values:
+            picked[INTERRUPT] = values[INTERRUPT]
+        return picked
 
     def stream(
         self,
@@ -457,8 +519,13 @@ class CompiledGraph:
     def _empty_snapshot(self, config: CheckpointConfig) -> StateSnapshot:
         if config.checkpoint_id is not None:
             raise CheckpointNotFound(not_found_message(config.thread_id, config.checkpoint_id))
+        schema = self.spec.schema
+        if schema.kind == "typeddict":
+            # Empty, as LangGraph's: `if not graph.get_state(config).values` is how LangGraph
+            # code asks whether a thread has started (a reducer's [] would read as started).
+            return StateSnapshot({}, (), config, None, None, None, ())
         try:
-            values = self.spec.schema.instance(self.spec.schema.initial_values())
+            values = schema.instance(schema.initial_values())
         except InvalidUpdateError:
             values = None
         return StateSnapshot(values, (), config, None, None, None, ())
@@ -672,3 +739,9 @@ def _shape(ns: str, mode: str, chunk: Any, single: bool, subgraphs: bool) -> Any
     if subgraphs:
         return (ns_tuple(ns), chunk) if single else (ns_tuple(ns), mode, chunk)
     return chunk if single else (mode, chunk)
+
+
+def _json_schema(cls: type[Any]) -> dict[str, Any]:
+    from pydantic import TypeAdapter  # only for this introspection: not on the run path
+
+    return TypeAdapter(cls).json_schema(mode="validation")
