@@ -32,7 +32,10 @@ class TaskScope:
     """What `interrupt()` needs to know about the task calling it. The task's id is read only
     when the node does call `interrupt()` (most never do, and the id is a hash)."""
 
-    __slots__ = ("task", "resume", "calls", "subcalls", "thread_id", "step", "context")
+    __slots__ = (
+        "task", "resume", "calls", "subcalls", "thread_id", "step", "context", "memo",
+        "task_calls",
+    )
 
     def __init__(
         self,
@@ -49,6 +52,10 @@ class TaskScope:
         self.thread_id = thread_id
         self.step = step
         self.context = context  # the run's config, saver, store and sink (context.py)
+        # The functional API's @task calls (func.py): how many so far, and [index, result]
+        # of those finished, first those an earlier pass of this task recorded.
+        self.task_calls = 0
+        self.memo: list[Any] = list(getattr(resume, "memo", ()))
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)

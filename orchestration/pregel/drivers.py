@@ -56,7 +56,7 @@ def run_task(
     try:
         while True:
             attempt += 1
-            scope.calls = scope.subcalls = 0
+            scope.calls = scope.subcalls = scope.task_calls = 0
             try:
                 result = run_sync(fn, arg) if node.is_async else fn(arg)
             except ParentCommand as handoff:
@@ -64,7 +64,7 @@ def run_task(
                 # node's result (LangGraph: the task whose namespace the command names).
                 return _finish(spec, task, handoff.command, resume)
             except Exception as error:
-                settled = _settle_failure(node, task, error, attempt, resume)
+                settled = _settle_failure(node, task, error, attempt, resume, scope.memo)
                 if isinstance(settled, Outcome):
                     return settled
                 time.sleep(settled)
@@ -97,13 +97,13 @@ async def arun_task(
     try:
         while True:
             attempt += 1
-            scope.calls = scope.subcalls = 0
+            scope.calls = scope.subcalls = scope.task_calls = 0
             try:
                 result = await fn(arg)
             except ParentCommand as handoff:
                 return _finish(spec, task, handoff.command, resume)
             except Exception as error:
-                settled = _settle_failure(node, task, error, attempt, resume)
+                settled = _settle_failure(node, task, error, attempt, resume, scope.memo)
                 if isinstance(settled, Outcome):
                     return settled
                 await asyncio.sleep(settled)
@@ -124,17 +124,22 @@ def _bound(node: NodeSpec, context: RunContext | None) -> Callable[[Any], Any]:
 
 
 def _settle_failure(
-    node: NodeSpec, task: Task, error: Exception, attempt: int, resume: list[Any]
+    node: NodeSpec, task: Task, error: Exception, attempt: int, resume: list[Any],
+    memo: list[Any],
 ) -> Outcome | float:
     """What an attempt that raised leads to, for both drivers: the task's outcome (it waits at
-    an interrupt, or it failed for good), or the seconds to wait before the next attempt."""
+    an interrupt, or it failed for good), or the seconds to wait before the next attempt.
+    `memo`: the @task results the node got so far, kept for its next pass."""
     if isinstance(error, GraphInterrupt):
-        return Outcome(task, interrupt=error.interrupt, interrupt_index=error.index, resume=resume)
+        return Outcome(
+            task, interrupt=error.interrupt, interrupt_index=error.index, resume=resume,
+            memo=memo,
+        )
     if node.retry:
         wait = retry_wait(node.retry, error, attempt)
         if wait is not None:
             return wait
-    return Outcome(task, error=error, resume=resume)
+    return Outcome(task, error=error, resume=resume, memo=memo)
 
 
 def _finish(spec: GraphSpec, task: Task, result: Any, resume: list[Any]) -> Outcome:

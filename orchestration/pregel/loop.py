@@ -42,6 +42,8 @@ from orchestration.pregel.plan import (
     INTERRUPT,
     NO_ARG,
     PAUSED,
+    TASKS,
+    Answers,
     Head,
     Outcome,
     Task,
@@ -235,7 +237,9 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
             if recovered.update is not None or recovered.interrupt is not None:
                 outcomes[i] = recovered  # finished earlier, or still waiting for an answer
                 continue
-            resume = recovered.resume
+            resume = Answers(recovered.resume, recovered.memo) if recovered.memo else (
+                recovered.resume
+            )
             raised[i] = [record for channel, record in writes if channel == INTERRUPT][-1:]
         work.append((task, _task_input(spec, task, state, values), resume))
         slots.append(i)
@@ -317,6 +321,10 @@ def _fail(
     be stored does not hide the failure: it is noted on `error` and simply runs again."""
     for outcome in outcomes:
         try:
+            if outcome.error is not None and outcome.memo and outcome.fresh:
+                # A failed entrypoint keeps its finished @task results: the resume after
+                # the fix does not call them again (LangGraph keeps them as task writes).
+                yield PutWrites(head.config, [(TASKS, list(outcome.memo))], outcome.task.id)
             yield from _save_fresh(head, [outcome])
         except SerializationError as unsaved:
             error.__context__ = error.__context__ or unsaved

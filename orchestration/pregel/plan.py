@@ -38,6 +38,9 @@ GOTO = "__goto__"
 INTERRUPT = "__interrupt__"
 RESUME = "__resume__"
 PAUSED = "__paused__"
+# The results of the functional API's @task calls a paused or failed task had made, by call
+# index (`orchestration/func.py`): its re-run takes them instead of calling the tasks again.
+TASKS = "__tasks__"
 # Pseudo task id under which a stop caused by interrupt_before is recorded on the checkpoint.
 BEFORE_TASK = "__interrupt_before__"
 # Pseudo task id holding the update of a `Command(update=..., resume=...)` input.
@@ -98,6 +101,19 @@ class Outcome:
     # last, as LangGraph keeps one per task): the task's writes now replace that pass's, and
     # keep it once the task finishes (a checkpoint's record lists what its step raised).
     raised: list[Any] = field(default_factory=list)
+    # [index, result] of each @task call that finished before the task paused or failed
+    memo: list[Any] = field(default_factory=list)
+
+
+class Answers(list[Any]):
+    """A re-run task's answers so far (the list `interrupt()` reads), carrying the @task
+    results its earlier pass recorded (`memo`), so both reach the task's scope together."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self, answers: Sequence[Any], memo: Sequence[Any]) -> None:
+        super().__init__(answers)
+        self.memo = list(memo)
 
 
 @dataclass(slots=True)
@@ -389,6 +405,8 @@ def encode_waiting(outcome: Outcome) -> list[tuple[str, Any]]:
     writes: list[tuple[str, Any]] = []
     if outcome.resume:
         writes.append((RESUME, list(outcome.resume)))
+    if outcome.memo:
+        writes.append((TASKS, list(outcome.memo)))
     it = outcome.interrupt
     if it is not None:
         record = {"id": it.id, "value": it.value, "node": it.node, "index": outcome.interrupt_index}
@@ -408,6 +426,8 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
             outcome.goto = [_decode_goto(g) for g in value]
         elif channel == RESUME:
             outcome.resume = list(value)
+        elif channel == TASKS:
+            outcome.memo = list(value)
         elif channel == INTERRUPT:
             outcome.interrupt = Interrupt(value["id"], value["value"], value["node"])
             outcome.interrupt_index = value.get("index", 0)

@@ -18,6 +18,7 @@ IMPORTS = {
     "langgraph.types": "orchestration",
     "langgraph.config": "orchestration",
     "langgraph.errors": "orchestration",
+    "langgraph.func": "orchestration.func",
     "langgraph.graph.message": "orchestration.reducers",
     "langgraph.checkpoint.memory": "orchestration.checkpoint",
     "langgraph.checkpoint.sqlite": "orchestration.checkpoint",
