@@ -139,10 +139,7 @@ class Task[T]:
             try:
                 value = self.fn(*args, **kwargs)
             except Exception as error:
-                wait = retry_wait(self.retry, error, attempt) if self.retry else None
-                if wait is None:
-                    raise
-                time.sleep(wait)
+                time.sleep(self._wait_after(error, attempt))
                 continue
             return self._done(scope, index, value)
 
@@ -155,12 +152,17 @@ class Task[T]:
             try:
                 value = await self.fn(*args, **kwargs)
             except Exception as error:
-                wait = retry_wait(self.retry, error, attempt) if self.retry else None
-                if wait is None:
-                    raise
-                await asyncio.sleep(wait)
+                await asyncio.sleep(self._wait_after(error, attempt))
                 continue
             return self._done(scope, index, value)
+
+    def _wait_after(self, error: Exception, attempt: int) -> float:
+        """Seconds before the next attempt, per the task's retry policies; re-raises `error`
+        (in its `except` block) when none retries it."""
+        wait = retry_wait(self.retry, error, attempt) if self.retry else None
+        if wait is None:
+            raise error
+        return wait
 
     def _done(self, scope: Any, index: int, value: Any) -> Any:
         scope.memo.append([index, value])  # one append: safe beside other task threads
