@@ -49,7 +49,9 @@ from orchestration.pregel.plan import (
     live_view,
     pending_interrupts,
     raised_interrupts,
+    task_id,
 )
+from orchestration.pregel.records import RecordSnapshot, lazy_tasks
 from orchestration.pregel.subgraphs import (
     ainvoke_inside,
     inside_task,
@@ -59,7 +61,7 @@ from orchestration.pregel.subgraphs import (
 )
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
-from orchestration.types import StateSnapshot
+from orchestration.types import PregelTask, StateSnapshot
 
 if TYPE_CHECKING:
     from orchestration.store.base import BaseStore
@@ -93,7 +95,7 @@ def _build_snapshots(
     import). Without the call through a Python `__init__`, a snapshot costs about half."""
     snapshots: list[StateSnapshot] = []
     append = snapshots.append
-    shell, snapshot_class = _SnapshotShell, StateSnapshot
+    shell, snapshot_class, tasks_of = _SnapshotShell, RecordSnapshot, lazy_tasks
     for values, next_, config, metadata, ts, parent, pending in entries:
         snapshot = shell()
         snapshot.values = values if instance is None else instance(values)
@@ -103,7 +105,7 @@ def _build_snapshots(
         snapshot.created_at = ts
         snapshot.parent_config = parent
         snapshot.interrupts = () if pending is None else raised_interrupts(pending)
-        snapshot.tasks = ()
+        snapshot.tasks = tasks_of(config, next_, pending)
         snapshot.__class__ = snapshot_class  # type: ignore[assignment]
         append(snapshot)  # type: ignore[arg-type]
     return snapshots
@@ -112,7 +114,8 @@ def _build_snapshots(
 check_builder(
     _build_snapshots([({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, None)],
                      None)[0],
-    StateSnapshot({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, ()),
+    RecordSnapshot({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, (),
+                   (PregelTask(task_id("1", 0, "n"), "n"),)),
 )
 
 
@@ -541,6 +544,8 @@ class CompiledGraph:
         tup = saver.get_tuple(config)
         if tup is None:
             return self._empty_snapshot(config)
+        if config.checkpoint_id is not None and not subgraphs:
+            return self._snapshot(tup)  # the record: its tasks with what each raised
         return self._with_tasks(self._live(self._snapshot(tup), tup, config), saver, tup, subgraphs)
 
     def _live(
@@ -589,6 +594,8 @@ class CompiledGraph:
         tup = await saver.aget_tuple(config)
         if tup is None:
             return self._empty_snapshot(config)
+        if config.checkpoint_id is not None:
+            return self._snapshot(tup)  # the record, as get_state
         snapshot = self._live(self._snapshot(tup), tup, config)
         return self._with_tasks(snapshot, saver, tup, False)  # no saver call
 

@@ -64,7 +64,7 @@ def canonical(value: Any) -> Any:
         return {"raised": name}
     if name == "Interrupt" and hasattr(value, "value"):
         return {"interrupt": canonical(value.value)}
-    if name == "StateSnapshot":
+    if any(c.__name__ == "StateSnapshot" for c in type(value).__mro__):  # or a subclass
         if value.metadata is not None and is_langgraph_input_step(value):
             return DROP
         return {

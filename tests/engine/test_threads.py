@@ -292,13 +292,13 @@ def test_threads_are_independent(saver) -> None:
 
 def test_history_snapshots_are_frozen_state_snapshots_equal_to_get_state(saver, config) -> None:
     """History builds its snapshots without StateSnapshot's constructor (hundreds at a time):
-    they are plain, frozen StateSnapshots, equal to what get_state and the constructor give,
-    and each owns its values."""
+    they are frozen StateSnapshots (records, whose tasks are built when read), equal to what
+    get_state and the constructor give, and each owns its values."""
     compiled = graph_ab(saver)
     compiled.invoke(None, config)
     history = compiled.get_state_history(config)
     latest = compiled.get_state(config)
-    assert all(type(s) is StateSnapshot for s in history)
+    assert all(isinstance(s, StateSnapshot) for s in history)
     assert history[0] == latest
     assert history[0] == StateSnapshot(
         latest.values, latest.next, latest.config, latest.metadata, latest.created_at,

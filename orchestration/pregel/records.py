@@ -1,0 +1,89 @@
+"""A checkpoint read as the record of its step (`get_state_history`, `get_state` of a
+checkpoint by id): its `tasks` list each task its `next` stands for, with the interrupt it
+raised there, answered since or not, as LangGraph 1.x's history shows them.
+
+Built when first read: a history of hundreds of snapshots is mostly read for its values, and
+a task's id is a hash (`plan.task_id`), so every snapshot building its tasks up front would
+cost the history listing a tenth more for what few callers look at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.pregel.plan import INTERRUPT, head_of, task_id
+from orchestration.types import Interrupt, PregelTask, StateSnapshot
+
+__all__ = ["RecordSnapshot", "lazy_tasks"]
+
+
+class _Lazy:
+    """What a record's `tasks` slot holds until first read: what they are built from."""
+
+    __slots__ = ("config", "next", "pending")
+
+    def __init__(
+        self, config: CheckpointConfig, next_: tuple[str, ...], pending: CheckpointTuple | None
+    ) -> None:
+        self.config, self.next, self.pending = config, next_, pending
+
+
+def lazy_tasks(
+    config: CheckpointConfig, next_: tuple[str, ...], pending: CheckpointTuple | None
+) -> Any:
+    """The value for a `RecordSnapshot`'s `tasks` slot: () when nothing is next."""
+    return _Lazy(config, next_, pending) if next_ else ()
+
+
+def _build(lazy: _Lazy) -> tuple[PregelTask, ...]:
+    checkpoint_id = lazy.config.checkpoint_id or ""
+    writes = head_of(lazy.pending).writes if lazy.pending is not None else {}
+    tasks = []
+    for index, node in enumerate(lazy.next):
+        tid = task_id(checkpoint_id, index, node)
+        asked = tuple(
+            Interrupt(value["id"], value["value"], value["node"])
+            for channel, value in writes.get(tid, ())
+            if channel == INTERRUPT
+        )
+        tasks.append(PregelTask(tid, node, asked))
+    return tuple(tasks)
+
+
+_TASKS = StateSnapshot.tasks  # the slot's own descriptor, which the property below hides
+
+
+class RecordSnapshot(StateSnapshot):
+    """A `StateSnapshot` whose `tasks` are built on first read (same slots, same fields:
+    equal to, and shown as, the snapshot the constructor would build)."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[misc]
+    def tasks(self) -> tuple[PregelTask, ...]:
+        value = _TASKS.__get__(self)
+        if type(value) is _Lazy:
+            value = _build(value)
+            _TASKS.__set__(self, value)
+        return value  # type: ignore[no-any-return]
+
+    @tasks.setter
+    def tasks(self, value: tuple[PregelTask, ...]) -> None:  # the dataclass __init__
+        _TASKS.__set__(self, value)
+
+    def __eq__(self, other: object) -> bool:
+        # equal to a StateSnapshot of the same fields (the dataclass's own __eq__ compares
+        # only instances of one class)
+        if not isinstance(other, StateSnapshot):
+            return NotImplemented
+        return _fields(self) == _fields(other)
+
+    __hash__ = StateSnapshot.__hash__
+
+
+def _fields(snapshot: StateSnapshot) -> tuple[Any, ...]:
+    return (
+        snapshot.values, snapshot.next, snapshot.config, snapshot.metadata, snapshot.created_at,
+        snapshot.parent_config, snapshot.interrupts, snapshot.tasks,
+    )
