@@ -7,7 +7,6 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar, final
 
 from orchestration.checkpoint import serde
@@ -188,7 +187,7 @@ class StateSnapshot:
     next: tuple[str, ...]
     config: CheckpointConfig
     metadata: CheckpointMetadata | None
-    created_at: datetime | None
+    created_at: str | None  # ISO 8601, as LangGraph's (the checkpoint's `ts` is a datetime)
     parent_config: CheckpointConfig | None
     interrupts: tuple[Interrupt, ...] = field(default=())
     # filled by get_state(config, subgraphs=True): the pending tasks, with subgraph states

@@ -1,14 +1,16 @@
-"""A checkpoint read as the record of its step (`get_state_history`, `get_state` of a
-checkpoint by id): its `tasks` list each task its `next` stands for, with the interrupt it
-raised there, answered since or not, as LangGraph 1.x's history shows them.
+"""A checkpoint read as the record of its step (`get_state_history`, `get_state`): its
+`tasks` list each task its `next` stands for, with the interrupt it raised there, answered
+since or not, as LangGraph 1.x's history shows them; its `created_at` is an ISO 8601 string,
+as LangGraph's (the checkpoint's `ts` stays a datetime).
 
-Built when first read: a history of hundreds of snapshots is mostly read for its values, and
-a task's id is a hash (`plan.task_id`), so every snapshot building its tasks up front would
-cost the history listing a tenth more for what few callers look at.
+Both built when first read: a history of hundreds of snapshots is mostly read for its values,
+and a task's id is a hash (`plan.task_id`), so every snapshot building its tasks and its time
+up front would cost the history listing a tenth more for what few callers look at.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
@@ -51,7 +53,9 @@ def _build(lazy: _Lazy) -> tuple[PregelTask, ...]:
     return tuple(tasks)
 
 
-_TASKS = StateSnapshot.tasks  # the slot's own descriptor, which the property below hides
+# the slots' own descriptors, which the properties below hide
+_TASKS = StateSnapshot.tasks
+_CREATED_AT = StateSnapshot.created_at
 
 
 class RecordSnapshot(StateSnapshot):
@@ -71,6 +75,18 @@ class RecordSnapshot(StateSnapshot):
     @tasks.setter
     def tasks(self, value: tuple[PregelTask, ...]) -> None:  # the dataclass __init__
         _TASKS.__set__(self, value)
+
+    @property  # type: ignore[misc]
+    def created_at(self) -> str | None:
+        value = _CREATED_AT.__get__(self)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+            _CREATED_AT.__set__(self, value)
+        return value  # type: ignore[no-any-return]
+
+    @created_at.setter
+    def created_at(self, value: datetime | str | None) -> None:
+        _CREATED_AT.__set__(self, value)
 
     def __eq__(self, other: object) -> bool:
         # equal to a StateSnapshot of the same fields (the dataclass's own __eq__ compares

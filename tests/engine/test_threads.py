@@ -158,7 +158,7 @@ def test_get_state_returns_a_snapshot_of_the_latest_checkpoint(saver, config) ->
     assert snapshot.next == ()
     assert snapshot.config == latest.config
     assert snapshot.metadata == latest.metadata
-    assert snapshot.created_at == latest.checkpoint.ts
+    assert snapshot.created_at == latest.checkpoint.ts.isoformat()  # a string, as LangGraph's
     assert snapshot.parent_config == latest.parent_config
     assert snapshot.interrupts == ()
 

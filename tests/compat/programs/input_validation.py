@@ -3,6 +3,7 @@ is valid): each invalid answer asks anew; the paused checkpoint's record in the 
 its task with the question it asked last; replay and an operator's update_state past it."""
 
 import operator
+from datetime import datetime
 from typing import Annotated
 
 from langgraph.graph import START, StateGraph
@@ -48,6 +49,8 @@ def main(checkpointer):
     seen.append(("tasks", [(t.name, [i.value for i in t.interrupts]) for t in paused.tasks]))
     by_id = graph.get_state(paused.config)
     seen.append(("by id", [(t.name, [i.value for i in t.interrupts]) for t in by_id.tasks]))
+    when = datetime.fromisoformat(by_id.created_at)  # an ISO 8601 string, on both
+    seen.append(("created_at", (type(by_id.created_at).__name__, when.tzinfo is not None)))
     seen.append(("replay", graph.invoke(None, paused.config)))
     # update_state as the node with the answer, skipping the question
     c2 = {"configurable": {"thread_id": "skip"}}
