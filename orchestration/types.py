@@ -171,12 +171,19 @@ def retry_wait(policies: Sequence[RetryPolicy], error: BaseException, attempt: i
 class PregelTask:
     """A task a snapshot's checkpoint waits to run (`StateSnapshot.tasks`). `state` is the
     subgraph's own snapshot when the task runs one and `get_state(..., subgraphs=True)` was
-    asked (as LangGraph's)."""
+    asked (as LangGraph's). Where the step's writes are kept (the latest state; a step that
+    paused or failed): `result`, what a task that finished wrote; `error`, how a task that
+    failed failed (its repr, as LangGraph stores it); `path`, LangGraph's
+    `("__pregel_pull", node)` for a node reached by name, `("__pregel_push", i, False)` for
+    the i-th `Send`."""
 
     id: str
     name: str
     interrupts: tuple[Interrupt, ...] = ()
     state: StateSnapshot | None = None
+    path: tuple[Any, ...] = ()
+    error: str | None = None
+    result: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from orchestration.pregel.effects import (
 from orchestration.pregel.entry import begin
 from orchestration.pregel.plan import (
     BEFORE_TASK,
+    ERROR,
     INPUT_TASK,
     INTERRUPT,
     NO_ARG,
@@ -320,11 +321,9 @@ def _fail(
     """Save what the finished siblings wrote, then raise `error`. A sibling whose writes cannot
     be stored does not hide the failure: it is noted on `error` and simply runs again."""
     for outcome in outcomes:
+        if outcome.error is not None and outcome.fresh:
+            yield from _record_failure(head, outcome, error)
         try:
-            if outcome.error is not None and outcome.memo and outcome.fresh:
-                # A failed entrypoint keeps its finished @task results: the resume after
-                # the fix does not call them again (LangGraph keeps them as task writes).
-                yield PutWrites(head.config, [(TASKS, list(outcome.memo))], outcome.task.id)
             yield from _save_fresh(head, [outcome])
         except SerializationError as unsaved:
             error.__context__ = error.__context__ or unsaved
@@ -333,6 +332,20 @@ def _fail(
                 "run again when the thread resumes"
             )
     raise error
+
+
+def _record_failure(head: Head, outcome: Outcome, error: BaseException) -> Core:
+    """How the task failed, for `get_state(config).tasks` (LangGraph keeps it too); a failed
+    entrypoint also keeps its finished @task results, so the resume after the fix does not
+    call them again (LangGraph keeps them as task writes). Best effort: when the database is
+    what failed, this write fails too, and the caller must still get the task's own error."""
+    failed: list[tuple[str, Any]] = [(ERROR, repr(outcome.error))]
+    if outcome.memo:
+        failed.append((TASKS, list(outcome.memo)))
+    try:
+        yield PutWrites(head.config, failed, outcome.task.id)
+    except Exception as unsaved:  # noqa: BLE001 - noted on the error the caller gets
+        error.add_note(f"also: the record of this failure was not saved ({unsaved!r:.200})")
 
 
 def _save_fresh(head: Head, outcomes: Sequence[Outcome]) -> Core:

@@ -41,6 +41,10 @@ PAUSED = "__paused__"
 # The results of the functional API's @task calls a paused or failed task had made, by call
 # index (`orchestration/func.py`): its re-run takes them instead of calling the tasks again.
 TASKS = "__tasks__"
+# How a task that failed failed (its repr), for `StateSnapshot.tasks` (`PregelTask.error`).
+ERROR = "__error__"
+# The channels of a task's pending writes that are the engine's, not the task's update.
+BOOKKEEPING = frozenset((DONE, GOTO, INTERRUPT, RESUME, PAUSED, TASKS, ERROR))
 # Pseudo task id under which a stop caused by interrupt_before is recorded on the checkpoint.
 BEFORE_TASK = "__interrupt_before__"
 # Pseudo task id holding the update of a `Command(update=..., resume=...)` input.
@@ -428,6 +432,8 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
             outcome.resume = list(value)
         elif channel == TASKS:
             outcome.memo = list(value)
+        elif channel == ERROR:
+            continue  # the failure it records is over: the task runs again
         elif channel == INTERRUPT:
             outcome.interrupt = Interrupt(value["id"], value["value"], value["node"])
             outcome.interrupt_index = value.get("index", 0)
@@ -439,6 +445,35 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
     elif outcome.interrupt is not None and outcome.interrupt_index < len(outcome.resume):
         outcome.interrupt = None  # answered: the record stays so a fork can ask it again
     return outcome
+
+
+def task_details(task: Task, plain: int, writes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """What `StateSnapshot.tasks` says of `task` beyond its name and id, from its pending
+    writes: the interrupt it raised, its result if it finished, its error if it failed,
+    and its path (`plain`: how many of the checkpoint's tasks are not `Send`s)."""
+    path: tuple[Any, ...] = (
+        ("__pregel_pull", task.node) if task.index < plain
+        else ("__pregel_push", task.index - plain, False)
+    )
+    interrupts, error, result, done = [], None, {}, False
+    for channel, value in writes:
+        if channel == INTERRUPT:
+            interrupts.append(Interrupt(value["id"], value["value"], value["node"]))
+        elif channel == ERROR:
+            error = value
+        elif channel == DONE:
+            done = True
+        elif channel not in BOOKKEEPING:
+            result[channel] = value
+    return {
+        "interrupts": tuple(interrupts), "path": path, "error": error,
+        "result": result if done else None,
+    }
+
+
+def sends_count(checkpoint: Checkpoint) -> int:
+    sends = checkpoint.internal.get("sends") if checkpoint.internal else None
+    return len(sends) if sends else 0
 
 
 def write_order(outcome: Outcome) -> tuple[int, str, int]:

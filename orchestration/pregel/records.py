@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
-from orchestration.pregel.plan import INTERRUPT, head_of, task_id
-from orchestration.types import Interrupt, PregelTask, StateSnapshot
+from orchestration.pregel.plan import head_of, plan_tasks, sends_count, task_details, task_id
+from orchestration.types import PregelTask, StateSnapshot
 
 __all__ = ["RecordSnapshot", "lazy_tasks"]
 
@@ -39,17 +39,26 @@ def lazy_tasks(
 
 
 def _build(lazy: _Lazy) -> tuple[PregelTask, ...]:
-    checkpoint_id = lazy.config.checkpoint_id or ""
-    writes = head_of(lazy.pending).writes if lazy.pending is not None else {}
-    tasks = []
-    for index, node in enumerate(lazy.next):
-        tid = task_id(checkpoint_id, index, node)
-        asked = tuple(
-            Interrupt(value["id"], value["value"], value["node"])
-            for channel, value in writes.get(tid, ())
-            if channel == INTERRUPT
+    """Each task with what its pending writes say (a step that paused or failed keeps them);
+    a committed step's writes are not kept: its tasks have no path, result or error (what
+    they wrote is the next checkpoint's `metadata.writes`)."""
+    pending = lazy.pending
+    if pending is None:
+        checkpoint_id = lazy.config.checkpoint_id or ""
+        return tuple(
+            PregelTask(task_id(checkpoint_id, index, node), node)
+            for index, node in enumerate(lazy.next)
         )
-        tasks.append(PregelTask(tid, node, asked))
+    writes = head_of(pending).writes
+    planned = plan_tasks(pending.checkpoint)
+    plain = len(planned) - sends_count(pending.checkpoint)
+    tasks = []
+    for task in planned:
+        details = task_details(task, plain, writes.get(task.id, ()))
+        tasks.append(PregelTask(
+            task.id, task.node, details["interrupts"], None, details["path"], details["error"],
+            details["result"],
+        ))
     return tuple(tasks)
 
 

@@ -311,15 +311,19 @@ def pending_tasks(
     `subgraphs` (`get_state(config, subgraphs=True)`), for a task that runs a subgraph (added
     with `add_node(name, compiled)`), the subgraph's state from this task's own chain (read
     from the saver; without `subgraphs` nothing is read)."""
-    from orchestration.pregel.plan import plan_tasks
+    from orchestration.pregel.plan import plan_tasks, sends_count, task_details
     from orchestration.types import PregelTask
 
-    waiting = {t.id: o for t, o in pending_interrupts(head_of(tup))} if tup.pending_writes else {}
+    head = head_of(tup) if tup.pending_writes else None
+    waiting = {t.id: o for t, o in pending_interrupts(head)} if head is not None else {}
     config = tup.config
+    planned = plan_tasks(tup.checkpoint)
+    plain = len(planned) - sends_count(tup.checkpoint)
     tasks = []
-    for task in plan_tasks(tup.checkpoint):
+    for task in planned:
         outcome = waiting.get(task.id)
         asked = (outcome.interrupt,) if outcome is not None and outcome.interrupt else ()
+        details = task_details(task, plain, head.writes.get(task.id, ()) if head else ())
         state = None
         node = graph.spec.nodes.get(task.node)
         if subgraphs and node is not None and isinstance(node.fn, SubgraphNode):
@@ -331,5 +335,8 @@ def pending_tasks(
             if head is not None and marker.startswith(f"{task.id}:"):
                 child = node.fn.graph.with_checkpoint_saver(saver)
                 state = child.get_state(head.config, subgraphs=True)
-        tasks.append(PregelTask(task.id, task.node, asked, state))
+        tasks.append(PregelTask(
+            task.id, task.node, asked, state, details["path"], details["error"],
+            details["result"],
+        ))
     return tuple(tasks)

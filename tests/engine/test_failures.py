@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import pytest
 
 from orchestration import END, START, SerializationError, StateGraph
+from orchestration.checkpoint import InMemoryCheckpointSaver
 from orchestration.pregel.plan import plan_tasks
 from orchestration.reducers import topic
 
@@ -226,6 +227,44 @@ def test_unsaveable_sibling_writes_leave_the_thread_resumable(saver, config) -> 
     with pytest.raises(RuntimeError):
         compiled.invoke(None, config)
     latest = saver.get_tuple(config)
-    assert latest.metadata.source == "input" and latest.pending_writes == ()
+    # nothing of the siblings is kept: only the record of how `bad` failed
+    assert latest.metadata.source == "input"
+    assert [w.channel for w in latest.pending_writes] == ["__error__"]
     bad.on = True
     assert compiled.invoke(None, config) == Log(log=["bad", "after"], blob="fine")
+
+
+def test_the_state_after_a_failure_shows_each_tasks_result_or_error(saver, config) -> None:
+    good, bad = Switch("good"), Switch("bad")
+    good.on = True
+    compiled = fan_graph(saver, good, bad)
+    with pytest.raises(RuntimeError):
+        compiled.invoke(None, config)
+    tasks = {t.name: t for t in compiled.get_state(config).tasks}
+    assert tasks["good"].result == {"log": ["good"]} and tasks["good"].error is None
+    assert tasks["bad"].error == "RuntimeError('bad is down')" and tasks["bad"].result is None
+    assert tasks["bad"].path == ("__pregel_pull", "bad")
+    # the history's record of that checkpoint says the same
+    record = compiled.get_state_history(config)[0]
+    assert {t.name: t.error for t in record.tasks} == {"bad": "RuntimeError('bad is down')",
+                                                        "good": None}
+    bad.on = True
+    compiled.invoke(None, config)  # the record of the failure does not stop the re-run
+    assert compiled.get_state(config).tasks == ()
+
+
+class WritesRefused(InMemoryCheckpointSaver):
+    """The database went away with the node: the failure's record cannot be written."""
+
+    def put_writes(self, config: Any, writes: Any, task_id: str) -> None:
+        raise ConnectionError("database is gone")
+
+
+def test_a_failure_whose_record_cannot_be_saved_still_raises_the_nodes_error(config) -> None:
+    bad = Switch("bad")
+    compiled = StateGraph(Log).add_node("bad", bad).set_entry_point("bad").compile(
+        checkpointer=WritesRefused()
+    )
+    with pytest.raises(RuntimeError, match="bad is down") as caught:
+        compiled.invoke(None, config)
+    assert any("record of this failure was not saved" in n for n in caught.value.__notes__)
