@@ -43,6 +43,7 @@ from orchestration.pregel.plan import (
     INTERRUPT,
     NO_ARG,
     PAUSED,
+    RESUME,
     TASKS,
     Answers,
     Head,
@@ -337,9 +338,14 @@ def _fail(
 def _record_failure(head: Head, outcome: Outcome, error: BaseException) -> Core:
     """How the task failed, for `get_state(config).tasks` (LangGraph keeps it too); a failed
     entrypoint also keeps its finished @task results, so the resume after the fix does not
-    call them again (LangGraph keeps them as task writes). Best effort: when the database is
-    what failed, this write fails too, and the caller must still get the task's own error."""
-    failed: list[tuple[str, Any]] = [(ERROR, repr(outcome.error))]
+    call them again (LangGraph keeps them as task writes). A task's writes replace its
+    earlier ones, so a resumed task keeps here the question it asked and the answers it got,
+    or a resume would ask again. Best effort: when the database is what failed, this write
+    fails too, and the caller must still get the task's own error."""
+    failed: list[tuple[str, Any]] = [(INTERRUPT, record) for record in outcome.raised]
+    if outcome.resume:
+        failed.append((RESUME, list(outcome.resume)))
+    failed.append((ERROR, repr(outcome.error)))
     if outcome.memo:
         failed.append((TASKS, list(outcome.memo)))
     try:

@@ -268,3 +268,32 @@ def test_a_failure_whose_record_cannot_be_saved_still_raises_the_nodes_error(con
     with pytest.raises(RuntimeError, match="bad is down") as caught:
         compiled.invoke(None, config)
     assert any("record of this failure was not saved" in n for n in caught.value.__notes__)
+
+
+def test_a_resumed_node_that_fails_keeps_its_answer(saver, config) -> None:
+    """The failure's record replaces the task's pending writes: it must carry the question
+    and the answer along, or the resume after the fix would ask again."""
+    from orchestration import Command, interrupt
+
+    broken = {"on": True}
+    asked: list[str] = []
+
+    def ask(state: Log) -> dict:
+        answer = interrupt("ship it?")
+        asked.append(answer)
+        if broken["on"]:
+            raise RuntimeError("shipping is down")
+        return {"log": [f"shipped: {answer}"]}
+
+    compiled = StateGraph(Log).add_node("ask", ask).set_entry_point("ask").compile(
+        checkpointer=saver
+    )
+    compiled.invoke(None, config)
+    with pytest.raises(RuntimeError, match="shipping is down"):
+        compiled.invoke(Command(resume="yes"), config)
+    state = compiled.get_state(config)
+    assert state.interrupts == ()  # answered, not waiting again
+    assert state.tasks[0].error == "RuntimeError('shipping is down')"
+    broken["on"] = False
+    assert compiled.invoke(None, config).log == ["shipped: yes"]
+    assert asked == ["yes", "yes"]  # the stored answer, not a new question
