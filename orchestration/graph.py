@@ -69,7 +69,10 @@ def _declared_input(fn: Any) -> type[Any] | None:
     """The class a node function's first parameter is annotated with, if it has annotations
     of its own (a TypedDict, dataclass or pydantic model): LangGraph reads that as the node's
     input schema. None when unannotated or unresolvable (LangGraph then gives the state)."""
-    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else getattr(fn, "__call__", None)  # noqa: B004
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        target = fn
+    else:  # a callable object: its __call__'s annotations
+        target = getattr(fn, "__call__", None)  # noqa: B004
     if target is None:
         return None
     try:

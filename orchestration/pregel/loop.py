@@ -76,6 +76,7 @@ from orchestration.types import Command
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec
 
+
 def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
     """Everything `invoke` does; returns the final (or paused) state as a schema instance
     (a paused dict state also carries `"__interrupt__"`, as LangGraph's)."""
