@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 
 # re-exported: these were defined here before the runtime had one error tree
+from orchestration.func import Entrypoint
 from orchestration.runtime.errors import GraphImportError, GraphRegistryError, UnknownGraph
 
 __all__ = [
@@ -67,6 +68,13 @@ def load_graph(graph_name: str, target: str) -> Any:
         ) from exc
     if not _is_compiled(obj) and callable(obj):
         obj = obj()
+    if isinstance(obj, Entrypoint):
+        raise GraphImportError(
+            f"STEPWISE_GRAPHS[{graph_name!r}] = {target!r} is an @entrypoint workflow (the "
+            "functional API), which runs with its own invoke()/stream(); the app runs graphs "
+            "built with StateGraph, whose state its reviewers see and fork: register one",
+            graph_name=graph_name, target=target,
+        )
     if not _is_compiled(obj):
         raise GraphImportError(
             f"STEPWISE_GRAPHS[{graph_name!r}] = {target!r} is a {type(obj).__name__}, not a "

@@ -44,3 +44,19 @@ def test_check_reports_unimportable_and_malformed_entries(settings: Any) -> None
     assert "No module named" in messages["STEPWISE_GRAPHS['missing']"]
     assert "module:attribute" in messages["STEPWISE_GRAPHS['malformed']"]
     assert "not a compiled graph" in messages["STEPWISE_GRAPHS['not_a_graph']"]
+
+
+def test_an_entrypoint_workflow_is_refused_with_what_to_register(
+    settings: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    (tmp_path / "functional_flow.py").write_text(
+        "from orchestration.func import entrypoint\n\n"
+        "@entrypoint()\n"
+        "def flow(n):\n"
+        "    return n\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.STEPWISE_GRAPHS = {"functional": "functional_flow:flow"}
+    messages = {m.obj: m.msg for m in check_graphs()}
+    assert "@entrypoint workflow" in messages["STEPWISE_GRAPHS['functional']"]
+    assert "StateGraph" in messages["STEPWISE_GRAPHS['functional']"]
