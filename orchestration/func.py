@@ -302,19 +302,21 @@ class Entrypoint:
     ) -> Iterator[Any]:
         modes, single, inner = _modes(stream_mode)
         chunks = self.graph.stream(_input(input), config, stream_mode=inner, **kwargs)
-        translate = _Translator(self.node, modes, single, starts_new=_is_new(input))
-        for mode, chunk in chunks:
-            yield from translate(mode, chunk)
+        translate = _Translator(self.node, modes, single, starts_new=_is_new(input),
+                                subgraphs=bool(kwargs.get("subgraphs")))
+        for item in chunks:
+            yield from translate(item)
 
     async def astream(
         self, input: Any, config: Any = None, *, stream_mode: Any = "updates", **kwargs: Any
     ) -> AsyncIterator[Any]:
         modes, single, inner = _modes(stream_mode)
         chunks = self.graph.astream(_input(input), config, stream_mode=inner, **kwargs)
-        translate = _Translator(self.node, modes, single, starts_new=_is_new(input))
-        async for mode, chunk in chunks:
-            for item in translate(mode, chunk):
-                yield item
+        translate = _Translator(self.node, modes, single, starts_new=_is_new(input),
+                                subgraphs=bool(kwargs.get("subgraphs")))
+        async for item in chunks:
+            for shown in translate(item):
+                yield shown
 
     def _result(self, state: Mapping[str, Any]) -> Any:
         if INTERRUPT in state:
@@ -378,17 +380,23 @@ def _modes(stream_mode: Any) -> tuple[frozenset[str], bool, list[str]]:
 
 
 class _Translator:
-    """The graph's (mode, chunk) pairs -> what LangGraph streams for an entrypoint."""
+    """The graph's (mode, chunk) pairs, or (namespace, mode, chunk) with `subgraphs=True`, ->
+    what LangGraph streams for an entrypoint. A graph run inside it streams as it is."""
 
-    def __init__(self, node: str, modes: frozenset[str], single: bool, starts_new: bool) -> None:
-        self.node, self.modes, self.single = node, modes, single
+    def __init__(
+        self, node: str, modes: frozenset[str], single: bool, starts_new: bool, subgraphs: bool
+    ) -> None:
+        self.node, self.modes, self.single, self.subgraphs = node, modes, single, subgraphs
         # New input does not write the output: LangGraph streams no values for it.
         self.skip_values = starts_new
 
-    def __call__(self, mode: str, chunk: Any) -> Iterator[Any]:
+    def __call__(self, item: tuple[Any, ...]) -> Iterator[Any]:
+        ns, mode, chunk = item if self.subgraphs else ((), *item)
         if mode not in self.modes:
             return
-        if mode == "values":
+        if ns:
+            pass  # a subgraph's chunk: its own state, shown as it is
+        elif mode == "values":
             if self.skip_values:
                 self.skip_values = False
                 return
@@ -399,5 +407,8 @@ class _Translator:
         elif mode == "updates" and isinstance(chunk, Mapping) and self.node in chunk:
             written = chunk[self.node]
             chunk = {self.node: written.get("output") if isinstance(written, Mapping) else None}
-        yield chunk if self.single else (mode, chunk)
+        if self.subgraphs:
+            yield (ns, chunk) if self.single else (ns, mode, chunk)
+        else:
+            yield chunk if self.single else (mode, chunk)
 

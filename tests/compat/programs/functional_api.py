@@ -6,7 +6,9 @@ a task's retry policy, async entrypoints and tasks, and the thread's state and h
 import asyncio
 
 from langgraph.func import entrypoint, task
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command, RetryPolicy, interrupt
+from typing_extensions import TypedDict
 
 calls = []
 flaky_state = {"failures": 0, "broken": True}
@@ -43,6 +45,10 @@ def retried(value: int) -> int:
 @task
 async def shout(text: str) -> str:
     return text.upper()
+
+
+class Count(TypedDict):
+    x: int
 
 
 def main(checkpointer):
@@ -117,6 +123,19 @@ def main(checkpointer):
         return first, chunks
 
     seen.append(("async", asyncio.run(run_async())))
+    # a StateGraph invoked inside the entrypoint streams as its subgraph
+    double = StateGraph(Count)
+    double.add_node("double", lambda state: {"x": state["x"] * 2})
+    double.add_edge(START, "double")
+    doubler = double.compile()
+
+    @entrypoint(checkpointer=checkpointer)
+    def nested(n: int) -> int:
+        return doubler.invoke({"x": len(write_essay(str(n)).result())})["x"]
+
+    chunks = nested.stream(3, {"configurable": {"thread_id": "n"}}, subgraphs=True,
+                           stream_mode=["updates", "values"])
+    seen.append(("subgraphs", [(len(ns), mode, chunk) for ns, mode, chunk in chunks]))
     try:
         score("outside")
     except RuntimeError:
