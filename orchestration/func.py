@@ -117,9 +117,8 @@ class Task[T]:
             )
         index = scope.task_calls
         scope.task_calls += 1
-        for done_index, value in scope.memo:
-            if done_index == index:  # recorded by an earlier pass: not called again
-                return TaskFuture(_finished(value))
+        if index in scope.recorded:  # recorded by an earlier pass: not called again
+            return TaskFuture(_finished(scope.recorded[index]))
         if self.is_async:
             try:
                 asyncio.get_running_loop()

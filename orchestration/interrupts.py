@@ -34,7 +34,7 @@ class TaskScope:
 
     __slots__ = (
         "task", "resume", "calls", "subcalls", "thread_id", "step", "context", "memo",
-        "task_calls",
+        "task_calls", "recorded",
     )
 
     def __init__(
@@ -53,9 +53,11 @@ class TaskScope:
         self.step = step
         self.context = context  # the run's config, saver, store and sink (context.py)
         # The functional API's @task calls (func.py): how many so far, and [index, result]
-        # of those finished, first those an earlier pass of this task recorded.
+        # of those finished, first those an earlier pass of this task recorded (`recorded`,
+        # by index, which the task calls read).
         self.task_calls = 0
         self.memo: list[Any] = list(getattr(resume, "memo", ()))
+        self.recorded: dict[int, Any] = dict(self.memo) if self.memo else {}
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)

@@ -27,7 +27,7 @@ from orchestration.checkpoint.base import (
 from orchestration.errors import InvalidUpdateError
 from orchestration.interrupts import interrupt_id
 from orchestration.reducers import last_value
-from orchestration.types import END, Command, Interrupt, Overwrite, Send
+from orchestration.types import END, Command, Interrupt, Overwrite, PregelTask, Send
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec
@@ -435,7 +435,7 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
         elif channel == ERROR:
             continue  # the failure it records is over: the task runs again
         elif channel == INTERRUPT:
-            outcome.interrupt = Interrupt(value["id"], value["value"], value["node"])
+            outcome.interrupt = interrupt_of(value)
             outcome.interrupt_index = value.get("index", 0)
         elif channel != PAUSED:
             update[channel] = value
@@ -447,33 +447,38 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
     return outcome
 
 
-def task_details(task: Task, plain: int, writes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """What `StateSnapshot.tasks` says of `task` beyond its name and id, from its pending
-    writes: the interrupt it raised, its result if it finished, its error if it failed,
-    and its path (`plain`: how many of the checkpoint's tasks are not `Send`s)."""
-    path: tuple[Any, ...] = (
-        ("__pregel_pull", task.node) if task.index < plain
-        else ("__pregel_push", task.index - plain, False)
-    )
-    interrupts, error, result, done = [], None, {}, False
-    for channel, value in writes:
-        if channel == INTERRUPT:
-            interrupts.append(Interrupt(value["id"], value["value"], value["node"]))
-        elif channel == ERROR:
-            error = value
-        elif channel == DONE:
-            done = True
-        elif channel not in BOOKKEEPING:
-            result[channel] = value
-    return {
-        "interrupts": tuple(interrupts), "path": path, "error": error,
-        "result": result if done else None,
-    }
+def interrupt_of(record: Mapping[str, Any]) -> Interrupt:
+    """The `Interrupt` a pending `__interrupt__` write records."""
+    return Interrupt(record["id"], record["value"], record["node"])
 
 
-def sends_count(checkpoint: Checkpoint) -> int:
-    sends = checkpoint.internal.get("sends") if checkpoint.internal else None
-    return len(sends) if sends else 0
+def task_views(
+    tasks: Sequence[Task], writes: Mapping[str, Sequence[tuple[str, Any]]]
+) -> list[PregelTask]:
+    """`StateSnapshot.tasks` of a checkpoint's `tasks` (`plan_tasks`), from their pending
+    writes: each task's interrupt, its result if it finished, its error if it failed, and
+    LangGraph's path (pull: a node reached by name; push: the i-th `Send`)."""
+    plain = sum(1 for task in tasks if task.arg is NO_ARG)
+    views = []
+    for task in tasks:
+        path: tuple[Any, ...] = (
+            ("__pregel_pull", task.node) if task.arg is NO_ARG
+            else ("__pregel_push", task.index - plain, False)
+        )
+        interrupts, error, result, done = [], None, {}, False
+        for channel, value in writes.get(task.id, ()):
+            if channel == INTERRUPT:
+                interrupts.append(interrupt_of(value))
+            elif channel == ERROR:
+                error = value
+            elif channel == DONE:
+                done = True
+            elif channel not in BOOKKEEPING:
+                result[channel] = value
+        views.append(PregelTask(
+            task.id, task.node, tuple(interrupts), None, path, error, result if done else None
+        ))
+    return views
 
 
 def write_order(outcome: Outcome) -> tuple[int, str, int]:
@@ -570,7 +575,7 @@ def raised_interrupts(tup: CheckpointTuple) -> tuple[Interrupt, ...]:
     for task in tasks_of(head):
         for channel, value in head.writes.get(task.id, ()):
             if channel == INTERRUPT:
-                raised.append(Interrupt(value["id"], value["value"], value["node"]))
+                raised.append(interrupt_of(value))
     return tuple(raised)
 
 

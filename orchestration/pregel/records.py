@@ -10,11 +10,12 @@ up front would cost the history listing a tenth more for what few callers look a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
-from orchestration.pregel.plan import head_of, plan_tasks, sends_count, task_details, task_id
+from orchestration.pregel.plan import head_of, plan_tasks, task_id, task_views
 from orchestration.types import PregelTask, StateSnapshot
 
 __all__ = ["RecordSnapshot", "lazy_tasks"]
@@ -49,17 +50,7 @@ def _build(lazy: _Lazy) -> tuple[PregelTask, ...]:
             PregelTask(task_id(checkpoint_id, index, node), node)
             for index, node in enumerate(lazy.next)
         )
-    writes = head_of(pending).writes
-    planned = plan_tasks(pending.checkpoint)
-    plain = len(planned) - sends_count(pending.checkpoint)
-    tasks = []
-    for task in planned:
-        details = task_details(task, plain, writes.get(task.id, ()))
-        tasks.append(PregelTask(
-            task.id, task.node, details["interrupts"], None, details["path"], details["error"],
-            details["result"],
-        ))
-    return tuple(tasks)
+    return tuple(task_views(plan_tasks(pending.checkpoint), head_of(pending).writes))
 
 
 # the slots' own descriptors, which the properties below hide
@@ -107,8 +98,8 @@ class RecordSnapshot(StateSnapshot):
     __hash__ = StateSnapshot.__hash__
 
 
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(StateSnapshot))
+
+
 def _fields(snapshot: StateSnapshot) -> tuple[Any, ...]:
-    return (
-        snapshot.values, snapshot.next, snapshot.config, snapshot.metadata, snapshot.created_at,
-        snapshot.parent_config, snapshot.interrupts, snapshot.tasks,
-    )
+    return tuple(getattr(snapshot, name) for name in _FIELD_NAMES)

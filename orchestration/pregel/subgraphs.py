@@ -17,6 +17,7 @@ delivered exactly once even if the process died between storing it and deliverin
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
@@ -311,32 +312,30 @@ def pending_tasks(
     `subgraphs` (`get_state(config, subgraphs=True)`), for a task that runs a subgraph (added
     with `add_node(name, compiled)`), the subgraph's state from this task's own chain (read
     from the saver; without `subgraphs` nothing is read)."""
-    from orchestration.pregel.plan import plan_tasks, sends_count, task_details
-    from orchestration.types import PregelTask
+    from orchestration.pregel.plan import plan_tasks, task_views
 
     head = head_of(tup) if tup.pending_writes else None
     waiting = {t.id: o for t, o in pending_interrupts(head)} if head is not None else {}
     config = tup.config
     planned = plan_tasks(tup.checkpoint)
-    plain = len(planned) - sends_count(tup.checkpoint)
     tasks = []
-    for task in planned:
+    for task, view in zip(planned, task_views(planned, head.writes if head else {}), strict=True):
         outcome = waiting.get(task.id)
+        # the latest state's tasks show the question still waiting, not an answered one
         asked = (outcome.interrupt,) if outcome is not None and outcome.interrupt else ()
-        details = task_details(task, plain, head.writes.get(task.id, ()) if head else ())
         state = None
         node = graph.spec.nodes.get(task.node)
         if subgraphs and node is not None and isinstance(node.fn, SubgraphNode):
             child_config = CheckpointConfig(
                 config.thread_id, checkpoint_ns=child_ns(config.checkpoint_ns, task.node)
             )
-            head = saver.get_tuple(child_config)
-            marker = str(head.metadata.extra.get(PARENT_KEY, "")) if head is not None else ""
-            if head is not None and marker.startswith(f"{task.id}:"):
+            child_head = saver.get_tuple(child_config)
+            marker = (
+                str(child_head.metadata.extra.get(PARENT_KEY, "")) if child_head is not None
+                else ""
+            )
+            if child_head is not None and marker.startswith(f"{task.id}:"):
                 child = node.fn.graph.with_checkpoint_saver(saver)
-                state = child.get_state(head.config, subgraphs=True)
-        tasks.append(PregelTask(
-            task.id, task.node, asked, state, details["path"], details["error"],
-            details["result"],
-        ))
+                state = child.get_state(child_head.config, subgraphs=True)
+        tasks.append(replace(view, interrupts=asked, state=state))
     return tuple(tasks)

@@ -11,6 +11,7 @@ import pytest
 
 from orchestration import (
     END,
+    START,
     Command,
     GraphValidationError,
     NodeError,
@@ -372,3 +373,25 @@ def test_get_state_with_subgraphs_shows_the_paused_childs_state(
     assert inner_task.state.config.checkpoint_ns == "outer|inner"
     graph.invoke(Command(resume=1), config)
     assert graph.get_state(config, subgraphs=True).tasks == ()
+
+
+def test_get_state_with_subgraphs_beside_a_finished_sibling(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    """A paused subgraph task listed before a sibling that finished: each task is read from
+    its own pending writes (the child's checkpoint read for the first must not stand in for
+    the parent's writes when the second is listed)."""
+    runs: Counter[str] = Counter()
+
+    def sibling(s: State) -> dict[str, Any]:
+        return {"log": ["sibling"]}
+
+    graph = (
+        StateGraph(State).add_node("outer", child_graph(runs)).add_node("sibling", sibling)
+        .add_edge(START, "outer").add_edge(START, "sibling").compile(checkpointer=saver)
+    )
+    graph.invoke({"x": 1}, config)
+    outer, side = graph.get_state(config, subgraphs=True).tasks
+    assert outer.name == "outer" and outer.state is not None and outer.interrupts
+    assert side.name == "sibling" and side.result == {"log": ["sibling"]}
+    assert side.path == ("__pregel_pull", "sibling")
