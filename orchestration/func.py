@@ -164,7 +164,10 @@ class Task[T]:
         return wait
 
     def _done(self, scope: Any, index: int, value: Any) -> Any:
-        scope.memo.append([index, value])  # one append: safe beside other task threads
+        # one append and one store: safe beside other task threads; `recorded` serves a
+        # retry of the entrypoint in this same pass
+        scope.memo.append([index, value])
+        scope.recorded[index] = value
         run = current_run.get()
         if run is not None and run.sink is not None:
             run.sink.emit(run.checkpoint_ns, "updates", {self.name: value})

@@ -53,8 +53,8 @@ class TaskScope:
         self.step = step
         self.context = context  # the run's config, saver, store and sink (context.py)
         # The functional API's @task calls (func.py): how many so far, and [index, result]
-        # of those finished, first those an earlier pass of this task recorded (`recorded`,
-        # by index, which the task calls read).
+        # of those finished, first those an earlier pass of this task recorded; `recorded`
+        # holds the same by index, for the task calls to look up.
         self.task_calls = 0
         self.memo: list[Any] = list(getattr(resume, "memo", ()))
         self.recorded: dict[int, Any] = dict(self.memo) if self.memo else {}
