@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
-from orchestration.compiled import CompiledGraph
+from orchestration.compiled import CompiledGraph, StateHistory
 from orchestration.context import current_run, get_runtime, get_store, get_stream_writer
 from orchestration.graph import StateGraph
 from orchestration.interrupts import current_task
@@ -333,8 +333,9 @@ class Entrypoint:
     async def aget_state(self, config: Any, *, subgraphs: bool = False) -> StateSnapshot:
         return _shown(await self.graph.aget_state(config, subgraphs=subgraphs))
 
-    def get_state_history(self, config: Any, **kwargs: Any) -> list[StateSnapshot]:
-        return [_shown(s) for s in self.graph.get_state_history(config, **kwargs)]
+    def get_state_history(self, config: Any, **kwargs: Any) -> StateHistory:
+        """Newest first; `next()` takes from it, as from LangGraph's generator."""
+        return StateHistory(_shown(s) for s in self.graph.get_state_history(config, **kwargs))
 
     async def aget_state_history(self, config: Any, **kwargs: Any) -> list[StateSnapshot]:
         return [_shown(s) for s in await _listed(self.graph.aget_state_history(config, **kwargs))]

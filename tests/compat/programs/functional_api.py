@@ -71,6 +71,7 @@ def main(checkpointer):
     state = review.get_state(cfg)
     seen.append(("final state", (state.values, state.next)))
     seen.append(("history", [(s.values, s.next) for s in review.get_state_history(cfg)]))
+    seen.append(("newest", next(review.get_state_history(cfg)).values))
     # (parallel tasks' chunks come in the order they finish; these run one after the other)
     @entrypoint(checkpointer=checkpointer)
     def sequential(topic: str) -> dict:
