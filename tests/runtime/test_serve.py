@@ -173,7 +173,12 @@ def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
 
     wait_for(lambda: "slow:start" in log_lines(log), timeout=60, what="the slow node to start")
     os.kill(served["process"].pid, signal.SIGTERM)  # bin/serve is honcho (exec)
-    time.sleep(0.5)
+    # The gate opens once the worker has the signal, not after a fixed pause: honcho kills
+    # what has not stopped 5 s after its SIGTERM, and on a loaded machine a fixed 0.5 s both
+    # ate into that grace and could open the gate before the signal arrived (then `last`
+    # would rightly start).
+    wait_for(lambda: "shutting down gracefully" in served["log"].read_text(), timeout=5,
+             what="the worker to receive SIGTERM")
     gate.touch()  # the superstep in progress ends; the worker must not start the next one
     served["process"].wait(timeout=30)
     output = served["log"].read_text()
