@@ -203,7 +203,7 @@ class CompiledGraph:
     def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Graph:
         """The graph's shape (LangGraph's `get_graph()`): `.nodes`, `.edges` and
         `.draw_mermaid()`. A subgraph is drawn as its node (`xray` is accepted, not used)."""
-        return graph_of(self.spec)
+        return graph_of(self.spec, self.interrupt_before, self.interrupt_after)
 
     def with_config(self, config: Mapping[str, Any] | None = None, **kwargs: Any
                     ) -> CompiledGraph:

@@ -2,14 +2,17 @@
 edges, conditional edges marked), drawn as Mermaid text with `draw_mermaid()`, which notebooks
 and READMEs show and any Mermaid viewer renders.
 
-Edges: plain and fan-in edges are solid; a router's (its path map, else every node and END,
-as LangGraph draws a router it cannot read) and a `Command`'s (its return annotation or
-`destinations=`) are conditional. A node with no outgoing edge ends its path: drawn with an
-edge to END, as it runs.
+Edges: plain and fan-in edges are solid; a router's (its path map, else its `-> Literal[...]`
+return annotation, else every node and END, as LangGraph draws a router it cannot read) and a
+`Command`'s (its return annotation or `destinations=`) are conditional. A node with no
+outgoing edge ends its path: drawn with an edge to END, as it runs. Under a node's name the
+drawing lists what LangGraph's does: its metadata, `defer`, its static breakpoints and a
+ToolNode's tools.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +55,11 @@ class Graph:
             elif node_id == END:
                 lines.append(f"\t{_id(node_id)}([<p>{node_id}</p>]):::last")
             else:
-                lines.append(f"\t{_id(node_id)}({_label(node_id)})")
+                label = _label(node_id)
+                notes = _metadata_lines(self.nodes[node_id].metadata or {})
+                if notes:
+                    label += "<hr/><small><em>" + "\n".join(notes) + "</em></small>"
+                lines.append(f"\t{_id(node_id)}({label})")
         for edge in self.edges:
             arrow = "-.->" if edge.conditional else "-->"
             lines.append(f"\t{_id(edge.source)} {arrow} {_id(edge.target)};")
@@ -78,11 +85,56 @@ def _label(name: str) -> str:
     return name.replace('"', "#quot;")
 
 
-def graph_of(spec: GraphSpec) -> Graph:
+# Characters a Mermaid label cannot hold as they are, and their entities (`#` first).
+_ESCAPES = {"[": "#91;", "]": "#93;", "(": "#40;", ")": "#41;", "{": "#123;", "}": "#125;",
+            '"': "#quot;", "<": "#60;", ">": "#62;", "|": "#124;"}
+_SCALARS = (str, int, float, bool)
+
+
+def _metadata_lines(metadata: dict[str, Any]) -> list[str]:
+    """A node's metadata as LangGraph's drawing lists it under the name: `key = value` for
+    scalars and lists of scalars (a set sorted), other values left out."""
+    lines = []
+    for key, value in metadata.items():
+        if isinstance(value, _SCALARS):
+            shown = str(value)
+        elif isinstance(value, list | tuple | set) and all(isinstance(v, _SCALARS) for v in value):
+            items = [str(v) for v in value]
+            shown = ", ".join(sorted(items) if isinstance(value, set) else items)
+        else:
+            continue
+        text = f"{key} = {shown}".replace("#", "#35;")
+        for char, entity in _ESCAPES.items():
+            text = text.replace(char, entity)
+        lines.append(text)
+    return lines
+
+
+def _drawn_metadata(
+    spec: GraphSpec, name: str, before: Collection[str], after: Collection[str]
+) -> dict[str, Any] | None:
+    """What LangGraph shows of a node: its metadata, `defer`, where a static breakpoint
+    stops (`__interrupt`) and a ToolNode's tools."""
+    node = spec.nodes[name]
+    metadata = dict(node.drawn or {})
+    tools = metadata.pop("__tools", None)
+    if node.defer:
+        metadata["defer"] = True
+    stops = [where for where, names in (("before", before), ("after", after)) if name in names]
+    if stops:
+        metadata["__interrupt"] = ",".join(stops)
+    if tools:
+        metadata["__tools"] = tools
+    return metadata or None
+
+
+def graph_of(spec: GraphSpec, before: Collection[str] = (), after: Collection[str] = ()) -> Graph:
+    """The graph's shape; `before`/`after`: the compiled graph's static breakpoints."""
     graph = Graph()
     names = list(spec.nodes)
     for name in (START, *names, END):
-        graph.nodes[name] = Node(name, name)
+        metadata = _drawn_metadata(spec, name, before, after) if name in spec.nodes else None
+        graph.nodes[name] = Node(name, name, None, metadata)
     seen: set[tuple[str, str, bool]] = set()
 
     def edge(source: str, target: str, conditional: bool) -> None:

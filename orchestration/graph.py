@@ -65,6 +65,21 @@ def _command_targets(fn: Callable[..., Any]) -> tuple[str, ...] | Literal["*"]:
     return ANYWHERE if anywhere else tuple(found)
 
 
+def _literal_targets(router: Any) -> tuple[str, ...] | None:
+    """The names of a router's `-> Literal["a", "b"]` return annotation (a callable
+    object's `__call__`), None when it has none or it does not resolve."""
+    target = router
+    if not inspect.isfunction(router) and not inspect.ismethod(router):
+        target = getattr(router, "__call__", None)  # noqa: B004 - callable objects count too
+    try:
+        hint = typing.get_type_hints(target).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable hints: the router may go anywhere
+        return None
+    if typing.get_origin(hint) is not Literal:
+        return None
+    return tuple(str(name) for name in typing.get_args(hint))
+
+
 def _declared_input(fn: Any) -> type[Any] | None:
     """The class a node function's first parameter is annotated with, if it has annotations
     of its own (a TypedDict, dataclass or pydantic model): LangGraph reads that as the node's
@@ -220,6 +235,10 @@ class StateGraph:
             return self
         if reads is not None:
             self._node_inputs[name] = reads
+        drawn = dict(metadata or {})
+        tools = getattr(fn, "tools_by_name", None)  # a ToolNode (duck-typed, as LangGraph)
+        if isinstance(tools, Mapping) and tools:
+            drawn["__tools"] = list(tools)
         fn = with_runtime_param(with_store_param(with_writer_param(fn)))
         self._nodes[name] = NodeSpec(
             name,
@@ -230,6 +249,7 @@ class StateGraph:
             side_effects,
             defer,
             wants_config(fn),
+            drawn or None,
         )
         if metadata:
             self.node_metadata[name] = dict(metadata)
@@ -319,7 +339,10 @@ class StateGraph:
             mapping = path_map
         else:
             mapping = {name: name for name in path_map}
-        self._branches.append(Branch(source, router, mapping, _is_async_callable(router)))
+        declared = _literal_targets(router) if mapping is None else None
+        self._branches.append(
+            Branch(source, router, mapping, _is_async_callable(router), declared)
+        )
         return self
 
     def set_conditional_entry_point(

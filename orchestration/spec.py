@@ -36,6 +36,9 @@ class NodeSpec:
     defer: bool = False
     # The function declares a `config` parameter: it is called as fn(state, config).
     wants_config: bool = False
+    # What `get_graph()` shows beside the node's name: `add_node(..., metadata=...)`, and a
+    # ToolNode's tools (`__tools`), as LangGraph's drawing does.
+    drawn: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,14 @@ class Branch:
     router: Callable[[Any], Any]
     path_map: Mapping[Hashable, str] | None
     is_async: bool = False
+    # Without a path map: the names a `-> Literal[...]` return annotation of the router
+    # declares, as LangGraph reads them (for drawing and checking; routing is unchanged).
+    declared: tuple[str, ...] | None = None
 
     def targets(self) -> tuple[str, ...] | Literal["*"]:
-        return ANYWHERE if self.path_map is None else tuple(self.path_map.values())
+        if self.path_map is not None:
+            return tuple(self.path_map.values())
+        return ANYWHERE if self.declared is None else self.declared
 
     def route(self, state: Any) -> list[str | Send]:
         """Call a sync router and map its answer."""

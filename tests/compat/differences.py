@@ -19,6 +19,7 @@ IMPORTS = {
     "langgraph.config": "orchestration",
     "langgraph.errors": "orchestration",
     "langgraph.func": "orchestration.func",
+    "langgraph.prebuilt": "orchestration.prebuilt",
     "langgraph.graph.message": "orchestration.reducers",
     "langgraph.checkpoint.memory": "orchestration.checkpoint",
     "langgraph.checkpoint.sqlite": "orchestration.checkpoint",

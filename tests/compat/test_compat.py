@@ -61,8 +61,8 @@ def test_declared_differences_name_real_programs() -> None:
 
 
 def test_rewriting_refuses_an_unmapped_langgraph_import() -> None:
-    with pytest.raises(AssertionError, match="langgraph.prebuilt"):
-        rewrite_imports("from langgraph.prebuilt import create_react_agent\n")
+    with pytest.raises(AssertionError, match="langgraph.channels"):
+        rewrite_imports("from langgraph.channels import LastValue\n")
 
 
 def test_loaded_programs_use_the_engine_asked_for() -> None:

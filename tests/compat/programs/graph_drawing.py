@@ -1,7 +1,8 @@
 """get_graph(): the nodes and edges of a compiled graph (conditional ones marked), and
 draw_mermaid(), as notebooks and READMEs show a graph: routers with a path map, a Command
 with a Literal return annotation, a Send fan-out, a fan-in, and a node with no outgoing edge
-(drawn to END)."""
+(drawn to END); and what a node shows under its name: its metadata, `defer=True`, a static
+breakpoint, and a router read from its `-> Literal[...]` annotation (no path map)."""
 
 import operator
 from typing import Annotated, Literal
@@ -54,8 +55,29 @@ def main(checkpointer):
     builder.add_edge(["work", "review"], "join")
     builder.add_edge("join", END)
     drawn = builder.compile(checkpointer=checkpointer).get_graph()
-    return [
+    seen = [
         ("nodes", list(drawn.nodes)),
         ("edges", [(e.source, e.target, e.conditional) for e in drawn.edges]),
         ("mermaid", drawn.draw_mermaid()),
     ]
+
+    annotated = StateGraph(State)
+    annotated.add_node("plan", plan, metadata={"owner": "ops", "tags": ["a", "b"], "x": {"no": 1}})
+    annotated.add_node("review", fan)
+    annotated.add_node("wrap", join, defer=True)
+    annotated.add_edge(START, "plan")
+    annotated.add_conditional_edges("plan", literal_route)
+    annotated.add_edge("review", "wrap")
+    annotated.add_edge("wrap", END)
+    compiled = annotated.compile(
+        checkpointer=checkpointer, interrupt_before=["review"], interrupt_after=["review", "wrap"]
+    )
+    drawn = compiled.get_graph()
+    seen.append(("annotated edges", [(e.source, e.target, e.conditional) for e in drawn.edges]))
+    seen.append(("annotated metadata", {name: node.metadata for name, node in drawn.nodes.items()}))
+    seen.append(("annotated mermaid", drawn.draw_mermaid()))
+    return seen
+
+
+def literal_route(state: State) -> Literal["review", "__end__"]:
+    return "review"
