@@ -237,6 +237,7 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
         saver: BaseCheckpointSaver | None = None,
+        output_keys: str | Sequence[str] | None = None,
     ) -> Core:
         """The call's loop; `saver` is what it writes through (`_call_saver`)."""
         if self.bound_config:
@@ -275,6 +276,8 @@ class CompiledGraph:
                 durable,
                 context,
             ),
+            output_keys=output_keys if output_keys is None or isinstance(output_keys, str)
+            else tuple(output_keys),
         )
         return run_core(settings, input, cfg)
 
@@ -351,11 +354,10 @@ class CompiledGraph:
         As LangGraph's: `output_keys` picks the fields returned (a name: that field's value),
         and a `stream_mode` other than "values" returns the list of `stream`'s chunks."""
         if stream_mode != "values":
-            self._check_keys(output_keys, stream_mode)
-            return list(self.stream(
+                        return list(self.stream(
                 input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
                 extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-                context=context, durability=durability,
+                context=context, durability=durability, output_keys=output_keys,
             ))
         self._check_keys(output_keys)
         if self.saver is None and inside_task() is not None:
@@ -384,11 +386,10 @@ class CompiledGraph:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
         if stream_mode != "values":
-            self._check_keys(output_keys, stream_mode)
-            return [chunk async for chunk in self.astream(
+                        return [chunk async for chunk in self.astream(
                 input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
                 extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-                context=context, durability=durability,
+                context=context, durability=durability, output_keys=output_keys,
             )]
         self._check_keys(output_keys)
         if self.saver is None and inside_task() is not None:
@@ -403,15 +404,10 @@ class CompiledGraph:
             pass
         return self._pick(self._output(result[0]), output_keys)
 
-    def _check_keys(self, output_keys: str | Sequence[str] | None, mode: Any = "values") -> None:
+    def _check_keys(self, output_keys: str | Sequence[str] | None) -> None:
         """Refuse, before anything runs, `output_keys` naming no field (LangGraph: ValueError)."""
         if output_keys is None:
             return
-        if mode != "values":
-            raise TypeError(
-                f"invoke(output_keys=...) picks fields of the final state; with "
-                f"stream_mode={mode!r} invoke returns stream chunks: drop one of the two"
-            )
         names = [output_keys] if isinstance(output_keys, str) else list(output_keys)
         shown = self.spec.output_fields
         unknown = [n for n in names if n not in shown]
@@ -448,6 +444,7 @@ class CompiledGraph:
         on_custom: Callable[[tuple[str, ...], Any], None] | None = None,
         context: Any = None,
         durability: str | None = None,
+        output_keys: str | Sequence[str] | None = None,
     ) -> Iterator[Any]:
         """`invoke`, streaming as LangGraph does: `updates` gives one `{node: update}` per task
         (`{node: None}` for a node that returned None), `values` the full state (first the
@@ -463,7 +460,12 @@ class CompiledGraph:
         for this call.
 
         `on_custom(namespace, chunk)`, instead of the `custom` mode, receives what nodes write
-        in the node's own thread, as they write it (nodes then run where `invoke` runs them)."""
+        in the node's own thread, as they write it (nodes then run where `invoke` runs them).
+
+        `output_keys` (LangGraph's): the fields `values` and `updates` chunks show (one name:
+        that field's value); a step that changed none of them streams no `values` chunk, and a
+        task that wrote none of them streams `{node: None}`. A subgraph's chunks are its own."""
+        self._check_keys(output_keys)
         modes, single = check_modes(stream_mode)
         if on_custom is not None:
             sink: Sink | None = Sink((), False, on_custom)
@@ -472,7 +474,7 @@ class CompiledGraph:
         saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
-            context, saver,
+            context, saver, output_keys,
         )
         driving = None if sink is None or sink.callback is not None else sink
         for ns, mode, chunk in drive(core, saver, driving):
@@ -491,13 +493,15 @@ class CompiledGraph:
         interrupt_after: Sequence[str] | None = None,
         context: Any = None,
         durability: str | None = None,
+        output_keys: str | Sequence[str] | None = None,
     ) -> AsyncIterator[Any]:
+        self._check_keys(output_keys)
         modes, single = check_modes(stream_mode)
         sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
         saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
-            context, saver,
+            context, saver, output_keys,
         )
         async for ns, mode, chunk in adrive(core, saver, [], sink):
             yield _shape(ns, mode, chunk, single, subgraphs)

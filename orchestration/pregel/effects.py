@@ -41,6 +41,9 @@ class RunSettings:
     context: RunContext | None = None
     # start a new chain in the namespace whatever its latest checkpoint (a subgraph's run)
     fresh: bool = False
+    # `stream(output_keys=...)`: the fields the `values` and `updates` chunks show (one
+    # name: that field's value alone); None: every field
+    output_keys: str | tuple[str, ...] | None = None
 
     @property
     def checkpoint_ns(self) -> str:

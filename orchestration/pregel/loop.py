@@ -67,11 +67,13 @@ from orchestration.pregel.streams import (
     RUN_MODES,
     checkpoint_chunks,
     interrupt_value_chunk,
+    picked,
     result_chunks,
+    shows,
     task_chunks,
     update_chunks,
 )
-from orchestration.types import Command
+from orchestration.types import START, Command
 
 if TYPE_CHECKING:
     from orchestration.spec import GraphSpec
@@ -84,9 +86,16 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
     head, skip_before, applied = yield from begin(settings, input, config)
     modes = settings.modes
     if modes and (head.metadata.source == "input" or tasks_of(head)):
-        # LangGraph streams the state a call starts from (the input's, or the resumed one).
-        if "values" in modes:
+        # LangGraph streams the state a call starts from (the input's, or the resumed one);
+        # with output keys, the input's only if it set one of them.
+        keys = settings.output_keys
+        if "values" in modes and keys is None:
             yield Emit("values", state_of(spec.schema, head))
+        elif "values" in modes and (
+            head.metadata.source != "input"
+            or shows(keys, (head.metadata.writes or {}).get(START) or ())
+        ):
+            yield Emit("values", picked(keys, head.checkpoint.values))
         if not RUN_MODES.isdisjoint(modes):
             yield from checkpoint_chunks(modes, head)
     steps = 0
@@ -173,7 +182,7 @@ def _emit_stop(settings: RunSettings, head: Head, interrupts: tuple[Any, ...]) -
     if "updates" in settings.modes:
         yield Emit("updates", {INTERRUPT: interrupts})
     if interrupts and "values" in settings.modes and settings.spec.schema.kind == "typeddict":
-        yield interrupt_value_chunk(head.checkpoint.values, interrupts)
+        yield interrupt_value_chunk(head.checkpoint.values, interrupts, settings.output_keys)
 
 
 def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
@@ -441,11 +450,12 @@ def _commit(
         raise
     new_head = Head(config, checkpoint, metadata, {}, state, parent=head.config)
     if settings.modes:
+        keys = settings.output_keys
         if "updates" in settings.modes:
-            yield from update_chunks(outcomes)
-        if "values" in settings.modes and writers:
-            # As LangGraph: a step that changed no field streams no new values.
-            yield Emit("values", state)
+            yield from update_chunks(outcomes, keys)
+        if "values" in settings.modes and writers and shows(keys, writers):
+            # As LangGraph: a step that changed no field (no field shown) streams no values.
+            yield Emit("values", state if keys is None else picked(keys, values))
         if not RUN_MODES.isdisjoint(settings.modes):
             yield from checkpoint_chunks(settings.modes, new_head)
     return new_head

@@ -6,7 +6,7 @@ builds them only when one of these modes was asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from orchestration.pregel.effects import Emit
@@ -99,17 +99,48 @@ def result_chunks(modes: frozenset[str], outcomes: list[Outcome], step: int) -> 
             yield Emit("debug", _debug("task_result", step, payload))
 
 
-def update_chunks(outcomes: list[Outcome]) -> Iterator[Emit]:
+Keys = str | tuple[str, ...] | None  # `stream(output_keys=...)`: None is every field
+
+
+def picked(keys: Keys, values: Mapping[str, Any]) -> Any:
+    """`values` narrowed to `keys` as LangGraph's `output_keys` narrows a chunk: the fields
+    there are of a list of names, the value (or None) of one name."""
+    if isinstance(keys, str):
+        return values.get(keys)
+    return {name: values[name] for name in keys if name in values}  # type: ignore[union-attr]
+
+
+def shows(keys: Keys, written: Iterable[str]) -> bool:
+    """Whether a step that wrote `written` streams a `values` chunk: LangGraph streams one
+    only when a field it shows changed."""
+    if keys is None:
+        return True
+    shown = (keys,) if isinstance(keys, str) else keys
+    return not set(shown).isdisjoint(written)
+
+
+def update_chunks(outcomes: list[Outcome], keys: Keys = None) -> Iterator[Emit]:
     """One `{node: update}` chunk per task, as LangGraph streams them (three `Send` tasks of
-    one node are three chunks)."""
+    one node are three chunks); with `keys`, each update narrowed to them (None when the
+    task wrote none of them)."""
     for o in outcomes:
-        update = o.update
-        yield Emit("updates", {o.task.node: None if update is NO_UPDATE else update})
+        update = None if o.update is NO_UPDATE else o.update
+        if isinstance(keys, str) and update is not None:
+            update = update.get(keys)
+        elif keys is not None and update is not None:  # in the update's own order
+            update = {k: v for k, v in update.items() if k in keys} or None
+        yield Emit("updates", {o.task.node: update})
 
 
-def interrupt_value_chunk(values: Mapping[str, Any], interrupts: tuple[Any, ...]) -> Emit:
-    """`values` mode ends a paused run with the state and why it paused, as LangGraph's."""
-    return Emit("values", {**values, INTERRUPT: interrupts})
+def interrupt_value_chunk(
+    values: Mapping[str, Any], interrupts: tuple[Any, ...], keys: Keys = None
+) -> Emit:
+    """`values` mode ends a paused run with the state and why it paused, as LangGraph's (with
+    one key in `keys`, only why: there is no dict to put the field's value in)."""
+    if keys is None:
+        return Emit("values", {**values, INTERRUPT: interrupts})
+    shown = {} if isinstance(keys, str) else picked(keys, values)
+    return Emit("values", {**shown, INTERRUPT: interrupts})
 
 
 __all__ = [
@@ -120,7 +151,9 @@ __all__ = [
     "checkpoint_payload",
     "config_dict",
     "interrupt_value_chunk",
+    "picked",
     "result_chunks",
+    "shows",
     "task_chunks",
     "task_result_payload",
     "update_chunks",

@@ -47,9 +47,34 @@ def test_an_unknown_output_key_is_refused_before_anything_runs(
     assert saver.get_tuple(config) is None
 
 
-def test_output_keys_with_stream_chunks_is_a_clear_type_error() -> None:
-    with pytest.raises(TypeError, match="drop one of the two"):
-        graph().invoke({"title": "a"}, stream_mode="updates", output_keys=["words"])
+def test_output_keys_narrow_stream_chunks_sync_and_async(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    """`invoke(stream_mode=..., output_keys=...)` is the narrowed stream: a task that wrote
+    none of the keys is `{node: None}`, a step that changed none of them streams no values."""
+    chunks = graph().invoke({"title": "a b"}, stream_mode="updates", output_keys=["title"])
+    assert chunks == [{"count": None}]
+    values = list(graph().stream({"title": "a b"}, stream_mode="values", output_keys="title"))
+    assert values == ["a b"]  # the input's; `count` wrote only `words`
+
+    async def narrowed() -> list[object]:
+        return [c async for c in graph(saver, asks=True).astream(
+            {"title": "a b"}, config, stream_mode=["values", "updates"], output_keys="words")]
+
+    got = asyncio.run(narrowed())
+    assert got[:3] == [("updates", {"count": 2}), ("values", 2), ("updates", got[2][1])]
+    assert [i.value for i in got[2][1]["__interrupt__"]] == ["new title?"]
+    assert list(got[3][1]) == ["__interrupt__"]  # one key: only why the run paused
+    with pytest.raises(ValueError, match="nope"):
+        list(graph().stream({"title": "a"}, output_keys="nope"))
+
+
+def test_a_subgraphs_chunks_are_not_narrowed_by_the_parents_keys() -> None:
+    parent = StateGraph(Doc).add_node("child", graph()).add_edge(START, "child").compile()
+    chunks = list(parent.stream(
+        {"title": "x y z"}, stream_mode="updates", output_keys="title", subgraphs=True))
+    assert chunks[0][1] == {"count": {"words": 3}}  # the child's own update, whole
+    assert chunks[-1] == ((), {"child": "x y z"})
 
 
 def test_a_paused_run_keeps_its_interrupts_beside_the_picked_keys(

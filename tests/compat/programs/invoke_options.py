@@ -1,6 +1,8 @@
 """invoke's LangGraph options (reference "Pregel.invoke"): `output_keys` picks the fields
 returned (a name: its value alone; an unknown one is a ValueError), a `stream_mode` other
-than "values" returns the stream's chunks as a list; `get_state` of a thread that never ran
+than "values" returns the stream's chunks as a list; `stream(output_keys=...)` narrows the
+`values` and `updates` chunks (a step or task that touched none of the keys streams no values
+and a None update), with interrupts and resumes; `get_state` of a thread that never ran
 is empty (how LangGraph code asks whether a thread started); a graph's JSON Schemas."""
 
 import operator
@@ -65,4 +67,19 @@ def main(checkpointer):
                                                stream_mode=["values", "updates"])))
     seen.append(("paused keys", asks.invoke({"items": ["x"], "n": 0}, thread("f"),
                                             output_keys=["items"])))
+
+    cases = [("values", ["n"]), ("values", "items"), ("updates", ["n"]), ("updates", "n"),
+             (["values", "updates"], ["items"])]
+    for i, (mode, keys) in enumerate(cases):
+        config = thread(f"s{i}")
+        seen.append((f"stream {mode} {keys}", list(asks.stream(
+            {"items": ["y"]}, config, stream_mode=mode, output_keys=keys))))
+        seen.append((f"resume {mode} {keys}", list(asks.stream(
+            Command(resume=True), config, stream_mode=mode, output_keys=keys))))
+    seen.append(("invoke updates keys", asks.invoke(
+        {"items": ["z"], "n": 0}, thread("s9"), stream_mode="updates", output_keys="n")))
+    try:
+        list(asks.stream({"items": []}, thread("s10"), output_keys=["nope"]))
+    except ValueError:
+        seen.append(("stream unknown key", "ValueError"))
     return seen
