@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, Required
 
 from orchestration.errors import InvalidUpdateError
+from orchestration.managed import ManagedValue, managed_kind
 from orchestration.reducers import last_value
 
 Reducer = Callable[[Any, Any], Any]
@@ -107,6 +108,15 @@ class Schema:
                 f"StateGraph needs a @dataclass, a TypedDict or a pydantic BaseModel as its state "
                 f"schema, got {cls!r}"
             )
+        # Managed values (`RemainingSteps`, `IsLastStep`): filled in for each step's nodes
+        # and routers (`with_managed`), never stored, given or returned.
+        self.managed: dict[str, type[ManagedValue]] = {
+            name: kind for name, hint in hints.items()
+            if (kind := managed_kind(hint)) is not None
+        }
+        if self.managed:
+            specs = [s for s in specs if s.name not in self.managed]
+            self._check_managed_defaults(cls)
         self.fields: dict[str, FieldSpec] = {s.name: s for s in specs}
         bad = [name for name in self.fields if name.startswith("__")]
         if bad:
@@ -119,6 +129,32 @@ class Schema:
         # Fields only nodes' own input schemas declare (`with_private`): state the nodes pass
         # each other that the graph's caller neither gives nor gets back.
         self.private: frozenset[str] = frozenset()
+
+    def _check_managed_defaults(self, cls: Any) -> None:
+        """A dataclass or pydantic state is built without its managed fields: they need a
+        default (a TypedDict needs none)."""
+        if self.kind == "dataclass":
+            required = [f.name for f in dataclasses.fields(cls) if f.name in self.managed
+                        and f.default is _MISSING and f.default_factory is _MISSING]
+        elif self.kind == "pydantic":
+            required = [n for n in self.managed if cls.model_fields[n].is_required()]
+        else:
+            return
+        if required:
+            raise TypeError(
+                f"managed field(s) {required} of {cls.__name__} need a default (e.g. "
+                f"`{required[0]}: RemainingSteps = 25`): the engine sets them for each step"
+            )
+
+    def with_managed(self, state: Any, remaining: int) -> Any:
+        """`state` as a step's nodes and routers read it: with the managed values for a call
+        that may run `remaining` more supersteps."""
+        values = {name: kind.get(remaining) for name, kind in self.managed.items()}
+        if self.kind == "typeddict":
+            return {**state, **values}
+        if self.kind == "pydantic":
+            return state.model_copy(update=values)
+        return dataclasses.replace(state, **values)
 
     def with_private(self, node_schemas: Iterable[Schema]) -> tuple[Schema, list[str]]:
         """This schema plus the fields that nodes' input schemas declare and it lacks, as
@@ -295,6 +331,17 @@ class Schema:
                 f"{self.cls.__name__} fields it changes (e.g. {{{next(iter(self.fields), 'x')!r}:"
                 " ...}), None, or a Command"
             )
+        if self.managed and not self.managed.keys().isdisjoint(update):
+            if node == "input":
+                raise InvalidUpdateError(
+                    f"the input has {sorted(self.managed.keys() & update.keys())}, which the "
+                    "engine sets at each step (a managed value such as RemainingSteps); "
+                    "leave it out"
+                )
+            # A node returning the state it got: LangGraph ignores a write to a managed value.
+            update = {k: v for k, v in update.items() if k not in self.managed}
+            if update.keys() <= self.fields.keys():
+                return dict(update)
         for key in update:
             if key not in self.fields:
                 if node == "input":

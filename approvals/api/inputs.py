@@ -42,7 +42,21 @@ def _schema_of(graph: Any) -> dict[str, Any]:
         schema = {"type": "object", "properties": {name: {} for name in fields},
                   "required": [n for n, f in fields.items()
                                if graph.spec.input and f.default is None]}
-    return {**schema, "additionalProperties": False}
+    return {**_without_managed(schema, graph), "additionalProperties": False}
+
+
+def _without_managed(schema: dict[str, Any], graph: Any) -> dict[str, Any]:
+    """The schema without the state's managed values (`RemainingSteps`, ...): the engine sets
+    them at each step and refuses them as input, so a form never asks for them."""
+    managed = set(graph.spec.schema.managed)
+    if graph.spec.input is not None:
+        managed |= set(graph.spec.input.managed)
+    properties = schema.get("properties") or {}
+    if managed.isdisjoint(properties):
+        return schema
+    return {**schema,
+            "properties": {k: v for k, v in properties.items() if k not in managed},
+            "required": [k for k in schema.get("required", ()) if k not in managed]}
 
 
 @functools.cache

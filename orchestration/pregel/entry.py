@@ -17,6 +17,7 @@ from orchestration.checkpoint.base import (
     PendingWrite,
     new_checkpoint_id,
 )
+from orchestration.config import DEFAULT_RECURSION_LIMIT
 from orchestration.errors import (
     AmbiguousResumeError,
     CheckpointNotFound,
@@ -198,8 +199,11 @@ def _write_input(
     elif goto:
         next_nodes, internal = plan_next(spec, [("input", goto)], state, {}, 0)
     else:
-        routed = yield from resolve_routes(spec, [START], state, 0)
-        next_nodes, internal = plan_next(spec, [(START, ())], state, {}, 0, routed)
+        seen = state  # the input's step: the call's whole budget is left
+        if spec.schema.managed:
+            seen = spec.schema.with_managed(state, settings.recursion_limit)
+        routed = yield from resolve_routes(spec, [START], seen, 0)
+        next_nodes, internal = plan_next(spec, [(START, ())], seen, {}, 0, routed)
     if head is None:
         versions = {key: new_id for key in values}
         parent = CheckpointConfig(settings.thread_id, checkpoint_ns=settings.checkpoint_ns)
@@ -449,8 +453,11 @@ def update_core(
     )
     for key in fired:  # still full: their targets run next whoever the update is from
         joins[key] = list(spec.joins[int(key)][0])
-    routed = yield from resolve_routes(spec, [as_node], state, step)
-    next_nodes, internal = plan_next(spec, [(as_node, ())], state, joins, step, routed)
+    seen = state  # no call runs: routers read a full default budget
+    if spec.schema.managed:
+        seen = spec.schema.with_managed(state, DEFAULT_RECURSION_LIMIT)
+    routed = yield from resolve_routes(spec, [as_node], seen, step)
+    next_nodes, internal = plan_next(spec, [(as_node, ())], seen, joins, step, routed)
     refired = fired_joins(spec, {**internal, "fired": fired}, (as_node,), next_nodes)
     if refired:
         internal["fired"] = refired

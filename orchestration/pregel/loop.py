@@ -111,7 +111,7 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
             yield from _emit_stop(settings, head, ())
             return state_of(spec.schema, head)
         skip_before = False
-        paused, head = yield from _superstep(settings, head, tasks)
+        paused, head = yield from _superstep(settings, head, tasks, allowed - steps)
         if paused:
             return _paused_result(settings, head)
         steps += 1
@@ -185,20 +185,24 @@ def _emit_stop(settings: RunSettings, head: Head, interrupts: tuple[Any, ...]) -
         yield interrupt_value_chunk(head.checkpoint.values, interrupts, settings.output_keys)
 
 
-def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
-    """Run one superstep from `head`. Returns (paused, head); a paused head's `state` is what
+def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: int) -> Core:
+    """Run one superstep from `head`, the call allowed `remaining` more (what a managed
+    `RemainingSteps` field reads). Returns (paused, head); a paused head's `state` is what
     the tasks saw, a committed one is the new checkpoint."""
     spec = settings.spec
     step = head.metadata.step + 1
     if head.writes:
-        done, values, input_writers, state = yield from _run_resumed(settings, head, tasks, step)
+        done, values, input_writers, state = yield from _run_resumed(
+            settings, head, tasks, step, remaining
+        )
     else:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
+        seen = _managed(spec, state, remaining)
         if spec.reads:
-            work = [(t, _task_input(spec, t, state, values), []) for t in tasks]
+            work = [(t, _task_input(spec, t, seen, values), []) for t in tasks]
         else:
-            work = [(t, state if t.arg is NO_ARG else t.arg, []) for t in tasks]
+            work = [(t, seen if t.arg is NO_ARG else t.arg, []) for t in tasks]
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
         done = yield Execute(spec, work, settings.thread_id, step, settings.context)
@@ -208,7 +212,9 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
         if outcome.error is not None or outcome.interrupt is not None:
             return (yield from _stop(settings, head, done, state, values, step))
     try:
-        new_head = yield from _commit(settings, head, done, step, values, input_writers)
+        new_head = yield from _commit(
+            settings, head, done, step, values, input_writers, remaining
+        )
     except Exception as error:
         if not isinstance(error, InvalidUpdateError) and not getattr(
             error, "stepwise_router", False
@@ -221,6 +227,11 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task]) -> Core:
     return False, new_head
 
 
+def _managed(spec: GraphSpec, state: Any, remaining: int) -> Any:
+    """The state nodes and routers read: with its managed values, if the schema has any."""
+    return spec.schema.with_managed(state, remaining) if spec.schema.managed else state
+
+
 def _task_input(spec: GraphSpec, task: Task, state: Any, values: Mapping[str, Any]) -> Any:
     """A task's argument: its Send's, else the state as its node reads it."""
     if task.arg is not NO_ARG:
@@ -228,7 +239,9 @@ def _task_input(spec: GraphSpec, task: Task, state: Any, values: Mapping[str, An
     return spec.node_input(task.node, state, values)
 
 
-def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int) -> Core:
+def _run_resumed(
+    settings: RunSettings, head: Head, tasks: list[Task], step: int, remaining: int
+) -> Core:
     """Run a superstep that started before: tasks with pending writes are recovered from them
     (finished, or still waiting for an answer) and the others run, with any answers so far.
     Returns (outcomes in task order, base values, input writers, state)."""
@@ -237,6 +250,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
         values, input_writers, state = _resumed_input(settings, head, step)
     else:
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
+    seen = _managed(spec, state, remaining)
     outcomes: list[Outcome | None] = [None] * len(tasks)
     work: list[tuple[Task, Any, list[Any]]] = []
     slots: list[int] = []
@@ -253,7 +267,7 @@ def _run_resumed(settings: RunSettings, head: Head, tasks: list[Task], step: int
                 recovered.resume
             )
             raised[i] = [record for channel, record in writes if channel == INTERRUPT][-1:]
-        work.append((task, _task_input(spec, task, state, values), resume))
+        work.append((task, _task_input(spec, task, seen, values), resume))
         slots.append(i)
     if work:
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
@@ -418,6 +432,7 @@ def _commit(
     step: int,
     base: Any,
     input_writers: dict[str, list[str]],
+    remaining: int,
 ) -> Core:
     spec = settings.spec
     schema = spec.schema
@@ -428,12 +443,13 @@ def _commit(
     for key, who in input_writers.items():
         writers[key] = [*who, *writers.get(key, ())]
     routed = None
+    seen = _managed(spec, state, remaining)  # routers read what the step's nodes read
     if spec.async_router_sources:
         nodes = [o.task.node for o in outcomes]
-        routed = yield from resolve_routes(spec, nodes, state, step)
+        routed = yield from resolve_routes(spec, nodes, seen, step)
     finished = [(o.task.node, o.goto) for o in outcomes]
     joins = head.checkpoint.internal.get("joins") if head.checkpoint.internal else None
-    next_nodes, internal = plan_next(spec, finished, state, joins or {}, step, routed)
+    next_nodes, internal = plan_next(spec, finished, seen, joins or {}, step, routed)
     if spec.deferred:
         next_nodes = hold_deferred(spec, next_nodes, internal, head.checkpoint.internal)
     new_id = new_checkpoint_id()

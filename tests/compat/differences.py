@@ -20,6 +20,7 @@ IMPORTS = {
     "langgraph.errors": "orchestration",
     "langgraph.func": "orchestration.func",
     "langgraph.prebuilt": "orchestration.prebuilt",
+    "langgraph.managed": "orchestration.managed",
     "langgraph.graph.message": "orchestration.reducers",
     "langgraph.checkpoint.memory": "orchestration.checkpoint",
     "langgraph.checkpoint.sqlite": "orchestration.checkpoint",

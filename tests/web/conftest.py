@@ -24,6 +24,7 @@ TEST_GRAPHS = {
     "web_fan_in": "web_graphs:fan_in_graph",
     "web_split": "web_graphs:split_graph",
     "web_failing": "web_graphs:failing_graph",
+    "web_agent": "web_graphs:agent_graph",
 }
 _seq = itertools.count(1)
 

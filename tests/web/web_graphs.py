@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
-from orchestration import END, StateGraph, interrupt
+from orchestration import END, START, StateGraph, add_messages, interrupt
+from orchestration.managed import RemainingSteps
+from orchestration.prebuilt import ToolNode, tools_condition
 from orchestration.reducers import merge, topic
 
 REVIEW_SCHEMA = {
@@ -174,3 +176,35 @@ def read_upload(state: Question) -> dict[str, Any]:
 
 failing_graph = StateGraph(Question).add_node("read", read_upload).set_entry_point("read") \
     .add_edge("read", END).compile()
+
+
+# A tool-calling agent (orchestration.prebuilt) with a step budget (a managed value): the model
+# asks for a refund, the refund tool waits for a person, the model then answers.
+class AgentState(TypedDict):
+    messages: Annotated[list[Any], add_messages]
+    remaining_steps: RemainingSteps
+
+
+def refund(order: str, amount: int) -> str:
+    """Refund an order once a person agrees."""
+    answer = interrupt({"question": f"Refund {amount} on {order}?"})
+    return f"refunded {amount}" if answer.get("text") == "yes" else "refund refused"
+
+
+def agent_model(state: AgentState) -> dict[str, Any]:
+    last = state["messages"][-1]
+    if last.type == "tool":
+        return {"messages": [{"role": "assistant",
+                              "content": f"{last.content} ({state['remaining_steps']} left)"}]}
+    call = {"name": "refund", "args": {"order": "A-7", "amount": "40"}, "id": "call-1"}
+    return {"messages": [{"role": "assistant", "content": "", "tool_calls": [call]}]}
+
+
+def _build_agent() -> Any:
+    builder = StateGraph(AgentState).add_node("model", agent_model)
+    builder.add_node(ToolNode([refund]))
+    builder.add_edge(START, "model").add_conditional_edges("model", tools_condition)
+    return builder.add_edge("tools", "model").compile()
+
+
+agent_graph = _build_agent()
