@@ -28,6 +28,7 @@ from orchestration.pregel.effects import StreamMode
 from orchestration.types import (
     END,
     START,
+    CachePolicy,
     Command,
     Interrupt,
     Overwrite,
@@ -38,6 +39,7 @@ from orchestration.types import (
 )
 
 __all__ = [
+    "CachePolicy",
     "END",
     "START",
     "CheckpointNotFound",

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from orchestration import batching
+from orchestration.cache import BaseCache
 from orchestration.checkpoint.base import (
     BaseCheckpointSaver,
     CheckpointConfig,
@@ -37,6 +38,7 @@ from orchestration.config import (
 from orchestration.context import RunContext
 from orchestration.drawing import Graph, graph_of
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
+from orchestration.pregel import caching
 from orchestration.pregel.drivers import adrive, drive, run_blocking
 from orchestration.pregel.durability import ExitSaver, check_durability
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
@@ -147,6 +149,7 @@ class CompiledGraph:
         store: BaseStore | None = None,
         name: str = "LangGraph",
         bound_config: Mapping[str, Any] | None = None,
+        cache: BaseCache | None = None,
     ) -> None:
         self.spec = spec
         self.saver = saver
@@ -157,11 +160,14 @@ class CompiledGraph:
         self.name = name
         # `with_config(...)`: merged under every call's config (`batching.merged_config`)
         self.bound_config: dict[str, Any] = dict(bound_config or {})
+        # `compile(cache=...)`: answers the tasks of nodes with a cache policy
+        self.cache = cache
 
     def _copy(self, **changes: Any) -> CompiledGraph:
         fields = {"saver": self.saver, "interrupt_before": self.interrupt_before,
                   "interrupt_after": self.interrupt_after, "store": self.store,
-                  "name": self.name, "bound_config": self.bound_config, **changes}
+                  "name": self.name, "bound_config": self.bound_config, "cache": self.cache,
+                  **changes}
         return CompiledGraph(self.spec, **fields)
 
     @property
@@ -199,6 +205,27 @@ class CompiledGraph:
         """A new compiled graph whose nodes reach `store` (`store` parameter, `get_store()`);
         the original is unchanged."""
         return self._copy(store=store)
+
+    def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Forget what the graph's cache holds for `nodes` (every node when None)."""
+        self._cache("clear_cache").clear(self._cache_namespaces(nodes))
+
+    async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        await self._cache("aclear_cache").aclear(self._cache_namespaces(nodes))
+
+    def _cache(self, what: str) -> BaseCache:
+        if self.cache is None:
+            raise ValueError(
+                f"{what}(): this graph has no cache; compile it with cache=InMemoryCache() "
+                "(orchestration.cache)"
+            )
+        return self.cache
+
+    def _cache_namespaces(self, nodes: Sequence[str] | None) -> list[tuple[str, ...]]:
+        unknown = [n for n in nodes or () if n not in self.spec.nodes]
+        if unknown:
+            raise ValueError(f"clear_cache: no such node(s) {unknown} (nodes: {self.nodes})")
+        return [caching.namespace(self.spec.nodes[n]) for n in nodes or self.spec.nodes]
 
     def get_graph(self, config: Any = None, *, xray: int | bool = False) -> Graph:
         """The graph's shape (LangGraph's `get_graph()`): `.nodes`, `.edges` and
@@ -278,6 +305,7 @@ class CompiledGraph:
             ),
             output_keys=output_keys if output_keys is None or isinstance(output_keys, str)
             else tuple(output_keys),
+            cache=self.cache,
         )
         return run_core(settings, input, cfg)
 

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from orchestration.cache import BaseCache
 from orchestration.checkpoint.base import BaseCheckpointSaver
 from orchestration.compiled import CompiledGraph
 from orchestration.config import wants_config
@@ -16,7 +17,7 @@ from orchestration.context import with_runtime_param, with_store_param, with_wri
 from orchestration.errors import GraphValidationError
 from orchestration.spec import ANYWHERE, Branch, GraphSpec, NodeSpec
 from orchestration.state import Schema, input_schema_of, register_with_serializer
-from orchestration.types import END, START, Command, RetryPolicy
+from orchestration.types import END, START, CachePolicy, Command, RetryPolicy
 
 if typing.TYPE_CHECKING:
     from orchestration.store.base import BaseStore
@@ -173,6 +174,7 @@ class StateGraph:
         metadata: Mapping[str, Any] | None = None,
         destinations: Mapping[str, str] | Sequence[str] | None = None,
         input_schema: type[Any] | None = None,
+        cache_policy: CachePolicy | None = None,
     ) -> StateGraph:
         """`add_node(fn)` names the node after `fn.__name__` (as LangGraph does);
         `defer=True` runs the node only once nothing else is pending in the run;
@@ -184,7 +186,9 @@ class StateGraph:
         annotation does not say; `metadata` is kept for the reader (`node_metadata`).
         `input_schema` (else the class the function's first parameter is annotated with)
         is what the node reads: only that schema's fields; fields the state lacks become
-        private state that nodes pass each other (not part of the input or the result)."""
+        private state that nodes pass each other (not part of the input or the result).
+        `cache_policy` (with `compile(cache=...)`): a task whose input's key the cache holds
+        takes the writes stored there instead of running."""
         if fn is None and not isinstance(name, str):
             fn = name
             name = getattr(fn, "name", None) or getattr(fn, "__name__", None)
@@ -221,6 +225,12 @@ class StateGraph:
                 f"node {name!r}: give retry_policy= (retry= is its older name), not both"
             )
             return self
+        if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+            self._problems.append(
+                f"node {name!r}: cache_policy must be a CachePolicy(key_func=..., ttl=...), "
+                f"not {cache_policy!r:.60}"
+            )
+            return self
         policies = _policies(retry_policy if retry_policy is not None else retry)
         if isinstance(policies, str):
             self._problems.append(f"node {name!r}: {policies}")
@@ -250,6 +260,7 @@ class StateGraph:
             defer,
             wants_config(fn),
             drawn or None,
+            cache_policy,
         )
         if metadata:
             self.node_metadata[name] = dict(metadata)
@@ -358,6 +369,7 @@ class StateGraph:
         interrupt_after: Sequence[str] = (),
         store: BaseStore | None = None,
         name: str | None = None,
+        cache: BaseCache | None = None,
     ) -> CompiledGraph:
         schema, private_problems = self.schema.with_private(self._node_inputs.values())
         problems = [
@@ -407,6 +419,7 @@ class StateGraph:
             interrupt_after=frozenset(interrupt_after),
             store=store,
             name=name or "LangGraph",
+            cache=cache,
         )
 
     # -- validation --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestration.errors import InvalidUpdateError
-from orchestration.types import RetryPolicy, Send
+from orchestration.types import CachePolicy, RetryPolicy, Send
 
 if TYPE_CHECKING:
     from orchestration.state import Schema
@@ -39,6 +39,8 @@ class NodeSpec:
     # What `get_graph()` shows beside the node's name: `add_node(..., metadata=...)`, and a
     # ToolNode's tools (`__tools`), as LangGraph's drawing does.
     drawn: Mapping[str, Any] | None = None
+    # `add_node(..., cache_policy=...)`: its tasks are answered from the graph's cache
+    cache_policy: CachePolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)

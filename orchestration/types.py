@@ -100,6 +100,39 @@ def default_retry_on(error: BaseException) -> bool:
 RetryOn = type[BaseException] | Sequence[type[BaseException]] | Callable[[BaseException], bool]
 
 
+def default_cache_key(*args: Any, **kwargs: Any) -> bytes:
+    """The cache key of a node's input, as LangGraph's default (which pickles it): the input
+    encoded by the checkpoint serializer, dicts and sets in sorted order so equal inputs give
+    equal keys. An input it cannot encode needs `CachePolicy(key_func=...)`."""
+    try:
+        return serde.dumps((_frozen(args), _frozen(kwargs)), where="a cached node's input")
+    except Exception as error:
+        raise TypeError(
+            f"{error}; give the node CachePolicy(key_func=...) returning a str or bytes key "
+            "built from the parts of its input that matter"
+        ) from error
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return [[k, _frozen(v)] for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))]
+    if isinstance(value, list | tuple):
+        return [_frozen(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_frozen(v) for v in value), key=repr)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """`add_node(..., cache_policy=CachePolicy(ttl=...))` (LangGraph's): a task of the node
+    whose input's key (`key_func`) the graph's cache holds takes the writes stored there
+    instead of running; `ttl` seconds (None: for ever)."""
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    ttl: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Retry a failing node in place before the failure reaches the caller; LangGraph's

@@ -16,6 +16,7 @@ from orchestration.errors import SerializationError
 from orchestration.pregel.plan import Routed, Task, router_failed
 
 if TYPE_CHECKING:
+    from orchestration.cache import BaseCache
     from orchestration.context import RunContext
     from orchestration.spec import Branch, GraphSpec
 
@@ -44,6 +45,8 @@ class RunSettings:
     # `stream(output_keys=...)`: the fields the `values` and `updates` chunks show (one
     # name: that field's value alone); None: every field
     output_keys: str | tuple[str, ...] | None = None
+    # `compile(cache=...)`: where nodes with a cache policy find earlier writes
+    cache: BaseCache | None = None
 
     @property
     def checkpoint_ns(self) -> str:

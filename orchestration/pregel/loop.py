@@ -24,11 +24,11 @@ from orchestration.errors import (
     ParentCommand,
     SerializationError,
 )
+from orchestration.pregel.caching import run_work
 from orchestration.pregel.effects import (
     Core,
     Effect,
     Emit,
-    Execute,
     Put,
     PutWrites,
     RunSettings,
@@ -205,7 +205,7 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
             work = [(t, seen if t.arg is NO_ARG else t.arg, []) for t in tasks]
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
-        done = yield Execute(spec, work, settings.thread_id, step, settings.context)
+        done = yield from run_work(settings, work, step)
     if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
         yield from result_chunks(settings.modes, done, step)
     for outcome in done:
@@ -272,9 +272,7 @@ def _run_resumed(
     if work:
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
-        results: list[Outcome] = yield Execute(
-            spec, work, settings.thread_id, step, settings.context
-        )
+        results: list[Outcome] = yield from run_work(settings, work, step)
         for i, outcome in zip(slots, results, strict=True):
             outcome.raised = raised.get(i, [])
             outcomes[i] = outcome

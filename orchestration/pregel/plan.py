@@ -107,6 +107,8 @@ class Outcome:
     raised: list[Any] = field(default_factory=list)
     # [index, result] of each @task call that finished before the task paused or failed
     memo: list[Any] = field(default_factory=list)
+    # taken from the node cache instead of running (`pregel/caching.py`)
+    cached: bool = False
 
 
 class Answers(list[Any]):
@@ -390,18 +392,18 @@ def encode_done(outcome: Outcome) -> list[tuple[str, Any]]:
     writes: list[tuple[str, Any]] = [(INTERRUPT, record) for record in outcome.raised]
     writes += (outcome.update or {}).items()
     if outcome.goto:
-        writes.append((GOTO, [_encode_goto(g) for g in outcome.goto]))
+        writes.append((GOTO, [encode_goto(g) for g in outcome.goto]))
     if outcome.resume:
         writes.append((RESUME, list(outcome.resume)))
     writes.append((DONE, None))
     return writes
 
 
-def _encode_goto(target: str | Send) -> Any:
+def encode_goto(target: str | Send) -> Any:
     return {"node": target.node, "arg": target.arg} if isinstance(target, Send) else target
 
 
-def _decode_goto(target: Any) -> str | Send:
+def decode_goto(target: Any) -> str | Send:
     return Send(target["node"], target["arg"]) if isinstance(target, Mapping) else target
 
 
@@ -427,7 +429,7 @@ def recover(task: Task, writes: Sequence[tuple[str, Any]]) -> Outcome:
         if channel == DONE:
             done = True
         elif channel == GOTO:
-            outcome.goto = [_decode_goto(g) for g in value]
+            outcome.goto = [decode_goto(g) for g in value]
         elif channel == RESUME:
             outcome.resume = list(value)
         elif channel == TASKS:

@@ -90,8 +90,10 @@ def task_chunks(
 
 def result_chunks(modes: frozenset[str], outcomes: list[Outcome], step: int) -> Iterator[Emit]:
     for outcome in outcomes:
-        if not outcome.fresh:
-            continue  # recovered from pending writes: its result was streamed when it ran
+        if not outcome.fresh or outcome.cached:
+            # recovered from pending writes, its result streamed when it ran; or taken from
+            # the node cache, which LangGraph streams no result for
+            continue
         payload = task_result_payload(outcome)
         if "tasks" in modes:
             yield Emit("tasks", payload)
@@ -129,7 +131,10 @@ def update_chunks(outcomes: list[Outcome], keys: Keys = None) -> Iterator[Emit]:
             update = update.get(keys)
         elif keys is not None and update is not None:  # in the update's own order
             update = {k: v for k, v in update.items() if k in keys} or None
-        yield Emit("updates", {o.task.node: update})
+        if o.cached:  # as LangGraph marks a task answered by the node cache
+            yield Emit("updates", {o.task.node: update, "__metadata__": {"cached": True}})
+        else:
+            yield Emit("updates", {o.task.node: update})
 
 
 def interrupt_value_chunk(
