@@ -6,6 +6,7 @@ uses). Both accept numbers sent as numeric strings (`jsonvalues.numbers_from_str
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,21 +43,29 @@ def _schema_of(graph: Any) -> dict[str, Any]:
         schema = {"type": "object", "properties": {name: {} for name in fields},
                   "required": [n for n, f in fields.items()
                                if graph.spec.input and f.default is None]}
-    return {**_without_managed(schema, graph), "additionalProperties": False}
+    return {**_as_the_engine_takes_it(schema, graph), "additionalProperties": False}
 
 
-def _without_managed(schema: dict[str, Any], graph: Any) -> dict[str, Any]:
-    """The schema without the state's managed values (`RemainingSteps`, ...): the engine sets
-    them at each step and refuses them as input, so a form never asks for them."""
-    managed = set(graph.spec.schema.managed)
-    if graph.spec.input is not None:
-        managed |= set(graph.spec.input.managed)
+def _as_the_engine_takes_it(schema: dict[str, Any], graph: Any) -> dict[str, Any]:
+    """The schema as the engine takes an input: without the state's managed values
+    (`RemainingSteps`, ...), which it sets at each step and refuses as input, and not
+    requiring a field it starts with a default of its own (a TypedDict's list with a reducer
+    starts empty, though the class lists it as required)."""
+    fields = (graph.spec.input or graph.spec.schema)
+    managed = set(graph.spec.schema.managed) | set(fields.managed)
     properties = schema.get("properties") or {}
-    if managed.isdisjoint(properties):
+    required = [
+        k for k in schema.get("required", ())
+        if k not in managed and not (k in fields.fields and fields.fields[k].default is not None)
+    ]
+    if managed.isdisjoint(properties) and required == schema.get("required", []):
         return schema
-    return {**schema,
-            "properties": {k: v for k, v in properties.items() if k not in managed},
-            "required": [k for k in schema.get("required", ()) if k not in managed]}
+    shown = {**schema, "properties": {k: v for k, v in properties.items() if k not in managed}}
+    if required:
+        shown["required"] = required
+    else:
+        shown.pop("required", None)
+    return shown
 
 
 @functools.cache
@@ -107,6 +116,28 @@ def _validated(prefix: str, schema: Mapping[str, Any], value: Mapping[str, Any],
     return converted
 
 
+@functools.cache
+def _checked_class(graph: Any) -> Any:
+    """The class an input is converted with: the graph's input schema; for a TypedDict, one
+    without its managed values and with the fields the engine starts with a default of its
+    own not required (a TypedDict class requires every key)."""
+    cls = graph.input_schema
+    fields = graph.spec.input or graph.spec.schema
+    if fields.kind != "typeddict":
+        return cls
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except Exception:  # noqa: BLE001  unresolvable annotations: pydantic says what is wrong
+        return cls
+    shown = {
+        name: typing.NotRequired[hint] if name in fields.fields
+        and fields.fields[name].default is not None else hint
+        for name, hint in hints.items() if name not in fields.managed
+        and name not in graph.spec.schema.managed
+    }
+    return typing.TypedDict(cls.__name__, shown)  # type: ignore[operator]
+
+
 def check_input(graph_name: str, value: Any) -> dict[str, Any]:
     """The input converted to the state's types (a Decimal from "12.50"), or 422 naming each
     field that is wrong."""
@@ -116,7 +147,7 @@ def check_input(graph_name: str, value: Any) -> dict[str, Any]:
     value = _validated("input", _schema_of(graph), value,
                        f"input does not match the input schema of graph {graph_name!r}",
                        _input_validator(graph))
-    cls = graph.input_schema
+    cls = _checked_class(graph)
     try:
         converted = _adapter(cls).validate_python(dict(value))
     except pydantic.ValidationError as exc:

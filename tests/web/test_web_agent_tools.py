@@ -29,7 +29,11 @@ def test_the_api_offers_and_takes_only_the_stored_fields(admin: Any) -> None:
     graphs = admin.get("/graphs")
     assert graphs.status_code == 200, graphs.content
     agent = next(g for g in graphs.json()["items"] if g["name"] == "web_agent")
-    assert list(agent["input_schema"]["properties"]) == ["messages"]
+    assert list(agent["input_schema"]["properties"]) == ["messages", "notes"]
+    # a TypedDict lists every key as required; the engine starts these lists empty
+    assert agent["input_schema"].get("required", []) == []
+    started = admin.post("/threads", {"graph": "web_agent", "input": ASK})
+    assert started.status_code == 201, started.content
     given = admin.post("/threads", {"graph": "web_agent",
                                     "input": {**ASK, "remaining_steps": 3}})
     assert given.status_code == 422

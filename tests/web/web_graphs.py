@@ -183,6 +183,7 @@ failing_graph = StateGraph(Question).add_node("read", read_upload).set_entry_poi
 class AgentState(TypedDict):
     messages: Annotated[list[Any], add_messages]
     remaining_steps: RemainingSteps
+    notes: Annotated[list[str], topic]  # starts empty: not asked for at the start
 
 
 def refund(order: str, amount: int) -> str:
