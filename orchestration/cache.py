@@ -6,7 +6,8 @@ the writes stored then instead of running (`pregel/caching.py`).
 A cache maps (namespace, key) to a value with an expiry. Values are stored encoded by the
 checkpoint serializer (no pickle), so what a cache returns is a copy a node may change.
 `InMemoryCache` lives as long as the process; `SqliteCache(path)` in one file (created 0600)
-that several processes, or a restarted worker, share.
+that several processes, or a restarted worker, share; `RedisCache(redis_client)` in Redis,
+shared by the workers of every machine (entries expire by Redis's own TTL).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from orchestration.checkpoint import serde
 
-__all__ = ["BaseCache", "FullKey", "InMemoryCache", "Namespace", "SqliteCache"]
+__all__ = ["BaseCache", "FullKey", "InMemoryCache", "Namespace", "RedisCache", "SqliteCache"]
 
 Namespace = tuple[str, ...]
 FullKey = tuple[Namespace, str]
@@ -170,3 +171,44 @@ class SqliteCache(BaseCache):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class RedisCache(BaseCache):
+    """A cache in Redis (LangGraph's `RedisCache(redis, prefix=...)`): `redis` is a client
+    of redis-py (`redis.Redis.from_url(...)`), keys are `prefix` + namespace + key."""
+
+    def __init__(self, redis: Any, *, prefix: str = "stepwise:cache:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _name(self, namespace: Namespace, key: str) -> str:
+        return f"{self.prefix}{':'.join(namespace)}:{key}"
+
+    def get(self, keys: Sequence[FullKey]) -> dict[FullKey, Any]:
+        if not keys:
+            return {}
+        wanted = [(tuple(ns), key) for ns, key in keys]
+        found = self.redis.mget([self._name(ns, key) for ns, key in wanted])
+        return {k: serde.loads(data) for k, data in zip(wanted, found, strict=True) if data}
+
+    def set(self, pairs: Mapping[FullKey, tuple[Any, int | None]]) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for (ns, key), (value, ttl) in pairs.items():
+                data = serde.dumps(value, where="a cached value")
+                pipe.set(self._name(tuple(ns), key), data, ex=ttl if ttl else None)
+            pipe.execute()
+
+    def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        patterns = [f"{_glob_escaped(self.prefix)}*"] if namespaces is None else [
+            f"{_glob_escaped(self._name(tuple(ns), ''))}*" for ns in namespaces
+        ]
+        for pattern in patterns:
+            batch = list(self.redis.scan_iter(match=pattern, count=500))
+            while batch:
+                self.redis.delete(*batch[:500])
+                batch = batch[500:]
+
+
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally by a Redis SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)

@@ -24,6 +24,7 @@ IMPORTS = {
     "langgraph.cache.base": "orchestration.cache",
     "langgraph.cache.memory": "orchestration.cache",
     "langgraph.cache.sqlite": "orchestration.cache",
+    "langgraph.cache.redis": "orchestration.cache",
     "langgraph.graph.message": "orchestration.reducers",
     "langgraph.checkpoint.memory": "orchestration.checkpoint",
     "langgraph.checkpoint.sqlite": "orchestration.checkpoint",

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
+import uuid
 from pathlib import Path
 from typing import Any, TypedDict
 
 import pytest
 
 from orchestration import START, CachePolicy, Command, GraphValidationError, StateGraph, interrupt
-from orchestration.cache import BaseCache, InMemoryCache, SqliteCache
+from orchestration.cache import BaseCache, InMemoryCache, RedisCache, SqliteCache
 from orchestration.checkpoint import InMemorySaver
 
 
@@ -134,3 +136,38 @@ def test_refusals_say_what_to_do() -> None:
     builder = StateGraph(State).add_node("node", node, cache_policy={"ttl": 5})
     with pytest.raises(GraphValidationError, match="cache_policy must be a CachePolicy"):
         builder.add_edge(START, "node").compile()
+
+
+def _redis() -> Any:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5")
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("needs Redis on 127.0.0.1:6379 (or REDIS_URL)")
+    return client
+
+
+def test_the_redis_cache_is_shared_expires_and_clears_by_node() -> None:
+    client = _redis()
+    prefix = f"stepwise-test:{uuid.uuid4().hex}:"
+    calls: list[int] = []
+
+    def node(state: State) -> dict[str, Any]:
+        calls.append(state["x"])
+        return {"y": state["x"] + 1}
+
+    try:
+        one, two = RedisCache(client, prefix=prefix), RedisCache(client, prefix=prefix)
+        assert graph(node, one, ttl=30).invoke({"x": 1}) == {"x": 1, "y": 2}
+        assert graph(node, two, ttl=30).invoke({"x": 1}) == {"x": 1, "y": 2}  # another worker
+        assert calls == [1]
+        [name] = list(client.scan_iter(match=f"{prefix}*"))
+        assert 0 < client.ttl(name) <= 30
+        graph(node, two).clear_cache(["node"])
+        assert list(client.scan_iter(match=f"{prefix}*")) == []
+        graph(node, one).invoke({"x": 1})
+        assert calls == [1, 1]
+    finally:
+        RedisCache(client, prefix=prefix).clear()
+    assert list(client.scan_iter(match=f"{prefix}*")) == []
