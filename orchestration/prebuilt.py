@@ -166,8 +166,9 @@ def _run_coroutine(awaitable: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_awaited(awaitable))
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _awaited(awaitable)).result()
+    with ThreadPoolExecutor(1) as pool:  # in this task's context: interrupt(), get_config()
+        context = contextvars.copy_context()
+        return pool.submit(context.run, asyncio.run, _awaited(awaitable)).result()
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import pytest
 
 from orchestration import END, START, Command, MessagesState, StateGraph, interrupt
-from orchestration.checkpoint import SqliteSaver
+from orchestration.checkpoint import InMemorySaver, SqliteSaver
 from orchestration.messages import Message
 from orchestration.prebuilt import InjectedState, InjectedStore, ToolNode, tools_condition
 from orchestration.store import InMemoryStore
@@ -216,3 +216,36 @@ def test_a_custom_messages_key_is_read_and_written() -> None:
     out = node.invoke({"chat": [Message(message)]})
     assert list(out) == ["chat"] and out["chat"][0].content == "x"
     assert tools_condition({"chat": [Message(message)]}, messages_key="chat") == "tools"
+
+
+def test_an_async_tool_can_ask_under_ainvoke() -> None:
+    async def confirm(what: str) -> str:
+        return f"{what}: {interrupt({'confirm': what})}"
+
+    saver = InMemorySaver()
+    graph = agent([confirm]).compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "a"}}
+    paused = asyncio.run(graph.ainvoke(ask(("confirm", {"what": "pay"})), config))
+    assert [i.value for i in paused["__interrupt__"]] == [{"confirm": "pay"}]
+    done = asyncio.run(graph.ainvoke(Command(resume="ok"), config))
+    assert tool_results(done) == [("confirm", "pay: ok", "success")]
+
+
+def test_an_async_tool_asks_when_invoke_is_called_from_async_code() -> None:
+    """A notebook calls `invoke` with its event loop running: the tool's coroutine runs on a
+    thread of its own, in the task's context, so its interrupt() still pauses the node."""
+
+    async def confirm(what: str) -> str:
+        await asyncio.sleep(0)
+        return f"{what}: {interrupt({'confirm': what})}"
+
+    graph = agent([confirm]).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "n"}}
+
+    async def notebook() -> tuple[Any, Any]:
+        paused = graph.invoke(ask(("confirm", {"what": "pay"})), config)
+        return paused, graph.invoke(Command(resume="ok"), config)
+
+    paused, done = asyncio.run(notebook())
+    assert [i.value for i in paused["__interrupt__"]] == [{"confirm": "pay"}]
+    assert tool_results(done) == [("confirm", "pay: ok", "success")]
