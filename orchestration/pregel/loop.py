@@ -29,6 +29,7 @@ from orchestration.pregel.effects import (
     Core,
     Effect,
     Emit,
+    Execute,
     Put,
     PutWrites,
     RunSettings,
@@ -198,14 +199,17 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
     else:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
-        seen = _managed(spec, state, remaining)
+        seen = _managed(spec, state, remaining) if spec.schema.managed else state
         if spec.reads:
             work = [(t, _task_input(spec, t, seen, values), []) for t in tasks]
         else:
             work = [(t, seen if t.arg is NO_ARG else t.arg, []) for t in tasks]
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
-        done = yield from run_work(settings, work, step)
+        if settings.cache is None:  # the usual case: no generator to delegate to
+            done = yield Execute(spec, work, settings.thread_id, step, settings.context)
+        else:
+            done = yield from run_work(settings, work, step)
     if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
         yield from result_chunks(settings.modes, done, step)
     for outcome in done:
@@ -228,8 +232,9 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
 
 
 def _managed(spec: GraphSpec, state: Any, remaining: int) -> Any:
-    """The state nodes and routers read: with its managed values, if the schema has any."""
-    return spec.schema.with_managed(state, remaining) if spec.schema.managed else state
+    """The state nodes and routers read: with its managed values (callers check first that
+    the schema has some: this runs at every superstep)."""
+    return spec.schema.with_managed(state, remaining)
 
 
 def _task_input(spec: GraphSpec, task: Task, state: Any, values: Mapping[str, Any]) -> Any:
@@ -250,7 +255,7 @@ def _run_resumed(
         values, input_writers, state = _resumed_input(settings, head, step)
     else:
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
-    seen = _managed(spec, state, remaining)
+    seen = _managed(spec, state, remaining) if spec.schema.managed else state
     outcomes: list[Outcome | None] = [None] * len(tasks)
     work: list[tuple[Task, Any, list[Any]]] = []
     slots: list[int] = []
@@ -441,7 +446,8 @@ def _commit(
     for key, who in input_writers.items():
         writers[key] = [*who, *writers.get(key, ())]
     routed = None
-    seen = _managed(spec, state, remaining)  # routers read what the step's nodes read
+    # routers read what the step's nodes read
+    seen = _managed(spec, state, remaining) if schema.managed else state
     if spec.async_router_sources:
         nodes = [o.task.node for o in outcomes]
         routed = yield from resolve_routes(spec, nodes, seen, step)
