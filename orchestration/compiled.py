@@ -382,7 +382,7 @@ class CompiledGraph:
         As LangGraph's: `output_keys` picks the fields returned (a name: that field's value),
         and a `stream_mode` other than "values" returns the list of `stream`'s chunks."""
         if stream_mode != "values":
-                        return list(self.stream(
+            return list(self.stream(
                 input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
                 extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                 context=context, durability=durability, output_keys=output_keys,
@@ -414,7 +414,7 @@ class CompiledGraph:
         """`invoke` for asyncio: async nodes and routers are awaited on this loop, sync nodes
         run in worker threads, saver calls use the saver's async twins."""
         if stream_mode != "values":
-                        return [chunk async for chunk in self.astream(
+            return [chunk async for chunk in self.astream(
                 input, config, stream_mode=stream_mode, recursion_limit=recursion_limit,
                 extra=extra, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                 context=context, durability=durability, output_keys=output_keys,
