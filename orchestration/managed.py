@@ -47,9 +47,8 @@ IsLastStep = Annotated[bool, IsLastStepManager]
 
 def managed_kind(annotation: Any) -> type[ManagedValue] | None:
     """The manager a field's annotation names (`RemainingSteps`, `IsLastStep`, or LangGraph's
-    own, read by name so its imports keep working), None for a stored field."""
-    while typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
-        annotation = typing.get_args(annotation)[0]
+    own, read by name so its imports keep working), None for a stored field. `annotation`
+    comes without `Required`/`NotRequired` (`state._strip_qualifiers`)."""
     if typing.get_origin(annotation) is not typing.Annotated:
         return None
     for meta in annotation.__metadata__:

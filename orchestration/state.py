@@ -112,7 +112,7 @@ class Schema:
         # and routers (`with_managed`), never stored, given or returned.
         self.managed: dict[str, type[ManagedValue]] = {
             name: kind for name, hint in hints.items()
-            if (kind := managed_kind(hint)) is not None
+            if (kind := managed_kind(_strip_qualifiers(hint))) is not None
         }
         if self.managed:
             specs = [s for s in specs if s.name not in self.managed]

@@ -46,18 +46,21 @@ def _schema_of(graph: Any) -> dict[str, Any]:
     return {**_as_the_engine_takes_it(schema, graph), "additionalProperties": False}
 
 
+def _not_asked(graph: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """(fields the engine sets itself and refuses as input: managed values such as
+    `RemainingSteps`; fields it starts with a default of its own, so not required, though a
+    TypedDict class lists every key as required: a list with a reducer starts empty)."""
+    fields = graph.spec.input or graph.spec.schema
+    managed = frozenset(graph.spec.schema.managed) | frozenset(fields.managed)
+    defaulted = frozenset(n for n, f in fields.fields.items() if f.default is not None)
+    return managed, defaulted
+
+
 def _as_the_engine_takes_it(schema: dict[str, Any], graph: Any) -> dict[str, Any]:
-    """The schema as the engine takes an input: without the state's managed values
-    (`RemainingSteps`, ...), which it sets at each step and refuses as input, and not
-    requiring a field it starts with a default of its own (a TypedDict's list with a reducer
-    starts empty, though the class lists it as required)."""
-    fields = (graph.spec.input or graph.spec.schema)
-    managed = set(graph.spec.schema.managed) | set(fields.managed)
+    """The JSON Schema as the engine takes an input (`_not_asked`)."""
+    managed, defaulted = _not_asked(graph)
     properties = schema.get("properties") or {}
-    required = [
-        k for k in schema.get("required", ())
-        if k not in managed and not (k in fields.fields and fields.fields[k].default is not None)
-    ]
+    required = [k for k in schema.get("required", ()) if k not in managed | defaulted]
     if managed.isdisjoint(properties) and required == schema.get("required", []):
         return schema
     shown = {**schema, "properties": {k: v for k, v in properties.items() if k not in managed}}
@@ -119,21 +122,18 @@ def _validated(prefix: str, schema: Mapping[str, Any], value: Mapping[str, Any],
 @functools.cache
 def _checked_class(graph: Any) -> Any:
     """The class an input is converted with: the graph's input schema; for a TypedDict, one
-    without its managed values and with the fields the engine starts with a default of its
-    own not required (a TypedDict class requires every key)."""
+    as the engine takes it (`_not_asked`)."""
     cls = graph.input_schema
-    fields = graph.spec.input or graph.spec.schema
-    if fields.kind != "typeddict":
+    if (graph.spec.input or graph.spec.schema).kind != "typeddict":
         return cls
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except Exception:  # noqa: BLE001  unresolvable annotations: pydantic says what is wrong
         return cls
+    managed, defaulted = _not_asked(graph)
     shown = {
-        name: typing.NotRequired[hint] if name in fields.fields
-        and fields.fields[name].default is not None else hint
-        for name, hint in hints.items() if name not in fields.managed
-        and name not in graph.spec.schema.managed
+        name: typing.NotRequired[hint] if name in defaulted else hint
+        for name, hint in hints.items() if name not in managed
     }
     return typing.TypedDict(cls.__name__, shown)  # type: ignore[operator]
 

@@ -199,7 +199,7 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
     else:
         # Nothing ran from this checkpoint yet (the usual case): run every task afresh.
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
-        seen = _managed(spec, state, remaining) if spec.schema.managed else state
+        seen = spec.schema.with_managed(state, remaining) if spec.schema.managed else state
         if spec.reads:
             work = [(t, _task_input(spec, t, seen, values), []) for t in tasks]
         else:
@@ -231,12 +231,6 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
     return False, new_head
 
 
-def _managed(spec: GraphSpec, state: Any, remaining: int) -> Any:
-    """The state nodes and routers read: with its managed values (callers check first that
-    the schema has some: this runs at every superstep)."""
-    return spec.schema.with_managed(state, remaining)
-
-
 def _task_input(spec: GraphSpec, task: Task, state: Any, values: Mapping[str, Any]) -> Any:
     """A task's argument: its Send's, else the state as its node reads it."""
     if task.arg is not NO_ARG:
@@ -255,7 +249,7 @@ def _run_resumed(
         values, input_writers, state = _resumed_input(settings, head, step)
     else:
         values, input_writers, state = head.checkpoint.values, {}, state_of(spec.schema, head)
-    seen = _managed(spec, state, remaining) if spec.schema.managed else state
+    seen = spec.schema.with_managed(state, remaining) if spec.schema.managed else state
     outcomes: list[Outcome | None] = [None] * len(tasks)
     work: list[tuple[Task, Any, list[Any]]] = []
     slots: list[int] = []
@@ -447,7 +441,7 @@ def _commit(
         writers[key] = [*who, *writers.get(key, ())]
     routed = None
     # routers read what the step's nodes read
-    seen = _managed(spec, state, remaining) if schema.managed else state
+    seen = schema.with_managed(state, remaining) if schema.managed else state
     if spec.async_router_sources:
         nodes = [o.task.node for o in outcomes]
         routed = yield from resolve_routes(spec, nodes, seen, step)

@@ -122,3 +122,13 @@ def test_async_runs_count_the_same() -> None:
     graph = builder.add_conditional_edges("count", route).compile()
     result = asyncio.run(graph.ainvoke({"seen": []}, {"recursion_limit": 5}))
     assert result == {"seen": [4, 3, 2]}
+
+
+def test_a_managed_field_marked_not_required_is_managed_too() -> None:
+    from typing import NotRequired
+
+    class Loose(TypedDict):
+        seen: Annotated[list[int], operator.add]
+        left: NotRequired[RemainingSteps]
+
+    assert loop_graph(Loose).invoke({"seen": []}, {"recursion_limit": 5}) == {"seen": [4, 3]}
