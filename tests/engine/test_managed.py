@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 import pydantic
 import pytest
@@ -125,8 +125,6 @@ def test_async_runs_count_the_same() -> None:
 
 
 def test_a_managed_field_marked_not_required_is_managed_too() -> None:
-    from typing import NotRequired
-
     class Loose(TypedDict):
         seen: Annotated[list[int], operator.add]
         left: NotRequired[RemainingSteps]
