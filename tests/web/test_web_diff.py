@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from decimal import Decimal
 
-from approvals.diff import diff_states, to_jsonable
+import pytest
+
+from approvals.diff import INDENT_LEVELS, VALUE_BUDGET, clip, diff_states, pretty, to_jsonable
 
 
 def kinds(old, new):
@@ -75,3 +78,39 @@ def test_plain_json_and_its_subclasses_render_alike():
     rendered = to_jsonable(value)
     assert rendered == {"1": [True, None, 2.5, {"d": "2"}], "s": "x", "r": {"k": [1]}}
     assert type(rendered["s"]) is Text  # a str already: kept as it is, as before
+
+
+def _cut(value, budget):
+    """What `clip` must give: the whole pretty text, cut at `budget`, and its length."""
+    text = pretty(value)
+    return (text if len(text) <= budget else text[:budget] + "\n…"), len(text)
+
+
+def _random_value(rnd: random.Random, depth: int = 0):
+    roll = rnd.random()
+    if depth > INDENT_LEVELS + 3 or roll < 0.35:
+        return rnd.choice([None, True, 3, -2.5, 10**20, "x", "", 'é "q"\n', float("nan"), [], {}])
+    if roll < 0.65:
+        return [_random_value(rnd, depth + 1) for _ in range(rnd.randint(0, 6))]
+    return {f"{rnd.choice(['a', 'ç', 'k\"', ''])}{i}": _random_value(rnd, depth + 1)
+            for i in range(rnd.randint(0, 5))}
+
+
+@pytest.mark.parametrize("budget", [1, 40, 300, VALUE_BUDGET])
+def test_a_clipped_value_is_its_pretty_text_cut_at_the_budget_with_the_whole_length(budget):
+    """`clip` measures a long value without writing it and writes only what it shows: both
+    must come out as if the whole text had been written (nested past the indented levels,
+    empty containers, escapes and non-ASCII included)."""
+    rnd = random.Random(budget)
+    for _ in range(2_000):
+        value = _random_value(rnd)
+        shown = clip(value, budget)
+        assert (shown.text, shown.total) == _cut(value, budget), value
+
+
+def test_a_long_list_is_shown_up_to_the_budget_and_measured_whole():
+    log = [f"step {i}" for i in range(7_500)]
+    shown = clip({"log": log, "n": 7_500})
+    assert (shown.text, shown.total) == _cut({"log": log, "n": 7_500}, VALUE_BUDGET)
+    assert shown.clipped and shown.text.endswith("\n…")
+    assert shown.total > 10 * VALUE_BUDGET
