@@ -57,11 +57,30 @@ def review_payload(value: Any, node: str) -> tuple[str, dict[str, Any]]:
         return ReviewRequest.Kind.REVIEW, _storable(to_jsonable(value))
     return ReviewRequest.Kind.RESPOND, _storable({
         "kind": "respond",
-        "title": f"{node or 'A node'} asks for an answer",
+        "title": _question(value) or f"{node or 'A node'} asks for an answer",
         "description": "The run paused with the value below. Reply with text to continue.",
         "data": to_jsonable(value),
         "actions": ["respond"],
     })
+
+
+# Where LangGraph's examples put the question of an `interrupt({...})`.
+_QUESTION_KEYS = ("question", "title", "prompt", "message", "task")
+_TITLE_MAX = 200
+
+
+def _question(value: Any) -> str:
+    """What an interrupt asks, to title its review in the inbox: the value when it is text
+    (`interrupt("Approve the refund?")`), else the first of `_QUESTION_KEYS` that holds text
+    (`interrupt({"question": ..., "amount": ...})`); its first line, cut to `_TITLE_MAX`.
+    Empty when there is none: the title then names the node."""
+    if isinstance(value, Mapping):
+        asked = (value.get(key) for key in _QUESTION_KEYS)
+        value = next((text for text in asked if isinstance(text, str) and text.strip()), None)
+    if not isinstance(value, str):
+        return ""
+    line = next((part.strip() for part in value.splitlines() if part.strip()), "")
+    return line if len(line) <= _TITLE_MAX else line[: _TITLE_MAX - 1].rstrip() + "…"
 
 
 def _storable(payload: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from approvals.actions import DecisionInput, ReviewError, do_decide
+from approvals.actions import DecisionInput, ReviewError, do_decide, review_payload
 from approvals.models import Decision, ImmutableError, ReviewRequest
 from orchestration.runtime import runs
 from orchestration.runtime.models import Run, Thread
@@ -37,6 +37,24 @@ def test_interrupt_with_a_plain_value_opens_a_respond_review(start_paused):
     assert review.kind == "respond"
     assert review.actions == ["respond"]
     assert review.payload["data"] == "What about the budget?"
+    assert review.title == "What about the budget?"  # the inbox shows the question
+
+
+@pytest.mark.parametrize(("value", "title"), [
+    ("Approve the refund?", "Approve the refund?"),
+    ("\n  Approve?\nDetails below.", "Approve?"),
+    ({"question": "Refund 40 on A-1?", "amount": 40}, "Refund 40 on A-1?"),
+    ({"task": "Review the summary", "llm_output": "..."}, "Review the summary"),
+    ({"amount": 40}, "check asks for an answer"),
+    ({"question": 3, "message": "   "}, "check asks for an answer"),
+    ([1, 2], "check asks for an answer"),
+    ("x" * 500, "x" * 199 + "…"),
+])
+def test_a_respond_review_is_titled_with_what_the_interrupt_asks(value, title):
+    """A reviewer scanning the inbox reads the question (`interrupt("...")`, or the
+    `question` of a dict as LangGraph's examples write it), not which node paused."""
+    kind, payload = review_payload(value, "check")
+    assert (kind, payload["title"], payload["data"]) == ("respond", title, value)
 
 
 def test_approval_resumes_the_run_to_the_end(start_paused, client_as,
