@@ -30,7 +30,7 @@ import _thread
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -1022,11 +1022,12 @@ def inline_max(connection: BaseDatabaseWrapper) -> int:
 
 def inline_versions(
     connection: BaseDatabaseWrapper, thread_id: str, checkpoint_ids: Sequence[str] = (),
-    *, up_to: str | None = None,
+    *, up_to: str | None = None, fields: Collection[str] | None = None,
 ) -> list[Blob]:
     """The field versions kept in the rows of the thread's checkpoints `checkpoint_ids`, or
     (`up_to`) of every checkpoint whose id is at most `up_to`: an append chain's bases, however
-    long the chain, in one query (as `field_versions` with no lower bound)."""
+    long the chain, in one query (as `field_versions` with no lower bound); only `fields`'
+    versions when given."""
     head = (
         f"SELECT c.checkpoint_id, c.vals FROM {CHECKPOINT} c "
         f"JOIN {THREAD} t ON t.id = c.thread_id WHERE t.thread_id = %s AND c.vals IS NOT NULL"
@@ -1044,7 +1045,7 @@ def inline_versions(
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for checkpoint_id, vals in cursor.fetchall():
-                found.extend(unpack_inline(checkpoint_id, vals).values())
+                found.extend(unpack_inline(checkpoint_id, vals, fields=fields).values())
     return found
 
 

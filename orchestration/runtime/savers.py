@@ -814,9 +814,13 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             return rows
         # First wave: the rows named by the versions; then every row up to the newest missing
         # base, so a chain through inline versions takes one wave, not one per link.
+        # Only the wanted fields' versions: the rest of those rows is not asked for (a long
+        # list's chain goes through every row of the thread, each keeping every field).
+        fields_set = set(fields)
         inline = (
-            checkpoint_sql.inline_versions(connection, thread_id, missing) if first
-            else checkpoint_sql.inline_versions(connection, thread_id, up_to=missing[-1])
+            checkpoint_sql.inline_versions(connection, thread_id, missing, fields=fields_set)
+            if first else checkpoint_sql.inline_versions(
+                connection, thread_id, up_to=missing[-1], fields=fields_set)
         )
         return rows + inline
 

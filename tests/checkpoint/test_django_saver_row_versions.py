@@ -100,6 +100,28 @@ def test_an_append_chain_through_row_and_kept_versions_reads_whole() -> None:
     _assert_reads("chain", written)
 
 
+def test_a_chain_read_takes_only_its_fields_versions_from_rows_that_keep_others() -> None:
+    # Every row keeps a version of `items` (an append), of `counter`, and now and then of
+    # `note`: a read of the head follows the `items` chain through all of them, and must
+    # still read every field of every checkpoint right.
+    writer = Writer(SyncOps(DjangoCheckpointSaver()))
+    items: list[str] = []
+    written: list[Any] = []
+    for step in range(12):
+        items.append(f"i{step}")
+        values = {"items": list(items), "counter": step, "note": f"n{step // 4}"}
+        written.append(writer.put("fields", values, written[-1] if written else None))
+
+    ids = [t.checkpoint.id for t in written]
+    only_items = checkpoint_sql.inline_versions(connection, "fields", up_to=ids[-1],
+                                                fields={"items"})
+    assert {b.field for b in only_items} == {"items"}
+    assert {b.version for b in only_items} == set(ids)
+    every_field = checkpoint_sql.inline_versions(connection, "fields", up_to=ids[-1])
+    assert {b.field for b in every_field} == {"items", "counter", "note"}
+    _assert_reads("fields", written)
+
+
 def _put_as_before(thread_id: str, values: dict[str, Any], parent: Any, cache: Any) -> str:
     """Store a checkpoint as the saver did before it kept versions in rows: every changed
     field a `FieldVersion` row (`inline_max=0`), through the same put statement."""

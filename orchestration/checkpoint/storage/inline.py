@@ -9,7 +9,7 @@ value itself, `VALUE`). The kind codes are also what the engine's `blobs` table 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from orchestration.checkpoint import serde
@@ -38,18 +38,21 @@ def unpack_inline(
     vals: bytes | None,
     found: dict[Pair, Blob] | None = None,
     scalars: dict[Pair, Any] | None = None,
+    fields: Collection[str] | None = None,
 ) -> dict[Pair, Blob]:
     """The field versions kept in a checkpoint's row, added to `found` when given. With
     `scalars`, the scalars kept decoded (`VALUE`) go there, as the values themselves, instead
     of into `found` as blobs: a listing reads one per checkpoint, and needs only the value.
-    Anything malformed raises `SerializationError` naming the checkpoint."""
+    With `fields`, only those fields' versions (a read of an append chain's bases goes through
+    thousands of rows for one field). Anything malformed raises `SerializationError` naming
+    the checkpoint."""
     if found is None:
         found = {}
     if vals is None:
         return found
     try:
         for field, kind, base, data in serde.loads(vals):  # any buffer: no copy
-            if type(field) is not str:
+            if type(field) is not str or (fields is not None and field not in fields):
                 continue
             if kind == VALUE_CODE:
                 if type(data) not in SCALARS:
