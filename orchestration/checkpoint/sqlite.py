@@ -149,10 +149,14 @@ _INLINE_BY_IDS = (
     "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
     "AND checkpoint_id IN (SELECT value FROM json_each(?))"
 )
-_INLINE_RANGE = (
+_INLINE_DOWN_FROM = (
     "SELECT checkpoint_id, vals FROM checkpoints WHERE thread_id = ? AND vals IS NOT NULL "
-    "AND checkpoint_id BETWEEN ? AND ?"
+    "AND checkpoint_id <= ? ORDER BY checkpoint_id DESC"
 )
+# Rows a later wave of `_fetch` reads below its oldest gap, to find more of an append chain:
+# times 4 each wave, so a chain of n links through inline versions takes about log4(n/64)
+# waves, each walking the chain once (`_gaps`).
+_CHAIN_ROWS = 64
 
 # Up to this many versions are fetched with their whole append chains (one recursive query);
 # more (a listing, whose versions are mostly each other's bases) by exact key.
@@ -603,24 +607,32 @@ class SqliteSaver(BaseCheckpointSaver):
         by the wanted versions, then `blobs`: many versions (a listing) by exact key, a few
         (one checkpoint) following their append chains inside `blobs`. A chain that continues
         through inline versions or beyond the listed versions needs another wave: every row
-        of the thread in the id range of the gaps, then the chains in `blobs`. Waves repeat
-        only while they make progress.
+        of the thread from the newest gap down to the oldest and some rows below it (four
+        times more each wave), then the chains in `blobs`. Waves repeat only while they make
+        progress.
         """
         wave = self._gaps(thread_id, pairs, found)
         tried: set[Pair] = set()
         first = True
+        below = _CHAIN_ROWS
         while wave:
             tried.update(wave)
             unread = sorted({version for _, version in wave if version not in read})
+            # Only the fields still missing: the rows a chain goes through keep other fields'
+            # versions too, which nobody asked for.
+            fields = {field for field, _ in wave}
             if unread and first:
                 rows = conn.execute(_INLINE_BY_IDS, (thread_id, json.dumps(unread)))
+                for checkpoint_id, vals in rows:
+                    for pair, blob in unpack_inline(checkpoint_id, vals, fields=fields).items():
+                        found.setdefault(pair, blob)
             elif unread:
-                rows = conn.execute(_INLINE_RANGE, (thread_id, unread[0], unread[-1]))
-            else:
-                rows = iter(())
-            for checkpoint_id, vals in rows:
-                for pair, blob in unpack_inline(checkpoint_id, vals).items():
-                    found.setdefault(pair, blob)
+                # Every row from the newest gap down to the oldest, then `below` rows more: an
+                # append chain's next links are there. One row per wave made a chain of n
+                # links n waves, each walking the whole chain: a new saver read the head of a
+                # 3,000-step thread in 4-5 s.
+                self._read_down(conn, thread_id, unread[-1], unread[0], below, fields, found)
+                below *= 4
             rest = [pair for pair in wave if pair not in found]
             if rest and first and len(rest) > _FEW:
                 self._fetch_exact(conn, thread_id, rest, found)
@@ -631,6 +643,26 @@ class SqliteSaver(BaseCheckpointSaver):
             first = False
             wave = self._gaps(thread_id, pairs, found) - tried
         return found
+
+    @staticmethod
+    def _read_down(
+        conn: sqlite3.Connection, thread_id: str, high: str, low: str, below: int,
+        fields: Collection[str], found: dict[Pair, Blob],
+    ) -> None:
+        """The inline versions of `fields` in the rows from `high` down to `low`, and in the
+        `below` rows under `low`, added to `found`."""
+        rows = conn.execute(_INLINE_DOWN_FROM, (thread_id, high))
+        try:
+            past = 0
+            for checkpoint_id, vals in rows:
+                for pair, blob in unpack_inline(checkpoint_id, vals, fields=fields).items():
+                    found.setdefault(pair, blob)
+                if checkpoint_id < low:
+                    past += 1
+                    if past >= below:
+                        break
+        finally:
+            rows.close()
 
     def _fetch_exact(
         self, conn: sqlite3.Connection, thread_id: str, pairs: list[Pair], found: dict[Pair, Blob]
