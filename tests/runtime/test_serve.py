@@ -283,3 +283,47 @@ def test_serving_settings_bound_postgresql_connections_and_pass_check_deploy(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "no issues" in checked.stdout
+
+
+@pytest.mark.parametrize(("trust", "believed"), [(None, False), ("0", False), ("yes", True)])
+def test_the_web_server_believes_x_forwarded_proto_only_when_told_to(
+    tmp_path: Path, trust: str | None, believed: bool
+) -> None:
+    """uvicorn believes X-Forwarded-Proto from 127.0.0.1 unless told not to: with
+    TRUST_X_FORWARDED_PROTO unset, a plain-HTTP request carrying "X-Forwarded-Proto: https"
+    (from the proxy's host, or through a proxy that passes the header on) went past the
+    HTTPS redirect as if it were HTTPS, whatever Django's setting said."""
+    port = free_port()
+    env = subprocess_env()
+    env.pop("PYTEST_VERSION", None)  # production settings: the HTTPS redirect is on
+    env.update(production_overrides(port))
+    env.update({"SECURE_SSL_REDIRECT": "1", "WEB_CONCURRENCY": "1"})
+    env.pop("TRUST_X_FORWARDED_PROTO", None)
+    if trust is not None:
+        env["TRUST_X_FORWARDED_PROTO"] = trust
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    log = tmp_path / "web.log"
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / "serve-web")], cwd=ROOT, env=env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"bin/serve-web exited early:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=120, what="bin/serve-web to answer")
+        plain = httpx.get(f"{base}/api/v1/graphs", timeout=10)
+        claimed = httpx.get(f"{base}/api/v1/graphs", headers={"X-Forwarded-Proto": "https"},
+                            timeout=10)
+    finally:
+        stop_tree(process)
+    assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+    # believed: the API answers (no token: 401); not: redirected to HTTPS like any HTTP request
+    assert claimed.status_code == (401 if believed else 301), claimed.text[:300]
