@@ -89,3 +89,35 @@ def test_selection_survives_live_updates_and_a_folded_stretch_unfolds(login, liv
     page.click(f"#cp-{inner} a.cp")
     wait_for_panel(page, inner)
     screenshot(page, "tree-long-unfolded")
+
+
+def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sideways(
+    login, live_url
+):
+    """Each fork opens a lane 22 px wide: with 40 forks the lanes drawn before each row's
+    label were 900 px wide, and the tree showed a blank box until scrolled sideways. The
+    lanes now take at most part of the row; past it they are cut, the labels stay in view."""
+    thread = Thread.objects.create(thread_id="e2e-forks", graph_name="measure",
+                                   title="A thread forked 40 times")
+    graph = loop_graph(59).with_checkpoint_saver(DjangoCheckpointSaver())
+    config = CheckpointConfig(thread.thread_id)
+    graph.invoke(Counter(), config, recursion_limit=100)
+    past = [s.config for s in graph.get_state_history(config)][5:45]
+    for n, at in enumerate(past):
+        graph.update_state(at, {"note": f"fork {n}"})
+    page = login("vera", "viewer")
+    page.goto(f"{live_url}/threads/{thread.thread_id}/")
+    page.wait_for_selector("#live-status")
+    assert "41 branches" in page.inner_text("#tree-count")
+    box = page.locator(".tree-scroll").bounding_box()
+    labels = page.locator("#tree-rows a.cp")
+    assert labels.count() > 10
+    for i in range(labels.count()):
+        label = labels.nth(i).bounding_box()
+        assert label is not None and box is not None
+        assert box["x"] <= label["x"] < box["x"] + box["width"] * 0.6, (i, label, box)
+    screenshot(page, "tree-many-branches")
+    newest = labels.nth(labels.count() - 1)
+    checkpoint = newest.get_attribute("data-checkpoint")
+    newest.click()
+    wait_for_panel(page, checkpoint)
