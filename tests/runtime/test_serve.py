@@ -5,6 +5,7 @@ it stops cleanly, its worker handing the run it is executing back at a superstep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,32 @@ def production_overrides(port: int) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def serving(
+    script: str, env: dict[str, str], log: Path, port: int, *, probe: str, timeout: float
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`bin/<script>` started with `env`, once `probe` answers 200; stopped after."""
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / script)], cwd=ROOT, env=env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"bin/{script} exited early:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}{probe}", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=timeout, what=f"bin/{script} to answer")
+        yield process, base
+    finally:
+        stop_tree(process)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Any:
     port = free_port()
@@ -69,26 +97,11 @@ def served(tmp_path: Path) -> Any:
     if redis_up():  # the live pages' pushes cross processes through Redis, as in production
         env["REDIS_URL"] = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/5"
     log = tmp_path / "serve.log"
-    process = subprocess.Popen(
-        [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=log.open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"bin/serve exited early:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{base}/accounts/login/", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        # the first start on a fresh clone collects (hashes, compresses) the static files
-        wait_for(up, timeout=400, what="bin/serve to answer")
+    # the first start on a fresh clone collects (hashes, compresses) the static files
+    with serving("serve", env, log, port, probe="/accounts/login/", timeout=400) as (
+        process, base
+    ):
         yield {"process": process, "base": base, "log": log, "port": port}
-    finally:
-        stop_tree(process)
 
 
 def descendants(pid: int) -> list[int]:
@@ -302,28 +315,11 @@ def test_the_web_server_believes_x_forwarded_proto_only_when_told_to(
     if trust is not None:
         env["TRUST_X_FORWARDED_PROTO"] = trust
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log = tmp_path / "web.log"
-    process = subprocess.Popen(
-        [str(ROOT / "bin" / "serve-web")], cwd=ROOT, env=env, stdout=log.open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"bin/serve-web exited early:\n{log.read_text()}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, timeout=120, what="bin/serve-web to answer")
+    with serving("serve-web", env, tmp_path / "web.log", port, probe="/healthz",
+                 timeout=120) as (_, base):
         plain = httpx.get(f"{base}/api/v1/graphs", timeout=10)
         claimed = httpx.get(f"{base}/api/v1/graphs", headers={"X-Forwarded-Proto": "https"},
                             timeout=10)
-    finally:
-        stop_tree(process)
     assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
     # believed: the API answers (no token: 401); not: redirected to HTTPS like any HTTP request
     assert claimed.status_code == (401 if believed else 301), claimed.text[:300]
