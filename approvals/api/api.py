@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -357,12 +358,17 @@ def get_thread(request: HttpRequest, thread_id: str) -> dict[str, Any]:
 def list_checkpoints(request: HttpRequest, thread_id: str) -> dict[str, Any]:
     """The whole checkpoint tree, every branch, oldest first."""
     thread = access_thread(_user(request), thread_id, for_update=False)
+    # The columns the items show, not model instances: a 10,000-checkpoint thread built 10,000
+    # of them (each with its signals and four JSON columns decoded) in 388 ms.
+    username = f"created_by__{get_user_model().USERNAME_FIELD}"
     rows = list(
-        Checkpoint.objects.filter(thread=thread, checkpoint_ns="").select_related("created_by")
-        .order_by("checkpoint_id")
+        Checkpoint.objects.filter(thread=thread, checkpoint_ns="").order_by("checkpoint_id")
+        .values_list("pk", "parent_id", "checkpoint_id", "step", "source", "next",
+                     "created_at", username, "extra__user", "extra__reviewer")
     )
-    ids = {r.pk: r.checkpoint_id for r in rows}
-    items = [shapes.checkpoint_dict(r, ids.get(r.parent_id)) for r in rows]
+    ids = {row[0]: row[2] for row in rows}
+    items = [shapes.checkpoint_item(cid, ids.get(parent), *rest)
+             for _, parent, cid, *rest in rows]
     return {"items": items, "next": None}
 
 

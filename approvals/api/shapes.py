@@ -230,16 +230,23 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
 
 def checkpoint_dict(row: Checkpoint, parent_id: str | None) -> dict[str, Any]:
     extra = row.extra if isinstance(row.extra, dict) else {}
-    actor = (
-        row.created_by.get_username() if row.created_by else
-        str(extra.get("user") or extra.get("reviewer") or "")
-    )
+    username = row.created_by.get_username() if row.created_by else None
+    return checkpoint_item(row.checkpoint_id, parent_id, row.step, row.source, row.next,
+                           row.created_at, username, extra.get("user"), extra.get("reviewer"))
+
+
+def checkpoint_item(
+    checkpoint_id: str, parent_id: str | None, step: int, source: str, next_: Any,
+    created_at: dt.datetime, username: str | None, extra_user: Any, extra_reviewer: Any,
+) -> dict[str, Any]:
+    """A Checkpoint of the API from its columns: who made it is the user who wrote it, else
+    the one its metadata names (a decision's reviewer)."""
     return {
-        "id": row.checkpoint_id,
+        "id": checkpoint_id,
         "parent_id": parent_id,
-        "step": row.step,
-        "source": row.source,
-        "next": [str(n) for n in (row.next or [])],
-        "created_at": row.created_at,
-        "actor": actor,
+        "step": step,
+        "source": source,
+        "next": [str(n) for n in (next_ or [])],
+        "created_at": created_at,
+        "actor": username if username else str(extra_user or extra_reviewer or ""),
     }

@@ -112,6 +112,29 @@ def test_checkpoints_list_the_whole_tree_oldest_first(ops, start_paused):
     assert one["id"] == items[0]["id"] and "values" in one
 
 
+def test_the_checkpoint_list_shows_each_checkpoint_as_its_own_endpoint_does(
+    ops, make_user, start_paused, django_capture_on_commit_callbacks
+):
+    """The list reads only the columns it shows; each item must still be what the
+    checkpoint's own endpoint says, actor included: the reviewer of a decision (from the
+    checkpoint's metadata) and the user who forked (who wrote it)."""
+    review = start_paused()
+    thread_id = review.thread.thread_id
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        reviewer = ApiClient(make_user("reviewer", username="rhea"))
+        assert reviewer.post(f"/reviews/{review.pk}/decision",
+                             {"action": "approve"}).status_code == 200
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        assert ops.post(f"/threads/{thread_id}/checkpoints/{review.checkpoint_id}/fork",
+                        {"values": {"title": "Renamed"}, "reason": "try it"}).status_code == 201
+    items = ops.get(f"/threads/{thread_id}/checkpoints").json()["items"]
+    actors = {item["actor"] for item in items}
+    assert len(items) > 4 and "rhea" in actors and any(a.startswith("ops") for a in actors)
+    for item in items:
+        one = ops.get(f"/threads/{thread_id}/checkpoints/{item['id']}").json()
+        assert {k: v for k, v in one.items() if k != "values"} == item
+
+
 def test_unknown_thread_and_checkpoint_are_404(ops, start_paused):
     review = start_paused()
     assert ops.get("/threads/nope").status_code == 404
