@@ -7,7 +7,7 @@ no sample pays for another's garbage. With Django, LangGraph and both savers loa
 collection walks the whole heap (tens of milliseconds), and the sample after it starts with
 cold caches. For each side of workload NAME this prints the median sample taken right after
 the collection (as the bench takes it) and the median sample taken after one more, untimed,
-run of the same side (warm), and the ratio of the two sides both ways. For the interrupt
+run of the same side (warm), each with LangGraph's over Stepwise's. For the interrupt
 workloads it also prints the time of each cycle by its position after the collection.
 """
 
@@ -24,9 +24,7 @@ from typing import Any
 
 from bench import nodes
 from bench.__main__ import ALL_WORKLOADS, load_adapters, log, set_up_servers
-from bench.workloads import STEPWISE, Context
-
-LANGGRAPH = "LangGraph"
+from bench.workloads import LANGGRAPH, STEPWISE, Context
 
 
 def sample(runner: Any, *, warm: bool) -> float:

@@ -623,15 +623,14 @@ class SqliteSaver(BaseCheckpointSaver):
             fields = {field for field, _ in wave}
             if unread and first:
                 rows = conn.execute(_INLINE_BY_IDS, (thread_id, json.dumps(unread)))
-                for checkpoint_id, vals in rows:
-                    for pair, blob in unpack_inline(checkpoint_id, vals, fields=fields).items():
-                        found.setdefault(pair, blob)
+                _keep_inline(rows, fields, found)
             elif unread:
                 # Every row from the newest gap down to the oldest, then `below` rows more: an
                 # append chain's next links are there. One row per wave made a chain of n
                 # links n waves, each walking the whole chain: a new saver read the head of a
                 # 3,000-step thread in 4-5 s.
-                self._read_down(conn, thread_id, unread[-1], unread[0], below, fields, found)
+                rows = self._rows_down(conn, thread_id, unread[-1], unread[0], below)
+                _keep_inline(rows, fields, found)
                 below *= 4
             rest = [pair for pair in wave if pair not in found]
             if rest and first and len(rest) > _FEW:
@@ -645,22 +644,20 @@ class SqliteSaver(BaseCheckpointSaver):
         return found
 
     @staticmethod
-    def _read_down(
-        conn: sqlite3.Connection, thread_id: str, high: str, low: str, below: int,
-        fields: Collection[str], found: dict[Pair, Blob],
-    ) -> None:
-        """The inline versions of `fields` in the rows from `high` down to `low`, and in the
-        `below` rows under `low`, added to `found`."""
+    def _rows_down(
+        conn: sqlite3.Connection, thread_id: str, high: str, low: str, below: int
+    ) -> Iterator[tuple[str, bytes]]:
+        """(checkpoint id, vals) of the rows from `high` down to `low`, then of `below` rows
+        under `low`."""
         rows = conn.execute(_INLINE_DOWN_FROM, (thread_id, high))
         try:
             past = 0
-            for checkpoint_id, vals in rows:
-                for pair, blob in unpack_inline(checkpoint_id, vals, fields=fields).items():
-                    found.setdefault(pair, blob)
-                if checkpoint_id < low:
+            for row in rows:
+                yield row
+                if row[0] < low:
                     past += 1
                     if past >= below:
-                        break
+                        return
         finally:
             rows.close()
 
@@ -885,6 +882,16 @@ def _record(thread_id: str, row: tuple[Any, ...]) -> CheckpointRecord:
         {},  # only written, for SQL filters; reads take extra from the body
         ts, (internal, writes, extra, ts),
     )
+
+
+def _keep_inline(
+    rows: Iterable[tuple[str, bytes]], fields: Collection[str], found: dict[Pair, Blob]
+) -> None:
+    """The versions of `fields` kept in `rows` (checkpoint id, vals), added to `found` where
+    it holds none yet (what the caller read stays as it is)."""
+    for checkpoint_id, vals in rows:
+        for pair, blob in unpack_inline(checkpoint_id, vals, fields=fields).items():
+            found.setdefault(pair, blob)
 
 
 def _inline_of(rows: Iterable[tuple[Any, ...]]) -> dict[Pair, Blob]:
