@@ -95,8 +95,8 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
     login, live_url
 ):
     """Each fork opens a lane 22 px wide: with 40 forks the lanes drawn before each row's
-    label were 900 px wide, and the tree showed a blank box until scrolled sideways. The
-    lanes now take at most part of the row; past it they are cut, the labels stay in view."""
+    label were 900 px wide, and the tree showed a blank box until scrolled sideways. Past 12
+    lanes they are now cut, between two lanes; the labels stay in view."""
     thread = Thread.objects.create(thread_id="e2e-forks", graph_name="measure",
                                    title="A thread forked 40 times")
     graph = loop_graph(59).with_checkpoint_saver(DjangoCheckpointSaver())
@@ -116,6 +116,17 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
         label = labels.nth(i).bounding_box()
         assert label is not None and box is not None
         assert box["x"] <= label["x"] < box["x"] + box["width"] * 0.6, (i, label, box)
+    # the cut falls between lanes: a dot is drawn whole or not at all, whatever the window's
+    # width (cut at a share of the row, a dot showed in half beside its label)
+    for width in (1280, 1300, 1366, 1440, 1920):
+        page.set_viewport_size({"width": width, "height": 900})
+        halves = page.eval_on_selector_all("#tree-rows svg.lanes", """svgs => svgs.flatMap(s => {
+            const edge = s.getBoundingClientRect().right;
+            return [...s.querySelectorAll('circle')].map(c => c.getBoundingClientRect())
+                .filter(r => r.left < edge - 0.5 && r.right > edge + 0.5).map(r => r.left);
+        })""")
+        assert halves == [], (width, halves)
+    page.set_viewport_size({"width": 1280, "height": 900})
     screenshot(page, "tree-many-branches")
     newest = labels.nth(labels.count() - 1)
     checkpoint = newest.get_attribute("data-checkpoint")
