@@ -170,6 +170,11 @@ _WRITES_BY_IDS = (
     "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
     "WHERE thread_id = ? AND checkpoint_id IN (SELECT value FROM json_each(?)) ORDER BY seq"
 )
+# One checkpoint's (a resume reads its head): an equality, not a JSON list to parse.
+_WRITES_OF_ONE = (
+    "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
+    "WHERE thread_id = ? AND checkpoint_id = ? ORDER BY seq"
+)
 _WRITES_IN_RANGE = (
     "SELECT checkpoint_id, task_id, idx, channel, data FROM writes "
     "WHERE thread_id = ? AND checkpoint_id BETWEEN ? AND ? ORDER BY seq"
@@ -711,6 +716,8 @@ class SqliteSaver(BaseCheckpointSaver):
             # id; writes of unlisted checkpoints in the range are never looked up.
             params: tuple[Any, ...] = (thread_id, rows[0][0], rows[-1][0])
             pending = conn.execute(_WRITES_IN_RANGE, params)
+        elif len(rows) == 1:
+            pending = conn.execute(_WRITES_OF_ONE, (thread_id, rows[0][0]))
         else:
             pending = conn.execute(_WRITES_BY_IDS, (thread_id, json.dumps(sorted(read))))
         for cid, task_id, idx, channel, data in pending:
