@@ -21,7 +21,7 @@ from approvals.access import group_names
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
-from orchestration.runtime.healing import NEEDS_OPS
+from orchestration.runtime.healing import AUTO_RESUMED, NEEDS_OPS
 from orchestration.runtime.leases import unpicked_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
@@ -544,12 +544,20 @@ def thread_history(thread: Thread, limit: int = 200) -> list[HistoryItem]:
     labels = dict(Decision.Action.choices)
     events: list[tuple[int, HistoryItem]] = []
     decisions: list[HistoryItem] = []
+    # An automatic resume records its attempt (`run_auto_resumed`, what the stall policy
+    # counts) and then re-queues the run (`run_requeued`), with the same reason: one line.
+    auto_resumes: set[tuple[int | None, str]] = set()
+    requeues: dict[int, tuple[int | None, str]] = {}
     with connection.cursor() as cursor:
         cursor.execute(_history_sql(), [thread.pk, *HISTORY_QUIET, limit, thread.pk, limit])
         for branch, seq, at, kind, actor, reason, data, run_id, review_pk, title, node, text \
                 in cursor.fetchall():
             at = _aware(at)
             if branch == 0:
+                if kind == AUTO_RESUMED:
+                    auto_resumes.add((run_id, reason or ""))
+                elif kind == "run_requeued":
+                    requeues[seq] = (run_id, reason or "")
                 data = json.loads(data) if data else {}
                 events.append((seq, HistoryItem(
                     at=at, kind=kind, actor=str(actor or ""),
@@ -559,6 +567,8 @@ def thread_history(thread: Thread, limit: int = 200) -> list[HistoryItem]:
                     at=at, kind="decision", actor=str(actor or ""),
                     text=f"{labels.get(kind, kind)} — {title or node}",
                     reason=reason or text or "", review_pk=review_pk))
+    folded = {seq for seq, attempt in requeues.items() if attempt in auto_resumes}
+    events = [event for event in events if event[0] not in folded]
     # as the two queries this replaces: events newest first, then decisions, merged by time
     events.sort(key=lambda e: e[0], reverse=True)
     decisions.sort(key=lambda i: i.at, reverse=True)

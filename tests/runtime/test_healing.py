@@ -98,6 +98,29 @@ def test_a_stalled_run_is_resumed_after_its_backoff_and_each_attempt_is_recorded
     assert stalls == []
 
 
+def test_the_thread_history_shows_an_automatic_resume_as_one_line(
+    settings: Any, tmp_path: Path, django_user_model: Any,
+) -> None:
+    from approvals.selectors import thread_history
+    from orchestration.runtime.runs import resume_stalled
+
+    policy(settings, default={"max_attempts": 3, "backoff_seconds": 0, "factor": 1})
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    abandoned(run)
+    assert "resumed run" in sweep()
+    # both events stay (the policy counts its attempts), the history reads them as one
+    assert Event.objects.filter(run=run, kind="run_requeued").count() == 1
+    kinds = [item.kind for item in thread_history(run.thread)]
+    assert kinds.count(AUTO_RESUMED) == 1 and "run_requeued" not in kinds
+    # an operator's resume of the same run is its own line, with its own reason
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.STALLED)
+    resume_stalled(Run.objects.get(pk=run.pk), reason="ops: worker host rebooted",
+                   user=django_user_model.objects.create_user("olga", "o@example.com", "x"))
+    requeued = [item for item in thread_history(run.thread) if item.kind == "run_requeued"]
+    assert [(item.reason, item.actor) for item in requeued] == [
+        ("ops: worker host rebooted", "olga")]
+
+
 def test_after_the_last_attempt_the_run_fails_as_needs_ops_and_ops_hear_of_it(
     settings: Any, tmp_path: Path, stalls: list[Any], django_user_model: Any,
 ) -> None:
