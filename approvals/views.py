@@ -429,9 +429,28 @@ def compare_choices(request: HttpRequest, thread_id: str, checkpoint_id: str) ->
     return render(request, "approvals/_compare_options.html", context)
 
 
-def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dict[str, Any]:
+def _checkpoint_context(
+    thread: Thread, checkpoint_id: str, against: str, query: str = ""
+) -> dict[str, Any]:
     """The selected checkpoint's panel. A damaged checkpoint (or the one it is compared with)
-    fills the panel with what went wrong and what to do; the page around it still renders."""
+    fills the panel with what went wrong and what to do; the page around it still renders.
+
+    `query`: what the Find box held when its form was sent (Enter, or the no-script Compare
+    button). "Compare with" then names the option picked if it matches, else the newest
+    checkpoint that matches (not the selected one); nothing matching is said in the panel."""
+    missed = ""
+    query = query.strip()
+    if query:
+        found = [cid for cid, _, _ in selectors.compare_choices(thread, query)
+                 if cid != checkpoint_id]
+        if not found:
+            missed = query
+        elif against not in found:
+            against = found[0]
+    return {**_panel(thread, checkpoint_id, against), "find_query": query, "find_missed": missed}
+
+
+def _panel(thread: Thread, checkpoint_id: str, against: str) -> dict[str, Any]:
     try:
         tup, other = selectors.get_checkpoint_pair(thread, checkpoint_id or None, against or None)
     except UnreadableCheckpoint as exc:
@@ -451,13 +470,18 @@ def _checkpoint_context(thread: Thread, checkpoint_id: str, against: str) -> dic
 @require_GET
 def checkpoint_detail(request: HttpRequest, thread_id: str, checkpoint_id: str) -> HttpResponse:
     thread = access_thread(request.user, thread_id, for_update=False)
-    context = _checkpoint_context(thread, checkpoint_id, request.GET.get("against", ""))
+    context = _checkpoint_context(
+        thread, checkpoint_id, request.GET.get("against", ""), request.GET.get("q", "")
+    )
     if context["checkpoint"] is None and "unreadable" not in context:
         return _missing(request, f"checkpoint {checkpoint_id}")
     context.update(thread=thread, can_fork=request.user.has_perm(FORK))
     if request.htmx:
         return render(request, "approvals/_checkpoint.html", context)
-    query = {"checkpoint": checkpoint_id, "against": request.GET.get("against", "")}
+    against = request.GET.get("against", "")
+    if context.get("against") is not None and not context["against_is_parent"]:
+        against = context["against"].checkpoint.id  # what the Find box found
+    query = {"checkpoint": checkpoint_id, "against": against}
     return redirect(reverse("thread", args=[thread_id]) + "?" + urlencode(
         {k: v for k, v in query.items() if v}
     ))

@@ -132,3 +132,26 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
     checkpoint = newest.get_attribute("data-checkpoint")
     newest.click()
     wait_for_panel(page, checkpoint)
+
+
+def test_enter_in_find_compares_with_that_step_in_place(login, live_url):
+    thread = Thread.objects.create(thread_id="e2e-find", graph_name="measure", title="Find")
+    graph = loop_graph(39).with_checkpoint_saver(DjangoCheckpointSaver())
+    graph.invoke(Counter(), CheckpointConfig(thread.thread_id), recursion_limit=60)
+    page = login("vera", "viewer")
+    page.goto(f"{live_url}/threads/{thread.thread_id}/")
+    page.wait_for_selector("#checkpoint-detail form.compare")
+    page.evaluate("window.stillThisPage = true")
+    page.fill("#checkpoint-detail input[name=q]", "12")
+    page.press("#checkpoint-detail input[name=q]", "Enter")
+    page.wait_for_selector('#checkpoint-detail h3:has-text("Differences from step 12")')
+    assert page.evaluate("window.stillThisPage === true")  # the panel changed, not the page
+    picked = page.eval_on_selector("#against", "s => s.options[s.selectedIndex].text")
+    assert picked.startswith("step 12 ·")
+    assert page.input_value("#checkpoint-detail input[name=q]") == "12"
+    screenshot(page, "find-compare")
+
+    page.fill("#checkpoint-detail input[name=q]", "zzz")
+    page.press("#checkpoint-detail input[name=q]", "Enter")
+    page.wait_for_selector('#find-help:has-text("No checkpoint matches “zzz”")')
+    assert "Differences from step 12" in page.inner_text("#checkpoint-detail h3")

@@ -207,6 +207,30 @@ def test_compare_with_is_loaded_on_demand_and_bounded(client_as):
     assert "no checkpoint matches" in none
 
 
+def test_enter_in_find_compares_with_the_newest_match(client_as):
+    thread, _graph, _config = run_thread("find", 40)
+    client = client_as("viewer")
+    head = thread.head_checkpoint_id
+    step_12 = Checkpoint.objects.get(thread=thread, step=12).checkpoint_id
+    url = reverse("checkpoint", args=[thread.thread_id, head])
+    panel = client.get(url, {"against": "", "q": " 12 "},
+                       headers={"HX-Request": "true"}).content.decode()
+    assert "Differences from step 12" in panel
+    assert f'<option value="{step_12}" selected>' in panel and 'value="12"' in panel
+    # an option picked from the list stays picked when it matches too (ids start with "1")
+    step_30 = Checkpoint.objects.get(thread=thread, step=30).checkpoint_id
+    picked = client.get(url, {"against": step_30, "q": step_30[:6]},
+                        headers={"HX-Request": "true"}).content.decode()
+    assert "Differences from step 30" in picked
+    # nothing matches: said so, the comparison stays as it was
+    missed = client.get(url, {"against": "", "q": "zzz"},
+                        headers={"HX-Request": "true"}).content.decode()
+    assert "No checkpoint matches “zzz”" in missed and "Changes since its parent" in missed
+    # without JavaScript the form is sent to the same URL: the page comes back comparing
+    page = client.get(url, {"against": "", "q": "12"})
+    assert page.status_code == 302 and f"against={step_12}" in page["Location"]
+
+
 # ---------------------------------------------------------------- inbox
 
 
