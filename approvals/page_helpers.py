@@ -168,6 +168,13 @@ def unchanged_only(changes: list[Any]) -> list[Any]:
     return [c for c in changes if not c.is_change]
 
 
+# a lane stroke's class: (from or to a branch, in the bundle of lanes past the drawn ones)
+_SEGMENT_CLASS = {
+    (False, False): "", (True, False): ' class="branch"',
+    (False, True): ' class="bundled"', (True, True): ' class="branch bundled"',
+}
+
+
 @pass_context
 def tree_row(context: Context, r: Any, oob: bool = False) -> str:
     """One row of the checkpoint tree (approvals/treeview.py `ShownRow`). Built here rather
@@ -175,7 +182,7 @@ def tree_row(context: Context, r: Any, oob: bool = False) -> str:
     more than the rest of the page."""
     tree = context["tree"]
     paths = "".join(
-        f'<path d="{s.path}"{' class="branch"' if s.is_branch else ""}/>' for s in r.row.segments
+        f'<path d="{s.path}"{_SEGMENT_CLASS[s.is_branch, s.bundled]}/>' for s in r.row.segments
     )
     svg_open = f'<svg class="lanes" width="{tree.width}" height="30" aria-hidden="true">'
     rid = escape(r.id)
@@ -205,7 +212,8 @@ def tree_row(context: Context, r: Any, oob: bool = False) -> str:
     return mark_safe(  # noqa: S308  every value above is escaped or a number
         f'<li id="cp-{rid}" class="{escape(" ".join(classes))}"'
         f"{' hx-swap-oob="true"' if oob else ''}>{svg_open}{paths}"
-        f'<circle cx="{r.row.xs[0]}" cy="15" r="{radius}"/></svg>'
+        f'<circle cx="{r.row.xs[0]}" cy="15" r="{radius}"'
+        f'{' class="bundled"' if r.row.bundled else ""}/></svg>'
         f'<a class="cp" href="{url}" hx-get="{url}" hx-target="#checkpoint-detail" '
         f'data-checkpoint="{rid}"{' aria-current="true"' if r.is_selected else ""}>'
         f"{label}{marks}</a></li>"

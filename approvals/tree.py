@@ -2,8 +2,11 @@
 rows with lane drawings out).
 
 One row per checkpoint in creation order (ids sort by time). A checkpoint's first child keeps
-its parent's lane; every later child (a fork, an edit, a re-answered review) opens a new lane,
-so branches show as columns, like `git log --graph`.
+its parent's lane; every later child (a fork, an edit, a re-answered review) goes to another
+lane, so branches show as columns, like `git log --graph`. That lane is the leftmost one with
+nothing drawn in it from the parent's row down (a branch that ended above gives its lane
+back): a thread forked again and again from its recent steps stays a few lanes wide instead of
+one lane per fork ever made. A root, or a row whose parent is not stored, opens a new lane.
 
 A thread can hold 10,000 checkpoints, so the page never draws them all. A `Fold` is a run of
 consecutive rows drawn as one row; edges into, out of or through it are drawn to that row, so
@@ -27,6 +30,17 @@ ROW_HEIGHT = 30
 LANE_WIDTH = 22
 MARGIN = 16
 CENTER = ROW_HEIGHT // 2
+# Lanes drawn side by side; every lane from the last of them on is drawn in that one, dashed
+# (a bundle). Forked 40 times from older and older steps, a thread needs 40 lanes in creation
+# order (each fork's line runs from its parent down to its row, all of them nested): drawn
+# side by side they pushed each label 900 px right, and cut off, the newest rows had no dot.
+DRAWN_LANES = 12
+BUNDLE = DRAWN_LANES - 1
+
+
+def lane_x(lane: int) -> int:
+    """Where a lane is drawn: its own column, or the bundle's."""
+    return MARGIN + min(lane, BUNDLE) * LANE_WIDTH
 
 # stretch folding: rows kept visible at the end (where a live thread grows), the shortest
 # stretch worth folding, how many rows one unfold reveals, and how many branch marks stay pinned
@@ -80,6 +94,8 @@ class Placement:
     children: tuple[int, ...]  # number of children
     lanes: int
     index: dict[str, int] = field(repr=False)
+    # per lane, the last row with anything drawn in it (a dot, or a line towards one)
+    drawn_to: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -113,22 +129,31 @@ def extend(p: Placement, links: Iterable[Link]) -> Placement | None:
 
 
 def _placed_after(p: Placement, ordered: Sequence[Link]) -> Placement:
-    """One sweep in id order: a checkpoint's first child keeps its parent's lane, any other
-    row opens a new one. `p`'s arrays are copied, never changed (it may be in use)."""
+    """One sweep in id order: a checkpoint's first child keeps its parent's lane while nothing
+    else was drawn in it below the parent; any other child takes the leftmost lane that is
+    empty from its parent's row down (the branch's curve starts at that row), and a root a
+    new lane. A row's lane depends only on the rows before it, so `extend` can place new rows
+    after kept ones. `p`'s arrays are copied, never changed (it may be in use)."""
     index = dict(p.index)
     lane = list(p.lane)
     parent = list(p.parent)
     children = [*p.children, *[0] * len(ordered)]
-    next_lane = p.lanes if len(p) else 0
+    drawn_to = list(p.drawn_to)
     for i, row in enumerate(ordered, start=len(p)):
         index[row.id] = i
-    for row in ordered:
+    for i, row in enumerate(ordered, start=len(p)):
         up = index.get(row.parent_id, -1) if row.parent_id else -1
-        if up >= 0 and children[up] == 0:
-            lane.append(lane[up])
+        if up < 0:
+            chosen = len(drawn_to)
+        elif children[up] == 0 and drawn_to[lane[up]] == up:
+            chosen = lane[up]
         else:
-            lane.append(next_lane)
-            next_lane += 1
+            chosen = next((k for k, last in enumerate(drawn_to) if last < up), len(drawn_to))
+        if chosen == len(drawn_to):
+            drawn_to.append(i)
+        else:
+            drawn_to[chosen] = i
+        lane.append(chosen)
         if up >= 0:
             children[up] += 1
         parent.append(up)
@@ -138,8 +163,9 @@ def _placed_after(p: Placement, ordered: Sequence[Link]) -> Placement:
         lane=tuple(lane),
         parent=tuple(parent),
         children=tuple(children),
-        lanes=max(next_lane, 1),
+        lanes=max(len(drawn_to), 1),
         index=index,
+        drawn_to=tuple(drawn_to),
     )
 
 
@@ -229,15 +255,19 @@ class Segment:
     is_branch: bool
 
     @property
+    def bundled(self) -> bool:
+        return self.lane >= BUNDLE
+
+    @property
     def path(self) -> str:
-        x = MARGIN + self.lane * LANE_WIDTH
+        x = lane_x(self.lane)
         if self.kind == "through":
             return f"M{x},0 L{x},{ROW_HEIGHT}"
         if self.kind == "down":
             return f"M{x},{CENTER} L{x},{ROW_HEIGHT}"
         if self.kind == "up":
             return f"M{x},0 L{x},{CENTER}"
-        x1 = MARGIN + self.from_lane * LANE_WIDTH
+        x1 = lane_x(self.from_lane)
         return f"M{x1},{CENTER} C{x1},{ROW_HEIGHT} {x},{CENTER} {x},{ROW_HEIGHT}"
 
 
@@ -258,8 +288,13 @@ class DisplayRow:
 
     @property
     def xs(self) -> list[int]:
-        """Where its dots go: one per lane it stands for."""
-        return [MARGIN + lane * LANE_WIDTH for lane in self.lanes]
+        """Where its dots go: one per lane it stands for (the bundle's once)."""
+        return sorted({lane_x(lane) for lane in self.lanes})
+
+    @property
+    def bundled(self) -> bool:
+        """Whether its (first) dot is drawn in the bundle of lanes."""
+        return bool(self.lanes) and self.lanes[0] >= BUNDLE
 
 
 def display_rows(p: Placement, folds: Sequence[Fold] = ()) -> list[DisplayRow]:
@@ -304,4 +339,4 @@ def display_rows(p: Placement, folds: Sequence[Fold] = ()) -> list[DisplayRow]:
 
 
 def lanes_width(lanes: int) -> int:
-    return MARGIN * 2 + max(lanes - 1, 0) * LANE_WIDTH
+    return MARGIN * 2 + max(min(lanes, DRAWN_LANES) - 1, 0) * LANE_WIDTH

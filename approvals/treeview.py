@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from approvals import placements, selectors
 from approvals.tree import (
+    DRAWN_LANES,
     MIN_FOLD,
     UNFOLD_CHUNK,
     DisplayRow,
@@ -103,6 +104,13 @@ class TreeView:
     @property
     def lanes(self) -> int:
         return self.placement.lanes
+
+    drawn_lanes = DRAWN_LANES
+
+    @property
+    def bundled(self) -> bool:
+        """Whether some lanes are drawn in one column (see `tree.DRAWN_LANES`)."""
+        return self.placement.lanes > DRAWN_LANES
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,8 +95,9 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
     login, live_url
 ):
     """Each fork opens a lane 22 px wide: with 40 forks the lanes drawn before each row's
-    label were 900 px wide, and the tree showed a blank box until scrolled sideways. Past 12
-    lanes they are now cut, between two lanes; the labels stay in view."""
+    label were 900 px wide, and the tree showed a blank box until scrolled sideways; cut at
+    12 lanes, the newest rows had no dot at all. From the 12th on, lanes are now drawn in one
+    dashed column: the labels stay in view and every row shows its dot, whole."""
     thread = Thread.objects.create(thread_id="e2e-forks", graph_name="measure",
                                    title="A thread forked 40 times")
     graph = loop_graph(59).with_checkpoint_saver(DjangoCheckpointSaver())
@@ -109,6 +110,7 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
     page.goto(f"{live_url}/threads/{thread.thread_id}/")
     page.wait_for_selector("#live-status")
     assert "41 branches" in page.inner_text("#tree-count")
+    assert "30 branches share one column" in page.inner_text("#tree-panel .legend")
     box = page.locator(".tree-scroll").bounding_box()
     labels = page.locator("#tree-rows a.cp")
     assert labels.count() > 10
@@ -116,16 +118,18 @@ def test_a_thread_with_many_branches_shows_its_rows_labels_without_scrolling_sid
         label = labels.nth(i).bounding_box()
         assert label is not None and box is not None
         assert box["x"] <= label["x"] < box["x"] + box["width"] * 0.6, (i, label, box)
-    # the cut falls between lanes: a dot is drawn whole or not at all, whatever the window's
-    # width (cut at a share of the row, a dot showed in half beside its label)
-    for width in (1280, 1300, 1366, 1440, 1920):
+    # every checkpoint row has its dot, whole, left of its label, at any window width
+    for width in (1280, 1366, 1920):
         page.set_viewport_size({"width": width, "height": 900})
-        halves = page.eval_on_selector_all("#tree-rows svg.lanes", """svgs => svgs.flatMap(s => {
-            const edge = s.getBoundingClientRect().right;
-            return [...s.querySelectorAll('circle')].map(c => c.getBoundingClientRect())
-                .filter(r => r.left < edge - 0.5 && r.right > edge + 0.5).map(r => r.left);
-        })""")
-        assert halves == [], (width, halves)
+        misses = page.eval_on_selector_all("#tree-rows li:not(.fold)", """rows => rows.filter(
+          li => {
+            const svg = li.querySelector('svg.lanes').getBoundingClientRect();
+            const dot = li.querySelector('circle').getBoundingClientRect();
+            const label = li.querySelector('a.cp').getBoundingClientRect();
+            return !(dot.left >= svg.left && dot.right <= svg.right && dot.right < label.left);
+        }).map(li => li.id)""")
+        assert misses == [], (width, misses)
+    assert page.locator("#tree-rows circle.bundled").count() > 10
     page.set_viewport_size({"width": 1280, "height": 900})
     screenshot(page, "tree-many-branches")
     newest = labels.nth(labels.count() - 1)

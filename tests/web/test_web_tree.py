@@ -61,6 +61,51 @@ def test_each_fork_of_one_branch_gets_its_own_lane():
     assert lanes(p) == {"a": 0, "b": 0, "c": 1, "d": 2, "e": 1}
 
 
+def test_a_fork_below_an_ended_branch_takes_its_lane_back():
+    # a -> b -> c -> d (lane 0); b forks x (lane 1, ends); later d forks y: lane 1 again
+    links = [Link("a", None), Link("b", "a"), Link("c", "b"), Link("d", "c"), Link("e", "d"),
+             Link("x", "b")]
+    links += [Link("y", "d"), Link("z", "e")]
+    p = place(sorted(links, key=lambda link: link.id))
+    assert lanes(p)["x"] == 1  # b's fork
+    assert lanes(p)["y"] == 2  # d's fork is made before x ended (x sorts after d): lane 2
+    # twenty forks from successive steps of one run, each ending before the next starts
+    trunk = chain(60)
+    forks = [Link(f"{cid(3 * k + 2)}f", cid(3 * k), 0) for k in range(20)]
+    p = place(trunk + forks)
+    assert p.lanes == 2 and {lanes(p)[f.id] for f in forks} == {1}
+
+
+def test_a_lane_is_never_drawn_twice_in_the_same_place():
+    """Whatever the tree, the strokes of one lane never overlap: a line between a parent's
+    row and its child's (from the parent's center down) and the dots. Random trees, with
+    forks from old and recent checkpoints and the odd root."""
+    import random
+
+    rng = random.Random(11)
+    for _ in range(300):
+        n = rng.randint(1, 80)
+        links = [Link(cid(0), None, 0)]
+        for i in range(1, n):
+            if rng.random() < 0.03:
+                links.append(Link(cid(i), None, i))
+                continue
+            recent = rng.random() < 0.7
+            parent = i - 1 if recent else rng.randrange(i)
+            links.append(Link(cid(i), cid(parent), i))
+        p = place(links)
+        strokes: dict[int, list[tuple[int, int]]] = {}
+        for j in range(len(p)):
+            strokes.setdefault(p.lane[j], []).append((2 * j, 2 * j))  # its dot
+            up = p.parent[j]
+            if up >= 0:
+                strokes[p.lane[j]].append((2 * up + 1, 2 * j - 1))  # the line above its dot
+        for lane, spans in strokes.items():
+            spans.sort()
+            for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+                assert end < start, f"lane {lane} drawn twice at {start / 2} in {links}"
+
+
 def test_a_row_whose_parent_is_missing_starts_its_own_lane():
     p = place([Link("a", None), Link("b", "zzz-gone")])
     assert lanes(p) == {"a": 0, "b": 1}
