@@ -181,9 +181,10 @@ def tree_row(context: Context, r: Any, oob: bool = False) -> str:
     than by an include per row: a thread page draws ~50 rows and a template include each cost
     more than the rest of the page."""
     tree = context["tree"]
-    paths = "".join(
+    # dict.fromkeys: lanes drawn in the bundle's column make the same stroke many times
+    paths = "".join(dict.fromkeys(
         f'<path d="{s.path}"{_SEGMENT_CLASS[s.is_branch, s.bundled]}/>' for s in r.row.segments
-    )
+    ))
     svg_open = f'<svg class="lanes" width="{tree.width}" height="30" aria-hidden="true">'
     rid = escape(r.id)
     if r.is_fold:

@@ -192,6 +192,22 @@ def test_a_checkpoint_inside_a_folded_stretch_can_be_opened_and_forked(client_as
     assert hidden in ROW.findall(page_of(client, thread, checkpoint=hidden).content.decode())
 
 
+def test_a_thread_forked_400_times_draws_a_page_under_100_kb(client_as):
+    """Forks made late from older and older steps need a lane each; from the 12th on they are
+    drawn in one column, and a stroke is drawn once however many lanes share it (each row
+    repeated every bundled lane's line: 400 branches made the page 124 KB before the bundle,
+    65 KB with it, 26 KB once each stroke was drawn once)."""
+    thread = bulk_thread("forked-400", 500, forks=tuple(range(10, 490))[:400])
+    page = page_of(client_as("viewer"), thread).content.decode()
+    assert "401 branches" in page
+    assert len(page.encode()) < 100_000
+    for row in re.findall(r"<li id=\"cp-.*?</li>", page):
+        paths = re.findall(r"<path [^>]*/>", row)
+        assert len(paths) == len(set(paths)), row
+    widths = {int(w) for w in re.findall(r'<svg class="lanes" width="(\d+)"', page)}
+    assert widths == {16 * 2 + 11 * 22}  # twelve lanes drawn, the rest in the twelfth
+
+
 def test_compare_with_is_loaded_on_demand_and_bounded(client_as):
     thread, _graph, _config = run_thread("compare", 150)
     client = client_as("viewer")
