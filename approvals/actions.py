@@ -723,14 +723,27 @@ def check_run_action(run: Run, action: str) -> str | None:
     pick up (its task was lost) can be resumed or retried: both queue it again."""
     lost = run.status == Run.Status.QUEUED and is_orphaned(run)
     if action == RunAction.RESUME and not (is_stalled(run) or lost):
-        return f"run {run.pk} is {run.status}, not stalled: nothing to resume"
+        instead = "; retry it instead" if run.status == Run.Status.FAILED else ""
+        return f"run {run.pk} is {run.status}, not stalled: nothing to resume{instead}"
     if action == RunAction.RETRY and not (run.status == Run.Status.FAILED or lost):
-        return f"run {run.pk} is {run.status}; only failed runs can be retried"
+        instead = (" (resume it instead: it goes on from its last checkpoint)"
+                   if is_stalled(run) else "")
+        return f"run {run.pk} is {run.status}; only failed runs can be retried{instead}"
     if action == RunAction.CANCEL and run.status in Run.FINISHED:
         return f"run {run.pk} already {run.status}"
     if action not in RunAction.values:
         return f"unknown action {action!r} (one of {', '.join(RunAction.values)})"
     return None
+
+
+# What the ops console suggests in place of an action that does not apply (cancel, which
+# always applies to an unfinished run, is never suggested: it is not a fix).
+FIXES = (RunAction.RESUME, RunAction.RETRY)
+
+
+def fitting_action(run: Run) -> str | None:
+    """The fix that applies to `run` (resume a stalled or lost run, retry a failed one)."""
+    return next((a for a in FIXES if check_run_action(run, a) is None), None)
 
 
 def do_run_action(user: AbstractBaseUser, run: Run, action: str, reason: str) -> Run:

@@ -4,6 +4,7 @@ and renders: the full page on a normal request, the partial when htmx asks (`req
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -48,6 +49,7 @@ from approvals.actions import (
     do_redecide,
     do_run_action,
     do_unclaim,
+    fitting_action,
 )
 from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
@@ -567,6 +569,9 @@ def ops(request: HttpRequest) -> HttpResponse:
     page = _page(request, selectors.ops_runs(f, attention))
     now = timezone.now()
     rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
+    # the action picked at first: the fix that fits most of the listed runs
+    fits = Counter(fitting_action(run) for run, _ in rows)
+    fits.pop(None, None)
     context = {
         "page": page,
         "rows": rows,
@@ -575,6 +580,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
         "run_actions": RunAction.choices,
+        "default_action": fits.most_common(1)[0][0] if fits else RunAction.RESUME,
     }
     template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
     return render(request, template, context)
@@ -622,7 +628,14 @@ def ops_bulk(request: HttpRequest) -> HttpResponse:
     if not form.cleaned_data["confirm"]:
         preview = [(run, check_run_action(run, action)) for run in chosen]
         applicable = sum(1 for _, problem in preview if problem is None)
-        context = {"form": form, "action": action, "preview": preview, "applicable": applicable}
+        # the skipped runs another fix applies to: offered as a preview of that one
+        instead: dict[str, list[int]] = {}
+        for run, problem in preview:
+            fix = fitting_action(run) if problem else None
+            if fix is not None and fix != action:
+                instead.setdefault(fix, []).append(run.pk)
+        context = {"form": form, "action": action, "preview": preview, "applicable": applicable,
+                   "instead": sorted(instead.items())}
         return render(request, "approvals/ops_preview.html", context)
     results = do_bulk_run_action(request.user, chosen, action, form.cleaned_data["reason"])
     done = sum(1 for r in results if r.ok)

@@ -101,3 +101,8 @@ def rerun_nodes(response: Any) -> dict[str, tuple[bool, bool]]:
             r'<li><span class="mono">([^<]+)</span>(.*?)</li>', _html(response), re.S
         )
     }
+
+
+def hidden_values(html: str, name: str) -> list[str]:
+    """The values of the hidden inputs named `name` in a piece of a page (a form)."""
+    return re.findall(rf'<input type="hidden" name="{re.escape(name)}" value="([^"]*)">', html)

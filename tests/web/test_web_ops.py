@@ -69,6 +69,38 @@ def test_bulk_preview_counts_the_runs_the_action_applies_to_and_changes_nothing(
     assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
 
 
+def test_bulk_preview_offers_the_fix_that_applies_to_the_runs_it_skips(client_as, make_run):
+    """Resume picked for failed runs (the console's first option, in a trial): the preview
+    says to retry them, and offers the retry of those runs, one click away."""
+    failed = [make_run(status="failed"), make_run(status="failed")]
+    stalled, waiting = make_run(status="stalled"), make_run(status="waiting")
+    client = client_as("ops")
+    chosen = [r.pk for r in [*failed, stalled, waiting]]
+    page = client.post(reverse("ops-bulk"), {"action": "resume", "runs": chosen}).content.decode()
+    assert "Resume 1 of 4 runs?" in page
+    assert f"run {failed[0].pk} is failed, not stalled: nothing to resume; retry it instead" in page
+    assert "Retry 2 skipped runs instead" in page
+    offered = page.split('class="instead"')[1].split("</form>")[0]
+    assert sorted(int(pk) for pk in shown.hidden_values(offered, "runs")) == sorted(
+        r.pk for r in failed)
+    # that button is a preview of the retry, which then needs its reason like any other
+    retry = client.post(reverse("ops-bulk"), {"action": "retry",
+                                              "runs": [r.pk for r in failed]}).content.decode()
+    assert "Retry 2 of 2 runs?" in retry
+    assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
+
+
+def test_the_console_picks_the_action_that_fits_most_of_the_listed_runs(client_as, make_run):
+    make_run(status="failed")
+    make_run(status="failed")
+    make_run(status="stalled")
+    client = client_as("ops")
+    attention = client.get(reverse("ops")).content.decode()
+    assert '<option value="retry" selected>' in attention
+    stalled = client.get(reverse("ops"), {"status": "stalled"}).content.decode()
+    assert '<option value="resume" selected>' in stalled
+
+
 def test_bulk_retry_with_reason_retries_each_and_records_who_and_why(
     make_user, make_run, client_as
 ):
