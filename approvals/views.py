@@ -569,9 +569,11 @@ def ops(request: HttpRequest) -> HttpResponse:
     page = _page(request, selectors.ops_runs(f, attention))
     now = timezone.now()
     rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
-    # the action picked at first: the fix that fits most of the listed runs
-    fits = Counter(fitting_action(run) for run, _ in rows)
-    fits.pop(None, None)
+    # the action picked at first: the fix that fits most of the listed runs, by their status
+    # (`fitting_action` would read the task queue for each old queued run)
+    fits = Counter(RunAction.RETRY if run.status == Run.Status.FAILED else RunAction.RESUME
+                   for run, stalled in rows if stalled is not None
+                   or run.status == Run.Status.FAILED)
     context = {
         "page": page,
         "rows": rows,

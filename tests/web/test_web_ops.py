@@ -101,6 +101,25 @@ def test_the_console_picks_the_action_that_fits_most_of_the_listed_runs(client_a
     assert '<option value="resume" selected>' in stalled
 
 
+def test_picking_the_console_action_reads_nothing_per_listed_run(client_as, make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    long_ago = timezone.now() - timedelta(hours=1)  # queued runs old enough to look lost
+    client = client_as("ops")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            client.get(reverse("ops"), {"status": "queued"})
+        return len(ctx.captured_queries)
+
+    Run.objects.filter(pk=make_run(status="queued").pk).update(created_at=long_ago)
+    few = queries()
+    for _ in range(5):
+        Run.objects.filter(pk=make_run(status="queued").pk).update(created_at=long_ago)
+    assert queries() == few
+
+
 def test_bulk_retry_with_reason_retries_each_and_records_who_and_why(
     make_user, make_run, client_as
 ):
