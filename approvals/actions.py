@@ -723,12 +723,9 @@ def check_run_action(run: Run, action: str) -> str | None:
     pick up (its task was lost) can be resumed or retried: both queue it again."""
     lost = run.status == Run.Status.QUEUED and is_orphaned(run)
     if action == RunAction.RESUME and not (is_stalled(run) or lost):
-        instead = "; retry it instead" if run.status == Run.Status.FAILED else ""
-        return f"run {run.pk} is {run.status}, not stalled: nothing to resume{instead}"
+        return f"run {run.pk} is {run.status}, not stalled: nothing to resume{_instead(run)}"
     if action == RunAction.RETRY and not (run.status == Run.Status.FAILED or lost):
-        instead = (" (resume it instead: it goes on from its last checkpoint)"
-                   if is_stalled(run) else "")
-        return f"run {run.pk} is {run.status}; only failed runs can be retried{instead}"
+        return f"run {run.pk} is {run.status}; only failed runs can be retried{_instead(run)}"
     if action == RunAction.CANCEL and run.status in Run.FINISHED:
         return f"run {run.pk} already {run.status}"
     if action not in RunAction.values:
@@ -736,14 +733,19 @@ def check_run_action(run: Run, action: str) -> str | None:
     return None
 
 
-# What the ops console suggests in place of an action that does not apply (cancel, which
-# always applies to an unfinished run, is never suggested: it is not a fix).
-FIXES = (RunAction.RESUME, RunAction.RETRY)
+def fix_for(run: Run) -> str | None:
+    """The action that fixes `run` by its status alone, no query: retry a failed run, resume a
+    stalled one (what the ops console starts at, and offers for runs an action skipped).
+    Cancel is never one: it is not a fix. A lost queued run takes either, so no action
+    skips it."""
+    if run.status == Run.Status.FAILED:
+        return RunAction.RETRY
+    return RunAction.RESUME if is_stalled(run) else None
 
 
-def fitting_action(run: Run) -> str | None:
-    """The fix that applies to `run` (resume a stalled or lost run, retry a failed one)."""
-    return next((a for a in FIXES if check_run_action(run, a) is None), None)
+def _instead(run: Run) -> str:
+    fix = fix_for(run)
+    return f"; {fix} it instead" if fix else ""
 
 
 def do_run_action(user: AbstractBaseUser, run: Run, action: str, reason: str) -> Run:

@@ -105,12 +105,11 @@ class TreeView:
     def lanes(self) -> int:
         return self.placement.lanes
 
-    drawn_lanes = DRAWN_LANES
-
     @property
-    def bundled(self) -> bool:
-        """Whether some lanes are drawn in one column (see `tree.DRAWN_LANES`)."""
-        return self.placement.lanes > DRAWN_LANES
+    def bundled_lanes(self) -> int:
+        """How many lanes share the last drawn column (see `tree.DRAWN_LANES`); 0 if none."""
+        lanes = self.placement.lanes
+        return lanes - DRAWN_LANES + 1 if lanes > DRAWN_LANES else 0
 
 
 @dataclass(frozen=True, slots=True)

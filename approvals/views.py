@@ -49,7 +49,7 @@ from approvals.actions import (
     do_redecide,
     do_run_action,
     do_unclaim,
-    fitting_action,
+    fix_for,
 )
 from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
@@ -569,11 +569,8 @@ def ops(request: HttpRequest) -> HttpResponse:
     page = _page(request, selectors.ops_runs(f, attention))
     now = timezone.now()
     rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
-    # the action picked at first: the fix that fits most of the listed runs, by their status
-    # (`fitting_action` would read the task queue for each old queued run)
-    fits = Counter(RunAction.RETRY if run.status == Run.Status.FAILED else RunAction.RESUME
-                   for run, stalled in rows if stalled is not None
-                   or run.status == Run.Status.FAILED)
+    # the action picked at first: the fix that fits most of the listed runs
+    fits = Counter(fix for fix in map(fix_for, page.object_list) if fix is not None)
     context = {
         "page": page,
         "rows": rows,
@@ -633,7 +630,7 @@ def ops_bulk(request: HttpRequest) -> HttpResponse:
         # the skipped runs another fix applies to: offered as a preview of that one
         instead: dict[str, list[int]] = {}
         for run, problem in preview:
-            fix = fitting_action(run) if problem else None
+            fix = fix_for(run) if problem else None
             if fix is not None and fix != action:
                 instead.setdefault(fix, []).append(run.pk)
         context = {"form": form, "action": action, "preview": preview, "applicable": applicable,

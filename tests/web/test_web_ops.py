@@ -88,6 +88,12 @@ def test_bulk_preview_offers_the_fix_that_applies_to_the_runs_it_skips(client_as
                                               "runs": [r.pk for r in failed]}).content.decode()
     assert "Retry 2 of 2 runs?" in retry
     assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
+    # and the other way round: retry picked for a stalled run offers its resume
+    back = client.post(reverse("ops-bulk"), {"action": "retry",
+                                             "runs": [stalled.pk]}).content.decode()
+    assert f"run {stalled.pk} is stalled; only failed runs can be retried; resume it instead" \
+        in back
+    assert "Resume 1 skipped run instead" in back
 
 
 def test_the_console_picks_the_action_that_fits_most_of_the_listed_runs(client_as, make_run):
