@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-import jsonschema
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
@@ -22,6 +22,7 @@ from approvals.jsonvalues import (
     parse_json,
 )
 from approvals.models import Decision
+from approvals.schemacheck import decimal_places, validator_for
 from approvals.templating import escape_printed, form_renderer
 from orchestration.runtime.runs import RunAction
 
@@ -90,6 +91,11 @@ def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Fi
             min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
         )
     if kind == "number":
+        places = decimal_places(spec)
+        if places is not None:
+            return DecimalsField(
+                places, min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
+            )
         return forms.FloatField(
             min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
         )
@@ -104,6 +110,28 @@ def schema_field(name: str, spec: Mapping[str, Any], required: bool) -> forms.Fi
         )
     # arrays, objects and untyped values: edit as JSON
     return SafeJSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+
+
+class DecimalsField(forms.DecimalField):
+    """A number the schema types with a fixed count of decimals (money: cents, see
+    `schemacheck.decimal_places`). It shows 1250.0 as "1250.00", steps by 0.01 in the
+    browser, refuses 12.345 with Django's own message, and gives the run a JSON number
+    (a float, as `FloatField` would), not a `Decimal`."""
+
+    def __init__(self, places: int, **kwargs: Any) -> None:
+        super().__init__(decimal_places=places, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            try:
+                return format(value, f".{self.decimal_places}f")
+            except (ValueError, OverflowError):
+                return value
+        return value
+
+    def clean(self, value: Any) -> Any:
+        cleaned = super().clean(value)
+        return None if cleaned is None else float(cleaned)
 
 
 # A widget's markup with its value left out, per field definition: rendering a widget through
@@ -247,8 +275,12 @@ class DecisionForm(forms.Form):
             if self.fields[key].schema_required and key.removeprefix("value__") not in values:
                 if key not in self.errors:
                     self.add_error(key, "This field is required.")
-        validator = jsonschema.Draft202012Validator(self.schema)
+        validator = validator_for(self.schema)
         for error in validator.iter_errors(to_jsonable(values)):
+            if error.validator == "required" and not error.path and all(
+                f"value__{name}" in self.fields for name in error.validator_value
+            ):
+                continue  # each missing field says so on itself, above (or why it is empty)
             field = f"value__{error.path[0]}" if error.path else None
             if field not in self.fields:
                 field = None

@@ -1,7 +1,8 @@
 """Validation of what callers send, before anything is written: a graph's input against the
 JSON Schema of its input (the graph's `input_schema`, or its state when it declares none), a
-decision's values against the review's schema (the same `jsonschema` validator the review form
-uses). Both accept numbers sent as numeric strings (`jsonvalues.numbers_from_strings`)."""
+decision's values against the review's schema (the validator the review form uses,
+`schemacheck.validator_for`: Draft 2020-12 with an exact `multipleOf`). Both accept numbers
+sent as numeric strings (`jsonvalues.numbers_from_strings`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
 import pydantic
 
 from approvals.api.problems import ApiProblem
 from approvals.diff import to_jsonable
 from approvals.jsonvalues import numbers_from_strings
 from approvals.models import ReviewRequest
+from approvals.schemacheck import validator_for
 from orchestration.runtime.registry import get_graph
 
 
@@ -72,8 +73,8 @@ def _as_the_engine_takes_it(schema: dict[str, Any], graph: Any) -> dict[str, Any
 
 
 @functools.cache
-def _input_validator(graph: Any) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(_schema_of(graph))
+def _input_validator(graph: Any) -> Any:
+    return validator_for(_schema_of(graph))
 
 
 def _errors_by_field(prefix: str, errors: Any) -> dict[str, list[str]]:
@@ -102,13 +103,13 @@ def _errors_by_field(prefix: str, errors: Any) -> dict[str, list[str]]:
 
 
 def _validated(prefix: str, schema: Mapping[str, Any], value: Mapping[str, Any],
-               title: str, validator: jsonschema.Draft202012Validator | None = None
+               title: str, validator: Any | None = None
                ) -> dict[str, Any]:
     """`value` with numeric strings turned into numbers, validated against `schema` (by
     `validator`, if built already); else 422 naming every wrong field (a non-number once, not
     also as 'not of type number')."""
     converted, problems = numbers_from_strings(schema, value)
-    validator = validator or jsonschema.Draft202012Validator(schema)
+    validator = validator or validator_for(schema)
     errors = {f"{prefix}.{k}": v for k, v in problems.items()}
     for key, messages in _errors_by_field(
         prefix, sorted(validator.iter_errors(converted), key=str)

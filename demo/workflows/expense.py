@@ -160,7 +160,8 @@ def review_request(state: Expense) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "amount": {"type": "number", "title": f"Amount ({state.currency})",
-                           "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT)},
+                           "exclusiveMinimum": 0, "maximum": float(MAX_AMOUNT),
+                           "multipleOf": 0.01},
             },
             "required": ["amount"],
         },

@@ -25,7 +25,8 @@ TOOLS: dict[str, dict[str, Any]] = {
         "side_effects": True,
         "schema": {
             "order_id": {"type": "string", "title": "Order"},
-            "amount": {"type": "number", "title": "Amount (EUR)", "minimum": 0},
+            "amount": {"type": "number", "title": "Amount (EUR)", "minimum": 0,
+                       "multipleOf": 0.01},
         },
         # how the review page shows the arguments (as the expense review shows its amount)
         "display": {"amount": {"title": "Amount", "format": "money", "x-currency": "EUR"}},

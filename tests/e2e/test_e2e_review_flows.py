@@ -61,6 +61,27 @@ def test_reviewer_edits_and_approves_and_the_thread_page_updates_live(login, liv
     assert head_values(review.thread)["amount"] == Decimal("990.00")
 
 
+def test_the_amount_shows_its_cents_and_an_amount_finer_than_a_cent_is_refused(
+    login, live_url
+):
+    """Seen in a trial: the form showed 1250.0. It shows 1250.00 now, and an edit to a tenth
+    of a cent comes back on the field without deciding (the form is `novalidate`: Approve
+    and Reject never wait on the edit fields, so the server says it)."""
+    review = start_and_wait_for_review(203)
+    page = login("rita", "reviewer")
+    page.goto(f"{live_url}/reviews/{review.pk}/")
+    amount = page.locator("input[name=value__amount]")
+    assert amount.input_value() == "1250.00"
+    assert amount.get_attribute("step") == "0.01"
+    amount.fill("990.005")
+    page.click("button[value=edit]")
+    page.wait_for_selector("text=Ensure that there are no more than 2 decimal places.")
+    assert page.locator("text=is a required property").count() == 0
+    assert page.locator("input[name=value__amount]").input_value() == "990.005"
+    review.refresh_from_db()
+    assert review.status == ReviewRequest.Status.PENDING
+
+
 def test_fork_with_edited_state_appears_as_a_branch_in_the_tree(login, live_url):
     review = start_and_wait_for_review(202)
     thread = review.thread
