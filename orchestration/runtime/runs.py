@@ -43,6 +43,7 @@ from orchestration.runtime.leases import is_orphaned, revoke_expired_lease
 from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.signals import run_stalled
 from orchestration.runtime.tasks import execute_run
+from orchestration.runtime.titles import title_from_input
 from orchestration.state import start_updates
 
 # The errors were defined here before the runtime had one error tree: still importable here.
@@ -76,9 +77,12 @@ def start_thread(
 ) -> Run:
     """Create a thread of `graph_name` and queue its first run with `input`.
 
+    Without a `title`, the thread is titled from its input (`titles.title_from_input`).
+
     `savepoint=False`: inside the caller's transaction, no savepoint of its own, for a caller
     whose own atomic block every error leaves (the API's: two statements fewer)."""
     _check_start_input(graph_name, input)
+    title = title or title_from_input(input)
     payload = _encode(RunInput.start(input))
     actor = _user_or_none(user)
     with _one_active_run(thread_id or "new thread"), transaction.atomic(savepoint=savepoint):

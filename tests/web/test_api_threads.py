@@ -313,3 +313,22 @@ def test_a_fork_is_held_to_the_constraints_declared_on_the_state(
     assert Run.objects.get(pk=response.json()["run"]["id"]).status == "succeeded"
     latest = history(review.thread)[-1].checkpoint.values
     assert latest["amount"] == "77.10" and latest["decision"] == "approved"  # under the limit
+
+
+# -- a thread started without a title is titled from its input -----------------------------
+
+
+def test_a_thread_started_without_a_title_is_titled_from_its_input(ops, client_as):
+    """Seen in a trial: a thread started through the API without a title was listed as
+    "b7158ba8768d45c8bc67e4665b0a719a"."""
+    response = ops.post("/threads", {"graph": "expense", "input": {
+        **CLAIM, "description": "Two nights at the\nHotel Adlon"}})
+    assert response.status_code == 201, response.content
+    thread_id = response.json()["thread_id"]
+    assert ops.get(f"/threads/{thread_id}").json()["title"] == "Two nights at the"
+    page = client_as("ops").get("/threads/").content.decode()
+    assert ">Two nights at the</a>" in page
+    # a title the caller gives is kept as given
+    given = ops.post("/threads", {"graph": "expense", "title": "Q3 travel",
+                                  "input": CLAIM}).json()["thread_id"]
+    assert Thread.objects.get(thread_id=given).title == "Q3 travel"
