@@ -4,11 +4,17 @@ Input is checked exactly as the API checks it (`approvals.api.inputs.check_input
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -18,6 +24,7 @@ from approvals.api.inputs import check_input, input_schema
 from approvals.api.problems import ApiProblem
 from approvals.forms import schema_field
 from orchestration.runtime import registry, runs
+from orchestration.runtime.models import Thread
 
 
 def _field_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,10 +109,66 @@ def _for_people(message: str) -> str:
     return _PLAINER.get(message.split(",")[0].strip(), message)
 
 
+@dataclass(frozen=True)
+class GraphCard:
+    """A workflow on the "New run" page: what it does, what it takes, what of it is under way."""
+
+    name: str
+    about: str  # the first sentence of its module's docstring (Markdown)
+    takes: list[str]  # its input fields' titles
+    threads: list[tuple[str, str, int]]  # (status, label, count) of its unfinished threads
+    broken: str = ""  # why it cannot be loaded, if it cannot
+
+
+# The thread statuses the page counts: work under way, or waiting on someone.
+_COUNTED = (Thread.Status.WAITING, Thread.Status.RUNNING, Thread.Status.STALLED,
+            Thread.Status.FAILED)
+_ABOUT_MAX = 240
+
+
+def graph_cards() -> list[GraphCard]:
+    """Every registered graph's card, with one query for all their thread counts (by the
+    status index: only unfinished threads are read)."""
+    counts: dict[str, dict[str, int]] = {}
+    rows = (Thread.objects.filter(status__in=_COUNTED).values_list("graph_name", "status")
+            .annotate(n=Count("id")).order_by())
+    for graph, status, n in rows:
+        counts.setdefault(graph, {})[status] = n
+    labels = dict(Thread.Status.choices)
+    cards = []
+    for name in registry.graph_names():
+        mine = counts.get(name, {})
+        threads = [(s, labels[s].lower(), mine[s]) for s in _COUNTED if mine.get(s)]
+        try:
+            schema = input_schema(name)
+        except registry.GraphRegistryError as exc:
+            cards.append(GraphCard(name, "", [], threads, broken=str(exc)))
+            continue
+        takes = [str(spec.get("title") or key.replace("_", " ").capitalize())
+                 for key, spec in (schema.get("properties") or {}).items()]
+        cards.append(GraphCard(name, _about(name), takes, threads))
+    return cards
+
+
+def _about(name: str) -> str:
+    """The first sentence of the docstring of the module that defines graph `name` (imported
+    by `input_schema` already), cut at `_ABOUT_MAX`; "" without one."""
+    module = sys.modules.get(settings.STEPWISE_GRAPHS[name].partition(":")[0])
+    doc = inspect.getdoc(module) or ""
+    paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+    sentence = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0]
+    if len(sentence) > _ABOUT_MAX:
+        sentence = sentence[: _ABOUT_MAX - 1].rsplit(" ", 1)[0]
+        if sentence.count("`") % 2:  # cut inside a code span: drop the span's start
+            sentence = sentence[: sentence.rindex("`")].rstrip()
+        sentence += "…"
+    return sentence
+
+
 @require_GET
 def choose_graph(request: HttpRequest) -> HttpResponse:
     access_graphs(request.user, for_update=True)
-    return render(request, "approvals/new_run_graphs.html", {"graphs": registry.graph_names()})
+    return render(request, "approvals/new_run_graphs.html", {"cards": graph_cards()})
 
 
 @require_http_methods(["GET", "POST"])

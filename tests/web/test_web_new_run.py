@@ -4,6 +4,7 @@ may start threads; the new thread opens on its page."""
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 import shown
@@ -166,3 +167,29 @@ def test_a_refused_submission_keeps_what_was_typed_and_says_why(client_as):
     error = re.search(r'id="id_input__amount_error"[^>]*>(.*?)</p>', page, re.S)
     assert error and error.group(1) == "Enter a number, such as 40.00."
     assert not Thread.objects.exists()
+
+
+def test_the_workflow_list_says_what_each_does_takes_and_has_under_way(client_as, make_thread):
+    """Seen in a trial: "New run" listed bare graph names. Each now has its module's first
+    sentence, its input fields, and links to its unfinished threads by status (done and
+    cancelled ones are not counted)."""
+    for status in ("waiting", "waiting", "failed", "done", "cancelled"):
+        make_thread(graph_name="expense", status=status)
+    make_thread(graph_name="publishing", status="running")
+    html = client_as("ops").get(reverse("new-run-graphs")).content.decode()
+    cards = dict(re.findall(r'<h2><a href="/runs/new/(\w+)/">\1</a></h2>(.*?)</li>', html, re.S))
+    assert {"expense", "publishing", "web_review"} <= set(cards)
+    expense = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cards["expense"])).strip()
+    assert expense.startswith("Expense approval: policy check, small amounts auto-approved,")
+    assert "Input: Employee, Vendor, Amount, Description, Currency, Expense Id" in expense
+    assert expense.endswith("2 waiting for review · 1 failed")
+    assert 'href="/threads/?graph=expense&amp;status=waiting"' in cards["expense"]
+    assert "1 running" in cards["publishing"] and "waiting" not in cards["publishing"]
+
+
+def test_a_graph_that_cannot_be_loaded_is_listed_with_why(client_as, settings):
+    settings.STEPWISE_GRAPHS = {**settings.STEPWISE_GRAPHS, "broken": "no.such.module:graph"}
+    html = client_as("ops").get(reverse("new-run-graphs")).content.decode()
+    assert ("This graph cannot be loaded: STEPWISE_GRAPHS['broken']: importing 'no.such.module'"
+            " failed: ModuleNotFoundError") in unescape(html)
+    assert 'href="/runs/new/expense/"' in html
