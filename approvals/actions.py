@@ -578,6 +578,24 @@ def state_value_errors(thread: Thread, values: Mapping[str, Any]) -> dict[str, s
     return errors
 
 
+def as_declared(thread: Thread, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` (JSON, from a form or the API) as the state declares them: "80.00" for a
+    `Decimal` field becomes Decimal("80.00"), an object for a dataclass field that dataclass,
+    as the graph's own nodes would have written them. The engine's `update_state` stores
+    what it is given, as LangGraph's does, so a fork that applied the JSON left a `str` where
+    the state says `Decimal`, and a later node's arithmetic on it went wrong. A value that
+    does not fit is passed on as it is, for `check_fork_values` to refuse with its reason."""
+    types = state_types(thread)
+    converted = dict(values)
+    for name, value in values.items():
+        if name in types:
+            try:
+                converted[name] = check_state_value(types[name], name, value)
+            except JSONValueError:
+                pass
+    return converted
+
+
 class ForkNeedsNode(ReviewError):
     """A fork's edits at a checkpoint several nodes wrote in one step, where no choice of node
     keeps the checkpoint's next steps: the person says which node's output they stand for."""
@@ -671,7 +689,7 @@ def do_fork(
     tup = get_checkpoint(thread, checkpoint_id)
     if tup is None:
         raise ReviewError(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id}.")
-    edits = {name: Overwrite(value) for name, value in (values or {}).items()}
+    edits = {name: Overwrite(value) for name, value in as_declared(thread, values or {}).items()}
     as_node = check_fork_values(thread, tup, edits, as_node)
     try:
         with transaction.atomic():

@@ -13,7 +13,8 @@ from django.core.signals import setting_changed
 from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.safestring import SafeString
 
-from approvals.diff import pretty, to_jsonable
+from approvals.diff import to_jsonable
+from approvals.forkfields import state_input
 from approvals.jsonvalues import (
     MAX_TEXT_CHARS,
     JSONValueError,
@@ -289,11 +290,12 @@ class DecisionForm(forms.Form):
 
 
 class ForkForm(forms.Form):
-    """The state at a checkpoint, one JSON text per field; only changed fields are applied.
+    """The state at a checkpoint, one input per field (`forkfields.state_input`: typed for a
+    plain declared type, JSON text otherwise); only changed fields are applied.
 
-    A changed field is parsed within `parse_json`'s limits and checked against the field's
-    type in the graph's state schema (`types`: field name -> annotation), so a wrong value is
-    refused on the form instead of failing the fork run later."""
+    A changed field is parsed (JSON within `parse_json`'s limits) and checked against the
+    field's type in the graph's state schema (`types`: field name -> annotation), so a wrong
+    value is refused on the form instead of failing the fork run later."""
 
     reason = text_field(
         rows=2, help_text="Why you fork here. Recorded in the thread's history."
@@ -319,17 +321,16 @@ class ForkForm(forms.Form):
         self.original = {name: to_jsonable(v) for name, v in values.items()}
         self.shown: dict[str, str] = {}
         self.state_fields: list[str] = []
+        self.typed: set[str] = set()  # fields that clean to their value, not to JSON text
         for name, value in values.items():
             key = f"field__{name}"
-            text = pretty(value)
-            self.fields[key] = forms.CharField(
-                label=name, required=False, strip=False,
-                widget=forms.Textarea(attrs={"rows": min(8, text.count("\n") + 2),
-                                             "class": "json", "spellcheck": "false"}),
-            )
-            self.initial[key] = text
-            self.shown[key] = text
+            made = state_input(name, self.types.get(name), value)
+            self.fields[key] = made.field
+            self.initial[key] = made.shown
+            self.shown[key] = made.shown
             self.state_fields.append(key)
+            if made.typed:
+                self.typed.add(key)
 
     def state_bound_fields(self) -> list[forms.BoundField]:
         return [self[k] for k in self.state_fields]
@@ -341,6 +342,10 @@ class ForkForm(forms.Form):
             name = key.removeprefix("field__")
             if self.add_prefix(key) not in self.data:
                 continue  # not sent: unchanged
+            if key in self.typed:
+                if key not in self.errors and cleaned.get(key) != self.original[name]:
+                    self._changed_typed(changed, key, name, cleaned.get(key))
+                continue
             raw = (cleaned.get(key) or "").replace("\r\n", "\n")
             if raw.strip() == self.shown[key].strip():
                 continue  # sent back as shown (browsers send textarea lines with CRLF)
@@ -356,6 +361,15 @@ class ForkForm(forms.Form):
             changed[name] = value
         cleaned["changed"] = changed
         return cleaned
+
+    def _changed_typed(self, changed: dict[str, Any], key: str, name: str, value: Any) -> None:
+        try:
+            if name in self.types:
+                check_state_value(self.types[name], name, value)
+        except JSONValueError as exc:
+            self.add_error(key, f"{exc} Fix it or reset the field.")
+            return
+        changed[name] = value
 
 
 class OpsBulkForm(forms.Form):

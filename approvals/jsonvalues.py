@@ -127,7 +127,7 @@ def check_state_value(annotation: Any, field: str, value: Any) -> Any:
         ) from None
 
 
-def _plain_type(annotation: Any) -> Any:
+def plain_type(annotation: Any) -> Any:
     """The field's type without `Annotated[...]` reducers and `Required`/`NotRequired`."""
     annotation = _required_stripped(annotation)
     while typing.get_origin(annotation) is typing.Annotated:
@@ -157,7 +157,7 @@ def _checked_type(annotation: Any) -> Any:
 
 
 def _type_name(annotation: Any) -> str:
-    plain = _plain_type(annotation)
+    plain = plain_type(annotation)
     return getattr(plain, "__name__", None) if typing.get_origin(plain) is None and isinstance(
         plain, type
     ) else str(plain).replace("typing.", "")

@@ -91,7 +91,10 @@ def test_fork_with_edited_state_appears_as_a_branch_in_the_tree(login, live_url)
     first.click()
     page.wait_for_selector("#checkpoint-detail >> text=step 0")
     page.click("#checkpoint-detail >> text=Fork from here")
-    page.fill("textarea[name=field__amount]", '"80.00"')
+    # typed fields: the amount as typed, not as JSON (it read "75.00" with its quotes once)
+    assert page.locator("input[name=field__amount]").input_value() == "1250.00"
+    assert page.locator("input[name=field__employee]").input_value() == "Bob Keller"
+    page.fill("input[name=field__amount]", "80.00")
     page.fill("textarea[name=reason]", "Receipt shows 80 euros")
     page.click("button[type=submit] >> text=Fork and run")
     page.wait_for_url(f"{live_url}/threads/{thread.thread_id}/")

@@ -93,6 +93,18 @@ def textareas(response: Any) -> dict[str, str]:
     }
 
 
+def input_values(response: Any) -> dict[str, str]:
+    """Each text input's name and value as a browser sends it back untouched."""
+    found = {}
+    for tag in re.findall(r"<input\b[^>]*>", _html(response)):
+        name = re.search(r'\bname="([^"]*)"', tag)
+        kind = re.search(r'\btype="([^"]*)"', tag)
+        if name and kind and kind.group(1) in ("text", "number"):
+            value = re.search(r'\bvalue="([^"]*)"', tag)
+            found[unescape(name.group(1))] = unescape(value.group(1)) if value else ""
+    return found
+
+
 def rerun_nodes(response: Any) -> dict[str, tuple[bool, bool]]:
     """The rerun preview's nodes: name -> (ran after the checkpoint before, has side effects)."""
     return {

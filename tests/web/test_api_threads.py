@@ -312,7 +312,8 @@ def test_a_fork_is_held_to_the_constraints_declared_on_the_state(
     assert response.status_code == 201, response.content
     assert Run.objects.get(pk=response.json()["run"]["id"]).status == "succeeded"
     latest = history(review.thread)[-1].checkpoint.values
-    assert latest["amount"] == "77.10" and latest["decision"] == "approved"  # under the limit
+    # under the limit; stored as the state declares it (a Decimal, not the JSON text)
+    assert latest["amount"] == Decimal("77.10") and latest["decision"] == "approved"
 
 
 # -- a thread started without a title is titled from its input -----------------------------

@@ -4,7 +4,6 @@ fork form and the API choose the writer that keeps the checkpoint's next steps, 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -54,7 +53,7 @@ def test_fork_form_edits_at_a_fan_in_keep_its_next_steps(
     assert 'name="as_node"' in html and "the node that keeps the next steps (review)" in html
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         response = fork_form(fan_in, checked.checkpoint.id, ops,
-                             field__body=json.dumps("the draft"))
+                             field__body="the draft")
     assert response.status_code == 303, response.content.decode()
     run = Run.objects.get(thread=fan_in, kind=Run.Kind.FORK)
     assert run.as_node in checked.metadata.writes
@@ -71,7 +70,7 @@ def test_fork_form_takes_the_node_a_person_chooses(
     checked = written_by_several(fan_in)
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         response = fork_form(fan_in, checked.checkpoint.id, client_as("ops"),
-                             field__body=json.dumps("the draft"), as_node="seo")
+                             field__body="the draft", as_node="seo")
     assert response.status_code == 303
     assert Run.objects.get(thread=fan_in, kind=Run.Kind.FORK).as_node == "seo"
 
@@ -86,14 +85,14 @@ def test_fork_form_asks_which_node_when_no_writer_keeps_the_next_steps(
     split = written_by_several(run.thread)
     assert split.checkpoint.next == ("after_a", "after_b")
     ops = client_as("ops")
-    response = fork_form(run.thread, split.checkpoint.id, ops, field__body=json.dumps("y"))
+    response = fork_form(run.thread, split.checkpoint.id, ops, field__body="y")
     assert response.status_code == 400
     text = response.content.decode()
     assert "as a: after_a" in text and "as b: after_b" in text
     assert not Run.objects.filter(kind=Run.Kind.FORK).exists()
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         response = fork_form(run.thread, split.checkpoint.id, ops,
-                             field__body=json.dumps("y"), as_node="b")
+                             field__body="y", as_node="b")
     assert response.status_code == 303
     fork = Run.objects.get(kind=Run.Kind.FORK)
     assert fork.as_node == "b"

@@ -72,8 +72,8 @@ def test_fork_json_value_past_a_limit_is_refused_on_its_field(start_paused, clie
 
 
 @pytest.mark.parametrize(("field", "raw", "expected"), [
-    ("amount", '"twelve"', "Not a valid float for field 'amount'"),
-    ("title", "5", "Not a valid str for field 'title'"),
+    ("amount", "twelve", "Enter a number, such as 2.5."),
+    ("amount", "inf", "Enter a number, such as 2.5."),
     ("notes", '["ok", 3]', "Not a valid list[str] for field 'notes'"),
 ])
 def test_fork_value_of_the_wrong_type_is_refused_against_the_state_schema(
@@ -103,14 +103,20 @@ def test_fork_value_of_the_right_type_is_accepted(
 def test_fork_form_sent_back_unchanged_applies_nothing(
     start_paused, client_as, django_capture_on_commit_callbacks
 ):
-    """Browsers send textareas with CRLF line ends: an untouched field is still unchanged."""
+    """Browsers send textareas with CRLF line ends: an untouched field is still unchanged; so
+    is every typed field sent back as shown (the float 12.5 as "12.5", text as itself)."""
     review = start_paused()
     url = reverse("checkpoint-fork", args=[review.thread.thread_id, review.checkpoint_id])
     client = client_as("ops")
+    page = client.get(url)
     fields = {name: text.replace("\n", "\r\n")
-              for name, text in shown.textareas(client.get(url)).items()
-              if name.startswith("field__")}
-    assert fields
+              for name, text in shown.textareas(page).items() if name.startswith("field__")}
+    typed = {name: value for name, value in shown.input_values(page).items()
+             if name.startswith("field__")}
+    assert set(fields) == {"field__notes", "field__tags"}
+    assert typed == {"field__title": "Spring report", "field__amount": "12.5",
+                     "field__outcome": "", "field__reviewer": ""}
+    fields.update(typed)
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(url, {**fields, "reason": "x"})
     assert response.status_code == 303

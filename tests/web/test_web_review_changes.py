@@ -67,8 +67,8 @@ def test_a_forked_branchs_review_shows_the_diff_against_its_own_parent(
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
         response = client_as("ops").post(
             reverse("checkpoint-fork", args=[thread.thread_id, first.checkpoint.id]),
-            {"field__title": '"Forked title"', "field__amount": "99.5",
-             "field__notes": "[]", "field__outcome": '""', "field__reviewer": '""',
+            {"field__title": "Forked title", "field__amount": "99.5",
+             "field__notes": "[]", "field__outcome": "", "field__reviewer": "",
              "field__tags": "{}", "reason": "try another title"},
         )
     assert response.status_code == 303
