@@ -28,7 +28,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from approvals.diff import pretty
-from approvals.jsonvalues import MAX_TEXT_CHARS, plain_type
+from approvals.jsonvalues import plain_type
 
 # A text longer than this, or on several lines, is edited in a text area.
 _ONE_LINE = 80
@@ -104,7 +104,9 @@ class _Typed(forms.CharField):
 
     def __init__(self, parse: Callable[[str], Any], **kwargs: Any) -> None:
         self.parse = parse
-        super().__init__(required=False, strip=False, max_length=MAX_TEXT_CHARS, **kwargs)
+        # no length cap of its own: the state's text may be an article (the request's size
+        # limit holds), and a field sent back unchanged must never be refused
+        super().__init__(required=False, strip=False, **kwargs)
 
     def clean(self, value: Any) -> Any:
         if value is None:
@@ -114,7 +116,7 @@ class _Typed(forms.CharField):
 
 
 def _text(text: str) -> str:
-    return text
+    return text  # a NUL is refused by CharField's own validator (PostgreSQL stores none)
 
 
 def _whole(text: str) -> int:

@@ -84,6 +84,15 @@ def test_a_typed_edit_that_is_not_its_type_is_refused_on_the_field(annotation, v
     assert form.errors["field__f"] == [error]
 
 
+def test_a_long_text_sent_back_unchanged_is_no_error_and_a_nul_is_refused():
+    body = "A paragraph of the article. " * 400  # 11,200 characters
+    form = _form({"body": body}, {"body": str}, {"field__body": body, "reason": "r"})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["changed"] == {}
+    form = _form({"body": body}, {"body": str}, {"field__body": "a\x00b", "reason": "r"})
+    assert form.errors["field__body"] == ["Null characters are not allowed."]
+
+
 def test_typed_fields_sent_back_as_shown_change_nothing():
     values = {"name": "Dan", "n": 104, "x": 12.5, "amount": Decimal("75.00"), "ok": False}
     types = {"name": str, "n": int, "x": float, "amount": Decimal, "ok": bool}
