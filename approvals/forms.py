@@ -340,18 +340,11 @@ class ForkForm(forms.Form):
         changed: dict[str, Any] = {}
         for key in self.state_fields:
             name = key.removeprefix("field__")
-            if self.add_prefix(key) not in self.data:
-                continue  # not sent: unchanged
-            if key in self.typed:
-                if key not in self.errors and cleaned.get(key) != self.original[name]:
-                    self._changed_typed(changed, key, name, cleaned.get(key))
-                continue
-            raw = (cleaned.get(key) or "").replace("\r\n", "\n")
-            if raw.strip() == self.shown[key].strip():
-                continue  # sent back as shown (browsers send textarea lines with CRLF)
+            if self.add_prefix(key) not in self.data or key in self.errors:
+                continue  # not sent: unchanged; or refused by its own field already
             try:
-                value = parse_json(raw)
-                if value == self.original[name]:
+                value = self._edited(key, cleaned.get(key))
+                if value is _AS_SHOWN or value == self.original[name]:
                     continue
                 if name in self.types:
                     check_state_value(self.types[name], name, value)
@@ -362,14 +355,19 @@ class ForkForm(forms.Form):
         cleaned["changed"] = changed
         return cleaned
 
-    def _changed_typed(self, changed: dict[str, Any], key: str, name: str, value: Any) -> None:
-        try:
-            if name in self.types:
-                check_state_value(self.types[name], name, value)
-        except JSONValueError as exc:
-            self.add_error(key, f"{exc} Fix it or reset the field.")
-            return
-        changed[name] = value
+    def _edited(self, key: str, sent: Any) -> Any:
+        """What field `key` holds as sent: a typed field's value, or its JSON text parsed
+        (`_AS_SHOWN` when the text came back as shown, CRLF line ends aside)."""
+        if key in self.typed:
+            return sent
+        raw = (sent or "").replace("\r\n", "\n")
+        if raw.strip() == self.shown[key].strip():
+            return _AS_SHOWN  # browsers send textarea lines with CRLF
+        return parse_json(raw)
+
+
+# A JSON text sent back as the form showed it: unchanged, without parsing it.
+_AS_SHOWN = object()
 
 
 class OpsBulkForm(forms.Form):
