@@ -26,8 +26,13 @@ from approvals.jsonvalues import JSONValueError, check_json_value, check_state_v
 from approvals.models import Decision, ReviewRequest
 from approvals.selectors import get_checkpoint, is_stalled, review_decision, state_types
 from orchestration import START
-from orchestration.checkpoint import CheckpointConfig, CheckpointTuple, InMemoryCheckpointSaver
-from orchestration.errors import OrchestrationError
+from orchestration.checkpoint import (
+    CheckpointConfig,
+    CheckpointTuple,
+    InMemoryCheckpointSaver,
+    serde,
+)
+from orchestration.errors import OrchestrationError, SerializationError
 from orchestration.pregel.subgraphs import branch_from_child
 from orchestration.runtime import rowwrite, runs
 from orchestration.runtime.events import EventNaming, publish
@@ -584,15 +589,19 @@ def as_declared(thread: Thread, values: Mapping[str, Any]) -> dict[str, Any]:
     as the graph's own nodes would have written them. The engine's `update_state` stores
     what it is given, as LangGraph's does, so a fork that applied the JSON left a `str` where
     the state says `Decimal`, and a later node's arithmetic on it went wrong. A value that
-    does not fit is passed on as it is, for `check_fork_values` to refuse with its reason."""
+    does not fit is passed on as it is, for `check_fork_values` to refuse with its reason;
+    so is one the checkpoint serializer cannot store once converted (the run's input holds
+    it), which the graph then takes as it took the JSON before."""
     types = state_types(thread)
     converted = dict(values)
     for name, value in values.items():
         if name in types:
             try:
-                converted[name] = check_state_value(types[name], name, value)
-            except JSONValueError:
-                pass
+                as_type = check_state_value(types[name], name, value)
+                serde.dumps(as_type, field=name)
+            except (JSONValueError, SerializationError):
+                continue
+            converted[name] = as_type
     return converted
 
 
