@@ -211,19 +211,27 @@ class DbLinearRunner:
 
 
 class DbInterruptRunner:
-    """ms per cycle: invoke until `interrupt`, then resume with an answer."""
+    """ms per cycle: invoke until `interrupt`, then resume with an answer.
 
-    def __init__(self, adapter: Adapter, kit: Kit, loops: int) -> None:
+    `as_worker`: Stepwise's saver is told, before the first invoke, that the thread is new
+    (`no_head_next`), as a worker tells it for a new thread's first run (`tasks.py`: the
+    claimed thread row has no head), so that invoke reads no head. LangGraph's savers have
+    no such call, and its runtime reads the head of every run."""
+
+    def __init__(self, adapter: Adapter, kit: Kit, loops: int, as_worker: bool = False) -> None:
         self.adapter, self.kit, self.loops = adapter, kit, loops
         self.saver = kit.open()
         self.graph = adapter.asker(self.saver)
         self.threads = _Threads()
+        self.hint = as_worker and hasattr(self.saver, "no_head_next")
 
     def run(self) -> float:
         total = 0
         for _ in range(self.loops):
             thread = self.threads.next()
             start = time.perf_counter_ns()
+            if self.hint:
+                self.saver.no_head_next(thread)
             paused = self.adapter.invoke(self.graph, nodes.ask_input(), thread)
             done = self.adapter.resume(self.graph, "yes", thread)
             total += time.perf_counter_ns() - start
@@ -358,6 +366,14 @@ def _server_workloads(server: str) -> tuple[Workload, ...]:
             lambda a, ctx, log: DbInterruptRunner(a, kit(a, ctx), loops=5),
             lg(5), reps=15, quick_reps=3, warmups=1, needs=server,
         ),
+        *((Workload(
+            "django-pg-interrupt-worker",
+            "the same cycle as a worker runs a new thread (its first run reads no head) vs "
+            "PostgresSaver",
+            "ms/cycle",
+            lambda a, ctx, log: DbInterruptRunner(a, kit(a, ctx), loops=5, as_worker=True),
+            (), reps=15, quick_reps=3, warmups=1, needs=server,
+        ),) if on_pg else ()),
         Workload(
             f"django-{name}-history",
             f"get_state_history of a 300-checkpoint thread, Django saver on {where} vs {versus}",
