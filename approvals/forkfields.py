@@ -60,12 +60,13 @@ def state_input(name: str, annotation: Any, value: Any) -> StateInput:
     if plain is Decimal and isinstance(value, Decimal) and value.is_finite():
         return _typed(name, str(value), _decimal, value)
     choices = _choices(plain)
-    if choices and value in choices:
+    current = value.value if isinstance(value, enum.Enum) else value
+    if choices and current in choices and type(current) in (str, int, bool):
         field = forms.TypedChoiceField(
             label=name, required=False, coerce=json.loads,
             choices=[(json.dumps(c), str(c)) for c in choices],
         )
-        return StateInput(field, json.dumps(value), typed=True)
+        return StateInput(field, json.dumps(current), typed=True)
     text = pretty(value)
     field = forms.CharField(
         label=name, required=False, strip=False,

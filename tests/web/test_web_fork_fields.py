@@ -45,6 +45,7 @@ def _form(values: dict[str, Any], types: dict[str, Any], data: dict[str, str] | 
     (bool, False, "false", "Select"),
     (Literal["low", "high"], "high", '"high"', "Select"),
     (Tier, "gold", '"gold"', "Select"),
+    (Tier, Tier.SILVER, '"silver"', "Select"),  # the state holds the member
     (list[str], ["a"], '[\n  "a"\n]', "Textarea"),
     (str | None, None, "null", "Textarea"),  # optional: JSON, where null can be typed
     (int, "not an int", '"not an int"', "Textarea"),  # a value off its type: JSON
@@ -64,6 +65,7 @@ def test_each_declared_type_gets_its_input(annotation, value, shown_as, widget):
     (Decimal, Decimal("75.00"), "80.00", "80.00"),
     (bool, False, "true", True),
     (Literal["low", "high"], "low", '"high"', "high"),
+    (Tier, Tier.GOLD, '"silver"', "silver"),
 ])
 def test_a_typed_edit_is_applied_as_the_value_typed(annotation, value, typed, expected):
     form = _form({"f": value}, {"f": annotation}, {"field__f": typed, "reason": "r"})
