@@ -141,8 +141,8 @@ def graph_cards() -> list[GraphCard]:
         threads = [(s, labels[s].lower(), mine[s]) for s in _COUNTED if mine.get(s)]
         try:
             schema = input_schema(name)
-        except registry.GraphRegistryError as exc:
-            cards.append(GraphCard(name, "", [], threads, broken=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one graph that fails must not hide the rest
+            cards.append(GraphCard(name, "", [], threads, broken=str(exc) or type(exc).__name__))
             continue
         takes = [str(spec.get("title") or key.replace("_", " ").capitalize())
                  for key, spec in (schema.get("properties") or {}).items()]
