@@ -4,7 +4,8 @@ its input, so the lists show what the thread is about instead of a 32-digit id.
 The first text found, in this order: the input itself when it is text; a field named like a
 title (`_TITLE_FIELDS`, in that order: what the input's own words call it); the first message
 a person wrote (`messages`, as chat graphs take their input: `{"role": "user", ...}` dicts,
-`("user", text)` pairs, or message objects whose `type` is "human"). Its first line, cut to
+`("user", text)` pairs, or message objects whose `type` is "human"); else the first field
+of a mapping holding a short text (a label, a customer id). Its first line, cut to
 `TITLE_MAX`. Nothing found: no title, and the lists show the thread's id as before.
 """
 
@@ -33,8 +34,24 @@ def _text_of(value: Any) -> str | None:
             return text
     messages = _field(value, "messages")
     if isinstance(messages, Sequence) and not isinstance(messages, str | bytes):
-        return next((text for text in map(_said_by_a_person, messages) if text), None)
+        said = next((text for text in map(_said_by_a_person, messages) if text), None)
+        if said:
+            return said
+    if isinstance(value, Mapping):
+        return next((text for text in value.values() if _short_words(text)), None)
     return None
+
+
+def _short_words(text: Any) -> bool:
+    """A short one-line text that is not a number (an amount sent as "249.00" names
+    nothing)."""
+    if not isinstance(text, str) or not text.strip() or len(text) > TITLE_MAX or "\n" in text:
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _field(value: Any, name: str) -> Any:

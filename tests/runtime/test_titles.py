@@ -34,6 +34,10 @@ class HumanMessage:  # shaped as LangChain's: the app never imports it
     ({"messages": [("user", "Refund A-1001")]}, "Refund A-1001"),
     ({"messages": [HumanMessage("Book a room")]}, "Book a room"),
     ({"messages": [{"role": "assistant", "content": "Hello"}]}, ""),
+    ({"amount": 12, "label": "k1"}, "k1"),  # any short text, when no field is named so
+    ({"amount": "249.00", "employee": "Ann"}, "Ann"),  # an amount sent as text is no title
+    ({"customer": "c-42", "message": "Where is my order?"}, "Where is my order?"),
+    ({"notes": "two\nlines", "label": " "}, ""),  # long or blank texts are not titles
     ({"amount": 12, "vendor_id": 7}, ""),
     (None, ""), (42, ""), ([], ""),
 ])
