@@ -41,6 +41,7 @@ from orchestration.runtime.models import Checkpoint, Run, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.runs import RunAction
 from orchestration.runtime.savers import DjangoCheckpointSaver
+from orchestration.runtime.titles import first_line
 from orchestration.types import Interrupt, Overwrite
 
 
@@ -84,8 +85,7 @@ def _question(value: Any) -> str:
         value = next((text for text in asked if isinstance(text, str) and text.strip()), None)
     if not isinstance(value, str):
         return ""
-    line = next((part.strip() for part in value.splitlines() if part.strip()), "")
-    return line if len(line) <= _TITLE_MAX else line[: _TITLE_MAX - 1].rstrip() + "…"
+    return first_line(value, _TITLE_MAX)
 
 
 def _storable(payload: dict[str, Any]) -> dict[str, Any]:
@@ -570,39 +570,41 @@ def deliver_reanswers(run: Run, interrupts: Sequence[Interrupt]) -> bool:
 def state_value_errors(thread: Thread, values: Mapping[str, Any]) -> dict[str, str]:
     """Field -> why its value does not fit the graph's state schema (unknown field, or not
     of the declared type), for every edit of past state: the fork form, the API, `do_fork`."""
+    return declared_values(thread, values)[1]
+
+
+def declared_values(
+    thread: Thread, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` (JSON, from a form or the API) as the state declares them, and field -> why
+    for each one that does not fit (`state_value_errors`), in one pass over the types.
+
+    "80.00" for a `Decimal` field becomes Decimal("80.00"), an object for a dataclass field
+    that dataclass, as the graph's own nodes would have written them. The engine's
+    `update_state` stores what it is given, as LangGraph's does, so a fork that applied the
+    JSON left a `str` where the state says `Decimal`, and a later node's arithmetic on it went
+    wrong. A value the checkpoint serializer cannot store once converted (the run's input
+    holds it) stays as sent, which the graph then takes as it took the JSON before."""
     types = state_types(thread)
+    converted = dict(values)
     errors: dict[str, str] = {}
     for name, value in values.items():
         if types and name not in types:
             errors[name] = f"{name!r} is not a field of this graph's state: {sorted(types)}"
-        elif name in types:
-            try:
-                check_state_value(types[name], name, value)
-            except JSONValueError as exc:
-                errors[name] = str(exc)
-    return errors
-
-
-def as_declared(thread: Thread, values: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` (JSON, from a form or the API) as the state declares them: "80.00" for a
-    `Decimal` field becomes Decimal("80.00"), an object for a dataclass field that dataclass,
-    as the graph's own nodes would have written them. The engine's `update_state` stores
-    what it is given, as LangGraph's does, so a fork that applied the JSON left a `str` where
-    the state says `Decimal`, and a later node's arithmetic on it went wrong. A value that
-    does not fit is passed on as it is, for `check_fork_values` to refuse with its reason;
-    so is one the checkpoint serializer cannot store once converted (the run's input holds
-    it), which the graph then takes as it took the JSON before."""
-    types = state_types(thread)
-    converted = dict(values)
-    for name, value in values.items():
-        if name in types:
-            try:
-                as_type = check_state_value(types[name], name, value)
-                serde.dumps(as_type, field=name)
-            except (JSONValueError, SerializationError):
-                continue
-            converted[name] = as_type
-    return converted
+            continue
+        if name not in types:
+            continue
+        try:
+            as_type = check_state_value(types[name], name, value)
+        except JSONValueError as exc:
+            errors[name] = str(exc)
+            continue
+        try:
+            serde.dumps(as_type, field=name)
+        except SerializationError:
+            continue
+        converted[name] = as_type
+    return converted, errors
 
 
 class ForkNeedsNode(ReviewError):
@@ -617,9 +619,10 @@ class ForkNeedsNode(ReviewError):
 def check_fork_values(
     thread: Thread, tup: CheckpointTuple, values: Mapping[str, Any], as_node: str | None
 ) -> str | None:
-    """Refuse `values` (Overwrites) that the state schema or the graph would refuse, before
-    the fork is queued: the types first, then the engine's own `update_state` on a scratch
-    copy in memory, so a bad value is refused here instead of failing the run later.
+    """Refuse `values` (Overwrites, already checked against the state's types by
+    `declared_values`) that the graph would refuse, before the fork is queued: the engine's
+    own `update_state` on a scratch copy in memory, so a bad value is refused here instead
+    of failing the run later.
 
     Returns the node the edits are applied as (None: the engine infers it). The engine, as
     LangGraph does, will not guess when several nodes wrote the checkpoint in one step (a
@@ -628,10 +631,6 @@ def check_fork_values(
     next steps is chosen. When none does, `ForkNeedsNode` asks which one."""
     if not values:
         return as_node
-    plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in values.items()}
-    problems = state_value_errors(thread, plain)
-    if problems:
-        raise ReviewError("The graph refuses these values: " + " ".join(problems.values()))
     try:
         graph = get_graph(thread.graph_name)
     except Exception as exc:  # noqa: BLE001  an unregistered graph cannot be forked at all
@@ -698,7 +697,10 @@ def do_fork(
     tup = get_checkpoint(thread, checkpoint_id)
     if tup is None:
         raise ReviewError(f"Thread {thread.thread_id} has no checkpoint {checkpoint_id}.")
-    edits = {name: Overwrite(value) for name, value in as_declared(thread, values or {}).items()}
+    converted, problems = declared_values(thread, values or {})
+    if problems:
+        raise ReviewError("The graph refuses these values: " + " ".join(problems.values()))
+    edits = {name: Overwrite(value) for name, value in converted.items()}
     as_node = check_fork_values(thread, tup, edits, as_node)
     try:
         with transaction.atomic():

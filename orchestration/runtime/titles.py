@@ -75,6 +75,13 @@ def _said_by_a_person(message: Any) -> str | None:
 def _first_line(text: str | None) -> str:
     if not text:
         return ""
+    # runs of spaces and tabs in the line shown as one space (a title is one line of a list)
+    return first_line("\n".join(" ".join(line.split()) for line in text.splitlines()),
+                      TITLE_MAX)
+
+
+def first_line(text: str, limit: int) -> str:
+    """`text`'s first line that is not blank, stripped, cut to `limit` characters with an
+    ellipsis (a thread's title here, a review's in `approvals.actions`)."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
-    line = " ".join(line.split())
-    return line if len(line) <= TITLE_MAX else line[: TITLE_MAX - 1].rstrip() + "…"
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
