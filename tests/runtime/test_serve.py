@@ -190,8 +190,11 @@ def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
     # what has not stopped 5 s after its SIGTERM, and on a loaded machine a fixed 0.5 s both
     # ate into that grace and could open the gate before the signal arrived (then `last`
     # would rightly start).
-    wait_for(lambda: "shutting down gracefully" in served["log"].read_text(), timeout=5,
-             what="the worker to receive SIGTERM")
+    try:
+        wait_for(lambda: "shutting down gracefully" in served["log"].read_text(), timeout=5,
+                 what="the worker to receive SIGTERM")
+    except AssertionError as exc:  # say what the profile did meanwhile (seen once under load)
+        raise AssertionError(f"{exc}\n{served['log'].read_text()[-4000:]}") from None
     gate.touch()  # the superstep in progress ends; the worker must not start the next one
     served["process"].wait(timeout=30)
     output = served["log"].read_text()
