@@ -205,8 +205,8 @@ def listed_review_dicts(rows: Iterable[ReviewRow]) -> list[dict[str, Any]]:
         "actions": r.actions,
         "schema": r.schema,
         "assignee": r.assignee,
-        "created_at": _json_time(r.created_at),
-        "due_at": None if r.due_at is None else _json_time(r.due_at),
+        "created_at": json_time(r.created_at),
+        "due_at": None if r.due_at is None else json_time(r.due_at),
         "decision": None,
     } for r in rows]
 
@@ -214,7 +214,7 @@ def listed_review_dicts(rows: Iterable[ReviewRow]) -> list[dict[str, Any]]:
 # A datetime as ninja's JSON encoder writes it (it hands datetimes to DjangoJSONEncoder's):
 # formatted here, the renderer's C encoder calls back into Python for none of the items'
 # values (the callback with ninja's type checks before it was 2/5 of the rendering).
-_json_time = DjangoJSONEncoder().default
+json_time = DjangoJSONEncoder().default
 
 
 def decision_dict(decision: Decision) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class Command(BaseCommand):
         self.seed_reviews(reviews)
         client = Client(HTTP_HOST="localhost")
         client.force_login(admin)
+        from approvals.api.tokens import issue_token
+
+        self.token = issue_token(admin, "measure_pages")[1]
         thread = Thread.objects.get(thread_id=BIG_THREAD)
         some = Checkpoint.objects.filter(thread=thread).order_by("checkpoint_id")
         first, middle = some.first(), some[checkpoints // 2]
@@ -115,6 +118,13 @@ class Command(BaseCommand):
         page = self.measure(client, f"thread page ({n} checkpoints)", url, {}, repeat)
         state = tree_state(page)
         self.measure_panel(client, name, n, repeat)
+        thread = Thread.objects.get(thread_id=name)
+        head = thread.head_checkpoint_id
+        self.measure(client, f"  fork form at the head ({n})",
+                     reverse("checkpoint-fork", args=[name, head]), {}, repeat)
+        self.measure(client, f"  API: the checkpoint tree ({n})",
+                     f"/api/v1/threads/{name}/checkpoints", {}, repeat,
+                     headers={"Authorization": f"Bearer {self.token}"})
         fold = re.search(r'\?unfold=([0-9a-f.]+)"', page)
         if fold:
             self.measure(client, f"  unfold a stretch ({n})", reverse("thread-tree", args=[name]),
@@ -212,14 +222,15 @@ class Command(BaseCommand):
         self.stdout.write(f"seeded {n} pending reviews in {len(threads)} threads")
 
     def measure(self, client: Client, label: str, url: str, params: dict[str, Any],
-                repeat: int, htmx: bool = False) -> str:
+                repeat: int, htmx: bool = False, headers: dict[str, str] | None = None) -> str:
         timings, cpu = [], []
         queries = 0
         size = 0
+        headers = {**(headers or {}), **({"HX-Request": "true"} if htmx else {})}
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as ctx:
                 started, cpu_started = time.perf_counter(), time.process_time()
-                response = client.get(url, params, headers={"HX-Request": "true"} if htmx else {})
+                response = client.get(url, params, headers=headers)
                 timings.append((time.perf_counter() - started) * 1000)
                 cpu.append((time.process_time() - cpu_started) * 1000)
             if response.status_code != 200:
