@@ -29,8 +29,8 @@ class Thread(models.Model):
         STALLED = "stalled", "Stalled"
 
     thread_id = models.CharField(max_length=200, unique=True)
-    # indexed by `thread_graph_name` alone: no LIKE twin (nothing matches graph names by
-    # pattern), and every insert and every status change of a thread pays each index
+    # no index of its own, nor a LIKE twin (nothing matches graph names by pattern): the
+    # composite indexes below lead with it
     graph_name = models.CharField(max_length=100, blank=True)
     title = models.CharField(max_length=300, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
@@ -42,10 +42,18 @@ class Thread(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # The lists' orders under their filters, so that a page reads its rows in order
+        # instead of sorting every matching thread (100,000 threads: the API's list took
+        # 139 ms, 96 of them sorting): the pages newest updated first, the API newest
+        # created first (its keyset cursor). Each index costs every insert of a thread and
+        # each change of its columns; the head moving at every superstep changes none.
         indexes = [
             models.Index(fields=["status", "-updated_at"], name="thread_status_updated"),
             models.Index(fields=["-updated_at"], name="thread_updated"),
-            models.Index(fields=["graph_name"], name="thread_graph_name"),
+            models.Index(fields=["graph_name", "-updated_at"], name="thread_graph_updated"),
+            models.Index(fields=["-created_at", "-id"], name="thread_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="thread_status_created"),
+            models.Index(fields=["graph_name", "-created_at", "-id"], name="thread_graph_created"),
         ]
 
     def __str__(self) -> str:

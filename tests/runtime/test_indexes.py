@@ -3,6 +3,8 @@ every update that changes an indexed column, so none may be one that another ind
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.db import connection, models
 from django.db.migrations.executor import MigrationExecutor
@@ -122,3 +124,41 @@ def test_a_threads_subgraph_checkpoints_are_read_from_their_own_index() -> None:
             cursor.execute(f"EXPLAIN {sql}", params)
             plan = " ".join(row[0] for row in cursor.fetchall())
     assert "checkpoint_subgraph_rows" in plan, plan
+
+
+def _plan(sql: str, params: Any) -> str:
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            return " ".join(str(row[-1]) for row in cursor.fetchall())
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return " ".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status, graph", [("", ""), ("done", ""), ("", "expense")])
+def test_the_thread_lists_read_their_rows_in_order(status: str, graph: str) -> None:
+    """A page of threads reads its rows in the list's order from an index, under each filter,
+    instead of sorting every matching thread: at 100,000 threads the API's list sorted them
+    all (139 ms; 4 ms from the index), the page's graph filter sorted a graph's (41 ms).
+    The page's order ties on the pk, which its index leaves to a short sort of equal times
+    ("RIGHT PART" on SQLite). Both filters at once are left to the planner: PostgreSQL
+    rightly sorts the few threads of one status in one graph."""
+    from approvals.selectors import thread_list
+
+    # enough rows for PostgreSQL's planner to prefer an index to sorting a read of the table
+    graphs, statuses = ["expense", "support", "other"], ["done"] * 8 + ["failed", "waiting"]
+    Thread.objects.bulk_create(
+        Thread(thread_id=f"t{i}", graph_name=graphs[i % 3], status=statuses[i % 10])
+        for i in range(3_000))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Thread._meta.db_table}")
+    api = thread_list(status=status, graph=graph).order_by("-created_at", "-pk")[:51]
+    page = thread_list(status=status, graph=graph)[:25]
+    for qs in (api, page):
+        sql, params = qs.query.sql_with_params()
+        plan = _plan(sql, params)
+        if connection.vendor == "sqlite":
+            assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+        elif qs is api:
+            assert "Sort" not in plan, plan
