@@ -142,7 +142,7 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "thread", "run", "actor", "reason", "created_at")
     list_filter = ("kind",)
     search_fields = ("thread__thread_id", "reason")
-    list_select_related = ("thread", "actor")
+    list_select_related = ("thread", "run", "actor")
 
 
 class NamespaceFilter(admin.SimpleListFilter):
