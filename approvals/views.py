@@ -565,7 +565,7 @@ def checkpoint_state(request: HttpRequest, thread_id: str, checkpoint_id: str) -
 def ops(request: HttpRequest) -> HttpResponse:
     require(request.user, VIEW_OPS, "see the ops console")
     f = selectors.OpsFilter(status=request.GET.get("status", "attention") or "attention")
-    attention = selectors.attention_q()  # one read of the task queue for the rows and counts
+    attention = selectors.attention_pks()  # one read of the task queue for the rows and counts
     page = _page(request, selectors.ops_runs(f, attention))
     now = timezone.now()
     rows = [(run, selectors.stalled_for(run, now)) for run in page.object_list]
@@ -576,6 +576,7 @@ def ops(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "filter": f,
         "counts": selectors.run_counts(attention),
+        "count_cap": selectors.COUNT_CAP,
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
         "run_actions": RunAction.choices,
