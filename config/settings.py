@@ -466,6 +466,9 @@ STEPWISE_WORKER_MAX_ERRORS = int(os.environ.get("STEPWISE_WORKER_MAX_ERRORS", "1
 # forgets the checkpoints of threads finished more than this many days ago. Unset: never.
 STEPWISE_PRUNE_AFTER_DAYS = os.environ.get("STEPWISE_PRUNE_AFTER_DAYS") or None
 STEPWISE_PRUNE_EVERY_SECONDS = float(os.environ.get("STEPWISE_PRUNE_EVERY_SECONDS", "3600"))
+# ... and deletes the task queue's rows (django-tasks-db) finished more than this many days ago
+# (orchestration/runtime/task_retention.py). Empty: never.
+STEPWISE_TASK_RESULTS_KEEP_DAYS = os.environ.get("STEPWISE_TASK_RESULTS_KEEP_DAYS", "14") or None
 # /metrics: a bearer token, or the scraper's address in this list (IPs or networks).
 STEPWISE_METRICS_TOKEN = os.environ.get("STEPWISE_METRICS_TOKEN", "")
 STEPWISE_METRICS_ALLOW = env_list("STEPWISE_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])

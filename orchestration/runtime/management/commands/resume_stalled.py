@@ -7,7 +7,8 @@ and pushes the change live); `--auto` resumes them within each graph's stall pol
 keeps sweeping, so a stall surfaces on its own. A worker that dies is noticed within one
 lease if the sweep interval is at most a third of STEPWISE_LEASE_SECONDS (its last renewal
 was at most a third of a lease before it died): `--watch auto` picks that interval.
-`--prune` also runs the retention of `prune_threads` (STEPWISE_PRUNE_AFTER_DAYS) every
+`--prune` also runs the retention of `prune_threads` (STEPWISE_PRUNE_AFTER_DAYS) and of the
+task queue's finished rows (STEPWISE_TASK_RESULTS_KEEP_DAYS) every
 STEPWISE_PRUNE_EVERY_SECONDS.
 Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge),
 and so are the other tasks of dead workers that are declared to need it (webhook deliveries,
@@ -37,6 +38,7 @@ from orchestration.runtime.models import Run
 from orchestration.runtime.registry import stall_policy
 from orchestration.runtime.retention import prune_after_days, prune_every_seconds, prune_threads
 from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
+from orchestration.runtime.task_retention import prune_task_results, task_results_keep_days
 
 
 def _heals(graph_name: str) -> bool:
@@ -92,7 +94,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--prune", action="store_true",
             help="also prune finished threads (prune_threads) when STEPWISE_PRUNE_AFTER_DAYS "
-            "is set, every STEPWISE_PRUNE_EVERY_SECONDS",
+            "is set, and the task queue's rows finished STEPWISE_TASK_RESULTS_KEEP_DAYS ago "
+            "(14), every STEPWISE_PRUNE_EVERY_SECONDS",
         )
         parser.add_argument(
             "--orphan-grace", type=float, default=None, metavar="SECONDS",
@@ -143,11 +146,17 @@ class Command(BaseCommand):
 
     def prune(self, *, dry_run: bool) -> None:
         days = prune_after_days()
-        if days is None:
-            return
-        report = prune_threads(older_than=timedelta(days=days), dry_run=dry_run)
-        if report.threads:
-            self.stdout.write(report.summary())
+        if days is not None:
+            report = prune_threads(older_than=timedelta(days=days), dry_run=dry_run)
+            if report.threads:
+                self.stdout.write(report.summary())
+        keep = task_results_keep_days()
+        if keep is not None:
+            tasks = prune_task_results(older_than=timedelta(days=keep), dry_run=dry_run)
+            if tasks:
+                verb = "would delete" if dry_run else "deleted"
+                self.stdout.write(f"{verb} {tasks} task row(s) finished more than {keep:g} "
+                                  "day(s) ago")
 
     def sweep(self, *, older_than: float, dry_run: bool, mark_only: bool, reason: str,
               quiet: bool) -> None:
