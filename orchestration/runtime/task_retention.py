@@ -4,9 +4,8 @@ queue's bookkeeping, not the audit trail (runs, events, decisions and webhook de
 what happened), so rows finished more than STEPWISE_TASK_RESULTS_KEEP_DAYS ago (14, as the
 library's own `prune_db_task_results`) are deleted by the sweeper (`resume_stalled --prune`).
 
-They go in batches, each its own transaction: on SQLite a single DELETE of a year of rows
-would hold the write lock, and with it every worker, until it ended. A row still ready or
-running is never touched, whatever its age.
+They go in batches, each its own transaction (`batchdelete`). A row still ready or running is
+never touched, whatever its age.
 """
 
 from __future__ import annotations
@@ -14,15 +13,15 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import transaction
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from orchestration.runtime.batchdelete import BATCH, delete_in_batches
+
 __all__ = ["prune_task_results", "task_results_keep_days"]
 
 FINISHED = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
-BATCH = 2_000
 
 
 def task_results_keep_days() -> float | None:
@@ -38,14 +37,4 @@ def prune_task_results(*, older_than: dt.timedelta, dry_run: bool = False,
     old = DBTaskResult.objects.filter(status__in=FINISHED, finished_at__lt=cutoff)
     if dry_run:
         return old.count()
-    deleted = 0
-    while True:
-        # oldest rows first in the table's own order: each batch's read stops early
-        ids = list(old.order_by().values_list("pk", flat=True)[:batch])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            # the condition again: a row is only ever deleted finished and old
-            deleted += old.filter(pk__in=ids).delete()[0]
-        if len(ids) < batch:
-            return deleted
+    return delete_in_batches(old, batch)

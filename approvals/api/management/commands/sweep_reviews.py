@@ -1,15 +1,20 @@
 """`manage.py sweep_reviews [--watch SECONDS]`: escalate overdue reviews (once each), return
-idle claims to the pool, and queue again webhook deliveries that nothing would send."""
+idle claims to the pool, and queue again webhook deliveries that nothing would send; on its
+first pass and then every STEPWISE_PRUNE_EVERY_SECONDS, delete stored API responses past
+their replay window and expired sessions (`approvals.housekeeping`)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
 from approvals.api.webhooks import requeue_stuck_deliveries
+from approvals.housekeeping import tidy
 from approvals.notify import escalate_overdue, release_idle_claims
 from orchestration.runtime import sweeping
+from orchestration.runtime.retention import prune_every_seconds
 
 
 class Command(BaseCommand):
@@ -19,6 +24,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--watch", type=float, default=0,
                             help="Repeat every this many seconds instead of once.")
+
+    tidied_at: float | None = None  # monotonic time of the last `tidy`
 
     def handle(self, *args: Any, watch: float, **options: Any) -> None:
         # a failed pass is logged, counted and retried with backoff; it never ends a watch
@@ -35,3 +42,9 @@ class Command(BaseCommand):
         stuck = requeue_stuck_deliveries()
         if stuck:
             self.stdout.write(f"queued stuck webhook deliveries {stuck} again")
+        if self.tidied_at is None or time.monotonic() - self.tidied_at >= prune_every_seconds():
+            self.tidied_at = time.monotonic()
+            tidied = tidy()
+            if tidied:
+                self.stdout.write(f"deleted {tidied.idempotency_records} stored API "
+                                  f"response(s) and {tidied.sessions} expired session(s)")
