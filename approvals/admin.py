@@ -11,6 +11,9 @@ from approvals.models import Decision, ReviewRequest
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    # a filtered list does not count the whole table again (orchestration.runtime.admin)
+    show_full_result_count = False
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -6,7 +6,7 @@ A thread with audit rows (events, decisions) cannot be deleted: the delete page 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 from django.contrib import admin
 from django.db.models import Q
@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from orchestration.checkpoint.base import CheckpointSource
 from orchestration.runtime.models import (
     Checkpoint,
     Event,
@@ -25,7 +26,13 @@ from orchestration.runtime.models import (
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """The checkpoint tree and the audit trail are written by the engine only."""
+    """The checkpoint tree and the audit trail are written by the engine only.
+
+    Their tables grow for ever (a million checkpoints or events is a few months of a busy
+    team): a filtered list says "N results", not also "of M in all", which counted the
+    whole table again on every page."""
+
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -60,6 +67,7 @@ class RunInline(admin.TabularInline):
 
 @admin.register(Thread)
 class ThreadAdmin(admin.ModelAdmin):
+    show_full_result_count = False  # as ReadOnlyAdmin
     list_display = ("thread_id", "title", "graph_name", "status", "started_by", "updated_at")
     list_filter = ("status", "graph_name")
     search_fields = ("thread_id", "title")
@@ -107,10 +115,24 @@ class PendingWriteInline(admin.TabularInline):
         return False
 
 
+class SourceFilter(admin.SimpleListFilter):
+    """A checkpoint's source, from the engine's four: the stock filter found them with a
+    DISTINCT over every checkpoint (150 ms a page at a million)."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(source, source) for source in get_args(CheckpointSource)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
     list_display = ("checkpoint_id", "thread", "step", "source", "next", "created_at")
-    list_filter = ("source",)
+    list_filter = (SourceFilter,)
     search_fields = ("checkpoint_id", "thread__thread_id")
     list_select_related = ("thread",)
     exclude = ("internal", "writes")
@@ -137,10 +159,31 @@ class CheckpointAdmin(ReadOnlyAdmin):
         return format_html_join(", ", "{}", ((_link(c, c.checkpoint_id),) for c in children))
 
 
+class EventKindFilter(admin.SimpleListFilter):
+    """The kinds of the newest events (any kind filters by its URL, `?kind=...`): the stock
+    filter found them with a DISTINCT over every event ever recorded (180 ms a page at a
+    million), and no index on the kind is worth its cost on every event written."""
+
+    title = "kind"
+    parameter_name = "kind"
+    RECENT = 10_000
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # the oldest of the newest RECENT events, by primary key: the rest is a range of it
+        edge = Event.objects.order_by("-pk").values_list("pk", flat=True)[self.RECENT - 1:]
+        oldest = edge.first() or 0
+        kinds = (Event.objects.filter(pk__gte=oldest).order_by("kind")
+                 .values_list("kind", flat=True).distinct())
+        return [(kind, kind) for kind in kinds]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "thread", "run", "actor", "reason", "created_at")
-    list_filter = ("kind",)
+    list_filter = (EventKindFilter,)
     search_fields = ("thread__thread_id", "reason")
     list_select_related = ("thread", "run", "actor")
 
