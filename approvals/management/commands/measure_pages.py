@@ -1,5 +1,6 @@
 """Seed a big installation and time the pages: threads with 1,000 and 10,000 checkpoints
-(with a few branches) and 10,000 pending reviews.
+(with a few branches), 10,000 pending reviews, and 100,000 finished threads with 200,000
+finished runs and task rows behind them (`--history`).
 
 Run it on a scratch database, never on real data:
 
@@ -42,6 +43,7 @@ HUGE_THREAD = "measure-huge-thread"
 HUGE = 10_000
 REVIEW_THREADS = 1_000
 REVIEWS_PER_THREAD = 10
+HISTORY = 100_000
 
 
 @dataclass
@@ -62,18 +64,25 @@ def loop_graph(limit: int) -> Any:
 
 
 class Command(BaseCommand):
-    help = "Seed 1,000 checkpoints in one thread and 10,000 pending reviews, then time pages."
+    help = ("Seed threads of 1,000 and 10,000 checkpoints, 10,000 pending reviews and "
+            "100,000 finished threads, then time pages.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--checkpoints", type=int, default=1_000)
         parser.add_argument("--reviews", type=int, default=REVIEW_THREADS * REVIEWS_PER_THREAD)
         parser.add_argument("--repeat", type=int, default=5)
+        parser.add_argument(
+            "--history", type=int, default=HISTORY,
+            help="finished threads, each with two finished runs and their task rows, that a "
+                 "long-lived installation has behind it (default %(default)s)")
 
-    def handle(self, *args: Any, checkpoints: int, reviews: int, repeat: int, **opts: Any) -> None:
+    def handle(self, *args: Any, checkpoints: int, reviews: int, repeat: int, history: int,
+               **opts: Any) -> None:
         admin = self.admin_user()
         self.seed_thread(BIG_THREAD, checkpoints)
         self.seed_thread(HUGE_THREAD, HUGE)
         self.seed_reviews(reviews)
+        self.seed_history(history)
         client = Client(HTTP_HOST="localhost")
         client.force_login(admin)
         from approvals.api.tokens import issue_token
@@ -109,9 +118,36 @@ class Command(BaseCommand):
             ("compare-with choices (step search)",
              reverse("checkpoint-compare", args=[BIG_THREAD, middle.checkpoint_id]), {"q": "12"}),
             ("ops console", reverse("ops"), {}),
+            ("ops console, succeeded tab", reverse("ops"), {"status": "succeeded"}),
         ]:
             self.measure(client, label, url, params, repeat, htmx="partial" in label
                          or "choices" in label)
+
+        for label, params in [("API: threads, newest first", {}),
+                              ("API: threads of one graph", {"graph": "measure-old"}),
+                              ("API: threads of one status", {"status": "failed"})]:
+            self.measure(client, label, "/api/v1/threads", params, repeat,
+                         headers={"Authorization": f"Bearer {self.token}"})
+        self.measure_sweep(repeat)
+
+    def measure_sweep(self, repeat: int) -> None:
+        """One pass of the stall sweeper's reads (`resume_stalled --watch`, every few
+        seconds): expired leases, lost queued runs, the task rows in a worker's hands."""
+        from orchestration.runtime.leases import expired_runs, orphan_grace_seconds, orphaned_runs
+        from orchestration.runtime.lost_tasks import lost_rows
+
+        timings, queries = [], 0
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as ctx:
+                started = time.perf_counter()
+                expired_runs(older_than=0)
+                orphaned_runs(grace=orphan_grace_seconds())
+                lost_rows()
+                timings.append((time.perf_counter() - started) * 1000)
+            queries = len(ctx.captured_queries)
+        label = "stall sweeper pass (its reads)"
+        self.stdout.write(f"{label:44} {statistics.median(timings):10.1f} "
+                          f"{max(timings):8.1f} {queries:8d}")
 
     def measure_thread(self, client: Client, name: str, n: int, repeat: int) -> None:
         url = reverse("thread", args=[name])
@@ -192,6 +228,39 @@ class Command(BaseCommand):
             f"seeded {Checkpoint.objects.filter(thread__thread_id=name).count()} "
             f"checkpoints in {time.perf_counter() - started:.1f} s"
         )
+
+    @transaction.atomic
+    def seed_history(self, n: int) -> None:
+        """`n` finished threads of months past, two finished runs each and a task row per run,
+        as the queue leaves them: what every list, count and sweep must not read in full."""
+        if n <= 0 or Thread.objects.filter(thread_id="measure-old-0").exists():
+            return
+        import uuid
+
+        from django.utils import timezone
+        from django_tasks_db.models import DBTaskResult
+
+        started = time.perf_counter()
+        statuses = [Thread.Status.DONE] * 9 + [Thread.Status.FAILED]
+        threads = Thread.objects.bulk_create(
+            (Thread(thread_id=f"measure-old-{i}", graph_name="measure-old",
+                    title=f"Finished {i}", status=statuses[i % 10]) for i in range(n)),
+            batch_size=2_000)
+        Run.objects.bulk_create(
+            (Run(thread=t, kind=kind, status=Run.Status.SUCCEEDED)
+             for t in threads for kind in (Run.Kind.START, Run.Kind.RESUME)),
+            batch_size=2_000)
+        now = timezone.now()
+        DBTaskResult.objects.bulk_create(
+            (DBTaskResult(id=uuid.uuid4(), status="SUCCESSFUL",
+                          task_path="orchestration.runtime.tasks.execute_run",
+                          args_kwargs={"args": [i], "kwargs": {}}, queue_name="default",
+                          backend_name="default", priority=0, run_after=now, enqueued_at=now,
+                          started_at=now, finished_at=now, worker_ids=["measure:1"])
+             for i in range(2 * n)),
+            batch_size=2_000)
+        self.stdout.write(f"seeded {n} finished threads, {2 * n} runs and task rows in "
+                          f"{time.perf_counter() - started:.1f} s")
 
     @transaction.atomic
     def seed_reviews(self, n: int) -> None:
