@@ -297,9 +297,11 @@ def thread_list(request: HttpRequest) -> HttpResponse:
 def _side_parts(request: HttpRequest, thread: Thread) -> dict[str, str]:
     """The thread page's regions beside the tree, rendered, by element id. A live update
     re-sends only those whose text changed (the page holds a digest of each, `_digests`)."""
+    reviews, earlier_reviews = selectors.thread_reviews(thread)
     context = {
         "thread": thread,
-        "reviews": selectors.thread_reviews(thread),
+        "reviews": reviews,
+        "earlier_reviews": earlier_reviews,
         "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=100)),
         "runs": list(thread.runs.select_related("requested_by").order_by("-created_at")[:20]),
         "folds": selectors.subgraph_folds(thread),

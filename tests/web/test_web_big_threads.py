@@ -468,3 +468,29 @@ def test_the_count_above_the_tree_keeps_the_folded_checkpoints_across_updates(cl
     opened = [("open", value) for value in re.findall(r'name="open" value="([^"]+)"', html)]
     reloaded = client.get(reverse("thread", args=[long.thread_id]), opened).content.decode()
     assert folded_in(html) == folded_in(page) - UNFOLD_CHUNK == folded_in(reloaded)
+
+
+def test_a_thread_with_thousands_of_reviews_lists_the_open_ones_and_the_latest(
+        client_as, make_run):
+    """A long-lived thread (a review per cycle) listed every review it ever had: 5,000 made
+    a 750 KB page drawn in 600 ms, and again at every live update."""
+    from approvals.selectors import RECENT_REVIEWS
+
+    run = make_run()
+    thread = run.thread
+    old = ReviewRequest.objects.bulk_create(
+        ReviewRequest(thread=thread, run=run, interrupt_id=f"x{k}", node="review",
+                      title=f"Closed {k}", status=ReviewRequest.Status.CANCELLED,
+                      payload={"kind": "review", "data": {}})
+        for k in range(RECENT_REVIEWS + 7))
+    waiting = ReviewRequest.objects.create(thread=thread, run=run, interrupt_id="open",
+                                           node="review", title="Still open",
+                                           payload={"kind": "review", "data": {}})
+    ReviewRequest.objects.filter(pk=waiting.pk).update(
+        created_at=timezone.now() - timedelta(days=1))  # the oldest: still listed
+    page = client_as("admin").get(reverse("thread", args=[thread.thread_id]))
+    section = re.search(r'<section id="thread-reviews".*?</section>', page.content.decode(),
+                        re.S)[0]
+    listed = [int(pk) for pk in re.findall(r'href="/reviews/(\d+)/"', section)]
+    assert listed == [waiting.pk, *[r.pk for r in old[7:]]]
+    assert "7 earlier closed reviews not listed" in section
