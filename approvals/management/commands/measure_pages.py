@@ -36,7 +36,7 @@ from approvals.selectors import inbox_cursor
 from orchestration import END, StateGraph
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.reducers import topic
-from orchestration.runtime.models import Checkpoint, Run, Thread
+from orchestration.runtime.models import Checkpoint, Event, Run, Thread
 
 BIG_THREAD = "measure-big-thread"
 HUGE_THREAD = "measure-huge-thread"
@@ -44,6 +44,7 @@ HUGE = 10_000
 REVIEW_THREADS = 1_000
 REVIEWS_PER_THREAD = 10
 HISTORY = 100_000
+LONG_LIVED = "measure-long-lived"
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Command(BaseCommand):
         self.seed_thread(HUGE_THREAD, HUGE)
         self.seed_reviews(reviews)
         self.seed_history(history)
+        self.seed_long_lived(admin)
         client = Client(HTTP_HOST="localhost")
         client.force_login(admin)
         from approvals.api.tokens import issue_token
@@ -129,6 +131,18 @@ class Command(BaseCommand):
             self.measure(client, label, "/api/v1/threads", params, repeat,
                          headers={"Authorization": f"Bearer {self.token}"})
         self.measure_sweep(repeat)
+        long_lived = Thread.objects.filter(thread_id=LONG_LIVED).first()
+        if long_lived is not None:
+            review = ReviewRequest.objects.filter(thread=long_lived).order_by("-pk").first()
+            for label, url in [
+                ("long-lived thread page (5,000 reviews)", reverse("thread", args=[LONG_LIVED])),
+                ("  one of its reviews", reverse("review", args=[review.pk])),
+                ("  admin: its change page (10,000 runs)",
+                 reverse("admin:orchestration_thread_change", args=[long_lived.pk])),
+                ("  admin: its (refused) delete page",
+                 reverse("admin:orchestration_thread_delete", args=[long_lived.pk])),
+            ]:
+                self.measure(client, label, url, {}, repeat)
 
     def measure_sweep(self, repeat: int) -> None:
         """One pass of the stall sweeper's reads (`resume_stalled --watch`, every few
@@ -202,7 +216,10 @@ class Command(BaseCommand):
         return loop_graph(1).with_checkpoint_saver(DjangoCheckpointSaver()), CheckpointConfig(name)
 
     def admin_user(self) -> User:
-        user, _ = User.objects.get_or_create(username="measure-admin", defaults={"is_staff": True})
+        user, _ = User.objects.get_or_create(username="measure-admin")
+        if not (user.is_staff and user.is_superuser):  # the Django admin's pages too
+            user.is_staff = user.is_superuser = True
+            user.save(update_fields=["is_staff", "is_superuser"])
         user.groups.add(Group.objects.get(name="admin"))
         return user
 
@@ -261,6 +278,35 @@ class Command(BaseCommand):
             batch_size=2_000)
         self.stdout.write(f"seeded {n} finished threads, {2 * n} runs and task rows in "
                           f"{time.perf_counter() - started:.1f} s")
+
+    @transaction.atomic
+    def seed_long_lived(self, admin_user: User) -> None:
+        """A thread reviewed in a loop for months: 10,000 runs, 5,000 decided reviews and
+        100,000 events."""
+        from approvals.models import Decision
+
+        if Thread.objects.filter(thread_id=LONG_LIVED).exists():
+            return
+
+        thread = Thread.objects.create(thread_id=LONG_LIVED, graph_name="measure",
+                                       title="Measure: a long-lived review loop")
+        runs = Run.objects.bulk_create(
+            (Run(thread=thread, kind=Run.Kind.RESUME if i else Run.Kind.START,
+                 status=Run.Status.SUCCEEDED) for i in range(10_000)), batch_size=2_000)
+        reviews = ReviewRequest.objects.bulk_create(
+            (ReviewRequest(thread=thread, run=runs[2 * k], interrupt_id=f"x{k}", node="review",
+                           title=f"Cycle {k}", status=ReviewRequest.Status.DECIDED,
+                           payload={"kind": "review", "data": {"k": k},
+                                    "actions": ["approve", "reject"]})
+             for k in range(5_000)), batch_size=2_000)
+        Decision.objects.bulk_create(
+            (Decision(review=review, action="approve", decided_by=admin_user,
+                      resumed_run=runs[2 * k + 1]) for k, review in enumerate(reviews)),
+            batch_size=2_000)
+        Event.objects.bulk_create(
+            (Event(thread=thread, run=runs[i // 10],
+                   kind="run_started" if i % 10 == 0 else "run_progress", data={"step": i})
+             for i in range(100_000)), batch_size=5_000)
 
     @transaction.atomic
     def seed_reviews(self, n: int) -> None:
