@@ -60,26 +60,34 @@ def _text(expression: str, vendor: str) -> str:
 
 
 def _time(vendor: str) -> str:
-    """`created_at`; on SQLite as its stored text (see `_sqlite_utc_time`), which the sqlite3
-    module would otherwise parse by the column's declared type."""
-    return "c.created_at" if vendor == "postgresql" else "CAST(c.created_at AS TEXT)"
+    """`created_at` as UTC text, "YYYY-MM-DD HH:MM:SS[.ffffff]" (`str` of the naive time):
+    on SQLite the text Django stored (in a UTC database: see `_time_reader`), which the
+    sqlite3 module would otherwise parse by the column's declared type; on PostgreSQL
+    formatted by the server, which psycopg would otherwise load into a `datetime`."""
+    if vendor != "postgresql":
+        return "CAST(c.created_at AS TEXT)"
+    utc = "(c.created_at AT TIME ZONE 'UTC')"
+    return (f"CASE WHEN EXTRACT(MICROSECONDS FROM {utc})::int %% 1000000 = 0 "
+            f"THEN to_char({utc}, 'YYYY-MM-DD HH24:MI:SS') "
+            f"ELSE to_char({utc}, 'YYYY-MM-DD HH24:MI:SS.US') END")
 
 
-def _sqlite_utc_time(text: str) -> str:
-    """A time stored by Django in a UTC SQLite database ("YYYY-MM-DD HH:MM:SS[.ffffff]",
-    naive UTC) as `json_time` writes it once the ORM has made it aware ("...T...SS[.fff]Z",
-    the microseconds cut to milliseconds): the same text, three string operations instead of
-    a parse, a time zone and a format for each of a long thread's checkpoints."""
+def _utc_text_time(text: str) -> str:
+    """A UTC time's text (`_time`) as `json_time` writes the aware time the ORM would make of
+    it ("...T...SS[.fff]Z", the microseconds cut to milliseconds): the same text, three string
+    operations instead of a parse, a time zone and a format for each of a long thread's
+    checkpoints."""
     if len(text) == 26:
         return f"{text[:10]}T{text[11:23]}Z"
     if len(text) == 19:
         return f"{text[:10]}T{text[11:]}Z"
-    return json_time(field_converter(Checkpoint, "created_at")(text))
+    return json_time(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))  # a year < 1000
 
 
 def _time_reader() -> Callable[[Any], str]:
-    if connection.vendor == "sqlite" and connection.timezone is dt.UTC:
-        return _sqlite_utc_time
+    if connection.vendor == "postgresql" or connection.timezone is dt.UTC:
+        return _utc_text_time
+    # SQLite storing local times (DATABASES' TIME_ZONE): the ORM's conversion
     convert = field_converter(Checkpoint, "created_at")
     return lambda value: json_time(convert(value))
 
