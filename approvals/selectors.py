@@ -915,7 +915,7 @@ def checkpoint_values(tup: CheckpointTuple | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class OpsFilter:
-    status: str = "attention"  # "attention" (see `attention_q`) or one Run.Status value
+    status: str = "attention"  # "attention" (see `attention_pks`) or one Run.Status value
 
 
 def ops_runs(f: OpsFilter, attention: list[int] | None = None) -> QuerySet[Run]:

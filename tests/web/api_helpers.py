@@ -34,3 +34,17 @@ class ApiClient:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         return self.get(path) if method == "GET" else self.post(path, body)
+
+
+def answer_then_fork(review: Any, reviewer: ApiClient, ops: ApiClient, capture: Any) -> None:
+    """Through the API, in-process: `reviewer` approves `review`, then `ops` forks its thread
+    from the review's checkpoint with a new title (a tree with a decision and a branch)."""
+    from orchestration.runtime import runs
+
+    thread_id = review.thread.thread_id
+    with runs.run_inline(), capture(execute=True):
+        assert reviewer.post(f"/reviews/{review.pk}/decision",
+                             {"action": "approve"}).status_code == 200
+    with runs.run_inline(), capture(execute=True):
+        assert ops.post(f"/threads/{thread_id}/checkpoints/{review.checkpoint_id}/fork",
+                        {"values": {"title": "Renamed"}, "reason": "try it"}).status_code == 201

@@ -11,13 +11,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from api_helpers import ApiClient
+from api_helpers import ApiClient, answer_then_fork
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 
 from approvals.api import shapes
 from approvals.api.api import api
-from orchestration.runtime import runs
 from orchestration.runtime.models import Checkpoint, Thread
 
 
@@ -47,15 +46,9 @@ def tree(make_user, start_paused, django_capture_on_commit_callbacks) -> Thread:
     """A thread answered by a reviewer and forked by ops, whose rows then name odd actors
     and carry times with and without microseconds."""
     review = start_paused()
-    thread_id = review.thread.thread_id
-    ops = ApiClient(make_user("ops", username="ops-zoë"))
-    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
-        reviewer = ApiClient(make_user("reviewer", username="rhea"))
-        assert reviewer.post(f"/reviews/{review.pk}/decision",
-                             {"action": "approve"}).status_code == 200
-    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
-        assert ops.post(f"/threads/{thread_id}/checkpoints/{review.checkpoint_id}/fork",
-                        {"values": {"title": "Renamed"}, "reason": "try it"}).status_code == 201
+    answer_then_fork(review, ApiClient(make_user("reviewer", username="rhea")),
+                     ApiClient(make_user("ops", username="ops-zoë")),
+                     django_capture_on_commit_callbacks)
     rows = list(Checkpoint.objects.filter(thread=review.thread).order_by("checkpoint_id"))
     assert len(rows) >= 5
     at = dt.datetime(2026, 12, 7, 14, 50, 40, 98389, tzinfo=dt.UTC)

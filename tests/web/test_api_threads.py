@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ApiClient
+from api_helpers import ApiClient, answer_then_fork
 
 from approvals.api.models import IdempotencyRecord
 from approvals.models import ReviewRequest
@@ -120,13 +120,8 @@ def test_the_checkpoint_list_shows_each_checkpoint_as_its_own_endpoint_does(
     checkpoint's metadata) and the user who forked (who wrote it)."""
     review = start_paused()
     thread_id = review.thread.thread_id
-    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
-        reviewer = ApiClient(make_user("reviewer", username="rhea"))
-        assert reviewer.post(f"/reviews/{review.pk}/decision",
-                             {"action": "approve"}).status_code == 200
-    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
-        assert ops.post(f"/threads/{thread_id}/checkpoints/{review.checkpoint_id}/fork",
-                        {"values": {"title": "Renamed"}, "reason": "try it"}).status_code == 201
+    answer_then_fork(review, ApiClient(make_user("reviewer", username="rhea")), ops,
+                     django_capture_on_commit_callbacks)
     items = ops.get(f"/threads/{thread_id}/checkpoints").json()["items"]
     actors = {item["actor"] for item in items}
     assert len(items) > 4 and "rhea" in actors and any(a.startswith("ops") for a in actors)
