@@ -762,6 +762,13 @@ def check_run_action(run: Run, action: str) -> str | None:
     return None
 
 
+def has_action(run: Run) -> bool:
+    """Whether some ops action can apply to `run` (`check_run_action`, by status alone):
+    cancel while it is not finished, retry once it failed. A succeeded, cancelled or answered
+    run takes none."""
+    return run.status == Run.Status.FAILED or run.status not in Run.FINISHED
+
+
 def fix_for(run: Run) -> str | None:
     """The action that fixes `run` by its status alone, no query: retry a failed run, resume a
     stalled one (what the ops console starts at, and offers for runs an action skipped).

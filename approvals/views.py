@@ -50,6 +50,7 @@ from approvals.actions import (
     do_run_action,
     do_unclaim,
     fix_for,
+    has_action,
 )
 from approvals.diff import diff_states, to_jsonable
 from approvals.forms import DecisionForm, ForkForm, OpsBulkForm, ReasonForm
@@ -581,6 +582,8 @@ def ops(request: HttpRequest) -> HttpResponse:
         "count_cap": selectors.COUNT_CAP,
         "statuses": [("attention", "Needs attention"), *Run.Status.choices],
         "can_operate": request.user.has_perm(OPERATE),
+        # the rows an action can apply to get a checkbox; a page of none, no action form
+        "actionable": {run.pk for run in page.object_list if has_action(run)},
         "run_actions": RunAction.choices,
         "default_action": fits.most_common(1)[0][0] if fits else RunAction.RESUME,
     }

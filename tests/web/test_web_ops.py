@@ -356,3 +356,17 @@ def test_the_console_reads_runs_from_indexes_however_many_have_finished(
                     plan = [row[0] for row in cursor.fetchall()]
                     full = [p for p in plan if "Seq Scan on orchestration_run" in p]
                 assert not full, (status, sql, plan)
+
+
+def test_runs_no_action_applies_to_get_no_checkbox_and_a_page_of_them_no_action_form(
+        client_as, make_run):
+    """The "Succeeded" tab offered a bulk action (starting at "Resume") for runs that every
+    action refuses."""
+    done = make_run(status="succeeded")
+    waiting = make_run(status="waiting")
+    client = client_as("ops")
+    succeeded = client.get(reverse("ops"), {"status": "succeeded"}).content.decode()
+    assert f'href="/ops/runs/{done.pk}/"' in succeeded  # listed
+    assert 'name="runs"' not in succeeded and "With the selected runs" not in succeeded
+    page = client.get(reverse("ops"), {"status": "waiting"}).content.decode()
+    assert f'name="runs" value="{waiting.pk}"' in page and "With the selected runs" in page
