@@ -585,7 +585,8 @@ def ops(request: HttpRequest) -> HttpResponse:
         # the rows an action can apply to get a checkbox; a page of none, no action form
         "actionable": {run.pk for run in page.object_list if has_action(run)},
         "run_actions": RunAction.choices,
-        "default_action": fits.most_common(1)[0][0] if fits else RunAction.RESUME,
+        # nothing preselected where no fix fits (waiting runs: only cancel, never a default)
+        "default_action": fits.most_common(1)[0][0] if fits else "",
     }
     template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
     return render(request, template, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import shown
@@ -370,3 +371,6 @@ def test_runs_no_action_applies_to_get_no_checkbox_and_a_page_of_them_no_action_
     assert 'name="runs"' not in succeeded and "With the selected runs" not in succeeded
     page = client.get(reverse("ops"), {"status": "waiting"}).content.decode()
     assert f'name="runs" value="{waiting.pk}"' in page and "With the selected runs" in page
+    # only cancel applies to a waiting run, and it is never preselected: nothing is
+    assert '<option value="" selected disabled>Choose an action…</option>' in page
+    assert not re.search(r'<option value="\w+" selected>', page)
