@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -17,16 +18,33 @@ MAX_LIMIT = 200
 
 
 def encode(at: dt.datetime, pk: int) -> str:
-    raw = json.dumps([at.isoformat(), pk]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_value([at.isoformat(), pk])
 
 
 def decode(cursor: str) -> tuple[dt.datetime, int]:
+    return decode_value(cursor, _time_and_pk)
+
+
+def _time_and_pk(value: Any) -> tuple[dt.datetime, int]:
+    at, pk = value
+    return dt.datetime.fromisoformat(at), int(pk)
+
+
+def encode_value(value: Any) -> str:
+    """`value` (JSON) as an opaque cursor."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_value[T](cursor: str, read: Callable[[Any], T | None]) -> T:
+    """What `read` makes of the JSON value in `cursor` (None, or an error: not a cursor this
+    API gave out, a 400 that says so)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, pk = json.loads(raw)
-        return dt.datetime.fromisoformat(at), int(pk)
-    except (ValueError, TypeError) as exc:
+        found = read(json.loads(raw))
+        if found is None:
+            raise ValueError("it holds no position")
+        return found
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ApiProblem(400, f"cursor {cursor[:40]!r} is not one this API gave out: {exc}. "
                               "Start again without ?cursor=.") from None
 
