@@ -136,7 +136,16 @@ class PendingWriteInline(admin.TabularInline):
         return False
 
 
-class SourceFilter(admin.SimpleListFilter):
+class _ValueFilter(admin.SimpleListFilter):
+    """A filter by one column's value, the column named by `parameter_name`; the subclass
+    says which values it offers (`lookups`), without the stock filter's DISTINCT."""
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        value = self.value()
+        return queryset.filter(**{self.parameter_name: value}) if value else queryset
+
+
+class SourceFilter(_ValueFilter):
     """A checkpoint's source, from the engine's four: the stock filter found them with a
     DISTINCT over every checkpoint (150 ms a page at a million)."""
 
@@ -145,9 +154,6 @@ class SourceFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(source, source) for source in get_args(CheckpointSource)]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(source=self.value()) if self.value() else queryset
 
 
 @admin.register(Checkpoint)
@@ -180,7 +186,7 @@ class CheckpointAdmin(ReadOnlyAdmin):
         return format_html_join(", ", "{}", ((_link(c, c.checkpoint_id),) for c in children))
 
 
-class EventKindFilter(admin.SimpleListFilter):
+class EventKindFilter(_ValueFilter):
     """The kinds of the newest events (any kind filters by its URL, `?kind=...`): the stock
     filter found them with a DISTINCT over every event ever recorded (180 ms a page at a
     million), and no index on the kind is worth its cost on every event written."""
@@ -196,9 +202,6 @@ class EventKindFilter(admin.SimpleListFilter):
         kinds = (Event.objects.filter(pk__gte=oldest).order_by("kind")
                  .values_list("kind", flat=True).distinct())
         return [(kind, kind) for kind in kinds]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(kind=self.value()) if self.value() else queryset
 
 
 @admin.register(Event)

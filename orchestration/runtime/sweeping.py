@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -30,7 +31,7 @@ from django.db import DatabaseError, close_old_connections
 from orchestration.runtime import metrics
 from orchestration.runtime.dbfailure import drop_broken_connection
 
-__all__ = ["MAX_BACKOFF_SECONDS", "backoff", "watch"]
+__all__ = ["MAX_BACKOFF_SECONDS", "Every", "backoff", "watch"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,23 @@ def watch(name: str, sweep: Callable[[], None], *, interval: float,
                                  backoff(interval, failures))
             close_old_connections()  # a long-lived loop must not keep a broken connection
             stop.wait(backoff(interval, failures))
+
+
+class Every:
+    """A step of a watching sweeper's pass that is due on the first pass, then once
+    `seconds()` (read at each pass: a setting) have gone by since it last ran (retention)."""
+
+    def __init__(self, seconds: Callable[[], float]) -> None:
+        self.seconds = seconds
+        self.last: float | None = None
+
+    def due(self) -> bool:
+        """Whether the step runs in this pass; if so it counts as run now."""
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.seconds():
+            return False
+        self.last = now
+        return True
 
 
 class _stop_on_sigterm:  # noqa: N801 - used as a context manager

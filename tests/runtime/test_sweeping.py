@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from runtime_helpers import ROOT, subprocess_env, wait_for
 
 from orchestration.runtime import metrics
-from orchestration.runtime.sweeping import MAX_BACKOFF_SECONDS, backoff, watch
+from orchestration.runtime.sweeping import MAX_BACKOFF_SECONDS, Every, backoff, watch
 
 
 def errors(sweeper: str, kind: str) -> float:
@@ -170,3 +170,14 @@ def test_a_watching_sweep_reviews_survives_a_bad_setting_and_stops_on_sigterm(
     killer.join()
     assert errors("sweep_reviews", "unexpected") >= before + 2
     assert signal.getsignal(signal.SIGTERM) == previous  # the loop's handler is gone again
+
+
+def test_a_periodic_step_is_due_on_the_first_pass_then_once_its_seconds_have_gone_by():
+    """Retention in both sweepers (`resume_stalled --prune`, `sweep_reviews`): on the first
+    pass, then every STEPWISE_PRUNE_EVERY_SECONDS, read at each pass."""
+    seconds = [3600.0]
+    step = Every(lambda: seconds[0])
+    assert step.due()
+    assert not step.due() and not step.due()
+    seconds[0] = 0.0  # the setting changed: due at the next pass
+    assert step.due()

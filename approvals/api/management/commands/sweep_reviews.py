@@ -5,7 +5,6 @@ their replay window and expired sessions (`approvals.housekeeping`)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -25,9 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--watch", type=float, default=0,
                             help="Repeat every this many seconds instead of once.")
 
-    tidied_at: float | None = None  # monotonic time of the last `tidy`
-
     def handle(self, *args: Any, watch: float, **options: Any) -> None:
+        self.tidying = sweeping.Every(prune_every_seconds)  # the first pass, then every N s
         # a failed pass is logged, counted and retried with backoff; it never ends a watch
         # (under honcho, one process exiting stops them all)
         sweeping.watch("sweep_reviews", self.sweep, interval=watch)
@@ -42,8 +40,7 @@ class Command(BaseCommand):
         stuck = requeue_stuck_deliveries()
         if stuck:
             self.stdout.write(f"queued stuck webhook deliveries {stuck} again")
-        if self.tidied_at is None or time.monotonic() - self.tidied_at >= prune_every_seconds():
-            self.tidied_at = time.monotonic()
+        if self.tidying.due():
             tidied = tidy()
             if tidied:
                 self.stdout.write(f"deleted {tidied.idempotency_records} stored API "

@@ -18,7 +18,6 @@ e-mails: `orchestration.runtime.lost_tasks`); their rows are finished as `Worker
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -116,19 +115,16 @@ class Command(BaseCommand):
         if watch < 0:
             watch = lease_seconds() / 6
         self.auto = auto
-        last_prune: float | None = None  # prune on the first sweep, then every N seconds
+        pruning = sweeping.Every(prune_every_seconds)  # the first sweep, then every N seconds
 
         def one_pass() -> None:
-            nonlocal last_prune
             self.sweep(older_than=older_than, dry_run=dry_run, mark_only=mark_only or auto,
                        reason=reason, quiet=bool(watch))
             if auto and not dry_run:
                 self.heal(quiet=bool(watch))
             self.sweep_orphans(grace=grace, dry_run=dry_run, quiet=bool(watch))
             self.sweep_lost_tasks(dry_run=dry_run)
-            if prune and (last_prune is None
-                          or time.monotonic() - last_prune >= prune_every_seconds()):
-                last_prune = time.monotonic()
+            if prune and pruning.due():
                 self.prune(dry_run=dry_run)
 
         # a failed pass is logged, counted and retried with backoff; it never ends a watch
