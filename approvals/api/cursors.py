@@ -25,9 +25,10 @@ def decode(cursor: str) -> tuple[dt.datetime, int]:
     return decode_value(cursor, _time_and_pk)
 
 
-def _time_and_pk(value: Any) -> tuple[dt.datetime, int]:
-    at, pk = value
-    return dt.datetime.fromisoformat(at), int(pk)
+def _time_and_pk(value: Any) -> tuple[dt.datetime, int] | None:
+    if not (isinstance(value, list) and len(value) == 2):
+        return None  # another list's cursor (a checkpoint list's is an id)
+    return dt.datetime.fromisoformat(value[0]), int(value[1])
 
 
 def encode_value(value: Any) -> str:

@@ -108,3 +108,20 @@ def test_bad_paging_parameters_say_what_to_send(ops_client, tree):
 @pytest.fixture
 def ops_client(make_user) -> ApiClient:
     return ApiClient(make_user("ops"))
+
+
+def test_a_cursor_from_another_list_is_a_400_saying_so(ops_client, tree, make_thread):
+    """Found by hand: a checkpoint list's cursor sent to the threads list was refused with
+    Python's "too many values to unpack"; each list now says the cursor is not one of its."""
+    make_thread()  # a second thread: the threads list has a second page
+    base = f"/threads/{tree.thread_id}/checkpoints"
+    from_tree = ops_client.get(base + "?limit=1").json()["next"]
+    from_threads = ops_client.get("/threads?limit=1").json()["next"]
+    assert from_tree and from_threads
+    for path, cursor in (("/threads?limit=1", from_tree), ("/reviews?limit=1", from_tree),
+                         (base + "?limit=1", from_threads)):
+        refused = ops_client.get(f"{path}&cursor={cursor}")
+        assert refused.status_code == 400, path
+        assert refused.json()["detail"] == (
+            f"cursor {cursor[:40]!r} is not one this API gave out: it holds no position. "
+            "Start again without ?cursor=.")
