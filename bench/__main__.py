@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import steal
 from bench.adapters import Adapter, EngineUnavailable
 from bench.agent_workloads import AGENT_WORKLOADS
 from bench.databases import prepare
@@ -99,16 +100,18 @@ def run_workload(workload: Workload, ctx: Context, reps_override: int | None) ->
     reps = reps_override or (workload.quick_reps if ctx.quick else workload.reps)
     warmups = min(workload.warmups, 1) if ctx.quick else workload.warmups
     log(f"{workload.name}: {reps} reps, {warmups} warm-up")
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), steal.cpu_times()
     sides = run_interleaved(factories(workload, ctx), reps, warmups, log)
+    stolen = steal.steal_share(cpu_before, steal.cpu_times())
     log(
         f"  done in {time.perf_counter() - start:.1f} s: "
         + ", ".join(
             f"{s.side} {s.median:.3g}" if s.median is not None else f"{s.side} failed"
             for s in sides.values()
         )
+        + f"; CPU steal {steal.describe(stolen)}"
     )
-    return WorkloadResult(workload, sides)
+    return WorkloadResult(workload, sides, steal=stolen)
 
 
 def set_up_servers(ctx: Context, selected: list[Workload], notes: list[str]) -> list[Workload]:
@@ -132,7 +135,7 @@ def set_up_servers(ctx: Context, selected: list[Workload], notes: list[str]) -> 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     command = "python -m bench" + ("" if not argv else " " + shlex.join(argv))
-    load_before = os.getloadavg()
+    load_before, cpu_before = os.getloadavg(), steal.cpu_times()
     started = time.perf_counter()
     adapters, notes = load_adapters(args.lg_durability)
     notes.append(
@@ -149,7 +152,10 @@ def main(argv: list[str]) -> int:
     versions: dict[str, str] = {}
     for adapter in adapters.values():
         versions.update(adapter.versions())
-    machine = machine_block(versions, command, load_before, time.perf_counter() - started)
+    stolen = steal.steal_share(cpu_before, steal.cpu_times())
+    machine = machine_block(
+        versions, command, load_before, time.perf_counter() - started, stolen
+    )
     body = render(results, machine, ctx.checkpoint_bytes, ctx.checkpoint_bytes_source, notes)
     print(body)
     write_latest(ROOT / "bench" / "results" / "latest.md", body, results)

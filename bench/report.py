@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bench import steal as cpu_steal
 from bench.harness import SideResult
 from bench.workloads import LANGGRAPH, STEPWISE, Check, Workload
 
@@ -24,6 +25,7 @@ class WorkloadResult:
     workload: Workload
     sides: dict[str, SideResult]
     note: str = ""
+    steal: float | None = None  # CPU steal while it ran (`bench.steal`)
 
     def median(self, side: str) -> float | None:
         result = self.sides.get(side)
@@ -80,8 +82,9 @@ def paired_ratios(result: WorkloadResult, numerator: str, denominator: str) -> l
 
 def paired_table(results: list[WorkloadResult]) -> str:
     lines = [
-        "| workload | ratio | median of per-round ratios | IQR | ratio of best samples | rounds |",
-        "| --- | --- | ---: | --- | ---: | ---: |",
+        "| workload | ratio | median of per-round ratios | IQR | ratio of best samples | rounds"
+        " | CPU steal |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
     ]
     for result in results:
         pairs = [(LANGGRAPH, STEPWISE)] + [
@@ -100,7 +103,8 @@ def paired_table(results: list[WorkloadResult]) -> str:
             best = min(result.sides[top].samples) / min(result.sides[bottom].samples)
             lines.append(
                 f"| {result.workload.name} | {top} / {bottom} | {fmt(statistics.median(values))}x"
-                f" | {fmt(q[0])} – {fmt(q[2])} | {fmt(best)}x | {len(values)} |"
+                f" | {fmt(q[0])} – {fmt(q[2])} | {fmt(best)}x | {len(values)}"
+                f" | {cpu_steal.describe(result.steal)} |"
             )
     return "\n".join(lines)
 
@@ -169,7 +173,8 @@ def _version(name: str) -> str:
 
 
 def machine_block(
-    versions: dict[str, str], command: str, load_before: tuple[float, ...], took_s: float
+    versions: dict[str, str], command: str, load_before: tuple[float, ...], took_s: float,
+    stolen: float | None = None,
 ) -> str:
     libs = {**versions, "msgpack": _version("msgpack"), "sqlite (library)": sqlite3.sqlite_version}
     load_after = os.getloadavg()
@@ -178,6 +183,8 @@ def machine_block(
         f"- command: `{command}` (took {took_s:.0f} s)",
         f"- CPU: {_cpu_model()}, {os.cpu_count()} cores",
         f"- load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}",
+        f"- CPU steal (time the hypervisor gave other guests) during the run: "
+        f"{cpu_steal.describe(stolen)}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}",
         "- libraries: " + ", ".join(f"{name} {ver}" for name, ver in libs.items()),
@@ -215,6 +222,7 @@ def write_json(path: Path, results: list[WorkloadResult], machine: str) -> None:
     """Every sample, for comparing runs with a script rather than by eye."""
     data = {
         "machine": machine,
+        "steal": {r.workload.name: r.steal for r in results},
         "workloads": {
             r.workload.name: {
                 "unit": r.workload.unit,
