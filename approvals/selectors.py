@@ -26,6 +26,7 @@ from orchestration.runtime.leases import unpicked_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
 from orchestration.runtime.registry import get_graph
 from orchestration.runtime.savers import DjangoCheckpointSaver
+from orchestration.runtime.thread_search import threads_matching
 
 # ---------------------------------------------------------------- inbox
 
@@ -493,7 +494,7 @@ def _graph_names_cte() -> str:
 def thread_list(search: str = "", status: str = "", graph: str = "") -> QuerySet[Thread]:
     qs = Thread.objects.select_related("started_by").order_by("-updated_at", "-pk")
     if search:
-        qs = qs.filter(Q(title__icontains=search) | Q(thread_id__icontains=search))
+        qs = threads_matching(qs, search)
     if status:
         qs = qs.filter(status=status)
     if graph:

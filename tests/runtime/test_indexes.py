@@ -18,6 +18,7 @@ from orchestration.runtime.models import (
     Run,
     Thread,
 )
+from orchestration.runtime.thread_search import FTS
 
 CYCLE_TABLES = [Thread, Run, Event, Checkpoint, FieldVersion, PendingWrite, ReviewRequest,
                 Decision]
@@ -45,6 +46,8 @@ def _served_by_another(model: type[models.Model]) -> list[tuple[str, str]]:
         if not c["index"] or c["unique"] or c["primary_key"] or name.endswith("_like"):
             continue
         columns = c["columns"]
+        if not columns or None in columns:
+            continue  # an index of an expression (the threads search's): a prefix of none
         for other, other_columns in complete.items():
             if other != name and other_columns[: len(columns)] == columns \
                     and len(other_columns) > len(columns):
@@ -94,7 +97,8 @@ def test_the_index_migrations_keep_the_audit_triggers_and_go_back() -> None:
     executor = MigrationExecutor(connection)
     executor.migrate([("approvals", "0006_decision_ignore"),
                       ("orchestration", "0009_sqlite_head_trigger")])
-    assert triggers() == before
+    # the threads search's index is kept by triggers of a later migration (0016)
+    assert triggers() == {t for t in before if not t.startswith(FTS)}
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, Event._meta.db_table)
     assert "event_actor" not in found

@@ -110,6 +110,9 @@ class Command(BaseCommand):
             ("review page", reverse("review", args=[review.pk]), {}),
             ("threads list", reverse("threads"), {}),
             ("threads search", reverse("threads"), {"q": "measure-r-99"}),
+            # more matches than the search index answers for, and too short for it: scans
+            ("threads search, a text every thread holds", reverse("threads"), {"q": "measure"}),
+            ("threads search, two characters", reverse("threads"), {"q": "r-"}),
         ]:
             self.measure(client, label, url, params, repeat)
         for name, n in ((BIG_THREAD, checkpoints), (HUGE_THREAD, HUGE)):
