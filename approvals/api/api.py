@@ -320,18 +320,20 @@ def create_thread(request: HttpRequest, payload: ThreadIn) -> HttpResponse:
 class ThreadQuery(BaseModel):
     status: shapes.ThreadStatus | None = None
     graph: str | None = Field(None, max_length=100)
+    # as the threads page's search: a case-insensitive part of the id or the title
+    q: str | None = Field(None, max_length=300)
     cursor: str | None = Field(None, max_length=200)
     limit: int = Field(cursors.DEFAULT_LIMIT, ge=1, le=cursors.MAX_LIMIT)
 
 
 @_get("/threads", shapes.ThreadList, "threads")
-def list_threads(request: HttpRequest, q: Query[ThreadQuery]) -> dict[str, Any]:
-    """Threads, newest first."""
+def list_threads(request: HttpRequest, query: Query[ThreadQuery]) -> dict[str, Any]:
+    """Threads, newest first; `q` keeps those whose id or title holds it."""
     require(_user(request), VIEW, "see threads")
-    qs = selectors.thread_list(status=q.status or "", graph=q.graph or "").order_by(
-        "-created_at", "-pk"
-    )
-    rows, nxt = cursors.page(qs, q.cursor, q.limit, "created_at", descending=True)
+    qs = selectors.thread_list(
+        (query.q or "").strip(), status=query.status or "", graph=query.graph or ""
+    ).order_by("-created_at", "-pk")
+    rows, nxt = cursors.page(qs, query.cursor, query.limit, "created_at", descending=True)
     return {"items": [shapes.thread_dict(t) for t in rows], "next": nxt}
 
 

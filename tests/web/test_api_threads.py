@@ -218,6 +218,19 @@ def test_thread_list_filters_by_status(ops, make_thread):
     assert ops.get("/threads?status=bogus").status_code == 422
 
 
+def test_thread_list_searches_ids_and_titles_and_pages_the_matches(ops, make_thread):
+    for n in range(3):
+        make_thread(thread_id=f"order-a-100{n}", title=f"Order A-100{n}")
+    make_thread(thread_id="other", title="Berlin workshop")
+    found = ops.get("/threads?q=ORDER%20a-10&limit=2").json()
+    assert [t["thread_id"] for t in found["items"]] == ["order-a-1002", "order-a-1001"]
+    rest = ops.get(f"/threads?q=ORDER%20a-10&limit=2&cursor={found['next']}").json()
+    assert [t["thread_id"] for t in rest["items"]] == ["order-a-1000"] and rest["next"] is None
+    assert [t["thread_id"] for t in ops.get("/threads?q=berlin").json()["items"]] == ["other"]
+    assert ops.get("/threads?q=zzzz").json()["items"] == []
+    assert ops.get("/threads?q=" + "x" * 301).status_code == 422
+
+
 # -- a graph's input_schema: only the caller's fields, the required ones enforced ----------
 
 CLAIM = {"employee": "Eve", "vendor": "Shady Supplies Ltd", "amount": "75.00",
