@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from approvals import selectors
-from orchestration.runtime.models import Thread
 from orchestration.runtime import thread_search
+from orchestration.runtime.models import Thread
 from orchestration.runtime.thread_search import FTS, threads_matching
 
 TITLES = {
@@ -35,7 +35,8 @@ SEARCHES = [
 
 def _expected(text: str) -> list[str]:
     low = text.lower()
-    return sorted(tid for tid, title in TITLES.items() if low in tid.lower() or low in title.lower())
+    return sorted(tid for tid, title in TITLES.items()
+                  if low in tid.lower() or low in title.lower())
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_renamed_and_deleted_threads_are_found_by_what_they_hold_now(titled, mak
     assert _found("expense") == ["exp-9"]
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:  # raises if the index disagrees with the table
-            cursor.execute(f"INSERT INTO {FTS} ({FTS}, rank) VALUES ('integrity-check', 1)")
+            cursor.execute(f"INSERT INTO {FTS} ({FTS}, rank) VALUES ('integrity-check', 1)")  # noqa: S608
 
 
 @pytest.mark.django_db
