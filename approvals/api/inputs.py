@@ -132,11 +132,29 @@ def _checked_class(graph: Any) -> Any:
     except Exception:  # noqa: BLE001  unresolvable annotations: pydantic says what is wrong
         return cls
     managed, defaulted = _not_asked(graph)
-    shown = {
-        name: typing.NotRequired[hint] if name in defaulted else hint
-        for name, hint in hints.items() if name not in managed
-    }
+    # The class's own optional keys (`total=False`, `NotRequired[...]`) stay optional: rebuilt
+    # from its hints alone, every key became required, so a LangGraph-style partial state
+    # (`class State(TypedDict, total=False)`) could not be started without all of them. A
+    # hint's own `Required`/`NotRequired` decides first: under `from __future__ import
+    # annotations` the class sorted its keys before its string annotations meant anything.
+    required = getattr(cls, "__required_keys__", frozenset(hints))
+    shown = {}
+    for name, hint in hints.items():
+        if name in managed:
+            continue
+        bare, said = _bare(hint)
+        optional = name in defaulted or (not said if said is not None else name not in required)
+        shown[name] = typing.NotRequired[bare] if optional else bare
     return typing.TypedDict(cls.__name__, shown)  # type: ignore[operator]
+
+
+def _bare(hint: Any) -> tuple[Any, bool | None]:
+    """`hint` without `Required[...]` or `NotRequired[...]` around it, and which of the two
+    it said (True: required; None: neither)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Required or origin is typing.NotRequired:
+        return typing.get_args(hint)[0], origin is typing.Required
+    return hint, None
 
 
 def check_input(graph_name: str, value: Any) -> dict[str, Any]:

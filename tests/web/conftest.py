@@ -25,6 +25,8 @@ TEST_GRAPHS = {
     "web_split": "web_graphs:split_graph",
     "web_failing": "web_graphs:failing_graph",
     "web_agent": "web_graphs:agent_graph",
+    "web_partial": "web_graphs:partial_graph",
+    "web_note": "web_graphs:note_graph",
 }
 _seq = itertools.count(1)
 

@@ -231,6 +231,25 @@ def test_thread_list_searches_ids_and_titles_and_pages_the_matches(ops, make_thr
     assert ops.get("/threads?q=" + "x" * 301).status_code == 422
 
 
+def test_a_partial_typeddict_state_is_started_with_the_keys_it_requires_only(ops):
+    """`total=False` and `NotRequired` keys may be left out; a `Required` one may not. Found
+    by hand: a `TypedDict(total=False)` state refused every input missing a key."""
+    started = ops.post("/threads", {"graph": "web_partial", "input": {"subject": "Printer"}})
+    assert started.status_code == 201, started.content
+    missing = ops.post("/threads", {"graph": "web_partial", "input": {"priority": 2}})
+    assert missing.status_code == 422
+    assert list(missing.json()["errors"]) == ["input.subject"]
+    wrong = ops.post("/threads", {"graph": "web_partial",
+                                  "input": {"subject": "Printer", "priority": "high"}})
+    assert list(wrong.json()["errors"]) == ["input.priority"]
+    note = ops.post("/threads", {"graph": "web_note", "input": {"text": "hello"}})
+    assert note.status_code == 201, note.content
+    assert ops.post("/threads", {"graph": "web_note", "input": {"tag": "x"}}).status_code == 422
+    schemas = {g["name"]: g["input_schema"] for g in ops.get("/graphs").json()["items"]}
+    assert schemas["web_partial"]["required"] == ["subject"]
+    assert schemas["web_note"]["required"] == ["text"]
+
+
 # -- a graph's input_schema: only the caller's fields, the required ones enforced ----------
 
 CLAIM = {"employee": "Eve", "vendor": "Shady Supplies Ltd", "amount": "75.00",

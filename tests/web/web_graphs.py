@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, Required, TypedDict
 
 from orchestration import END, START, StateGraph, add_messages, interrupt
 from orchestration.managed import RemainingSteps
@@ -209,3 +209,26 @@ def _build_agent() -> Any:
 
 
 agent_graph = _build_agent()
+
+
+# A LangGraph-style partial state: keys are optional (`total=False`) unless `Required`, and
+# a total class may mark some `NotRequired`.
+class PartialTicket(TypedDict, total=False):
+    subject: Required[str]
+    priority: int
+    steps: int
+
+
+class Note(TypedDict):
+    text: str
+    tag: NotRequired[str]
+
+
+def _count(state: PartialTicket) -> dict[str, Any]:
+    return {"steps": state.get("steps", 0) + 1}
+
+
+partial_graph = StateGraph(PartialTicket).add_node("count", _count).set_entry_point("count") \
+    .add_edge("count", END).compile()
+note_graph = StateGraph(Note).add_node("keep", lambda state: {}).set_entry_point("keep") \
+    .add_edge("keep", END).compile()
