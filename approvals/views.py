@@ -399,7 +399,13 @@ def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
                        new_rows=update.view.rows[1:])
     else:
         context.update(tree=update, append=False)
-    context["selected"] = context["tree"].state.selected
+    selected = context["selected"] = context["tree"].state.selected
+    if not state.head and not state.selected and selected:
+        # The page was drawn before the thread had a checkpoint ("no checkpoint yet", as
+        # after "New run"): its first checkpoints select the head, as a page drawn now would,
+        # and the panel shows it. Before, the row was marked selected and the panel kept
+        # saying there was no checkpoint.
+        context["panel_url"] = f'{context["cp_base"]}{selected}/'
     return render(request, "approvals/_thread_live.html", context)
 
 

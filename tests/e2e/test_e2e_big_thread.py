@@ -159,3 +159,27 @@ def test_enter_in_find_compares_with_that_step_in_place(login, live_url):
     page.press("#checkpoint-detail input[name=q]", "Enter")
     page.wait_for_selector('#find-help:has-text("No checkpoint matches “zzz”")')
     assert "Differences from step 12" in page.inner_text("#checkpoint-detail h3")
+
+
+def test_a_page_opened_before_the_first_checkpoint_shows_the_head_once_it_comes(login,
+                                                                               live_url):
+    """As after "New run": the thread page is drawn before the worker's first checkpoint.
+    Found by hand: the first live update marked a row selected while the panel kept saying
+    "This thread has no checkpoint yet"."""
+    thread = Thread.objects.create(thread_id="e2e-fresh", graph_name="measure",
+                                   title="A thread still starting")
+    page = login("vera", "viewer")
+    page.goto(f"{live_url}/threads/{thread.thread_id}/")
+    page.wait_for_selector("#live-status")
+    assert "no checkpoint yet" in page.inner_text("#checkpoint-detail")
+
+    graph = loop_graph(4).with_checkpoint_saver(DjangoCheckpointSaver())
+    graph.invoke(Counter(), CheckpointConfig(thread.thread_id))
+    head = Thread.objects.get(pk=thread.pk).head_checkpoint_id
+    announce(thread, "first supersteps")
+    page.wait_for_selector(f"#cp-{head}", timeout=30_000)
+    wait_for_panel(page, head)
+    assert page.locator("#tree-rows li.selected").count() == 1
+    assert "selected" in page.get_attribute(f"#cp-{head}", "class")
+    assert page.input_value("#tree-state input[name=checkpoint]") == head
+    screenshot(page, "tree-fresh-thread")
