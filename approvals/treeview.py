@@ -43,6 +43,9 @@ class TreeState:
     last: str = ""
     head: str = ""
     lanes: int = 0
+    # The selection is the page's default (the head when it was drawn), not the viewer's
+    # pick: when the run stops moving, live updates move it to the head (`thread_live`).
+    follow: bool = False
 
     @classmethod
     def from_query(cls, query: Mapping[str, str] | object) -> TreeState:
@@ -59,6 +62,7 @@ class TreeState:
             last=get("last") or "",
             head=get("head") or "",
             lanes=lanes,
+            follow=get("follow") == "1",
         )
 
 
@@ -182,6 +186,7 @@ def view_of(thread: Thread, tree: Tree, rows: Sequence[DisplayRow], state: TreeS
         last=p.ids[-1] if len(p) else "",
         head=tree.head,
         lanes=p.lanes,
+        follow=state.follow,
     )
     if folded is None:
         folded = _folded(tree.display)
@@ -208,7 +213,8 @@ def unfold(thread: Thread, state: TreeState, key: str) -> TreeView | None:
     rows = [r for r in display_rows(p, folds) if start <= r.start and r.end <= end]
     opened = (*tree.opened, p.span_key(reveal_start, end))
     drawn = Tree(p, tree.folds, tree.display, tree.head, tree.pending, opened)
-    after_state = TreeState(state.selected, opened, state.last, state.head, state.lanes)
+    after_state = TreeState(state.selected, opened, state.last, state.head, state.lanes,
+                            state.follow)
     # the count above the tree: the page's folds once this one is opened
     after = _folded(_laid_out(p, tree.head, tree.pending, after_state).display)
     return view_of(thread, drawn, rows, after_state, state.selected or tree.head, folded=after)

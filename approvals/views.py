@@ -3,6 +3,7 @@ and renders: the full page on a normal request, the partial when htmx asks (`req
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable
@@ -326,6 +327,8 @@ def _digests(parts: dict[str, str]) -> str:
 
 def _tree_context(request: HttpRequest, thread: Thread) -> dict[str, Any]:
     state = treeview.TreeState.from_query(request.GET)
+    if not state.selected:  # the head, until the viewer picks a checkpoint
+        state = dataclasses.replace(state, follow=True)
     tree = treeview.build(thread, state)
     parts = _side_parts(request, thread)
     return {
@@ -384,8 +387,20 @@ def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
     padded = [*had, *[""] * len(SIDE_PARTS)]
     changed = [p for p, old, new in zip(SIDE_PARTS, padded, digests.split("."), strict=False)
                if old != new]
-    # a review opened or closed moves the tree's "waiting" marks: redraw it then
-    update = treeview.build(thread, state) if "reviews" in changed else (
+    # A page showing its default selection (not the viewer's pick) moves it to the head
+    # when the run stops moving (its status changes: waiting for review, done, failed) and
+    # when the first checkpoints come to a page drawn without any: a run's progress costs
+    # no more than before (the panel stays; rows are appended), one panel read per pause.
+    # Before, a page opened by "New run" went on showing step 18 once the run waited at 121.
+    head = thread.head_checkpoint_id
+    follows = state.follow or not (state.selected or state.head)
+    moved = follows and head and head != state.selected and (
+        "status" in changed or not state.head)
+    if moved:
+        state = dataclasses.replace(state, selected=head)
+    # a review opened or closed moves the tree's "waiting" marks, a moved selection its
+    # highlight: redraw it then
+    update = treeview.build(thread, state) if "reviews" in changed or moved else (
         treeview.live_append(thread, state)
     )
     context = {
@@ -400,11 +415,10 @@ def thread_live(request: HttpRequest, thread_id: str) -> HttpResponse:
     else:
         context.update(tree=update, append=False)
     selected = context["selected"] = context["tree"].state.selected
-    if not state.head and not state.selected and selected:
-        # The page was drawn before the thread had a checkpoint ("no checkpoint yet", as
-        # after "New run"): its first checkpoints select the head, as a page drawn now would,
-        # and the panel shows it. Before, the row was marked selected and the panel kept
-        # saying there was no checkpoint.
+    if moved:
+        # the panel follows (lazily: one request). A page drawn before the thread had a
+        # checkpoint ("no checkpoint yet", as after "New run") marked a row selected at its
+        # first live update and kept saying there was no checkpoint.
         context["panel_url"] = f'{context["cp_base"]}{selected}/'
     return render(request, "approvals/_thread_live.html", context)
 

@@ -6,6 +6,9 @@
   function select(id) {
     var state = document.querySelector("#tree-state input[name=checkpoint]");
     if (state) state.value = id;
+    // the viewer's pick: live updates keep it, where they move the page's default to the head
+    var follow = document.querySelector("#tree-state input[name=follow]");
+    if (follow) follow.value = "";
     document.querySelectorAll("#tree-rows li.selected").forEach(function (li) {
       li.classList.remove("selected");
       var link = li.querySelector("a.cp");

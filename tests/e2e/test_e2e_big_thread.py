@@ -161,11 +161,13 @@ def test_enter_in_find_compares_with_that_step_in_place(login, live_url):
     assert "Differences from step 12" in page.inner_text("#checkpoint-detail h3")
 
 
-def test_a_page_opened_before_the_first_checkpoint_shows_the_head_once_it_comes(login,
-                                                                               live_url):
+def test_the_default_selection_moves_to_the_head_when_the_run_stops_and_a_pick_stays(
+    login, live_url
+):
     """As after "New run": the thread page is drawn before the worker's first checkpoint.
     Found by hand: the first live update marked a row selected while the panel kept saying
-    "This thread has no checkpoint yet"."""
+    "This thread has no checkpoint yet", and once the run waited for review the page still
+    showed the step that happened to be the head at that first update."""
     thread = Thread.objects.create(thread_id="e2e-fresh", graph_name="measure",
                                    title="A thread still starting")
     page = login("vera", "viewer")
@@ -173,13 +175,45 @@ def test_a_page_opened_before_the_first_checkpoint_shows_the_head_once_it_comes(
     page.wait_for_selector("#live-status")
     assert "no checkpoint yet" in page.inner_text("#checkpoint-detail")
 
+    def superstep(note: str) -> str:
+        graph.update_state(config, {"note": note})
+        return Thread.objects.get(pk=thread.pk).head_checkpoint_id
+
+    def selected() -> str:
+        return page.get_attribute("#tree-rows li.selected", "id").removeprefix("cp-")
+
+    # the first checkpoints: the head is selected and shown
     graph = loop_graph(4).with_checkpoint_saver(DjangoCheckpointSaver())
-    graph.invoke(Counter(), CheckpointConfig(thread.thread_id))
-    head = Thread.objects.get(pk=thread.pk).head_checkpoint_id
+    config = CheckpointConfig(thread.thread_id)
+    graph.invoke(Counter(), config)
+    first = Thread.objects.get(pk=thread.pk).head_checkpoint_id
     announce(thread, "first supersteps")
-    page.wait_for_selector(f"#cp-{head}", timeout=30_000)
-    wait_for_panel(page, head)
-    assert page.locator("#tree-rows li.selected").count() == 1
-    assert "selected" in page.get_attribute(f"#cp-{head}", "class")
-    assert page.input_value("#tree-state input[name=checkpoint]") == head
+    page.wait_for_selector(f"#cp-{first}", timeout=30_000)
+    wait_for_panel(page, first)
+    assert page.locator("#tree-rows li.selected").count() == 1 and selected() == first
     screenshot(page, "tree-fresh-thread")
+
+    # while the run moves, rows are appended and what the page shows stays
+    moving = superstep("moving")
+    announce(thread, "a superstep")
+    page.wait_for_selector(f"#cp-{moving}", timeout=30_000)
+    assert selected() == first
+
+    # the run stops (its status changes): the page's default selection moves to the head
+    stopped = superstep("stopped")
+    Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.WAITING)
+    announce(thread, "waiting for review")
+    wait_for(lambda: selected() == stopped, "the selection to move to the head")
+    wait_for_panel(page, stopped)
+    assert page.locator("#tree-rows li.selected").count() == 1
+
+    # a checkpoint the viewer picks stays picked when the run stops again
+    page.click(f"#cp-{moving} a.cp")
+    wait_for_panel(page, moving)
+    last = superstep("done")
+    Thread.objects.filter(pk=thread.pk).update(status=Thread.Status.DONE)
+    announce(thread, "done")
+    page.wait_for_selector(f"#cp-{last}", timeout=30_000)
+    page.wait_for_selector("#thread-status:has-text('Done')", timeout=30_000)
+    assert selected() == moving
+    assert page.input_value("#tree-state input[name=checkpoint]") == moving
