@@ -122,7 +122,9 @@ def test_the_search_asks_the_index_and_reads_the_threads_it_names(titled) -> Non
 
 @pytest.mark.django_db
 def test_a_common_or_short_text_is_matched_by_a_scan(titled, monkeypatch) -> None:
-    assert "LIKE" in str(selectors.thread_list("ad").query).upper()  # two characters
+    # two characters: no trigram in SQLite's index; PostgreSQL reads the table once for them
+    short = str(selectors.thread_list("ad").query).upper()
+    assert ("LIKE" in short) == (connection.vendor == "sqlite")
     monkeypatch.setattr(thread_search, "MOST_FROM_INDEX", 1)
     common = selectors.thread_list("expense")
     assert "LIKE" in str(common.query).upper()
