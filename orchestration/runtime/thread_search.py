@@ -6,7 +6,8 @@ those threads by key.
 
 - SQLite has no index for `LIKE '%…%'`: the FTS5 trigram table's phrase query matches the
   same substrings (and folds case beyond ASCII, where SQLite's LIKE folds only A-Z). A text
-  of fewer than three characters has no trigram: it is matched by the scan.
+  of fewer than three characters has no trigram: the keys come from one read of the table,
+  where the page and its count read it twice.
 - PostgreSQL's trigram indexes serve `LOWER(…) LIKE LOWER(…)`. The question is planned for
   its text, never prepared: as a prepared statement (the app's connections prepare what they
   run twice) it got a generic plan after five runs, which guessed 1,000 matches for any text
@@ -41,6 +42,10 @@ SHORTEST_INDEXED = 3  # SQLite: the trigram tokenizer finds nothing shorter
 MOST_FROM_INDEX = 5_000
 # The text is a parameter; the table names are this module's constants.
 _SQLITE_FOUND = f'SELECT rowid FROM "{FTS}" WHERE "{FTS}" MATCH %s LIMIT %s'  # noqa: S608
+_SQLITE_SCANNED = (  # Django's `icontains` on SQLite: LIKE with `\` escaping
+    """SELECT id FROM "orchestration_thread" WHERE "title" LIKE %s ESCAPE '\\'"""
+    """ OR "thread_id" LIKE %s ESCAPE '\\' LIMIT %s"""
+)
 _PG_FOUND = (
     'SELECT id FROM "orchestration_thread" WHERE LOWER("title") LIKE LOWER(%s)'
     ' OR LOWER("thread_id") LIKE LOWER(%s) LIMIT %s'
@@ -68,10 +73,12 @@ def _found_by_index(using: str, text: str) -> list[int] | None:
     if they are more than MOST_FROM_INDEX."""
     connection = connections[using]
     with connection.cursor() as cursor:
+        pattern = f"%{connection.ops.prep_for_like_query(text)}%"
         if connection.vendor == "sqlite" and len(text) >= SHORTEST_INDEXED:
             cursor.execute(_SQLITE_FOUND, [phrase(text), MOST_FROM_INDEX + 1])
+        elif connection.vendor == "sqlite":  # no trigram: the table, read once
+            cursor.execute(_SQLITE_SCANNED, [pattern, pattern, MOST_FROM_INDEX + 1])
         elif connection.vendor == "postgresql":
-            pattern = f"%{connection.ops.prep_for_like_query(text)}%"
             with connection.wrap_database_errors:  # psycopg's own cursor: never prepared
                 cursor.cursor.execute(
                     _PG_FOUND, [pattern, pattern, MOST_FROM_INDEX + 1], prepare=False
