@@ -331,6 +331,19 @@ class ForkForm(forms.Form):
             self.state_fields.append(key)
             if made.typed:
                 self.typed.add(key)
+        for name in self.types.keys() - values.keys():
+            # A field the state declares that holds nothing at this checkpoint (a TypedDict
+            # key no node has written yet): offered empty, set only when given a value. It
+            # was not offered at all, and a value posted for it was dropped without a word.
+            key = f"field__{name}"
+            self.fields[key] = forms.CharField(
+                label=name, required=False, strip=False,
+                help_text="Not set at this checkpoint. A JSON value sets it.",
+                widget=forms.Textarea(attrs={"rows": 2, "class": "json", "spellcheck": "false",
+                                             "placeholder": "not set"}),
+            )
+            self.initial[key] = self.shown[key] = ""
+            self.state_fields.append(key)
 
     def state_bound_fields(self) -> list[forms.BoundField]:
         return [self[k] for k in self.state_fields]
@@ -344,7 +357,7 @@ class ForkForm(forms.Form):
                 continue  # not sent: unchanged; or refused by its own field already
             try:
                 value = self._edited(key, cleaned.get(key))
-                if value is _AS_SHOWN or value == self.original[name]:
+                if value is _AS_SHOWN or value == self.original.get(name, _AS_SHOWN):
                     continue
                 if name in self.types:
                     check_state_value(self.types[name], name, value)
