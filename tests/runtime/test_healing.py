@@ -287,7 +287,10 @@ def test_a_dead_worker_is_noticed_within_the_lease_and_its_run_finishes_elsewher
         # a loaded 2-core machine)
         assert (noticed - killed_at).total_seconds() < lease * 1.25
         gate.touch()
-        second = start_worker(**env)
+        # The worker that finishes the run holds a lease of its own length: what is tested is
+        # how the first one's death is noticed. With 2 s, a CI run on a loaded 2-core machine
+        # (CPU steal included) let that lease lapse too, and the run was resumed twice.
+        second = start_worker(**{**env, "STEPWISE_LEASE_SECONDS": "10"})
         wait_for_status(run, Run.Status.SUCCEEDED, workers=[second], timeout=30)
     finally:
         sweeper.terminate()
