@@ -68,12 +68,24 @@ def state_input(name: str, annotation: Any, value: Any) -> StateInput:
         )
         return StateInput(field, json.dumps(current), typed=True)
     text = pretty(value)
-    field = forms.CharField(
-        label=name, required=False, strip=False,
-        widget=forms.Textarea(attrs={"rows": min(8, text.count("\n") + 2), "class": "json",
-                                     "spellcheck": "false"}),
-    )
-    return StateInput(field, text, typed=False)
+    return StateInput(_json_text(name, rows=min(8, text.count("\n") + 2)), text, typed=False)
+
+
+def unset_input(name: str) -> StateInput:
+    """The input for state field `name` where the checkpoint holds no value for it (a
+    TypedDict key no node has written yet): JSON text, empty; left empty, it stays unset."""
+    field = _json_text(name, rows=2, placeholder="not set",
+                       help_text="Not set at this checkpoint. A JSON value sets it.")
+    return StateInput(field, "", typed=False)
+
+
+def _json_text(name: str, *, rows: int, placeholder: str = "", help_text: str = ""
+               ) -> forms.CharField:
+    attrs = {"rows": rows, "class": "json", "spellcheck": "false"}
+    if placeholder:
+        attrs["placeholder"] = placeholder
+    return forms.CharField(label=name, required=False, strip=False, help_text=help_text,
+                           widget=forms.Textarea(attrs=attrs))
 
 
 def _choices(plain: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from django.utils.safestring import SafeString
 
 from approvals.diff import to_jsonable
-from approvals.forkfields import state_input
+from approvals.forkfields import state_input, unset_input
 from approvals.jsonvalues import (
     MAX_TEXT_CHARS,
     JSONValueError,
@@ -322,28 +322,20 @@ class ForkForm(forms.Form):
         self.shown: dict[str, str] = {}
         self.state_fields: list[str] = []
         self.typed: set[str] = set()  # fields that clean to their value, not to JSON text
-        for name, value in values.items():
+        inputs = [(name, state_input(name, self.types.get(name), value))
+                  for name, value in values.items()]
+        # A field the state declares that holds nothing at this checkpoint (a TypedDict key no
+        # node has written yet) is offered empty, set only when given a value. It was not
+        # offered at all, and a value posted for it was dropped without a word.
+        inputs += [(name, unset_input(name)) for name in self.types if name not in values]
+        for name, made in inputs:
             key = f"field__{name}"
-            made = state_input(name, self.types.get(name), value)
             self.fields[key] = made.field
             self.initial[key] = made.shown
             self.shown[key] = made.shown
             self.state_fields.append(key)
             if made.typed:
                 self.typed.add(key)
-        for name in self.types.keys() - values.keys():
-            # A field the state declares that holds nothing at this checkpoint (a TypedDict
-            # key no node has written yet): offered empty, set only when given a value. It
-            # was not offered at all, and a value posted for it was dropped without a word.
-            key = f"field__{name}"
-            self.fields[key] = forms.CharField(
-                label=name, required=False, strip=False,
-                help_text="Not set at this checkpoint. A JSON value sets it.",
-                widget=forms.Textarea(attrs={"rows": 2, "class": "json", "spellcheck": "false",
-                                             "placeholder": "not set"}),
-            )
-            self.initial[key] = self.shown[key] = ""
-            self.state_fields.append(key)
 
     def state_bound_fields(self) -> list[forms.BoundField]:
         return [self[k] for k in self.state_fields]
