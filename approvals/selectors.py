@@ -21,6 +21,7 @@ from approvals.access import group_names
 from approvals.models import Decision, ReviewRequest
 from approvals.tree import Link, TreeRow
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
+from orchestration.checkpoint.namespaces import node_of
 from orchestration.runtime.healing import AUTO_RESUMED, NEEDS_OPS
 from orchestration.runtime.leases import unpicked_runs
 from orchestration.runtime.models import Checkpoint, Event, Run, RunOutput, Thread
@@ -777,7 +778,7 @@ def subgraph_folds(thread: Thread) -> list[tuple[TreeRow, list[Fold]]]:
             tuple((row, tuple(fold(g, row.step) for g in groups.get(row.id, ())))
                   for row in group.rows),
             # "outer|inner": the subgraph run by node `inner` inside the subgraph `outer`
-            node=group.namespace.rsplit("|", 1)[-1],
+            node=node_of(group.namespace),
             step=under_step + 1,
         )
 

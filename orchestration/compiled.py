@@ -35,7 +35,7 @@ from orchestration.config import (
     run_config,
     split_config,
 )
-from orchestration.context import RunContext
+from orchestration.context import RunContext, coerce_context
 from orchestration.drawing import Graph, graph_of
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel import caching
@@ -301,7 +301,7 @@ class CompiledGraph:
                 sink,
                 run_config(thread, given, recursion_limit),
                 durable,
-                context,
+                coerce_context(self.spec.context_schema, context),
             ),
             output_keys=output_keys if output_keys is None or isinstance(output_keys, str)
             else tuple(output_keys),

@@ -9,6 +9,7 @@ on pool threads, so it is set in the thread that runs the node, never inherited 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -76,6 +77,22 @@ class Runtime[C]:
     store: BaseStore | None = None
     stream_writer: Callable[[Any], None] = _drop
     previous: Any = None
+
+
+def coerce_context(schema: Any, context: Any) -> Any:
+    """`invoke(..., context={...})` on a graph with a dataclass or pydantic `context_schema`
+    gives its nodes a `schema(**context)`, as LangGraph does; anything else as given."""
+    if not isinstance(context, dict) or not isinstance(schema, type):
+        return context
+    if dataclasses.is_dataclass(schema) or hasattr(schema, "model_validate"):
+        try:
+            return schema(**context)
+        except TypeError as error:
+            raise TypeError(
+                f"context={context!r:.100} does not fit context_schema {schema.__name__}: "
+                f"{error}; give the fields {schema.__name__} declares"
+            ) from error
+    return context
 
 
 # The type of `get_stream_writer()`'s callable, and of a node's `writer` parameter.

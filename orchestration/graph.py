@@ -206,6 +206,13 @@ class StateGraph:
                 f"node name {name!r} is reserved (START, END and names starting with '__')"
             )
             return self
+        if ":" in name or "|" in name:
+            # both mark subgraph namespaces ("outer:task|inner"), as in LangGraph
+            self._problems.append(
+                f"node name {name!r} contains {':' if ':' in name else '|'!r}, which is "
+                "reserved for subgraph namespaces; rename the node"
+            )
+            return self
         if name in self._nodes:
             self._problems.append(f"node {name!r} is added twice")
             return self
@@ -411,6 +418,7 @@ class StateGraph:
             self.input_schema,
             output,
             reads,
+            self.context_schema,
         )
         return CompiledGraph(
             spec,

@@ -118,14 +118,31 @@ def _with_id(message: Any) -> Any:
     return message
 
 
+def _role_and_content(value: Any) -> dict[str, Any] | None:
+    """LangChain's `("user", "hi")` form as a dict message, or None if `value` is not one."""
+    if (type(value) is tuple and len(value) == 2 and isinstance(value[0], str)
+            and value[0] in _ROLES and isinstance(value[1], str | list)):
+        return {"role": value[0], "content": value[1]}
+    return None
+
+
+# the roles LangChain's ("role", content) tuples may name
+_ROLES = frozenset({*_TYPES, "developer"})
+
+
+def _one(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"role": "user", "content": value}
+    return _role_and_content(value) or value
+
+
 def _as_messages(value: Any) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [{"role": "user", "content": value}]
-    if isinstance(value, Mapping) or not isinstance(value, Sequence):
-        return [value]
-    return [{"role": "user", "content": v} if isinstance(v, str) else v for v in value]
+    if isinstance(value, Mapping) or not isinstance(value, Sequence) or isinstance(value, str):
+        return [_one(value)]
+    pair = _role_and_content(value)
+    return [pair] if pair is not None else [_one(v) for v in value]
 
 
 def add_messages(left: Any, right: Any) -> list[Any]:

@@ -121,6 +121,9 @@ class GraphSpec:
     # typed with (or given `input_schema=`) another schema, and, when such schemas add
     # private fields, every node (a state-typed node does not see them). Empty in most graphs.
     reads: Mapping[str, Schema] = field(default_factory=dict)
+    # `StateGraph(State, context_schema=Ctx)`: a dict given as `invoke(..., context=)` is
+    # made a `Ctx` when it is a dataclass or a pydantic model (`context.coerce_context`)
+    context_schema: Any = None
 
     def node_input(self, node: str, state: Any, values: Mapping[str, Any]) -> Any:
         """What `node` is called with, given the state and its field values."""

@@ -13,8 +13,20 @@ from orchestration.checkpoint.base import CheckpointConfig, CheckpointTuple
 SEPARATOR = "|"
 
 
-def child_ns(parent_ns: str, node: str) -> str:
-    return f"{parent_ns}{SEPARATOR}{node}" if parent_ns else node
+TASK_SEPARATOR = ":"
+
+
+def child_ns(parent_ns: str, node: str, task_id: str | None = None) -> str:
+    """The namespace of a subgraph run by `node` inside `parent_ns`. A `Send` task's run gets
+    its task id too (`"node:<task id>"`, LangGraph's form): several such tasks of one node run
+    side by side in a superstep, and each needs a chain of its own."""
+    segment = f"{node}{TASK_SEPARATOR}{task_id}" if task_id else node
+    return f"{parent_ns}{SEPARATOR}{segment}" if parent_ns else segment
+
+
+def node_of(ns: str) -> str:
+    """The node that runs the innermost subgraph of `ns`: `"outer|worker:1f2e"` -> `"worker"`."""
+    return ns.rsplit(SEPARATOR, 1)[-1].partition(TASK_SEPARATOR)[0]
 
 
 def ns_tuple(ns: str) -> tuple[str, ...]:

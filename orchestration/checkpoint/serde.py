@@ -2,8 +2,8 @@
 
 No pickle: a stored value can only ever come back as built-in data, one of the standard
 value types below, or a type that was explicitly `register`ed (by name, looked up in this
-module's registry only; nothing is ever imported by name). So a tampered row cannot make
-`loads` construct anything else.
+module's registry only; nothing is ever imported by name, except LangChain's chat message
+classes from a fixed list). So a tampered row cannot make `loads` construct anything else.
 
 Round-trips exactly: JSON values, tuples (stay tuples), sets, frozensets, bytes (a bytearray
 comes back as bytes), integers of any size, `datetime` (naive, fixed offset or `ZoneInfo`),
@@ -132,8 +132,43 @@ def is_registered(cls: type) -> bool:
     return cls in _name_of
 
 
+# LangChain's chat message classes (pydantic models) are stored as registered models without
+# being registered first: LangGraph chat programs keep them in state. Only these names, from
+# these modules, are ever imported on load (when a stored value names one); nothing else is.
+_LANGCHAIN_MESSAGES = frozenset(
+    f"langchain_core.messages.{module}:{kind}{chunk}"
+    for module, kind in (("ai", "AIMessage"), ("chat", "ChatMessage"),
+                         ("function", "FunctionMessage"), ("human", "HumanMessage"),
+                         ("system", "SystemMessage"), ("tool", "ToolMessage"))
+    for chunk in ("", "Chunk")
+) | {"langchain_core.messages.modifier:RemoveMessage"}
+
+
+def _langchain_message(cls: type) -> bool:
+    """Register `cls` if it is one of LangChain's message classes; whether it was."""
+    if _type_name(cls) not in _LANGCHAIN_MESSAGES or not _is_pydantic_model(cls):
+        return False
+    register(cls)
+    return True
+
+
+def _load_langchain_message(name: str) -> type | None:
+    if name not in _LANGCHAIN_MESSAGES:
+        return None
+    import importlib
+
+    module, _, qualname = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        return None  # LangChain is not installed here: refused below, as any unknown name
+    return cls if _langchain_message(cls) else None
+
+
 def _registered(name: Any, kind: str, check: Callable[[type], bool]) -> type:
     cls = _by_name.get(name) if isinstance(name, str) else None
+    if cls is None and isinstance(name, str):
+        cls = _load_langchain_message(name)
     if cls is None or not check(cls):
         raise SerializationError(
             f"stored value names {kind} {name!r}, which is not registered for checkpoint "
@@ -291,7 +326,9 @@ _ENCODERS: dict[type, Callable[[Any], msgpack.ExtType]] = {
 def _default(value: Any) -> msgpack.ExtType:
     encoder = _ENCODERS.get(type(value))
     if encoder is None:
-        raise _Unserializable(type(value))
+        if not _langchain_message(type(value)):
+            raise _Unserializable(type(value))
+        encoder = _ENCODERS[type(value)]
     return encoder(value)
 
 
@@ -314,7 +351,7 @@ _LEAVES = (str, float, bool, type(None), bytes, bytearray, datetime, date, time,
 
 def _children(value: Any) -> Iterator[tuple[str, Any]] | None:
     kind = type(value)
-    if kind is dict:
+    if kind is dict or (kind is _message_class and kind is not None):
         return (item for key, child in value.items()
                 for item in ((f"<key {key!r}>", key), (f"[{key!r}]", child)))
     if kind in (list, tuple):

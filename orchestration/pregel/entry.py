@@ -55,6 +55,7 @@ from orchestration.pregel.plan import (
     pending_interrupts,
     plan_next,
     plan_tasks,
+    tasks_of,
 )
 from orchestration.state import start_updates
 from orchestration.types import START, Command, Send
@@ -277,7 +278,10 @@ def _answers(
     if not by_id and not given:
         if _answers_by_id(resume, by_id, given):
             raise _UnknownInterrupts(True, _nothing_to_answer(settings, head))
-        raise _nothing_to_answer(settings, head)
+        ahead = _answer_ahead(head, resume)
+        if ahead is None:
+            raise _nothing_to_answer(settings, head)
+        return [ahead], [interrupt_id(ahead[0].id, 0)]
     if _answers_by_id(resume, by_id, given):
         unknown = [k for k in resume if k not in by_id and k not in given]
         if unknown:
@@ -312,6 +316,17 @@ def _answers(
         outcome.resume = [*outcome.resume, answer]
         out.append((task, encode_waiting(outcome)))
     return out, list(answers)
+
+
+def _answer_ahead(head: Head, resume: Any) -> tuple[Task, list[tuple[str, Any]]] | None:
+    """The answer to the first `interrupt()` of the one task about to run, when nothing waits
+    yet: LangGraph's `Command(resume=...)` after `update_state` moved a paused thread to a
+    new checkpoint (the task will ask again there, and gets this answer at once). None when
+    no single task is about to run: the thread has finished, or several would run."""
+    fresh = [task for task in tasks_of(head) if not head.writes.get(task.id)]
+    if len(fresh) != 1 or len(tasks_of(head)) != 1:
+        return None
+    return fresh[0], [(RESUME, [resume])]
 
 
 def _answers_by_id(

@@ -29,7 +29,7 @@ from orchestration.interrupts import GraphInterrupt, TaskScope, current_task, in
 from orchestration.pregel.durability import ExitSaver
 from orchestration.pregel.effects import Core, Get, RunSettings
 from orchestration.pregel.loop import run_core
-from orchestration.pregel.plan import RESUME, head_of, pending_interrupts
+from orchestration.pregel.plan import NO_ARG, RESUME, Task, head_of, pending_interrupts
 from orchestration.types import Command, Interrupt
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def _prepare(
         from orchestration.checkpoint.memory import InMemoryCheckpointSaver
 
         saver = InMemoryCheckpointSaver()
-    ns = child_ns(run.checkpoint_ns, node)
+    ns = child_ns(run.checkpoint_ns, node, _own_chain(scope.task))
     marker = f"{scope.task.id}:{scope.subcalls}"
     scope.subcalls += 1
     sink = run.sink
@@ -173,6 +173,12 @@ def _prepare(
         run.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT), context,
     )
     return saver, _child_core(settings, input, node, marker, scope), ns
+
+
+def _own_chain(task: Task) -> str | None:
+    """The task id that names a `Send` task's namespace; None for a node's one task of a
+    superstep, whose chains share the node's namespace (one runs at a time)."""
+    return None if task.arg is NO_ARG else task.id
 
 
 def _child_core(
@@ -300,7 +306,9 @@ def branch_from_child(
         PARENT_KEY: f"{new_task.id}:{call}", PARENT_CHECKPOINT: copy.id,
     }
     child_meta = CheckpointMetadata("fork", tup.metadata.step, {}, child_extra)
-    saver.put(tup.config, child_copy, child_meta)
+    # a Send task's chain lives under its task id: the copy's task has a new one
+    copy_ns = child_ns("", new_task.node, _own_chain(new_task))
+    saver.put(replace(tup.config, checkpoint_ns=copy_ns), child_copy, child_meta)
     return parent_config
 
 
@@ -327,7 +335,8 @@ def pending_tasks(
         node = graph.spec.nodes.get(task.node)
         if subgraphs and node is not None and isinstance(node.fn, SubgraphNode):
             child_config = CheckpointConfig(
-                config.thread_id, checkpoint_ns=child_ns(config.checkpoint_ns, task.node)
+                config.thread_id,
+                checkpoint_ns=child_ns(config.checkpoint_ns, task.node, _own_chain(task)),
             )
             child_head = saver.get_tuple(child_config)
             marker = (

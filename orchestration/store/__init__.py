@@ -3,8 +3,8 @@ strings, e.g. `("customers", "c-42")`). Nodes reach it through a `store` paramet
 `get_store()`. Importing this needs no Django; the Django store is
 `orchestration.savers.DjangoStore`."""
 
-from orchestration.store.base import BaseStore, Item
+from orchestration.store.base import BaseStore, Item, SearchItem
 from orchestration.store.memory import InMemoryStore
 from orchestration.store.sqlite import SqliteStore
 
-__all__ = ["BaseStore", "InMemoryStore", "Item", "SqliteStore"]
+__all__ = ["BaseStore", "InMemoryStore", "Item", "SearchItem", "SqliteStore"]

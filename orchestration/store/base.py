@@ -40,6 +40,17 @@ class Item:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class SearchItem(Item):
+    """An item `search` found: LangGraph's `SearchItem`, with `score` (None: no semantic
+    query ranked it)."""
+
+    score: float | None = None
+
+    def dict(self) -> dict[str, Any]:
+        return {**Item.dict(self), "score": self.score}
+
+
 # (namespace joined, key, serde bytes of the value, created_at, updated_at), in insertion order
 Row = tuple[str, str, bytes, datetime, datetime]
 
@@ -145,7 +156,7 @@ class BaseStore(ABC):
         filter: Mapping[str, Any] | None = None,
         limit: int = 10,
         offset: int = 0,
-    ) -> builtins.list[Item]:
+    ) -> builtins.list[SearchItem]:
         """Items in `namespace_prefix` or below it whose values match `filter`, in insertion
         order; `offset` skips, `limit` caps. As LangGraph's: each top-level key of `filter`
         is compared with the item's (a missing key reads as None); a dict compares the keys
@@ -165,12 +176,12 @@ class BaseStore(ABC):
             _check_operators(filter)
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
-        found: list[Item] = []
+        found: list[SearchItem] = []
         skipped = 0
         for row in self._rows_under(prefix):
             if len(found) >= limit:
                 break
-            item = _item(row)
+            item = _item(row, SearchItem)
             if filter and not all(_matches(item.value.get(k), v) for k, v in filter.items()):
                 continue
             if skipped < offset:
@@ -246,10 +257,10 @@ class BaseStore(ABC):
         )
 
 
-def _item(row: Row) -> Item:
+def _item[I: Item](row: Row, kind: type[I] = Item) -> I:  # type: ignore[assignment]
     ns, key, data, created, updated = row
     value = serde.loads(data)
-    return Item(split_namespace(ns), key, value, created, updated)
+    return kind(split_namespace(ns), key, value, created, updated)
 
 
 _OPERATORS = {

@@ -35,6 +35,10 @@ IMPORTS = {
     "langchain_core.runnables": "orchestration",
 }
 
+# LangChain modules a program keeps importing on Stepwise: their objects (chat messages) are
+# stored and read back as themselves (`serde`'s LangChain message classes).
+KEPT_IMPORTS = frozenset({"langchain_core.messages"})
+
 # What is removed before comparing, and why (the functions below do it):
 NORMALISED = {
     "checkpoint ids": "Stepwise's ids are its own (sortable hex); configs compare as '<config>'.",

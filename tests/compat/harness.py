@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from differences import IMPORTS, canonical_message, canonical_metadata, is_langgraph_input_step
+from differences import (
+    IMPORTS,
+    KEPT_IMPORTS,
+    canonical_message,
+    canonical_metadata,
+    is_langgraph_input_step,
+)
 
 PROGRAMS = Path(__file__).parent / "programs"
 # What canonical() returns for something differences.py drops (LangGraph's extra checkpoint).
@@ -34,6 +40,8 @@ def rewrite_imports(source: str) -> str:
     def swap(match: re.Match[str]) -> str:
         module = match.group(2)
         if module not in IMPORTS:
+            if module in KEPT_IMPORTS:
+                return match.group(0)
             if module.split(".")[0] in ("langgraph", "langchain_core"):
                 raise AssertionError(f"no Stepwise import for {module!r}: add it to IMPORTS")
             return match.group(0)

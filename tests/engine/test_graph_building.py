@@ -73,7 +73,7 @@ def test_a_loop_without_path_to_end_is_stopped_by_the_recursion_limit() -> None:
         graph.compile().invoke(None, recursion_limit=6)
 
 
-@pytest.mark.parametrize("name", [START, END, "__private", ""])
+@pytest.mark.parametrize("name", [START, END, "__private", "", "tools:1", "outer|inner"])
 def test_reserved_or_empty_node_names_are_refused(name: str) -> None:
     graph = StateGraph(S).add_node(name, noop).add_node("a", noop).set_entry_point("a")
     graph.set_finish_point("a")

@@ -172,12 +172,21 @@ def test_resume_of_a_finished_thread_is_refused_saying_to_start_a_new_run(saver,
         compiled.invoke(Command(resume="again"), config)
 
 
-def test_resume_at_a_breakpoint_is_refused_saying_to_continue_with_none(saver, config) -> None:
-    graph = StateGraph(Log).add_node("a", lambda s: None).set_entry_point("a")
+def test_resume_at_a_breakpoint_continues_as_langgraph_does(saver, config) -> None:
+    # LangGraph runs the node the breakpoint held; the answer waits for an interrupt() there
+    asked: list[str] = []
+
+    def a(s: Log) -> dict[str, list[str]]:
+        asked.append(interrupt("go?"))
+        return {"log": ["a"]}
+
+    graph = StateGraph(Log).add_node("a", a).set_entry_point("a")
     compiled = graph.set_finish_point("a").compile(checkpointer=saver, interrupt_before=["a"])
     compiled.invoke(None, config)
-    with pytest.raises(InvalidUpdateError, match=r"no pending interrupt.*invoke\(None, config\)"):
-        compiled.invoke(Command(resume="go"), config)
+    assert compiled.invoke(Command(resume="go"), config).log == ["a"]
+    assert asked == ["go"]
+    with pytest.raises(InvalidUpdateError, match=r"has finished"):
+        compiled.invoke(Command(resume="again"), config)
 
 
 def test_interrupts_and_answers_are_stored_as_pending_writes(saver, config) -> None:

@@ -15,6 +15,7 @@ from orchestration import (
     Command,
     GraphValidationError,
     NodeError,
+    Send,
     StateGraph,
     interrupt,
 )
@@ -329,6 +330,67 @@ def test_branch_from_a_subgraph_checkpoint_reruns_only_from_there(
     # prepare (before the branch point) never ran again; the original branch is unchanged
     assert runs["prepare"] == 1
     assert [t.checkpoint.id for t in saver.list(config)][: len(original)] == original
+
+
+def test_send_tasks_of_one_subgraph_node_each_keep_their_own_chain(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    """Three `Send` tasks run the same subgraph side by side: each pauses with its own
+    question, gets its own answer, and a branch from one task's child checkpoint continues
+    that task only (each task's chain lives under `node:<task id>`)."""
+    from orchestration.pregel.subgraphs import branch_from_child
+
+    class Job(TypedDict, total=False):
+        x: int
+        log: Annotated[list[str], topic]
+
+    class Jobs(TypedDict, total=False):
+        log: Annotated[list[str], topic]
+
+    runs: Counter[str] = Counter()
+
+    def prepare(s: Job) -> dict[str, Any]:
+        runs["prepare"] += 1
+        return {"x": s["x"] + 1}
+
+    def review(s: Job) -> dict[str, Any]:
+        runs["review"] += 1
+        return {"log": [f"{s['x']}:{interrupt({'check': s['x']})}"]}
+
+    child = (
+        StateGraph(Job).add_node("prepare", prepare).add_node("review", review)
+        .set_entry_point("prepare").add_edge("prepare", "review").compile()
+    )
+    graph = (
+        StateGraph(Jobs)
+        .add_node("outer", child)
+        .add_conditional_edges(START, lambda s: [Send("outer", {"x": x}) for x in (1, 2, 3)])
+        .compile(checkpointer=saver)
+    )
+    graph.invoke({"log": []}, config)
+    waiting = graph.get_state(config, subgraphs=True)
+    assert sorted(i.value["check"] for i in waiting.interrupts) == [2, 3, 4]
+    namespaces = [t.state.config.checkpoint_ns for t in waiting.tasks]
+    assert len(set(namespaces)) == 3 and all(ns.startswith("outer:") for ns in namespaces)
+    assert sorted(t.state.values["x"] for t in waiting.tasks) == [2, 3, 4]
+    answers = {i.id: f"yes {i.value['check']}" for i in waiting.interrupts}
+    result = graph.invoke(Command(resume=answers), config)
+    assert sorted(result["log"]) == ["2:yes 2", "3:yes 3", "4:yes 4"]
+    assert runs["prepare"] == 3 and runs["review"] == 6
+    # branch from the child of x=3 before its review: that task continues its own chain
+    # (its prepare does not run again); its siblings start afresh in the branch
+    chains = {t.state.values["x"]: t.state.config for t in waiting.tasks}
+    before_review = saver.list(CheckpointConfig(config.thread_id, checkpoint_ns=chains[3]
+                                                .checkpoint_ns))[1]
+    assert before_review.checkpoint.next == ("review",)
+    branch_from_child(saver, before_review.config)
+    graph.invoke(None, config)
+    again = graph.get_state(config, subgraphs=True)
+    assert sorted(i.value["check"] for i in again.interrupts) == [2, 3, 4]
+    assert runs["prepare"] == 3 + 2
+    answers = {i.id: f"again {i.value['check']}" for i in again.interrupts}
+    result = graph.invoke(Command(resume=answers), config)
+    assert sorted(result["log"]) == ["2:again 2", "3:again 3", "4:again 4"]
 
 
 def test_a_child_with_breakpoints_is_refused(
