@@ -34,23 +34,48 @@ class Consequence:
 
 
 def consequence(review: ReviewRequest) -> Consequence | None:
-    """None when the graph is not registered here or the node is not one of its own (a
-    subgraph's node `outer|inner` is looked up as `outer`)."""
+    """None when the graph is not registered here or the node is not one of its own. A
+    subgraph's node (`outer|inner`) is looked up in the subgraph: what follows it there, and,
+    where the subgraph may end right after it, what follows `outer` in the graph around it."""
     from orchestration.runtime.registry import get_graph
 
     try:
         graph = get_graph(review.thread.graph_name)
     except Exception:  # noqa: BLE001  an unknown graph: the page says nothing rather than fail
         return None
-    spec = graph.spec
-    node = (review.node or "").split("|", 1)[0]
-    if node not in spec.nodes:
+    levels = _levels(graph.spec, (review.node or "").split("|"))
+    if levels is None:
         return None
-    targets, anywhere = _targets(spec, node)
-    nodes = tuple(
-        NextNode(t, bool(spec.nodes[t].side_effects)) for t in targets if t in spec.nodes
-    )
-    return Consequence(node, nodes, END in targets, anywhere)
+    nodes: list[NextNode] = []
+    anywhere = False
+    for prefix, spec, node in reversed(levels):  # the innermost graph first
+        targets, loose = _targets(spec, node)
+        anywhere = anywhere or loose
+        nodes += [NextNode(prefix + t, bool(spec.nodes[t].side_effects))
+                  for t in targets if t in spec.nodes]
+        if END not in targets:
+            return Consequence(review.node, tuple(nodes), False, anywhere)
+    return Consequence(review.node, tuple(nodes), True, anywhere)
+
+
+def _levels(spec: Any, path: list[str]) -> list[tuple[str, Any, str]] | None:
+    """(name prefix, graph spec, node) for each graph along `path`, outermost first; None if
+    a name is not a node there (or not a subgraph where the path goes on)."""
+    from orchestration.pregel.subgraphs import SubgraphNode
+
+    levels = []
+    prefix = ""
+    for depth, node in enumerate(path):
+        if node not in spec.nodes:
+            return None
+        levels.append((prefix, spec, node))
+        if depth < len(path) - 1:
+            fn = spec.nodes[node].fn
+            if not isinstance(fn, SubgraphNode):
+                # a node that runs a child itself (child.invoke): its graph is not known here
+                return levels[:1] if depth == 0 else None
+            spec, prefix = fn.graph.spec, f"{prefix}{node}|"
+    return levels
 
 
 def _targets(spec: Any, node: str) -> tuple[list[str], bool]:

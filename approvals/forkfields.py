@@ -71,12 +71,35 @@ def state_input(name: str, annotation: Any, value: Any) -> StateInput:
     return StateInput(_json_text(name, rows=min(8, text.count("\n") + 2)), text, typed=False)
 
 
-def unset_input(name: str) -> StateInput:
-    """The input for state field `name` where the checkpoint holds no value for it (a
-    TypedDict key no node has written yet): JSON text, empty; left empty, it stays unset."""
+def unset_input(name: str, annotation: Any = None) -> StateInput:
+    """The input for state field `name`, declared `annotation`, where the checkpoint holds no
+    value for it (a TypedDict key no node has written yet): empty, typed as `state_input`
+    types a set field (a name is typed without JSON quotes); left empty, it stays unset."""
+    plain = plain_type(annotation) if annotation is not None else None
+    parse = {str: _text, int: _whole, float: _number, Decimal: _decimal}.get(plain)
+    if parse is not None:
+        made = _typed(name, "", _or_unset(parse), None)
+        made.field.widget.attrs["placeholder"] = "not set"
+        made.field.help_text = "Not set at this checkpoint. Left empty, it stays unset."
+        return made
+    choices = [(json.dumps(c), str(c)) for c in _choices(plain)]
+    if plain is bool:
+        choices = [("true", "true"), ("false", "false")]
+    if choices:
+        field = forms.TypedChoiceField(
+            label=name, required=False, coerce=json.loads, empty_value=None,
+            choices=[("", "not set"), *choices],
+            help_text="Not set at this checkpoint.",
+        )
+        return StateInput(field, "", typed=True)
     field = _json_text(name, rows=2, placeholder="not set",
                        help_text="Not set at this checkpoint. A JSON value sets it.")
     return StateInput(field, "", typed=False)
+
+
+def _or_unset(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse`, except that an empty text is no value (the form leaves the field unset)."""
+    return lambda text: parse(text) if text.strip() else None
 
 
 def _json_text(name: str, *, rows: int, placeholder: str = "", help_text: str = ""

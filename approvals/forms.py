@@ -23,7 +23,7 @@ from approvals.jsonvalues import (
     parse_json,
 )
 from approvals.models import Decision
-from approvals.schemacheck import decimal_places, validator_for
+from approvals.schemacheck import decimal_places, said, validator_for
 from approvals.templating import escape_printed, form_renderer
 from orchestration.runtime.runs import RunAction
 
@@ -262,7 +262,29 @@ class DecisionForm(forms.Form):
             self.add_error("text", "Write a response.")
         if action == Decision.Action.EDIT and self.schema:
             self._validate_against_schema()
+        elif action == Decision.Action.APPROVE:
+            self._refuse_unsaved_edits()
         return cleaned
+
+    def _refuse_unsaved_edits(self) -> None:
+        """Approve decides on the values as they were asked: a form posted with some of them
+        changed is refused, never approved with the edits dropped (a reviewer who typed a new
+        amount and pressed Enter meant the new amount). A decision posted without the value
+        fields at all (the keyboard's `a` from a list, the API) has nothing to lose."""
+        if not any(key in self.data for key in self.value_fields):
+            return
+        changed = [key for key in self.value_fields if key in self.changed_data]
+        if not changed:
+            return
+        labels = ", ".join(str(self.fields[key].label or key.removeprefix("value__"))
+                           for key in changed)
+        for key in changed:
+            self.add_error(key, "Changed: not saved by Approve.")
+        self.add_error(None, (
+            f"You changed {labels}. Approve would approve the values as they were asked, "
+            "without your changes: use “Save edits and approve” to approve your edits, or put "
+            "the values back to approve as asked."
+        ))
 
     def _validate_against_schema(self) -> None:
         values = self.edited_values()
@@ -272,8 +294,13 @@ class DecisionForm(forms.Form):
             except JSONValueError as exc:
                 self.add_error(f"value__{name}", str(exc))
                 return
+        asked = self.review.data if isinstance(self.review.data, Mapping) else {}
         for key in self.value_fields:
-            if self.fields[key].schema_required and key.removeprefix("value__") not in values:
+            name = key.removeprefix("value__")
+            # a required text emptied is as missing as one left out (JSON Schema would take
+            # ""; the node that reads it would not), unless it was asked empty
+            emptied = values.get(name) == "" and asked.get(name) != ""
+            if self.fields[key].schema_required and (name not in values or emptied):
                 if key not in self.errors:
                     self.add_error(key, "This field is required.")
         validator = validator_for(self.schema)
@@ -286,7 +313,7 @@ class DecisionForm(forms.Form):
             if field not in self.fields:
                 field = None
             if field is None or field not in self.errors:
-                self.add_error(field, error.message)
+                self.add_error(field, said(error))
 
 
 class ForkForm(forms.Form):
@@ -327,7 +354,9 @@ class ForkForm(forms.Form):
         # A field the state declares that holds nothing at this checkpoint (a TypedDict key no
         # node has written yet) is offered empty, set only when given a value. It was not
         # offered at all, and a value posted for it was dropped without a word.
-        inputs += [(name, unset_input(name)) for name in self.types if name not in values]
+        unset = [name for name in self.types if name not in values]
+        inputs += [(name, unset_input(name, self.types[name])) for name in unset]
+        self.unset = {f"field__{name}" for name in unset}
         for name, made in inputs:
             key = f"field__{name}"
             self.fields[key] = made.field
@@ -347,6 +376,8 @@ class ForkForm(forms.Form):
             name = key.removeprefix("field__")
             if self.add_prefix(key) not in self.data or key in self.errors:
                 continue  # not sent: unchanged; or refused by its own field already
+            if key in self.unset and not str(self.data[self.add_prefix(key)]).strip():
+                continue  # left empty: stays unset
             try:
                 value = self._edited(key, cleaned.get(key))
                 if value is _AS_SHOWN or value == self.original.get(name, _AS_SHOWN):
@@ -354,7 +385,8 @@ class ForkForm(forms.Form):
                 if name in self.types:
                     check_state_value(self.types[name], name, value)
             except JSONValueError as exc:
-                self.add_error(key, f"{exc} Fix it or reset the field.")
+                self.add_error(key, f"{exc} Fix it, or put back what was shown to leave the "
+                                    "field as it was.")
                 continue
             changed[name] = value
         cleaned["changed"] = changed

@@ -62,3 +62,53 @@ def decimal_places(spec: Mapping[str, Any]) -> int | None:
     if spec.get("format") == "money":
         return 0 if str(spec.get("x-currency", "")).upper() == "JPY" else 2
     return None
+
+
+def _num(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _decimals(step: Any) -> int | None:
+    """2 for 0.01: how many decimal places a multiple of `step` may have, if that is all
+    `multipleOf` says (a power of ten); None otherwise."""
+    exact = _exact(step)
+    if exact is None or exact <= 0 or exact.numerator != 1:
+        return None
+    places = len(str(exact.denominator)) - 1
+    return places if exact.denominator == 10**places else None
+
+
+def said(error: ValidationError) -> str:
+    """What a person reads for a refused value: the fix, in words ("Enter 0 or more."), for
+    the keywords forms meet; jsonschema's own message otherwise."""
+    limit = error.validator_value
+    match error.validator:
+        case "minimum":
+            return f"Enter {_num(limit)} or more."
+        case "exclusiveMinimum":
+            return f"Enter more than {_num(limit)}."
+        case "maximum":
+            return f"Enter {_num(limit)} or less."
+        case "exclusiveMaximum":
+            return f"Enter less than {_num(limit)}."
+        case "minLength":
+            return ("This cannot be empty." if limit == 1
+                    else f"Enter at least {limit} characters.")
+        case "maxLength":
+            return f"Enter at most {limit} characters (this has {len(error.instance)})."
+        case "multipleOf":
+            places = _decimals(limit)
+            if places == 0:
+                return "Enter a whole number."
+            if places is not None:
+                return f"Use at most {places} decimal place{'s' if places > 1 else ''}."
+            return f"Enter a multiple of {_num(limit)}."
+        case "enum":
+            return f"Choose one of: {', '.join(str(v) for v in limit)}."
+        case "pattern":
+            return f"Enter it in the expected form (pattern {limit})."
+        case "minItems":
+            return f"Give at least {limit} item{'s' if limit != 1 else ''}."
+        case "maxItems":
+            return f"Give at most {limit} item{'s' if limit != 1 else ''}."
+    return str(error.message)

@@ -224,7 +224,7 @@ def build_tools() -> Any:
     return (
         StateGraph(ToolCall)
         .add_node("review", review_call)
-        .add_node("run", run_tool)
+        .add_node("run", run_tool, side_effects=True)  # refunds, e-mails
         .set_entry_point("review")
         .add_edge("review", "run")
         .add_edge("run", END)

@@ -69,3 +69,14 @@ def test_seeding_twice_changes_nothing() -> None:
     seed()
     assert (Thread.objects.count(), Run.objects.count()) == (threads, runs)
     assert get_user_model().objects.count() == 4
+
+
+def test_seed_on_an_emptied_database_gives_the_roles_their_permissions() -> None:
+    """`manage.py flush` removes the groups the migrations made; seeding afterwards must not
+    create bare groups that lock the demo users out (found when a test seeded twice)."""
+    from django.contrib.auth.models import Group
+
+    Group.objects.all().delete()
+    seed()
+    rita = get_user_model().objects.get(username="rita")
+    assert rita.has_perm("approvals.decide_review")

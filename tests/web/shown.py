@@ -118,3 +118,60 @@ def rerun_nodes(response: Any) -> dict[str, tuple[bool, bool]]:
 def hidden_values(html: str, name: str) -> list[str]:
     """The values of the hidden inputs named `name` in a piece of a page (a form)."""
     return re.findall(rf'<input type="hidden" name="{re.escape(name)}" value="([^"]*)">', html)
+
+
+def decision_form(response: Any, form_class: str = "decide") -> dict[str, str]:
+    """What a browser posts from the page's decision form (`form.decide`, or the form of
+    `form_class`) as rendered, before a button adds its `action`: inputs with their values
+    (checkboxes and radios only when checked), the selected option of each select,
+    textareas' text."""
+    from html.parser import HTMLParser
+
+    class Form(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside = False
+            self.fields: dict[str, str] = {}
+            self.select: str | None = None
+            self.first_option: str | None = None
+            self.textarea: str | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = {k: v or "" for k, v in attrs}
+            if tag == "form" and form_class in a.get("class", "").split():
+                self.inside = True
+            if not self.inside or "name" not in a and tag != "option":
+                return
+            if tag == "input" and a.get("type") not in ("submit", "button"):
+                if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                    return
+                self.fields[a["name"]] = a.get("value", "on" if a.get("type") == "checkbox"
+                                               else "")
+            elif tag == "select":
+                self.select, self.first_option = a["name"], None
+            elif tag == "option" and self.select is not None:
+                if self.first_option is None:
+                    self.first_option = a.get("value", "")
+                    self.fields.setdefault(self.select, self.first_option)
+                if "selected" in a:
+                    self.fields[self.select] = a.get("value", "")
+            elif tag == "textarea":
+                self.textarea = a["name"]
+                self.fields[a["name"]] = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "form":
+                self.inside = False
+            elif tag == "select":
+                self.select = None
+            elif tag == "textarea":
+                self.textarea = None
+
+        def handle_data(self, data: str) -> None:
+            if self.textarea is not None:
+                self.fields[self.textarea] += data
+
+    parser = Form()
+    parser.feed(_html(response))
+    # a browser drops the newline right after <textarea>
+    return {k: v.removeprefix("\n") for k, v in parser.fields.items()}

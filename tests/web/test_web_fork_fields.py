@@ -177,7 +177,7 @@ def test_a_declared_field_the_checkpoint_has_no_value_for_is_offered_and_set_onl
     ops = client_as("ops")
     url = reverse("checkpoint-fork", args=[run.thread.thread_id, head.checkpoint.id])
     page = ops.get(url).content.decode()
-    assert re.search(r'<textarea name="field__priority"[^>]*placeholder="not set"', page)
+    assert re.search(r'<input [^>]*name="field__priority"[^>]*placeholder="not set"', page)
 
     def fork(data: dict[str, str]) -> Any:
         with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
@@ -199,3 +199,23 @@ def test_unset_fields_follow_the_values_in_the_order_the_state_declares_them():
     form = _form({"a": 1, "e": True}, types)
     assert form.state_fields == ["field__a", "field__e", "field__d", "field__c", "field__b"]
     assert form["field__d"].help_text.startswith("Not set at this checkpoint")
+
+
+@pytest.mark.parametrize(("annotation", "typed", "value"), [
+    (str, "Jane", "Jane"),
+    (int, "3", 3),
+    (Decimal, "40.50", "40.50"),
+    (bool, "true", True),
+    (Literal["low", "high"], '"high"', "high"),
+    (list[str], '["a"]', ["a"]),
+])
+def test_an_unset_field_is_typed_as_a_set_one_and_empty_leaves_it_unset(annotation, typed, value):
+    """A name typed into an unset `str` field needed JSON quotes and got "Not valid JSON ...
+    reset the field" (found by hand): unset fields take the same typed inputs as set ones."""
+    data = {"reason": "r", "field__a": "1"}
+    form = _form({"a": 1}, {"a": int, "x": annotation}, {**data, "field__x": typed})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["changed"] == {"x": value}
+    left = _form({"a": 1}, {"a": int, "x": annotation}, {**data, "field__x": ""})
+    assert left.is_valid(), left.errors
+    assert left.cleaned_data["changed"] == {}

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from approvals.forms import DecisionForm
 from approvals.models import Decision
-from approvals.schemacheck import decimal_places, validator_for
+from approvals.schemacheck import decimal_places, said, validator_for
 from orchestration.runtime import runs
 
 
@@ -128,3 +128,31 @@ def test_the_api_takes_an_amount_with_cents_and_refuses_a_finer_one(
                            {"action": "edit", "values": {"amount": 19.99}})
     assert taken.status_code == 200, taken.content
     assert Decision.objects.get(review=review).values == {"amount": 19.99}
+
+
+@pytest.mark.parametrize(("spec", "value", "said_text"), [
+    ({"minimum": 0}, -5.0, "Enter 0 or more."),
+    ({"exclusiveMinimum": 0}, 0, "Enter more than 0."),
+    ({"maximum": 10}, 10.5, "Enter 10 or less."),
+    ({"multipleOf": 0.01}, 12.345, "Use at most 2 decimal places."),
+    ({"multipleOf": 1}, 1.5, "Enter a whole number."),
+    ({"multipleOf": 0.25}, 0.3, "Enter a multiple of 0.25."),
+    ({"minLength": 1}, "", "This cannot be empty."),
+    ({"maxLength": 3}, "abcd", "Enter at most 3 characters (this has 4)."),
+    ({"enum": ["low", "high"]}, "mid", "Choose one of: low, high."),
+    ({"type": "integer"}, 1.5, "1.5 is not of type 'integer'"),
+])
+def test_a_refused_value_is_said_as_the_fix(spec, value, said_text):
+    """A reviewer typing -5 read "-5.0 is less than the minimum of 0", the value reformatted
+    (found by hand): the form says what to enter instead."""
+    [error] = validator_for(spec).iter_errors(value)
+    assert said(error) == said_text
+
+
+def test_the_review_form_says_the_fix_on_the_field():
+    review = SimpleNamespace(
+        schema={"type": "object", "properties": {"amount": {**CENTS, "exclusiveMinimum": 0}}},
+        data={"amount": 10.0}, actions=["approve", "edit"])
+    form = DecisionForm({"action": "edit", "value__amount": "-5"}, review=review)
+    assert not form.is_valid()
+    assert form.errors["value__amount"] == ["Enter more than 0."]

@@ -97,3 +97,46 @@ def test_deciding_differently_replays_the_payout_without_paying_twice(
     assert values["comment"] == "approved again on a branch"  # the branch ran to the end...
     assert values["payout_ref"] == original
     assert Payout.objects.count() == 1  # ...and the ledger recognised the replayed payout
+
+
+def test_deciding_differently_with_another_amount_is_refused_by_the_ledger(
+    paid_expense: ReviewRequest, client_as: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    """The replayed payout has the original's key: the ledger refuses another amount under it
+    (before, it answered with the first payout and the branch ended "done" at 200.00 with the
+    250.00 payout's reference; found by hand). The run fails where ops see it; nothing is paid."""
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        response = client_as("admin").post(
+            reverse("review-redecide", args=[paid_expense.pk]),
+            {"action": "edit", "value__amount": "200", "comment": "corrected"},
+        )
+    assert response.status_code == 303
+    again = ReviewRequest.objects.get(reanswer_of=paid_expense)
+    run = again.decision.resumed_run
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "already paid 250.00 EUR" in run.error and "refuses 200.00 EUR" in run.error
+    assert list(Payout.objects.values_list("amount", flat=True)) == [Decimal("250.00")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_review_inside_a_subgraph_flags_what_runs_after_it_there(client: Any) -> None:
+    """The support agent's refund is reviewed at `tools|review`; approving it runs `run` in
+    the `tools` subgraph next (the refund itself). Before, the page looked up
+    `tools` in the outer graph and flagged nothing (found by hand)."""
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from approvals.consequences import consequence
+
+    call_command("seed_demo", stdout=StringIO())
+    review = ReviewRequest.objects.get(thread__thread_id="demo-support-1")
+    steps = consequence(review)
+    assert steps is not None and steps.node == "tools|review"
+    assert [(n.name, n.side_effects) for n in steps.next_nodes] == [("tools|run", True)]
+    assert not steps.may_end
+    client.force_login(get_user_model().objects.get(username="rita"))
+    page = client.get(reverse("review", args=[review.pk])).content.decode()
+    assert "<code>tools|run</code> <span class=\"badge side-effect\"" in page

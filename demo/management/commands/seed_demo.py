@@ -67,6 +67,13 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def create_users(self) -> dict[str, Any]:
+        from django.contrib.auth.models import Permission
+
+        from approvals.roles import ensure_roles
+
+        # The migrations create the role groups; a database emptied since (`manage.py flush`)
+        # has none, and a group made here without its permissions would lock its users out.
+        ensure_roles(Group, Permission)
         user_model = get_user_model()
         users = {}
         for username, group_name, first_name, staff in USERS:
