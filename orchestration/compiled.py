@@ -684,6 +684,21 @@ class CompiledGraph:
         with gc_paused():  # not across the await above: only this thread's own work
             return self._snapshots(reversed(entries))
 
+    def _spec_of(self, ns: str) -> GraphSpec:
+        """The graph whose checkpoints namespace `ns` holds: a subgraph added as a node
+        (`add_node(name, compiled)`), followed down the path; this graph's own for the root,
+        or where a node runs its child itself (not known here)."""
+        from orchestration.checkpoint.namespaces import SEPARATOR, node_of
+        from orchestration.pregel.subgraphs import SubgraphNode
+
+        spec = self.spec
+        for segment in ns.split(SEPARATOR) if ns else ():
+            node = spec.nodes.get(node_of(segment))
+            if node is None or not isinstance(node.fn, SubgraphNode):
+                return self.spec
+            spec = node.fn.graph.spec
+        return spec
+
     def update_state(
         self,
         config: CheckpointConfig | Mapping[str, Any],
@@ -697,7 +712,8 @@ class CompiledGraph:
         A config naming a past checkpoint starts a branch there. Returns the new config."""
         saver = self._need_saver("update_state")
         config = as_checkpoint_config(config)
-        core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
+        spec = self._spec_of(config.checkpoint_ns)
+        core = update_core(spec, config, values, as_node, dict(extra) if extra else {})
         written: CheckpointConfig = run_blocking(core, saver)
         return written
 
@@ -712,7 +728,8 @@ class CompiledGraph:
         saver = self._need_saver("aupdate_state")
         config = as_checkpoint_config(config)
         result: list[Any] = []
-        core = update_core(self.spec, config, values, as_node, dict(extra) if extra else {})
+        spec = self._spec_of(config.checkpoint_ns)
+        core = update_core(spec, config, values, as_node, dict(extra) if extra else {})
         async for _ in adrive(core, saver, result):
             pass
         written: CheckpointConfig = result[0]

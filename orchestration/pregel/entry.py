@@ -488,6 +488,14 @@ def update_core(
         else new_versions(tup.checkpoint.versions, writers, new_id)
     )
     checkpoint = Checkpoint(new_id, now(), new_values, versions, next_nodes, internal)
+    if tup is not None and config.checkpoint_ns:
+        # a subgraph's checkpoint: the edit stays on the chain of the parent task it serves,
+        # so that task continues from it (it looks for its chain by these marks)
+        from orchestration.pregel.subgraphs import PARENT_CHECKPOINT, PARENT_KEY
+
+        marks = {k: tup.metadata.extra[k] for k in (PARENT_KEY, PARENT_CHECKPOINT)
+                 if k in tup.metadata.extra}
+        extra = {**marks, **extra}
     metadata = CheckpointMetadata("update", step, {as_node: updates}, extra)
     parent = (
         CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns)

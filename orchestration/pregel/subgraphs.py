@@ -316,10 +316,10 @@ def pending_tasks(
     graph: CompiledGraph, saver: BaseCheckpointSaver, tup: CheckpointTuple, *,
     subgraphs: bool = True,
 ) -> tuple[Any, ...]:
-    """`StateSnapshot.tasks`: the checkpoint's pending tasks with their interrupts, and with
-    `subgraphs` (`get_state(config, subgraphs=True)`), for a task that runs a subgraph (added
-    with `add_node(name, compiled)`), the subgraph's state from this task's own chain (read
-    from the saver; without `subgraphs` nothing is read)."""
+    """`StateSnapshot.tasks`: the checkpoint's pending tasks with their interrupts, and, for a
+    task that runs a subgraph (added with `add_node(name, compiled)`), with `subgraphs`
+    (`get_state(config, subgraphs=True)`) the subgraph's state from this task's own chain,
+    read from the saver; without it the subgraph's config (nothing is read)."""
     from orchestration.pregel.plan import plan_tasks, task_views
 
     head = head_of(tup) if tup.pending_writes else None
@@ -333,11 +333,15 @@ def pending_tasks(
         asked = (outcome.interrupt,) if outcome is not None and outcome.interrupt else ()
         state = None
         node = graph.spec.nodes.get(task.node)
-        if subgraphs and node is not None and isinstance(node.fn, SubgraphNode):
+        if node is not None and isinstance(node.fn, SubgraphNode):
             child_config = CheckpointConfig(
                 config.thread_id,
                 checkpoint_ns=child_ns(config.checkpoint_ns, task.node, _own_chain(task)),
             )
+            if not subgraphs:
+                # LangGraph's: the subgraph's config, for `get_state(task.state)` to read
+                tasks.append(replace(view, interrupts=asked, state=child_config))
+                continue
             child_head = saver.get_tuple(child_config)
             marker = (
                 str(child_head.metadata.extra.get(PARENT_KEY, "")) if child_head is not None

@@ -423,8 +423,10 @@ def test_get_state_with_subgraphs_shows_the_paused_childs_state(
     )
     graph = parent_with(middle, runs, saver)
     graph.invoke({"x": 1}, config)
-    (listed,) = graph.get_state(config).tasks  # listed, as LangGraph's; no state unasked
-    assert listed.name == "outer" and listed.interrupts and listed.state is None
+    (listed,) = graph.get_state(config).tasks  # listed, as LangGraph's: the child's config
+    assert listed.name == "outer" and listed.interrupts
+    assert listed.state == CheckpointConfig(config.thread_id, checkpoint_ns="outer")
+    assert graph.get_state(listed.state).values == {"x": 1}  # the middle graph: inner waits
     (task,) = graph.get_state(config, subgraphs=True).tasks
     assert task.name == "outer" and task.interrupts[0].node == "outer|inner|review"
     assert task.state is not None and task.state.config.checkpoint_ns == "outer"
