@@ -97,7 +97,7 @@ def run_core(settings: RunSettings, input: Any, config: CheckpointConfig) -> Cor
             or shows(keys, (head.metadata.writes or {}).get(START) or ())
         ):
             yield Emit("values", picked(keys, head.checkpoint.values))
-        if not RUN_MODES.isdisjoint(modes):
+        if not RUN_MODES.isdisjoint(modes) and _keeps_checkpoints(settings):
             yield from checkpoint_chunks(modes, head)
     steps = 0
     allowed = _steps_allowed(settings.recursion_limit, applied and not isinstance(input, Command))
@@ -470,6 +470,13 @@ def _commit(
         if "values" in settings.modes and writers and shows(keys, writers):
             # As LangGraph: a step that changed no field (no field shown) streams no values.
             yield Emit("values", state if keys is None else picked(keys, values))
-        if not RUN_MODES.isdisjoint(settings.modes):
+        if not RUN_MODES.isdisjoint(settings.modes) and _keeps_checkpoints(settings):
             yield from checkpoint_chunks(settings.modes, new_head)
     return new_head
+
+
+def _keeps_checkpoints(settings: RunSettings) -> bool:
+    """Whether the call keeps checkpoints to stream: a graph compiled without a saver keeps
+    none (its steps pass through a private memory saver), so, as in LangGraph, its
+    `checkpoints` and `debug` streams carry no checkpoint events."""
+    return settings.context is None or settings.context.durable
