@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,6 +16,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from orchestration.checkpoint import serde
+from orchestration.store.semantic import SemanticIndex
 
 _T = TypeVar("_T")
 SEP = "."  # joins a namespace's labels in storage; labels may not contain it (as LangGraph)
@@ -130,8 +132,8 @@ class BaseStore(ABC):
         index: Any = None,
     ) -> None:
         """Store `value` (a dict) under (namespace, key), replacing what was there; `None`
-        deletes it, as in LangGraph. `index` is accepted for LangGraph compatibility; there
-        is no embedding index."""
+        deletes it, as in LangGraph. `index`, with a semantic index configured: `False` keeps
+        the item out of it, a list of field paths embeds those instead of the index's."""
         ns = check_namespace(namespace)
         if not ns:
             raise ValueError("store namespace must have at least one label, e.g. ('memories',)")
@@ -139,6 +141,8 @@ class BaseStore(ABC):
             self._remove(ns, _check_key(key))
             return
         self._write(ns, _check_key(key), _check_value(value), now())
+        if index is not None and getattr(self, "_semantic", None) is not None:
+            self._item_fields[(ns, key)] = [] if index is False else list(index)
 
     def get(self, namespace: tuple[str, ...], key: str) -> Item | None:
         row = self._read(check_namespace(namespace), _check_key(key))
@@ -164,7 +168,8 @@ class BaseStore(ABC):
         `$lte`) compares numbers, or strings with strings. A bool equals only a bool (JSON's
         equality, as PostgreSQL's jsonb)."""
         prefix = check_namespace(namespace_prefix, "namespace_prefix")
-        if query is not None:
+        semantic: SemanticIndex | None = getattr(self, "_semantic", None)
+        if query is not None and semantic is None:
             raise ValueError(
                 f"search(query={query!r}) needs an embedding index for semantic search, and "
                 f"{type(self).__name__} has none configured (Stepwise stores no embeddings). "
@@ -176,6 +181,8 @@ class BaseStore(ABC):
             _check_operators(filter)
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must not be negative (got {limit}, {offset})")
+        if query is not None and semantic is not None:
+            return self._ranked(semantic, prefix, query, filter, limit, offset)
         found: list[SearchItem] = []
         skipped = 0
         for row in self._rows_under(prefix):
@@ -189,6 +196,31 @@ class BaseStore(ABC):
                 continue
             found.append(item)
         return found
+
+    def _use_index(self, index: Mapping[str, Any] | None) -> None:
+        """`index={"embed": ..., "dims": ..., "fields": [...]}` (LangGraph's): semantic
+        search with `search(query=...)` (orchestration.store.semantic)."""
+        self._semantic = SemanticIndex(index) if index else None
+        self._item_fields: dict[tuple[str, str], list[str]] = {}
+
+    def _ranked(
+        self, semantic: SemanticIndex, prefix: str, query: str,
+        filter: Mapping[str, Any] | None, limit: int, offset: int,
+    ) -> builtins.list[SearchItem]:
+        """The items matching `filter`, most similar to `query` first (items kept out of
+        the index last, unscored), `offset` and `limit` applied to that order."""
+        items = [item for item in (_item(row, SearchItem) for row in self._rows_under(prefix))
+                 if not filter or all(_matches(item.value.get(k), v) for k, v in filter.items())]
+        own = self._item_fields
+
+        def fields_of(item: Item) -> list[str] | None:
+            return own.get((SEP.join(item.namespace), item.key))
+
+        scores = semantic.scores(query, items, fields_of)
+        ranked = sorted(zip(scores, range(len(items)), items, strict=True),
+                        key=lambda t: (t[0] is None, -(t[0] or 0.0), t[1]))
+        return [dataclasses.replace(item, score=score)
+                for score, _, item in ranked[offset:offset + limit]]
 
     def list_namespaces(
         self,

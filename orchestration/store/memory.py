@@ -4,14 +4,18 @@ reads back is a copy, and an unstorable value fails here just as it would in SQL
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from orchestration.store.base import BaseStore, Row, under
 
 
 class InMemoryStore(BaseStore):
-    def __init__(self) -> None:
+    def __init__(self, *, index: Mapping[str, Any] | None = None) -> None:
+        """`index={"embed": fn, "dims": n, "fields": ["text"]}`: semantic `search(query=)`
+        (orchestration.store.semantic), as LangGraph's."""
+        self._use_index(index)
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], Row] = {}  # insertion order; an update keeps its place
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from orchestration.store.base import BaseStore, Row, prefix_bounds
 
@@ -47,8 +48,10 @@ def _private_file(path: Path) -> None:
 
 class SqliteStore(BaseStore):
     def __init__(
-        self, path: str | os.PathLike[str] | sqlite3.Connection, *, busy_timeout: float = 30.0
+        self, path: str | os.PathLike[str] | sqlite3.Connection, *, busy_timeout: float = 30.0,
+        index: Mapping[str, Any] | None = None,
     ) -> None:
+        self._use_index(index)  # semantic search (orchestration.store.semantic)
         self._given: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._local = threading.local()
