@@ -150,6 +150,7 @@ class CompiledGraph:
         name: str = "LangGraph",
         bound_config: Mapping[str, Any] | None = None,
         cache: BaseCache | None = None,
+        persistent: bool = False,
     ) -> None:
         self.spec = spec
         self.saver = saver
@@ -162,12 +163,15 @@ class CompiledGraph:
         self.bound_config: dict[str, Any] = dict(bound_config or {})
         # `compile(cache=...)`: answers the tasks of nodes with a cache policy
         self.cache = cache
+        # `compile(checkpointer=True)`: as a subgraph, each run of its node continues the
+        # state the last one left (LangGraph's "subgraph with its own memory")
+        self.persistent = persistent
 
     def _copy(self, **changes: Any) -> CompiledGraph:
         fields = {"saver": self.saver, "interrupt_before": self.interrupt_before,
                   "interrupt_after": self.interrupt_after, "store": self.store,
                   "name": self.name, "bound_config": self.bound_config, "cache": self.cache,
-                  **changes}
+                  "persistent": self.persistent, **changes}
         return CompiledGraph(self.spec, **fields)
 
     @property

@@ -157,6 +157,7 @@ class StateGraph:
         self._branches: list[Branch] = []
         # Naming problems found while building are reported by compile(), all together.
         self._problems: list[str] = []
+        self._refused: set[str] = set()  # nodes add_node refused (their problem is said)
         # add_node(..., metadata=...): node name -> its metadata, as given
         self.node_metadata: dict[str, dict[str, Any]] = {}
         # node -> the schema it reads, when not the state's (see GraphSpec.reads)
@@ -223,6 +224,7 @@ class StateGraph:
             return self
         fn = self._subgraph_or_fn(name, fn)
         if fn is None:
+            self._refused.add(name)  # said why; its edges are not "to an unknown node" too
             return self
         if not callable(fn):
             self._problems.append(f"node {name!r}: {fn!r} is not callable")
@@ -371,7 +373,7 @@ class StateGraph:
     def compile(
         self,
         *,
-        checkpointer: BaseCheckpointSaver | None = None,
+        checkpointer: BaseCheckpointSaver | bool | None = None,
         interrupt_before: Sequence[str] = (),
         interrupt_after: Sequence[str] = (),
         store: BaseStore | None = None,
@@ -422,7 +424,10 @@ class StateGraph:
         )
         return CompiledGraph(
             spec,
-            checkpointer,
+            None if isinstance(checkpointer, bool) else checkpointer,
+            # LangGraph's `checkpointer=True` on a subgraph: it keeps its state from one run
+            # of its node to the next, in the parent's thread (`pregel/subgraphs.py`)
+            persistent=checkpointer is True,
             interrupt_before=frozenset(interrupt_before),
             interrupt_after=frozenset(interrupt_after),
             store=store,
@@ -434,7 +439,7 @@ class StateGraph:
 
     def _validate(self, before: Sequence[str], after: Sequence[str]) -> list[str]:
         problems: list[str] = []
-        known = set(self._nodes)
+        known = set(self._nodes) | self._refused
 
         def check_source(source: str, what: str) -> None:
             if source == END:

@@ -155,7 +155,8 @@ def _prepare(
         from orchestration.checkpoint.memory import InMemoryCheckpointSaver
 
         saver = InMemoryCheckpointSaver()
-    ns = child_ns(run.checkpoint_ns, node, _own_chain(scope.task))
+    # a persistent child (compile(checkpointer=True)) keeps one chain under the node's name
+    ns = child_ns(run.checkpoint_ns, node, None if graph.persistent else _own_chain(scope.task))
     marker = f"{scope.task.id}:{scope.subcalls}"
     scope.subcalls += 1
     sink = run.sink
@@ -172,7 +173,7 @@ def _prepare(
         {PARENT_KEY: marker, PARENT_CHECKPOINT: scope.task.checkpoint_id},
         run.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT), context,
     )
-    return saver, _child_core(settings, input, node, marker, scope), ns
+    return saver, _child_core(settings, input, node, marker, scope, graph.persistent), ns
 
 
 def _own_chain(task: Task) -> str | None:
@@ -182,18 +183,22 @@ def _own_chain(task: Task) -> str | None:
 
 
 def _child_core(
-    settings: RunSettings, input: Any, node: str, marker: str, scope: TaskScope
+    settings: RunSettings, input: Any, node: str, marker: str, scope: TaskScope,
+    persistent: bool = False,
 ) -> Core:
     """Start or continue this task's chain in the child namespace, deliver the answers the
     parent's task holds for it, and return the child's final values; raise the parent's
-    interrupt when the child waits for an answer the parent does not have yet."""
+    interrupt when the child waits for an answer the parent does not have yet. A persistent
+    child's new chain continues the state its namespace's last chain finished with (the
+    input applied to it, as `invoke` on a thread that ran before)."""
     config = CheckpointConfig(settings.thread_id, checkpoint_ns=settings.checkpoint_ns)
     base = scope.calls  # the parent's answers from this position on are the child's
     answers = scope.resume[base:]
     head: CheckpointTuple | None = yield Get(config)
     if head is None or head.metadata.extra.get(PARENT_KEY) != marker:
-        fresh = RunSettings(**{**_fields(settings), "fresh": True})
-        yield from run_core(fresh, input, config)
+        goes_on = persistent and head is not None and not head.checkpoint.next
+        start = settings if goes_on else RunSettings(**{**_fields(settings), "fresh": True})
+        yield from run_core(start, input, config)
         consumed = 0
     else:
         consumed = yield from _answers_received(head, marker)
