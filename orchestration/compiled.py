@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import (
     AsyncIterator,
     Callable,
+    Collection,
     Coroutine,
     Generator,
     Iterable,
@@ -502,7 +503,7 @@ class CompiledGraph:
         if on_custom is not None:
             sink: Sink | None = Sink((), False, on_custom)
         else:
-            sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+            sink = Sink(modes, subgraphs) if _in_step(modes) or subgraphs else None
         saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
@@ -529,7 +530,7 @@ class CompiledGraph:
     ) -> AsyncIterator[Any]:
         self._check_keys(output_keys)
         modes, single = check_modes(stream_mode)
-        sink = Sink(modes, subgraphs) if "custom" in modes or subgraphs else None
+        sink = Sink(modes, subgraphs) if _in_step(modes) or subgraphs else None
         saver = self._call_saver(durability)
         core = self._core(
             input, config, modes, extra, recursion_limit, sink, interrupt_before, interrupt_after,
@@ -805,3 +806,9 @@ def _json_schema(cls: type[Any]) -> dict[str, Any]:
     from pydantic import TypeAdapter  # only for this introspection: not on the run path
 
     return TypeAdapter(cls).json_schema(mode="validation")
+
+
+def _in_step(modes: Collection[str]) -> bool:
+    """Whether a stream in `modes` takes chunks while a step runs (a node's `custom` writes,
+    its chat model's `messages`), which needs a sink."""
+    return "custom" in modes or "messages" in modes

@@ -15,9 +15,10 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.pregel.chat_stream import Seen
 
 # `checkpoints`, `tasks` and `debug` chunks are built by the loop (`pregel/streams.py`).
-STREAM_MODES = ("values", "updates", "custom", "checkpoints", "tasks", "debug")
+STREAM_MODES = ("values", "updates", "custom", "messages", "checkpoints", "tasks", "debug")
 
 # (checkpoint namespace of the writer, mode, chunk)
 Item = tuple[str, str, Any]
@@ -26,7 +27,8 @@ Item = tuple[str, str, Any]
 class Sink:
     """Where one `stream`/`astream` call's in-step chunks go."""
 
-    __slots__ = ("modes", "subgraphs", "wants_custom", "callback", "_queue", "_loop", "_event")
+    __slots__ = ("modes", "subgraphs", "wants_custom", "callback", "seen", "_queue", "_loop",
+                 "_event")
 
     def __init__(
         self,
@@ -41,6 +43,8 @@ class Sink:
         # for a caller that records chunks where the node runs (the Django worker, whose
         # database connection belongs to the thread that runs the node).
         self.callback = callback
+        # the chat messages this stream has sent (`stream_mode="messages"`: each goes once)
+        self.seen = Seen() if "messages" in self.modes else None
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None

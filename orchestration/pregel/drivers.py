@@ -26,6 +26,7 @@ from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
 from orchestration.context import RunContext, current_run
 from orchestration.errors import InvalidUpdateError, ParentCommand
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
+from orchestration.pregel import chat_stream
 from orchestration.pregel.effects import Core, Effect, Emit, Execute, Get, Put, PutWrites, Route
 from orchestration.pregel.plan import Outcome, Task, normalize_result
 from orchestration.types import Command, retry_wait
@@ -58,7 +59,12 @@ def run_task(
             attempt += 1
             scope.calls = scope.subcalls = scope.task_calls = 0
             try:
-                result = run_sync(fn, arg) if node.is_async else fn(arg)
+                if chat_stream.wanted(context):
+                    with chat_stream.node_messages(context, scope, arg) as tap:  # type: ignore[arg-type]
+                        result = run_sync(fn, arg) if node.is_async else fn(arg)
+                        tap.output(result)
+                else:
+                    result = run_sync(fn, arg) if node.is_async else fn(arg)
             except ParentCommand as handoff:
                 # A subgraph this node ran handed off to this graph: its command is the
                 # node's result (LangGraph: the task whose namespace the command names).
@@ -99,7 +105,12 @@ async def arun_task(
             attempt += 1
             scope.calls = scope.subcalls = scope.task_calls = 0
             try:
-                result = await fn(arg)
+                if chat_stream.wanted(context):
+                    with chat_stream.node_messages(context, scope, arg) as tap:  # type: ignore[arg-type]
+                        result = await fn(arg)
+                        tap.output(result)
+                else:
+                    result = await fn(arg)
             except ParentCommand as handoff:
                 return _finish(spec, task, handoff.command, resume)
             except Exception as error:

@@ -36,8 +36,10 @@ IMPORTS = {
 }
 
 # LangChain modules a program keeps importing on Stepwise: their objects (chat messages) are
-# stored and read back as themselves (`serde`'s LangChain message classes).
-KEPT_IMPORTS = frozenset({"langchain_core.messages"})
+# stored and read back as themselves (`serde`'s LangChain message classes), and a chat model
+# streams its tokens to `stream_mode="messages"` (`pregel/chat_stream.py`).
+KEPT_IMPORTS = frozenset({"langchain_core.messages",
+                          "langchain_core.language_models.fake_chat_models"})
 
 # What is removed before comparing, and why (the functions below do it):
 NORMALISED = {
