@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from approvals import agent_inbox
 from approvals.access import access_review
 from approvals.actions import DecisionInput, ReviewError, do_decide
-from approvals.forms import LONG_TEXT, SafeJSONField, text_field
+from approvals.forms import LONG_TEXT, SafeJSONField, shown_initials, text_field
 from approvals.models import ReviewRequest
 
 
@@ -60,6 +60,9 @@ class AgentAnswerForm(forms.Form):
                 field.widget.attrs["data-response-field"] = ""
                 self.fields[f"r{i}-response"] = field
             self.groups.append({"index": i, "request": request, "arg_keys": arg_keys})
+
+    def shown_initials(self) -> dict[str, Any]:
+        return shown_initials(self[k] for g in self.groups for k in g["arg_keys"])
 
     def bound_groups(self) -> list[dict[str, Any]]:
         out = []

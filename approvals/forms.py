@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -203,6 +203,22 @@ def _spec_key(name: str, spec: Mapping[str, Any]) -> tuple[str, ...] | None:
         return None
 
 
+def shown_initials(fields: Iterable[forms.BoundField]) -> dict[str, Any]:
+    """Field name -> what the field shows before anyone edits it (its initial value as its
+    widget writes it; a checkbox's checked state): what reviewer.js compares the inputs with
+    to tell an edit, also after a refused post has put what was sent into the fields."""
+    shown: dict[str, Any] = {}
+    for bound in fields:
+        if bound.widget_type == "checkbox":
+            shown[bound.html_name] = bool(bound.initial)
+            continue
+        text = bound.field.widget.format_value(bound.field.prepare_value(bound.initial))
+        if isinstance(text, list | tuple):  # a select's: the chosen values
+            text = text[0] if text else ""
+        shown[bound.html_name] = "" if text is None else str(text)
+    return shown
+
+
 class DecisionForm(forms.Form):
     """The reviewer's decision. The edit fields come from the payload's schema; the action is
     the button pressed. Schema validation runs server-side whatever the browser checked."""
@@ -245,6 +261,9 @@ class DecisionForm(forms.Form):
 
     def value_bound_fields(self) -> list[forms.BoundField]:
         return [self[k] for k in self.value_fields]
+
+    def shown_initials(self) -> dict[str, Any]:
+        return shown_initials(self.value_bound_fields())
 
     def edited_values(self) -> dict[str, Any]:
         return {

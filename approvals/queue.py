@@ -62,9 +62,29 @@ def request_neighbours(request: HttpRequest, f: selectors.InboxFilter, pk: int) 
     review's page both ask, about two reviews of the same list."""
     cache = request.__dict__.setdefault("_stepwise_queue_rows", {})
     rows = cache.get(f)
+    if rows is not None:
+        rows = _as_listed_for(f, rows, pk)
     if rows is None or pk not in [r[0] for r in rows]:
         rows = cache[f] = list_rows(request.user, f, pk)
     return neighbours_in(request.user, rows, pk)
+
+
+def _as_listed_for(f: selectors.InboxFilter, rows: list[Row], pk: int) -> list[Row]:
+    """The cached rows as `list_rows(f, pk)` would read them. They were read for another
+    review, kept in its place whatever its status: once it is decided, the next review's
+    page must not count it, or "3 of 10" becomes "4 of 10" where a reload says "3 of 9"."""
+    shown = _statuses_shown(f)
+    return [r for r in rows if r[0] == pk or shown is None or r[1] in shown]
+
+
+def _statuses_shown(f: selectors.InboxFilter) -> tuple[str, ...] | None:
+    """The statuses the list `f` shows (None: every status), as `selectors.queue_rows`
+    filters them."""
+    if f.status == "open":
+        return tuple(ReviewRequest.OPEN)
+    if f.status in ReviewRequest.Status.values:
+        return (f.status,)
+    return None
 
 
 Row = tuple[int, str, str, int | None]

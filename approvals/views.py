@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -27,6 +28,7 @@ from approvals.access import (
     DECIDE,
     FORK,
     OPERATE,
+    OVERRIDE_CLAIM,
     VIEW,
     VIEW_OPS,
     ReviewPage,
@@ -114,15 +116,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "filter": f,
         "can_decide": can_decide,
     }
-    if request.htmx:  # the live list only: the counts and filters around it stay as they are
-        return render(request, "approvals/_inbox_list.html", context)
     counts, graphs = selectors.inbox_counts_and_graphs(f.graph)
-    context.update({
-        "counts": counts,
-        "graphs": graphs,
-        "statuses": ReviewRequest.Status.choices,
-        "query": request.GET.urlencode(),
-    })
+    context.update({"counts": counts, "statuses": ReviewRequest.Status.choices})
+    if request.htmx:
+        # the list, and the per-status counts out of band: counts left as they were went
+        # stale on every filter change and live update
+        return render(request, "approvals/_inbox_list.html", {**context, "oob": True})
+    context.update({"graphs": graphs, "query": request.GET.urlencode()})
     return render(request, "approvals/inbox.html", context)
 
 
@@ -136,16 +136,26 @@ def unclaim(request: HttpRequest, pk: int) -> HttpResponse:
     return _claim_action(request, pk, do_unclaim, f"You released review #{pk}.")
 
 
+CLAIM_BOX = "claim-box"  # the review page's element a claim made there replaces
+
+
 def _claim_action(
     request: HttpRequest, pk: int, action: Callable[[Any, ReviewRequest], Any], done: str
 ) -> HttpResponse:
     review = access_review(request.user, pk, for_update=True)
+    # `next`: the review in the list it was opened from (its query), not the whole inbox's
+    back = _next_or(request, reverse("review", args=[pk]))
     try:
         action(request.user, review)
-        messages.success(request, done)
     except ReviewError as exc:
         messages.error(request, str(exc))
-    return _back_to(request, _next_or(request, reverse("review", args=[pk])))
+        return _back_to(request, back)
+    if request.htmx and request.htmx.target == CLAIM_BOX:
+        # the review page's claim form: the page swaps in its claim part and meta line only
+        # (hx-select), so what the reviewer typed in the decision form stays (a reload lost it)
+        return _review_page(request, pk)
+    messages.success(request, done)
+    return _back_to(request, back)
 
 
 # ---------------------------------------------------------------- review page
@@ -181,6 +191,7 @@ def _review_context(request: HttpRequest, review: ReviewRequest, form: Any,
         "history_html": page_helpers.history_html(selectors.thread_history(thread, limit=50)),
         "decision": decision,
         "can_decide": request.user.has_perm(DECIDE),
+        "can_override_claim": request.user.has_perm(OVERRIDE_CLAIM),
         "can_redecide": request.user.has_perm(DECIDE) and request.user.has_perm(FORK),
         "reanswers": reanswers,
     }
@@ -196,7 +207,12 @@ def _decision_input(form: DecisionForm) -> DecisionInput:
 
 
 @require_GET
+@never_cache  # Back after a decision must show it decided, not the form as it was
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _review_page(request, pk)
+
+
+def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
     page = access_review_page(request.user, pk)
     review = page.review
     form = DecisionForm(review=review) if review.is_open else None

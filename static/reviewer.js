@@ -7,8 +7,11 @@
 
   var SETTLE_MS = 300;     // after a decision brought the next review, decision keys wait this long
   var busy = false;        // a decision request is in flight
-  var settledAt = 0;
+  var settledAt = -Infinity;  // (0 would lock the keys for the page's first 300 ms)
   var lastChecked = null;  // the inbox checkbox clicked last (shift-click ranges)
+  var inboxCursor = null;  // the inbox row `j`/`k` chose: {review: id, index: its row}
+  var EDIT_FIELDS = "[data-edit-field] input, [data-edit-field] textarea, " +
+                    "[data-edit-field] select";
 
   var HELP = [
     ["j", "next review in the list (inbox: next row)"],
@@ -18,9 +21,10 @@
     ["a", "approve (Agent Inbox: accept)"],
     ["r", "reject: puts the cursor in the reason (Agent Inbox: respond)"],
     ["e", "edit: puts the cursor in the first editable field"],
+    ["Enter", "in an edited field: save the edits and approve (unchanged: nothing)"],
     ["Ctrl+Enter", "in the reason or an edited field: send that decision"],
     ["c", "claim the review"],
-    ["Esc", "leave a field (shortcuts work again) or close this help"],
+    ["Esc", "leave a field (shortcuts work again), then undo changed values, or close this help"],
     ["?", "show or hide this help"]
   ];
 
@@ -85,18 +89,131 @@
     return false;
   }
 
+  function say(form, text) {
+    var hint = form.querySelector(".pending-hint");
+    if (!hint) return;
+    hint.textContent = text;
+    hint.hidden = !text;
+  }
+
   function prepare(form, action, fieldSelector) {
     // r / e: the cursor goes where the reviewer must type; Ctrl+Enter then sends `action`.
     var field = form.querySelector(fieldSelector);
     if (!field) return false;
     form.dataset.pending = action;
-    var hint = form.querySelector(".pending-hint");
-    if (hint) {
-      hint.textContent = "Ctrl+Enter sends: " + action + ". Esc leaves the field.";
-      hint.hidden = false;
-    }
+    say(form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.");
     field.focus();
     return true;
+  }
+
+  // ---- edited values: approving must never send the values as asked once one was changed
+
+  function editFields(form) {
+    return Array.prototype.slice.call(form.querySelectorAll(EDIT_FIELDS));
+  }
+
+  function originals(form) {
+    // The values as asked, from the server: after a refused post the fields show what was
+    // sent, so their own default values are not the original ones.
+    if (!form.stepwiseOriginals) {
+      var kept = form.previousElementSibling;  // the templates put them just before the form
+      var json = kept && kept.getAttribute("data-edit-originals");
+      try { form.stepwiseOriginals = JSON.parse(json || "{}"); }
+      catch (e) { form.stepwiseOriginals = {}; }
+    }
+    return form.stepwiseOriginals;
+  }
+
+  function original(form, field) {
+    var known = originals(form);
+    if (Object.prototype.hasOwnProperty.call(known, field.name)) return known[field.name];
+    if (field.type === "checkbox") return field.defaultChecked;
+    if (field.tagName === "SELECT") {
+      var chosen = Array.prototype.find.call(field.options, function (o) { return o.defaultSelected; });
+      return chosen ? chosen.value : (field.options.length ? field.options[0].value : "");
+    }
+    return field.defaultValue;
+  }
+
+  function isChanged(form, field) {
+    var was = original(form, field);
+    if (field.type === "checkbox") return field.checked !== Boolean(was);
+    var before = String(was === null || was === undefined ? "" : was).replace(/\r\n/g, "\n");
+    var now = field.value.replace(/\r\n/g, "\n");
+    if (field.type === "number" && before !== "" && now !== "") {
+      return Number(before) !== Number(now);  // 1250 is 1250.00, as the server compares them
+    }
+    return before !== now;
+  }
+
+  function changedFields(form) {
+    return editFields(form).filter(function (field) { return isChanged(form, field); });
+  }
+
+  function fieldLabel(field) {
+    var label = field.labels && field.labels[0];
+    return label ? label.textContent.replace("*", "").trim() : field.name;
+  }
+
+  function syncUndo(form) {
+    var changed = changedFields(form).length > 0;
+    form.querySelectorAll("[data-undo-box]").forEach(function (box) { box.hidden = !changed; });
+  }
+
+  function undoEdits(form) {
+    editFields(form).forEach(function (field) {
+      var was = original(form, field);
+      if (field.type === "checkbox") field.checked = Boolean(was);
+      else field.value = was === null || was === undefined ? "" : String(was);
+    });
+    delete form.dataset.pending;
+    say(form, "Changes undone: the values are as they were asked.");
+    syncUndo(form);
+  }
+
+  function refuseOriginal(form, changed) {
+    // `a` (or Approve) with changed values would approve the values as asked: say how to
+    // send the edits instead, and let Ctrl+Enter do it from wherever the focus is
+    var verb = form.classList.contains("agent-answer") ? "accept" : "approve";
+    form.dataset.pending = "edit";
+    say(form, "You changed " + changed.map(fieldLabel).join(", ") + ": press Ctrl+Enter to " +
+        "save the edits and " + verb + ", or Esc to undo them.");
+  }
+
+  function send(form, action, field) {
+    if (!action || locked()) return false;
+    var button = form.querySelector("button[value='" + action + "']") ||
+                 chooseInGroups(form, action, field);
+    if (!button || button.disabled) return false;
+    button.click();
+    return true;
+  }
+
+  function chooseInGroups(form, action, field) {
+    // an Agent Inbox form with several requests answers each by its radio, sent by one button
+    var sections = [];
+    if (action === "edit") {
+      changedFields(form).forEach(function (f) { sections.push(f.closest(".agent-request")); });
+    } else if (field && field.closest) {
+      sections.push(field.closest(".agent-request"));
+    }
+    var chose = false;
+    sections.forEach(function (section) {
+      var radio = section && section.querySelector("input[type=radio][value='" + action + "']");
+      if (radio) { radio.checked = true; chose = true; }
+    });
+    return chose ? form.querySelector(".buttons button[type=submit]") : null;
+  }
+
+  function fieldDecision(form, field) {
+    // what Ctrl+Enter in this field sends: the edit from an edited field, else the decision
+    // `r`/`e` prepared, else the field's own (the reason rejects, a response responds)
+    if (field.closest("[data-edit-field]")) return "edit";
+    if (form.dataset.pending) return form.dataset.pending;
+    if (field.name === "comment") return "reject";
+    if (field.name === "text") return "respond";
+    if (field.hasAttribute("data-response-field")) return "response";
+    return "";
   }
 
   function reviewKey(key) {
@@ -105,7 +222,11 @@
     if (key === "k") return press("#queue-prev");
     if (key === "c") return press("[data-shortcut='c']");
     if (!form || locked()) return false;
-    if (key === "a") return press("#review-page [data-shortcut='a']");
+    if (key === "a") {
+      var changed = changedFields(form);
+      if (changed.length) { refuseOriginal(form, changed); return true; }
+      return press("#review-page [data-shortcut='a']");
+    }
     if (key === "r") {
       if (form.classList.contains("agent-answer")) {
         return prepare(form, "response", "[data-response-field]");
@@ -113,8 +234,7 @@
       return prepare(form, "reject", "textarea[name=comment]");
     }
     if (key === "e") {
-      return prepare(form, "edit", "[data-edit-field] input, [data-edit-field] textarea, " +
-                     "[data-edit-field] select");
+      return prepare(form, "edit", EDIT_FIELDS);
     }
     return false;
   }
@@ -123,17 +243,37 @@
     return Array.prototype.slice.call(document.querySelectorAll("#inbox-list tbody tr"));
   }
 
+  function rowReview(row) {
+    var link = row.querySelector("a[data-review-link]");
+    var match = link && /\/reviews\/(\d+)\//.exec(link.getAttribute("href"));
+    return match ? match[1] : null;
+  }
+
+  function moveCursor(rows, index, focus) {
+    rows.forEach(function (r) { r.classList.remove("current"); });
+    rows[index].classList.add("current");
+    inboxCursor = { review: rowReview(rows[index]), index: index };
+    var link = rows[index].querySelector("a[data-review-link]");
+    if (link && focus) link.focus();
+  }
+
+  function restoreCursor(hadFocus) {
+    // a live update or a filter swapped the list: the cursor stays on its review, or takes
+    // the row now at its place when that review left the list
+    var rows = inboxRows();
+    if (!inboxCursor || !rows.length) return;
+    var index = rows.findIndex(function (r) { return rowReview(r) === inboxCursor.review; });
+    if (index === -1) index = Math.min(inboxCursor.index, rows.length - 1);
+    moveCursor(rows, index, hadFocus);
+  }
+
   function inboxKey(key) {
     var rows = inboxRows();
     if (!rows.length) return false;
     var current = rows.findIndex(function (r) { return r.classList.contains("current"); });
     if (key === "j" || key === "k") {
       var next = current === -1 ? 0 : current + (key === "j" ? 1 : -1);
-      next = Math.max(0, Math.min(rows.length - 1, next));
-      rows.forEach(function (r) { r.classList.remove("current"); });
-      rows[next].classList.add("current");
-      var link = rows[next].querySelector("a[data-review-link]");
-      if (link) link.focus();
+      moveCursor(rows, Math.max(0, Math.min(rows.length - 1, next)), true);
       return true;
     }
     if (key === "x" && current !== -1) {
@@ -143,16 +283,42 @@
     return false;
   }
 
+  function isDecisionForm(form) {
+    return !!(form && form.matches && form.matches("form.decide, form.agent-answer"));
+  }
+
+  function implicitlySubmits(el) {
+    var kind = (el.getAttribute("type") || "text").toLowerCase();
+    return el.tagName === "INPUT" && ["button", "submit", "reset", "image"].indexOf(kind) === -1;
+  }
+
+  function ctrlEnter(event) {
+    var target = event.target;
+    var form = isDecisionForm(target.form) ? target.form : null;
+    var action = form ? fieldDecision(form, target) : "";
+    if (!form && !typing(target)) {  // focus on the page: the decision prepared, if any
+      form = decisionForm();
+      action = form && (form.dataset.pending || (changedFields(form).length ? "edit" : ""));
+    }
+    if (form && action) { event.preventDefault(); send(form, action, target); }
+  }
+
+  function enterInField(event) {
+    // The browser would press the form's first button, Approve, with the fields as they are.
+    var form = event.target.form;
+    event.preventDefault();
+    if (changedFields(form).length) { send(form, "edit", event.target); return; }
+    say(form, "Nothing changed: Enter sends nothing here. Press a to approve as asked, or " +
+        "change a value and press Enter to save it.");
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.defaultPrevented || event.isComposing) return;
     var target = event.target;
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
-      var form = target.form;
-      var pending = form.dataset.pending;
-      if (pending && !locked()) {
-        var button = form.querySelector("button[value='" + pending + "']");
-        if (button) { event.preventDefault(); button.click(); }
-      }
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { ctrlEnter(event); return; }
+    if (event.key === "Enter" && !event.altKey && isDecisionForm(target.form) &&
+        implicitlySubmits(target)) {
+      enterInField(event);
       return;
     }
     if (event.key === "Escape" && typing(target)) { target.blur(); return; }
@@ -162,6 +328,12 @@
     var help = document.getElementById("kbd-help");
     if (event.key === "?") { event.preventDefault(); toggleHelp(); return; }
     if (help && help.open) return;
+    var form = decisionForm();
+    if (event.key === "Escape" && form && changedFields(form).length) {
+      event.preventDefault();
+      undoEdits(form);
+      return;
+    }
     var handled = false;
     if (document.getElementById("review-page")) handled = reviewKey(event.key);
     else if (document.getElementById("inbox-list")) handled = inboxKey(event.key);
@@ -171,6 +343,8 @@
   document.addEventListener("click", function (event) {
     var opener = event.target.closest && event.target.closest("[data-help-open]");
     if (opener) { toggleHelp(); return; }
+    var undo = event.target.closest && event.target.closest("[data-undo-edits]");
+    if (undo && isDecisionForm(undo.form)) { undoEdits(undo.form); return; }
     var box = event.target.closest && event.target.closest("input[data-bulk-row]");
     if (box) {
       if (event.shiftKey && lastChecked && lastChecked !== box && document.contains(lastChecked)) {
@@ -193,6 +367,34 @@
       });
       updateBulkCount();
     }
+  });
+
+  document.addEventListener("submit", function (event) {
+    // Approve clicked (or Enter the keydown above did not see) with changed values: the
+    // server would refuse it, so say why at once. Capturing: htmx never sees this submit.
+    var form = event.target;
+    var by = event.submitter;
+    if (!isDecisionForm(form) || !by || !by.matches("[data-shortcut='a']")) return;
+    var changed = changedFields(form);
+    if (!changed.length) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    refuseOriginal(form, changed);
+  }, true);
+
+  document.addEventListener("input", function (event) {
+    if (isDecisionForm(event.target.form)) syncUndo(event.target.form);
+  });
+  document.addEventListener("change", function (event) {
+    if (isDecisionForm(event.target.form)) syncUndo(event.target.form);
+  });
+
+  document.addEventListener("focusin", function (event) {
+    // the reason (or a response) says what Ctrl+Enter sends there, before it is pressed
+    var field = event.target;
+    if (!isDecisionForm(field.form) || !typing(field)) return;
+    var action = fieldDecision(field.form, field);
+    if (action) say(field.form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.");
   });
 
   function updateBulkCount() {
@@ -224,8 +426,54 @@
       event.detail.isError = false;
     }
   });
+  function describeError(field) {
+    // the field says it is invalid and which message explains it (read when it is focused)
+    field.setAttribute("aria-invalid", "true");
+    var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+    var box = field.closest(".field");
+    Array.prototype.forEach.call(box ? box.querySelectorAll(".error[id]") : [], function (e) {
+      if (ids.indexOf(e.id) === -1) ids.push(e.id);
+    });
+    if (ids.length) field.setAttribute("aria-describedby", ids.join(" "));
+  }
+
+  function focusFirstError() {
+    // a refused decision (400) came back: the reviewer fixes the first invalid field
+    var form = decisionForm();
+    if (!form) return false;
+    var invalid = form.querySelectorAll(".has-error input, .has-error textarea, .has-error select");
+    Array.prototype.forEach.call(invalid, describeError);
+    // only a value: after "Say why you reject it" the heading keeps the focus, so `r` still
+    // puts the cursor in the reason (test_e2e_reviewer's keyboard flow relies on it)
+    var value = form.querySelector("[data-edit-field] .has-error input, " +
+      "[data-edit-field] .has-error textarea, [data-edit-field] .has-error select");
+    if (value) { value.focus(); return true; }
+    return false;
+  }
+
+  function pageShown() {
+    var form = decisionForm();
+    if (form) syncUndo(form);
+    return focusFirstError();
+  }
+
+  var listSwap = null;  // the inbox list is being replaced: was the focus in it?
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "inbox-list") {
+      listSwap = { hadFocus: target.contains(document.activeElement) };
+    }
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
+    if (listSwap && document.getElementById("inbox-list")) {
+      var hadFocus = listSwap.hadFocus;
+      listSwap = null;
+      restoreCursor(hadFocus);
+      return;
+    }
     if (event.target !== document.body) return;
+    if (pageShown()) return;
     // focus the new review's heading so the keyboard (and a screen reader) starts there
     var heading = document.querySelector("#review-page h1");
     if (heading) {
@@ -233,4 +481,7 @@
       heading.focus({ preventScroll: true });
     }
   });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", pageShown);
+  else pageShown();
 })();
