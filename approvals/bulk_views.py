@@ -26,6 +26,10 @@ class BulkDecisionForm(forms.Form):
         # any id is accepted here: `access_review` decides, per review, whether it may be touched
         ids = self.data.getlist("reviews") if self.data else []
         self.fields["reviews"].choices = [(i, i) for i in ids]
+        if self.data.get("action") == "reject":
+            # not `required=True`: the first step (the inbox's "Preview…") sends no comment;
+            # the confirming form says it, so the browser asks for it before sending
+            self.fields["comment"].widget.attrs["required"] = True
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean()
@@ -46,22 +50,38 @@ def bulk_decide(request: HttpRequest) -> HttpResponse:
     f = queue.queue_filter(request.POST)
     context: dict[str, object] = {"form": form, "inbox_url": queue.inbox_url(f), "filter": f}
     if not form.is_valid():
-        return render(request, "approvals/bulk_preview.html", context, status=400)
+        return _preview_again(request, form, context)
     action = form.cleaned_data["action"]
     pks = form.cleaned_data["reviews"]
     if form.cleaned_data["all_matching"] and not form.cleaned_data["confirm"]:
         pks = bulk.matching_ids(request.user, f)
     if not form.cleaned_data["confirm"]:
-        items = bulk.preview(request.user, pks, action)
-        context.update(items=items, action=action, applicable=sum(i.ok for i in items),
-                       capped=form.cleaned_data["all_matching"] and len(pks) >= bulk.MAX_BULK,
-                       max_bulk=bulk.MAX_BULK)
+        context.update(_preview(request, pks, action))
+        context["capped"] = form.cleaned_data["all_matching"] and len(pks) >= bulk.MAX_BULK
         return render(request, "approvals/bulk_preview.html", context)
     try:
         outcomes = bulk.do_bulk_decide(request.user, pks, action,
                                        form.cleaned_data.get("comment") or "")
     except ReviewError as exc:
         form.add_error("comment", str(exc))
-        return render(request, "approvals/bulk_preview.html", context, status=400)
+        return _preview_again(request, form, context)
     context.update(outcomes=outcomes, action=action, done=sum(o.ok for o in outcomes))
     return render(request, "approvals/bulk_results.html", context)
+
+
+def _preview(request: HttpRequest, pks: list[int], action: str) -> dict[str, object]:
+    items = bulk.preview(request.user, pks, action)
+    return {"items": items, "action": action, "applicable": sum(i.ok for i in items),
+            "max_bulk": bulk.MAX_BULK}
+
+
+def _preview_again(request: HttpRequest, form: BulkDecisionForm,
+                   context: dict[str, object]) -> HttpResponse:
+    """A refused confirmation (a rejection without its comment) shows the same preview with
+    the error at the comment: the reviews, the filter and the form stay. Before, a bare error
+    page with only a link to the inbox lost all of them. With no reviews (nothing selected)
+    there is no preview to show: the error alone."""
+    action, pks = form.cleaned_data.get("action"), form.cleaned_data.get("reviews")
+    if action and pks:
+        context.update(_preview(request, pks, action))
+    return render(request, "approvals/bulk_preview.html", context, status=400)

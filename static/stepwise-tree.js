@@ -3,7 +3,19 @@
 (function () {
   "use strict";
 
+  // the selection goes in the address (replaced, not a new history entry): a reload, a
+  // bookmark or Back from another page shows the same checkpoint; the server then keeps it
+  // selected across live updates, as it does a pick (it sets no `follow`)
+  function remember(id) {
+    if (!window.history || !window.URL) return;
+    var url = new URL(window.location.href);
+    url.searchParams.set("checkpoint", id);
+    url.searchParams.delete("against");  // the new panel compares with its parent
+    window.history.replaceState(window.history.state, "", url.toString());
+  }
+
   function select(id) {
+    remember(id);
     var state = document.querySelector("#tree-state input[name=checkpoint]");
     if (state) state.value = id;
     // the viewer's pick: live updates keep it, where they move the page's default to the head
@@ -55,5 +67,17 @@
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("#tree-rows a.cp") : null;
     if (link) select(link.getAttribute("data-checkpoint"));
+  });
+
+  // "Compare with" asks for its choices once per panel, when it is about to be used: hovered,
+  // focused (keyboard) or pressed (touch), so they are there when its list opens
+  function loadChoices(event) {
+    var box = event.target.closest ? event.target.closest("#against") : null;
+    if (!box || box.hasAttribute("data-choices") || !window.htmx) return;
+    box.setAttribute("data-choices", "asked");
+    window.htmx.trigger(box.closest("label"), "choices");
+  }
+  ["mouseover", "focusin", "pointerdown"].forEach(function (name) {
+    document.addEventListener(name, loadChoices, true);
   });
 })();

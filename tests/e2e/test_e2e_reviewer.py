@@ -71,6 +71,8 @@ def test_keyboard_only_queue_flow_decides_in_place_and_never_twice(login, live_u
     # history is kept: Back shows the review decided before
     page.go_back()
     page.wait_for_url(f"{live_url}/reviews/{reviews[2].pk}/")
+    # Back loads the review page afresh (no htmx history snapshot): wait for it to arrive
+    page.wait_for_selector(f"#review-page[data-review='{reviews[2].pk}'] #decision-h")
 
     # ? opens the help overlay, Escape closes it
     page.keyboard.press("?")
