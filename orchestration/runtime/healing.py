@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 AUTO_RESUMED = "run_auto_resumed"
 NEEDS_OPS = "run_needs_ops"
+REQUEUED = "run_requeued"  # published whoever queues a stalled run again
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +86,14 @@ def _heal_one(run: Run, policy: StallPolicy, now: datetime) -> Healed:
         history = Event.objects.filter(run=run.pk).aggregate(
             stalled=Max("created_at", filter=Q(kind="run_stalled")),
             resumed=Max("created_at", filter=Q(kind=AUTO_RESUMED)),
+            # queued again by anyone since: this sweeper, ops (resume), a stopping worker
+            # (hand-back). Only a stall after that is a new one (found in an ops trial: a
+            # hand-back or an ops resume was resumed again 5 s later, a second task, and
+            # an attempt of the policy spent).
+            requeued=Max("created_at", filter=Q(kind__in=(AUTO_RESUMED, REQUEUED))),
         )
         done = Event.objects.filter(run=run.pk, kind=AUTO_RESUMED).count()
-        if history["resumed"] and (not history["stalled"] or history["resumed"] > history[
+        if history["requeued"] and (not history["stalled"] or history["requeued"] > history[
                 "stalled"]) and _task_waiting(run.pk):
             return Healed(run.pk, thread_id, "queued", done, "re-queued, waiting for a worker")
         if done >= policy.max_attempts:

@@ -56,18 +56,31 @@ class Lease:
     token: str
     seconds: float
     lost: threading.Event = field(default_factory=threading.Event)
+    # when the lease was last taken or renewed, by this process's clock (taken before the
+    # statement: the database's expiry is at least this plus `seconds`)
+    renewed_at: float = field(default_factory=time.monotonic)
 
     def expiry(self) -> datetime:
         return timezone.now() + timedelta(seconds=self.seconds)
 
     def renew(self) -> bool:
         now = timezone.now()
+        started = time.monotonic()
         renewed = Run.objects.filter(
             pk=self.run_id, lease_token=self.token, status=Run.Status.RUNNING
         ).update(lease_expires_at=self.expiry(), heartbeat_at=now)
         if not renewed:
             self.lost.set()
+        else:
+            self.renewed_at = started
         return bool(renewed)
+
+    def expired(self) -> bool:
+        """Whether the lease may have run out by this process's own clock: no renewal for a
+        whole lease (the process was stopped, or the database unreachable). Another worker
+        may hold the run now, so this one must not start another step, though no write of
+        its own has failed yet (a write behind the step is fenced only when it lands)."""
+        return self.lost.is_set() or time.monotonic() - self.renewed_at >= self.seconds
 
     def fence(self) -> None:
         """Called by the saver inside each write transaction, before it writes: proves this

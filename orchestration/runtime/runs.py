@@ -40,7 +40,7 @@ from orchestration.runtime.errors import (
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputError, RunInput
 from orchestration.runtime.leases import is_orphaned, revoke_expired_lease
-from orchestration.runtime.models import Checkpoint, Run, Thread
+from orchestration.runtime.models import Checkpoint, Event, Run, Thread
 from orchestration.runtime.signals import run_stalled
 from orchestration.runtime.tasks import execute_run
 from orchestration.runtime.titles import title_from_input
@@ -241,6 +241,19 @@ def retry_run(run: Run, *, user: Any, reason: str) -> Run:
         raise RunNotRetryable(
             f"run {run.pk} is not the latest run of thread {run.thread.thread_id} "
             f"(run {latest.pk} is); retry that one or fork the thread",
+            run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
+        )
+    if not Checkpoint.objects.filter(thread=run.thread, checkpoint_ns="").exists():
+        # A retry continues from the thread's last checkpoint; with none (pruned by retention,
+        # or never written) the engine would start the graph from its defaults, running every
+        # node, side effects included, on an empty state (found in an ops trial).
+        pruned = Event.objects.filter(thread=run.thread, kind="thread_pruned").exists()
+        raise RunNotRetryable(
+            f"run {run.pk} cannot be retried: thread {run.thread.thread_id} has no checkpoint "
+            "to continue from"
+            + (" (retention pruned its checkpoints; its export, if one was written, holds "
+               "them)" if pruned else "")
+            + ". Start a new thread with the input it needs instead.",
             run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
         )
     carried = RunInput.resume_with(RunInput.decode(run.input).answers)

@@ -179,7 +179,9 @@ class RunExecution:
                 # "updates" yields after each superstep is checkpointed (one chunk per task:
                 # the tasks of one superstep after the first add ~0 s laps, what they cost)
                 superstep.observe(clock.lap())
-                if self.lease.lost.is_set():
+                if self.lease.expired() and not _still_ours(self.lease):
+                    # lost, or not renewed for a whole lease (this process was stopped) and
+                    # taken since: stop before the next step runs, not at its write
                     raise LeaseLost(self.run.pk, self.lease.token)
                 progress.add(_node_names(update))
                 if STOPPING.is_set():  # the superstep is checkpointed: a safe place to stop
@@ -393,6 +395,15 @@ def _storable_text(text: str) -> str:
     refused as it was recorded, so the run stalled, and failed the same way again on every
     automatic resume, instead of failing once with its error shown."""
     return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
+def _still_ours(lease: Lease) -> bool:
+    """Renew a lease that looks expired: True if nobody took the run meanwhile."""
+    try:
+        return lease.renew()
+    except Exception:  # noqa: BLE001 - unreachable database: cannot prove it, so stop
+        logger.warning("run %s: could not renew an expired lease", lease.run_id, exc_info=True)
+        return False
 
 
 def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:

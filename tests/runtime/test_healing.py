@@ -98,6 +98,24 @@ def test_a_stalled_run_is_resumed_after_its_backoff_and_each_attempt_is_recorded
     assert stalls == []
 
 
+def test_a_run_ops_resumed_is_not_resumed_again_by_the_sweeper(settings: Any, tmp_path: Path
+                                                                ) -> None:
+    """Found in an ops trial: a run resumed by ops (or handed back by a stopping worker) was
+    taken for a fresh stall 5 s later: a second task, an attempt of the policy spent."""
+    from orchestration.runtime.runs import resume_stalled
+
+    policy(settings, default={"max_attempts": 3, "backoff_seconds": 0})
+    run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": ""}, user=None)
+    abandoned(run)
+    resume_stalled(Run.objects.get(pk=run.pk), reason="ops: resumed by hand")
+    out = sweep()
+    assert "resumed run" not in out
+    assert not Event.objects.filter(run=run, kind=AUTO_RESUMED).exists()
+    tasks = DBTaskResult.objects.filter(task_path=leases.EXECUTE_RUN_PATH, status="READY")
+    # the start's (no real worker took it here) and the ops resume's: no third
+    assert sum(1 for t in tasks if t.args_kwargs["args"][0] == run.pk) == 2
+
+
 def test_the_thread_history_shows_an_automatic_resume_as_one_line(
     settings: Any, tmp_path: Path, django_user_model: Any,
 ) -> None:
@@ -302,6 +320,50 @@ def test_a_dead_worker_is_noticed_within_the_lease_and_its_run_finishes_elsewher
     lost = DBTaskResult.objects.get(task_path=leases.EXECUTE_RUN_PATH, status="FAILED")
     assert "worker lost; run requeued as task" in lost.traceback
     assert not DBTaskResult.objects.filter(status="RUNNING").exists()
+
+
+def test_a_worker_stopped_past_its_lease_runs_no_further_step_when_it_wakes(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    """Found in an ops trial: a worker SIGSTOPped past its lease, whose run another worker
+    finished, woke and ran one more step (on PostgreSQL its write is sent ahead and refused
+    only when the next one collects it, behind the step). It now stops before starting a
+    step once its lease went unrenewed for a lease and it cannot renew it."""
+    import os
+    import signal
+
+    lease = 2.0
+    env = {"STEPWISE_LEASE_SECONDS": str(lease), "STEPWISE_STALL_BACKOFF_SECONDS": "0"}
+    log, gate = tmp_path / "nodes.log", tmp_path / "gate"
+    sleeper = start_worker(**env)
+    run = start_thread("steps", {"log": str(log), "gate": str(gate)}, user=None)
+    sweeper = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "resume_stalled", "--auto", "--watch", "auto"],
+        cwd=ROOT, env=subprocess_env() | env, stdout=(tmp_path / "sweeper.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: "slow:start" in log_lines(log), what="slow to start",
+                 workers=[sleeper])
+        os.kill(sleeper.process.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: Event.objects.filter(run=run, kind="run_stalled").exists(),
+                     timeout=lease * 4, what="the stall to be noticed")
+            gate.touch()  # the second worker runs slow again and finishes the run
+            second = start_worker(**{**env, "STEPWISE_LEASE_SECONDS": "10"})
+            wait_for_status(run, Run.Status.SUCCEEDED, workers=[second], timeout=30)
+        finally:
+            os.kill(sleeper.process.pid, signal.SIGCONT)
+        # the sleeper wakes inside slow (its gate is open now) and finishes that node; the
+        # step after it (`last`) must not run a second time
+        wait_for(lambda: log_lines(log).count("slow:end") >= 2, timeout=10,
+                 what="the woken worker to finish its node")
+        time.sleep(1.0)
+    finally:
+        sweeper.terminate()
+        sweeper.wait(timeout=10)
+    assert log_lines(log).count("first") == 1
+    assert log_lines(log).count("last") == 1
 
 
 def test_worker_processes_beat_and_a_clean_stop_is_recorded(db: None, settings: Any) -> None:

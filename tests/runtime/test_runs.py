@@ -140,6 +140,25 @@ def test_retry_of_a_failed_run_runs_the_failed_node_again() -> None:
     assert "Shady Supplies Ltd" in retry.error
 
 
+def test_retry_of_a_failed_run_whose_checkpoints_were_pruned_is_refused() -> None:
+    """Found in an ops trial: retention pruned a failed thread, a retry then started the graph
+    from its defaults (amount 0, no vendor) and ended "done". Nothing runs now."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestration.runtime.retention import prune_threads
+
+    failed = start_inline(FLAGGED)
+    Thread.objects.filter(pk=failed.thread_id).update(
+        updated_at=timezone.now() - timedelta(days=40))
+    assert prune_threads(older_than=timedelta(days=30)).threads == [failed.thread.thread_id]
+    with pytest.raises(RunNotRetryable, match="no checkpoint to continue from.*retention"):
+        retry_run(failed, user=None, reason="after the prune")
+    assert Run.objects.filter(thread=failed.thread).count() == 1
+    assert Thread.objects.get(pk=failed.thread_id).status == Thread.Status.FAILED
+
+
 def test_fork_before_payout_with_override_pays_a_flagged_vendor() -> None:
     failed = start_inline(FLAGGED)
     before_payout = next(
