@@ -61,7 +61,7 @@ from approvals.inbox_rows import inbox_rows
 from approvals.models import Decision, ReviewRequest
 from approvals.replay import replay_preview
 from approvals.selectors import UnreadableCheckpoint
-from orchestration.runtime.models import Run, Thread
+from orchestration.runtime.models import Event, Run, Thread
 from orchestration.runtime.runs import RunAction
 
 PAGE_SIZE = 50
@@ -382,6 +382,10 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
         )
     elif total:
         context.update(_checkpoint_context(thread, context["selected"], against))
+    else:
+        # no checkpoint: not yet, or retention pruned them (the page said "not yet" either way)
+        context["pruned"] = Event.objects.filter(
+            thread=thread, kind="thread_pruned").values_list("created_at", flat=True).first()
     return render(request, "approvals/thread.html", context)
 
 
@@ -663,11 +667,15 @@ def ops_bulk(request: HttpRequest) -> HttpResponse:
     with a reason. Every run goes through `access_run`, like a single action."""
     require(request.user, OPERATE, "resume, retry or cancel runs")
     form = OpsBulkForm(request.POST)
-    if not form.is_valid():
+    valid = form.is_valid()
+    # a confirmation with no reason shows its preview again with the error at the reason
+    # (it was a bare "Nothing selected" page that dropped the selection: an ops trial)
+    reason_only = not valid and set(form.errors) == {"reason"}
+    if not valid and not reason_only:
         return render(request, "approvals/ops_preview.html", {"form": form}, status=400)
     action = form.cleaned_data["action"]
     chosen = [access_run(request.user, pk, for_update=True) for pk in form.cleaned_data["runs"]]
-    if not form.cleaned_data["confirm"]:
+    if reason_only or not form.cleaned_data["confirm"]:
         preview = [(run, check_run_action(run, action)) for run in chosen]
         applicable = sum(1 for _, problem in preview if problem is None)
         # the skipped runs another fix applies to: offered as a preview of that one
@@ -678,7 +686,8 @@ def ops_bulk(request: HttpRequest) -> HttpResponse:
                 instead.setdefault(fix, []).append(run.pk)
         context = {"form": form, "action": action, "preview": preview, "applicable": applicable,
                    "instead": sorted(instead.items())}
-        return render(request, "approvals/ops_preview.html", context)
+        return render(request, "approvals/ops_preview.html", context,
+                      status=400 if reason_only else 200)
     results = do_bulk_run_action(request.user, chosen, action, form.cleaned_data["reason"])
     done = sum(1 for r in results if r.ok)
     messages.success(request, f"{action.capitalize()}: {done} of {len(results)} run(s) done.")

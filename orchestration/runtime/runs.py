@@ -243,23 +243,27 @@ def retry_run(run: Run, *, user: Any, reason: str) -> Run:
             f"(run {latest.pk} is); retry that one or fork the thread",
             run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
         )
+    payload = _encode(RunInput.resume_with(RunInput.decode(run.input).answers))
     if not Checkpoint.objects.filter(thread=run.thread, checkpoint_ns="").exists():
-        # A retry continues from the thread's last checkpoint; with none (pruned by retention,
-        # or never written) the engine would start the graph from its defaults, running every
-        # node, side effects included, on an empty state (found in an ops trial).
+        # A retry continues from the thread's last checkpoint. With none, the engine would
+        # start the graph from its defaults, running every node, side effects included, on an
+        # empty state (found in an ops trial, after retention pruned a failed thread). A start
+        # that failed before its first checkpoint starts again with its own input; anything
+        # else has nothing to continue from.
         pruned = Event.objects.filter(thread=run.thread, kind="thread_pruned").exists()
-        raise RunNotRetryable(
-            f"run {run.pk} cannot be retried: thread {run.thread.thread_id} has no checkpoint "
-            "to continue from"
-            + (" (retention pruned its checkpoints; its export, if one was written, holds "
-               "them)" if pruned else "")
-            + ". Start a new thread with the input it needs instead.",
-            run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
-        )
-    carried = RunInput.resume_with(RunInput.decode(run.input).answers)
+        if pruned or run.kind != Run.Kind.START:
+            raise RunNotRetryable(
+                f"run {run.pk} cannot be retried: thread {run.thread.thread_id} has no "
+                "checkpoint to continue from"
+                + (" (retention pruned its checkpoints; its export, if one was written, holds "
+                   "them)" if pruned else "")
+                + ". Start a new thread with the input it needs instead.",
+                run_id=run.pk, thread_id=run.thread.thread_id, status=run.status,
+            )
+        payload = run.input
     with _one_active_run(run.thread.thread_id), transaction.atomic():
         new = _create_run(
-            run.thread, Run.Kind.RETRY, user=user, reason=reason, input=_encode(carried),
+            run.thread, Run.Kind.RETRY, user=user, reason=reason, input=payload,
             previous=run,
         )
     return new

@@ -407,6 +407,11 @@ def _still_ours(lease: Lease) -> bool:
 
 
 def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
+    status = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    if status == Run.Status.CANCELLED:
+        # ops cancelled it: expected, not a lease alert (an ops trial counted these as losses)
+        logger.info("run %s: cancelled, this worker stops", run.pk)
+        return {"run_id": run.pk, "outcome": "cancelled"}
     logger.warning("run %s: lease lost, this worker stops (%s)", run.pk, exc)
     publish(
         "run_lease_lost", run=run, reason=str(exc),

@@ -144,3 +144,19 @@ def test_the_sweeper_prunes_when_asked(tmp_path: Path, settings: Any) -> None:
     call_command("resume_stalled", "--auto", "--prune", stdout=out)
     assert "pruned 1 thread(s)" in out.getvalue()
     assert not Checkpoint.objects.filter(thread=old).exists()
+
+
+def test_a_pruned_threads_page_says_it_was_pruned(tmp_path: Path, client: Any) -> None:
+    """Found in an ops trial: it said "This thread has no checkpoint yet"."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.urls import reverse
+
+    old = finished_thread(tmp_path)
+    prune_threads(older_than=timedelta(days=30))
+    user = get_user_model().objects.create_user("olga")
+    user.groups.add(Group.objects.get(name="ops"))
+    client.force_login(user)
+    page = client.get(reverse("thread", args=[old.thread_id])).content.decode()
+    assert "Retention pruned this thread's checkpoints" in page
+    assert "no checkpoint yet" not in page

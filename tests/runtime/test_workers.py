@@ -327,3 +327,22 @@ def test_ctrl_c_twice_still_forces_the_stop() -> None:
         for s, handler in handlers.items():
             signal.signal(s, handler)
         STOPPING.clear()
+
+
+def test_a_run_cancelled_while_its_node_runs_is_not_taken_for_a_lost_lease(
+    start_worker: Any, tmp_path: Path,
+) -> None:
+    """Found in an ops trial: a cancel was logged and counted as a lost lease (a WARNING and
+    `outcome="lease_lost"`), noise on the lease-loss alert."""
+    from orchestration.runtime.runs import cancel_run
+
+    worker = start_worker()
+    run, log, gate = start_steps(tmp_path)
+    wait_for(lambda: "slow:start" in log_lines(log), what="slow to start", workers=[worker])
+    cancel_run(Run.objects.get(pk=run.pk), user=None, reason="not needed")
+    gate.touch()
+    wait_for(lambda: "state=SUCCESSFUL" in worker.output(), timeout=15,
+             what="the worker to stop on the cancel", workers=[worker])
+    assert not Event.objects.filter(run=run, kind="run_lease_lost").exists()
+    assert "last" not in log_lines(log)
+    assert status_of(run) == Run.Status.CANCELLED

@@ -374,3 +374,19 @@ def test_runs_no_action_applies_to_get_no_checkbox_and_a_page_of_them_no_action_
     # only cancel applies to a waiting run, and it is never preselected: nothing is
     assert '<option value="" selected disabled>Choose an action…</option>' in page
     assert not re.search(r'<option value="\w+" selected>', page)
+
+
+def test_a_bulk_confirmation_without_a_reason_shows_its_preview_again(client_as, make_run):
+    """Found in an ops trial: a blank reason gave a page headed "Nothing selected" that
+    dropped the selection."""
+    failed = [make_run(status="failed"), make_run(status="failed")]
+    response = client_as("ops").post(
+        reverse("ops-bulk"),
+        {"action": "retry", "runs": [r.pk for r in failed], "confirm": "on", "reason": "  "},
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Retry 2 of 2 runs?" in page and "Nothing selected" not in page
+    assert page.count('<input type="hidden" name="runs"') == 2
+    assert 'id="reason-error"' in page and "needs a reason" in page
+    assert Run.objects.filter(kind=Run.Kind.RETRY).count() == 0
