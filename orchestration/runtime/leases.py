@@ -89,6 +89,18 @@ class Lease:
             raise LeaseLost(self.run_id, self.token)
 
 
+def queued_again(run: Run) -> None:
+    """A stalled run given a task again is queued: what the ops console, the API and the
+    sweeper then see (it read "stalled" until a worker took it, and was resumed again and
+    again: an API trial queued six tasks for one run; a deploy's hand-backs raised stall
+    alerts)."""
+    Run.objects.filter(pk=run.pk, status=Run.Status.STALLED).update(status=Run.Status.QUEUED)
+    Thread.objects.filter(pk=run.thread_id, status=Thread.Status.STALLED).update(
+        status=Thread.Status.RUNNING, updated_at=timezone.now()
+    )
+    run.refresh_from_db(fields=["status"])
+
+
 def claim(run_id: int, *, seconds: float | None = None) -> Lease | None:
     """Take a queued or stalled run. None if another worker has it or it is no longer runnable."""
     seconds = lease_seconds() if seconds is None else seconds

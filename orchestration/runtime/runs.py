@@ -39,7 +39,7 @@ from orchestration.runtime.errors import (
 )
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputError, RunInput
-from orchestration.runtime.leases import is_orphaned, revoke_expired_lease
+from orchestration.runtime.leases import is_orphaned, queued_again, revoke_expired_lease
 from orchestration.runtime.models import Checkpoint, Event, Run, Thread
 from orchestration.runtime.signals import run_stalled
 from orchestration.runtime.tasks import execute_run
@@ -316,7 +316,9 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
             )
         publish("run_requeued", run=run, actor=_user_or_none(user), reason=reason)
         _enqueue(run)
+        queued_again(run)
     return run
+
 
 
 def requeue_orphan(

@@ -33,6 +33,7 @@ from orchestration.runtime.leases import (
     LeaseLost,
     claim,
     lease_seconds,
+    queued_again,
     worker_id,
 )
 from orchestration.runtime.logcontext import log_context
@@ -422,7 +423,8 @@ def _lease_lost(run: Run, lease: Lease, exc: BaseException) -> dict[str, Any]:
 
 def _hand_back(run: Run, lease: Lease) -> dict[str, Any]:
     """Give the run back under this worker's lease (stalled, then queued again at once, as the
-    sweeper would after the lease expired), so a stopping worker costs the run no lease wait."""
+    sweeper would after the lease expired), so a stopping worker costs the run no lease wait.
+    It reads "queued", not "stalled": nothing is stuck (a deploy raised stall alerts)."""
     with transaction.atomic():
         released = Run.objects.filter(
             pk=run.pk, lease_token=lease.token, status=Run.Status.RUNNING
@@ -437,6 +439,7 @@ def _hand_back(run: Run, lease: Lease) -> dict[str, Any]:
                 data={"worker": worker_id()})
         publish("run_requeued", run=run, reason="handed back by a stopping worker")
         _requeue(run.pk)
+        queued_again(run)
     logger.info("run %s handed back at a superstep boundary (worker shutting down)", run.pk)
     return {"run_id": run.pk, "outcome": "handed_back"}
 

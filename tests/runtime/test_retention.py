@@ -154,6 +154,11 @@ def test_a_pruned_threads_page_says_it_was_pruned(tmp_path: Path, client: Any) -
 
     old = finished_thread(tmp_path)
     prune_threads(older_than=timedelta(days=30))
+    from django.contrib.auth.models import Permission
+
+    from approvals.roles import ensure_roles
+
+    ensure_roles(Group, Permission)  # an earlier test's flush removed the migrations' groups
     user = get_user_model().objects.create_user("olga")
     user.groups.add(Group.objects.get(name="ops"))
     client.force_login(user)

@@ -205,7 +205,7 @@ def test_bin_serve_serves_pages_and_websockets_and_hands_back_a_run_on_sigterm(
     assert "SIGKILL" not in output and "rc=-9" not in output, "a process had to be killed"
     run.refresh_from_db()
     # given back, not left running until its 60 s lease expires; queued for the next worker
-    assert run.status == Run.Status.STALLED and run.lease_token == ""
+    assert run.status == Run.Status.QUEUED and run.lease_token == ""
     kinds = list(Event.objects.filter(run=run).order_by("pk").values_list("kind", flat=True))
     assert kinds[-2:] == ["run_handed_back", "run_requeued"], kinds
     assert log_lines(log) == ["first", "slow:start", "slow:end"]  # `last` never started

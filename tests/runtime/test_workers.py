@@ -63,7 +63,7 @@ def test_run_of_a_killed_worker_becomes_stalled(killed_run: dict[str, Any]) -> N
     run = killed_run["run"]
     assert status_of(run) == Run.Status.RUNNING  # nobody noticed yet
     call_command("resume_stalled", reason="worker killed", stdout=StringIO())
-    assert status_of(run) == Run.Status.STALLED  # re-queued, no worker has it yet
+    assert status_of(run) == Run.Status.QUEUED  # stalled, then queued again: no worker yet
     stalled = Event.objects.get(run=run, kind="run_stalled")
     assert stalled.reason == "worker killed"
 
@@ -269,7 +269,7 @@ def test_a_second_sigterm_does_not_cost_the_hand_back_of_the_run_in_hand(
     assert worker.process.wait(timeout=30) == 0, worker.output()[-3000:]
 
     run.refresh_from_db()
-    assert run.status == Run.Status.STALLED and run.lease_token == "", worker.output()[-3000:]
+    assert run.status == Run.Status.QUEUED and run.lease_token == "", worker.output()[-3000:]
     kinds = list(Event.objects.filter(run=run).order_by("pk").values_list("kind", flat=True))
     assert kinds[-2:] == ["run_handed_back", "run_requeued"], kinds
     assert log_lines(log) == ["first", "slow:start", "slow:end"]  # `last` never started
