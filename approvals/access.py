@@ -198,7 +198,10 @@ def access_thread(user: User, thread_id: str, *, for_update: bool) -> Thread:
 
 
 def access_run(user: User, pk: int, *, for_update: bool) -> Run:
-    require(user, VIEW_OPS, "see the ops console")
+    """A run is part of its thread: whoever sees threads sees its runs (a reviewer following
+    the run its decision started, through the API, got a 403 naming the ops console). The
+    ops console's pages ask for the console's permission on top (`views.run_detail`)."""
+    require(user, VIEW, "see runs")
     try:
         run = Run.objects.select_related("thread").get(pk=pk)
     except Run.DoesNotExist:

@@ -634,6 +634,7 @@ def ops(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    require(request.user, VIEW_OPS, "see the ops console")  # the console's page of the run
     run = access_run(request.user, pk, for_update=False)
     context = {
         "run": run,

@@ -344,5 +344,7 @@ def test_a_run_cancelled_while_its_node_runs_is_not_taken_for_a_lost_lease(
     wait_for(lambda: "state=SUCCESSFUL" in worker.output(), timeout=15,
              what="the worker to stop on the cancel", workers=[worker])
     assert not Event.objects.filter(run=run, kind="run_lease_lost").exists()
-    assert "last" not in log_lines(log)
+    # nothing after the cancel was written (on PostgreSQL, where a step's write is sent ahead,
+    # the step after it may still run before the refusal comes back; it writes nothing)
+    assert not Checkpoint.objects.filter(thread=run.thread, step__gte=2).exists()
     assert status_of(run) == Run.Status.CANCELLED

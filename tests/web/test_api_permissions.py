@@ -14,7 +14,6 @@ from approvals.api.api import routes
 ALL = ("viewer", "reviewer", "ops", "admin")
 DECIDERS = ("reviewer", "admin")
 OPERATORS = ("ops", "admin")
-OPS_VIEWERS = ("viewer", "ops", "admin")
 REASON = {"reason": "checked by the permission test"}
 
 # (method, route) -> (body, roles allowed)
@@ -29,7 +28,7 @@ ENDPOINTS: dict[tuple[str, str], tuple[Any, tuple[str, ...]]] = {
     ("GET", "/reviews"): (None, ALL),
     ("GET", "/reviews/{review_id}"): (None, ALL),
     ("POST", "/reviews/{review_id}/decision"): ({"action": "approve"}, DECIDERS),
-    ("GET", "/runs/{run_id}"): (None, OPS_VIEWERS),
+    ("GET", "/runs/{run_id}"): (None, ALL),  # a run is part of its thread
     ("POST", "/runs/{run_id}/resume"): (REASON, OPERATORS),
     ("POST", "/runs/{run_id}/retry"): (REASON, OPERATORS),
     ("POST", "/runs/{run_id}/cancel"): (REASON, OPERATORS),
@@ -84,3 +83,27 @@ def test_review_assigned_to_a_group_cannot_be_decided_by_a_reviewer_outside_it(
                                                      {"action": "approve"})
     assert response.status_code == 403
     assert "finance" in response.json()["detail"]
+
+
+def test_a_reviewer_reads_the_run_its_decision_started(start_paused, make_user,
+                                                       django_capture_on_commit_callbacks):
+    """Found in an API trial: the decision's response names its run, and GET /runs/{id}
+    with the same reviewer token was a 403 naming the ops console. The console's own page
+    of the run stays the ops roles'."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from orchestration.runtime import runs
+
+    rita = make_user("reviewer", username="rita2")
+    review = start_paused()
+    api = ApiClient(rita)
+    with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
+        decided = api.post(f"/reviews/{review.pk}/decision", {"action": "approve"})
+    assert decided.status_code == 200, decided.content
+    run_id = decided.json()["run"]["id"]
+    read = api.get(f"/runs/{run_id}")
+    assert read.status_code == 200 and read.json()["id"] == run_id
+    page = Client()
+    page.force_login(rita)
+    assert page.get(reverse("run", args=[run_id])).status_code == 403
