@@ -6,27 +6,99 @@ VENV="${STEPWISE_VENV:-$STEPWISE_ROOT/.venv}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-# Runs a command and starts it again whenever it exits (after KEEP_ALIVE_PAUSE seconds, 2 by
-# default): bin/demo's only worker, once killed, would otherwise leave every run queued.
-# Meant to run in the background (`keep_alive worker cmd ... &`); a TERM to it stops the
-# command too (waiting for it to finish its current step) and ends the loop, so the caller's
-# `kill $pid` on exit still stops everything.
+# Runs a command and starts it again whenever it exits: bin/demo's only worker, once killed,
+# would otherwise leave every run queued, and under honcho (bin/serve) one process that exits
+# stops the whole profile. Meant to run in the background (`keep_alive worker cmd ... &`) or as
+# a process of its own (bin/serve-worker, bin/serve-web); a TERM to it stops the command too
+# (waiting for it to finish its current step) and ends the loop, so the caller's `kill $pid`
+# on exit still stops everything.
+#
+# The pause before a restart is KEEP_ALIVE_PAUSE seconds (2). A command that keeps dying within
+# KEEP_ALIVE_STABLE_SECONDS (60) of its start is in a crash loop (a bad setting, the port taken,
+# a broken release): each such exit in a row doubles the pause, up to KEEP_ALIVE_MAX_PAUSE
+# (60 s), and the line says so; one run that lasts longer starts the count again.
+#
+# `keep_alive --reap NAME cmd ...`: before starting the command again, stop what is left of
+# the previous one in this process group (uvicorn's server processes go on serving, port and
+# all, when their parent is SIGKILLed, and the new parent could not bind the port). Only where
+# this loop leads its own process group (honcho, systemd, a terminal), never in bin/demo's.
 keep_alive() {
-    local name="$1" child="" rc
+    local reap=0
+    if [ "${1:-}" = --reap ]; then reap=1; shift; fi
+    local name="$1" child="" rc started lived crashes=0 pause
+    local base="${KEEP_ALIVE_PAUSE:-2}" stable="${KEEP_ALIVE_STABLE_SECONDS:-60}"
+    local most="${KEEP_ALIVE_MAX_PAUSE:-60}"
     shift
     trap 'if [ -n "$child" ]; then kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; fi; exit 0' TERM INT HUP
     while :; do
+        started=$(date +%s)
         "$@" &
         child=$!
         if wait "$child"; then rc=0; else rc=$?; fi
         child=""
-        log "$name exited (status $rc); starting it again in ${KEEP_ALIVE_PAUSE:-2} s"
+        lived=$(( $(date +%s) - started ))
+        if [ "$reap" = 1 ]; then _reap_own_group "$name"; fi
+        if [ "$lived" -lt "$stable" ]; then crashes=$((crashes + 1)); else crashes=0; fi
+        pause="$base"
+        if [ "$crashes" -gt 1 ]; then
+            # base * 2^(crashes-1), capped (awk: the pause may be fractional)
+            pause=$(awk -v b="$base" -v n="$crashes" -v m="$most" \
+                'BEGIN { p = b * 2 ^ (n - 1); if (p > m) p = m; print p }')
+            log "$name exited (status $rc) after ${lived} s: crash loop ($crashes exits in a row within ${stable} s of starting); starting it again in $pause s"
+        else
+            log "$name exited (status $rc); starting it again in $pause s"
+        fi
         # in the background so that a TERM during the pause is handled at once
-        sleep "${KEEP_ALIVE_PAUSE:-2}" &
+        sleep "$pause" &
         child=$!
         wait "$child" || true
         child=""
     done
+}
+
+# Stops the other processes of this shell's process group (what a killed command left behind),
+# if this shell leads the group: TERM, then KILL after STEPWISE_DRAIN_SECONDS + 5 s.
+_reap_own_group() {
+    local name="$1" pgid pid left=() waited=0
+    command -v pgrep >/dev/null 2>&1 || return 0
+    pgid="$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')"
+    [ "$pgid" = "$$" ] || return 0
+    for pid in $(pgrep -g "$pgid"); do
+        [ "$pid" = "$$" ] || left+=("$pid")
+    done
+    [ "${#left[@]}" -gt 0 ] || return 0
+    log "$name left ${#left[@]} process(es) behind (${left[*]}): stopping them first"
+    kill -TERM "${left[@]}" 2>/dev/null || true
+    while [ "$waited" -lt $(( (${STEPWISE_DRAIN_SECONDS:-20} + 5) * 10 )) ]; do
+        _any_alive "${left[@]}" || return 0
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    kill -KILL "${left[@]}" 2>/dev/null || true
+}
+
+# Whether any of the given processes still runs (a zombie does not).
+_any_alive() {
+    local pid state
+    for pid in "$@"; do
+        state="$(ps -o stat= -p "$pid" 2>/dev/null)" || continue
+        case "$state" in Z*|"") ;; *) return 0 ;; esac
+    done
+    return 1
+}
+
+# prometheus-client's multiprocess mode (docs/operations.md, Metrics): every process started
+# after this writes its counters to files in PROMETHEUS_MULTIPROC_DIR, and any web process's
+# /metrics (or `manage.py serve_metrics`) adds up all of them. Without it each uvicorn process
+# answered with its own counters only (the scrape alternated between them) and a worker's or
+# sweeper's never showed. An explicit setting is honoured; by default var/prometheus. Emptied
+# here, once for the whole group, as that mode requires: only its *.db files, whatever
+# directory an explicit setting names. A process started again later (keep_alive) keeps the
+# files of the one before it, so counters do not go back.
+prepare_metrics_dir() {
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$STEPWISE_ROOT/var/prometheus}"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
 }
 
 # Prints a command that runs Python >= 3.12, or fails with a message saying what to install.

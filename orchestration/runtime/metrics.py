@@ -85,7 +85,6 @@ class DatabaseCollector(Collector):
         from datetime import timedelta
 
         from django.db.models import Count
-        from django.tasks import TaskResultStatus
         from django.utils import timezone
         from django_tasks_db.models import DBTaskResult
 
@@ -97,9 +96,14 @@ class DatabaseCollector(Collector):
         queue = GaugeMetricFamily(
             "stepwise_task_queue_depth", "Tasks waiting for a worker", labels=["queue"]
         )
-        for row in (DBTaskResult.objects.filter(status=TaskResultStatus.READY)
-                    .values("queue_name").annotate(n=Count("pk"))):
-            queue.add_metric([row["queue_name"]], row["n"])
+        # due now (the library's `ready()`: READY, and run_after unset or past), not a webhook
+        # retry due in an hour; every known queue has a series, 0 when empty, so an alert on
+        # it has a value to compare and a graph drops to 0 instead of ending
+        depth = dict.fromkeys(sorted(known_queues()), 0)
+        depth.update(DBTaskResult.objects.ready().order_by().values_list("queue_name")
+                     .annotate(n=Count("pk")))
+        for name, n in depth.items():
+            queue.add_metric([name], n)
         yield queue
 
         runs = GaugeMetricFamily("stepwise_runs", "Runs by status", labels=["status"])
@@ -128,6 +132,17 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("stepwise_workers_alive",
                                 "Workers with a heartbeat fresher than the stale limit",
                                 value=alive)
+
+
+def known_queues() -> set[str]:
+    """The task queues a worker may be asked to serve: the default one and those the TASKS
+    backends name (`QUEUES`)."""
+    from django.tasks import DEFAULT_TASK_QUEUE_NAME, task_backends
+
+    names = {DEFAULT_TASK_QUEUE_NAME}
+    for backend in task_backends.all():
+        names.update(getattr(backend, "queues", ()) or ())
+    return names
 
 
 def multiprocess_dir() -> str | None:

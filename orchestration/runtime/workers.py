@@ -54,6 +54,7 @@ class WorkerBeat:
         self.worker_id = worker_id[:200]
         self.interval = beat_seconds() if interval is None else interval
         self._stop = threading.Event()
+        self._stopped = threading.Event()  # the stop was recorded (or is being)
         self._thread = threading.Thread(target=self._loop, name="stepwise-worker-beat",
                                         daemon=True)
 
@@ -68,8 +69,17 @@ class WorkerBeat:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop beating and record the clean stop (`stopped_at`), once. The beat thread is
+        joined first: a beat committed after the stop would clear `stopped_at` again."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
         self._stop.set()
-        self._thread.join(timeout=self.interval + 1)
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.interval + 1)
         try:
             WorkerProcess.objects.filter(worker_id=self.worker_id).update(
                 stopped_at=timezone.now()
@@ -77,6 +87,22 @@ class WorkerBeat:
         except Exception:  # noqa: BLE001 - shutting down; the beat simply goes stale
             logger.warning("could not record the stop of worker %s", self.worker_id,
                            exc_info=True)
+
+    def stop_from_signal_handler(self, timeout: float = 3.0) -> None:
+        """`stop` from a signal handler of a process about to `os._exit` (an idle worker's
+        SIGTERM): in a thread of its own, with its own database connection, since the main
+        thread may have been interrupted in the middle of using its connection; waited for
+        at most `timeout` seconds (a process manager's kill timeout is not much longer)."""
+
+        def record() -> None:
+            try:
+                self.stop()
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=record, name="stepwise-worker-stop", daemon=True)
+        thread.start()
+        thread.join(timeout=timeout)
 
     def beat(self) -> bool:
         seen = WorkerProcess.objects.filter(worker_id=self.worker_id).update(

@@ -1,8 +1,10 @@
 """`manage.py export_thread THREAD_ID [-o FILE]`: the thread, its runs, history, reviews,
-decisions and every checkpoint's state as JSON (stdout by default)."""
+decisions and every checkpoint's state as JSON (stdout by default). A file it writes is
+readable by its owner only (0600), like the SQLite database: it holds the thread's full state."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,5 +33,19 @@ class Command(BaseCommand):
         if output is None:
             self.stdout.write(text)
         else:
-            output.write_text(text, encoding="utf-8")
+            write_private(output, text)
             self.stderr.write(f"exported thread {thread_id} to {output}")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 (an export holds a thread's full state, personal
+    data and all). A file that exists already is made 0600 before anything is written to it:
+    a world-readable file from an older export does not stay so."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)

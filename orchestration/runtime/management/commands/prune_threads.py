@@ -1,6 +1,8 @@
 """`manage.py prune_threads --older-than-days N`: forget the checkpoints of finished threads
 (`orchestration.runtime.retention`), keeping their audit records; prints what it freed.
-`--export-dir DIR` writes each thread's JSON export (`export_thread`) there first."""
+`--export-dir DIR` writes each thread's JSON export (`export_thread`) there first, each file
+readable by its owner only (0600), in a directory only its owner may enter (0700) if the
+command creates it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from orchestration.runtime.management.commands.export_thread import write_private
 from orchestration.runtime.models import Thread
 from orchestration.runtime.retention import (
     dumps,
@@ -50,12 +53,13 @@ class Command(BaseCommand):
             raise CommandError("--older-than-days cannot be negative")
         age = timedelta(days=days)
         if export_dir is not None:
-            export_dir.mkdir(parents=True, exist_ok=True)
+            if not export_dir.is_dir():  # one that exists keeps the mode its owner gave it
+                export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             for thread in Thread.objects.filter(pk__in=list(
                 prunable_threads(age).values_list("pk", flat=True)[:limit]
             )):
                 path = export_dir / f"{_safe(thread.thread_id)}.json"
-                path.write_text(dumps(export_thread(thread)), encoding="utf-8")
+                write_private(path, dumps(export_thread(thread)))
                 self.stdout.write(f"exported {thread.thread_id} to {path}")
         report = prune_threads(older_than=age, dry_run=dry_run, limit=limit)
         self.stdout.write(report.summary())

@@ -13,11 +13,18 @@ STEPWISE_PRUNE_EVERY_SECONDS.
 Lost queued runs are always re-queued (nothing ran yet, so there is nothing for ops to judge),
 and so are the other tasks of dead workers that are declared to need it (webhook deliveries,
 e-mails: `orchestration.runtime.lost_tasks`); their rows are finished as `WorkerLost`.
+
+What it does goes to the log (`logging`: JSON lines in production), at WARNING for a stall, a
+re-queued run or a lost task, ERROR for a run that needs ops or could not be resumed, INFO for
+the rest, each with the `run_id` and `thread_id` of the run (`logcontext`). A single sweep
+(no `--watch`: a person at a terminal, a cron job) also prints readable lines on stdout, and
+`--dry-run` only prints them: it changes nothing, so there is nothing to log.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -32,12 +39,15 @@ from orchestration.runtime.leases import (
     orphan_grace_seconds,
     orphaned_runs,
 )
+from orchestration.runtime.logcontext import log_context
 from orchestration.runtime.lost_tasks import lost_rows, sweep_lost_tasks
 from orchestration.runtime.models import Run
 from orchestration.runtime.registry import stall_policy
 from orchestration.runtime.retention import prune_after_days, prune_every_seconds, prune_threads
 from orchestration.runtime.runs import declare_stalled, requeue_orphan, resume_stalled
 from orchestration.runtime.task_retention import prune_task_results, task_results_keep_days
+
+logger = logging.getLogger(__name__)
 
 
 def _heals(graph_name: str) -> bool:
@@ -63,6 +73,8 @@ def _interval(raw: str) -> float:
 
 class Command(BaseCommand):
     auto = False
+    echo = True  # readable lines on stdout (a single sweep or --dry-run; not a --watch loop)
+    logs = True  # and to the log (not --dry-run)
     help = (
         "Mark running runs whose lease expired as stalled and queue them again; each continues "
         "from its last checkpoint on the next free worker."
@@ -115,6 +127,8 @@ class Command(BaseCommand):
         if watch < 0:
             watch = lease_seconds() / 6
         self.auto = auto
+        self.echo = not watch or dry_run
+        self.logs = not dry_run
         pruning = sweeping.Every(prune_every_seconds)  # the first sweep, then every N seconds
 
         def one_pass() -> None:
@@ -130,29 +144,45 @@ class Command(BaseCommand):
         # a failed pass is logged, counted and retried with backoff; it never ends a watch
         sweeping.watch("resume_stalled", one_pass, interval=watch)
 
+    def report(self, level: int, text: str, *, style: Any = None, run: Run | None = None,
+               run_id: int | None = None, thread_id: str | None = None,
+               **fields: Any) -> None:
+        """One thing the sweeper did (or, with --dry-run, would do): logged at `level` with
+        the run's ids, and printed on stdout when a person or a cron job is reading it."""
+        if self.echo:
+            self.stdout.write(style(text) if style is not None else text)
+        if self.logs:
+            if run is not None:
+                run_id, thread_id = run.pk, run.thread.thread_id
+            with log_context(run_id=run_id, thread_id=thread_id):
+                logger.log(level, text, extra=fields)
+
     def heal(self, *, quiet: bool) -> None:
         for healed in heal_stalled():
             line = f"run {healed.run_id} of thread {healed.thread_id}: {healed.detail}"
+            ids = {"run_id": healed.run_id, "thread_id": healed.thread_id,
+                   "outcome": healed.outcome, "attempt": healed.attempt}
             if healed.outcome == "resumed":
-                self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
+                self.report(logging.INFO, f"resumed {line}", style=self.style.SUCCESS, **ids)
             elif healed.outcome in ("needs_ops", "error"):
-                self.stdout.write(self.style.ERROR(f"{healed.outcome.replace('_', ' ')} {line}"))
+                self.report(logging.ERROR, f"{healed.outcome.replace('_', ' ')} {line}",
+                            style=self.style.ERROR, **ids)
             elif not quiet:
-                self.stdout.write(line)
+                self.report(logging.DEBUG, line, **ids)
 
     def prune(self, *, dry_run: bool) -> None:
         days = prune_after_days()
         if days is not None:
             report = prune_threads(older_than=timedelta(days=days), dry_run=dry_run)
             if report.threads:
-                self.stdout.write(report.summary())
+                self.report(logging.INFO, report.summary(), threads=len(report.threads))
         keep = task_results_keep_days()
         if keep is not None:
             tasks = prune_task_results(older_than=timedelta(days=keep), dry_run=dry_run)
             if tasks:
                 verb = "would delete" if dry_run else "deleted"
-                self.stdout.write(f"{verb} {tasks} task row(s) finished more than {keep:g} "
-                                  "day(s) ago")
+                self.report(logging.INFO, f"{verb} {tasks} task row(s) finished more than "
+                            f"{keep:g} day(s) ago", task_rows=tasks)
 
     def sweep(self, *, older_than: float, dry_run: bool, mark_only: bool, reason: str,
               quiet: bool) -> None:
@@ -167,16 +197,18 @@ class Command(BaseCommand):
                 f"worker {run.worker or '?'}, lease expired {run.lease_expires_at:%H:%M:%S}"
             )
             if dry_run:
-                self.stdout.write(f"would resume {line}")
+                self.report(logging.INFO, f"would resume {line}", run=run)
                 continue
             # Conditional update: a worker that renewed in the meantime keeps its run.
             # in --auto mode ops hear of a stall only when the policy gives up (or is off)
             notify = not (self.auto and _heals(run.thread.graph_name))
             if not declare_stalled(run, reason=reason, older_than=older_than, notify=notify):
-                self.stdout.write(f"skipped {line} (renewed or finished meanwhile)")
+                self.report(logging.INFO, f"skipped {line} (renewed or finished meanwhile)",
+                            run=run)
                 continue
             if mark_only:
-                self.stdout.write(self.style.WARNING(f"stalled {line}"))
+                self.report(logging.WARNING, f"stalled {line}", style=self.style.WARNING,
+                            run=run, outcome="stalled", worker_id=run.worker)
                 continue
             self.resume(run, line, reason)
 
@@ -184,9 +216,15 @@ class Command(BaseCommand):
         try:
             resume_stalled(run, reason=reason)
         except RunError as exc:
-            self.stderr.write(f"could not resume run {run.pk}: {exc}")
+            if self.echo:
+                self.stderr.write(f"could not resume run {run.pk}: {exc}")
+            if self.logs:
+                with log_context(run_id=run.pk, thread_id=run.thread.thread_id):
+                    logger.error("could not resume stalled run %s: %s", run.pk, exc)
             return
-        self.stdout.write(self.style.SUCCESS(f"resumed {line}"))
+        # a stall and its resume in one line (without --auto or --mark-only): a warning
+        self.report(logging.WARNING, f"resumed {line}", style=self.style.SUCCESS, run=run,
+                    outcome="resumed", worker_id=run.worker)
 
     def sweep_orphans(self, *, grace: float, dry_run: bool, quiet: bool) -> None:
         runs = orphaned_runs(grace=grace)
@@ -198,21 +236,24 @@ class Command(BaseCommand):
                 f"queued at {run.created_at:%H:%M:%S}, no task will pick it up"
             )
             if dry_run:
-                self.stdout.write(f"would re-queue {line}")
+                self.report(logging.INFO, f"would re-queue {line}", run=run)
                 continue
             try:
                 requeue_orphan(run, reason="queued run had no task: enqueued again", grace=grace)
             except RunError as exc:  # claimed or re-queued meanwhile
-                self.stdout.write(f"skipped {line} ({exc})")
+                self.report(logging.INFO, f"skipped {line} ({exc})", run=run)
                 continue
-            self.stdout.write(self.style.SUCCESS(f"re-queued {line}"))
+            self.report(logging.WARNING, f"re-queued {line}", style=self.style.SUCCESS,
+                        run=run, outcome="requeued")
 
     def sweep_lost_tasks(self, *, dry_run: bool) -> None:
         if dry_run:
             for row, why in lost_rows():
-                self.stdout.write(f"would finish task {row.pk} ({row.task_path}): {why}")
+                self.report(logging.INFO, f"would finish task {row.pk} ({row.task_path}): {why}")
             return
         for lost in sweep_lost_tasks():
             line = f"task {lost.task_id} ({lost.task_path}) of lost worker {lost.worker}"
             style = self.style.SUCCESS if lost.outcome == "requeued" else self.style.WARNING
-            self.stdout.write(style(f"finished {line}: {lost.detail}"))
+            self.report(logging.WARNING, f"finished {line}: {lost.detail}", style=style,
+                        task_id=lost.task_id, task_path=lost.task_path, worker_id=lost.worker,
+                        outcome=lost.outcome)

@@ -89,6 +89,7 @@ class WakingWorker(db_worker.Worker):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waiter: Waiter | None = None
+        self.beat: WorkerBeat | None = None  # while `run` runs: this process's heartbeat
         self.failures = 0  # unexpected errors in a row
         self.claimed: DBTaskResult | None = None  # this round's task, for the error's log line
         self.gave_up = False
@@ -138,7 +139,12 @@ class WakingWorker(db_worker.Worker):
             sys.exit(1)
         if not self.running_task:  # idle: nothing to hand back
             db_worker.logger.warning("Received %s - idle, exiting", name)
-            if self.waiter is not None:  # `run`'s `finally` is skipped: remove its socket
+            # `run`'s `with WorkerBeat` and `finally` are skipped by the exit below: record
+            # the clean stop (`stopped_at`: /readyz, the metrics and the sweeper's lost tasks
+            # read it) and remove the waiter's socket here
+            if self.beat is not None:
+                self.beat.stop_from_signal_handler()
+            if self.waiter is not None:
                 self.waiter.close()
             _exit_now()
         db_worker.logger.warning("Received %s - shutting down gracefully... (press Ctrl+C "
@@ -158,7 +164,8 @@ class WakingWorker(db_worker.Worker):
             # sweeper's lost tasks, under the id it claims task rows with (host:pid unless
             # --worker-id says otherwise, as its runs' `Run.worker`); its runs share one
             # checkpoint write-behind connection while tasks keep coming
-            with WorkerBeat(self.worker_id), keep_writer_between_runs():
+            self.beat = WorkerBeat(self.worker_id)
+            with self.beat, keep_writer_between_runs():
                 self._loop()
         finally:
             close_writers()
