@@ -117,7 +117,50 @@ def requests_of(payload: Mapping[str, Any]) -> list[AgentRequest]:
 
 
 class AnswerError(ValueError):
-    """An answer that does not fit the requests; the message says which and why."""
+    """An answer that does not fit the requests; the message says which and why (`field`:
+    the argument it is about, where it is one)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# The JSON type an argument keeps through an edit, from the value the agent asked with (its
+# request carries no schema): a string stays a string, a list a list. An integer takes only
+# an integer, a fractional number any number; null (the agent gave none) takes any value.
+def _json_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return None
+
+
+_ARTICLES = {"integer": "an integer", "number": "a number", "string": "a string",
+             "boolean": "a boolean (true or false)", "object": "an object", "array": "an array"}
+
+
+def _type_error(asked: Any, given: Any) -> str | None:
+    """Why `given` cannot replace the argument the agent asked with as `asked`; None if it
+    can."""
+    expected = _json_type(asked)
+    if expected is None:
+        return None
+    got = _json_type(given)
+    if got == expected or (expected == "number" and got == "integer"):
+        return None
+    given_as = _ARTICLES.get(got, "null") if got else "null"
+    return f"must be {_ARTICLES[expected]}, as the agent asked with; got {given_as}."
 
 
 def answer(payload: Mapping[str, Any], choices: Sequence[tuple[str, Mapping[str, Any] | None,
@@ -165,7 +208,12 @@ def answer_for_action(payload: Mapping[str, Any], action: str,
     unknown = sorted(set(values) - set(request.args))
     if unknown:
         raise AnswerError(f"{', '.join(map(repr, unknown))} is not an argument of "
-                          f"{request.action} (its arguments: {', '.join(request.args)}).")
+                          f"{request.action} (its arguments: {', '.join(request.args)}).",
+                          unknown[0])
+    for name, value in values.items():
+        wrong = _type_error(request.args[name], value)
+        if wrong:
+            raise AnswerError(f"{name!r} of {request.action} {wrong}", name)
     return answer(payload, [("edit", {**request.args, **values}, "")])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ from ninja import NinjaAPI, Query, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from approvals import agent_inbox, selectors
 from approvals.access import (
@@ -41,8 +42,15 @@ from approvals.actions import (
 )
 from approvals.api import checkpoint_list, cursors, shapes
 from approvals.api.idempotency import run_once
-from approvals.api.inputs import check_decision_values, check_input, input_schema
-from approvals.api.problems import ApiProblem, from_problem, problem
+from approvals.api.inputs import (
+    INT64_MAX,
+    INT64_MIN,
+    check_decision_values,
+    check_input,
+    input_schema,
+    int_range_message,
+)
+from approvals.api.problems import CONTENT_TYPE, ApiProblem, from_problem, problem
 from approvals.api.tokens import user_for_token
 from approvals.diff import to_jsonable
 from approvals.models import Decision, ReviewRequest
@@ -68,7 +76,8 @@ class LimitedParser(Parser):
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            data = json.loads(request.body)
+            # NaN and Infinity are not JSON (Python's parser takes them): a malformed body
+            data = json.loads(request.body, parse_constant=_not_json)
         except RecursionError:
             raise ValueError("the JSON is nested too deeply") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -87,7 +96,35 @@ class LimitedParser(Parser):
             where = (nul_at or "body").replace("\x00", "\\u0000")
             raise ApiProblem(422, f"{where} holds a NUL character (\\u0000), which cannot be "
                              "stored; remove it.", {where: ["NUL characters cannot be stored."]})
+        # An integer beyond 64 bits parses, validates and fails the run later (SQLite cannot
+        # bind it): refused here, wherever it is. Only a body with such a run of digits is
+        # walked.
+        big_at = _big_int_path(data) if _LONG_DIGITS.search(request.body) else None
+        if big_at is not None:
+            where, number = big_at
+            raise ApiProblem(422, f"{where or 'body'}: {int_range_message(number)}",
+                             {where or "body": [int_range_message(number)]})
         return data
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; send a finite number")
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _big_int_path(value: Any, path: str = "") -> tuple[str, int] | None:
+    """(path, number) of the first integer in `value` outside the signed 64-bit range."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (path, value) if not INT64_MIN <= value <= INT64_MAX else None
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, child in items:
+        found = _big_int_path(child, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _depth(value: Any) -> int:
@@ -138,7 +175,51 @@ def _docs_access(view: Any) -> Any:
     return wrapped
 
 
-api = NinjaAPI(
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "Any string of 1 to 200 characters naming this piece of work. The same key from the "
+        "same user within 24 hours returns the first response again (with "
+        "`Idempotent-Replayed: true`) and creates nothing new, also when the two requests "
+        "arrive at once; the same key with another request (other method, path or JSON "
+        "body) is a 409. A refused request (any error) keeps nothing: a retry with its key "
+        "is done afresh."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+REPLAYED = {
+    "description": "`true` when this is the stored first response to the same "
+                   "Idempotency-Key; absent otherwise.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+class StepwiseApi(NinjaAPI):
+    """NinjaAPI whose OpenAPI document says what the server sends: errors as
+    `application/problem+json` (ninja declares every response `application/json`), and the
+    `Idempotency-Key` every POST takes (read by `run_once`, not a declared parameter)."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None,
+                           path_params: dict[str, Any] | None = None) -> Any:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        for operations in schema.get("paths", {}).values():
+            for method, operation in operations.items():
+                if not isinstance(operation, dict):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content")
+                    if str(status)[:1] in "45" and content and "application/json" in content:
+                        content[CONTENT_TYPE] = content.pop("application/json")
+                    elif method == "post" and str(status).startswith("2"):
+                        response.setdefault("headers", {})["Idempotent-Replayed"] = REPLAYED
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
+        return schema
+
+
+api = StepwiseApi(
     title="Stepwise API",
     version="1",
     description="Start threads, read them, answer reviews and act on runs. "
@@ -187,6 +268,13 @@ def _on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 @api.exception_handler(ValidationError)
 def _on_validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    if not request.body and any(
+        e.get("type") == "missing" and tuple(e.get("loc", ()))[:1] == ("body",)
+        and len(e.get("loc", ())) <= 2 for e in exc.errors
+    ):
+        # no body at all: malformed (the contract's 400), not a 422 on a field "body"
+        return problem(400, "The request body is empty; send a JSON object "
+                       "(Content-Type: application/json).")
     errors: dict[str, list[str]] = {}
     for e in exc.errors:
         loc = [str(p) for p in e.get("loc", ())]
@@ -317,7 +405,20 @@ def create_thread(request: HttpRequest, payload: ThreadIn) -> HttpResponse:
     return run_once(request, user, work)
 
 
-class ThreadQuery(BaseModel):
+class Filters(BaseModel):
+    """Query parameters: one sent empty (`?status=`) is one not sent, for every parameter
+    alike (a form that leaves a filter blank sends it so)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: Any, info: ValidationInfo) -> Any:
+        if value == "" and info.field_name is not None:
+            field = cls.model_fields[info.field_name]
+            return field.get_default(call_default_factory=True)
+        return value
+
+
+class ThreadQuery(Filters):
     status: shapes.ThreadStatus | None = None
     graph: str | None = Field(None, max_length=100)
     # as the threads page's search: a case-insensitive part of the id or the title
@@ -355,7 +456,7 @@ def get_thread(request: HttpRequest, thread_id: str) -> dict[str, Any]:
     }
 
 
-class CheckpointQuery(BaseModel):
+class CheckpointQuery(Filters):
     cursor: str | None = Field(None, max_length=400)
     limit: int | None = Field(None, ge=1, le=checkpoint_list.MAX_LIMIT)
 
@@ -432,7 +533,7 @@ def fork_checkpoint(
 # ---------------------------------------------------------------- reviews
 
 
-class ReviewQuery(BaseModel):
+class ReviewQuery(Filters):
     status: ReviewFilter = "open"
     graph: str | None = Field(None, max_length=100)
     cursor: str | None = Field(None, max_length=200)
@@ -489,6 +590,8 @@ def decide_review(request: HttpRequest, review_id: int, payload: DecisionIn) -> 
                                                    payload.text)
         except agent_inbox.AnswerError as exc:
             field = "values" if payload.action == Decision.Action.EDIT else "action"
+            if exc.field is not None:
+                field = f"values.{exc.field}"
             raise ApiProblem(422, f"Review #{review.pk}: {exc}", {field: [str(exc)]}) from None
     decision_input = DecisionInput(action=payload.action, comment=payload.comment,
                                    values=values, text=payload.text, answer=answer)

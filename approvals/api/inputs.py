@@ -6,7 +6,9 @@ sent as numeric strings (`jsonvalues.numbers_from_strings`)."""
 
 from __future__ import annotations
 
+import decimal
 import functools
+import re
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +21,53 @@ from approvals.jsonvalues import numbers_from_strings
 from approvals.models import ReviewRequest
 from approvals.schemacheck import validator_for
 from orchestration.runtime.registry import get_graph
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# What a numeric string may hold: JSON's number syntax (surrounding blanks aside), not all
+# that Python's int(), float() or Decimal() take ("1_000", "+5", "٣", ".5", "NaN")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def int_range_message(number: int) -> str:
+    shown = str(number) if len(str(number)) <= 40 else f"{str(number)[:20]}…"
+    return (f"{shown} is outside the signed 64-bit integer range ({INT64_MIN} to "
+            f"{INT64_MAX}), which is all a run can store; send a smaller number.")
+
+
+def _out_of_range(prefix: str, value: Any) -> dict[str, list[str]]:
+    """field -> message for every integer in `value` outside the signed 64-bit range."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {} if INT64_MIN <= value <= INT64_MAX else {prefix: [int_range_message(value)]}
+    items = (value.items() if isinstance(value, Mapping)
+             else enumerate(value) if isinstance(value, list | tuple) else ())
+    errors: dict[str, list[str]] = {}
+    for key, child in items:
+        errors.update(_out_of_range(f"{prefix}.{key}", child))
+    return errors
+
+
+def _not_json_numbers(prefix: str, sent: Any, converted: Any) -> dict[str, list[str]]:
+    """field -> message for every string in `sent` that became a number in `converted`
+    (pydantic's lax conversion for a Decimal or number field) without being written as a
+    JSON number."""
+    if isinstance(sent, str):
+        number = (isinstance(converted, int | float | decimal.Decimal)
+                  and not isinstance(converted, bool))
+        if number and not _JSON_NUMBER.fullmatch(sent.strip()):
+            return {prefix: [f"{sent!r:.40} is not a number as JSON writes one; send a number "
+                             "such as 199.99 (or the same as a string)."]}
+        return {}
+    if isinstance(sent, Mapping) and isinstance(converted, Mapping):
+        pairs = [(k, sent[k], converted[k]) for k in sent if k in converted]
+    elif isinstance(sent, list) and isinstance(converted, list | tuple) \
+            and len(sent) == len(converted):
+        pairs = list(zip(range(len(sent)), sent, converted, strict=True))
+    else:
+        return {}
+    errors: dict[str, list[str]] = {}
+    for key, one, other in pairs:
+        errors.update(_not_json_numbers(f"{prefix}.{key}", one, other))
+    return errors
 
 
 @functools.cache
@@ -111,6 +160,8 @@ def _validated(prefix: str, schema: Mapping[str, Any], value: Mapping[str, Any],
     converted, problems = numbers_from_strings(schema, value)
     validator = validator or validator_for(schema)
     errors = {f"{prefix}.{k}": v for k, v in problems.items()}
+    for key, messages in _out_of_range(prefix, converted).items():
+        errors.setdefault(key, messages)
     for key, messages in _errors_by_field(
         prefix, sorted(validator.iter_errors(converted), key=str)
     ).items():
@@ -179,13 +230,28 @@ def check_input(graph_name: str, value: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001  a state whose types pydantic cannot build: keep JSON
         return dict(value)
     if isinstance(converted, Mapping):
-        return {k: converted[k] for k in value}
-    return {k: getattr(converted, k) for k in value}
+        out = {k: converted[k] for k in value}
+    else:
+        out = {k: getattr(converted, k) for k in value}
+    errors = _not_json_numbers("input", dict(value), out)
+    for key, messages in _out_of_range("input", out).items():
+        errors.setdefault(key, messages)
+    if errors:
+        raise ApiProblem(422, f"input does not fit graph {graph_name!r}'s state", errors)
+    return out
 
 
 def check_decision_values(review: ReviewRequest, action: str, values: Any) -> dict[str, Any]:
     """The values an `edit` decision records: the review's data for the schema's fields,
-    overwritten by `values`, validated against the schema (as the review form does)."""
+    overwritten by `values`, validated against the schema (as the review form does). An
+    edit must change something: without values (none, null or `{}`) it is refused, not taken
+    as an approve in disguise."""
+    if action == "edit" and (values is None or (isinstance(values, Mapping) and not values)):
+        fields = _editable(review)
+        named = f" ({', '.join(fields)})" if fields else ""
+        why = (f"An edit needs values: the fields to change{named}. To accept review "
+               f"#{review.pk} as it is, use the action 'approve'.")
+        raise ApiProblem(422, why, {"values": [why]})
     if values is None:
         return {}
     if action != "edit":
@@ -208,3 +274,12 @@ def check_decision_values(review: ReviewRequest, action: str, values: Any) -> di
     data = review.data if isinstance(review.data, Mapping) else {}
     merged = to_jsonable({**{k: data[k] for k in props if k in data}, **values})
     return _validated("values", schema, merged, f"values do not match review #{review.pk}'s schema")
+
+
+def _editable(review: ReviewRequest) -> list[str]:
+    """The names an edit of `review` may change: its schema's fields, else its data's keys
+    (an Agent Inbox request's arguments)."""
+    props = (review.schema or {}).get("properties") if isinstance(review.schema, Mapping) else None
+    if isinstance(props, Mapping):
+        return list(props)
+    return list(review.data) if isinstance(review.data, Mapping) else []

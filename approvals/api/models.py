@@ -79,6 +79,9 @@ class WebhookDelivery(models.Model):
         PENDING = "pending", "Pending"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Gave up"
+        # the endpoint was deactivated before this delivery got through: no more attempts
+        # (reactivating the endpoint does not send it again)
+        ABANDONED = "abandoned", "Not sent: endpoint deactivated"
 
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"

@@ -1,6 +1,9 @@
 """Webhooks: an event becomes one delivery row per subscribed endpoint, written and queued in
 the transaction that records the event; the task worker POSTs it, signed, and retries with
 exponential backoff until a 2xx answer or the attempts run out. Each attempt is logged.
+A delivery whose endpoint was deactivated before it got through is not sent any more: it
+ends `abandoned` ("Not sent: endpoint deactivated" in the admin); only the admin's test
+event still goes to an inactive endpoint.
 
 Signature: `Stepwise-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`
 with the endpoint's secret. At least once: a receiver dedupes by `Stepwise-Event-Id`.
@@ -144,6 +147,14 @@ def deliver_webhook(delivery_id: int) -> dict[str, Any]:
     )
     if delivery is None:
         return {"delivery": delivery_id, "outcome": "skipped"}
+    if not delivery.endpoint.is_active and delivery.event_type != TEST_EVENT:
+        # deactivated after the event was queued (a retry, or a backlog): an admin turned the
+        # receiver off, so nothing more goes to it; the delivery says why in the admin. (The
+        # admin's own test event still goes: it tries an endpoint before turning it on.)
+        WebhookDelivery.objects.filter(
+            pk=delivery.pk, status=WebhookDelivery.Status.PENDING
+        ).update(status=WebhookDelivery.Status.ABANDONED, next_attempt_at=None)
+        return {"delivery": delivery_id, "outcome": "abandoned"}
     number = delivery.attempts + 1
     # two workers holding the same job: the conditional update lets one of them send
     if not WebhookDelivery.objects.filter(
