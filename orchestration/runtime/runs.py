@@ -307,6 +307,9 @@ def resume_stalled(run: Run, *, user: Any = None, reason: str) -> Run:
     with transaction.atomic():
         if run.status == Run.Status.RUNNING:
             declare_stalled(run, user=user, reason=reason)
+        # locked: of concurrent resumes (six at once in an API trial) one queues the run, the
+        # others find it queued and are refused
+        Run.objects.select_for_update().filter(pk=run.pk).values_list("pk").first()
         run.refresh_from_db()
         if run.status != Run.Status.STALLED:
             raise RunNotStalled(

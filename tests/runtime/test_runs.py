@@ -268,3 +268,38 @@ def test_publishing_respond_loops_back_to_a_new_review_of_the_revision(signals: 
     assert review["data"]["comments"] == ["rita: fix the typos"]
     third = approve(first.thread)
     assert third.status == Run.Status.SUCCEEDED
+
+
+def test_concurrent_resumes_of_a_stalled_run_queue_it_once() -> None:
+    """Found in an API trial: four resumes at once each answered "stalled" and queued a task.
+    One queues the run; the others are refused (each its own connection and transaction)."""
+    import threading
+
+    from django.db import connection
+
+    from orchestration.runtime.errors import RunNotStalled
+    from orchestration.runtime.runs import resume_stalled
+
+    run = start_inline(LARGE)
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.STALLED)
+    outcomes: list[str] = []
+    start = threading.Barrier(4)
+
+    def resume() -> None:
+        try:
+            start.wait()
+            resume_stalled(Run.objects.get(pk=run.pk), reason="at once")
+            outcomes.append("queued")
+        except RunNotStalled:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=resume) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["queued", "refused", "refused", "refused"]
+    assert Event.objects.filter(run=run, kind="run_requeued").count() == 1
+    assert Run.objects.get(pk=run.pk).status == Run.Status.QUEUED
