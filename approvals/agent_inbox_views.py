@@ -14,7 +14,13 @@ from django.views.decorators.http import require_POST
 from approvals import agent_inbox
 from approvals.access import access_review
 from approvals.actions import DecisionInput, ReviewError, do_decide
-from approvals.forms import LONG_TEXT, SafeJSONField, shown_initials, text_field
+from approvals.forms import (
+    LONG_TEXT,
+    SafeJSONField,
+    refuse_unsaved_edits,
+    shown_initials,
+    text_field,
+)
 from approvals.models import ReviewRequest
 
 
@@ -76,20 +82,6 @@ class AgentAnswerForm(forms.Form):
             })
         return out
 
-    def _refuse_unsaved_edits(self, keys: list[str], answer: str) -> None:
-        """An answer other than edit sends the request's args as they were: a form posted
-        with args changed is refused rather than answered with the changes dropped (Enter in
-        an edited field submits the default answer)."""
-        changed = [k for k in keys if k in self.data and k in self.changed_data]
-        for key in changed:
-            self.add_error(key, f"Changed: not sent with “{answer}”.")
-        if changed:
-            names = ", ".join(str(self.fields[k].label or k) for k in changed)
-            self.add_error(None, (
-                f"You changed {names}, but “{answer}” sends the request as it was: choose "
-                f"“{agent_inbox.LABELS['edit']}” to send your edits, or put the values back."
-            ))
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         choices = []
@@ -100,7 +92,10 @@ class AgentAnswerForm(forms.Form):
             if kind == "edit":
                 args = {k.removeprefix(f"r{i}-arg-"): cleaned.get(k) for k in g["arg_keys"]}
             else:
-                self._refuse_unsaved_edits(g["arg_keys"], agent_inbox.LABELS.get(kind, kind))
+                # an answer other than edit sends the request's args as they were
+                refuse_unsaved_edits(self, [k for k in g["arg_keys"] if k in self.data],
+                                     agent_inbox.LABELS.get(kind, kind),
+                                     agent_inbox.LABELS["edit"])
             choices.append((kind, args, cleaned.get(f"r{i}-response") or ""))
         try:
             cleaned["responses"] = agent_inbox.answer(self.review.payload, choices)

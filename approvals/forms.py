@@ -219,6 +219,21 @@ def shown_initials(fields: Iterable[forms.BoundField]) -> dict[str, Any]:
     return shown
 
 
+def refuse_unsaved_edits(form: forms.Form, keys: Iterable[str], answer: str, edit: str) -> None:
+    """Refuse, on each field and above the form, an `answer` (Approve, Accept) posted with
+    values changed in `keys`: it would send the values as asked and drop the changes (Enter
+    in an edited field submits the first button); `edit` is the button that sends them."""
+    changed = [key for key in keys if key in form.changed_data]
+    for key in changed:
+        form.add_error(key, f"Changed: not sent by {answer}.")
+    if changed:
+        labels = ", ".join(str(form.fields[key].label or key) for key in changed)
+        form.add_error(None, (
+            f"You changed {labels}, but {answer} sends the values as they were asked: use "
+            f"“{edit}” to send your edits, or put the values back."
+        ))
+
+
 class DecisionForm(forms.Form):
     """The reviewer's decision. The edit fields come from the payload's schema; the action is
     the button pressed. Schema validation runs server-side whatever the browser checked."""
@@ -290,20 +305,8 @@ class DecisionForm(forms.Form):
         changed is refused, never approved with the edits dropped (a reviewer who typed a new
         amount and pressed Enter meant the new amount). A decision posted without the value
         fields at all (the keyboard's `a` from a list, the API) has nothing to lose."""
-        if not any(key in self.data for key in self.value_fields):
-            return
-        changed = [key for key in self.value_fields if key in self.changed_data]
-        if not changed:
-            return
-        labels = ", ".join(str(self.fields[key].label or key.removeprefix("value__"))
-                           for key in changed)
-        for key in changed:
-            self.add_error(key, "Changed: not saved by Approve.")
-        self.add_error(None, (
-            f"You changed {labels}. Approve would approve the values as they were asked, "
-            "without your changes: use “Save edits and approve” to approve your edits, or put "
-            "the values back to approve as asked."
-        ))
+        if any(key in self.data for key in self.value_fields):
+            refuse_unsaved_edits(self, self.value_fields, "Approve", "Save edits and approve")
 
     def _validate_against_schema(self) -> None:
         values = self.edited_values()

@@ -116,13 +116,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "filter": f,
         "can_decide": can_decide,
     }
-    counts, graphs = selectors.inbox_counts_and_graphs(f.graph)
-    context.update({"counts": counts, "statuses": ReviewRequest.Status.choices})
+    context["statuses"] = ReviewRequest.Status.choices
     if request.htmx:
         # the list, and the per-status counts out of band: counts left as they were went
-        # stale on every filter change and live update
-        return render(request, "approvals/_inbox_list.html", {**context, "oob": True})
-    context.update({"graphs": graphs, "query": request.GET.urlencode()})
+        # stale on every filter change and live update (the graph names do not change here)
+        context.update({"counts": selectors.review_counts(f.graph), "oob": True})
+        return render(request, "approvals/_inbox_list.html", context)
+    counts, graphs = selectors.inbox_counts_and_graphs(f.graph)
+    context.update({"counts": counts, "graphs": graphs, "query": request.GET.urlencode()})
     return render(request, "approvals/inbox.html", context)
 
 

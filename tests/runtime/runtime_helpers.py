@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -144,3 +145,71 @@ def checkpoint_count(thread_id: str) -> int:
     from orchestration.runtime import models
 
     return models.Checkpoint.objects.filter(thread__thread_id=thread_id).count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children_of() -> dict[int, list[int]]:
+    """pid -> its children's pids, read from /proc."""
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (honcho starts each child in a session of its own, so
+    killing honcho's process group would leave them running)."""
+    kids, found, todo = children_of(), [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """Stop `process` (TERM, then KILL) and SIGKILL whatever it left below it."""
+    tree = descendants(process.pid)
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def finished_thread(tmp_path: Path, days_ago: float = 40) -> Any:
+    """A `steps` thread run to its end in-process, last changed `days_ago` days ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestration.runtime.models import Run, Thread
+    from orchestration.runtime.runs import run_inline, start_thread
+
+    gate = tmp_path / "gate"
+    gate.touch()
+    with run_inline():
+        run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(gate)},
+                           user=None)
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED
+    Thread.objects.filter(pk=run.thread_id).update(
+        updated_at=timezone.now() - timedelta(days=days_ago))
+    return Thread.objects.get(pk=run.thread_id)

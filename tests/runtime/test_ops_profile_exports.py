@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.utils import timezone
-
-from orchestration.runtime.models import Run, Thread
-from orchestration.runtime.runs import run_inline, start_thread
+from runtime_helpers import finished_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def finished_thread(tmp_path: Path, days_ago: float = 40) -> Thread:
-    gate = tmp_path / "gate"
-    gate.touch()
-    with run_inline():
-        run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(gate)},
-                           user=None)
-    run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED
-    Thread.objects.filter(pk=run.thread_id).update(
-        updated_at=timezone.now() - timedelta(days=days_ago))
-    return Thread.objects.get(pk=run.thread_id)
 
 
 @pytest.fixture

@@ -12,31 +12,16 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.utils import timezone
+from runtime_helpers import finished_thread
 
 from approvals.models import ReviewRequest
 from orchestration.checkpoint import CheckpointConfig
 from orchestration.checkpoint.storage.inline import unpack_inline
 from orchestration.runtime.models import Checkpoint, Event, FieldVersion, Run, Thread
 from orchestration.runtime.retention import prune_threads
-from orchestration.runtime.runs import run_inline, start_thread
 from orchestration.runtime.savers import DjangoCheckpointSaver
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def finished_thread(tmp_path: Path, days_ago: float = 40) -> Thread:
-    gate = tmp_path / "gate"
-    gate.touch()
-    with run_inline():
-        run = start_thread("steps", {"log": str(tmp_path / "log"), "gate": str(gate)},
-                           user=None)
-    run.refresh_from_db()
-    assert run.status == Run.Status.SUCCEEDED
-    Thread.objects.filter(pk=run.thread_id).update(
-        updated_at=timezone.now() - timedelta(days=days_ago)
-    )
-    return Thread.objects.get(pk=run.thread_id)
 
 
 def test_prunes_old_finished_threads_and_keeps_their_history(tmp_path: Path) -> None:

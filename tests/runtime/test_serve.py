@@ -23,7 +23,15 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from runtime_helpers import ROOT, log_lines, subprocess_env, wait_for
+from runtime_helpers import (
+    ROOT,
+    descendants,
+    free_port,
+    log_lines,
+    stop_tree,
+    subprocess_env,
+    wait_for,
+)
 from websockets.sync.client import connect as ws_connect
 
 from approvals.roles import ensure_roles
@@ -33,12 +41,6 @@ from orchestration.runtime.runs import start_thread
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "serve-test-password-7"  # noqa: S105
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def redis_up() -> bool:
@@ -102,42 +104,6 @@ def served(tmp_path: Path) -> Any:
         process, base
     ):
         yield {"process": process, "base": base, "log": log, "port": port}
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (honcho starts each child in a session of its own, so
-    killing honcho's process group would leave them running)."""
-    kids: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in kids.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def stop_tree(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    tree = descendants(process.pid)
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def log_in(base: str, username: str) -> httpx.Client:
