@@ -1,8 +1,8 @@
 """Probes for load balancers and orchestrators, and the Prometheus scrape.
 
 - `/healthz`: the process answers (no database touched): restart it if this fails.
-- `/readyz`: the database answers, the channel layer answers, and at least one task worker
-  beat recently (`orchestration.runtime.workers`): send it traffic only if this passes. Each
+- `/readyz`: the database answers, the channel layer answers, and at least one worker of
+  runs beat recently (`orchestration.runtime.workers`): send it traffic only if this passes. Each
   check is one round trip; the body says which failed.
 - `/metrics`: Prometheus text (`orchestration.runtime.metrics`). Not for the public: allowed
   with `Authorization: Bearer <STEPWISE_METRICS_TOKEN>`, or from an address in
@@ -32,7 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from approvals.models import ReviewRequest
-from orchestration.runtime import metrics
+from orchestration.runtime import metrics, queues
 from orchestration.runtime.workers import fresh_workers, stale_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -105,11 +105,13 @@ def _channel_layer() -> str:
 
 
 def _worker() -> tuple[bool, str]:
-    alive = fresh_workers()
+    # a worker of runs: one that only sends notifications would leave every decision unmoved
+    alive = fresh_workers(queue=queues.RUNS)
     window = stale_after_seconds()
     if alive:
-        return True, f"{alive} worker(s) beat in the last {window:g}s"
-    return False, f"no task worker beat in the last {window:g}s: runs would not move"
+        return True, f"{alive} worker(s) of runs beat in the last {window:g}s"
+    return False, (f"no worker of runs (queue {queues.RUNS!r}) beat in the last {window:g}s: "
+                   "runs would not move")
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:

@@ -31,6 +31,7 @@ from django.utils import timezone
 from approvals.api.webhooks import tasks_share_our_database
 from approvals.mailretry import deliver_each
 from approvals.models import ReviewRequest
+from orchestration.runtime import queues
 from orchestration.runtime.events import publish
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
 
@@ -113,7 +114,7 @@ def _queue(job: Any, review_id: int) -> None:
 
 
 @retry_when_worker_lost
-@task()
+@task(queue_name=queues.NOTIFY)
 def email_review_requested(review_id: int, only: list[int] | None = None,
                            attempt: int = 1) -> dict[str, Any]:
     """The new review's e-mail to each recipient (`only` these user ids: a retry,
@@ -167,7 +168,7 @@ def escalate_overdue() -> list[int]:
 
 
 @retry_when_worker_lost
-@task()
+@task(queue_name=queues.NOTIFY)
 def email_review_overdue(review_id: int, only: list[int] | None = None,
                          attempt: int = 1) -> dict[str, Any]:
     review = ReviewRequest.objects.select_related("thread").filter(pk=review_id).first()

@@ -17,7 +17,7 @@ from approvals.api.webhooks import tasks_share_our_database
 from approvals.mailretry import deliver_each
 from approvals.models import Decision
 from approvals.notify import send_to
-from orchestration.runtime import metrics
+from orchestration.runtime import metrics, queues
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
 from orchestration.runtime.models import Run
 from orchestration.runtime.signals import run_stalled
@@ -41,7 +41,7 @@ def on_run_stalled(sender: Any, run: Run, needs_ops: bool = False, **kwargs: Any
 
 
 @retry_when_worker_lost  # sent again if its worker dies; same Message-ID (approvals.notify)
-@task()
+@task(queue_name=queues.NOTIFY)
 def email_run_needs_ops(run_id: int, only: list[int] | None = None,
                         attempt: int = 1) -> dict[str, Any]:
     run = Run.objects.select_related("thread").filter(pk=run_id).first()

@@ -63,6 +63,7 @@ from approvals.replay import replay_preview
 from approvals.selectors import UnreadableCheckpoint
 from orchestration.runtime.models import Event, Run, Thread
 from orchestration.runtime.runs import RunAction
+from orchestration.runtime.workers import unserved_queues
 
 PAGE_SIZE = 50
 
@@ -629,6 +630,8 @@ def ops(request: HttpRequest) -> HttpResponse:
         # nothing preselected where no fix fits (waiting runs: only cancel, never a default)
         "default_action": fits.most_common(1)[0][0] if fits else "",
     }
+    if not request.htmx:  # the page, not a table refresh: queues no worker takes
+        context["unserved"] = unserved_queues()
     template = "approvals/_ops_table.html" if request.htmx else "approvals/ops.html"
     return render(request, template, context)
 

@@ -301,9 +301,13 @@ if REDIS_URL and not TESTING:
 # another process's change.
 STEPWISE_AUTH_CACHE = env_bool("STEPWISE_AUTH_CACHE", bool(REDIS_URL) and not TESTING)
 
+# Runs ("default") and notifications ("notify") on their own queues, each served by its own
+# workers in production (orchestration.runtime.queues names them): a slow webhook receiver
+# or mail server never delays a run.
 TASKS = {
     "default": {
         "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default", "notify"],
     }
 }
 
@@ -336,7 +340,8 @@ STEPWISE_API_MAX_DEPTH = 32
 STEPWISE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("STEPWISE_WEBHOOK_MAX_ATTEMPTS", "7"))
 STEPWISE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("STEPWISE_WEBHOOK_BACKOFF_SECONDS", "30"))
 STEPWISE_WEBHOOK_BACKOFF_FACTOR = 4.0
-STEPWISE_WEBHOOK_TIMEOUT_SECONDS = 10.0
+# how long one POST may take (connect, send, answer) before the attempt counts as failed
+STEPWISE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("STEPWISE_WEBHOOK_TIMEOUT_SECONDS", "10"))
 
 # E-mails the mail server could not take (down, timing out, 4xx) are sent again: attempt n+1
 # STEPWISE_EMAIL_BACKOFF_SECONDS * 4**(n-1) after attempt n (30 s, 2 min, 8 min, 32 min)

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from approvals import rowread
 from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from orchestration.runtime import queues
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
 from orchestration.runtime.runend import read_with_run_end
 
@@ -138,7 +139,7 @@ def backoff(attempt: int) -> float:
 # A worker killed mid-delivery: the sweeper queues the delivery again. The receiver gets the
 # same stored body and `Stepwise-Event-Id` (it may have got the first POST): once, after dedup.
 @retry_when_worker_lost
-@task()
+@task(queue_name=queues.NOTIFY)
 def deliver_webhook(delivery_id: int) -> dict[str, Any]:
     """One attempt at one delivery; queues the next attempt itself when this one fails."""
     delivery = (

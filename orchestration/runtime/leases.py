@@ -26,6 +26,7 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
 
+from orchestration.runtime import queues
 from orchestration.runtime.errors import LeaseLost
 from orchestration.runtime.models import Run, Thread
 from orchestration.runtime.workers import fresh_workers
@@ -284,7 +285,7 @@ def orphaned_runs(*, grace: float | None = None) -> list[Run]:
 
 
 def unpicked_runs(*, grace: float | None = None) -> list[Run]:
-    """`orphaned_runs`, and while no worker process beats (`workers.fresh_workers`) every
+    """`orphaned_runs`, and while no worker of runs beats (`workers.fresh_workers`) every
     queued run older than `grace`: its task waits in the queue, but nobody is there to take
     it (the only worker was killed). For the ops console: the sweeper must not re-queue
     these, their task is fine."""
@@ -295,7 +296,7 @@ def unpicked_runs(*, grace: float | None = None) -> list[Run]:
         .select_related("thread")
         .order_by("created_at", "pk")
     )
-    if not queued or not fresh_workers():
+    if not queued or not fresh_workers(queue=queues.RUNS):
         return queued
     live = _runs_with_live_tasks(cutoff)
     return [run for run in queued if _without_task(run, live)]

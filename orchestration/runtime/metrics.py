@@ -123,15 +123,25 @@ class DatabaseCollector(Collector):
             labels=["worker"],
         )
         alive = 0
-        for worker_id, seen in WorkerProcess.objects.filter(
+        per_queue = dict.fromkeys(depth, 0)  # the queues with a depth series
+        for worker_id, seen, taken in WorkerProcess.objects.filter(
             last_seen_at__gte=recent, stopped_at__isnull=True
-        ).values_list("worker_id", "last_seen_at"):
+        ).values_list("worker_id", "last_seen_at", "queues"):
             ages.add_metric([worker_id], (now - seen).total_seconds())
-            alive += seen >= stale
+            if seen >= stale:
+                alive += 1
+                for name in per_queue if taken == "*" else taken.split(","):
+                    per_queue[name] = per_queue.get(name, 0) + 1
         yield ages
         yield GaugeMetricFamily("stepwise_workers_alive",
                                 "Workers with a heartbeat fresher than the stale limit",
                                 value=alive)
+        # alert on depth > 0 with no worker of its queue: runs or notifications stand still
+        serving = GaugeMetricFamily("stepwise_queue_workers_alive",
+                                    "Live workers taking each task queue", labels=["queue"])
+        for name, n in sorted(per_queue.items()):
+            serving.add_metric([name], n)
+        yield serving
 
 
 def known_queues() -> set[str]:

@@ -378,6 +378,9 @@ class WorkerProcess(models.Model):
     # set on a clean shutdown; a killed worker leaves it empty and simply stops being seen
     stopped_at = models.DateTimeField(null=True, blank=True)
     beats = models.PositiveBigIntegerField(default=0)
+    # the task queues it takes, comma-separated, or "*" for every queue (queues.py): ops and
+    # /readyz tell a pool that runs nothing from one that sends nothing
+    queues = models.CharField(max_length=200, default="*")
 
     def __str__(self) -> str:
         return f"worker {self.worker_id}"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_tasks_db import DatabaseBackend
 
 from orchestration.checkpoint import CheckpointConfig
-from orchestration.runtime import metrics, taskrow
+from orchestration.runtime import metrics, queues, taskrow
 from orchestration.runtime.dbfailure import database_unavailable, stall_after_database_error
 from orchestration.runtime.events import publish
 from orchestration.runtime.inputs import InputKind, RunInput
@@ -57,7 +57,7 @@ from orchestration.types import Command
 logger = logging.getLogger(__name__)
 
 
-@task()
+@task(queue_name=queues.RUNS)
 def execute_run(run_id: int) -> dict[str, Any]:
     """Run (or continue) run `run_id`; returns what happened, for the task result."""
     lease, run = _claim(run_id)

@@ -28,6 +28,7 @@ import socket
 import stat
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,11 @@ class Waiter:
     loop.
     """
 
-    def __init__(self, using: str = "default") -> None:
+    def __init__(self, using: str = "default", queues: Iterable[str] | None = None) -> None:
         self.using = using
+        # a PostgreSQL notification names the task's queue: a worker of other queues sleeps on
+        # (SQLite's datagram names none: every worker checks once)
+        self.queues = None if queues is None else frozenset(queues)
         self._conn: Any = None
         self._socket: socket.socket | None = None
         self._socket_path: Path | None = None
@@ -212,11 +216,21 @@ class Waiter:
         import psycopg
 
         try:
-            return any(True for _ in self._conn.notifies(timeout=timeout, stop_after=1))
+            return self._wait_notification(self._conn, timeout)
         except psycopg.Error:
             logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
             self.close()
             return False
+
+    def _wait_notification(self, conn: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            notices = list(conn.notifies(timeout=left, stop_after=1))
+            if not notices:
+                return False
+            if self.queues is None or notices[0].payload in self.queues:
+                return True
+        return False
 
     def _wait_datagram(self, sock: socket.socket, timeout: float) -> bool:
         readable, _, _ = select.select([sock], [], [], timeout)

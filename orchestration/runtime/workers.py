@@ -12,18 +12,20 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from orchestration.runtime import metrics
 from orchestration.runtime.models import WorkerProcess
 
-__all__ = ["WorkerBeat", "beat_seconds", "fresh_workers", "stale_after_seconds"]
+__all__ = ["WorkerBeat", "beat_seconds", "fresh_workers", "stale_after_seconds", "taking",
+           "unserved_queues"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,40 @@ def stale_after_seconds() -> float:
     return float(getattr(settings, "STEPWISE_WORKER_STALE_SECONDS", 0) or beat_seconds() * 3)
 
 
-def fresh_workers(max_age: float | None = None) -> int:
+def fresh_workers(max_age: float | None = None, *, queue: str | None = None) -> int:
+    """Live worker processes (of those taking `queue`, when given)."""
     age = stale_after_seconds() if max_age is None else max_age
     cutoff = timezone.now() - timedelta(seconds=age)
-    return WorkerProcess.objects.filter(last_seen_at__gte=cutoff, stopped_at__isnull=True).count()
+    live = WorkerProcess.objects.filter(last_seen_at__gte=cutoff, stopped_at__isnull=True)
+    if queue is not None:
+        live = live.filter(taking(queue))
+    return live.count()
+
+
+def unserved_queues() -> dict[str, int]:
+    """{queue: tasks due now} for each queue with due tasks and no live worker taking it: a
+    pool of run workers with no `notify` worker sends nothing, and nothing else says so."""
+    from django_tasks_db.models import DBTaskResult
+
+    due = dict(DBTaskResult.objects.ready().order_by().values_list("queue_name")
+               .annotate(n=Count("pk")))
+    return {queue: n for queue, n in sorted(due.items()) if not fresh_workers(queue=queue)}
+
+
+def taking(queue: str) -> Q:
+    """Workers whose `queues` ("*" or "a,b,c") include `queue`."""
+    return (Q(queues="*") | Q(queues=queue) | Q(queues__startswith=f"{queue},")
+            | Q(queues__endswith=f",{queue}") | Q(queues__contains=f",{queue},"))
 
 
 class WorkerBeat:
     """`with WorkerBeat(worker_id): worker.run()`: registers the process, beats in a daemon
     thread with its own database connection, and records a clean stop on exit."""
 
-    def __init__(self, worker_id: str, interval: float | None = None) -> None:
+    def __init__(self, worker_id: str, interval: float | None = None,
+                 queues: Sequence[str] | None = None) -> None:
         self.worker_id = worker_id[:200]
+        self.queues = "*" if queues is None or "*" in queues else ",".join(queues)[:200]
         self.interval = beat_seconds() if interval is None else interval
         self._stop = threading.Event()
         self._stopped = threading.Event()  # the stop was recorded (or is being)
@@ -63,7 +87,8 @@ class WorkerBeat:
         WorkerProcess.objects.update_or_create(
             worker_id=self.worker_id,
             defaults={"hostname": socket.gethostname()[:200], "pid": os.getpid(),
-                      "started_at": now, "last_seen_at": now, "stopped_at": None, "beats": 0},
+                      "started_at": now, "last_seen_at": now, "stopped_at": None, "beats": 0,
+                      "queues": self.queues},
         )
         self._thread.start()
         return self

@@ -132,7 +132,8 @@ def processes(django_db_setup: Any, django_db_blocker: Any,
         server = Process("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
                                     str(port), "config.asgi:application"], logs / "daphne.log")
         worker = Process("worker", [sys.executable, str(ROOT / "manage.py"), "db_worker",
-                                    "--interval", "0.1", "--no-startup-delay", "--no-reload"],
+                                    "--queue-name", "*", "--interval", "0.1",
+                                    "--no-startup-delay", "--no-reload"],
                          logs / "worker.log")
         worker.keep_alive()
     url = f"http://127.0.0.1:{port}"

@@ -21,16 +21,18 @@ def _test_graphs(settings: Any) -> None:
 @pytest.fixture
 def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start `manage.py db_worker` (or `command`) subprocesses on the test database, polling
-    every `interval` seconds; all stopped at teardown."""
+    every `interval` seconds, taking tasks of `queues` (every queue by default); all stopped
+    at teardown."""
     workers: list[Worker] = []
 
-    def start(command: str = "db_worker", interval: float = 0.1, **extra_env: str) -> Worker:
+    def start(command: str = "db_worker", interval: float = 0.1, queues: str = "*",
+              **extra_env: str) -> Worker:
         env = subprocess_env()
         env.update(extra_env)
         log = tmp_path / f"worker-{len(workers)}.log"
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), command, "--interval", str(interval),
-             "--no-startup-delay", "--no-reload", "-v", "1"],
+            [sys.executable, str(ROOT / "manage.py"), command, "--queue-name", queues,
+             "--interval", str(interval), "--no-startup-delay", "--no-reload", "-v", "1"],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         )
         worker = Worker(process, log)

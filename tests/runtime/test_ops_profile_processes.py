@@ -79,7 +79,7 @@ def honcho_profile(profile_env: dict[str, str], tmp_path: Path) -> Iterator[dict
     log = tmp_path / "honcho.log"
     process = subprocess.Popen(
         [str(VENV_BIN / "honcho"), "-f", "Procfile", "start", "--no-colour",
-         "-c", "web=1,worker=1,sweeper=1,claims=1"],
+         "-c", "web=1,worker=1,notify=1,sweeper=1,claims=1"],
         cwd=ROOT, env=profile_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -100,7 +100,10 @@ def test_a_killed_sweeper_claims_sweeper_or_web_server_comes_back_and_the_rest_s
     try:
         sweeper = the_one(honcho.pid, "manage.py resume_stalled")
         claims = the_one(honcho.pid, "manage.py sweep_reviews")
-        worker = the_one(honcho.pid, "manage.py stepwise_worker")
+        # one worker pool per task queue: a slow webhook receiver never holds up a run
+        worker = the_one(honcho.pid, "manage.py stepwise_worker --queue-name default")
+        notifier = the_one(honcho.pid, "manage.py stepwise_worker --queue-name notify")
+        assert len(named(honcho.pid, "manage.py stepwise_worker")) == 2
         web = the_one(honcho.pid, "uvicorn config.asgi")
         wait_for(lambda: healthy(port), timeout=60, what="the web server to answer")
         loops = {pid: cmdline(pid) for pid in descendants(honcho.pid) if "bash" in cmdline(pid)}
@@ -116,7 +119,8 @@ def test_a_killed_sweeper_claims_sweeper_or_web_server_comes_back_and_the_rest_s
                  timeout=60, what="the claims sweeper back")
         # the others were not stopped: the same processes still run
         assert honcho.poll() is None
-        assert alive(worker) and alive(web) and all(alive(pid) for pid in loops)
+        assert alive(worker) and alive(notifier) and alive(web)
+        assert all(alive(pid) for pid in loops)
         assert healthy(port)
         text = log.read_text(errors="replace")
         assert "sweeper exited (status 137)" in text and "claims exited (status 137)" in text
@@ -197,7 +201,9 @@ def test_bin_serve_counts_every_process_into_one_metrics_directory(
         wait_for(scrape, timeout=400, what="bin/serve to answer /metrics")
         assert not (prom / "counter_999999.db").exists() and (prom / "README").exists()
         sweeper = the_one(serve.pid, "manage.py resume_stalled")
-        worker = the_one(serve.pid, "manage.py stepwise_worker")
+        worker = the_one(serve.pid, "manage.py stepwise_worker --queue-name default")
+        # webhook deliveries and e-mails have workers of their own (their queue: `notify`)
+        notifier = the_one(serve.pid, "manage.py stepwise_worker --queue-name notify")
 
         def beats(text: str) -> float:
             found = re.search(r"^stepwise_worker_heartbeats_total\s+(\S+)$", text, re.M)
@@ -210,6 +216,7 @@ def test_bin_serve_counts_every_process_into_one_metrics_directory(
         files = {p.name for p in prom.iterdir()}
         assert any(str(sweeper) in name for name in files), files
         assert any(str(worker) in name for name in files), files
+        assert any(str(notifier) in name for name in files), files
     finally:
         stop_tree(serve)
     assert "metrics in " + str(prom) in log.read_text()

@@ -35,7 +35,7 @@ def task_row(queue: str = "default", *, run_after: Any = None, status: str = "RE
 
 
 def test_an_empty_queue_is_a_zero_not_a_missing_series() -> None:
-    assert depth() == {"default": 0}
+    assert depth() == {"default": 0, "notify": 0}
 
 
 def test_only_tasks_due_now_are_waiting(settings: Any) -> None:
@@ -45,8 +45,8 @@ def test_only_tasks_due_now_are_waiting(settings: Any) -> None:
     task_row(run_after=now + timedelta(hours=1))          # a webhook retry, due later
     task_row(run_after=now + timedelta(minutes=5))
     task_row(status="RUNNING")                            # being run: not waiting
-    task_row("mail", run_after=now + timedelta(hours=1))  # another queue, nothing due
-    assert depth() == {"default": 2}
+    task_row("notify", run_after=now + timedelta(hours=1))  # another queue, nothing due
+    assert depth() == {"default": 2, "notify": 0}
 
 
 def test_every_configured_queue_has_a_series(settings: Any) -> None:

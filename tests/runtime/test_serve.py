@@ -212,13 +212,14 @@ def test_a_worker_killed_under_bin_serve_is_started_again_and_the_site_stays_up(
         return [pid for pid in descendants(served["process"].pid)
                 if "stepwise_worker" in cmdline(pid)]
 
-    wait_for(lambda: len(named_worker()) == 1, timeout=60, what="the served worker")
+    # the worker of runs and the worker of notifications (queue `notify`)
+    wait_for(lambda: len(named_worker()) == 2, timeout=60, what="the served workers")
     killed = named_worker()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
     # one read of the process list per check
-    wait_for(lambda: any(pid not in killed for pid in named_worker()), timeout=60,
-             what="a worker started again")
+    wait_for(lambda: len([pid for pid in named_worker() if pid not in killed]) == 2,
+             timeout=60, what="both workers started again")
 
     assert served["process"].poll() is None, served["log"].read_text()[-3000:]
     assert httpx.get(f"{served['base']}/healthz", timeout=10).status_code == 200

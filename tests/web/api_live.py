@@ -71,9 +71,11 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(tmp: Path, **env: str) -> Process:
-    return Process([sys.executable, str(ROOT / "manage.py"), "db_worker", "--interval", "0.1",
-                    "--no-startup-delay", "--no-reload"], tmp / "worker.log", child_env(**env))
+def start_worker(tmp: Path, queues: str = "*", name: str = "worker", **env: str) -> Process:
+    """A `db_worker` taking `queues` (every queue by default), its output in tmp/NAME.log."""
+    return Process([sys.executable, str(ROOT / "manage.py"), "db_worker", "--queue-name", queues,
+                    "--interval", "0.1", "--no-startup-delay", "--no-reload"],
+                   tmp / f"{name}.log", child_env(**env))
 
 
 def start_server(tmp: Path) -> tuple[Process, str]:
@@ -101,15 +103,18 @@ def wait_until_up(url: str, process: Process, timeout: float = 30) -> None:
 
 class Receiver:
     """`webhook_receiver.py` in a subprocess: answers with `statuses` in turn (then 200) and
-    records each request it gets."""
+    records each request it gets; while the file `hold` exists it answers nothing."""
 
-    def __init__(self, tmp: Path, statuses: list[int]) -> None:
+    def __init__(self, tmp: Path, statuses: list[int], hold: Path | None = None) -> None:
         self.port = free_port()
         self.record = tmp / "received.jsonl"
         self.record.touch()
+        env = dict(os.environ)
+        if hold is not None:  # it answers once this file is gone
+            env["RECEIVER_HOLD"] = str(hold)
         self.process = Process(
             [sys.executable, str(HERE / "webhook_receiver.py"), str(self.port), str(self.record),
-             ",".join(map(str, statuses))], tmp / "receiver.log", dict(os.environ),
+             ",".join(map(str, statuses))], tmp / "receiver.log", env,
         )
         self.url = f"http://127.0.0.1:{self.port}/hook"
         wait_until_up(f"http://127.0.0.1:{self.port}/ready", self.process)

@@ -47,11 +47,32 @@ def test_readyz_needs_a_fresh_worker_heartbeat(settings: Any) -> None:
     assert body["checks"]["channel_layer"]["ok"] is True
     assert body["checks"]["worker"] == {
         "ok": False, "detail": body["checks"]["worker"]["detail"]}
-    assert "no task worker beat" in body["checks"]["worker"]["detail"]
+    assert "no worker of runs (queue 'default') beat" in body["checks"]["worker"]["detail"]
     with WorkerBeat("probe-host:1"):
         ready = Client().get("/readyz")
     assert ready.status_code == 200, ready.content
     assert ready.json()["status"] == "ready"
+
+
+def test_readyz_needs_a_worker_of_runs_not_only_of_notifications(settings: Any) -> None:
+    """A pool of `notify` workers alone sends e-mails while every decision's run waits."""
+    with WorkerBeat("probe-host:3", queues=["notify"]):
+        alone = Client().get("/readyz")
+        with WorkerBeat("probe-host:4", queues=["default", "notify"]):
+            both = Client().get("/readyz")
+    assert alone.status_code == 503, alone.content
+    assert "no worker of runs" in alone.json()["checks"]["worker"]["detail"]
+    assert both.status_code == 200, both.content
+
+
+def test_metrics_count_live_workers_per_queue(settings: Any) -> None:
+    """`stepwise_queue_workers_alive{queue}` beside the queue's depth: an alert on depth > 0
+    with no worker of that queue catches notifications nobody sends."""
+    with WorkerBeat("q-host:1", queues=["notify"]), WorkerBeat("q-host:2"):
+        text = Client().get("/metrics").content.decode()
+    assert sample(text, "stepwise_queue_workers_alive", queue="notify") == 2
+    assert sample(text, "stepwise_queue_workers_alive", queue="default") == 1
+    assert sample(text, "stepwise_workers_alive") == 2
 
 
 def test_readyz_reports_an_unreachable_channel_layer(settings: Any) -> None:

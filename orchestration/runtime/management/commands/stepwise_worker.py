@@ -153,7 +153,8 @@ class WakingWorker(db_worker.Worker):
     def run(self) -> None:
         if self.startup_delay and self.interval:
             time.sleep(random.random())  # as db_worker: no thundering herd at startup
-        self.waiter = Waiter(DBTaskResult.objects.db)
+        self.waiter = Waiter(DBTaskResult.objects.db,
+                             queues=None if self.process_all_queues else self.queue_names)
         db_worker.logger.info(
             "Starting worker worker_id=%s queues=%s (%s)", self.worker_id,
             ",".join(self.queue_names),
@@ -164,7 +165,8 @@ class WakingWorker(db_worker.Worker):
             # sweeper's lost tasks, under the id it claims task rows with (host:pid unless
             # --worker-id says otherwise, as its runs' `Run.worker`); its runs share one
             # checkpoint write-behind connection while tasks keep coming
-            self.beat = WorkerBeat(self.worker_id)
+            self.beat = WorkerBeat(
+                self.worker_id, queues=None if self.process_all_queues else self.queue_names)
             with self.beat, keep_writer_between_runs():
                 self._loop()
         finally:
@@ -351,8 +353,11 @@ class Command(db_worker.Command):
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
-        # db_worker's default is a random string: nothing could tell whose rows those are
-        parser.set_defaults(worker_id=worker_id())
+        # db_worker's default is a random string: nothing could tell whose rows those are.
+        # Its default queue is Django's default, which would leave notifications (the
+        # `notify` queue) unsent by a worker started without --queue-name: ours takes every
+        # queue unless told which (the serving profile runs one pool per queue).
+        parser.set_defaults(worker_id=worker_id(), queue_name="*")
 
     def configure_logging(self, verbosity: int) -> None:
         # db_worker sets django.tasks to INFO at the default verbosity, which would undo the
