@@ -65,6 +65,12 @@ class ThreadAdmin(admin.ModelAdmin):
     # an id box, not a list of every user
     raw_id_fields = ("started_by",)
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A thread starts with its first run (the New run page, the API, `start_thread`),
+        # which names its graph and id. The add form made one with neither, and every
+        # page listing threads failed on it (an admin trial).
+        return False
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Thread], search_term: str
     ) -> tuple[QuerySet[Thread], bool]:

@@ -84,3 +84,17 @@ def test_admins_browse_and_search_the_store_by_namespace(admin_client: Any) -> N
     top = admin_client.get(url, {"ns": "customers"}).content.decode()
     assert "has a dog" in top and "unrelated" not in top
     assert admin_client.get(reverse("admin:orchestration_storeitem_add")).status_code == 403
+
+
+def test_threads_are_not_added_in_the_admin(admin_client: Any) -> None:
+    """The add form saved a thread without id or graph; /threads/ then failed for everyone
+    (NoReverseMatch on the empty id)."""
+    from orchestration.runtime.models import Thread
+
+    listing = admin_client.get(reverse("admin:orchestration_thread_changelist")).content.decode()
+    assert reverse("admin:orchestration_thread_add") not in listing
+    assert admin_client.get(reverse("admin:orchestration_thread_add")).status_code == 403
+    assert admin_client.post(reverse("admin:orchestration_thread_add"),
+                             {"title": "Admin-made thread"}).status_code == 403
+    assert not Thread.objects.filter(title="Admin-made thread").exists()
+    assert admin_client.get("/threads/").status_code == 200
