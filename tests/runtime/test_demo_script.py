@@ -83,3 +83,22 @@ def test_procfile_sweeper_resumes_stalled_runs_per_policy() -> None:
         line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("sweeper:")
     )
     assert "resume_stalled --auto --watch auto" in sweeper
+
+
+def test_serve_worker_started_alone_runs_on_the_projects_venv(tmp_path: Path) -> None:
+    """The ops console tells an operator to start `bin/serve-worker notify` when nobody sends
+    notifications; started from a shell whose PATH has no venv, its `python` was the system's
+    and the worker crash-looped on `No module named 'django'` (found by hand)."""
+    out, probe = tmp_path / "out", tmp_path / "probe.py"
+    probe.write_text(f"import sys, django\nopen({str(out)!r}, 'w').write(sys.prefix)\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+           "STEPWISE_COMMAND": f"python {probe}"}
+    process = subprocess.Popen([str(ROOT / "bin" / "serve-worker"), "probe"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        assert _wait_for(lambda: out.exists() and out.read_text(), timeout=30)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    assert Path(out.read_text()).resolve() == (ROOT / ".venv").resolve()
