@@ -25,7 +25,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -33,6 +32,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from approvals import rowread
+from approvals.api import webhook_post
 from approvals.api.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from orchestration.runtime import queues
 from orchestration.runtime.lost_tasks import retry_when_worker_lost
@@ -41,7 +41,6 @@ from orchestration.runtime.runend import read_with_run_end
 EVENT_TYPES = ("review.requested", "review.decided", "run.succeeded", "run.failed",
                "run.stalled", "review.overdue")
 TEST_EVENT = "webhook.test"
-EXCERPT = 500
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -233,26 +232,9 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
         "Stepwise-Event-Type": delivery.event_type,
         "Stepwise-Signature": sign(delivery.endpoint.secret, timestamp, body),
     }
-    started = time.monotonic()
-    try:
-        # redirects are not followed: a receiver that moved must be reconfigured by an admin
-        with httpx.Client(timeout=settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS,
-                          follow_redirects=False) as client, \
-                client.stream("POST", delivery.endpoint.url, content=body,
-                              headers=headers) as response:
-            head = b""
-            for chunk in response.iter_bytes():
-                head += chunk
-                if len(head) >= EXCERPT:
-                    break
-            excerpt = head[:EXCERPT].decode("utf-8", errors="replace")
-            return response.status_code, excerpt, "", _ms(started)
-    except httpx.HTTPError as exc:
-        return None, "", f"{type(exc).__name__}: {exc}"[:1000], _ms(started)
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
+    answer = webhook_post.post(delivery.endpoint.url, body, headers,
+                               settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS)
+    return answer.status_code, answer.excerpt, answer.error, answer.duration_ms
 
 
 def send_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:
