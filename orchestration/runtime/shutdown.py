@@ -10,9 +10,10 @@ timeout and left the run to wait for its lease to expire.
 
 from __future__ import annotations
 
-import threading
+from orchestration.runtime.signalflag import SignalFlag
 
-STOPPING = threading.Event()
+# set from the signal handler: not a threading.Event, whose lock a handler may deadlock on
+STOPPING = SignalFlag()
 
 
 class HandBack(Exception):  # noqa: N818 - a request to stop, not an error

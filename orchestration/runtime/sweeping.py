@@ -30,6 +30,7 @@ from django.db import DatabaseError, close_old_connections
 
 from orchestration.runtime import metrics
 from orchestration.runtime.dbfailure import drop_broken_connection
+from orchestration.runtime.signalflag import POLL_SECONDS, SignalFlag
 
 __all__ = ["MAX_BACKOFF_SECONDS", "Every", "backoff", "watch"]
 
@@ -48,16 +49,17 @@ def backoff(interval: float, failures: int) -> float:
 
 
 def watch(name: str, sweep: Callable[[], None], *, interval: float,
-          stop: threading.Event | None = None) -> None:
+          stop: threading.Event | SignalFlag | None = None) -> None:
     """Run `sweep` once (interval 0: errors propagate), or every `interval` seconds until
     SIGTERM, KeyboardInterrupt or `stop` is set. `name` labels the logs and the counter."""
     if not interval:
         sweep()
         return
-    stop = stop or threading.Event()
-    with _stop_on_sigterm(stop):
+    stop = stop or SignalFlag()
+    term = SignalFlag()  # what SIGTERM sets: see signalflag for why not `stop` itself
+    with _stop_on_sigterm(term):
         failures = 0
-        while not stop.is_set():
+        while not (stop.is_set() or term.is_set()):
             try:
                 sweep()
                 failures = 0
@@ -77,7 +79,16 @@ def watch(name: str, sweep: Callable[[], None], *, interval: float,
                                  "trying again in %ss", name, failures,
                                  backoff(interval, failures))
             close_old_connections()  # a long-lived loop must not keep a broken connection
-            stop.wait(backoff(interval, failures))
+            _pause(backoff(interval, failures), stop, term)
+        if term.is_set():
+            logger.info("%s: SIGTERM: stopped after the pass", name)
+
+
+def _pause(seconds: float, *flags: threading.Event | SignalFlag) -> None:
+    """Sleep `seconds`, back within a poll of any of `flags` being set."""
+    deadline = time.monotonic() + seconds
+    while not any(flag.is_set() for flag in flags) and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, POLL_SECONDS))
 
 
 class Every:
@@ -101,7 +112,7 @@ class _stop_on_sigterm:  # noqa: N801 - used as a context manager
     """SIGTERM sets `stop` for the duration (main thread only: Python delivers signals
     there; elsewhere, e.g. a test's thread, the caller's `stop` is the way out)."""
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: SignalFlag) -> None:
         self.stop = stop
         self.installed = False
         self.previous: Any = None
@@ -116,5 +127,5 @@ class _stop_on_sigterm:  # noqa: N801 - used as a context manager
             signal.signal(signal.SIGTERM, self.previous or signal.SIG_DFL)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        logger.info("SIGTERM: stopping after this pass")
+        # nothing that takes a lock (logging does): the loop says it stopped when it notices
         self.stop.set()

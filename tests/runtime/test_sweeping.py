@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from runtime_helpers import ROOT, subprocess_env, wait_for
 
 from orchestration.runtime import metrics
+from orchestration.runtime.signalflag import SignalFlag
 from orchestration.runtime.sweeping import MAX_BACKOFF_SECONDS, Every, backoff, watch
 
 
@@ -181,3 +182,44 @@ def test_a_periodic_step_is_due_on_the_first_pass_then_once_its_seconds_have_gon
     assert not step.due() and not step.due()
     seconds[0] = 0.0  # the setting changed: due at the next pass
     assert step.due()
+
+
+def test_two_sigterms_at_any_moment_stop_the_loop_every_time(tmp_path: Path) -> None:
+    """honcho signals the process group and bin/serve-worker passes SIGTERM on: a sweeper gets
+    two, milliseconds apart. Its handler set a threading.Event, whose lock the interrupted
+    loop (or the first handler) may hold: an ops trial saw the sweeper hang until SIGKILL.
+    100 rounds in a child process, two SIGTERMs at random moments of each; every round ends."""
+    script = tmp_path / "twice.py"
+    script.write_text(
+        "import os, random, signal, threading, time\n"
+        "import django\n"
+        "django.setup()\n"
+        "from orchestration.runtime.sweeping import watch\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)  # one landing after a round ended\n"
+        "def twice():\n"
+        "    time.sleep(random.uniform(0.0005, 0.004))\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(random.uniform(0, 0.002))\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "for _ in range(100):\n"
+        "    t = threading.Thread(target=twice, daemon=True)\n"
+        "    t.start()\n"
+        "    watch('stress', lambda: None, interval=0.0005)\n"
+        "    t.join()\n"
+        "print('all stopped', flush=True)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1",
+           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "all stopped" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_signal_flag_wakes_its_waiter_promptly() -> None:
+    flag = SignalFlag()
+    threading.Timer(0.05, flag.set).start()
+    started = time.monotonic()
+    assert flag.wait(30) is True
+    assert time.monotonic() - started < 5  # a poll, not the 30 s timeout
+    flag.clear()
+    assert flag.wait(0.01) is False
