@@ -11,6 +11,7 @@ from orchestration.context import (
 )
 from orchestration.errors import (
     CheckpointNotFound,
+    EmptyInputError,
     GraphRecursionError,
     GraphValidationError,
     InvalidUpdateError,
@@ -28,6 +29,7 @@ from orchestration.pregel.effects import StreamMode
 from orchestration.types import (
     END,
     START,
+    TAG_NOSTREAM,
     CachePolicy,
     Command,
     Interrupt,
@@ -36,14 +38,17 @@ from orchestration.types import (
     RetryPolicy,
     Send,
     StateSnapshot,
+    StateUpdate,
 )
 
 __all__ = [
     "CachePolicy",
     "END",
     "START",
+    "TAG_NOSTREAM",
     "CheckpointNotFound",
     "Command",
+    "EmptyInputError",
     "CompiledGraph",
     "Durability",
     "GraphInterrupt",
@@ -64,6 +69,7 @@ __all__ = [
     "SerializationError",
     "StateGraph",
     "StateSnapshot",
+    "StateUpdate",
     "StreamMode",
     "StreamWriter",
     "ThreadBusyError",

@@ -27,12 +27,13 @@ from orchestration.checkpoint.base import (
     HistoryEntry,
     history_entry,
 )
-from orchestration.checkpoint.namespaces import ns_tuple
+from orchestration.checkpoint.namespaces import SEPARATOR, ns_tuple
 from orchestration.checkpoint.storage.gcpause import gc_paused
 from orchestration.checkpoint.storage.trusted import check_builder
 from orchestration.config import (
     DEFAULT_RECURSION_LIMIT,
     as_checkpoint_config,
+    checkpoint_extra,
     run_config,
     split_config,
 )
@@ -40,7 +41,7 @@ from orchestration.context import RunContext, coerce_context
 from orchestration.drawing import Graph, graph_of
 from orchestration.errors import CheckpointNotFound, InvalidUpdateError
 from orchestration.pregel import caching
-from orchestration.pregel.drivers import adrive, drive, run_blocking
+from orchestration.pregel.drivers import adrive, check_max_concurrency, drive, run_blocking
 from orchestration.pregel.durability import ExitSaver, check_durability
 from orchestration.pregel.effects import Core, RunSettings, StreamMode
 from orchestration.pregel.entry import not_found_message, update_core
@@ -56,6 +57,7 @@ from orchestration.pregel.plan import (
 )
 from orchestration.pregel.records import RecordSnapshot, lazy_tasks
 from orchestration.pregel.subgraphs import (
+    SubgraphNode,
     ainvoke_inside,
     inside_task,
     invoke_inside,
@@ -64,7 +66,7 @@ from orchestration.pregel.subgraphs import (
 )
 from orchestration.spec import GraphSpec
 from orchestration.streaming import Sink, check_modes
-from orchestration.types import PregelTask, StateSnapshot
+from orchestration.types import PregelTask, StateSnapshot, StateUpdate
 
 if TYPE_CHECKING:
     from orchestration.store.base import BaseStore
@@ -120,6 +122,34 @@ check_builder(
     RecordSnapshot({"a": 1}, ("n",), CheckpointConfig("t", "1"), None, None, None, (),
                    (PregelTask(task_id("1", 0, "n"), "n"),)),
 )
+
+
+def _bulk_steps(
+    supersteps: Sequence[Sequence[StateUpdate]],
+) -> list[tuple[Any, str | None, list[tuple[Any, str | None]]]]:
+    """`bulk_update_state`'s supersteps as (first values, first as_node, the others), checked
+    before any is written: each superstep needs at least one update."""
+    if not supersteps:
+        raise ValueError("No supersteps provided: give bulk_update_state a list of supersteps, "
+                         "each a list of StateUpdate(values, as_node)")
+    steps = []
+    for index, updates in enumerate(supersteps):
+        if not updates:
+            raise ValueError(f"No updates provided in superstep {index}: each superstep is a "
+                             "list of at least one StateUpdate(values, as_node)")
+        pairs = [(update[0], update[1] if len(update) > 1 else None) for update in updates]
+        steps.append((*pairs[0], pairs[1:]))
+    return steps
+
+
+def _update_config(
+    config: Any, extra: Mapping[str, Any] | None
+) -> tuple[CheckpointConfig, dict[str, Any]]:
+    """`update_state`'s checkpoint and the metadata its config adds (as a call's does)."""
+    cfg, given = split_config(config)
+    if cfg is None:
+        cfg = as_checkpoint_config(config)  # no thread: raises, saying what is missing
+    return cfg, {**checkpoint_extra(given), **(extra or {})}
 
 
 def _as_config(config: Any, saver: BaseCheckpointSaver | None) -> tuple[CheckpointConfig, dict]:
@@ -194,6 +224,31 @@ class CompiledGraph:
     @property
     def nodes(self) -> tuple[str, ...]:
         return tuple(self.spec.nodes)
+
+    def get_subgraphs(
+        self, *, namespace: str | None = None, recurse: bool = False
+    ) -> Iterator[tuple[str, CompiledGraph]]:
+        """(name, graph) of each node that runs a compiled graph (`add_node(name, graph)`),
+        as LangGraph's: only `namespace`'s when given, with their own subgraphs under
+        `"outer|inner"` names when `recurse`."""
+        for name, node in self.spec.nodes.items():
+            if not isinstance(node.fn, SubgraphNode):
+                continue
+            if namespace is not None and name != namespace.split(SEPARATOR)[0]:
+                continue
+            child = node.fn.graph
+            _, nested, rest = (namespace or "").partition(SEPARATOR)
+            if not nested:
+                yield name, child
+            if recurse or nested:
+                for inner, graph in child.get_subgraphs(namespace=rest or None, recurse=recurse):
+                    yield f"{name}{SEPARATOR}{inner}", graph
+
+    async def aget_subgraphs(
+        self, *, namespace: str | None = None, recurse: bool = False
+    ) -> AsyncIterator[tuple[str, CompiledGraph]]:
+        for found in self.get_subgraphs(namespace=namespace, recurse=recurse):
+            yield found
 
     def get_input_jsonschema(self, config: Any = None) -> dict[str, Any]:
         """The JSON Schema of what a caller may give (LangGraph's, for forms and API docs)."""
@@ -275,15 +330,16 @@ class CompiledGraph:
         if self.bound_config:
             config = batching.merged_config(self.bound_config, config)
         cfg, given = _as_config(config, self.saver)
-        metadata = given.get("metadata")
-        if metadata:
-            # LangGraph adds a config's `metadata` to each checkpoint the call writes, where
-            # `metadata["key"]` and `filter={"key": ...}` find it: ours is `metadata.extra`.
-            if not isinstance(metadata, Mapping):
-                raise TypeError(f"config['metadata'] must be a dict, not {metadata!r:.80}")
-            extra = {**metadata, **(extra or {})}
+        if given:
+            # LangGraph adds a config's `metadata` (and plain `configurable` keys) to each
+            # checkpoint the call writes, where `metadata["key"]` and `filter={"key": ...}`
+            # find it: ours is `metadata.extra`.
+            from_config = checkpoint_extra(given)
+            if from_config:
+                extra = {**from_config, **(extra or {})}
         if recursion_limit is None:
             recursion_limit = given.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        check_max_concurrency(given.get("max_concurrency"))
         durable = self.saver is not None
         thread = cfg.thread_id if durable or cfg.thread_id != NO_SAVER_THREAD else None
         settings = RunSettings(
@@ -694,7 +750,6 @@ class CompiledGraph:
         (`add_node(name, compiled)`), followed down the path; this graph's own for the root,
         or where a node runs its child itself (not known here)."""
         from orchestration.checkpoint.namespaces import SEPARATOR, node_of
-        from orchestration.pregel.subgraphs import SubgraphNode
 
         spec = self.spec
         for segment in ns.split(SEPARATOR) if ns else ():
@@ -716,11 +771,43 @@ class CompiledGraph:
         fields' reducers, except values wrapped in `Overwrite(...)`, which replace the field.
         A config naming a past checkpoint starts a branch there. Returns the new config."""
         saver = self._need_saver("update_state")
-        config = as_checkpoint_config(config)
+        config, extra = _update_config(config, extra)
         spec = self._spec_of(config.checkpoint_ns)
-        core = update_core(spec, config, values, as_node, dict(extra) if extra else {})
+        core = update_core(spec, config, values, as_node, extra)
         written: CheckpointConfig = run_blocking(core, saver)
         return written
+
+    def bulk_update_state(
+        self,
+        config: CheckpointConfig | Mapping[str, Any],
+        supersteps: Sequence[Sequence[StateUpdate]],
+    ) -> CheckpointConfig:
+        """Several `update_state`s in one call, as LangGraph's: each superstep's updates
+        (`StateUpdate(values, as_node)`) are applied together as one checkpoint, as if those
+        nodes ran side by side; the next superstep builds on it. Returns the last config."""
+        saver = self._need_saver("bulk_update_state")
+        for values, as_node, more in _bulk_steps(supersteps):
+            config, extra = _update_config(config, None)
+            spec = self._spec_of(config.checkpoint_ns)
+            core = update_core(spec, config, values, as_node, extra, more=more)
+            config = run_blocking(core, saver)
+        return config  # type: ignore[return-value]
+
+    async def abulk_update_state(
+        self,
+        config: CheckpointConfig | Mapping[str, Any],
+        supersteps: Sequence[Sequence[StateUpdate]],
+    ) -> CheckpointConfig:
+        saver = self._need_saver("abulk_update_state")
+        for values, as_node, more in _bulk_steps(supersteps):
+            config, extra = _update_config(config, None)
+            spec = self._spec_of(config.checkpoint_ns)
+            result: list[Any] = []
+            core = update_core(spec, config, values, as_node, extra, more=more)
+            async for _ in adrive(core, saver, result):
+                pass
+            config = result[0]
+        return config  # type: ignore[return-value]
 
     async def aupdate_state(
         self,
@@ -731,10 +818,10 @@ class CompiledGraph:
         extra: Mapping[str, Any] | None = None,
     ) -> CheckpointConfig:
         saver = self._need_saver("aupdate_state")
-        config = as_checkpoint_config(config)
+        config, extra = _update_config(config, extra)
         result: list[Any] = []
         spec = self._spec_of(config.checkpoint_ns)
-        core = update_core(spec, config, values, as_node, dict(extra) if extra else {})
+        core = update_core(spec, config, values, as_node, extra)
         async for _ in adrive(core, saver, result):
             pass
         written: CheckpointConfig = result[0]

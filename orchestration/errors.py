@@ -3,8 +3,10 @@
     OrchestrationError
     ├── GraphValidationError    compile() found problems; `.problems` lists all of them
     ├── InvalidUpdateError      a node returned something the schema or reducers refuse
-    │   └── AmbiguousResumeError    one plain `Command(resume=x)` for several pending
-    │                               interrupts (also a `RuntimeError`, as LangGraph raises)
+    │   ├── AmbiguousResumeError    one plain `Command(resume=x)` for several pending
+    │   │                           interrupts (also a `RuntimeError`, as LangGraph raises)
+    │   └── ReducerValueError       a field's reducer refused an update with a `ValueError`
+    │                               (also a `ValueError`, the error LangGraph lets through)
     ├── GraphRecursionError     more supersteps than `recursion_limit`; the thread is resumable
     ├── ParentCommand           a node of a graph that is not a subgraph returned
     │                           `Command(graph=Command.PARENT)` (inside a subgraph it carries
@@ -12,6 +14,8 @@
     ├── CheckpointNotFound      a config names a checkpoint that does not exist
     ├── ThreadBusyError         new input for a thread that is paused or crashed mid-run
     ├── SerializationError      a value cannot be stored, or a stored value is not allowed back
+    ├── EmptyInputError         LangGraph's name, importable; Stepwise never raises it
+                                (`invoke(None)` on a new thread starts from the defaults)
     └── NodeError               no longer raised (kept importable): since the third round a
                                 node's own exception is raised as itself, with a note naming
                                 node, step, thread and checkpoint (as LangGraph does)
@@ -38,6 +42,18 @@ class GraphValidationError(OrchestrationError, ValueError):
 
 class InvalidUpdateError(OrchestrationError):
     pass
+
+
+class ReducerValueError(InvalidUpdateError, ValueError):
+    """A field's reducer refused an update with a `ValueError` (e.g. `RemoveMessage` of an id
+    the history does not hold). LangGraph raises the reducer's `ValueError` itself, so
+    `except ValueError` catches this one too; the message names the field and the writer."""
+
+
+class EmptyInputError(OrchestrationError):
+    """LangGraph's error for a run given no input; importable for LangGraph code. Stepwise
+    does not raise it: `invoke(None, config)` on a thread that never ran starts from the
+    schema's defaults (docs/langgraph.md)."""
 
 
 class AmbiguousResumeError(InvalidUpdateError, RuntimeError):

@@ -163,6 +163,12 @@ class StateGraph:
         # node -> the schema it reads, when not the state's (see GraphSpec.reads)
         self._node_inputs: dict[str, Schema] = {}
 
+    @property
+    def nodes(self) -> dict[str, NodeSpec]:
+        """The nodes added so far, by name (LangGraph's `builder.nodes`): each one's spec,
+        with its function as `.fn` (a copy: adding nodes goes through `add_node`)."""
+        return dict(self._nodes)
+
     def add_node(
         self,
         name: str | Callable[..., Any],

@@ -34,7 +34,7 @@ class TaskScope:
 
     __slots__ = (
         "task", "resume", "calls", "subcalls", "thread_id", "step", "context", "memo",
-        "task_calls", "recorded",
+        "task_calls", "recorded", "config",
     )
 
     def __init__(
@@ -58,6 +58,7 @@ class TaskScope:
         self.task_calls = 0
         self.memo: list[Any] = list(getattr(resume, "memo", ()))
         self.recorded: dict[int, Any] = dict(self.memo) if self.memo else {}
+        self.config: dict[str, Any] | None = None  # the node's config, once it asks for it
 
 
 current_task: ContextVar[TaskScope | None] = ContextVar("stepwise_task", default=None)

@@ -26,13 +26,14 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Literal
 
 from orchestration.context import current_run
 from orchestration.errors import ParentCommand
 from orchestration.interrupts import GraphInterrupt
 from orchestration.messages import Message
-from orchestration.types import END, Command, Send
+from orchestration.types import END, Command, Send, adopt_tool_output
 
 __all__ = ["InjectedState", "InjectedStore", "ToolNode", "tools_condition"]
 
@@ -121,6 +122,7 @@ class _Tool:
         self.tool = tool
         self.langchain = hasattr(tool, "invoke")  # a LangChain tool: it checks its own args
         if self.langchain:
+            adopt_tool_output()  # so the tool hands back a Command it returns as it is
             name = getattr(tool, "name", None)
             fn = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
         elif callable(tool):
@@ -322,7 +324,7 @@ class ToolNode:
 
     def _normalize(self, result: Any, name: str, call_id: str) -> Any:
         if isinstance(result, Command):
-            return result
+            return _named_tool_messages(result, name, call_id, self.messages_key)
         if type(result).__name__ == "ToolMessage":  # a LangChain tool's own message
             return _tool_message(
                 msg_content_output(result.content), getattr(result, "name", None) or name,
@@ -348,6 +350,34 @@ class ToolNode:
                 )
             return _merged(parents, [], self.messages_key, Command.PARENT)
         return _merged(commands, messages, self.messages_key, None)
+
+
+def _named_tool_messages(
+    command: Command[Any], name: str, call_id: str, key: str
+) -> Command[Any]:
+    """`command` with the tool's name on the tool message answering `call_id` in its update
+    (as LangGraph's ToolNode names it), the tool's own message left unchanged."""
+    update = command.update
+    if isinstance(update, Mapping) and isinstance(update.get(key), list):
+        return replace(command, update={**update, key: _named(update[key], name, call_id)})
+    if isinstance(update, list):
+        return replace(command, update=_named(update, name, call_id))
+    return command
+
+
+def _named(messages: list[Any], name: str, call_id: str) -> list[Any]:
+    named = []
+    for message in messages:
+        if isinstance(message, Mapping):
+            is_answer = message.get("role") == "tool" and message.get("tool_call_id") == call_id
+            named.append({**message, "name": name} if is_answer else message)
+        elif getattr(message, "type", None) == "tool" and hasattr(message, "model_copy") and (
+            message.tool_call_id == call_id
+        ):
+            named.append(message.model_copy(update={"name": name}))
+        else:
+            named.append(message)
+    return named
 
 
 def _merged(

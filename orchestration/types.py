@@ -7,13 +7,26 @@ import random
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, NamedTuple, final
 
 from orchestration.checkpoint import serde
 from orchestration.checkpoint.base import CheckpointConfig, CheckpointMetadata
 
 START = "__start__"
 END = "__end__"
+
+
+# LangGraph's tag for a chat model call that `stream_mode="messages"` leaves out.
+TAG_NOSTREAM = "nostream"
+
+
+class StateUpdate(NamedTuple):
+    """One update of `bulk_update_state`: `values` as if `as_node` wrote them (LangGraph's;
+    `task_id` is accepted and not used: Stepwise's update names no task)."""
+
+    values: dict[str, Any] | None
+    as_node: str | None = None
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +37,34 @@ class Send:
     arg: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class Command[N]:
+class _Root:
+    """The base `_ToolOutput` starts from; `adopt_tool_output` swaps it for LangChain's
+    mixin (Python only lets a class's bases change between classes of the same layout)."""
+
+
+class _ToolOutput(_Root):
+    """What makes a `Command` one of LangChain's `ToolOutputMixin`s once LangChain is loaded
+    (`adopt_tool_output`)."""
+
+
+def adopt_tool_output() -> None:
+    """Make `Command` a LangChain `ToolOutputMixin`, as LangGraph's is: a LangChain tool
+    called with a tool call returns such a value as it is, where it would turn anything else
+    into a `ToolMessage` of its text. A no-op without langchain_core. Called when
+    orchestration is imported after langchain_core, and when a `ToolNode` takes a LangChain
+    tool: importing langchain_core up front would cost every graph half a second."""
+    if _ToolOutput.__bases__ != (_Root,):
+        return
+    try:
+        from langchain_core.messages.tool import ToolOutputMixin
+    except ImportError:
+        return
+    _ToolOutput.__bases__ = (ToolOutputMixin,)
+
+
+# Not slotted: a slotted class cannot take on the mixin's layout after the fact.
+@dataclass(frozen=True)
+class Command[N](_ToolOutput):
     """Returned by a node: `update` the state and `goto` other nodes.
     Given as input: `resume` answers pending interrupts (a value, or `{interrupt_id: answer}`).
 
@@ -237,3 +276,6 @@ class StateSnapshot:
 # A task's update is kept as pending writes when its superstep pauses or fails, and a resumed
 # `Command(update=...)` is held the same way: an Overwrite in them must come back as one.
 serde.register(Overwrite)
+
+if "langchain_core.messages.tool" in sys.modules:
+    adopt_tool_output()

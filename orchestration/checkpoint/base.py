@@ -346,7 +346,8 @@ class BaseCheckpointSaver(ABC):
     - `list(config, limit, before=, filter=)`: the thread's checkpoints, **oldest first**.
       `before` (a config naming a checkpoint) keeps those created before it; `limit` keeps the
       `limit` newest of what is left (still returned oldest first); `filter` matches metadata
-      (`source`, `step`, or a key of `metadata.extra`).
+      (`source`, `step`, or a key of `metadata.extra`). `config=None`: every thread's
+      (`list_all`, for a saver that implements `thread_configs`).
     - `put(config, checkpoint, metadata)`: store it; `config.checkpoint_id` is its parent
       (`None` for a thread's first). Returns the config naming the stored checkpoint.
     - `put_writes(config, writes, task_id)`: attach pending writes to `config.checkpoint_id`.
@@ -380,6 +381,31 @@ class BaseCheckpointSaver(ABC):
 
     @abstractmethod
     def delete_thread(self, thread_id: str) -> None: ...
+
+    def thread_configs(self) -> builtins.list[CheckpointConfig]:
+        """Every (thread, namespace) holding checkpoints, as configs without a checkpoint id:
+        what `list(None, ...)` reads. A saver that can enumerate its threads overrides it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot list the checkpoints of every thread: give "
+            "list() a config naming one thread"
+        )
+
+    def list_all(
+        self,
+        limit: int | None = None,
+        *,
+        before: CheckpointConfig | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> builtins.list[CheckpointTuple]:
+        """`list(None, ...)`, as LangGraph's: the checkpoints of every thread and namespace
+        that match `filter`, thread after thread (each oldest first), the first `limit` of
+        them. `before` names a checkpoint of one thread: only those created before it."""
+        found: builtins.list[CheckpointTuple] = []
+        for config in self.thread_configs():
+            if limit is not None and len(found) >= limit:
+                break
+            found += self.list(config, before=before, filter=filter)
+        return found if limit is None else found[: max(limit, 0)]
 
     def get(self, config: CheckpointConfig) -> Checkpoint | None:
         """The checkpoint of `get_tuple(config)`, as LangGraph's saver `get` returns it."""

@@ -59,12 +59,14 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
 
     def list(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | None,
         limit: int | None = None,
         *,
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if config is None:
+            return self.list_all(limit, before=before, filter=filter)
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)
@@ -81,6 +83,11 @@ class InMemoryCheckpointSaver(BaseCheckpointSaver):
             if limit is not None:
                 records = records[-limit:] if limit > 0 else []
             return rehome(self._decode(thread, records), config)
+
+    def thread_configs(self) -> list[CheckpointConfig]:
+        with self._lock:
+            keys = sorted(key for key, thread in self._threads.items() if thread.records)
+        return [CheckpointConfig(thread_id, checkpoint_ns=ns) for thread_id, ns in keys]
 
     def put(
         self, config: CheckpointConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata

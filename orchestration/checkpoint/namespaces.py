@@ -45,6 +45,12 @@ def storage_key(config: CheckpointConfig) -> str:
     return f"{config.thread_id}{KEY_SEPARATOR}{ns}" if ns else config.thread_id
 
 
+def config_of_key(key: str) -> CheckpointConfig:
+    """The thread and namespace a `storage_key` stands for."""
+    thread_id, _, ns = key.partition(KEY_SEPARATOR)
+    return CheckpointConfig(thread_id, checkpoint_ns=ns)
+
+
 def key_range(thread_id: str) -> tuple[str, str]:
     """(low, high): every namespace key of `thread_id` sorts strictly between them."""
     return f"{thread_id}{KEY_SEPARATOR}", f"{thread_id}{chr(ord(KEY_SEPARATOR) + 1)}"

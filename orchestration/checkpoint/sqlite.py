@@ -59,7 +59,13 @@ from orchestration.checkpoint.filters import (
     split_filter,
     sqlite_condition,
 )
-from orchestration.checkpoint.namespaces import config_in, key_range, rehome, storage_key
+from orchestration.checkpoint.namespaces import (
+    config_in,
+    config_of_key,
+    key_range,
+    rehome,
+    storage_key,
+)
 from orchestration.checkpoint.storage import (
     APPEND,
     Blob,
@@ -142,6 +148,8 @@ _INSERT_WRITE = (
 _COLUMNS = "checkpoint_id, parent_id, step, source, body, vals"
 _SELECT = f"SELECT {_COLUMNS} FROM checkpoints"  # noqa: S608 - constant column list
 _LATEST = f"{_SELECT} WHERE thread_id = ? ORDER BY checkpoint_id DESC LIMIT 1"
+# every storage key (a thread, or a thread's subgraph namespace) holding checkpoints
+_THREAD_KEYS = "SELECT DISTINCT thread_id FROM checkpoints ORDER BY thread_id"
 _BY_ID = f"{_SELECT} WHERE thread_id = ? AND checkpoint_id = ?"
 _INSERT = "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_BLOB = "INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?)"
@@ -397,15 +405,24 @@ class SqliteSaver(BaseCheckpointSaver):
     @_serialized
     def list(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | None,
         limit: int | None = None,
         *,
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if config is None:
+            return self.list_all(limit, before=before, filter=filter)
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         return rehome(self._list(config, limit, before, filter, history=False), config)
+
+    @_serialized
+    def thread_configs(self) -> builtins.list[CheckpointConfig]:
+        conn = self._conn()
+        with self._read(conn):
+            keys = [row[0] for row in conn.execute(_THREAD_KEYS)]
+        return [config_of_key(key) for key in keys]
 
     @_serialized
     def list_history(

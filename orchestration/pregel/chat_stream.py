@@ -20,11 +20,15 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from orchestration.config import task_keys
+from orchestration.context import current_run
+from orchestration.types import TAG_NOSTREAM
+
 if TYPE_CHECKING:
     from orchestration.context import RunContext
     from orchestration.interrupts import TaskScope
 
-NOSTREAM = "nostream"  # a chat model call tagged so is not streamed (LangGraph's tag)
+NOSTREAM = TAG_NOSTREAM  # a chat model call tagged so is not streamed
 
 
 class Seen:
@@ -85,6 +89,13 @@ class _Tap:
         self.meta, self.seen, self.lc = meta, seen, lc
         self.handler = lc.handler_class(self)
 
+    def in_subgraph(self) -> bool:
+        """Whether a subgraph this node runs is the one calling the model now (the handler
+        runs in the caller's thread). Without `subgraphs=True` its tokens are not streamed:
+        the node's output streams its messages once, under this node, as in LangGraph."""
+        run = current_run.get()
+        return run is not None and run.checkpoint_ns != self.ns
+
     def send(self, message: Any, meta: Mapping[str, Any], *, once: bool) -> None:
         if self.seen.first(message) or not once:
             self.sink.emit(self.ns, "messages", (message, dict(meta)))  # type: ignore[union-attr]
@@ -120,18 +131,10 @@ def _messages_in(value: Any, lc: Any) -> Iterator[Any]:
 
 
 def _metadata(context: RunContext, scope: TaskScope) -> dict[str, Any]:
-    task = scope.task
     configurable = context.config.get("configurable", {}) if context.config else {}
-    ns = f"{context.checkpoint_ns}|{task.node}" if context.checkpoint_ns else task.node
     meta = {k: v for k, v in configurable.items()
             if isinstance(k, str) and not k.startswith("__") and k != "checkpoint_ns"}
-    meta.update({
-        "langgraph_step": scope.step,
-        "langgraph_node": task.node,
-        "langgraph_triggers": (f"branch:to:{task.node}",),
-        "langgraph_path": ("__pregel_pull", task.node),
-        "langgraph_checkpoint_ns": f"{ns}:{task.id}",
-    })
+    meta.update(task_keys(scope))
     return meta
 
 
@@ -180,7 +183,7 @@ def _load() -> Any:
         def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
                                 tags: list[str] | None = None,
                                 metadata: dict[str, Any] | None = None, **_: Any) -> None:
-            if NOSTREAM not in (tags or ()):
+            if NOSTREAM not in (tags or ()) and not self.tap.in_subgraph():
                 self.calls[run_id] = {**self.tap.meta, **(metadata or {})}
 
         def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: Any,

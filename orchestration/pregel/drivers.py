@@ -18,11 +18,12 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any
 
 from orchestration.checkpoint.base import BaseCheckpointSaver, CheckpointConfig
+from orchestration.config import task_config
 from orchestration.context import RunContext, current_run
 from orchestration.errors import InvalidUpdateError, ParentCommand
 from orchestration.interrupts import GraphInterrupt, TaskScope, current_task
@@ -52,7 +53,7 @@ def run_task(
     scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
     run_token = current_run.set(context)
-    fn = _bound(node, context) if node.wants_config else node.fn
+    fn = _bound(node, scope) if node.wants_config else node.fn
     attempt = 0
     try:
         while True:
@@ -98,7 +99,7 @@ async def arun_task(
     scope = TaskScope(task, resume, thread_id, step, context)
     token = current_task.set(scope)
     run_token = current_run.set(context)
-    fn = _bound(node, context)
+    fn = _bound(node, scope)
     attempt = 0
     try:
         while True:
@@ -125,13 +126,12 @@ async def arun_task(
         current_task.reset(token)
 
 
-def _bound(node: NodeSpec, context: RunContext | None) -> Callable[[Any], Any]:
+def _bound(node: NodeSpec, scope: TaskScope) -> Callable[[Any], Any]:
     """The node's function as a one-argument callable: a node declaring a `config` parameter
-    gets the run's config (LangGraph passes it by keyword)."""
+    gets the task's config (LangGraph passes it by keyword)."""
     if not node.wants_config:
         return node.fn
-    config = context.config if context is not None else {"configurable": {}}
-    return functools.partial(node.fn, config=config)
+    return functools.partial(node.fn, config=task_config(scope))
 
 
 def _settle_failure(
@@ -196,6 +196,21 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+def check_max_concurrency(limit: Any) -> None:
+    """Refuse, before the call runs, a config `max_concurrency` that is not a limit."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(
+            "config['max_concurrency'] must be a whole number of at least 1 (or None for no "
+            f"limit), got {limit!r}"
+        )
+
+
+def max_concurrency(context: RunContext | None) -> int | None:
+    """The config's `max_concurrency` (checked by `check_max_concurrency`): how many tasks
+    of a superstep may run at once, as LangGraph reads it; None: all of them."""
+    return None if context is None else context.config.get("max_concurrency")
+
+
 def execute_sync(effect: Execute) -> list[Outcome]:
     work = effect.work
     spec = effect.spec
@@ -205,6 +220,9 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     if len(work) == 1 and not spec.nodes[first_task.node].is_async:
         return [run_task(spec, first_task, first_arg, first_resume, *where)]
     pool = _executor()
+    limit = max_concurrency(effect.context)
+    if limit is not None and limit < len(work):
+        return _execute_limited(pool, effect, limit)
     inline = not spec.nodes[first_task.node].is_async
     futures = [
         pool.submit(run_task, spec, t, a, r, *where) for t, a, r in work[1 if inline else 0 :]
@@ -214,11 +232,44 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     return results
 
 
+def _execute_limited(pool: ThreadPoolExecutor, effect: Execute, limit: int) -> list[Outcome]:
+    """The step's tasks on the pool, `limit` at a time (a task starts as one finishes), their
+    outcomes in task order."""
+    where = (effect.thread_id, effect.step, effect.context)
+    queued = iter(enumerate(effect.work))
+    outcomes: list[Outcome | None] = [None] * len(effect.work)
+    running: dict[Future[Outcome], int] = {}
+
+    def start_next() -> None:
+        item = next(queued, None)
+        if item is not None:
+            index, (task, arg, resume) = item
+            running[pool.submit(run_task, effect.spec, task, arg, resume, *where)] = index
+
+    for _ in range(limit):
+        start_next()
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            outcomes[running.pop(future)] = future.result()
+            start_next()
+    return outcomes  # type: ignore[return-value] - every slot is filled
+
+
 async def execute_async(effect: Execute) -> list[Outcome]:
     where = (effect.thread_id, effect.step, effect.context)
-    return list(
-        await asyncio.gather(*(arun_task(effect.spec, t, a, r, *where) for t, a, r in effect.work))
-    )
+    limit = max_concurrency(effect.context)
+    if limit is None or limit >= len(effect.work):
+        return list(await asyncio.gather(
+            *(arun_task(effect.spec, t, a, r, *where) for t, a, r in effect.work)
+        ))
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(task: Task, arg: Any, resume: list[Any]) -> Outcome:
+        async with gate:
+            return await arun_task(effect.spec, task, arg, resume, *where)
+
+    return list(await asyncio.gather(*(gated(t, a, r) for t, a, r in effect.work)))
 
 
 def route_sync(effect: Route) -> list[Any]:

@@ -36,6 +36,7 @@ from orchestration.pregel.effects import (
 from orchestration.pregel.plan import (
     BEFORE_TASK,
     DONE,
+    GOTO,
     HELD_FOR,
     INPUT_TASK,
     INTERRUPT,
@@ -44,6 +45,7 @@ from orchestration.pregel.plan import (
     Task,
     apply_input_writes,
     apply_updates,
+    encode_goto,
     encode_waiting,
     given_answers,
     gotos_of,
@@ -70,11 +72,17 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
     spec = settings.spec
     tup: CheckpointTuple | None = None if settings.fresh else (yield Get(config))
     forked = False
+    # New input given with a checkpoint's config starts a new run on that checkpoint's state,
+    # its pending tasks dropped (LangGraph's): no fork copy is needed to carry them.
+    updates = None if isinstance(input, Command) else start_updates(spec.schema, spec.input, input)
+    new_run = bool(updates)
     if config.checkpoint_id is not None:
         if tup is None:
             raise CheckpointNotFound(not_found_message(settings.thread_id, config.checkpoint_id))
-        latest: CheckpointTuple | None = yield Get(config.with_checkpoint_id(None))
-        if latest is None or latest.checkpoint.id != tup.checkpoint.id:
+        latest: CheckpointTuple | None = None if new_run else (
+            yield Get(config.with_checkpoint_id(None))
+        )
+        if not new_run and (latest is None or latest.checkpoint.id != tup.checkpoint.id):
             carry = isinstance(input, Command) and input.resume is not None
             tup, input = yield from _fork(settings, tup, input if carry else None, input)
             forked = True
@@ -86,7 +94,6 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
         updates = spec.schema.check_update("input", input.update or {})
         goto = gotos_of(input)
     else:
-        updates = start_updates(spec.schema, spec.input, input)
         goto = []
 
     if head is None:
@@ -96,6 +103,8 @@ def begin(settings: RunSettings, input: Any, config: CheckpointConfig) -> Core:
             return head, BEFORE_TASK in head.writes, False
         if not forked and config.checkpoint_id is None:
             raise ThreadBusyError(_busy(settings.thread_id, head))
+        if new_run:  # from START on that state; the tasks it waited to run are dropped
+            return (yield from _write_input(settings, head, updates, goto)), False, True
         return (
             (yield from _write_input(settings, head, updates, goto, keep_next=True)), False, True
         )
@@ -122,22 +131,18 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
             "invoke(input, config); once it pauses at interrupt(), resume it with "
             "invoke(Command(resume=answer), config) on the same thread."
         )
-    if command.goto:
-        raise InvalidUpdateError(
-            "Command(resume=...) as input cannot also carry goto=: the resumed tasks decide "
-            "where the graph goes. Resume first, or fork with update_state(config, values, "
-            "as_node=...)"
-        )
     update = settings.spec.schema.check_update("input", command.update or {})
+    # The update and the goto are held together: both go to the superstep the answers resume.
+    held = [*update.items(), *_held_goto(settings, command)]
     try:
         answers, ids = _answers(settings, head, command.resume)
     except _UnknownInterrupts as unknown:
         if unknown.everyone and (
-            yield from _answered_earlier(settings, head, command.resume, update)
+            yield from _answered_earlier(settings, head, command.resume, held)
         ):
             return head  # the steps these answers resumed have committed: nothing to record
         raise unknown.error from None
-    hold = bool(update) and _must_hold(settings, head, update, ids)
+    hold = bool(held) and _must_hold(settings, head, held, ids)
     if hold:
         _check_input(settings, head, update)
     # Answers first, the update last: a command found with all its answers stored but no held
@@ -146,10 +151,28 @@ def _resume(settings: RunSettings, head: Head | None, command: Command[Any]) -> 
         yield PutWrites(head.config, writes, task.id, deferrable=True)
         head.writes[task.id] = writes
     if hold:
-        writes = [*head.writes.get(INPUT_TASK, ()), *update.items(), (HELD_FOR, ids)]
+        writes = [*head.writes.get(INPUT_TASK, ()), *held, (HELD_FOR, ids)]
         yield PutWrites(head.config, writes, INPUT_TASK, deferrable=True)
         head.writes[INPUT_TASK] = writes
+        head.tasks = None  # a held goto adds tasks to the superstep
     return head
+
+
+def _held_goto(settings: RunSettings, command: Command[Any]) -> list[tuple[str, Any]]:
+    """A resume's `goto` as the `__input__` write that holds it (none without one); a target
+    that is not a node is refused before anything is written."""
+    targets = gotos_of(command)
+    if not targets:
+        return []
+    nodes = settings.spec.nodes
+    unknown = [t for t in (g.node if isinstance(g, Send) else g for g in targets)
+               if t not in nodes]
+    if unknown:
+        raise InvalidUpdateError(
+            f"Command(resume=..., goto={command.goto!r}) names {unknown}, which are not "
+            f"nodes of this graph (nodes: {sorted(nodes)})"
+        )
+    return [(GOTO, [encode_goto(g) for g in targets])]
 
 
 def _check_input(settings: RunSettings, head: Head, update: Mapping[str, Any]) -> None:
@@ -161,13 +184,14 @@ def _check_input(settings: RunSettings, head: Head, update: Mapping[str, Any]) -
 
 
 def _must_hold(
-    settings: RunSettings, head: Head, update: Mapping[str, Any], ids: list[str]
+    settings: RunSettings, head: Head, held: list[tuple[str, Any]], ids: list[str]
 ) -> bool:
-    """False when this command's update is already held (the command is delivered again)."""
+    """False when this command's update (and goto) is already held (the command is delivered
+    again)."""
     for items, held_for in held_updates(head.writes.get(INPUT_TASK, ())):
         if held_for is None or sorted(held_for) != sorted(ids):
             continue
-        if _same(items, list(update.items())):
+        if _same(items, held):
             return False
         raise InvalidUpdateError(
             f"thread {settings.thread_id!r}: the answers to {ids} came with another update "
@@ -360,7 +384,7 @@ class _UnknownInterrupts(Exception):  # noqa: N818 - a signal inside this module
 
 
 def _answered_earlier(
-    settings: RunSettings, head: Head, resume: Any, update: Mapping[str, Any]
+    settings: RunSettings, head: Head, resume: Any, update: list[tuple[str, Any]]
 ) -> Core:
     """Whether every answer of `resume` was given, identically, to the checkpoint where the
     run last paused: the command was delivered, the steps after it ran and committed, and it
@@ -446,21 +470,21 @@ def update_core(
     values: Any,
     as_node: str | None,
     extra: Mapping[str, Any],
+    *,
+    more: Sequence[tuple[Any, str | None]] = (),
 ) -> Core:
-    """Apply `values` as if `as_node` wrote them and store the result as a new checkpoint."""
+    """Apply `values` as if `as_node` wrote them (and each of `more`, (values, as_node), as
+    if those nodes wrote them in the same superstep) and store the result as a new
+    checkpoint."""
     tup: CheckpointTuple | None = yield Get(config)
     if tup is None and config.checkpoint_id is not None:
         raise CheckpointNotFound(not_found_message(config.thread_id, config.checkpoint_id))
-    if as_node is None:
-        as_node = _last_writer(tup)
-    elif as_node != START and as_node not in spec.nodes:
-        raise InvalidUpdateError(
-            f"update_state(as_node={as_node!r}): no such node (nodes: {sorted(spec.nodes)})"
-        )
-    updates = spec.schema.check_update(as_node, values or {})
+    writes = [(_writer(spec, tup, node), given) for given, node in ((values, as_node), *more)]
+    updates = [(node, spec.schema.check_update(node, given or {})) for node, given in writes]
+    nodes = [node for node, _ in updates]
     base = spec.schema.initial_values() if tup is None else tup.checkpoint.values
     step = 0 if tup is None else tup.metadata.step + 1
-    new_values, writers = apply_updates(spec.schema, base, [(as_node, updates)], step)
+    new_values, writers = apply_updates(spec.schema, base, updates, step)
     new_values, state = spec.schema.state_from(new_values, writers, step)
     joins = {} if tup is None else dict(tup.checkpoint.internal.get("joins", {}))
     fired = [] if tup is None else fired_joins(
@@ -471,9 +495,9 @@ def update_core(
     seen = state  # no call runs: routers read a full default budget
     if spec.schema.managed:
         seen = spec.schema.with_managed(state, DEFAULT_RECURSION_LIMIT)
-    routed = yield from resolve_routes(spec, [as_node], seen, step)
-    next_nodes, internal = plan_next(spec, [(as_node, ())], seen, joins, step, routed)
-    refired = fired_joins(spec, {**internal, "fired": fired}, (as_node,), next_nodes)
+    routed = yield from resolve_routes(spec, nodes, seen, step)
+    next_nodes, internal = plan_next(spec, [(n, ()) for n in nodes], seen, joins, step, routed)
+    refired = fired_joins(spec, {**internal, "fired": fired}, nodes, next_nodes)
     if refired:
         internal["fired"] = refired
     if spec.deferred:
@@ -496,13 +520,39 @@ def update_core(
         marks = {k: tup.metadata.extra[k] for k in (PARENT_KEY, PARENT_CHECKPOINT)
                  if k in tup.metadata.extra}
         extra = {**marks, **extra}
-    metadata = CheckpointMetadata("update", step, {as_node: updates}, extra)
+    metadata = CheckpointMetadata("update", step, _update_writes(updates), extra)
     parent = (
         CheckpointConfig(config.thread_id, checkpoint_ns=config.checkpoint_ns)
         if tup is None else tup.config
     )
-    written_by = {k: [as_node] for k in writers}
+    written_by: dict[str, list[str]] = {}
+    for node, update in updates:
+        for key in update:
+            written_by.setdefault(key, []).append(node)
     return (yield from put_checkpoint(parent, checkpoint, metadata, written_by))
+
+
+def _writer(spec: GraphSpec, tup: CheckpointTuple | None, as_node: str | None) -> str:
+    """The node an update is written as: `as_node`, checked, or the checkpoint's writer."""
+    if as_node is None:
+        return _last_writer(tup)
+    if as_node != START and as_node not in spec.nodes:
+        raise InvalidUpdateError(
+            f"update_state(as_node={as_node!r}): no such node (nodes: {sorted(spec.nodes)})"
+        )
+    return as_node
+
+
+def _update_writes(updates: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """metadata.writes of an update: node -> its update (a list when one node wrote twice)."""
+    out: dict[str, Any] = {}
+    for node, update in updates:
+        if node not in out:
+            out[node] = update
+        else:
+            earlier = out[node]
+            out[node] = [*(earlier if isinstance(earlier, list) else [earlier]), update]
+    return out
 
 
 def fired_joins(

@@ -24,7 +24,7 @@ from orchestration.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
-from orchestration.errors import InvalidUpdateError
+from orchestration.errors import InvalidUpdateError, ReducerValueError
 from orchestration.interrupts import interrupt_id
 from orchestration.reducers import last_value
 from orchestration.types import END, Command, Interrupt, Overwrite, PregelTask, Send
@@ -70,14 +70,24 @@ class Task:
     never do, so it is computed on first use. Not a frozen dataclass: a few are built per
     superstep and a frozen init costs more than the rest of this class's work."""
 
-    __slots__ = ("checkpoint_id", "node", "index", "arg", "_id")
+    __slots__ = ("checkpoint_id", "node", "index", "arg", "push", "_id")
 
-    def __init__(self, checkpoint_id: str, node: str, index: int, arg: Any = NO_ARG) -> None:
+    def __init__(
+        self, checkpoint_id: str, node: str, index: int, arg: Any = NO_ARG, push: int = -1
+    ) -> None:
         self.checkpoint_id = checkpoint_id
         self.node = node
         self.index = index
         self.arg = arg  # a Send's argument; NO_ARG means "the state"
+        self.push = push  # a Send's position among the step's Sends (-1: not a Send)
         self._id: str | None = None
+
+    @property
+    def path(self) -> tuple[Any, ...]:
+        """LangGraph's task path: pull for a node reached by name, push for the i-th Send."""
+        if self.arg is NO_ARG:
+            return ("__pregel_pull", self.node)
+        return ("__pregel_push", self.push, False)
 
     @property
     def id(self) -> str:
@@ -151,14 +161,41 @@ def plan_tasks(checkpoint: Checkpoint) -> list[Task]:
     plain = len(checkpoint.next) - len(sends)
     tasks = [Task(cid, node, i) for i, node in enumerate(checkpoint.next[:plain])]
     for offset, (node, arg) in enumerate(sends):
-        tasks.append(Task(cid, node, plain + offset, arg))
+        tasks.append(Task(cid, node, plain + offset, arg, offset))
     return tasks
 
 
 def tasks_of(head: Head) -> list[Task]:
     if head.tasks is None:
-        head.tasks = plan_tasks(head.checkpoint)
+        tasks = plan_tasks(head.checkpoint)
+        held = head.writes.get(INPUT_TASK)
+        if held:
+            tasks += held_goto_tasks(head.checkpoint, tasks, held)
+        head.tasks = tasks
     return head.tasks
+
+
+def held_goto_tasks(
+    checkpoint: Checkpoint, tasks: Sequence[Task], held: Sequence[tuple[str, Any]]
+) -> list[Task]:
+    """The tasks a `Command(resume=..., goto=...)` adds to the superstep it resumes (its goto
+    is held under `__input__`, as its update is): they run beside the resumed tasks, as in
+    LangGraph. A node the superstep already runs is not added twice."""
+    running = {task.node for task in tasks if task.arg is NO_ARG}
+    sends = sum(1 for task in tasks if task.arg is not NO_ARG)
+    extra: list[Task] = []
+    for channel, targets in held:
+        if channel != GOTO:
+            continue
+        for target in map(decode_goto, targets):
+            index = len(tasks) + len(extra)
+            if isinstance(target, Send):
+                extra.append(Task(checkpoint.id, target.node, index, target.arg, sends))
+                sends += 1
+            elif target not in running:
+                running.add(target)
+                extra.append(Task(checkpoint.id, target, index))
+    return extra
 
 
 def plan_next(
@@ -336,7 +373,11 @@ def apply_updates(
                 try:
                     new[key] = reducer(schema.current_or_empty(new, key), value)
                 except Exception as error:
-                    raise InvalidUpdateError(
+                    # a ValueError stays one: LangGraph lets the reducer's own error through
+                    kind = ReducerValueError if isinstance(error, ValueError) else (
+                        InvalidUpdateError
+                    )
+                    raise kind(
                         f"the reducer of {key!r} refused the update from {writer!r} in step "
                         f"{step}: {type(error).__name__}: {error}"
                     ) from error
@@ -353,7 +394,7 @@ def apply_input_writes(
     the same plain field, and the later one simply wins."""
     new, writers = dict(values), {}
     for key, value in writes:
-        if key == HELD_FOR:
+        if key == HELD_FOR or key == GOTO:
             continue
         new, changed = apply_updates(schema, new, [("input", {key: value})], step)
         writers.update(changed)
@@ -460,13 +501,9 @@ def task_views(
     """`StateSnapshot.tasks` of a checkpoint's `tasks` (`plan_tasks`), from their pending
     writes: each task's interrupt, its result if it finished, its error if it failed, and
     LangGraph's path (pull: a node reached by name; push: the i-th `Send`)."""
-    plain = sum(1 for task in tasks if task.arg is NO_ARG)
     views = []
     for task in tasks:
-        path: tuple[Any, ...] = (
-            ("__pregel_pull", task.node) if task.arg is NO_ARG
-            else ("__pregel_push", task.index - plain, False)
-        )
+        path = task.path
         interrupts, error, result, done = [], None, {}, False
         for channel, value in writes.get(task.id, ()):
             if channel == INTERRUPT:

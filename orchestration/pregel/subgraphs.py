@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 # checkpoints under it)
 PARENT_KEY = "stepwise_parent_task"
 PARENT_CHECKPOINT = "stepwise_parent_checkpoint"
+# The modes a subgraph streams itself with `subgraphs=True`, under its namespace (the
+# `custom` and `messages` chunks its nodes write reach the sink directly).
+_CHILD_MODES = frozenset(("updates", "values", "tasks", "checkpoints", "debug"))
 
 
 def values_of(state: Any) -> dict[str, Any]:
@@ -162,7 +165,7 @@ def _prepare(
     sink = run.sink
     modes = frozenset()
     if sink is not None and sink.subgraphs:
-        modes = sink.modes & {"updates", "values"}
+        modes = sink.modes & _CHILD_MODES
     # The node's config, as LangGraph hands it to a subgraph: the same keys, the child's ns.
     configurable = {**run.config.get("configurable", {}), "checkpoint_ns": ns}
     config = {**run.config, "configurable": configurable}

@@ -267,14 +267,23 @@ class DjangoCheckpointSaver(BaseCheckpointSaver):
             tuples = self._decode(config.thread_id, [record], has_writes=bool(has_writes))
         return rehome(tuples, config)[0]
 
+    def thread_configs(self) -> list[CheckpointConfig]:
+        self.flush()
+        keys = (models.Checkpoint.objects.using(self.using)
+                .order_by("thread__thread_id", "checkpoint_ns")
+                .values_list("thread__thread_id", "checkpoint_ns").distinct())
+        return [CheckpointConfig(thread_id, checkpoint_ns=ns) for thread_id, ns in keys]
+
     def list(
         self,
-        config: CheckpointConfig,
+        config: CheckpointConfig | None,
         limit: int | None = None,
         *,
         before: CheckpointConfig | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[CheckpointTuple]:
+        if config is None:  # every thread's (LangGraph's `list(None, filter=...)`)
+            return self.list_all(limit, before=before, filter=filter)
         if type(config) is not CheckpointConfig:
             config = as_checkpoint_config(config)  # a LangGraph config dict
         wanted = validate_filter(filter)

@@ -57,15 +57,20 @@ class SearchItem(Item):
 Row = tuple[str, str, bytes, datetime, datetime]
 
 
+class InvalidNamespaceError(ValueError):
+    """A store namespace that is not a tuple of non-empty labels (LangGraph's name; a
+    `ValueError`, as before)."""
+
+
 def check_namespace(namespace: Any, what: str = "namespace") -> str:
     """The namespace joined for storage; a clear error for anything but a tuple of labels."""
     if isinstance(namespace, str) or not isinstance(namespace, Sequence):
-        raise ValueError(
+        raise InvalidNamespaceError(
             f"{what} must be a tuple of strings such as ('customers', 'c-42'), got {namespace!r}"
         )
     for label in namespace:
         if not isinstance(label, str) or not label or SEP in label:
-            raise ValueError(
+            raise InvalidNamespaceError(
                 f"{what} {tuple(namespace)!r}: every label must be a non-empty string without "
                 f"{SEP!r}, got {label!r}"
             )
@@ -136,7 +141,9 @@ class BaseStore(ABC):
         the item out of it, a list of field paths embeds those instead of the index's."""
         ns = check_namespace(namespace)
         if not ns:
-            raise ValueError("store namespace must have at least one label, e.g. ('memories',)")
+            raise InvalidNamespaceError(
+                "store namespace must have at least one label, e.g. ('memories',)"
+            )
         if value is None:
             self._remove(ns, _check_key(key))
             return

@@ -142,3 +142,17 @@ def test_a_filtered_listing_gives_each_checkpoint_only_its_own_pending_writes(
     assert [[(w.task_id, w.value) for w in t.pending_writes] for t in listed] == [
         [(f"task {i}", i)] for i in range(0, 24, 2)
     ]
+
+
+def test_a_listing_of_every_thread_filters_on_metadata(ops: SyncOps, writer: Writer) -> None:
+    """`list(None, filter=...)`, LangGraph's listing across threads (admin tooling), on every
+    saver; the Django saver raised NotImplementedError."""
+    for thread, user in (("a", "bob"), ("b", "eve"), ("c", "bob")):
+        first = writer.put(thread, {"n": 1}, extra={"user": user})
+        writer.put(thread, {"n": 2}, first, extra={"user": user})
+    writer.put("a", {"n": 9}, ns="child", extra={"user": "bob"})
+    bobs = ops.saver.list(None, filter={"user": "bob"})
+    assert sorted((t.config.thread_id, t.config.checkpoint_ns) for t in bobs) == [
+        ("a", ""), ("a", ""), ("a", "child"), ("c", ""), ("c", "")]
+    assert len(ops.saver.list(None, filter={"user": "eve"})) == 2
+    assert len(ops.saver.list(None, limit=3)) == 3

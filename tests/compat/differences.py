@@ -37,8 +37,9 @@ IMPORTS = {
 
 # LangChain modules a program keeps importing on Stepwise: their objects (chat messages) are
 # stored and read back as themselves (`serde`'s LangChain message classes), and a chat model
-# streams its tokens to `stream_mode="messages"` (`pregel/chat_stream.py`).
-KEPT_IMPORTS = frozenset({"langchain_core.messages",
+# streams its tokens to `stream_mode="messages"` (`pregel/chat_stream.py`); a LangChain
+# `@tool` runs in `ToolNode` and may return a `Command` (`types.adopt_tool_output`).
+KEPT_IMPORTS = frozenset({"langchain_core.messages", "langchain_core.tools",
                           "langchain_core.language_models.fake_chat_models"})
 
 # What is removed before comparing, and why (the functions below do it):

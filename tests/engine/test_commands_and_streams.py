@@ -77,11 +77,44 @@ def test_resume_with_an_update_of_an_unknown_key_writes_nothing(saver, config) -
     assert compiled.invoke(Command(resume="later"), config).log == ["later@0"]
 
 
-def test_resume_with_goto_is_refused_saying_what_to_do(saver, config) -> None:
+def _ask_then_audit(saver: Any) -> Any:
+    from orchestration import interrupt
+
+    graph = StateGraph(Log).add_node("q", lambda s: {"log": [f"{interrupt('?')}@{s.value}"]})
+    graph.add_node("audit", lambda s: {"log": [f"audit@{s.value}"]})
+    return graph.set_entry_point("q").compile(checkpointer=saver)
+
+
+def test_resume_with_goto_runs_the_target_beside_the_resumed_task(saver, config) -> None:
+    compiled = _ask_then_audit(saver)
+    compiled.invoke(None, config)
+    result = compiled.invoke(Command(resume="x", goto="audit", update={"value": 2}), config)
+    assert result.log == ["audit@2", "x@2"]  # one superstep: writes in task-path order
+    assert [s.metadata.step for s in compiled.get_state_history(config)] == [1, 0]
+
+
+def test_resume_with_goto_delivered_again_runs_its_target_once(saver, config) -> None:
+    from orchestration import interrupt
+
+    def twice(state: Log) -> dict:
+        return {"log": [f"{interrupt('first')}+{interrupt('second')}"]}
+
+    graph = StateGraph(Log).add_node("q", twice).add_node("audit", lambda s: {"log": ["audit"]})
+    compiled = graph.set_entry_point("q").compile(checkpointer=saver)
+    compiled.invoke(None, config)
+    first = compiled.get_state(config).interrupts[0].id
+    command = Command(resume={first: "a"}, goto="audit")
+    compiled.invoke(command, config)  # audit ran; q waits for its second answer
+    compiled.invoke(command, config)  # a worker retrying the same delivery
+    assert compiled.invoke(Command(resume="b"), config).log == ["audit", "a+b"]
+
+
+def test_resume_with_goto_to_an_unknown_node_writes_nothing(saver, config) -> None:
     compiled = ask_graph(saver)
     compiled.invoke(None, config)
-    with pytest.raises(InvalidUpdateError, match="goto"):
-        compiled.invoke(Command(resume="x", goto="q"), config)
+    with pytest.raises(InvalidUpdateError, match="'nope'"):
+        compiled.invoke(Command(resume="x", goto="nope"), config)
+    assert compiled.invoke(Command(resume="later"), config).log == ["later@0"]
 
 
 async def test_async_resume_with_update_applies_the_update(saver, config) -> None:

@@ -122,13 +122,18 @@ def test_fork_never_changes_earlier_checkpoints(saver, config) -> None:
     assert after == before
 
 
-def test_fork_with_input_applies_the_input_first(saver, config) -> None:
+def test_new_input_at_a_checkpoint_runs_from_start_on_its_state(saver, config) -> None:
+    """As LangGraph: the input is applied to the checkpoint's state and the run starts again
+    from START; the task the checkpoint waited to run ("b") is dropped, not run beside it."""
     compiled = graph_ab(saver)
     compiled.invoke(None, config)
     middle = saver.list(config)[1]  # after "a", next == ("b",)
     result = compiled.invoke({"value": 5}, config.with_checkpoint_id(middle.checkpoint.id))
-    assert result == Log(log=["a", "b"], value=5)
+    assert result == Log(log=["a", "a", "b"], value=5)
     assert compiled.get_state(config).values == result
+    started = next(s for s in compiled.get_state_history(config) if s.metadata.source == "input"
+                   and s.parent_config is not None)
+    assert started.parent_config == middle.config and started.next == ("a",)
 
 
 def test_unknown_checkpoint_id_raises_checkpoint_not_found(saver, config) -> None:
