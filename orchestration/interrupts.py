@@ -34,7 +34,7 @@ class TaskScope:
 
     __slots__ = (
         "task", "resume", "calls", "subcalls", "thread_id", "step", "context", "memo",
-        "task_calls", "recorded", "config",
+        "task_calls", "recorded", "config", "edits",
     )
 
     def __init__(
@@ -44,8 +44,10 @@ class TaskScope:
         thread_id: str = "",
         step: int = 0,
         context: RunContext | None = None,
+        edits: int = 0,
     ) -> None:
         self.task = task
+        self.edits = edits  # edits on the thread's line so far (pregel.plan.edits_of)
         self.resume = resume
         self.calls = 0
         self.subcalls = 0  # subgraphs run by this task so far (each gets its own chain)
@@ -81,18 +83,21 @@ def task_key() -> str:
     The key is a hash of (thread id, superstep number, node, the task's position in that
     superstep): it names the task's place in the thread's history, not the checkpoint it ran
     from. So every execution of "the same task" gets the same key: a retry after a crash,
-    a resume that re-runs it, and a branch (fork or re-decision) that replays it from an
-    earlier checkpoint, because a fork copies that checkpoint's superstep number. A
-    different task gets a different key: another node, another `Send` of the same node,
-    a later iteration of a loop, a new run on a finished thread (later supersteps). An edit
-    of past state (`update_state`, a fork with values) writes one checkpoint more, so the
-    tasks after it run one superstep later and get new keys: an edited branch is new work.
+    a resume that re-runs it, and a branch (fork, re-decision, or fork with edited values)
+    that replays it from an earlier checkpoint, because a fork copies that checkpoint's
+    superstep number and the steps an edit adds are not counted (an edit writes a checkpoint
+    one step on without running anything). The outside system then sees the replayed request
+    under the original's key: the same request is recognised and done once, a changed one
+    (an edited amount) is refused by a system that checks what a key was used for. A
+    different task gets a different key: another node, another `Send` of the same node, a
+    later iteration of a loop, a new run on a finished thread (later supersteps).
     """
     scope = current_task.get()
     if scope is None:
         raise RuntimeError("task_key() can only be called inside a node while a graph runs it")
     task = scope.task
-    text = f"{scope.thread_id}\x1f{scope.step}\x1f{task.node}\x1f{task.index}"
+    step = scope.step - scope.edits  # the line without its edits' steps
+    text = f"{scope.thread_id}\x1f{step}\x1f{task.node}\x1f{task.index}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 

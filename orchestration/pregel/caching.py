@@ -47,7 +47,8 @@ def _key(node: NodeSpec, arg: Any) -> FullKey:
 
 
 def run_work(
-    settings: RunSettings, work: Sequence[tuple[Task, Any, list[Any]]], step: int
+    settings: RunSettings, work: Sequence[tuple[Task, Any, list[Any]]], step: int,
+    edits: int = 0,
 ) -> Core:
     """`Execute(work)`, answered from the graph's cache where it can: the outcomes in `work`'s
     order."""
@@ -59,7 +60,8 @@ def run_work(
             if node.cache_policy is not None:
                 keys[i] = _key(node, arg)
     if not keys:
-        return (yield Execute(spec, list(work), settings.thread_id, step, settings.context))
+        return (yield Execute(spec, list(work), settings.thread_id, step, settings.context,
+                              edits))
     assert cache is not None
     # A task resuming with answers runs (they are not in its key); what it writes is stored.
     asked = {i: key for i, key in keys.items() if not work[i][2]}
@@ -82,7 +84,7 @@ def run_work(
     results: list[Outcome] = []
     if run:
         results = yield Execute(
-            spec, [work[i] for i in run], settings.thread_id, step, settings.context
+            spec, [work[i] for i in run], settings.thread_id, step, settings.context, edits
         )
     fresh: dict[FullKey, tuple[Any, int | None]] = {}
     for i, outcome in zip(run, results, strict=True):

@@ -48,9 +48,10 @@ def run_task(
     thread_id: str = "",
     step: int = 0,
     context: RunContext | None = None,
+    edits: int = 0,
 ) -> Outcome:
     node = spec.nodes[task.node]
-    scope = TaskScope(task, resume, thread_id, step, context)
+    scope = TaskScope(task, resume, thread_id, step, context, edits)
     token = current_task.set(scope)
     run_token = current_run.set(context)
     fn = _bound(node, scope) if node.wants_config else node.fn
@@ -90,13 +91,14 @@ async def arun_task(
     thread_id: str = "",
     step: int = 0,
     context: RunContext | None = None,
+    edits: int = 0,
 ) -> Outcome:
     node = spec.nodes[task.node]
     if not node.is_async:
         return await asyncio.to_thread(
-            run_task, spec, task, arg, resume, thread_id, step, context
+            run_task, spec, task, arg, resume, thread_id, step, context, edits
         )
-    scope = TaskScope(task, resume, thread_id, step, context)
+    scope = TaskScope(task, resume, thread_id, step, context, edits)
     token = current_task.set(scope)
     run_token = current_run.set(context)
     fn = _bound(node, scope)
@@ -216,7 +218,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
     spec = effect.spec
     first_task, first_arg, first_resume = work[0]
     # The first sync task runs inline on the caller's thread: most supersteps have one task.
-    where = (effect.thread_id, effect.step, effect.context)
+    where = (effect.thread_id, effect.step, effect.context, effect.edits)
     if len(work) == 1 and not spec.nodes[first_task.node].is_async:
         return [run_task(spec, first_task, first_arg, first_resume, *where)]
     pool = _executor()
@@ -235,7 +237,7 @@ def execute_sync(effect: Execute) -> list[Outcome]:
 def _execute_limited(pool: ThreadPoolExecutor, effect: Execute, limit: int) -> list[Outcome]:
     """The step's tasks on the pool, `limit` at a time (a task starts as one finishes), their
     outcomes in task order."""
-    where = (effect.thread_id, effect.step, effect.context)
+    where = (effect.thread_id, effect.step, effect.context, effect.edits)
     queued = iter(enumerate(effect.work))
     outcomes: list[Outcome | None] = [None] * len(effect.work)
     running: dict[Future[Outcome], int] = {}
@@ -257,7 +259,7 @@ def _execute_limited(pool: ThreadPoolExecutor, effect: Execute, limit: int) -> l
 
 
 async def execute_async(effect: Execute) -> list[Outcome]:
-    where = (effect.thread_id, effect.step, effect.context)
+    where = (effect.thread_id, effect.step, effect.context, effect.edits)
     limit = max_concurrency(effect.context)
     if limit is None or limit >= len(effect.work):
         return list(await asyncio.gather(

@@ -84,6 +84,7 @@ class Execute:
     thread_id: str = ""
     step: int = 0
     context: RunContext | None = None
+    edits: int = 0  # the line's edits so far (plan.edits_of), which `task_key()` discounts
 
 
 @dataclass(slots=True)

@@ -45,6 +45,8 @@ from orchestration.pregel.plan import (
     Task,
     apply_input_writes,
     apply_updates,
+    carry_edits,
+    edits_of,
     encode_goto,
     encode_waiting,
     given_answers,
@@ -234,6 +236,7 @@ def _write_input(
         parent = CheckpointConfig(settings.thread_id, checkpoint_ns=settings.checkpoint_ns)
         step = 0
     else:
+        carry_edits(head.checkpoint.internal, internal)
         versions = new_versions(head.checkpoint.versions, writers, new_id)
         parent = head.config
         step = head.metadata.step + 1
@@ -505,6 +508,8 @@ def update_core(
         next_nodes = hold_deferred(spec, next_nodes, internal, previous)
     if tup is not None and any(w.task_id == BEFORE_TASK for w in tup.pending_writes):
         internal["skip_before"] = True  # edited at a breakpoint: continuing runs the node
+    if tup is not None:  # a step on, nothing run: task keys after it do not count it
+        internal["edits"] = edits_of(tup.checkpoint.internal) + 1
     new_id = new_checkpoint_id()
     versions = (
         {k: new_id for k in new_values}

@@ -52,6 +52,8 @@ from orchestration.pregel.plan import (
     Task,
     apply_input_writes,
     apply_updates,
+    carry_edits,
+    edits_of,
     encode_done,
     encode_waiting,
     hold_deferred,
@@ -207,9 +209,10 @@ def _superstep(settings: RunSettings, head: Head, tasks: list[Task], remaining: 
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
         if settings.cache is None:  # the usual case: no generator to delegate to
-            done = yield Execute(spec, work, settings.thread_id, step, settings.context)
+            done = yield Execute(spec, work, settings.thread_id, step, settings.context,
+                                 edits_of(head.checkpoint.internal))
         else:
-            done = yield from run_work(settings, work, step)
+            done = yield from run_work(settings, work, step, edits_of(head.checkpoint.internal))
     if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
         yield from result_chunks(settings.modes, done, step)
     for outcome in done:
@@ -271,7 +274,8 @@ def _run_resumed(
     if work:
         if settings.modes and not RUN_MODES.isdisjoint(settings.modes):
             yield from task_chunks(settings.modes, work, step)
-        results: list[Outcome] = yield from run_work(settings, work, step)
+        results: list[Outcome] = yield from run_work(
+            settings, work, step, edits_of(head.checkpoint.internal))
         for i, outcome in zip(slots, results, strict=True):
             outcome.raised = raised.get(i, [])
             outcomes[i] = outcome
@@ -448,6 +452,7 @@ def _commit(
     finished = [(o.task.node, o.goto) for o in outcomes]
     joins = head.checkpoint.internal.get("joins") if head.checkpoint.internal else None
     next_nodes, internal = plan_next(spec, finished, seen, joins or {}, step, routed)
+    carry_edits(head.checkpoint.internal, internal)
     if spec.deferred:
         next_nodes = hold_deferred(spec, next_nodes, internal, head.checkpoint.internal)
     new_id = new_checkpoint_id()

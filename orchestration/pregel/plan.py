@@ -198,6 +198,20 @@ def held_goto_tasks(
     return extra
 
 
+def edits_of(internal: Mapping[str, Any] | None) -> int:
+    """How many edits (`update_state`, a fork with values) the thread's line to this checkpoint
+    holds. Each wrote a checkpoint one step on without running a node, so the tasks after it
+    run one step later than they did on a line without it: `task_key()` subtracts them, and an
+    edited branch's tasks keep the keys of the tasks they replay."""
+    return int(internal.get("edits", 0)) if internal else 0
+
+
+def carry_edits(previous: Mapping[str, Any] | None, internal: dict[str, Any]) -> None:
+    """Keep the line's edit count (`edits_of`) in a new checkpoint's `internal`."""
+    if edits := edits_of(previous):
+        internal["edits"] = edits
+
+
 def plan_next(
     spec: GraphSpec,
     finished: Sequence[tuple[str, Sequence[str | Send]]],

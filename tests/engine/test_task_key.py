@@ -104,3 +104,37 @@ def test_other_tasks_get_other_keys(saver: BaseCheckpointSaver, config: Checkpoi
 
     other = graph.invoke(S(), CheckpointConfig(config.thread_id + "-other")).keys
     assert not {k.split(":")[1] for k in keys} & {k.split(":")[1] for k in other}
+
+
+def test_a_branch_with_edited_values_replays_its_tasks_under_their_keys(
+    saver: BaseCheckpointSaver, config: CheckpointConfig
+) -> None:
+    """A fork with values writes one checkpoint a step on without running anything: the
+    tasks after it ran one step later and got new keys, so the demo paid a second time for an
+    expense whose comment alone was edited (a reviewer trial), while the fork page promised
+    the ledger would recognise the replay. Two edits of one checkpoint replay the same tasks
+    too; a later iteration, another thread and a new run still get keys of their own."""
+    graph = build().with_checkpoint_saver(saver)
+    graph.invoke(S(), config)
+    original = keys_by_node(graph.invoke(Command(resume="yes"), config).keys)
+    asked = next(s for s in graph.get_state_history(config) if s.next == ("review",))
+
+    for n in (5, 6):  # two different edits of the same past checkpoint
+        edited = graph.update_state(asked.config, {"n": n})
+        graph.invoke(None, edited)
+        replay = keys_by_node(graph.invoke(Command(resume="yes"), config).keys)
+        assert replay["review"] == original["review"] and replay["pay"] == original["pay"]
+
+    # edits on top of edits, before the review and again before the payment
+    first = graph.update_state(asked.config, {"n": 7})
+    second = graph.update_state(first, {"n": 8})
+    graph.invoke(None, second)
+    paused = graph.get_state(config)
+    graph.update_state(paused.config, {"n": 9})
+    replay = keys_by_node(graph.invoke(Command(resume="yes"), config).keys)
+    assert replay["pay"] == original["pay"]
+
+    # a new run on the finished thread is new work
+    graph.invoke(S(n=1), config)
+    prepared = [k for k in graph.get_state(config).values.keys if k.startswith("prepare:")]
+    assert prepared[-1] != f"prepare:{original['prepare']}"

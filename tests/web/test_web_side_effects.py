@@ -140,3 +140,53 @@ def test_a_review_inside_a_subgraph_flags_what_runs_after_it_there(client: Any) 
     client.force_login(get_user_model().objects.get(username="rita"))
     page = client.get(reverse("review", args=[review.pk])).content.decode()
     assert "<code>tools|run</code> <span class=\"badge side-effect\"" in page
+
+
+def _fork_before_review(review: ReviewRequest, client: Any, fields: dict[str, str],
+                        capture: Any) -> Run:
+    """Fork the paid expense at the checkpoint that asked for its review, with `fields`
+    edited (the fork form), and approve the branch's review."""
+    saver = DjangoCheckpointSaver()
+    asked = next(t for t in saver.list(CheckpointConfig(review.thread.thread_id))
+                 if t.checkpoint.next == ("review",))
+    url = reverse("checkpoint-fork", args=[review.thread.thread_id, asked.checkpoint.id])
+    with runs.run_inline(), capture(execute=True):
+        response = client.post(url, {**fields, "reason": "a branch with an edit"})
+    assert response.status_code == 303, response.content.decode()[:2000]
+    branch_review = ReviewRequest.objects.get(status=ReviewRequest.Status.PENDING)
+    with runs.run_inline(), capture(execute=True):
+        decision = do_decide(client_as_user(client), branch_review, DecisionInput("approve"))
+    run = decision.resumed_run
+    run.refresh_from_db()
+    return run
+
+
+def client_as_user(client: Any) -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.get(pk=client.session["_auth_user_id"])
+
+
+def test_a_fork_with_an_unrelated_edit_replays_the_payout_without_paying_twice(
+    paid_expense: ReviewRequest, client_as: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A reviewer trial: a fork with only the description edited paid the expense a second
+    time (an edit wrote one more checkpoint, and the payout ran under a new key), while the
+    fork page said a replayed payout is recognised by the ledger."""
+    run = _fork_before_review(paid_expense, client_as("admin"),
+                              {"field__description": "two nights, receipt attached"},
+                              django_capture_on_commit_callbacks)
+    assert run.status == Run.Status.SUCCEEDED
+    assert head(paid_expense)["description"] == "two nights, receipt attached"
+    assert head(paid_expense)["payout_ref"] == "PAY-000007-25000"
+    assert Payout.objects.count() == 1
+
+
+def test_a_fork_with_another_amount_is_refused_by_the_ledger_not_paid_again(
+    paid_expense: ReviewRequest, client_as: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    run = _fork_before_review(paid_expense, client_as("admin"), {"field__amount": "260.00"},
+                              django_capture_on_commit_callbacks)
+    assert run.status == Run.Status.FAILED
+    assert "already paid 250.00 EUR" in run.error and "refuses 260.00 EUR" in run.error
+    assert list(Payout.objects.values_list("amount", flat=True)) == [Decimal("250.00")]
