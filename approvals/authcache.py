@@ -18,6 +18,7 @@ signals (`QuerySet.update()` on users) are seen within `TTL` seconds.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from contextvars import ContextVar
 from functools import partial
@@ -38,6 +39,9 @@ from django.utils.functional import SimpleLazyObject
 
 from approvals.access import group_names
 from approvals.authrows import load_permissions, read_user
+from config.rediscache import log_unreachable, unreachable
+
+logger = logging.getLogger(__name__)
 
 GLOBAL = "authz:gen"
 TTL = 60  # seconds an entry lives at most (bounds changes made without signals)
@@ -89,7 +93,13 @@ def load_user(user_id: Any) -> Any | None:
     backend = CachedModelBackend()
     if not enabled():
         return _active(backend, read_user(user_id))
-    gen, user_gen, entry = _tokens(user_id)
+    try:
+        gen, user_gen, entry = _tokens(user_id)
+    except Exception as error:
+        if not unreachable(error):
+            raise
+        log_unreachable(logger, "signed-in users", error)
+        return _active(backend, read_user(user_id))  # as without the cache, nothing stored
     if entry is not None and entry[0] == gen and entry[1] == user_gen:
         user = _thaw(entry[2])
         return user if user.is_active else None
@@ -99,7 +109,12 @@ def load_user(user_id: Any) -> Any | None:
     backend.get_all_permissions(user)  # fills Django's _user/_group/_perm_cache on it
     group_names(user)
     if gen and user_gen:
-        cache.set(_entry(user_id), [gen, user_gen, _freeze(user)], timeout=TTL)
+        try:
+            cache.set(_entry(user_id), [gen, user_gen, _freeze(user)], timeout=TTL)
+        except Exception as error:  # gone since the tokens were read: the user is good
+            if not unreachable(error):
+                raise
+            log_unreachable(logger, "signed-in users", error)
     return user
 
 
@@ -192,7 +207,16 @@ def _get_user(request: HttpRequest) -> Any:
 
 def _replace(key: str) -> None:
     def replace() -> None:
-        cache.set(key, secrets.token_hex(8), timeout=None)
+        try:
+            cache.set(key, secrets.token_hex(8), timeout=None)
+        except Exception as error:
+            # Redis away: nothing can read a stale entry while it is, and an entry lives at
+            # most TTL seconds, so one stored before the outage is gone within TTL of it (the
+            # bound changes without signals have). Failing here failed every sign-in
+            # (its last_login save) and every user change for the whole outage.
+            if not unreachable(error):
+                raise
+            log_unreachable(logger, "signed-in users", error)
 
     replace()
     transaction.on_commit(replace, robust=True)

@@ -18,15 +18,19 @@ this process, another user, tokens missing) the user is read as before.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.backends import cached_db
+from django.contrib.sessions.backends import cached_db, db
 from django.core.cache import DEFAULT_CACHE_ALIAS
 
 from approvals import authcache
 from config import sessions
+from config.rediscache import log_unreachable, unreachable
+
+logger = logging.getLogger(__name__)
 
 # session key -> the user id (as the session stores it) it was last read signed in as: only a
 # hint of which keys to read along with the session. Cleared when it outgrows HINTS_KEPT.
@@ -42,11 +46,19 @@ class SessionStore(cached_db.SessionStore, sessions.SessionStore):
         self._auth_prefetch: tuple[str, dict[str, Any]] | None = None
         key = self._session_key
         user_id = _users_of_sessions.get(key) if key else None
-        if (user_id is None or not authcache.enabled()
-                or settings.SESSION_CACHE_ALIAS != DEFAULT_CACHE_ALIAS):
-            data = super().load()
-        else:
-            data = self._load_with(user_id)
+        try:
+            if (user_id is None or not authcache.enabled()
+                    or settings.SESSION_CACHE_ALIAS != DEFAULT_CACHE_ALIAS):
+                data = super().load()
+            else:
+                data = self._load_with(user_id)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            # Redis away: the session from the database (the store writes through to it),
+            # not cached; a sign-out still fails loudly (its cache delete must happen)
+            log_unreachable(logger, "sessions", error)
+            data = self._from_database()
         user = data.get(SESSION_KEY) if data else None
         if isinstance(user, str) and self._session_key:
             if len(_users_of_sessions) >= HINTS_KEPT:
@@ -70,6 +82,21 @@ class SessionStore(cached_db.SessionStore, sessions.SessionStore):
         if data.get(SESSION_KEY) == user_id:
             self._auth_prefetch = (user_id, got)
         return data
+
+    def exists(self, session_key: str) -> bool:
+        """Whether a new session key is taken (a sign-in makes one): the cache, then the
+        database, as Django's; the database alone while Redis is away."""
+        try:
+            return super().exists(session_key)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            log_unreachable(logger, "sessions", error)
+            return db.SessionStore.exists(self, session_key)
+
+    def _from_database(self) -> dict[str, Any]:
+        row = self._get_session_from_db()
+        return self.decode(row.session_data) if row is not None else {}
 
     def take_auth_prefetch(self, user_id: Any) -> dict[str, Any] | None:
         """The auth-cache values read with this session for `user_id`, once; else None."""

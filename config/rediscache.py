@@ -22,12 +22,41 @@ not JSON data is refused when it is stored (TypeError), never silently pickled.
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from django.utils.functional import cached_property
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says Redis cannot be reached now (down, restarting, a timeout): what a
+    reader of a cache may treat as a miss and read the database instead. The sessions and
+    the signed-in user's cache do (config.cached_sessions, approvals.authcache): with Redis
+    down every request failed with a 500, the HTTP API's token requests included, although
+    everything they needed was in the database (an ops trial). Writes that invalidate
+    (a permission change, a logout) still fail loudly."""
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # no redis-py: no Redis cache either
+        return False
+    return isinstance(error, RedisConnectionError | RedisTimeoutError)
+
+
+def log_unreachable(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """One warning per process and minute while Redis is away, not one per request."""
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at >= 60:
+        _warned_at = now
+        logger.warning("Redis unreachable (%s): %s read from the database instead", error, what)
+
+
+_warned_at = -60.0
 
 
 class JSONSerializer:
