@@ -488,12 +488,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"ids": {"()": "orchestration.runtime.logcontext.ContextFilter"}},
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger",
-                              "process": "pid"},
-        },
+        # "time": ISO 8601 in UTC with its offset (asctime had no zone: an ops trial could
+        # not line up two machines' logs); the same formatter writes uvicorn's own lines
+        # (config/uvicorn-logging.json, which bin/serve-web passes it)
+        "json": {"()": "config.logformat.JsonLines"},
         "text": {
             "()": "orchestration.runtime.logcontext.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -520,6 +518,10 @@ LOGGING = {
         # ERROR with its traceback. TASKS_LOG_LEVEL=INFO (or `stepwise_worker -v 2`) shows
         # them again.
         "django.tasks": {"level": os.environ.get("TASKS_LOG_LEVEL", "WARNING")},
+        # a uvicorn server process's own lines ("Started server process", "Waiting for
+        # connections to close") through the root's handler like ours, once Django is set up
+        "uvicorn": {"handlers": [], "propagate": True},
+        "uvicorn.error": {"handlers": [], "propagate": True},
     },
 }
 LOGGING["filters"]["denials"] = {"()": "approvals.request_log.ExpectedDenialFilter"}

@@ -10,6 +10,7 @@ PROMETHEUS_MULTIPROC_DIR.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -220,6 +221,17 @@ def test_bin_serve_counts_every_process_into_one_metrics_directory(
     finally:
         stop_tree(serve)
     assert "metrics in " + str(prom) in log.read_text()
+    # production logs are JSON lines, uvicorn's own included, each timed in UTC with its offset
+    # (uvicorn's were plain text and the time had no zone: an ops trial)
+    web = [line.split("| ", 1)[1] for line in log.read_text().splitlines()
+           if re.match(r"^\S+ web\.1\s+\| ", line)]
+    assert any("Started server process" in line for line in web), web
+    for line in web:
+        if line.startswith("==>"):  # bin/_common.sh's own notes (keep_alive)
+            continue
+        record = json.loads(line)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00", record["time"])
+        assert "color_message" not in record
 
 
 def test_the_metrics_directory_defaults_to_var_prometheus_and_only_db_files_go(
