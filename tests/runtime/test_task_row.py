@@ -97,3 +97,23 @@ def test_task_row_run_pointer_and_wake_up_are_the_starts_one_statement() -> None
     assert touching[0].startswith("WITH th AS (INSERT INTO")
     run.refresh_from_db()
     assert DBTaskResult.objects.filter(pk=run.task_result_id).exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_a_worker_of_runs_sleeps_through_a_notification_task() -> None:
+    """Each queue has its own workers (runtime.queues): a webhook delivery wakes the `notify`
+    workers, not every worker of runs for a claim that finds nothing."""
+    from approvals.api.webhooks import deliver_webhook
+    from orchestration.runtime.wakeup import Waiter
+
+    runs_only, notify_only = Waiter(queues=["default"]), Waiter(queues=["notify"])
+    try:
+        deliver_webhook.enqueue(0)  # committed at once: this test is transactional
+        assert notify_only.wait(5) is True
+        assert runs_only.wait(0.5) is False
+        start_thread("expense", EXPENSE, user=None)
+        assert runs_only.wait(5) is True
+        assert notify_only.wait(0.5) is False
+    finally:
+        runs_only.close()
+        notify_only.close()
