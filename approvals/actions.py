@@ -318,9 +318,12 @@ def _not_open_message(review: ReviewRequest, verb: str) -> str:
         who = decision.decided_by.get_username() if decision and decision.decided_by else "someone"
         when = timezone.localtime(decision.decided_at).strftime("%H:%M:%S") if decision else ""
         action = decision.get_action_display().lower() if decision else "decided"
+        # a claim or a release resumes nothing: saying so of them read as if it could have
+        outcome = ("the run was not resumed again" if verb == "decision"
+                   else "a decided review is no longer claimed by anyone")
         return (
             f"Review #{review.pk} was already decided by {who} at {when} ({action}). "
-            f"Your {verb} was not applied and the run was not resumed again."
+            f"Your {verb} was not applied: {outcome}."
         )
     if review.status == ReviewRequest.Status.CLAIMED and review.claimed_by is not None:
         return (

@@ -18,6 +18,7 @@ from approvals.forms import (
     LONG_TEXT,
     SafeJSONField,
     refuse_unsaved_edits,
+    refuse_unsent_response,
     shown_initials,
     text_field,
 )
@@ -96,6 +97,11 @@ class AgentAnswerForm(forms.Form):
                 refuse_unsaved_edits(self, [k for k in g["arg_keys"] if k in self.data],
                                      agent_inbox.LABELS.get(kind, kind),
                                      agent_inbox.LABELS["edit"])
+            if kind in ("accept", "edit", "ignore"):
+                # a typed response goes with the answer "response" only: accepting would
+                # send the agent's draft and drop it (seen in a trial: `a` after typing)
+                respond = "Send response" if len(self.groups) == 1 else "Respond"
+                refuse_unsent_response(self, f"r{i}-response", agent_inbox.LABELS[kind], respond)
             choices.append((kind, args, cleaned.get(f"r{i}-response") or ""))
         try:
             cleaned["responses"] = agent_inbox.answer(self.review.payload, choices)

@@ -234,6 +234,17 @@ def refuse_unsaved_edits(form: forms.Form, keys: Iterable[str], answer: str, edi
         ))
 
 
+def refuse_unsent_response(form: forms.Form, key: str, answer: str, respond: str) -> None:
+    """Refuse an `answer` (Approve, Accept) posted with text typed in the response field
+    `key`: only `respond` sends that text, so the decision would drop it without a word."""
+    if key in form.fields and (form.data.get(form.add_prefix(key)) or "").strip():
+        form.add_error(key, f"Not sent by {answer}: only “{respond}” sends a response.")
+        form.add_error(None, (
+            f"You wrote a response, but {answer} does not send it: use “{respond}” to send "
+            f"it, or clear the response to {answer.lower()} without it."
+        ))
+
+
 class DecisionForm(forms.Form):
     """The reviewer's decision. The edit fields come from the payload's schema; the action is
     the button pressed. Schema validation runs server-side whatever the browser checked."""
@@ -298,6 +309,12 @@ class DecisionForm(forms.Form):
             self._validate_against_schema()
         elif action == Decision.Action.APPROVE:
             self._refuse_unsaved_edits()
+        if action in (Decision.Action.APPROVE, Decision.Action.EDIT, Decision.Action.REJECT):
+            # the response is sent by Respond only (a reject's reason is `comment`, its own
+            # field): any other answer would drop it without a word
+            label = {Decision.Action.APPROVE: "Approve", Decision.Action.REJECT: "Reject"}.get(
+                action, "Save edits and approve")
+            refuse_unsent_response(self, "text", label, "Respond")
         return cleaned
 
     def _refuse_unsaved_edits(self) -> None:
@@ -422,6 +439,12 @@ class ForkForm(forms.Form):
         raw = (sent or "").replace("\r\n", "\n")
         if raw.strip() == self.shown[key].strip():
             return _AS_SHOWN  # browsers send textarea lines with CRLF
+        if not raw.strip():
+            # an emptied list was "Not valid JSON: Expecting value: line 1 column 1" (a
+            # reviewer trial); which empty value was meant is not ours to guess
+            raise JSONValueError("The field is empty: enter its value as JSON, [] for an empty "
+                                 "list, {} for an empty object, \"\" for empty text or null "
+                                 "for no value.")
         return parse_json(raw)
 
 

@@ -96,6 +96,9 @@ def review_queue(context: Context, review: ReviewRequest) -> dict[str, Any]:
         "self_url": queue.review_url(review.pk, f),
         "previous_url": queue.review_url(around.previous, f) if around.previous else "",
         "next_url": queue.review_url(around.next, f) if around.next else "",
+        # what htmx asks when the link is followed (`j`, `k`, a click): the neighbour then
+        "previous_follow": queue.follow_url(review.pk, f, "previous"),
+        "next_follow": queue.follow_url(review.pk, f, "next"),
         "inbox_url": queue.inbox_url(f),
     }
 
@@ -134,14 +137,18 @@ def agent_answer_form(review: ReviewRequest, bound: Any = None) -> Any:
 
 
 @pass_context
-def json_value(context: Context, value: Any, full_url: str = "", field: str = "") -> Markup:
+def json_value(context: Context, value: Any, full_url: str = "", field: str = "",
+               label: str = "") -> Markup:
     """A value as JSON within the page's budget; past it, cut, with a link to the whole value
-    (`full_url`, narrowed to `field` when given)."""
+    (`full_url`, narrowed to `field` when given). `label` names the box for a screen reader
+    (it scrolls, so it takes the keyboard focus: axe's scrollable-region-focusable)."""
     shown = clip(value)
     if full_url and field:
         full_url = f"{full_url}?{urlencode({'field': field})}"
     template = context.environment.get_template("approvals/_json.html")
-    return Markup(template.render(shown=shown, full_url=full_url))  # noqa: S704  autoescaped
+    label = label or (f"{field} as JSON" if field else "JSON value")
+    return Markup(template.render(shown=shown, full_url=full_url,  # noqa: S704  autoescaped
+                                  label=label))
 
 
 def duration(delta: dt.timedelta | None) -> str:

@@ -43,6 +43,21 @@ def review_url(pk: int, f: selectors.InboxFilter) -> str:
     return reverse("review", args=[pk]) + (f"?{query}" if query else "")
 
 
+def follow_url(pk: int, f: selectors.InboxFilter, direction: str) -> str:
+    """Review `pk`'s page asked for its `direction` ("next", "previous") neighbour in `f`:
+    resolved when followed (`follow`), not when the page was rendered, so `j` never leads to
+    a review decided meanwhile that the list no longer shows."""
+    query = filter_query(f)
+    return reverse("review", args=[pk]) + f"?{query + '&' if query else ''}go={direction}"
+
+
+def follow(request: HttpRequest, f: selectors.InboxFilter, pk: int, direction: str
+           ) -> int | None:
+    """The review `direction` of review `pk` in the list `f` as it is now."""
+    around = request_neighbours(request, f, pk)
+    return around.next if direction == "next" else around.previous
+
+
 def inbox_url(f: selectors.InboxFilter) -> str:
     query = filter_query(f)
     return reverse("inbox") + (f"?{query}" if query else "")

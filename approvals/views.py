@@ -150,7 +150,16 @@ def _claim_action(
     try:
         action(request.user, review)
     except ReviewError as exc:
-        messages.error(request, str(exc))
+        said = str(exc)
+        if request.htmx and request.htmx.target == CLAIM_BOX:
+            # said in the part swapped in: a message at the top of the page is not in what
+            # the claim form swaps. A closed review has no claim box: its notice replaces the
+            # decision form and claim box, as the live refresh does
+            response = _review_page(request, pk, claim_refused=said)
+            if not review.is_open:
+                response["HX-Retarget"] = response["HX-Reselect"] = "#decide-area"
+            return response
+        messages.error(request, said)
         return _back_to(request, back)
     if request.htmx and request.htmx.target == CLAIM_BOX:
         # the review page's claim form: the page swaps in its claim part and meta line only
@@ -211,15 +220,37 @@ def _decision_input(form: DecisionForm) -> DecisionInput:
 @require_GET
 @never_cache  # Back after a decision must show it decided, not the form as it was
 def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    direction = request.GET.get("go")
+    if direction in ("next", "previous"):
+        return _follow_queue(request, pk, direction)
     return _review_page(request, pk)
 
 
-def _review_page(request: HttpRequest, pk: int) -> HttpResponse:
+def _follow_queue(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+    """`j`/`k` from review `pk`: its neighbour in the list as it is now. The page's Next link
+    was read when the page was rendered; a review decided since then has left the list."""
+    access_review_page(request.user, pk)  # the same check as showing review `pk`
+    f = queue.queue_filter(request.GET)
+    target = queue.follow(request, f, pk, direction)
+    if target is None:
+        messages.info(request, f"No review {'after' if direction == 'next' else 'before'} "
+                               f"#{pk} is left in this list.")
+        url = queue.inbox_url(f)
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    url = queue.review_url(target, f)
+    if not request.htmx:
+        return redirect(url)
+    response = _review_page(request, target)
+    response["HX-Push-Url"] = url  # the address bar names the review shown, not `go=`
+    return response
+
+
+def _review_page(request: HttpRequest, pk: int, **extra: Any) -> HttpResponse:
     page = access_review_page(request.user, pk)
     review = page.review
     form = DecisionForm(review=review) if review.is_open else None
     return render(request, "approvals/review.html",
-                  _review_context(request, review, form, page))
+                  {**_review_context(request, review, form, page), **extra})
 
 
 @require_POST

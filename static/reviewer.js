@@ -89,11 +89,13 @@
     return false;
   }
 
-  function say(form, text) {
+  function say(form, text, aboutFocus) {
+    // `aboutFocus`: the hint describes the field that has the focus, and goes when it leaves
     var hint = form.querySelector(".pending-hint");
     if (!hint) return;
     hint.textContent = text;
     hint.hidden = !text;
+    if (aboutFocus) form.dataset.focusHint = "1"; else delete form.dataset.focusHint;
   }
 
   function prepare(form, action, fieldSelector) {
@@ -101,8 +103,8 @@
     var field = form.querySelector(fieldSelector);
     if (!field) return false;
     form.dataset.pending = action;
-    say(form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.");
     field.focus();
+    say(form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.", true);
     return true;
   }
 
@@ -180,6 +182,45 @@
         "save the edits and " + verb + ", or Esc to undo them.");
   }
 
+  // ---- a typed response: only Respond sends it, so approving must not drop it silently
+
+  function responseFields(form) {
+    return Array.prototype.slice.call(
+      form.querySelectorAll("textarea[name=text], [data-response-field]"));
+  }
+
+  function typedResponses(form) {
+    return responseFields(form).filter(function (field) { return field.value.trim() !== ""; });
+  }
+
+  function refuseResponse(form) {
+    // the server refuses it too; here it is said at once, with the way out (Esc clears)
+    var agent = form.classList.contains("agent-answer");
+    form.dataset.pending = agent ? "response" : "respond";
+    form.dataset.refusedResponse = "1";
+    form.querySelectorAll("[data-clear-response-box]").forEach(function (b) { b.hidden = false; });
+    say(form, "You wrote a response, but " + (agent ? "Accept" : "Approve") + " does not send " +
+        "it: press Ctrl+Enter to send it (" + (agent ? "Send response" : "Respond") + "), or " +
+        "Esc to clear it.");
+  }
+
+  function clearResponses(form) {
+    responseFields(form).forEach(function (field) { field.value = ""; });
+    delete form.dataset.pending;
+    delete form.dataset.refusedResponse;
+    form.querySelectorAll("[data-clear-response-box]").forEach(function (b) { b.hidden = true; });
+    say(form, "Response cleared: press a to " +
+        (form.classList.contains("agent-answer") ? "accept" : "approve") + " without it.");
+  }
+
+  function refuseApprove(form) {
+    // true when `a`/Approve must not go ahead: it would drop changed values or a response
+    var changed = changedFields(form);
+    if (changed.length) { refuseOriginal(form, changed); return true; }
+    if (typedResponses(form).length) { refuseResponse(form); return true; }
+    return false;
+  }
+
   function send(form, action, field) {
     if (!action || locked()) return false;
     var button = form.querySelector("button[value='" + action + "']") ||
@@ -194,6 +235,8 @@
     var sections = [];
     if (action === "edit") {
       changedFields(form).forEach(function (f) { sections.push(f.closest(".agent-request")); });
+    } else if (action === "response" && !(field && field.closest && field.closest("form"))) {
+      typedResponses(form).forEach(function (f) { sections.push(f.closest(".agent-request")); });
     } else if (field && field.closest) {
       sections.push(field.closest(".agent-request"));
     }
@@ -223,8 +266,7 @@
     if (key === "c") return press("[data-shortcut='c']");
     if (!form || locked()) return false;
     if (key === "a") {
-      var changed = changedFields(form);
-      if (changed.length) { refuseOriginal(form, changed); return true; }
+      if (refuseApprove(form)) return true;
       return press("#review-page [data-shortcut='a']");
     }
     if (key === "r") {
@@ -334,6 +376,11 @@
       undoEdits(form);
       return;
     }
+    if (event.key === "Escape" && form && form.dataset.refusedResponse) {
+      event.preventDefault();  // only once refused: a plain Esc never throws away typed text
+      clearResponses(form);
+      return;
+    }
     var handled = false;
     if (document.getElementById("review-page")) handled = reviewKey(event.key);
     else if (document.getElementById("inbox-list")) handled = inboxKey(event.key);
@@ -345,6 +392,8 @@
     if (opener) { toggleHelp(); return; }
     var undo = event.target.closest && event.target.closest("[data-undo-edits]");
     if (undo && isDecisionForm(undo.form)) { undoEdits(undo.form); return; }
+    var clear = event.target.closest && event.target.closest("[data-clear-response]");
+    if (clear && isDecisionForm(clear.form)) { clearResponses(clear.form); return; }
     var box = event.target.closest && event.target.closest("input[data-bulk-row]");
     if (box) {
       if (event.shiftKey && lastChecked && lastChecked !== box && document.contains(lastChecked)) {
@@ -370,16 +419,14 @@
   });
 
   document.addEventListener("submit", function (event) {
-    // Approve clicked (or Enter the keydown above did not see) with changed values: the
-    // server would refuse it, so say why at once. Capturing: htmx never sees this submit.
+    // Approve clicked (or Enter the keydown above did not see) with changed values or a
+    // typed response: the server would refuse it, so say why at once. Capturing: htmx never sees this submit.
     var form = event.target;
     var by = event.submitter;
     if (!isDecisionForm(form) || !by || !by.matches("[data-shortcut='a']")) return;
-    var changed = changedFields(form);
-    if (!changed.length) return;
+    if (!refuseApprove(form)) return;
     event.preventDefault();
     event.stopImmediatePropagation();
-    refuseOriginal(form, changed);
   }, true);
 
   document.addEventListener("input", function (event) {
@@ -394,7 +441,19 @@
     var field = event.target;
     if (!isDecisionForm(field.form) || !typing(field)) return;
     var action = fieldDecision(field.form, field);
-    if (action) say(field.form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.");
+    if (action) say(field.form, "Ctrl+Enter sends: " + action + ". Esc leaves the field.", true);
+  });
+
+  document.addEventListener("focusin", function (event) {
+    // the field's hint goes once the focus is elsewhere on the page: after a decision htmx
+    // puts the focus back in the next review's reason (same id) before it moves to the
+    // heading, and the hint said "Ctrl+Enter sends: reject" under a box nobody was in. Not
+    // on focusout: a click on a button below would move it up between press and release,
+    // and the click would miss. A decision `r` prepared is still what Ctrl+Enter sends.
+    var form = decisionForm();
+    if (!form || !form.dataset.focusHint || form.contains(event.target)) return;
+    var pending = form.dataset.pending;
+    say(form, pending ? "Ctrl+Enter sends: " + pending + "." : "");
   });
 
   function updateBulkCount() {
@@ -451,11 +510,80 @@
     return false;
   }
 
+  function focusRefusedForm() {
+    // a refused fork or new run comes back as a whole page: the focus goes to what to fix
+    // (the first invalid field, else the form's message), not to the top of the page
+    var form = document.querySelector("form[data-focus-errors]");
+    if (!form) return false;
+    var invalid = form.querySelectorAll(".has-error input, .has-error textarea, .has-error select");
+    Array.prototype.forEach.call(invalid, describeError);
+    if (invalid.length) { invalid[0].focus(); return true; }
+    var said = form.querySelector(".error[role=alert]");
+    if (!said) return false;
+    said.setAttribute("tabindex", "-1");
+    said.focus();
+    return true;
+  }
+
   function pageShown() {
+    if (focusRefusedForm()) return true;
     var form = decisionForm();
     if (form) syncUndo(form);
+    if (form && form.querySelector(".has-error [data-response-field], .has-error textarea[name=text]")) {
+      // the server refused Approve for the response: the same way out as when refused here
+      form.dataset.refusedResponse = "1";
+      form.querySelectorAll("[data-clear-response-box]").forEach(function (b) { b.hidden = false; });
+    }
     return focusFirstError();
   }
+
+  // ---- the review page's live refresh: the decision form goes once the review closes
+
+  function typedText(area) {
+    // what the reviewer wrote and would lose with the form: the reason, the response
+    var texts = [];
+    area.querySelectorAll("textarea[name=comment], textarea[name=text], [data-response-field]")
+      .forEach(function (field) {
+        if (field.value.trim()) texts.push(fieldLabel(field) + ": " + field.value.trim());
+      });
+    return texts;
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "decide-area") return;
+    var fragment = event.detail.fragment;
+    var incoming = fragment && fragment.querySelector ? fragment.querySelector("#decide-area") : null;
+    incoming = incoming || (fragment && fragment.firstElementChild);
+    var stillOpen = incoming && incoming.getAttribute("data-open") === "1";
+    if (stillOpen && target.getAttribute("data-open") === "1") {
+      // the review is still open: keep the form as it is (what was typed, the pending hint);
+      // the claim box is refreshed on its own
+      event.detail.shouldSwap = false;
+      return;
+    }
+    if (!stillOpen && incoming) {
+      var page = document.getElementById("review-page");
+      if (page) page.setAttribute("data-open", "");
+      var typed = typedText(target);
+      if (typed.length) {
+        // keep what was typed visible: it was not sent, and may be wanted elsewhere
+        var kept = document.createElement("div");
+        kept.className = "unsent";
+        var note = document.createElement("p");
+        note.className = "help";
+        note.textContent = "Not sent (the review closed while you were writing):";
+        kept.appendChild(note);
+        typed.forEach(function (text) {
+          var pre = document.createElement("pre");
+          pre.className = "unsent-text";
+          pre.textContent = text;
+          kept.appendChild(pre);
+        });
+        incoming.appendChild(kept);
+      }
+    }
+  });
 
   var listSwap = null;  // the inbox list is being replaced: was the focus in it?
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -466,6 +594,9 @@
   });
 
   document.addEventListener("htmx:afterSettle", function (event) {
+    // a swap may have removed selected rows (decided elsewhere) or brought new ones: the
+    // count says what a bulk decision would send now, after every swap
+    updateBulkCount();
     if (listSwap && document.getElementById("inbox-list")) {
       var hadFocus = listSwap.hadFocus;
       listSwap = null;

@@ -219,3 +219,16 @@ def test_an_unset_field_is_typed_as_a_set_one_and_empty_leaves_it_unset(annotati
     left = _form({"a": 1}, {"a": int, "x": annotation}, {**data, "field__x": ""})
     assert left.is_valid(), left.errors
     assert left.cleaned_data["changed"] == {}
+
+
+def test_an_emptied_json_field_says_how_to_write_an_empty_value():
+    """A reviewer cleared a list on the fork form and got "Not valid JSON: Expecting value:
+    line 1 column 1 (char 0)", with no word of what to enter instead."""
+    values, types = {"tags": ["a", "b"], "name": "x"}, {"tags": list[str], "name": str}
+    emptied = _form(values, types, {"field__tags": "", "field__name": "x", "reason": "r"})
+    assert not emptied.is_valid()
+    (said,) = emptied.errors["field__tags"]
+    assert "[] for an empty list" in said and "Expecting value" not in said
+    cleared = _form(values, types, {"field__tags": "[]", "field__name": "x", "reason": "r"})
+    assert cleared.is_valid(), cleared.errors
+    assert cleared.cleaned_data["changed"] == {"tags": []}

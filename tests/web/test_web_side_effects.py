@@ -105,8 +105,9 @@ def test_deciding_differently_with_another_amount_is_refused_by_the_ledger(
     """The replayed payout has the original's key: the ledger refuses another amount under it
     (before, it answered with the first payout and the branch ended "done" at 200.00 with the
     250.00 payout's reference; found by hand). The run fails where ops see it; nothing is paid."""
+    admin = client_as("admin")
     with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
-        response = client_as("admin").post(
+        response = admin.post(
             reverse("review-redecide", args=[paid_expense.pk]),
             {"action": "edit", "value__amount": "200", "comment": "corrected"},
         )
@@ -117,6 +118,11 @@ def test_deciding_differently_with_another_amount_is_refused_by_the_ledger(
     assert run.status == Run.Status.FAILED
     assert "already paid 250.00 EUR" in run.error and "refuses 200.00 EUR" in run.error
     assert list(Payout.objects.values_list("amount", flat=True)) == [Decimal("250.00")]
+    # the page the reviewer lands on says so: it said "New decision recorded" and no more
+    page = admin.get(response["Location"]).content.decode()
+    shown_run = page[page.index('id="decision-run"'):]
+    assert "Failed" in shown_run.split("</dd>")[0]
+    assert "already paid 250.00 EUR" in shown_run.split("</dd>")[0]
 
 
 @pytest.mark.django_db(transaction=True)

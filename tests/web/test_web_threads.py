@@ -69,7 +69,8 @@ def test_clicking_a_checkpoint_returns_its_state_and_diff_against_its_parent(
     notes = re.search(r'<tr class="change-(\w+)">\s*<th scope="row"><code>notes</code>.*?</tr>',
                       html, re.S)
     assert notes.group(1) == "appended"
-    appended = re.search(r'appended:</span><pre class="json">(.*?)</pre>', notes.group(0), re.S)
+    appended = re.search(r'appended:</span><pre class="json"[^>]*>(.*?)</pre>', notes.group(0),
+                         re.S)
     assert json.loads(unescape(appended.group(1))) == ["drafted"]
     assert "Changes since its parent" in html
 
