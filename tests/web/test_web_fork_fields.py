@@ -178,6 +178,8 @@ def test_a_declared_field_the_checkpoint_has_no_value_for_is_offered_and_set_onl
     url = reverse("checkpoint-fork", args=[run.thread.thread_id, head.checkpoint.id])
     page = ops.get(url).content.decode()
     assert re.search(r'<input [^>]*name="field__priority"[^>]*placeholder="not set"', page)
+    # the way back is not a "Cancel" beside a form that starts runs (cancel is a run action)
+    assert ">Back to the thread</a>" in page and ">Cancel</a>" not in page
 
     def fork(data: dict[str, str]) -> Any:
         with runs.run_inline(), django_capture_on_commit_callbacks(execute=True):
