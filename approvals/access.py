@@ -153,7 +153,10 @@ def _width(joins: tuple[rowread.Join, ...]) -> int:
 
 @functools.cache
 def _page_decision_joins() -> tuple[rowread.Join, ...]:
-    return (rowread.Join(Decision, "d"), rowread.Join(get_user_model(), "du", "decided_by"))
+    # the run the decision resumed: the page names its state and error (a branch that failed
+    # read as "New decision recorded")
+    return (rowread.Join(Decision, "d"), rowread.Join(get_user_model(), "du", "decided_by"),
+            rowread.Join(Run, "dr", "resumed_run"))
 
 
 @functools.cache
@@ -174,7 +177,9 @@ def _review_page_sql() -> str:
         f"WHERE a.reanswer_of_id = r.id) {_review_from()} "
         f"LEFT OUTER JOIN {q(Decision._meta.db_table)} d ON d.review_id = r.id "
         f"LEFT OUTER JOIN {q(get_user_model()._meta.db_table)} du "
-        "ON du.id = d.decided_by_id WHERE r.id = %s"
+        "ON du.id = d.decided_by_id "
+        f"LEFT OUTER JOIN {q(Run._meta.db_table)} dr ON dr.id = d.resumed_run_id "
+        "WHERE r.id = %s"
     )
 
 
