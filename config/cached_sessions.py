@@ -58,7 +58,7 @@ class SessionStore(cached_db.SessionStore, sessions.SessionStore):
             # Redis away: the session from the database (the store writes through to it),
             # not cached; a sign-out still fails loudly (its cache delete must happen)
             log_unreachable(logger, "sessions", error)
-            data = self._from_database()
+            data = db.SessionStore.load(self)
         user = data.get(SESSION_KEY) if data else None
         if isinstance(user, str) and self._session_key:
             if len(_users_of_sessions) >= HINTS_KEPT:
@@ -93,10 +93,6 @@ class SessionStore(cached_db.SessionStore, sessions.SessionStore):
                 raise
             log_unreachable(logger, "sessions", error)
             return db.SessionStore.exists(self, session_key)
-
-    def _from_database(self) -> dict[str, Any]:
-        row = self._get_session_from_db()
-        return self.decode(row.session_data) if row is not None else {}
 
     def take_auth_prefetch(self, user_id: Any) -> dict[str, Any] | None:
         """The auth-cache values read with this session for `user_id`, once; else None."""

@@ -161,12 +161,12 @@ def deliver_webhook(delivery_id: int) -> dict[str, Any]:
         pk=delivery.pk, status=WebhookDelivery.Status.PENDING, attempts=delivery.attempts
     ).update(attempts=number):
         return {"delivery": delivery_id, "outcome": "skipped"}
-    status_code, excerpt, error, took = _post(delivery)
-    ok = status_code is not None and 200 <= status_code < 300
+    answer = _post(delivery)
+    ok = answer.status_code is not None and 200 <= answer.status_code < 300
     with transaction.atomic():
         WebhookAttempt.objects.create(
-            delivery=delivery, number=number, status_code=status_code, error=error,
-            response_excerpt=excerpt, duration_ms=took,
+            delivery=delivery, number=number, status_code=answer.status_code,
+            error=answer.error, response_excerpt=answer.excerpt, duration_ms=answer.duration_ms,
         )
         if ok:
             fields = {"status": WebhookDelivery.Status.DELIVERED, "next_attempt_at": None}
@@ -221,7 +221,7 @@ def requeue_stuck_deliveries(grace: float | None = None) -> list[int]:
     return requeued
 
 
-def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
+def _post(delivery: WebhookDelivery) -> webhook_post.Answer:
     """(status code, response excerpt, error, milliseconds) of one POST."""
     body = delivery.body.encode()
     timestamp = int(time.time())
@@ -232,9 +232,8 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
         "Stepwise-Event-Type": delivery.event_type,
         "Stepwise-Signature": sign(delivery.endpoint.secret, timestamp, body),
     }
-    answer = webhook_post.post(delivery.endpoint.url, body, headers,
-                               settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS)
-    return answer.status_code, answer.excerpt, answer.error, answer.duration_ms
+    return webhook_post.post(delivery.endpoint.url, body, headers,
+                             settings.STEPWISE_WEBHOOK_TIMEOUT_SECONDS)
 
 
 def send_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:

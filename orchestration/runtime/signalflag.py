@@ -12,6 +12,7 @@ attribute takes no lock, so this flag is safe to set from a handler, and its `wa
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 # How soon a waiting loop notices the flag: the sleep in between is resumed after a handler
 # runs (PEP 475), so the poll is what bounds the delay.
@@ -35,7 +36,17 @@ class SignalFlag:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds, back within `POLL_SECONDS` of `set()`; whether set."""
-        deadline = time.monotonic() + timeout
-        while not self._set and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, POLL_SECONDS))
+        pause(timeout, self)
         return self._set
+
+
+class _Flag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+def pause(seconds: float, *flags: _Flag) -> None:
+    """Sleep `seconds`, back within `POLL_SECONDS` of any of `flags` being set (a
+    `SignalFlag`, or a `threading.Event` another thread sets: `is_set` takes no lock)."""
+    deadline = time.monotonic() + seconds
+    while not any(flag.is_set() for flag in flags) and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, POLL_SECONDS))

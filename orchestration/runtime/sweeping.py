@@ -30,7 +30,7 @@ from django.db import DatabaseError, close_old_connections
 
 from orchestration.runtime import metrics
 from orchestration.runtime.dbfailure import drop_broken_connection
-from orchestration.runtime.signalflag import POLL_SECONDS, SignalFlag
+from orchestration.runtime.signalflag import SignalFlag, pause
 
 __all__ = ["MAX_BACKOFF_SECONDS", "Every", "backoff", "watch"]
 
@@ -79,16 +79,10 @@ def watch(name: str, sweep: Callable[[], None], *, interval: float,
                                  "trying again in %ss", name, failures,
                                  backoff(interval, failures))
             close_old_connections()  # a long-lived loop must not keep a broken connection
-            _pause(backoff(interval, failures), stop, term)
+            pause(backoff(interval, failures), stop, term)
         if term.is_set():
             logger.info("%s: SIGTERM: stopped after the pass", name)
 
-
-def _pause(seconds: float, *flags: threading.Event | SignalFlag) -> None:
-    """Sleep `seconds`, back within a poll of any of `flags` being set."""
-    deadline = time.monotonic() + seconds
-    while not any(flag.is_set() for flag in flags) and (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(left, POLL_SECONDS))
 
 
 class Every:
