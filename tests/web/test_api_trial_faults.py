@@ -16,6 +16,7 @@ from api_helpers import ApiClient
 from django.db import connections
 from django.test import Client
 
+from approvals.api.webhook_post import Answer
 from approvals.api.models import IdempotencyRecord, WebhookDelivery, WebhookEndpoint
 from approvals.models import Decision, ReviewRequest
 from demo.workflows.email_agent import EmailTask
@@ -143,7 +144,7 @@ def test_a_deactivated_endpoint_gets_no_more_attempts(start_paused, monkeypatch)
     start_paused()
     delivery = WebhookDelivery.objects.get(endpoint=hook)
     posted: list[int] = []
-    monkeypatch.setattr(webhooks, "_post", lambda d: posted.append(d.pk) or (500, "", "", 1))
+    monkeypatch.setattr(webhooks, "_post", lambda d: posted.append(d.pk) or Answer(500, "", "", 1))
     webhooks.deliver_webhook.call(delivery.pk)  # the first attempt fails; a retry is queued
     assert posted == [delivery.pk]
     WebhookEndpoint.objects.filter(pk=hook.pk).update(is_active=False)
@@ -164,7 +165,7 @@ def test_the_admin_s_test_event_still_goes_to_an_inactive_endpoint(db, monkeypat
     hook = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hook", secret="s",
                                           event_types=[], is_active=False)
     delivery = webhooks.send_test_event(hook)
-    monkeypatch.setattr(webhooks, "_post", lambda d: (204, "", "", 1))
+    monkeypatch.setattr(webhooks, "_post", lambda d: Answer(204, "", "", 1))
     assert webhooks.deliver_webhook.call(delivery.pk)["outcome"] == "delivered"
 
 
