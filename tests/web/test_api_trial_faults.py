@@ -16,8 +16,8 @@ from api_helpers import ApiClient
 from django.db import connections
 from django.test import Client
 
-from approvals.api.webhook_post import Answer
 from approvals.api.models import IdempotencyRecord, WebhookDelivery, WebhookEndpoint
+from approvals.api.webhook_post import Answer
 from approvals.models import Decision, ReviewRequest
 from demo.workflows.email_agent import EmailTask
 from orchestration.runtime import runs
